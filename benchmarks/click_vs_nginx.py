@@ -1,0 +1,567 @@
+#!/usr/bin/env python3
+"""Click redirect endpoint vs nginx `return 302`, measured in one run on this machine.
+
+Absolute requests/second on a shared 2-core box swing with whatever else runs; nginx serving
+the same kind of 302 in the same run is the yardstick, so the figures that matter are the ratios
+and the server CPU spent per click. Standard library only, so it runs before the app installs.
+
+Usage: python3 benchmarks/click_vs_nginx.py [--duration 10] [--runs 3] [--workers 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import http.client
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CLICKBACK = REPO / ".venv" / "bin" / "clickback"
+INSTALL_CMD = ("apt-get", "install", "-y", "nginx-light", "wrk")
+HOST = "127.0.0.1"  # loopback only: this benchmark never sends traffic anywhere else
+API_KEY = "bench-key"
+OFFER_URL = "https://offer.example.com/landing"
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 15.0
+FLUSH_TIMEOUT_S = 30.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+NGINX_CONF = """\
+worker_processes {workers};
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    # Clients keep their connection for the whole run, as they do against clickback's server;
+    # nginx's default of 1000 requests per connection would add reconnects to nginx's side only.
+    keepalive_requests 1000000;
+    client_body_temp_path {prefix}/tmp;
+    proxy_temp_path {prefix}/tmp;
+    fastcgi_temp_path {prefix}/tmp;
+    uwsgi_temp_path {prefix}/tmp;
+    scgi_temp_path {prefix}/tmp;
+    server {{
+        listen {host}:{port};
+        location / {{ return 302 {offer}?cid=123; }}
+    }}
+}}
+"""
+
+
+class BenchError(Exception):
+    """A step failed in a way the operator must see; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests: int
+    seconds: float
+    rps: float
+    non_3xx: int
+    socket_errors: int
+    p50_ms: float
+    p99_ms: float
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One server under one wrk run."""
+
+    wrk: WrkResult
+    cpu_s: float
+    clicks: int | None = None  # rows in clickback's `clicks` table; None for nginx
+    reported: int | None = None  # clicks per the reports API, as a cross-check
+
+    @property
+    def redirects(self) -> int:
+        return self.wrk.requests - self.wrk.non_3xx
+
+    @property
+    def cpu_ms_per_req(self) -> float:
+        return self.cpu_s * 1000 / max(self.wrk.requests, 1)
+
+
+# --- tools -------------------------------------------------------------------------------
+
+
+def find_tool(name: str) -> str | None:
+    # /usr/sbin is not on a normal user's PATH, and that is where Debian puts nginx.
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
+
+
+def ensure_tools(install: bool) -> tuple[str, str]:
+    nginx, wrk = find_tool("nginx"), find_tool("wrk")
+    if (nginx is None or wrk is None) and install:
+        subprocess.run(("apt-get", "update"), check=True, timeout=600)
+        subprocess.run(INSTALL_CMD, check=True, timeout=600)
+        nginx, wrk = find_tool("nginx"), find_tool("wrk")
+    if nginx is None or wrk is None:
+        print("nginx and wrk are needed (Debian packages). Install them with:", file=sys.stderr)
+        print(f"  {' '.join(INSTALL_CMD)}", file=sys.stderr)
+        print("or rerun this script with --install (runs apt-get update first).", file=sys.stderr)
+        raise SystemExit(2)
+    if not os.access(CLICKBACK, os.X_OK):
+        print(f"{CLICKBACK} is missing: install the app into .venv first.", file=sys.stderr)
+        raise SystemExit(2)
+    return nginx, wrk
+
+
+def free_port() -> int:
+    # The kernel picks an unused port; the short window before the server binds it is harmless.
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# --- processes ---------------------------------------------------------------------------
+
+
+def read_stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, CPU ticks) of one process, or None if it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name is in parentheses and may hold spaces; fields after it are fixed.
+    fields = raw[raw.rindex(")") + 2 :].split()
+    # utime, stime, cutime, cstime: the c* pair keeps a worker's time once the server reaps it.
+    return int(fields[1]), sum(int(f) for f in fields[11:15])
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time of a process and all its descendants (servers fork workers)."""
+    stats = {int(p.name): read_stat(int(p.name)) for p in Path("/proc").iterdir() if p.name.isdigit()}
+    children: dict[int, list[int]] = {}
+    for pid, stat in stats.items():
+        if stat is not None:
+            children.setdefault(stat[0], []).append(pid)
+    ticks, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        stat = stats.get(pid)
+        ticks += stat[1] if stat else 0
+        todo.extend(children.get(pid, ()))
+    return ticks / CLK_TCK
+
+
+def start(cmd: Sequence[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    # Own session: Ctrl-C reaches only this script, which then stops the server in order (a
+    # clickback server must get SIGTERM, not SIGINT from the terminal, to flush its clicks), and
+    # the whole group can be killed if a worker outlives its parent.
+    with log.open("wb") as out:  # a file, not a pipe: a full pipe would stall the server mid-run
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            print(
+                f"  pid {proc.pid} ignored SIGTERM for {STOP_TIMEOUT_S:.0f}s; killing it",
+                file=sys.stderr,
+            )
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # stragglers in its group, if any
+    proc.wait(timeout=STOP_TIMEOUT_S)
+
+
+@contextlib.contextmanager
+def running(
+    cmd: Sequence[str], log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    proc = start(cmd, log, env)
+    try:
+        yield proc
+    finally:
+        stop(proc)
+
+
+def tail(log: Path, lines: int = 20) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    return ""
+
+
+# --- HTTP --------------------------------------------------------------------------------
+
+
+def request(
+    port: int, method: str, path: str, body: object = None, timeout: float = 5.0
+) -> tuple[int, dict[str, str], bytes]:
+    # http.client, not urllib: it does not follow redirects, and the 302 itself is what we check.
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    data = None
+    if body is not None:
+        data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
+    try:
+        conn.request(method, path, body=data, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def wait_ready(proc: subprocess.Popen[bytes], port: int, path: str, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"server exited with {proc.returncode} before answering:\n{tail(log)}")
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            if request(port, "GET", path, timeout=1.0)[0] in (200, 302):
+                return
+        time.sleep(0.1)
+    raise BenchError(f"no answer on {HOST}:{port}{path} within {START_TIMEOUT_S:.0f}s:\n{tail(log)}")
+
+
+def check_redirect(port: int, path: str) -> None:
+    """One request by hand, because wrk counts any 3xx (or a 200) as success."""
+    status, headers, body = request(port, "GET", path)
+    location = headers.get("location", "")
+    if status != 302 or not location.startswith(OFFER_URL):
+        raise BenchError(
+            f"GET {path} gave {status} Location={location!r}, want a 302 to {OFFER_URL} (body {body[:200]!r})"
+        )
+
+
+# --- wrk ---------------------------------------------------------------------------------
+
+UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+
+def to_ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    if match is None:
+        raise BenchError(f"unexpected wrk latency {text!r}")
+    return float(match[1]) * UNIT_MS[match[2]]
+
+
+def parse_wrk(out: str) -> WrkResult:
+    def grab(pattern: str, default: str | None = None) -> str:
+        match = re.search(pattern, out, re.MULTILINE)
+        if match is None:
+            if default is None:
+                raise BenchError(f"wrk output lacks /{pattern}/:\n{out}")
+            return default
+        return match[1]
+
+    done = re.search(r"^\s*(\d+) requests in ([\d.]+)(\w+)", out, re.MULTILINE)
+    if done is None:
+        raise BenchError(f"wrk output lacks the request count:\n{out}")
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return WrkResult(
+        requests=int(done[1]),
+        seconds=to_ms(done[2] + done[3]) / 1000,
+        rps=float(grab(r"^Requests/sec:\s+([\d.]+)")),
+        non_3xx=int(grab(r"Non-2xx or 3xx responses: (\d+)", "0")),
+        socket_errors=sum(int(n) for n in errors.groups()) if errors else 0,
+        p50_ms=to_ms(grab(r"^\s+50%\s+(\S+)")),
+        p99_ms=to_ms(grab(r"^\s+99%\s+(\S+)")),
+    )
+
+
+def run_wrk(wrk: str, url: str, args: argparse.Namespace) -> WrkResult:
+    cmd = (
+        wrk,
+        f"-t{args.threads}",
+        f"-c{args.connections}",
+        f"-d{args.duration}s",
+        "--latency",
+        url,
+    )
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + 60, check=False)
+    if done.returncode != 0:
+        raise BenchError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+    return parse_wrk(done.stdout)
+
+
+def measure(pid: int, wrk: str, url: str, args: argparse.Namespace) -> tuple[WrkResult, float]:
+    """wrk against a ready server, plus the server's CPU seconds over the same window."""
+    before = tree_cpu_seconds(pid)
+    result = run_wrk(wrk, url, args)
+    return result, tree_cpu_seconds(pid) - before
+
+
+# --- nginx -------------------------------------------------------------------------------
+
+
+def bench_nginx(nginx: str, wrk: str, args: argparse.Namespace, tmp: Path) -> Sample:
+    prefix = tmp / "nginx"
+    (prefix / "tmp").mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    conf = prefix / "nginx.conf"
+    conf.write_text(
+        NGINX_CONF.format(workers=args.workers, prefix=prefix, host=HOST, port=port, offer=OFFER_URL)
+    )
+    # -e: nginx opens its error log before reading the config; keep even that one in our prefix.
+    cmd = (
+        nginx,
+        "-p",
+        str(prefix),
+        "-c",
+        str(conf),
+        "-e",
+        str(prefix / "error.log"),
+        "-g",
+        "daemon off;",
+    )
+    log = prefix / "stdout.log"
+    with running(cmd, log) as proc:
+        wait_ready(proc, port, "/", prefix / "error.log")
+        check_redirect(port, "/")
+        result, cpu = measure(proc.pid, wrk, f"http://{HOST}:{port}/", args)
+    return Sample(result, cpu)
+
+
+# --- clickback ---------------------------------------------------------------------------
+
+
+def clickback_env(data: Path) -> dict[str, str]:
+    # Drop any CLICKBACK_* from the caller's shell so the run cannot touch a real database.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKBACK_")}
+    env |= {
+        "CLICKBACK_DATA_DIR": str(data),
+        "CLICKBACK_DATABASE_URL": f"sqlite+aiosqlite:///{data}/bench.db",
+        "CLICKBACK_API_KEY": API_KEY,
+        "CLICKBACK_SECRET_KEY": secrets.token_hex(32),
+    }
+    return env
+
+
+def api_post(port: int, path: str, body: dict[str, object]) -> dict[str, object]:
+    status, _, raw = request(port, "POST", path, body)
+    if status not in (200, 201):
+        raise BenchError(f"POST {path} {body} gave {status}: {raw[:300]!r}")
+    reply: dict[str, object] = json.loads(raw)
+    return reply
+
+
+def create_link(port: int) -> str:
+    """Advertiser → offer → affiliate → link through the public API; returns the link code."""
+    adv = api_post(port, "/api/advertisers", {"name": "Bench Adv"})
+    offer = api_post(
+        port,
+        "/api/offers",
+        {
+            "advertiser_id": adv["id"],
+            "name": "Bench Offer",
+            "url_template": OFFER_URL + "?cid={click_id}&s1={sub1}",
+            "currency": "EUR",
+        },
+    )
+    aff = api_post(port, "/api/affiliates", {"name": "Bench Aff"})
+    link = api_post(
+        port,
+        "/api/links",
+        {"affiliate_id": aff["id"], "offer_id": offer["id"], "campaign": "bench"},
+    )
+    return str(link["code"])
+
+
+def reported_clicks(port: int) -> int | None:
+    """Clicks today per the reports API, or None if it does not answer as documented."""
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    with contextlib.suppress(OSError, http.client.HTTPException):
+        status, _, raw = request(port, "GET", f"/api/reports?from={today}&to={today}&group_by=day")
+        if status == 200:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                return sum(int(row["clicks"]) for row in json.loads(raw)["rows"])
+    return None
+
+
+def wait_flushed(port: int, expected: int) -> int | None:
+    # Clicks reach the database from a buffer flushed at least every second, so the server's
+    # CPU window must stay open until they land, or the write cost would be left out.
+    deadline = time.monotonic() + FLUSH_TIMEOUT_S
+    seen = reported_clicks(port)
+    while seen is not None and seen < expected and time.monotonic() < deadline:
+        time.sleep(0.25)
+        seen = reported_clicks(port)
+    if seen is None:
+        time.sleep(2.0)  # no usable report: give the interval flush two chances instead
+    return seen
+
+
+def count_clicks(db: Path) -> int:
+    # Read-only URI: a missing file must be an error, not a new empty database.
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            count: int = conn.execute("SELECT count(*) FROM clicks").fetchone()[0]
+            return count
+    except sqlite3.Error as exc:
+        raise BenchError(f"cannot count clicks in {db}: {exc}") from exc
+
+
+def bench_clickback(wrk: str, args: argparse.Namespace, tmp: Path) -> Sample:
+    data = tmp / "clickback"
+    data.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    cmd = (
+        str(CLICKBACK),
+        "serve",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        str(args.workers),
+    )
+    log = data / "server.log"
+    with running(cmd, log, clickback_env(data)) as proc:
+        wait_ready(proc, port, "/healthz", log)
+        path = f"/c/{create_link(port)}?sub1=bench&source=wrk"
+        check_redirect(port, path)  # this is click number one
+        before = tree_cpu_seconds(proc.pid)
+        result = run_wrk(wrk, f"http://{HOST}:{port}{path}", args)
+        reported = wait_flushed(port, result.requests + 1)
+        cpu = tree_cpu_seconds(proc.pid) - before
+        if proc.poll() is not None:
+            raise BenchError(f"clickback died during the run:\n{tail(log)}")
+    # Stopped with SIGTERM, which flushes the buffer: the table now holds every click it kept.
+    clicks = count_clicks(data / "bench.db") - 1
+    return Sample(result, cpu, clicks, None if reported is None else reported - 1)
+
+
+# --- report ------------------------------------------------------------------------------
+
+
+def run_line(n: int, runs: int, ngx: Sample, app: Sample) -> str:
+    return (
+        f"run {n}/{runs}: nginx {ngx.wrk.rps:,.0f} req/s, clickback {app.wrk.rps:,.0f} req/s "
+        f"(ratio {app.wrk.rps / ngx.wrk.rps:.3f}); CPU ms/req nginx {ngx.cpu_ms_per_req:.4f}, "
+        f"clickback {app.cpu_ms_per_req:.4f}; clicks {app.clicks:,} / redirects {app.redirects:,}"
+        f" (reports API: {app.reported if app.reported is not None else 'n/a'})"
+    )
+
+
+def med(samples: Sequence[Sample], key: str) -> float:
+    values = {
+        "rps": [s.wrk.rps for s in samples],
+        "cpu": [s.cpu_ms_per_req for s in samples],
+        "p50": [s.wrk.p50_ms for s in samples],
+        "p99": [s.wrk.p99_ms for s in samples],
+    }[key]
+    return statistics.median(values)
+
+
+def summary(args: argparse.Namespace, ngx: Sequence[Sample], app: Sequence[Sample]) -> str:
+    n_rps, a_rps, n_cpu, a_cpu = med(ngx, "rps"), med(app, "rps"), med(ngx, "cpu"), med(app, "cpu")
+    rows = [
+        ("", "nginx", "clickback", "clickback/nginx"),
+        ("requests/s", f"{n_rps:,.0f}", f"{a_rps:,.0f}", f"{a_rps / n_rps:.3f}"),
+        ("server CPU ms/request", f"{n_cpu:.4f}", f"{a_cpu:.4f}", f"{a_cpu / n_cpu:.1f}x"),
+        (
+            "requests/server CPU-second",
+            f"{1000 / n_cpu:,.0f}",
+            f"{1000 / a_cpu:,.0f}",
+            f"{n_cpu / a_cpu:.3f}",
+        ),
+        ("latency p50 ms", f"{med(ngx, 'p50'):.2f}", f"{med(app, 'p50'):.2f}", ""),
+        ("latency p99 ms", f"{med(ngx, 'p99'):.2f}", f"{med(app, 'p99'):.2f}", ""),
+    ]
+    table = "\n".join(f"{a:<28}{b:>12}{c:>12}{d:>17}" for a, b, c, d in rows)
+    head = (
+        f"Medians of {args.runs} run(s): "
+        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
+        f"{args.workers} server worker(s) each, {os.cpu_count()} CPUs shared by wrk and the server"
+    )
+    return f"{head}\n{table}\n{clicks_line(app, args.connections)}\n{errors_line(ngx, app)}"
+
+
+def clicks_line(app: Sequence[Sample], connections: int) -> str:
+    clicks = sum(s.clicks or 0 for s in app)
+    redirects = sum(s.redirects for s in app)
+    line = f"clicks recorded / redirects counted by wrk, all runs: {clicks:,} / {redirects:,}"
+    if clicks < redirects:
+        return f"{line}  WARNING: {redirects - clicks:,} redirected clicks are not in the database"
+    # wrk stops counting at its deadline; requests in flight then may still be served and recorded.
+    return f"{line}  (ok: up to {connections:,} more per run are requests cut off by wrk's deadline)"
+
+
+def errors_line(ngx: Sequence[Sample], app: Sequence[Sample]) -> str:
+    def total(samples: Sequence[Sample]) -> str:
+        bad = sum(s.wrk.non_3xx for s in samples)
+        return f"{bad} non-2xx/3xx, {sum(s.wrk.socket_errors for s in samples)} socket errors"
+
+    return f"wrk errors: nginx {total(ngx)}; clickback {total(app)}"
+
+
+# --- main --------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
+    parser.add_argument(
+        "--runs", type=int, default=3, help="runs of each server; medians are reported (default 3)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="nginx worker_processes and clickback --workers"
+    )
+    parser.add_argument("--connections", type=int, default=64, help="wrk open connections (default 64)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2, one per core)")
+    parser.add_argument(
+        "--install", action="store_true", help="apt-get install nginx-light and wrk if missing"
+    )
+    args = parser.parse_args(argv)
+    if min(args.duration, args.runs, args.workers, args.threads) < 1 or args.connections < args.threads:
+        parser.error("duration, runs, workers and threads must be >= 1, and connections >= threads")
+    return args
+
+
+def bench(nginx: str, wrk: str, args: argparse.Namespace, tmp: Path) -> tuple[list[Sample], list[Sample]]:
+    ngx: list[Sample] = []
+    app: list[Sample] = []
+    # Alternate the servers run by run so drift on the machine hits both alike.
+    for n in range(1, args.runs + 1):
+        ngx.append(bench_nginx(nginx, wrk, args, tmp / f"run{n}"))
+        app.append(bench_clickback(wrk, args, tmp / f"run{n}"))
+        print(run_line(n, args.runs, ngx[-1], app[-1]), flush=True)
+    return ngx, app
+
+
+def interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # a SIGTERM to the script must still stop its servers via `finally`
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    nginx, wrk = ensure_tools(args.install)
+    signal.signal(signal.SIGTERM, interrupt)
+    with tempfile.TemporaryDirectory(prefix="clickback-bench-") as tmp:
+        try:
+            ngx, app = bench(nginx, wrk, args, Path(tmp))
+        except BenchError as exc:
+            print(f"benchmark failed: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("interrupted; servers stopped", file=sys.stderr)
+            return 130
+    print(summary(args, ngx, app))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

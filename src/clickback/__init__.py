@@ -1,0 +1,1 @@
+"""clickback: self-hosted server-to-server affiliate tracking."""

@@ -1,0 +1,68 @@
+"""Every setting, read once from the environment (prefix CLICKBACK_), validated at start.
+
+A bad value stops the process with pydantic's sentence naming the variable. Secrets left unset
+are generated once into the data directory, so a newcomer's first `serve` just works; production
+sets them explicitly (the same values on every node).
+"""
+
+import secrets
+from datetime import timedelta
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLICKBACK_", frozen=True)
+
+    # Where the embedded SQLite database and generated secrets live.
+    data_dir: Path = Path("var")
+    # SQLAlchemy URL; default: SQLite file in data_dir. PostgreSQL: postgresql+asyncpg://user@host/db
+    database_url: str = ""
+    # Keys the click ID MAC (hex, ≥ 32 bytes). Changing it makes every earlier click ID "forged".
+    secret_key: str = Field(default="", repr=False)
+    # Bearer key for the JSON API.
+    api_key: str = Field(default="", repr=False)
+    # Clicks are written in batches: at this many, or after this many seconds, whichever is first.
+    click_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    click_flush_seconds: float = Field(default=0.5, gt=0, le=1.0)
+    # Clicks held in memory while the database is slow or down, before new ones are dropped.
+    click_buffer_max: int = Field(default=200_000, ge=1000)
+    # How often each process checks whether links, offers or advertisers changed elsewhere.
+    catalog_refresh_seconds: float = Field(default=1.0, gt=0, le=60)
+    # A postback for a genuine click ID not found in the database is kept (and attributed when
+    # the click lands) if the click is at most this old; older ones are refused as unknown_click.
+    in_flight_click_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    # `serve` applies migrations before its workers start (turn off where a deploy step migrates).
+    migrate_on_start: bool = True
+    # The address users and advertisers reach this server at: shown in tracking and postback URLs.
+    public_url: str = "http://127.0.0.1:8000"
+
+    @cached_property
+    def url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'clickback.db'}"
+
+    @cached_property
+    def click_id_key(self) -> bytes:
+        key = bytes.fromhex(self.secret_key or self._generated("secret.key", 32))
+        if len(key) < 32:
+            raise ValueError("CLICKBACK_SECRET_KEY must be at least 64 hex characters (32 bytes)")
+        return key
+
+    @cached_property
+    def api_token(self) -> str:
+        return self.api_key or self._generated("api.key", 24)
+
+    @property
+    def in_flight_window(self) -> timedelta:
+        return timedelta(minutes=self.in_flight_click_minutes)
+
+    def _generated(self, name: str, nbytes: int) -> str:
+        path = self.data_dir / name
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(nbytes))
+            path.chmod(0o600)
+        return path.read_text().strip()

@@ -1,0 +1,1 @@
+"""The pure domain: standard library only, no web, SQL or HTTP imports (tests/core/test_purity.py)."""

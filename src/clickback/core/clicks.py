@@ -1,0 +1,93 @@
+"""Taking a click: the tracking link's rule, from request values to the click and its redirect.
+
+A click is never refused for odd parameters (the user is on the way to the offer): values are
+cleaned of control characters and cropped to their limit. Only an unknown or paused link is
+refused, with a reason.
+"""
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from clickback.core.clickids import ClickIdCodec
+from clickback.core.limits import (
+    MAX_LANDING_PAGE_LEN,
+    MAX_REFERRER_LEN,
+    MAX_SOURCE_LEN,
+    MAX_SUB_ID_LEN,
+    MAX_UA_LEN,
+)
+from clickback.core.model import Catalog, Click, State
+from clickback.core.reasons import Reason, Rejected
+
+MAX_LINK_CODE_LEN = 32
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+SUB_KEYS = ("sub1", "sub2", "sub3", "sub4", "sub5")
+
+
+def clean(value: str | None, limit: int) -> str:
+    if not value:
+        return ""
+    return _CONTROL.sub("", value[: limit * 2])[:limit]
+
+
+@dataclass(frozen=True, slots=True)
+class ClickRequest:
+    code: str
+    params: Mapping[str, str]
+    ip: str
+    user_agent: str
+    referrer: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClickTaken:
+    click: Click
+    location: str
+
+
+def take_click(
+    request: ClickRequest, catalog: Catalog, codec: ClickIdCodec, now: datetime
+) -> ClickTaken | Rejected:
+    link = catalog.links_by_code.get(request.code[:MAX_LINK_CODE_LEN])
+    if link is None:
+        return Rejected(Reason.UNKNOWN_LINK, clean(request.code, MAX_LINK_CODE_LEN))
+    offer = catalog.offers[link.offer_id]
+    if link.status is not State.ACTIVE or catalog.affiliates[link.affiliate_id].status is not State.ACTIVE:
+        return Rejected(Reason.LINK_PAUSED, link.code)
+    if offer.status is not State.ACTIVE:
+        return Rejected(Reason.OFFER_PAUSED, link.code)
+    params = request.params
+    subs = tuple(clean(params.get(key), MAX_SUB_ID_LEN) for key in SUB_KEYS)
+    click = Click(
+        click_id=codec.mint(now),
+        clicked_at=now,
+        link_id=link.id,
+        affiliate_id=link.affiliate_id,
+        offer_id=link.offer_id,
+        campaign=link.campaign,
+        subs=(subs[0], subs[1], subs[2], subs[3], subs[4]),
+        source=clean(params.get("source"), MAX_SOURCE_LEN),
+        landing_page=clean(params.get("lp"), MAX_LANDING_PAGE_LEN),
+        ip=request.ip,
+        user_agent=clean(request.user_agent, MAX_UA_LEN),
+        referrer=clean(request.referrer, MAX_REFERRER_LEN),
+    )
+    location = offer.url.render(
+        {
+            "click_id": click.click_id,
+            "sub1": click.subs[0],
+            "sub2": click.subs[1],
+            "sub3": click.subs[2],
+            "sub4": click.subs[3],
+            "sub5": click.subs[4],
+            "affiliate_id": str(link.affiliate_id),
+            "offer_id": str(link.offer_id),
+            "link": link.code,
+            "campaign": link.campaign,
+            "source": click.source,
+            "lp": click.landing_page,
+        }
+    )
+    return ClickTaken(click, location)

@@ -1,0 +1,378 @@
+"""An inbound postback, from raw request to a decision, as named steps read top to bottom.
+
+    STEPS: parse → alias → macros → authenticate → click ID → event → status → payout → currency
+    then, with the click looked up by the caller: attribute (advertiser, event of the offer, price)
+    then, for a transaction seen before: repeat (duplicate, status change, or conflict)
+
+Every step either fills in the draft or returns Rejected(reason). Nothing here does I/O.
+"""
+
+import hmac
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from urllib.parse import parse_qsl
+
+from clickback.core.clickids import ClickIdCodec, VerifiedClickId
+from clickback.core.clicks import SUB_KEYS
+from clickback.core.events import STANDARD_EVENTS, normalise_event
+from clickback.core.lifecycle import DEFAULT_STATUS, Status, can_move, parse_status
+from clickback.core.limits import (
+    MAX_BODY_BYTES,
+    MAX_EVENT_LEN,
+    MAX_PARAM_NAME_LEN,
+    MAX_PARAM_VALUE_LEN,
+    MAX_PARAMS,
+    MAX_SUB_ID_LEN,
+    MAX_TXN_ID_LEN,
+)
+from clickback.core.macros import find_unreplaced_macro
+from clickback.core.model import Advertiser, Catalog, Click, Offer, token_digest
+from clickback.core.money import parse_amount, parse_currency
+from clickback.core.reasons import Reason, Rejected
+
+# Our field, then every name other platforms send it under (shared/reference/postback-conventions.md).
+ALIASES: Mapping[str, tuple[str, ...]] = {
+    "click_id": ("click_id", "clickid", "cid", "subid", "cnv_id", "click"),
+    "txn_id": ("txn_id", "transaction_id", "tid", "txid", "order_id", "action_id"),
+    "event": ("event", "goal", "et", "event_type", "goal_alias"),
+    "status": ("status", "cnv_status", "conv_status", "conversion_status"),
+    "payout": ("payout", "amount", "revenue", "sum"),
+    "currency": ("currency", "cnv_currency", "cur"),
+    "token": ("token", "secret"),
+    "player_id": ("player_id",),
+    **{key: (key, "s" + key[3:]) for key in SUB_KEYS},
+}
+_FIELD_OF = {alias: name for name, aliases in ALIASES.items() for alias in aliases}
+_LIMITS = {"txn_id": MAX_TXN_ID_LEN, "event": MAX_EVENT_LEN} | {k: MAX_SUB_ID_LEN for k in SUB_KEYS}
+MAX_IGNORED_SHOWN = 10
+
+
+@dataclass(frozen=True, slots=True)
+class RawPostback:
+    """The request as the web adapter saw it; parsing it is the domain's job."""
+
+    received_at: datetime
+    ip: str
+    method: str
+    query: bytes
+    body: bytes = b""
+    content_type: str = ""
+    body_too_large: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Postback:
+    """A postback whose every field is valid; what remains depends on the click and past postbacks."""
+
+    advertiser: Advertiser
+    click: VerifiedClickId
+    event: str
+    status: Status
+    status_given: bool
+    payout: Decimal | None
+    currency: str | None
+    txn_id: str | None
+    subs: tuple[str, ...]
+    player_id: str
+    ignored: tuple[str, ...]
+
+    @property
+    def dedupe_key(self) -> str:
+        # Without a transaction ID an event counts once per click (a second deposit without one
+        # is a duplicate: the reply's hint tells the sender to send txn_id for repeat events).
+        return self.txn_id if self.txn_id is not None else "click:" + self.click.value
+
+
+@dataclass(slots=True)
+class _Draft:
+    raw: RawPostback
+    catalog: Catalog
+    codec: ClickIdCodec
+    params: dict[str, str] = field(default_factory=dict)
+    fields: dict[str, str] = field(default_factory=dict)
+    ignored: list[str] = field(default_factory=list)
+    advertiser: Advertiser | None = None
+    click: VerifiedClickId | None = None
+    event: str = ""
+    status: Status = DEFAULT_STATUS
+    payout: Decimal | None = None
+    currency: str | None = None
+
+
+def parse(d: _Draft) -> Rejected | None:
+    if d.raw.body_too_large or len(d.raw.body) > MAX_BODY_BYTES:
+        return Rejected(Reason.BODY_TOO_LARGE)
+    pairs = _pairs(d.raw.query)
+    if isinstance(pairs, Rejected):
+        return pairs
+    body_pairs = _body_pairs(d.raw)
+    if isinstance(body_pairs, Rejected):
+        return body_pairs
+    pairs += body_pairs
+    if len(pairs) > MAX_PARAMS:
+        return Rejected(Reason.TOO_MANY_PARAMETERS, str(len(pairs)))
+    for name, value in pairs:
+        if len(name) > MAX_PARAM_NAME_LEN:
+            return Rejected(Reason.PARAMETER_TOO_LONG, name[:MAX_PARAM_NAME_LEN])
+        key = name.strip().lower()
+        limit = _LIMITS.get(_FIELD_OF.get(key, ""), MAX_PARAM_VALUE_LEN)
+        if len(value) > limit:
+            return Rejected(Reason.PARAMETER_TOO_LONG, f"{key} (limit {limit})")
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in name + value) or "\ufffd" in name + value:
+            return Rejected(Reason.INVALID_CHARACTERS, key)
+        if d.params.setdefault(key, value) != value:
+            return Rejected(Reason.REPEATED_PARAMETER, key)
+    return None
+
+
+def _pairs(data: bytes) -> list[tuple[str, str]] | Rejected:
+    try:
+        text = data.decode("utf-8")
+        return parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=MAX_PARAMS)
+    except UnicodeDecodeError:
+        return Rejected(Reason.INVALID_CHARACTERS, "the request is not valid UTF-8")
+    except ValueError:
+        return Rejected(Reason.TOO_MANY_PARAMETERS, f"more than {MAX_PARAMS}")
+
+
+def _body_pairs(raw: RawPostback) -> list[tuple[str, str]] | Rejected:
+    if not raw.body.strip():
+        return []
+    kind = raw.content_type.split(";", 1)[0].strip().lower()
+    if kind == "application/json":
+        try:
+            doc = json.loads(raw.body)
+        except (UnicodeDecodeError, ValueError):
+            return Rejected(Reason.INVALID_CHARACTERS, "the JSON body does not parse")
+        if not isinstance(doc, dict) or len(doc) > MAX_PARAMS:
+            return Rejected(Reason.TOO_MANY_PARAMETERS, "send one flat JSON object")
+        scalars = (str, int, float, Decimal)
+        if not all(isinstance(v, scalars) and not isinstance(v, bool) for v in doc.values()):
+            return Rejected(Reason.INVALID_CHARACTERS, "JSON values must be strings or numbers")
+        return [(str(k), str(v)) for k, v in doc.items()]
+    # Form bodies, and bodies sent without a content type by bare-bones HTTP clients.
+    return _pairs(raw.body)
+
+
+def alias(d: _Draft) -> Rejected | None:
+    for name, value in d.params.items():
+        field_name = _FIELD_OF.get(name)
+        if field_name is None:
+            d.ignored.append(name)
+            continue
+        if d.fields.setdefault(field_name, value) != value:
+            names = [a for a in ALIASES[field_name] if a in d.params]
+            return Rejected(Reason.CONFLICTING_ALIASES, " and ".join(names))
+    return None
+
+
+def macros(d: _Draft) -> Rejected | None:
+    for name, value in d.fields.items():
+        found = find_unreplaced_macro(value)
+        if found is not None:
+            return Rejected(Reason.UNREPLACED_MACRO, f"{name}={found}")
+    return None
+
+
+def authenticate(d: _Draft) -> Rejected | None:
+    token = d.fields.get("token", "")
+    if not token:
+        return Rejected(Reason.MISSING_TOKEN)
+    advertiser = d.catalog.advertisers_by_token.get(token_digest(token))
+    if advertiser is None or not hmac.compare_digest(token.encode(), advertiser.token.encode()):
+        return Rejected(Reason.BAD_TOKEN)
+    d.advertiser = advertiser
+    return None
+
+
+def click_id(d: _Draft) -> Rejected | None:
+    value = d.fields.get("click_id", "").strip()
+    if not value:
+        return Rejected(Reason.MISSING_CLICK_ID, _guess_click_param(d))
+    verified = d.codec.verify(value, d.raw.received_at)
+    if isinstance(verified, Rejected):
+        return verified
+    d.click = verified
+    return None
+
+
+def _guess_click_param(d: _Draft) -> str:
+    for name in d.ignored:
+        if isinstance(d.codec.verify(d.params[name], d.raw.received_at), VerifiedClickId):
+            return f"parameter '{name}' holds a click ID: send it as click_id"
+    return ""
+
+
+def event(d: _Draft) -> Rejected | None:
+    raw = d.fields.get("event", "").strip()
+    if not raw:
+        return Rejected(Reason.MISSING_EVENT)
+    d.event = normalise_event(raw)
+    return None
+
+
+def status(d: _Draft) -> Rejected | None:
+    raw = d.fields.get("status", "").strip()
+    if raw:
+        parsed = parse_status(raw)
+        if parsed is None:
+            return Rejected(Reason.UNKNOWN_STATUS, raw)
+        d.status = parsed
+    return None
+
+
+def payout(d: _Draft) -> Rejected | None:
+    raw = d.fields.get("payout", "").strip()
+    if raw:
+        d.payout = parse_amount(raw)
+        if d.payout is None:
+            return Rejected(Reason.INVALID_PAYOUT, raw)
+    return None
+
+
+def currency(d: _Draft) -> Rejected | None:
+    raw = d.fields.get("currency", "").strip()
+    if raw:
+        d.currency = parse_currency(raw)
+        if d.currency is None:
+            return Rejected(Reason.UNKNOWN_CURRENCY, raw)
+    return None
+
+
+STEPS: Sequence[Callable[[_Draft], Rejected | None]] = (
+    parse,
+    alias,
+    macros,
+    authenticate,
+    click_id,
+    event,
+    status,
+    payout,
+    currency,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A refusal together with what was learnt before it, for the postback log."""
+
+    rejected: Rejected
+    advertiser_id: int | None
+    click_id: str
+    ignored: tuple[str, ...]
+
+
+def read_postback(raw: RawPostback, catalog: Catalog, codec: ClickIdCodec) -> Postback | Refused:
+    d = _Draft(raw, catalog, codec)
+    for step in STEPS:
+        rejected = step(d)
+        if rejected is not None:
+            return Refused(
+                rejected,
+                d.advertiser.id if d.advertiser else None,
+                d.fields.get("click_id", "")[:64],
+                tuple(d.ignored[:MAX_IGNORED_SHOWN]),
+            )
+    assert d.advertiser is not None and d.click is not None
+    txn_id = d.fields.get("txn_id", "").strip()
+    return Postback(
+        advertiser=d.advertiser,
+        click=d.click,
+        event=d.event,
+        status=d.status,
+        status_given=bool(d.fields.get("status", "").strip()),
+        payout=d.payout,
+        currency=d.currency,
+        txn_id=txn_id or None,
+        subs=tuple(d.fields.get(key, "") for key in SUB_KEYS),
+        player_id=d.fields.get("player_id", ""),
+        ignored=tuple(d.ignored[:MAX_IGNORED_SHOWN]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    """Who is credited and with what. `click` is None while the click is still in flight: the
+    conversion is kept and attributed when the click row lands (see attribute_late)."""
+
+    click: Click | None
+    payout: Decimal | None
+    currency: str | None
+
+
+def attribute(
+    postback: Postback,
+    click: Click | None,
+    catalog: Catalog,
+    now: datetime,
+    in_flight_window: timedelta,
+) -> Attribution | Rejected:
+    if click is None:
+        # A genuine ID this young may still be in a node's write buffer: keep the conversion.
+        if now - postback.click.clicked_at > in_flight_window:
+            return Rejected(Reason.UNKNOWN_CLICK, postback.click.value)
+        known = STANDARD_EVENTS | catalog.custom_events_of(postback.advertiser.id)
+        if postback.event not in known:
+            return Rejected(Reason.UNKNOWN_EVENT, _event_detail(postback.event, known))
+        return Attribution(None, postback.payout, postback.currency)
+    offer = catalog.offers.get(click.offer_id)
+    rejected = check_offer(postback.advertiser.id, postback.event, offer, postback.click.value)
+    if rejected is not None:
+        return rejected
+    assert offer is not None
+    return Attribution(click, *price(postback.event, postback.payout, postback.currency, offer))
+
+
+def check_offer(
+    advertiser_id: int, event_name: str, offer: Offer | None, click_value: str
+) -> Rejected | None:
+    """The click must be on an offer of the posting advertiser, and the event one it knows."""
+    if offer is None or offer.advertiser_id != advertiser_id:
+        return Rejected(Reason.FOREIGN_CLICK, click_value)
+    known = STANDARD_EVENTS | offer.custom_events
+    if event_name not in known:
+        return Rejected(Reason.UNKNOWN_EVENT, _event_detail(event_name, known))
+    return None
+
+
+def price(event_name: str, payout: Decimal | None, currency: str | None, offer: Offer) -> tuple[Decimal, str]:
+    """The postback's own amount wins; otherwise the offer's default for the event, else zero."""
+    if payout is None:
+        return offer.payouts.get(event_name, Decimal(0)), offer.currency
+    return payout, currency or offer.currency
+
+
+def _event_detail(arrived: str, known: frozenset[str]) -> str:
+    return f"'{arrived}' arrived; this offer knows: {', '.join(sorted(known))}"
+
+
+@dataclass(frozen=True, slots=True)
+class Existing:
+    """The conversion already recorded under the same advertiser, transaction ID and event."""
+
+    id: int
+    click_id: str
+    status: Status
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    new: Status
+
+
+def on_repeat(postback: Postback, existing: Existing) -> Duplicate | StatusChange | Rejected:
+    if existing.click_id != postback.click.value:
+        return Rejected(Reason.TRANSACTION_CONFLICT, postback.txn_id or "")
+    if not postback.status_given or postback.status is existing.status:
+        return Duplicate()
+    if not can_move(existing.status, postback.status):
+        return Rejected(Reason.INVALID_STATUS_TRANSITION, f"{existing.status} → {postback.status}")
+    return StatusChange(postback.status)

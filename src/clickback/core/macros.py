@@ -1,0 +1,84 @@
+"""URL templates with {macro} placeholders: compiled once, rendered per click with every value
+URL-encoded, and the inbound check for placeholders a sender forgot to substitute."""
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
+
+from clickback.core.limits import MAX_URL_LEN
+
+# The macros an offer URL may use, and the click field each one stands for.
+OFFER_MACROS: Mapping[str, str] = {
+    "click_id": "click_id",
+    "clickid": "click_id",
+    "sub1": "sub1",
+    "sub2": "sub2",
+    "sub3": "sub3",
+    "sub4": "sub4",
+    "sub5": "sub5",
+    "affiliate_id": "affiliate_id",
+    "offer_id": "offer_id",
+    "link": "link",
+    "campaign": "campaign",
+    "source": "source",
+    "lp": "lp",
+}
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_]+)\}")
+# Placeholder syntaxes of other platforms ({x}, {{x}}, [x], [[x]], #x#, %X%, ${x}), found anywhere
+# in a value: a literal "{subacc4}" arriving instead of a value is the most common postback fault.
+_UNREPLACED = re.compile(
+    r"\{\{?\s*[A-Za-z_][\w.:\- =]*\}?\}"
+    r"|\[\[?[A-Za-z_][\w.\-]*\]?\]"
+    r"|#[A-Za-z_][\w.\-]*#"
+    r"|%[A-Za-z_][\w.\-]*%"
+    r"|\$\{?[A-Za-z_][\w.\-]*\}"
+)
+
+
+class TemplateError(ValueError):
+    """An offer URL template that cannot be used; the message says what to fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class UrlTemplate:
+    text: str
+    host: str
+    # Literal text and click fields alternate: (literal, field, literal, field, ..., literal).
+    _parts: tuple[str, ...]
+
+    def render(self, values: Mapping[str, str]) -> str:
+        parts = self._parts
+        out = [parts[0]]
+        for i in range(1, len(parts), 2):
+            out.append(quote(values.get(parts[i], ""), safe=""))
+            out.append(parts[i + 1])
+        return "".join(out)
+
+
+def compile_template(text: str) -> UrlTemplate:
+    if len(text) > MAX_URL_LEN:
+        raise TemplateError(f"the URL is longer than {MAX_URL_LEN} characters")
+    pieces = _PLACEHOLDER.split(text)
+    for name in pieces[1::2]:
+        if name not in OFFER_MACROS:
+            known = ", ".join("{" + m + "}" for m in OFFER_MACROS)
+            raise TemplateError(f"unknown macro {{{name}}}; known macros: {known}")
+    # The host must be literal so that no click parameter can steer the redirect elsewhere.
+    literal = _PLACEHOLDER.sub("x", text)
+    if any(ch in text for ch in "\r\n\t ") or any(ord(ch) < 32 for ch in text):
+        raise TemplateError("the URL contains spaces or control characters")
+    parts = urlsplit(literal)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise TemplateError("the URL must start with http:// or https:// and name a host")
+    head = text.split("//", 1)[1].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    if "{" in head or "@" in head or "\\" in text:
+        raise TemplateError("the host part of the URL must be written out, without macros")
+    fields = tuple(OFFER_MACROS[name] if i % 2 else name for i, name in enumerate(pieces))
+    return UrlTemplate(text, parts.hostname, fields)
+
+
+def find_unreplaced_macro(value: str) -> str | None:
+    match = _UNREPLACED.search(value)
+    return match.group(0) if match else None

@@ -1,0 +1,114 @@
+"""The domain's values. Frozen: the tracking paths share them between requests without locks."""
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from clickback.core.macros import UrlTemplate
+
+
+class State(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+
+
+@dataclass(frozen=True, slots=True)
+class Advertiser:
+    id: int
+    name: str
+    token: str
+    status: State = State.ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    id: int
+    advertiser_id: int
+    name: str
+    url: UrlTemplate
+    currency: str
+    status: State = State.ACTIVE
+    # What one conversion of an event earns when the postback names no payout.
+    payouts: Mapping[str, Decimal] = field(default_factory=dict)
+    custom_events: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Affiliate:
+    id: int
+    name: str
+    status: State = State.ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    id: int
+    code: str
+    affiliate_id: int
+    offer_id: int
+    campaign: str = ""
+    status: State = State.ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class Click:
+    click_id: str
+    clicked_at: datetime
+    link_id: int
+    affiliate_id: int
+    offer_id: int
+    campaign: str
+    subs: tuple[str, str, str, str, str]
+    source: str
+    landing_page: str
+    ip: str
+    user_agent: str
+    referrer: str
+
+
+def token_digest(token: str) -> bytes:
+    """Advertisers are found by a digest of their token, so the lookup leaks nothing about it."""
+    return hashlib.sha256(token.encode()).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """Everything the click and postback paths read, held in memory and replaced whole on change."""
+
+    version: int
+    advertisers: Mapping[int, Advertiser]
+    offers: Mapping[int, Offer]
+    affiliates: Mapping[int, Affiliate]
+    links_by_code: Mapping[str, Link]
+    advertisers_by_token: Mapping[bytes, Advertiser]
+
+    @classmethod
+    def build(
+        cls,
+        version: int,
+        advertisers: list[Advertiser],
+        offers: list[Offer],
+        affiliates: list[Affiliate],
+        links: list[Link],
+    ) -> "Catalog":
+        return cls(
+            version=version,
+            advertisers={a.id: a for a in advertisers},
+            offers={o.id: o for o in offers},
+            affiliates={a.id: a for a in affiliates},
+            links_by_code={link.code: link for link in links},
+            advertisers_by_token={token_digest(a.token): a for a in advertisers},
+        )
+
+    def custom_events_of(self, advertiser_id: int) -> frozenset[str]:
+        events: frozenset[str] = frozenset()
+        for offer in self.offers.values():
+            if offer.advertiser_id == advertiser_id:
+                events |= offer.custom_events
+        return events
+
+
+EMPTY_CATALOG = Catalog.build(0, [], [], [], [])

@@ -1,0 +1,35 @@
+"""Payout amounts and currencies as they arrive from outside."""
+
+import re
+from decimal import Decimal
+
+from clickback.core.limits import MAX_PAYOUT, PAYOUT_DECIMALS
+
+# Digits with an optional dot: no exponent, sign, comma, NaN or Infinity reaches Decimal.
+_AMOUNT = re.compile(rf"[0-9]{{1,12}}(\.[0-9]{{1,{PAYOUT_DECIMALS}}})?")
+
+# ISO 4217 active codes (2026), plus XAU/XAG-style units left out on purpose: payouts are money.
+CURRENCIES = frozenset(
+    """
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN
+    BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS
+    GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW
+    KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD
+    NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD
+    SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES
+    VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
+    """.split()
+)
+
+
+def parse_amount(raw: str) -> Decimal | None:
+    text = raw.strip()
+    if not _AMOUNT.fullmatch(text):
+        return None
+    amount = Decimal(text)
+    return amount if amount <= MAX_PAYOUT else None
+
+
+def parse_currency(raw: str) -> str | None:
+    code = raw.strip().upper()
+    return code if code in CURRENCIES else None

@@ -1,0 +1,44 @@
+"""What a postback sender is told, and what the postback log keeps."""
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from clickback.core.reasons import Reason
+
+
+class Result(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    UPDATED = "updated"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    result: Result
+    reason: Reason | None = None
+    detail: str = ""
+    conversion_id: int | None = None
+    status: str | None = None
+    ignored: tuple[str, ...] = ()
+
+    @property
+    def http_status(self) -> int:
+        return self.reason.http_status if self.reason else 200
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"result": self.result.value}
+        if self.conversion_id is not None:
+            body["conversion_id"] = self.conversion_id
+        if self.status is not None:
+            body["status"] = self.status
+        if self.reason is not None:
+            body |= {"reason": self.reason.code, "message": self.reason.sentence}
+            body["hint"] = self.reason.hint
+        if self.detail:
+            body["detail"] = self.detail
+        if self.ignored:
+            # Unknown names are the usual sign of a wrong parameter name on the sender's side.
+            body["ignored_parameters"] = list(self.ignored)
+        return body

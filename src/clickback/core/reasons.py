@@ -1,0 +1,185 @@
+"""The closed catalogue of reasons a click or postback is refused (or answered as a duplicate).
+
+The code is a stable public contract: senders match on it, the postback log and reports count it.
+docs/reasons.md is generated from this table and a test keeps the two in step.
+"""
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Reason(Enum):
+    # (code, HTTP status, what happened, what the sender should do)
+    BODY_TOO_LARGE = (
+        "body_too_large",
+        413,
+        "The request body is larger than clickback accepts.",
+        "Send postback parameters in the query string or a small form body (16 KiB at most).",
+    )
+    TOO_MANY_PARAMETERS = (
+        "too_many_parameters",
+        400,
+        "The request carries more parameters than clickback accepts.",
+        "Send only the documented postback parameters (64 at most).",
+    )
+    PARAMETER_TOO_LONG = (
+        "parameter_too_long",
+        400,
+        "A parameter name or value is longer than its limit.",
+        "Check the named parameter: a macro may have expanded to a whole URL or page.",
+    )
+    INVALID_CHARACTERS = (
+        "invalid_characters",
+        400,
+        "A parameter contains control characters or invalid UTF-8.",
+        "URL-encode values as UTF-8 and strip line breaks from them.",
+    )
+    REPEATED_PARAMETER = (
+        "repeated_parameter",
+        400,
+        "A parameter appears more than once with different values.",
+        "Send each parameter once; check that the postback template does not repeat it.",
+    )
+    CONFLICTING_ALIASES = (
+        "conflicting_aliases",
+        400,
+        "Two names for the same field carry different values (for example click_id and cid).",
+        "Send the field under one name only.",
+    )
+    MISSING_TOKEN = (
+        "missing_token",
+        401,
+        "The postback has no token.",
+        "Add token=<your advertiser token> to the postback URL.",
+    )
+    BAD_TOKEN = (
+        "bad_token",
+        403,
+        "The token does not belong to any advertiser.",
+        "Copy the postback URL again from your clickback advertiser page; the token may have changed.",
+    )
+    UNREPLACED_MACRO = (
+        "unreplaced_macro",
+        400,
+        "A parameter still holds a placeholder instead of a value.",
+        "Your platform did not substitute the macro: check its exact name and syntax there.",
+    )
+    MISSING_CLICK_ID = (
+        "missing_click_id",
+        400,
+        "The postback carries no click ID.",
+        "Pass the click ID you received on the offer URL as click_id (aliases: clickid, cid, subid).",
+    )
+    MALFORMED_CLICK_ID = (
+        "malformed_click_id",
+        400,
+        "The click ID is not in clickback's format (32 URL-safe characters).",
+        "Pass the click ID exactly as received; it may have been truncated or re-encoded.",
+    )
+    FORGED_CLICK_ID = (
+        "forged_click_id",
+        400,
+        "The click ID was not issued by this clickback installation.",
+        "Pass the click ID exactly as received from this tracker, not one from another system.",
+    )
+    UNKNOWN_CLICK = (
+        "unknown_click",
+        404,
+        "The click ID is genuine but no such click is recorded.",
+        "The click may predate a database restore; contact the affiliate manager.",
+    )
+    FOREIGN_CLICK = (
+        "foreign_click",
+        403,
+        "The click belongs to an offer of another advertiser.",
+        "Use the token of the advertiser that owns the offer the user clicked.",
+    )
+    MISSING_EVENT = (
+        "missing_event",
+        400,
+        "The postback does not say which event happened.",
+        "Add event=registration, first_deposit, deposit or one of the offer's custom events.",
+    )
+    UNKNOWN_EVENT = (
+        "unknown_event",
+        422,
+        "The event name is not a standard event nor a custom event of the offer.",
+        "Use a standard event name or add the custom event to the offer.",
+    )
+    UNKNOWN_STATUS = (
+        "unknown_status",
+        422,
+        "The status word is not one clickback knows.",
+        "Use pending, approved, rejected or cancelled (or 1, 2, 3 as Affise sends them).",
+    )
+    INVALID_PAYOUT = (
+        "invalid_payout",
+        422,
+        "The payout is not a non-negative decimal number.",
+        "Send digits with a dot as the decimal separator, e.g. payout=25.50.",
+    )
+    UNKNOWN_CURRENCY = (
+        "unknown_currency",
+        422,
+        "The currency is not an ISO 4217 code.",
+        "Send a three-letter ISO 4217 code such as EUR, USD or GBP.",
+    )
+    INVALID_STATUS_TRANSITION = (
+        "invalid_status_transition",
+        409,
+        "The conversion cannot move from its current status to the one sent.",
+        "A cancelled conversion is final; send a new transaction ID for a new conversion.",
+    )
+    TRANSACTION_CONFLICT = (
+        "transaction_conflict",
+        409,
+        "This transaction ID is already recorded for this event on a different click.",
+        "Transaction IDs must be unique per event; check the macro used for txn_id.",
+    )
+    DUPLICATE = (
+        "duplicate",
+        200,
+        "This conversion is already recorded; nothing changed.",
+        "No action needed. To record a repeat event send a new transaction ID.",
+    )
+    STORAGE_UNAVAILABLE = (
+        "storage_unavailable",
+        503,
+        "clickback could not record the postback durably right now.",
+        "Retry later: nothing was recorded.",
+    )
+    UNKNOWN_LINK = (
+        "unknown_link",
+        404,
+        "No tracking link has this code.",
+        "Check the tracking link for typos or ask the affiliate manager for a new one.",
+    )
+    LINK_PAUSED = (
+        "link_paused",
+        410,
+        "This tracking link is paused.",
+        "Ask the affiliate manager to re-activate the link.",
+    )
+    OFFER_PAUSED = (
+        "offer_paused",
+        410,
+        "The offer behind this tracking link is paused.",
+        "Ask the affiliate manager which offer to promote instead.",
+    )
+
+    def __init__(self, code: str, http_status: int, sentence: str, hint: str) -> None:
+        self.code = code
+        self.http_status = http_status
+        self.sentence = sentence
+        self.hint = hint
+
+
+BY_CODE: dict[str, Reason] = {reason.code: reason for reason in Reason}
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A refusal: a result, not an exception. `detail` names what arrived (escaped by whoever shows it)."""
+
+    reason: Reason
+    detail: str = ""

@@ -1,0 +1,32 @@
+"""The catalog held in memory, so that a click costs no database round trip."""
+
+import asyncio
+import logging
+
+from clickback.core.model import EMPTY_CATALOG, Catalog
+from clickback.store.catalog import current_version, load_catalog
+from clickback.store.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class CatalogCache:
+    def __init__(self, db: Database, refresh_seconds: float) -> None:
+        self._db = db
+        self._refresh_seconds = refresh_seconds
+        self.current: Catalog = EMPTY_CATALOG
+
+    async def reload(self) -> None:
+        # Replaced whole: a request that already holds the old catalog finishes with it.
+        self.current = await load_catalog(self._db)
+
+    async def watch(self) -> None:
+        """Reload when another process changed links, offers or advertisers (one tiny query a tick)."""
+        while True:
+            await asyncio.sleep(self._refresh_seconds)
+            try:
+                if await current_version(self._db) != self.current.version:
+                    await self.reload()
+            except Exception:
+                # The old catalog keeps serving clicks; the next tick tries again.
+                log.exception("catalog refresh failed")

@@ -1,0 +1,65 @@
+"""Everything a server process holds, started and stopped in one place."""
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+
+from clickback.config import Settings
+from clickback.core.clickids import ClickIdCodec
+from clickback.service.catalog_cache import CatalogCache
+from clickback.service.clickwriter import ClickWriter
+from clickback.service.tracker import Tracker
+from clickback.store.db import Database, connect
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db: Database = connect(settings.url)
+        self.catalog = CatalogCache(self.db, settings.catalog_refresh_seconds)
+        self.writer = ClickWriter(
+            self.db,
+            self.catalog,
+            utcnow,
+            batch_size=settings.click_batch_size,
+            flush_seconds=settings.click_flush_seconds,
+            max_pending=settings.click_buffer_max,
+            in_flight_window=settings.in_flight_window,
+        )
+        self.tracker = Tracker(
+            self.db,
+            self.catalog,
+            self.writer,
+            ClickIdCodec(settings.click_id_key),
+            utcnow,
+            settings.in_flight_window,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self.catalog.reload()
+        self._tasks = [
+            asyncio.create_task(self.writer.run(), name="click-writer"),
+            asyncio.create_task(self.catalog.watch(), name="catalog-watch"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        # Every click already redirected is written before the process exits.
+        try:
+            await self.writer.flush()
+        finally:
+            if self.writer.pending:
+                log.error("%d clicks could not be written at shutdown", self.writer.pending)
+            await self.db.close()

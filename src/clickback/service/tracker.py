@@ -1,0 +1,65 @@
+"""The two tracking use cases: take a click, receive a postback."""
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from clickback.core.clickids import ClickIdCodec
+from clickback.core.clicks import ClickRequest, ClickTaken, take_click
+from clickback.core.intake import RawPostback, Refused, attribute, read_postback
+from clickback.core.outcome import Outcome, Result
+from clickback.core.reasons import Reason, Rejected
+from clickback.service.catalog_cache import CatalogCache
+from clickback.service.clickwriter import ClickWriter
+from clickback.store import conversions
+from clickback.store.clicks import find_click
+from clickback.store.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class Tracker:
+    def __init__(
+        self,
+        db: Database,
+        catalog: CatalogCache,
+        writer: ClickWriter,
+        codec: ClickIdCodec,
+        clock: Callable[[], datetime],
+        in_flight_window: timedelta,
+    ) -> None:
+        self._db = db
+        self._catalog = catalog
+        self._writer = writer
+        self.codec = codec
+        self._clock = clock
+        self._in_flight_window = in_flight_window
+
+    def click(self, request: ClickRequest) -> ClickTaken | Rejected:
+        taken = take_click(request, self._catalog.current, self.codec, self._clock())
+        if isinstance(taken, ClickTaken):
+            self._writer.add(taken.click)
+        return taken
+
+    async def postback(self, raw: RawPostback) -> Outcome:
+        try:
+            return await self._postback(raw)
+        except (SQLAlchemyError, OSError):
+            # Nothing was committed, so the sender must not get a 2xx: it retries later.
+            log.exception("postback not recorded")
+            return Outcome(Result.REJECTED, Reason.STORAGE_UNAVAILABLE)
+
+    async def _postback(self, raw: RawPostback) -> Outcome:
+        catalog = self._catalog.current
+        postback = read_postback(raw, catalog, self.codec)
+        if isinstance(postback, Refused):
+            return await conversions.log_refused(self._db, raw, postback)
+        click_id = postback.click.value
+        click = self._writer.get(click_id) or await find_click(self._db, click_id)
+        attribution = attribute(postback, click, catalog, raw.received_at, self._in_flight_window)
+        if isinstance(attribution, Rejected):
+            refused = Refused(attribution, postback.advertiser.id, click_id, postback.ignored)
+            return await conversions.log_refused(self._db, raw, refused)
+        return await conversions.record(self._db, raw, postback, attribution)

@@ -1,0 +1,77 @@
+"""Report queries: always over the hourly counters, never a scan of raw clicks."""
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, func, select
+
+from clickback.core.lifecycle import Status
+from clickback.core.reporting import (
+    ClickCount,
+    ConversionCount,
+    ReportRow,
+    build_rows,
+    day_of,
+    hour_range,
+)
+from clickback.store.db import Database
+from clickback.store.tables import click_stats, conversion_stats
+
+
+def _dimension(table: Table, name: str) -> ColumnElement[Any]:
+    if name == "day":
+        return (table.c.hour // 24).label("day")
+    return table.c[name].label(name)
+
+
+def _key(row: Any, group_by: Sequence[str]) -> tuple[str | int, ...]:
+    return tuple(day_of(row.day) if name == "day" else getattr(row, name) for name in group_by)
+
+
+async def report(
+    db: Database,
+    first: date,
+    last: date,
+    group_by: Sequence[str],
+    affiliate_id: int | None = None,
+    offer_id: int | None = None,
+) -> tuple[list[ReportRow], ReportRow]:
+    start, end = hour_range(first, last)
+
+    def query(table: Table, *measures: Any, extra: Sequence[str] = ()) -> Any:
+        dims = [_dimension(table, name) for name in group_by]
+        cols = dims + [table.c[name] for name in extra]
+        stmt = select(*cols, *measures).where(table.c.hour >= start, table.c.hour < end)
+        if affiliate_id is not None:
+            stmt = stmt.where(table.c.affiliate_id == affiliate_id)
+        if offer_id is not None:
+            stmt = stmt.where(table.c.offer_id == offer_id)
+        return stmt.group_by(*cols)
+
+    click_q = query(click_stats, func.sum(click_stats.c.clicks).label("clicks"))
+    conv_q = query(
+        conversion_stats,
+        func.sum(conversion_stats.c.conversions).label("conversions"),
+        func.sum(conversion_stats.c.payout).label("payout"),
+        extra=("event", "status", "currency"),
+    )
+    async with db.read() as conn:
+        click_rows = (await conn.execute(click_q)).all()
+        conv_rows = (await conn.execute(conv_q)).all()
+    return build_rows(
+        group_by,
+        (ClickCount(_key(r, group_by), int(r.clicks)) for r in click_rows),
+        (
+            ConversionCount(
+                _key(r, group_by),
+                r.event,
+                Status(r.status),
+                r.currency,
+                int(r.conversions),
+                r.payout,  # sum() keeps the column's Money type: already a Decimal
+            )
+            for r in conv_rows
+            if r.conversions
+        ),
+    )

@@ -1,0 +1,248 @@
+"""The schema. Alembic migrations (store/migrations) create exactly this on SQLite and PostgreSQL."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+MONEY_SCALE = Decimal(10_000)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, whatever the dialect keeps."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Money(TypeDecorator[Decimal]):
+    """Decimal amounts kept exactly as integers of 1/10,000 (SQLite has no exact decimal type)."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> int | None:
+        return None if value is None else int(value * MONEY_SCALE)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(value) / MONEY_SCALE
+
+
+def _subs(prefix: str) -> list[Column[str]]:
+    return [Column(f"{prefix}{i}", String(255), nullable=False, default="") for i in range(1, 6)]
+
+
+catalog_version = Table(
+    "catalog_version",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)
+
+advertisers = Table(
+    "advertisers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("token", String(64), nullable=False, unique=True),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+offers = Table(
+    "offers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("advertiser_id", ForeignKey("advertisers.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("url_template", String(2048), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    # {"event": "amount"} and ["event", ...] as JSON text: read whole into the catalog, never queried.
+    Column("payouts", Text, nullable=False),
+    Column("custom_events", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+affiliates = Table(
+    "affiliates",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+links = Table(
+    "links",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("code", String(32), nullable=False, unique=True),
+    Column("affiliate_id", ForeignKey("affiliates.id"), nullable=False, index=True),
+    Column("offer_id", ForeignKey("offers.id"), nullable=False, index=True),
+    Column("campaign", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# Raw clicks: written in batches, read by click ID (postbacks) and for exports, never for reports.
+clicks = Table(
+    "clicks",
+    metadata,
+    Column("click_id", String(32), primary_key=True),
+    Column("clicked_at", UtcDateTime, nullable=False),
+    Column("link_id", Integer, nullable=False),
+    Column("affiliate_id", Integer, nullable=False),
+    Column("offer_id", Integer, nullable=False),
+    Column("campaign", String(200), nullable=False),
+    *_subs("sub"),
+    Column("source", String(255), nullable=False),
+    Column("landing_page", String(1024), nullable=False),
+    Column("ip", String(45), nullable=False),
+    Column("user_agent", String(512), nullable=False),
+    Column("referrer", String(1024), nullable=False),
+)
+
+
+def hour_of(moment: datetime) -> int:
+    return int(moment.timestamp()) // 3600
+
+
+# Report rollups, keyed by UTC hour (epoch hours: integer arithmetic groups them into days in any
+# whole-hour time zone, the same on both dialects). Dimension columns are '' rather than NULL,
+# because NULLs never collide in a unique key and the upserts would then insert duplicates.
+click_stats = Table(
+    "click_stats",
+    metadata,
+    Column("hour", Integer, primary_key=True),
+    Column("link_id", Integer, primary_key=True),
+    Column("sub1", String(255), primary_key=True),
+    Column("affiliate_id", Integer, nullable=False),
+    Column("offer_id", Integer, nullable=False),
+    Column("clicks", BigInteger, nullable=False),
+    Index(None, "affiliate_id", "hour"),
+    Index(None, "offer_id", "hour"),
+)
+
+conversions = Table(
+    "conversions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("advertiser_id", Integer, nullable=False),
+    Column("click_id", String(32), nullable=False, index=True),
+    # The transaction ID, or "click:<click_id>" when the sender gave none.
+    Column("dedupe_key", String(160), nullable=False),
+    Column("txn_id", String(128), nullable=True),
+    Column("event", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("payout", Money, nullable=True),
+    Column("currency", String(3), nullable=True),
+    # Attribution: NULL while the click is still in flight (core.intake.attribute); attributed_at
+    # is set once that is settled, also when the click turns out to belong to another advertiser.
+    Column("link_id", Integer, nullable=True),
+    Column("affiliate_id", Integer, nullable=True),
+    Column("offer_id", Integer, nullable=True),
+    Column("campaign", String(200), nullable=False),
+    *_subs("sub"),
+    *_subs("adv_sub"),
+    Column("player_id", String(255), nullable=False),
+    Column("clicked_at", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("attributed_at", UtcDateTime, nullable=True),
+    # Exactly-once comes from this key, not from check-then-insert.
+    UniqueConstraint("advertiser_id", "dedupe_key", "event"),
+    Index(
+        "ix_conversions_unattributed",
+        "id",
+        sqlite_where=text("attributed_at IS NULL"),
+        postgresql_where=text("attributed_at IS NULL"),
+    ),
+    Index(None, "affiliate_id", "created_at"),
+)
+
+conversion_history = Table(
+    "conversion_history",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("conversion_id", ForeignKey("conversions.id"), nullable=False, index=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("from_status", String(16), nullable=True),
+    Column("to_status", String(16), nullable=False),
+    Column("postback_id", Integer, nullable=True),
+)
+
+conversion_stats = Table(
+    "conversion_stats",
+    metadata,
+    Column("hour", Integer, primary_key=True),
+    Column("link_id", Integer, primary_key=True),
+    Column("sub1", String(255), primary_key=True),
+    Column("event", String(64), primary_key=True),
+    Column("status", String(16), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("affiliate_id", Integer, nullable=False),
+    Column("offer_id", Integer, nullable=False),
+    Column("conversions", BigInteger, nullable=False),
+    Column("payout", Money, nullable=False),
+    Index(None, "affiliate_id", "hour"),
+    Index(None, "offer_id", "hour"),
+)
+
+# The postback log: every inbound postback, accepted or not, as it arrived. The product's debugger.
+postbacks = Table(
+    "postbacks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("received_at", UtcDateTime, nullable=False, index=True),
+    Column("ip", String(45), nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("advertiser_id", Integer, nullable=True),
+    Column("click_id", String(64), nullable=False),
+    Column("result", String(16), nullable=False),
+    Column("reason", String(32), nullable=True),
+    Column("detail", String(512), nullable=False),
+    Column("conversion_id", Integer, nullable=True, index=True),
+    Column("http_status", Integer, nullable=False),
+    Column("query", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("ignored", String(1024), nullable=False),
+    Index(None, "advertiser_id", "id"),
+)

@@ -1,0 +1,272 @@
+"""The JSON API, mounted at /api (OpenAPI at /api/openapi.json, docs at /api/docs)."""
+
+import hmac
+import json
+from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from clickback.core.events import STANDARD_EVENTS, normalise_event
+from clickback.core.macros import TemplateError, compile_template
+from clickback.core.money import parse_currency
+from clickback.core.outcome import Result
+from clickback.core.reasons import BY_CODE, Reason
+from clickback.core.reporting import DATE_BASIS, DIMENSIONS, ReportRow
+from clickback.service.runtime import Runtime, utcnow
+from clickback.store import admin, postback_log, reports
+from clickback.web import schemas as s
+
+MAX_REPORT_DAYS = 400
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <CLICKBACK_API_KEY>")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+
+def create_api(runtime: Runtime) -> FastAPI:
+    api = FastAPI(
+        title="clickback API",
+        version="0.1.0",
+        description="Manage advertisers, offers, affiliates and tracking links; read the postback "
+        "log, conversions and reports. Every call needs the API key.",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    db = runtime.db
+    public = runtime.settings.public_url.rstrip("/")
+
+    def authorised(
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        header: Annotated[str | None, Depends(_header)],
+    ) -> None:
+        given = (bearer.credentials if bearer else header) or ""
+        if not hmac.compare_digest(given.encode(), runtime.settings.api_token.encode()):
+            raise HTTPException(401, "missing or wrong API key", {"WWW-Authenticate": "Bearer"})
+
+    api.router.dependencies.append(Depends(authorised))
+
+    @api.exception_handler(admin.NotFound)
+    async def not_found(request: Request, exc: admin.NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    async def changed(result: dict[str, Any]) -> dict[str, Any]:
+        # This process sees its own change at once; others within catalog_refresh_seconds.
+        await runtime.catalog.reload()
+        return result
+
+    def advertiser_out(row: dict[str, Any]) -> s.AdvertiserOut:
+        url = f"{public}/postback?click_id={{click_id}}&event={{event}}&payout={{payout}}"
+        url += f"&currency={{currency}}&txn_id={{txn_id}}&status={{status}}&token={row['token']}"
+        return s.AdvertiserOut(**row, postback_url=url)
+
+    def offer_out(row: dict[str, Any]) -> s.OfferOut:
+        decoded = {k: json.loads(row[k]) for k in ("payouts", "custom_events")}
+        return s.OfferOut(**(row | decoded))
+
+    def link_out(row: dict[str, Any]) -> s.LinkOut:
+        return s.LinkOut(**row, url=f"{public}/c/{row['code']}")
+
+    # --- advertisers -------------------------------------------------------------------------
+    @api.post("/advertisers", status_code=201, tags=["advertisers"])
+    async def create_advertiser(body: s.AdvertiserIn) -> s.AdvertiserOut:
+        return advertiser_out(await changed(await admin.create_advertiser(db, body.name, utcnow())))
+
+    @api.get("/advertisers", tags=["advertisers"])
+    async def list_advertisers() -> list[s.AdvertiserOut]:
+        return [advertiser_out(r) for r in await admin.list_all(db, "advertisers")]
+
+    @api.get("/advertisers/{item_id}", tags=["advertisers"])
+    async def get_advertiser(item_id: int) -> s.AdvertiserOut:
+        return advertiser_out(await admin.get(db, "advertisers", item_id))
+
+    # --- offers ------------------------------------------------------------------------------
+    @api.post("/offers", status_code=201, tags=["offers"])
+    async def create_offer(body: s.OfferIn) -> s.OfferOut:
+        try:
+            compile_template(body.url_template)
+        except TemplateError as exc:
+            raise HTTPException(422, f"url_template: {exc}") from exc
+        currency = parse_currency(body.currency)
+        if currency is None:
+            raise HTTPException(422, f"currency: {body.currency!r} is not an ISO 4217 code")
+        custom = [normalise_event(e) for e in body.custom_events]
+        if not all(e and len(e) <= 64 and e.isidentifier() for e in custom):
+            raise HTTPException(422, "custom_events: use names of letters, digits and underscores")
+        payouts = {normalise_event(k): v for k, v in body.payouts.items()}
+        for event, amount in payouts.items():
+            if event not in STANDARD_EVENTS | set(custom):
+                raise HTTPException(422, f"payouts: {event!r} is neither standard nor custom")
+            if not amount.is_finite() or amount < 0 or amount > 10**9:
+                raise HTTPException(422, f"payouts: {event!r} needs a non-negative amount")
+        row = await admin.create_offer(
+            db,
+            advertiser_id=body.advertiser_id,
+            name=body.name,
+            url_template=body.url_template,
+            currency=currency,
+            payouts={k: v.quantize(Decimal("0.0001")) for k, v in payouts.items()},
+            custom_events=custom,
+            now=utcnow(),
+        )
+        return offer_out(await changed(row))
+
+    @api.get("/offers", tags=["offers"])
+    async def list_offers() -> list[s.OfferOut]:
+        return [offer_out(r) for r in await admin.list_all(db, "offers")]
+
+    @api.get("/offers/{item_id}", tags=["offers"])
+    async def get_offer(item_id: int) -> s.OfferOut:
+        return offer_out(await admin.get(db, "offers", item_id))
+
+    # --- affiliates --------------------------------------------------------------------------
+    @api.post("/affiliates", status_code=201, tags=["affiliates"])
+    async def create_affiliate(body: s.AffiliateIn) -> s.AffiliateOut:
+        return s.AffiliateOut(**await changed(await admin.create_affiliate(db, body.name, utcnow())))
+
+    @api.get("/affiliates", tags=["affiliates"])
+    async def list_affiliates() -> list[s.AffiliateOut]:
+        return [s.AffiliateOut(**r) for r in await admin.list_all(db, "affiliates")]
+
+    @api.get("/affiliates/{item_id}", tags=["affiliates"])
+    async def get_affiliate(item_id: int) -> s.AffiliateOut:
+        return s.AffiliateOut(**await admin.get(db, "affiliates", item_id))
+
+    # --- links -------------------------------------------------------------------------------
+    @api.post("/links", status_code=201, tags=["links"])
+    async def create_link(body: s.LinkIn) -> s.LinkOut:
+        row = await admin.create_link(
+            db,
+            affiliate_id=body.affiliate_id,
+            offer_id=body.offer_id,
+            campaign=body.campaign,
+            now=utcnow(),
+        )
+        return link_out(await changed(row))
+
+    @api.get("/links", tags=["links"])
+    async def list_links() -> list[s.LinkOut]:
+        return [link_out(r) for r in await admin.list_all(db, "links")]
+
+    @api.get("/links/{item_id}", tags=["links"])
+    async def get_link(item_id: int) -> s.LinkOut:
+        return link_out(await admin.get(db, "links", item_id))
+
+    # --- pausing any of the four -------------------------------------------------------------
+    def status_route(kind: str, out: Callable[[dict[str, Any]], Any]) -> None:
+        async def set_status(item_id: int, body: s.StatusIn) -> Any:
+            return out(await changed(await admin.set_status(db, kind, item_id, body.status)))
+
+        api.add_api_route(
+            f"/{kind}/{{item_id}}/status",
+            set_status,
+            methods=["PUT"],
+            tags=[kind],
+            summary=f"Pause or activate one of the {kind}",
+            response_model=Any,
+        )
+
+    status_route("advertisers", advertiser_out)
+    status_route("offers", offer_out)
+    status_route("affiliates", lambda r: s.AffiliateOut(**r))
+    status_route("links", link_out)
+
+    # --- postback log, conversions -----------------------------------------------------------
+    @api.get("/postbacks", tags=["postback log"])
+    async def list_postbacks(
+        advertiser_id: int | None = None,
+        result: Result | None = None,
+        reason: Annotated[str | None, Query(max_length=32)] = None,
+        click_id: Annotated[str | None, Query(max_length=64)] = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before_id: int | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> list[s.PostbackLogOut]:
+        if reason is not None and reason not in BY_CODE:
+            raise HTTPException(422, f"reason: unknown code {reason!r}; see GET /api/reasons")
+        f = postback_log.LogFilter(
+            advertiser_id,
+            result.value if result else None,
+            reason,
+            since,
+            until,
+            click_id,
+            before_id,
+            limit,
+        )
+        return [s.PostbackLogOut(**r) for r in await postback_log.list_postbacks(db, f)]
+
+    @api.get("/conversions", tags=["conversions"])
+    async def list_conversions(
+        click_id: Annotated[str | None, Query(max_length=64)] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> list[s.ConversionOut]:
+        rows = await postback_log.list_conversions(db, click_id=click_id, limit=limit)
+        return [s.ConversionOut(**r) for r in rows]
+
+    @api.get("/conversions/{conversion_id}", tags=["conversions"])
+    async def get_conversion(conversion_id: int) -> s.ConversionOut:
+        row = await postback_log.get_conversion(db, conversion_id)
+        if row is None:
+            raise HTTPException(404, f"conversion {conversion_id} does not exist")
+        return s.ConversionOut(**row)
+
+    # --- reports -----------------------------------------------------------------------------
+    @api.get("/reports", tags=["reports"])
+    async def report(
+        first: Annotated[date, Query(alias="from")],
+        last: Annotated[date, Query(alias="to")],
+        group_by: Annotated[
+            str, Query(max_length=100, description=f"comma-separated: {', '.join(DIMENSIONS)}")
+        ] = "day",
+        affiliate_id: int | None = None,
+        offer_id: int | None = None,
+    ) -> s.ReportOut:
+        dims = [d.strip() for d in group_by.split(",") if d.strip()]
+        unknown = [d for d in dims if d not in DIMENSIONS]
+        if unknown or len(set(dims)) != len(dims):
+            raise HTTPException(422, f"group_by: use distinct names among {', '.join(DIMENSIONS)}")
+        if last < first or (last - first).days > MAX_REPORT_DAYS:
+            raise HTTPException(422, f"from..to must be in order and at most {MAX_REPORT_DAYS} days")
+        rows, total = await reports.report(db, first, last, dims, affiliate_id, offer_id)
+        return s.ReportOut(
+            first=first,
+            last=last,
+            group_by=dims,
+            date_basis=DATE_BASIS,
+            rows=[_row_out(r) for r in rows],
+            totals=_row_out(total),
+        )
+
+    # --- reference -----------------------------------------------------------------------------
+    @api.get("/reasons", tags=["reference"])
+    async def reasons() -> list[s.ReasonOut]:
+        return [
+            s.ReasonOut(code=r.code, http_status=r.http_status, message=r.sentence, hint=r.hint)
+            for r in Reason
+        ]
+
+    @api.get("/runtime", tags=["reference"])
+    async def runtime_state() -> s.RuntimeOut:
+        w = runtime.writer
+        return s.RuntimeOut(
+            clicks_pending=w.pending,
+            clicks_written=w.written,
+            clicks_dropped=w.dropped,
+            catalog_version=runtime.catalog.current.version,
+        )
+
+    return api
+
+
+def _row_out(row: ReportRow) -> s.ReportRowOut:
+    return s.ReportRowOut(
+        **row.key,  # type: ignore[arg-type]
+        clicks=row.clicks,
+        conversions=row.conversions,
+        rejected=row.rejected,
+        payout=row.payout,
+    )

@@ -1,0 +1,178 @@
+"""The JSON API's request and response shapes (and so its OpenAPI document)."""
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from clickback.core.limits import MAX_NAME_LEN, MAX_URL_LEN
+
+Name = Field(min_length=1, max_length=MAX_NAME_LEN)
+StatusWord = Literal["active", "paused"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AdvertiserIn(Strict):
+    name: str = Name
+
+
+class AdvertiserOut(BaseModel):
+    id: int
+    name: str
+    status: StatusWord
+    token: str
+    postback_url: str = Field(description="The URL to give the advertiser, with macros to fill in.")
+    created_at: datetime
+
+
+class OfferIn(Strict):
+    advertiser_id: int
+    name: str = Name
+    url_template: str = Field(
+        min_length=8,
+        max_length=MAX_URL_LEN,
+        description="Destination URL; macros: {click_id} {sub1}..{sub5} {affiliate_id} {offer_id} "
+        "{link} {campaign} {source} {lp}. The host must be literal.",
+        examples=["https://casino.example.com/welcome?btag={click_id}&s1={sub1}"],
+    )
+    currency: str = Field(min_length=3, max_length=3, examples=["EUR"])
+    payouts: dict[str, Decimal] = Field(
+        default_factory=dict,
+        description="Default payout per event when a postback names none.",
+        examples=[{"registration": "0", "first_deposit": "50.00"}],
+        max_length=50,
+    )
+    custom_events: list[str] = Field(default_factory=list, max_length=50)
+
+
+class OfferOut(BaseModel):
+    id: int
+    advertiser_id: int
+    name: str
+    url_template: str
+    currency: str
+    status: StatusWord
+    payouts: dict[str, Decimal]
+    custom_events: list[str]
+    created_at: datetime
+
+
+class AffiliateIn(Strict):
+    name: str = Name
+
+
+class AffiliateOut(BaseModel):
+    id: int
+    name: str
+    status: StatusWord
+    created_at: datetime
+
+
+class LinkIn(Strict):
+    affiliate_id: int
+    offer_id: int
+    campaign: str = Field(default="", max_length=MAX_NAME_LEN)
+
+
+class LinkOut(BaseModel):
+    id: int
+    code: str
+    affiliate_id: int
+    offer_id: int
+    campaign: str
+    status: StatusWord
+    url: str = Field(description="The tracking link to give the affiliate.")
+    created_at: datetime
+
+
+class StatusIn(Strict):
+    status: StatusWord
+
+
+class PostbackLogOut(BaseModel):
+    id: int
+    received_at: datetime
+    ip: str
+    method: str
+    advertiser_id: int | None
+    click_id: str
+    result: str
+    reason: str | None
+    detail: str
+    conversion_id: int | None
+    http_status: int
+    query: str
+    body: str
+    ignored: str
+
+
+class HistoryOut(BaseModel):
+    at: datetime
+    from_status: str | None
+    to_status: str
+    postback_id: int | None
+
+
+class ConversionOut(BaseModel):
+    id: int
+    advertiser_id: int
+    click_id: str
+    txn_id: str | None
+    event: str
+    status: str
+    payout: Decimal | None
+    currency: str | None
+    link_id: int | None
+    affiliate_id: int | None
+    offer_id: int | None
+    campaign: str
+    sub1: str
+    sub2: str
+    sub3: str
+    sub4: str
+    sub5: str
+    player_id: str
+    clicked_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    attributed_at: datetime | None
+    history: list[HistoryOut] = Field(default_factory=list)
+
+
+class ReportRowOut(BaseModel):
+    day: date | None = None
+    affiliate_id: int | None = None
+    offer_id: int | None = None
+    link_id: int | None = None
+    sub1: str | None = None
+    clicks: int
+    conversions: dict[str, int]
+    rejected: int = Field(description="Rejected and cancelled conversions.")
+    payout: dict[str, Decimal] = Field(description="Pending and approved payout, per currency.")
+
+
+class ReportOut(BaseModel):
+    first: date
+    last: date
+    group_by: list[str]
+    date_basis: str
+    rows: list[ReportRowOut]
+    totals: ReportRowOut
+
+
+class ReasonOut(BaseModel):
+    code: str
+    http_status: int
+    message: str
+    hint: str
+
+
+class RuntimeOut(BaseModel):
+    clicks_pending: int
+    clicks_written: int
+    clicks_dropped: int
+    catalog_version: int
