@@ -215,7 +215,7 @@ def create_api(runtime: Runtime) -> FastAPI:
         return s.ConversionOut(**row)
 
     # --- reports -----------------------------------------------------------------------------
-    @api.get("/reports", tags=["reports"])
+    @api.get("/reports", tags=["reports"], response_model_exclude_none=True)
     async def report(
         first: Annotated[date, Query(alias="from")],
         last: Annotated[date, Query(alias="to")],

@@ -1,0 +1,256 @@
+"""Test set-up: a real server on a loopback port, against a real SQLite file and (when
+CLICKBACK_TEST_POSTGRES_URL is set) a real PostgreSQL, with every HTTP test run on each.
+
+The server runs in a thread with its own event loop; `Node.call` runs a coroutine on that loop,
+which is how tests reach inside (flush the click buffer, hold it, read the database).
+"""
+
+import asyncio
+import os
+import socket
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import text
+
+from clickback.config import Settings
+from clickback.service.runtime import Runtime
+from clickback.store.db import connect
+from clickback.store.migrate import upgrade
+from clickback.store.tables import metadata
+from clickback.web.app import create_app
+
+T = TypeVar("T")
+API_KEY = "test-api-key"
+SECRET = "5e" * 32
+PG_URL = os.environ.get("CLICKBACK_TEST_POSTGRES_URL", "")
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+def settings_for(url: str, data_dir: Path, **overrides: Any) -> Settings:
+    return Settings(
+        database_url=url,
+        data_dir=data_dir,
+        api_key=API_KEY,
+        secret_key=SECRET,
+        public_url="http://127.0.0.1",
+        **overrides,
+    )
+
+
+@dataclass
+class Node:
+    """One running clickback server process-equivalent: its app, runtime, loop and address."""
+
+    runtime: Runtime
+    loop: asyncio.AbstractEventLoop
+    base_url: str
+
+    def call(self, make: Callable[[], Awaitable[T]], timeout: float = 30) -> T:
+        async def run() -> T:
+            return await make()
+
+        future: Future[T] = asyncio.run_coroutine_threadsafe(run(), self.loop)
+        return future.result(timeout)
+
+
+def _serve(settings: Settings) -> Iterator[Node]:
+    app = create_app(settings)
+    sock = socket.socket()
+    # Without it every keep-alive request waits out a 40 ms delayed ACK (Nagle), 20× the work.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
+    ready = threading.Event()
+    holder: dict[str, asyncio.AbstractEventLoop] = {}
+
+    async def main() -> None:
+        holder["loop"] = asyncio.get_running_loop()
+        ready.set()
+        await server.serve(sockets=[sock])
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    thread.start()
+    ready.wait(10)
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        threading.Event().wait(0.01)
+    try:
+        yield Node(app.state.runtime, holder["loop"], f"http://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    else:
+        url = PG_URL
+
+    async def fresh_schema() -> None:
+        db = connect(url)
+        try:
+            if db.dialect == "postgresql":
+                async with db.write() as conn:
+                    await conn.execute(text("DROP SCHEMA public CASCADE"))
+                    await conn.execute(text("CREATE SCHEMA public"))
+            await upgrade(db)
+        finally:
+            await db.close()
+
+    asyncio.run(fresh_schema())
+    return url
+
+
+@pytest.fixture(scope="session")
+def node(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    yield from _serve(settings_for(database_url, tmp_path_factory.mktemp("data")))
+
+
+@pytest.fixture
+def second_node(database_url: str, tmp_path: Path) -> Iterator[Node]:
+    """Another server on the same database, as a second process behind a load balancer would be."""
+    yield from _serve(settings_for(database_url, tmp_path))
+
+
+async def _wipe(runtime: Runtime) -> None:
+    await runtime.writer.flush()
+    tables = [t.name for t in metadata.sorted_tables if t.name != "catalog_version"]
+    async with runtime.db.write() as conn:
+        if runtime.db.dialect == "postgresql":
+            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in reversed(tables):
+                await conn.execute(text(f"DELETE FROM {name}"))  # noqa: S608 - our own table names
+        await conn.execute(text("UPDATE catalog_version SET version = version + 1"))
+    await runtime.catalog.reload()
+
+
+@pytest.fixture
+def clean(node: Node) -> Node:
+    node.call(lambda: _wipe(node.runtime))
+    return node
+
+
+class Client:
+    """What the outside world does: API calls with the key, clicks and postbacks without."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.http = httpx.Client(base_url=node.base_url, timeout=30)
+        self.auth = {"Authorization": f"Bearer {API_KEY}"}
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.http.request(method, "/api" + path, headers=self.auth, **kwargs)
+        assert response.status_code < 300, response.text
+        return response.json()
+
+    def click(self, code: str, **params: str) -> str:
+        """Follow a tracking link; return the click ID from the offer URL it redirects to."""
+        response = self.http.get(f"/c/{code}", params=params)
+        assert response.status_code == 302, response.text
+        return parse_qs(urlsplit(response.headers["location"]).query)["cid"][0]
+
+    def postback(self, **params: str) -> httpx.Response:
+        return self.http.get("/postback", params=params)
+
+    def report(self, **params: str) -> Any:
+        """Today's report (UTC) unless told otherwise."""
+        today = datetime.now(UTC).date().isoformat()
+        return self.api("GET", "/reports", params={"from": today, "to": today} | params)
+
+    def flush(self) -> int:
+        return self.node.call(self.node.runtime.writer.flush)
+
+
+@dataclass
+class World:
+    """The test personas: advertiser Northstar (casino and sportsbook offers), its rival Southgate,
+    affiliates Alice and Bob, and their tracking links."""
+
+    northstar: dict[str, Any]
+    southgate: dict[str, Any]
+    casino: dict[str, Any]
+    sportsbook: dict[str, Any]
+    rival_offer: dict[str, Any]
+    alice: dict[str, Any]
+    bob: dict[str, Any]
+    alice_casino: str
+    bob_casino: str
+    alice_sportsbook: str
+    rival_link: str
+
+    @property
+    def token(self) -> str:
+        return str(self.northstar["token"])
+
+
+@pytest.fixture
+def client(clean: Node) -> Iterator[Client]:
+    c = Client(clean)
+    yield c
+    c.http.close()
+
+
+def make_world(c: Client) -> World:
+    northstar = c.api("POST", "/advertisers", json={"name": "Northstar Gaming"})
+    southgate = c.api("POST", "/advertisers", json={"name": "Southgate Bets"})
+
+    def offer(adv: dict[str, Any], name: str, host: str, **extra: Any) -> dict[str, Any]:
+        body = {
+            "advertiser_id": adv["id"],
+            "name": name,
+            "url_template": f"https://{host}/go?cid={{click_id}}&s1={{sub1}}&src={{source}}",
+            "currency": "EUR",
+            **extra,
+        }
+        return dict(c.api("POST", "/offers", json=body))
+
+    casino = offer(
+        northstar,
+        "Northstar Casino",
+        "casino.example.com",
+        payouts={"registration": "1.50", "first_deposit": "50"},
+        custom_events=["vip_level"],
+    )
+    sportsbook = offer(northstar, "Northstar Sportsbook", "sports.example.com")
+    rival_offer = offer(southgate, "Southgate Poker", "poker.example.net")
+    alice = c.api("POST", "/affiliates", json={"name": "Alice Media"})
+    bob = c.api("POST", "/affiliates", json={"name": "Bob Traffic"})
+
+    def link(aff: dict[str, Any], off: dict[str, Any], campaign: str = "") -> str:
+        body = {"affiliate_id": aff["id"], "offer_id": off["id"], "campaign": campaign}
+        return str(c.api("POST", "/links", json=body)["code"])
+
+    return World(
+        northstar,
+        southgate,
+        casino,
+        sportsbook,
+        rival_offer,
+        alice,
+        bob,
+        link(alice, casino, "spring"),
+        link(bob, casino),
+        link(alice, sportsbook),
+        link(bob, rival_offer),
+    )
+
+
+@pytest.fixture
+def world(client: Client) -> World:
+    return make_world(client)

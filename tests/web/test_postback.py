@@ -1,0 +1,297 @@
+"""The postback endpoint over HTTP: every reason code, duplicates, status changes, the log."""
+
+import asyncio
+import json
+
+import httpx
+import pytest
+
+from clickback.core.clickids import ClickIdCodec
+from clickback.core.reasons import BY_CODE
+from tests.conftest import Client, World
+
+
+def reply_of(response: httpx.Response) -> tuple[int, str, str | None]:
+    body = response.json()
+    return response.status_code, body["result"], body.get("reason")
+
+
+@pytest.fixture
+def click_id(client: Client, world: World) -> str:
+    cid = client.click(world.alice_casino, sub1="s1")
+    client.flush()
+    return cid
+
+
+def test_each_refusal_reason_reaches_the_sender_and_the_log(
+    client: Client, world: World, click_id: str
+) -> None:
+    token = world.token
+    rival_click = client.click(world.rival_link)
+    client.flush()
+    other_install = ClickIdCodec(b"another installation's key 32b!!").mint(
+        client.node.runtime.writer._clock()
+    )
+    cases = {
+        "missing_token": {"click_id": click_id, "event": "registration"},
+        "bad_token": {"click_id": click_id, "event": "registration", "token": "nope"},
+        "unreplaced_macro": {"click_id": "{click_id}", "event": "registration", "token": token},
+        "missing_click_id": {"event": "registration", "token": token},
+        "malformed_click_id": {"click_id": "abc123", "event": "registration", "token": token},
+        "forged_click_id": {"click_id": other_install, "event": "registration", "token": token},
+        "foreign_click": {"click_id": rival_click, "event": "registration", "token": token},
+        "missing_event": {"click_id": click_id, "token": token},
+        "unknown_event": {"click_id": click_id, "event": "jackpot", "token": token},
+        "unknown_status": {"click_id": click_id, "event": "sale", "status": "maybe", "token": token},
+        "invalid_payout": {"click_id": click_id, "event": "sale", "payout": "1,5", "token": token},
+        "unknown_currency": {"click_id": click_id, "event": "sale", "currency": "EURO", "token": token},
+        "conflicting_aliases": {
+            "click_id": click_id,
+            "cid": "x" * 32,
+            "event": "sale",
+            "token": token,
+        },
+    }
+    for code, params in cases.items():
+        response = client.postback(**params)
+        assert reply_of(response) == (BY_CODE[code].http_status, "rejected", code), code
+        assert response.json()["hint"] == BY_CODE[code].hint
+
+    log = client.api("GET", "/postbacks", params={"result": "rejected", "limit": 100})
+    assert sorted(row["reason"] for row in log) == sorted(cases)
+    assert client.api("GET", "/conversions") == []
+
+
+def test_unknown_click_when_a_genuine_id_is_older_than_the_in_flight_window(
+    client: Client, world: World
+) -> None:
+    from datetime import timedelta
+
+    runtime = client.node.runtime
+    old = runtime.tracker.codec.mint(runtime.writer._clock() - timedelta(hours=2))
+
+    response = client.postback(click_id=old, event="registration", token=world.token)
+
+    assert reply_of(response) == (404, "rejected", "unknown_click")
+
+
+def test_aliases_of_other_platforms_are_understood(client: Client, world: World, click_id: str) -> None:
+    # Keitaro-style names: subid for the click, tid for the transaction, revenue for the payout.
+    response = client.postback(
+        subid=click_id, goal="dep", tid="K-9", revenue="20", cnv_status="hold", secret=world.token
+    )
+
+    assert reply_of(response) == (200, "accepted", None)
+    conversion = client.api("GET", f"/conversions/{response.json()['conversion_id']}")
+    assert (conversion["txn_id"], conversion["event"], conversion["status"]) == (
+        "K-9",
+        "deposit",
+        "pending",
+    )
+
+
+def test_unknown_parameter_names_are_reported_back(client: Client, world: World) -> None:
+    cid = client.click(world.alice_casino)
+    client.flush()
+
+    response = client.postback(clk_id=cid, event="registration", token=world.token, foo="1")
+
+    body = response.json()
+    assert body["reason"] == "missing_click_id"
+    assert body["detail"] == "parameter 'clk_id' holds a click ID: send it as click_id"
+    assert body["ignored_parameters"] == ["clk_id", "foo"]
+
+
+def test_duplicate_transaction_is_recorded_once(client: Client, world: World, click_id: str) -> None:
+    params = {"click_id": click_id, "event": "deposit", "txn_id": "D-1", "payout": "10"}
+
+    first = client.postback(**params, token=world.token)
+    second = client.postback(**params, token=world.token)
+
+    assert reply_of(first) == (200, "accepted", None)
+    assert reply_of(second) == (200, "duplicate", "duplicate")
+    assert second.json()["conversion_id"] == first.json()["conversion_id"]
+    assert len(client.api("GET", "/conversions")) == 1
+
+
+def test_same_event_with_a_new_transaction_id_counts_again(
+    client: Client, world: World, click_id: str
+) -> None:
+    for txn in ("D-1", "D-2"):
+        response = client.postback(click_id=click_id, event="deposit", txn_id=txn, token=world.token)
+        assert reply_of(response) == (200, "accepted", None)
+
+    assert len(client.api("GET", "/conversions")) == 2
+
+
+def test_without_transaction_id_an_event_counts_once_per_click(
+    client: Client, world: World, click_id: str
+) -> None:
+    first = client.postback(click_id=click_id, event="registration", token=world.token)
+    again = client.postback(click_id=click_id, event="registration", token=world.token)
+    other_event = client.postback(click_id=click_id, event="first_deposit", token=world.token)
+
+    assert [reply_of(r)[1] for r in (first, again, other_event)] == ["accepted", "duplicate", "accepted"]
+
+
+def test_transaction_id_reused_on_another_click_is_a_conflict(
+    client: Client, world: World, click_id: str
+) -> None:
+    other = client.click(world.bob_casino)
+    client.flush()
+    client.postback(click_id=click_id, event="deposit", txn_id="T-7", token=world.token)
+
+    response = client.postback(click_id=other, event="deposit", txn_id="T-7", token=world.token)
+
+    assert reply_of(response) == (409, "rejected", "transaction_conflict")
+
+
+def test_fifty_concurrent_identical_postbacks_make_one_conversion(
+    client: Client, world: World, click_id: str
+) -> None:
+    params = {"click_id": click_id, "event": "first_deposit", "txn_id": "F-1", "token": world.token}
+
+    async def storm() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=client.node.base_url, timeout=60) as http:
+            return await asyncio.gather(*(http.get("/postback", params=params) for _ in range(50)))
+
+    responses = asyncio.run(storm())
+
+    results = sorted(reply_of(r)[1] for r in responses)
+    assert results == ["accepted"] + ["duplicate"] * 49
+    assert len({r.json()["conversion_id"] for r in responses}) == 1
+    assert len(client.api("GET", "/conversions")) == 1
+    assert len(client.api("GET", "/postbacks", params={"limit": 100})) == 50
+    report = client.report()
+    assert report["totals"]["conversions"] == {"first_deposit": 1}
+
+
+def test_status_changes_are_kept_as_history(client: Client, world: World, click_id: str) -> None:
+    def send(status: str) -> httpx.Response:
+        return client.postback(
+            click_id=click_id, event="first_deposit", txn_id="S-1", status=status, token=world.token
+        )
+
+    replies = [reply_of(send(s)) for s in ("pending", "approved", "approved", "rejected")]
+
+    assert [r[1] for r in replies] == ["accepted", "updated", "duplicate", "updated"]
+    conversion = client.api("GET", "/conversions")[0]
+    assert conversion["status"] == "rejected"
+    history = client.api("GET", f"/conversions/{conversion['id']}")["history"]
+    assert [(h["from_status"], h["to_status"]) for h in history] == [
+        (None, "pending"),
+        ("pending", "approved"),
+        ("approved", "rejected"),
+    ]
+    assert all(h["postback_id"] for h in history)
+    report = client.report()
+    assert report["totals"]["conversions"] == {}
+    assert report["totals"]["rejected"] == 1
+
+
+def test_cancelled_is_final(client: Client, world: World, click_id: str) -> None:
+    base = {"click_id": click_id, "event": "sale", "txn_id": "C-1", "token": world.token}
+    client.postback(**base, status="cancelled")
+
+    response = client.postback(**base, status="approved")
+
+    assert reply_of(response) == (409, "rejected", "invalid_status_transition")
+
+
+def test_custom_event_of_the_offer_is_accepted(client: Client, world: World, click_id: str) -> None:
+    response = client.postback(click_id=click_id, event="vip_level", token=world.token)
+
+    assert reply_of(response) == (200, "accepted", None)
+
+
+def test_post_form_and_json_bodies_are_read(client: Client, world: World, click_id: str) -> None:
+    form = client.http.post(
+        "/postback",
+        data={"click_id": click_id, "event": "registration", "token": world.token},
+    )
+    as_json = client.http.post(
+        "/postback",
+        content=json.dumps({"click_id": click_id, "event": "deposit", "payout": 12.5, "token": world.token}),
+        headers={"content-type": "application/json"},
+    )
+
+    assert reply_of(form) == (200, "accepted", None)
+    assert reply_of(as_json) == (200, "accepted", None)
+
+
+def test_huge_body_is_refused_without_reading_it(client: Client, world: World) -> None:
+    response = client.http.post("/postback", content=b"a=" + b"x" * 100_000)
+
+    assert reply_of(response) == (413, "rejected", "body_too_large")
+    assert client.api("GET", "/postbacks")[0]["reason"] == "body_too_large"
+
+
+def test_postback_before_its_click_is_flushed_is_attributed(client: Client, world: World) -> None:
+    runtime = client.node.runtime
+    runtime_lock = runtime.writer._lock
+    client.node.call(runtime_lock.acquire)  # a flush stuck behind a slow database
+    try:
+        cid = client.click(world.alice_casino, sub1="early")
+        response = client.postback(click_id=cid, event="registration", token=world.token)
+    finally:
+        client.node.call(lambda: _release(runtime_lock))
+
+    assert reply_of(response) == (200, "accepted", None)
+    conversion = client.api("GET", f"/conversions/{response.json()['conversion_id']}")
+    assert (conversion["affiliate_id"], conversion["sub1"]) == (world.alice["id"], "early")
+
+
+async def _release(lock: asyncio.Lock) -> None:
+    lock.release()
+
+
+def test_postback_for_a_click_still_in_another_nodes_buffer_is_attributed_when_it_lands(
+    client: Client, world: World, second_node: object
+) -> None:
+    from tests.conftest import Node
+
+    assert isinstance(second_node, Node)
+    other = Client(second_node)
+    other_lock = second_node.runtime.writer._lock
+    second_node.call(other_lock.acquire)
+    try:
+        cid = other.click(world.bob_casino, sub1="elsewhere")
+        response = client.postback(click_id=cid, event="first_deposit", token=world.token)
+        waiting = client.api("GET", f"/conversions/{response.json()['conversion_id']}")
+    finally:
+        second_node.call(lambda: _release(other_lock))
+    other.flush()
+    client.flush()  # the first node's writer looks for conversions waiting on landed clicks
+
+    assert reply_of(response) == (200, "accepted", None)
+    assert (waiting["affiliate_id"], waiting["attributed_at"]) == (None, None)
+    settled = client.api("GET", f"/conversions/{response.json()['conversion_id']}")
+    assert (settled["affiliate_id"], settled["sub1"]) == (world.bob["id"], "elsewhere")
+    assert (settled["payout"], settled["currency"]) == ("50", "EUR")
+    report = client.report()
+    assert report["totals"]["conversions"] == {"first_deposit": 1}
+    other.http.close()
+
+
+def test_log_filters_by_advertiser_outcome_reason_and_time(
+    client: Client, world: World, click_id: str
+) -> None:
+    client.postback(click_id=click_id, event="registration", token=world.token)
+    client.postback(click_id=click_id, event="registration", token=world.token)
+    client.postback(click_id=click_id, event="nope", token=world.token)
+    client.postback(click_id=click_id, event="registration", token=world.southgate["token"])
+
+    def count(**params: object) -> int:
+        return len(client.api("GET", "/postbacks", params=params))
+
+    assert count(advertiser_id=world.northstar["id"]) == 3
+    assert count(advertiser_id=world.southgate["id"]) == 1
+    assert count(result="duplicate") == 1
+    assert count(reason="unknown_event") == 1
+    assert count(reason="foreign_click") == 1
+    assert count(since="2099-01-01T00:00:00Z") == 0
+    assert count(until="2099-01-01T00:00:00Z") == 4
+    assert count(click_id=click_id) == 4
+    entry = client.api("GET", "/postbacks", params={"result": "accepted"})[0]
+    assert "event=registration" in entry["query"]
+    assert entry["conversion_id"] is not None
