@@ -66,7 +66,7 @@ class Node:
 def _serve(settings: Settings) -> Iterator[Node]:
     app = create_app(settings)
     sock = socket.socket()
-    # Without it every keep-alive request waits out a 40 ms delayed ACK (Nagle), 20× the work.
+    # Without it every keep-alive request waits out a 40 ms delayed ACK (Nagle), 20 times the work.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

@@ -267,7 +267,7 @@ def test_postback_for_a_click_still_in_another_nodes_buffer_is_attributed_when_i
     assert (waiting["affiliate_id"], waiting["attributed_at"]) == (None, None)
     settled = client.api("GET", f"/conversions/{response.json()['conversion_id']}")
     assert (settled["affiliate_id"], settled["sub1"]) == (world.bob["id"], "elsewhere")
-    assert (settled["payout"], settled["currency"]) == ("50", "EUR")
+    assert (settled["payout"], settled["currency"]) == ("50.00", "EUR")
     report = client.report()
     assert report["totals"]["conversions"] == {"first_deposit": 1}
     other.http.close()

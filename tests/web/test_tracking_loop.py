@@ -54,7 +54,7 @@ def test_offer_default_payout_applies_when_postback_names_none(client: Client, w
     conversion = client.api("GET", f"/conversions/{body['conversion_id']}")
     assert (conversion["event"], conversion["payout"], conversion["currency"]) == (
         "first_deposit",
-        "50",
+        "50.00",
         "EUR",
     )
 
@@ -79,7 +79,7 @@ def test_report_groups_clicks_and_conversions_by_day_offer_and_affiliate(
     rows = {r["affiliate_id"]: r for r in by_affiliate["rows"]}
     assert rows[world.alice["id"]]["clicks"] == 4
     assert rows[world.bob["id"]]["conversions"] == {"registration": 1}
-    assert rows[world.bob["id"]]["payout"] == {"EUR": "1.5"}
+    assert rows[world.bob["id"]]["payout"] == {"EUR": "1.50"}
     assert by_affiliate["totals"]["clicks"] == 5
     assert "click time" in by_affiliate["date_basis"]
 

@@ -33,3 +33,9 @@ def parse_amount(raw: str) -> Decimal | None:
 def parse_currency(raw: str) -> str | None:
     code = raw.strip().upper()
     return code if code in CURRENCIES else None
+
+
+def money_text(amount: Decimal) -> str:
+    """Amounts as senders and spreadsheets expect them: at least two decimals, no noise after."""
+    places = max(2, -amount.normalize().as_tuple().exponent)  # type: ignore[operator]
+    return f"{amount:.{places}f}"

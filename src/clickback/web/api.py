@@ -4,7 +4,6 @@ import hmac
 import json
 from collections.abc import Callable
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -13,7 +12,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from clickback.core.events import STANDARD_EVENTS, normalise_event
 from clickback.core.macros import TemplateError, compile_template
-from clickback.core.money import parse_currency
+from clickback.core.money import parse_amount, parse_currency
 from clickback.core.outcome import Result
 from clickback.core.reasons import BY_CODE, Reason
 from clickback.core.reporting import DATE_BASIS, DIMENSIONS, ReportRow
@@ -99,7 +98,7 @@ def create_api(runtime: Runtime) -> FastAPI:
         for event, amount in payouts.items():
             if event not in STANDARD_EVENTS | set(custom):
                 raise HTTPException(422, f"payouts: {event!r} is neither standard nor custom")
-            if not amount.is_finite() or amount < 0 or amount > 10**9:
+            if parse_amount(str(amount)) is None:
                 raise HTTPException(422, f"payouts: {event!r} needs a non-negative amount")
         row = await admin.create_offer(
             db,
@@ -107,7 +106,7 @@ def create_api(runtime: Runtime) -> FastAPI:
             name=body.name,
             url_template=body.url_template,
             currency=currency,
-            payouts={k: v.quantize(Decimal("0.0001")) for k, v in payouts.items()},
+            payouts=payouts,
             custom_events=custom,
             now=utcnow(),
         )

@@ -2,11 +2,14 @@
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from clickback.core.limits import MAX_NAME_LEN, MAX_URL_LEN
+from clickback.core.money import money_text
+
+Money = Annotated[Decimal, PlainSerializer(money_text, return_type=str)]
 
 Name = Field(min_length=1, max_length=MAX_NAME_LEN)
 StatusWord = Literal["active", "paused"]
@@ -56,7 +59,7 @@ class OfferOut(BaseModel):
     url_template: str
     currency: str
     status: StatusWord
-    payouts: dict[str, Decimal]
+    payouts: dict[str, Money]
     custom_events: list[str]
     created_at: datetime
 
@@ -124,7 +127,7 @@ class ConversionOut(BaseModel):
     txn_id: str | None
     event: str
     status: str
-    payout: Decimal | None
+    payout: Money | None
     currency: str | None
     link_id: int | None
     affiliate_id: int | None
@@ -152,7 +155,7 @@ class ReportRowOut(BaseModel):
     clicks: int
     conversions: dict[str, int]
     rejected: int = Field(description="Rejected and cancelled conversions.")
-    payout: dict[str, Decimal] = Field(description="Pending and approved payout, per currency.")
+    payout: dict[str, Money] = Field(description="Pending and approved payout, per currency.")
 
 
 class ReportOut(BaseModel):

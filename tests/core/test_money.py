@@ -1,0 +1,107 @@
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clickback.core.limits import MAX_PAYOUT, PAYOUT_DECIMALS
+from clickback.core.money import CURRENCIES, parse_amount, parse_currency
+
+
+@pytest.mark.parametrize(
+    ("raw", "amount"),
+    [
+        ("0", "0"),
+        ("25", "25"),
+        ("25.5", "25.5"),
+        ("25.50", "25.50"),
+        ("25.5000", "25.5000"),
+        ("0.0001", "0.0001"),
+        (" 7 ", "7"),
+        ("\t12.50\n", "12.50"),
+        ("007", "7"),
+        (str(MAX_PAYOUT), str(MAX_PAYOUT)),
+    ],
+)
+def test_plain_decimal_amount_is_accepted_exactly(raw: str, amount: str) -> None:
+    parsed = parse_amount(raw)
+    assert isinstance(parsed, Decimal)
+    assert parsed == Decimal(amount)
+    # Exact: the digits sent are the digits kept, no float on the way.
+    assert parsed.as_tuple() == Decimal(amount).as_tuple()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "NaN",
+        "nan",
+        "sNaN",
+        "Infinity",
+        "-Infinity",
+        "inf",
+        "1e309",
+        "1e3",
+        "1E3",
+        "-1",
+        "-0",
+        "+1",
+        "1,5",
+        "1,000.00",
+        "1.23456",
+        "",
+        " ",
+        ".5",
+        "5.",
+        "0x10",
+        "１２",
+        "١٢",
+        "1_000",
+        "1 000",
+        "12.5.0",
+        "€5",
+        "5 EUR",
+        "{payout}",
+    ],
+)
+def test_anything_but_digits_with_an_optional_dot_is_refused(raw: str) -> None:
+    assert parse_amount(raw) is None
+
+
+@pytest.mark.parametrize("raw", [str(MAX_PAYOUT + 1), f"{MAX_PAYOUT}.0001", "999999999999", "1" * 13])
+def test_amount_over_the_maximum_payout_is_refused(raw: str) -> None:
+    assert parse_amount(raw) is None
+
+
+@settings(max_examples=200)
+@given(amount=st.decimals(min_value=0, max_value=MAX_PAYOUT, places=PAYOUT_DECIMALS))
+def test_any_amount_within_limits_round_trips(amount: Decimal) -> None:
+    assert parse_amount(f"{amount:f}") == amount
+
+
+@settings(max_examples=300)
+@given(raw=st.text())
+def test_arbitrary_text_never_raises_and_yields_only_sane_amounts(raw: str) -> None:
+    amount = parse_amount(raw)
+    if amount is not None:
+        assert amount.is_finite()
+        assert 0 <= amount <= MAX_PAYOUT
+        assert amount == amount.quantize(Decimal(1).scaleb(-PAYOUT_DECIMALS))
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [("EUR", "EUR"), ("eur", "EUR"), ("Usd", "USD"), (" gbp ", "GBP"), ("jpy", "JPY")],
+)
+def test_iso_currency_code_is_accepted_in_upper_case(raw: str, code: str) -> None:
+    assert parse_currency(raw) == code
+
+
+@pytest.mark.parametrize("raw", ["EURO", "XXX", "XAU", "", "   ", "E U", "EU", "€", "US$", "{currency}", "eur1"])
+def test_unknown_currency_is_refused(raw: str) -> None:
+    assert parse_currency(raw) is None
+
+
+def test_currency_list_holds_only_three_letter_codes() -> None:
+    assert len(CURRENCIES) > 150
+    assert all(len(code) == 3 and code.isascii() and code.isupper() for code in CURRENCIES)

@@ -1,0 +1,60 @@
+"""The `clickback` command, run in-process against a fresh SQLite data directory."""
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from clickback.cli import app
+from clickback.config import Settings
+from clickback.service.runtime import utcnow
+from clickback.store import reports
+from clickback.store.db import connect
+
+runner = CliRunner()
+
+
+def test_demo_seeds_traffic_through_the_real_paths_once(tmp_path: Path) -> None:
+    env = {"CLICKBACK_DATA_DIR": str(tmp_path), "CLICKBACK_DATABASE_URL": ""}
+
+    first = runner.invoke(app, ["demo"], env=env)
+    again = runner.invoke(app, ["demo"], env=env)
+
+    assert first.exit_code == 0, first.output
+    assert first.output.count("tracking link http://127.0.0.1:8000/c/") == 4
+    assert "nothing added" in again.output
+    assert (tmp_path / "secret.key").stat().st_mode & 0o077 == 0
+
+    async def totals() -> reports.ReportRow:
+        db = connect(Settings(data_dir=tmp_path).url)
+        try:
+            today = utcnow().date()
+            _, total = await reports.report(db, today - timedelta(days=30), today, [])
+            return total
+        finally:
+            await db.close()
+
+    total = asyncio.run(totals())
+    assert total.clicks == 7 * 60
+    assert total.conversions["registration"] > 0
+    assert total.payout["EUR"] > 0
+
+
+def test_migrate_is_safe_to_repeat(tmp_path: Path) -> None:
+    env = {"CLICKBACK_DATA_DIR": str(tmp_path), "CLICKBACK_DATABASE_URL": ""}
+
+    results = [runner.invoke(app, ["migrate"], env=env) for _ in range(2)]
+
+    assert [r.exit_code for r in results] == [0, 0]
+    assert "schema up to date" in results[1].output
+
+
+def test_a_bad_setting_stops_with_a_sentence(tmp_path: Path) -> None:
+    env = {"CLICKBACK_DATA_DIR": str(tmp_path), "CLICKBACK_CLICK_FLUSH_SECONDS": "soon"}
+
+    result = runner.invoke(app, ["migrate"], env=env)
+
+    assert result.exit_code == 2
+    assert "click_flush_seconds" in result.output
+    assert "valid number" in result.output

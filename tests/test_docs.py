@@ -1,0 +1,31 @@
+"""Documents that must say what the code does."""
+
+import re
+from pathlib import Path
+
+from clickback.cli import reasons_markdown
+
+DOCS = Path(__file__).parent.parent / "docs"
+
+
+def test_reason_codes_document_matches_the_catalogue() -> None:
+    assert (DOCS / "reasons.md").read_text() == reasons_markdown(), (
+        "regenerate it: clickback reasons > docs/reasons.md"
+    )
+
+
+def test_postback_guide_names_every_accepted_alias() -> None:
+    from clickback.core.events import EVENT_ALIASES
+    from clickback.core.intake import ALIASES
+    from clickback.core.lifecycle import STATUS_WORDS
+    from clickback.core.macros import OFFER_MACROS
+
+    guide = (DOCS / "postbacks.md").read_text()
+    # Sub IDs are written as ranges there: `sub1`…`sub5`, `{sub1}` … `{sub5}`.
+    numbered = re.compile(r"s(ub)?[2-4]")
+    for name in [a for names in ALIASES.values() for a in names if not numbered.fullmatch(a)]:
+        assert f"`{name}`" in guide, name
+    for word in [*EVENT_ALIASES, *STATUS_WORDS]:
+        assert f"`{word}`" in guide, word
+    for macro in OFFER_MACROS:
+        assert numbered.fullmatch(macro) or f"{{{macro}}}" in guide, macro

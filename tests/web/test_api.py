@@ -1,0 +1,110 @@
+"""The JSON API: the key, creating and listing entities, refusing bad ones, the OpenAPI document."""
+
+import pytest
+
+from clickback.core.reasons import Reason
+from tests.conftest import Client, World
+
+
+def test_every_api_call_needs_the_key(client: Client) -> None:
+    no_key = client.http.get("/api/advertisers")
+    wrong = client.http.get("/api/advertisers", headers={"Authorization": "Bearer nope"})
+    header = client.http.get("/api/advertisers", headers={"X-API-Key": "test-api-key"})
+
+    assert (no_key.status_code, wrong.status_code, header.status_code) == (401, 401, 200)
+    assert client.http.post("/api/affiliates", json={"name": "x"}).status_code == 401
+
+
+def test_entities_are_created_and_listed(client: Client, world: World) -> None:
+    advertisers = client.api("GET", "/advertisers")
+    offers = client.api("GET", "/offers")
+    links = client.api("GET", "/links")
+
+    assert [a["name"] for a in advertisers] == ["Northstar Gaming", "Southgate Bets"]
+    assert advertisers[0]["postback_url"].endswith(f"&token={world.token}")
+    assert "{click_id}" in advertisers[0]["postback_url"]
+    casino = offers[0]
+    assert casino["payouts"] == {"registration": "1.50", "first_deposit": "50.00"}
+    assert casino["custom_events"] == ["vip_level"]
+    assert casino["status"] == "active"
+    assert {link["code"] for link in links} >= {world.alice_casino, world.bob_casino}
+    assert links[0]["url"] == f"http://127.0.0.1/c/{links[0]['code']}"
+    assert client.api("GET", f"/affiliates/{world.alice['id']}")["name"] == "Alice Media"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"url_template": "https://{sub1}.example.com/"}, "host part"),
+        ({"url_template": "https://example.com/?x={nope}"}, "unknown macro {nope}"),
+        ({"url_template": "javascript:alert(1)//x"}, "http"),
+        ({"currency": "EURO"}, "currency"),
+        ({"currency": "ABC"}, "ISO 4217"),
+        ({"payouts": {"jackpot": "5"}}, "neither standard nor custom"),
+        ({"payouts": {"registration": "-5"}}, "non-negative"),
+        ({"custom_events": ["bad name!"]}, "custom_events"),
+        ({"advertiser_id": 999}, "does not exist"),
+    ],
+)
+def test_bad_offers_are_refused_with_a_sentence(
+    client: Client, world: World, change: dict[str, object], message: str
+) -> None:
+    body = {
+        "advertiser_id": world.northstar["id"],
+        "name": "x",
+        "url_template": "https://ok.example.com/?c={click_id}",
+        "currency": "EUR",
+    } | change
+
+    response = client.http.post("/api/offers", json=body, headers=client.auth)
+
+    assert response.status_code in (404, 422)
+    assert message in response.text
+
+
+def test_oversized_and_unknown_fields_are_refused(client: Client) -> None:
+    too_long = client.http.post("/api/affiliates", json={"name": "x" * 201}, headers=client.auth)
+    extra = client.http.post("/api/affiliates", json={"name": "x", "admin": True}, headers=client.auth)
+
+    assert (too_long.status_code, extra.status_code) == (422, 422)
+
+
+def test_unknown_entity_is_404(client: Client) -> None:
+    assert client.http.get("/api/links/12345", headers=client.auth).status_code == 404
+    assert client.http.get("/api/conversions/12345", headers=client.auth).status_code == 404
+    response = client.http.post("/api/links", json={"affiliate_id": 777, "offer_id": 1}, headers=client.auth)
+    assert response.status_code == 404
+
+
+def test_report_parameters_are_validated(client: Client) -> None:
+    def status(**params: str) -> int:
+        return client.http.get("/api/reports", params=params, headers=client.auth).status_code
+
+    assert status(**{"from": "2026-01-02", "to": "2026-01-01"}) == 422
+    assert status(**{"from": "2020-01-01", "to": "2026-01-01"}) == 422
+    assert status(**{"from": "2026-01-01", "to": "2026-01-02", "group_by": "password"}) == 422
+    assert status(**{"from": "2026-01-01", "to": "2026-01-02", "group_by": "day,day"}) == 422
+    assert status(**{"from": "not-a-date", "to": "2026-01-02"}) == 422
+
+
+def test_postback_log_rejects_an_unknown_reason_filter(client: Client) -> None:
+    response = client.http.get("/api/postbacks", params={"reason": "x"}, headers=client.auth)
+
+    assert response.status_code == 422
+
+
+def test_reason_catalogue_is_served(client: Client) -> None:
+    reasons = client.api("GET", "/reasons")
+
+    assert [r["code"] for r in reasons] == [r.code for r in Reason]
+
+
+def test_openapi_document_and_docs_page_are_served(client: Client) -> None:
+    spec = client.http.get("/api/openapi.json").json()
+    docs = client.http.get("/api/docs")
+
+    assert {"/advertisers", "/offers", "/affiliates", "/links", "/postbacks", "/reports"} <= set(
+        spec["paths"]
+    )
+    assert docs.status_code == 200
+    assert "swagger" in docs.text.lower()

@@ -1,0 +1,122 @@
+"""The click endpoint over HTTP: redirect, recording, refusals, hostile parameters."""
+
+from urllib.parse import parse_qs, urlsplit
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from clickback.store.tables import clicks
+from tests.conftest import Client, World
+
+
+def recorded(client: Client) -> list[dict[str, object]]:
+    async def read() -> list[dict[str, object]]:
+        async with client.node.runtime.db.read() as conn:
+            return [dict(r._mapping) for r in (await conn.execute(select(clicks))).all()]
+
+    client.flush()
+    return client.node.call(read)
+
+
+def test_click_redirects_with_macros_replaced_and_is_recorded(client: Client, world: World) -> None:
+    response = client.http.get(
+        f"/c/{world.alice_casino}",
+        params={"sub1": "a&b=c", "source": "tik tok", "lp": "lp-2"},
+        headers={"user-agent": "Mozilla/5.0 test", "referer": "https://blog.example.org/post"},
+    )
+
+    assert response.status_code == 302
+    assert response.headers["cache-control"] == "no-store"
+    location = urlsplit(response.headers["location"])
+    assert location.hostname == "casino.example.com"
+    query = parse_qs(location.query)
+    assert query["s1"] == ["a&b=c"]
+    assert query["src"] == ["tik tok"]
+    [row] = recorded(client)
+    assert row["click_id"] == query["cid"][0]
+    assert (row["affiliate_id"], row["offer_id"], row["campaign"]) == (
+        world.alice["id"],
+        world.casino["id"],
+        "spring",
+    )
+    assert (row["sub1"], row["source"], row["landing_page"]) == ("a&b=c", "tik tok", "lp-2")
+    assert row["user_agent"] == "Mozilla/5.0 test"
+    assert row["referrer"] == "https://blog.example.org/post"
+    assert row["ip"] == "127.0.0.1"
+
+
+def test_every_click_gets_its_own_click_id(client: Client, world: World) -> None:
+    ids = {client.click(world.alice_casino) for _ in range(20)}
+
+    assert len(ids) == 20
+    assert len(recorded(client)) == 20
+
+
+def test_unknown_link_is_a_404_page_with_its_reason(client: Client, world: World) -> None:
+    response = client.http.get("/c/doesnotexist")
+
+    assert response.status_code == 404
+    assert response.headers["x-clickback-reason"] == "unknown_link"
+    assert "unknown_link" in response.text
+    assert recorded(client) == []
+
+
+def test_paused_link_and_paused_offer_are_410(client: Client, world: World) -> None:
+    link = next(x for x in client.api("GET", "/links") if x["code"] == world.alice_casino)
+    client.api("PUT", f"/links/{link['id']}/status", json={"status": "paused"})
+    client.api("PUT", f"/offers/{world.sportsbook['id']}/status", json={"status": "paused"})
+
+    paused_link = client.http.get(f"/c/{world.alice_casino}")
+    paused_offer = client.http.get(f"/c/{world.alice_sportsbook}")
+
+    assert (paused_link.status_code, paused_link.headers["x-clickback-reason"]) == (410, "link_paused")
+    assert (paused_offer.status_code, paused_offer.headers["x-clickback-reason"]) == (
+        410,
+        "offer_paused",
+    )
+    client.api("PUT", f"/links/{link['id']}/status", json={"status": "active"})
+    assert client.http.get(f"/c/{world.alice_casino}").status_code == 302
+
+
+def test_a_link_created_through_the_api_works_at_once(client: Client, world: World) -> None:
+    code = client.api(
+        "POST", "/links", json={"affiliate_id": world.bob["id"], "offer_id": world.sportsbook["id"]}
+    )["code"]
+
+    assert client.http.get(f"/c/{code}").status_code == 302
+
+
+def test_control_characters_are_stripped_and_long_values_cropped(client: Client, world: World) -> None:
+    response = client.http.get(
+        f"/c/{world.alice_casino}", params={"sub1": "ok\r\nSet-Cookie: x=1", "sub2": "y" * 5000}
+    )
+
+    assert response.status_code == 302
+    assert "set-cookie" not in response.headers
+    [row] = recorded(client)
+    assert row["sub1"] == "okSet-Cookie: x=1"
+    assert row["sub2"] == "y" * 255
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    params=st.dictionaries(
+        st.sampled_from(["sub1", "sub2", "sub3", "sub4", "sub5", "source", "lp", "x"]),
+        st.text(max_size=300),
+        max_size=8,
+    )
+)
+def test_location_is_always_on_the_offers_own_host(
+    client: Client, world: World, params: dict[str, str]
+) -> None:
+    response = client.http.get(f"/c/{world.alice_casino}", params=params)
+
+    assert response.status_code == 302
+    location = response.headers["location"]
+    assert urlsplit(location).hostname == "casino.example.com"
+    assert location.startswith("https://casino.example.com/go?")
