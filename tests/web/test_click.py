@@ -79,6 +79,30 @@ def test_paused_link_and_paused_offer_are_410(client: Client, world: World) -> N
     assert client.http.get(f"/c/{world.alice_casino}").status_code == 302
 
 
+def test_refused_clicks_are_counted_by_reason_and_code(client: Client, world: World) -> None:
+    link = next(x for x in client.api("GET", "/links") if x["code"] == world.bob_casino)
+    client.api("PUT", f"/links/{link['id']}/status", json={"status": "paused"})
+    for _ in range(3):
+        client.http.get("/c/broken-link")
+    client.http.get(f"/c/{world.bob_casino}")
+    client.flush()
+
+    day = client.report()["first"]
+    refused = client.api("GET", "/reports/refused-clicks", params={"from": day, "to": day})
+
+    assert refused == [
+        {"day": day, "reason": "unknown_link", "code": "broken-link", "clicks": 3},
+        {"day": day, "reason": "link_paused", "code": world.bob_casino, "clicks": 1},
+    ]
+
+
+def test_invalid_utf8_and_nul_in_click_parameters_still_redirect(client: Client, world: World) -> None:
+    response = client.http.get(f"/c/{world.alice_casino}?sub1=%ff%00%fe&source=%c3%28")
+
+    assert response.status_code == 302
+    assert len(recorded(client)) == 1
+
+
 def test_a_link_created_through_the_api_works_at_once(client: Client, world: World) -> None:
     code = client.api(
         "POST", "/links", json={"affiliate_id": world.bob["id"], "offer_id": world.sportsbook["id"]}

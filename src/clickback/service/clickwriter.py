@@ -7,15 +7,18 @@ is committed, in the database after. It leaves the buffer only once the commit s
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from itertools import islice
 
 from clickback.core.model import Click
+from clickback.core.reasons import Rejected
 from clickback.service.catalog_cache import CatalogCache
 from clickback.store.clicks import write_batch
 from clickback.store.conversions import attribute_waiting
 from clickback.store.db import Database
+from clickback.store.tables import hour_of
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,7 @@ class ClickWriter:
         self._max_pending = max_pending
         self._in_flight_window = in_flight_window
         self._pending: dict[str, Click] = {}
+        self._refusals: Counter[tuple[int, str, str]] = Counter()
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self.written = 0
@@ -55,6 +59,9 @@ class ClickWriter:
         if len(self._pending) >= self._batch_size:
             self._wake.set()
 
+    def refuse(self, rejected: Rejected, at: datetime) -> None:
+        self._refusals[(hour_of(at), rejected.reason.code, rejected.detail)] += 1
+
     def get(self, click_id: str) -> Click | None:
         return self._pending.get(click_id)
 
@@ -66,9 +73,14 @@ class ClickWriter:
         """Write everything pending now; returns how many clicks were written."""
         async with self._lock:
             written = 0
-            while self._pending:
+            while self._pending or self._refusals:
                 batch = list(islice(self._pending.values(), self._batch_size))
-                await write_batch(self._db, batch)
+                refusals, self._refusals = self._refusals, Counter()
+                try:
+                    await write_batch(self._db, batch, refusals)
+                except BaseException:
+                    self._refusals.update(refusals)
+                    raise
                 for click in batch:
                     del self._pending[click.click_id]
                 written += len(batch)

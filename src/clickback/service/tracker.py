@@ -38,9 +38,12 @@ class Tracker:
         self._in_flight_window = in_flight_window
 
     def click(self, request: ClickRequest) -> ClickTaken | Rejected:
-        taken = take_click(request, self._catalog.current, self.codec, self._clock())
+        now = self._clock()
+        taken = take_click(request, self._catalog.current, self.codec, now)
         if isinstance(taken, ClickTaken):
             self._writer.add(taken.click)
+        else:
+            self._writer.refuse(taken, now)
         return taken
 
     async def postback(self, raw: RawPostback) -> Outcome:

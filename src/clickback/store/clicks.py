@@ -1,7 +1,7 @@
 """Writing clicks in batches with their report counters, and finding clicks by ID."""
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -9,12 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clickback.core.model import Click
 from clickback.store.db import Database
-from clickback.store.tables import click_stats, clicks, hour_of
+from clickback.store.tables import click_refusals, click_stats, clicks, hour_of
 
 
-async def write_batch(db: Database, batch: Sequence[Click]) -> None:
-    """One transaction: the clicks (idempotent on click ID, so a retried batch is harmless) and
-    the hourly counters they add to."""
+async def write_batch(
+    db: Database, batch: Sequence[Click], refusals: Mapping[tuple[int, str, str], int]
+) -> None:
+    """One transaction: the clicks (idempotent on click ID, so a retried batch is harmless), the
+    hourly counters they add to, and the counts of refused clicks keyed (hour, reason, code)."""
     counts = Counter((hour_of(c.clicked_at), c.link_id, c.subs[0]) for c in batch)
     owners = {c.link_id: (c.affiliate_id, c.offer_id) for c in batch}
     stats = [
@@ -28,9 +30,16 @@ async def write_batch(db: Database, batch: Sequence[Click]) -> None:
         }
         for (hour, link_id, sub1), n in counts.items()
     ]
+    refused = [
+        {"hour": hour, "reason": reason, "code": code, "clicks": n}
+        for (hour, reason, code), n in refusals.items()
+    ]
     async with db.write() as conn:
-        await conn.execute(db.insert_ignore(clicks), [_row(c) for c in batch])
-        await conn.execute(db.insert_adding(click_stats, ["clicks"]), stats)
+        if batch:
+            await conn.execute(db.insert_ignore(clicks), [_row(c) for c in batch])
+            await conn.execute(db.insert_adding(click_stats, ["clicks"]), stats)
+        if refused:
+            await conn.execute(db.insert_adding(click_refusals, ["clicks"]), refused)
 
 
 def _row(c: Click) -> dict[str, object]:

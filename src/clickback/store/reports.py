@@ -16,7 +16,7 @@ from clickback.core.reporting import (
     hour_range,
 )
 from clickback.store.db import Database
-from clickback.store.tables import click_stats, conversion_stats
+from clickback.store.tables import click_refusals, click_stats, conversion_stats
 
 
 def _dimension(table: Table, name: str) -> ColumnElement[Any]:
@@ -75,3 +75,20 @@ async def report(
             if r.conversions
         ),
     )
+
+
+async def refused_clicks(db: Database, first: date, last: date) -> list[dict[str, Any]]:
+    """Refused clicks per day, reason and link code asked for, most frequent first."""
+    start, end = hour_range(first, last)
+    t = click_refusals
+    day = (t.c.hour // 24).label("day")
+    total = func.sum(t.c.clicks).label("clicks")
+    stmt = (
+        select(day, t.c.reason, t.c.code, total)
+        .where(t.c.hour >= start, t.c.hour < end)
+        .group_by(day, t.c.reason, t.c.code)
+        .order_by(total.desc(), day, t.c.code)
+    )
+    async with db.read() as conn:
+        rows = (await conn.execute(stmt)).all()
+    return [{"day": day_of(r.day), "reason": r.reason, "code": r.code, "clicks": int(r.clicks)} for r in rows]

@@ -161,6 +161,17 @@ click_stats = Table(
     Index(None, "offer_id", "hour"),
 )
 
+# Refused clicks (unknown or paused links), counted so a broken link shows up in the product
+# rather than only in the user's browser. The code is what was asked for, cropped to 32.
+click_refusals = Table(
+    "click_refusals",
+    metadata,
+    Column("hour", Integer, primary_key=True),
+    Column("reason", String(32), primary_key=True),
+    Column("code", String(32), primary_key=True),
+    Column("clicks", BigInteger, nullable=False),
+)
+
 conversions = Table(
     "conversions",
     metadata,

@@ -228,8 +228,7 @@ def create_api(runtime: Runtime) -> FastAPI:
         unknown = [d for d in dims if d not in DIMENSIONS]
         if unknown or len(set(dims)) != len(dims):
             raise HTTPException(422, f"group_by: use distinct names among {', '.join(DIMENSIONS)}")
-        if last < first or (last - first).days > MAX_REPORT_DAYS:
-            raise HTTPException(422, f"from..to must be in order and at most {MAX_REPORT_DAYS} days")
+        check_range(first, last)
         rows, total = await reports.report(db, first, last, dims, affiliate_id, offer_id)
         return s.ReportOut(
             first=first,
@@ -239,6 +238,14 @@ def create_api(runtime: Runtime) -> FastAPI:
             rows=[_row_out(r) for r in rows],
             totals=_row_out(total),
         )
+
+    @api.get("/reports/refused-clicks", tags=["reports"])
+    async def refused_clicks(
+        first: Annotated[date, Query(alias="from")], last: Annotated[date, Query(alias="to")]
+    ) -> list[s.RefusedClicksOut]:
+        """Clicks on unknown or paused links: a broken link shows up here, not only to the user."""
+        check_range(first, last)
+        return [s.RefusedClicksOut(**r) for r in await reports.refused_clicks(db, first, last)]
 
     # --- reference -----------------------------------------------------------------------------
     @api.get("/reasons", tags=["reference"])
@@ -259,6 +266,11 @@ def create_api(runtime: Runtime) -> FastAPI:
         )
 
     return api
+
+
+def check_range(first: date, last: date) -> None:
+    if last < first or (last - first).days > MAX_REPORT_DAYS:
+        raise HTTPException(422, f"from..to must be in order and at most {MAX_REPORT_DAYS} days")
 
 
 def _row_out(row: ReportRow) -> s.ReportRowOut:

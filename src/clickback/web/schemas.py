@@ -167,6 +167,13 @@ class ReportOut(BaseModel):
     totals: ReportRowOut
 
 
+class RefusedClicksOut(BaseModel):
+    day: date
+    reason: str
+    code: str = Field(description="The link code that was asked for.")
+    clicks: int
+
+
 class ReasonOut(BaseModel):
     code: str
     http_status: int

@@ -62,6 +62,14 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_click_stats_offer_id_hour"), ["offer_id", "hour"], unique=False)
 
     op.create_table(
+        "click_refusals",
+        sa.Column("hour", sa.Integer(), nullable=False),
+        sa.Column("reason", sa.String(length=32), nullable=False),
+        sa.Column("code", sa.String(length=32), nullable=False),
+        sa.Column("clicks", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("hour", "reason", "code", name=op.f("pk_click_refusals")),
+    )
+    op.create_table(
         "clicks",
         sa.Column("click_id", sa.String(length=32), nullable=False),
         sa.Column("clicked_at", sa.DateTime(timezone=True), nullable=False),
@@ -295,6 +303,7 @@ def downgrade() -> None:
 
     op.drop_table("conversion_stats")
     op.drop_table("clicks")
+    op.drop_table("click_refusals")
     with op.batch_alter_table("click_stats", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_click_stats_offer_id_hour"))
         batch_op.drop_index(batch_op.f("ix_click_stats_affiliate_id_hour"))

@@ -1,0 +1,585 @@
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from urllib.parse import urlencode
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clickback.core.clickids import MAX_CLOCK_SKEW, ClickIdCodec
+from clickback.core.intake import (
+    ALIASES,
+    MAX_IGNORED_SHOWN,
+    Attribution,
+    Duplicate,
+    Existing,
+    Postback,
+    RawPostback,
+    Refused,
+    StatusChange,
+    attribute,
+    on_repeat,
+    read_postback,
+)
+from clickback.core.lifecycle import Status
+from clickback.core.limits import (
+    MAX_BODY_BYTES,
+    MAX_EVENT_LEN,
+    MAX_PARAM_NAME_LEN,
+    MAX_PARAM_VALUE_LEN,
+    MAX_PARAMS,
+    MAX_SUB_ID_LEN,
+    MAX_TXN_ID_LEN,
+)
+from clickback.core.macros import compile_template
+from clickback.core.model import Advertiser, Affiliate, Catalog, Click, Offer
+from clickback.core.reasons import Reason, Rejected
+
+CODEC = ClickIdCodec(b"k" * 32)
+NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+IN_FLIGHT = timedelta(minutes=30)
+
+# The personas of tests/conftest.py: Northstar (casino with a custom event, sportsbook) and its
+# rival Southgate, whose token must not reach Northstar's clicks.
+TOKEN = "northstar-token"
+NORTHSTAR = Advertiser(1, "Northstar Gaming", TOKEN)
+SOUTHGATE = Advertiser(2, "Southgate Bets", "southgate-token")
+CASINO = Offer(
+    10,
+    NORTHSTAR.id,
+    "Northstar Casino",
+    compile_template("https://casino.example.com/go?cid={click_id}"),
+    "EUR",
+    payouts={"registration": Decimal("1.50"), "first_deposit": Decimal("50")},
+    custom_events=frozenset({"vip_level"}),
+)
+SPORTSBOOK = Offer(
+    11, NORTHSTAR.id, "Northstar Sportsbook", compile_template("https://sports.example.com/?c={clickid}"), "GBP"
+)
+POKER = Offer(20, SOUTHGATE.id, "Southgate Poker", compile_template("https://poker.example.net/{click_id}"), "USD")
+ALICE = Affiliate(100, "Alice Media")
+CATALOG = Catalog.build(1, [NORTHSTAR, SOUTHGATE], [CASINO, SPORTSBOOK, POKER], [ALICE], [])
+
+CLICKED_AT = NOW - timedelta(minutes=10)
+CLICK_ID = CODEC.mint(CLICKED_AT)
+OTHER_CLICK_ID = CODEC.mint(CLICKED_AT)
+BASE = {"token": TOKEN, "click_id": CLICK_ID, "event": "registration"}
+
+
+def params(**changes: str | None) -> dict[str, str]:
+    """The minimal valid postback with some parameters changed (None drops one)."""
+    merged: dict[str, str | None] = {**BASE, **changes}
+    return {name: value for name, value in merged.items() if value is not None}
+
+
+def query(**changes: str | None) -> bytes:
+    return urlencode(params(**changes)).encode()
+
+
+def raw(qs: bytes = b"", body: bytes = b"", content_type: str = "", body_too_large: bool = False) -> RawPostback:
+    return RawPostback(
+        received_at=NOW,
+        ip="203.0.113.7",
+        method="POST" if body else "GET",
+        query=qs,
+        body=body,
+        content_type=content_type,
+        body_too_large=body_too_large,
+    )
+
+
+def read(qs: bytes = b"", body: bytes = b"", content_type: str = "", body_too_large: bool = False) -> Postback | Refused:
+    return read_postback(raw(qs, body, content_type, body_too_large), CATALOG, CODEC)
+
+
+def accepted(result: Postback | Refused) -> Postback:
+    assert isinstance(result, Postback), result
+    return result
+
+
+def reason_of(result: Postback | Refused) -> Reason:
+    assert isinstance(result, Refused), result
+    return result.rejected.reason
+
+
+def json_body(doc: object) -> tuple[bytes, str]:
+    return json.dumps(doc).encode(), "application/json"
+
+
+def form(**values: str) -> tuple[bytes, str]:
+    return urlencode(values).encode(), "application/x-www-form-urlencoded"
+
+
+def click_on(offer: Offer, click_id: str = CLICK_ID) -> Click:
+    return Click(
+        click_id=click_id,
+        clicked_at=CLICKED_AT,
+        link_id=1,
+        affiliate_id=ALICE.id,
+        offer_id=offer.id,
+        campaign="spring",
+        subs=("s1", "", "", "", ""),
+        source="",
+        landing_page="",
+        ip="198.51.100.1",
+        user_agent="Mozilla/5.0",
+        referrer="",
+    )
+
+
+# --- read_postback: one refusal per reason ------------------------------------------------------
+
+EXTRA = {f"x{i}": "1" for i in range(MAX_PARAMS)}
+FOREIGN_ID = ClickIdCodec(b"another installation's key 32b!!").mint(CLICKED_AT)
+FUTURE_ID = CODEC.mint(NOW + MAX_CLOCK_SKEW + timedelta(seconds=1))
+
+REFUSALS = [
+    pytest.param(raw(query(), body_too_large=True), Reason.BODY_TOO_LARGE, id="body_too_large_flag"),
+    pytest.param(
+        raw(query(), b"sub1=" + b"x" * MAX_BODY_BYTES, "application/x-www-form-urlencoded"),
+        Reason.BODY_TOO_LARGE,
+        id="body_too_large_bytes",
+    ),
+    pytest.param(
+        raw(urlencode(params() | dict(list(EXTRA.items())[: MAX_PARAMS - 2])).encode()),
+        Reason.TOO_MANY_PARAMETERS,
+        id="too_many_parameters_query",
+    ),
+    pytest.param(
+        raw(query(**dict(list(EXTRA.items())[:40])), *form(**{f"y{i}": "1" for i in range(40)})),
+        Reason.TOO_MANY_PARAMETERS,
+        id="too_many_parameters_query_and_body",
+    ),
+    pytest.param(
+        raw(b"", *json_body(params() | EXTRA)), Reason.TOO_MANY_PARAMETERS, id="too_many_parameters_json"
+    ),
+    pytest.param(raw(b"", *json_body([params()])), Reason.TOO_MANY_PARAMETERS, id="json_array_not_object"),
+    pytest.param(
+        raw(query(**{"n" * (MAX_PARAM_NAME_LEN + 1): "1"})), Reason.PARAMETER_TOO_LONG, id="name_too_long"
+    ),
+    pytest.param(
+        raw(query(sub1="s" * (MAX_SUB_ID_LEN + 1))), Reason.PARAMETER_TOO_LONG, id="sub_id_too_long"
+    ),
+    pytest.param(
+        raw(query(tid="t" * (MAX_TXN_ID_LEN + 1))), Reason.PARAMETER_TOO_LONG, id="txn_id_too_long"
+    ),
+    pytest.param(
+        raw(query(event="e" * (MAX_EVENT_LEN + 1))), Reason.PARAMETER_TOO_LONG, id="event_too_long"
+    ),
+    pytest.param(
+        raw(query(note="v" * (MAX_PARAM_VALUE_LEN + 1))), Reason.PARAMETER_TOO_LONG, id="value_too_long"
+    ),
+    pytest.param(raw(query(sub1="a\r\nb")), Reason.INVALID_CHARACTERS, id="crlf_in_sub_id"),
+    pytest.param(raw(query(sub1="a\nb")), Reason.INVALID_CHARACTERS, id="lf_in_sub_id"),
+    pytest.param(raw(query(sub1="a\x00b")), Reason.INVALID_CHARACTERS, id="nul_in_sub_id"),
+    pytest.param(raw(query(sub1="a\x7fb")), Reason.INVALID_CHARACTERS, id="del_in_sub_id"),
+    pytest.param(raw(query(sub1="a\ufffdb")), Reason.INVALID_CHARACTERS, id="replacement_char"),
+    pytest.param(raw(query() + b"&sub1=%ff"), Reason.INVALID_CHARACTERS, id="invalid_utf8_escape"),
+    pytest.param(raw(query() + b"&sub1=%C3%28"), Reason.INVALID_CHARACTERS, id="truncated_utf8_escape"),
+    pytest.param(raw(query() + b"&sub1=%ED%A0%80"), Reason.INVALID_CHARACTERS, id="utf8_surrogate_escape"),
+    pytest.param(raw(query() + b"&sub1=\xff"), Reason.INVALID_CHARACTERS, id="invalid_utf8_byte"),
+    pytest.param(raw(query() + b"&x%0Ay=1"), Reason.INVALID_CHARACTERS, id="lf_in_name"),
+    pytest.param(
+        raw(query(), b"sub1=%ff", "application/x-www-form-urlencoded"),
+        Reason.INVALID_CHARACTERS,
+        id="invalid_utf8_in_form_body",
+    ),
+    pytest.param(
+        raw(b"", b"{not json", "application/json"), Reason.INVALID_CHARACTERS, id="json_does_not_parse"
+    ),
+    pytest.param(
+        raw(b"", *json_body(params() | {"sub1": {"nested": 1}})),
+        Reason.INVALID_CHARACTERS,
+        id="json_nested_value",
+    ),
+    pytest.param(
+        raw(b"", *json_body(params() | {"sub1": True})), Reason.INVALID_CHARACTERS, id="json_boolean_value"
+    ),
+    pytest.param(
+        raw(query() + b"&click_id=" + OTHER_CLICK_ID.encode()),
+        Reason.REPEATED_PARAMETER,
+        id="repeated_click_id",
+    ),
+    pytest.param(raw(query() + b"&EVENT=deposit"), Reason.REPEATED_PARAMETER, id="repeated_in_other_case"),
+    pytest.param(
+        raw(query(), *form(event="deposit")), Reason.REPEATED_PARAMETER, id="repeated_in_query_and_body"
+    ),
+    pytest.param(
+        raw(query(cid=OTHER_CLICK_ID)), Reason.CONFLICTING_ALIASES, id="conflicting_click_id_and_cid"
+    ),
+    pytest.param(raw(query(txn_id="T1", tid="T2")), Reason.CONFLICTING_ALIASES, id="conflicting_txn_id"),
+    pytest.param(raw(query(token=None)), Reason.MISSING_TOKEN, id="missing_token"),
+    pytest.param(raw(query(token="")), Reason.MISSING_TOKEN, id="empty_token"),
+    pytest.param(raw(query(token="nope")), Reason.BAD_TOKEN, id="bad_token"),
+    pytest.param(raw(query(token=TOKEN.upper())), Reason.BAD_TOKEN, id="token_in_wrong_case"),
+    pytest.param(raw(query(click_id="{click_id}")), Reason.UNREPLACED_MACRO, id="unreplaced_click_id"),
+    pytest.param(raw(query(sub1="{subacc4}")), Reason.UNREPLACED_MACRO, id="unreplaced_sub_id"),
+    pytest.param(raw(query(txn_id="#reqid#")), Reason.UNREPLACED_MACRO, id="unreplaced_txn_id"),
+    pytest.param(raw(query(click_id=None)), Reason.MISSING_CLICK_ID, id="missing_click_id"),
+    pytest.param(raw(query(click_id=" ")), Reason.MISSING_CLICK_ID, id="blank_click_id"),
+    pytest.param(raw(query(click_id="abc123")), Reason.MALFORMED_CLICK_ID, id="malformed_click_id"),
+    pytest.param(raw(query(click_id=FOREIGN_ID)), Reason.FORGED_CLICK_ID, id="forged_click_id"),
+    pytest.param(raw(query(click_id=FUTURE_ID)), Reason.FORGED_CLICK_ID, id="click_id_from_the_future"),
+    pytest.param(raw(query(event=None)), Reason.MISSING_EVENT, id="missing_event"),
+    pytest.param(raw(query(event=" ")), Reason.MISSING_EVENT, id="blank_event"),
+    pytest.param(raw(query(status="maybe")), Reason.UNKNOWN_STATUS, id="unknown_status"),
+    pytest.param(raw(query(payout="1,5")), Reason.INVALID_PAYOUT, id="payout_with_comma"),
+    pytest.param(raw(query(payout="-5")), Reason.INVALID_PAYOUT, id="negative_payout"),
+    pytest.param(raw(query(payout="NaN")), Reason.INVALID_PAYOUT, id="nan_payout"),
+    pytest.param(raw(query(currency="EURO")), Reason.UNKNOWN_CURRENCY, id="unknown_currency"),
+]
+
+
+@pytest.mark.parametrize(("sent", "reason"), REFUSALS)
+def test_postback_is_refused_with_its_reason(sent: RawPostback, reason: Reason) -> None:
+    assert reason_of(read_postback(sent, CATALOG, CODEC)) is reason
+
+
+def test_every_reason_read_postback_can_give_is_in_the_table() -> None:
+    tested = {param.values[1] for param in REFUSALS}
+    # The rest need the click row or a past conversion: attribute and on_repeat below.
+    later = {
+        Reason.UNKNOWN_CLICK,
+        Reason.FOREIGN_CLICK,
+        Reason.UNKNOWN_EVENT,
+        Reason.TRANSACTION_CONFLICT,
+        Reason.INVALID_STATUS_TRANSITION,
+        Reason.DUPLICATE,
+        Reason.STORAGE_UNAVAILABLE,
+        Reason.UNKNOWN_LINK,
+        Reason.LINK_PAUSED,
+        Reason.OFFER_PAUSED,
+    }
+    assert tested | later == set(Reason)
+
+
+def test_the_same_value_twice_is_not_a_repeat() -> None:
+    postback = accepted(read(query(event="deposit") + b"&event=deposit&Event=deposit"))
+    assert postback.event == "deposit"
+
+
+def test_the_same_value_under_two_aliases_is_not_a_conflict() -> None:
+    assert accepted(read(query(cid=CLICK_ID, subid=CLICK_ID))).click.value == CLICK_ID
+
+
+def test_values_at_their_limits_are_accepted() -> None:
+    postback = accepted(
+        read(query(sub1="s" * MAX_SUB_ID_LEN, txn_id="t" * MAX_TXN_ID_LEN, note="v" * MAX_PARAM_VALUE_LEN))
+    )
+    assert postback.subs[0] == "s" * MAX_SUB_ID_LEN
+    assert postback.txn_id == "t" * MAX_TXN_ID_LEN
+
+
+def test_exactly_the_maximum_number_of_parameters_is_accepted() -> None:
+    extra = dict(list(EXTRA.items())[: MAX_PARAMS - len(BASE)])
+    postback = accepted(read(query(**extra)))
+    assert len(postback.ignored) == MAX_IGNORED_SHOWN
+
+
+def test_refusal_keeps_the_advertiser_and_click_id_learnt_before_it() -> None:
+    result = read(query(click_id=FOREIGN_ID, affid="7"))
+    assert isinstance(result, Refused)
+    assert result == Refused(Rejected(Reason.FORGED_CLICK_ID, FOREIGN_ID), NORTHSTAR.id, FOREIGN_ID, ("affid",))
+
+
+def test_refusal_before_authentication_names_no_advertiser() -> None:
+    result = read(query(token="nope"))
+    assert isinstance(result, Refused)
+    assert result.advertiser_id is None
+    assert result.click_id == CLICK_ID
+
+
+def test_missing_click_id_points_at_the_parameter_that_holds_one() -> None:
+    result = read(query(click_id=None, clid=CLICK_ID))
+    assert isinstance(result, Refused)
+    assert result.rejected == Rejected(
+        Reason.MISSING_CLICK_ID, "parameter 'clid' holds a click ID: send it as click_id"
+    )
+
+
+def test_json_body_nested_too_deeply_is_refused_not_raised() -> None:
+    # A 16 KiB body of "[" is well under the size limit; json.loads gives up on its depth.
+    result = read(b"", b"[" * 5000, "application/json")
+    assert reason_of(result) in {Reason.INVALID_CHARACTERS, Reason.TOO_MANY_PARAMETERS}
+
+
+@pytest.mark.parametrize("name", ["token", "click_id", "sub1", "player_id", "unknown"])
+def test_lone_surrogate_in_a_json_value_is_invalid_characters(name: str) -> None:
+    # "\ud800" is valid JSON text but no UTF-8 string: nothing downstream can encode it.
+    body = json.dumps(params() | {name: "a\ud800b"}).encode()
+    assert reason_of(read(b"", body, "application/json")) is Reason.INVALID_CHARACTERS
+
+
+# --- read_postback: what an accepted postback holds ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("alias", "value", "field", "expected"),
+    [
+        *[(name, CLICK_ID, "click_id", CLICK_ID) for name in ("clickid", "cid", "subid", "cnv_id")],
+        *[(name, "T-1", "txn_id", "T-1") for name in ("tid", "txid", "transaction_id", "order_id")],
+        *[(name, "deposit", "event", "deposit") for name in ("goal", "et", "event_type")],
+        *[(name, "12.50", "payout", Decimal("12.50")) for name in ("amount", "revenue", "sum")],
+        ("cnv_status", "rejected", "status", Status.REJECTED),
+        ("conv_status", "3", "status", Status.REJECTED),
+        ("cnv_currency", "usd", "currency", "USD"),
+        ("cur", "GBP", "currency", "GBP"),
+        ("secret", TOKEN, "token", NORTHSTAR),
+    ],
+)
+def test_alias_of_another_platform_fills_our_field(alias: str, value: str, field: str, expected: object) -> None:
+    postback = accepted(read(query(**{field: None, alias: value})))
+    actual = {
+        "click_id": postback.click.value,
+        "txn_id": postback.txn_id,
+        "event": postback.event,
+        "payout": postback.payout,
+        "status": postback.status,
+        "currency": postback.currency,
+        "token": postback.advertiser,
+    }[field]
+    assert actual == expected
+    assert postback.ignored == ()
+
+
+def test_every_alias_belongs_to_exactly_one_field() -> None:
+    names = [alias for aliases in ALIASES.values() for alias in aliases]
+    assert len(names) == len(set(names))
+
+
+def test_sub_ids_and_player_id_are_kept() -> None:
+    postback = accepted(read(query(sub1="a", s2="b", sub5="e", player_id="p-9")))
+    assert postback.subs == ("a", "b", "", "", "e")
+    assert postback.player_id == "p-9"
+
+
+@pytest.mark.parametrize(
+    ("sent", "event"),
+    [
+        ("ftd", "first_deposit"),
+        ("FTD", "first_deposit"),
+        ("First-Deposit", "first_deposit"),
+        ("reg", "registration"),
+        ("signup", "registration"),
+        ("sign up", "registration"),
+        ("kyc", "verification"),
+        ("dep", "deposit"),
+        ("qftd", "qualified_cpa"),
+        ("Sale", "sale"),
+        ("vip_level", "vip_level"),
+    ],
+)
+def test_event_spelling_of_another_platform_is_normalised(sent: str, event: str) -> None:
+    assert accepted(read(query(event=sent))).event == event
+
+
+def test_without_status_the_postback_is_approved_and_says_no_status_was_given() -> None:
+    postback = accepted(read(query()))
+    assert postback.status is Status.APPROVED
+    assert postback.status_given is False
+
+
+@pytest.mark.parametrize(("sent", "status"), [("2", Status.PENDING), ("approved", Status.APPROVED)])
+def test_given_status_is_parsed_and_marked_as_given(sent: str, status: Status) -> None:
+    postback = accepted(read(query(status=sent)))
+    assert postback.status is status
+    assert postback.status_given is True
+
+
+def test_blank_status_counts_as_not_given() -> None:
+    postback = accepted(read(query(status=" ")))
+    assert (postback.status, postback.status_given) == (Status.APPROVED, False)
+
+
+@pytest.mark.parametrize(
+    ("txn", "key"),
+    [("T-1", "T-1"), (" T-2 ", "T-2"), (None, "click:" + CLICK_ID), ("", "click:" + CLICK_ID)],
+)
+def test_dedupe_key_is_the_transaction_id_or_the_click(txn: str | None, key: str) -> None:
+    assert accepted(read(query(txn_id=txn))).dedupe_key == key
+
+
+def test_unknown_parameter_names_are_reported_as_ignored() -> None:
+    postback = accepted(read(query(affid="7", Campaign="x")))
+    assert postback.ignored == ("affid", "campaign")
+
+
+def test_payout_and_currency_are_parsed() -> None:
+    postback = accepted(read(query(payout="25.50", currency="eur")))
+    assert (postback.payout, postback.currency) == (Decimal("25.50"), "EUR")
+
+
+def test_json_body_is_read() -> None:
+    body, content_type = json_body(params(event="ftd") | {"payout": 25.5, "txn_id": 77})
+    postback = accepted(read(b"", body, content_type + "; charset=utf-8"))
+    assert (postback.advertiser, postback.click.value) == (NORTHSTAR, CLICK_ID)
+    assert (postback.event, postback.payout, postback.txn_id) == ("first_deposit", Decimal("25.5"), "77")
+
+
+def test_json_body_and_query_are_read_together() -> None:
+    body, content_type = json_body({"click_id": CLICK_ID, "event": "deposit"})
+    postback = accepted(read(urlencode({"token": TOKEN}).encode(), body, content_type))
+    assert (postback.advertiser, postback.event) == (NORTHSTAR, "deposit")
+
+
+def test_form_body_is_read() -> None:
+    postback = accepted(read(b"", *form(**params(sub1="from form", amount="3"))))
+    assert (postback.subs[0], postback.payout) == ("from form", Decimal(3))
+
+
+def test_body_without_content_type_is_read_as_a_form() -> None:
+    postback = accepted(read(b"", urlencode(params(event="reg")).encode()))
+    assert postback.event == "registration"
+
+
+def test_blank_body_is_ignored() -> None:
+    assert accepted(read(query(), b"  \r\n", "application/json")).click.value == CLICK_ID
+
+
+# --- read_postback never raises -----------------------------------------------------------------
+
+NAMES = sorted({alias for aliases in ALIASES.values() for alias in aliases})
+values = st.one_of(st.text(max_size=40), st.sampled_from([CLICK_ID, TOKEN, "registration", "1", "25.5", "EUR"]))
+param_dicts = st.dictionaries(st.one_of(st.sampled_from(NAMES), st.text(max_size=12)), values, max_size=12)
+
+
+@settings(max_examples=300)
+@given(data=st.binary(max_size=400))
+def test_arbitrary_query_bytes_never_raise(data: bytes) -> None:
+    assert isinstance(read(data), Postback | Refused)
+
+
+@settings(max_examples=300)
+@given(data=st.binary(max_size=400), content_type=st.sampled_from(["", "application/json", "text/plain"]))
+def test_arbitrary_body_bytes_never_raise(data: bytes, content_type: str) -> None:
+    assert isinstance(read(query(), data, content_type), Postback | Refused)
+
+
+@settings(max_examples=300)
+@given(sent=param_dicts)
+def test_arbitrary_text_parameters_never_raise(sent: dict[str, str]) -> None:
+    assert isinstance(read(urlencode(sent).encode()), Postback | Refused)
+
+
+@settings(max_examples=300)
+@given(sent=param_dicts)
+def test_arbitrary_json_parameters_never_raise(sent: dict[str, str]) -> None:
+    assert isinstance(read(b"", *json_body(sent)), Postback | Refused)
+
+
+# --- attribute ------------------------------------------------------------------------------------
+
+
+def postback(**changes: str | None) -> Postback:
+    return accepted(read(query(**changes)))
+
+
+def test_young_click_not_yet_recorded_is_kept_without_a_click() -> None:
+    result = attribute(postback(payout="5", currency="USD"), None, CATALOG, NOW, IN_FLIGHT)
+    assert result == Attribution(None, Decimal(5), "USD")
+
+
+def test_click_in_flight_exactly_at_the_window_is_kept() -> None:
+    result = attribute(postback(), None, CATALOG, CLICKED_AT + IN_FLIGHT, IN_FLIGHT)
+    assert result == Attribution(None, None, None)
+
+
+def test_old_click_not_recorded_is_unknown() -> None:
+    late = CLICKED_AT + IN_FLIGHT + timedelta(milliseconds=1)
+    assert attribute(postback(), None, CATALOG, late, IN_FLIGHT) == Rejected(Reason.UNKNOWN_CLICK, CLICK_ID)
+
+
+@pytest.mark.parametrize(("event", "kept"), [("vip_level", True), ("deposit", True), ("jackpot", False)])
+def test_click_in_flight_takes_standard_and_the_advertisers_custom_events(event: str, kept: bool) -> None:
+    result = attribute(postback(event=event), None, CATALOG, NOW, IN_FLIGHT)
+    assert isinstance(result, Attribution) is kept
+    if not kept:
+        assert isinstance(result, Rejected)
+        assert result.reason is Reason.UNKNOWN_EVENT
+
+
+def test_click_on_another_advertisers_offer_is_foreign() -> None:
+    result = attribute(postback(), click_on(POKER), CATALOG, NOW, IN_FLIGHT)
+    assert result == Rejected(Reason.FOREIGN_CLICK, CLICK_ID)
+
+
+def test_click_on_an_offer_no_longer_in_the_catalog_is_foreign() -> None:
+    gone = Offer(99, NORTHSTAR.id, "Gone", CASINO.url, "EUR")
+    result = attribute(postback(), click_on(gone), CATALOG, NOW, IN_FLIGHT)
+    assert result == Rejected(Reason.FOREIGN_CLICK, CLICK_ID)
+
+
+@pytest.mark.parametrize(
+    ("offer", "event", "kept"),
+    [
+        (CASINO, "vip_level", True),
+        (CASINO, "registration", True),
+        (CASINO, "jackpot", False),
+        # A custom event belongs to its offer, not to every offer of the advertiser.
+        (SPORTSBOOK, "vip_level", False),
+        (SPORTSBOOK, "sale", True),
+    ],
+)
+def test_event_must_be_standard_or_a_custom_event_of_the_offer(offer: Offer, event: str, kept: bool) -> None:
+    result = attribute(postback(event=event), click_on(offer), CATALOG, NOW, IN_FLIGHT)
+    if kept:
+        assert isinstance(result, Attribution)
+        assert result.click == click_on(offer)
+    else:
+        assert isinstance(result, Rejected)
+        assert result.reason is Reason.UNKNOWN_EVENT
+        assert f"'{event}' arrived" in result.detail
+
+
+@pytest.mark.parametrize(
+    ("offer", "changes", "payout", "currency"),
+    [
+        # The postback's own amount wins, in its currency or else the offer's.
+        (CASINO, {"event": "registration", "payout": "7", "currency": "USD"}, "7", "USD"),
+        (CASINO, {"event": "registration", "payout": "7"}, "7", "EUR"),
+        (CASINO, {"event": "registration", "payout": "0"}, "0", "EUR"),
+        # Otherwise the offer's default for the event, in the offer's currency.
+        (CASINO, {"event": "registration"}, "1.50", "EUR"),
+        (CASINO, {"event": "ftd", "currency": "USD"}, "50", "EUR"),
+        # Else zero.
+        (CASINO, {"event": "deposit"}, "0", "EUR"),
+        (SPORTSBOOK, {"event": "registration"}, "0", "GBP"),
+    ],
+)
+def test_price_of_a_conversion(offer: Offer, changes: dict[str, str], payout: str, currency: str) -> None:
+    result = attribute(postback(**changes), click_on(offer), CATALOG, NOW, IN_FLIGHT)
+    assert result == Attribution(click_on(offer), Decimal(payout), currency)
+
+
+# --- on_repeat ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("existing", "status", "outcome"),
+    [
+        (Status.PENDING, None, Duplicate()),
+        (Status.CANCELLED, None, Duplicate()),
+        (Status.PENDING, "pending", Duplicate()),
+        (Status.APPROVED, "approved", Duplicate()),
+        (Status.CANCELLED, "cancelled", Duplicate()),
+        (Status.PENDING, "approved", StatusChange(Status.APPROVED)),
+        (Status.PENDING, "rejected", StatusChange(Status.REJECTED)),
+        (Status.APPROVED, "rejected", StatusChange(Status.REJECTED)),
+        (Status.APPROVED, "cancelled", StatusChange(Status.CANCELLED)),
+        (Status.REJECTED, "approved", StatusChange(Status.APPROVED)),
+        (Status.CANCELLED, "approved", Rejected(Reason.INVALID_STATUS_TRANSITION, "cancelled → approved")),
+        (Status.APPROVED, "pending", Rejected(Reason.INVALID_STATUS_TRANSITION, "approved → pending")),
+    ],
+)
+def test_repeated_transaction_on_the_same_click(
+    existing: Status, status: str | None, outcome: Duplicate | StatusChange | Rejected
+) -> None:
+    repeat = postback(txn_id="T-1", status=status)
+    assert on_repeat(repeat, Existing(1, CLICK_ID, existing)) == outcome
+
+
+def test_transaction_id_seen_on_another_click_is_a_conflict() -> None:
+    repeat = postback(txn_id="T-1", status="approved")
+    result = on_repeat(repeat, Existing(1, OTHER_CLICK_ID, Status.PENDING))
+    assert result == Rejected(Reason.TRANSACTION_CONFLICT, "T-1")
