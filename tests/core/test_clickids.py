@@ -87,7 +87,7 @@ def test_any_other_character_at_any_position_is_forged(position: int) -> None:
 
 @pytest.mark.parametrize("position", range(CLICK_ID_LEN))
 def test_a_character_outside_the_alphabet_at_any_position_is_malformed(position: int) -> None:
-    for replacement in "=+/. %é０\x00":
+    for replacement in "=+/. %é\uff10\x00":
         tampered = GOLDEN_ID[:position] + replacement + GOLDEN_ID[position + 1 :]
         assert rejection(CODEC.verify(tampered, NOW)) is Reason.MALFORMED_CLICK_ID, tampered
 
@@ -105,7 +105,17 @@ def test_a_character_outside_the_alphabet_at_any_position_is_malformed(position:
         "é" * 32,
         "{click_id}" + "x" * 22,
     ],
-    ids=["empty", "short", "truncated", "one_extra", "doubled", "space", "standard_base64", "unicode", "macro"],
+    ids=[
+        "empty",
+        "short",
+        "truncated",
+        "one_extra",
+        "doubled",
+        "space",
+        "standard_base64",
+        "unicode",
+        "macro",
+    ],
 )
 def test_wrong_length_or_alphabet_is_malformed(click_id: str) -> None:
     assert rejection(CODEC.verify(click_id, NOW)) is Reason.MALFORMED_CLICK_ID

@@ -67,7 +67,7 @@ def test_every_offer_macro_is_accepted() -> None:
     }
 
 
-@settings(max_examples=200)
+@settings(max_examples=150)
 @given(
     text=st.sampled_from(TEMPLATES),
     values=st.dictionaries(st.sampled_from(sorted(set(OFFER_MACROS.values()))), st.text()),

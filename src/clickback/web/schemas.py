@@ -4,14 +4,18 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator, model_validator
 
-from clickback.core.limits import MAX_NAME_LEN, MAX_URL_LEN
-from clickback.core.money import money_text
+from clickback.core.events import STANDARD_EVENTS, normalise_event
+from clickback.core.limits import MAX_EVENT_LEN, MAX_NAME_LEN, MAX_URL_LEN
+from clickback.core.macros import TemplateError, compile_template
+from clickback.core.money import money_text, parse_amount, parse_currency
 
 Money = Annotated[Decimal, PlainSerializer(money_text, return_type=str)]
 
 Name = Field(min_length=1, max_length=MAX_NAME_LEN)
+# Database integer keys: anything larger cannot exist, and would overflow the drivers.
+Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
 StatusWord = Literal["active", "paused"]
 
 
@@ -33,7 +37,9 @@ class AdvertiserOut(BaseModel):
 
 
 class OfferIn(Strict):
-    advertiser_id: int
+    """Validated here, so that a bad offer gets FastAPI's usual 422 naming the field."""
+
+    advertiser_id: Id
     name: str = Name
     url_template: str = Field(
         min_length=8,
@@ -50,6 +56,42 @@ class OfferIn(Strict):
         max_length=50,
     )
     custom_events: list[str] = Field(default_factory=list, max_length=50)
+
+    @field_validator("url_template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        try:
+            compile_template(value)
+        except TemplateError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        code = parse_currency(value)
+        if code is None:
+            raise ValueError(f"{value!r} is not an ISO 4217 code")
+        return code
+
+    @field_validator("custom_events")
+    @classmethod
+    def _custom(cls, value: list[str]) -> list[str]:
+        events = [normalise_event(e) for e in value]
+        if not all(e and len(e) <= MAX_EVENT_LEN and e.isidentifier() for e in events):
+            raise ValueError("use names of letters, digits and underscores")
+        return events
+
+    @model_validator(mode="after")
+    def _payouts(self) -> "OfferIn":
+        payouts = {normalise_event(k): v for k, v in self.payouts.items()}
+        for event, amount in payouts.items():
+            if event not in STANDARD_EVENTS | set(self.custom_events):
+                raise ValueError(f"payouts: {event!r} is neither standard nor custom")
+            if not amount.is_finite() or parse_amount(str(amount)) is None:
+                raise ValueError(f"payouts: {event!r} needs a non-negative amount")
+        self.payouts = payouts
+        return self
 
 
 class OfferOut(BaseModel):
@@ -76,8 +118,8 @@ class AffiliateOut(BaseModel):
 
 
 class LinkIn(Strict):
-    affiliate_id: int
-    offer_id: int
+    affiliate_id: Id
+    offer_id: Id
     campaign: str = Field(default="", max_length=MAX_NAME_LEN)
 
 
