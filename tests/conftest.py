@@ -63,14 +63,17 @@ class Node:
         return future.result(timeout)
 
 
-def _serve(settings: Settings) -> Iterator[Node]:
+def serve(settings: Settings) -> Iterator[Node]:
     app = create_app(settings)
     sock = socket.socket()
     # Without it every keep-alive request waits out a 40 ms delayed ACK (Nagle), 20 times the work.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
+    # proxy_headers off: X-Forwarded-For is clickback's to interpret (CLICKBACK_PROXY_HOPS), as under
+    # Granian in production; Uvicorn would otherwise trust it from 127.0.0.1.
+    config = uvicorn.Config(app, lifespan="on", log_level="warning", proxy_headers=False)
+    server = uvicorn.Server(config)
     ready = threading.Event()
     holder: dict[str, asyncio.AbstractEventLoop] = {}
 
@@ -118,13 +121,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 @pytest.fixture(scope="session")
 def node(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    yield from _serve(settings_for(database_url, tmp_path_factory.mktemp("data")))
+    yield from serve(settings_for(database_url, tmp_path_factory.mktemp("data")))
 
 
 @pytest.fixture
 def second_node(database_url: str, tmp_path: Path) -> Iterator[Node]:
     """Another server on the same database, as a second process behind a load balancer would be."""
-    yield from _serve(settings_for(database_url, tmp_path))
+    yield from serve(settings_for(database_url, tmp_path))
 
 
 async def _wipe(runtime: Runtime) -> None:

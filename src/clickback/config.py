@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     in_flight_click_minutes: int = Field(default=60, ge=1, le=24 * 60)
     # `serve` applies migrations before its workers start (turn off where a deploy step migrates).
     migrate_on_start: bool = True
+    # Reverse proxies in front of clickback that append to X-Forwarded-For. The client's address is
+    # the entry this many places from the right (entries further left can be forged by anyone).
+    # 0: the TCP peer's address.
+    proxy_hops: int = Field(default=0, ge=0, le=5)
     # The address users and advertisers reach this server at: shown in tracking and postback URLs.
     public_url: str = "http://127.0.0.1:8000"
 

@@ -244,7 +244,7 @@ def test_postback_is_refused_with_its_reason(sent: RawPostback, reason: Reason) 
 
 def test_every_reason_read_postback_can_give_is_in_the_table() -> None:
     tested = {param.values[1] for param in REFUSALS}
-    # The rest need the click row or a past conversion: attribute and on_repeat below.
+    # The rest come after read_postback (attribute, on_repeat, the store) or belong to clicks.
     later = {
         Reason.UNKNOWN_CLICK,
         Reason.FOREIGN_CLICK,
@@ -474,13 +474,13 @@ def test_arbitrary_body_bytes_never_raise(data: bytes, content_type: str) -> Non
     assert isinstance(read(query(), data, content_type), Postback | Refused)
 
 
-@settings(max_examples=150)
+@settings(max_examples=100)
 @given(base=bases, sent=st.dictionaries(names, texts, max_size=8))
 def test_arbitrary_text_parameters_never_raise(base: dict[str, str], sent: dict[str, str]) -> None:
     assert isinstance(read(urlencode(base | sent).encode()), Postback | Refused)
 
 
-@settings(max_examples=150)
+@settings(max_examples=100)
 @given(base=bases, sent=st.dictionaries(names, st.one_of(texts, st.integers(), st.floats()), max_size=8))
 def test_arbitrary_json_parameters_never_raise(
     base: dict[str, str], sent: dict[str, str | int | float]

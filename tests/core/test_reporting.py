@@ -116,7 +116,7 @@ conversion_counts = st.builds(
 )
 
 
-@settings(max_examples=100)
+@settings(max_examples=60)
 @given(clicks=st.lists(click_counts, max_size=12), conversions=st.lists(conversion_counts, max_size=12))
 def test_totals_equal_the_sum_of_the_rows(
     clicks: list[ClickCount], conversions: list[ConversionCount]

@@ -1,5 +1,6 @@
 """The click endpoint over HTTP: redirect, recording, refusals, hostile parameters."""
 
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from hypothesis import HealthCheck, given, settings
@@ -7,7 +8,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from clickback.store.tables import clicks
-from tests.conftest import Client, World
+from tests.conftest import Client, World, serve, settings_for
 
 
 def recorded(client: Client) -> list[dict[str, object]]:
@@ -144,3 +145,20 @@ def test_location_is_always_on_the_offers_own_host(
     location = response.headers["location"]
     assert urlsplit(location).hostname == "casino.example.com"
     assert location.startswith("https://casino.example.com/go?")
+
+
+def test_behind_a_proxy_the_client_address_comes_from_x_forwarded_for(
+    client: Client, world: World, database_url: str, tmp_path: Path
+) -> None:
+    for node in serve(settings_for(database_url, tmp_path, proxy_hops=1)):
+        behind = Client(node)
+        forged_then_real = {"x-forwarded-for": "6.6.6.6, 203.0.113.9"}
+        behind.http.get(f"/c/{world.alice_casino}", params={"sub1": "p1"}, headers=forged_then_real)
+        behind.http.get(
+            f"/c/{world.alice_casino}", params={"sub1": "p2"}, headers={"x-forwarded-for": "junk"}
+        )
+        behind.flush()
+        behind.http.close()
+
+    ips = {row["sub1"]: row["ip"] for row in recorded(client)}
+    assert ips == {"p1": "203.0.113.9", "p2": "127.0.0.1"}

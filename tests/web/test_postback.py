@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -65,8 +66,6 @@ def test_each_refusal_reason_reaches_the_sender_and_the_log(
 def test_unknown_click_when_a_genuine_id_is_older_than_the_in_flight_window(
     client: Client, world: World
 ) -> None:
-    from datetime import timedelta
-
     runtime = client.node.runtime
     old = runtime.tracker.codec.mint(runtime.writer._clock() - timedelta(hours=2))
 
@@ -295,3 +294,27 @@ def test_log_filters_by_advertiser_outcome_reason_and_time(
     entry = client.api("GET", "/postbacks", params={"result": "accepted"})[0]
     assert "event=registration" in entry["query"]
     assert entry["conversion_id"] is not None
+
+
+def test_postback_is_answered_503_when_the_database_cannot_record_it(
+    client: Client, world: World, click_id: str
+) -> None:
+    from urllib.parse import urlencode
+
+    from clickback.core.intake import RawPostback
+    from clickback.service.tracker import Tracker
+    from clickback.store.db import connect
+
+    live = client.node.runtime
+    unreachable = connect("postgresql+asyncpg://postgres@127.0.0.1:1/none")
+    tracker = Tracker(
+        unreachable, live.catalog, live.writer, live.tracker.codec, live.writer._clock, timedelta(hours=1)
+    )
+    query = urlencode({"click_id": click_id, "event": "registration", "token": world.token})
+    raw = RawPostback(live.writer._clock(), "127.0.0.1", "GET", query.encode())
+
+    outcome = client.node.call(lambda: tracker.postback(raw))
+    client.node.call(unreachable.close)
+
+    assert (outcome.http_status, outcome.body()["reason"]) == (503, "storage_unavailable")
+    assert client.api("GET", "/conversions") == []

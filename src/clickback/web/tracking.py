@@ -1,6 +1,7 @@
 """The hot endpoints: each parses the request, makes one call, and maps the result to a response."""
 
 from html import escape
+from ipaddress import ip_address
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -12,8 +13,17 @@ from clickback.core.reasons import Rejected
 from clickback.service.runtime import Runtime, utcnow
 
 
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else ""
+def client_ip(request: Request, proxy_hops: int) -> str:
+    peer = request.client.host if request.client else ""
+    if not proxy_hops:
+        return peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",")]
+    if len(hops) < proxy_hops:
+        return peer
+    try:
+        return str(ip_address(hops[-proxy_hops]))
+    except ValueError:  # a proxy that writes garbage: fall back to what we can vouch for
+        return peer
 
 
 async def click(request: Request) -> Response:
@@ -23,7 +33,7 @@ async def click(request: Request) -> Response:
         ClickRequest(
             code=request.path_params["code"][:MAX_LINK_CODE_LEN],
             params=request.query_params,
-            ip=client_ip(request),
+            ip=client_ip(request, runtime.settings.proxy_hops),
             user_agent=headers.get("user-agent", ""),
             referrer=headers.get("referer", ""),
         )
@@ -51,7 +61,7 @@ async def postback(request: Request) -> Response:
     body, too_large = await read_capped(request, MAX_BODY_BYTES)
     raw = RawPostback(
         received_at=utcnow(),
-        ip=client_ip(request),
+        ip=client_ip(request, runtime.settings.proxy_hops),
         method=request.method,
         query=request.scope["query_string"],
         body=body,
