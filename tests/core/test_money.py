@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clickback.core.limits import MAX_PAYOUT, PAYOUT_DECIMALS
-from clickback.core.money import CURRENCIES, parse_amount, parse_currency
+from clickback.core.money import CURRENCIES, money_text, parse_amount, parse_currency
 
 
 @pytest.mark.parametrize(
@@ -107,3 +107,23 @@ def test_unknown_currency_is_refused(raw: str) -> None:
 def test_currency_list_holds_only_three_letter_codes() -> None:
     assert len(CURRENCIES) > 150
     assert all(len(code) == 3 and code.isascii() and code.isupper() for code in CURRENCIES)
+
+
+@pytest.mark.parametrize(
+    ("amount", "text"),
+    [
+        ("50", "50.00"),
+        ("1.5", "1.50"),
+        ("0.1234", "0.1234"),
+        ("0", "0.00"),
+        ("-3.5", "-3.50"),
+        ("1E+2", "100.00"),
+    ],
+)
+def test_money_text_has_two_decimals_at_least_and_no_noise(amount: str, text: str) -> None:
+    assert money_text(Decimal(amount)) == text
+
+
+@pytest.mark.parametrize("raw", ["uſd", "ınr", "ＵＳＤ"])
+def test_non_ascii_lookalike_currency_is_refused(raw: str) -> None:
+    assert parse_currency(raw) is None

@@ -9,6 +9,7 @@ Every step either fills in the draft or returns Rejected(reason). Nothing here d
 
 import hmac
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -48,6 +49,9 @@ ALIASES: Mapping[str, tuple[str, ...]] = {
 _FIELD_OF = {alias: name for name, aliases in ALIASES.items() for alias in aliases}
 _LIMITS = {"txn_id": MAX_TXN_ID_LEN, "event": MAX_EVENT_LEN} | {k: MAX_SUB_ID_LEN for k in SUB_KEYS}
 MAX_IGNORED_SHOWN = 10
+# Control characters, U+FFFD (what undecodable bytes became) and lone surrogates (which JSON can
+# carry but UTF-8 cannot, so no database or log could store them).
+_INVALID = re.compile("[\x00-\x1f\x7f\ufffd\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +125,7 @@ def parse(d: _Draft) -> Rejected | None:
         limit = _LIMITS.get(_FIELD_OF.get(key, ""), MAX_PARAM_VALUE_LEN)
         if len(value) > limit:
             return Rejected(Reason.PARAMETER_TOO_LONG, f"{key} (limit {limit})")
-        if any(ord(ch) < 32 or ord(ch) == 127 for ch in name + value) or "\ufffd" in name + value:
+        if _INVALID.search(name) or _INVALID.search(value):
             return Rejected(Reason.INVALID_CHARACTERS, key)
         if d.params.setdefault(key, value) != value:
             return Rejected(Reason.REPEATED_PARAMETER, key)
@@ -145,7 +149,7 @@ def _body_pairs(raw: RawPostback) -> list[tuple[str, str]] | Rejected:
     if kind == "application/json":
         try:
             doc = json.loads(raw.body)
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
             return Rejected(Reason.INVALID_CHARACTERS, "the JSON body does not parse")
         if not isinstance(doc, dict) or len(doc) > MAX_PARAMS:
             return Rejected(Reason.TOO_MANY_PARAMETERS, "send one flat JSON object")

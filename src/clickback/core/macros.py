@@ -61,13 +61,17 @@ def compile_template(text: str) -> UrlTemplate:
     if len(text) > MAX_URL_LEN:
         raise TemplateError(f"the URL is longer than {MAX_URL_LEN} characters")
     pieces = _PLACEHOLDER.split(text)
+    known = ", ".join("{" + m + "}" for m in OFFER_MACROS)
     for name in pieces[1::2]:
         if name not in OFFER_MACROS:
-            known = ", ".join("{" + m + "}" for m in OFFER_MACROS)
             raise TemplateError(f"unknown macro {{{name}}}; known macros: {known}")
+    # A brace left over ({click-id}, {{click_id}}) would reach the offer as text and lose the click.
+    stray = next((p for p in pieces[::2] if "{" in p or "}" in p), None)
+    if stray is not None:
+        raise TemplateError(f"unknown macro or stray brace in {stray!r}; known macros: {known}")
     # The host must be literal so that no click parameter can steer the redirect elsewhere.
     literal = _PLACEHOLDER.sub("x", text)
-    if any(ch in text for ch in "\r\n\t ") or any(ord(ch) < 32 for ch in text):
+    if any(ch in text for ch in "\r\n\t ") or any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
         raise TemplateError("the URL contains spaces or control characters")
     parts = urlsplit(literal)
     if parts.scheme not in ("http", "https") or not parts.hostname:

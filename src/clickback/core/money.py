@@ -31,8 +31,9 @@ def parse_amount(raw: str) -> Decimal | None:
 
 
 def parse_currency(raw: str) -> str | None:
-    code = raw.strip().upper()
-    return code if code in CURRENCIES else None
+    code = raw.strip()
+    # ASCII first: upper() maps some other letters onto ASCII ones (long s, dotless i).
+    return code.upper() if code.isascii() and code.upper() in CURRENCIES else None
 
 
 def money_text(amount: Decimal) -> str:
