@@ -47,7 +47,9 @@ ALIASES: Mapping[str, tuple[str, ...]] = {
     **{key: (key, "s" + key[3:]) for key in SUB_KEYS},
 }
 _FIELD_OF = {alias: name for name, aliases in ALIASES.items() for alias in aliases}
-_LIMITS = {"txn_id": MAX_TXN_ID_LEN, "event": MAX_EVENT_LEN} | {k: MAX_SUB_ID_LEN for k in SUB_KEYS}
+_LIMITS = {"txn_id": MAX_TXN_ID_LEN, "event": MAX_EVENT_LEN, "player_id": MAX_SUB_ID_LEN} | {
+    k: MAX_SUB_ID_LEN for k in SUB_KEYS
+}
 MAX_IGNORED_SHOWN = 10
 # Control characters, U+FFFD (what undecodable bytes became) and lone surrogates (which JSON can
 # carry but UTF-8 cannot, so no database or log could store them).

@@ -246,22 +246,23 @@ async def _log(
         ip=raw.ip[:45],
         method=raw.method[:8],
         advertiser_id=advertiser_id,
-        click_id=click_id[:64],
+        click_id=_text(click_id.encode(errors="replace"), 64),
         result=outcome.result.value,
         reason=outcome.reason.code if outcome.reason else None,
-        detail=outcome.detail[:512],
+        detail=_text(outcome.detail.encode(errors="replace"), 512),
         conversion_id=outcome.conversion_id,
         http_status=outcome.http_status,
-        query=_text(raw.query),
-        body=_text(raw.body),
-        ignored=",".join(outcome.ignored)[:1024],
+        query=_text(raw.query, MAX_RAW_LOG_LEN),
+        body=_text(raw.body, MAX_RAW_LOG_LEN),
+        ignored=_text(",".join(outcome.ignored).encode(errors="replace"), 1024),
     )
     return int((await conn.execute(stmt.returning(postbacks.c.id))).scalar_one())
 
 
-def _text(data: bytes) -> str:
-    # Kept as it came (invalid bytes shown as U+FFFD), cropped; escaped wherever it is shown.
-    return data[:MAX_RAW_LOG_LEN].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+def _text(data: bytes, limit: int) -> str:
+    """Kept as it came, cropped, with what no database can store (invalid UTF-8, NUL) shown as
+    U+FFFD. Escaped wherever it is shown."""
+    return data.decode("utf-8", errors="replace").replace("\x00", "\ufffd")[:limit]
 
 
 async def attribute_waiting(db: Database, catalog: Catalog, now: datetime, since: datetime) -> int:
