@@ -31,6 +31,11 @@ from clickback.web.app import create_app
 
 T = TypeVar("T")
 API_KEY = "test-api-key"
+# Clicks in tests come from a phone's browser: httpx's own user agent is (rightly) taken for a bot.
+BROWSER_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+)
 SECRET = "5e" * 32
 PG_URL = os.environ.get("CLICKBACK_TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
@@ -154,7 +159,7 @@ class Client:
 
     def __init__(self, node: Node) -> None:
         self.node = node
-        self.http = httpx.Client(base_url=node.base_url, timeout=30)
+        self.http = httpx.Client(base_url=node.base_url, timeout=30, headers={"user-agent": BROWSER_UA})
         self.auth = {"Authorization": f"Bearer {API_KEY}"}
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:

@@ -5,6 +5,8 @@ are generated once into the data directory, so a newcomer's first `serve` just w
 sets them explicitly (the same values on every node).
 """
 
+import hashlib
+import hmac
 import secrets
 from datetime import timedelta
 from functools import cached_property
@@ -12,6 +14,8 @@ from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from clickback.core.privacy import IpMode, Privacy
 
 
 class Settings(BaseSettings):
@@ -30,6 +34,17 @@ class Settings(BaseSettings):
     click_flush_seconds: float = Field(default=0.5, gt=0, le=1.0)
     # Clicks held in memory while the database is slow or down, before new ones are dropped.
     click_buffer_max: int = Field(default=200_000, ge=1000)
+    # How much of a user's IP is stored: full, truncated (IPv4 /24, IPv6 /48) or hashed (keyed).
+    # GEO is looked up from the full address before it is reduced.
+    ip_mode: IpMode = IpMode.FULL
+    # A click is unique when its visitor (IP + user agent) has not clicked the link for this long.
+    unique_window_hours: float = Field(default=24, gt=0, le=24 * 90)
+    # Optional MaxMind GeoLite2-City / DB-IP Lite .mmdb for region, city and ASN (country needs none).
+    geoip_mmdb: Path | None = None
+    # Durable clicks: each click is appended to a local spool and fsynced (in groups) before its
+    # redirect, so not even kill -9 or a power cut loses a redirected click. Off: a crash can lose
+    # the clicks of the last flush interval (the clicks_pending figure of /api/runtime).
+    durable_clicks: bool = False
     # How often each process checks whether links, offers or advertisers changed elsewhere.
     catalog_refresh_seconds: float = Field(default=1.0, gt=0, le=60)
     # A postback for a genuine click ID not found in the database is kept (and attributed when
@@ -58,6 +73,20 @@ class Settings(BaseSettings):
     @cached_property
     def api_token(self) -> str:
         return self.api_key or self._generated("api.key", 24)
+
+    @cached_property
+    def privacy(self) -> Privacy:
+        # Its own key, derived: hashes of IPs must not be comparable with anything else we sign.
+        key = hmac.new(self.click_id_key, b"clickback ip privacy", hashlib.sha256).digest()
+        return Privacy(self.ip_mode, key)
+
+    @property
+    def unique_window_ms(self) -> int:
+        return int(self.unique_window_hours * 3_600_000)
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
 
     @property
     def in_flight_window(self) -> timedelta:

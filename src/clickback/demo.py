@@ -62,9 +62,9 @@ async def _traffic(runtime: Runtime, codes: list[str], token: str) -> None:
             at = now - timedelta(days=day, minutes=n * 13)
             sub = rng.choice(["fb-ads", "seo", "push"])
             request = ClickRequest(rng.choice(codes), {"sub1": sub}, "203.0.113.7", "Mozilla/5.0", "")
-            taken = take_click(request, runtime.catalog.current, codec, at)
+            taken = take_click(request, runtime.catalog.current, codec, at, runtime.settings.privacy)
             assert isinstance(taken, ClickTaken)
-            runtime.writer.add(taken.click)
+            await runtime.writer.take(taken.click)
             if rng.random() < 0.2:
                 await runtime.writer.flush()
                 await _postbacks(runtime, rng, taken, token)

@@ -96,7 +96,7 @@ def test_pending_and_approved_earn_while_rejected_and_cancelled_only_count(
     status: Status, conversions: dict[str, int], rejected: int, payout: dict[str, Decimal]
 ) -> None:
     rows, _ = build_rows(("offer_id",), [], [conversion((7,), "sale", status, 3, "30")])
-    assert rows == [ReportRow({"offer_id": 7}, 0, conversions, rejected, payout)]
+    assert rows == [ReportRow({"offer_id": 7}, conversions=conversions, rejected=rejected, payout=payout)]
 
 
 def test_no_counters_give_no_rows_and_an_empty_total() -> None:

@@ -308,7 +308,14 @@ def test_postback_is_answered_503_when_the_database_cannot_record_it(
     live = client.node.runtime
     unreachable = connect("postgresql+asyncpg://postgres@127.0.0.1:1/none")
     tracker = Tracker(
-        unreachable, live.catalog, live.writer, live.tracker.codec, live.writer._clock, timedelta(hours=1)
+        unreachable,
+        live.catalog,
+        live.writer,
+        live.tracker.codec,
+        live.writer._clock,
+        timedelta(hours=1),
+        live.settings.privacy,
+        live.enricher.traits,
     )
     query = urlencode({"click_id": click_id, "event": "registration", "token": world.token})
     raw = RawPostback(live.writer._clock(), "127.0.0.1", "GET", query.encode())

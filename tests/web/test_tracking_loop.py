@@ -38,6 +38,8 @@ def test_click_then_postback_shows_in_conversion_and_report(client: Client, worl
             "affiliate_id": world.alice["id"],
             "sub1": "fb-ads",
             "clicks": 1,
+            "unique_clicks": 1,
+            "bot_clicks": 0,
             "conversions": {"first_deposit": 1},
             "rejected": 0,
             "payout": {"USD": "75.25"},

@@ -6,7 +6,7 @@ refused, with a reason.
 """
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,7 +18,8 @@ from clickback.core.limits import (
     MAX_SUB_ID_LEN,
     MAX_UA_LEN,
 )
-from clickback.core.model import Catalog, Click, State
+from clickback.core.model import NO_TRAITS, Catalog, Click, State, Traits
+from clickback.core.privacy import Privacy
 from clickback.core.reasons import Reason, Rejected
 
 MAX_LINK_CODE_LEN = 32
@@ -39,6 +40,7 @@ class ClickRequest:
     ip: str
     user_agent: str
     referrer: str
+    method: str = "GET"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +50,14 @@ class ClickTaken:
 
 
 def take_click(
-    request: ClickRequest, catalog: Catalog, codec: ClickIdCodec, now: datetime
+    request: ClickRequest,
+    catalog: Catalog,
+    codec: ClickIdCodec,
+    now: datetime,
+    privacy: Privacy,
+    enrich: Callable[[], Traits] = lambda: NO_TRAITS,
 ) -> ClickTaken | Rejected:
+    """`enrich` is called only for a click that is taken: refused ones cost no enrichment."""
     link = catalog.links_by_code.get(request.code[:MAX_LINK_CODE_LEN])
     if link is None:
         return Rejected(Reason.UNKNOWN_LINK, clean(request.code, MAX_LINK_CODE_LEN))
@@ -59,6 +67,7 @@ def take_click(
     if offer.status is not State.ACTIVE:
         return Rejected(Reason.OFFER_PAUSED, link.code)
     params = request.params
+    user_agent = clean(request.user_agent, MAX_UA_LEN)
     subs = tuple(clean(params.get(key), MAX_SUB_ID_LEN) for key in SUB_KEYS)
     click = Click(
         click_id=codec.mint(now),
@@ -70,9 +79,11 @@ def take_click(
         subs=(subs[0], subs[1], subs[2], subs[3], subs[4]),
         source=clean(params.get("source"), MAX_SOURCE_LEN),
         landing_page=clean(params.get("lp"), MAX_LANDING_PAGE_LEN),
-        ip=request.ip,
-        user_agent=clean(request.user_agent, MAX_UA_LEN),
+        ip=privacy.ip(request.ip),
+        user_agent=user_agent,
         referrer=clean(request.referrer, MAX_REFERRER_LEN),
+        traits=enrich(),
+        visitor=privacy.visitor(request.ip, user_agent),
     )
     location = offer.url.render(
         {

@@ -54,6 +54,24 @@ class Link:
 
 
 @dataclass(frozen=True, slots=True)
+class Traits:
+    """What enrichment learnt about the visitor (enrich/): GEO from the full IP, device, bot."""
+
+    country: str = ""
+    region: str = ""
+    city: str = ""
+    asn: int | None = None
+    device_type: str = "unknown"
+    os: str = ""
+    browser: str = ""
+    # Why this click looks non-human ("" when it does not): flagged, never dropped.
+    bot: str = ""
+
+
+NO_TRAITS = Traits()
+
+
+@dataclass(frozen=True, slots=True)
 class Click:
     click_id: str
     clicked_at: datetime
@@ -64,9 +82,12 @@ class Click:
     subs: tuple[str, str, str, str, str]
     source: str
     landing_page: str
+    # As the privacy mode keeps it (core/privacy.py): the raw address never leaves the request.
     ip: str
     user_agent: str
     referrer: str
+    traits: Traits = NO_TRAITS
+    visitor: str = ""
 
 
 def token_digest(token: str) -> bytes:

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from clickback.core.lifecycle import PAYABLE, Status
 
-DIMENSIONS = ("day", "affiliate_id", "offer_id", "link_id", "sub1")
+DIMENSIONS = ("day", "affiliate_id", "offer_id", "link_id", "sub1", "country", "device_type")
 DATE_BASIS = "clicks by click time; conversions by the time their first postback was recorded (UTC)"
 
 
@@ -26,6 +26,8 @@ def day_of(day_number: int) -> str:
 class ReportRow:
     key: dict[str, str | int]
     clicks: int = 0
+    unique_clicks: int = 0
+    bot_clicks: int = 0
     conversions: dict[str, int] = field(default_factory=dict)
     rejected: int = 0
     payout: dict[str, Decimal] = field(default_factory=dict)
@@ -42,6 +44,8 @@ class ReportRow:
 class ClickCount:
     key: tuple[str | int, ...]
     clicks: int
+    unique_clicks: int = 0
+    bot_clicks: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +70,10 @@ def build_rows(
         return rows[key]
 
     for c in clicks:
-        row(c.key).clicks += c.clicks
-        total.clicks += c.clicks
+        for target in (row(c.key), total):
+            target.clicks += c.clicks
+            target.unique_clicks += c.unique_clicks
+            target.bot_clicks += c.bot_clicks
     for v in conversions:
         for target in (row(v.key), total):
             target.add_conversions(v.event, v.status, v.conversions, v.currency, v.payout)

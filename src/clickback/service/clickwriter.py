@@ -1,26 +1,32 @@
-"""The click buffer: redirects append here and never wait; a background task writes batches.
+"""The click buffer: redirects append here and never wait for the database; a background task
+writes batches.
 
 A click stays findable (by the postback path) from the moment it is taken: here until its batch
-is committed, in the database after. It leaves the buffer only once the commit succeeded.
+is committed, in the database after. It leaves memory only once the commit succeeded, or when the
+database has been failing so long that memory is full: then the backlog moves to the spool
+(service/spool.py) and is read back once the database returns.
 """
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from itertools import islice
 
 from clickback.core.model import Click
 from clickback.core.reasons import Rejected
 from clickback.service.catalog_cache import CatalogCache
-from clickback.store.clicks import write_batch
+from clickback.service.spool import Spool
+from clickback.store.clicks import prune_visitors, write_batch
 from clickback.store.conversions import attribute_waiting
 from clickback.store.db import Database
 from clickback.store.tables import hour_of
 
 log = logging.getLogger(__name__)
+PRUNE_EVERY_SECONDS = 300
 
 
 class ClickWriter:
@@ -29,10 +35,14 @@ class ClickWriter:
         db: Database,
         catalog: CatalogCache,
         clock: Callable[[], datetime],
+        *,
         batch_size: int,
         flush_seconds: float,
         max_pending: int,
         in_flight_window: timedelta,
+        unique_window_ms: int,
+        spool: Spool,
+        durable: bool,
     ) -> None:
         self._db = db
         self._catalog = catalog
@@ -41,22 +51,29 @@ class ClickWriter:
         self._flush_seconds = flush_seconds
         self._max_pending = max_pending
         self._in_flight_window = in_flight_window
+        self._unique_window_ms = unique_window_ms
+        self.spool = spool
+        self.durable = durable
         self._pending: dict[str, Click] = {}
         self._refusals: Counter[tuple[int, str, str]] = Counter()
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._pruned_at = 0.0
         self.written = 0
-        self.dropped = 0
+        self.spilled = 0
+        self.failures = 0
 
-    def add(self, click: Click) -> None:
-        if len(self._pending) >= self._max_pending:
-            # The database has been unreachable for a long time; counted, and logged once per 1000.
-            self.dropped += 1
-            if self.dropped % 1000 == 1:
-                log.error("click buffer full (%d): %d clicks dropped", self._max_pending, self.dropped)
-            return
+    async def take(self, click: Click) -> None:
+        """Accept a redirected click; in durable mode, return only once it is on disk."""
+        if self.durable:
+            await self.spool.append(click)
         self._pending[click.click_id] = click
-        if len(self._pending) >= self._batch_size:
+        if len(self._pending) >= self._max_pending:
+            # The database has been failing for a long time: keep the backlog on disk instead.
+            self.spilled += self.spool.spill(self._pending.values())
+            log.error("click buffer full: %d clicks moved to the spool", len(self._pending))
+            self._pending.clear()
+        elif len(self._pending) >= self._batch_size:
             self._wake.set()
 
     def refuse(self, rejected: Rejected, at: datetime) -> None:
@@ -70,24 +87,46 @@ class ClickWriter:
         return len(self._pending)
 
     async def flush(self) -> int:
-        """Write everything pending now; returns how many clicks were written."""
+        """Write everything pending now, then any spooled backlog; returns clicks inserted."""
         async with self._lock:
+            self.spool.rotate()
             written = 0
             while self._pending or self._refusals:
                 batch = list(islice(self._pending.values(), self._batch_size))
-                refusals, self._refusals = self._refusals, Counter()
-                try:
-                    await write_batch(self._db, batch, refusals)
-                except BaseException:
-                    self._refusals.update(refusals)
-                    raise
+                written += await self._write(batch)
                 for click in batch:
                     del self._pending[click.click_id]
-                written += len(batch)
+            self.spool.written_from_memory()
+            written += await self._drain()
             self.written += written
             now = self._clock()
             await attribute_waiting(self._db, self._catalog.current, now, now - self._in_flight_window)
+            if time.monotonic() - self._pruned_at > PRUNE_EVERY_SECONDS:
+                cutoff = int(now.timestamp() * 1000) - self._unique_window_ms
+                await prune_visitors(self._db, cutoff)
+                self._pruned_at = time.monotonic()
             return written
+
+    async def _write(self, batch: Sequence[Click]) -> int:
+        refusals, self._refusals = self._refusals, Counter()
+        try:
+            return await write_batch(self._db, batch, refusals, self._unique_window_ms)
+        except BaseException:
+            self._refusals.update(refusals)
+            raise
+
+    async def _drain(self) -> int:
+        written = 0
+        while (claimed := self.spool.claim()) is not None:
+            path, clicks = claimed
+            try:
+                for start in range(0, len(clicks), self._batch_size):
+                    written += await self._write(clicks[start : start + self._batch_size])
+            except BaseException:
+                self.spool.release(path)
+                raise
+            self.spool.drained(path)
+        return written
 
     async def run(self) -> None:
         """Flush on size, on interval, forever; on error keep the clicks and try again later."""
@@ -98,5 +137,17 @@ class ClickWriter:
             try:
                 await self.flush()
             except Exception:
+                self.failures += 1
                 log.exception("click flush failed; %d clicks kept for the next try", self.pending)
                 await asyncio.sleep(self._flush_seconds)
+
+    async def close(self) -> None:
+        """At shutdown: write what is pending; if the database will not take it, spool it."""
+        try:
+            await self.flush()
+        except Exception:
+            log.exception("final click flush failed; spooling %d clicks", self.pending)
+            self.spilled += self.spool.spill(self._pending.values())
+            self._pending.clear()
+        finally:
+            self.spool.close()

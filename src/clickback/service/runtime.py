@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 
 from clickback.config import Settings
 from clickback.core.clickids import ClickIdCodec
+from clickback.enrich import Enricher
 from clickback.service.catalog_cache import CatalogCache
 from clickback.service.clickwriter import ClickWriter
+from clickback.service.spool import Spool
 from clickback.service.tracker import Tracker
 from clickback.store.db import Database, connect
 
@@ -32,7 +34,11 @@ class Runtime:
             flush_seconds=settings.click_flush_seconds,
             max_pending=settings.click_buffer_max,
             in_flight_window=settings.in_flight_window,
+            unique_window_ms=settings.unique_window_ms,
+            spool=Spool(settings.spool_dir),
+            durable=settings.durable_clicks,
         )
+        self.enricher = Enricher(settings.geoip_mmdb)
         self.tracker = Tracker(
             self.db,
             self.catalog,
@@ -40,6 +46,8 @@ class Runtime:
             ClickIdCodec(settings.click_id_key),
             utcnow,
             settings.in_flight_window,
+            settings.privacy,
+            self.enricher.traits,
         )
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -56,10 +64,8 @@ class Runtime:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        # Every click already redirected is written before the process exits.
+        # Every click already redirected is written (or spooled) before the process exits.
         try:
-            await self.writer.flush()
+            await self.writer.close()
         finally:
-            if self.writer.pending:
-                log.error("%d clicks could not be written at shutdown", self.writer.pending)
             await self.db.close()

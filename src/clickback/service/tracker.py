@@ -9,7 +9,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from clickback.core.clickids import ClickIdCodec
 from clickback.core.clicks import ClickRequest, ClickTaken, take_click
 from clickback.core.intake import RawPostback, Refused, attribute, read_postback
+from clickback.core.limits import MAX_UA_LEN
+from clickback.core.model import Traits
 from clickback.core.outcome import Outcome, Result
+from clickback.core.privacy import Privacy
 from clickback.core.reasons import Reason, Rejected
 from clickback.service.catalog_cache import CatalogCache
 from clickback.service.clickwriter import ClickWriter
@@ -29,6 +32,8 @@ class Tracker:
         codec: ClickIdCodec,
         clock: Callable[[], datetime],
         in_flight_window: timedelta,
+        privacy: Privacy,
+        enrich: Callable[[str, str, str], Traits],
     ) -> None:
         self._db = db
         self._catalog = catalog
@@ -36,12 +41,18 @@ class Tracker:
         self.codec = codec
         self._clock = clock
         self._in_flight_window = in_flight_window
+        self._privacy = privacy
+        self._enrich = enrich
 
-    def click(self, request: ClickRequest) -> ClickTaken | Rejected:
+    async def click(self, request: ClickRequest) -> ClickTaken | Rejected:
         now = self._clock()
-        taken = take_click(request, self._catalog.current, self.codec, now)
+
+        def enrich() -> Traits:
+            return self._enrich(request.ip, request.user_agent[:MAX_UA_LEN], request.method)
+
+        taken = take_click(request, self._catalog.current, self.codec, now, self._privacy, enrich)
         if isinstance(taken, ClickTaken):
-            self._writer.add(taken.click)
+            await self._writer.take(taken.click)
         else:
             self._writer.refuse(taken, now)
         return taken

@@ -95,18 +95,20 @@ async def _insert(
     conversion_id: int | None = (await conn.execute(stmt)).scalar_one_or_none()
     if conversion_id is not None and click is not None:
         assert attribution.payout is not None and attribution.currency is not None
-        await _count(db, conn, click, row, postback.status, attribution.payout, +1)
+        await _count_row(db, conn, row, postback.status, attribution.payout, +1)
     return conversion_id
 
 
 def _attribution_columns(click: Click | None, now: datetime) -> dict[str, Any]:
     if click is None:
-        return {"campaign": "", **{f"sub{i}": "" for i in range(1, 6)}}
+        return {"campaign": "", "country": "", "device_type": "", **{f"sub{i}": "" for i in range(1, 6)}}
     return {
         "link_id": click.link_id,
         "affiliate_id": click.affiliate_id,
         "offer_id": click.offer_id,
         "campaign": click.campaign,
+        "country": click.traits.country,
+        "device_type": click.traits.device_type,
         "attributed_at": now,
         **{f"sub{i}": value for i, value in enumerate(click.subs, 1)},
     }
@@ -189,25 +191,6 @@ async def _history(
     )
 
 
-async def _count(
-    db: Database,
-    conn: AsyncConnection,
-    click: Click,
-    row: Mapping[str, Any],
-    status: Status,
-    payout: Decimal,
-    sign: int,
-) -> None:
-    values = {
-        **row,
-        "link_id": click.link_id,
-        "affiliate_id": click.affiliate_id,
-        "offer_id": click.offer_id,
-        "sub1": click.subs[0],
-    }
-    await _count_row(db, conn, values, status, payout, sign)
-
-
 async def _count_row(
     db: Database,
     conn: AsyncConnection,
@@ -223,6 +206,8 @@ async def _count_row(
             hour=hour_of(row["created_at"]),
             link_id=row["link_id"],
             sub1=row["sub1"],
+            country=row["country"],
+            device_type=row["device_type"],
             event=row["event"],
             status=status.value,
             currency=row["currency"],
@@ -303,5 +288,5 @@ async def _attribute_late(
     values = {**_attribution_columns(click, now), "payout": payout, "currency": currency}
     if not (await conn.execute(update(conversions).where(unsettled).values(values))).rowcount:
         return False
-    await _count(db, conn, click, {**row._mapping, **values}, Status(row.status), payout, +1)
+    await _count_row(db, conn, {**row._mapping, **values}, Status(row.status), payout, +1)
     return True

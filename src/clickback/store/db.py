@@ -39,12 +39,16 @@ class Database:
 
     def insert_ignore(self, table: Table) -> Insert:
         """INSERT that skips rows whose key already exists (idempotent retries, races)."""
-        stmt: Insert = _dialect_module(self.dialect).insert(table).on_conflict_do_nothing()
+        stmt: Insert = self.upsert(table).on_conflict_do_nothing()
         return stmt
+
+    def upsert(self, table: Table) -> Any:
+        """The dialect's INSERT, for ON CONFLICT clauses written by the caller."""
+        return _dialect_module(self.dialect).insert(table)
 
     def insert_adding(self, table: Table, counters: Sequence[str]) -> Insert:
         """INSERT that adds the counters to an existing row with the same primary key."""
-        stmt = _dialect_module(self.dialect).insert(table)
+        stmt = self.upsert(table)
         keys = [c.name for c in table.primary_key.columns]
         adding: Insert = stmt.on_conflict_do_update(
             index_elements=keys,

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, func, select
+from sqlalchemy import ColumnElement, Table, case, func, select
 
 from clickback.core.lifecycle import Status
 from clickback.core.reporting import (
@@ -36,6 +36,8 @@ async def report(
     group_by: Sequence[str],
     affiliate_id: int | None = None,
     offer_id: int | None = None,
+    *,
+    include_bots: bool = False,
 ) -> tuple[list[ReportRow], ReportRow]:
     start, end = hour_range(first, last)
 
@@ -49,7 +51,17 @@ async def report(
             stmt = stmt.where(table.c.offer_id == offer_id)
         return stmt.group_by(*cols)
 
-    click_q = query(click_stats, func.sum(click_stats.c.clicks).label("clicks"))
+    cs = click_stats.c
+
+    def counted(column: Any) -> Any:
+        return column if include_bots else case((cs.is_bot, 0), else_=column)
+
+    click_q = query(
+        click_stats,
+        func.sum(counted(cs.clicks)).label("clicks"),
+        func.sum(counted(cs.unique_clicks)).label("unique_clicks"),
+        func.sum(case((cs.is_bot, cs.clicks), else_=0)).label("bot_clicks"),
+    )
     conv_q = query(
         conversion_stats,
         func.sum(conversion_stats.c.conversions).label("conversions"),
@@ -61,7 +73,10 @@ async def report(
         conv_rows = (await conn.execute(conv_q)).all()
     return build_rows(
         group_by,
-        (ClickCount(_key(r, group_by), int(r.clicks)) for r in click_rows),
+        (
+            ClickCount(_key(r, group_by), int(r.clicks), int(r.unique_clicks), int(r.bot_clicks))
+            for r in click_rows
+        ),
         (
             ConversionCount(
                 _key(r, group_by),

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -63,6 +64,18 @@ class Money(TypeDecorator[Decimal]):
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         return None if value is None else Decimal(value) / MONEY_SCALE
+
+
+def _traits() -> list[Column[str]]:
+    return [
+        Column("country", String(2), nullable=False),
+        Column("region", String(100), nullable=False),
+        Column("city", String(100), nullable=False),
+        Column("device_type", String(16), nullable=False),
+        Column("os", String(50), nullable=False),
+        Column("browser", String(50), nullable=False),
+        Column("bot", String(32), nullable=False),
+    ]
 
 
 def _subs(prefix: str) -> list[Column[str]]:
@@ -138,6 +151,10 @@ clicks = Table(
     Column("ip", String(45), nullable=False),
     Column("user_agent", String(512), nullable=False),
     Column("referrer", String(1024), nullable=False),
+    *_traits(),
+    Column("asn", BigInteger, nullable=True),
+    Column("visitor", String(32), nullable=False),
+    Column("is_unique", Boolean, nullable=False),
 )
 
 
@@ -154,11 +171,28 @@ click_stats = Table(
     Column("hour", Integer, primary_key=True),
     Column("link_id", Integer, primary_key=True),
     Column("sub1", String(255), primary_key=True),
+    Column("country", String(2), primary_key=True),
+    Column("device_type", String(16), primary_key=True),
+    Column("is_bot", Boolean, primary_key=True),
     Column("affiliate_id", Integer, nullable=False),
     Column("offer_id", Integer, nullable=False),
     Column("clicks", BigInteger, nullable=False),
+    Column("unique_clicks", BigInteger, nullable=False),
     Index(None, "affiliate_id", "hour"),
     Index(None, "offer_id", "hour"),
+)
+
+# Who clicked which link when, for unique clicks: a click is unique when its visitor (keyed hash of
+# IP and user agent) last clicked the same link longer ago than the window. Times in epoch seconds,
+# so the window test is integer arithmetic on both dialects. Old rows are pruned by the writer.
+visitors = Table(
+    "visitors",
+    metadata,
+    Column("link_id", Integer, primary_key=True),
+    Column("visitor", String(32), primary_key=True),
+    Column("last_seen", BigInteger, nullable=False),
+    Column("unique_at", BigInteger, nullable=False),
+    Index(None, "last_seen"),
 )
 
 # Refused clicks (unknown or paused links), counted so a broken link shows up in the product
@@ -192,6 +226,8 @@ conversions = Table(
     Column("offer_id", Integer, nullable=True),
     Column("campaign", String(200), nullable=False),
     *_subs("sub"),
+    Column("country", String(2), nullable=False),
+    Column("device_type", String(16), nullable=False),
     *_subs("adv_sub"),
     Column("player_id", String(255), nullable=False),
     Column("clicked_at", UtcDateTime, nullable=False),
@@ -226,6 +262,8 @@ conversion_stats = Table(
     Column("hour", Integer, primary_key=True),
     Column("link_id", Integer, primary_key=True),
     Column("sub1", String(255), primary_key=True),
+    Column("country", String(2), primary_key=True),
+    Column("device_type", String(16), primary_key=True),
     Column("event", String(64), primary_key=True),
     Column("status", String(16), primary_key=True),
     Column("currency", String(3), primary_key=True),

@@ -4,7 +4,7 @@ import hmac
 import json
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -205,13 +205,18 @@ def create_api(runtime: Runtime) -> FastAPI:
         ] = "day",
         affiliate_id: s.Id | None = None,
         offer_id: s.Id | None = None,
+        bots: Annotated[
+            Literal["exclude", "include"], Query(description="count bot clicks in clicks")
+        ] = "exclude",
     ) -> s.ReportOut:
         dims = [d.strip() for d in group_by.split(",") if d.strip()]
         unknown = [d for d in dims if d not in DIMENSIONS]
         if unknown or len(set(dims)) != len(dims):
             invalid(("query", "group_by"), f"use distinct names among {', '.join(DIMENSIONS)}")
         check_range(first, last)
-        rows, total = await reports.report(db, first, last, dims, affiliate_id, offer_id)
+        rows, total = await reports.report(
+            db, first, last, dims, affiliate_id, offer_id, include_bots=bots == "include"
+        )
         return s.ReportOut(
             first=first,
             last=last,
@@ -243,7 +248,10 @@ def create_api(runtime: Runtime) -> FastAPI:
         return s.RuntimeOut(
             clicks_pending=w.pending,
             clicks_written=w.written,
-            clicks_dropped=w.dropped,
+            clicks_spilled=w.spilled,
+            spool_files=w.spool.files,
+            flush_failures=w.failures,
+            durable_clicks=w.durable,
             catalog_version=runtime.catalog.current.version,
         )
 
@@ -264,6 +272,8 @@ def _row_out(row: ReportRow) -> s.ReportRowOut:
     return s.ReportRowOut(
         **row.key,  # type: ignore[arg-type]
         clicks=row.clicks,
+        unique_clicks=row.unique_clicks,
+        bot_clicks=row.bot_clicks,
         conversions=row.conversions,
         rejected=row.rejected,
         payout=row.payout,

@@ -194,7 +194,11 @@ class ReportRowOut(BaseModel):
     offer_id: int | None = None
     link_id: int | None = None
     sub1: str | None = None
-    clicks: int
+    country: str | None = None
+    device_type: str | None = None
+    clicks: int = Field(description="Bots included only with bots=include.")
+    unique_clicks: int
+    bot_clicks: int
     conversions: dict[str, int]
     rejected: int = Field(description="Rejected and cancelled conversions.")
     payout: dict[str, Money] = Field(description="Pending and approved payout, per currency.")
@@ -224,7 +228,13 @@ class ReasonOut(BaseModel):
 
 
 class RuntimeOut(BaseModel):
-    clicks_pending: int
+    clicks_pending: int = Field(
+        description="Redirected clicks held in memory, not yet written: without durable mode, "
+        "what a crash of this process right now would lose."
+    )
     clicks_written: int
-    clicks_dropped: int
+    clicks_spilled: int = Field(description="Clicks moved to the spool because the database failed.")
+    spool_files: int
+    flush_failures: int
+    durable_clicks: bool
     catalog_version: int

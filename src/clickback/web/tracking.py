@@ -29,13 +29,14 @@ def client_ip(request: Request, proxy_hops: int) -> str:
 async def click(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     headers = request.headers
-    taken = runtime.tracker.click(
+    taken = await runtime.tracker.click(
         ClickRequest(
             code=request.path_params["code"][:MAX_LINK_CODE_LEN],
             params=request.query_params,
             ip=client_ip(request, runtime.settings.proxy_hops),
             user_agent=headers.get("user-agent", ""),
             referrer=headers.get("referer", ""),
+            method=request.method,
         )
     )
     if isinstance(taken, Rejected):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 20:34:19.556077
+Create Date: 2026-11-25
 
 """
 
@@ -46,22 +46,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_catalog_version")),
     )
     op.create_table(
-        "click_stats",
-        sa.Column("hour", sa.Integer(), nullable=False),
-        sa.Column("link_id", sa.Integer(), nullable=False),
-        sa.Column("sub1", sa.String(length=255), nullable=False),
-        sa.Column("affiliate_id", sa.Integer(), nullable=False),
-        sa.Column("offer_id", sa.Integer(), nullable=False),
-        sa.Column("clicks", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("hour", "link_id", "sub1", name=op.f("pk_click_stats")),
-    )
-    with op.batch_alter_table("click_stats", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_click_stats_affiliate_id_hour"), ["affiliate_id", "hour"], unique=False
-        )
-        batch_op.create_index(batch_op.f("ix_click_stats_offer_id_hour"), ["offer_id", "hour"], unique=False)
-
-    op.create_table(
         "click_refusals",
         sa.Column("hour", sa.Integer(), nullable=False),
         sa.Column("reason", sa.String(length=32), nullable=False),
@@ -69,6 +53,28 @@ def upgrade() -> None:
         sa.Column("clicks", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("hour", "reason", "code", name=op.f("pk_click_refusals")),
     )
+    op.create_table(
+        "click_stats",
+        sa.Column("hour", sa.Integer(), nullable=False),
+        sa.Column("link_id", sa.Integer(), nullable=False),
+        sa.Column("sub1", sa.String(length=255), nullable=False),
+        sa.Column("country", sa.String(length=2), nullable=False),
+        sa.Column("device_type", sa.String(length=16), nullable=False),
+        sa.Column("is_bot", sa.Boolean(), nullable=False),
+        sa.Column("affiliate_id", sa.Integer(), nullable=False),
+        sa.Column("offer_id", sa.Integer(), nullable=False),
+        sa.Column("clicks", sa.BigInteger(), nullable=False),
+        sa.Column("unique_clicks", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "hour", "link_id", "sub1", "country", "device_type", "is_bot", name=op.f("pk_click_stats")
+        ),
+    )
+    with op.batch_alter_table("click_stats", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_click_stats_affiliate_id_hour"), ["affiliate_id", "hour"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_click_stats_offer_id_hour"), ["offer_id", "hour"], unique=False)
+
     op.create_table(
         "clicks",
         sa.Column("click_id", sa.String(length=32), nullable=False),
@@ -87,6 +93,16 @@ def upgrade() -> None:
         sa.Column("ip", sa.String(length=45), nullable=False),
         sa.Column("user_agent", sa.String(length=512), nullable=False),
         sa.Column("referrer", sa.String(length=1024), nullable=False),
+        sa.Column("country", sa.String(length=2), nullable=False),
+        sa.Column("region", sa.String(length=100), nullable=False),
+        sa.Column("city", sa.String(length=100), nullable=False),
+        sa.Column("device_type", sa.String(length=16), nullable=False),
+        sa.Column("os", sa.String(length=50), nullable=False),
+        sa.Column("browser", sa.String(length=50), nullable=False),
+        sa.Column("bot", sa.String(length=32), nullable=False),
+        sa.Column("asn", sa.BigInteger(), nullable=True),
+        sa.Column("visitor", sa.String(length=32), nullable=False),
+        sa.Column("is_unique", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("click_id", name=op.f("pk_clicks")),
     )
     op.create_table(
@@ -94,6 +110,8 @@ def upgrade() -> None:
         sa.Column("hour", sa.Integer(), nullable=False),
         sa.Column("link_id", sa.Integer(), nullable=False),
         sa.Column("sub1", sa.String(length=255), nullable=False),
+        sa.Column("country", sa.String(length=2), nullable=False),
+        sa.Column("device_type", sa.String(length=16), nullable=False),
         sa.Column("event", sa.String(length=64), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
@@ -105,6 +123,8 @@ def upgrade() -> None:
             "hour",
             "link_id",
             "sub1",
+            "country",
+            "device_type",
             "event",
             "status",
             "currency",
@@ -113,9 +133,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("conversion_stats", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_conversion_stats_affiliate_id_hour"),
-            ["affiliate_id", "hour"],
-            unique=False,
+            batch_op.f("ix_conversion_stats_affiliate_id_hour"), ["affiliate_id", "hour"], unique=False
         )
         batch_op.create_index(
             batch_op.f("ix_conversion_stats_offer_id_hour"), ["offer_id", "hour"], unique=False
@@ -141,6 +159,8 @@ def upgrade() -> None:
         sa.Column("sub3", sa.String(length=255), nullable=False),
         sa.Column("sub4", sa.String(length=255), nullable=False),
         sa.Column("sub5", sa.String(length=255), nullable=False),
+        sa.Column("country", sa.String(length=2), nullable=False),
+        sa.Column("device_type", sa.String(length=16), nullable=False),
         sa.Column("adv_sub1", sa.String(length=255), nullable=False),
         sa.Column("adv_sub2", sa.String(length=255), nullable=False),
         sa.Column("adv_sub3", sa.String(length=255), nullable=False),
@@ -153,17 +173,12 @@ def upgrade() -> None:
         sa.Column("attributed_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_conversions")),
         sa.UniqueConstraint(
-            "advertiser_id",
-            "dedupe_key",
-            "event",
-            name=op.f("uq_conversions_advertiser_id_dedupe_key_event"),
+            "advertiser_id", "dedupe_key", "event", name=op.f("uq_conversions_advertiser_id_dedupe_key_event")
         ),
     )
     with op.batch_alter_table("conversions", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_conversions_affiliate_id_created_at"),
-            ["affiliate_id", "created_at"],
-            unique=False,
+            batch_op.f("ix_conversions_affiliate_id_created_at"), ["affiliate_id", "created_at"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_conversions_click_id"), ["click_id"], unique=False)
         batch_op.create_index(
@@ -198,6 +213,17 @@ def upgrade() -> None:
         )
         batch_op.create_index(batch_op.f("ix_postbacks_conversion_id"), ["conversion_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_postbacks_received_at"), ["received_at"], unique=False)
+
+    op.create_table(
+        "visitors",
+        sa.Column("link_id", sa.Integer(), nullable=False),
+        sa.Column("visitor", sa.String(length=32), nullable=False),
+        sa.Column("last_seen", sa.BigInteger(), nullable=False),
+        sa.Column("unique_at", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("link_id", "visitor", name=op.f("pk_visitors")),
+    )
+    with op.batch_alter_table("visitors", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_visitors_last_seen"), ["last_seen"], unique=False)
 
     op.create_table(
         "conversion_history",
@@ -281,6 +307,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_conversion_history_conversion_id"))
 
     op.drop_table("conversion_history")
+    with op.batch_alter_table("visitors", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_visitors_last_seen"))
+
+    op.drop_table("visitors")
     with op.batch_alter_table("postbacks", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_postbacks_received_at"))
         batch_op.drop_index(batch_op.f("ix_postbacks_conversion_id"))
@@ -303,12 +333,12 @@ def downgrade() -> None:
 
     op.drop_table("conversion_stats")
     op.drop_table("clicks")
-    op.drop_table("click_refusals")
     with op.batch_alter_table("click_stats", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_click_stats_offer_id_hour"))
         batch_op.drop_index(batch_op.f("ix_click_stats_affiliate_id_hour"))
 
     op.drop_table("click_stats")
+    op.drop_table("click_refusals")
     op.drop_table("catalog_version")
     op.drop_table("affiliates")
     op.drop_table("advertisers")

@@ -1,0 +1,115 @@
+"""Where a click came from: country from iptocc, and region, city and ASN from an optional .mmdb file.
+
+The country needs no configuration: iptocc ships the Regional Internet Registries' allocations inside
+its wheel. An operator who wants more points `mmdb_path` at a MaxMind DB file they downloaded
+themselves (GeoLite2-City / GeoLite2-ASN, or DB-IP's dbip-city-lite / dbip-asn-lite); clickback never
+ships one, since GeoLite2's licence forbids redistribution.
+
+Fields read from the .mmdb (the two vendors share this shape, see `_from_record`):
+- region: the English name of the first (largest) subdivision, e.g. "England", "California". Not
+  its ISO code, because DB-IP Lite records carry no `subdivisions[].iso_code`.
+- city: the English name of the city.
+- asn: `autonomous_system_number` (ASN databases), or `traits.autonomous_system_number`
+  (GeoIP2 Enterprise-style records).
+- country: `country.iso_code` when the record has one, since a city database locates the user
+  while iptocc only knows which country the block was registered in; iptocc otherwise.
+
+Replace the .mmdb atomically (write a new file, then rename over the old one): the reader memory-maps
+the file, and overwriting it in place changes the bytes under a running process.
+"""
+
+import functools
+import ipaddress
+from dataclasses import dataclass
+from os import PathLike
+
+import maxminddb
+from iptocc import country_code
+from maxminddb.types import Record
+
+# Clicks from one user, NAT or carrier gateway arrive in bursts; 65,536 entries take about 15 MB.
+# A miss costs 10-25 us, mostly the ipaddress module's parsing and range checks.
+GEO_CACHE_SIZE = 65_536
+
+
+@dataclass(frozen=True, slots=True)
+class Geo:
+    country: str = ""  # ISO 3166-1 alpha-2, "" when unknown
+    region: str = ""
+    city: str = ""
+    asn: int | None = None
+
+
+NO_GEO = Geo()
+
+
+class GeoLookup:
+    def __init__(self, mmdb_path: str | PathLike[str] | None = None) -> None:
+        """Open the .mmdb once; None (or "") means country only.
+
+        Raises ValueError naming the path when the file is missing or is not a MaxMind DB, so a bad
+        setting stops the process at start rather than showing up as empty reports.
+        """
+        self._reader: maxminddb.Reader | None = None
+        self._ipv6 = False
+        if mmdb_path:
+            try:
+                # MODE_AUTO: the C extension over mmap when installed (it ships in the wheels).
+                self._reader = maxminddb.open_database(mmdb_path, maxminddb.MODE_AUTO)
+            except (OSError, maxminddb.InvalidDatabaseError) as exc:
+                raise ValueError(
+                    f"GeoIP database {str(mmdb_path)!r} cannot be opened ({exc}); expected a MaxMind DB "
+                    "(.mmdb) file such as GeoLite2-City.mmdb or dbip-city-lite.mmdb"
+                ) from exc
+            # An IPv4-only database raises on an IPv6 lookup instead of answering None.
+            self._ipv6 = self._reader.metadata().ip_version == 6
+        # Cached per instance (not at module level) so two lookups with different files never share
+        # answers.
+        self._cached = functools.lru_cache(maxsize=GEO_CACHE_SIZE)(self._resolve)
+
+    def lookup(self, ip: str) -> Geo:
+        """Never raises for a bad address: private, loopback, reserved, invalid or empty give NO_GEO."""
+        return self._cached(ip)
+
+    def _resolve(self, ip: str) -> Geo:
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return NO_GEO
+        # A dual-stack proxy may report an IPv4 client as ::ffff:a.b.c.d; neither iptocc nor an
+        # mmdb-writer-built database resolves that form.
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        if not addr.is_global:
+            return NO_GEO
+        registered = country_code(str(addr)) or ""
+        if self._reader is None or (addr.version == 6 and not self._ipv6):
+            return Geo(country=registered) if registered else NO_GEO
+        return _from_record(self._reader.get(addr), registered)
+
+
+def _from_record(record: Record | None, registered: str) -> Geo:
+    # Records are untyped nested dicts whose keys vary by vendor and product; every step checks the
+    # type so an unexpected shape yields "" rather than an exception on the click path.
+    fields = _dict(record)
+    subdivisions = fields.get("subdivisions")
+    first_subdivision = subdivisions[0] if isinstance(subdivisions, list) and subdivisions else None
+    asn = fields.get("autonomous_system_number", _dict(fields.get("traits")).get("autonomous_system_number"))
+    return Geo(
+        country=_str(_dict(fields.get("country")).get("iso_code")) or registered,
+        region=_english_name(first_subdivision),
+        city=_english_name(fields.get("city")),
+        asn=asn if isinstance(asn, int) and not isinstance(asn, bool) else None,
+    )
+
+
+def _dict(value: Record | None) -> dict[str, Record]:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: Record | None) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _english_name(entity: Record | None) -> str:
+    return _str(_dict(_dict(entity).get("names")).get("en"))

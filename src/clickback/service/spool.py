@@ -1,0 +1,166 @@
+"""The click spool: local append-only files holding clicks the database does not have yet.
+
+Two uses. In durable mode every click is appended, and its redirect waits for the next group
+fsync: a redirected click survives kill -9 and power loss. In both modes, when the database cannot
+take clicks for long, the click writer moves its backlog here instead of holding it in memory.
+
+Each process writes its own segment files and holds an exclusive flock on them; a segment left
+behind by a dead process (no lock) is drained by whichever writer finds it. Draining is safe to
+repeat: clicks are inserted idempotently by click ID.
+"""
+
+import asyncio
+import fcntl
+import json
+import os
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from clickback.core.model import Click, Traits
+
+SUFFIX = ".spool"
+
+
+def encode(click: Click) -> bytes:
+    doc = asdict(click)
+    doc["clicked_at"] = click.clicked_at.isoformat()
+    return json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+
+
+def decode(line: bytes) -> Click:
+    doc: dict[str, Any] = json.loads(line)
+    doc["clicked_at"] = datetime.fromisoformat(doc["clicked_at"])
+    doc["subs"] = tuple(doc["subs"])
+    doc["traits"] = Traits(**doc["traits"])
+    return Click(**doc)
+
+
+class _Segment:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file: IO[bytes] = open(path, "ab")  # noqa: SIM115 - lives as long as the segment
+        fcntl.flock(self.file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.count = 0
+
+    def sync(self) -> None:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+
+    def close(self) -> None:
+        self.sync()
+        self.file.close()  # releases the flock
+
+
+class Spool:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self._current: _Segment | None = None
+        self._sync: asyncio.Future[None] | None = None
+        # Closed segments whose clicks are all still in the writer's memory (durable mode): kept
+        # open and locked until those clicks are committed, then deleted.
+        self._mirrors: list[_Segment] = []
+        self._claimed: dict[Path, IO[bytes]] = {}
+
+    def _new_segment(self) -> _Segment:
+        return _Segment(self.directory / f"{uuid.uuid4().hex}{SUFFIX}")
+
+    async def append(self, click: Click) -> None:
+        """Durable mode: returns once the click is on disk. Appends made while one fsync runs
+        share the next one (group commit), so the cost per click falls as load rises."""
+        if self._current is None:
+            self._current = self._new_segment()
+        self._current.file.write(encode(click))
+        self._current.count += 1
+        if self._sync is None:
+            self._sync = asyncio.ensure_future(self._group_sync(self._current))
+        await asyncio.shield(self._sync)
+
+    async def _group_sync(self, segment: _Segment) -> None:
+        await asyncio.sleep(0)  # let the requests already running join this group
+        self._sync = None
+        segment.file.flush()
+        await asyncio.to_thread(os.fsync, segment.file.fileno())
+
+    def rotate(self) -> None:
+        """Close the current segment for appends; its clicks are in memory, about to be written."""
+        if self._current is not None:
+            self._current.sync()
+            self._mirrors.append(self._current)
+            self._current = None
+
+    def written_from_memory(self) -> None:
+        """Every click of the rotated segments is committed: the files can go."""
+        for segment in self._mirrors:
+            segment.file.close()
+            segment.path.unlink(missing_ok=True)
+        self._mirrors = []
+
+    def spill(self, clicks: Iterable[Click]) -> int:
+        """The writer is dropping clicks from memory (the database has been failing): make sure
+        each is in a closed, synced segment, to be read back and written later."""
+        count = 0
+        if self._mirrors or self._current is not None:
+            # Durable mode: they are on disk already; the segments just stop being mirrors.
+            self.rotate()
+            for segment in self._mirrors:
+                count += segment.count
+                segment.close()
+            self._mirrors = []
+            return count
+        segment = self._new_segment()
+        for click in clicks:
+            segment.file.write(encode(click))
+            segment.count += 1
+        segment.close()
+        return segment.count
+
+    def claim(self) -> tuple[Path, list[Click]] | None:
+        """Lock and read one closed segment nobody holds (a spill, or a dead process's file)."""
+        for path in sorted(self.directory.glob(f"*{SUFFIX}"), key=_mtime):
+            try:
+                f = open(path, "rb")  # noqa: SIM115 - held until drained()
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # ours (current or mirror) or another live process's
+                f.close()
+                continue
+            # A torn last line was never fsynced, so its redirect was never sent.
+            clicks = [decode(line) for line in f if line.endswith(b"\n")]
+            self._claimed[path] = f
+            return path, clicks
+        return None
+
+    def drained(self, path: Path) -> None:
+        path.unlink(missing_ok=True)
+        self._claimed.pop(path).close()
+
+    def release(self, path: Path) -> None:
+        self._claimed.pop(path).close()
+
+    @property
+    def files(self) -> int:
+        return sum(1 for _ in self.directory.glob(f"*{SUFFIX}"))
+
+    def close(self) -> None:
+        """At shutdown, after the writer's last flush: what is left stays for the next start."""
+        self.rotate()
+        for segment in self._mirrors:
+            segment.close()
+        self._mirrors = []
+        for f in self._claimed.values():
+            f.close()
+        self._claimed.clear()
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
