@@ -11,6 +11,7 @@ import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,6 +68,20 @@ class Node:
         future: Future[T] = asyncio.run_coroutine_threadsafe(run(), self.loop)
         return future.result(timeout)
 
+    @contextmanager
+    def writer_held(self) -> Iterator[None]:
+        """No flush runs inside: clicks stay in this node's buffer, as behind a stalled database."""
+        lock = self.runtime.writer._lock
+        self.call(lock.acquire)
+        try:
+            yield
+        finally:
+
+            async def release() -> None:
+                lock.release()
+
+            self.call(release)
+
 
 def serve(settings: Settings) -> Iterator[Node]:
     app = create_app(settings)
@@ -102,14 +117,8 @@ def serve(settings: Settings) -> Iterator[Node]:
         sock.close()
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
-    else:
-        url = PG_URL
-
-    async def fresh_schema() -> None:
+def fresh_schema(url: str) -> str:
+    async def run() -> None:
         db = connect(url)
         try:
             if db.dialect == "postgresql":
@@ -120,8 +129,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         finally:
             await db.close()
 
-    asyncio.run(fresh_schema())
+    asyncio.run(run())
     return url
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if request.param == "sqlite":
+        return fresh_schema(f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}")
+    return fresh_schema(PG_URL)
+
+
+def private_node(clean: Node, database_url: str, data_dir: Path, **overrides: Any) -> Iterator[Node]:
+    """A server with its own settings on an empty database: a new SQLite file, or (PostgreSQL)
+    the shared test database that `clean` has just emptied."""
+    url = database_url
+    if url.startswith("sqlite"):
+        url = fresh_schema(f"sqlite+aiosqlite:///{data_dir / 'private.db'}")
+    yield from serve(settings_for(url, data_dir, **overrides))
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from clickback.store.tables import clicks
-from tests.conftest import Client, World, serve, settings_for
+from tests.conftest import Client, Node, World, make_world, private_node, serve, settings_for
 
 
 def recorded(client: Client) -> list[dict[str, object]]:
@@ -162,3 +162,36 @@ def test_behind_a_proxy_the_client_address_comes_from_x_forwarded_for(
 
     ips = {row["sub1"]: row["ip"] for row in recorded(client)}
     assert ips == {"p1": "203.0.113.9", "p2": "127.0.0.1"}
+
+
+def test_a_link_created_on_one_node_is_served_by_another_after_its_refresh(
+    client: Client, world: World, second_node: Node
+) -> None:
+    body = {"affiliate_id": world.bob["id"], "offer_id": world.sportsbook["id"]}
+    code = client.api("POST", "/links", json=body)["code"]
+
+    second_node.call(second_node.runtime.catalog.refresh)
+
+    other = Client(second_node)
+    assert other.http.get(f"/c/{code}").status_code == 302
+    assert second_node.runtime.catalog.current.version == client.node.runtime.catalog.current.version
+    other.http.close()
+
+
+def test_in_durable_mode_a_click_is_on_disk_before_its_redirect(
+    clean: Node, database_url: str, tmp_path: Path
+) -> None:
+    for node in private_node(clean, database_url, tmp_path, durable_clicks=True):
+        c = Client(node)
+        world = make_world(c)
+        with node.writer_held():  # only the spool holds the click
+            click_id = c.click(world.alice_casino)
+            on_disk = b"".join(p.read_bytes() for p in (tmp_path / "spool").glob("*.spool"))
+        c.flush()
+        left = list((tmp_path / "spool").glob("*.spool"))
+        stored = {r["click_id"] for r in recorded(c)}
+        c.http.close()
+
+    assert click_id.encode() in on_disk
+    assert left == []
+    assert stored == {click_id}

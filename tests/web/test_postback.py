@@ -9,7 +9,7 @@ import pytest
 
 from clickback.core.clickids import ClickIdCodec
 from clickback.core.reasons import BY_CODE
-from tests.conftest import Client, World
+from tests.conftest import Client, Node, World
 
 
 def reply_of(response: httpx.Response) -> tuple[int, str, str | None]:
@@ -226,39 +226,23 @@ def test_huge_body_is_refused_without_reading_it(client: Client, world: World) -
 
 
 def test_postback_before_its_click_is_flushed_is_attributed(client: Client, world: World) -> None:
-    runtime = client.node.runtime
-    runtime_lock = runtime.writer._lock
-    client.node.call(runtime_lock.acquire)  # a flush stuck behind a slow database
-    try:
+    with client.node.writer_held():  # a flush stuck behind a slow database
         cid = client.click(world.alice_casino, sub1="early")
         response = client.postback(click_id=cid, event="registration", token=world.token)
-    finally:
-        client.node.call(lambda: _release(runtime_lock))
 
     assert reply_of(response) == (200, "accepted", None)
     conversion = client.api("GET", f"/conversions/{response.json()['conversion_id']}")
     assert (conversion["affiliate_id"], conversion["sub1"]) == (world.alice["id"], "early")
 
 
-async def _release(lock: asyncio.Lock) -> None:
-    lock.release()
-
-
 def test_postback_for_a_click_still_in_another_nodes_buffer_is_attributed_when_it_lands(
-    client: Client, world: World, second_node: object
+    client: Client, world: World, second_node: Node
 ) -> None:
-    from tests.conftest import Node
-
-    assert isinstance(second_node, Node)
     other = Client(second_node)
-    other_lock = second_node.runtime.writer._lock
-    second_node.call(other_lock.acquire)
-    try:
+    with second_node.writer_held():
         cid = other.click(world.bob_casino, sub1="elsewhere")
         response = client.postback(click_id=cid, event="first_deposit", token=world.token)
         waiting = client.api("GET", f"/conversions/{response.json()['conversion_id']}")
-    finally:
-        second_node.call(lambda: _release(other_lock))
     other.flush()
     client.flush()  # the first node's writer looks for conversions waiting on landed clicks
 

@@ -20,13 +20,18 @@ class CatalogCache:
         # Replaced whole: a request that already holds the old catalog finishes with it.
         self.current = await load_catalog(self._db)
 
+    async def refresh(self) -> bool:
+        """Reload if another process changed links, offers or advertisers (one tiny query)."""
+        if await current_version(self._db) == self.current.version:
+            return False
+        await self.reload()
+        return True
+
     async def watch(self) -> None:
-        """Reload when another process changed links, offers or advertisers (one tiny query a tick)."""
         while True:
             await asyncio.sleep(self._refresh_seconds)
             try:
-                if await current_version(self._db) != self.current.version:
-                    await self.reload()
+                await self.refresh()
             except Exception:
                 # The old catalog keeps serving clicks; the next tick tries again.
                 log.exception("catalog refresh failed")
