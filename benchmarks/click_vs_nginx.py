@@ -46,6 +46,7 @@ USER_AGENT = (
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 FLUSH_TIMEOUT_S = 30.0
+CATALOG_SETTLE_S = 1.5  # longer than clickback's default catalog refresh interval (1 s)
 # Longer than the longest interval flush clickback allows (1 s): a count unchanged for this long
 # is final even if it falls short of what wrk counted.
 FLUSH_SETTLE_S = 1.5
@@ -243,14 +244,32 @@ def wait_ready(proc: subprocess.Popen[bytes], port: int, path: str, log: Path) -
     raise BenchError(f"no answer on {HOST}:{port}{path} within {START_TIMEOUT_S:.0f}s:\n{tail(log)}")
 
 
-def check_redirect(port: int, path: str) -> None:
-    """One request by hand, because wrk counts any 3xx (or a 200) as success."""
+def check_redirect(port: int, path: str, unknown_ok: bool = False) -> bool:
+    """One request by hand, because wrk counts any 3xx (or a 200) as success.
+
+    With unknown_ok, a 404 (this worker does not know the link yet) returns False.
+    """
     status, headers, body = request(port, "GET", path)
+    if status == 404 and unknown_ok:
+        return False
     location = headers.get("location", "")
     if status != 302 or not location.startswith(OFFER_URL):
         raise BenchError(
             f"GET {path} gave {status} Location={location!r}, want a 302 to {OFFER_URL} (body {body[:200]!r})"
         )
+    return True
+
+
+def wait_link_live(port: int, path: str) -> None:
+    """Make the run's first click by hand, once the new link is known everywhere."""
+    # Each worker process caches the catalog and refreshes it on an interval, so a link created
+    # through one worker is unknown (404) to the others for up to that interval.
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not check_redirect(port, path, unknown_ok=True):
+        if time.monotonic() > deadline:
+            raise BenchError(f"GET {path} still 404 after {START_TIMEOUT_S:.0f}s")
+        time.sleep(0.1)
+    time.sleep(CATALOG_SETTLE_S)  # the other workers catch up before wrk reaches them
 
 
 # --- wrk ---------------------------------------------------------------------------------
@@ -447,7 +466,7 @@ def bench_clickback(wrk: str, args: argparse.Namespace, tmp: Path) -> Sample:
     with running(cmd, log, clickback_env(data)) as proc:
         wait_ready(proc, port, "/healthz", log)
         path = f"/c/{create_link(port)}?sub1=bench&source=wrk"
-        check_redirect(port, path)  # this is click number one
+        wait_link_live(port, path)  # makes exactly one click: 404s record none
         before = tree_cpu_seconds(proc.pid)
         result = run_wrk(wrk, f"http://{HOST}:{port}{path}", args)
         reported = wait_flushed(port, result.requests + 1)

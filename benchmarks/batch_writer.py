@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Click batch writer throughput, SQLite and PostgreSQL, against the driver's own ceiling.
+
+For each database it writes the same synthetic clicks (1000 per batch, 200 distinct visitors per
+link so the unique-click upsert does real work) through `store.clicks.write_batch` — the click
+insert (COPY on PostgreSQL), the unique-visitor upsert and the hourly counters, one transaction a
+batch — and, as the reference in the same run, the driver's own executemany of the same rows into a
+copy of the clicks table with no key, no counters and no SQLAlchemy: the ceiling. It prints
+rows/s for both and their ratio.
+
+Usage: .venv/bin/python benchmarks/batch_writer.py [--rows 100000] [--pg postgresql+asyncpg://...]
+The PostgreSQL leg uses a scratch database (clickback_bench) it creates and drops.
+"""
+
+import argparse
+import asyncio
+import secrets
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from clickback.core.clickids import ClickIdCodec
+from clickback.core.model import Click, Traits
+from clickback.store.bulk import CLICK_COLUMNS
+from clickback.store.clicks import _record, write_batch
+from clickback.store.db import Database, connect
+from clickback.store.migrate import upgrade
+
+BATCH = 1000
+WINDOW_MS = 24 * 3_600_000
+DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+
+
+def synthetic(n: int) -> list[Click]:
+    start = datetime.now(UTC) - timedelta(hours=2)
+    codec = ClickIdCodec(secrets.token_bytes(32))  # real, time-ordered IDs: index locality as in production
+    traits = Traits("DE", "Hesse", "Frankfurt", 3320, "mobile", "Android", "Chrome Mobile", "")
+    return [
+        Click(
+            click_id=codec.mint(start + timedelta(milliseconds=i)),
+            clicked_at=start + timedelta(milliseconds=i),
+            link_id=1 + i % 20,
+            affiliate_id=1 + i % 5,
+            offer_id=1 + i % 4,
+            campaign="bench",
+            subs=(f"s{i % 50}", "", "", "", ""),
+            source="push",
+            landing_page="lp1",
+            ip="203.0.113.0",
+            user_agent="Mozilla/5.0 (Linux; Android 14) Chrome/124.0 Mobile Safari/537.36",
+            referrer="",
+            traits=traits,
+            visitor=f"{i % 200:032d}",
+        )
+        for i in range(n)
+    ]
+
+
+async def writer_rate(db: Database, rows: list[Click]) -> float:
+    started = time.perf_counter()
+    for i in range(0, len(rows), BATCH):
+        await write_batch(db, rows[i : i + BATCH], {}, WINDOW_MS)
+    return len(rows) / (time.perf_counter() - started)
+
+
+async def reference_rate(db: Database, rows: list[Click]) -> float:
+    pg = db.dialect == "postgresql"
+    names = ", ".join(CLICK_COLUMNS)
+    marks = ", ".join(f"${i + 1}" if pg else "?" for i in range(len(CLICK_COLUMNS)))
+    records = [_record(c, True) for c in rows]
+    if not pg:  # what SQLAlchemy's SQLite DateTime stores
+        records = [(r[0], r[1].strftime("%Y-%m-%d %H:%M:%S.%f"), *r[2:]) for r in records]
+    async with db.write() as conn:
+        await conn.execute(text("CREATE TABLE clicks_bare AS SELECT * FROM clicks WHERE false"))
+    started = time.perf_counter()
+    for i in range(0, len(records), BATCH):
+        async with db.write() as conn:
+            raw = await conn.get_raw_connection()
+            driver: Any = raw.driver_connection
+            insert = f"INSERT INTO clicks_bare ({names}) VALUES ({marks})"  # noqa: S608 - our names
+            await driver.executemany(insert, records[i : i + BATCH])
+    return len(records) / (time.perf_counter() - started)
+
+
+async def measure(url: str, n: int) -> tuple[float, float]:
+    db = connect(url)
+    try:
+        await upgrade(db)
+        reference = await reference_rate(db, synthetic(n))
+        ours = await writer_rate(db, synthetic(n))
+        async with db.read() as conn:
+            stored = (await conn.execute(text("SELECT count(*) FROM clicks"))).scalar_one()
+        assert stored == n, f"{stored} clicks stored, {n} written"
+        return ours, reference
+    finally:
+        await db.close()
+
+
+async def with_scratch_pg(admin_url: str, n: int) -> tuple[float, float]:
+    admin = connect(admin_url)
+    name = "clickback_bench"
+    try:
+        async with admin.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+            await conn.execute(text(f"CREATE DATABASE {name}"))
+        return await measure(admin_url.rsplit("/", 1)[0] + "/" + name, n)
+    finally:
+        async with admin.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        await admin.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--pg", default=DEFAULT_PG, help="admin URL; '' to skip PostgreSQL")
+    args = parser.parse_args()
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+        results["SQLite"] = asyncio.run(measure(url, args.rows))
+    if args.pg:
+        results["PostgreSQL"] = asyncio.run(with_scratch_pg(args.pg, args.rows))
+    print(f"{'database':<12}{'write_batch rows/s':>20}{'driver executemany rows/s':>27}{'ratio':>8}")
+    for name, (ours, reference) in results.items():
+        print(f"{name:<12}{ours:>20,.0f}{reference:>27,.0f}{ours / reference:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Batch statements of the click writer, per dialect: the one place clickback writes SQL by hand.
+
+The click path writes thousands of rows a second; SQLAlchemy's per-row parameter handling costs
+more than the database does at that rate. So each batch statement here takes the whole batch as
+a few parameters (JSON text on SQLite, arrays on PostgreSQL), and clicks go in by the driver's
+own bulk path (executemany on SQLite, COPY on PostgreSQL).
+"""
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from asyncpg.exceptions import UniqueViolationError  # type: ignore[import-untyped]
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clickback.store.tables import click_stats, clicks
+
+CLICK_COLUMNS = [c.name for c in clicks.columns]
+VISITOR_COLUMNS = ("link_id", "visitor", "last_seen", "unique_at")
+STAT_COLUMNS = [c.name for c in click_stats.columns]
+STAT_KEYS = [c.name for c in click_stats.primary_key.columns]
+STAT_COUNTERS = [c for c in STAT_COLUMNS if c not in STAT_KEYS and c.endswith("clicks")]
+_UPSERT_VISITOR = (
+    " ON CONFLICT (link_id, visitor) DO UPDATE SET"
+    # unique_at moves to this batch's first click only if the visitor's previous click is older
+    # than the window; a replayed (older) click never moves last_seen back in time.
+    " unique_at = CASE WHEN visitors.last_seen <= excluded.unique_at - :window"
+    " THEN excluded.unique_at ELSE visitors.unique_at END,"
+    " last_seen = CASE WHEN excluded.last_seen > visitors.last_seen"
+    " THEN excluded.last_seen ELSE visitors.last_seen END"
+    " RETURNING link_id, visitor, unique_at"
+)
+_ADD_STATS = f" ON CONFLICT ({', '.join(STAT_KEYS)}) DO UPDATE SET " + ", ".join(
+    f"{c} = click_stats.{c} + excluded.{c}" for c in STAT_COUNTERS
+)
+
+
+class ClickBulk(Protocol):
+    async def upsert_visitors(
+        self, rows: Sequence[tuple[int, str, int, int]], window_ms: int
+    ) -> list[tuple[int, str, int]]: ...
+
+    async def insert_clicks(self, rows: Sequence[tuple[Any, ...]]) -> set[str]:
+        """Insert the rows (in CLICK_COLUMNS order) skipping stored click IDs; return inserted."""
+        ...
+
+    async def add_stats(self, rows: Sequence[tuple[Any, ...]]) -> None: ...
+
+
+def bulk_for(conn: AsyncConnection) -> ClickBulk:
+    if conn.dialect.name == "postgresql":
+        return _Postgres(conn)
+    return _Sqlite(conn)
+
+
+def _sqlite_time(moment: datetime) -> str:
+    # The text SQLAlchemy's SQLite DateTime stores, so rows written here read back the same.
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+class _Sqlite:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def upsert_visitors(
+        self, rows: Sequence[tuple[int, str, int, int]], window_ms: int
+    ) -> list[tuple[int, str, int]]:
+        sql = (
+            f"INSERT INTO visitors ({', '.join(VISITOR_COLUMNS)}) SELECT "
+            + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(4))
+            # "WHERE true": SQLite's parser needs it between a SELECT and ON CONFLICT.
+            + " FROM json_each(:rows) WHERE true"
+            + _UPSERT_VISITOR
+        )
+        result = await self._conn.execute(text(sql), {"rows": json.dumps(rows), "window": window_ms})
+        return [(r[0], r[1], r[2]) for r in result]
+
+    async def insert_clicks(self, rows: Sequence[tuple[Any, ...]]) -> set[str]:
+        at = CLICK_COLUMNS.index("clicked_at")
+        records = [(*row[:at], _sqlite_time(row[at]), *row[at + 1 :]) for row in rows]
+        raw = await self._conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        insert = (
+            f"INSERT INTO clicks ({', '.join(CLICK_COLUMNS)}) VALUES ({', '.join('?' * len(records[0]))})"
+        )
+        # Nearly every batch is new clicks: insert them all at once, and only when one is already
+        # stored (a retried batch, a replayed spool) undo that and skip the stored ones.
+        await driver.execute("SAVEPOINT clicks_in")
+        try:
+            await driver.executemany(insert, records)
+            return {row[0] for row in rows}
+        except sqlite3.IntegrityError:
+            await driver.execute("ROLLBACK TO clicks_in")
+        finally:
+            await driver.execute("RELEASE clicks_in")
+        known = await self._conn.execute(
+            text("SELECT click_id FROM clicks WHERE click_id IN (SELECT value FROM json_each(:ids))"),
+            {"ids": json.dumps([row[0] for row in rows])},
+        )
+        # Writers hold SQLite's lock for the whole transaction (BEGIN IMMEDIATE), so what is not
+        # stored now cannot appear before the insert below.
+        stored = {r[0] for r in known}
+        fresh = [record for record in records if record[0] not in stored]
+        await driver.executemany(insert, fresh)
+        return {record[0] for record in fresh}
+
+    async def add_stats(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        sql = (
+            f"INSERT INTO click_stats ({', '.join(STAT_COLUMNS)}) SELECT "
+            + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(STAT_COLUMNS)))
+            + " FROM json_each(:rows) WHERE true"
+            + _ADD_STATS
+        )
+        await self._conn.execute(text(sql), {"rows": json.dumps(rows)})
+
+
+_PG_TYPES = {"link_id": "integer", "visitor": "text", "last_seen": "bigint", "unique_at": "bigint"}
+
+
+def _unnest(columns: Sequence[str], types: dict[str, str]) -> str:
+    return ", ".join(f"CAST(:{c} AS {types[c]}[])" for c in columns)
+
+
+class _Postgres:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def upsert_visitors(
+        self, rows: Sequence[tuple[int, str, int, int]], window_ms: int
+    ) -> list[tuple[int, str, int]]:
+        sql = (
+            f"INSERT INTO visitors ({', '.join(VISITOR_COLUMNS)}) "
+            f"SELECT * FROM unnest({_unnest(VISITOR_COLUMNS, _PG_TYPES)})" + _UPSERT_VISITOR
+        )
+        params: dict[str, Any] = dict(zip(VISITOR_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
+        result = await self._conn.execute(text(sql), params | {"window": window_ms})
+        return [(r[0], r[1], r[2]) for r in result]
+
+    async def insert_clicks(self, rows: Sequence[tuple[Any, ...]]) -> set[str]:
+        """COPY straight into clicks; if a click is already stored (a retried batch, a replayed
+        spool) undo that and COPY into a session temp table, then INSERT … ON CONFLICT DO NOTHING
+        from it. Runs after upsert_visitors has started the transaction on this connection."""
+        raw = await self._conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        try:
+            async with driver.transaction():  # a savepoint inside the batch's transaction
+                await driver.copy_records_to_table("clicks", records=rows, columns=CLICK_COLUMNS)
+            return {row[0] for row in rows}
+        except UniqueViolationError:
+            pass
+        if not raw.info.get("clicks_in"):
+            await driver.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS clicks_in (LIKE clicks) ON COMMIT DELETE ROWS"
+            )
+            raw.info["clicks_in"] = True
+        await driver.copy_records_to_table("clicks_in", records=rows, columns=CLICK_COLUMNS)
+        result = await driver.fetch(
+            "INSERT INTO clicks SELECT * FROM clicks_in ON CONFLICT DO NOTHING RETURNING click_id"
+        )
+        return {r[0] for r in result}
+
+    async def add_stats(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        types = {c.name: _pg_type(c.type.python_type) for c in click_stats.columns}
+        sql = (
+            f"INSERT INTO click_stats ({', '.join(STAT_COLUMNS)}) "
+            f"SELECT * FROM unnest({_unnest(STAT_COLUMNS, types)})" + _ADD_STATS
+        )
+        columns = map(list, zip(*rows, strict=True))
+        await self._conn.execute(text(sql), dict(zip(STAT_COLUMNS, columns, strict=True)))
+
+
+def _pg_type(python_type: type) -> str:
+    return {int: "bigint", str: "text", bool: "boolean"}[python_type]
