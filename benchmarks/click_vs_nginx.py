@@ -3,7 +3,8 @@
 
 Absolute requests/second on a shared 2-core box swing with whatever else runs; nginx serving
 the same kind of 302 in the same run is the yardstick, so the figures that matter are the ratios
-and the server CPU spent per click. Standard library only, so it runs before the app installs.
+and the server CPU spent per click. Standard library only: it runs under the system python3,
+outside the app's virtualenv, and starts the app from .venv/bin/clickback.
 
 Usage: python3 benchmarks/click_vs_nginx.py [--duration 10] [--runs 3] [--workers 1]
 """

@@ -1,6 +1,7 @@
 """The click writer against real databases: uniqueness, exact counters, and outages survived
 through the spool with nothing lost and nothing counted twice."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -89,14 +90,16 @@ def test_a_batch_written_twice_is_stored_and_counted_once(client: Client, world:
     assert counts(client) == (20, 20, 20)
 
 
-def writer(db: Database, catalog: CatalogCache, spool_dir: Path, *, durable: bool = False) -> ClickWriter:
+def writer(
+    db: Database, catalog: CatalogCache, spool_dir: Path, *, durable: bool = False, max_pending: int = 10_000
+) -> ClickWriter:
     return ClickWriter(
         db,
         catalog,
         lambda: datetime.now(UTC),
         batch_size=100,
         flush_seconds=0.5,
-        max_pending=10_000,
+        max_pending=max_pending,
         in_flight_window=timedelta(hours=1),
         unique_window_ms=WINDOW_MS,
         spool=Spool(spool_dir),
@@ -165,3 +168,46 @@ def test_durable_mode_clicks_left_by_a_killed_process_are_recovered(
     client.node.call(killed)
     assert client.node.call(restarted) == 30
     assert counts(client) == (30, 30, 30)
+
+
+def test_a_full_buffer_moves_its_backlog_to_the_spool_and_keeps_redirecting(
+    client: Client, world: World, tmp_path: Path
+) -> None:
+    live = client.node.runtime
+    taken = [make(n, link_id=1, visitor=f"v{n}") for n in range(25)]
+
+    async def long_outage() -> tuple[int, int, int]:
+        stranded = writer(live.db, live.catalog, tmp_path, max_pending=10)
+        for c in taken:
+            await stranded.take(c)
+        in_memory = stranded.pending
+        files = stranded.spool.files
+        written = await stranded.flush()  # the database is back: memory, then the spool
+        await stranded.close()
+        return in_memory, files, written
+
+    assert client.node.call(long_outage) == (5, 2, 25)
+    assert counts(client) == (25, 25, 25)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stopping_lets_the_running_flush_finish_and_writes_everything(
+    client: Client, world: World, tmp_path: Path
+) -> None:
+    live = client.node.runtime
+    taken = [make(n, link_id=1, visitor=f"v{n}") for n in range(300)]
+
+    async def shutdown_under_load() -> int:
+        w = writer(live.db, live.catalog, tmp_path)
+        running = asyncio.create_task(w.run())
+        for i, c in enumerate(taken):
+            await w.take(c)  # batch size 100: run() is woken to flush as clicks arrive
+            if i % 50 == 0:
+                await asyncio.sleep(0)  # yield, as a server's loop does between requests
+        w.stop()
+        await asyncio.wait_for(running, 30)
+        await w.close()
+        return w.pending
+
+    assert client.node.call(shutdown_under_load) == 0
+    assert counts(client) == (300, 300, 300)

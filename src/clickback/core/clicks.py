@@ -30,6 +30,8 @@ SUB_KEYS = ("sub1", "sub2", "sub3", "sub4", "sub5")
 def clean(value: str | None, limit: int) -> str:
     if not value:
         return ""
+    if len(value) <= limit and value.isprintable():  # the usual case, at C speed
+        return value
     return _CONTROL.sub("", value[: limit * 2])[:limit]
 
 

@@ -57,6 +57,7 @@ class ClickWriter:
         self._pending: dict[str, Click] = {}
         self._refusals: Counter[tuple[int, str, str]] = Counter()
         self._wake = asyncio.Event()
+        self._stopping = False
         self._lock = asyncio.Lock()
         self._pruned_at = 0.0
         self.written = 0
@@ -129,17 +130,30 @@ class ClickWriter:
         return written
 
     async def run(self) -> None:
-        """Flush on size, on interval, forever; on error keep the clicks and try again later."""
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._flush_seconds)
-            self._wake.clear()
+        """Flush on size and on interval until stop(); on error keep the clicks and retry later.
+
+        Never cancelled mid-write: a batch abandoned half-way would keep SQLite's write lock
+        until it timed out, and the final flush would wait behind it."""
+        while not self._stopping:
+            await self._nap()
+            if self._stopping:
+                break
             try:
                 await self.flush()
             except Exception:
                 self.failures += 1
                 log.exception("click flush failed; %d clicks kept for the next try", self.pending)
-                await asyncio.sleep(self._flush_seconds)
+                await self._nap()
+
+    async def _nap(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self._flush_seconds)
+        self._wake.clear()
+
+    def stop(self) -> None:
+        """Let run() finish the flush it may be in, then return."""
+        self._stopping = True
+        self._wake.set()
 
     async def close(self) -> None:
         """At shutdown: write what is pending; if the database will not take it, spool it."""

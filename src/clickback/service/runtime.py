@@ -59,11 +59,15 @@ class Runtime:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        writer_task, *others = self._tasks
+        for task in others:
             task.cancel()
-        for task in self._tasks:
+        for task in others:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        # The writer is told to stop rather than cancelled, so no batch is abandoned mid-write.
+        self.writer.stop()
+        await writer_task
         # Every click already redirected is written (or spooled) before the process exits.
         try:
             await self.writer.close()

@@ -32,7 +32,8 @@ async def click(request: Request) -> Response:
     taken = await runtime.tracker.click(
         ClickRequest(
             code=request.path_params["code"][:MAX_LINK_CODE_LEN],
-            params=request.query_params,
+            # A plain dict: the domain reads seven keys, and MultiDict lookups cost more.
+            params=dict(request.query_params.items()),
             ip=client_ip(request, runtime.settings.proxy_hops),
             user_agent=headers.get("user-agent", ""),
             referrer=headers.get("referer", ""),
