@@ -191,8 +191,10 @@ class Server:
         workers: int,
         database_url: str = "",
         extra_env: dict[str, str] | None = None,
+        nofile: int = 0,
     ) -> None:
         self.name = name
+        self.nofile = nofile
         self.data_dir = data_dir
         self.port = free_port()
         self.workers = workers
@@ -216,6 +218,9 @@ class Server:
     def start(self) -> None:
         cmd = [str(CLICKBACK), "serve", "--host", HOST, "--port", str(self.port)]
         cmd += ["--workers", str(self.workers)]
+        if self.nofile:
+            # An operator's file-descriptor limit (systemd's default soft limit is 1024).
+            cmd = ["prlimit", f"--nofile={self.nofile}:{self.nofile}", "--", *cmd]
         # A file, not a pipe: a pipe nobody reads would stall the server once full. Appending keeps
         # the log of a run before a restart.
         offset = self.log.stat().st_size if self.log.exists() else 0
@@ -447,14 +452,29 @@ class Load:
                 conn.close()
 
 
+def group_fds(pgid: int) -> int:
+    """Open file descriptors of every process in a group: the spool holds one per open segment."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # Fields after the ")" that ends the command name: state, ppid, pgrp, ...
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == pgid:
+                total += len(os.listdir(stat.parent / "fd"))
+        except (OSError, ValueError, IndexError):
+            continue  # exited meanwhile
+    return total
+
+
 class Poller:
-    """Reads /api/runtime every `interval` seconds in a thread (fresh connection each time)."""
+    """Reads /api/runtime every `interval` seconds in a thread (fresh connection each time), and
+    counts the server's open file descriptors."""
 
     def __init__(self, server: Server, interval: float = 0.5, max_seconds: float = 600.0) -> None:
         self.server = server
         self.interval = interval
         self.max_seconds = max_seconds
         self.readings: list[tuple[float, dict[str, Any] | None]] = []
+        self.max_fds = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="poller", daemon=True)
 
@@ -474,6 +494,8 @@ class Poller:
             except (OSError, http.client.HTTPException, SetupError, ValueError):
                 reading = None
             self.readings.append((at, reading))
+            if self.server.proc is not None:
+                self.max_fds = max(self.max_fds, group_fds(self.server.proc.pid))
             self._stop.wait(self.interval)
 
 
@@ -853,6 +875,7 @@ def scenario_db_outage(args: argparse.Namespace) -> Checks:
             workers=args.workers,
             database_url=pg.url if pg else "",
             extra_env=extra,
+            nofile=args.nofile,
         )
         stack.callback(server.stop)
         server.start()
@@ -931,7 +954,15 @@ def scenario_db_outage(args: argparse.Namespace) -> Checks:
         figure(
             "max clicks_pending seen (one worker's)", max((r["clicks_pending"] for r in in_outage), default=0)
         )
-        figure("max spool_files seen", max((r["spool_files"] for r in readings), default=0))
+        figure("max spool_files seen", max((r["spool_files"] for _, r in readings), default=0))
+        figure(
+            "max open fds of the server's processes", poller.max_fds, f"(limit {args.nofile or 'inherited'})"
+        )
+        figure(
+            "'click flush failed' entries in the log",
+            server.log_count("click flush failed"),
+            f"(log {server.log.stat().st_size / 1e6:.1f} MB)",
+        )
         figure(
             "clicks_spilled / flush_failures at end",
             f"{final['clicks_spilled']} / {final['flush_failures']}",
@@ -1104,6 +1135,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--sqlite-locked", action="store_true", help="SQLite held locked instead of PG stopped")
     p.add_argument("--durable", action="store_true", help="CLICKBACK_DURABLE_CLICKS=true")
     p.add_argument("--buffer-max", type=int, default=0, help="CLICKBACK_CLICK_BUFFER_MAX (>= 1000)")
+    p.add_argument("--nofile", type=int, default=0, help="the server's open-files limit (prlimit)")
 
     p = sub.add_parser("two-nodes", help="postback on node B for a click still buffered on node A")
     p.add_argument("--hold", type=float, default=3, help="seconds the lock stays after the postback")
@@ -1111,6 +1143,18 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--attribution-timeout", type=float, default=30, help="bound on waiting for attribution")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (server logs) at the end")
     return parser.parse_args(argv)
+
+
+def commit() -> str:
+    """The code under test: figures from different commits are not comparable."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+            capture_output=True, text=True, timeout=10, check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip()
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -1124,7 +1168,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     signal.signal(signal.SIGTERM, _on_sigterm)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"clickback fault script: {args.scenario}  ({stamp}, {os.cpu_count()} CPUs)")
+    print(f"clickback fault script: {args.scenario}  ({stamp}, {os.cpu_count()} CPUs, commit {commit()})")
     started = time.monotonic()
     try:
         checks = SCENARIOS[args.scenario](args)

@@ -92,7 +92,11 @@ class ClickWriter:
         async with self._lock:
             self.spool.rotate()
             written = 0
-            while self._pending or self._refusals:
+            # Only what is pending now: under load, clicks arriving meanwhile wait for the next
+            # flush rather than keeping this one (and a shutdown waiting on it) going for ever.
+            for _ in range(max(1, -(-len(self._pending) // self._batch_size))):
+                if not (self._pending or self._refusals):
+                    break
                 batch = list(islice(self._pending.values(), self._batch_size))
                 written += await self._write(batch)
                 for click in batch:
