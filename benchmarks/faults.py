@@ -169,8 +169,9 @@ def wait_for(what: str, condition: Callable[[], bool], timeout: float, interval:
     started = time.monotonic()
     deadline = started + timeout
     while time.monotonic() < deadline:
-        if condition():
-            return time.monotonic() - started
+        with contextlib.suppress(OSError, http.client.HTTPException):  # a busy server: ask again
+            if condition():
+                return time.monotonic() - started
         time.sleep(interval)
     raise SetupError(f"timed out after {timeout:.0f} s waiting for {what}")
 

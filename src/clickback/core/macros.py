@@ -26,6 +26,8 @@ OFFER_MACROS: Mapping[str, str] = {
 }
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_]+)\}")
+_URL_SAFE = re.compile(r"[A-Za-z0-9_.~-]*")
+_LITERAL_SAFE = "".join(chr(c) for c in range(33, 127))
 # Placeholder syntaxes of other platforms ({x}, {{x}}, [x], [[x]], #x#, %X%, ${x}), found anywhere
 # in a value: a literal "{subacc4}" arriving instead of a value is the most common postback fault.
 _UNREPLACED = re.compile(
@@ -52,7 +54,9 @@ class UrlTemplate:
         parts = self._parts
         out = [parts[0]]
         for i in range(1, len(parts), 2):
-            out.append(quote(values.get(parts[i], ""), safe=""))
+            value = values.get(parts[i], "")
+            # Most values (click IDs, numbers, plain sub IDs) need no escaping; checking is cheaper.
+            out.append(value if _URL_SAFE.fullmatch(value) else quote(value, safe=""))
             out.append(parts[i + 1])
         return "".join(out)
 
@@ -79,7 +83,10 @@ def compile_template(text: str) -> UrlTemplate:
     head = text.split("//", 1)[1].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
     if "{" in head or "@" in head or "\\" in text:
         raise TemplateError("the host part of the URL must be written out, without macros")
-    fields = tuple(OFFER_MACROS[name] if i % 2 else name for i, name in enumerate(pieces))
+    # Literal text goes out in a Location header, which must be ASCII: percent-encode the rest.
+    fields = tuple(
+        OFFER_MACROS[name] if i % 2 else quote(name, safe=_LITERAL_SAFE) for i, name in enumerate(pieces)
+    )
     return UrlTemplate(text, parts.hostname, fields)
 
 

@@ -1,5 +1,6 @@
 """Click enrichment: geography from the IP, device and bot verdict from the User-Agent."""
 
+import functools
 from dataclasses import dataclass, replace
 from os import PathLike
 
@@ -9,6 +10,8 @@ from clickback.enrich.device import Device, parse_device
 from clickback.enrich.geo import Geo, GeoLookup
 
 __all__ = ["BotReason", "Device", "Enricher", "Enrichment", "Geo", "GeoLookup", "bot_reason", "parse_device"]
+
+TRAITS_CACHE_SIZE = 65_536
 
 # A real browser UA parsed at start-up, so the first click does not pay for compiling the UA rules
 # (~0.25 s) and crawlerdetect's pattern (~0.05 s).
@@ -56,6 +59,7 @@ class Enricher:
     def __init__(self, mmdb_path: str | PathLike[str] | None = None) -> None:
         """Raises ValueError naming the path when the .mmdb cannot be opened."""
         self._geo = GeoLookup(mmdb_path)
+        self._traits = functools.lru_cache(maxsize=TRAITS_CACHE_SIZE)(self._flat)
         parse_device(_WARM_UP_UA)
         bot_reason(_WARM_UP_UA, "GET")
 
@@ -73,7 +77,11 @@ class Enricher:
         return Enrichment(self._geo.lookup(ip), device, bot)
 
     def traits(self, ip: str, user_agent: str, method: str) -> Traits:
-        """enrich() flattened into the domain's Traits, the shape clicks are stored in."""
+        """enrich() flattened into the domain's Traits, the shape clicks are stored in. Cached as
+        a whole too: a visitor's clicks repeat all three inputs, and Traits are immutable."""
+        return self._traits(ip, user_agent, method)
+
+    def _flat(self, ip: str, user_agent: str, method: str) -> Traits:
         enrichment = self.enrich(ip, user_agent, method)
         geo, device = enrichment.geo, enrichment.device
         return Traits(

@@ -15,7 +15,6 @@ import json
 import os
 import uuid
 from collections.abc import Iterable
-from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -26,8 +25,9 @@ SUFFIX = ".spool"
 
 
 def encode(click: Click) -> bytes:
-    doc = asdict(click)
+    doc = click._asdict()
     doc["clicked_at"] = click.clicked_at.isoformat()
+    doc["traits"] = click.traits._asdict()
     return json.dumps(doc, separators=(",", ":")).encode() + b"\n"
 
 

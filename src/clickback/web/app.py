@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
+from starlette.types import Receive, Scope, Send
 
 from clickback.config import Settings
 from clickback.service.runtime import Runtime
@@ -12,7 +13,23 @@ from clickback.web import tracking
 from clickback.web.api import create_api
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+class ClickbackApp:
+    """The ASGI entry point: clicks go straight to their endpoint, everything else (lifespan
+    included) to the Starlette app."""
+
+    def __init__(self, runtime: Runtime, rest: Starlette) -> None:
+        self.state = rest.state
+        self._click = tracking.click_endpoint(runtime)
+        self._rest = rest
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/c/"):
+            await self._click(scope, receive, send)
+        else:
+            await self._rest(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> ClickbackApp:
     runtime = Runtime(settings or Settings())
 
     @asynccontextmanager
@@ -25,7 +42,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         routes=[
-            Route("/c/{code}", tracking.click, methods=["GET", "HEAD"]),
             Route("/postback", tracking.postback, methods=["GET", "POST"]),
             Route("/healthz", tracking.healthz),
             Mount("/api", app=create_api(runtime)),
@@ -33,4 +49,4 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
-    return app
+    return ClickbackApp(runtime, app)

@@ -2,9 +2,11 @@
 
 from html import escape
 from ipaddress import ip_address
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from clickback.core.clicks import MAX_LINK_CODE_LEN, ClickRequest
 from clickback.core.intake import RawPostback
@@ -15,9 +17,13 @@ from clickback.service.runtime import Runtime, utcnow
 
 def client_ip(request: Request, proxy_hops: int) -> str:
     peer = request.client.host if request.client else ""
+    return forwarded_ip(peer, request.headers.get("x-forwarded-for", ""), proxy_hops)
+
+
+def forwarded_ip(peer: str, forwarded_for: str, proxy_hops: int) -> str:
     if not proxy_hops:
         return peer
-    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",")]
+    hops = [h.strip() for h in forwarded_for.split(",")]
     if len(hops) < proxy_hops:
         return peer
     try:
@@ -26,24 +32,45 @@ def client_ip(request: Request, proxy_hops: int) -> str:
         return peer
 
 
-async def click(request: Request) -> Response:
-    runtime: Runtime = request.app.state.runtime
-    headers = request.headers
-    taken = await runtime.tracker.click(
-        ClickRequest(
-            code=request.path_params["code"][:MAX_LINK_CODE_LEN],
-            # A plain dict: the domain reads seven keys, and MultiDict lookups cost more.
-            params=dict(request.query_params.items()),
-            ip=client_ip(request, runtime.settings.proxy_hops),
-            user_agent=headers.get("user-agent", ""),
-            referrer=headers.get("referer", ""),
-            method=request.method,
+def click_endpoint(runtime: Runtime) -> ASGIApp:
+    """GET|HEAD /c/{code}, the hottest endpoint, as plain ASGI: Starlette's request, routing and
+    response objects would cost more CPU than taking the click itself."""
+    tracker = runtime.tracker
+    proxy_hops = runtime.settings.proxy_hops
+
+    async def click(scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope["method"]
+        if method not in ("GET", "HEAD"):
+            await _send(send, 405, [(b"allow", b"GET, HEAD")], b"")
+            return
+        headers = dict(scope["headers"])
+        peer = scope["client"][0] if scope.get("client") else ""
+        query = scope["query_string"].decode("latin-1")
+        taken = await tracker.click(
+            ClickRequest(
+                code=scope["path"][3:][:MAX_LINK_CODE_LEN],
+                params=dict(parse_qsl(query, keep_blank_values=True, errors="replace")),
+                ip=forwarded_ip(peer, headers.get(b"x-forwarded-for", b"").decode("latin-1"), proxy_hops),
+                user_agent=headers.get(b"user-agent", b"").decode("latin-1"),
+                referrer=headers.get(b"referer", b"").decode("latin-1"),
+                method=method,
+            )
         )
-    )
-    if isinstance(taken, Rejected):
-        return refusal_page(taken)
-    # no-store: a cached redirect would skip the next click (and reuse its click ID).
-    return Response(status_code=302, headers={"location": taken.location, "cache-control": "no-store"})
+        if isinstance(taken, Rejected):
+            page = refusal_page(taken)
+            await page(scope, receive, send)
+            return
+        # no-store: a cached redirect would skip the next click (and reuse its click ID).
+        location = taken.location.encode("latin-1")
+        await _send(send, 302, [(b"location", location), (b"cache-control", b"no-store")], b"")
+
+    return click
+
+
+async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def refusal_page(rejected: Rejected) -> HTMLResponse:
