@@ -10,16 +10,16 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from asyncpg.exceptions import UniqueViolationError  # type: ignore[import-untyped]
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clickback.store.tables import click_stats, clicks
+from clickback.store.tables import click_stats, clicks, visitors
 
 CLICK_COLUMNS = [c.name for c in clicks.columns]
-VISITOR_COLUMNS = ("link_id", "visitor", "last_seen", "unique_at")
+VISITOR_COLUMNS = [c.name for c in visitors.columns]
 STAT_COLUMNS = [c.name for c in click_stats.columns]
 STAT_KEYS = [c.name for c in click_stats.primary_key.columns]
 STAT_COUNTERS = [c for c in STAT_COLUMNS if c not in STAT_KEYS and c.endswith("clicks")]
@@ -38,16 +38,31 @@ _ADD_STATS = f" ON CONFLICT ({', '.join(STAT_KEYS)}) DO UPDATE SET " + ", ".join
 )
 
 
-class ClickBulk(Protocol):
+class ClickBulk:
+    """The three batch statements; subclasses say how a batch of rows becomes a SELECT."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    def _select(self, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> tuple[str, dict[str, Any]]:
+        raise NotImplementedError
+
     async def upsert_visitors(
         self, rows: Sequence[tuple[int, str, int, int]], window_ms: int
-    ) -> list[tuple[int, str, int]]: ...
+    ) -> list[tuple[int, str, int]]:
+        select, params = self._select(VISITOR_COLUMNS, rows)
+        sql = f"INSERT INTO visitors ({', '.join(VISITOR_COLUMNS)}) {select}" + _UPSERT_VISITOR
+        result = await self._conn.execute(text(sql), params | {"window": window_ms})
+        return [(r[0], r[1], r[2]) for r in result]
 
     async def insert_clicks(self, rows: Sequence[tuple[Any, ...]]) -> set[str]:
         """Insert the rows (in CLICK_COLUMNS order) skipping stored click IDs; return inserted."""
-        ...
+        raise NotImplementedError
 
-    async def add_stats(self, rows: Sequence[tuple[Any, ...]]) -> None: ...
+    async def add_stats(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        select, params = self._select(STAT_COLUMNS, rows)
+        sql = f"INSERT INTO click_stats ({', '.join(STAT_COLUMNS)}) {select}" + _ADD_STATS
+        await self._conn.execute(text(sql), params)
 
 
 def bulk_for(conn: AsyncConnection) -> ClickBulk:
@@ -61,31 +76,20 @@ def _sqlite_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-class _Sqlite:
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
-
-    async def upsert_visitors(
-        self, rows: Sequence[tuple[int, str, int, int]], window_ms: int
-    ) -> list[tuple[int, str, int]]:
-        sql = (
-            f"INSERT INTO visitors ({', '.join(VISITOR_COLUMNS)}) SELECT "
-            + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(4))
-            # "WHERE true": SQLite's parser needs it between a SELECT and ON CONFLICT.
-            + " FROM json_each(:rows) WHERE true"
-            + _UPSERT_VISITOR
-        )
-        result = await self._conn.execute(text(sql), {"rows": json.dumps(rows), "window": window_ms})
-        return [(r[0], r[1], r[2]) for r in result]
+class _Sqlite(ClickBulk):
+    def _select(self, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> tuple[str, dict[str, Any]]:
+        # The whole batch as one JSON parameter; "WHERE true": SQLite's parser needs it between
+        # a SELECT and the ON CONFLICT of an upsert.
+        values = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(columns)))
+        return f"SELECT {values} FROM json_each(:rows) WHERE true", {"rows": json.dumps(rows)}
 
     async def insert_clicks(self, rows: Sequence[tuple[Any, ...]]) -> set[str]:
         at = CLICK_COLUMNS.index("clicked_at")
         records = [(*row[:at], _sqlite_time(row[at]), *row[at + 1 :]) for row in rows]
         raw = await self._conn.get_raw_connection()
         driver: Any = raw.driver_connection
-        insert = (
-            f"INSERT INTO clicks ({', '.join(CLICK_COLUMNS)}) VALUES ({', '.join('?' * len(records[0]))})"
-        )
+        marks = ", ".join("?" * len(CLICK_COLUMNS))
+        insert = f"INSERT INTO clicks ({', '.join(CLICK_COLUMNS)}) VALUES ({marks})"
         # Nearly every batch is new clicks: insert them all at once, and only when one is already
         # stored (a retried batch, a replayed spool) undo that and skip the stored ones.
         await driver.execute("SAVEPOINT clicks_in")
@@ -107,37 +111,17 @@ class _Sqlite:
         await driver.executemany(insert, fresh)
         return {record[0] for record in fresh}
 
-    async def add_stats(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        sql = (
-            f"INSERT INTO click_stats ({', '.join(STAT_COLUMNS)}) SELECT "
-            + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(STAT_COLUMNS)))
-            + " FROM json_each(:rows) WHERE true"
-            + _ADD_STATS
-        )
-        await self._conn.execute(text(sql), {"rows": json.dumps(rows)})
+
+_PG_ARRAYS = {int: "bigint[]", str: "text[]", bool: "boolean[]"}
+_PG_TYPES = {c.name: _PG_ARRAYS[c.type.python_type] for t in (visitors, click_stats) for c in t.columns}
 
 
-_PG_TYPES = {"link_id": "integer", "visitor": "text", "last_seen": "bigint", "unique_at": "bigint"}
-
-
-def _unnest(columns: Sequence[str], types: dict[str, str]) -> str:
-    return ", ".join(f"CAST(:{c} AS {types[c]}[])" for c in columns)
-
-
-class _Postgres:
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
-
-    async def upsert_visitors(
-        self, rows: Sequence[tuple[int, str, int, int]], window_ms: int
-    ) -> list[tuple[int, str, int]]:
-        sql = (
-            f"INSERT INTO visitors ({', '.join(VISITOR_COLUMNS)}) "
-            f"SELECT * FROM unnest({_unnest(VISITOR_COLUMNS, _PG_TYPES)})" + _UPSERT_VISITOR
-        )
-        params: dict[str, Any] = dict(zip(VISITOR_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
-        result = await self._conn.execute(text(sql), params | {"window": window_ms})
-        return [(r[0], r[1], r[2]) for r in result]
+class _Postgres(ClickBulk):
+    def _select(self, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> tuple[str, dict[str, Any]]:
+        # The whole batch as one array parameter per column.
+        arrays = ", ".join(f"CAST(:{c} AS {_PG_TYPES[c]})" for c in columns)
+        values = map(list, zip(*rows, strict=True))
+        return f"SELECT * FROM unnest({arrays})", dict(zip(columns, values, strict=True))
 
     async def insert_clicks(self, rows: Sequence[tuple[Any, ...]]) -> set[str]:
         """COPY straight into clicks; if a click is already stored (a retried batch, a replayed
@@ -161,16 +145,3 @@ class _Postgres:
             "INSERT INTO clicks SELECT * FROM clicks_in ON CONFLICT DO NOTHING RETURNING click_id"
         )
         return {r[0] for r in result}
-
-    async def add_stats(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        types = {c.name: _pg_type(c.type.python_type) for c in click_stats.columns}
-        sql = (
-            f"INSERT INTO click_stats ({', '.join(STAT_COLUMNS)}) "
-            f"SELECT * FROM unnest({_unnest(STAT_COLUMNS, types)})" + _ADD_STATS
-        )
-        columns = map(list, zip(*rows, strict=True))
-        await self._conn.execute(text(sql), dict(zip(STAT_COLUMNS, columns, strict=True)))
-
-
-def _pg_type(python_type: type) -> str:
-    return {int: "bigint", str: "text", bool: "boolean"}[python_type]

@@ -165,26 +165,39 @@ def hour_of(moment: datetime) -> int:
 # Report rollups, keyed by UTC hour (epoch hours: integer arithmetic groups them into days in any
 # whole-hour time zone, the same on both dialects). Dimension columns are '' rather than NULL,
 # because NULLs never collide in a unique key and the upserts would then insert duplicates.
+def _report_key() -> list[Column[Any]]:
+    return [
+        Column("hour", Integer, primary_key=True),
+        Column("link_id", Integer, primary_key=True),
+        Column("sub1", String(255), primary_key=True),
+        Column("country", String(2), primary_key=True),
+        Column("device_type", String(16), primary_key=True),
+    ]
+
+
+def _report_owners() -> list[Column[Any] | Index]:
+    # Who a row is credited to, denormalised from the link: reports filter on them by hour.
+    return [
+        Column("affiliate_id", Integer, nullable=False),
+        Column("offer_id", Integer, nullable=False),
+        Index(None, "affiliate_id", "hour"),
+        Index(None, "offer_id", "hour"),
+    ]
+
+
 click_stats = Table(
     "click_stats",
     metadata,
-    Column("hour", Integer, primary_key=True),
-    Column("link_id", Integer, primary_key=True),
-    Column("sub1", String(255), primary_key=True),
-    Column("country", String(2), primary_key=True),
-    Column("device_type", String(16), primary_key=True),
+    *_report_key(),
     Column("is_bot", Boolean, primary_key=True),
-    Column("affiliate_id", Integer, nullable=False),
-    Column("offer_id", Integer, nullable=False),
+    *_report_owners(),
     Column("clicks", BigInteger, nullable=False),
     Column("unique_clicks", BigInteger, nullable=False),
-    Index(None, "affiliate_id", "hour"),
-    Index(None, "offer_id", "hour"),
 )
 
 # Who clicked which link when, for unique clicks: a click is unique when its visitor (keyed hash of
-# IP and user agent) last clicked the same link longer ago than the window. Times in epoch seconds,
-# so the window test is integer arithmetic on both dialects. Old rows are pruned by the writer.
+# IP and user agent) last clicked the same link longer ago than the window. Times in epoch
+# milliseconds, so the window test is integer arithmetic on both dialects. Old rows are pruned by the writer.
 visitors = Table(
     "visitors",
     metadata,
@@ -259,20 +272,13 @@ conversion_history = Table(
 conversion_stats = Table(
     "conversion_stats",
     metadata,
-    Column("hour", Integer, primary_key=True),
-    Column("link_id", Integer, primary_key=True),
-    Column("sub1", String(255), primary_key=True),
-    Column("country", String(2), primary_key=True),
-    Column("device_type", String(16), primary_key=True),
+    *_report_key(),
     Column("event", String(64), primary_key=True),
     Column("status", String(16), primary_key=True),
     Column("currency", String(3), primary_key=True),
-    Column("affiliate_id", Integer, nullable=False),
-    Column("offer_id", Integer, nullable=False),
+    *_report_owners(),
     Column("conversions", BigInteger, nullable=False),
     Column("payout", Money, nullable=False),
-    Index(None, "affiliate_id", "hour"),
-    Index(None, "offer_id", "hour"),
 )
 
 # The postback log: every inbound postback, accepted or not, as it arrived. The product's debugger.
