@@ -6,7 +6,15 @@ the same kind of 302 in the same run is the yardstick, so the figures that matte
 and the server CPU spent per click. Standard library only: it runs under the system python3,
 outside the app's virtualenv, and starts the app from .venv/bin/clickback.
 
+Two modes. By default wrk sends requests as fast as each server answers them (throughput). With
+--rate R, a wrk Lua script spaces each connection's requests so that all of them together send
+about R requests/s, and the figures are the latency percentiles and CPU per click at that rate.
+That is only approximately open loop: a connection waits for its response before its pause, so a
+slow response delays that connection's next request; the achieved rate is printed and flagged
+when it falls more than 5% short of R. --durable runs clickback with CLICKBACK_DURABLE_CLICKS=true.
+
 Usage: python3 benchmarks/click_vs_nginx.py [--duration 10] [--runs 3] [--workers 1]
+           [--rate R] [--durable] [--wait-quiet]
 """
 
 from __future__ import annotations
@@ -52,6 +60,38 @@ CATALOG_SETTLE_S = 1.5  # longer than clickback's default catalog refresh interv
 # is final even if it falls short of what wrk counted.
 FLUSH_SETTLE_S = 1.5
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+MAX_RATE = 100_000  # --rate ceiling, requests/s in total; loopback only, so this bounds the load
+RATE_SHORTFALL = 0.05  # flag a --rate run whose achieved rate is more than this far below R
+# --wait-quiet: the machine counts as quiet when no fault script runs and the 1-minute load average
+# is below QUIET_LOAD; checked every QUIET_POLL_S for at most QUIET_MAX_WAIT_S.
+QUIET_PATTERN = "benchmarks/faults.py"
+QUIET_LOAD = 1.0
+QUIET_POLL_S = 30.0
+QUIET_MAX_WAIT_S = 20 * 60.0
+
+# wrk calls delay() before each request of a connection and waits that many milliseconds (an
+# integer: it truncates). The pause is drawn uniformly from 0.5x to 1.5x the mean interval so that
+# the connections, which all start at once, do not stay in step and arrive as bursts of C requests;
+# adding a uniform [0, 1) before truncating rounds it without bias. Each wrk thread has its own Lua
+# state; setup() gives each a different seed.
+RATE_LUA = """\
+-- written by benchmarks/click_vs_nginx.py: about {rate:g} requests/s over {connections} connections
+local interval_ms = {interval_ms!r}
+local threads = 0
+
+function setup(thread)
+    threads = threads + 1
+    thread:set("seed", threads)
+end
+
+function init(args)
+    math.randomseed(os.time() * 1000 + seed)
+end
+
+function delay()
+    return math.floor(interval_ms * (0.5 + math.random()) + math.random())
+end
+"""
 
 NGINX_CONF = """\
 worker_processes {workers};
@@ -88,7 +128,9 @@ class WrkResult:
     non_3xx: int
     socket_errors: int
     p50_ms: float
+    p90_ms: float
     p99_ms: float
+    max_ms: float
 
 
 @dataclass(frozen=True)
@@ -298,6 +340,10 @@ def parse_wrk(out: str) -> WrkResult:
     if done is None:
         raise BenchError(f"wrk output lacks the request count:\n{out}")
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    # "Latency  avg  stdev  max  +/- stdev" in the thread stats
+    latency = re.search(r"^\s+Latency\s+(\S+)\s+(\S+)\s+(\S+)", out, re.MULTILINE)
+    if latency is None:
+        raise BenchError(f"wrk output lacks the latency line:\n{out}")
     return WrkResult(
         requests=int(done[1]),
         seconds=to_ms(done[2] + done[3]) / 1000,
@@ -305,11 +351,26 @@ def parse_wrk(out: str) -> WrkResult:
         non_3xx=int(grab(r"Non-2xx or 3xx responses: (\d+)", "0")),
         socket_errors=sum(int(n) for n in errors.groups()) if errors else 0,
         p50_ms=to_ms(grab(r"^\s+50%\s+(\S+)")),
+        p90_ms=to_ms(grab(r"^\s+90%\s+(\S+)")),
         p99_ms=to_ms(grab(r"^\s+99%\s+(\S+)")),
+        max_ms=to_ms(latency[3]),
     )
 
 
+def rate_script(args: argparse.Namespace, tmp: Path) -> Path:
+    """The Lua script that paces wrk at about args.rate requests/s in total."""
+    path = tmp / "rate.lua"
+    if not path.exists():
+        interval_ms = args.connections * 1000 / args.rate
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            RATE_LUA.format(rate=args.rate, connections=args.connections, interval_ms=interval_ms)
+        )
+    return path
+
+
 def run_wrk(wrk: str, url: str, args: argparse.Namespace) -> WrkResult:
+    script = ("-s", str(args.lua)) if args.rate else ()
     cmd = (
         wrk,
         "-H",
@@ -318,6 +379,7 @@ def run_wrk(wrk: str, url: str, args: argparse.Namespace) -> WrkResult:
         f"-c{args.connections}",
         f"-d{args.duration}s",
         "--latency",
+        *script,
         url,
     )
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + 60, check=False)
@@ -367,16 +429,28 @@ def bench_nginx(nginx: str, wrk: str, args: argparse.Namespace, tmp: Path) -> Sa
 # --- clickback ---------------------------------------------------------------------------
 
 
-def clickback_env(data: Path) -> dict[str, str]:
+def clickback_env(data: Path, durable: bool) -> dict[str, str]:
     # Drop any CLICKBACK_* from the caller's shell so the run cannot touch a real database.
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKBACK_")}
     env |= {
-        "CLICKBACK_DATA_DIR": str(data),
+        "CLICKBACK_DATA_DIR": str(data),  # durable mode's spool goes here too
         "CLICKBACK_DATABASE_URL": f"sqlite+aiosqlite:///{data}/bench.db",
         "CLICKBACK_API_KEY": API_KEY,
         "CLICKBACK_SECRET_KEY": secrets.token_hex(32),
+        "CLICKBACK_DURABLE_CLICKS": "true" if durable else "false",
     }
     return env
+
+
+def check_durable(port: int, want: bool) -> None:
+    """The server runs in the mode asked for, per its own /api/runtime."""
+    status, _, raw = request(port, "GET", "/api/runtime")
+    try:
+        got = json.loads(raw)["durable_clicks"] if status == 200 else None
+    except (ValueError, KeyError, TypeError):
+        got = None
+    if got is not want:
+        raise BenchError(f"/api/runtime gave {status} durable_clicks={got!r}, want {want}: {raw[:200]!r}")
 
 
 def api_post(port: int, path: str, body: dict[str, object]) -> dict[str, object]:
@@ -464,8 +538,9 @@ def bench_clickback(wrk: str, args: argparse.Namespace, tmp: Path) -> Sample:
         str(args.workers),
     )
     log = data / "server.log"
-    with running(cmd, log, clickback_env(data)) as proc:
+    with running(cmd, log, clickback_env(data, args.durable)) as proc:
         wait_ready(proc, port, "/healthz", log)
+        check_durable(port, args.durable)
         path = f"/c/{create_link(port)}?sub1=bench&source=wrk"
         wait_link_live(port, path)  # makes exactly one click: 404s record none
         before = tree_cpu_seconds(proc.pid)

@@ -15,7 +15,7 @@ from clickback.store.db import connect
 from clickback.store.migrate import upgrade
 
 app = typer.Typer(help="clickback: self-hosted S2S affiliate tracking.", no_args_is_help=True)
-console = Console()
+console = Console(soft_wrap=True)  # keys and URLs must stay on one line to be copied
 
 
 def load_settings() -> Settings:

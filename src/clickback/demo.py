@@ -2,6 +2,7 @@
 a week of clicks and postbacks sent through the real click and postback paths."""
 
 import random
+from functools import partial
 from datetime import timedelta
 from decimal import Decimal
 from urllib.parse import urlencode
@@ -11,6 +12,14 @@ from clickback.core.intake import RawPostback
 from clickback.service.runtime import Runtime, utcnow
 from clickback.store import admin
 
+DEMO_AGENTS = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0.0.0 Safari/537.36",
+)
 DEMO_DAYS = 7
 CLICKS_PER_DAY = 60
 
@@ -61,8 +70,17 @@ async def _traffic(runtime: Runtime, codes: list[str], token: str) -> None:
         for n in range(CLICKS_PER_DAY):
             at = now - timedelta(days=day, minutes=n * 13)
             sub = rng.choice(["fb-ads", "seo", "push"])
-            request = ClickRequest(rng.choice(codes), {"sub1": sub}, "203.0.113.7", "Mozilla/5.0", "")
-            taken = take_click(request, runtime.catalog.current, codec, at, runtime.settings.privacy)
+            ip = f"203.0.113.{rng.randrange(1, 255)}"  # documentation range: no real person
+            agent = rng.choice(DEMO_AGENTS)
+            request = ClickRequest(rng.choice(codes), {"sub1": sub}, ip, agent, "")
+            taken = take_click(
+                request,
+                runtime.catalog.current,
+                codec,
+                at,
+                runtime.settings.privacy,
+                partial(runtime.enricher.traits, ip, agent, "GET"),
+            )
             assert isinstance(taken, ClickTaken)
             await runtime.writer.take(taken.click)
             if rng.random() < 0.2:
