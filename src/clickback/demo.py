@@ -2,9 +2,9 @@
 a week of clicks and postbacks sent through the real click and postback paths."""
 
 import random
-from functools import partial
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
 from urllib.parse import urlencode
 
 from clickback.core.clicks import ClickRequest, ClickTaken, take_click
