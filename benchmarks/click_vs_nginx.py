@@ -360,12 +360,9 @@ def parse_wrk(out: str) -> WrkResult:
 def rate_script(args: argparse.Namespace, tmp: Path) -> Path:
     """The Lua script that paces wrk at about args.rate requests/s in total."""
     path = tmp / "rate.lua"
-    if not path.exists():
-        interval_ms = args.connections * 1000 / args.rate
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            RATE_LUA.format(rate=args.rate, connections=args.connections, interval_ms=interval_ms)
-        )
+    path.write_text(
+        RATE_LUA.format(rate=args.rate, connections=args.connections, interval_ms=args.interval_ms)
+    )
     return path
 
 
@@ -554,15 +551,60 @@ def bench_clickback(wrk: str, args: argparse.Namespace, tmp: Path) -> Sample:
     return Sample(result, cpu, clicks, None if reported is None else max(reported - 1, 0))
 
 
+# --- quiet machine -----------------------------------------------------------------------
+
+
+def fault_scripts() -> list[str]:
+    """Pids of running fault scripts (they load the machine and would skew the figures)."""
+    try:
+        done = subprocess.run(
+            ("pgrep", "-f", QUIET_PATTERN), capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BenchError(f"pgrep -f {QUIET_PATTERN} failed: {exc}") from exc
+    return [pid for pid in done.stdout.split() if pid != str(os.getpid())]
+
+
+def wait_quiet(low_load: bool) -> str:
+    """Wait, at most QUIET_MAX_WAIT_S, until no fault script runs and (with low_load) the 1-minute
+    load average is below QUIET_LOAD; return the state the run starts in, for the report."""
+    deadline = time.monotonic() + QUIET_MAX_WAIT_S
+    while True:
+        faults, load = fault_scripts(), os.getloadavg()[0]
+        if not faults and (load < QUIET_LOAD or not low_load):
+            return f"load {load:.2f}"
+        remaining = deadline - time.monotonic()
+        state = f"1-min load {load:.2f}, fault script pids: {' '.join(faults) or 'none'}"
+        if remaining <= 0:
+            print(f"WARNING: not quiet after {QUIET_MAX_WAIT_S / 60:.0f} min ({state})", file=sys.stderr)
+            return f"NOT QUIET: {state}"
+        print(
+            f"waiting for a quiet machine ({state}; want no fault script"
+            f"{f' and load < {QUIET_LOAD}' if low_load else ''}), next check in {QUIET_POLL_S:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+        time.sleep(min(QUIET_POLL_S, remaining))
+
+
 # --- report ------------------------------------------------------------------------------
 
 
-def run_line(n: int, runs: int, ngx: Sample, app: Sample) -> str:
+def shortfall(args: argparse.Namespace, sample: Sample) -> float:
+    """How far the achieved rate fell below --rate, as a fraction (0 when not in rate mode)."""
+    return max(0.0, 1 - sample.wrk.rps / args.rate) if args.rate else 0.0
+
+
+def run_line(n: int, args: argparse.Namespace, ngx: Sample, app: Sample, state: str) -> str:
+    flag = ""
+    if args.rate and max(shortfall(args, ngx), shortfall(args, app)) > RATE_SHORTFALL:
+        flag = f"  RATE SHORT of {args.rate:g}"
     return (
-        f"run {n}/{runs}: nginx {ngx.wrk.rps:,.0f} req/s, clickback {app.wrk.rps:,.0f} req/s "
-        f"(ratio {app.wrk.rps / ngx.wrk.rps:.3f}); CPU ms/req nginx {ngx.cpu_ms_per_req:.4f}, "
-        f"clickback {app.cpu_ms_per_req:.4f}; clicks {app.clicks:,} / redirects {app.redirects:,}"
-        f" (reports API: {app.reported if app.reported is not None else 'n/a'})"
+        f"run {n}/{args.runs} ({state}): nginx {ngx.wrk.rps:,.0f} req/s, clickback {app.wrk.rps:,.0f} "
+        f"req/s (ratio {app.wrk.rps / ngx.wrk.rps:.3f}); CPU ms/req nginx {ngx.cpu_ms_per_req:.4f}, "
+        f"clickback {app.cpu_ms_per_req:.4f}; p99 ms nginx {ngx.wrk.p99_ms:.2f}, clickback "
+        f"{app.wrk.p99_ms:.2f}; clicks {app.clicks:,} / redirects {app.redirects:,}"
+        f" (reports API: {app.reported if app.reported is not None else 'n/a'}){flag}"
     )
 
 
@@ -571,16 +613,35 @@ def med(samples: Sequence[Sample], key: str) -> float:
         "rps": [s.wrk.rps for s in samples],
         "cpu": [s.cpu_ms_per_req for s in samples],
         "p50": [s.wrk.p50_ms for s in samples],
+        "p90": [s.wrk.p90_ms for s in samples],
         "p99": [s.wrk.p99_ms for s in samples],
+        "max": [s.wrk.max_ms for s in samples],
     }[key]
     return statistics.median(values)
 
 
-def summary(args: argparse.Namespace, ngx: Sequence[Sample], app: Sequence[Sample]) -> str:
+def mode(args: argparse.Namespace) -> str:
+    pace = f"--rate {args.rate:g} (Lua delay(), {args.interval_ms:g} ms mean pause per connection)"
+    return (
+        f"{args.workers} worker(s) each, {'durable' if args.durable else 'default (non-durable)'} "
+        f"clicks, {pace if args.rate else 'as fast as answered'}"
+    )
+
+
+def summary(
+    args: argparse.Namespace, ngx: Sequence[Sample], app: Sequence[Sample], states: Sequence[str]
+) -> str:
     n_rps, a_rps, n_cpu, a_cpu = med(ngx, "rps"), med(app, "rps"), med(ngx, "cpu"), med(app, "cpu")
-    rows = [
-        ("", "nginx", "clickback", "clickback/nginx"),
-        ("requests/s", f"{n_rps:,.0f}", f"{a_rps:,.0f}", f"{a_rps / n_rps:.3f}"),
+    rows = [("", "nginx", "clickback", "clickback/nginx"), ("---", "---:", "---:", "---:")]
+    if args.rate:
+        rows.append(("target requests/s", f"{args.rate:,.0f}", f"{args.rate:,.0f}", ""))
+    rows += [
+        (
+            "achieved requests/s" if args.rate else "requests/s",
+            f"{n_rps:,.0f}",
+            f"{a_rps:,.0f}",
+            f"{a_rps / n_rps:.3f}",
+        ),
         ("server CPU ms/request", f"{n_cpu:.4f}", f"{a_cpu:.4f}", f"{a_cpu / n_cpu:.1f}x"),
         (
             "requests/server CPU-second",
@@ -588,16 +649,38 @@ def summary(args: argparse.Namespace, ngx: Sequence[Sample], app: Sequence[Sampl
             f"{1000 / a_cpu:,.0f}",
             f"{n_cpu / a_cpu:.3f}",
         ),
-        ("latency p50 ms", f"{med(ngx, 'p50'):.2f}", f"{med(app, 'p50'):.2f}", ""),
-        ("latency p99 ms", f"{med(ngx, 'p99'):.2f}", f"{med(app, 'p99'):.2f}", ""),
     ]
-    table = "\n".join(f"{a:<28}{b:>12}{c:>12}{d:>17}" for a, b, c, d in rows)
+    rows += [
+        (f"latency {key} ms", f"{med(ngx, key):.2f}", f"{med(app, key):.2f}", "")
+        for key in ("p50", "p90", "p99", "max")
+    ]
+    table = "\n".join(f"| {a:<26} | {b:>9} | {c:>9} | {d:>15} |" for a, b, c, d in rows)
     head = (
-        f"Medians of {args.runs} run(s): "
-        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
-        f"{args.workers} server worker(s) each, {os.cpu_count()} CPUs shared by wrk and the server"
+        f"{dt.date.today().isoformat()}, medians of {args.runs} run(s): "
+        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency, {mode(args)}; "
+        f"{os.cpu_count()} CPUs shared by wrk and the server; machine at the start of each run: "
+        f"{'; '.join(states)}"
     )
-    return f"{head}\n{table}\n{clicks_line(app, args.connections)}\n{errors_line(ngx, app)}"
+    lines = [head, table, clicks_line(app, args.connections), errors_line(ngx, app)]
+    if args.rate:
+        lines.append(rate_line(args, ngx, app))
+    return "\n".join(lines)
+
+
+def rate_line(args: argparse.Namespace, ngx: Sequence[Sample], app: Sequence[Sample]) -> str:
+    short = [
+        f"{name} run {n} {s.wrk.rps:,.0f} req/s ({shortfall(args, s):.1%} short)"
+        for name, samples in (("nginx", ngx), ("clickback", app))
+        for n, s in enumerate(samples, 1)
+        if shortfall(args, s) > RATE_SHORTFALL
+    ]
+    if short:
+        return (
+            f"WARNING: achieved rate more than {RATE_SHORTFALL:.0%} below {args.rate:g} req/s: "
+            f"{', '.join(short)}. Slow responses held back their connections' next requests, so "
+            "the latencies above are for a lighter load than asked for."
+        )
+    return f"achieved rate within {RATE_SHORTFALL:.0%} of {args.rate:g} req/s in every run"
 
 
 def clicks_line(app: Sequence[Sample], connections: int) -> str:
@@ -635,23 +718,55 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=64, help="wrk open connections (default 64)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2, one per core)")
     parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help=f"fixed total request rate, requests/s (at most {MAX_RATE:,} and 1000 x connections); "
+        "reports latency and CPU at that rate instead of maximum throughput",
+    )
+    parser.add_argument(
+        "--durable", action="store_true", help="run clickback with CLICKBACK_DURABLE_CLICKS=true"
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        action="store_true",
+        help=f"before measuring, wait (up to {QUIET_MAX_WAIT_S / 60:.0f} min, checking every "
+        f"{QUIET_POLL_S:.0f} s) until no {QUIET_PATTERN} runs and the 1-minute load average is "
+        f"below {QUIET_LOAD}; before each later run, until no fault script runs",
+    )
+    parser.add_argument(
         "--install", action="store_true", help="apt-get install nginx-light and wrk if missing"
     )
     args = parser.parse_args(argv)
     if min(args.duration, args.runs, args.workers, args.threads) < 1 or args.connections < args.threads:
         parser.error("duration, runs, workers and threads must be >= 1, and connections >= threads")
+    if args.duration > 600 or args.runs > 20 or args.workers > 64 or args.connections > 10_000:
+        parser.error("at most --duration 600, --runs 20, --workers 64 and --connections 10000")
+    if args.rate and not 1 <= args.rate <= min(MAX_RATE, 1000 * args.connections):
+        # wrk's delay() counts whole milliseconds: a connection cannot be paced below 1 ms.
+        parser.error(f"--rate must be between 1 and {min(MAX_RATE, 1000 * args.connections):,}")
+    args.interval_ms = args.connections * 1000 / args.rate if args.rate else 0.0
     return args
 
 
-def bench(nginx: str, wrk: str, args: argparse.Namespace, tmp: Path) -> tuple[list[Sample], list[Sample]]:
+def bench(
+    nginx: str, wrk: str, args: argparse.Namespace, tmp: Path
+) -> tuple[list[Sample], list[Sample], list[str]]:
     ngx: list[Sample] = []
     app: list[Sample] = []
+    states: list[str] = []
+    args.lua = rate_script(args, tmp) if args.rate else None
     # Alternate the servers run by run so drift on the machine hits both alike.
     for n in range(1, args.runs + 1):
+        # Later runs do not wait for a low load: the previous run's own load would hold them up.
+        state = wait_quiet(low_load=n == 1) if args.wait_quiet else f"load {os.getloadavg()[0]:.2f}"
         ngx.append(bench_nginx(nginx, wrk, args, tmp / f"run{n}"))
         app.append(bench_clickback(wrk, args, tmp / f"run{n}"))
-        print(run_line(n, args.runs, ngx[-1], app[-1]), flush=True)
-    return ngx, app
+        if args.wait_quiet and fault_scripts():
+            state += ", FAULT SCRIPT RUNNING at the end of the run"
+        states.append(state)
+        print(run_line(n, args, ngx[-1], app[-1], state), flush=True)
+    return ngx, app, states
 
 
 def interrupt(signum: int, frame: object) -> None:
@@ -664,14 +779,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, interrupt)
     with tempfile.TemporaryDirectory(prefix="clickback-bench-") as tmp:
         try:
-            ngx, app = bench(nginx, wrk, args, Path(tmp))
+            ngx, app, states = bench(nginx, wrk, args, Path(tmp))
         except BenchError as exc:
             print(f"benchmark failed: {exc}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
             print("interrupted; servers stopped", file=sys.stderr)
             return 130
-    print(summary(args, ngx, app))
+    print(summary(args, ngx, app, states))
     return 0
 
 

@@ -211,3 +211,28 @@ def test_stopping_lets_the_running_flush_finish_and_writes_everything(
 
     assert client.node.call(shutdown_under_load) == 0
     assert counts(client) == (300, 300, 300)
+
+
+def test_a_durable_click_waiting_for_its_fsync_survives_a_flush_and_a_kill(
+    client: Client, world: World, tmp_path: Path
+) -> None:
+    live = client.node.runtime
+
+    async def race() -> None:
+        w = writer(live.db, live.catalog, tmp_path, durable=True)
+        taking = asyncio.ensure_future(w.take(make(1, link_id=1)))
+        await asyncio.sleep(0)  # the click's line is written; its group fsync has not run
+        await w.flush()  # rotates and deletes the segment holding that line
+        await taking  # the redirect would go out now
+        for segment in [w.spool._current, *w.spool._mirrors]:  # kill -9
+            if segment is not None:
+                segment.file.close()
+
+    async def restart() -> None:
+        fresh = writer(live.db, live.catalog, tmp_path, durable=True)
+        await fresh.flush()
+        await fresh.close()
+
+    client.node.call(race)
+    client.node.call(restart)
+    assert counts(client)[0] == 1

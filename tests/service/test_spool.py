@@ -54,13 +54,35 @@ def test_durable_appends_are_on_disk_when_they_return(tmp_path: Path) -> None:
 
 def test_rotated_segments_go_once_their_clicks_are_written(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
-    asyncio.run(spool.append(click(1)))
-    spool.rotate()
-    asyncio.run(spool.append(click(2)))
 
+    async def scenario() -> None:
+        await spool.append(click(1))
+        spool.rotate()
+        await spool.append(click(2))
+        spool.rotate()  # a failed flush left the first segment: appends stay in the current one
+        await spool.append(click(3))
+
+    asyncio.run(scenario())
+    assert len(list(tmp_path.glob(f"*{SUFFIX}"))) == 2
     spool.written_from_memory()
 
-    assert len(list(tmp_path.glob(f"*{SUFFIX}"))) == 1
+    [left] = list(tmp_path.glob(f"*{SUFFIX}"))
+    assert len(left.read_bytes().splitlines()) == 2
+    spool.close()
+
+
+def test_an_append_racing_a_rotation_is_on_disk_when_acknowledged(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+
+    async def scenario() -> None:
+        first = spool.append(click(1))  # its group fsync has not run yet
+        spool.rotate()
+        second = spool.append(click(2))  # a new segment: must not ride on the old group
+        await asyncio.gather(first, second)
+
+    asyncio.run(scenario())
+    segments = sorted(tmp_path.glob(f"*{SUFFIX}"), key=lambda p: p.stat().st_mtime)
+    assert [len(p.read_bytes().splitlines()) for p in segments] == [1, 1]
     spool.close()
 
 

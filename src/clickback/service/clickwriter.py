@@ -27,6 +27,7 @@ from clickback.store.tables import hour_of
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_SECONDS = 300
+RETRY_MAX_SECONDS = 5.0
 
 
 class ClickWriter:
@@ -57,7 +58,7 @@ class ClickWriter:
         self._pending: dict[str, Click] = {}
         self._refusals: Counter[tuple[int, str, str]] = Counter()
         self._wake = asyncio.Event()
-        self._stopping = False
+        self._stopping = asyncio.Event()
         self._lock = asyncio.Lock()
         self._pruned_at = 0.0
         self.written = 0
@@ -66,8 +67,9 @@ class ClickWriter:
 
     async def take(self, click: Click) -> None:
         """Accept a redirected click; in durable mode, return only once it is on disk."""
-        if self.durable:
-            await self.spool.append(click)
+        # Into the spool file and into memory in one synchronous step, before any await: a flush
+        # then either sees the click in memory or finds its line in a segment it must not delete.
+        synced = self.spool.append(click) if self.durable else None
         self._pending[click.click_id] = click
         if len(self._pending) >= self._max_pending:
             # The database has been failing for a long time: keep the backlog on disk instead.
@@ -76,6 +78,8 @@ class ClickWriter:
             self._pending.clear()
         elif len(self._pending) >= self._batch_size:
             self._wake.set()
+        if synced is not None:
+            await synced
 
     def refuse(self, rejected: Rejected, at: datetime) -> None:
         self._refusals[(hour_of(at), rejected.reason.code, rejected.detail)] += 1
@@ -90,17 +94,18 @@ class ClickWriter:
     async def flush(self) -> int:
         """Write everything pending now, then any spooled backlog; returns clicks inserted."""
         async with self._lock:
+            # The segments closed here hold only clicks pending now, and only what is pending now
+            # is written: under load, clicks arriving meanwhile wait for the next flush rather
+            # than keeping this one (and a shutdown waiting on it) going for ever.
             self.spool.rotate()
             written = 0
-            # Only what is pending now: under load, clicks arriving meanwhile wait for the next
-            # flush rather than keeping this one (and a shutdown waiting on it) going for ever.
             for _ in range(max(1, -(-len(self._pending) // self._batch_size))):
                 if not (self._pending or self._refusals):
                     break
                 batch = list(islice(self._pending.values(), self._batch_size))
                 written += await self._write(batch)
                 for click in batch:
-                    del self._pending[click.click_id]
+                    self._pending.pop(click.click_id, None)  # a spill may have emptied memory
             self.spool.written_from_memory()
             written += await self._drain()
             self.written += written
@@ -138,25 +143,31 @@ class ClickWriter:
 
         Never cancelled mid-write: a batch abandoned half-way would keep SQLite's write lock
         until it timed out, and the final flush would wait behind it."""
-        while not self._stopping:
-            await self._nap()
-            if self._stopping:
+        failing = 0
+        while not self._stopping.is_set():
+            await self._nap(self._wake)
+            if self._stopping.is_set():
                 break
             try:
                 await self.flush()
+                failing = 0
             except Exception:
                 self.failures += 1
-                log.exception("click flush failed; %d clicks kept for the next try", self.pending)
-                await self._nap()
+                failing += 1
+                # Logged at the first failure and then once a minute, not once per attempt.
+                if failing == 1 or failing % max(1, int(60 / RETRY_MAX_SECONDS)) == 0:
+                    log.exception("click flush failing (%d tries); %d clicks kept", failing, self.pending)
+                # Back off whatever wakes arrive: the database is down, not the buffer full.
+                await self._nap(self._stopping, min(RETRY_MAX_SECONDS, self._flush_seconds * 2**failing))
 
-    async def _nap(self) -> None:
+    async def _nap(self, event: asyncio.Event, seconds: float | None = None) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self._flush_seconds)
+            await asyncio.wait_for(event.wait(), seconds or self._flush_seconds)
         self._wake.clear()
 
     def stop(self) -> None:
         """Let run() finish the flush it may be in, then return."""
-        self._stopping = True
+        self._stopping.set()
         self._wake.set()
 
     async def close(self) -> None:

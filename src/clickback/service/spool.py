@@ -61,6 +61,7 @@ class Spool:
         directory.mkdir(parents=True, exist_ok=True)
         self._current: _Segment | None = None
         self._sync: asyncio.Future[None] | None = None
+        self._sync_segment: _Segment | None = None
         # Closed segments whose clicks are all still in the writer's memory (durable mode): kept
         # open and locked until those clicks are committed, then deleted.
         self._mirrors: list[_Segment] = []
@@ -69,26 +70,35 @@ class Spool:
     def _new_segment(self) -> _Segment:
         return _Segment(self.directory / f"{uuid.uuid4().hex}{SUFFIX}")
 
-    async def append(self, click: Click) -> None:
-        """Durable mode: returns once the click is on disk. Appends made while one fsync runs
-        share the next one (group commit), so the cost per click falls as load rises."""
+    def append(self, click: Click) -> "asyncio.Future[None]":
+        """Durable mode: write the click's line now; the returned future completes once it is on
+        disk. Appends made while one fsync runs share the next one (group commit), so the cost
+        per click falls as load rises."""
         if self._current is None:
             self._current = self._new_segment()
-        self._current.file.write(encode(click))
-        self._current.count += 1
-        if self._sync is None:
-            self._sync = asyncio.ensure_future(self._group_sync(self._current))
-        await asyncio.shield(self._sync)
+        segment = self._current
+        segment.file.write(encode(click))
+        segment.count += 1
+        if self._sync is None or self._sync_segment is not segment:
+            self._sync_segment = segment
+            self._sync = asyncio.ensure_future(self._group_sync(segment))
+        return asyncio.shield(self._sync)
 
     async def _group_sync(self, segment: _Segment) -> None:
         await asyncio.sleep(0)  # let the requests already running join this group
-        self._sync = None
+        if self._sync_segment is segment:
+            self._sync = None  # appends from here on wait for the next group
+        if segment.file.closed:  # rotated and written meanwhile: it was synced on rotation
+            return
         segment.file.flush()
         await asyncio.to_thread(os.fsync, segment.file.fileno())
 
     def rotate(self) -> None:
-        """Close the current segment for appends; its clicks are in memory, about to be written."""
-        if self._current is not None:
+        """Close the current segment for appends; its clicks are in memory, about to be written.
+
+        Only when the segments closed before are gone (written): while the database keeps
+        failing, appends go on into one segment rather than one new open file per attempt."""
+        if self._current is not None and not self._mirrors:
             self._current.sync()
             self._mirrors.append(self._current)
             self._current = None
@@ -103,21 +113,23 @@ class Spool:
     def spill(self, clicks: Iterable[Click]) -> int:
         """The writer is dropping clicks from memory (the database has been failing): make sure
         each is in a closed, synced segment, to be read back and written later."""
-        count = 0
         if self._mirrors or self._current is not None:
-            # Durable mode: they are on disk already; the segments just stop being mirrors.
-            self.rotate()
-            for segment in self._mirrors:
-                count += segment.count
-                segment.close()
-            self._mirrors = []
-            return count
+            # Durable mode: they are on disk already; the segments just stop being ours.
+            return self._release_all()
         segment = self._new_segment()
         for click in clicks:
             segment.file.write(encode(click))
             segment.count += 1
         segment.close()
         return segment.count
+
+    def _release_all(self) -> int:
+        """Sync, close and unlock every segment we write: from now on they are backlog."""
+        segments = self._mirrors + ([self._current] if self._current is not None else [])
+        for segment in segments:
+            segment.close()
+        self._mirrors, self._current = [], None
+        return sum(segment.count for segment in segments)
 
     def claim(self) -> tuple[Path, list[Click]] | None:
         """Lock and read one closed segment nobody holds (a spill, or a dead process's file)."""
@@ -150,10 +162,7 @@ class Spool:
 
     def close(self) -> None:
         """At shutdown, after the writer's last flush: what is left stays for the next start."""
-        self.rotate()
-        for segment in self._mirrors:
-            segment.close()
-        self._mirrors = []
+        self._release_all()
         for f in self._claimed.values():
             f.close()
         self._claimed.clear()
