@@ -2,6 +2,7 @@
 through the spool with nothing lost and nothing counted twice."""
 
 import asyncio
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -236,3 +237,22 @@ def test_a_durable_click_waiting_for_its_fsync_survives_a_flush_and_a_kill(
     client.node.call(race)
     client.node.call(restart)
     assert counts(client)[0] == 1
+
+
+def test_a_broken_spool_disk_does_not_stop_durable_clicks(
+    client: Client, world: World, tmp_path: Path
+) -> None:
+    live = client.node.runtime
+    spool_dir = tmp_path / "spool"
+
+    async def scenario() -> tuple[int, int, int]:
+        w = writer(live.db, live.catalog, spool_dir, durable=True)
+        shutil.rmtree(spool_dir)  # the disk under the spool is gone
+        for n in range(3):
+            await w.take(make(n, link_id=1, visitor=f"v{n}"))
+        failures, pending = w.spool_failures, w.pending
+        written = await w.flush()
+        return failures, pending, written
+
+    assert client.node.call(scenario) == (3, 3, 3)
+    assert counts(client)[0] == 3

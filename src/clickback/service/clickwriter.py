@@ -64,12 +64,13 @@ class ClickWriter:
         self.written = 0
         self.spilled = 0
         self.failures = 0
+        self.spool_failures = 0
 
     async def take(self, click: Click) -> None:
         """Accept a redirected click; in durable mode, return only once it is on disk."""
         # Into the spool file and into memory in one synchronous step, before any await: a flush
         # then either sees the click in memory or finds its line in a segment it must not delete.
-        synced = self.spool.append(click) if self.durable else None
+        synced = self._spool(click) if self.durable else None
         self._pending[click.click_id] = click
         if len(self._pending) >= self._max_pending:
             # The database has been failing for a long time: keep the backlog on disk instead.
@@ -79,7 +80,24 @@ class ClickWriter:
         elif len(self._pending) >= self._batch_size:
             self._wake.set()
         if synced is not None:
-            await synced
+            try:
+                await synced
+            except OSError:
+                self._spool_failed()
+
+    def _spool(self, click: Click) -> "asyncio.Future[None] | None":
+        try:
+            return self.spool.append(click)
+        except OSError:
+            self._spool_failed()
+            return None
+
+    def _spool_failed(self) -> None:
+        # A full or broken disk must not stop users reaching the offer: the click stays in
+        # memory (as in default mode), and the failure is counted and logged.
+        self.spool_failures += 1
+        if self.spool_failures % 1000 == 1:
+            log.exception("durable spool failed %d times; clicks kept in memory", self.spool_failures)
 
     def refuse(self, rejected: Rejected, at: datetime) -> None:
         self._refusals[(hour_of(at), rejected.reason.code, rejected.detail)] += 1

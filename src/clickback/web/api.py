@@ -252,6 +252,7 @@ def create_api(runtime: Runtime) -> FastAPI:
             spool_files=w.spool.files,
             flush_failures=w.failures,
             durable_clicks=w.durable,
+            spool_failures=w.spool_failures,
             catalog_version=runtime.catalog.current.version,
         )
 

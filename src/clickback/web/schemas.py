@@ -237,4 +237,5 @@ class RuntimeOut(BaseModel):
     spool_files: int
     flush_failures: int
     durable_clicks: bool
+    spool_failures: int = Field(description="Durable-mode clicks that could not be spooled (disk).")
     catalog_version: int
