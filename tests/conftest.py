@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 import uvicorn
+from hypothesis import settings
 from sqlalchemy import text
 
 from clickback.config import Settings
@@ -31,6 +32,11 @@ from clickback.store.tables import metadata
 from clickback.web.app import create_app
 
 T = TypeVar("T")
+
+# CI replays the same examples every run (a new failure shows up locally first, not as a flaky CI);
+# locally every run explores new ones.
+settings.register_profile("ci", derandomize=True, database=None)
+settings.load_profile("ci" if os.environ.get("CI") else "default")
 API_KEY = "test-api-key"
 # Clicks in tests come from a phone's browser: httpx's own user agent is (rightly) taken for a bot.
 BROWSER_UA = (

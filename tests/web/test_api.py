@@ -108,3 +108,10 @@ def test_openapi_document_and_docs_page_are_served(client: Client) -> None:
     )
     assert docs.status_code == 200
     assert "swagger" in docs.text.lower()
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "tab\there", "line\nbreak", "\x7f"])
+def test_names_with_control_characters_are_refused(client: Client, name: str) -> None:
+    response = client.http.post("/api/affiliates", json={"name": name}, headers=client.auth)
+
+    assert response.status_code == 422

@@ -160,7 +160,7 @@ def create_api(runtime: Runtime) -> FastAPI:
         advertiser_id: s.Id | None = None,
         result: Result | None = None,
         reason: Annotated[str | None, Query(max_length=32)] = None,
-        click_id: Annotated[str | None, Query(max_length=64)] = None,
+        click_id: Annotated[str | None, Query(max_length=64, pattern=s.PRINTABLE)] = None,
         since: datetime | None = None,
         until: datetime | None = None,
         before_id: s.Id | None = None,
@@ -182,7 +182,7 @@ def create_api(runtime: Runtime) -> FastAPI:
 
     @api.get("/conversions", tags=["conversions"])
     async def list_conversions(
-        click_id: Annotated[str | None, Query(max_length=64)] = None,
+        click_id: Annotated[str | None, Query(max_length=64, pattern=s.PRINTABLE)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> list[s.ConversionOut]:
         rows = await postback_log.list_conversions(db, click_id=click_id, limit=limit)

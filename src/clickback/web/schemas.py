@@ -13,7 +13,9 @@ from clickback.core.money import money_text, parse_amount, parse_currency
 
 Money = Annotated[Decimal, PlainSerializer(money_text, return_type=str)]
 
-Name = Field(min_length=1, max_length=MAX_NAME_LEN)
+# Names are shown in pages and CSV and stored as text: no control characters (PostgreSQL refuses NUL).
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+Name = Field(min_length=1, max_length=MAX_NAME_LEN, pattern=PRINTABLE)
 # Database integer keys: anything larger cannot exist, and would overflow the drivers.
 Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
 StatusWord = Literal["active", "paused"]
@@ -120,7 +122,7 @@ class AffiliateOut(BaseModel):
 class LinkIn(Strict):
     affiliate_id: Id
     offer_id: Id
-    campaign: str = Field(default="", max_length=MAX_NAME_LEN)
+    campaign: str = Field(default="", max_length=MAX_NAME_LEN, pattern=PRINTABLE)
 
 
 class LinkOut(BaseModel):
