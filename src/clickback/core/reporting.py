@@ -11,11 +11,16 @@ DIMENSIONS = ("day", "affiliate_id", "offer_id", "link_id", "sub1", "country", "
 DATE_BASIS = "clicks by click time; conversions by the time their first postback was recorded (UTC)"
 
 
+def hour_of(moment: datetime) -> int:
+    """The report bucket a moment counts in: its UTC epoch hour."""
+    return int(moment.timestamp()) // 3600
+
+
 def hour_range(first: date, last: date) -> tuple[int, int]:
     """Epoch hours [start, end) covering whole UTC days first..last."""
     start = datetime(first.year, first.month, first.day, tzinfo=UTC)
     end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
-    return int(start.timestamp()) // 3600, int(end.timestamp()) // 3600
+    return hour_of(start), hour_of(end)
 
 
 def day_of(day_number: int) -> str:

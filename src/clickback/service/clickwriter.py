@@ -18,12 +18,12 @@ from itertools import islice
 
 from clickback.core.model import Click
 from clickback.core.reasons import Rejected
+from clickback.core.reporting import hour_of
 from clickback.service.catalog_cache import CatalogCache
 from clickback.service.spool import Spool
 from clickback.store.clicks import prune_visitors, write_batch
 from clickback.store.conversions import attribute_waiting
 from clickback.store.db import Database
-from clickback.store.tables import hour_of
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_SECONDS = 300

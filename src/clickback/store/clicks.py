@@ -8,9 +8,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clickback.core.model import Click, Traits
+from clickback.core.reporting import hour_of
 from clickback.store.bulk import ClickBulk, bulk_for
 from clickback.store.db import Database
-from clickback.store.tables import click_refusals, clicks, hour_of, visitors
+from clickback.store.tables import click_refusals, clicks, visitors
 
 
 def _ms(click: Click) -> int:

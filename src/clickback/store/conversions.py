@@ -27,13 +27,13 @@ from clickback.core.limits import MAX_RAW_LOG_LEN
 from clickback.core.model import Catalog, Click
 from clickback.core.outcome import Outcome, Result
 from clickback.core.reasons import Reason, Rejected
+from clickback.core.reporting import hour_of
 from clickback.store.clicks import clicks_by_id
 from clickback.store.db import Database
 from clickback.store.tables import (
     conversion_history,
     conversion_stats,
     conversions,
-    hour_of,
     postbacks,
 )
 

@@ -158,10 +158,6 @@ clicks = Table(
 )
 
 
-def hour_of(moment: datetime) -> int:
-    return int(moment.timestamp()) // 3600
-
-
 # Report rollups, keyed by UTC hour (epoch hours: integer arithmetic groups them into days in any
 # whole-hour time zone, the same on both dialects). Dimension columns are '' rather than NULL,
 # because NULLs never collide in a unique key and the upserts would then insert duplicates.
