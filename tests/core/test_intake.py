@@ -234,6 +234,10 @@ REFUSALS = [
     pytest.param(raw(query(payout="-5")), Reason.INVALID_PAYOUT, id="negative_payout"),
     pytest.param(raw(query(payout="NaN")), Reason.INVALID_PAYOUT, id="nan_payout"),
     pytest.param(raw(query(currency="EURO")), Reason.UNKNOWN_CURRENCY, id="unknown_currency"),
+    pytest.param(raw(query(event="ngr", payout="-5,0")), Reason.INVALID_PAYOUT, id="negative_ngr_with_comma"),
+    pytest.param(raw(query(event="deposit", payout="-5")), Reason.INVALID_PAYOUT, id="negative_deposit"),
+    pytest.param(raw(query(event="ngr", period="2026-13")), Reason.INVALID_PERIOD, id="month_13"),
+    pytest.param(raw(query(event="ngr", period="10/2026")), Reason.INVALID_PERIOD, id="period_not_iso"),
 ]
 
 
@@ -249,6 +253,8 @@ def test_every_reason_read_postback_can_give_is_in_the_table() -> None:
         Reason.UNKNOWN_CLICK,
         Reason.FOREIGN_CLICK,
         Reason.UNKNOWN_EVENT,
+        Reason.UNKNOWN_PLAYER,
+        Reason.MISSING_EXCHANGE_RATE,
         Reason.TRANSACTION_CONFLICT,
         Reason.INVALID_STATUS_TRANSITION,
         Reason.DUPLICATE,

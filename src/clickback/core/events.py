@@ -2,18 +2,25 @@
 
 from collections.abc import Mapping
 
-STANDARD_EVENTS = frozenset(
+# The iGaming player journey, then generic affiliate events.
+IGAMING_EVENTS = frozenset(
     {
         "registration",
         "verification",
         "first_deposit",
         "deposit",
+        "withdrawal",
+        "bonus",
+        "wager",
+        "net_revenue",
+        "chargeback",
         "qualified_cpa",
-        "revenue",
-        "lead",
-        "sale",
     }
 )
+STANDARD_EVENTS = IGAMING_EVENTS | {"revenue", "lead", "sale"}
+
+# Amounts that may be negative: a player's net gaming revenue for a period is often a loss.
+SIGNED_EVENTS = frozenset({"net_revenue"})
 
 EVENT_ALIASES: Mapping[str, str] = {
     "reg": "registration",
@@ -26,11 +33,32 @@ EVENT_ALIASES: Mapping[str, str] = {
     "first_dep": "first_deposit",
     "firstdeposit": "first_deposit",
     "dep": "deposit",
+    "withdraw": "withdrawal",
+    "cashout": "withdrawal",
+    "bonus_granted": "bonus",
+    "bet": "wager",
+    "bets": "wager",
+    "turnover": "wager",
+    "rake": "wager",
+    "ngr": "net_revenue",
+    "net_gaming_revenue": "net_revenue",
+    "cb": "chargeback",
+    "charge_back": "chargeback",
     "cpa": "qualified_cpa",
     "qftd": "qualified_cpa",
 }
 
 
-def normalise_event(raw: str) -> str:
+def normalise_event(raw: str, names: Mapping[str, str] | None = None) -> str:
+    """Our name for an event: the advertiser's own names first (configured through the API),
+    then the common spellings."""
     name = raw.strip().lower().replace("-", "_").replace(" ", "_")
+    if names and name in names:
+        return names[name]
     return EVENT_ALIASES.get(name, name)
+
+
+def dedupe_family(event: str) -> str:
+    """A first deposit is a deposit: advertisers report one transaction under either name (often
+    both), and clickback may itself relabel a deposit as the player's first. One key for both."""
+    return "deposit" if event == "first_deposit" else event

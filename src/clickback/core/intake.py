@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 
 from clickback.core.clickids import ClickIdCodec, VerifiedClickId
 from clickback.core.clicks import SUB_KEYS
-from clickback.core.events import STANDARD_EVENTS, normalise_event
+from clickback.core.events import SIGNED_EVENTS, STANDARD_EVENTS, normalise_event
 from clickback.core.lifecycle import DEFAULT_STATUS, Status, can_move, parse_status
 from clickback.core.limits import (
     MAX_BODY_BYTES,
@@ -31,7 +31,7 @@ from clickback.core.limits import (
 )
 from clickback.core.macros import find_unreplaced_macro
 from clickback.core.model import Advertiser, Catalog, Click, Offer, token_digest
-from clickback.core.money import parse_amount, parse_currency
+from clickback.core.money import parse_amount, parse_currency, parse_period
 from clickback.core.reasons import Reason, Rejected
 
 # Our field, then every name other platforms send it under (shared/reference/postback-conventions.md).
@@ -43,7 +43,8 @@ ALIASES: Mapping[str, tuple[str, ...]] = {
     "payout": ("payout", "amount", "revenue", "sum"),
     "currency": ("currency", "cnv_currency", "cur"),
     "token": ("token", "secret"),
-    "player_id": ("player_id",),
+    "player_id": ("player_id", "playerid", "player", "customer_id"),
+    "period": ("period",),
     **{key: (key, "s" + key[3:]) for key in SUB_KEYS},
 }
 _FIELD_OF = {alias: name for name, aliases in ALIASES.items() for alias in aliases}
@@ -74,7 +75,8 @@ class Postback:
     """A postback whose every field is valid; what remains depends on the click and past postbacks."""
 
     advertiser: Advertiser
-    click: VerifiedClickId
+    # None when only the player is named: the caller attributes through the player's first click.
+    click: VerifiedClickId | None
     event: str
     status: Status
     status_given: bool
@@ -84,12 +86,22 @@ class Postback:
     subs: tuple[str, ...]
     player_id: str
     ignored: tuple[str, ...]
+    period: str | None = None
 
     @property
     def dedupe_key(self) -> str:
-        # Without a transaction ID an event counts once per click (a second deposit without one
-        # is a duplicate: the reply's hint tells the sender to send txn_id for repeat events).
-        return self.txn_id if self.txn_id is not None else "click:" + self.click.value
+        # Without a transaction ID an event counts once per player, else once per click (a second
+        # deposit without one is a duplicate: the reply's hint says to send txn_id for repeats).
+        if self.txn_id is not None:
+            return self.txn_id
+        if self.player_id:
+            return "player:" + self.player_id
+        assert self.click is not None
+        return "click:" + self.click.value
+
+    @property
+    def click_value(self) -> str:
+        return self.click.value if self.click else ""
 
 
 @dataclass(slots=True)
@@ -106,6 +118,7 @@ class _Draft:
     status: Status = DEFAULT_STATUS
     payout: Decimal | None = None
     currency: str | None = None
+    period: str | None = None
 
 
 def parse(d: _Draft) -> Rejected | None:
@@ -197,6 +210,8 @@ def authenticate(d: _Draft) -> Rejected | None:
 def click_id(d: _Draft) -> Rejected | None:
     value = d.fields.get("click_id", "").strip()
     if not value:
+        if d.fields.get("player_id", "").strip():
+            return None  # a known player's later event: attributed through the player
         return Rejected(Reason.MISSING_CLICK_ID, _guess_click_param(d))
     verified = d.codec.verify(value, d.raw.received_at)
     if isinstance(verified, Rejected):
@@ -216,16 +231,22 @@ def event(d: _Draft) -> Rejected | None:
     raw = d.fields.get("event", "").strip()
     if not raw:
         return Rejected(Reason.MISSING_EVENT)
-    d.event = normalise_event(raw)
+    assert d.advertiser is not None
+    d.event = normalise_event(raw, d.catalog.names_of(d.advertiser.id).events)
     return None
 
 
 def status(d: _Draft) -> Rejected | None:
     raw = d.fields.get("status", "").strip()
     if raw:
-        parsed = parse_status(raw)
+        assert d.advertiser is not None
+        words = d.catalog.names_of(d.advertiser.id).statuses
+        parsed = words.get(raw.lower()) or parse_status(raw)
         if parsed is None:
-            return Rejected(Reason.UNKNOWN_STATUS, raw)
+            configured = ", ".join(f"{k}→{v}" for k, v in sorted(words.items()))
+            return Rejected(
+                Reason.UNKNOWN_STATUS, f"'{raw}' arrived" + (f"; mapped: {configured}" if configured else "")
+            )
         d.status = parsed
     return None
 
@@ -233,7 +254,7 @@ def status(d: _Draft) -> Rejected | None:
 def payout(d: _Draft) -> Rejected | None:
     raw = d.fields.get("payout", "").strip()
     if raw:
-        d.payout = parse_amount(raw)
+        d.payout = parse_amount(raw, signed=d.event in SIGNED_EVENTS)
         if d.payout is None:
             return Rejected(Reason.INVALID_PAYOUT, raw)
     return None
@@ -248,6 +269,15 @@ def currency(d: _Draft) -> Rejected | None:
     return None
 
 
+def period(d: _Draft) -> Rejected | None:
+    raw = d.fields.get("period", "").strip()
+    if raw:
+        d.period = parse_period(raw)
+        if d.period is None:
+            return Rejected(Reason.INVALID_PERIOD, raw)
+    return None
+
+
 STEPS: Sequence[Callable[[_Draft], Rejected | None]] = (
     parse,
     alias,
@@ -258,6 +288,7 @@ STEPS: Sequence[Callable[[_Draft], Rejected | None]] = (
     status,
     payout,
     currency,
+    period,
 )
 
 
@@ -282,7 +313,7 @@ def read_postback(raw: RawPostback, catalog: Catalog, codec: ClickIdCodec) -> Po
                 d.fields.get("click_id", "")[:64],
                 tuple(d.ignored[:MAX_IGNORED_SHOWN]),
             )
-    assert d.advertiser is not None and d.click is not None
+    assert d.advertiser is not None
     txn_id = d.fields.get("txn_id", "").strip()
     return Postback(
         advertiser=d.advertiser,
@@ -294,8 +325,9 @@ def read_postback(raw: RawPostback, catalog: Catalog, codec: ClickIdCodec) -> Po
         currency=d.currency,
         txn_id=txn_id or None,
         subs=tuple(d.fields.get(key, "") for key in SUB_KEYS),
-        player_id=d.fields.get("player_id", ""),
+        player_id=d.fields.get("player_id", "").strip(),
         ignored=tuple(d.ignored[:MAX_IGNORED_SHOWN]),
+        period=d.period,
     )
 
 
@@ -316,16 +348,19 @@ def attribute(
     now: datetime,
     in_flight_window: timedelta,
 ) -> Attribution | Rejected:
+    assert postback.click is not None, "attributed through the player before this step"
     if click is None:
         # A genuine ID this young may still be in a node's write buffer: keep the conversion.
         if now - postback.click.clicked_at > in_flight_window:
             return Rejected(Reason.UNKNOWN_CLICK, postback.click.value)
         known = STANDARD_EVENTS | catalog.custom_events_of(postback.advertiser.id)
         if postback.event not in known:
-            return Rejected(Reason.UNKNOWN_EVENT, _event_detail(postback.event, known))
+            return Rejected(
+                Reason.UNKNOWN_EVENT, _event_detail(postback.event, known, catalog, postback.advertiser.id)
+            )
         return Attribution(None, postback.payout, postback.currency)
     offer = catalog.offers.get(click.offer_id)
-    rejected = check_offer(postback.advertiser.id, postback.event, offer, postback.click.value)
+    rejected = check_offer(postback.advertiser.id, postback.event, offer, postback.click.value, catalog)
     if rejected is not None:
         return rejected
     assert offer is not None
@@ -333,14 +368,14 @@ def attribute(
 
 
 def check_offer(
-    advertiser_id: int, event_name: str, offer: Offer | None, click_value: str
+    advertiser_id: int, event_name: str, offer: Offer | None, click_value: str, catalog: Catalog
 ) -> Rejected | None:
     """The click must be on an offer of the posting advertiser, and the event one it knows."""
     if offer is None or offer.advertiser_id != advertiser_id:
         return Rejected(Reason.FOREIGN_CLICK, click_value)
     known = STANDARD_EVENTS | offer.custom_events
     if event_name not in known:
-        return Rejected(Reason.UNKNOWN_EVENT, _event_detail(event_name, known))
+        return Rejected(Reason.UNKNOWN_EVENT, _event_detail(event_name, known, catalog, advertiser_id))
     return None
 
 
@@ -351,8 +386,12 @@ def price(event_name: str, payout: Decimal | None, currency: str | None, offer: 
     return payout, currency or offer.currency
 
 
-def _event_detail(arrived: str, known: frozenset[str]) -> str:
-    return f"'{arrived}' arrived; this offer knows: {', '.join(sorted(known))}"
+def _event_detail(arrived: str, known: frozenset[str], catalog: Catalog, advertiser_id: int) -> str:
+    mapped = catalog.names_of(advertiser_id).events
+    names = (
+        f"; your names mapped: {', '.join(f'{k}→{v}' for k, v in sorted(mapped.items()))}" if mapped else ""
+    )
+    return f"'{arrived}' arrived{names}; this offer knows: {', '.join(sorted(known))}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,7 +414,7 @@ class StatusChange:
 
 
 def on_repeat(postback: Postback, existing: Existing) -> Duplicate | StatusChange | Rejected:
-    if existing.click_id != postback.click.value:
+    if existing.click_id != postback.click_value:
         return Rejected(Reason.TRANSACTION_CONFLICT, postback.txn_id or "")
     if not postback.status_given or postback.status is existing.status:
         return Duplicate()

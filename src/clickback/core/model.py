@@ -8,6 +8,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import NamedTuple
 
+from clickback.core.commission import Deal
+from clickback.core.lifecycle import Status
 from clickback.core.macros import UrlTemplate
 
 
@@ -35,6 +37,19 @@ class Offer:
     # What one conversion of an event earns when the postback names no payout.
     payouts: Mapping[str, Decimal] = field(default_factory=dict)
     custom_events: frozenset[str] = frozenset()
+    vertical: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AdvertiserNames:
+    """An advertiser's own words for our events and statuses (e.g. dep→deposit, 2→pending)."""
+
+    events: Mapping[str, str] = field(default_factory=dict)
+    statuses: Mapping[str, Status] = field(default_factory=dict)
+
+
+NO_NAMES = AdvertiserNames()
+EVERY_AFFILIATE = 0  # the affiliate_id of an offer's default deal
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +121,9 @@ class Catalog:
     affiliates: Mapping[int, Affiliate]
     links_by_code: Mapping[str, Link]
     advertisers_by_token: Mapping[bytes, Advertiser]
+    names: Mapping[int, AdvertiserNames] = field(default_factory=dict)
+    # (offer_id, affiliate_id or EVERY_AFFILIATE) → the deal
+    deals: Mapping[tuple[int, int], Deal] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -115,6 +133,8 @@ class Catalog:
         offers: list[Offer],
         affiliates: list[Affiliate],
         links: list[Link],
+        names: Mapping[int, AdvertiserNames] | None = None,
+        deals: Mapping[tuple[int, int], Deal] | None = None,
     ) -> "Catalog":
         return cls(
             version=version,
@@ -123,7 +143,16 @@ class Catalog:
             affiliates={a.id: a for a in affiliates},
             links_by_code={link.code: link for link in links},
             advertisers_by_token={token_digest(a.token): a for a in advertisers},
+            names=names or {},
+            deals=deals or {},
         )
+
+    def names_of(self, advertiser_id: int) -> AdvertiserNames:
+        return self.names.get(advertiser_id, NO_NAMES)
+
+    def deal_for(self, offer_id: int, affiliate_id: int) -> Deal | None:
+        """The affiliate's own deal on the offer, else the offer's default deal."""
+        return self.deals.get((offer_id, affiliate_id)) or self.deals.get((offer_id, EVERY_AFFILIATE))
 
     def custom_events_of(self, advertiser_id: int) -> frozenset[str]:
         events: frozenset[str] = frozenset()

@@ -6,7 +6,8 @@ from decimal import Decimal
 from clickback.core.limits import MAX_PAYOUT, PAYOUT_DECIMALS
 
 # Digits with an optional dot: no exponent, sign, comma, NaN or Infinity reaches Decimal.
-_AMOUNT = re.compile(rf"[0-9]{{1,12}}(\.[0-9]{{1,{PAYOUT_DECIMALS}}})?")
+_AMOUNT = re.compile(rf"-?[0-9]{{1,12}}(\.[0-9]{{1,{PAYOUT_DECIMALS}}})?")
+_PERIOD = re.compile(r"(20[0-9]{2})-(0[1-9]|1[0-2])")
 
 # ISO 4217 active codes (2026), plus XAU/XAG-style units left out on purpose: payouts are money.
 CURRENCIES = frozenset(
@@ -22,12 +23,19 @@ CURRENCIES = frozenset(
 )
 
 
-def parse_amount(raw: str) -> Decimal | None:
+def parse_amount(raw: str, *, signed: bool = False) -> Decimal | None:
+    """`signed` admits a leading minus (a period's net gaming revenue may be a loss)."""
     text = raw.strip()
-    if not _AMOUNT.fullmatch(text):
+    if not _AMOUNT.fullmatch(text) or (text.startswith("-") and not signed):
         return None
     amount = Decimal(text)
-    return amount if amount <= MAX_PAYOUT else None
+    return amount if abs(amount) <= MAX_PAYOUT else None
+
+
+def parse_period(raw: str) -> str | None:
+    """A reporting month, YYYY-MM."""
+    text = raw.strip()
+    return text if _PERIOD.fullmatch(text) else None
 
 
 def parse_currency(raw: str) -> str | None:

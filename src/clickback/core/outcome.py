@@ -21,6 +21,8 @@ class Outcome:
     detail: str = ""
     conversion_id: int | None = None
     status: str | None = None
+    # The event as recorded, when it is one (a deposit may be recorded as the first_deposit).
+    event: str | None = None
     ignored: tuple[str, ...] = ()
 
     @property
@@ -31,6 +33,8 @@ class Outcome:
         body: dict[str, Any] = {"result": self.result.value}
         if self.conversion_id is not None:
             body["conversion_id"] = self.conversion_id
+        if self.event is not None:
+            body["event"] = self.event
         if self.status is not None:
             body["status"] = self.status
         if self.reason is not None:

@@ -68,7 +68,8 @@ class Reason(Enum):
         "missing_click_id",
         400,
         "The postback carries no click ID.",
-        "Pass the click ID you received on the offer URL as click_id (aliases: clickid, cid, subid).",
+        "Pass the click ID you received on the offer URL as click_id (aliases: clickid, cid, subid),"
+        " or player_id for a player whose registration was already reported.",
     )
     MALFORMED_CLICK_ID = (
         "malformed_click_id",
@@ -115,8 +116,27 @@ class Reason(Enum):
     INVALID_PAYOUT = (
         "invalid_payout",
         422,
-        "The payout is not a non-negative decimal number.",
-        "Send digits with a dot as the decimal separator, e.g. payout=25.50.",
+        "The amount is not a decimal number clickback accepts.",
+        "Send digits with a dot as the decimal separator, e.g. payout=25.50; only net_revenue may be"
+        " negative.",
+    )
+    INVALID_PERIOD = (
+        "invalid_period",
+        422,
+        "The period is not a month in the form YYYY-MM.",
+        "Send the month the revenue belongs to, e.g. period=2026-10, or leave period out.",
+    )
+    UNKNOWN_PLAYER = (
+        "unknown_player",
+        404,
+        "No player with this player_id was reported with a click ID.",
+        "Send the registration (with click_id and player_id) first, or add click_id to this postback.",
+    )
+    MISSING_EXCHANGE_RATE = (
+        "missing_exchange_rate",
+        422,
+        "The amount's currency differs from the deal's and no exchange rate is on record for that day.",
+        "Ask the affiliate manager to add the rate (API /api/fx-rates or clickback fx set), then resend.",
     )
     UNKNOWN_CURRENCY = (
         "unknown_currency",

@@ -5,6 +5,8 @@ import contextlib
 import logging
 from datetime import UTC, datetime
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from clickback.config import Settings
 from clickback.core.clickids import ClickIdCodec
 from clickback.enrich import Enricher
@@ -12,9 +14,11 @@ from clickback.service.catalog_cache import CatalogCache
 from clickback.service.clickwriter import ClickWriter
 from clickback.service.spool import Spool
 from clickback.service.tracker import Tracker
+from clickback.store import ledger
 from clickback.store.db import Database, connect
 
 log = logging.getLogger(__name__)
+SETTLE_SECONDS = 60
 
 
 def utcnow() -> datetime:
@@ -56,7 +60,17 @@ class Runtime:
         self._tasks = [
             asyncio.create_task(self.writer.run(), name="click-writer"),
             asyncio.create_task(self.catalog.watch(), name="catalog-watch"),
+            asyncio.create_task(self._settle(), name="commission-settle"),
         ]
+
+    async def _settle(self) -> None:
+        """Approve commissions whose hold has passed; every process may, the UPDATE is idempotent."""
+        while True:
+            try:
+                await ledger.settle(self.db, utcnow())
+            except (SQLAlchemyError, OSError):
+                log.warning("settling commissions failed; retrying in a minute", exc_info=True)
+            await asyncio.sleep(SETTLE_SECONDS)
 
     async def stop(self) -> None:
         writer_task, *others = self._tasks

@@ -2,13 +2,14 @@
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from clickback.core.clickids import ClickIdCodec
 from clickback.core.clicks import ClickRequest, ClickTaken, take_click
-from clickback.core.intake import RawPostback, Refused, attribute, read_postback
+from clickback.core.intake import Postback, RawPostback, Refused, attribute, read_postback
 from clickback.core.limits import MAX_UA_LEN
 from clickback.core.model import Traits
 from clickback.core.outcome import Outcome, Result
@@ -16,7 +17,7 @@ from clickback.core.privacy import Privacy
 from clickback.core.reasons import Reason, Rejected
 from clickback.service.catalog_cache import CatalogCache
 from clickback.service.clickwriter import ClickWriter
-from clickback.store import conversions
+from clickback.store import conversions, players
 from clickback.store.clicks import find_click
 from clickback.store.db import Database
 
@@ -70,10 +71,30 @@ class Tracker:
         postback = read_postback(raw, catalog, self.codec)
         if isinstance(postback, Refused):
             return await conversions.log_refused(self._db, raw, postback)
+        postback = await self._through_player(postback, raw.received_at)
+        if isinstance(postback, Refused):
+            return await conversions.log_refused(self._db, raw, postback)
+        assert postback.click is not None
         click_id = postback.click.value
         click = self._writer.get(click_id) or await find_click(self._db, click_id)
         attribution = attribute(postback, click, catalog, raw.received_at, self._in_flight_window)
         if isinstance(attribution, Rejected):
             refused = Refused(attribution, postback.advertiser.id, click_id, postback.ignored)
             return await conversions.log_refused(self._db, raw, refused)
-        return await conversions.record(self._db, raw, postback, attribution)
+        return await conversions.record(self._db, raw, postback, attribution, catalog)
+
+    async def _through_player(self, postback: Postback, now: datetime) -> Postback | Refused:
+        """A known player stays attributed to the click of their first postback, whatever click ID
+        later postbacks carry; a postback naming only the player is attributed through it."""
+        if not postback.player_id:
+            return postback
+        player = await players.find(self._db, postback.advertiser.id, postback.player_id)
+        if player is None:
+            if postback.click is None:
+                rejected = Rejected(Reason.UNKNOWN_PLAYER, postback.player_id[:64])
+                return Refused(rejected, postback.advertiser.id, "", postback.ignored)
+            return postback
+        verified = self.codec.verify(player.click_id, now)
+        if isinstance(verified, Rejected):  # the click-ID key was changed since the player came
+            return Refused(verified, postback.advertiser.id, player.click_id, postback.ignored)
+        return replace(postback, click=verified)

@@ -54,6 +54,7 @@ async def create_offer(
     payouts: Mapping[str, Decimal],
     custom_events: list[str],
     now: datetime,
+    vertical: str = "",
 ) -> dict[str, Any]:
     await get(db, "advertisers", advertiser_id)
     values = {
@@ -64,6 +65,7 @@ async def create_offer(
         "status": "active",
         "payouts": json.dumps({k: str(v) for k, v in payouts.items()}),
         "custom_events": json.dumps(sorted(set(custom_events))),
+        "vertical": vertical,
         "created_at": now,
     }
     return await _insert(db, offers, values)

@@ -1,15 +1,27 @@
 """Loading the in-memory catalog, and the version number that tells every process to reload it."""
 
 import json
+from dataclasses import asdict
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clickback.core.commission import CpaRules, Deal, DealKind, RevShareTerms, Tier, TierBasis
+from clickback.core.lifecycle import Status
 from clickback.core.macros import compile_template
-from clickback.core.model import Advertiser, Affiliate, Catalog, Link, Offer, State
+from clickback.core.model import Advertiser, AdvertiserNames, Affiliate, Catalog, Link, Offer, State
 from clickback.store.db import Database
-from clickback.store.tables import advertisers, affiliates, catalog_version, links, offers
+from clickback.store.tables import (
+    advertiser_names,
+    advertisers,
+    affiliates,
+    catalog_version,
+    deals,
+    links,
+    offers,
+)
 
 
 async def current_version(db: Database) -> int:
@@ -29,6 +41,8 @@ async def load_catalog(db: Database) -> Catalog:
         offer_rows = (await conn.execute(select(offers))).all()
         aff_rows = (await conn.execute(select(affiliates))).all()
         link_rows = (await conn.execute(select(links))).all()
+        names = await load_names(conn)
+        deal_map = await load_deals(conn)
     return Catalog.build(
         version,
         [Advertiser(r.id, r.name, r.token, State(r.status)) for r in adv_rows],
@@ -42,9 +56,78 @@ async def load_catalog(db: Database) -> Catalog:
                 status=State(r.status),
                 payouts={k: Decimal(v) for k, v in json.loads(r.payouts).items()},
                 custom_events=frozenset(json.loads(r.custom_events)),
+                vertical=r.vertical,
             )
             for r in offer_rows
         ],
         [Affiliate(r.id, r.name, State(r.status)) for r in aff_rows],
         [Link(r.id, r.code, r.affiliate_id, r.offer_id, r.campaign, State(r.status)) for r in link_rows],
+        names,
+        deal_map,
     )
+
+
+def terms_to_json(deal: Deal) -> str:
+    def plain(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return str(value)
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return value
+
+    return json.dumps(
+        {
+            "cpa": plain(asdict(deal.cpa)) if deal.cpa else None,
+            "revshare": plain(asdict(deal.revshare)) if deal.revshare else None,
+        }
+    )
+
+
+def _dec(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def deal_from_row(kind: str, currency: str, terms: str) -> Deal:
+    doc = json.loads(terms)
+    cpa = revshare = None
+    if (c := doc.get("cpa")) is not None:
+        cpa = CpaRules(
+            amount=Decimal(c["amount"]),
+            geo_amounts={k: Decimal(v) for k, v in c["geo_amounts"].items()},
+            require_registration=c["require_registration"],
+            require_verification=c["require_verification"],
+            ftd_min=_dec(c["ftd_min"]),
+            deposits_min=_dec(c["deposits_min"]),
+            deposits_days=c["deposits_days"],
+            wager_min=_dec(c["wager_min"]),
+            window_days=c["window_days"],
+            hold_days=c["hold_days"],
+        )
+    if (r := doc.get("revshare")) is not None:
+        revshare = RevShareTerms(
+            percent=Decimal(r["percent"]),
+            tiers=tuple(Tier(Decimal(t["threshold"]), Decimal(t["percent"])) for t in r["tiers"]),
+            tier_basis=TierBasis(r["tier_basis"]),
+            negative_carryover=r["negative_carryover"],
+        )
+    return Deal(DealKind(kind), currency, cpa, revshare)
+
+
+async def load_deals(conn: AsyncConnection) -> dict[tuple[int, int], Deal]:
+    rows = (await conn.execute(select(deals))).all()
+    return {(r.offer_id, r.affiliate_id): deal_from_row(r.kind, r.currency, r.terms) for r in rows}
+
+
+async def load_names(conn: AsyncConnection) -> dict[int, AdvertiserNames]:
+    events: dict[int, dict[str, str]] = {}
+    statuses: dict[int, dict[str, Status]] = {}
+    for r in (await conn.execute(select(advertiser_names))).all():
+        if r.kind == "event":
+            events.setdefault(r.advertiser_id, {})[r.name] = r.maps_to
+        else:
+            statuses.setdefault(r.advertiser_id, {})[r.name] = Status(r.maps_to)
+    return {
+        a: AdvertiserNames(events.get(a, {}), statuses.get(a, {})) for a in events.keys() | statuses.keys()
+    }

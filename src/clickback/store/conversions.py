@@ -1,7 +1,6 @@
 """Recording postbacks: conversion, status history, report counters and the postback log, each
 postback in one transaction, committed before the sender is answered."""
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -10,6 +9,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clickback.core.commission import AMOUNT_EVENTS, convert, period_of
+from clickback.core.events import dedupe_family
 from clickback.core.intake import (
     Attribution,
     Duplicate,
@@ -27,35 +28,94 @@ from clickback.core.limits import MAX_RAW_LOG_LEN
 from clickback.core.model import Catalog, Click
 from clickback.core.outcome import Outcome, Result
 from clickback.core.reasons import Reason, Rejected
-from clickback.core.reporting import hour_of
+from clickback.store import fx, ledger, players
 from clickback.store.clicks import clicks_by_id
+from clickback.store.conversion_rows import change_status, count_row, history
 from clickback.store.db import Database
-from clickback.store.tables import (
-    conversion_history,
-    conversion_stats,
-    conversions,
-    postbacks,
-)
+from clickback.store.tables import conversions, postbacks
 
 
-async def record(db: Database, raw: RawPostback, postback: Postback, attribution: Attribution) -> Outcome:
+async def record(
+    db: Database, raw: RawPostback, postback: Postback, attribution: Attribution, catalog: Catalog
+) -> Outcome:
+    now = raw.received_at
     async with db.write() as conn:
-        inserted = await _insert(db, conn, raw, postback, attribution)
+        priced = await _priced(conn, postback, attribution, catalog, now)
+        player = None if isinstance(priced, Rejected) else await _player(db, conn, postback, attribution, now)
+        event = relabel(postback.event, player)
+        inserted = None
+        if not isinstance(priced, Rejected):
+            inserted = await _insert(db, conn, raw, postback, attribution, event, priced)
         if inserted is not None:
             outcome = Outcome(
                 Result.ACCEPTED,
                 conversion_id=inserted,
                 status=postback.status,
+                event=event,
                 ignored=postback.ignored,
             )
-            log_id = await _log(conn, raw, postback.advertiser.id, postback.click.value, outcome)
-            await _history(conn, inserted, None, postback.status, raw.received_at, log_id)
+            log_id = await _log(conn, raw, postback.advertiser.id, postback.click_value, outcome)
+            await history(conn, inserted, None, postback.status, now, log_id)
+            if player is not None:
+                await players.note_event(conn, player, event, inserted, now)
+                await ledger.evaluate(db, conn, catalog, player.id, inserted, now)
             return outcome
-        outcome, change = await _repeat(conn, postback)
-        log_id = await _log(conn, raw, postback.advertiser.id, postback.click.value, outcome)
+        existing = await _existing(conn, postback)
+        if existing is None:  # not a repeat, and refused before insertion
+            assert isinstance(priced, Rejected)
+            refused = Outcome(Result.REJECTED, priced.reason, priced.detail, ignored=postback.ignored)
+            await _log(conn, raw, postback.advertiser.id, postback.click_value, refused)
+            return refused
+        outcome, change = _repeat(postback, existing)
+        log_id = await _log(conn, raw, postback.advertiser.id, postback.click_value, outcome)
         if change is not None:
-            await _apply_change(db, conn, change, postback, raw.received_at, log_id)
+            await change_status(db, conn, dict(existing._mapping), change, now, log_id)
+            player = player or await _player(db, conn, postback, attribution, now)
+            if player is not None:
+                await ledger.evaluate(db, conn, catalog, player.id, existing.id, now)
         return outcome
+
+
+def relabel(event: str, player: players.Player | None) -> str:
+    """A player's first deposit is recorded as first_deposit whatever the advertiser called it, and
+    only the first: a second 'first deposit' is a deposit."""
+    if player is None or dedupe_family(event) != "deposit":
+        return event
+    return "first_deposit" if player.ftd_conversion_id is None else "deposit"
+
+
+async def _player(
+    db: Database, conn: AsyncConnection, postback: Postback, attribution: Attribution, now: datetime
+) -> players.Player | None:
+    if not postback.player_id:
+        return None
+    return await players.lock(
+        db, conn, postback.advertiser.id, postback.player_id, postback.click_value, attribution.click, now
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Priced:
+    """The amount in the deal's currency, and the rate that made it."""
+
+    amount: Decimal | None = None
+    rate: Decimal | None = None
+
+
+async def _priced(
+    conn: AsyncConnection, postback: Postback, attribution: Attribution, catalog: Catalog, now: datetime
+) -> _Priced | Rejected:
+    click = attribution.click
+    if click is None or attribution.payout is None or attribution.currency is None:
+        return _Priced()
+    deal = catalog.deal_for(click.offer_id, click.affiliate_id)
+    if deal is None or postback.event not in AMOUNT_EVENTS:
+        return _Priced()
+    rate = await fx.rate_on(conn, attribution.currency, deal.currency, now.date())
+    if rate is None:
+        detail = f"{attribution.currency}→{deal.currency} on {now.date().isoformat()}"
+        return Rejected(Reason.MISSING_EXCHANGE_RATE, detail)
+    return _Priced(convert(attribution.payout, rate), rate)
 
 
 async def log_refused(db: Database, raw: RawPostback, refused: Refused) -> Outcome:
@@ -73,18 +133,25 @@ async def _insert(
     raw: RawPostback,
     postback: Postback,
     attribution: Attribution,
+    event: str,
+    priced: _Priced,
 ) -> int | None:
     click = attribution.click
+    assert postback.click is not None
     row: dict[str, Any] = {
         "advertiser_id": postback.advertiser.id,
         "click_id": postback.click.value,
         "dedupe_key": postback.dedupe_key,
+        "dedupe_event": dedupe_family(event),
         "txn_id": postback.txn_id,
-        "event": postback.event,
+        "event": event,
         "status": postback.status.value,
         "payout": attribution.payout,
         "currency": attribution.currency,
         "player_id": postback.player_id,
+        "deal_amount": priced.amount,
+        "fx_rate": None if priced.rate is None else str(priced.rate),
+        "period": (postback.period or period_of(raw.received_at)) if event == "net_revenue" else None,
         "clicked_at": postback.click.clicked_at,
         "created_at": raw.received_at,
         "updated_at": raw.received_at,
@@ -95,7 +162,7 @@ async def _insert(
     conversion_id: int | None = (await conn.execute(stmt)).scalar_one_or_none()
     if conversion_id is not None and click is not None:
         assert attribution.payout is not None and attribution.currency is not None
-        await _count_row(db, conn, row, postback.status, attribution.payout, +1)
+        await count_row(db, conn, row, postback.status, attribution.payout, +1)
     return conversion_id
 
 
@@ -114,109 +181,38 @@ def _attribution_columns(click: Click | None, now: datetime) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True, slots=True)
-class _Change:
-    conversion_id: int
-    old: Status
-    new: Status
-
-
-async def _repeat(conn: AsyncConnection, postback: Postback) -> tuple[Outcome, _Change | None]:
+async def _existing(conn: AsyncConnection, postback: Postback) -> Any:
     key = (
         (conversions.c.advertiser_id == postback.advertiser.id)
         & (conversions.c.dedupe_key == postback.dedupe_key)
-        & (conversions.c.event == postback.event)
+        & (conversions.c.dedupe_event == dedupe_family(postback.event))
     )
     # FOR UPDATE: two status changes racing on PostgreSQL apply one after the other (SQLite
     # writers are serialised already and ignore it).
-    query = select(conversions.c.id, conversions.c.click_id, conversions.c.status).where(key)
-    row = (await conn.execute(query.with_for_update())).one()
+    return (await conn.execute(select(conversions).where(key).with_for_update())).first()
+
+
+def _repeat(postback: Postback, row: Any) -> tuple[Outcome, Status | None]:
     existing = Existing(row.id, row.click_id, Status(row.status))
     decision = on_repeat(postback, existing)
     ignored = postback.ignored
     if isinstance(decision, Rejected):
-        outcome = Outcome(Result.REJECTED, decision.reason, decision.detail, ignored=ignored)
-        return outcome, None
+        return Outcome(Result.REJECTED, decision.reason, decision.detail, ignored=ignored), None
     if isinstance(decision, Duplicate):
         outcome = Outcome(
             Result.DUPLICATE,
             Reason.DUPLICATE,
             conversion_id=existing.id,
             status=existing.status,
+            event=row.event,
             ignored=ignored,
         )
         return outcome, None
     assert isinstance(decision, StatusChange)
-    outcome = Outcome(Result.UPDATED, conversion_id=existing.id, status=decision.new, ignored=ignored)
-    return outcome, _Change(existing.id, existing.status, decision.new)
-
-
-async def _apply_change(
-    db: Database,
-    conn: AsyncConnection,
-    change: _Change,
-    postback: Postback,
-    now: datetime,
-    log_id: int,
-) -> None:
-    row = (await conn.execute(select(conversions).where(conversions.c.id == change.conversion_id))).one()
-    await conn.execute(
-        update(conversions)
-        .where(conversions.c.id == change.conversion_id)
-        .values(status=change.new.value, updated_at=now)
+    outcome = Outcome(
+        Result.UPDATED, conversion_id=existing.id, status=decision.new, event=row.event, ignored=ignored
     )
-    await _history(conn, change.conversion_id, change.old, change.new, now, log_id)
-    if row.attributed_at is not None and row.link_id is not None:
-        values = dict(row._mapping)
-        await _count_row(db, conn, values, change.old, row.payout, -1)
-        await _count_row(db, conn, values, change.new, row.payout, +1)
-
-
-async def _history(
-    conn: AsyncConnection,
-    conversion_id: int,
-    old: Status | None,
-    new: Status,
-    at: datetime,
-    postback_id: int | None,
-) -> None:
-    await conn.execute(
-        conversion_history.insert().values(
-            conversion_id=conversion_id,
-            at=at,
-            from_status=old.value if old else None,
-            to_status=new.value,
-            postback_id=postback_id,
-        )
-    )
-
-
-async def _count_row(
-    db: Database,
-    conn: AsyncConnection,
-    row: Mapping[str, Any],
-    status: Status,
-    payout: Decimal,
-    sign: int,
-) -> None:
-    """Move one conversion into (+1) or out of (-1) its report bucket: the hour it was recorded."""
-    stmt = db.insert_adding(conversion_stats, ["conversions", "payout"])
-    await conn.execute(
-        stmt.values(
-            hour=hour_of(row["created_at"]),
-            link_id=row["link_id"],
-            sub1=row["sub1"],
-            country=row["country"],
-            device_type=row["device_type"],
-            event=row["event"],
-            status=status.value,
-            currency=row["currency"],
-            affiliate_id=row["affiliate_id"],
-            offer_id=row["offer_id"],
-            conversions=sign,
-            payout=payout * sign,
-        )
-    )
+    return outcome, decision.new
 
 
 async def _log(
@@ -278,15 +274,25 @@ async def _attribute_late(
     # Guarded on attributed_at: another process may have settled this conversion meanwhile.
     unsettled = (conversions.c.id == row.id) & conversions.c.attributed_at.is_(None)
     offer = catalog.offers.get(click.offer_id)
-    rejected = check_offer(row.advertiser_id, row.event, offer, row.click_id)
+    rejected = check_offer(row.advertiser_id, row.event, offer, row.click_id, catalog)
     if rejected is not None or offer is None:
         values: dict[str, Any] = {"status": Status.REJECTED.value, "attributed_at": now}
         if (await conn.execute(update(conversions).where(unsettled).values(values))).rowcount:
-            await _history(conn, row.id, Status(row.status), Status.REJECTED, now, None)
+            await history(conn, row.id, Status(row.status), Status.REJECTED, now, None)
         return False
     payout, currency = price(row.event, row.payout, row.currency, offer)
     values = {**_attribution_columns(click, now), "payout": payout, "currency": currency}
+    deal = catalog.deal_for(click.offer_id, click.affiliate_id)
+    if deal is not None and row.event in AMOUNT_EVENTS and row.payout is not None:
+        # No rate on record leaves the amount out of commissions (it cannot be refused any more).
+        rate = await fx.rate_on(conn, currency, deal.currency, row.created_at.date())
+        if rate is not None:
+            values |= {"deal_amount": convert(payout, rate), "fx_rate": str(rate)}
     if not (await conn.execute(update(conversions).where(unsettled).values(values))).rowcount:
         return False
-    await _count_row(db, conn, {**row._mapping, **values}, Status(row.status), payout, +1)
+    await count_row(db, conn, {**row._mapping, **values}, Status(row.status), payout, +1)
+    await players.attribute_late(conn, click)
+    if row.player_id:
+        player = await players.lock(db, conn, row.advertiser_id, row.player_id, row.click_id, click, now)
+        await ledger.evaluate(db, conn, catalog, player.id, row.id, now)
     return True

@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -111,6 +112,7 @@ offers = Table(
     # {"event": "amount"} and ["event", ...] as JSON text: read whole into the catalog, never queried.
     Column("payouts", Text, nullable=False),
     Column("custom_events", Text, nullable=False),
+    Column("vertical", String(16), nullable=False, server_default=""),
     Column("created_at", UtcDateTime, nullable=False),
 )
 
@@ -221,8 +223,10 @@ conversions = Table(
     Column("id", Integer, primary_key=True),
     Column("advertiser_id", Integer, nullable=False),
     Column("click_id", String(32), nullable=False, index=True),
-    # The transaction ID, or "click:<click_id>" when the sender gave none.
-    Column("dedupe_key", String(160), nullable=False),
+    # The transaction ID, else "player:<player_id>", else "click:<click_id>".
+    Column("dedupe_key", String(300), nullable=False),
+    # The event, with first_deposit counted as deposit (core.events.dedupe_family).
+    Column("dedupe_event", String(64), nullable=False),
     Column("txn_id", String(128), nullable=True),
     Column("event", String(64), nullable=False),
     Column("status", String(16), nullable=False),
@@ -239,12 +243,18 @@ conversions = Table(
     Column("device_type", String(16), nullable=False),
     *_subs("adv_sub"),
     Column("player_id", String(255), nullable=False),
+    # The amount in the deal's currency and the rate used (exact decimal text), once attributed.
+    Column("deal_amount", Money, nullable=True),
+    Column("fx_rate", String(40), nullable=True),
+    # The month a net_revenue report covers (YYYY-MM); NULL for other events.
+    Column("period", String(7), nullable=True),
     Column("clicked_at", UtcDateTime, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("attributed_at", UtcDateTime, nullable=True),
     # Exactly-once comes from this key, not from check-then-insert.
-    UniqueConstraint("advertiser_id", "dedupe_key", "event"),
+    UniqueConstraint("advertiser_id", "dedupe_key", "dedupe_event"),
+    Index(None, "advertiser_id", "player_id"),
     Index(
         "ix_conversions_unattributed",
         "id",
@@ -296,4 +306,109 @@ postbacks = Table(
     Column("body", Text, nullable=False),
     Column("ignored", String(1024), nullable=False),
     Index(None, "advertiser_id", "id"),
+)
+
+
+# An advertiser's own words for our events and statuses: kind 'event' or 'status'.
+advertiser_names = Table(
+    "advertiser_names",
+    metadata,
+    Column("advertiser_id", ForeignKey("advertisers.id"), primary_key=True),
+    Column("kind", String(8), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("maps_to", String(64), nullable=False),
+)
+
+# Commission terms of an offer (affiliate_id 0: every affiliate) or of one affiliate on it.
+deals = Table(
+    "deals",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("offer_id", ForeignKey("offers.id"), nullable=False),
+    Column("affiliate_id", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("currency", String(3), nullable=False),
+    # CPA rules and RevShare terms as JSON text: read whole into the catalog, never queried.
+    Column("terms", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("offer_id", "affiliate_id"),
+)
+
+# Dated exchange rates: 1 unit of base is `rate` units of quote, from `day` on. Exact decimal text.
+fx_rates = Table(
+    "fx_rates",
+    metadata,
+    Column("base", String(3), primary_key=True),
+    Column("quote", String(3), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("rate", String(40), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# A player is the advertiser's customer, attributed for life to the click of their first postback.
+# Attribution columns are NULL while that click is still in flight (as for conversions).
+players = Table(
+    "players",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("advertiser_id", Integer, nullable=False),
+    Column("player_id", String(255), nullable=False),
+    Column("click_id", String(32), nullable=False, index=True),
+    Column("link_id", Integer, nullable=True),
+    Column("affiliate_id", Integer, nullable=True),
+    Column("offer_id", Integer, nullable=True),
+    Column("country", String(2), nullable=False),
+    Column("sub1", String(255), nullable=False),
+    Column("first_seen_at", UtcDateTime, nullable=False),
+    Column("registered_at", UtcDateTime, nullable=True),
+    # Set once by a guarded UPDATE: concurrent deposits cannot both be the first.
+    Column("ftd_conversion_id", Integer, nullable=True),
+    Column("ftd_at", UtcDateTime, nullable=True),
+    Column("qualified_at", UtcDateTime, nullable=True),
+    UniqueConstraint("advertiser_id", "player_id"),
+    Index(None, "affiliate_id", "first_seen_at"),
+)
+
+# The commission ledger: entries are appended, never edited but for their status. A reversal is a
+# new entry with the opposite amount pointing at the entry it reverses.
+commissions = Table(
+    "commissions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("affiliate_id", Integer, nullable=False),
+    Column("offer_id", Integer, nullable=False),
+    Column("player", Integer, nullable=True),
+    # The conversion whose arrival or status change produced this entry.
+    Column("conversion_id", Integer, nullable=True, index=True),
+    Column("period", String(7), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("hold_until", UtcDateTime, nullable=True),
+    Column("reverses_id", Integer, nullable=True),
+    Column("detail", String(512), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(None, "affiliate_id", "period"),
+    Index(None, "player"),
+)
+
+# RevShare as booked per affiliate, offer and month: the ledger's RevShare entries of a month always
+# sum to `earnings`. The row is also the lock that serialises recomputing that month.
+revshare_periods = Table(
+    "revshare_periods",
+    metadata,
+    Column("affiliate_id", Integer, primary_key=True),
+    Column("offer_id", Integer, primary_key=True),
+    Column("period", String(7), primary_key=True),
+    Column("currency", String(3), nullable=False),
+    Column("ngr", Money, nullable=False),
+    Column("ftds", Integer, nullable=False),
+    Column("carry_in", Money, nullable=False),
+    Column("percent", String(16), nullable=False),
+    Column("earnings", Money, nullable=False),
+    Column("carry_out", Money, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
 )

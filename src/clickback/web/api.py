@@ -3,22 +3,32 @@
 import hmac
 import json
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, NoReturn
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from clickback.core.commission import CpaRules, Deal, DealKind, Tier, TierBasis
+from clickback.core.commission import RevShareTerms as RevShare
+from clickback.core.events import STANDARD_EVENTS
+from clickback.core.lifecycle import Status
+from clickback.core.model import EVERY_AFFILIATE
 from clickback.core.outcome import Result
 from clickback.core.reasons import BY_CODE, Reason
 from clickback.core.reporting import DATE_BASIS, DIMENSIONS, ReportRow
+from clickback.core.statements import statement_csv, totals
+from clickback.core.verticals import PRESETS, Vertical
 from clickback.service.runtime import Runtime, utcnow
-from clickback.store import admin, postback_log, reports
+from clickback.store import admin, deals, fx, ledger, postback_log, reports, statements
+from clickback.store.catalog import deal_from_row
 from clickback.web import schemas as s
 
 MAX_REPORT_DAYS = 400
+MAX_COHORT_PLAYERS = 100_000
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <CLICKBACK_API_KEY>")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
@@ -91,7 +101,13 @@ def create_api(runtime: Runtime) -> FastAPI:
             payouts=body.payouts,
             custom_events=body.custom_events,
             now=utcnow(),
+            vertical=body.vertical or "",
         )
+        if body.vertical:
+            # A new offer of a known vertical earns from its first player on sensible terms.
+            preset = PRESETS[Vertical(body.vertical)]
+            deal = Deal(preset.kind, row["currency"], preset.cpa, preset.revshare)
+            await deals.put_deal(db, row["id"], EVERY_AFFILIATE, deal, utcnow())
         return offer_out(await changed(row))
 
     @api.get("/offers", tags=["offers"])
@@ -234,6 +250,133 @@ def create_api(runtime: Runtime) -> FastAPI:
         check_range(first, last)
         return [s.RefusedClicksOut(**r) for r in await reports.refused_clicks(db, first, last)]
 
+    # --- deals, names, exchange rates -----------------------------------------------------------
+    @api.get("/presets", tags=["deals"])
+    async def presets() -> list[s.PresetOut]:
+        """Each vertical's usual events and typical deal: the defaults of an offer created with it."""
+        return [
+            s.PresetOut(
+                vertical=v.value,
+                events=list(p.events),
+                kind=p.kind.value,
+                cpa=s.CpaTerms(**asdict(p.cpa)),
+                revshare=s.RevShareTerms(**asdict(p.revshare)),
+            )
+            for v, p in PRESETS.items()
+        ]
+
+    async def put_deal(offer_id: int, affiliate_id: int, body: s.DealIn) -> s.DealOut:
+        offer = await admin.get(db, "offers", offer_id)
+        if affiliate_id != EVERY_AFFILIATE:
+            await admin.get(db, "affiliates", affiliate_id)
+        deal = deal_in(body, offer)
+        row = await deals.put_deal(db, offer_id, affiliate_id, deal, utcnow())
+        return deal_out(await changed(row))
+
+    @api.put("/offers/{item_id}/deal", tags=["deals"])
+    async def put_offer_deal(item_id: s.Id, body: s.DealIn) -> s.DealOut:
+        """The offer's default deal, for every affiliate without one of their own."""
+        return await put_deal(item_id, EVERY_AFFILIATE, body)
+
+    @api.put("/offers/{item_id}/deals/{affiliate_id}", tags=["deals"])
+    async def put_affiliate_deal(item_id: s.Id, affiliate_id: s.Id, body: s.DealIn) -> s.DealOut:
+        """One affiliate's own deal on the offer, overriding the default."""
+        return await put_deal(item_id, affiliate_id, body)
+
+    @api.get("/offers/{item_id}/deals", tags=["deals"])
+    async def list_offer_deals(item_id: s.Id) -> list[s.DealOut]:
+        await admin.get(db, "offers", item_id)
+        return [deal_out(r) for r in await deals.list_deals(db, item_id)]
+
+    @api.put("/advertisers/{item_id}/names", tags=["advertisers"])
+    async def put_names(item_id: s.Id, body: s.NamesIn) -> s.NamesIn:
+        """The advertiser's own event names and status words, replacing the whole mapping."""
+        await admin.get(db, "advertisers", item_id)
+        catalog = runtime.catalog.current
+        known = STANDARD_EVENTS | catalog.custom_events_of(item_id)
+        wrong = sorted(v for v in body.events.values() if v not in known)
+        if wrong:
+            invalid(
+                ("body", "events"), f"{', '.join(wrong)}: not an event; use one of {', '.join(sorted(known))}"
+            )
+        statuses = {k: Status(v) for k, v in body.statuses.items()}
+        await deals.put_names(db, item_id, body.events, statuses)
+        await runtime.catalog.reload()
+        return body
+
+    @api.get("/advertisers/{item_id}/names", tags=["advertisers"])
+    async def get_names(item_id: s.Id) -> s.NamesIn:
+        await admin.get(db, "advertisers", item_id)
+        names = runtime.catalog.current.names_of(item_id)
+        return s.NamesIn(events=dict(names.events), statuses={k: v.value for k, v in names.statuses.items()})
+
+    @api.post("/fx-rates", status_code=201, tags=["exchange rates"])
+    async def put_fx_rate(body: s.FxRateIn) -> s.FxRateOut:
+        if body.base == body.quote:
+            invalid(("body", "quote"), "base and quote must differ")
+        return s.FxRateOut(**await fx.put_rate(db, body.base, body.quote, body.day, body.rate, utcnow()))
+
+    @api.get("/fx-rates", tags=["exchange rates"])
+    async def list_fx_rates(
+        base: Annotated[str | None, Query(pattern="^[A-Z]{3}$")] = None,
+        quote: Annotated[str | None, Query(pattern="^[A-Z]{3}$")] = None,
+    ) -> list[s.FxRateOut]:
+        return [s.FxRateOut(**r) for r in await fx.list_rates(db, base, quote)]
+
+    # --- commissions ---------------------------------------------------------------------------
+    @api.get("/commissions", tags=["commissions"])
+    async def list_commissions(
+        affiliate_id: s.Id | None = None,
+        period: Annotated[str | None, Query(pattern=s.PERIOD)] = None,
+        player: s.Id | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    ) -> list[s.CommissionOut]:
+        """The ledger, newest first: every entry names the conversion that produced it."""
+        rows = await ledger.entries(db, affiliate_id, period, player, limit)
+        return [s.CommissionOut(**r) for r in rows]
+
+    @api.post("/commissions/settle", tags=["commissions"])
+    async def settle_commissions() -> dict[str, int]:
+        """Approve CPA entries whose hold has passed and RevShare of ended months (also done
+        by every server process once a minute)."""
+        return {"approved": await ledger.settle(db, utcnow())}
+
+    @api.get("/statements/{affiliate_id}/{period}", tags=["commissions"], response_model=s.StatementOut)
+    async def affiliate_statement(
+        affiliate_id: s.Id,
+        period: Annotated[str, Path(pattern=s.PERIOD)],
+        format: Literal["json", "csv"] = "json",
+    ) -> Any:
+        await admin.get(db, "affiliates", affiliate_id)
+        lines = await statements.statement(db, affiliate_id, period)
+        if format == "csv":
+            filename = f"statement-{affiliate_id}-{period}.csv"
+            return Response(
+                statement_csv(lines),
+                media_type="text/csv; charset=utf-8",
+                headers={"content-disposition": f'attachment; filename="{filename}"'},
+            )
+        out = [s.StatementLineOut(**asdict(line), total=line.total) for line in lines]
+        return s.StatementOut(affiliate_id=affiliate_id, period=period, lines=out, totals=dict(totals(lines)))
+
+    @api.get("/players", tags=["players"])
+    async def list_players(
+        affiliate_id: s.Id | None = None,
+        offer_id: s.Id | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    ) -> list[s.PlayerOut]:
+        """Player value: deposits, NGR and CPA commission per player, in the deal's currency."""
+        rows = await statements.player_values(db, affiliate_id, offer_id, limit)
+        return [s.PlayerOut(**r) for r in rows]
+
+    @api.get("/players/cohorts", tags=["players"])
+    async def player_cohorts(
+        affiliate_id: s.Id | None = None, offer_id: s.Id | None = None
+    ) -> list[s.CohortOut]:
+        """Player value by registration month."""
+        rows = await statements.player_values(db, affiliate_id, offer_id, MAX_COHORT_PLAYERS)
+        return [s.CohortOut(**c) for c in statements.cohorts(rows)]
+
     # --- reference -----------------------------------------------------------------------------
     @api.get("/reasons", tags=["reference"])
     async def reasons() -> list[s.ReasonOut]:
@@ -257,6 +400,50 @@ def create_api(runtime: Runtime) -> FastAPI:
         )
 
     return api
+
+
+def deal_in(body: s.DealIn, offer: dict[str, Any]) -> Deal:
+    """The deal asked for, its gaps filled from the offer's vertical preset."""
+    preset = PRESETS.get(Vertical(offer["vertical"])) if offer["vertical"] else None
+    cpa = _cpa(body.cpa) if body.cpa else (preset.cpa if preset else None)
+    revshare = _revshare(body.revshare) if body.revshare else (preset.revshare if preset else None)
+    kind = DealKind(body.kind) if body.kind else (preset.kind if preset else None)
+    if kind is None:
+        kind = (
+            DealKind.HYBRID if body.cpa and body.revshare else DealKind.CPA if body.cpa else DealKind.REVSHARE
+        )
+    if kind in (DealKind.CPA, DealKind.HYBRID) and cpa is None:
+        invalid(("body", "cpa"), f"a {kind} deal needs cpa terms")
+    if kind in (DealKind.REVSHARE, DealKind.HYBRID) and revshare is None:
+        invalid(("body", "revshare"), f"a {kind} deal needs revshare terms")
+    return Deal(kind, body.currency or offer["currency"], cpa, revshare)
+
+
+def _cpa(t: s.CpaTerms) -> CpaRules:
+    return CpaRules(**t.model_dump())
+
+
+def _revshare(t: s.RevShareTerms) -> RevShare:
+    return RevShare(
+        percent=t.percent,
+        tiers=tuple(Tier(x.threshold, x.percent) for x in t.tiers),
+        tier_basis=TierBasis(t.tier_basis),
+        negative_carryover=t.negative_carryover,
+    )
+
+
+def deal_out(row: dict[str, Any]) -> s.DealOut:
+    deal = deal_from_row(row["kind"], row["currency"], row["terms"])
+    return s.DealOut(
+        id=row["id"],
+        offer_id=row["offer_id"],
+        affiliate_id=row["affiliate_id"] or None,
+        kind=deal.kind.value,
+        currency=deal.currency,
+        cpa=s.CpaTerms(**asdict(deal.cpa)) if deal.cpa else None,
+        revshare=s.RevShareTerms(**asdict(deal.revshare)) if deal.revshare else None,
+        updated_at=row["updated_at"],
+    )
 
 
 def invalid(loc: tuple[str, ...], message: str) -> NoReturn:

@@ -4,10 +4,18 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
 
 from clickback.core.events import STANDARD_EVENTS, normalise_event
-from clickback.core.limits import MAX_EVENT_LEN, MAX_NAME_LEN, MAX_URL_LEN
+from clickback.core.limits import MAX_EVENT_LEN, MAX_NAME_LEN, MAX_PAYOUT, MAX_URL_LEN
 from clickback.core.macros import TemplateError, compile_template
 from clickback.core.money import money_text, parse_amount, parse_currency
 
@@ -19,6 +27,23 @@ Name = Field(min_length=1, max_length=MAX_NAME_LEN, pattern=PRINTABLE)
 # Database integer keys: anything larger cannot exist, and would overflow the drivers.
 Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
 StatusWord = Literal["active", "paused"]
+VerticalWord = Literal["casino", "poker", "sportsbook", "ewallet"]
+PERIOD = r"^20[0-9]{2}-(0[1-9]|1[0-2])$"
+Period = Annotated[str, Field(pattern=PERIOD, examples=["2026-10"])]
+Amount = Annotated[Decimal, Field(ge=0, le=MAX_PAYOUT, decimal_places=4)]
+Percent = Annotated[Decimal, Field(ge=0, le=100, decimal_places=4)]
+Days = Annotated[int, Field(ge=0, le=3650)]
+Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+
+
+def _currency_code(value: str) -> str:
+    code = parse_currency(value)
+    if code is None:
+        raise ValueError(f"{value!r} is not an ISO 4217 code")
+    return code
+
+
+Currency = Annotated[str, Field(min_length=3, max_length=3, examples=["EUR"]), AfterValidator(_currency_code)]
 
 
 class Strict(BaseModel):
@@ -50,7 +75,7 @@ class OfferIn(Strict):
         "{link} {campaign} {source} {lp}. The host must be literal.",
         examples=["https://casino.example.com/welcome?btag={click_id}&s1={sub1}"],
     )
-    currency: str = Field(min_length=3, max_length=3, examples=["EUR"])
+    currency: Currency
     payouts: dict[str, Decimal] = Field(
         default_factory=dict,
         description="Default payout per event when a postback names none.",
@@ -58,6 +83,10 @@ class OfferIn(Strict):
         max_length=50,
     )
     custom_events: list[str] = Field(default_factory=list, max_length=50)
+    vertical: VerticalWord | None = Field(
+        default=None,
+        description="Start the offer's default deal from this vertical's preset (GET /api/presets).",
+    )
 
     @field_validator("url_template")
     @classmethod
@@ -67,14 +96,6 @@ class OfferIn(Strict):
         except TemplateError as exc:
             raise ValueError(str(exc)) from None
         return value
-
-    @field_validator("currency")
-    @classmethod
-    def _currency(cls, value: str) -> str:
-        code = parse_currency(value)
-        if code is None:
-            raise ValueError(f"{value!r} is not an ISO 4217 code")
-        return code
 
     @field_validator("custom_events")
     @classmethod
@@ -105,6 +126,7 @@ class OfferOut(BaseModel):
     status: StatusWord
     payouts: dict[str, Money]
     custom_events: list[str]
+    vertical: str
     created_at: datetime
 
 
@@ -241,3 +263,172 @@ class RuntimeOut(BaseModel):
     durable_clicks: bool
     spool_failures: int = Field(description="Durable-mode clicks that could not be spooled (disk).")
     catalog_version: int
+
+
+class CpaTerms(Strict):
+    """Every rule given must hold; days count from the player's registration (else first event)."""
+
+    amount: Amount
+    geo_amounts: dict[Country, Amount] = Field(default_factory=dict, max_length=300)
+    require_registration: bool = True
+    require_verification: bool = False
+    ftd_min: Amount | None = Field(
+        default=None, description="Baseline: the first deposit must be at least this."
+    )
+    deposits_min: Amount | None = Field(default=None, description="Cumulative deposits (net of chargebacks).")
+    deposits_days: Days | None = Field(default=None, description="...counted within this many days.")
+    wager_min: Amount | None = None
+    window_days: Days | None = Field(
+        default=None, description="Every rule must be met within this many days."
+    )
+    hold_days: Days = Field(default=0, description="The CPA stays pending this long before approval.")
+
+
+class TierTerms(Strict):
+    threshold: Amount = Field(description="NGR in the deal currency, or FTDs in the month.")
+    percent: Percent
+
+
+class RevShareTerms(Strict):
+    percent: Percent
+    tiers: list[TierTerms] = Field(default_factory=list, max_length=20)
+    tier_basis: Literal["ngr", "ftds"] = "ngr"
+    negative_carryover: bool = False
+
+
+class DealIn(Strict):
+    """Missing parts come from the offer's vertical preset, when it has one."""
+
+    kind: Literal["cpa", "revshare", "hybrid"] | None = None
+    currency: Currency | None = Field(default=None, description="Defaults to the offer's currency.")
+    cpa: CpaTerms | None = None
+    revshare: RevShareTerms | None = None
+
+
+class DealOut(BaseModel):
+    id: int
+    offer_id: int
+    affiliate_id: int | None = Field(description="null: the offer's default deal for every affiliate.")
+    kind: str
+    currency: str
+    cpa: CpaTerms | None
+    revshare: RevShareTerms | None
+    updated_at: datetime
+
+
+class PresetOut(BaseModel):
+    vertical: str
+    events: list[str]
+    kind: str
+    cpa: CpaTerms
+    revshare: RevShareTerms
+
+
+EventName = Annotated[str, Field(min_length=1, max_length=MAX_EVENT_LEN, pattern=PRINTABLE)]
+
+
+class NamesIn(Strict):
+    """The advertiser's own words: {their event name: our event}, {their status word: our status}."""
+
+    events: dict[EventName, EventName] = Field(
+        default_factory=dict, max_length=100, examples=[{"dep": "deposit"}]
+    )
+    statuses: dict[EventName, Literal["pending", "approved", "rejected", "cancelled"]] = Field(
+        default_factory=dict, max_length=100, examples=[{"2": "pending"}]
+    )
+
+    @model_validator(mode="after")
+    def _normalise(self) -> "NamesIn":
+        self.events = {
+            k.strip().lower().replace("-", "_").replace(" ", "_"): normalise_event(v)
+            for k, v in self.events.items()
+        }
+        self.statuses = {k.strip().lower(): v for k, v in self.statuses.items()}
+        return self
+
+
+class FxRateIn(Strict):
+    base: Currency
+    quote: Currency
+    day: date = Field(description="The rate applies to amounts of this day and later, until a newer one.")
+    rate: Annotated[Decimal, Field(gt=0, le=MAX_PAYOUT, decimal_places=10)] = Field(
+        description="1 unit of base in quote.", examples=["1.0842"]
+    )
+
+
+class FxRateOut(BaseModel):
+    base: str
+    quote: str
+    day: date
+    rate: Decimal
+
+
+class CommissionOut(BaseModel):
+    id: int
+    kind: str
+    affiliate_id: int
+    offer_id: int
+    player: int | None = Field(description="The player's id in /api/players (CPA entries).")
+    conversion_id: int | None = Field(
+        description="The conversion whose arrival or change produced the entry."
+    )
+    period: str
+    amount: Money
+    currency: str
+    status: str
+    hold_until: datetime | None
+    reverses_id: int | None
+    detail: str
+    created_at: datetime
+
+
+class StatementLineOut(BaseModel):
+    offer_id: int
+    offer: str
+    currency: str
+    players: int = Field(description="Players who registered in the month.")
+    ftds: int
+    qualified_cpas: int
+    cpa_reversals: int
+    cpa_earnings: Money
+    ngr: Money
+    revshare_percent: Decimal
+    carry_in: Money
+    carry_out: Money
+    revshare_earnings: Money
+    total: Money
+
+
+class StatementOut(BaseModel):
+    affiliate_id: int
+    period: str
+    lines: list[StatementLineOut]
+    totals: dict[str, Money] = Field(description="Per currency.")
+
+
+class PlayerOut(BaseModel):
+    id: int
+    advertiser_id: int
+    player_id: str
+    click_id: str
+    affiliate_id: int | None
+    offer_id: int | None
+    country: str
+    sub1: str
+    first_seen_at: datetime
+    registered_at: datetime | None
+    ftd_at: datetime | None
+    qualified_at: datetime | None
+    cohort: str
+    deposits: Money
+    ngr: Money
+    commission: Money = Field(description="CPA commission booked for the player, net of reversals.")
+
+
+class CohortOut(BaseModel):
+    cohort: str
+    players: int
+    ftds: int
+    deposits: Money
+    ngr: Money
+    commission: Money

@@ -1,0 +1,228 @@
+"""What an affiliate earns for a player: CPA qualification, RevShare of NGR, and both (Hybrid).
+
+Pure functions over values: the store gathers a player's events (already converted into the
+deal's currency) and a period's NGR, these decide. Rounding rules (docs/commissions.md):
+- an amount converted between currencies keeps 4 decimals (the ledger's scale), half-even;
+- a commission is rounded once, to the deal currency's minor unit, half-up: a CPA amount as
+  configured, a RevShare on the period's total (never per event, so the sum of a period's ledger
+  entries is exactly the period's RevShare).
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
+from enum import StrEnum
+
+# Events that move a player's deposits (chargebacks take money back out).
+DEPOSIT_EVENTS = frozenset({"first_deposit", "deposit"})
+# Events whose amount a deal counts, so it must be in (or convertible into) the deal's currency.
+AMOUNT_EVENTS = DEPOSIT_EVENTS | {"chargeback", "wager", "net_revenue"}
+LEDGER_SCALE = Decimal("0.0001")
+# ISO 4217 minor units other than 2, for the currencies an operator is likely to meet.
+_MINOR_UNITS: Mapping[str, int] = {
+    **dict.fromkeys(("JPY", "KRW", "CLP", "ISK", "VND", "PYG", "UGX", "XAF", "XOF", "HUF"), 0),
+    **dict.fromkeys(("BHD", "KWD", "OMR", "JOD", "TND", "IQD", "LYD"), 3),
+}
+
+
+def round_commission(amount: Decimal, currency: str) -> Decimal:
+    return amount.quantize(Decimal(1).scaleb(-_MINOR_UNITS.get(currency, 2)), ROUND_HALF_UP)
+
+
+def convert(amount: Decimal, rate: Decimal) -> Decimal:
+    return (amount * rate).quantize(LEDGER_SCALE, ROUND_HALF_EVEN)
+
+
+class DealKind(StrEnum):
+    CPA = "cpa"
+    REVSHARE = "revshare"
+    HYBRID = "hybrid"
+
+
+class TierBasis(StrEnum):
+    NGR = "ngr"
+    FTDS = "ftds"
+
+
+@dataclass(frozen=True, slots=True)
+class CpaRules:
+    """Every condition set must hold, each counted from the player's registration (or first event)."""
+
+    amount: Decimal
+    geo_amounts: Mapping[str, Decimal] = field(default_factory=dict)
+    require_registration: bool = True
+    require_verification: bool = False
+    ftd_min: Decimal | None = None
+    deposits_min: Decimal | None = None
+    deposits_days: int | None = None
+    wager_min: Decimal | None = None
+    # Conditions met later than this many days after the start do not count.
+    window_days: int | None = None
+    hold_days: int = 0
+
+    def amount_for(self, country: str) -> Decimal:
+        return self.geo_amounts.get(country, self.amount)
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    """From `threshold` (NGR in the deal currency, or FTDs in the period) upwards, `percent`."""
+
+    threshold: Decimal
+    percent: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class RevShareTerms:
+    percent: Decimal
+    tiers: tuple[Tier, ...] = ()
+    tier_basis: TierBasis = TierBasis.NGR
+    negative_carryover: bool = False
+
+    def percent_for(self, ngr: Decimal, ftds: int) -> Decimal:
+        basis = ngr if self.tier_basis is TierBasis.NGR else Decimal(ftds)
+        percent = self.percent
+        for tier in sorted(self.tiers, key=lambda t: t.threshold):
+            if basis >= tier.threshold:
+                percent = tier.percent
+        return percent
+
+
+@dataclass(frozen=True, slots=True)
+class Deal:
+    kind: DealKind
+    currency: str
+    cpa: CpaRules | None = None
+    revshare: RevShareTerms | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerEvent:
+    """One payable (pending or approved) event of a player, its amount in the deal's currency."""
+
+    conversion_id: int
+    event: str
+    at: datetime
+    amount: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Qualified:
+    at: datetime
+    by: int  # the conversion whose arrival completed the rules
+    because: tuple[int, ...]  # every conversion the rules counted
+    explanation: str
+
+
+def qualify(rules: CpaRules, events: Sequence[PlayerEvent]) -> Qualified | None:
+    """The first moment the player met every rule, walking their events in time order."""
+    ordered = sorted(events, key=lambda e: (e.at, e.conversion_id))
+    if not ordered:
+        return None
+    registrations = [e for e in ordered if e.event == "registration"]
+    start = registrations[0].at if registrations else ordered[0].at
+    state = _Progress(rules, start)
+    for e in ordered:
+        if not state.within(e.at, rules.window_days):
+            break
+        state.add(e)
+        if state.met():
+            return Qualified(e.at, e.conversion_id, tuple(state.counted), state.explain())
+    return None
+
+
+@dataclass(slots=True)
+class _Progress:
+    rules: CpaRules
+    start: datetime
+    registration: bool = False
+    verification: bool = False
+    ftd: Decimal | None = None
+    deposits: Decimal = Decimal(0)
+    wager: Decimal = Decimal(0)
+    counted: list[int] = field(default_factory=list)
+
+    def within(self, at: datetime, days: int | None) -> bool:
+        return days is None or at <= self.start + timedelta(days=days)
+
+    def add(self, e: PlayerEvent) -> None:
+        used = True
+        if e.event == "registration":
+            self.registration = True
+        elif e.event == "verification":
+            self.verification = True
+        elif e.event in DEPOSIT_EVENTS or e.event == "chargeback":
+            if e.event == "first_deposit" and self.ftd is None:
+                self.ftd = e.amount
+            if self.within(e.at, self.rules.deposits_days):
+                self.deposits += -e.amount if e.event == "chargeback" else e.amount
+        elif e.event == "wager":
+            self.wager += e.amount
+        else:
+            used = False
+        if used:
+            self.counted.append(e.conversion_id)
+
+    def met(self) -> bool:
+        r = self.rules
+        return (
+            (self.registration or not r.require_registration)
+            and (self.verification or not r.require_verification)
+            and (r.ftd_min is None or (self.ftd is not None and self.ftd >= r.ftd_min))
+            and (r.deposits_min is None or self.deposits >= r.deposits_min)
+            and (r.wager_min is None or self.wager >= r.wager_min)
+        )
+
+    def explain(self) -> str:
+        r = self.rules
+        parts = []
+        if r.require_registration:
+            parts.append("registered")
+        if r.require_verification:
+            parts.append("verified")
+        if r.ftd_min is not None:
+            parts.append(f"first deposit {self.ftd} ≥ {r.ftd_min}")
+        if r.deposits_min is not None:
+            days = f" within {r.deposits_days} days" if r.deposits_days is not None else ""
+            parts.append(f"deposits {self.deposits} ≥ {r.deposits_min}{days}")
+        if r.wager_min is not None:
+            parts.append(f"wagered {self.wager} ≥ {r.wager_min}")
+        if r.window_days is not None:
+            parts.append(f"all within {r.window_days} days of {self.start.date().isoformat()}")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class RevSharePeriod:
+    ngr: Decimal
+    ftds: int
+    carry_in: Decimal
+    percent: Decimal
+    earnings: Decimal
+    carry_out: Decimal
+
+
+def revshare_period(
+    terms: RevShareTerms, currency: str, ngr: Decimal, ftds: int, carry_in: Decimal
+) -> RevSharePeriod:
+    """One month of RevShare. A negative month earns nothing; with negative carryover on, the
+    deficit is also subtracted from the following months' NGR until it is used up."""
+    percent = terms.percent_for(ngr, ftds)
+    carry_in = carry_in if terms.negative_carryover else Decimal(0)
+    base = ngr + carry_in
+    if base < 0:
+        return RevSharePeriod(
+            ngr, ftds, carry_in, percent, Decimal(0), base if terms.negative_carryover else Decimal(0)
+        )
+    earnings = round_commission(base * percent / 100, currency)
+    return RevSharePeriod(ngr, ftds, carry_in, percent, earnings, Decimal(0))
+
+
+def period_of(at: datetime) -> str:
+    return f"{at.year:04d}-{at.month:02d}"
+
+
+def next_period(period: str) -> str:
+    year, month = int(period[:4]), int(period[5:])
+    return f"{year + month // 12:04d}-{month % 12 + 1:02d}"

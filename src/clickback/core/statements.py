@@ -1,0 +1,57 @@
+"""An affiliate's statement for a month: per offer what they earned and why, and its CSV form."""
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import astuple, dataclass, fields
+from decimal import Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class StatementLine:
+    offer_id: int
+    offer: str
+    currency: str
+    players: int  # registered this month
+    ftds: int
+    qualified_cpas: int
+    cpa_reversals: int
+    cpa_earnings: Decimal  # net of reversals booked this month
+    ngr: Decimal
+    revshare_percent: Decimal
+    carry_in: Decimal
+    carry_out: Decimal
+    revshare_earnings: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.cpa_earnings + self.revshare_earnings
+
+
+COLUMNS = (*(f.name for f in fields(StatementLine)), "total")
+
+
+def totals(lines: Sequence[StatementLine]) -> Mapping[str, Decimal]:
+    """Per currency: offers paying in different currencies are never added together."""
+    out: dict[str, Decimal] = {}
+    for line in lines:
+        out[line.currency] = out.get(line.currency, Decimal(0)) + line.total
+    return out
+
+
+def statement_csv(lines: Sequence[StatementLine]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    for line in lines:
+        writer.writerow([csv_cell(v) for v in (*astuple(line), line.total)])
+    return buffer.getvalue()
+
+
+def csv_cell(value: object) -> str:
+    """Text a spreadsheet would run as a formula is quoted with a leading apostrophe (numbers,
+    negative ones included, are written as they are)."""
+    if isinstance(value, Decimal | int):
+        return str(value)
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -1,0 +1,56 @@
+"""Deals (commission terms per offer, overridable per affiliate) and advertisers' own event and
+status names: both held in the in-memory catalog, changed through the API."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from clickback.core.commission import Deal
+from clickback.core.lifecycle import Status
+from clickback.store.catalog import bump_version, terms_to_json
+from clickback.store.db import Database
+from clickback.store.tables import advertiser_names, deals
+
+
+async def put_deal(
+    db: Database, offer_id: int, affiliate_id: int, deal: Deal, now: datetime
+) -> dict[str, Any]:
+    values = {
+        "kind": deal.kind.value,
+        "currency": deal.currency,
+        "terms": terms_to_json(deal),
+        "updated_at": now,
+    }
+    stmt = db.upsert(deals).values(offer_id=offer_id, affiliate_id=affiliate_id, created_at=now, **values)
+    stmt = stmt.on_conflict_do_update(index_elements=["offer_id", "affiliate_id"], set_=values)
+    async with db.write() as conn:
+        row = (await conn.execute(stmt.returning(*deals.c))).one()
+        await bump_version(conn)
+    return dict(row._mapping)
+
+
+async def list_deals(db: Database, offer_id: int | None = None) -> list[dict[str, Any]]:
+    query = select(deals).order_by(deals.c.offer_id, deals.c.affiliate_id)
+    if offer_id is not None:
+        query = query.where(deals.c.offer_id == offer_id)
+    async with db.read() as conn:
+        return [dict(r._mapping) for r in (await conn.execute(query)).all()]
+
+
+async def put_names(
+    db: Database, advertiser_id: int, events: dict[str, str], statuses: dict[str, Status]
+) -> None:
+    """Replace the advertiser's whole mapping (what the API shows is what applies)."""
+    rows = [
+        {"advertiser_id": advertiser_id, "kind": "event", "name": k, "maps_to": v} for k, v in events.items()
+    ]
+    rows += [
+        {"advertiser_id": advertiser_id, "kind": "status", "name": k, "maps_to": v.value}
+        for k, v in statuses.items()
+    ]
+    async with db.write() as conn:
+        await conn.execute(delete(advertiser_names).where(advertiser_names.c.advertiser_id == advertiser_id))
+        if rows:
+            await conn.execute(advertiser_names.insert(), rows)
+        await bump_version(conn)

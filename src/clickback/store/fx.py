@@ -1,0 +1,51 @@
+"""Dated exchange rates, maintained through the API and the CLI."""
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clickback.store.db import Database
+from clickback.store.tables import fx_rates
+
+
+async def put_rate(
+    db: Database, base: str, quote: str, day: date, rate: Decimal, now: datetime
+) -> dict[str, Any]:
+    values = {"rate": str(rate), "created_at": now}
+    stmt = db.upsert(fx_rates).values(base=base, quote=quote, day=day, **values)
+    stmt = stmt.on_conflict_do_update(index_elements=["base", "quote", "day"], set_=values)
+    async with db.write() as conn:
+        await conn.execute(stmt)
+    return {"base": base, "quote": quote, "day": day, "rate": rate}
+
+
+async def list_rates(db: Database, base: str | None = None, quote: str | None = None) -> list[dict[str, Any]]:
+    query = select(fx_rates).order_by(fx_rates.c.base, fx_rates.c.quote, fx_rates.c.day.desc())
+    if base:
+        query = query.where(fx_rates.c.base == base)
+    if quote:
+        query = query.where(fx_rates.c.quote == quote)
+    async with db.read() as conn:
+        rows = (await conn.execute(query.limit(1000))).all()
+    return [{"base": r.base, "quote": r.quote, "day": r.day, "rate": Decimal(r.rate)} for r in rows]
+
+
+async def rate_on(conn: AsyncConnection, base: str, quote: str, day: date) -> Decimal | None:
+    """1 unit of base in quote, as of the latest rate dated on or before `day`; the inverse of a
+    quote→base rate serves too."""
+    if base == quote:
+        return Decimal(1)
+    for b, q, invert in ((base, quote, False), (quote, base, True)):
+        query = (
+            select(fx_rates.c.rate)
+            .where((fx_rates.c.base == b) & (fx_rates.c.quote == q) & (fx_rates.c.day <= day))
+            .order_by(fx_rates.c.day.desc())
+            .limit(1)
+        )
+        found = (await conn.execute(query)).scalar_one_or_none()
+        if found is not None:
+            return 1 / Decimal(found) if invert else Decimal(found)
+    return None
