@@ -122,7 +122,9 @@ def qualify(rules: CpaRules, events: Sequence[PlayerEvent]) -> Qualified | None:
         return None
     registrations = [e for e in ordered if e.event == "registration"]
     start = registrations[0].at if registrations else ordered[0].at
-    state = _Progress(rules, start)
+    # A chargeback takes back a deposit already made, whenever it arrives: it counts from the start.
+    charged_back = sum((e.amount for e in ordered if e.event == "chargeback"), Decimal(0))
+    state = _Progress(rules, start, deposits=-charged_back)
     for e in ordered:
         if not state.within(e.at, rules.window_days):
             break
@@ -152,11 +154,11 @@ class _Progress:
             self.registration = True
         elif e.event == "verification":
             self.verification = True
-        elif e.event in DEPOSIT_EVENTS or e.event == "chargeback":
+        elif e.event in DEPOSIT_EVENTS:
             if e.event == "first_deposit" and self.ftd is None:
                 self.ftd = e.amount
             if self.within(e.at, self.rules.deposits_days):
-                self.deposits += -e.amount if e.event == "chargeback" else e.amount
+                self.deposits += e.amount
         elif e.event == "wager":
             self.wager += e.amount
         else:

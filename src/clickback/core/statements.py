@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import astuple, dataclass, fields
 from decimal import Decimal
 
+from clickback.core.money import money_text
+
 
 @dataclass(frozen=True, slots=True)
 class StatementLine:
@@ -51,7 +53,9 @@ def statement_csv(lines: Sequence[StatementLine]) -> str:
 def csv_cell(value: object) -> str:
     """Text a spreadsheet would run as a formula is quoted with a leading apostrophe (numbers,
     negative ones included, are written as they are)."""
-    if isinstance(value, Decimal | int):
+    if isinstance(value, Decimal):
+        return money_text(value)
+    if isinstance(value, int):
         return str(value)
     text = str(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -205,6 +205,9 @@ class ConversionOut(BaseModel):
     sub4: str
     sub5: str
     player_id: str
+    deal_amount: Money | None = Field(description="The amount in the deal's currency, when a deal counts it.")
+    fx_rate: Decimal | None = Field(description="The exchange rate that made deal_amount.")
+    period: str | None = Field(description="The month a net_revenue report covers.")
     clicked_at: datetime
     created_at: datetime
     updated_at: datetime

@@ -1,0 +1,265 @@
+"""The money rules, as tables of cases: CPA qualification edges, RevShare months, rounding."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from clickback.core.commission import (
+    CpaRules,
+    PlayerEvent,
+    RevShareTerms,
+    Tier,
+    TierBasis,
+    convert,
+    next_period,
+    period_of,
+    qualify,
+    revshare_period,
+    round_commission,
+)
+from clickback.core.verticals import PRESETS
+
+D = Decimal
+T0 = datetime(2026, 10, 1, 12, tzinfo=UTC)
+
+
+def at(days: float) -> datetime:
+    return T0 + timedelta(days=days)
+
+
+def ev(cid: int, event: str, days: float, amount: str = "0") -> PlayerEvent:
+    return PlayerEvent(cid, event, at(days), D(amount))
+
+
+REG = ev(1, "registration", 0)
+BASELINE = CpaRules(amount=D(100), ftd_min=D(20))
+CUMULATIVE = CpaRules(amount=D(100), deposits_min=D(50), deposits_days=30)
+VERIFIED = CpaRules(amount=D(100), require_verification=True, ftd_min=D(20))
+WINDOWED = CpaRules(amount=D(100), require_verification=True, ftd_min=D(20), window_days=7)
+WAGER = CpaRules(amount=D(100), ftd_min=D(10), wager_min=D(50))
+
+QUALIFICATION = [
+    pytest.param(BASELINE, [REG, ev(2, "first_deposit", 1, "20")], 2, id="baseline_exactly_met"),
+    pytest.param(BASELINE, [REG, ev(2, "first_deposit", 1, "19.9999")], None, id="baseline_missed_by_a_hair"),
+    pytest.param(BASELINE, [ev(2, "first_deposit", 1, "25")], None, id="no_registration"),
+    pytest.param(
+        CpaRules(amount=D(1), ftd_min=D(20), require_registration=False),
+        [ev(2, "first_deposit", 1, "25")],
+        2,
+        id="registration_not_required",
+    ),
+    # A later, larger deposit does not make up for a first deposit under the baseline.
+    pytest.param(
+        BASELINE,
+        [REG, ev(2, "first_deposit", 1, "10"), ev(3, "deposit", 2, "500")],
+        None,
+        id="small_ftd_then_big",
+    ),
+    # Only the first first_deposit is the FTD, even if a second one is reported.
+    pytest.param(
+        BASELINE,
+        [REG, ev(2, "first_deposit", 1, "10"), ev(3, "first_deposit", 2, "50")],
+        None,
+        id="duplicate_ftd_is_not_a_second_chance",
+    ),
+    pytest.param(
+        CUMULATIVE,
+        [REG, ev(2, "first_deposit", 1, "20"), ev(3, "deposit", 30, "30")],
+        3,
+        id="deposits_reach_x_on_the_last_day",
+    ),
+    pytest.param(
+        CUMULATIVE,
+        [REG, ev(2, "first_deposit", 1, "20"), ev(3, "deposit", 31, "30")],
+        None,
+        id="deposit_one_day_after_the_window",
+    ),
+    pytest.param(
+        CUMULATIVE,
+        [REG, ev(2, "first_deposit", 1, "40"), ev(3, "chargeback", 2, "10"), ev(4, "deposit", 3, "15")],
+        None,
+        id="chargeback_takes_deposits_back_under_x",
+    ),
+    pytest.param(
+        CUMULATIVE,
+        [REG, ev(2, "first_deposit", 1, "60"), ev(3, "chargeback", 90, "20")],
+        None,
+        id="chargeback_after_qualifying_undoes_it",
+    ),
+    pytest.param(
+        VERIFIED,
+        [REG, ev(2, "first_deposit", 1, "25"), ev(3, "verification", 5)],
+        3,
+        id="verification_after_ftd_qualifies_on_arrival",
+    ),
+    pytest.param(
+        WINDOWED,
+        [REG, ev(2, "first_deposit", 1, "25"), ev(3, "verification", 8)],
+        None,
+        id="verification_after_the_window",
+    ),
+    pytest.param(
+        WINDOWED,
+        [REG, ev(2, "first_deposit", 1, "25"), ev(3, "verification", 7)],
+        3,
+        id="verification_on_the_windows_last_moment",
+    ),
+    pytest.param(
+        WAGER,
+        [REG, ev(2, "first_deposit", 0, "10"), ev(3, "wager", 1, "30"), ev(4, "wager", 2, "20")],
+        4,
+        id="wagering_adds_up",
+    ),
+    pytest.param(
+        WAGER,
+        [REG, ev(2, "first_deposit", 0, "10"), ev(3, "wager", 1, "49.99")],
+        None,
+        id="wagering_short",
+    ),
+    pytest.param(BASELINE, [], None, id="no_events"),
+]
+
+
+@pytest.mark.parametrize(("rules", "events", "by"), QUALIFICATION)
+def test_qualification(rules: CpaRules, events: list[PlayerEvent], by: int | None) -> None:
+    verdict = qualify(rules, events)
+    assert (verdict.by if verdict else None) == by
+
+
+def test_qualification_does_not_depend_on_arrival_order() -> None:
+    events = [ev(3, "verification", 5), ev(2, "first_deposit", 1, "25"), REG]
+    verdict = qualify(VERIFIED, events)
+    assert verdict is not None
+    assert (verdict.at, verdict.because) == (at(5), (1, 2, 3))
+
+
+def test_reversal_after_approval_is_a_verdict_that_no_longer_holds() -> None:
+    events = [REG, ev(2, "first_deposit", 1, "25")]
+    assert qualify(BASELINE, events) is not None
+    # The FTD rejected afterwards: the store passes only payable events, and the rules fail.
+    assert qualify(BASELINE, events[:1]) is None
+
+
+def test_explanation_names_each_rule_and_its_figures() -> None:
+    verdict = qualify(WINDOWED, [REG, ev(2, "first_deposit", 1, "25"), ev(3, "verification", 2)])
+    assert verdict is not None
+    assert (
+        verdict.explanation == "registered; verified; first deposit 25 ≥ 20; all within 7 days of 2026-10-01"
+    )
+
+
+def test_geo_amount_overrides_the_default() -> None:
+    rules = CpaRules(amount=D(100), geo_amounts={"DE": D(150)})
+    assert (rules.amount_for("DE"), rules.amount_for("FR")) == (D(150), D(100))
+
+
+CARRY = RevShareTerms(percent=D(25), negative_carryover=True)
+NO_CARRY = RevShareTerms(percent=D(25))
+
+
+def months(terms: RevShareTerms, ngrs: list[str]) -> list[tuple[Decimal, Decimal]]:
+    carry = D(0)
+    out = []
+    for ngr in ngrs:
+        month = revshare_period(terms, "EUR", D(ngr), 0, carry)
+        out.append((month.earnings, month.carry_out))
+        carry = month.carry_out
+    return out
+
+
+@pytest.mark.parametrize(
+    ("terms", "ngrs", "expected"),
+    [
+        pytest.param(
+            CARRY,
+            ["-1000", "600", "1000"],
+            [(D(0), D(-1000)), (D(0), D(-400)), (D("150.00"), D(0))],
+            id="negative_carryover_across_three_months",
+        ),
+        pytest.param(
+            NO_CARRY,
+            ["-1000", "600", "1000"],
+            [(D(0), D(0)), (D("150.00"), D(0)), (D("250.00"), D(0))],
+            id="no_carryover_forgets_the_loss",
+        ),
+        pytest.param(
+            CARRY,
+            ["-100", "100", "40"],
+            [(D(0), D(-100)), (D("0.00"), D(0)), (D("10.00"), D(0))],
+            id="exactly_repaid",
+        ),
+    ],
+)
+def test_revshare_months(
+    terms: RevShareTerms, ngrs: list[str], expected: list[tuple[Decimal, Decimal]]
+) -> None:
+    assert months(terms, ngrs) == expected
+
+
+@pytest.mark.parametrize(
+    ("basis", "ngr", "ftds", "percent"),
+    [
+        (TierBasis.NGR, "9999.99", 0, "25"),
+        (TierBasis.NGR, "10000", 0, "30"),
+        (TierBasis.NGR, "50000", 0, "35"),
+        (TierBasis.FTDS, "100", 9, "25"),
+        (TierBasis.FTDS, "100", 10, "30"),
+        (TierBasis.FTDS, "100", 50, "35"),
+    ],
+)
+def test_tiers_start_at_their_threshold(basis: TierBasis, ngr: str, ftds: int, percent: str) -> None:
+    thresholds = ("10000", "50000") if basis is TierBasis.NGR else ("10", "50")
+    terms = RevShareTerms(
+        percent=D(25), tiers=(Tier(D(thresholds[1]), D(35)), Tier(D(thresholds[0]), D(30))), tier_basis=basis
+    )
+    month = revshare_period(terms, "EUR", D(ngr), ftds, D(0))
+    assert month.percent == D(percent)
+    assert month.earnings == round_commission(D(ngr) * D(percent) / 100, "EUR")
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "rounded"),
+    [
+        ("4.165", "EUR", "4.17"),  # half-up, never banker's: the affiliate gets the half cent
+        ("4.164999", "EUR", "4.16"),
+        ("-4.165", "EUR", "-4.17"),
+        ("1234.5", "JPY", "1235"),
+        ("1.2345", "KWD", "1.235"),
+    ],
+)
+def test_commission_rounding(amount: str, currency: str, rounded: str) -> None:
+    assert str(round_commission(D(amount), currency)) == rounded
+
+
+def test_revshare_is_rounded_once_on_the_month() -> None:
+    # 3 × 33.33 at 12.5% is 12.49875: per-event rounding would give 3 × 4.17 = 12.51.
+    month = revshare_period(RevShareTerms(percent=D("12.5")), "EUR", D("99.99"), 0, D(0))
+    assert month.earnings == D("12.50")
+
+
+@pytest.mark.parametrize(
+    ("amount", "rate", "converted"),
+    [
+        ("100", "1.08425", "108.4250"),
+        ("0.00005", "1", "0.0000"),
+        ("0.00015", "1", "0.0002"),
+        ("10", "0.333333", "3.3333"),
+    ],
+)
+def test_conversion_keeps_four_decimals_half_even(amount: str, rate: str, converted: str) -> None:
+    assert str(convert(D(amount), D(rate))) == converted
+
+
+def test_periods() -> None:
+    assert period_of(datetime(2026, 12, 31, 23, 59, tzinfo=UTC)) == "2026-12"
+    assert next_period("2026-12") == "2027-01"
+    assert next_period("2026-01") == "2026-02"
+
+
+def test_every_preset_is_a_complete_deal_of_standard_events() -> None:
+    from clickback.core.events import STANDARD_EVENTS
+
+    for preset in PRESETS.values():
+        assert set(preset.events) <= STANDARD_EVENTS
+        assert preset.cpa.amount > 0 and preset.revshare.percent > 0

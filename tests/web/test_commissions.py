@@ -1,0 +1,419 @@
+"""Players, deals and the commission ledger end to end over HTTP postbacks, on both databases."""
+
+import asyncio
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Client, World
+
+THIS_MONTH = datetime.now(UTC).strftime("%Y-%m")
+CPA_100 = {"kind": "cpa", "cpa": {"amount": "100", "ftd_min": "20"}}
+
+
+def deal(
+    client: Client, offer: dict[str, Any], body: dict[str, Any], affiliate: dict[str, Any] | None = None
+) -> Any:
+    path = (
+        f"/offers/{offer['id']}/deal"
+        if affiliate is None
+        else f"/offers/{offer['id']}/deals/{affiliate['id']}"
+    )
+    return client.api("PUT", path, json=body)
+
+
+def send(client: Client, world: World, **params: str) -> httpx.Response:
+    return client.postback(token=world.token, **params)
+
+
+def register(client: Client, world: World, link: str, player: str) -> str:
+    click_id = client.click(link)
+    client.flush()
+    reply = send(client, world, click_id=click_id, event="reg", player_id=player)
+    assert reply.json()["result"] == "accepted", reply.text
+    return click_id
+
+
+def ledger(client: Client, **params: Any) -> list[dict[str, Any]]:
+    return list(client.api("GET", "/commissions", params=params))
+
+
+def statement(client: Client, affiliate: dict[str, Any], period: str = THIS_MONTH) -> dict[str, Any]:
+    return dict(client.api("GET", f"/statements/{affiliate['id']}/{period}"))
+
+
+def test_player_qualifies_for_cpa_through_later_events_naming_only_the_player(
+    client: Client, world: World
+) -> None:
+    deal(client, world.casino, CPA_100)
+    register(client, world, world.alice_casino, "P-1")
+
+    ftd = send(client, world, event="deposit", player_id="P-1", payout="25", currency="EUR", txn_id="D-1")
+
+    assert ftd.status_code == 200, ftd.text
+    assert ftd.json()["event"] == "first_deposit"  # detected: the player's first deposit
+    (entry,) = ledger(client)
+    assert (entry["kind"], entry["amount"], entry["currency"], entry["status"]) == (
+        "cpa",
+        "100.00",
+        "EUR",
+        "approved",
+    )
+    assert entry["affiliate_id"] == world.alice["id"]
+    assert entry["conversion_id"] == ftd.json()["conversion_id"]
+    assert "first deposit 25" in entry["detail"]
+    events = [c["event"] for c in client.api("GET", "/conversions")]
+    assert sorted(events) == ["first_deposit", "qualified_cpa", "registration"]
+    line = statement(client, world.alice)["lines"][0]
+    assert (line["players"], line["ftds"], line["qualified_cpas"], line["cpa_earnings"]) == (
+        1,
+        1,
+        1,
+        "100.00",
+    )
+
+
+def test_a_player_qualifies_once_and_only_the_first_deposit_is_the_ftd(client: Client, world: World) -> None:
+    deal(client, world.casino, CPA_100)
+    register(client, world, world.alice_casino, "P-2")
+
+    first = send(client, world, event="ftd", player_id="P-2", payout="30", txn_id="D-1")
+    same_under_other_name = send(client, world, event="deposit", player_id="P-2", payout="30", txn_id="D-1")
+    second_ftd = send(client, world, event="ftd", player_id="P-2", payout="40", txn_id="D-2")
+
+    assert first.json()["result"] == "accepted"
+    assert same_under_other_name.json()["result"] == "duplicate"
+    assert (second_ftd.json()["result"], second_ftd.json()["event"]) == ("accepted", "deposit")
+    assert len(ledger(client, kind="cpa")) == 1
+    report = client.report()
+    assert report["totals"]["conversions"] == {
+        "registration": 1,
+        "first_deposit": 1,
+        "deposit": 1,
+        "qualified_cpa": 1,
+    }
+
+
+def test_concurrent_deposits_of_a_new_player_make_exactly_one_ftd(client: Client, world: World) -> None:
+    deal(client, world.casino, CPA_100)
+    click_id = register(client, world, world.alice_casino, "P-3")
+
+    async def storm() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=client.node.base_url, timeout=60) as http:
+            return await asyncio.gather(
+                *(
+                    http.get(
+                        "/postback",
+                        params={
+                            "click_id": click_id,
+                            "event": "deposit",
+                            "player_id": "P-3",
+                            "payout": "25",
+                            "txn_id": f"D-{i}",
+                            "token": world.token,
+                        },
+                    )
+                    for i in range(20)
+                )
+            )
+
+    replies = [r.json() for r in asyncio.run(storm())]
+
+    assert all(r["result"] == "accepted" for r in replies), replies
+    assert sorted(r["event"] for r in replies) == ["deposit"] * 19 + ["first_deposit"]
+    assert len(ledger(client)) == 1
+
+
+def test_rejected_ftd_reverses_the_cpa_with_a_visible_entry(client: Client, world: World) -> None:
+    deal(client, world.casino, CPA_100)
+    register(client, world, world.alice_casino, "P-4")
+    send(client, world, event="ftd", player_id="P-4", payout="50", txn_id="D-1")
+
+    reply = send(client, world, event="ftd", player_id="P-4", txn_id="D-1", status="rejected")
+
+    assert reply.json()["result"] == "updated"
+    reversal, original = ledger(client)
+    assert (original["status"], original["amount"]) == ("reversed", "100.00")
+    assert (reversal["amount"], reversal["reverses_id"]) == ("-100.00", original["id"])
+    assert reversal["conversion_id"] == reply.json()["conversion_id"]
+    qualified = next(c for c in client.api("GET", "/conversions") if c["event"] == "qualified_cpa")
+    assert qualified["status"] == "rejected"
+    assert [h["to_status"] for h in client.api("GET", f"/conversions/{qualified['id']}")["history"]] == [
+        "approved",
+        "rejected",
+    ]
+    line = statement(client, world.alice)["lines"][0]
+    assert (line["qualified_cpas"], line["cpa_reversals"], line["cpa_earnings"], line["total"]) == (
+        1,
+        1,
+        "0.00",
+        "0.00",
+    )
+    # A player qualifies at most once: a new big deposit does not book a second CPA.
+    send(client, world, event="deposit", player_id="P-4", payout="500", txn_id="D-2")
+    assert len(ledger(client)) == 2
+
+
+def test_chargeback_that_breaks_the_rules_reverses_the_cpa(client: Client, world: World) -> None:
+    deal(client, world.casino, {"cpa": {"amount": "80", "deposits_min": "50"}})
+    register(client, world, world.alice_casino, "P-5")
+    send(client, world, event="deposit", player_id="P-5", payout="60", txn_id="D-1")
+    assert len(ledger(client)) == 1
+
+    send(client, world, event="chargeback", player_id="P-5", payout="20", txn_id="CB-1")
+
+    amounts = sorted(e["amount"] for e in ledger(client))
+    assert amounts == ["-80.00", "80.00"]
+
+
+def test_affiliate_deal_overrides_the_offer_default(client: Client, world: World) -> None:
+    deal(client, world.casino, CPA_100)
+    deal(client, world.casino, {"cpa": {"amount": "150", "ftd_min": "20"}}, affiliate=world.bob)
+    for link, player in ((world.alice_casino, "A"), (world.bob_casino, "B")):
+        register(client, world, link, player)
+        send(client, world, event="ftd", player_id=player, payout="20", txn_id="D-" + player)
+
+    by_affiliate = {e["affiliate_id"]: e["amount"] for e in ledger(client)}
+
+    assert by_affiliate == {world.alice["id"]: "100.00", world.bob["id"]: "150.00"}
+    deals = client.api("GET", f"/offers/{world.casino['id']}/deals")
+    assert [(d["affiliate_id"], d["cpa"]["amount"]) for d in deals] == [
+        (None, "100"),
+        (world.bob["id"], "150"),
+    ]
+
+
+def test_revshare_with_negative_carryover_across_three_months(client: Client, world: World) -> None:
+    deal(client, world.casino, {"revshare": {"percent": "25", "negative_carryover": True}})
+    register(client, world, world.alice_casino, "P-6")
+    for month, ngr in (("2026-07", "-1000"), ("2026-08", "600"), ("2026-09", "1000")):
+        reply = send(
+            client, world, event="ngr", player_id="P-6", payout=ngr, period=month, txn_id="NGR-" + month
+        )
+        assert reply.status_code == 200, reply.text
+
+    def month_figures(period: str) -> tuple[str, str, str, str]:
+        (line,) = statement(client, world.alice, period)["lines"]
+        return line["ngr"], line["carry_in"], line["revshare_earnings"], line["carry_out"]
+
+    assert month_figures("2026-07") == ("-1000.00", "0.00", "0.00", "-1000.00")
+    assert month_figures("2026-08") == ("600.00", "-1000.00", "0.00", "-400.00")
+    assert month_figures("2026-09") == ("1000.00", "-400.00", "150.00", "0.00")
+
+    # A late report for July wipes out its loss: August and September are recomputed and the
+    # difference is booked as new entries caused by that report, never as edits.
+    late = send(
+        client, world, event="ngr", player_id="P-6", payout="1000", period="2026-07", txn_id="NGR-late"
+    )
+
+    assert month_figures("2026-07") == ("0.00", "0.00", "0.00", "0.00")
+    assert month_figures("2026-08")[2] == "150.00"
+    assert month_figures("2026-09")[2] == "250.00"
+    entries = ledger(client, kind="revshare")
+    for period, earned in (("2026-08", "150"), ("2026-09", "250")):
+        assert sum(Decimal(e["amount"]) for e in entries if e["period"] == period) == Decimal(earned)
+    assert {e["conversion_id"] for e in entries if e["period"] == "2026-08"} == {late.json()["conversion_id"]}
+    # Months that have ended are approved at once.
+    assert {e["status"] for e in entries} == {"approved"}
+
+
+def test_rejected_ngr_report_is_reversed(client: Client, world: World) -> None:
+    deal(client, world.casino, {"revshare": {"percent": "30"}})
+    register(client, world, world.alice_casino, "P-7")
+    send(client, world, event="ngr", player_id="P-7", payout="200", period="2026-08", txn_id="N-1")
+
+    send(client, world, event="ngr", player_id="P-7", status="rejected", period="2026-08", txn_id="N-1")
+
+    reversal, original = ledger(client)
+    assert (original["amount"], reversal["amount"], reversal["reverses_id"]) == (
+        "60.00",
+        "-60.00",
+        original["id"],
+    )
+    (line,) = statement(client, world.alice, "2026-08")["lines"]
+    assert (line["ngr"], line["revshare_earnings"]) == ("0.00", "0.00")
+
+
+def test_hybrid_pays_cpa_and_revshare_for_the_same_player(client: Client, world: World) -> None:
+    deal(client, world.casino, {"cpa": {"amount": "50", "ftd_min": "10"}, "revshare": {"percent": "20"}})
+    register(client, world, world.alice_casino, "P-8")
+    send(client, world, event="ftd", player_id="P-8", payout="10", txn_id="D-1")
+    send(client, world, event="ngr", player_id="P-8", payout="300", txn_id="N-1")
+
+    (line,) = statement(client, world.alice)["lines"]
+
+    assert (line["cpa_earnings"], line["revshare_percent"], line["revshare_earnings"]) == (
+        "50.00",
+        "20",
+        "60.00",
+    )
+    assert line["total"] == "110.00"
+    assert statement(client, world.alice)["totals"] == {"EUR": "110.00"}
+
+
+def test_ftd_tiers_raise_the_month_share(client: Client, world: World) -> None:
+    tiers = [{"threshold": "2", "percent": "40"}]
+    deal(client, world.casino, {"revshare": {"percent": "20", "tiers": tiers, "tier_basis": "ftds"}})
+    for player in ("T-1", "T-2"):
+        register(client, world, world.alice_casino, player)
+    send(client, world, event="ngr", player_id="T-1", payout="100", txn_id="N-1")
+    assert statement(client, world.alice)["lines"][0]["revshare_earnings"] == "20.00"
+
+    for player in ("T-1", "T-2"):
+        send(client, world, event="deposit", player_id=player, payout="10", txn_id="D-" + player)
+
+    (line,) = statement(client, world.alice)["lines"]
+    assert (line["ftds"], line["revshare_percent"], line["revshare_earnings"]) == (2, "40", "40.00")
+
+
+def test_amounts_in_another_currency_need_a_dated_rate(client: Client, world: World) -> None:
+    deal(client, world.casino, CPA_100)
+    register(client, world, world.alice_casino, "P-9")
+
+    refused = send(client, world, event="ftd", player_id="P-9", payout="30", currency="USD", txn_id="D-1")
+
+    assert (refused.status_code, refused.json()["reason"]) == (422, "missing_exchange_rate")
+    assert "USD→EUR" in refused.json()["detail"]
+    (logged,) = client.api("GET", "/postbacks", params={"reason": "missing_exchange_rate"})
+    assert logged["result"] == "rejected"
+
+    today = datetime.now(UTC).date().isoformat()
+    client.api("POST", "/fx-rates", json={"base": "EUR", "quote": "USD", "day": today, "rate": "1.2"})
+    accepted = send(client, world, event="ftd", player_id="P-9", payout="30", currency="USD", txn_id="D-1")
+
+    conversion = client.api("GET", f"/conversions/{accepted.json()['conversion_id']}")
+    # The inverse of EUR→USD 1.2; 30 USD is 25 EUR, over the 20 EUR baseline.
+    assert (conversion["payout"], conversion["currency"], conversion["deal_amount"]) == (
+        "30.00",
+        "USD",
+        "25.00",
+    )
+    assert Decimal(conversion["fx_rate"]) * Decimal("1.2") == pytest.approx(Decimal(1))
+    assert len(ledger(client)) == 1
+
+
+def test_advertiser_names_map_to_ours_and_unmapped_names_are_explained(client: Client, world: World) -> None:
+    names = {
+        "events": {"Depo-Sit": "deposit", "signup_ok": "registration"},
+        "statuses": {"ok": "approved", "wait": "pending"},
+    }
+    client.api("PUT", f"/advertisers/{world.northstar['id']}/names", json=names)
+    click_id = client.click(world.alice_casino)
+    client.flush()
+
+    reg = send(client, world, click_id=click_id, event="signup_ok", status="wait", player_id="N-1")
+    dep = send(
+        client,
+        world,
+        click_id=click_id,
+        event="depo_sit",
+        status="ok",
+        player_id="N-1",
+        payout="5",
+        txn_id="1",
+    )
+    unknown = send(client, world, click_id=click_id, event="depot", player_id="N-1")
+    bad_status = send(client, world, click_id=click_id, event="deposit", status="maybe", txn_id="2")
+
+    assert (reg.json()["event"], reg.json()["status"]) == ("registration", "pending")
+    assert (dep.json()["event"], dep.json()["status"]) == ("first_deposit", "approved")
+    assert (unknown.status_code, unknown.json()["reason"]) == (422, "unknown_event")
+    assert (
+        "'depot' arrived; your names mapped: depo_sit→deposit, signup_ok→registration"
+        in unknown.json()["detail"]
+    )
+    assert bad_status.json()["reason"] == "unknown_status"
+    assert "ok→approved" in bad_status.json()["detail"]
+    got = client.api("GET", f"/advertisers/{world.northstar['id']}/names")
+    assert got["events"] == {"depo_sit": "deposit", "signup_ok": "registration"}
+    wrong = client.http.put(
+        f"/api/advertisers/{world.northstar['id']}/names",
+        headers=client.auth,
+        json={"events": {"x": "jackpot"}},
+    )
+    assert wrong.status_code == 422
+
+
+def test_unknown_player_without_click_id_is_refused(client: Client, world: World) -> None:
+    reply = send(client, world, event="deposit", player_id="nobody", payout="10", txn_id="X")
+
+    assert (reply.status_code, reply.json()["reason"]) == (404, "unknown_player")
+
+
+def test_player_stays_with_the_click_of_their_first_postback(client: Client, world: World) -> None:
+    register(client, world, world.alice_casino, "P-10")
+    bob_click = client.click(world.bob_casino)
+    client.flush()
+
+    reply = send(
+        client, world, click_id=bob_click, event="deposit", player_id="P-10", payout="10", txn_id="D"
+    )
+
+    conversion = client.api("GET", f"/conversions/{reply.json()['conversion_id']}")
+    assert conversion["affiliate_id"] == world.alice["id"]
+
+
+def test_vertical_preset_gives_a_new_offer_its_deal(client: Client, world: World) -> None:
+    presets = {p["vertical"]: p for p in client.api("GET", "/presets")}
+    body = {
+        "advertiser_id": world.northstar["id"],
+        "name": "Northstar Poker",
+        "url_template": "https://poker.example.com/?cid={click_id}",
+        "currency": "GBP",
+        "vertical": "poker",
+    }
+    offer = client.api("POST", "/offers", json=body)
+
+    (made,) = client.api("GET", f"/offers/{offer['id']}/deals")
+    assert (offer["vertical"], made["kind"], made["currency"]) == ("poker", "revshare", "GBP")
+    assert made["revshare"] == presets["poker"]["revshare"]
+    # Overriding one part keeps the rest of the preset.
+    changed = deal(client, offer, {"revshare": {"percent": "35"}})
+    assert (changed["kind"], changed["revshare"]["percent"], changed["cpa"]) == (
+        "revshare",
+        "35",
+        presets["poker"]["cpa"],
+    )
+
+
+def test_statement_csv_is_escaped_and_player_value_adds_up(client: Client, world: World) -> None:
+    offer = client.api(
+        "POST",
+        "/offers",
+        json={
+            "advertiser_id": world.northstar["id"],
+            "name": '=HYPERLINK("http://evil")',
+            "url_template": "https://x.example.com/?cid={click_id}",
+            "currency": "EUR",
+        },
+    )
+    link = client.api("POST", "/links", json={"affiliate_id": world.alice["id"], "offer_id": offer["id"]})[
+        "code"
+    ]
+    deal(client, offer, {"cpa": {"amount": "70", "ftd_min": "20"}, "revshare": {"percent": "10"}})
+    register(client, world, link, "V-1")
+    send(client, world, event="ftd", player_id="V-1", payout="40", txn_id="D-1")
+    send(client, world, event="deposit", player_id="V-1", payout="60", txn_id="D-2")
+    send(client, world, event="ngr", player_id="V-1", payout="-15", txn_id="N-1")
+
+    csv = client.http.get(
+        f"/api/statements/{world.alice['id']}/{THIS_MONTH}", params={"format": "csv"}, headers=client.auth
+    )
+
+    assert csv.headers["content-type"].startswith("text/csv")
+    header, row = csv.text.strip().split("\r\n")
+    assert header.startswith("offer_id,offer,currency,players,ftds,qualified_cpas")
+    assert row.startswith(f'{offer["id"]},"\'=HYPERLINK(""http://evil"")",EUR,1,1,1,0,70.00,-15.00,10.00,')
+    assert row.endswith(",70.00")
+    (player,) = client.api("GET", "/players", params={"affiliate_id": world.alice["id"]})
+    assert (player["deposits"], player["ngr"], player["commission"], player["cohort"]) == (
+        "100.00",
+        "-15.00",
+        "70.00",
+        THIS_MONTH,
+    )
+    (cohort,) = client.api("GET", "/players/cohorts", params={"affiliate_id": world.alice["id"]})
+    assert (cohort["players"], cohort["ftds"], cohort["deposits"]) == (1, 1, "100.00")
