@@ -58,3 +58,31 @@ def test_a_bad_setting_stops_with_a_sentence(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "click_flush_seconds" in result.output
     assert "valid number" in result.output
+
+
+def test_statement_fx_and_settle_commands_on_demo_data(tmp_path: Path) -> None:
+    env = {"CLICKBACK_DATA_DIR": str(tmp_path), "CLICKBACK_DATABASE_URL": ""}
+    assert runner.invoke(app, ["demo"], env=env).exit_code == 0
+    months = sorted({(utcnow() - timedelta(days=d)).strftime("%Y-%m") for d in range(1, 8)})
+
+    csv_rows = [
+        row
+        for month in months
+        for row in runner.invoke(app, ["statement", "1", month, "--csv"], env=env).output.splitlines()[1:]
+    ]
+    table = runner.invoke(app, ["statement", "1", months[-1]], env=env)
+    rate = runner.invoke(app, ["fx", "set", "eur", "USD", "1.0842", "--day", "2026-11-01"], env=env)
+    bad_rate = runner.invoke(app, ["fx", "set", "EUR", "USD", "-1"], env=env)
+    listed = runner.invoke(app, ["fx", "list"], env=env)
+    settled = runner.invoke(app, ["settle"], env=env)
+
+    # The demo's players qualify for CPAs on both offers (the casino deal is hybrid).
+    offers = {row.split(",")[1] for row in csv_rows}
+    assert offers == {"Northstar Casino", "Northstar Sportsbook"}
+    assert sum(int(row.split(",")[5]) for row in csv_rows) > 0  # qualified_cpas
+    assert table.exit_code == 0 and "total EUR" in table.output
+    assert rate.exit_code == 0 and "EUR→USD 1.0842 from 2026-11-01" in rate.output
+    assert bad_rate.exit_code == 2
+    assert "2026-11-01  EUR→USD  1.0842" in listed.output
+    assert settled.exit_code == 0 and "commission entries approved" in settled.output
+    assert runner.invoke(app, ["statement", "1", "2026-13"], env=env).exit_code == 2

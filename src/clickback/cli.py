@@ -2,17 +2,24 @@
 
 import asyncio
 import logging
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from dataclasses import astuple
+from typing import Annotated, TypeVar
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.table import Table
 
 from clickback.config import Settings
+from clickback.core.money import money_text, parse_period
 from clickback.core.reasons import Reason
-from clickback.service.runtime import Runtime
-from clickback.store.db import connect
+from clickback.core.statements import COLUMNS, csv_cell, statement_csv, totals
+from clickback.service.runtime import Runtime, utcnow
+from clickback.store import fx, ledger, statements
+from clickback.store.db import Database, connect
 from clickback.store.migrate import upgrade
+from clickback.web.schemas import FxRateIn
 
 app = typer.Typer(help="clickback: self-hosted S2S affiliate tracking.", no_args_is_help=True)
 console = Console(soft_wrap=True)  # keys and URLs must stay on one line to be copied
@@ -90,6 +97,77 @@ def serve(
         workers=workers,
         respawn_failed_workers=True,
     ).serve()
+
+
+T = TypeVar("T")
+fx_app = typer.Typer(
+    help="Exchange rates used to convert amounts into a deal's currency.", no_args_is_help=True
+)
+app.add_typer(fx_app, name="fx")
+
+
+async def _with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    await _migrate(settings)
+    db = connect(settings.url)
+    try:
+        return await work(db)
+    finally:
+        await db.close()
+
+
+@fx_app.command("set")
+def fx_set(
+    base: Annotated[str, typer.Argument(help="ISO 4217 code, e.g. EUR")],
+    quote: Annotated[str, typer.Argument(help="ISO 4217 code, e.g. USD")],
+    rate: Annotated[str, typer.Argument(help="1 unit of base in quote, e.g. 1.0842")],
+    day: Annotated[str, typer.Option(help="YYYY-MM-DD the rate applies from (default today, UTC)")] = "",
+) -> None:
+    """Record a dated exchange rate."""
+    try:
+        row = FxRateIn(base=base, quote=quote, rate=rate, day=day or utcnow().date())  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    asyncio.run(
+        _with_db(
+            load_settings(), lambda db: fx.put_rate(db, row.base, row.quote, row.day, row.rate, utcnow())
+        )
+    )
+    console.print(f"{row.base}→{row.quote} {row.rate} from {row.day}")
+
+
+@fx_app.command("list")
+def fx_list() -> None:
+    """Print the recorded exchange rates, newest first per pair."""
+    for r in asyncio.run(_with_db(load_settings(), lambda db: fx.list_rates(db))):
+        console.print(f"{r['day']}  {r['base']}→{r['quote']}  {r['rate']}")
+
+
+@app.command()
+def statement(
+    affiliate_id: Annotated[int, typer.Argument(min=1)],
+    period: Annotated[str, typer.Argument(help="YYYY-MM")],
+    csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
+) -> None:
+    """An affiliate's monthly statement: players, FTDs, CPAs, NGR, RevShare, carryover, total."""
+    if parse_period(period) is None:
+        raise typer.BadParameter("use YYYY-MM", param_hint="PERIOD")
+    lines = asyncio.run(_with_db(load_settings(), lambda db: statements.statement(db, affiliate_id, period)))
+    if csv:
+        print(statement_csv(lines), end="")
+        return
+    table = Table(*COLUMNS, title=f"affiliate {affiliate_id}, {period}")
+    for line in lines:
+        table.add_row(*(csv_cell(v) for v in (*astuple(line), line.total)))
+    console.print(table)
+    for currency, total in totals(lines).items():
+        console.print(f"total {currency} {money_text(total)}")
+
+
+@app.command()
+def settle() -> None:
+    """Approve commissions whose hold has passed (the server also does this every minute)."""
+    approved = asyncio.run(_with_db(load_settings(), lambda db: ledger.settle(db, utcnow())))
+    console.print(f"{approved} commission entries approved")
 
 
 def reasons_markdown() -> str:

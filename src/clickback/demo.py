@@ -1,16 +1,18 @@
-"""Demo data for a newcomer: one advertiser, two offers, two affiliates, four tracking links, and
-a week of clicks and postbacks sent through the real click and postback paths."""
+"""Demo data for a newcomer: one advertiser, a casino and a sportsbook offer with their vertical's
+preset deals, two affiliates, four tracking links, and a week of clicks and player postbacks
+(registrations, deposits, NGR) sent through the real click and postback paths."""
 
 import random
 from datetime import timedelta
-from decimal import Decimal
 from functools import partial
 from urllib.parse import urlencode
 
 from clickback.core.clicks import ClickRequest, ClickTaken, take_click
 from clickback.core.intake import RawPostback
+from clickback.core.model import EVERY_AFFILIATE
+from clickback.core.verticals import Vertical, preset_deal
 from clickback.service.runtime import Runtime, utcnow
-from clickback.store import admin
+from clickback.store import admin, deals
 
 DEMO_AGENTS = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
@@ -38,15 +40,18 @@ async def seed(runtime: Runtime) -> list[str]:
             name=name,
             url_template=f"https://{host}/welcome?btag={{click_id}}&s1={{sub1}}",
             currency="EUR",
-            payouts={"registration": Decimal(0), "first_deposit": Decimal(payout)},
+            payouts={},
             custom_events=[],
             now=now,
+            vertical=vertical,
         )
-        for name, host, payout in (
-            ("Northstar Casino", "casino.example.com", "50"),
-            ("Northstar Sportsbook", "sports.example.com", "35"),
+        for name, host, vertical in (
+            ("Northstar Casino", "casino.example.com", Vertical.CASINO),
+            ("Northstar Sportsbook", "sports.example.com", Vertical.SPORTSBOOK),
         )
     ]
+    for offer in offers:
+        await deals.put_deal(db, offer["id"], EVERY_AFFILIATE, preset_deal(offer["vertical"], "EUR"), now)
     affiliates = [await admin.create_affiliate(db, n, now) for n in ("Alice Media", "Bob Traffic")]
     links = [
         await admin.create_link(db, affiliate_id=a["id"], offer_id=o["id"], campaign="launch", now=now)
@@ -90,11 +95,22 @@ async def _traffic(runtime: Runtime, codes: list[str], token: str) -> None:
 
 
 async def _postbacks(runtime: Runtime, rng: random.Random, taken: ClickTaken, token: str) -> None:
-    events = ["registration"] + (["first_deposit"] if rng.random() < 0.4 else [])
-    for i, event in enumerate(events):
-        params = {"click_id": taken.click.click_id, "event": event, "token": token}
-        if event == "first_deposit":
-            params["status"] = rng.choice(["approved", "approved", "pending"])
+    """A player's life as an advertiser reports it: registration, maybe verification and deposits
+    (the first named only `deposit`: clickback spots the FTD), wagering and a month's NGR."""
+    player = "demo-" + taken.click.click_id[-8:]
+    events: list[dict[str, str]] = [{"event": "registration"}]
+    if rng.random() < 0.5:
+        events.append({"event": "verification"})
+        for n in range(rng.choice([1, 1, 2, 3])):
+            events.append(
+                {"event": "deposit", "payout": str(rng.randrange(10, 150)), "txn_id": f"{player}-d{n}"}
+            )
+        events.append({"event": "wager", "payout": str(rng.randrange(20, 600)), "txn_id": player + "-w"})
+        events.append({"event": "ngr", "payout": str(rng.randrange(-80, 300)), "txn_id": player + "-ngr"})
+    for i, fields in enumerate(events):
+        params = {"player_id": player, "token": token, **fields}
+        if i == 0:
+            params["click_id"] = taken.click.click_id
         raw = RawPostback(
             received_at=taken.click.clicked_at + timedelta(minutes=5 + 30 * i),
             ip="198.51.100.20",

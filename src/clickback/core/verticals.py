@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from clickback.core.commission import CpaRules, DealKind, RevShareTerms, Tier, TierBasis
+from clickback.core.commission import CpaRules, Deal, DealKind, RevShareTerms, Tier, TierBasis
 
 
 class Vertical(StrEnum):
@@ -74,3 +74,8 @@ PRESETS: Mapping[Vertical, Preset] = {
         revshare=RevShareTerms(percent=Decimal(20)),
     ),
 }
+
+
+def preset_deal(vertical: Vertical, currency: str) -> Deal:
+    preset = PRESETS[vertical]
+    return Deal(preset.kind, currency, preset.cpa, preset.revshare)

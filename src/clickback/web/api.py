@@ -21,7 +21,7 @@ from clickback.core.outcome import Result
 from clickback.core.reasons import BY_CODE, Reason
 from clickback.core.reporting import DATE_BASIS, DIMENSIONS, ReportRow
 from clickback.core.statements import statement_csv, totals
-from clickback.core.verticals import PRESETS, Vertical
+from clickback.core.verticals import PRESETS, Vertical, preset_deal
 from clickback.service.runtime import Runtime, utcnow
 from clickback.store import admin, deals, fx, ledger, postback_log, reports, statements
 from clickback.store.catalog import deal_from_row
@@ -105,8 +105,7 @@ def create_api(runtime: Runtime) -> FastAPI:
         )
         if body.vertical:
             # A new offer of a known vertical earns from its first player on sensible terms.
-            preset = PRESETS[Vertical(body.vertical)]
-            deal = Deal(preset.kind, row["currency"], preset.cpa, preset.revshare)
+            deal = preset_deal(Vertical(body.vertical), row["currency"])
             await deals.put_deal(db, row["id"], EVERY_AFFILIATE, deal, utcnow())
         return offer_out(await changed(row))
 
