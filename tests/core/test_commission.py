@@ -13,6 +13,7 @@ from clickback.core.commission import (
     TierBasis,
     convert,
     next_period,
+    period_bounds,
     period_of,
     qualify,
     revshare_period,
@@ -233,7 +234,7 @@ def test_commission_rounding(amount: str, currency: str, rounded: str) -> None:
 
 
 def test_revshare_is_rounded_once_on_the_month() -> None:
-    # 3 × 33.33 at 12.5% is 12.49875: per-event rounding would give 3 × 4.17 = 12.51.
+    # 3 x 33.33 at 12.5% is 12.49875: per-event rounding would give 3 x 4.17 = 12.51.
     month = revshare_period(RevShareTerms(percent=D("12.5")), "EUR", D("99.99"), 0, D(0))
     assert month.earnings == D("12.50")
 
@@ -263,3 +264,7 @@ def test_every_preset_is_a_complete_deal_of_standard_events() -> None:
     for preset in PRESETS.values():
         assert set(preset.events) <= STANDARD_EVENTS
         assert preset.cpa.amount > 0 and preset.revshare.percent > 0
+
+
+def test_period_bounds() -> None:
+    assert period_bounds("2026-12") == (datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))

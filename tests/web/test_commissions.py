@@ -1,14 +1,16 @@
 """Players, deals and the commission ledger end to end over HTTP postbacks, on both databases."""
 
 import asyncio
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import Client, World
+from tests.conftest import Client, Node, World, make_world, private_node
 
 THIS_MONTH = datetime.now(UTC).strftime("%Y-%m")
 CPA_100 = {"kind": "cpa", "cpa": {"amount": "100", "ftd_min": "20"}}
@@ -216,6 +218,7 @@ def test_revshare_with_negative_carryover_across_three_months(client: Client, wo
     for period, earned in (("2026-08", "150"), ("2026-09", "250")):
         assert sum(Decimal(e["amount"]) for e in entries if e["period"] == period) == Decimal(earned)
     assert {e["conversion_id"] for e in entries if e["period"] == "2026-08"} == {late.json()["conversion_id"]}
+    assert {e["percent"] for e in entries} == {"25"}
     # Months that have ended are approved at once.
     assert {e["status"] for e in entries} == {"approved"}
 
@@ -292,7 +295,8 @@ def test_amounts_in_another_currency_need_a_dated_rate(client: Client, world: Wo
         "25.00",
     )
     assert Decimal(conversion["fx_rate"]) * Decimal("1.2") == pytest.approx(Decimal(1))
-    assert len(ledger(client)) == 1
+    (entry,) = ledger(client)
+    assert entry["fx_rate"] == conversion["fx_rate"]  # the rate behind the entry is on it
 
 
 def test_advertiser_names_map_to_ours_and_unmapped_names_are_explained(client: Client, world: World) -> None:
@@ -417,3 +421,29 @@ def test_statement_csv_is_escaped_and_player_value_adds_up(client: Client, world
     )
     (cohort,) = client.api("GET", "/players/cohorts", params={"affiliate_id": world.alice["id"]})
     assert (cohort["players"], cohort["ftds"], cohort["deposits"]) == (1, 1, "100.00")
+
+
+@pytest.fixture
+def proxied(clean: Node, database_url: str, tmp_path: Path) -> Iterator[Client]:
+    """A server behind one proxy, so that tests choose the visitor's address (and so GEO)."""
+    for node in private_node(clean, database_url, tmp_path, proxy_hops=1):
+        c = Client(node)
+        yield c
+        c.http.close()
+
+
+def test_cpa_amount_follows_the_players_country(proxied: Client) -> None:
+    world = make_world(proxied)
+    deal(proxied, world.casino, {"cpa": {"amount": "100", "geo_amounts": {"GB": "180"}}})
+    for ip, player in (("81.2.69.142", "uk"), ("8.8.8.8", "us")):
+        response = proxied.http.get(f"/c/{world.alice_casino}", headers={"x-forwarded-for": ip})
+        click_id = response.headers["location"].split("cid=")[1].split("&")[0]
+        proxied.flush()
+        send(proxied, world, click_id=click_id, event="registration", player_id=player)
+
+    by_player = {p["player_id"]: p for p in proxied.api("GET", "/players")}
+
+    assert {k: (p["country"], p["commission"]) for k, p in by_player.items()} == {
+        "uk": ("GB", "180.00"),
+        "us": ("US", "100.00"),
+    }

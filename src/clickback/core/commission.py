@@ -10,7 +10,7 @@ deal's currency) and a period's NGR, these decide. Rounding rules (docs/commissi
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
@@ -223,6 +223,15 @@ def revshare_period(
 
 def period_of(at: datetime) -> str:
     return f"{at.year:04d}-{at.month:02d}"
+
+
+def period_bounds(period: str) -> tuple[datetime, datetime]:
+    """The month's first instant and the next month's, in UTC."""
+    nxt = next_period(period)
+    return (
+        datetime(int(period[:4]), int(period[5:]), 1, tzinfo=UTC),
+        datetime(int(nxt[:4]), int(nxt[5:]), 1, tzinfo=UTC),
+    )
 
 
 def next_period(period: str) -> str:

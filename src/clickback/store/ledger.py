@@ -8,7 +8,7 @@ A RevShare month's entries always sum to the month's RevShare in revshare_period
 """
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +21,7 @@ from clickback.core.commission import (
     PlayerEvent,
     Qualified,
     RevShareTerms,
-    next_period,
+    period_bounds,
     period_of,
     qualify,
     revshare_period,
@@ -118,6 +118,7 @@ async def _book_cpa(
             period=period_of(q.at),
             amount=amount,
             currency=deal.currency,
+            fx_rate=await _rate_of(conn, q.by),
             status="pending" if hold else "approved",
             hold_until=q.at + timedelta(days=hold) if hold else None,
             detail=_crop(f"qualified: {q.explanation}; conversions {', '.join(map(str, q.because))}"),
@@ -179,6 +180,7 @@ async def _reverse_cpa(
             period=period_of(now),
             amount=-booked.amount,
             currency=booked.currency,
+            fx_rate=booked.fx_rate,
             status="approved",
             reverses_id=booked.id,
             detail=_crop(
@@ -199,12 +201,6 @@ async def _reverse_cpa(
     ).first()
     if qualified is not None and qualified.status != Status.REJECTED.value:
         await change_status(db, conn, dict(qualified._mapping), Status.REJECTED, now, None)
-
-
-def _period_bounds(period: str) -> tuple[datetime, datetime]:
-    start = datetime(int(period[:4]), int(period[5:]), 1, tzinfo=UTC)
-    nxt = next_period(period)
-    return start, datetime(int(nxt[:4]), int(nxt[5:]), 1, tzinfo=UTC)
 
 
 async def _revshare(
@@ -282,7 +278,7 @@ async def _revshare_month(
             )
         )
     ).scalar_one() or zero
-    start, end = _period_bounds(period)
+    start, end = period_bounds(period)
     ftds = (
         await conn.execute(
             select(func.count()).where(
@@ -313,6 +309,8 @@ async def _revshare_month(
                 period=period,
                 amount=delta,
                 currency=currency,
+                fx_rate=await _rate_of(conn, cause),
+                percent=str(month.percent),
                 status="approved" if end <= now else "pending",
                 reverses_id=await _reverses(conn, cause) if delta < 0 else None,
                 detail=_crop(
@@ -337,6 +335,12 @@ async def _revshare_month(
         )
     )
     return bool(month.carry_out != booked.carry_out)
+
+
+async def _rate_of(conn: AsyncConnection, conversion_id: int) -> str | None:
+    query = select(conversions.c.fx_rate).where(conversions.c.id == conversion_id)
+    rate: str | None = (await conn.execute(query)).scalar_one_or_none()
+    return rate
 
 
 async def _reverses(conn: AsyncConnection, cause: int) -> int | None:

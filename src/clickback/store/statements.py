@@ -1,13 +1,12 @@
 """Reading the ledger back: monthly statements per affiliate, and what players are worth."""
 
 from collections import defaultdict
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import BigInteger, case, func, select, type_coerce
 
-from clickback.core.commission import DEPOSIT_EVENTS, next_period, period_of
+from clickback.core.commission import DEPOSIT_EVENTS, period_bounds, period_of
 from clickback.core.lifecycle import PAYABLE
 from clickback.core.statements import StatementLine
 from clickback.store.db import Database
@@ -17,16 +16,8 @@ _PAYABLE = [s.value for s in PAYABLE]
 ZERO = Decimal(0)
 
 
-def month_bounds(period: str) -> tuple[datetime, datetime]:
-    nxt = next_period(period)
-    return (
-        datetime(int(period[:4]), int(period[5:]), 1, tzinfo=UTC),
-        datetime(int(nxt[:4]), int(nxt[5:]), 1, tzinfo=UTC),
-    )
-
-
 async def statement(db: Database, affiliate_id: int, period: str) -> list[StatementLine]:
-    start, end = month_bounds(period)
+    start, end = period_bounds(period)
     c, p, r = commissions, players, revshare_periods
     async with db.read() as conn:
         ledger = (

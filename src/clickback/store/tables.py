@@ -385,6 +385,10 @@ commissions = Table(
     Column("period", String(7), nullable=False),
     Column("amount", Money, nullable=False),
     Column("currency", String(3), nullable=False),
+    # The exchange rate that brought the causing conversion's amount into `currency`, and the
+    # RevShare percent applied: exact decimal text.
+    Column("fx_rate", String(40), nullable=True),
+    Column("percent", String(16), nullable=True),
     Column("status", String(16), nullable=False),
     Column("hold_until", UtcDateTime, nullable=True),
     Column("reverses_id", Integer, nullable=True),

@@ -378,6 +378,8 @@ class CommissionOut(BaseModel):
     period: str
     amount: Money
     currency: str
+    fx_rate: Decimal | None = Field(description="The rate that converted the causing conversion's amount.")
+    percent: Decimal | None = Field(description="The RevShare percent applied.")
     status: str
     hold_until: datetime | None
     reverses_id: int | None

@@ -32,6 +32,8 @@ def upgrade() -> None:
         sa.Column("period", sa.String(length=7), nullable=False),
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("fx_rate", sa.String(length=40), nullable=True),
+        sa.Column("percent", sa.String(length=16), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("hold_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("reverses_id", sa.Integer(), nullable=True),
