@@ -219,6 +219,10 @@ def test_revshare_with_negative_carryover_across_three_months(client: Client, wo
         assert sum(Decimal(e["amount"]) for e in entries if e["period"] == period) == Decimal(earned)
     assert {e["conversion_id"] for e in entries if e["period"] == "2026-08"} == {late.json()["conversion_id"]}
     assert {e["percent"] for e in entries} == {"25"}
+    assert entries[0]["detail"] == (  # newest first: September, the end of the cascade
+        f"NGR 1000.00, carry-in 0.00, FTDs 0, 25% ⇒ 250.00 (booked 150.00); "
+        f"after conversion {late.json()['conversion_id']}"
+    )
     # Months that have ended are approved at once.
     assert {e["status"] for e in entries} == {"approved"}
 

@@ -28,6 +28,7 @@ from clickback.core.commission import (
 )
 from clickback.core.lifecycle import PAYABLE, Status
 from clickback.core.model import Catalog
+from clickback.core.money import money_text
 from clickback.store.conversion_rows import change_status, count_row, history
 from clickback.store.db import Database
 from clickback.store.tables import commissions, conversions, players, revshare_periods
@@ -314,8 +315,9 @@ async def _revshare_month(
                 status="approved" if end <= now else "pending",
                 reverses_id=await _reverses(conn, cause) if delta < 0 else None,
                 detail=_crop(
-                    f"NGR {month.ngr}, carry-in {month.carry_in}, FTDs {month.ftds}, {month.percent}% ⇒ "
-                    f"{month.earnings} (booked {booked.earnings}); after conversion {cause}"
+                    f"NGR {money_text(month.ngr)}, carry-in {money_text(month.carry_in)}, "
+                    f"FTDs {month.ftds}, {month.percent}% ⇒ {money_text(month.earnings)} "
+                    f"(booked {money_text(booked.earnings)}); after conversion {cause}"
                 ),
                 created_at=now,
                 updated_at=now,
