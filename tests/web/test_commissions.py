@@ -181,6 +181,10 @@ def test_affiliate_deal_overrides_the_offer_default(client: Client, world: World
     by_affiliate = {e["affiliate_id"]: e["amount"] for e in ledger(client)}
 
     assert by_affiliate == {world.alice["id"]: "100.00", world.bob["id"]: "150.00"}
+    incomplete = client.http.put(
+        f"/api/offers/{world.casino['id']}/deal", headers=client.auth, json={**CPA_100, "kind": "hybrid"}
+    )
+    assert incomplete.status_code == 422 and "needs revshare terms" in incomplete.text
     deals = client.api("GET", f"/offers/{world.casino['id']}/deals")
     assert [(d["affiliate_id"], d["cpa"]["amount"]) for d in deals] == [
         (None, "100"),

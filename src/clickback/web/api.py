@@ -21,7 +21,7 @@ from clickback.core.outcome import Result
 from clickback.core.reasons import BY_CODE, Reason
 from clickback.core.reporting import DATE_BASIS, DIMENSIONS, ReportRow
 from clickback.core.statements import statement_csv, totals
-from clickback.core.verticals import PRESETS, Vertical, preset_deal
+from clickback.core.verticals import PRESETS, DealProblem, Vertical, complete_deal, preset_deal
 from clickback.service.runtime import Runtime, utcnow
 from clickback.store import admin, deals, fx, ledger, postback_log, reports, statements
 from clickback.store.catalog import deal_from_row
@@ -37,8 +37,9 @@ def create_api(runtime: Runtime) -> FastAPI:
     api = FastAPI(
         title="clickback API",
         version="0.1.0",
-        description="Manage advertisers, offers, affiliates and tracking links; read the postback "
-        "log, conversions and reports. Every call needs the API key.",
+        description="Manage advertisers, offers, affiliates, tracking links, deals and exchange "
+        "rates; read the postback log, conversions, reports, the commission ledger, statements and "
+        "player value. Every call needs the API key.",
         docs_url="/docs",
         openapi_url="/openapi.json",
     )
@@ -402,20 +403,16 @@ def create_api(runtime: Runtime) -> FastAPI:
 
 
 def deal_in(body: s.DealIn, offer: dict[str, Any]) -> Deal:
-    """The deal asked for, its gaps filled from the offer's vertical preset."""
-    preset = PRESETS.get(Vertical(offer["vertical"])) if offer["vertical"] else None
-    cpa = _cpa(body.cpa) if body.cpa else (preset.cpa if preset else None)
-    revshare = _revshare(body.revshare) if body.revshare else (preset.revshare if preset else None)
-    kind = DealKind(body.kind) if body.kind else (preset.kind if preset else None)
-    if kind is None:
-        kind = (
-            DealKind.HYBRID if body.cpa and body.revshare else DealKind.CPA if body.cpa else DealKind.REVSHARE
-        )
-    if kind in (DealKind.CPA, DealKind.HYBRID) and cpa is None:
-        invalid(("body", "cpa"), f"a {kind} deal needs cpa terms")
-    if kind in (DealKind.REVSHARE, DealKind.HYBRID) and revshare is None:
-        invalid(("body", "revshare"), f"a {kind} deal needs revshare terms")
-    return Deal(kind, body.currency or offer["currency"], cpa, revshare)
+    deal = complete_deal(
+        DealKind(body.kind) if body.kind else None,
+        body.currency or offer["currency"],
+        _cpa(body.cpa) if body.cpa else None,
+        _revshare(body.revshare) if body.revshare else None,
+        offer["vertical"],
+    )
+    if isinstance(deal, DealProblem):
+        invalid(("body", deal.part), deal.message)
+    return deal
 
 
 def _cpa(t: s.CpaTerms) -> CpaRules:
