@@ -115,3 +115,15 @@ def test_names_with_control_characters_are_refused(client: Client, name: str) ->
     response = client.http.post("/api/affiliates", json={"name": name}, headers=client.auth)
 
     assert response.status_code == 422
+
+
+def test_ungrouped_report_of_an_empty_range_is_all_zero(client: Client, world: World) -> None:
+    client.click(world.alice_casino)
+    client.flush()
+
+    report = client.api(
+        "GET", "/reports", params={"from": "2000-01-01", "to": "2000-01-01", "group_by": "", "bots": "include"}
+    )
+
+    assert report["rows"] == []
+    assert (report["totals"]["clicks"], report["totals"]["conversions"]) == (0, {})

@@ -76,6 +76,8 @@ async def report(
         (
             ClickCount(_key(r, group_by), int(r.clicks), int(r.unique_clicks), int(r.bot_clicks))
             for r in click_rows
+            # Without group_by an empty range still yields one row, of NULL sums.
+            if r.clicks is not None
         ),
         (
             ConversionCount(
