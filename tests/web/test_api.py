@@ -122,7 +122,9 @@ def test_ungrouped_report_of_an_empty_range_is_all_zero(client: Client, world: W
     client.flush()
 
     report = client.api(
-        "GET", "/reports", params={"from": "2000-01-01", "to": "2000-01-01", "group_by": "", "bots": "include"}
+        "GET",
+        "/reports",
+        params={"from": "2000-01-01", "to": "2000-01-01", "group_by": "", "bots": "include"},
     )
 
     assert report["rows"] == []
