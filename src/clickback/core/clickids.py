@@ -11,6 +11,7 @@ advertiser platforms store without truncating.
 """
 
 import base64
+import binascii
 import hmac
 import os
 import threading
@@ -32,8 +33,10 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 # text of IDs sorts like their time stamps.
 _STANDARD = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _SORTABLE = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
-_TO_SORTABLE = str.maketrans(_STANDARD, _SORTABLE)
 _FROM_SORTABLE = str.maketrans(_SORTABLE, _STANDARD)
+# Minting goes straight from binascii's output (standard alphabet, "+/") to the sortable one with a
+# bytes table: str.translate with a dict cost five times more, on every click.
+_B64_TO_SORTABLE = bytes.maketrans(_STANDARD[:62].encode() + b"+/", _SORTABLE.encode())
 _ALPHABET = frozenset(_SORTABLE)
 
 
@@ -77,8 +80,7 @@ class ClickIdCodec:
         ms = int(now.timestamp() * 1000) - _EPOCH_MS
         head = (ms << _RANDOM_BITS) | int.from_bytes(_RANDOM.take16())
         value = (head << _MAC_BITS) | self._mac(head)
-        text = base64.urlsafe_b64encode(value.to_bytes(24)).decode("ascii")
-        return text.translate(_TO_SORTABLE)
+        return binascii.b2a_base64(value.to_bytes(24), newline=False).translate(_B64_TO_SORTABLE).decode()
 
     def verify(self, click_id: str, now: datetime) -> "VerifiedClickId | Rejected":
         if len(click_id) != CLICK_ID_LEN or not _ALPHABET.issuperset(click_id):
