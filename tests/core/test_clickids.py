@@ -1,3 +1,4 @@
+import os
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -5,7 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clickback.core.clickids import CLICK_ID_LEN, EPOCH, MAX_CLOCK_SKEW, ClickIdCodec, VerifiedClickId
+from clickback.core.clickids import (
+    _RANDOM,
+    CLICK_ID_LEN,
+    EPOCH,
+    MAX_CLOCK_SKEW,
+    ClickIdCodec,
+    VerifiedClickId,
+    _RandomPool,
+)
 from clickback.core.reasons import Reason, Rejected
 
 CODEC = ClickIdCodec(b"k" * 32)
@@ -159,3 +168,27 @@ def test_well_formed_but_invented_ids_never_verify(text: str) -> None:
     # 22 MAC bits: one invented ID in four million gets past the check (and most of those are
     # dated in the far future), so this holds for any run of a few hundred.
     assert rejection(CODEC.verify(text, NOW)) is Reason.FORGED_CLICK_ID
+
+
+def test_random_bits_come_from_the_os_in_blocks_and_are_never_reused() -> None:
+    pool = _RandomPool()
+    taken = [pool.take16() for _ in range(_RandomPool.SIZE // 16 * 3)]  # three refills
+    assert len(set(taken)) == len(taken)
+    assert all(len(chunk) == 16 for chunk in taken)
+
+
+def test_a_forked_worker_does_not_share_the_parents_random_bytes() -> None:
+    CODEC.mint(NOW)  # the module's pool now holds bytes the parent has not used yet
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: send the random bits of its first ID, then leave at once
+        try:
+            os.write(write, _RANDOM.take16())
+        finally:
+            os._exit(0)
+    os.close(write)
+    child = os.read(read, 16)
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert len(child) == 16
+    assert child != _RANDOM.take16()

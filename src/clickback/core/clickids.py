@@ -11,12 +11,14 @@ advertiser platforms store without truncating.
 """
 
 import base64
-import hashlib
+import binascii
 import hmac
-import secrets
-from dataclasses import dataclass
+import os
+import threading
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from clickback.core.keyed import HmacSha256
 from clickback.core.reasons import Reason, Rejected
 
 CLICK_ID_LEN = 32
@@ -31,21 +33,54 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 # text of IDs sorts like their time stamps.
 _STANDARD = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _SORTABLE = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
-_TO_SORTABLE = str.maketrans(_STANDARD, _SORTABLE)
 _FROM_SORTABLE = str.maketrans(_SORTABLE, _STANDARD)
+# Minting goes straight from binascii's output (standard alphabet, "+/") to the sortable one with a
+# bytes table: str.translate with a dict cost five times more, on every click.
+_B64_TO_SORTABLE = bytes.maketrans(_STANDARD[:62].encode() + b"+/", _SORTABLE.encode())
 _ALPHABET = frozenset(_SORTABLE)
+
+
+class _RandomPool:
+    """Bytes from the OS CSPRNG (os.urandom, as `secrets` uses), read 4 KiB at a time: one system
+    call per 256 click IDs rather than one per click. Each byte is handed out once; a forked child
+    (a server worker) starts with an empty pool, so two processes never share bytes."""
+
+    SIZE = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buffer = b""
+        self._offset = 0
+
+    def take16(self) -> bytes:
+        with self._lock:
+            start = self._offset
+            if start + 16 > len(self._buffer):
+                self._buffer, start = os.urandom(self.SIZE), 0
+            self._offset = start + 16
+            return self._buffer[start : start + 16]
+
+    def empty(self) -> None:
+        self._buffer, self._offset = b"", 0
+
+
+_RANDOM = _RandomPool()
+os.register_at_fork(after_in_child=_RANDOM.empty)
 
 
 @dataclass(frozen=True, slots=True)
 class ClickIdCodec:
     key: bytes
+    _hmac: HmacSha256 = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hmac", HmacSha256(self.key))
 
     def mint(self, now: datetime) -> str:
         ms = int(now.timestamp() * 1000) - _EPOCH_MS
-        head = (ms << _RANDOM_BITS) | int.from_bytes(secrets.token_bytes(16))
+        head = (ms << _RANDOM_BITS) | int.from_bytes(_RANDOM.take16())
         value = (head << _MAC_BITS) | self._mac(head)
-        text = base64.urlsafe_b64encode(value.to_bytes(24)).decode("ascii")
-        return text.translate(_TO_SORTABLE)
+        return binascii.b2a_base64(value.to_bytes(24), newline=False).translate(_B64_TO_SORTABLE).decode()
 
     def verify(self, click_id: str, now: datetime) -> "VerifiedClickId | Rejected":
         if len(click_id) != CLICK_ID_LEN or not _ALPHABET.issuperset(click_id):
@@ -60,7 +95,7 @@ class ClickIdCodec:
         return VerifiedClickId(click_id, clicked_at)
 
     def _mac(self, head: int) -> int:
-        digest = hmac.digest(self.key, head.to_bytes(22), hashlib.sha256)
+        digest = self._hmac.digest(head.to_bytes(22))
         return int.from_bytes(digest[:3]) & _MAC_MASK
 
 

@@ -72,8 +72,9 @@ def bulk_for(conn: AsyncConnection) -> ClickBulk:
 
 
 def _sqlite_time(moment: datetime) -> str:
-    # The text SQLAlchemy's SQLite DateTime stores, so rows written here read back the same.
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    # The text SQLAlchemy's SQLite DateTime stores ("%Y-%m-%d %H:%M:%S.%f"), so rows written here
+    # read back the same; isoformat cut before its "+00:00" is that text at half strftime's cost.
+    return moment.astimezone(UTC).isoformat(" ", "microseconds")[:26]
 
 
 class _Sqlite(ClickBulk):

@@ -2,6 +2,7 @@
 
 from collections.abc import Mapping, Sequence
 from itertools import pairwise
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -54,16 +55,17 @@ async def _unique(bulk: ClickBulk, batch: Sequence[Click], window_ms: int) -> se
     One upsert per (link, visitor) decides the batch's first click of each atomically, also
     against other processes' batches; later clicks of the same visitor in the batch (a spool
     drained after a long outage can span hours) are judged against the one before them."""
-    runs: dict[tuple[int, str], list[Click]] = {}
-    for click in sorted(batch, key=_ms):
-        runs.setdefault((click.link_id, click.visitor), []).append(click)
-    rows = [(key[0], key[1], _ms(run[-1]), _ms(run[0])) for key, run in runs.items()]
+    # Each click's time in ms, computed once: (ms, click) pairs, in time order within each run.
+    runs: dict[tuple[int, str], list[tuple[int, Click]]] = {}
+    for stamped in sorted(((_ms(c), c) for c in batch), key=itemgetter(0)):
+        runs.setdefault((stamped[1].link_id, stamped[1].visitor), []).append(stamped)
+    rows = [(key[0], key[1], run[-1][0], run[0][0]) for key, run in runs.items()]
     unique_at = {(link, visitor): at for link, visitor, at in await bulk.upsert_visitors(rows, window_ms)}
     unique = set()
     for key, run in runs.items():
-        if unique_at.get(key) == _ms(run[0]):
-            unique.add(run[0].click_id)
-        unique.update(b.click_id for a, b in pairwise(run) if _ms(b) - _ms(a) >= window_ms)
+        if unique_at.get(key) == run[0][0]:
+            unique.add(run[0][1].click_id)
+        unique.update(b.click_id for (a_ms, _), (b_ms, b) in pairwise(run) if b_ms - a_ms >= window_ms)
     return unique
 
 
