@@ -3,7 +3,7 @@
 import asyncio
 import random
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from clickback.core.commission import RevShareTerms, revshare_period
+from clickback.store import ledger as store_ledger
 from tests.conftest import Client, Node, World, make_world, private_node
 
 THIS_MONTH = datetime.now(UTC).strftime("%Y-%m")
@@ -496,3 +497,29 @@ def test_revshare_ledger_always_sums_to_the_months_recomputed_from_scratch(
         if lines:
             assert Decimal(lines[0]["revshare_earnings"]) == booked
         assert booked == expected.earnings, (period, ngr)
+
+
+def test_cpa_on_hold_is_approved_once_the_hold_has_passed(client: Client, world: World) -> None:
+    deal(client, world.casino, {"cpa": {"amount": "100", "ftd_min": "20", "hold_days": 14}})
+    register(client, world, world.alice_casino, "H-1")
+    send(client, world, event="ftd", player_id="H-1", payout="20", txn_id="D-1")
+    (entry,) = ledger(client)
+    hold_until = datetime.fromisoformat(entry["hold_until"])
+    assert entry["status"] == "pending"
+    assert (
+        timedelta(days=14)
+        <= hold_until - datetime.fromisoformat(entry["created_at"])
+        < timedelta(days=14, seconds=5)
+    )
+    db = client.node.runtime.db
+
+    early = client.node.call(lambda: store_ledger.settle(db, hold_until - timedelta(seconds=1)))
+    assert (early, ledger(client)[0]["status"]) == (0, "pending")
+    due = client.node.call(lambda: store_ledger.settle(db, hold_until))
+    assert (due, ledger(client)[0]["status"]) == (1, "approved")
+    # Cancelled later: reversed like a rejection, the approved entry kept and marked.
+    send(client, world, event="ftd", player_id="H-1", txn_id="D-1", status="cancelled")
+    assert [(e["amount"], e["status"]) for e in ledger(client)] == [
+        ("-100.00", "approved"),
+        ("100.00", "reversed"),
+    ]
