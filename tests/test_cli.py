@@ -4,6 +4,7 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from clickback.cli import app
@@ -15,14 +16,26 @@ from clickback.store.db import connect
 runner = CliRunner()
 
 
-def test_demo_seeds_traffic_through_the_real_paths_once(tmp_path: Path) -> None:
-    env = {"CLICKBACK_DATA_DIR": str(tmp_path), "CLICKBACK_DATABASE_URL": ""}
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One demo database for the tests that read it (seeding it takes seconds)."""
+    path = tmp_path_factory.mktemp("demo")
+    first = runner.invoke(app, ["demo"], env=_env(path))
+    assert first.exit_code == 0, first.output
+    return path, first.output
 
-    first = runner.invoke(app, ["demo"], env=env)
+
+def _env(path: Path) -> dict[str, str]:
+    return {"CLICKBACK_DATA_DIR": str(path), "CLICKBACK_DATABASE_URL": ""}
+
+
+def test_demo_seeds_traffic_through_the_real_paths_once(demo_dir: tuple[Path, str]) -> None:
+    tmp_path, output = demo_dir
+    env = _env(tmp_path)
+
     again = runner.invoke(app, ["demo"], env=env)
 
-    assert first.exit_code == 0, first.output
-    assert first.output.count("tracking link http://127.0.0.1:8000/c/") == 4
+    assert output.count("tracking link http://127.0.0.1:8000/c/") == 4
     assert "nothing added" in again.output
     assert (tmp_path / "secret.key").stat().st_mode & 0o077 == 0
 
@@ -60,9 +73,8 @@ def test_a_bad_setting_stops_with_a_sentence(tmp_path: Path) -> None:
     assert "valid number" in result.output
 
 
-def test_statement_fx_and_settle_commands_on_demo_data(tmp_path: Path) -> None:
-    env = {"CLICKBACK_DATA_DIR": str(tmp_path), "CLICKBACK_DATABASE_URL": ""}
-    assert runner.invoke(app, ["demo"], env=env).exit_code == 0
+def test_statement_fx_and_settle_commands_on_demo_data(demo_dir: tuple[Path, str]) -> None:
+    env = _env(demo_dir[0])
     months = sorted({(utcnow() - timedelta(days=d)).strftime("%Y-%m") for d in range(1, 8)})
 
     csv_rows = [
