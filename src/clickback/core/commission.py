@@ -40,6 +40,17 @@ class DealKind(StrEnum):
     HYBRID = "hybrid"
 
 
+class EntryKind(StrEnum):
+    CPA = "cpa"
+    REVSHARE = "revshare"
+
+
+class EntryStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REVERSED = "reversed"
+
+
 class TierBasis(StrEnum):
     NGR = "ngr"
     FTDS = "ftds"

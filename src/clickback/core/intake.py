@@ -70,6 +70,11 @@ class RawPostback:
     body_too_large: bool = False
 
 
+def player_key(player_id: str) -> str:
+    """The duplicate key of a player's events sent without a transaction ID (one per player)."""
+    return "player:" + player_id
+
+
 @dataclass(frozen=True, slots=True)
 class Postback:
     """A postback whose every field is valid; what remains depends on the click and past postbacks."""
@@ -95,7 +100,7 @@ class Postback:
         if self.txn_id is not None:
             return self.txn_id
         if self.player_id:
-            return "player:" + self.player_id
+            return player_key(self.player_id)
         assert self.click is not None
         return "click:" + self.click.value
 

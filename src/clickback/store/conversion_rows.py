@@ -8,10 +8,13 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clickback.core.lifecycle import Status
+from clickback.core.lifecycle import PAYABLE, Status
 from clickback.core.reporting import hour_of
 from clickback.store.db import Database
 from clickback.store.tables import conversion_history, conversion_stats, conversions
+
+# For `status IN (...)`: the conversions that count as earned.
+PAYABLE_STATUSES = sorted(s.value for s in PAYABLE)
 
 
 async def history(

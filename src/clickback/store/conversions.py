@@ -106,16 +106,31 @@ async def _priced(
     conn: AsyncConnection, postback: Postback, attribution: Attribution, catalog: Catalog, now: datetime
 ) -> _Priced | Rejected:
     click = attribution.click
-    if click is None or attribution.payout is None or attribution.currency is None:
-        return _Priced()
+    if click is None:
+        return _Priced()  # priced when the click lands (_attribute_late)
+    return await _in_deal_currency(
+        conn, catalog, click, postback.event, attribution.payout, attribution.currency, now
+    )
+
+
+async def _in_deal_currency(
+    conn: AsyncConnection,
+    catalog: Catalog,
+    click: Click,
+    event: str,
+    amount: Decimal | None,
+    currency: str | None,
+    at: datetime,
+) -> _Priced | Rejected:
+    """The amount in the currency of the click's deal, at the rate of the day it arrived."""
     deal = catalog.deal_for(click.offer_id, click.affiliate_id)
-    if deal is None or postback.event not in AMOUNT_EVENTS:
+    if deal is None or event not in AMOUNT_EVENTS or amount is None or currency is None:
         return _Priced()
-    rate = await fx.rate_on(conn, attribution.currency, deal.currency, now.date())
+    rate = await fx.rate_on(conn, currency, deal.currency, at.date())
     if rate is None:
-        detail = f"{attribution.currency}→{deal.currency} on {now.date().isoformat()}"
+        detail = f"{currency}→{deal.currency} on {at.date().isoformat()}"
         return Rejected(Reason.MISSING_EXCHANGE_RATE, detail)
-    return _Priced(convert(attribution.payout, rate), rate)
+    return _Priced(convert(amount, rate), rate)
 
 
 async def log_refused(db: Database, raw: RawPostback, refused: Refused) -> Outcome:
@@ -282,12 +297,10 @@ async def _attribute_late(
         return False
     payout, currency = price(row.event, row.payout, row.currency, offer)
     values = {**_attribution_columns(click, now), "payout": payout, "currency": currency}
-    deal = catalog.deal_for(click.offer_id, click.affiliate_id)
-    if deal is not None and row.event in AMOUNT_EVENTS and row.payout is not None:
-        # No rate on record leaves the amount out of commissions (it cannot be refused any more).
-        rate = await fx.rate_on(conn, currency, deal.currency, row.created_at.date())
-        if rate is not None:
-            values |= {"deal_amount": convert(payout, rate), "fx_rate": str(rate)}
+    priced = await _in_deal_currency(conn, catalog, click, row.event, payout, currency, row.created_at)
+    # No rate on record leaves the amount out of commissions (it cannot be refused any more).
+    if isinstance(priced, _Priced) and priced.rate is not None:
+        values |= {"deal_amount": priced.amount, "fx_rate": str(priced.rate)}
     if not (await conn.execute(update(conversions).where(unsettled).values(values))).rowcount:
         return False
     await count_row(db, conn, {**row._mapping, **values}, Status(row.status), payout, +1)

@@ -7,7 +7,6 @@ entry of the opposite amount (in the month of the reversal) and the original is 
 A RevShare month's entries always sum to the month's RevShare in revshare_periods.
 """
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -18,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from clickback.core.commission import (
     Deal,
     DealKind,
+    EntryKind,
+    EntryStatus,
     PlayerEvent,
     Qualified,
     RevShareTerms,
@@ -26,16 +27,16 @@ from clickback.core.commission import (
     qualify,
     revshare_period,
 )
-from clickback.core.lifecycle import PAYABLE, Status
+from clickback.core.intake import player_key
+from clickback.core.lifecycle import Status
 from clickback.core.model import Catalog
 from clickback.core.money import money_text
-from clickback.store.conversion_rows import change_status, count_row, history
+from clickback.store.conversion_rows import PAYABLE_STATUSES, change_status, count_row, history
 from clickback.store.db import Database
 from clickback.store.tables import commissions, conversions, players, revshare_periods
 
-CPA = "cpa"
-REVSHARE = "revshare"
-_PAYABLE = [s.value for s in PAYABLE]
+CPA, REVSHARE = EntryKind.CPA, EntryKind.REVSHARE
+PENDING, APPROVED, REVERSED = EntryStatus.PENDING, EntryStatus.APPROVED, EntryStatus.REVERSED
 
 
 async def evaluate(
@@ -66,7 +67,7 @@ async def _events(conn: AsyncConnection, player: Any) -> list[PlayerEvent]:
     ).where(
         (conversions.c.advertiser_id == player.advertiser_id)
         & (conversions.c.player_id == player.player_id)
-        & conversions.c.status.in_(_PAYABLE)
+        & conversions.c.status.in_(PAYABLE_STATUSES)
     )
     rows = (await conn.execute(query)).all()
     return [PlayerEvent(r.id, r.event, r.created_at, r.deal_amount or Decimal(0)) for r in rows]
@@ -87,7 +88,7 @@ async def _cpa(
                     (commissions.c.player == player.id)
                     & (commissions.c.kind == CPA)
                     & commissions.c.reverses_id.is_(None)
-                    & (commissions.c.status != "reversed")
+                    & (commissions.c.status != REVERSED)
                 )
             )
         ).first()
@@ -109,23 +110,21 @@ async def _book_cpa(
         return
     amount = deal.cpa.amount_for(player.country)
     hold = deal.cpa.hold_days
-    await conn.execute(
-        commissions.insert().values(
-            kind=CPA,
-            affiliate_id=player.affiliate_id,
-            offer_id=player.offer_id,
-            player=player.id,
-            conversion_id=q.by,
-            period=period_of(q.at),
-            amount=amount,
-            currency=deal.currency,
-            fx_rate=await _rate_of(conn, q.by),
-            status="pending" if hold else "approved",
-            hold_until=q.at + timedelta(days=hold) if hold else None,
-            detail=_crop(f"qualified: {q.explanation}; conversions {', '.join(map(str, q.because))}"),
-            created_at=now,
-            updated_at=now,
-        )
+    await _append(
+        conn,
+        now,
+        kind=CPA,
+        affiliate_id=player.affiliate_id,
+        offer_id=player.offer_id,
+        player=player.id,
+        conversion_id=q.by,
+        period=period_of(q.at),
+        amount=amount,
+        currency=deal.currency,
+        fx_rate=await _rate_of(conn, q.by),
+        status=PENDING if hold else APPROVED,
+        hold_until=q.at + timedelta(days=hold) if hold else None,
+        detail=f"qualified: {q.explanation}; conversions {', '.join(map(str, q.because))}",
     )
     await _qualified_cpa_event(db, conn, player, amount, deal.currency, q, now)
 
@@ -147,7 +146,7 @@ async def _qualified_cpa_event(
         if c.name not in ("id", "txn_id", "period", "fx_rate")
     }
     values |= {
-        "dedupe_key": "player:" + player.player_id,
+        "dedupe_key": player_key(player.player_id),
         "dedupe_event": "qualified_cpa",
         "event": "qualified_cpa",
         "status": Status.APPROVED.value,
@@ -169,33 +168,29 @@ async def _reverse_cpa(
     db: Database, conn: AsyncConnection, player: Any, booked: Any, cause: int, now: datetime
 ) -> None:
     await conn.execute(
-        update(commissions).where(commissions.c.id == booked.id).values(status="reversed", updated_at=now)
+        update(commissions).where(commissions.c.id == booked.id).values(status=REVERSED, updated_at=now)
     )
-    await conn.execute(
-        commissions.insert().values(
-            kind=CPA,
-            affiliate_id=booked.affiliate_id,
-            offer_id=booked.offer_id,
-            player=player.id,
-            conversion_id=cause,
-            period=period_of(now),
-            amount=-booked.amount,
-            currency=booked.currency,
-            fx_rate=booked.fx_rate,
-            status="approved",
-            reverses_id=booked.id,
-            detail=_crop(
-                f"reversal of entry {booked.id}: conversion {cause} changed and the rules no longer hold"
-            ),
-            created_at=now,
-            updated_at=now,
-        )
+    await _append(
+        conn,
+        now,
+        kind=CPA,
+        affiliate_id=booked.affiliate_id,
+        offer_id=booked.offer_id,
+        player=player.id,
+        conversion_id=cause,
+        period=period_of(now),
+        amount=-booked.amount,
+        currency=booked.currency,
+        fx_rate=booked.fx_rate,
+        status=APPROVED,
+        reverses_id=booked.id,
+        detail=f"reversal of entry {booked.id}: conversion {cause} changed and the rules no longer hold",
     )
     qualified = (
         await conn.execute(
             select(conversions).where(
                 (conversions.c.advertiser_id == player.advertiser_id)
-                & (conversions.c.dedupe_key == "player:" + player.player_id)
+                & (conversions.c.dedupe_key == player_key(player.player_id))
                 & (conversions.c.dedupe_event == "qualified_cpa")
             )
         )
@@ -217,9 +212,8 @@ async def _revshare(
     """Recompute the month, book the difference, then carry any change into later booked months."""
     assert deal.revshare is not None
     key = (revshare_periods.c.affiliate_id == affiliate_id) & (revshare_periods.c.offer_id == offer_id)
-    later: Sequence[str] = [period]
-    while later:
-        current, *_ = later
+    current: str | None = period
+    while current is not None:
         carry_changed = await _revshare_month(
             db, conn, affiliate_id, offer_id, current, deal.revshare, deal.currency, cause, now
         )
@@ -229,8 +223,9 @@ async def _revshare(
             select(revshare_periods.c.period)
             .where(key & (revshare_periods.c.period > current))
             .order_by(revshare_periods.c.period)
+            .limit(1)
         )
-        later = list((await conn.execute(query)).scalars())
+        current = (await conn.execute(query)).scalar_one_or_none()
 
 
 async def _revshare_month(
@@ -270,7 +265,7 @@ async def _revshare_month(
     owned = (
         (conversions.c.affiliate_id == affiliate_id)
         & (conversions.c.offer_id == offer_id)
-        & conversions.c.status.in_(_PAYABLE)
+        & conversions.c.status.in_(PAYABLE_STATUSES)
     )
     ngr = (
         await conn.execute(
@@ -301,27 +296,25 @@ async def _revshare_month(
     month = revshare_period(terms, currency, Decimal(ngr), int(ftds), previous or zero)
     delta = month.earnings - booked.earnings
     if delta:
-        await conn.execute(
-            commissions.insert().values(
-                kind=REVSHARE,
-                affiliate_id=affiliate_id,
-                offer_id=offer_id,
-                conversion_id=cause,
-                period=period,
-                amount=delta,
-                currency=currency,
-                fx_rate=await _rate_of(conn, cause),
-                percent=str(month.percent),
-                status="approved" if end <= now else "pending",
-                reverses_id=await _reverses(conn, cause) if delta < 0 else None,
-                detail=_crop(
-                    f"NGR {money_text(month.ngr)}, carry-in {money_text(month.carry_in)}, "
-                    f"FTDs {month.ftds}, {month.percent}% ⇒ {money_text(month.earnings)} "
-                    f"(booked {money_text(booked.earnings)}); after conversion {cause}"
-                ),
-                created_at=now,
-                updated_at=now,
-            )
+        await _append(
+            conn,
+            now,
+            kind=REVSHARE,
+            affiliate_id=affiliate_id,
+            offer_id=offer_id,
+            conversion_id=cause,
+            period=period,
+            amount=delta,
+            currency=currency,
+            fx_rate=await _rate_of(conn, cause),
+            percent=str(month.percent),
+            status=APPROVED if end <= now else PENDING,
+            reverses_id=await _reverses(conn, cause) if delta < 0 else None,
+            detail=(
+                f"NGR {money_text(month.ngr)}, carry-in {money_text(month.carry_in)}, "
+                f"FTDs {month.ftds}, {month.percent}% ⇒ {money_text(month.earnings)} "
+                f"(booked {money_text(booked.earnings)}); after conversion {cause}"
+            ),
         )
     await conn.execute(
         update(revshare_periods)
@@ -368,26 +361,29 @@ async def settle(db: Database, now: datetime) -> int:
         held = await conn.execute(
             update(commissions)
             .where(
-                (commissions.c.status == "pending")
+                (commissions.c.status == PENDING)
                 & (commissions.c.kind == CPA)
                 & (commissions.c.hold_until <= now)
             )
-            .values(status="approved", updated_at=now)
+            .values(status=APPROVED, updated_at=now)
         )
         ended = await conn.execute(
             update(commissions)
             .where(
-                (commissions.c.status == "pending")
+                (commissions.c.status == PENDING)
                 & (commissions.c.kind == REVSHARE)
                 & (commissions.c.period < period_of(now))
             )
-            .values(status="approved", updated_at=now)
+            .values(status=APPROVED, updated_at=now)
         )
     return int(held.rowcount) + int(ended.rowcount)
 
 
-def _crop(text: str) -> str:
-    return text[:512]
+async def _append(conn: AsyncConnection, now: datetime, *, detail: str, **entry: Any) -> None:
+    """A new ledger entry; `detail` explains its figures, cropped to what the column holds."""
+    await conn.execute(
+        commissions.insert().values(**entry, detail=detail[:512], created_at=now, updated_at=now)
+    )
 
 
 async def entries(

@@ -7,12 +7,11 @@ from typing import Any
 from sqlalchemy import BigInteger, case, func, select, type_coerce
 
 from clickback.core.commission import DEPOSIT_EVENTS, period_bounds, period_of
-from clickback.core.lifecycle import PAYABLE
 from clickback.core.statements import StatementLine
+from clickback.store.conversion_rows import PAYABLE_STATUSES
 from clickback.store.db import Database
 from clickback.store.tables import MONEY_SCALE, commissions, conversions, offers, players, revshare_periods
 
-_PAYABLE = [s.value for s in PAYABLE]
 ZERO = Decimal(0)
 
 
@@ -54,7 +53,7 @@ async def statement(db: Database, affiliate_id: int, period: str) -> list[Statem
                 .where(
                     (conversions.c.affiliate_id == affiliate_id)
                     & (conversions.c.event == "first_deposit")
-                    & conversions.c.status.in_(_PAYABLE)
+                    & conversions.c.status.in_(PAYABLE_STATUSES)
                     & (conversions.c.created_at >= start)
                     & (conversions.c.created_at < end)
                 )
@@ -126,7 +125,7 @@ async def player_values(
                 "ngr"
             ),
         )
-        .where(conversions.c.status.in_(_PAYABLE) & (conversions.c.player_id != ""))
+        .where(conversions.c.status.in_(PAYABLE_STATUSES) & (conversions.c.player_id != ""))
         .group_by(conversions.c.advertiser_id, conversions.c.player_id)
         .subquery()
     )
