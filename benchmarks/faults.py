@@ -185,7 +185,7 @@ def wait_for(what: str, condition: Callable[[], bool], timeout: float, interval:
 
 class Server:
     """`clickback serve` in its own session: Ctrl-C reaches only this script (which then stops it
-    in order), and the whole process group (Granian's main process and its workers) can be killed."""
+    in order), and the whole process group (Uvicorn's main process and its workers) can be killed."""
 
     def __init__(
         self,
@@ -242,16 +242,16 @@ class Server:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise SetupError(f"{self.name} exited with {self.proc.returncode} at start:\n{self.tail()}")
-            # Ready means every worker is serving, not just the first: a SIGTERM that reaches a
-            # worker still in its start-up is lost (Granian 2.8), and that worker then never exits.
-            started = self._log_since(offset).count("Started worker-")
+            # Ready means every worker is serving, not just the first: the load must reach all
+            # of them, and a fault injected during a worker's start-up would test something else.
+            started = self._log_since(offset).count("Application startup complete.")
             with contextlib.suppress(OSError, http.client.HTTPException):
                 if started >= self.workers and request(self.port, "GET", "/healthz", timeout=2)[0] == 200:
                     return
             time.sleep(0.1)
         raise SetupError(
-            f"{self.name}: no /healthz or not all {self.workers} workers logged 'Started worker-' "
-            f"within {START_TIMEOUT_S:.0f} s:\n{self.tail()}"
+            f"{self.name}: no /healthz or not all {self.workers} workers logged "
+            f"'Application startup complete.' within {START_TIMEOUT_S:.0f} s:\n{self.tail()}"
         )
 
     def group_alive(self) -> bool:
@@ -264,7 +264,7 @@ class Server:
         return True
 
     def terminate(self) -> None:
-        """SIGTERM to Granian's main process only, as a service manager would send it."""
+        """SIGTERM to Uvicorn's main process only, as a service manager would send it."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
 

@@ -30,6 +30,7 @@ from clickback.store.db import connect
 from clickback.store.migrate import upgrade
 from clickback.store.tables import metadata
 from clickback.web.app import create_app
+from clickback.web.server import SERVER_OPTIONS
 
 T = TypeVar("T")
 
@@ -91,14 +92,20 @@ class Node:
 
 def serve(settings: Settings) -> Iterator[Node]:
     app = create_app(settings)
+    with served(app) as (port, loop):
+        yield Node(app.state.runtime, loop, f"http://127.0.0.1:{port}")
+
+
+@contextmanager
+def served(app: Any) -> Iterator[tuple[int, asyncio.AbstractEventLoop]]:
+    """`app` served on a free loopback port by a thread of this process (port, event loop)."""
     sock = socket.socket()
     # Without it every keep-alive request waits out a 40 ms delayed ACK (Nagle), 20 times the work.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    # proxy_headers off: X-Forwarded-For is clickback's to interpret (CLICKBACK_PROXY_HOPS), as under
-    # Granian in production; Uvicorn would otherwise trust it from 127.0.0.1.
-    config = uvicorn.Config(app, lifespan="on", log_level="warning", proxy_headers=False)
+    # The protocol and options of `clickback serve` (web/server.py).
+    config = uvicorn.Config(app, log_level="warning", **SERVER_OPTIONS)
     server = uvicorn.Server(config)
     ready = threading.Event()
     holder: dict[str, asyncio.AbstractEventLoop] = {}
@@ -116,7 +123,7 @@ def serve(settings: Settings) -> Iterator[Node]:
             raise RuntimeError("test server did not start")
         threading.Event().wait(0.01)
     try:
-        yield Node(app.state.runtime, holder["loop"], f"http://127.0.0.1:{port}")
+        yield port, holder["loop"]
     finally:
         server.should_exit = True
         thread.join(30)

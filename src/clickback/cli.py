@@ -77,9 +77,8 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
 ) -> None:
-    """Run the server (Granian) with the click writer in every worker."""
-    from granian import Granian
-    from granian.constants import Interfaces
+    """Run the server (Uvicorn, clicks answered from its parser) with the click writer in every worker."""
+    from clickback.web.server import serve as run_server
 
     settings = load_settings()
     if settings.migrate_on_start:
@@ -88,15 +87,7 @@ def serve(
     settings.api_token  # noqa: B018
     logging.basicConfig(level=logging.INFO)
     console.print(f"clickback on http://{host}:{port}  (API docs: /api/docs)")
-    Granian(
-        "clickback.web.app:create_app",
-        factory=True,
-        interface=Interfaces.ASGI,
-        address=host,
-        port=port,
-        workers=workers,
-        respawn_failed_workers=True,
-    ).serve()
+    run_server("clickback.web.app:create_app", host=host, port=port, workers=workers)
 
 
 T = TypeVar("T")

@@ -68,6 +68,11 @@ class ClickWriter:
 
     async def take(self, click: Click) -> None:
         """Accept a redirected click; in durable mode, return only once it is on disk."""
+        await self.synced(self.put(click))
+
+    def put(self, click: Click) -> "asyncio.Future[None] | None":
+        """Accept a redirected click without waiting. In durable mode, returns what `synced` must
+        await before the redirect is sent; otherwise None: the click is already taken."""
         # Into the spool file and into memory in one synchronous step, before any await: a flush
         # then either sees the click in memory or finds its line in a segment it must not delete.
         synced = self._spool(click) if self.durable else None
@@ -79,6 +84,9 @@ class ClickWriter:
             self._pending.clear()
         elif len(self._pending) >= self._batch_size:
             self._wake.set()
+        return synced
+
+    async def synced(self, synced: "asyncio.Future[None] | None") -> None:
         if synced is not None:
             try:
                 await synced

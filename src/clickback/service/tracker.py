@@ -1,5 +1,6 @@
 """The two tracking use cases: take a click, receive a postback."""
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -45,7 +46,23 @@ class Tracker:
         self._privacy = privacy
         self._enrich = enrich
 
+    @property
+    def redirect_waits(self) -> bool:
+        """Whether a redirect must wait for the click to reach the disk (durable mode)."""
+        return self._writer.durable
+
+    def take(self, request: ClickRequest) -> ClickTaken | Rejected:
+        """Take a click without waiting: only when `redirect_waits` is false."""
+        taken, synced = self._take(request)
+        assert synced is None, "durable mode: use click(), which waits for the spool"
+        return taken
+
     async def click(self, request: ClickRequest) -> ClickTaken | Rejected:
+        taken, synced = self._take(request)
+        await self._writer.synced(synced)
+        return taken
+
+    def _take(self, request: ClickRequest) -> "tuple[ClickTaken | Rejected, asyncio.Future[None] | None]":
         now = self._clock()
 
         def enrich() -> Traits:
@@ -53,10 +70,9 @@ class Tracker:
 
         taken = take_click(request, self._catalog.current, self.codec, now, self._privacy, enrich)
         if isinstance(taken, ClickTaken):
-            await self._writer.take(taken.click)
-        else:
-            self._writer.refuse(taken, now)
-        return taken
+            return taken, self._writer.put(taken.click)
+        self._writer.refuse(taken, now)
+        return taken, None
 
     async def postback(self, raw: RawPostback) -> Outcome:
         try:

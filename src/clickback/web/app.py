@@ -21,6 +21,8 @@ class ClickbackApp:
         self.state = rest.state
         self._click = tracking.click_endpoint(runtime)
         self._rest = rest
+        # For web/server.py, which answers most clicks without an ASGI call.
+        self.answer_click = tracking.click_answerer(runtime)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/c/"):

@@ -1,14 +1,16 @@
 """The hot endpoints: each parses the request, makes one call, and maps the result to a response."""
 
+from collections.abc import Callable, Iterable
 from html import escape
 from ipaddress import ip_address
+from typing import NamedTuple
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from clickback.core.clicks import MAX_LINK_CODE_LEN, ClickRequest
+from clickback.core.clicks import MAX_LINK_CODE_LEN, ClickRequest, ClickTaken
 from clickback.core.intake import RawPostback
 from clickback.core.limits import MAX_BODY_BYTES
 from clickback.core.reasons import Rejected
@@ -32,42 +34,89 @@ def forwarded_ip(peer: str, forwarded_for: str, proxy_hops: int) -> str:
         return peer
 
 
+class ClickReply(NamedTuple):
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+def click_request(
+    method: str, path: str, query: bytes, headers: Iterable[tuple[bytes, bytes]], peer: str, proxy_hops: int
+) -> ClickRequest:
+    """A click from the parts of an HTTP request as ASGI gives them: `path` (`/c/{code}`) decoded,
+    header names in lower case."""
+    wanted = dict(headers)
+    forwarded_for = wanted.get(b"x-forwarded-for", b"").decode("latin-1")
+    return ClickRequest(
+        code=path[3 : 3 + MAX_LINK_CODE_LEN],
+        params=query_params(query),
+        ip=forwarded_ip(peer, forwarded_for, proxy_hops),
+        user_agent=wanted.get(b"user-agent", b"").decode("latin-1"),
+        referrer=wanted.get(b"referer", b"").decode("latin-1"),
+        method=method,
+    )
+
+
+def click_reply(taken: ClickTaken | Rejected) -> ClickReply:
+    if isinstance(taken, Rejected):
+        reason = taken.reason
+        page = (
+            "<!doctype html><html lang=en><meta charset=utf-8><title>Link unavailable</title>"
+            f"<h1>{escape(reason.sentence)}</h1><p>{escape(reason.hint)}</p>"
+            f"<p><small>reason: <code>{escape(reason.code)}</code></small></p></html>"
+        ).encode()
+        headers = [
+            (b"content-type", b"text/html; charset=utf-8"),
+            (b"x-clickback-reason", reason.code.encode()),
+            (b"content-length", str(len(page)).encode()),
+        ]
+        return ClickReply(reason.http_status, headers, page)
+    # no-store: a cached redirect would skip the next click (and reuse its click ID).
+    return ClickReply(302, [(b"location", taken.location.encode("latin-1")), *_REDIRECT], b"")
+
+
+_REDIRECT = ((b"cache-control", b"no-store"), (b"content-length", b"0"))
+_NOT_ALLOWED = ClickReply(405, [(b"allow", b"GET, HEAD"), (b"content-length", b"0")], b"")
+
+
 def click_endpoint(runtime: Runtime) -> ASGIApp:
     """GET|HEAD /c/{code}, the hottest endpoint, as plain ASGI: Starlette's request, routing and
-    response objects would cost more CPU than taking the click itself."""
+    response objects would cost more CPU than taking the click itself. Under `clickback serve`
+    most clicks never get here: web/server.py answers them from the HTTP parser."""
     tracker = runtime.tracker
     proxy_hops = runtime.settings.proxy_hops
 
     async def click(scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
         if method not in ("GET", "HEAD"):
-            await _send(send, 405, [(b"allow", b"GET, HEAD")], b"")
-            return
-        headers = dict(scope["headers"])
-        peer = scope["client"][0] if scope.get("client") else ""
-        taken = await tracker.click(
-            ClickRequest(
-                code=scope["path"][3:][:MAX_LINK_CODE_LEN],
-                params=query_params(scope["query_string"]),
-                ip=forwarded_ip(peer, headers.get(b"x-forwarded-for", b"").decode("latin-1"), proxy_hops),
-                user_agent=headers.get(b"user-agent", b"").decode("latin-1"),
-                referrer=headers.get(b"referer", b"").decode("latin-1"),
-                method=method,
-            )
-        )
-        if isinstance(taken, Rejected):
-            page = refusal_page(taken)
-            await page(scope, receive, send)
-            return
-        # no-store: a cached redirect would skip the next click (and reuse its click ID).
-        reply = [(b"location", taken.location.encode("latin-1")), *_REDIRECT]
-        await send({"type": "http.response.start", "status": 302, "headers": reply})
-        await send({"type": "http.response.body", "body": b""})
+            reply = _NOT_ALLOWED
+        else:
+            peer = scope["client"][0] if scope.get("client") else ""
+            path, query = scope["path"], scope["query_string"]
+            request = click_request(method, path, query, scope["headers"], peer, proxy_hops)
+            reply = click_reply(await tracker.click(request))
+        await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else reply.body})
 
     return click
 
 
-_REDIRECT = ((b"cache-control", b"no-store"), (b"content-length", b"0"))
+def click_answerer(
+    runtime: Runtime,
+) -> Callable[[str, str, bytes, Iterable[tuple[bytes, bytes]], str], ClickReply | None]:
+    """The click endpoint as one synchronous call, for a server that can write the reply itself.
+    It answers None when the redirect must wait (durable mode): then the ASGI endpoint must serve."""
+    tracker = runtime.tracker
+    proxy_hops = runtime.settings.proxy_hops
+
+    def answer(
+        method: str, path: str, query: bytes, headers: Iterable[tuple[bytes, bytes]], peer: str
+    ) -> ClickReply | None:
+        if tracker.redirect_waits:
+            return None
+        return click_reply(tracker.take(click_request(method, path, query, headers, peer, proxy_hops)))
+
+    return answer
 
 
 def query_params(query_string: bytes) -> dict[str, str]:
@@ -84,22 +133,6 @@ def query_params(query_string: bytes) -> dict[str, str]:
             name, _, value = field.partition("=")
             params[name] = value
     return params
-
-
-async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-    headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-def refusal_page(rejected: Rejected) -> HTMLResponse:
-    reason = rejected.reason
-    html = (
-        "<!doctype html><html lang=en><meta charset=utf-8><title>Link unavailable</title>"
-        f"<h1>{escape(reason.sentence)}</h1><p>{escape(reason.hint)}</p>"
-        f"<p><small>reason: <code>{escape(reason.code)}</code></small></p></html>"
-    )
-    return HTMLResponse(html, status_code=reason.http_status, headers={"x-clickback-reason": reason.code})
 
 
 async def postback(request: Request) -> Response:

@@ -1,0 +1,146 @@
+"""clickback's HTTP server: Uvicorn with its httptools protocol, where tracking-link clicks are
+answered from the parser's callback instead of an ASGI task (ADR 8).
+
+A bare 302 costs Uvicorn ~23 µs of CPU through ASGI (a task, a scope, two `send` awaits) and the
+same answer written from the parser ~8 µs: on the click path that difference is a third of the
+whole cost. Everything else (parsing, keep-alive and its timeout, pipelining, flow control,
+graceful shutdown, workers, lifespan, every other route) stays Uvicorn's.
+"""
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+from urllib.parse import unquote
+
+import httptools
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from clickback.web.tracking import ClickReply
+
+# Request line plus headers. Uvicorn's httptools protocol sets no limit of its own; 64 KiB is
+# eight times nginx's default and far beyond any browser's.
+MAX_HEAD_BYTES = 64 * 1024
+
+
+class AnswerClick(Protocol):
+    def __call__(
+        self, method: str, path: str, query: bytes, headers: Iterable[tuple[bytes, bytes]], peer: str
+    ) -> ClickReply | None: ...
+
+
+class HeadTooLarge(Exception):
+    """Raised from a parser callback: httptools turns it into a parser error, which Uvicorn
+    answers with a 400 and a closed connection."""
+
+
+class ClickProtocol(HttpToolsProtocol):
+    """Uvicorn's httptools protocol, with `GET|HEAD /c/...` answered as soon as its headers are
+    parsed, when the app offers `answer_click` and the answer can be given now: keep-alive
+    HTTP/1.1, no earlier response still pending on the connection (pipelining keeps its order),
+    no upgrade, and a click that need not wait for the disk. Anything else takes the ASGI path,
+    where the same endpoint answers it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._answer_click: AnswerClick | None = getattr(self.app, "answer_click", None)
+        self._answered = False
+        self._head = False
+        self._head_bytes = 0
+        self._unsent: list[bytes] = []
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._answered = False
+        self._head_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value))
+        super().on_header(name, value)
+
+    def _count(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > MAX_HEAD_BYTES:
+            raise HeadTooLarge
+
+    def on_headers_complete(self) -> None:
+        reply = self._answer() if self.url.startswith(b"/c/") else None
+        if reply is None:
+            self._send_unsent()  # an earlier click's reply goes out before anything else
+            super().on_headers_complete()
+            return
+        self._answered = True
+        # Sent once the loop has read every connection that is ready, not now: a burst's replies
+        # then leave back to back, and the clients' threads are woken once for several replies
+        # instead of once each. Measured: a third more clicks per second at full load.
+        if not self._unsent:
+            self.loop.call_soon(self._send_unsent)
+        self._unsent.append(self._response(reply))
+        self.on_response_complete()
+
+    def _send_unsent(self) -> None:
+        if self._unsent:
+            if not self.transport.is_closing():
+                self.transport.write(b"".join(self._unsent))
+            self._unsent.clear()
+
+    def shutdown(self) -> None:
+        self._send_unsent()
+        super().shutdown()
+
+    def send_400_response(self, msg: str) -> None:
+        self._send_unsent()
+        super().send_400_response(msg)
+
+    def _answer(self) -> ClickReply | None:
+        answer, parser, cycle = self._answer_click, self.parser, self.cycle
+        if answer is None or not (cycle is None or cycle.response_complete):
+            return None
+        if parser.get_http_version() != "1.1" or not parser.should_keep_alive() or parser.should_upgrade():
+            return None
+        method = parser.get_method()
+        if method not in (b"GET", b"HEAD"):
+            return None
+        url = httptools.parse_url(self.url)
+        path = url.path.decode("ascii")
+        if "%" in path:
+            path = unquote(path)
+        peer = self.client[0] if self.client else ""
+        self._head = method == b"HEAD"
+        return answer(method.decode(), path, url.query or b"", self.headers, peer)
+
+    def _response(self, reply: ClickReply) -> bytes:
+        parts = [STATUS_LINE[reply.status]]
+        for name, value in (*self.server_state.default_headers, *reply.headers):
+            parts += (name, b": ", value, b"\r\n")
+        parts.append(b"\r\n")
+        if not self._head:
+            parts.append(reply.body)
+        return b"".join(parts)
+
+    def on_body(self, body: bytes) -> None:
+        if not self._answered:  # an answered click's body (there should be none) is dropped
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self._answered:
+            super().on_message_complete()
+
+
+# What `clickback serve` and the test suite's server share.
+SERVER_OPTIONS: dict[str, Any] = {
+    "http": ClickProtocol,
+    "lifespan": "on",
+    # X-Forwarded-For is clickback's to interpret (CLICKBACK_PROXY_HOPS), not Uvicorn's.
+    "proxy_headers": False,
+    "server_header": False,
+    "access_log": False,
+}
+
+
+def serve(app: str, *, host: str, port: int, workers: int) -> None:
+    """Run `app` (an import string naming an app factory) in `workers` processes."""
+    uvicorn.run(app, factory=True, host=host, port=port, workers=workers, loop="auto", **SERVER_OPTIONS)

@@ -1,0 +1,193 @@
+"""web/server.py over real sockets: which requests the parser answers itself, and that everything
+else still reaches the ASGI app, in order, on the same connection."""
+
+import socket
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from clickback.web.server import MAX_HEAD_BYTES
+from clickback.web.tracking import ClickReply
+from tests.conftest import served
+
+
+@dataclass
+class StubApp:
+    """An ASGI app that also offers `answer_click`, and notes which of the two served what."""
+
+    answered: list[tuple[str, str, bytes, bytes, str]] = field(default_factory=list)
+    through_asgi: list[tuple[str, str]] = field(default_factory=list)
+
+    def answer_click(
+        self, method: str, path: str, query: bytes, headers: Iterable[tuple[bytes, bytes]], peer: str
+    ) -> ClickReply | None:
+        self.answered.append((method, path, query, dict(headers).get(b"user-agent", b""), peer))
+        if path == "/c/wait":  # as a durable-mode click: the ASGI endpoint must serve it
+            return None
+        location = b"https://offer.example.com/?at=" + path.encode()
+        body = b"parser " + path.encode()
+        return ClickReply(302, [(b"location", location), (b"content-length", str(len(body)).encode())], body)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        self.through_asgi.append((scope["method"], scope["path"]))
+        body = f"asgi {scope['method']} {scope['path']}".encode()
+        headers = [(b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@pytest.fixture
+def stub() -> Iterator[tuple[StubApp, int]]:
+    app = StubApp()
+    with served(app) as (port, _):
+        yield app, port
+
+
+def exchange(port: int, data: bytes, replies: int, heads: Iterable[int] = ()) -> list[Reply]:
+    """Send `data` on one connection and read `replies` responses (those numbered in `heads`
+    answer a HEAD: no body whatever their content-length)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(data)
+        stream = conn.makefile("rb")
+        return [read_reply(stream, n in set(heads)) for n in range(replies)]
+
+
+def read_reply(stream: Any, head: bool) -> Reply:
+    status = int(stream.readline().split()[1])
+    headers = {}
+    while (line := stream.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = 0 if head else int(headers.get("content-length", "0"))
+    return Reply(status, headers, stream.read(length))
+
+
+UA = b"User-Agent: Mozilla/5.0 test\r\n"
+
+
+def get(target: bytes, version: bytes = b"1.1", extra: bytes = b"") -> bytes:
+    return b"GET " + target + b" HTTP/" + version + b"\r\nHost: t\r\n" + UA + extra + b"\r\n"
+
+
+def test_keep_alive_clicks_are_answered_by_the_parser_without_the_asgi_app(
+    stub: tuple[StubApp, int],
+) -> None:
+    app, port = stub
+
+    replies = exchange(port, get(b"/c/one?sub1=x") + get(b"/c/two") + get(b"/c/three"), 3)
+
+    assert [r.status for r in replies] == [302, 302, 302]
+    assert [r.headers["location"] for r in replies] == [
+        "https://offer.example.com/?at=/c/one",
+        "https://offer.example.com/?at=/c/two",
+        "https://offer.example.com/?at=/c/three",
+    ]
+    assert [r.body for r in replies] == [b"parser /c/one", b"parser /c/two", b"parser /c/three"]
+    assert "date" in replies[0].headers  # Uvicorn's default headers, as on every other answer
+    assert app.answered[0] == ("GET", "/c/one", b"sub1=x", b"Mozilla/5.0 test", "127.0.0.1")
+    assert len(app.answered) == 3
+    assert app.through_asgi == []
+
+
+def test_a_head_click_gets_headers_only_and_the_connection_stays_in_step(
+    stub: tuple[StubApp, int],
+) -> None:
+    app, port = stub
+    head = b"HEAD /c/one HTTP/1.1\r\nHost: t\r\n\r\n"
+
+    first, second = exchange(port, head + get(b"/c/two"), 2, heads=[0])
+
+    assert (first.status, first.headers["content-length"], first.body) == (
+        302,
+        "13",
+        b"",
+    )  # len(b"parser /c/one")
+    assert (second.status, second.body) == (302, b"parser /c/two")
+    assert [a[0] for a in app.answered] == ["HEAD", "GET"]
+
+
+def test_an_escaped_path_reaches_the_click_decoded(stub: tuple[StubApp, int]) -> None:
+    app, port = stub
+
+    [reply] = exchange(port, get(b"/c/%41bc"), 1)
+
+    assert reply.status == 302
+    assert app.answered[0][1] == "/c/Abc"
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "path"),
+    [
+        (get(b"/c/old", version=b"1.0"), "/c/old"),  # no keep-alive by default
+        (get(b"/c/closing", extra=b"Connection: close\r\n"), "/c/closing"),
+        (b"POST /c/form HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc", "/c/form"),
+        (get(b"/c/wait"), "/c/wait"),  # the app cannot answer it now
+        (get(b"/postback?click_id=x"), "/postback"),
+    ],
+)
+def test_other_requests_are_served_by_the_asgi_app(
+    stub: tuple[StubApp, int], request_bytes: bytes, path: str
+) -> None:
+    app, port = stub
+
+    [reply] = exchange(port, request_bytes, 1)
+
+    assert reply.status == 200
+    assert reply.body == b"asgi " + request_bytes.split()[0] + b" " + path.encode()
+    assert app.through_asgi == [(request_bytes.split()[0].decode(), path)]
+
+
+def test_pipelined_requests_are_answered_in_the_order_they_came(stub: tuple[StubApp, int]) -> None:
+    _, port = stub
+
+    replies = exchange(port, get(b"/c/one") + get(b"/api/x") + get(b"/c/two") + get(b"/c/three"), 4)
+
+    # Behind a response still being made, clicks wait their turn on the ASGI path.
+    assert [(r.status, r.body) for r in replies] == [
+        (302, b"parser /c/one"),
+        (200, b"asgi GET /api/x"),
+        (200, b"asgi GET /c/two"),
+        (200, b"asgi GET /c/three"),
+    ]
+
+
+def test_an_oversized_request_head_is_refused_and_the_connection_closed(
+    stub: tuple[StubApp, int],
+) -> None:
+    app, port = stub
+    huge = b"X-Padding: " + b"a" * MAX_HEAD_BYTES + b"\r\n"
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(get(b"/c/one", extra=huge))
+        stream = conn.makefile("rb")
+        reply = read_reply(stream, head=False)
+        assert stream.read() == b""  # closed by the server
+
+    assert reply.status == 400
+    assert app.answered == []
+    assert app.through_asgi == []
+
+
+def test_a_head_just_under_the_limit_is_served(stub: tuple[StubApp, int]) -> None:
+    app, port = stub
+    # The counted bytes are the target plus each header's name and value.
+    padding = b"a" * (MAX_HEAD_BYTES - len(b"/c/one") - len(b"hostt") - len(UA) - 64)
+
+    [reply] = exchange(port, get(b"/c/one", extra=b"X-Padding: " + padding + b"\r\n"), 1)
+
+    assert reply.status == 302
+    assert len(app.answered) == 1
