@@ -71,9 +71,9 @@ async def reference_rate(db: Database, rows: list[Click]) -> float:
     pg = db.dialect == "postgresql"
     names = ", ".join(CLICK_COLUMNS)
     marks = ", ".join(f"${i + 1}" if pg else "?" for i in range(len(CLICK_COLUMNS)))
-    records = [_record(c, True) for c in rows]
-    if not pg:  # what SQLAlchemy's SQLite DateTime stores
-        records = [(r[0], r[1].strftime("%Y-%m-%d %H:%M:%S.%f"), *r[2:]) for r in records]
+    # what SQLAlchemy's SQLite DateTime stores
+    when: Any = (lambda t: t) if pg else (lambda t: t.strftime("%Y-%m-%d %H:%M:%S.%f"))
+    records = [_record(c, True, when) for c in rows]
     async with db.write() as conn:
         await conn.execute(text("CREATE TABLE clicks_bare AS SELECT * FROM clicks WHERE false"))
     started = time.perf_counter()

@@ -11,8 +11,11 @@ DIMENSIONS = ("day", "affiliate_id", "offer_id", "link_id", "sub1", "country", "
 DATE_BASIS = "clicks by click time; conversions by the time their first postback was recorded (UTC)"
 
 
+MS_PER_HOUR = 3_600_000
+
+
 def hour_of(moment: datetime) -> int:
-    """The report bucket a moment counts in: its UTC epoch hour."""
+    """The report bucket a moment counts in: its UTC epoch hour (from epoch ms: ms // MS_PER_HOUR)."""
     return int(moment.timestamp()) // 3600
 
 

@@ -55,8 +55,14 @@ class ClickBulk:
         result = await self._conn.execute(text(sql), params | {"window": window_ms})
         return [(r[0], r[1], r[2]) for r in result]
 
+    @staticmethod
+    def time_value(moment: datetime) -> Any:
+        """A click's time as insert_clicks takes it."""
+        return moment
+
     async def insert_clicks(self, rows: Sequence[tuple[Any, ...]]) -> set[str]:
-        """Insert the rows (in CLICK_COLUMNS order) skipping stored click IDs; return inserted."""
+        """Insert the rows (in CLICK_COLUMNS order, times made by time_value) skipping stored
+        click IDs; return inserted."""
         raise NotImplementedError
 
     async def add_stats(self, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -71,13 +77,14 @@ def bulk_for(conn: AsyncConnection) -> ClickBulk:
     return _Sqlite(conn)
 
 
-def _sqlite_time(moment: datetime) -> str:
-    # The text SQLAlchemy's SQLite DateTime stores ("%Y-%m-%d %H:%M:%S.%f"), so rows written here
-    # read back the same; isoformat cut before its "+00:00" is that text at half strftime's cost.
-    return moment.astimezone(UTC).isoformat(" ", "microseconds")[:26]
-
-
 class _Sqlite(ClickBulk):
+    @staticmethod
+    def time_value(moment: datetime) -> str:
+        # The text SQLAlchemy's SQLite DateTime stores ("%Y-%m-%d %H:%M:%S.%f"), so rows written
+        # here read back the same; isoformat cut before its "+00:00" is that text at half
+        # strftime's cost.
+        return moment.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+
     def _select(self, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> tuple[str, dict[str, Any]]:
         # The whole batch as one JSON parameter; "WHERE true": SQLite's parser needs it between
         # a SELECT and the ON CONFLICT of an upsert.
@@ -85,8 +92,6 @@ class _Sqlite(ClickBulk):
         return f"SELECT {values} FROM json_each(:rows) WHERE true", {"rows": json.dumps(rows)}
 
     async def insert_clicks(self, rows: Sequence[tuple[Any, ...]]) -> set[str]:
-        at = CLICK_COLUMNS.index("clicked_at")
-        records = [(*row[:at], _sqlite_time(row[at]), *row[at + 1 :]) for row in rows]
         raw = await self._conn.get_raw_connection()
         driver: Any = raw.driver_connection
         marks = ", ".join("?" * len(CLICK_COLUMNS))
@@ -95,7 +100,7 @@ class _Sqlite(ClickBulk):
         # stored (a retried batch, a replayed spool) undo that and skip the stored ones.
         await driver.execute("SAVEPOINT clicks_in")
         try:
-            await driver.executemany(insert, records)
+            await driver.executemany(insert, rows)
             return {row[0] for row in rows}
         except sqlite3.IntegrityError:
             await driver.execute("ROLLBACK TO clicks_in")
@@ -108,9 +113,9 @@ class _Sqlite(ClickBulk):
         # Writers hold SQLite's lock for the whole transaction (BEGIN IMMEDIATE), so what is not
         # stored now cannot appear before the insert below.
         stored = {r[0] for r in known}
-        fresh = [record for record in records if record[0] not in stored]
+        fresh = [row for row in rows if row[0] not in stored]
         await driver.executemany(insert, fresh)
-        return {record[0] for record in fresh}
+        return {row[0] for row in fresh}
 
 
 _PG_ARRAYS = {int: "bigint[]", str: "text[]", bool: "boolean[]"}

@@ -1,6 +1,7 @@
 """Writing clicks in batches with their report counters, and finding clicks by ID."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from itertools import pairwise
 from operator import itemgetter
 from typing import Any
@@ -9,14 +10,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clickback.core.model import Click, Traits
-from clickback.core.reporting import hour_of
+from clickback.core.reporting import MS_PER_HOUR
 from clickback.store.bulk import ClickBulk, bulk_for
 from clickback.store.db import Database
 from clickback.store.tables import click_refusals, clicks, visitors
-
-
-def _ms(click: Click) -> int:
-    return int(click.clicked_at.timestamp() * 1000)
 
 
 async def write_batch(
@@ -35,9 +32,12 @@ async def write_batch(
         inserted: set[str] = set()
         if batch:
             bulk = bulk_for(conn)
-            unique = await _unique(bulk, batch, unique_window_ms)
-            inserted = await bulk.insert_clicks([_record(c, c.click_id in unique) for c in batch])
-            stats = _stats([c for c in batch if c.click_id in inserted], unique)
+            # Each click's time in ms, computed once: (ms, click) pairs.
+            stamped = [(int(c.clicked_at.timestamp() * 1000), c) for c in batch]
+            unique = await _unique(bulk, stamped, unique_window_ms)
+            when = bulk.time_value
+            inserted = await bulk.insert_clicks([_record(c, c.click_id in unique, when) for c in batch])
+            stats = _stats([s for s in stamped if s[1].click_id in inserted], unique)
             if stats:
                 await bulk.add_stats(stats)
         refused = [
@@ -49,16 +49,16 @@ async def write_batch(
     return len(inserted)
 
 
-async def _unique(bulk: ClickBulk, batch: Sequence[Click], window_ms: int) -> set[str]:
+async def _unique(bulk: ClickBulk, stamped: Sequence[tuple[int, Click]], window_ms: int) -> set[str]:
     """Click IDs whose visitor had not clicked the same link within the window before them.
 
     One upsert per (link, visitor) decides the batch's first click of each atomically, also
     against other processes' batches; later clicks of the same visitor in the batch (a spool
     drained after a long outage can span hours) are judged against the one before them."""
-    # Each click's time in ms, computed once: (ms, click) pairs, in time order within each run.
+    # (ms, click) pairs in time order within each run.
     runs: dict[tuple[int, str], list[tuple[int, Click]]] = {}
-    for stamped in sorted(((_ms(c), c) for c in batch), key=itemgetter(0)):
-        runs.setdefault((stamped[1].link_id, stamped[1].visitor), []).append(stamped)
+    for pair in sorted(stamped, key=itemgetter(0)):
+        runs.setdefault((pair[1].link_id, pair[1].visitor), []).append(pair)
     rows = [(key[0], key[1], run[-1][0], run[0][0]) for key, run in runs.items()]
     unique_at = {(link, visitor): at for link, visitor, at in await bulk.upsert_visitors(rows, window_ms)}
     unique = set()
@@ -69,12 +69,12 @@ async def _unique(bulk: ClickBulk, batch: Sequence[Click], window_ms: int) -> se
     return unique
 
 
-def _stats(inserted: Sequence[Click], unique: set[str]) -> list[tuple[Any, ...]]:
-    """click_stats rows (in STAT_COLUMNS order) adding up the clicks inserted."""
+def _stats(inserted: Sequence[tuple[int, Click]], unique: set[str]) -> list[tuple[Any, ...]]:
+    """click_stats rows (in STAT_COLUMNS order) adding up the (ms, click) pairs inserted."""
     counts: dict[tuple[Any, ...], list[int]] = {}
-    for c in inserted:
+    for ms, c in inserted:
         t = c.traits
-        key = (hour_of(c.clicked_at), c.link_id, c.subs[0], t.country, t.device_type, bool(t.bot))
+        key = (ms // MS_PER_HOUR, c.link_id, c.subs[0], t.country, t.device_type, bool(t.bot))
         entry = counts.setdefault(key, [c.affiliate_id, c.offer_id, 0, 0])
         entry[2] += 1
         entry[3] += c.click_id in unique
@@ -87,12 +87,12 @@ async def prune_visitors(db: Database, before_ms: int) -> None:
         await conn.execute(delete(visitors).where(visitors.c.last_seen < before_ms))
 
 
-def _record(c: Click, is_unique: bool) -> tuple[Any, ...]:
-    """A clicks row in CLICK_COLUMNS order."""
+def _record(c: Click, is_unique: bool, when: Callable[[datetime], Any]) -> tuple[Any, ...]:
+    """A clicks row in CLICK_COLUMNS order, its time made by `when`."""
     t = c.traits
     # fmt: off
     return (
-        c.click_id, c.clicked_at, c.link_id, c.affiliate_id, c.offer_id, c.campaign, *c.subs,
+        c.click_id, when(c.clicked_at), c.link_id, c.affiliate_id, c.offer_id, c.campaign, *c.subs,
         c.source, c.landing_page, c.ip, c.user_agent, c.referrer,
         t.country, t.region, t.city, t.device_type, t.os, t.browser, t.bot, t.asn,
         c.visitor, is_unique,

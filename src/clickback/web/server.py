@@ -49,28 +49,43 @@ class ClickProtocol(HttpToolsProtocol):
         self._unsent: list[bytes] = []
 
     def on_message_begin(self) -> None:
-        super().on_message_begin()
+        # Uvicorn's on_message_begin also builds the ASGI scope, which a click answered here never
+        # needs: that waits for _to_asgi.
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
         self._answered = False
         self._head_bytes = 0
 
+    def _to_asgi(self) -> None:
+        url, headers, expect_100_continue = self.url, self.headers, self.expect_100_continue
+        super().on_message_begin()
+        self.url, self.expect_100_continue = url, expect_100_continue
+        self.headers.extend(headers)  # the list the new scope holds
+        super().on_headers_complete()
+
     def on_url(self, url: bytes) -> None:
-        self._count(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value))
-        super().on_header(name, value)
-
-    def _count(self, size: int) -> None:
-        self._head_bytes += size
+        self._head_bytes += len(url)
         if self._head_bytes > MAX_HEAD_BYTES:
             raise HeadTooLarge
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # Uvicorn's on_header, with the size check: called for every header of every request,
+        # so not through super().
+        self._head_bytes += len(name) + len(value)
+        if self._head_bytes > MAX_HEAD_BYTES:
+            raise HeadTooLarge
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         reply = self._answer() if self.url.startswith(b"/c/") else None
         if reply is None:
             self._send_unsent()  # an earlier click's reply goes out before anything else
-            super().on_headers_complete()
+            self._to_asgi()
             return
         self._answered = True
         # Sent once the loop has read every connection that is ready, not now: a burst's replies
