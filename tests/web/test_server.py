@@ -1,14 +1,17 @@
 """web/server.py over real sockets: which requests the parser answers itself, and that everything
 else still reaches the ASGI app, in order, on the same connection."""
 
+import asyncio
 import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import uvicorn
+from uvicorn.server import ServerState
 
-from clickback.web.server import MAX_HEAD_BYTES
+from clickback.web.server import MAX_HEAD_BYTES, SERVER_OPTIONS, ClickProtocol
 from clickback.web.tracking import ClickReply
 from tests.conftest import served
 
@@ -219,3 +222,51 @@ def test_raw_bytes_in_a_click_url_get_an_answer_not_a_crash(
     assert first.status == expected
     assert second is None or second.body == b"parser /c/after"
     assert app.through_asgi == []
+
+
+def test_a_click_for_a_client_not_reading_its_replies_waits_on_the_asgi_path() -> None:
+    """Flow control: once the transport's buffer is over its high-water mark, clicks go where
+    Uvicorn waits for it to drain and stops reading pipelined requests."""
+
+    class Transport(asyncio.Transport):
+        def __init__(self) -> None:
+            super().__init__()
+            self.written: list[bytes] = []
+
+        def write(self, data: bytes | bytearray | memoryview) -> None:
+            self.written.append(bytes(data))
+
+        def is_closing(self) -> bool:
+            return False
+
+        def close(self) -> None:
+            pass
+
+        def pause_reading(self) -> None:
+            pass
+
+        def resume_reading(self) -> None:
+            pass
+
+        def get_extra_info(self, name: str, default: Any = None) -> Any:
+            return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
+
+    async def run() -> tuple[StubApp, ClickProtocol]:
+        app = StubApp()
+        config = uvicorn.Config(app, log_level="warning", **SERVER_OPTIONS)
+        protocol = ClickProtocol(config=config, server_state=ServerState(), app_state={})
+        protocol.connection_made(Transport())
+        protocol.data_received(get(b"/c/read"))
+        protocol.pause_writing()  # what the transport calls when its buffer is full
+        protocol.data_received(get(b"/c/unread"))
+        await asyncio.sleep(0)  # let the ASGI task run (and the reply of the first click go out)
+        protocol.resume_writing()
+        for task in list(protocol.tasks):
+            await task
+        protocol.connection_lost(None)
+        return app, protocol
+
+    app, _ = asyncio.run(run())
+
+    assert [a[1] for a in app.answered] == ["/c/read"]
+    assert app.through_asgi == [("GET", "/c/unread")]

@@ -6,25 +6,18 @@ Everything else (parsing, keep-alive and its timeout, pipelining, flow control, 
 workers, lifespan, every other route) stays Uvicorn's.
 """
 
-from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import unquote
 
 import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from clickback.web.tracking import ClickReply
+from clickback.web.tracking import AnswerClick, ClickReply
 
 # Request line plus headers. Uvicorn's httptools protocol sets no limit of its own; 64 KiB is
 # eight times nginx's default and far beyond any browser's.
 MAX_HEAD_BYTES = 64 * 1024
-
-
-class AnswerClick(Protocol):
-    def __call__(
-        self, method: str, path: str, query: bytes, headers: Iterable[tuple[bytes, bytes]], peer: str
-    ) -> ClickReply | None: ...
 
 
 class HeadTooLarge(Exception):
@@ -36,8 +29,8 @@ class ClickProtocol(HttpToolsProtocol):
     """Uvicorn's httptools protocol, with `GET|HEAD /c/...` answered as soon as its headers are
     parsed, when the app offers `answer_click` and the answer can be given now: keep-alive
     HTTP/1.1, no earlier response still pending on the connection (pipelining keeps its order),
-    no upgrade, and a click that need not wait for the disk. Anything else takes the ASGI path,
-    where the same endpoint answers it."""
+    a client reading its replies, no upgrade, and a click that need not wait for the disk.
+    Anything else takes the ASGI path, where the same endpoint answers it."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -112,6 +105,10 @@ class ClickProtocol(HttpToolsProtocol):
     def _answer(self) -> ClickReply | None:
         answer, parser, cycle = self._answer_click, self.parser, self.cycle
         if answer is None or not (cycle is None or cycle.response_complete):
+            return None
+        # A client that sends clicks without reading the replies: the ASGI path waits for the
+        # transport to drain and stops reading pipelined requests, so memory stays bounded.
+        if self.flow.write_paused:
             return None
         if parser.get_http_version() != "1.1" or not parser.should_keep_alive() or parser.should_upgrade():
             return None

@@ -101,9 +101,11 @@ def click_endpoint(runtime: Runtime) -> ASGIApp:
     return click
 
 
-def click_answerer(
-    runtime: Runtime,
-) -> Callable[[str, str, bytes, Iterable[tuple[bytes, bytes]], str], ClickReply | None]:
+# (method, decoded path, query string, headers with lower-case names, peer address) → the reply
+AnswerClick = Callable[[str, str, bytes, Iterable[tuple[bytes, bytes]], str], ClickReply | None]
+
+
+def click_answerer(runtime: Runtime) -> AnswerClick:
     """The click endpoint as one synchronous call, for a server that can write the reply itself.
     It answers None when the redirect must wait (durable mode): then the ASGI endpoint must serve."""
     tracker = runtime.tracker
