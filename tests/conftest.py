@@ -97,15 +97,16 @@ def serve(settings: Settings) -> Iterator[Node]:
 
 
 @contextmanager
-def served(app: Any) -> Iterator[tuple[int, asyncio.AbstractEventLoop]]:
-    """`app` served on a free loopback port by a thread of this process (port, event loop)."""
+def served(app: Any, **options: Any) -> Iterator[tuple[int, asyncio.AbstractEventLoop]]:
+    """`app` served on a free loopback port by a thread of this process (port, event loop);
+    `options` for Uvicorn override clickback's."""
     sock = socket.socket()
     # Without it every keep-alive request waits out a 40 ms delayed ACK (Nagle), 20 times the work.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     # The protocol and options of `clickback serve` (web/server.py).
-    config = uvicorn.Config(app, log_level="warning", **SERVER_OPTIONS)
+    config = uvicorn.Config(app, log_level="warning", **(SERVER_OPTIONS | options))
     server = uvicorn.Server(config)
     ready = threading.Event()
     holder: dict[str, asyncio.AbstractEventLoop] = {}

@@ -4,7 +4,6 @@ preset deals, two affiliates, four tracking links, and a week of clicks and play
 
 import random
 from datetime import timedelta
-from functools import partial
 from urllib.parse import urlencode
 
 from clickback.core.clicks import ClickRequest, ClickTaken, take_click
@@ -84,7 +83,7 @@ async def _traffic(runtime: Runtime, codes: list[str], token: str) -> None:
                 codec,
                 at,
                 runtime.settings.privacy,
-                partial(runtime.enricher.traits, ip, agent, "GET"),
+                runtime.enricher.traits,
             )
             assert isinstance(taken, ClickTaken)
             await runtime.writer.take(taken.click)

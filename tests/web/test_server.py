@@ -3,6 +3,7 @@ else still reaches the ASGI app, in order, on the same connection."""
 
 import asyncio
 import socket
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,8 @@ class StubApp:
             await send({"type": "lifespan.shutdown.complete"})
             return
         self.through_asgi.append((scope["method"], scope["path"]))
+        if scope["path"] == "/slow":  # a handler busy for longer than the keep-alive timeout
+            await asyncio.sleep(KEEP_ALIVE_S * 1.5)
         body = f"asgi {scope['method']} {scope['path']}".encode()
         headers = [(b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -80,6 +83,7 @@ def read_reply(stream: Any, head: bool) -> Reply:
 
 
 UA = b"User-Agent: Mozilla/5.0 test\r\n"
+KEEP_ALIVE_S = 0.5
 
 
 def get(target: bytes, version: bytes = b"1.1", extra: bytes = b"") -> bytes:
@@ -270,3 +274,54 @@ def test_a_click_for_a_client_not_reading_its_replies_waits_on_the_asgi_path() -
 
     assert [a[1] for a in app.answered] == ["/c/read"]
     assert app.through_asgi == [("GET", "/c/unread")]
+
+
+@pytest.fixture
+def quick_timeout() -> Iterator[tuple[StubApp, int]]:
+    app = StubApp()
+    with served(app, timeout_keep_alive=KEEP_ALIVE_S) as (port, _):
+        yield app, port
+
+
+def test_an_idle_connection_is_closed_after_the_keep_alive_timeout(
+    quick_timeout: tuple[StubApp, int],
+) -> None:
+    _, port = quick_timeout
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(get(b"/c/one"))
+        stream = conn.makefile("rb")
+        assert read_reply(stream, head=False).status == 302
+        started = time.monotonic()
+        assert stream.read() == b""  # the server closed it
+        idle = time.monotonic() - started
+
+    assert KEEP_ALIVE_S * 0.9 <= idle < KEEP_ALIVE_S + 5
+
+
+def test_a_connection_clicking_now_and_then_stays_open_past_the_timeout(
+    quick_timeout: tuple[StubApp, int],
+) -> None:
+    app, port = quick_timeout
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        stream = conn.makefile("rb")
+        for n in range(6):  # 6 clicks 0.6 timeouts apart: 3 timeouts in all, never idle for one
+            conn.sendall(get(b"/c/%d" % n))
+            assert read_reply(stream, head=False).status == 302
+            time.sleep(KEEP_ALIVE_S * 0.6)  # the visitor's pause between clicks
+
+    assert len(app.answered) == 6
+
+
+def test_a_request_taking_longer_than_the_timeout_is_answered(
+    quick_timeout: tuple[StubApp, int],
+) -> None:
+    _, port = quick_timeout
+
+    # A click first (the parser answers it and the timer starts), then a slow request on the
+    # same connection, then another click once it is answered.
+    [click, slow, after] = exchange(port, get(b"/c/one") + get(b"/slow") + get(b"/c/two"), 3)
+
+    assert (click.status, slow.status, after.status) == (302, 200, 200)
+    assert slow.body == b"asgi GET /slow"

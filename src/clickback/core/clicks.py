@@ -57,9 +57,11 @@ def take_click(
     codec: ClickIdCodec,
     now: datetime,
     privacy: Privacy,
-    enrich: Callable[[], Traits] = lambda: NO_TRAITS,
+    enrich: Callable[[str, str, str], Traits] = lambda ip, user_agent, method: NO_TRAITS,
 ) -> ClickTaken | Rejected:
-    """`enrich` is called only for a click that is taken: refused ones cost no enrichment."""
+    """`enrich(ip, user_agent, method)` is called only for a click that is taken: refused ones
+    cost no enrichment. It gets the full IP (before the privacy mode reduces it) and the cleaned,
+    cropped user agent."""
     link = catalog.links_by_code.get(request.code[:MAX_LINK_CODE_LEN])
     if link is None:
         return Rejected(Reason.UNKNOWN_LINK, clean(request.code, MAX_LINK_CODE_LEN))
@@ -91,7 +93,7 @@ def take_click(
         ip=privacy.ip(request.ip),
         user_agent=user_agent,
         referrer=clean(request.referrer, MAX_REFERRER_LEN),
-        traits=enrich(),
+        traits=enrich(request.ip, user_agent, request.method),
         visitor=privacy.visitor(request.ip, user_agent),
     )
     location = offer.url.render(

@@ -11,7 +11,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from clickback.core.clickids import ClickIdCodec
 from clickback.core.clicks import ClickRequest, ClickTaken, take_click
 from clickback.core.intake import Postback, RawPostback, Refused, attribute, read_postback
-from clickback.core.limits import MAX_UA_LEN
 from clickback.core.model import Traits
 from clickback.core.outcome import Outcome, Result
 from clickback.core.privacy import Privacy
@@ -64,11 +63,7 @@ class Tracker:
 
     def _take(self, request: ClickRequest) -> "tuple[ClickTaken | Rejected, asyncio.Future[None] | None]":
         now = self._clock()
-
-        def enrich() -> Traits:
-            return self._enrich(request.ip, request.user_agent[:MAX_UA_LEN], request.method)
-
-        taken = take_click(request, self._catalog.current, self.codec, now, self._privacy, enrich)
+        taken = take_click(request, self._catalog.current, self.codec, now, self._privacy, self._enrich)
         if isinstance(taken, ClickTaken):
             return taken, self._writer.put(taken.click)
         self._writer.refuse(taken, now)

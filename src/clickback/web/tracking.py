@@ -46,11 +46,13 @@ def click_request(
     """A click from the parts of an HTTP request as ASGI gives them: `path` (`/c/{code}`) decoded,
     header names in lower case."""
     wanted = dict(headers)
-    forwarded_for = wanted.get(b"x-forwarded-for", b"").decode("latin-1")
+    ip = peer
+    if proxy_hops:
+        ip = forwarded_ip(peer, wanted.get(b"x-forwarded-for", b"").decode("latin-1"), proxy_hops)
     return ClickRequest(
         code=path[3 : 3 + MAX_LINK_CODE_LEN],
         params=query_params(query),
-        ip=forwarded_ip(peer, forwarded_for, proxy_hops),
+        ip=ip,
         user_agent=wanted.get(b"user-agent", b"").decode("latin-1"),
         referrer=wanted.get(b"referer", b"").decode("latin-1"),
         method=method,
