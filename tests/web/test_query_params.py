@@ -3,7 +3,8 @@ from urllib.parse import parse_qsl
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clickback.web.tracking import query_params
+from clickback.core.clicks import ClickRequest
+from clickback.web.tracking import click_request, query_params
 
 # Query strings as they arrive: latin-1 bytes, with the characters that matter to parsing often.
 QUERY_BYTES = st.lists(
@@ -24,3 +25,18 @@ def test_a_plain_tracking_query() -> None:
         "source": "",
         "": "x",
     }
+
+
+def test_click_request_takes_each_part_of_the_http_request() -> None:
+    headers = [
+        (b"user-agent", b"Agent/1.0"),
+        (b"referer", b"https://ref.example/"),
+        (b"x-forwarded-for", b"203.0.113.9, 10.0.0.2"),
+    ]
+
+    direct = click_request("HEAD", "/c/abc", b"sub1=x", headers, "10.0.0.1", proxy_hops=0)
+    proxied = click_request("GET", "/c/abc", b"", headers, "10.0.0.1", proxy_hops=2)
+
+    expected = ClickRequest("abc", {"sub1": "x"}, "10.0.0.1", "Agent/1.0", "https://ref.example/", "HEAD")
+    assert direct == expected
+    assert (proxied.ip, proxied.method, proxied.params) == ("203.0.113.9", "GET", {})

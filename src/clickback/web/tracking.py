@@ -49,13 +49,14 @@ def click_request(
     ip = peer
     if proxy_hops:
         ip = forwarded_ip(peer, wanted.get(b"x-forwarded-for", b"").decode("latin-1"), proxy_hops)
+    # Positional (code, params, ip, user_agent, referrer, method): see take_click's Click.
     return ClickRequest(
-        code=path[3 : 3 + MAX_LINK_CODE_LEN],
-        params=query_params(query),
-        ip=ip,
-        user_agent=wanted.get(b"user-agent", b"").decode("latin-1"),
-        referrer=wanted.get(b"referer", b"").decode("latin-1"),
-        method=method,
+        path[3 : 3 + MAX_LINK_CODE_LEN],
+        query_params(query),
+        ip,
+        wanted.get(b"user-agent", b"").decode("latin-1"),
+        wanted.get(b"referer", b"").decode("latin-1"),
+        method,
     )
 
 
