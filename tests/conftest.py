@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 import uvicorn
+import uvloop
 from hypothesis import settings
 from sqlalchemy import text
 
@@ -116,7 +117,8 @@ def served(app: Any, **options: Any) -> Iterator[tuple[int, asyncio.AbstractEven
         ready.set()
         await server.serve(sockets=[sock])
 
-    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    # The loop `clickback serve` runs on (Uvicorn's "auto": uvloop where it is installed).
+    thread = threading.Thread(target=uvloop.run, args=(main(),), daemon=True)
     thread.start()
     ready.wait(10)
     while not server.started:

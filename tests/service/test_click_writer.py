@@ -192,6 +192,27 @@ def test_a_full_buffer_moves_its_backlog_to_the_spool_and_keeps_redirecting(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_full_buffer_that_cannot_reach_the_disk_keeps_its_clicks(
+    client: Client, world: World, tmp_path: Path
+) -> None:
+    live = client.node.runtime
+    spool_dir = tmp_path / "spool"
+
+    async def outage_without_disk() -> tuple[int, int, int]:
+        stranded = writer(live.db, live.catalog, spool_dir, max_pending=10)
+        shutil.rmtree(spool_dir)  # the disk under the spool is gone too
+        for n in range(25):
+            await stranded.take(make(n, link_id=1, visitor=f"v{n}"))
+        in_memory, failures = stranded.pending, stranded.spool_failures
+        written = await stranded.flush()  # the database is back
+        return in_memory, failures, written
+
+    in_memory, failures, written = client.node.call(outage_without_disk)
+    assert (in_memory, written) == (25, 25)
+    assert failures >= 1
+    assert counts(client) == (25, 25, 25)
+
+
 def test_stopping_lets_the_running_flush_finish_and_writes_everything(
     client: Client, world: World, tmp_path: Path
 ) -> None:

@@ -28,6 +28,8 @@ class StubApp:
         self, method: str, path: str, query: bytes, headers: Iterable[tuple[bytes, bytes]], peer: str
     ) -> ClickReply | None:
         self.answered.append((method, path, query, dict(headers).get(b"user-agent", b""), peer))
+        if path == "/c/boom":
+            raise RuntimeError("a bug in the click path")
         if path == "/c/wait":  # as a durable-mode click: the ASGI endpoint must serve it
             return None
         location = b"https://offer.example.com/?at=" + path.encode()
@@ -184,7 +186,7 @@ def test_an_oversized_request_head_is_refused_and_the_connection_closed(
         reply = read_reply(stream, head=False)
         assert stream.read() == b""  # closed by the server
 
-    assert reply.status == 400
+    assert reply.status == 431
     assert app.answered == []
     assert app.through_asgi == []
 
@@ -325,3 +327,63 @@ def test_a_request_taking_longer_than_the_timeout_is_answered(
 
     assert (click.status, slow.status, after.status) == (302, 200, 200)
     assert slow.body == b"asgi GET /slow"
+
+
+def test_a_head_that_never_ends_is_refused_before_it_fills_memory(stub: tuple[StubApp, int]) -> None:
+    app, port = stub
+    # One header line with no end, sent in more reads than the server's 256 KiB per read: the
+    # server must give up after MAX_HEAD_BYTES of them, not wait for the line to end.
+    line = b"GET /c/one HTTP/1.1\r\nX-Big: " + b"a" * (1024 * 1024)
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        try:
+            conn.sendall(line)
+            answer = conn.makefile("rb").read()
+        except (BrokenPipeError, ConnectionResetError):
+            answer = b""  # closed (and reset) while we were still sending: refused too
+
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 431 ")
+    assert app.answered == []
+    assert exchange(port, get(b"/c/after"), 1)[0].status == 302  # the server is fine
+
+
+def test_a_failure_inside_the_click_path_is_logged_and_answered_500(
+    stub: tuple[StubApp, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    _, port = stub
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(get(b"/c/boom"))
+        stream = conn.makefile("rb")
+        reply = read_reply(stream, head=False)
+        assert stream.read() == b""  # closed
+
+    assert reply.status == 500
+    assert any(r.exc_info and "a bug in the click path" in str(r.exc_info[1]) for r in caplog.records)
+
+
+def test_a_malformed_body_after_a_click_was_answered_gets_no_second_reply(
+    stub: tuple[StubApp, int],
+) -> None:
+    _, port = stub
+    bad_chunk = b"GET /c/one HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(bad_chunk)
+        everything = conn.makefile("rb").read()  # until the server closes
+
+    assert everything.count(b"HTTP/1.1 ") == 1
+    assert everything.startswith(b"HTTP/1.1 302 ")
+
+
+def test_a_click_whose_body_comes_after_its_reply_still_times_out_when_idle(
+    quick_timeout: tuple[StubApp, int],
+) -> None:
+    _, port = quick_timeout
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(get(b"/c/one", extra=b"Content-Length: 5\r\n"))
+        stream = conn.makefile("rb")
+        assert read_reply(stream, head=False).status == 302
+        conn.sendall(b"abcde")  # the body, after the reply
+        assert stream.read() == b""  # closed for idleness, well before the socket's 10 s

@@ -79,9 +79,7 @@ class ClickWriter:
         self._pending[click.click_id] = click
         if len(self._pending) >= self._max_pending:
             # The database has been failing for a long time: keep the backlog on disk instead.
-            self.spilled += self.spool.spill(self._pending.values())
-            log.error("click buffer full: %d clicks moved to the spool", len(self._pending))
-            self._pending.clear()
+            self._spill()
         elif len(self._pending) >= self._batch_size:
             self._wake.set()
         return synced
@@ -99,6 +97,17 @@ class ClickWriter:
         except OSError:
             self._spool_failed()
             return None
+
+    def _spill(self) -> None:
+        try:
+            self.spilled += self.spool.spill(self._pending.values())
+        except OSError:
+            # No disk either: the backlog stays in memory (over the limit) rather than be lost;
+            # clicks already spilled are stored once, as a replayed spool is.
+            self._spool_failed()
+            return
+        log.error("click buffer full: %d clicks moved to the spool", len(self._pending))
+        self._pending.clear()
 
     def _spool_failed(self) -> None:
         # A full or broken disk must not stop users reaching the offer: the click stays in

@@ -6,6 +6,7 @@ Everything else (parsing, keep-alive and its timeout, pipelining, flow control, 
 workers, lifespan, every other route) stays Uvicorn's.
 """
 
+import logging
 from typing import Any
 from urllib.parse import unquote
 
@@ -15,14 +16,19 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from clickback.web.tracking import AnswerClick, ClickReply
 
+log = logging.getLogger(__name__)
+
 # Request line plus headers. Uvicorn's httptools protocol sets no limit of its own; 64 KiB is
 # eight times nginx's default and far beyond any browser's.
 MAX_HEAD_BYTES = 64 * 1024
+_CLOSE = b"connection: close\r\ncontent-length: 0\r\n\r\n"
+_HEAD_TOO_LARGE = STATUS_LINE[431] + _CLOSE
+_FAILED = STATUS_LINE[500] + _CLOSE
 
 
 class HeadTooLarge(Exception):
-    """Raised from a parser callback: httptools turns it into a parser error, which Uvicorn
-    answers with a 400 and a closed connection."""
+    """Raised from a parser callback: httptools turns it into a parser error, and Uvicorn's
+    handler of those calls send_400_response, which answers 431 instead."""
 
 
 class ClickProtocol(HttpToolsProtocol):
@@ -38,6 +44,9 @@ class ClickProtocol(HttpToolsProtocol):
         self._answered = False
         self._head = False
         self._head_bytes = 0
+        self._head_reads = 0
+        self._in_head = False
+        self._head_too_large = False
         self._unsent: list[bytes] = []
         self._idle_since: float | None = None
 
@@ -49,7 +58,24 @@ class ClickProtocol(HttpToolsProtocol):
         self.headers = []
         self._answered = False
         self._head_bytes = 0
+        self._head_reads = 0
+        self._in_head = True
         self._idle_since = None  # busy (a read may hold several requests: each one counts)
+
+    def data_received(self, data: bytes) -> None:
+        # httptools hands a header over only once its line has ended, so a head that never ends
+        # is also counted here, read by read after the one it began in, while it lasts.
+        if self._in_head:
+            self._head_reads += len(data)
+            if self._head_reads > MAX_HEAD_BYTES:
+                self._refuse_head()
+                return
+        super().data_received(data)
+
+    def _refuse_head(self) -> None:
+        self._send_unsent()
+        self.transport.write(_HEAD_TOO_LARGE)
+        self.transport.close()
 
     def _to_asgi(self) -> None:
         url, headers, expect_100_continue = self.url, self.headers, self.expect_100_continue
@@ -61,14 +87,16 @@ class ClickProtocol(HttpToolsProtocol):
     def on_url(self, url: bytes) -> None:
         self._head_bytes += len(url)
         if self._head_bytes > MAX_HEAD_BYTES:
+            self._head_too_large = True
             raise HeadTooLarge
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        # Uvicorn's on_header, with the size check: called for every header of every request,
-        # so not through super().
-        self._head_bytes += len(name) + len(value)
+        # Uvicorn's on_header, with the size check (4 bytes for ": " and the line end): called
+        # for every header of every request, so not through super().
+        self._head_bytes += len(name) + len(value) + 4
         if self._head_bytes > MAX_HEAD_BYTES:
+            self._head_too_large = True
             raise HeadTooLarge
         name = name.lower()
         if name == b"expect" and value.lower() == b"100-continue":
@@ -76,7 +104,18 @@ class ClickProtocol(HttpToolsProtocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        reply = self._answer() if self.url.startswith(b"/c/") else None
+        self._in_head = False
+        try:
+            reply = self._answer() if self.url.startswith(b"/c/") else None
+        except Exception:
+            # Raised inside a parser callback, it would reach Uvicorn as a parse error: a 400
+            # and no trace of why. Logged here and answered as the ASGI path would: a 500.
+            log.exception("click not answered")
+            self._answered = True
+            self._send_unsent()
+            self.transport.write(_FAILED)
+            self.transport.close()
+            return
         if reply is None:
             self._send_unsent()  # an earlier click's reply goes out before anything else
             self._to_asgi()
@@ -102,7 +141,14 @@ class ClickProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         self._send_unsent()
-        super().send_400_response(msg)
+        if self._head_too_large:
+            self.transport.write(_HEAD_TOO_LARGE)
+            self.transport.close()
+        elif self._answered:
+            # A malformed body of a click already answered: that request has its one reply.
+            self.transport.close()
+        else:
+            super().send_400_response(msg)
 
     # Keep-alive. Uvicorn cancels its timer on every read and arms a new one after every response:
     # two timer operations per click (4% of a click's instructions). Here a connection keeps one
@@ -187,6 +233,10 @@ class ClickProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         if not self._answered:
             super().on_message_complete()
+            return
+        # The end of an answered click's body (if it had one): the connection is idle again.
+        self._answered = False
+        self._idle_since = self.loop.time()
 
 
 # What `clickback serve` and the test suite's server share.
