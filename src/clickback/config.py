@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # A postback for a genuine click ID not found in the database is kept (and attributed when
     # the click lands) if the click is at most this old; older ones are refused as unknown_click.
     in_flight_click_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    # A postback may say when its event happened (event_time): one stated as older than this many
+    # days is refused (event_time_out_of_range), as is one in the future.
+    max_event_age_days: int = Field(default=180, ge=1, le=3650)
     # `serve` applies migrations before its workers start (turn off where a deploy step migrates).
     migrate_on_start: bool = True
     # Reverse proxies in front of clickback that append to X-Forwarded-For. The client's address is
@@ -83,6 +86,10 @@ class Settings(BaseSettings):
     @property
     def unique_window_ms(self) -> int:
         return int(self.unique_window_hours * 3_600_000)
+
+    @property
+    def max_event_age(self) -> timedelta:
+        return timedelta(days=self.max_event_age_days)
 
     @property
     def spool_dir(self) -> Path:

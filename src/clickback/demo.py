@@ -116,4 +116,4 @@ async def _postbacks(runtime: Runtime, rng: random.Random, taken: ClickTaken, to
             method="GET",
             query=urlencode(params).encode(),
         )
-        await runtime.tracker.postback(raw)
+        await runtime.postbacks.receive(raw)

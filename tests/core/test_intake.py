@@ -238,6 +238,10 @@ REFUSALS = [
     pytest.param(raw(query(event="deposit", payout="-5")), Reason.INVALID_PAYOUT, id="negative_deposit"),
     pytest.param(raw(query(event="ngr", period="2026-13")), Reason.INVALID_PERIOD, id="month_13"),
     pytest.param(raw(query(event="ngr", period="10/2026")), Reason.INVALID_PERIOD, id="period_not_iso"),
+    pytest.param(raw(query(event_time="30/11/2026")), Reason.INVALID_EVENT_TIME, id="event_time_not_iso"),
+    pytest.param(raw(query(date="yesterday")), Reason.INVALID_EVENT_TIME, id="event_date_word"),
+    pytest.param(raw(query(ts="2025-06-01T13:00:00Z")), Reason.EVENT_TIME_OUT_OF_RANGE, id="event_in_future"),
+    pytest.param(raw(query(event_time="2024-11-01")), Reason.EVENT_TIME_OUT_OF_RANGE, id="event_too_old"),
 ]
 
 
@@ -254,6 +258,7 @@ def test_every_reason_read_postback_can_give_is_in_the_table() -> None:
         Reason.FOREIGN_CLICK,
         Reason.UNKNOWN_EVENT,
         Reason.UNKNOWN_PLAYER,
+        Reason.EVENT_BEFORE_CLICK,
         Reason.MISSING_EXCHANGE_RATE,
         Reason.TRANSACTION_CONFLICT,
         Reason.INVALID_STATUS_TRANSITION,
@@ -503,12 +508,12 @@ def postback(**changes: str | None) -> Postback:
 
 def test_young_click_not_yet_recorded_is_kept_without_a_click() -> None:
     result = attribute(postback(payout="5", currency="USD"), None, CATALOG, NOW, IN_FLIGHT)
-    assert result == Attribution(None, Decimal(5), "USD")
+    assert result == Attribution(None, Decimal(5), "USD", NOW)
 
 
 def test_click_in_flight_exactly_at_the_window_is_kept() -> None:
     result = attribute(postback(), None, CATALOG, CLICKED_AT + IN_FLIGHT, IN_FLIGHT)
-    assert result == Attribution(None, None, None)
+    assert result == Attribution(None, None, None, CLICKED_AT + IN_FLIGHT)
 
 
 def test_old_click_not_recorded_is_unknown() -> None:
@@ -575,7 +580,7 @@ def test_event_must_be_standard_or_a_custom_event_of_the_offer(offer: Offer, eve
 )
 def test_price_of_a_conversion(offer: Offer, changes: dict[str, str], payout: str, currency: str) -> None:
     result = attribute(postback(**changes), click_on(offer), CATALOG, NOW, IN_FLIGHT)
-    assert result == Attribution(click_on(offer), Decimal(payout), currency)
+    assert result == Attribution(click_on(offer), Decimal(payout), currency, NOW)
 
 
 # --- on_repeat ------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from clickback.core.model import Click, Traits
-from clickback.service.catalog_cache import CatalogCache
 from clickback.service.clickwriter import ClickWriter
 from clickback.service.spool import Spool
 from clickback.store.clicks import write_batch
@@ -91,17 +90,13 @@ def test_a_batch_written_twice_is_stored_and_counted_once(client: Client, world:
     assert counts(client) == (20, 20, 20)
 
 
-def writer(
-    db: Database, catalog: CatalogCache, spool_dir: Path, *, durable: bool = False, max_pending: int = 10_000
-) -> ClickWriter:
+def writer(db: Database, spool_dir: Path, *, durable: bool = False, max_pending: int = 10_000) -> ClickWriter:
     return ClickWriter(
         db,
-        catalog,
         lambda: datetime.now(UTC),
         batch_size=100,
         flush_seconds=0.5,
         max_pending=max_pending,
-        in_flight_window=timedelta(hours=1),
         unique_window_ms=WINDOW_MS,
         spool=Spool(spool_dir),
         durable=durable,
@@ -117,7 +112,7 @@ def test_clicks_taken_while_the_database_is_down_are_spooled_then_written_once(
     async def outage() -> tuple[bool, int]:
         down = connect("postgresql+asyncpg://postgres@127.0.0.1:1/none")
         try:
-            stranded = writer(down, live.catalog, tmp_path)
+            stranded = writer(down, tmp_path)
             for c in taken:
                 await stranded.take(c)
             try:
@@ -131,7 +126,7 @@ def test_clicks_taken_while_the_database_is_down_are_spooled_then_written_once(
             await down.close()
 
     async def recovery() -> int:
-        recovered = writer(live.db, live.catalog, tmp_path)
+        recovered = writer(live.db, tmp_path)
         written = await recovered.flush()
         await recovered.flush()  # nothing left, nothing written twice
         await recovered.close()
@@ -151,7 +146,7 @@ def test_durable_mode_clicks_left_by_a_killed_process_are_recovered(
     taken = [make(n, link_id=1, visitor=f"v{n}") for n in range(30)]
 
     async def killed() -> None:
-        crashed = writer(live.db, live.catalog, tmp_path, durable=True)
+        crashed = writer(live.db, tmp_path, durable=True)
         for c in taken:
             await crashed.take(c)
         # kill -9: no flush, no close; only what take() put on disk remains. Dropping the
@@ -161,7 +156,7 @@ def test_durable_mode_clicks_left_by_a_killed_process_are_recovered(
                 segment.file.close()
 
     async def restarted() -> int:
-        fresh = writer(live.db, live.catalog, tmp_path, durable=True)
+        fresh = writer(live.db, tmp_path, durable=True)
         written = await fresh.flush()
         await fresh.close()
         return written
@@ -178,7 +173,7 @@ def test_a_full_buffer_moves_its_backlog_to_the_spool_and_keeps_redirecting(
     taken = [make(n, link_id=1, visitor=f"v{n}") for n in range(25)]
 
     async def long_outage() -> tuple[int, int, int]:
-        stranded = writer(live.db, live.catalog, tmp_path, max_pending=10)
+        stranded = writer(live.db, tmp_path, max_pending=10)
         for c in taken:
             await stranded.take(c)
         in_memory = stranded.pending
@@ -199,7 +194,7 @@ def test_a_full_buffer_that_cannot_reach_the_disk_keeps_its_clicks(
     spool_dir = tmp_path / "spool"
 
     async def outage_without_disk() -> tuple[int, int, int]:
-        stranded = writer(live.db, live.catalog, spool_dir, max_pending=10)
+        stranded = writer(live.db, spool_dir, max_pending=10)
         shutil.rmtree(spool_dir)  # the disk under the spool is gone too
         for n in range(25):
             await stranded.take(make(n, link_id=1, visitor=f"v{n}"))
@@ -220,7 +215,7 @@ def test_stopping_lets_the_running_flush_finish_and_writes_everything(
     taken = [make(n, link_id=1, visitor=f"v{n}") for n in range(300)]
 
     async def shutdown_under_load() -> int:
-        w = writer(live.db, live.catalog, tmp_path)
+        w = writer(live.db, tmp_path)
         running = asyncio.create_task(w.run())
         for i, c in enumerate(taken):
             await w.take(c)  # batch size 100: run() is woken to flush as clicks arrive
@@ -241,7 +236,7 @@ def test_a_durable_click_waiting_for_its_fsync_survives_a_flush_and_a_kill(
     live = client.node.runtime
 
     async def race() -> None:
-        w = writer(live.db, live.catalog, tmp_path, durable=True)
+        w = writer(live.db, tmp_path, durable=True)
         taking = asyncio.ensure_future(w.take(make(1, link_id=1)))
         await asyncio.sleep(0)  # the click's line is written; its group fsync has not run
         await w.flush()  # rotates and deletes the segment holding that line
@@ -251,7 +246,7 @@ def test_a_durable_click_waiting_for_its_fsync_survives_a_flush_and_a_kill(
                 segment.file.close()
 
     async def restart() -> None:
-        fresh = writer(live.db, live.catalog, tmp_path, durable=True)
+        fresh = writer(live.db, tmp_path, durable=True)
         await fresh.flush()
         await fresh.close()
 
@@ -267,7 +262,7 @@ def test_a_broken_spool_disk_does_not_stop_durable_clicks(
     spool_dir = tmp_path / "spool"
 
     async def scenario() -> tuple[int, int, int]:
-        w = writer(live.db, live.catalog, spool_dir, durable=True)
+        w = writer(live.db, spool_dir, durable=True)
         shutil.rmtree(spool_dir)  # the disk under the spool is gone
         for n in range(3):
             await w.take(make(n, link_id=1, visitor=f"v{n}"))

@@ -286,25 +286,18 @@ def test_postback_is_answered_503_when_the_database_cannot_record_it(
     from urllib.parse import urlencode
 
     from clickback.core.intake import RawPostback
-    from clickback.service.tracker import Tracker
+    from clickback.service.postbacks import Postbacks
     from clickback.store.db import connect
 
     live = client.node.runtime
     unreachable = connect("postgresql+asyncpg://postgres@127.0.0.1:1/none")
-    tracker = Tracker(
-        unreachable,
-        live.catalog,
-        live.writer,
-        live.tracker.codec,
-        live.writer._clock,
-        timedelta(hours=1),
-        live.settings.privacy,
-        live.enricher.traits,
+    postbacks = Postbacks(
+        unreachable, live.catalog, live.writer, live.tracker.codec, timedelta(hours=1), timedelta(days=180)
     )
     query = urlencode({"click_id": click_id, "event": "registration", "token": world.token})
     raw = RawPostback(live.writer._clock(), "127.0.0.1", "GET", query.encode())
 
-    outcome = client.node.call(lambda: tracker.postback(raw))
+    outcome = client.node.call(lambda: postbacks.receive(raw))
     client.node.call(unreachable.close)
 
     assert (outcome.http_status, outcome.body()["reason"]) == (503, "storage_unavailable")

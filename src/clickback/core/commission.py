@@ -10,12 +10,15 @@ deal's currency) and a period's NGR, these decide. Rounding rules (docs/commissi
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 # Events that move a player's deposits (chargebacks take money back out).
 DEPOSIT_EVENTS = frozenset({"first_deposit", "deposit"})
+# Events CPA rules read; of those, the ones whose arrival can only help a player qualify.
+CPA_EVENTS = DEPOSIT_EVENTS | {"registration", "verification", "wager", "chargeback"}
+_ONLY_ADD = DEPOSIT_EVENTS | {"verification", "wager"}
 # Events whose amount a deal counts, so it must be in (or convertible into) the deal's currency.
 AMOUNT_EVENTS = DEPOSIT_EVENTS | {"chargeback", "wager", "net_revenue"}
 LEDGER_SCALE = Decimal("0.0001")
@@ -230,6 +233,24 @@ def revshare_period(
         )
     earnings = round_commission(base * percent / 100, currency)
     return RevSharePeriod(ngr, ftds, carry_in, percent, earnings, Decimal(0))
+
+
+def cpa_may_change(event: str, arrived: bool, qualified: bool) -> bool:
+    """Whether an event's arrival (or a status change, `arrived` false) can change the player's
+    CPA: a qualified player's new deposit, wager or verification cannot, and the rules never read
+    NGR, withdrawals or bonuses. Anything else is re-decided from the player's whole history."""
+    if event not in CPA_EVENTS:
+        return False
+    return not (arrived and qualified and event in _ONLY_ADD)
+
+
+def rate_day(event: str, period: str | None, at: datetime) -> date:
+    """The day whose exchange rate prices an amount: the day it happened; a month's NGR report
+    at the latest on that month's last day (a late report is priced at its own month's rate)."""
+    if event == "net_revenue" and period is not None:
+        last = period_bounds(period)[1] - timedelta(days=1)
+        return min(at.date(), last.date())
+    return at.date()
 
 
 def period_of(at: datetime) -> str:

@@ -1,6 +1,7 @@
 """Conversion events: the standard names and the spellings other platforms send for them."""
 
 from collections.abc import Mapping
+from datetime import datetime
 
 # The iGaming player journey, then generic affiliate events.
 IGAMING_EVENTS = frozenset(
@@ -62,3 +63,17 @@ def dedupe_family(event: str) -> str:
     """A first deposit is a deposit: advertisers report one transaction under either name (often
     both), and clickback may itself relabel a deposit as the player's first. One key for both."""
     return "deposit" if event == "first_deposit" else event
+
+
+def deposit_label(event: str, first_deposit_at: datetime | None, at: datetime) -> tuple[str, bool]:
+    """What a player's deposit is recorded as, whatever the advertiser called it: the player's
+    first deposit by event time is the first_deposit, every other one a deposit. The second
+    value says whether the player's current first deposit (at `first_deposit_at`) becomes a plain
+    deposit: a deposit reported late but made earlier takes its place."""
+    if dedupe_family(event) != "deposit":
+        return event, False
+    if first_deposit_at is None:
+        return "first_deposit", False
+    if at < first_deposit_at:
+        return "first_deposit", True
+    return "deposit", False

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl
 from clickback.core.clickids import ClickIdCodec, VerifiedClickId
 from clickback.core.clicks import SUB_KEYS
 from clickback.core.events import SIGNED_EVENTS, STANDARD_EVENTS, normalise_event
+from clickback.core.eventtime import EventTime, check_age, event_moment, parse_event_time
 from clickback.core.lifecycle import DEFAULT_STATUS, Status, can_move, parse_status
 from clickback.core.limits import (
     MAX_BODY_BYTES,
@@ -45,6 +46,20 @@ ALIASES: Mapping[str, tuple[str, ...]] = {
     "token": ("token", "secret"),
     "player_id": ("player_id", "playerid", "player", "customer_id"),
     "period": ("period",),
+    # When the event happened (core/eventtime.py); names operators' platforms and trackers use.
+    "event_time": (
+        "event_time",
+        "event_date",
+        "event_ts",
+        "date",
+        "datetime",
+        "time",
+        "timestamp",
+        "ts",
+        "conversion_time",
+        "conv_time",
+        "occurred_at",
+    ),
     **{key: (key, "s" + key[3:]) for key in SUB_KEYS},
 }
 _FIELD_OF = {alias: name for name, aliases in ALIASES.items() for alias in aliases}
@@ -52,6 +67,7 @@ _LIMITS = {"txn_id": MAX_TXN_ID_LEN, "event": MAX_EVENT_LEN, "player_id": MAX_SU
     k: MAX_SUB_ID_LEN for k in SUB_KEYS
 }
 MAX_IGNORED_SHOWN = 10
+DEFAULT_MAX_EVENT_AGE = timedelta(days=180)
 # Control characters, U+FFFD (what undecodable bytes became) and lone surrogates (which JSON can
 # carry but UTF-8 cannot, so no database or log could store them).
 _INVALID = re.compile("[\x00-\x1f\x7f\ufffd\ud800-\udfff]")
@@ -92,6 +108,8 @@ class Postback:
     player_id: str
     ignored: tuple[str, ...]
     period: str | None = None
+    # As the sender stated it; None: the event happened when the postback arrived.
+    event_time: EventTime | None = None
 
     @property
     def dedupe_key(self) -> str:
@@ -124,6 +142,8 @@ class _Draft:
     payout: Decimal | None = None
     currency: str | None = None
     period: str | None = None
+    event_time: EventTime | None = None
+    max_event_age: timedelta = DEFAULT_MAX_EVENT_AGE
 
 
 def parse(d: _Draft) -> Rejected | None:
@@ -283,6 +303,19 @@ def period(d: _Draft) -> Rejected | None:
     return None
 
 
+def event_time(d: _Draft) -> Rejected | None:
+    raw = d.fields.get("event_time", "").strip()
+    if raw:
+        stated = parse_event_time(raw)
+        if stated is None:
+            return Rejected(Reason.INVALID_EVENT_TIME, raw)
+        rejected = check_age(stated, d.raw.received_at, d.max_event_age)
+        if rejected is not None:
+            return rejected
+        d.event_time = stated
+    return None
+
+
 STEPS: Sequence[Callable[[_Draft], Rejected | None]] = (
     parse,
     alias,
@@ -294,6 +327,7 @@ STEPS: Sequence[Callable[[_Draft], Rejected | None]] = (
     payout,
     currency,
     period,
+    event_time,
 )
 
 
@@ -307,8 +341,13 @@ class Refused:
     ignored: tuple[str, ...]
 
 
-def read_postback(raw: RawPostback, catalog: Catalog, codec: ClickIdCodec) -> Postback | Refused:
-    d = _Draft(raw, catalog, codec)
+def read_postback(
+    raw: RawPostback,
+    catalog: Catalog,
+    codec: ClickIdCodec,
+    max_event_age: timedelta = DEFAULT_MAX_EVENT_AGE,
+) -> Postback | Refused:
+    d = _Draft(raw, catalog, codec, max_event_age=max_event_age)
     for step in STEPS:
         rejected = step(d)
         if rejected is not None:
@@ -333,6 +372,7 @@ def read_postback(raw: RawPostback, catalog: Catalog, codec: ClickIdCodec) -> Po
         player_id=d.fields.get("player_id", "").strip(),
         ignored=tuple(d.ignored[:MAX_IGNORED_SHOWN]),
         period=d.period,
+        event_time=d.event_time,
     )
 
 
@@ -344,6 +384,8 @@ class Attribution:
     click: Click | None
     payout: Decimal | None
     currency: str | None
+    # When the event counts (core/eventtime.py): as stated, else its arrival.
+    event_at: datetime
 
 
 def attribute(
@@ -354,6 +396,9 @@ def attribute(
     in_flight_window: timedelta,
 ) -> Attribution | Rejected:
     assert postback.click is not None, "attributed through the player before this step"
+    event_at = event_moment(postback.event_time, postback.click.clicked_at, now)
+    if isinstance(event_at, Rejected):
+        return event_at
     if click is None:
         # A genuine ID this young may still be in a node's write buffer: keep the conversion.
         if now - postback.click.clicked_at > in_flight_window:
@@ -363,13 +408,14 @@ def attribute(
             return Rejected(
                 Reason.UNKNOWN_EVENT, _event_detail(postback.event, known, catalog, postback.advertiser.id)
             )
-        return Attribution(None, postback.payout, postback.currency)
+        return Attribution(None, postback.payout, postback.currency, event_at)
     offer = catalog.offers.get(click.offer_id)
     rejected = check_offer(postback.advertiser.id, postback.event, offer, postback.click.value, catalog)
     if rejected is not None:
         return rejected
     assert offer is not None
-    return Attribution(click, *price(postback.event, postback.payout, postback.currency, offer))
+    payout, currency = price(postback.event, postback.payout, postback.currency, offer)
+    return Attribution(click, payout, currency, event_at)
 
 
 def check_offer(

@@ -126,6 +126,28 @@ class Reason(Enum):
         "The period is not a month in the form YYYY-MM.",
         "Send the month the revenue belongs to, e.g. period=2026-10, or leave period out.",
     )
+    INVALID_EVENT_TIME = (
+        "invalid_event_time",
+        422,
+        "The event time is not a date, an ISO 8601 time or a Unix timestamp.",
+        "Send when the event happened as event_time=2026-11-30T14:05:00Z (or with its offset,"
+        " +02:00 URL-encoded as %2B02:00), a date such as 2026-11-30 (UTC), or Unix seconds;"
+        " or leave it out when the event happened as it is reported.",
+    )
+    EVENT_TIME_OUT_OF_RANGE = (
+        "event_time_out_of_range",
+        422,
+        "The event time is in the future or older than clickback accepts.",
+        "Check the sender's clock and time zone (a time without an offset is UTC); events older than"
+        " CLICKBACK_MAX_EVENT_AGE_DAYS (180 by default) need the affiliate manager to raise it.",
+    )
+    EVENT_BEFORE_CLICK = (
+        "event_before_click",
+        422,
+        "The event time is before the click it is attributed to.",
+        "Check that the event time is the event's own (in UTC or with its offset) and that the"
+        " click ID or player_id belongs to this event.",
+    )
     UNKNOWN_PLAYER = (
         "unknown_player",
         404,

@@ -12,17 +12,15 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from itertools import islice
 
 from clickback.core.model import Click
 from clickback.core.reasons import Rejected
 from clickback.core.reporting import hour_of
-from clickback.service.catalog_cache import CatalogCache
 from clickback.service.spool import Spool
 from clickback.store.clicks import prune_visitors, write_batch
-from clickback.store.conversions import attribute_waiting
 from clickback.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -34,24 +32,22 @@ class ClickWriter:
     def __init__(
         self,
         db: Database,
-        catalog: CatalogCache,
         clock: Callable[[], datetime],
         *,
         batch_size: int,
         flush_seconds: float,
         max_pending: int,
-        in_flight_window: timedelta,
         unique_window_ms: int,
         spool: Spool,
         durable: bool,
     ) -> None:
+        # Called after every flush: conversions that arrived before their click may match now.
+        self.after_flush: Callable[[datetime], Awaitable[object]] | None = None
         self._db = db
-        self._catalog = catalog
         self._clock = clock
         self._batch_size = batch_size
         self._flush_seconds = flush_seconds
         self._max_pending = max_pending
-        self._in_flight_window = in_flight_window
         self._unique_window_ms = unique_window_ms
         self.spool = spool
         self.durable = durable
@@ -145,7 +141,8 @@ class ClickWriter:
             written += await self._drain()
             self.written += written
             now = self._clock()
-            await attribute_waiting(self._db, self._catalog.current, now, now - self._in_flight_window)
+            if self.after_flush is not None:
+                await self.after_flush(now)
             if time.monotonic() - self._pruned_at > PRUNE_EVERY_SECONDS:
                 cutoff = int(now.timestamp() * 1000) - self._unique_window_ms
                 await prune_visitors(self._db, cutoff)

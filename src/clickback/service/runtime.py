@@ -12,6 +12,7 @@ from clickback.core.clickids import ClickIdCodec
 from clickback.enrich import Enricher
 from clickback.service.catalog_cache import CatalogCache
 from clickback.service.clickwriter import ClickWriter
+from clickback.service.postbacks import Postbacks
 from clickback.service.spool import Spool
 from clickback.service.tracker import Tracker
 from clickback.store import ledger
@@ -32,27 +33,23 @@ class Runtime:
         self.catalog = CatalogCache(self.db, settings.catalog_refresh_seconds)
         self.writer = ClickWriter(
             self.db,
-            self.catalog,
             utcnow,
             batch_size=settings.click_batch_size,
             flush_seconds=settings.click_flush_seconds,
             max_pending=settings.click_buffer_max,
-            in_flight_window=settings.in_flight_window,
             unique_window_ms=settings.unique_window_ms,
             spool=Spool(settings.spool_dir),
             durable=settings.durable_clicks,
         )
         self.enricher = Enricher(settings.geoip_mmdb)
+        codec = ClickIdCodec(settings.click_id_key)
         self.tracker = Tracker(
-            self.db,
-            self.catalog,
-            self.writer,
-            ClickIdCodec(settings.click_id_key),
-            utcnow,
-            settings.in_flight_window,
-            settings.privacy,
-            self.enricher.traits,
+            self.catalog, self.writer, codec, utcnow, settings.privacy, self.enricher.traits
         )
+        self.postbacks = Postbacks(
+            self.db, self.catalog, self.writer, codec, settings.in_flight_window, settings.max_event_age
+        )
+        self.writer.after_flush = self.postbacks.attribute_waiting
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -79,6 +76,8 @@ class Runtime:
         for task in others:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        # Postbacks already received are answered (their groups committed) before anything closes.
+        await self.postbacks.close()
         # The writer is told to stop rather than cancelled, so no batch is abandoned mid-write.
         self.writer.stop()
         await writer_task

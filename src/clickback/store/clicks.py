@@ -6,8 +6,7 @@ from itertools import pairwise
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, delete, select
 
 from clickback.core.model import Click, Traits
 from clickback.core.reporting import MS_PER_HOUR
@@ -119,14 +118,8 @@ def _click(r: Any) -> Click:
     )
 
 
-async def find_click(db: Database, click_id: str) -> Click | None:
-    async with db.read() as conn:
-        found = await clicks_by_id(conn, [click_id])
-    return found.get(click_id)
-
-
-async def clicks_by_id(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, Click]:
+def clicks_by_id(conn: Connection, ids: Sequence[str]) -> dict[str, Click]:
     if not ids:
         return {}
-    rows = (await conn.execute(select(clicks).where(clicks.c.click_id.in_(ids)))).all()
+    rows = conn.execute(select(clicks).where(clicks.c.click_id.in_(ids))).all()
     return {r.click_id: _click(r) for r in rows}

@@ -4,8 +4,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, select
 
 from clickback.store.db import Database
 from clickback.store.tables import fx_rates
@@ -33,7 +32,7 @@ async def list_rates(db: Database, base: str | None = None, quote: str | None = 
     return [{"base": r.base, "quote": r.quote, "day": r.day, "rate": Decimal(r.rate)} for r in rows]
 
 
-async def rate_on(conn: AsyncConnection, base: str, quote: str, day: date) -> Decimal | None:
+def rate_on(conn: Connection, base: str, quote: str, day: date) -> Decimal | None:
     """1 unit of base in quote, as of the latest rate dated on or before `day`; the inverse of a
     quote→base rate serves too."""
     if base == quote:
@@ -45,7 +44,7 @@ async def rate_on(conn: AsyncConnection, base: str, quote: str, day: date) -> De
             .order_by(fx_rates.c.day.desc())
             .limit(1)
         )
-        found = (await conn.execute(query)).scalar_one_or_none()
+        found = conn.execute(query).scalar_one_or_none()
         if found is not None:
             return 1 / Decimal(found) if invert else Decimal(found)
     return None

@@ -8,9 +8,16 @@ from sqlalchemy import BigInteger, case, func, select, type_coerce
 
 from clickback.core.commission import DEPOSIT_EVENTS, period_bounds, period_of
 from clickback.core.statements import StatementLine
-from clickback.store.conversion_rows import PAYABLE_STATUSES
 from clickback.store.db import Database
-from clickback.store.tables import MONEY_SCALE, commissions, conversions, offers, players, revshare_periods
+from clickback.store.tables import (
+    MONEY_SCALE,
+    PAYABLE_STATUSES,
+    commissions,
+    conversions,
+    offers,
+    players,
+    revshare_periods,
+)
 
 ZERO = Decimal(0)
 

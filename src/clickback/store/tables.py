@@ -23,6 +23,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+from clickback.core.lifecycle import PAYABLE
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -243,12 +245,17 @@ conversions = Table(
     Column("device_type", String(16), nullable=False),
     *_subs("adv_sub"),
     Column("player_id", String(255), nullable=False),
-    # The amount in the deal's currency and the rate used (exact decimal text), once attributed.
+    # The amount in the deal's currency, that currency and the rate used (exact decimal text),
+    # once attributed.
     Column("deal_amount", Money, nullable=True),
+    Column("deal_currency", String(3), nullable=True),
     Column("fx_rate", String(40), nullable=True),
     # The month a net_revenue report covers (YYYY-MM); NULL for other events.
     Column("period", String(7), nullable=True),
     Column("clicked_at", UtcDateTime, nullable=False),
+    # When the event happened (the postback's event time, else its arrival): commission rules,
+    # exchange rates and reports go by it. created_at is when its first postback arrived.
+    Column("event_at", UtcDateTime, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("attributed_at", UtcDateTime, nullable=True),
@@ -261,8 +268,29 @@ conversions = Table(
         sqlite_where=text("attributed_at IS NULL"),
         postgresql_where=text("attributed_at IS NULL"),
     ),
-    Index(None, "affiliate_id", "created_at"),
+    Index(None, "affiliate_id", "event_at"),
+    # A RevShare month is recomputed from its NGR reports and (FTD tiers) its first deposits:
+    # partial indexes keep both lookups to the month's own rows.
+    Index(
+        "ix_conversions_ngr",
+        "affiliate_id",
+        "offer_id",
+        "period",
+        sqlite_where=text("event = 'net_revenue'"),
+        postgresql_where=text("event = 'net_revenue'"),
+    ),
+    Index(
+        "ix_conversions_ftd",
+        "affiliate_id",
+        "offer_id",
+        "event_at",
+        sqlite_where=text("event = 'first_deposit'"),
+        postgresql_where=text("event = 'first_deposit'"),
+    ),
 )
+
+# For `status IN (...)`: the conversions that count as earned (core.lifecycle.PAYABLE).
+PAYABLE_STATUSES = sorted(s.value for s in PAYABLE)
 
 conversion_history = Table(
     "conversion_history",

@@ -154,7 +154,7 @@ async def postback(request: Request) -> Response:
         content_type=request.headers.get("content-type", ""),
         body_too_large=too_large,
     )
-    outcome = await runtime.tracker.postback(raw)
+    outcome = await runtime.postbacks.receive(raw)
     return JSONResponse(outcome.body(), status_code=outcome.http_status)
 
 

@@ -1,0 +1,225 @@
+"""What affiliates earn, re-decided inside the transaction of every postback that can change it
+(ADR 7): a player's CPA when their events change, and the RevShare months those changes touch.
+The rules are core/commission.py's; this module books the difference from what the ledger holds.
+
+RevShare months are recomputed once per group of postbacks, at its end, in month order: a daily
+batch of a hundred NGR reports for one month recomputes the month once, not a hundred times, and
+two processes recomputing overlapping months lock them in the same order.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from clickback.core.commission import (
+    Deal,
+    DealKind,
+    Qualified,
+    TierBasis,
+    cpa_may_change,
+    period_bounds,
+    period_of,
+    qualify,
+    revshare_period,
+    round_commission,
+)
+from clickback.core.events import dedupe_family
+from clickback.core.intake import player_key
+from clickback.core.lifecycle import Status
+from clickback.core.model import Catalog
+from clickback.core.money import money_text
+from clickback.store import ledger
+from clickback.store.recording import Player, Recording
+
+MAX_CAUSES_SHOWN = 5
+
+
+@dataclass
+class Months:
+    """RevShare months changed by a group of postbacks: (affiliate, offer) → period → causes."""
+
+    touched: dict[tuple[int, int], dict[str, list[int]]] = field(default_factory=dict)
+
+    def touch(self, affiliate_id: int, offer_id: int, period: str, cause: int) -> None:
+        self.touched.setdefault((affiliate_id, offer_id), {}).setdefault(period, []).append(cause)
+
+
+def player_changed(
+    rec: Recording,
+    catalog: Catalog,
+    player: Player,
+    cause: Mapping[str, Any],
+    arrived: bool,
+    months: Months,
+    now: datetime,
+) -> None:
+    """Conversion `cause` of the player arrived (`arrived`) or changed (status, label)."""
+    if player.affiliate_id is None or player.offer_id is None:
+        return  # click still in flight: decided when it lands
+    deal = catalog.deal_for(player.offer_id, player.affiliate_id)
+    if deal is None:
+        return
+    pays_cpa = deal.cpa is not None and deal.kind in (DealKind.CPA, DealKind.HYBRID)
+    if pays_cpa and cpa_may_change(cause["event"], arrived, player.qualified_at is not None):
+        _cpa(rec, player, deal, cause["id"], now)
+    revshare = deal.revshare if deal.kind in (DealKind.REVSHARE, DealKind.HYBRID) else None
+    if revshare is None:
+        return
+    if cause["event"] == "net_revenue":
+        months.touch(player.affiliate_id, player.offer_id, cause["period"], cause["id"])
+    elif cause["event"] == "first_deposit" and revshare.tier_basis is TierBasis.FTDS and revshare.tiers:
+        months.touch(player.affiliate_id, player.offer_id, period_of(cause["event_at"]), cause["id"])
+
+
+def _cpa(rec: Recording, player: Player, deal: Deal, cause: int, now: datetime) -> None:
+    assert deal.cpa is not None
+    verdict = qualify(deal.cpa, rec.player_events(player))
+    if verdict is not None and player.qualified_at is None:
+        _book_cpa(rec, player, deal, verdict, now)
+    elif verdict is None and player.qualified_at is not None:
+        booked = ledger.booked_cpa(rec.conn, player.id)
+        if booked is not None:
+            _reverse_cpa(rec, player, booked, cause, now)
+
+
+def _book_cpa(rec: Recording, player: Player, deal: Deal, q: Qualified, now: datetime) -> None:
+    """A player qualifies at most once: qualified_at is set once, under the player's row lock."""
+    assert deal.cpa is not None
+    rec.change_player(player, qualified_at=q.at)
+    amount = round_commission(deal.cpa.amount_for(player.country), deal.currency)
+    hold = deal.cpa.hold_days
+    source = rec.conversion(q.by)
+    ledger.append(
+        rec.conn,
+        now,
+        kind=ledger.CPA,
+        affiliate_id=player.affiliate_id,
+        offer_id=player.offer_id,
+        player=player.id,
+        conversion_id=q.by,
+        # The month the player qualified in, by event time, even when reported later.
+        period=period_of(q.at),
+        amount=amount,
+        currency=deal.currency,
+        fx_rate=source["fx_rate"],
+        status=ledger.PENDING if hold else ledger.APPROVED,
+        hold_until=q.at + timedelta(days=hold) if hold else None,
+        detail=f"qualified: {q.explanation}; conversions {', '.join(map(str, q.because))}",
+    )
+    # qualified_cpa as a conversion of its own: reports count it, outbound postbacks can fire on it.
+    key = (player.advertiser_id, player_key(player.player_id), "qualified_cpa")
+    if rec.conversion_by_key(key) is None:
+        values = {name: value for name, value in source.items() if name not in _NOT_COPIED}
+        values |= {
+            "dedupe_key": key[1],
+            "dedupe_event": dedupe_family("qualified_cpa"),
+            "txn_id": None,
+            "event": "qualified_cpa",
+            "status": Status.APPROVED.value,
+            "payout": amount,
+            "currency": deal.currency,
+            "deal_amount": amount,
+            "deal_currency": deal.currency,
+            "fx_rate": None,
+            "period": None,
+            "event_at": q.at,
+            "created_at": now,
+            "updated_at": now,
+            "attributed_at": now,
+        }
+        added = rec.add_conversion(values)
+        rec.history(added["id"], None, Status.APPROVED, now, None)
+        rec.count(added, Status.APPROVED, amount, +1)
+
+
+_NOT_COPIED = frozenset({"id"})
+
+
+def _reverse_cpa(rec: Recording, player: Player, booked: Any, cause: int, now: datetime) -> None:
+    ledger.mark_reversed(rec.conn, booked.id, now)
+    ledger.append(
+        rec.conn,
+        now,
+        kind=ledger.CPA,
+        affiliate_id=booked.affiliate_id,
+        offer_id=booked.offer_id,
+        player=player.id,
+        conversion_id=cause,
+        # A reversal lands in the month it happens, as affiliate programmes settle adjustments.
+        period=period_of(now),
+        amount=-booked.amount,
+        currency=booked.currency,
+        fx_rate=booked.fx_rate,
+        status=ledger.APPROVED,
+        reverses_id=booked.id,
+        detail=f"reversal of entry {booked.id}: conversion {cause} changed and the rules no longer hold",
+    )
+    qualified = rec.conversion_by_key((player.advertiser_id, player_key(player.player_id), "qualified_cpa"))
+    if qualified is not None and qualified["status"] != Status.REJECTED.value:
+        rec.change_status(qualified, Status.REJECTED, now, None)
+
+
+def recompute_months(rec: Recording, catalog: Catalog, months: Months, now: datetime) -> None:
+    """Every touched month, and each later month whose carry-in changes as a result. Reads the
+    months' conversions: the group's own must be written (Recording.flush) first."""
+    for (affiliate_id, offer_id), periods in sorted(months.touched.items()):
+        deal = catalog.deal_for(offer_id, affiliate_id)
+        if deal is not None and deal.revshare is not None:
+            _cascade(rec, affiliate_id, offer_id, periods, deal, now)
+
+
+def _cascade(
+    rec: Recording,
+    affiliate_id: int,
+    offer_id: int,
+    touched: Mapping[str, list[int]],
+    deal: Deal,
+    now: datetime,
+) -> None:
+    terms = deal.revshare
+    assert terms is not None
+    first, last = min(touched), max(touched)
+    conn = rec.conn
+    booked = ledger.lock_months(rec.db, conn, affiliate_id, offer_id, sorted(touched), deal.currency, now)
+    carry = ledger.carry_before(conn, affiliate_id, offer_id, first)
+    causes: list[int] = []
+    for period, row in booked.items():
+        carry_in = carry if terms.negative_carryover else Decimal(0)
+        if period not in touched and row.carry_in == carry_in:
+            if period > last:
+                return  # nothing changes from here on
+            carry = row.carry_out
+            continue
+        # A later month whose carry-in changed is caused by what changed the months before it.
+        causes = touched.get(period, causes)
+        ngr, ftds = ledger.month_inputs(conn, affiliate_id, offer_id, period)
+        month = revshare_period(terms, deal.currency, ngr, ftds, carry)
+        delta = month.earnings - row.earnings
+        if delta:
+            cause = causes[-1]
+            shown = ", ".join(map(str, causes[-MAX_CAUSES_SHOWN:]))
+            ledger.append(
+                conn,
+                now,
+                kind=ledger.REVSHARE,
+                affiliate_id=affiliate_id,
+                offer_id=offer_id,
+                conversion_id=cause,
+                period=period,
+                amount=delta,
+                currency=deal.currency,
+                fx_rate=rec.conversion(cause)["fx_rate"],
+                percent=str(month.percent),
+                status=ledger.APPROVED if period_bounds(period)[1] <= now else ledger.PENDING,
+                reverses_id=ledger.reversible(conn, cause) if delta < 0 else None,
+                detail=(
+                    f"NGR {money_text(month.ngr)}, carry-in {money_text(month.carry_in)}, "
+                    f"FTDs {month.ftds}, {month.percent}% ⇒ {money_text(month.earnings)} "
+                    f"(booked {money_text(row.earnings)}); after conversion"
+                    f"{'s' if len(causes) > 1 else ''} {shown}"
+                ),
+            )
+        ledger.save_month(conn, affiliate_id, offer_id, period, month, now)
+        carry = month.carry_out

@@ -1,0 +1,432 @@
+"""Receiving a postback, from the raw request to the committed answer the sender gets.
+
+    read      core/intake: parse → alias → macros → token → click ID → event → status → amount
+              → currency → period → event time (no I/O; a refusal is only logged)
+    group     service/group_commit: postbacks arriving together share one transaction
+    accept    for each, in that transaction: its player (locked) → its click (the local buffer,
+              else the database, else "in flight") → attribute (core/intake, with the event time)
+              → price in the deal's currency → the conversion, exactly once (a repeat is a
+              duplicate, a status change or a conflict) → log, history, report counters
+              → the player's commissions (service/commissions)
+    then      the RevShare months the group touched, the collected rows, commit; only then replies
+
+Conversions whose click was still in flight are attributed when it lands (attribute_waiting).
+"""
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from clickback.core.clickids import ClickIdCodec
+from clickback.core.commission import AMOUNT_EVENTS, convert, period_of, rate_day
+from clickback.core.events import dedupe_family, deposit_label
+from clickback.core.intake import (
+    Attribution,
+    Duplicate,
+    Existing,
+    Postback,
+    RawPostback,
+    Refused,
+    StatusChange,
+    attribute,
+    check_offer,
+    on_repeat,
+    price,
+    read_postback,
+)
+from clickback.core.lifecycle import Status
+from clickback.core.model import Catalog, Click
+from clickback.core.outcome import Outcome, Result
+from clickback.core.reasons import Reason, Rejected
+from clickback.service import commissions
+from clickback.service.catalog_cache import CatalogCache
+from clickback.service.clickwriter import ClickWriter
+from clickback.service.commissions import Months
+from clickback.service.group_commit import GroupCommit
+from clickback.store.db import Database
+from clickback.store.recording import Player, Recording, clicks_landed
+from clickback.store.tables import conversions, postbacks
+from clickback.store.tables import players as player_table
+
+log = logging.getLogger(__name__)
+# Large enough to amortise a commit, small enough that the first postback of a group is not
+# kept waiting by the last.
+MAX_GROUP = 200
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    raw: RawPostback
+    read: Postback | Refused
+
+
+@dataclass(frozen=True, slots=True)
+class _Priced:
+    """The amount in the deal's currency, that currency, and the rate that made it."""
+
+    amount: Decimal | None = None
+    currency: str | None = None
+    rate: Decimal | None = None
+
+
+class Postbacks:
+    def __init__(
+        self,
+        db: Database,
+        catalog: CatalogCache,
+        clicks: ClickWriter,
+        codec: ClickIdCodec,
+        in_flight_window: timedelta,
+        max_event_age: timedelta,
+    ) -> None:
+        self._db = db
+        self._catalog = catalog
+        self._clicks = clicks
+        self._codec = codec
+        self._in_flight_window = in_flight_window
+        self._max_event_age = max_event_age
+        self._group: GroupCommit[_Item, Outcome] = GroupCommit(self._apply, MAX_GROUP)
+
+    async def receive(self, raw: RawPostback) -> Outcome:
+        read = read_postback(raw, self._catalog.current, self._codec, self._max_event_age)
+        try:
+            return await self._group.submit(_Item(raw, read))
+        except (SQLAlchemyError, OSError):
+            # Nothing was committed, so the sender must not get a 2xx: it retries later.
+            log.exception("postback not recorded")
+            return Outcome(Result.REJECTED, Reason.STORAGE_UNAVAILABLE)
+
+    async def close(self) -> None:
+        await self._group.close()
+
+    async def _apply(self, items: Sequence[_Item]) -> list[Outcome]:
+        # Clicks still in this process's buffer are looked up here, on the event loop that owns
+        # the buffer; the group's database work may run in another thread (Database.run_write).
+        buffered = {}
+        for item in items:
+            if isinstance(item.read, Postback) and item.read.click is not None:
+                click = self._clicks.get(item.read.click.value)
+                if click is not None:
+                    buffered[click.click_id] = click
+        group = _Group(self, self._catalog.current, buffered)
+        return await self._db.run_write(lambda conn: group.write(Recording(self._db, conn), items))
+
+    async def attribute_waiting(self, now: datetime) -> int:
+        """Attribute conversions that arrived before their click row did (those whose click never
+        lands stay unattributed, and visible as such).
+
+        Every process runs this after writing clicks, rather than only checking its own batch: on
+        PostgreSQL a postback can commit just after another process's batch looked for it, and
+        only a later look from anyone catches that.
+        """
+        if not await clicks_landed(self._db):
+            return 0
+        catalog = self._catalog.current
+        return await self._db.run_write(
+            lambda conn: _attribute_waiting(Recording(self._db, conn), catalog, now)
+        )
+
+
+class _Group:
+    """One group of postbacks, written in one transaction (synchronous: see Database.run_write)."""
+
+    def __init__(self, postbacks: Postbacks, catalog: Catalog, buffered: Mapping[str, Click]) -> None:
+        self._codec = postbacks._codec
+        self._in_flight_window = postbacks._in_flight_window
+        self._catalog = catalog
+        self._clicks = dict(buffered)
+        self._months = Months()
+
+    def write(self, rec: Recording, items: Sequence[_Item]) -> list[Outcome]:
+        read = [item.read for item in items if isinstance(item.read, Postback)]
+        # Everything the group will look at, read at once: players (locked), clicks, conversions
+        # already recorded under the same duplicate keys (locked).
+        rec.load_players((p.advertiser.id, p.player_id) for p in read if p.player_id)
+        players = [rec.player((p.advertiser.id, p.player_id)) for p in read if p.player_id]
+        wanted = {p.click.value for p in read if p.click} | {p.click_id for p in players if p is not None}
+        self._clicks |= rec.clicks([c for c in wanted if c not in self._clicks])
+        rec.load_conversions((p.advertiser.id, p.dedupe_key, dedupe_family(p.event)) for p in read)
+        rec.reserve({conversions: len(read), postbacks: len(items), player_table: len(players)})
+        outcomes = {}
+        for n in sorted(range(len(items)), key=lambda n: _lock_order(items[n].read)):
+            outcomes[n] = self._accept(rec, items[n])
+        rec.flush()
+        # RevShare months sum the months' conversions: the group's own are written first.
+        now = max(item.raw.received_at for item in items)
+        commissions.recompute_months(rec, self._catalog, self._months, now)
+        return [outcomes[n] for n in range(len(items))]
+
+    def _accept(self, rec: Recording, item: _Item) -> Outcome:
+        raw, postback = item.raw, item.read
+        if isinstance(postback, Refused):
+            return _refuse(rec, raw, postback)
+        now = raw.received_at
+        advertiser = postback.advertiser.id
+        player = None
+        if postback.player_id:
+            # A known player stays attributed to the click of their first postback, whatever click
+            # ID later postbacks carry; a postback naming only the player is attributed through it.
+            player = rec.player((advertiser, postback.player_id))
+            if player is None and postback.click is None:
+                rejected = Rejected(Reason.UNKNOWN_PLAYER, postback.player_id[:64])
+                return _refuse(rec, raw, Refused(rejected, advertiser, "", postback.ignored))
+            if player is not None:
+                verified = self._codec.verify(player.click_id, now)
+                if isinstance(verified, Rejected):  # the click-ID key changed since the player came
+                    return _refuse(rec, raw, Refused(verified, advertiser, player.click_id, postback.ignored))
+                postback = replace(postback, click=verified)
+        assert postback.click is not None
+        click_id = postback.click.value
+        click = self._clicks.get(click_id)
+        attribution = attribute(postback, click, self._catalog, now, self._in_flight_window)
+        if isinstance(attribution, Rejected):
+            return _refuse(rec, raw, Refused(attribution, advertiser, click_id, postback.ignored))
+        key = (advertiser, postback.dedupe_key, dedupe_family(postback.event))
+        existing = rec.conversion_by_key(key)
+        if existing is not None:
+            return self._repeat(rec, raw, postback, existing, player)
+
+        priced = _priced(rec, self._catalog, postback, attribution)
+        if isinstance(priced, Rejected):
+            return _refuse(rec, raw, Refused(priced, advertiser, click_id, postback.ignored))
+        if player is None and postback.player_id:
+            player = rec.new_player((advertiser, postback.player_id), click_id, click, now)
+        event, demote = postback.event, False
+        if player is not None:
+            event, demote = deposit_label(postback.event, player.ftd_at, attribution.event_at)
+        row = rec.add_conversion(_conversion(raw, postback, attribution, event, priced))
+        outcome = Outcome(
+            Result.ACCEPTED,
+            conversion_id=row["id"],
+            status=postback.status,
+            event=event,
+            ignored=postback.ignored,
+        )
+        rec.history(row["id"], None, postback.status, now, rec.log(raw, advertiser, click_id, outcome))
+        if click is not None:
+            rec.count(row, postback.status, row["payout"], +1)
+        if player is not None:
+            self._player_event(rec, player, row, demote, now)
+        return outcome
+
+    def _repeat(
+        self,
+        rec: Recording,
+        raw: RawPostback,
+        postback: Postback,
+        existing: dict[str, Any],
+        player: Player | None,
+    ) -> Outcome:
+        """The same transaction again: a duplicate, a status change, or a conflict."""
+        decision = on_repeat(
+            postback, Existing(existing["id"], existing["click_id"], Status(existing["status"]))
+        )
+        ignored = postback.ignored
+        if isinstance(decision, Rejected):
+            outcome = Outcome(Result.REJECTED, decision.reason, decision.detail, ignored=ignored)
+        elif isinstance(decision, Duplicate):
+            outcome = Outcome(
+                Result.DUPLICATE,
+                Reason.DUPLICATE,
+                conversion_id=existing["id"],
+                status=existing["status"],
+                event=existing["event"],
+                ignored=ignored,
+            )
+        else:
+            outcome = Outcome(
+                Result.UPDATED,
+                conversion_id=existing["id"],
+                status=decision.new,
+                event=existing["event"],
+                ignored=ignored,
+            )
+        log_id = rec.log(raw, postback.advertiser.id, postback.click_value, outcome)
+        if isinstance(decision, StatusChange):
+            rec.change_status(existing, decision.new, raw.received_at, log_id)
+            if existing["player_id"]:
+                player = player or rec.player((existing["advertiser_id"], existing["player_id"]))
+            if player is not None:
+                commissions.player_changed(
+                    rec, self._catalog, player, existing, False, self._months, raw.received_at
+                )
+        return outcome
+
+    def _player_event(
+        self, rec: Recording, player: Player, row: dict[str, Any], demote: bool, now: datetime
+    ) -> None:
+        """Milestones kept on the player row, then what the new event changes in commissions."""
+        at = row["event_at"]
+        if row["event"] == "registration" and (player.registered_at is None or at < player.registered_at):
+            rec.change_player(player, registered_at=at)
+        elif row["event"] == "first_deposit":
+            if demote and player.ftd_conversion_id is not None:
+                # A deposit made earlier but reported later is the player's first: the old first
+                # deposit is a plain deposit from now on, in reports and in its month's RevShare.
+                old = rec.conversion(player.ftd_conversion_id)
+                rec.change_conversion(old, event="deposit", updated_at=now)
+                if old["attributed_at"] is not None and old["link_id"] is not None:
+                    rec.count({**old, "event": "first_deposit"}, Status(old["status"]), old["payout"], -1)
+                    rec.count(old, Status(old["status"]), old["payout"], +1)
+                commissions.player_changed(
+                    rec, self._catalog, player, {**old, "event": "first_deposit"}, False, self._months, now
+                )
+            rec.change_player(player, ftd_conversion_id=row["id"], ftd_at=at)
+        commissions.player_changed(rec, self._catalog, player, row, True, self._months, now)
+
+
+def _lock_order(read: Postback | Refused) -> tuple[str, ...]:
+    """The order a group applies its postbacks in: by player, else by duplicate key, so that two
+    processes' groups lock the same rows in the same order on PostgreSQL (no deadlock); a sort that
+    keeps one player's postbacks in their order of arrival."""
+    if isinstance(read, Refused):
+        return ("",)
+    if read.player_id:
+        return ("p", str(read.advertiser.id), read.player_id)
+    return ("t", str(read.advertiser.id), read.dedupe_key)
+
+
+def _refuse(rec: Recording, raw: RawPostback, refused: Refused) -> Outcome:
+    outcome = Outcome(
+        Result.REJECTED, refused.rejected.reason, refused.rejected.detail, ignored=refused.ignored
+    )
+    rec.log(raw, refused.advertiser_id, refused.click_id, outcome)
+    return outcome
+
+
+def _priced(
+    rec: Recording, catalog: Catalog, postback: Postback, attribution: Attribution
+) -> _Priced | Rejected:
+    click = attribution.click
+    if click is None:
+        return _Priced()  # priced when the click lands (_attribute_late)
+    day = rate_day(
+        postback.event, _period(postback.event, postback.period, attribution.event_at), attribution.event_at
+    )
+    return _in_deal_currency(
+        rec, catalog, click, postback.event, attribution.payout, attribution.currency, day
+    )
+
+
+def _in_deal_currency(
+    rec: Recording,
+    catalog: Catalog,
+    click: Click,
+    event: str,
+    amount: Decimal | None,
+    currency: str | None,
+    day: date,
+) -> _Priced | Rejected:
+    """The amount in the currency of the click's deal, at the rate of the day it happened."""
+    deal = catalog.deal_for(click.offer_id, click.affiliate_id)
+    if deal is None or event not in AMOUNT_EVENTS or amount is None or currency is None:
+        return _Priced()
+    rate = rec.rate(currency, deal.currency, day)
+    if rate is None:
+        return Rejected(Reason.MISSING_EXCHANGE_RATE, f"{currency}→{deal.currency} on {day.isoformat()}")
+    return _Priced(convert(amount, rate), deal.currency, rate)
+
+
+def _period(event: str, stated: str | None, at: datetime) -> str | None:
+    """The month a net_revenue report covers: as stated, else the month it happened in."""
+    return (stated or period_of(at)) if event == "net_revenue" else None
+
+
+def _conversion(
+    raw: RawPostback, postback: Postback, attribution: Attribution, event: str, priced: _Priced
+) -> dict[str, Any]:
+    assert postback.click is not None
+    return {
+        "advertiser_id": postback.advertiser.id,
+        "click_id": postback.click.value,
+        "dedupe_key": postback.dedupe_key,
+        "dedupe_event": dedupe_family(event),
+        "txn_id": postback.txn_id,
+        "event": event,
+        "status": postback.status.value,
+        "payout": attribution.payout,
+        "currency": attribution.currency,
+        "player_id": postback.player_id,
+        "deal_amount": priced.amount,
+        "deal_currency": priced.currency,
+        "fx_rate": None if priced.rate is None else str(priced.rate),
+        "period": _period(event, postback.period, attribution.event_at),
+        "clicked_at": postback.click.clicked_at,
+        "event_at": attribution.event_at,
+        "created_at": raw.received_at,
+        "updated_at": raw.received_at,
+        **{f"adv_sub{i}": value for i, value in enumerate(postback.subs, 1)},
+        **_attribution_columns(attribution.click, raw.received_at),
+    }
+
+
+def _attribution_columns(click: Click | None, now: datetime) -> dict[str, Any]:
+    if click is None:
+        return {
+            "link_id": None,
+            "affiliate_id": None,
+            "offer_id": None,
+            "campaign": "",
+            "country": "",
+            "device_type": "",
+            "attributed_at": None,
+            **{f"sub{i}": "" for i in range(1, 6)},
+        }
+    return {
+        "link_id": click.link_id,
+        "affiliate_id": click.affiliate_id,
+        "offer_id": click.offer_id,
+        "campaign": click.campaign,
+        "country": click.traits.country,
+        "device_type": click.traits.device_type,
+        "attributed_at": now,
+        **{f"sub{i}": value for i, value in enumerate(click.subs, 1)},
+    }
+
+
+def _attribute_waiting(rec: Recording, catalog: Catalog, now: datetime) -> int:
+    waiting = rec.unattributed()
+    landed = rec.clicks([row["click_id"] for row in waiting]) if waiting else {}
+    months = Months()
+    done = 0
+    for row in waiting:
+        click = landed.get(row["click_id"])
+        if click is not None and _attribute_late(rec, catalog, row, click, months, now):
+            done += 1
+    rec.flush()
+    commissions.recompute_months(rec, catalog, months, now)
+    return done
+
+
+def _attribute_late(
+    rec: Recording, catalog: Catalog, row: dict[str, Any], click: Click, months: Months, now: datetime
+) -> bool:
+    offer = catalog.offers.get(click.offer_id)
+    rejected = check_offer(row["advertiser_id"], row["event"], offer, row["click_id"], catalog)
+    if rejected is not None or offer is None:
+        # The click belongs to another advertiser's offer (or the event is not the offer's).
+        rec.change_conversion(row, attributed_at=now)
+        rec.change_status(row, Status.REJECTED, now, None)
+        return False
+    payout, currency = price(row["event"], row["payout"], row["currency"], offer)
+    values: dict[str, Any] = {**_attribution_columns(click, now), "payout": payout, "currency": currency}
+    day = rate_day(row["event"], row["period"], row["event_at"])
+    priced = _in_deal_currency(rec, catalog, click, row["event"], payout, currency, day)
+    # No rate on record leaves the amount out of commissions (it cannot be refused any more).
+    if isinstance(priced, _Priced) and priced.currency is not None:
+        values |= {
+            "deal_amount": priced.amount,
+            "deal_currency": priced.currency,
+            "fx_rate": str(priced.rate),
+        }
+    rec.change_conversion(row, **values)
+    rec.count(row, Status(row["status"]), payout, +1)
+    for player in rec.attribute_players(row["advertiser_id"], click):
+        if player.player_id == row["player_id"]:
+            commissions.player_changed(rec, catalog, player, row, True, months, now)
+    return True

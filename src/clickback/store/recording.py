@@ -1,0 +1,400 @@
+"""The rows a group of postbacks reads and writes, in the one transaction that commits them all.
+
+The use case (service/postbacks.py) decides; this module reads and writes rows, as synchronous
+code inside `Database.run_write`. A statement costs far more than a row within a statement, so
+the group's reads are made up front, for all of its postbacks at once (clicks, players, the
+conversions their duplicate keys name, the players' events), and its writes are collected and
+written at the end, one statement per table and kind of change whatever the group's size. The
+ids of new rows are reserved first (Database.reserve_ids), so rows written together can point
+at each other. Rows read or written are kept once, by id: every later look in the group sees
+the change.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Row, Table, bindparam, select, update
+
+from clickback.core.commission import PlayerEvent
+from clickback.core.intake import RawPostback
+from clickback.core.lifecycle import PAYABLE, Status
+from clickback.core.limits import MAX_RAW_LOG_LEN
+from clickback.core.model import Click
+from clickback.core.outcome import Outcome
+from clickback.core.reporting import hour_of
+from clickback.store import fx
+from clickback.store.clicks import clicks_by_id
+from clickback.store.db import Database
+from clickback.store.tables import (
+    clicks,
+    conversion_history,
+    conversion_stats,
+    conversions,
+    players,
+    postbacks,
+)
+
+# (advertiser_id, dedupe_key, dedupe_event): a conversion's duplicate key.
+Key = tuple[int, str, str]
+# (advertiser_id, player_id)
+PlayerKey = tuple[int, str]
+_STAT_KEY = ("hour", "link_id", "sub1", "country", "device_type", "event", "status", "currency")
+
+
+@dataclass(slots=True)
+class Player:
+    """A player row as the group changes it."""
+
+    id: int
+    advertiser_id: int
+    player_id: str
+    click_id: str
+    affiliate_id: int | None
+    offer_id: int | None
+    link_id: int | None
+    country: str
+    sub1: str
+    first_seen_at: datetime
+    registered_at: datetime | None = None
+    ftd_conversion_id: int | None = None
+    ftd_at: datetime | None = None
+    qualified_at: datetime | None = None
+
+
+_PLAYER_COLUMNS = [f.name for f in fields(Player)]
+
+
+class Recording:
+    def __init__(self, db: Database, conn: Connection) -> None:
+        self.db = db
+        self.conn = conn
+        self._by_id: dict[int, dict[str, Any]] = {}
+        self._by_key: dict[Key, dict[str, Any] | None] = {}
+        self._players: dict[PlayerKey, Player | None] = {}
+        self._player_rows: dict[PlayerKey, dict[int, dict[str, Any]]] | None = None
+        self._rates: dict[tuple[str, str, date], Decimal | None] = {}
+        self._ids: dict[str, list[int]] = {}
+        self._given: dict[str, int] = {}
+        self._new_players: list[Player] = []
+        self._changed_players: dict[int, dict[str, Any]] = {}
+        self._new_conversions: list[dict[str, Any]] = []
+        self._changed_conversions: dict[int, dict[str, Any]] = {}
+        self._logs: list[dict[str, Any]] = []
+        self._history: list[dict[str, Any]] = []
+        self._stats: dict[tuple[Any, ...], list[Any]] = {}
+
+    # --- reads, for a whole group at once ---------------------------------------------------
+
+    def clicks(self, ids: Sequence[str]) -> dict[str, Click]:
+        return clicks_by_id(self.conn, ids)
+
+    def load_players(self, keys: Iterable[PlayerKey]) -> None:
+        """The players named, locked for the rest of the transaction in id order (so two
+        processes lock the same players in the same order): one player's postbacks apply one at
+        a time, as the first deposit and the CPA are decided per player."""
+        wanted = [k for k in dict.fromkeys(keys) if k not in self._players]
+        if not wanted:
+            return
+        # Two INs rather than one over (advertiser, player) pairs: SQLite uses the unique index
+        # for the former only. The few extra rows a cross product may match are passed over.
+        query = (
+            select(players)
+            .where(
+                players.c.advertiser_id.in_({k[0] for k in wanted})
+                & players.c.player_id.in_({k[1] for k in wanted})
+            )
+            .order_by(players.c.id)
+            .with_for_update()
+        )
+        self._players.update(dict.fromkeys(wanted))
+        for row in self.conn.execute(query):
+            key = (row.advertiser_id, row.player_id)
+            if key in self._players and self._players[key] is None:
+                self._players[key] = Player(**{name: row._mapping[name] for name in _PLAYER_COLUMNS})
+
+    def player(self, key: PlayerKey) -> Player | None:
+        if key not in self._players:
+            self.load_players([key])
+        return self._players[key]
+
+    def load_conversions(self, keys: Iterable[Key]) -> None:
+        """The conversions already recorded under these duplicate keys, locked (FOR UPDATE: two
+        status changes racing on PostgreSQL apply one after the other; SQLite writers are
+        serialised already)."""
+        wanted = [k for k in dict.fromkeys(keys) if k not in self._by_key]
+        if not wanted:
+            return
+        c = conversions.c
+        query = select(conversions).where(
+            c.advertiser_id.in_({k[0] for k in wanted})
+            & c.dedupe_key.in_({k[1] for k in wanted})
+            & c.dedupe_event.in_({k[2] for k in wanted})
+        )
+        self._by_key.update(dict.fromkeys(wanted))
+        for row in self.conn.execute(query.with_for_update()):
+            self._remember(row)
+
+    def conversion_by_key(self, key: Key) -> dict[str, Any] | None:
+        if key not in self._by_key:
+            self.load_conversions([key])
+        return self._by_key[key]
+
+    def conversion(self, conversion_id: int) -> dict[str, Any]:
+        if conversion_id not in self._by_id:
+            row = self.conn.execute(select(conversions).where(conversions.c.id == conversion_id)).one()
+            self._remember(row)
+        return self._by_id[conversion_id]
+
+    def player_events(self, player: Player) -> list[PlayerEvent]:
+        """The player's payable events, as the group has changed them. The first call reads the
+        events of every player the group has loaded, in one query."""
+        if self._player_rows is None:
+            self._player_rows = {}
+            keys = {k for k, p in self._players.items() if p is not None}
+            if keys:
+                c = conversions.c
+                query = select(conversions).where(
+                    c.advertiser_id.in_({k[0] for k in keys}) & c.player_id.in_({k[1] for k in keys})
+                )
+                for row in self.conn.execute(query):
+                    if (row.advertiser_id, row.player_id) in keys:
+                        self._remember(row)
+            for known in self._by_id.values():
+                self._index_player_row(known)
+        key = (player.advertiser_id, player.player_id)
+        if key not in self._player_rows:  # a player loaded after the first call
+            c = conversions.c
+            query = select(conversions).where((c.advertiser_id == key[0]) & (c.player_id == key[1]))
+            for row in self.conn.execute(query):
+                self._remember(row)
+            self._player_rows.setdefault(key, {})
+        return [
+            PlayerEvent(r["id"], r["event"], r["event_at"], r["deal_amount"] or Decimal(0))
+            for r in self._player_rows[key].values()
+            if Status(r["status"]) in PAYABLE
+        ]
+
+    def rate(self, base: str, quote: str, day: date) -> Decimal | None:
+        """The rate of the day (store/fx), asked once per group."""
+        key = (base, quote, day)
+        if key not in self._rates:
+            self._rates[key] = fx.rate_on(self.conn, base, quote, day)
+        return self._rates[key]
+
+    def _remember(self, row: Row[Any]) -> dict[str, Any]:
+        known = self._by_id.get(row.id)
+        if known is None:
+            known = self._by_id[row.id] = dict(row._mapping)
+            self._by_key[(known["advertiser_id"], known["dedupe_key"], known["dedupe_event"])] = known
+            self._index_player_row(known)
+        return known
+
+    def _index_player_row(self, row: dict[str, Any]) -> None:
+        if self._player_rows is not None and row["player_id"]:
+            self._player_rows.setdefault((row["advertiser_id"], row["player_id"]), {})[row["id"]] = row
+
+    # --- ids ---------------------------------------------------------------------------------
+
+    def reserve(self, expected: Mapping[Table, int]) -> None:
+        """Take ids for the new rows a group expects; more are taken if it needs more."""
+        self._ids.update(self.db.reserve_ids(self.conn, expected))
+
+    def _next_id(self, table: Table) -> int:
+        ids = self._ids.setdefault(table.name, [])
+        if not ids:
+            ids.extend(self.db.reserve_ids(self.conn, {table: 8}, self._given)[table.name])
+        given = self._given[table.name] = ids.pop(0)
+        return given
+
+    # --- writes, collected -------------------------------------------------------------------
+
+    def new_player(self, key: PlayerKey, click_id: str, click: Click | None, now: datetime) -> Player:
+        player = Player(
+            id=self._next_id(players),
+            advertiser_id=key[0],
+            player_id=key[1],
+            click_id=click_id,
+            first_seen_at=now,
+            **player_attribution(click),  # type: ignore[arg-type]
+        )
+        self._players[key] = player
+        self._new_players.append(player)
+        if self._player_rows is not None:
+            self._player_rows.setdefault(key, {})
+        return player
+
+    def change_player(self, player: Player, **values: Any) -> None:
+        for name, value in values.items():
+            setattr(player, name, value)
+        if player not in self._new_players:
+            self._changed_players.setdefault(player.id, {}).update(values)
+
+    def add_conversion(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """A new conversion; its id is given here. The caller has made sure its key is free: a
+        conversion that another process records under the same key meanwhile makes the
+        group's commit fail, and each postback is then applied again on its own."""
+        added = {**row, "id": self._next_id(conversions)}
+        self._new_conversions.append(added)
+        self._by_id[added["id"]] = added
+        self._by_key[(added["advertiser_id"], added["dedupe_key"], added["dedupe_event"])] = added
+        self._index_player_row(added)
+        return added
+
+    def change_conversion(self, row: dict[str, Any], **values: Any) -> None:
+        row.update(values)
+        if not any(row is new for new in self._new_conversions):
+            self._changed_conversions.setdefault(row["id"], {}).update(values)
+
+    def log(self, raw: RawPostback, advertiser_id: int | None, click_id: str, outcome: Outcome) -> int:
+        """The postback as it arrived, with its outcome; returns its id."""
+        log_id = self._next_id(postbacks)
+        self._logs.append(
+            {
+                "id": log_id,
+                "received_at": raw.received_at,
+                "ip": raw.ip[:45],
+                "method": raw.method[:8],
+                "advertiser_id": advertiser_id,
+                "click_id": _text(click_id.encode(errors="replace"), 64),
+                "result": outcome.result.value,
+                "reason": outcome.reason.code if outcome.reason else None,
+                "detail": _text(outcome.detail.encode(errors="replace"), 512),
+                "conversion_id": outcome.conversion_id,
+                "http_status": outcome.http_status,
+                "query": _text(raw.query, MAX_RAW_LOG_LEN),
+                "body": _text(raw.body, MAX_RAW_LOG_LEN),
+                "ignored": _text(",".join(outcome.ignored).encode(errors="replace"), 1024),
+            }
+        )
+        return log_id
+
+    def history(
+        self, conversion_id: int, old: Status | None, new: Status, at: datetime, postback_id: int | None
+    ) -> None:
+        self._history.append(
+            {
+                "conversion_id": conversion_id,
+                "at": at,
+                "from_status": old.value if old else None,
+                "to_status": new.value,
+                "postback_id": postback_id,
+            }
+        )
+
+    def count(self, row: Mapping[str, Any], status: Status, payout: Decimal, sign: int) -> None:
+        """Move one conversion into (+1) or out of (-1) its report bucket: the hour it happened."""
+        values = {
+            "hour": hour_of(row["event_at"]),
+            "link_id": row["link_id"],
+            "sub1": row["sub1"],
+            "country": row["country"],
+            "device_type": row["device_type"],
+            "event": row["event"],
+            "status": status.value,
+            "currency": row["currency"],
+        }
+        key = tuple(values[k] for k in _STAT_KEY)
+        entry = self._stats.setdefault(key, [row["affiliate_id"], row["offer_id"], 0, Decimal(0)])
+        entry[2] += sign
+        entry[3] += payout * sign
+
+    def change_status(self, row: dict[str, Any], new: Status, now: datetime, postback_id: int | None) -> None:
+        """Its report counters move with it when it is attributed."""
+        old = Status(row["status"])
+        self.change_conversion(row, status=new.value, updated_at=now)
+        self.history(row["id"], old, new, now, postback_id)
+        if row["attributed_at"] is not None and row["link_id"] is not None:
+            self.count(row, old, row["payout"], -1)
+            self.count(row, new, row["payout"], +1)
+
+    def flush(self) -> None:
+        """Write what the group collected, rows pointed at before the rows pointing at them."""
+        if self._new_players:
+            rows = [{name: getattr(p, name) for name in _PLAYER_COLUMNS} for p in self._new_players]
+            self.conn.execute(players.insert(), rows)
+        _update_by_id(self.conn, players, self._changed_players)
+        if self._new_conversions:
+            self.conn.execute(conversions.insert(), self._new_conversions)
+        _update_by_id(self.conn, conversions, self._changed_conversions)
+        if self._logs:
+            self.conn.execute(postbacks.insert(), self._logs)
+        if self._history:
+            self.conn.execute(conversion_history.insert(), self._history)
+        # In key order: two processes adding to the same counters lock them in the same order.
+        stats = [
+            dict(zip(_STAT_KEY, key, strict=True))
+            | {"affiliate_id": v[0], "offer_id": v[1], "conversions": v[2], "payout": v[3]}
+            for key, v in sorted(self._stats.items(), key=lambda item: tuple(map(str, item[0])))
+            if v[2] or v[3]
+        ]
+        if stats:
+            self.conn.execute(self.db.insert_adding(conversion_stats, ["conversions", "payout"]), stats)
+        self._new_players, self._new_conversions, self._logs, self._history = [], [], [], []
+        self._changed_players, self._changed_conversions, self._stats = {}, {}, {}
+
+    def unattributed(self) -> list[dict[str, Any]]:
+        """Conversions whose click was in flight when they arrived (a partial index), locked;
+        those another process is attributing right now are left to it (SKIP LOCKED)."""
+        query = select(conversions).where(conversions.c.attributed_at.is_(None))
+        return [self._remember(row) for row in self.conn.execute(query.with_for_update(skip_locked=True))]
+
+    def attribute_players(self, advertiser_id: int, click: Click) -> list[Player]:
+        """Players first seen while their click was in flight, attributed now that it landed:
+        only the advertiser's own (another advertiser naming the click never gets a player)."""
+        stmt = (
+            update(players)
+            .where(
+                (players.c.click_id == click.click_id)
+                & (players.c.advertiser_id == advertiser_id)
+                & players.c.affiliate_id.is_(None)
+            )
+            .values(player_attribution(click))
+            .returning(players.c.advertiser_id, players.c.player_id)
+        )
+        keys = [(r.advertiser_id, r.player_id) for r in self.conn.execute(stmt)]
+        for key in keys:
+            self._players.pop(key, None)
+        self.load_players(keys)
+        return [p for p in (self._players[k] for k in keys) if p is not None]
+
+
+async def clicks_landed(db: Database) -> bool:
+    """Whether a conversion waits for a click that has landed since: a cheap read, so that
+    nothing takes the write lock for it otherwise."""
+    waiting = select(conversions.c.id).where(conversions.c.attributed_at.is_(None))
+    landed = waiting.join_from(conversions, clicks, clicks.c.click_id == conversions.c.click_id)
+    async with db.read() as conn:
+        return (await conn.execute(landed.limit(1))).first() is not None
+
+
+def _update_by_id(conn: Connection, table: Table, changes: Mapping[int, Mapping[str, Any]]) -> None:
+    """One executemany per set of columns changed."""
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row_id, values in changes.items():
+        by_columns.setdefault(tuple(sorted(values)), []).append({"row_id": row_id, **values})
+    for columns, rows in by_columns.items():
+        stmt = (
+            update(table).where(table.c.id == bindparam("row_id")).values({c: bindparam(c) for c in columns})
+        )
+        conn.execute(stmt, rows)
+
+
+def player_attribution(click: Click | None) -> dict[str, object]:
+    if click is None:
+        return {"affiliate_id": None, "offer_id": None, "link_id": None, "country": "", "sub1": ""}
+    return {
+        "link_id": click.link_id,
+        "affiliate_id": click.affiliate_id,
+        "offer_id": click.offer_id,
+        "country": click.traits.country,
+        "sub1": click.subs[0],
+    }
+
+
+def _text(data: bytes, limit: int) -> str:
+    """Kept as it came, cropped, with what no database can store (invalid UTF-8, NUL) shown as
+    U+FFFD. Escaped wherever it is shown."""
+    return data.decode("utf-8", errors="replace").replace("\x00", "\ufffd")[:limit]
