@@ -526,7 +526,7 @@ def line(n: int, runs: int, run: Run) -> str:
 
 
 def spread(values: Sequence[float], fmt: str) -> str:
-    return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}–{format(max(values), fmt)})"
+    return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)} to {format(max(values), fmt)})"
 
 
 def summary(args: argparse.Namespace, runs: Sequence[Run]) -> str:
@@ -554,7 +554,7 @@ def summary(args: argparse.Namespace, runs: Sequence[Run]) -> str:
     ]
     head = (
         f"{time.strftime('%Y-%m-%d')}, {backend}, clickback serve --workers {args.workers}, "
-        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s; median (min–max) of "
+        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s; median (min to max) of "
         f"{len(runs)} run(s); {os.cpu_count()} CPUs shared by the server, the database and the load"
     )
     table = "\n".join(f"| {a:<36} | {b:>26} |" for a, b in rows)
