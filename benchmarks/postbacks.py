@@ -526,7 +526,8 @@ def line(n: int, runs: int, run: Run) -> str:
 
 
 def spread(values: Sequence[float], fmt: str) -> str:
-    return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)} to {format(max(values), fmt)})"
+    low, mid, high = (format(v, fmt) for v in (min(values), statistics.median(values), max(values)))
+    return f"{mid} ({low} to {high})"
 
 
 def summary(args: argparse.Namespace, runs: Sequence[Run]) -> str:
