@@ -7,6 +7,8 @@ import pytest
 
 from clickback.core.commission import (
     CpaRules,
+    Deal,
+    DealKind,
     PlayerEvent,
     RevShareTerms,
     Tier,
@@ -231,6 +233,24 @@ def test_tiers_start_at_their_threshold(basis: TierBasis, ngr: str, ftds: int, p
 )
 def test_commission_rounding(amount: str, currency: str, rounded: str) -> None:
     assert str(round_commission(D(amount), currency)) == rounded
+
+
+@pytest.mark.parametrize(
+    ("currency", "amount", "geo", "booked"),
+    [
+        ("GBP", "110.005", "110.005", "110.01"),  # stored before finer amounts were refused
+        ("JPY", "12000.5", "12000.49", "12001"),
+        ("KWD", "1.2345", "7", "1.235"),
+        ("EUR", "100", "150", "100.00"),
+    ],
+)
+def test_a_cpa_books_its_amount_rounded_half_up_to_the_minor_unit(
+    currency: str, amount: str, geo: str, booked: str
+) -> None:
+    deal = Deal(DealKind.CPA, currency, CpaRules(amount=D(amount), geo_amounts={"DE": D(geo)}))
+
+    assert str(deal.cpa_amount("FR")) == booked
+    assert deal.cpa_amount("DE") == round_commission(D(geo), currency)
 
 
 def test_revshare_is_rounded_once_on_the_month() -> None:

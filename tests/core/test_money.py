@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clickback.core.limits import MAX_PAYOUT, PAYOUT_DECIMALS
-from clickback.core.money import CURRENCIES, money_text, parse_amount, parse_currency
+from clickback.core.money import CURRENCIES, minor_units, money_text, parse_amount, parse_currency
 
 
 @pytest.mark.parametrize(
@@ -122,6 +122,14 @@ def test_currency_list_holds_only_three_letter_codes() -> None:
 )
 def test_money_text_has_two_decimals_at_least_and_no_noise(amount: str, text: str) -> None:
     assert money_text(Decimal(amount)) == text
+
+
+@pytest.mark.parametrize(
+    ("currency", "places"), [("JPY", 0), ("KRW", 0), ("XPF", 0), ("EUR", 2), ("KWD", 3), ("TND", 3)]
+)
+def test_minor_units_follow_iso_4217(currency: str, places: int) -> None:
+    assert currency in CURRENCIES
+    assert minor_units(currency) == places
 
 
 @pytest.mark.parametrize("raw", ["u\u017fd", "\u0131nr", "\uff35\uff33\uff24"])
