@@ -110,18 +110,27 @@ def test_currency_list_holds_only_three_letter_codes() -> None:
 
 
 @pytest.mark.parametrize(
-    ("amount", "text"),
+    ("amount", "currency", "text"),
     [
-        ("50", "50.00"),
-        ("1.5", "1.50"),
-        ("0.1234", "0.1234"),
-        ("0", "0.00"),
-        ("-3.5", "-3.50"),
-        ("1E+2", "100.00"),
+        ("50", "EUR", "50.00"),
+        ("10.00", "EUR", "10.00"),
+        ("1.5", "EUR", "1.50"),
+        ("0.1234", "EUR", "0.1234"),
+        ("0", "EUR", "0.00"),
+        ("-3.5", "EUR", "-3.50"),
+        ("1E+2", "EUR", "100.00"),
+        ("57347.00", "JPY", "57347"),
+        ("12000.5", "JPY", "12000.5"),  # never hides a digit the amount has
+        ("-300", "JPY", "-300"),
+        ("1", "KWD", "1.000"),
+        ("1.2345", "KWD", "1.2345"),
+        ("7", None, "7.00"),  # no deal, so no currency to ask
     ],
 )
-def test_money_text_has_two_decimals_at_least_and_no_noise(amount: str, text: str) -> None:
-    assert money_text(Decimal(amount)) == text
+def test_money_text_shows_the_currencys_decimals_and_any_finer_digit(
+    amount: str, currency: str | None, text: str
+) -> None:
+    assert money_text(Decimal(amount), currency) == text
 
 
 @pytest.mark.parametrize(

@@ -421,7 +421,8 @@ def test_statement_csv_is_escaped_and_player_value_adds_up(client: Client, world
     assert csv.headers["content-type"].startswith("text/csv")
     header, row = csv.text.strip().split("\r\n")
     assert header.startswith("offer_id,offer,currency,players,ftds,qualified_cpas")
-    assert row.startswith(f'{offer["id"]},"\'=HYPERLINK(""http://evil"")",EUR,1,1,1,0,70.00,-15.00,10.00,')
+    # The percent is not money: written as in the JSON statement.
+    assert row.startswith(f'{offer["id"]},"\'=HYPERLINK(""http://evil"")",EUR,1,1,1,0,70.00,-15.00,10,')
     assert row.endswith(",70.00")
     (player,) = client.api("GET", "/players", params={"affiliate_id": world.alice["id"]})
     assert (player["deposits"], player["ngr"], player["commission"], player["cohort"]) == (
@@ -432,6 +433,60 @@ def test_statement_csv_is_escaped_and_player_value_adds_up(client: Client, world
     )
     (cohort,) = client.api("GET", "/players/cohorts", params={"affiliate_id": world.alice["id"]})
     assert (cohort["players"], cohort["ftds"], cohort["deposits"]) == (1, 1, "100.00")
+
+
+def test_money_is_shown_at_its_currencys_precision(client: Client, world: World) -> None:
+    body = {
+        "advertiser_id": world.northstar["id"],
+        "name": "Northstar Tokyo",
+        "url_template": "https://jp.example.com/?cid={click_id}",
+        "currency": "JPY",
+        "payouts": {"registration": "100"},
+    }
+    offer = client.api("POST", "/offers", json=body)
+    link = client.api("POST", "/links", json={"affiliate_id": world.alice["id"], "offer_id": offer["id"]})
+    deal(client, offer, {"cpa": {"amount": "5000", "ftd_min": "3000"}})
+    register(client, world, link["code"], "J-1")
+    register(client, world, world.alice_casino, "E-1")  # an offer without a deal: no currency
+    ftd = send(client, world, event="ftd", player_id="J-1", payout="12000.5", currency="JPY", txn_id="D-1")
+
+    conversion = client.api("GET", f"/conversions/{ftd.json()['conversion_id']}")
+    registration = next(c for c in client.api("GET", "/conversions") if c["player_id"] == "E-1")
+    (entry,) = ledger(client)
+    month = statement(client, world.alice)
+    csv = client.http.get(
+        f"/api/statements/{world.alice['id']}/{THIS_MONTH}", params={"format": "csv"}, headers=client.auth
+    )
+    players = {p["player_id"]: p for p in client.api("GET", "/players")}
+    cohorts = client.api("GET", "/players/cohorts")
+
+    assert offer["payouts"] == {"registration": "100"}
+    assert [conversion[k] for k in ("payout", "currency", "deal_amount", "deal_currency")] == [
+        "12000.5",  # an advertiser's finer amount is shown, not hidden
+        "JPY",
+        "12000.5",
+        "JPY",
+    ]
+    assert registration["deal_currency"] is None
+    assert (entry["amount"], entry["currency"]) == ("5000", "JPY")
+    assert [(ln["currency"], ln["cpa_earnings"], ln["ngr"], ln["total"]) for ln in month["lines"]] == [
+        ("", "0.00", "0.00", "0.00"),  # the deal-less casino, where E-1 registered
+        ("JPY", "5000", "0", "5000"),
+    ]
+    assert month["totals"] == {"": "0.00", "JPY": "5000"}
+    assert csv.text.split("\r\n")[2] == f"{offer['id']},Northstar Tokyo,JPY,1,1,1,0,5000,0,0,0,0,0,5000"
+    assert [players["J-1"][k] for k in ("currency", "deposits", "ngr", "commission")] == [
+        "JPY",
+        "12000.5",
+        "0",
+        "5000",
+    ]
+    assert (players["E-1"]["currency"], players["E-1"]["deposits"]) == (None, "0.00")
+    assert [(c["currency"], c["players"], c["deposits"]) for c in cohorts] == [
+        (None, 1, "0.00"),
+        ("JPY", 1, "12000.5"),
+    ]
+    assert client.report(offer_id=str(offer["id"]))["totals"]["payout"] == {"JPY": "17100.5"}
 
 
 @pytest.fixture

@@ -77,6 +77,22 @@ def create_api(runtime: Runtime) -> FastAPI:
     def link_out(row: dict[str, Any]) -> s.LinkOut:
         return s.LinkOut(**row, url=f"{public}/c/{row['code']}")
 
+    def deal_currency(offer_id: int | None, affiliate_id: int | None) -> str | None:
+        """The currency of the deal in force: deal amounts (converted deposits, NGR) are in it."""
+        if offer_id is None or affiliate_id is None:
+            return None
+        deal = runtime.catalog.current.deal_for(offer_id, affiliate_id)
+        return deal.currency if deal else None
+
+    def conversion_out(row: dict[str, Any]) -> s.ConversionOut:
+        return s.ConversionOut(**row, deal_currency=deal_currency(row["offer_id"], row["affiliate_id"]))
+
+    async def player_values(
+        affiliate_id: int | None, offer_id: int | None, limit: int
+    ) -> list[dict[str, Any]]:
+        rows = await statements.player_values(db, affiliate_id, offer_id, limit)
+        return [r | {"currency": deal_currency(r["offer_id"], r["affiliate_id"])} for r in rows]
+
     # --- advertisers -------------------------------------------------------------------------
     @api.post("/advertisers", status_code=201, tags=["advertisers"])
     async def create_advertiser(body: s.AdvertiserIn) -> s.AdvertiserOut:
@@ -202,14 +218,14 @@ def create_api(runtime: Runtime) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> list[s.ConversionOut]:
         rows = await postback_log.list_conversions(db, click_id=click_id, limit=limit)
-        return [s.ConversionOut(**r) for r in rows]
+        return [conversion_out(r) for r in rows]
 
     @api.get("/conversions/{conversion_id}", tags=["conversions"])
     async def get_conversion(conversion_id: s.Id) -> s.ConversionOut:
         row = await postback_log.get_conversion(db, conversion_id)
         if row is None:
             raise HTTPException(404, f"conversion {conversion_id} does not exist")
-        return s.ConversionOut(**row)
+        return conversion_out(row)
 
     # --- reports -----------------------------------------------------------------------------
     @api.get("/reports", tags=["reports"], response_model_exclude_none=True)
@@ -366,15 +382,14 @@ def create_api(runtime: Runtime) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     ) -> list[s.PlayerOut]:
         """Player value: deposits, NGR and CPA commission per player, in the deal's currency."""
-        rows = await statements.player_values(db, affiliate_id, offer_id, limit)
-        return [s.PlayerOut(**r) for r in rows]
+        return [s.PlayerOut(**r) for r in await player_values(affiliate_id, offer_id, limit)]
 
     @api.get("/players/cohorts", tags=["players"])
     async def player_cohorts(
         affiliate_id: s.Id | None = None, offer_id: s.Id | None = None
     ) -> list[s.CohortOut]:
-        """Player value by registration month."""
-        rows = await statements.player_values(db, affiliate_id, offer_id, MAX_COHORT_PLAYERS)
+        """Player value by registration month (and currency)."""
+        rows = await player_values(affiliate_id, offer_id, MAX_COHORT_PLAYERS)
         return [s.CohortOut(**c) for c in statements.cohorts(rows)]
 
     # --- reference -----------------------------------------------------------------------------
