@@ -288,22 +288,3 @@ def test_every_preset_is_a_complete_deal_of_standard_events() -> None:
 
 def test_period_bounds() -> None:
     assert period_bounds("2026-12") == (datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
-
-
-def test_a_deal_takes_what_it_leaves_out_from_the_offers_preset() -> None:
-    from clickback.core.commission import DealKind
-    from clickback.core.verticals import DealProblem, complete_deal
-
-    own_cpa = CpaRules(amount=D(5))
-    casino = complete_deal(None, "EUR", own_cpa, None, "casino")
-    bare = complete_deal(None, "EUR", own_cpa, None, "")
-    lacking = complete_deal(DealKind.HYBRID, "EUR", own_cpa, None, "")
-
-    assert not isinstance(casino, DealProblem)
-    assert (casino.kind, casino.cpa, casino.revshare) == (
-        DealKind.HYBRID,
-        own_cpa,
-        PRESETS["casino"].revshare,
-    )
-    assert not isinstance(bare, DealProblem) and (bare.kind, bare.revshare) == (DealKind.CPA, None)
-    assert lacking == DealProblem("revshare", "a hybrid deal needs revshare terms")

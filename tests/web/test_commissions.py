@@ -394,6 +394,41 @@ def test_vertical_preset_gives_a_new_offer_its_deal(client: Client, world: World
     )
 
 
+def test_a_deal_change_keeps_the_rest_of_the_deal_in_force(client: Client, world: World) -> None:
+    body = {
+        "advertiser_id": world.northstar["id"],
+        "name": "Northstar Slots",
+        "url_template": "https://slots.example.com/?cid={click_id}",
+        "currency": "EUR",
+        "vertical": "casino",
+    }
+    offer = client.api("POST", "/offers", json=body)
+    preset = next(p for p in client.api("GET", "/presets") if p["vertical"] == "casino")
+
+    changed = deal(client, offer, {"cpa": {"amount": "55"}})
+    bobs = deal(client, offer, {"cpa": {"ftd_min": None}, "revshare": {"tiers": []}}, affiliate=world.bob)
+    bare = client.http.put(
+        f"/api/offers/{world.sportsbook['id']}/deals/{world.bob['id']}",
+        headers=client.auth,
+        json={"cpa": {"ftd_min": "10"}},
+    )
+
+    # The preset's FTD, deposit and hold rules stay: only the amount changed.
+    assert (changed["kind"], changed["cpa"], changed["revshare"]) == (
+        "hybrid",
+        preset["cpa"] | {"amount": "55"},
+        preset["revshare"],
+    )
+    # Bob's own deal starts from the offer's default in force.
+    assert (bobs["kind"], bobs["cpa"], bobs["revshare"]) == (
+        "hybrid",
+        preset["cpa"] | {"amount": "55", "ftd_min": None},
+        preset["revshare"] | {"tiers": []},
+    )
+    assert bare.status_code == 422
+    assert bare.json()["detail"][0]["loc"] == ["body", "cpa", "amount"]
+
+
 def test_statement_csv_is_escaped_and_player_value_adds_up(client: Client, world: World) -> None:
     offer = client.api(
         "POST",

@@ -296,11 +296,17 @@ class RuntimeOut(BaseModel):
     catalog_version: int
 
 
-class CpaTerms(Strict):
-    """Every rule given must hold; days count from the player's registration (else first event)."""
+class CpaTermsIn(Strict):
+    """Every rule given must hold; days count from the player's registration (else first event).
+    Fields left out keep the values of the deal in force (the defaults shown are a new deal's);
+    null removes a rule."""
 
-    amount: Amount
-    geo_amounts: dict[Country, Amount] = Field(default_factory=dict, max_length=300)
+    amount: Amount | None = Field(
+        default=None, description="Needed when no CPA terms are in force; cannot be removed."
+    )
+    geo_amounts: dict[Country, Amount] = Field(
+        default_factory=dict, max_length=300, description="Given, it replaces the whole map."
+    )
     require_registration: bool = True
     require_verification: bool = False
     ftd_min: Amount | None = Field(
@@ -320,20 +326,43 @@ class TierTerms(Strict):
     percent: Percent
 
 
-class RevShareTerms(Strict):
-    percent: Percent
-    tiers: list[TierTerms] = Field(default_factory=list, max_length=20)
+class CpaTerms(CpaTermsIn):
+    """CPA terms as they apply: every rule given must hold; days count from the player's
+    registration (else first event)."""
+
+    amount: Amount
+
+
+class RevShareTermsIn(Strict):
+    """Fields left out keep the values of the deal in force (the defaults shown are a new deal's)."""
+
+    percent: Percent | None = Field(
+        default=None, description="Needed when no RevShare terms are in force; cannot be removed."
+    )
+    tiers: list[TierTerms] = Field(
+        default_factory=list, max_length=20, description="Given, it replaces the whole list."
+    )
     tier_basis: Literal["ngr", "ftds"] = "ngr"
     negative_carryover: bool = False
 
 
+class RevShareTerms(RevShareTermsIn):
+    """RevShare terms as they apply."""
+
+    percent: Percent
+
+
 class DealIn(Strict):
-    """Missing parts come from the offer's vertical preset, when it has one."""
+    """Changes only the fields it names, inside cpa and revshare too: the rest comes from the deal
+    in force for the offer and affiliate (the affiliate's own, else the offer's default, else the
+    offer's vertical preset). null removes a rule, or the whole cpa or revshare terms."""
 
     kind: Literal["cpa", "revshare", "hybrid"] | None = None
-    currency: Currency | None = Field(default=None, description="Defaults to the offer's currency.")
-    cpa: CpaTerms | None = None
-    revshare: RevShareTerms | None = None
+    currency: Currency | None = Field(
+        default=None, description="Defaults to the deal in force's, else the offer's currency."
+    )
+    cpa: CpaTermsIn | None = None
+    revshare: RevShareTermsIn | None = None
 
 
 class DealOut(BaseModel):
