@@ -107,3 +107,40 @@ def test_a_change_keeps_what_it_does_not_name(
     stored: Deal | None, vertical: str, change: DealChange, expected: Deal | DealProblem
 ) -> None:
     assert changed_deal(stored, change, "GBP", vertical) == expected
+
+
+@pytest.mark.parametrize(
+    ("stored", "change", "expected"),
+    [
+        pytest.param(
+            None,
+            DealChange(currency="JPY", cpa={"amount": D("12000.5")}),
+            DealProblem(("cpa", "amount"), "JPY has no decimals: 12000.5 is finer than 1"),
+            id="jpy_has_no_decimals",
+        ),
+        pytest.param(
+            CPA,
+            DealChange(cpa={"geo_amounts": {"GB": D("110.005"), "IE": D("110.00")}}),
+            DealProblem(
+                ("cpa", "geo_amounts", "GB"), "EUR amounts have 2 decimals: 110.005 is finer than 0.01"
+            ),
+            id="a_geo_amount_too_fine",
+        ),
+        pytest.param(
+            replace(CPA, cpa=CpaRules(amount=D("55.50"))),
+            DealChange(currency="JPY"),
+            DealProblem(("cpa", "amount"), "JPY has no decimals: 55.50 is finer than 1"),
+            id="a_currency_change_makes_the_amount_in_force_too_fine",
+        ),
+        pytest.param(
+            None,
+            DealChange(currency="KWD", cpa={"amount": D("1.234"), "geo_amounts": {"KW": D("2.5000")}}),
+            Deal(DealKind.CPA, "KWD", CpaRules(amount=D("1.234"), geo_amounts={"KW": D("2.5000")})),
+            id="kwd_has_three_decimals",
+        ),
+    ],
+)
+def test_a_cpa_amount_finer_than_the_currencys_minor_unit_is_refused(
+    stored: Deal | None, change: DealChange, expected: Deal | DealProblem
+) -> None:
+    assert changed_deal(stored, change, "GBP", "") == expected

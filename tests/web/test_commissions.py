@@ -429,6 +429,26 @@ def test_a_deal_change_keeps_the_rest_of_the_deal_in_force(client: Client, world
     assert bare.json()["detail"][0]["loc"] == ["body", "cpa", "amount"]
 
 
+def test_a_deal_refuses_cpa_amounts_finer_than_its_currency_pays(client: Client, world: World) -> None:
+    def put(path: str, body: dict[str, Any]) -> tuple[int, list[str], str]:
+        reply = client.http.put(f"/api/offers/{world.casino['id']}{path}", headers=client.auth, json=body)
+        return reply.status_code, reply.json()["detail"][0]["loc"], reply.json()["detail"][0]["msg"]
+
+    jpy = put("/deal", {"currency": "JPY", "cpa": {"amount": "12000.5"}})
+    gbp = put(
+        f"/deals/{world.bob['id']}",
+        {"currency": "GBP", "cpa": {"amount": "110", "geo_amounts": {"GB": "110.005"}}},
+    )
+
+    assert jpy == (422, ["body", "cpa", "amount"], "JPY has no decimals: 12000.5 is finer than 1")
+    assert gbp == (
+        422,
+        ["body", "cpa", "geo_amounts", "GB"],
+        "GBP amounts have 2 decimals: 110.005 is finer than 0.01",
+    )
+    assert client.api("GET", f"/offers/{world.casino['id']}/deals") == []
+
+
 def test_statement_csv_is_escaped_and_player_value_adds_up(client: Client, world: World) -> None:
     offer = client.api(
         "POST",

@@ -2,14 +2,17 @@
 
 The deal in force for an offer and affiliate is the affiliate's own deal, else the offer's
 default deal (the store finds these), else the offer's vertical preset. A request's `cpa` and
-`revshare` change field by field too; a field given as null removes that rule.
+`revshare` change field by field too; a field given as null removes that rule. A CPA amount finer
+than the currency's minor unit is refused.
 """
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from clickback.core.commission import CpaRules, Deal, DealKind, RevShareTerms
+from clickback.core.money import finer_than_minor_unit
 from clickback.core.verticals import Vertical, preset_deal
 
 
@@ -63,7 +66,20 @@ def changed_deal(
     if kind in (DealKind.REVSHARE, DealKind.HYBRID) and revshare is None:
         return DealProblem(("revshare",), f"a {kind} deal needs revshare terms")
     currency = change.currency or (current.currency if current else offer_currency)
-    return Deal(kind, currency, cpa, revshare)
+    return _too_fine(cpa, currency) or Deal(kind, currency, cpa, revshare)
+
+
+def _too_fine(cpa: CpaRules | None, currency: str) -> DealProblem | None:
+    """A CPA is booked as configured, so its amounts must be payable in the deal's currency (an
+    amount inherited from the deal in force too, when the change is to the currency)."""
+    if cpa is None:
+        return None
+    amounts: list[tuple[tuple[str, ...], Decimal]] = [(("cpa", "amount"), cpa.amount)]
+    amounts += [(("cpa", "geo_amounts", country), a) for country, a in sorted(cpa.geo_amounts.items())]
+    for loc, amount in amounts:
+        if (why := finer_than_minor_unit(amount, currency)) is not None:
+            return DealProblem(loc, why)
+    return None
 
 
 def _changed_terms(
