@@ -30,6 +30,23 @@ def deal(
     return client.api("PUT", path, json=body)
 
 
+def new_offer(client: Client, world: World, name: str, currency: str, **extra: Any) -> dict[str, Any]:
+    """A Northstar offer beside the world's."""
+    body = {
+        "advertiser_id": world.northstar["id"],
+        "name": name,
+        "url_template": "https://offer.example.com/?cid={click_id}",
+        "currency": currency,
+        **extra,
+    }
+    return dict(client.api("POST", "/offers", json=body))
+
+
+def alice_link(client: Client, world: World, offer: dict[str, Any]) -> str:
+    body = {"affiliate_id": world.alice["id"], "offer_id": offer["id"]}
+    return str(client.api("POST", "/links", json=body)["code"])
+
+
 def send(client: Client, world: World, **params: str) -> httpx.Response:
     return client.postback(token=world.token, **params)
 
@@ -373,14 +390,7 @@ def test_player_stays_with_the_click_of_their_first_postback(client: Client, wor
 
 def test_vertical_preset_gives_a_new_offer_its_deal(client: Client, world: World) -> None:
     presets = {p["vertical"]: p for p in client.api("GET", "/presets")}
-    body = {
-        "advertiser_id": world.northstar["id"],
-        "name": "Northstar Poker",
-        "url_template": "https://poker.example.com/?cid={click_id}",
-        "currency": "GBP",
-        "vertical": "poker",
-    }
-    offer = client.api("POST", "/offers", json=body)
+    offer = new_offer(client, world, "Northstar Poker", "GBP", vertical="poker")
 
     (made,) = client.api("GET", f"/offers/{offer['id']}/deals")
     assert (offer["vertical"], made["kind"], made["currency"]) == ("poker", "revshare", "GBP")
@@ -395,14 +405,7 @@ def test_vertical_preset_gives_a_new_offer_its_deal(client: Client, world: World
 
 
 def test_a_deal_change_keeps_the_rest_of_the_deal_in_force(client: Client, world: World) -> None:
-    body = {
-        "advertiser_id": world.northstar["id"],
-        "name": "Northstar Slots",
-        "url_template": "https://slots.example.com/?cid={click_id}",
-        "currency": "EUR",
-        "vertical": "casino",
-    }
-    offer = client.api("POST", "/offers", json=body)
+    offer = new_offer(client, world, "Northstar Slots", "EUR", vertical="casino")
     preset = next(p for p in client.api("GET", "/presets") if p["vertical"] == "casino")
 
     changed = deal(client, offer, {"cpa": {"amount": "55"}})
@@ -450,19 +453,8 @@ def test_a_deal_refuses_cpa_amounts_finer_than_its_currency_pays(client: Client,
 
 
 def test_statement_csv_is_escaped_and_player_value_adds_up(client: Client, world: World) -> None:
-    offer = client.api(
-        "POST",
-        "/offers",
-        json={
-            "advertiser_id": world.northstar["id"],
-            "name": '=HYPERLINK("http://evil")',
-            "url_template": "https://x.example.com/?cid={click_id}",
-            "currency": "EUR",
-        },
-    )
-    link = client.api("POST", "/links", json={"affiliate_id": world.alice["id"], "offer_id": offer["id"]})[
-        "code"
-    ]
+    offer = new_offer(client, world, '=HYPERLINK("http://evil")', "EUR")
+    link = alice_link(client, world, offer)
     deal(client, offer, {"cpa": {"amount": "70", "ftd_min": "20"}, "revshare": {"percent": "10"}})
     register(client, world, link, "V-1")
     send(client, world, event="ftd", player_id="V-1", payout="40", txn_id="D-1")
@@ -491,17 +483,9 @@ def test_statement_csv_is_escaped_and_player_value_adds_up(client: Client, world
 
 
 def test_money_is_shown_at_its_currencys_precision(client: Client, world: World) -> None:
-    body = {
-        "advertiser_id": world.northstar["id"],
-        "name": "Northstar Tokyo",
-        "url_template": "https://jp.example.com/?cid={click_id}",
-        "currency": "JPY",
-        "payouts": {"registration": "100"},
-    }
-    offer = client.api("POST", "/offers", json=body)
-    link = client.api("POST", "/links", json={"affiliate_id": world.alice["id"], "offer_id": offer["id"]})
+    offer = new_offer(client, world, "Northstar Tokyo", "JPY", payouts={"registration": "100"})
     deal(client, offer, {"cpa": {"amount": "5000", "ftd_min": "3000"}})
-    register(client, world, link["code"], "J-1")
+    register(client, world, alice_link(client, world, offer), "J-1")
     register(client, world, world.alice_casino, "E-1")  # an offer without a deal: no currency
     ftd = send(client, world, event="ftd", player_id="J-1", payout="12000.5", currency="JPY", txn_id="D-1")
 
