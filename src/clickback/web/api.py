@@ -426,8 +426,8 @@ def deal_change(body: s.DealIn) -> DealChange:
     return DealChange(
         kind=DealKind(body.kind) if body.kind else None,
         currency=body.currency,
-        cpa=_given(body.cpa) if body.cpa else None,
-        revshare=_given(body.revshare) if body.revshare else None,
+        cpa=_given(body.cpa) if body.cpa is not None else None,
+        revshare=_given(body.revshare) if body.revshare is not None else None,
         removed=frozenset(
             part
             for part, terms in (("cpa", body.cpa), ("revshare", body.revshare))
