@@ -3,7 +3,6 @@
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import astuple
 from typing import Annotated, TypeVar
 
 import typer
@@ -14,7 +13,7 @@ from rich.table import Table
 from clickback.config import Settings
 from clickback.core.money import money_text, parse_period
 from clickback.core.reasons import Reason
-from clickback.core.statements import COLUMNS, csv_cell, statement_csv, totals
+from clickback.core.statements import COLUMNS, line_cells, statement_csv, totals
 from clickback.service.runtime import Runtime, utcnow
 from clickback.store import fx, ledger, statements
 from clickback.store.db import Database, connect
@@ -148,10 +147,10 @@ def statement(
         return
     table = Table(*COLUMNS, title=f"affiliate {affiliate_id}, {period}")
     for line in lines:
-        table.add_row(*(csv_cell(v) for v in (*astuple(line), line.total)))
+        table.add_row(*line_cells(line))
     console.print(table)
     for currency, total in totals(lines).items():
-        console.print(f"total {currency} {money_text(total)}")
+        console.print(f"total {currency} {money_text(total, currency)}")
 
 
 @app.command()

@@ -7,6 +7,8 @@ import pytest
 
 from clickback.core.commission import (
     CpaRules,
+    Deal,
+    DealKind,
     PlayerEvent,
     RevShareTerms,
     Tier,
@@ -233,6 +235,24 @@ def test_commission_rounding(amount: str, currency: str, rounded: str) -> None:
     assert str(round_commission(D(amount), currency)) == rounded
 
 
+@pytest.mark.parametrize(
+    ("currency", "amount", "geo", "booked"),
+    [
+        ("GBP", "110.005", "110.005", "110.01"),  # stored before finer amounts were refused
+        ("JPY", "12000.5", "12000.49", "12001"),
+        ("KWD", "1.2345", "7", "1.235"),
+        ("EUR", "100", "150", "100.00"),
+    ],
+)
+def test_a_cpa_books_its_amount_rounded_half_up_to_the_minor_unit(
+    currency: str, amount: str, geo: str, booked: str
+) -> None:
+    deal = Deal(DealKind.CPA, currency, CpaRules(amount=D(amount), geo_amounts={"DE": D(geo)}))
+
+    assert str(deal.cpa_amount("FR")) == booked
+    assert deal.cpa_amount("DE") == round_commission(D(geo), currency)
+
+
 def test_revshare_is_rounded_once_on_the_month() -> None:
     # 3 x 33.33 at 12.5% is 12.49875: per-event rounding would give 3 x 4.17 = 12.51.
     month = revshare_period(RevShareTerms(percent=D("12.5")), "EUR", D("99.99"), 0, D(0))
@@ -268,22 +288,3 @@ def test_every_preset_is_a_complete_deal_of_standard_events() -> None:
 
 def test_period_bounds() -> None:
     assert period_bounds("2026-12") == (datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
-
-
-def test_a_deal_takes_what_it_leaves_out_from_the_offers_preset() -> None:
-    from clickback.core.commission import DealKind
-    from clickback.core.verticals import DealProblem, complete_deal
-
-    own_cpa = CpaRules(amount=D(5))
-    casino = complete_deal(None, "EUR", own_cpa, None, "casino")
-    bare = complete_deal(None, "EUR", own_cpa, None, "")
-    lacking = complete_deal(DealKind.HYBRID, "EUR", own_cpa, None, "")
-
-    assert not isinstance(casino, DealProblem)
-    assert (casino.kind, casino.cpa, casino.revshare) == (
-        DealKind.HYBRID,
-        own_cpa,
-        PRESETS["casino"].revshare,
-    )
-    assert not isinstance(bare, DealProblem) and (bare.kind, bare.revshare) == (DealKind.CPA, None)
-    assert lacking == DealProblem("revshare", "a hybrid deal needs revshare terms")

@@ -29,6 +29,7 @@ from clickback.core.limits import (
     MAX_PARAM_NAME_LEN,
     MAX_PARAM_VALUE_LEN,
     MAX_PARAMS,
+    MAX_PAYOUT,
     MAX_SUB_ID_LEN,
     MAX_TXN_ID_LEN,
 )
@@ -243,6 +244,27 @@ REFUSALS = [
     pytest.param(raw(query(ts="2025-06-01T13:00:00Z")), Reason.EVENT_TIME_OUT_OF_RANGE, id="event_in_future"),
     pytest.param(raw(query(event_time="2024-11-01")), Reason.EVENT_TIME_OUT_OF_RANGE, id="event_too_old"),
 ]
+
+
+@pytest.mark.parametrize(
+    ("payout", "refused"),
+    [
+        ("25.1234", False),
+        (str(MAX_PAYOUT), False),
+        ("25.12345", True),
+        (f"{MAX_PAYOUT}.0001", True),
+    ],
+)
+def test_payouts_have_at_most_four_decimals_and_a_billion_and_the_hint_says_so(
+    payout: str, refused: bool
+) -> None:
+    result = read(query(payout=payout))
+
+    if refused:
+        assert reason_of(result) is Reason.INVALID_PAYOUT
+    else:
+        assert accepted(result).payout == Decimal(payout)
+    assert "at most 4 decimals and no more than 1000000000" in Reason.INVALID_PAYOUT.hint
 
 
 @pytest.mark.parametrize(("sent", "reason"), REFUSALS)

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clickback.core.limits import MAX_PAYOUT, PAYOUT_DECIMALS
-from clickback.core.money import CURRENCIES, money_text, parse_amount, parse_currency
+from clickback.core.money import CURRENCIES, minor_units, money_text, parse_amount, parse_currency
 
 
 @pytest.mark.parametrize(
@@ -110,18 +110,35 @@ def test_currency_list_holds_only_three_letter_codes() -> None:
 
 
 @pytest.mark.parametrize(
-    ("amount", "text"),
+    ("amount", "currency", "text"),
     [
-        ("50", "50.00"),
-        ("1.5", "1.50"),
-        ("0.1234", "0.1234"),
-        ("0", "0.00"),
-        ("-3.5", "-3.50"),
-        ("1E+2", "100.00"),
+        ("50", "EUR", "50.00"),
+        ("10.00", "EUR", "10.00"),
+        ("1.5", "EUR", "1.50"),
+        ("0.1234", "EUR", "0.1234"),
+        ("0", "EUR", "0.00"),
+        ("-3.5", "EUR", "-3.50"),
+        ("1E+2", "EUR", "100.00"),
+        ("57347.00", "JPY", "57347"),
+        ("12000.5", "JPY", "12000.5"),  # never hides a digit the amount has
+        ("-300", "JPY", "-300"),
+        ("1", "KWD", "1.000"),
+        ("1.2345", "KWD", "1.2345"),
+        ("7", None, "7.00"),  # no deal, so no currency to ask
     ],
 )
-def test_money_text_has_two_decimals_at_least_and_no_noise(amount: str, text: str) -> None:
-    assert money_text(Decimal(amount)) == text
+def test_money_text_shows_the_currencys_decimals_and_any_finer_digit(
+    amount: str, currency: str | None, text: str
+) -> None:
+    assert money_text(Decimal(amount), currency) == text
+
+
+@pytest.mark.parametrize(
+    ("currency", "places"), [("JPY", 0), ("KRW", 0), ("XPF", 0), ("EUR", 2), ("KWD", 3), ("TND", 3)]
+)
+def test_minor_units_follow_iso_4217(currency: str, places: int) -> None:
+    assert currency in CURRENCIES
+    assert minor_units(currency) == places
 
 
 @pytest.mark.parametrize("raw", ["u\u017fd", "\u0131nr", "\uff35\uff33\uff24"])

@@ -30,6 +30,23 @@ def deal(
     return client.api("PUT", path, json=body)
 
 
+def new_offer(client: Client, world: World, name: str, currency: str, **extra: Any) -> dict[str, Any]:
+    """A Northstar offer beside the world's."""
+    body = {
+        "advertiser_id": world.northstar["id"],
+        "name": name,
+        "url_template": "https://offer.example.com/?cid={click_id}",
+        "currency": currency,
+        **extra,
+    }
+    return dict(client.api("POST", "/offers", json=body))
+
+
+def alice_link(client: Client, world: World, offer: dict[str, Any]) -> str:
+    body = {"affiliate_id": world.alice["id"], "offer_id": offer["id"]}
+    return str(client.api("POST", "/links", json=body)["code"])
+
+
 def send(client: Client, world: World, **params: str) -> httpx.Response:
     return client.postback(token=world.token, **params)
 
@@ -373,14 +390,7 @@ def test_player_stays_with_the_click_of_their_first_postback(client: Client, wor
 
 def test_vertical_preset_gives_a_new_offer_its_deal(client: Client, world: World) -> None:
     presets = {p["vertical"]: p for p in client.api("GET", "/presets")}
-    body = {
-        "advertiser_id": world.northstar["id"],
-        "name": "Northstar Poker",
-        "url_template": "https://poker.example.com/?cid={click_id}",
-        "currency": "GBP",
-        "vertical": "poker",
-    }
-    offer = client.api("POST", "/offers", json=body)
+    offer = new_offer(client, world, "Northstar Poker", "GBP", vertical="poker")
 
     (made,) = client.api("GET", f"/offers/{offer['id']}/deals")
     assert (offer["vertical"], made["kind"], made["currency"]) == ("poker", "revshare", "GBP")
@@ -394,20 +404,57 @@ def test_vertical_preset_gives_a_new_offer_its_deal(client: Client, world: World
     )
 
 
-def test_statement_csv_is_escaped_and_player_value_adds_up(client: Client, world: World) -> None:
-    offer = client.api(
-        "POST",
-        "/offers",
-        json={
-            "advertiser_id": world.northstar["id"],
-            "name": '=HYPERLINK("http://evil")',
-            "url_template": "https://x.example.com/?cid={click_id}",
-            "currency": "EUR",
-        },
+def test_a_deal_change_keeps_the_rest_of_the_deal_in_force(client: Client, world: World) -> None:
+    offer = new_offer(client, world, "Northstar Slots", "EUR", vertical="casino")
+    preset = next(p for p in client.api("GET", "/presets") if p["vertical"] == "casino")
+
+    changed = deal(client, offer, {"cpa": {"amount": "55"}})
+    bobs = deal(client, offer, {"cpa": {"ftd_min": None}, "revshare": {"tiers": []}}, affiliate=world.bob)
+    bare = client.http.put(
+        f"/api/offers/{world.sportsbook['id']}/deals/{world.bob['id']}",
+        headers=client.auth,
+        json={"cpa": {"ftd_min": "10"}},
     )
-    link = client.api("POST", "/links", json={"affiliate_id": world.alice["id"], "offer_id": offer["id"]})[
-        "code"
-    ]
+
+    # The preset's FTD, deposit and hold rules stay: only the amount changed.
+    assert (changed["kind"], changed["cpa"], changed["revshare"]) == (
+        "hybrid",
+        preset["cpa"] | {"amount": "55"},
+        preset["revshare"],
+    )
+    # Bob's own deal starts from the offer's default in force.
+    assert (bobs["kind"], bobs["cpa"], bobs["revshare"]) == (
+        "hybrid",
+        preset["cpa"] | {"amount": "55", "ftd_min": None},
+        preset["revshare"] | {"tiers": []},
+    )
+    assert bare.status_code == 422
+    assert bare.json()["detail"][0]["loc"] == ["body", "cpa", "amount"]
+
+
+def test_a_deal_refuses_cpa_amounts_finer_than_its_currency_pays(client: Client, world: World) -> None:
+    def put(path: str, body: dict[str, Any]) -> tuple[int, list[str], str]:
+        reply = client.http.put(f"/api/offers/{world.casino['id']}{path}", headers=client.auth, json=body)
+        return reply.status_code, reply.json()["detail"][0]["loc"], reply.json()["detail"][0]["msg"]
+
+    jpy = put("/deal", {"currency": "JPY", "cpa": {"amount": "12000.5"}})
+    gbp = put(
+        f"/deals/{world.bob['id']}",
+        {"currency": "GBP", "cpa": {"amount": "110", "geo_amounts": {"GB": "110.005"}}},
+    )
+
+    assert jpy == (422, ["body", "cpa", "amount"], "JPY has no decimals: 12000.5 is finer than 1")
+    assert gbp == (
+        422,
+        ["body", "cpa", "geo_amounts", "GB"],
+        "GBP amounts have 2 decimals: 110.005 is finer than 0.01",
+    )
+    assert client.api("GET", f"/offers/{world.casino['id']}/deals") == []
+
+
+def test_statement_csv_is_escaped_and_player_value_adds_up(client: Client, world: World) -> None:
+    offer = new_offer(client, world, '=HYPERLINK("http://evil")', "EUR")
+    link = alice_link(client, world, offer)
     deal(client, offer, {"cpa": {"amount": "70", "ftd_min": "20"}, "revshare": {"percent": "10"}})
     register(client, world, link, "V-1")
     send(client, world, event="ftd", player_id="V-1", payout="40", txn_id="D-1")
@@ -421,7 +468,8 @@ def test_statement_csv_is_escaped_and_player_value_adds_up(client: Client, world
     assert csv.headers["content-type"].startswith("text/csv")
     header, row = csv.text.strip().split("\r\n")
     assert header.startswith("offer_id,offer,currency,players,ftds,qualified_cpas")
-    assert row.startswith(f'{offer["id"]},"\'=HYPERLINK(""http://evil"")",EUR,1,1,1,0,70.00,-15.00,10.00,')
+    # The percent is not money: written as in the JSON statement.
+    assert row.startswith(f'{offer["id"]},"\'=HYPERLINK(""http://evil"")",EUR,1,1,1,0,70.00,-15.00,10,')
     assert row.endswith(",70.00")
     (player,) = client.api("GET", "/players", params={"affiliate_id": world.alice["id"]})
     assert (player["deposits"], player["ngr"], player["commission"], player["cohort"]) == (
@@ -432,6 +480,52 @@ def test_statement_csv_is_escaped_and_player_value_adds_up(client: Client, world
     )
     (cohort,) = client.api("GET", "/players/cohorts", params={"affiliate_id": world.alice["id"]})
     assert (cohort["players"], cohort["ftds"], cohort["deposits"]) == (1, 1, "100.00")
+
+
+def test_money_is_shown_at_its_currencys_precision(client: Client, world: World) -> None:
+    offer = new_offer(client, world, "Northstar Tokyo", "JPY", payouts={"registration": "100"})
+    deal(client, offer, {"cpa": {"amount": "5000", "ftd_min": "3000"}})
+    register(client, world, alice_link(client, world, offer), "J-1")
+    register(client, world, world.alice_casino, "E-1")  # an offer without a deal: no currency
+    ftd = send(client, world, event="ftd", player_id="J-1", payout="12000.5", currency="JPY", txn_id="D-1")
+
+    conversion = client.api("GET", f"/conversions/{ftd.json()['conversion_id']}")
+    registration = next(c for c in client.api("GET", "/conversions") if c["player_id"] == "E-1")
+    (entry,) = ledger(client)
+    month = statement(client, world.alice)
+    csv = client.http.get(
+        f"/api/statements/{world.alice['id']}/{THIS_MONTH}", params={"format": "csv"}, headers=client.auth
+    )
+    players = {p["player_id"]: p for p in client.api("GET", "/players")}
+    cohorts = client.api("GET", "/players/cohorts")
+
+    assert offer["payouts"] == {"registration": "100"}
+    assert [conversion[k] for k in ("payout", "currency", "deal_amount", "deal_currency")] == [
+        "12000.5",  # an advertiser's finer amount is shown, not hidden
+        "JPY",
+        "12000.5",
+        "JPY",
+    ]
+    assert registration["deal_currency"] is None
+    assert (entry["amount"], entry["currency"]) == ("5000", "JPY")
+    assert [(ln["currency"], ln["cpa_earnings"], ln["ngr"], ln["total"]) for ln in month["lines"]] == [
+        ("", "0.00", "0.00", "0.00"),  # the deal-less casino, where E-1 registered
+        ("JPY", "5000", "0", "5000"),
+    ]
+    assert month["totals"] == {"": "0.00", "JPY": "5000"}
+    assert csv.text.split("\r\n")[2] == f"{offer['id']},Northstar Tokyo,JPY,1,1,1,0,5000,0,0,0,0,0,5000"
+    assert [players["J-1"][k] for k in ("currency", "deposits", "ngr", "commission")] == [
+        "JPY",
+        "12000.5",
+        "0",
+        "5000",
+    ]
+    assert (players["E-1"]["currency"], players["E-1"]["deposits"]) == (None, "0.00")
+    assert [(c["currency"], c["players"], c["deposits"]) for c in cohorts] == [
+        (None, 1, "0.00"),
+        ("JPY", 1, "12000.5"),
+    ]
+    assert client.report(offer_id=str(offer["id"]))["totals"]["payout"] == {"JPY": "17100.5"}
 
 
 @pytest.fixture

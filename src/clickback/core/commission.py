@@ -4,8 +4,8 @@ Pure functions over values: the store gathers a player's events (already convert
 deal's currency) and a period's NGR, these decide. Rounding rules (docs/commissions.md):
 - an amount converted between currencies keeps 4 decimals (the ledger's scale), half-even;
 - a commission is rounded once, to the deal currency's minor unit, half-up: a CPA amount as
-  configured, a RevShare on the period's total (never per event, so the sum of a period's ledger
-  entries is exactly the period's RevShare).
+  configured (`Deal.cpa_amount`), a RevShare on the period's total (never per event, so the sum
+  of a period's ledger entries is exactly the period's RevShare).
 """
 
 from collections.abc import Mapping, Sequence
@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from enum import StrEnum
+
+from clickback.core.money import minor_units
 
 # Events that move a player's deposits (chargebacks take money back out).
 DEPOSIT_EVENTS = frozenset({"first_deposit", "deposit"})
@@ -22,15 +24,10 @@ _ONLY_ADD = DEPOSIT_EVENTS | {"verification", "wager"}
 # Events whose amount a deal counts, so it must be in (or convertible into) the deal's currency.
 AMOUNT_EVENTS = DEPOSIT_EVENTS | {"chargeback", "wager", "net_revenue"}
 LEDGER_SCALE = Decimal("0.0001")
-# ISO 4217 minor units other than 2, for the currencies an operator is likely to meet.
-_MINOR_UNITS: Mapping[str, int] = {
-    **dict.fromkeys(("JPY", "KRW", "CLP", "ISK", "VND", "PYG", "UGX", "XAF", "XOF", "HUF"), 0),
-    **dict.fromkeys(("BHD", "KWD", "OMR", "JOD", "TND", "IQD", "LYD"), 3),
-}
 
 
 def round_commission(amount: Decimal, currency: str) -> Decimal:
-    return amount.quantize(Decimal(1).scaleb(-_MINOR_UNITS.get(currency, 2)), ROUND_HALF_UP)
+    return amount.quantize(Decimal(1).scaleb(-minor_units(currency)), ROUND_HALF_UP)
 
 
 def convert(amount: Decimal, rate: Decimal) -> Decimal:
@@ -109,6 +106,13 @@ class Deal:
     currency: str
     cpa: CpaRules | None = None
     revshare: RevShareTerms | None = None
+
+    def cpa_amount(self, country: str) -> Decimal:
+        """What a CPA books for a player from `country`. A deal refuses amounts finer than its
+        currency's minor unit, but one stored before that rule may hold one (GBP 110.005):
+        rounded here, half-up like every commission."""
+        assert self.cpa is not None, "a deal without CPA terms books no CPA"
+        return round_commission(self.cpa.amount_for(country), self.currency)
 
 
 @dataclass(frozen=True, slots=True)

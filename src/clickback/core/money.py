@@ -1,6 +1,7 @@
-"""Payout amounts and currencies as they arrive from outside."""
+"""Amounts and currencies: as they arrive from outside, their precision, and how they are shown."""
 
 import re
+from collections.abc import Mapping
 from decimal import Decimal
 
 from clickback.core.limits import MAX_PAYOUT, PAYOUT_DECIMALS
@@ -21,6 +22,28 @@ CURRENCIES = frozenset(
     VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
     """.split()
 )
+# ISO 4217 minor units other than 2. HUF is 2 in ISO 4217 but paid in whole forints (no coin
+# below 5 Ft since 1999): clickback has always rounded it to 0, and the docs promise that.
+_MINOR_UNITS: Mapping[str, int] = {
+    **dict.fromkeys("BIF CLP DJF GNF HUF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF".split(), 0),
+    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
+}
+
+
+def minor_units(currency: str) -> int:
+    """Decimals of the currency's smallest unit (2 for a code it does not know)."""
+    return _MINOR_UNITS.get(currency, 2)
+
+
+def finer_than_minor_unit(amount: Decimal, currency: str) -> str | None:
+    """Why `amount` cannot be paid in `currency`, or None when it can."""
+    places = minor_units(currency)
+    unit = Decimal(1).scaleb(-places)
+    if amount == amount.quantize(unit):
+        return None
+    if places == 0:
+        return f"{currency} has no decimals: {amount:f} is finer than 1"
+    return f"{currency} amounts have {places} decimals: {amount:f} is finer than {unit}"
 
 
 def parse_amount(raw: str, *, signed: bool = False) -> Decimal | None:
@@ -44,7 +67,11 @@ def parse_currency(raw: str) -> str | None:
     return code.upper() if code.isascii() and code.upper() in CURRENCIES else None
 
 
-def money_text(amount: Decimal) -> str:
-    """Amounts as senders and spreadsheets expect them: at least two decimals, no noise after."""
-    places = max(2, -amount.normalize().as_tuple().exponent)  # type: ignore[operator]
+def money_text(amount: Decimal, currency: str | None) -> str:
+    """An amount as people read it in its currency: the currency's decimals (JPY 57347, KWD
+    1.000, EUR 10.00), more only where the amount has non-zero digits there (a JPY deposit
+    reported as 12000.5 shows 12000.5: nothing is hidden). Without a currency (no deal to
+    name one), two decimals."""
+    least = 2 if currency is None else minor_units(currency)
+    places = max(least, -amount.normalize().as_tuple().exponent)  # type: ignore[operator]
     return f"{amount:.{places}f}"

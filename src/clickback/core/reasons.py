@@ -7,6 +7,8 @@ docs/reasons.md is generated from this table and a test keeps the two in step.
 from dataclasses import dataclass
 from enum import Enum
 
+from clickback.core.limits import MAX_PAYOUT, PAYOUT_DECIMALS
+
 
 class Reason(Enum):
     # (code, HTTP status, what happened, what the sender should do)
@@ -117,8 +119,8 @@ class Reason(Enum):
         "invalid_payout",
         422,
         "The amount is not a decimal number clickback accepts.",
-        "Send digits with a dot as the decimal separator, e.g. payout=25.50; only net_revenue may be"
-        " negative.",
+        f"Send digits with a dot as the decimal separator, at most {PAYOUT_DECIMALS} decimals and no"
+        f" more than {MAX_PAYOUT}, e.g. payout=25.50; only net_revenue may be negative.",
     )
     INVALID_PERIOD = (
         "invalid_period",

@@ -31,6 +31,8 @@ class StatementLine:
 
 
 COLUMNS = (*(f.name for f in fields(StatementLine)), "total")
+# Amounts in the line's currency (the RevShare percent is not one).
+MONEY_COLUMNS = frozenset({"cpa_earnings", "ngr", "carry_in", "carry_out", "revshare_earnings", "total"})
 
 
 def totals(lines: Sequence[StatementLine]) -> Mapping[str, Decimal]:
@@ -46,15 +48,24 @@ def statement_csv(lines: Sequence[StatementLine]) -> str:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(COLUMNS)
     for line in lines:
-        writer.writerow([csv_cell(v) for v in (*astuple(line), line.total)])
+        writer.writerow(line_cells(line))
     return buffer.getvalue()
+
+
+def line_cells(line: StatementLine) -> list[str]:
+    """A line as text, its amounts at its currency's precision (the CSV and the CLI's table)."""
+    values = (*astuple(line), line.total)
+    return [
+        money_text(value, line.currency) if column in MONEY_COLUMNS else csv_cell(value)
+        for column, value in zip(COLUMNS, values, strict=True)
+    ]
 
 
 def csv_cell(value: object) -> str:
     """Text a spreadsheet would run as a formula is quoted with a leading apostrophe (numbers,
     negative ones included, are written as they are)."""
     if isinstance(value, Decimal):
-        return money_text(value)
+        return f"{value:f}"
     if isinstance(value, int):
         return str(value)
     text = str(value)

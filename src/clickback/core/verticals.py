@@ -1,7 +1,7 @@
 """Starting points for a new offer of a given vertical: its usual events and a typical deal.
 
-The figures are common market terms, meant to be edited: a preset only fills in what the
-operator did not specify when creating the offer's deal.
+The figures are common market terms, meant to be edited: an offer created with a vertical gets
+its preset as its deal, and a deal written later changes only what it names (core/deals.py).
 """
 
 from collections.abc import Mapping
@@ -79,31 +79,3 @@ PRESETS: Mapping[Vertical, Preset] = {
 def preset_deal(vertical: Vertical, currency: str) -> Deal:
     preset = PRESETS[vertical]
     return Deal(preset.kind, currency, preset.cpa, preset.revshare)
-
-
-@dataclass(frozen=True, slots=True)
-class DealProblem:
-    part: str  # "cpa" or "revshare": the terms the deal lacks
-    message: str
-
-
-def complete_deal(
-    kind: DealKind | None,
-    currency: str,
-    cpa: CpaRules | None,
-    revshare: RevShareTerms | None,
-    vertical: str,
-) -> Deal | DealProblem:
-    """The deal asked for, with what it leaves out taken from the offer's vertical preset."""
-    preset = PRESETS.get(Vertical(vertical)) if vertical else None
-    if preset is not None:
-        cpa = cpa or preset.cpa
-        revshare = revshare or preset.revshare
-        kind = kind or preset.kind
-    if kind is None:
-        kind = DealKind.HYBRID if cpa and revshare else DealKind.CPA if cpa else DealKind.REVSHARE
-    if kind in (DealKind.CPA, DealKind.HYBRID) and cpa is None:
-        return DealProblem("cpa", f"a {kind} deal needs cpa terms")
-    if kind in (DealKind.REVSHARE, DealKind.HYBRID) and revshare is None:
-        return DealProblem("revshare", f"a {kind} deal needs revshare terms")
-    return Deal(kind, currency, cpa, revshare)

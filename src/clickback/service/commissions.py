@@ -23,7 +23,6 @@ from clickback.core.commission import (
     period_of,
     qualify,
     revshare_period,
-    round_commission,
 )
 from clickback.core.events import dedupe_family
 from clickback.core.intake import player_key
@@ -88,7 +87,7 @@ def _book_cpa(rec: Recording, player: Player, deal: Deal, q: Qualified, now: dat
     """A player qualifies at most once: qualified_at is set once, under the player's row lock."""
     assert deal.cpa is not None
     rec.change_player(player, qualified_at=q.at)
-    amount = round_commission(deal.cpa.amount_for(player.country), deal.currency)
+    amount = deal.cpa_amount(player.country)
     hold = deal.cpa.hold_days
     source = rec.conversion(q.by)
     ledger.append(
@@ -215,9 +214,10 @@ def _cascade(
                 status=ledger.APPROVED if period_bounds(period)[1] <= now else ledger.PENDING,
                 reverses_id=ledger.reversible(conn, cause) if delta < 0 else None,
                 detail=(
-                    f"NGR {money_text(month.ngr)}, carry-in {money_text(month.carry_in)}, "
-                    f"FTDs {month.ftds}, {month.percent}% ⇒ {money_text(month.earnings)} "
-                    f"(booked {money_text(row.earnings)}); after conversion"
+                    f"NGR {money_text(month.ngr, deal.currency)}, "
+                    f"carry-in {money_text(month.carry_in, deal.currency)}, FTDs {month.ftds}, "
+                    f"{month.percent}% ⇒ {money_text(month.earnings, deal.currency)} "
+                    f"(booked {money_text(row.earnings, deal.currency)}); after conversion"
                     f"{'s' if len(causes) > 1 else ''} {shown}"
                 ),
             )

@@ -8,7 +8,8 @@ from sqlalchemy import delete, select
 
 from clickback.core.commission import Deal
 from clickback.core.lifecycle import Status
-from clickback.store.catalog import bump_version, terms_to_json
+from clickback.core.model import EVERY_AFFILIATE
+from clickback.store.catalog import bump_version, deal_from_row, terms_to_json
 from clickback.store.db import Database
 from clickback.store.tables import advertiser_names, deals
 
@@ -28,6 +29,20 @@ async def put_deal(
         row = (await conn.execute(stmt.returning(*deals.c))).one()
         await bump_version(conn)
     return dict(row._mapping)
+
+
+async def deal_in_force(db: Database, offer_id: int, affiliate_id: int) -> Deal | None:
+    """The affiliate's own deal on the offer, else the offer's default (as Catalog.deal_for, but
+    as stored now: a change must start from the latest deal, not a catalog a second old)."""
+    query = (
+        select(deals)
+        .where((deals.c.offer_id == offer_id) & deals.c.affiliate_id.in_((affiliate_id, EVERY_AFFILIATE)))
+        .order_by(deals.c.affiliate_id.desc())
+        .limit(1)
+    )
+    async with db.read() as conn:
+        row = (await conn.execute(query)).one_or_none()
+    return None if row is None else deal_from_row(row.kind, row.currency, row.terms)
 
 
 async def list_deals(db: Database, offer_id: int | None = None) -> list[dict[str, Any]]:

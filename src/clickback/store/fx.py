@@ -4,7 +4,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, case, select
 
 from clickback.store.db import Database
 from clickback.store.tables import fx_rates
@@ -33,18 +33,19 @@ async def list_rates(db: Database, base: str | None = None, quote: str | None = 
 
 
 def rate_on(conn: Connection, base: str, quote: str, day: date) -> Decimal | None:
-    """1 unit of base in quote, as of the latest rate dated on or before `day`; the inverse of a
-    quote→base rate serves too."""
+    """1 unit of base in quote, from the newest rate dated on or before `day` in either direction
+    (a quote→base rate is inverted); on the same day the direct base→quote rate wins."""
     if base == quote:
         return Decimal(1)
-    for b, q, invert in ((base, quote, False), (quote, base, True)):
-        query = (
-            select(fx_rates.c.rate)
-            .where((fx_rates.c.base == b) & (fx_rates.c.quote == q) & (fx_rates.c.day <= day))
-            .order_by(fx_rates.c.day.desc())
-            .limit(1)
-        )
-        found = conn.execute(query).scalar_one_or_none()
-        if found is not None:
-            return 1 / Decimal(found) if invert else Decimal(found)
-    return None
+    r = fx_rates.c
+    direct = (r.base == base) & (r.quote == quote)
+    query = (
+        select(r.rate, direct.label("direct"))
+        .where((direct | ((r.base == quote) & (r.quote == base))) & (r.day <= day))
+        .order_by(r.day.desc(), case((direct, 0), else_=1))
+        .limit(1)
+    )
+    found = conn.execute(query).one_or_none()
+    if found is None:
+        return None
+    return Decimal(found.rate) if found.direct else 1 / Decimal(found.rate)

@@ -182,13 +182,15 @@ def _money(raw: Any) -> Decimal:
 
 
 def cohorts(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Players grouped by registration month (first postback month when never registered)."""
-    groups: dict[str, dict[str, Any]] = {}
+    """Players grouped by registration month (first postback month when never registered) and
+    by the `currency` of their values: amounts in different currencies are never added."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
     for v in values:
         g = groups.setdefault(
-            v["cohort"],
+            (v["cohort"], v["currency"] or ""),
             {
                 "cohort": v["cohort"],
+                "currency": v["currency"],
                 "players": 0,
                 "ftds": 0,
                 "deposits": ZERO,

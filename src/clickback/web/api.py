@@ -12,8 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from clickback.core.commission import CpaRules, Deal, DealKind, Tier, TierBasis
-from clickback.core.commission import RevShareTerms as RevShare
+from clickback.core.commission import DealKind, Tier, TierBasis
+from clickback.core.deals import DealChange, DealProblem, changed_deal
 from clickback.core.events import STANDARD_EVENTS
 from clickback.core.lifecycle import Status
 from clickback.core.model import EVERY_AFFILIATE
@@ -21,7 +21,7 @@ from clickback.core.outcome import Result
 from clickback.core.reasons import BY_CODE, Reason
 from clickback.core.reporting import DATE_BASIS, DIMENSIONS, ReportRow
 from clickback.core.statements import statement_csv, totals
-from clickback.core.verticals import PRESETS, DealProblem, Vertical, complete_deal, preset_deal
+from clickback.core.verticals import PRESETS, Vertical, preset_deal
 from clickback.service.runtime import Runtime, utcnow
 from clickback.store import admin, deals, fx, ledger, postback_log, reports, statements
 from clickback.store.catalog import deal_from_row
@@ -76,6 +76,19 @@ def create_api(runtime: Runtime) -> FastAPI:
 
     def link_out(row: dict[str, Any]) -> s.LinkOut:
         return s.LinkOut(**row, url=f"{public}/c/{row['code']}")
+
+    def deal_currency(offer_id: int | None, affiliate_id: int | None) -> str | None:
+        """The currency of the deal in force: deal amounts (converted deposits, NGR) are in it."""
+        if offer_id is None or affiliate_id is None:
+            return None
+        deal = runtime.catalog.current.deal_for(offer_id, affiliate_id)
+        return deal.currency if deal else None
+
+    async def player_values(
+        affiliate_id: int | None, offer_id: int | None, limit: int
+    ) -> list[dict[str, Any]]:
+        rows = await statements.player_values(db, affiliate_id, offer_id, limit)
+        return [r | {"currency": deal_currency(r["offer_id"], r["affiliate_id"])} for r in rows]
 
     # --- advertisers -------------------------------------------------------------------------
     @api.post("/advertisers", status_code=201, tags=["advertisers"])
@@ -269,7 +282,10 @@ def create_api(runtime: Runtime) -> FastAPI:
         offer = await admin.get(db, "offers", offer_id)
         if affiliate_id != EVERY_AFFILIATE:
             await admin.get(db, "affiliates", affiliate_id)
-        deal = deal_in(body, offer)
+        stored = await deals.deal_in_force(db, offer_id, affiliate_id)
+        deal = changed_deal(stored, deal_change(body), offer["currency"], offer["vertical"])
+        if isinstance(deal, DealProblem):
+            invalid(("body", *deal.loc), deal.message)
         row = await deals.put_deal(db, offer_id, affiliate_id, deal, utcnow())
         return deal_out(await changed(row))
 
@@ -366,15 +382,14 @@ def create_api(runtime: Runtime) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     ) -> list[s.PlayerOut]:
         """Player value: deposits, NGR and CPA commission per player, in the deal's currency."""
-        rows = await statements.player_values(db, affiliate_id, offer_id, limit)
-        return [s.PlayerOut(**r) for r in rows]
+        return [s.PlayerOut(**r) for r in await player_values(affiliate_id, offer_id, limit)]
 
     @api.get("/players/cohorts", tags=["players"])
     async def player_cohorts(
         affiliate_id: s.Id | None = None, offer_id: s.Id | None = None
     ) -> list[s.CohortOut]:
-        """Player value by registration month."""
-        rows = await statements.player_values(db, affiliate_id, offer_id, MAX_COHORT_PLAYERS)
+        """Player value by registration month (and currency)."""
+        rows = await player_values(affiliate_id, offer_id, MAX_COHORT_PLAYERS)
         return [s.CohortOut(**c) for c in statements.cohorts(rows)]
 
     # --- reference -----------------------------------------------------------------------------
@@ -402,30 +417,29 @@ def create_api(runtime: Runtime) -> FastAPI:
     return api
 
 
-def deal_in(body: s.DealIn, offer: dict[str, Any]) -> Deal:
-    deal = complete_deal(
-        DealKind(body.kind) if body.kind else None,
-        body.currency or offer["currency"],
-        _cpa(body.cpa) if body.cpa else None,
-        _revshare(body.revshare) if body.revshare else None,
-        offer["vertical"],
+def deal_change(body: s.DealIn) -> DealChange:
+    """The fields the request names: pydantic's model_fields_set tells a field left out (kept)
+    from one given as null (removed)."""
+    return DealChange(
+        kind=DealKind(body.kind) if body.kind else None,
+        currency=body.currency,
+        cpa=_given(body.cpa) if body.cpa is not None else None,
+        revshare=_given(body.revshare) if body.revshare is not None else None,
+        removed=frozenset(
+            part
+            for part, terms in (("cpa", body.cpa), ("revshare", body.revshare))
+            if terms is None and part in body.model_fields_set
+        ),
     )
-    if isinstance(deal, DealProblem):
-        invalid(("body", deal.part), deal.message)
-    return deal
 
 
-def _cpa(t: s.CpaTerms) -> CpaRules:
-    return CpaRules(**t.model_dump())
-
-
-def _revshare(t: s.RevShareTerms) -> RevShare:
-    return RevShare(
-        percent=t.percent,
-        tiers=tuple(Tier(x.threshold, x.percent) for x in t.tiers),
-        tier_basis=TierBasis(t.tier_basis),
-        negative_carryover=t.negative_carryover,
-    )
+def _given(terms: s.CpaTermsIn | s.RevShareTermsIn) -> dict[str, Any]:
+    given = {name: getattr(terms, name) for name in terms.model_fields_set}
+    if "tiers" in given:
+        given["tiers"] = tuple(Tier(t.threshold, t.percent) for t in given["tiers"])
+    if "tier_basis" in given:
+        given["tier_basis"] = TierBasis(given["tier_basis"])
+    return given
 
 
 def deal_out(row: dict[str, Any]) -> s.DealOut:

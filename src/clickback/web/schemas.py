@@ -9,7 +9,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PlainSerializer,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -18,8 +18,6 @@ from clickback.core.events import STANDARD_EVENTS, normalise_event
 from clickback.core.limits import MAX_EVENT_LEN, MAX_NAME_LEN, MAX_PAYOUT, MAX_URL_LEN
 from clickback.core.macros import TemplateError, compile_template
 from clickback.core.money import money_text, parse_amount, parse_currency
-
-Money = Annotated[Decimal, PlainSerializer(money_text, return_type=str)]
 
 # Names are shown in pages and CSV and stored as text: no control characters (PostgreSQL refuses NUL).
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
@@ -34,6 +32,16 @@ Amount = Annotated[Decimal, Field(ge=0, le=MAX_PAYOUT, decimal_places=4)]
 Percent = Annotated[Decimal, Field(ge=0, le=100, decimal_places=4)]
 Days = Annotated[int, Field(ge=0, le=3650)]
 Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+
+
+# Money is shown at its currency's precision, so each response model's field serializers read its
+# own currency field; their `-> str` return types keep money a string in the OpenAPI document.
+def _shown(amount: Decimal | None, currency: str | None) -> str | None:
+    return None if amount is None else money_text(amount, currency)
+
+
+def _per_currency(amounts: dict[str, Decimal]) -> dict[str, str]:
+    return {currency: money_text(amount, currency) for currency, amount in amounts.items()}
 
 
 def _currency_code(value: str) -> str:
@@ -124,10 +132,14 @@ class OfferOut(BaseModel):
     url_template: str
     currency: str
     status: StatusWord
-    payouts: dict[str, Money]
+    payouts: dict[str, Decimal] = Field(description="In the offer's currency.")
     custom_events: list[str]
     vertical: str
     created_at: datetime
+
+    @field_serializer("payouts")
+    def _payouts(self, payouts: dict[str, Decimal]) -> dict[str, str]:
+        return {event: money_text(amount, self.currency) for event, amount in payouts.items()}
 
 
 class AffiliateIn(Strict):
@@ -193,7 +205,7 @@ class ConversionOut(BaseModel):
     txn_id: str | None
     event: str
     status: str
-    payout: Money | None
+    payout: Decimal | None
     currency: str | None
     link_id: int | None
     affiliate_id: int | None
@@ -205,14 +217,30 @@ class ConversionOut(BaseModel):
     sub4: str
     sub5: str
     player_id: str
-    deal_amount: Money | None = Field(description="The amount in the deal's currency, when a deal counts it.")
+    deal_amount: Decimal | None = Field(description="The amount in deal_currency, when a deal counts it.")
+    deal_currency: str | None = Field(
+        description="The currency of the deal that priced the conversion; null when unattributed, "
+        "without a deal, or an event whose amount no deal counts."
+    )
     fx_rate: Decimal | None = Field(description="The exchange rate that made deal_amount.")
     period: str | None = Field(description="The month a net_revenue report covers.")
     clicked_at: datetime
-    created_at: datetime
+    event_at: datetime = Field(
+        description="When the event happened: the postback's event time, else its arrival. Commission "
+        "rules, exchange rates and reports by conversion date go by it."
+    )
+    created_at: datetime = Field(description="When its first postback arrived.")
     updated_at: datetime
     attributed_at: datetime | None
     history: list[HistoryOut] = Field(default_factory=list)
+
+    @field_serializer("payout")
+    def _payout(self, payout: Decimal | None) -> str | None:
+        return _shown(payout, self.currency)
+
+    @field_serializer("deal_amount")
+    def _deal_amount(self, amount: Decimal | None) -> str | None:
+        return _shown(amount, self.deal_currency)
 
 
 class ReportRowOut(BaseModel):
@@ -228,7 +256,11 @@ class ReportRowOut(BaseModel):
     bot_clicks: int
     conversions: dict[str, int]
     rejected: int = Field(description="Rejected and cancelled conversions.")
-    payout: dict[str, Money] = Field(description="Pending and approved payout, per currency.")
+    payout: dict[str, Decimal] = Field(description="Pending and approved payout, per currency.")
+
+    @field_serializer("payout")
+    def _payout(self, payout: dict[str, Decimal]) -> dict[str, str]:
+        return _per_currency(payout)
 
 
 class ReportOut(BaseModel):
@@ -268,11 +300,17 @@ class RuntimeOut(BaseModel):
     catalog_version: int
 
 
-class CpaTerms(Strict):
-    """Every rule given must hold; days count from the player's registration (else first event)."""
+class CpaTermsIn(Strict):
+    """Every rule given must hold; days count from the player's registration (else first event).
+    Fields left out keep the values of the deal in force (the defaults shown are a new deal's);
+    null removes a rule."""
 
-    amount: Amount
-    geo_amounts: dict[Country, Amount] = Field(default_factory=dict, max_length=300)
+    amount: Amount | None = Field(
+        default=None, description="Needed when no CPA terms are in force; cannot be removed."
+    )
+    geo_amounts: dict[Country, Amount] = Field(
+        default_factory=dict, max_length=300, description="Given, it replaces the whole map."
+    )
     require_registration: bool = True
     require_verification: bool = False
     ftd_min: Amount | None = Field(
@@ -292,20 +330,43 @@ class TierTerms(Strict):
     percent: Percent
 
 
-class RevShareTerms(Strict):
-    percent: Percent
-    tiers: list[TierTerms] = Field(default_factory=list, max_length=20)
+class CpaTerms(CpaTermsIn):
+    """CPA terms as they apply: every rule given must hold; days count from the player's
+    registration (else first event)."""
+
+    amount: Amount
+
+
+class RevShareTermsIn(Strict):
+    """Fields left out keep the values of the deal in force (the defaults shown are a new deal's)."""
+
+    percent: Percent | None = Field(
+        default=None, description="Needed when no RevShare terms are in force; cannot be removed."
+    )
+    tiers: list[TierTerms] = Field(
+        default_factory=list, max_length=20, description="Given, it replaces the whole list."
+    )
     tier_basis: Literal["ngr", "ftds"] = "ngr"
     negative_carryover: bool = False
 
 
+class RevShareTerms(RevShareTermsIn):
+    """RevShare terms as they apply."""
+
+    percent: Percent
+
+
 class DealIn(Strict):
-    """Missing parts come from the offer's vertical preset, when it has one."""
+    """Changes only the fields it names, inside cpa and revshare too: the rest comes from the deal
+    in force for the offer and affiliate (the affiliate's own, else the offer's default, else the
+    offer's vertical preset). null removes a rule, or the whole cpa or revshare terms."""
 
     kind: Literal["cpa", "revshare", "hybrid"] | None = None
-    currency: Currency | None = Field(default=None, description="Defaults to the offer's currency.")
-    cpa: CpaTerms | None = None
-    revshare: RevShareTerms | None = None
+    currency: Currency | None = Field(
+        default=None, description="Defaults to the deal in force's, else the offer's currency."
+    )
+    cpa: CpaTermsIn | None = None
+    revshare: RevShareTermsIn | None = None
 
 
 class DealOut(BaseModel):
@@ -376,7 +437,7 @@ class CommissionOut(BaseModel):
         description="The conversion whose arrival or change produced the entry."
     )
     period: str
-    amount: Money
+    amount: Decimal
     currency: str
     fx_rate: Decimal | None = Field(description="The rate that converted the causing conversion's amount.")
     percent: Decimal | None = Field(description="The RevShare percent applied.")
@@ -385,6 +446,10 @@ class CommissionOut(BaseModel):
     reverses_id: int | None
     detail: str
     created_at: datetime
+
+    @field_serializer("amount")
+    def _amount(self, amount: Decimal) -> str:
+        return money_text(amount, self.currency)
 
 
 class StatementLineOut(BaseModel):
@@ -395,20 +460,28 @@ class StatementLineOut(BaseModel):
     ftds: int
     qualified_cpas: int
     cpa_reversals: int
-    cpa_earnings: Money
-    ngr: Money
+    cpa_earnings: Decimal
+    ngr: Decimal
     revshare_percent: Decimal
-    carry_in: Money
-    carry_out: Money
-    revshare_earnings: Money
-    total: Money
+    carry_in: Decimal
+    carry_out: Decimal
+    revshare_earnings: Decimal
+    total: Decimal
+
+    @field_serializer("cpa_earnings", "ngr", "carry_in", "carry_out", "revshare_earnings", "total")
+    def _money(self, amount: Decimal) -> str:
+        return money_text(amount, self.currency)
 
 
 class StatementOut(BaseModel):
     affiliate_id: int
     period: str
     lines: list[StatementLineOut]
-    totals: dict[str, Money] = Field(description="Per currency.")
+    totals: dict[str, Decimal] = Field(description="Per currency.")
+
+    @field_serializer("totals")
+    def _totals(self, totals: dict[str, Decimal]) -> dict[str, str]:
+        return _per_currency(totals)
 
 
 class PlayerOut(BaseModel):
@@ -425,15 +498,28 @@ class PlayerOut(BaseModel):
     ftd_at: datetime | None
     qualified_at: datetime | None
     cohort: str
-    deposits: Money
-    ngr: Money
-    commission: Money = Field(description="CPA commission booked for the player, net of reversals.")
+    currency: str | None = Field(
+        description="The currency of the deal in force for the player's offer and affiliate, which "
+        "deposits, ngr and commission are in; null without a deal."
+    )
+    deposits: Decimal
+    ngr: Decimal
+    commission: Decimal = Field(description="CPA commission booked for the player, net of reversals.")
+
+    @field_serializer("deposits", "ngr", "commission")
+    def _money(self, amount: Decimal) -> str:
+        return money_text(amount, self.currency)
 
 
 class CohortOut(BaseModel):
     cohort: str
+    currency: str | None = Field(description="As in /api/players: a cohort has a row per currency.")
     players: int
     ftds: int
-    deposits: Money
-    ngr: Money
-    commission: Money
+    deposits: Decimal
+    ngr: Decimal
+    commission: Decimal
+
+    @field_serializer("deposits", "ngr", "commission")
+    def _money(self, amount: Decimal) -> str:
+        return money_text(amount, self.currency)
