@@ -13,9 +13,10 @@ from rich.table import Table
 from clickback.config import Settings
 from clickback.core.money import money_text, parse_period
 from clickback.core.reasons import Reason
-from clickback.core.statements import COLUMNS, line_cells, statement_csv, totals
+from clickback.core.statements import COLUMNS, StatementLine, line_cells, statement_csv, totals
 from clickback.service.runtime import Runtime, utcnow
 from clickback.store import fx, ledger, statements
+from clickback.store.catalog import load_catalog
 from clickback.store.db import Database, connect
 from clickback.store.migrate import upgrade
 from clickback.web.schemas import FxRateIn
@@ -141,7 +142,12 @@ def statement(
     """An affiliate's monthly statement: players, FTDs, CPAs, NGR, RevShare, carryover, total."""
     if parse_period(period) is None:
         raise typer.BadParameter("use YYYY-MM", param_hint="PERIOD")
-    lines = asyncio.run(_with_db(load_settings(), lambda db: statements.statement(db, affiliate_id, period)))
+
+    async def read(db: Database) -> list[StatementLine]:
+        deals = (await load_catalog(db)).deals_of(affiliate_id)
+        return await statements.statement(db, affiliate_id, period, deals)
+
+    lines = asyncio.run(_with_db(load_settings(), read))
     if csv:
         print(statement_csv(lines), end="")
         return

@@ -467,9 +467,11 @@ def test_statement_csv_is_escaped_and_player_value_adds_up(client: Client, world
 
     assert csv.headers["content-type"].startswith("text/csv")
     header, row = csv.text.strip().split("\r\n")
-    assert header.startswith("offer_id,offer,currency,players,ftds,qualified_cpas")
+    assert header.startswith("offer_id,offer,currency,deal,players,ftds,qualified_cpas")
     # The percent is not money: written as in the JSON statement.
-    assert row.startswith(f'{offer["id"]},"\'=HYPERLINK(""http://evil"")",EUR,1,1,1,0,70.00,-15.00,10,')
+    assert row.startswith(
+        f'{offer["id"]},"\'=HYPERLINK(""http://evil"")",EUR,hybrid,1,1,1,0,70.00,-15.00,10,'
+    )
     assert row.endswith(",70.00")
     (player,) = client.api("GET", "/players", params={"affiliate_id": world.alice["id"]})
     assert (player["deposits"], player["ngr"], player["commission"], player["cohort"]) == (
@@ -513,7 +515,11 @@ def test_money_is_shown_at_its_currencys_precision(client: Client, world: World)
         ("JPY", "5000", "0", "5000"),
     ]
     assert month["totals"] == {"": "0.00", "JPY": "5000"}
-    assert csv.text.split("\r\n")[2] == f"{offer['id']},Northstar Tokyo,JPY,1,1,1,0,5000,0,0,0,0,0,5000"
+    not_in_deal = ",".join(["not part of this deal"] * 4)
+    assert (
+        csv.text.split("\r\n")[2]
+        == f"{offer['id']},Northstar Tokyo,JPY,cpa,1,1,1,0,5000,0,{not_in_deal},5000"
+    )
     assert [players["J-1"][k] for k in ("currency", "deposits", "ngr", "commission")] == [
         "JPY",
         "12000.5",

@@ -154,6 +154,11 @@ class Catalog:
         """The affiliate's own deal on the offer, else the offer's default deal."""
         return self.deals.get((offer_id, affiliate_id)) or self.deals.get((offer_id, EVERY_AFFILIATE))
 
+    def deals_of(self, affiliate_id: int) -> dict[int, Deal]:
+        """The deals in force for an affiliate, by offer."""
+        found = {offer: self.deal_for(offer, affiliate_id) for offer in self.offers}
+        return {offer: deal for offer, deal in found.items() if deal is not None}
+
     def custom_events_of(self, advertiser_id: int) -> frozenset[str]:
         events: frozenset[str] = frozenset()
         for offer in self.offers.values():

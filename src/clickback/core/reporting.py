@@ -8,7 +8,10 @@ from decimal import Decimal
 from clickback.core.lifecycle import PAYABLE, Status
 
 DIMENSIONS = ("day", "affiliate_id", "offer_id", "link_id", "sub1", "country", "device_type")
-DATE_BASIS = "clicks by click time; conversions by the time their first postback was recorded (UTC)"
+DATE_BASIS = (
+    "clicks by click time; conversions by event time: when the event happened, as its postback stated "
+    "(event_time), else when its first postback arrived (UTC)"
+)
 
 
 MS_PER_HOUR = 3_600_000

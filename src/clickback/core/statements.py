@@ -8,26 +8,33 @@ from decimal import Decimal
 
 from clickback.core.money import money_text
 
+# What a statement cell says where RevShare does not apply: never 0.00, which reads as "earned
+# nothing" (or, for carry-in, "no deficit").
+NOT_IN_DEAL = "not part of this deal"
+
 
 @dataclass(frozen=True, slots=True)
 class StatementLine:
     offer_id: int
     offer: str
     currency: str
+    deal: str  # cpa, revshare or hybrid: the deal in force; "" without one
     players: int  # registered this month
     ftds: int
     qualified_cpas: int
     cpa_reversals: int
     cpa_earnings: Decimal  # net of reversals booked this month
+    # The NGR of the affiliate's players this month, whatever the deal: the value they brought.
     ngr: Decimal
-    revshare_percent: Decimal
-    carry_in: Decimal
-    carry_out: Decimal
-    revshare_earnings: Decimal
+    # None where RevShare is not part of the deal (and nothing was ever booked for it).
+    revshare_percent: Decimal | None
+    carry_in: Decimal | None
+    carry_out: Decimal | None
+    revshare_earnings: Decimal | None
 
     @property
     def total(self) -> Decimal:
-        return self.cpa_earnings + self.revshare_earnings
+        return self.cpa_earnings + (self.revshare_earnings or Decimal(0))
 
 
 COLUMNS = (*(f.name for f in fields(StatementLine)), "total")
@@ -56,7 +63,11 @@ def line_cells(line: StatementLine) -> list[str]:
     """A line as text, its amounts at its currency's precision (the CSV and the CLI's table)."""
     values = (*astuple(line), line.total)
     return [
-        money_text(value, line.currency) if column in MONEY_COLUMNS else csv_cell(value)
+        NOT_IN_DEAL
+        if value is None
+        else money_text(value, line.currency)
+        if column in MONEY_COLUMNS
+        else csv_cell(value)
         for column, value in zip(COLUMNS, values, strict=True)
     ]
 

@@ -88,7 +88,8 @@ def _book_cpa(rec: Recording, player: Player, deal: Deal, q: Qualified, now: dat
     assert deal.cpa is not None
     rec.change_player(player, qualified_at=q.at)
     amount = deal.cpa_amount(player.country)
-    hold = deal.cpa.hold_days
+    # The hold counts from the qualifying event: one reported after its hold ended is due at once.
+    hold_until = q.at + timedelta(days=deal.cpa.hold_days)
     source = rec.conversion(q.by)
     ledger.append(
         rec.conn,
@@ -103,8 +104,8 @@ def _book_cpa(rec: Recording, player: Player, deal: Deal, q: Qualified, now: dat
         amount=amount,
         currency=deal.currency,
         fx_rate=source["fx_rate"],
-        status=ledger.PENDING if hold else ledger.APPROVED,
-        hold_until=q.at + timedelta(days=hold) if hold else None,
+        status=ledger.PENDING if hold_until > now else ledger.APPROVED,
+        hold_until=hold_until if deal.cpa.hold_days else None,
         detail=f"qualified: {q.explanation}; conversions {', '.join(map(str, q.because))}",
     )
     # qualified_cpa as a conversion of its own: reports count it, outbound postbacks can fire on it.

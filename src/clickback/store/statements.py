@@ -1,12 +1,13 @@
 """Reading the ledger back: monthly statements per affiliate, and what players are worth."""
 
 from collections import defaultdict
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import BigInteger, case, func, select, type_coerce
 
-from clickback.core.commission import DEPOSIT_EVENTS, period_bounds, period_of
+from clickback.core.commission import DEPOSIT_EVENTS, Deal, DealKind, period_bounds, period_of
 from clickback.core.statements import StatementLine
 from clickback.store.db import Database
 from clickback.store.tables import (
@@ -22,9 +23,13 @@ from clickback.store.tables import (
 ZERO = Decimal(0)
 
 
-async def statement(db: Database, affiliate_id: int, period: str) -> list[StatementLine]:
+async def statement(
+    db: Database, affiliate_id: int, period: str, deals: Mapping[int, Deal]
+) -> list[StatementLine]:
+    """Every offer with anything to say this month: earnings, players, FTDs, NGR, or a deficit
+    carried through it. `deals` are the deals in force for the affiliate, by offer."""
     start, end = period_bounds(period)
-    c, p, r = commissions, players, revshare_periods
+    c, p, r, v = commissions, players, revshare_periods, conversions
     async with db.read() as conn:
         ledger = (
             await conn.execute(
@@ -40,8 +45,14 @@ async def statement(db: Database, affiliate_id: int, period: str) -> list[Statem
                 .group_by(c.c.offer_id, c.c.kind, c.c.currency)
             )
         ).all()
+        # This month's RevShare rows, and the months before it: a month without a row of its own
+        # carries the last deficit through it.
         months = (
-            await conn.execute(select(r).where((r.c.affiliate_id == affiliate_id) & (r.c.period == period)))
+            await conn.execute(
+                select(r)
+                .where((r.c.affiliate_id == affiliate_id) & (r.c.period <= period))
+                .order_by(r.c.offer_id, r.c.period)
+            )
         ).all()
         registered = (
             await conn.execute(
@@ -54,17 +65,24 @@ async def statement(db: Database, affiliate_id: int, period: str) -> list[Statem
                 .group_by(p.c.offer_id)
             )
         ).all()
+        mine = (v.c.affiliate_id == affiliate_id) & v.c.status.in_(PAYABLE_STATUSES)
         ftds = (
             await conn.execute(
-                select(conversions.c.offer_id, func.count())
+                select(v.c.offer_id, func.count())
+                .where(mine & (v.c.event == "first_deposit") & (v.c.event_at >= start) & (v.c.event_at < end))
+                .group_by(v.c.offer_id)
+            )
+        ).all()
+        ngr = (
+            await conn.execute(
+                select(v.c.offer_id, v.c.deal_currency, func.sum(v.c.deal_amount))
                 .where(
-                    (conversions.c.affiliate_id == affiliate_id)
-                    & (conversions.c.event == "first_deposit")
-                    & conversions.c.status.in_(PAYABLE_STATUSES)
-                    & (conversions.c.created_at >= start)
-                    & (conversions.c.created_at < end)
+                    mine
+                    & (v.c.event == "net_revenue")
+                    & (v.c.period == period)
+                    & v.c.deal_amount.is_not(None)
                 )
-                .group_by(conversions.c.offer_id)
+                .group_by(v.c.offer_id, v.c.deal_currency)
             )
         ).all()
         names = {r.id: r.name for r in (await conn.execute(select(offers.c.id, offers.c.name))).all()}
@@ -80,36 +98,64 @@ async def statement(db: Database, affiliate_id: int, period: str) -> list[Statem
             }
         else:
             entry["revshare_earnings"] = row.amount
+    last: dict[int, Any] = {}
     for row in months:
-        line[row.offer_id] |= {
-            "currency": row.currency,
-            "ngr": row.ngr,
-            "revshare_percent": Decimal(row.percent),
-            "carry_in": row.carry_in,
-            "carry_out": row.carry_out,
-        }
+        last[row.offer_id] = row
+    for offer_id, row in last.items():
+        if row.period == period:
+            line[offer_id] |= {
+                "currency": row.currency,
+                "revshare_percent": Decimal(row.percent),
+                "carry_in": row.carry_in,
+                "carry_out": row.carry_out,
+            }
+        elif row.carry_out:
+            line[offer_id] |= {
+                "currency": row.currency,
+                "carry_in": row.carry_out,
+                "carry_out": row.carry_out,
+            }
     for offer_id, count in registered:
         line[offer_id]["players"] = count
     for offer_id, count in ftds:
         line[offer_id]["ftds"] = count
+    for offer_id, currency, amount in ngr:
+        line[offer_id].setdefault("currency", currency)
+        line[offer_id]["ngr"] = amount
     return [
-        StatementLine(
-            offer_id=offer_id,
-            offer=names.get(offer_id, ""),
-            currency=v.get("currency", ""),
-            players=v.get("players", 0),
-            ftds=v.get("ftds", 0),
-            qualified_cpas=v.get("qualified_cpas", 0),
-            cpa_reversals=v.get("cpa_reversals", 0),
-            cpa_earnings=v.get("cpa_earnings", ZERO),
-            ngr=v.get("ngr", ZERO),
-            revshare_percent=v.get("revshare_percent", ZERO),
-            carry_in=v.get("carry_in", ZERO),
-            carry_out=v.get("carry_out", ZERO),
-            revshare_earnings=v.get("revshare_earnings", ZERO),
-        )
-        for offer_id, v in sorted(line.items())
+        _line(offer_id, names.get(offer_id, ""), facts, deals.get(offer_id))
+        for offer_id, facts in sorted(line.items())
     ]
+
+
+def _line(offer_id: int, name: str, facts: dict[str, Any], deal: Deal | None) -> StatementLine:
+    """RevShare columns say "not part of this deal" (None) rather than 0 where the deal pays none
+    and nothing was booked for it."""
+    revshare = (
+        deal is None or deal.kind is not DealKind.CPA or "revshare_earnings" in facts or "carry_in" in facts
+    )
+    zero_if_revshare = ZERO if revshare else None
+    return StatementLine(
+        offer_id=offer_id,
+        offer=name,
+        currency=facts.get("currency") or (deal.currency if deal else ""),
+        deal=deal.kind.value if deal else "",
+        players=facts.get("players", 0),
+        ftds=facts.get("ftds", 0),
+        qualified_cpas=facts.get("qualified_cpas", 0),
+        cpa_reversals=facts.get("cpa_reversals", 0),
+        cpa_earnings=facts.get("cpa_earnings", ZERO),
+        ngr=facts.get("ngr", ZERO),
+        revshare_percent=facts.get("revshare_percent", _terms_percent(deal) if revshare else None),
+        carry_in=facts.get("carry_in", zero_if_revshare),
+        carry_out=facts.get("carry_out", zero_if_revshare),
+        revshare_earnings=facts.get("revshare_earnings", zero_if_revshare),
+    )
+
+
+def _terms_percent(deal: Deal | None) -> Decimal | None:
+    """A month with no RevShare row yet shows the deal's base percent."""
+    return deal.revshare.percent if deal is not None and deal.revshare is not None else ZERO
 
 
 async def player_values(

@@ -364,7 +364,9 @@ def create_api(runtime: Runtime) -> FastAPI:
         format: Literal["json", "csv"] = "json",
     ) -> Any:
         await admin.get(db, "affiliates", affiliate_id)
-        lines = await statements.statement(db, affiliate_id, period)
+        lines = await statements.statement(
+            db, affiliate_id, period, runtime.catalog.current.deals_of(affiliate_id)
+        )
         if format == "csv":
             filename = f"statement-{affiliate_id}-{period}.csv"
             return Response(

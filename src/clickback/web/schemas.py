@@ -456,21 +456,26 @@ class StatementLineOut(BaseModel):
     offer_id: int
     offer: str
     currency: str
+    deal: str = Field(description="The deal in force: cpa, revshare or hybrid (empty without one).")
     players: int = Field(description="Players who registered in the month.")
-    ftds: int
+    ftds: int = Field(description="First deposits made in the month (pending or approved).")
     qualified_cpas: int
     cpa_reversals: int
     cpa_earnings: Decimal
-    ngr: Decimal
-    revshare_percent: Decimal
-    carry_in: Decimal
-    carry_out: Decimal
-    revshare_earnings: Decimal
+    ngr: Decimal = Field(description="The month's NGR of the affiliate's players, whatever the deal.")
+    revshare_percent: Decimal | None = Field(
+        description="null (and so carry_in, carry_out, revshare_earnings): RevShare is not part of this deal."
+    )
+    carry_in: Decimal | None = Field(
+        description="The deficit brought from earlier months (negative carryover)."
+    )
+    carry_out: Decimal | None = Field(description="The deficit this month passes on to the next.")
+    revshare_earnings: Decimal | None
     total: Decimal
 
     @field_serializer("cpa_earnings", "ngr", "carry_in", "carry_out", "revshare_earnings", "total")
-    def _money(self, amount: Decimal) -> str:
-        return money_text(amount, self.currency)
+    def _money(self, amount: Decimal | None) -> str | None:
+        return _shown(amount, self.currency)
 
 
 class StatementOut(BaseModel):
