@@ -523,3 +523,28 @@ def test_cpa_on_hold_is_approved_once_the_hold_has_passed(client: Client, world:
         ("-100.00", "approved"),
         ("100.00", "reversed"),
     ]
+
+
+def test_cohort_ftds_count_only_first_deposits_still_payable(client: Client, world: World) -> None:
+    deal(client, world.casino, CPA_100)
+    for player, status in (
+        ("C-1", "approved"),
+        ("C-2", "pending"),
+        ("C-3", "rejected"),
+        ("C-4", "cancelled"),
+    ):
+        register(client, world, world.alice_casino, player)
+        send(client, world, event="ftd", player_id=player, payout="30", txn_id="D-" + player)
+        if status != "approved":
+            send(client, world, event="ftd", player_id=player, txn_id="D-" + player, status=status)
+    register(client, world, world.alice_casino, "C-5")  # never deposited
+
+    (cohort,) = client.api("GET", "/players/cohorts")
+
+    # Only the approved and the pending first deposits count; so do only their amounts.
+    assert (cohort["cohort"], cohort["players"], cohort["ftds"], cohort["deposits"]) == (
+        THIS_MONTH,
+        5,
+        2,
+        "60.00",
+    )

@@ -4,12 +4,12 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, case, func, select, type_coerce
+from sqlalchemy import BigInteger, Label, Row, Select, case, func, select, type_coerce
 
-from clickback.core.commission import DEPOSIT_EVENTS, period_bounds, period_of
+from clickback.core.commission import DEPOSIT_EVENTS, period_bounds
 from clickback.core.statements import StatementLine
 from clickback.store.conversion_rows import PAYABLE_STATUSES
-from clickback.store.db import Database
+from clickback.store.db import Database, utc_month
 from clickback.store.tables import MONEY_SCALE, commissions, conversions, offers, players, revshare_periods
 
 ZERO = Decimal(0)
@@ -105,92 +105,82 @@ async def statement(db: Database, affiliate_id: int, period: str) -> list[Statem
     ]
 
 
-async def player_values(
-    db: Database, affiliate_id: int | None, offer_id: int | None, limit: int
-) -> list[dict[str, Any]]:
-    """Per player: cumulative deposits (net of chargebacks) and NGR in the deal's currency, and the
-    CPA commission booked for them. RevShare is earned per affiliate-month, not per player."""
-    # Raw 1/10,000 integers, converted once at the end (sums of a TypeDecorator are ambiguous).
-    amount = type_coerce(conversions.c.deal_amount, BigInteger)
-    sums = (
-        select(
-            conversions.c.advertiser_id,
-            conversions.c.player_id,
-            func.coalesce(
-                func.sum(case((conversions.c.event.in_(DEPOSIT_EVENTS), amount), else_=0))
-                - func.sum(case((conversions.c.event == "chargeback", amount), else_=0)),
-                0,
-            ).label("deposits"),
-            func.coalesce(func.sum(case((conversions.c.event == "net_revenue", amount), else_=0)), 0).label(
-                "ngr"
+def _player_values() -> list[Label[Any]]:
+    """Per player, as correlated subqueries (an index lookup each, so a page of players costs what
+    its rows cost): cumulative deposits (net of chargebacks) and NGR in the deal's currency, the
+    CPA commission booked for them, and whether their first deposit still counts (pending or
+    approved). RevShare is earned per affiliate-month, not per player.
+
+    Raw 1/10,000 integers, converted once at the end (sums of a TypeDecorator are ambiguous)."""
+    c = conversions.c
+    amount = type_coerce(c.deal_amount, BigInteger)
+    theirs = (
+        (c.advertiser_id == players.c.advertiser_id)
+        & (c.player_id == players.c.player_id)
+        & c.status.in_(PAYABLE_STATUSES)
+    )
+    deposited = case((c.event.in_(DEPOSIT_EVENTS), amount), (c.event == "chargeback", -amount), else_=0)
+    ngr = case((c.event == "net_revenue", amount), else_=0)
+    cpa = type_coerce(commissions.c.amount, BigInteger)
+    ftd = conversions.alias("ftd")
+    return [
+        select(func.coalesce(func.sum(deposited), 0)).where(theirs).scalar_subquery().label("deposits"),
+        select(func.coalesce(func.sum(ngr), 0)).where(theirs).scalar_subquery().label("ngr"),
+        select(func.coalesce(func.sum(cpa), 0))
+        .where((commissions.c.player == players.c.id) & (commissions.c.kind == "cpa"))
+        .scalar_subquery()
+        .label("commission"),
+        case(
+            (
+                select(ftd.c.id)
+                .where((ftd.c.id == players.c.ftd_conversion_id) & ftd.c.status.in_(PAYABLE_STATUSES))
+                .exists(),
+                1,
             ),
-        )
-        .where(conversions.c.status.in_(PAYABLE_STATUSES) & (conversions.c.player_id != ""))
-        .group_by(conversions.c.advertiser_id, conversions.c.player_id)
-        .subquery()
-    )
-    cpa = (
-        select(
-            commissions.c.player, func.sum(type_coerce(commissions.c.amount, BigInteger)).label("commission")
-        )
-        .where(commissions.c.kind == "cpa")
-        .group_by(commissions.c.player)
-        .subquery()
-    )
-    query = (
-        select(
-            players,
-            sums.c.deposits,
-            sums.c.ngr,
-            func.coalesce(cpa.c.commission, 0).label("commission"),
-        )
-        .outerjoin(
-            sums,
-            (sums.c.advertiser_id == players.c.advertiser_id) & (sums.c.player_id == players.c.player_id),
-        )
-        .outerjoin(cpa, cpa.c.player == players.c.id)
-        .order_by(players.c.id)
-        .limit(limit)
-    )
+            else_=0,
+        ).label("ftd"),
+        # Registration month, else the month of the first postback.
+        utc_month(func.coalesce(players.c.registered_at, players.c.first_seen_at)).label("cohort"),
+    ]
+
+
+def _players_of(query: Select[Any], affiliate_id: int | None, offer_id: int | None) -> Select[Any]:
     if affiliate_id is not None:
         query = query.where(players.c.affiliate_id == affiliate_id)
     if offer_id is not None:
         query = query.where(players.c.offer_id == offer_id)
+    return query
+
+
+async def player_values(
+    db: Database, affiliate_id: int | None, offer_id: int | None, limit: int
+) -> list[dict[str, Any]]:
+    """What each player is worth (_player_values), in the deal's currency."""
+    query = _players_of(select(players, *_player_values()), affiliate_id, offer_id)
+    async with db.read() as conn:
+        rows = (await conn.execute(query.order_by(players.c.id).limit(limit))).all()
+    return [dict(row._mapping) | _in_money(row) for row in rows]
+
+
+async def cohorts(db: Database, affiliate_id: int | None, offer_id: int | None) -> list[dict[str, Any]]:
+    """Players grouped by registration month (first postback month when never registered)."""
+    each = _players_of(select(*_player_values()), affiliate_id, offer_id).subquery()
+    query = (
+        select(
+            each.c.cohort,
+            func.count().label("players"),
+            func.sum(each.c.ftd).label("ftds"),
+            func.sum(each.c.deposits).label("deposits"),
+            func.sum(each.c.ngr).label("ngr"),
+            func.sum(each.c.commission).label("commission"),
+        )
+        .group_by(each.c.cohort)
+        .order_by(each.c.cohort)
+    )
     async with db.read() as conn:
         rows = (await conn.execute(query)).all()
-    return [
-        dict(row._mapping)
-        | {
-            "deposits": _money(row.deposits),
-            "ngr": _money(row.ngr),
-            "commission": _money(row.commission),
-            "cohort": period_of(row.registered_at or row.first_seen_at),
-        }
-        for row in rows
-    ]
+    return [dict(row._mapping) | {"ftds": int(row.ftds)} | _in_money(row) for row in rows]
 
 
-def _money(raw: Any) -> Decimal:
-    return Decimal(raw or 0) / MONEY_SCALE
-
-
-def cohorts(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Players grouped by registration month (first postback month when never registered)."""
-    groups: dict[str, dict[str, Any]] = {}
-    for v in values:
-        g = groups.setdefault(
-            v["cohort"],
-            {
-                "cohort": v["cohort"],
-                "players": 0,
-                "ftds": 0,
-                "deposits": ZERO,
-                "ngr": ZERO,
-                "commission": ZERO,
-            },
-        )
-        g["players"] += 1
-        g["ftds"] += v["ftd_at"] is not None
-        for key in ("deposits", "ngr", "commission"):
-            g[key] += v[key]
-    return [groups[k] for k in sorted(groups)]
+def _in_money(row: Row[Any]) -> dict[str, Decimal]:
+    return {key: Decimal(row._mapping[key] or 0) / MONEY_SCALE for key in ("deposits", "ngr", "commission")}

@@ -28,7 +28,6 @@ from clickback.store.catalog import deal_from_row
 from clickback.web import schemas as s
 
 MAX_REPORT_DAYS = 400
-MAX_COHORT_PLAYERS = 100_000
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <CLICKBACK_API_KEY>")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
@@ -373,9 +372,8 @@ def create_api(runtime: Runtime) -> FastAPI:
     async def player_cohorts(
         affiliate_id: s.Id | None = None, offer_id: s.Id | None = None
     ) -> list[s.CohortOut]:
-        """Player value by registration month."""
-        rows = await statements.player_values(db, affiliate_id, offer_id, MAX_COHORT_PLAYERS)
-        return [s.CohortOut(**c) for c in statements.cohorts(rows)]
+        """Player value by registration month; FTDs count first deposits still pending or approved."""
+        return [s.CohortOut(**c) for c in await statements.cohorts(db, affiliate_id, offer_id)]
 
     # --- reference -----------------------------------------------------------------------------
     @api.get("/reasons", tags=["reference"])
