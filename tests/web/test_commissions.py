@@ -43,7 +43,7 @@ def register(client: Client, world: World, link: str, player: str) -> str:
 
 
 def ledger(client: Client, **params: Any) -> list[dict[str, Any]]:
-    return list(client.api("GET", "/commissions", params=params))
+    return client.items("/commissions", **params)
 
 
 def statement(client: Client, affiliate: dict[str, Any], period: str = THIS_MONTH) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def test_player_qualifies_for_cpa_through_later_events_naming_only_the_player(
     assert entry["affiliate_id"] == world.alice["id"]
     assert entry["conversion_id"] == ftd.json()["conversion_id"]
     assert "first deposit 25" in entry["detail"]
-    events = [c["event"] for c in client.api("GET", "/conversions")]
+    events = [c["event"] for c in client.items("/conversions")]
     assert sorted(events) == ["first_deposit", "qualified_cpa", "registration"]
     line = statement(client, world.alice)["lines"][0]
     assert (line["players"], line["ftds"], line["qualified_cpas"], line["cpa_earnings"]) == (
@@ -144,7 +144,7 @@ def test_rejected_ftd_reverses_the_cpa_with_a_visible_entry(client: Client, worl
     assert (original["status"], original["amount"]) == ("reversed", "100.00")
     assert (reversal["amount"], reversal["reverses_id"]) == ("-100.00", original["id"])
     assert reversal["conversion_id"] == reply.json()["conversion_id"]
-    qualified = next(c for c in client.api("GET", "/conversions") if c["event"] == "qualified_cpa")
+    qualified = next(c for c in client.items("/conversions") if c["event"] == "qualified_cpa")
     assert qualified["status"] == "rejected"
     assert [h["to_status"] for h in client.api("GET", f"/conversions/{qualified['id']}")["history"]] == [
         "approved",
@@ -188,7 +188,7 @@ def test_affiliate_deal_overrides_the_offer_default(client: Client, world: World
         f"/api/offers/{world.casino['id']}/deal", headers=client.auth, json={**CPA_100, "kind": "hybrid"}
     )
     assert incomplete.status_code == 422 and "needs revshare terms" in incomplete.text
-    deals = client.api("GET", f"/offers/{world.casino['id']}/deals")
+    deals = client.items(f"/offers/{world.casino['id']}/deals")
     assert [(d["affiliate_id"], d["cpa"]["amount"]) for d in deals] == [
         (None, "100"),
         (world.bob["id"], "150"),
@@ -291,7 +291,7 @@ def test_amounts_in_another_currency_need_a_dated_rate(client: Client, world: Wo
 
     assert (refused.status_code, refused.json()["reason"]) == (422, "missing_exchange_rate")
     assert "USD→EUR" in refused.json()["detail"]
-    (logged,) = client.api("GET", "/postbacks", params={"reason": "missing_exchange_rate"})
+    (logged,) = client.items("/postbacks", reason="missing_exchange_rate")
     assert logged["result"] == "rejected"
 
     today = datetime.now(UTC).date().isoformat()
@@ -382,7 +382,7 @@ def test_vertical_preset_gives_a_new_offer_its_deal(client: Client, world: World
     }
     offer = client.api("POST", "/offers", json=body)
 
-    (made,) = client.api("GET", f"/offers/{offer['id']}/deals")
+    (made,) = client.items(f"/offers/{offer['id']}/deals")
     assert (offer["vertical"], made["kind"], made["currency"]) == ("poker", "revshare", "GBP")
     assert made["revshare"] == presets["poker"]["revshare"]
     # Overriding one part keeps the rest of the preset.
@@ -423,7 +423,7 @@ def test_statement_csv_is_escaped_and_player_value_adds_up(client: Client, world
     assert header.startswith("offer_id,offer,currency,players,ftds,qualified_cpas")
     assert row.startswith(f'{offer["id"]},"\'=HYPERLINK(""http://evil"")",EUR,1,1,1,0,70.00,-15.00,10.00,')
     assert row.endswith(",70.00")
-    (player,) = client.api("GET", "/players", params={"affiliate_id": world.alice["id"]})
+    (player,) = client.items("/players", affiliate_id=world.alice["id"])
     assert (player["deposits"], player["ngr"], player["commission"], player["cohort"]) == (
         "100.00",
         "-15.00",
@@ -452,7 +452,7 @@ def test_cpa_amount_follows_the_players_country(proxied: Client) -> None:
         proxied.flush()
         send(proxied, world, click_id=click_id, event="registration", player_id=player)
 
-    by_player = {p["player_id"]: p for p in proxied.api("GET", "/players")}
+    by_player = {p["player_id"]: p for p in proxied.items("/players")}
 
     assert {k: (p["country"], p["commission"]) for k, p in by_player.items()} == {
         "uk": ("GB", "180.00"),

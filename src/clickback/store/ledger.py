@@ -7,6 +7,7 @@ entry of the opposite amount (in the month of the reversal) and the original is 
 A RevShare month's entries always sum to the month's RevShare in revshare_periods.
 """
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -31,6 +32,8 @@ from clickback.core.intake import player_key
 from clickback.core.lifecycle import Status
 from clickback.core.model import Catalog
 from clickback.core.money import money_text
+from clickback.core.spans import Span
+from clickback.store import paging
 from clickback.store.conversion_rows import PAYABLE_STATUSES, change_status, count_row, history
 from clickback.store.db import Database
 from clickback.store.tables import commissions, conversions, players, revshare_periods
@@ -386,15 +389,29 @@ async def _append(conn: AsyncConnection, now: datetime, *, detail: str, **entry:
     )
 
 
-async def entries(
-    db: Database, affiliate_id: int | None, period: str | None, player: int | None, limit: int
-) -> list[dict[str, Any]]:
-    query = select(commissions).order_by(commissions.c.id.desc()).limit(limit)
-    if affiliate_id is not None:
-        query = query.where(commissions.c.affiliate_id == affiliate_id)
-    if period is not None:
-        query = query.where(commissions.c.period == period)
-    if player is not None:
-        query = query.where(commissions.c.player == player)
-    async with db.read() as conn:
-        return [dict(r._mapping) for r in (await conn.execute(query)).all()]
+@dataclass(frozen=True, slots=True)
+class EntryFilter:
+    affiliate_id: int | None = None
+    offer_id: int | None = None
+    player: int | None = None
+    conversion_id: int | None = None
+    kind: str | None = None
+    status: str | None = None
+    period: str | None = None
+    span: Span[datetime] = field(default_factory=Span)  # of created_at
+
+
+async def entries(db: Database, f: EntryFilter, cursor: str | None, limit: int) -> paging.Page:
+    """The ledger, newest first."""
+    c = commissions.c
+    wanted = {
+        c.affiliate_id: f.affiliate_id,
+        c.offer_id: f.offer_id,
+        c.player: f.player,
+        c.conversion_id: f.conversion_id,
+        c.kind: f.kind,
+        c.status: f.status,
+        c.period: f.period,
+    }
+    query = paging.within(paging.equal(select(commissions), wanted), c.created_at, f.span)
+    return await paging.page(db, query, [paging.Key(c.id, descending=True)], cursor, limit)

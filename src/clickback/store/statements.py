@@ -1,13 +1,18 @@
 """Reading the ledger back: monthly statements per affiliate, and what players are worth."""
 
 from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Label, Row, Select, case, func, select, type_coerce
+from sqlalchemy import BigInteger, Label, Select, case, func, select, type_coerce
 
 from clickback.core.commission import DEPOSIT_EVENTS, period_bounds
+from clickback.core.spans import Span
 from clickback.core.statements import StatementLine
+from clickback.store import paging
 from clickback.store.conversion_rows import PAYABLE_STATUSES
 from clickback.store.db import Database, utc_month
 from clickback.store.tables import MONEY_SCALE, commissions, conversions, offers, players, revshare_periods
@@ -105,6 +110,10 @@ async def statement(db: Database, affiliate_id: int, period: str) -> list[Statem
     ]
 
 
+# A player's cohort: the month they registered, else the month of their first postback.
+_COHORT_AT = func.coalesce(players.c.registered_at, players.c.first_seen_at)
+
+
 def _player_values() -> list[Label[Any]]:
     """Per player, as correlated subqueries (an index lookup each, so a page of players costs what
     its rows cost): cumulative deposits (net of chargebacks) and NGR in the deal's currency, the
@@ -139,32 +148,49 @@ def _player_values() -> list[Label[Any]]:
             ),
             else_=0,
         ).label("ftd"),
-        # Registration month, else the month of the first postback.
-        utc_month(func.coalesce(players.c.registered_at, players.c.first_seen_at)).label("cohort"),
+        utc_month(_COHORT_AT).label("cohort"),
     ]
 
 
-def _players_of(query: Select[Any], affiliate_id: int | None, offer_id: int | None) -> Select[Any]:
-    if affiliate_id is not None:
-        query = query.where(players.c.affiliate_id == affiliate_id)
-    if offer_id is not None:
-        query = query.where(players.c.offer_id == offer_id)
+@dataclass(frozen=True, slots=True)
+class PlayerFilter:
+    advertiser_id: int | None = None
+    affiliate_id: int | None = None
+    offer_id: int | None = None
+    player_id: str | None = None
+    country: str | None = None
+    cohort: str | None = None
+    qualified: bool | None = None
+    span: Span[datetime] = field(default_factory=Span)  # of first_seen_at
+
+
+def _players_of(query: Select[Any], f: PlayerFilter) -> Select[Any]:
+    p = players.c
+    wanted = {
+        p.advertiser_id: f.advertiser_id,
+        p.affiliate_id: f.affiliate_id,
+        p.offer_id: f.offer_id,
+        p.player_id: f.player_id,
+        p.country: f.country,
+    }
+    query = paging.within(paging.equal(query, wanted), p.first_seen_at, f.span)
+    if f.cohort is not None:
+        query = paging.within(query, _COHORT_AT, Span(*period_bounds(f.cohort)))
+    if f.qualified is not None:
+        query = query.where(p.qualified_at.is_not(None) if f.qualified else p.qualified_at.is_(None))
     return query
 
 
-async def player_values(
-    db: Database, affiliate_id: int | None, offer_id: int | None, limit: int
-) -> list[dict[str, Any]]:
-    """What each player is worth (_player_values), in the deal's currency."""
-    query = _players_of(select(players, *_player_values()), affiliate_id, offer_id)
-    async with db.read() as conn:
-        rows = (await conn.execute(query.order_by(players.c.id).limit(limit))).all()
-    return [dict(row._mapping) | _in_money(row) for row in rows]
+async def player_values(db: Database, f: PlayerFilter, cursor: str | None, limit: int) -> paging.Page:
+    """What each player is worth (_player_values), in the deal's currency; oldest player first."""
+    query = _players_of(select(players, *_player_values()), f)
+    page = await paging.page(db, query, [paging.Key(players.c.id)], cursor, limit)
+    return replace(page, rows=[row | _in_money(row) for row in page.rows])
 
 
-async def cohorts(db: Database, affiliate_id: int | None, offer_id: int | None) -> list[dict[str, Any]]:
+async def cohorts(db: Database, f: PlayerFilter) -> list[dict[str, Any]]:
     """Players grouped by registration month (first postback month when never registered)."""
-    each = _players_of(select(*_player_values()), affiliate_id, offer_id).subquery()
+    each = _players_of(select(*_player_values()), f).subquery()
     query = (
         select(
             each.c.cohort,
@@ -179,8 +205,8 @@ async def cohorts(db: Database, affiliate_id: int | None, offer_id: int | None) 
     )
     async with db.read() as conn:
         rows = (await conn.execute(query)).all()
-    return [dict(row._mapping) | {"ftds": int(row.ftds)} | _in_money(row) for row in rows]
+    return [dict(row._mapping) | {"ftds": int(row.ftds)} | _in_money(row._mapping) for row in rows]
 
 
-def _in_money(row: Row[Any]) -> dict[str, Decimal]:
-    return {key: Decimal(row._mapping[key] or 0) / MONEY_SCALE for key in ("deposits", "ngr", "commission")}
+def _in_money(row: Mapping[Any, Any]) -> dict[str, Decimal]:
+    return {key: Decimal(row[key] or 0) / MONEY_SCALE for key in ("deposits", "ngr", "commission")}
