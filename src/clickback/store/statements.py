@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Label, Select, case, func, select, type_coerce
+from sqlalchemy import BigInteger, Select, case, func, select, type_coerce
 
 from clickback.core.commission import DEPOSIT_EVENTS, period_bounds
 from clickback.core.spans import Span
@@ -110,46 +110,20 @@ async def statement(db: Database, affiliate_id: int, period: str) -> list[Statem
     ]
 
 
+# What a player is worth: cumulative deposits (net of chargebacks) and NGR in the deal's currency,
+# from their pending and approved conversions, and the CPA commission booked for them. RevShare is
+# earned per affiliate-month, not per player. Sums of raw 1/10,000 integers, converted once at
+# the end (sums of a TypeDecorator are ambiguous).
+_C = conversions.c
+_AMOUNT = type_coerce(_C.deal_amount, BigInteger)
+_COUNTED = _C.status.in_(PAYABLE_STATUSES)
+_DEPOSITS = func.coalesce(
+    func.sum(case((_C.event.in_(DEPOSIT_EVENTS), _AMOUNT), (_C.event == "chargeback", -_AMOUNT), else_=0)), 0
+)
+_NGR = func.coalesce(func.sum(case((_C.event == "net_revenue", _AMOUNT), else_=0)), 0)
+_CPA = func.coalesce(func.sum(type_coerce(commissions.c.amount, BigInteger)), 0)
 # A player's cohort: the month they registered, else the month of their first postback.
 _COHORT_AT = func.coalesce(players.c.registered_at, players.c.first_seen_at)
-
-
-def _player_values() -> list[Label[Any]]:
-    """Per player, as correlated subqueries (an index lookup each, so a page of players costs what
-    its rows cost): cumulative deposits (net of chargebacks) and NGR in the deal's currency, the
-    CPA commission booked for them, and whether their first deposit still counts (pending or
-    approved). RevShare is earned per affiliate-month, not per player.
-
-    Raw 1/10,000 integers, converted once at the end (sums of a TypeDecorator are ambiguous)."""
-    c = conversions.c
-    amount = type_coerce(c.deal_amount, BigInteger)
-    theirs = (
-        (c.advertiser_id == players.c.advertiser_id)
-        & (c.player_id == players.c.player_id)
-        & c.status.in_(PAYABLE_STATUSES)
-    )
-    deposited = case((c.event.in_(DEPOSIT_EVENTS), amount), (c.event == "chargeback", -amount), else_=0)
-    ngr = case((c.event == "net_revenue", amount), else_=0)
-    cpa = type_coerce(commissions.c.amount, BigInteger)
-    ftd = conversions.alias("ftd")
-    return [
-        select(func.coalesce(func.sum(deposited), 0)).where(theirs).scalar_subquery().label("deposits"),
-        select(func.coalesce(func.sum(ngr), 0)).where(theirs).scalar_subquery().label("ngr"),
-        select(func.coalesce(func.sum(cpa), 0))
-        .where((commissions.c.player == players.c.id) & (commissions.c.kind == "cpa"))
-        .scalar_subquery()
-        .label("commission"),
-        case(
-            (
-                select(ftd.c.id)
-                .where((ftd.c.id == players.c.ftd_conversion_id) & ftd.c.status.in_(PAYABLE_STATUSES))
-                .exists(),
-                1,
-            ),
-            else_=0,
-        ).label("ftd"),
-        utc_month(_COHORT_AT).label("cohort"),
-    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,30 +156,70 @@ def _players_of(query: Select[Any], f: PlayerFilter) -> Select[Any]:
 
 
 async def player_values(db: Database, f: PlayerFilter, cursor: str | None, limit: int) -> paging.Page:
-    """What each player is worth (_player_values), in the deal's currency; oldest player first."""
-    query = _players_of(select(players, *_player_values()), f)
-    page = await paging.page(db, query, [paging.Key(players.c.id)], cursor, limit)
+    """Each player's worth, oldest player first. Correlated subqueries: an index lookup each, so a
+    page costs what its rows cost."""
+    theirs = (_C.advertiser_id == players.c.advertiser_id) & (_C.player_id == players.c.player_id) & _COUNTED
+    cpa = (commissions.c.player == players.c.id) & (commissions.c.kind == "cpa")
+    query = select(
+        players,
+        select(_DEPOSITS).where(theirs).scalar_subquery().label("deposits"),
+        select(_NGR).where(theirs).scalar_subquery().label("ngr"),
+        select(_CPA).where(cpa).scalar_subquery().label("commission"),
+        utc_month(_COHORT_AT).label("cohort"),
+    )
+    page = await paging.page(db, _players_of(query, f), [paging.Key(players.c.id)], cursor, limit)
     return replace(page, rows=[row | _in_money(row) for row in page.rows])
 
 
 async def cohorts(db: Database, f: PlayerFilter) -> list[dict[str, Any]]:
-    """Players grouped by registration month (first postback month when never registered)."""
-    each = _players_of(select(*_player_values()), f).subquery()
+    """Players' worth summed by cohort; a cohort's FTDs are its players whose first deposit still
+    counts (pending or approved). Per-player sums joined rather than player_values' correlated
+    subqueries: over 100,000 players with 4 conversions each, 1.5-2.0 s instead of 3.1-3.6 s on
+    PostgreSQL (SQLite: 1.2-1.4 s against 1.0-1.2 s)."""
+    sums = (
+        select(_C.advertiser_id, _C.player_id, _DEPOSITS.label("deposits"), _NGR.label("ngr"))
+        .where(_COUNTED & (_C.player_id != ""))
+        .group_by(_C.advertiser_id, _C.player_id)
+        .subquery()
+    )
+    cpa = (
+        select(commissions.c.player, _CPA.label("commission"))
+        .where(commissions.c.kind == "cpa")
+        .group_by(commissions.c.player)
+        .subquery()
+    )
+    ftd = conversions.alias("ftd")
+    joined = (
+        players.outerjoin(
+            sums,
+            (sums.c.advertiser_id == players.c.advertiser_id) & (sums.c.player_id == players.c.player_id),
+        )
+        .outerjoin(cpa, cpa.c.player == players.c.id)
+        .outerjoin(ftd, (ftd.c.id == players.c.ftd_conversion_id) & ftd.c.status.in_(PAYABLE_STATUSES))
+    )
+    each = select(
+        utc_month(_COHORT_AT).label("cohort"),
+        ftd.c.id.label("ftd"),
+        sums.c.deposits,
+        sums.c.ngr,
+        cpa.c.commission,
+    ).select_from(joined)
+    per_player = _players_of(each, f).subquery()
     query = (
         select(
-            each.c.cohort,
+            per_player.c.cohort,
             func.count().label("players"),
-            func.sum(each.c.ftd).label("ftds"),
-            func.sum(each.c.deposits).label("deposits"),
-            func.sum(each.c.ngr).label("ngr"),
-            func.sum(each.c.commission).label("commission"),
+            func.count(per_player.c.ftd).label("ftds"),
+            func.sum(per_player.c.deposits).label("deposits"),
+            func.sum(per_player.c.ngr).label("ngr"),
+            func.sum(per_player.c.commission).label("commission"),
         )
-        .group_by(each.c.cohort)
-        .order_by(each.c.cohort)
+        .group_by(per_player.c.cohort)
+        .order_by(per_player.c.cohort)
     )
     async with db.read() as conn:
         rows = (await conn.execute(query)).all()
-    return [dict(row._mapping) | {"ftds": int(row.ftds)} | _in_money(row._mapping) for row in rows]
+    return [dict(row._mapping) | _in_money(row._mapping) for row in rows]
 
 
 def _in_money(row: Mapping[Any, Any]) -> dict[str, Decimal]:
