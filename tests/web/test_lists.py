@@ -38,6 +38,7 @@ def walk(client: Client, path: str, limit: int, insert: Callable[[], object], **
         cursor = page["next_cursor"]
         if cursor is None:
             assert len(page["items"]) <= limit
+            assert len(rows) > limit, "one page only: nothing was inserted between pages"
             return rows
         assert len(page["items"]) == limit
         if len(rows) == limit:
