@@ -208,6 +208,10 @@ class Client:
         assert response.status_code < 300, response.text
         return response.json()
 
+    def items(self, path: str, **params: Any) -> list[Any]:
+        """A list's first page (`limit` rows at most: 100 unless told)."""
+        return list(self.api("GET", path, params=params)["items"])
+
     def click(self, code: str, **params: str) -> str:
         """Follow a tracking link; return the click ID from the offer URL it redirects to."""
         response = self.http.get(f"/c/{code}", params=params)

@@ -3,7 +3,7 @@
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -129,8 +129,17 @@ def fx_set(
 @fx_app.command("list")
 def fx_list() -> None:
     """Print the recorded exchange rates, newest first per pair."""
-    for r in asyncio.run(_with_db(load_settings(), lambda db: fx.list_rates(db))):
+    for r in asyncio.run(_with_db(load_settings(), _every_rate)):
         console.print(f"{r['day']}  {r['base']}→{r['quote']}  {r['rate']}")
+
+
+async def _every_rate(db: Database) -> list[dict[str, Any]]:
+    page = await fx.list_rates(db)
+    rows = page.rows
+    while page.next_cursor is not None:
+        page = await fx.list_rates(db, cursor=page.next_cursor)
+        rows += page.rows
+    return rows
 
 
 @app.command()

@@ -16,9 +16,9 @@ def test_every_api_call_needs_the_key(client: Client) -> None:
 
 
 def test_entities_are_created_and_listed(client: Client, world: World) -> None:
-    advertisers = client.api("GET", "/advertisers")
-    offers = client.api("GET", "/offers")
-    links = client.api("GET", "/links")
+    advertisers = client.items("/advertisers")
+    offers = client.items("/offers")
+    links = client.items("/links")
 
     assert [a["name"] for a in advertisers] == ["Northstar Gaming", "Southgate Bets"]
     assert advertisers[0]["postback_url"].endswith(f"&token={world.token}")

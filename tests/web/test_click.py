@@ -64,7 +64,7 @@ def test_unknown_link_is_a_404_page_with_its_reason(client: Client, world: World
 
 
 def test_paused_link_and_paused_offer_are_410(client: Client, world: World) -> None:
-    link = next(x for x in client.api("GET", "/links") if x["code"] == world.alice_casino)
+    link = next(x for x in client.items("/links") if x["code"] == world.alice_casino)
     client.api("PUT", f"/links/{link['id']}/status", json={"status": "paused"})
     client.api("PUT", f"/offers/{world.sportsbook['id']}/status", json={"status": "paused"})
 
@@ -81,7 +81,7 @@ def test_paused_link_and_paused_offer_are_410(client: Client, world: World) -> N
 
 
 def test_refused_clicks_are_counted_by_reason_and_code(client: Client, world: World) -> None:
-    link = next(x for x in client.api("GET", "/links") if x["code"] == world.bob_casino)
+    link = next(x for x in client.items("/links") if x["code"] == world.bob_casino)
     client.api("PUT", f"/links/{link['id']}/status", json={"status": "paused"})
     for _ in range(3):
         client.http.get("/c/broken-link")

@@ -60,7 +60,7 @@ def register(client: Client, world: World, link: str, player: str) -> str:
 
 
 def ledger(client: Client, **params: Any) -> list[dict[str, Any]]:
-    return list(client.api("GET", "/commissions", params=params))
+    return client.items("/commissions", **params)
 
 
 def statement(client: Client, affiliate: dict[str, Any], period: str = THIS_MONTH) -> dict[str, Any]:
@@ -87,7 +87,7 @@ def test_player_qualifies_for_cpa_through_later_events_naming_only_the_player(
     assert entry["affiliate_id"] == world.alice["id"]
     assert entry["conversion_id"] == ftd.json()["conversion_id"]
     assert "first deposit 25" in entry["detail"]
-    events = [c["event"] for c in client.api("GET", "/conversions")]
+    events = [c["event"] for c in client.items("/conversions")]
     assert sorted(events) == ["first_deposit", "qualified_cpa", "registration"]
     line = statement(client, world.alice)["lines"][0]
     assert (line["players"], line["ftds"], line["qualified_cpas"], line["cpa_earnings"]) == (
@@ -161,7 +161,7 @@ def test_rejected_ftd_reverses_the_cpa_with_a_visible_entry(client: Client, worl
     assert (original["status"], original["amount"]) == ("reversed", "100.00")
     assert (reversal["amount"], reversal["reverses_id"]) == ("-100.00", original["id"])
     assert reversal["conversion_id"] == reply.json()["conversion_id"]
-    qualified = next(c for c in client.api("GET", "/conversions") if c["event"] == "qualified_cpa")
+    qualified = next(c for c in client.items("/conversions") if c["event"] == "qualified_cpa")
     assert qualified["status"] == "rejected"
     assert [h["to_status"] for h in client.api("GET", f"/conversions/{qualified['id']}")["history"]] == [
         "approved",
@@ -205,7 +205,7 @@ def test_affiliate_deal_overrides_the_offer_default(client: Client, world: World
         f"/api/offers/{world.casino['id']}/deal", headers=client.auth, json={**CPA_100, "kind": "hybrid"}
     )
     assert incomplete.status_code == 422 and "needs revshare terms" in incomplete.text
-    deals = client.api("GET", f"/offers/{world.casino['id']}/deals")
+    deals = client.items(f"/offers/{world.casino['id']}/deals")
     assert [(d["affiliate_id"], d["cpa"]["amount"]) for d in deals] == [
         (None, "100"),
         (world.bob["id"], "150"),
@@ -308,7 +308,7 @@ def test_amounts_in_another_currency_need_a_dated_rate(client: Client, world: Wo
 
     assert (refused.status_code, refused.json()["reason"]) == (422, "missing_exchange_rate")
     assert "USD→EUR" in refused.json()["detail"]
-    (logged,) = client.api("GET", "/postbacks", params={"reason": "missing_exchange_rate"})
+    (logged,) = client.items("/postbacks", reason="missing_exchange_rate")
     assert logged["result"] == "rejected"
 
     today = datetime.now(UTC).date().isoformat()
@@ -392,7 +392,7 @@ def test_vertical_preset_gives_a_new_offer_its_deal(client: Client, world: World
     presets = {p["vertical"]: p for p in client.api("GET", "/presets")}
     offer = new_offer(client, world, "Northstar Poker", "GBP", vertical="poker")
 
-    (made,) = client.api("GET", f"/offers/{offer['id']}/deals")
+    (made,) = client.items(f"/offers/{offer['id']}/deals")
     assert (offer["vertical"], made["kind"], made["currency"]) == ("poker", "revshare", "GBP")
     assert made["revshare"] == presets["poker"]["revshare"]
     # Overriding one part keeps the rest of the preset.
@@ -449,7 +449,7 @@ def test_a_deal_refuses_cpa_amounts_finer_than_its_currency_pays(client: Client,
         ["body", "cpa", "geo_amounts", "GB"],
         "GBP amounts have 2 decimals: 110.005 is finer than 0.01",
     )
-    assert client.api("GET", f"/offers/{world.casino['id']}/deals") == []
+    assert client.items(f"/offers/{world.casino['id']}/deals") == []
 
 
 def test_statement_csv_is_escaped_and_player_value_adds_up(client: Client, world: World) -> None:
@@ -473,7 +473,7 @@ def test_statement_csv_is_escaped_and_player_value_adds_up(client: Client, world
         f'{offer["id"]},"\'=HYPERLINK(""http://evil"")",EUR,hybrid,1,1,1,0,70.00,-15.00,10,'
     )
     assert row.endswith(",70.00")
-    (player,) = client.api("GET", "/players", params={"affiliate_id": world.alice["id"]})
+    (player,) = client.items("/players", affiliate_id=world.alice["id"])
     assert (player["deposits"], player["ngr"], player["commission"], player["cohort"]) == (
         "100.00",
         "-15.00",
@@ -492,13 +492,13 @@ def test_money_is_shown_at_its_currencys_precision(client: Client, world: World)
     ftd = send(client, world, event="ftd", player_id="J-1", payout="12000.5", currency="JPY", txn_id="D-1")
 
     conversion = client.api("GET", f"/conversions/{ftd.json()['conversion_id']}")
-    registration = next(c for c in client.api("GET", "/conversions") if c["player_id"] == "E-1")
+    registration = next(c for c in client.items("/conversions") if c["player_id"] == "E-1")
     (entry,) = ledger(client)
     month = statement(client, world.alice)
     csv = client.http.get(
         f"/api/statements/{world.alice['id']}/{THIS_MONTH}", params={"format": "csv"}, headers=client.auth
     )
-    players = {p["player_id"]: p for p in client.api("GET", "/players")}
+    players = {p["player_id"]: p for p in client.items("/players")}
     cohorts = client.api("GET", "/players/cohorts")
 
     assert offer["payouts"] == {"registration": "100"}
@@ -552,7 +552,7 @@ def test_cpa_amount_follows_the_players_country(proxied: Client) -> None:
         proxied.flush()
         send(proxied, world, click_id=click_id, event="registration", player_id=player)
 
-    by_player = {p["player_id"]: p for p in proxied.api("GET", "/players")}
+    by_player = {p["player_id"]: p for p in proxied.items("/players")}
 
     assert {k: (p["country"], p["commission"]) for k, p in by_player.items()} == {
         "uk": ("GB", "180.00"),
@@ -623,3 +623,28 @@ def test_cpa_on_hold_is_approved_once_the_hold_has_passed(client: Client, world:
         ("-100.00", "approved"),
         ("100.00", "reversed"),
     ]
+
+
+def test_cohort_ftds_count_only_first_deposits_still_payable(client: Client, world: World) -> None:
+    deal(client, world.casino, CPA_100)
+    for player, status in (
+        ("C-1", "approved"),
+        ("C-2", "pending"),
+        ("C-3", "rejected"),
+        ("C-4", "cancelled"),
+    ):
+        register(client, world, world.alice_casino, player)
+        send(client, world, event="ftd", player_id=player, payout="30", txn_id="D-" + player)
+        if status != "approved":
+            send(client, world, event="ftd", player_id=player, txn_id="D-" + player, status=status)
+    register(client, world, world.alice_casino, "C-5")  # never deposited
+
+    (cohort,) = client.api("GET", "/players/cohorts")
+
+    # Only the approved and the pending first deposits count; so do only their amounts.
+    assert (cohort["cohort"], cohort["players"], cohort["ftds"], cohort["deposits"]) == (
+        THIS_MONTH,
+        5,
+        2,
+        "60.00",
+    )

@@ -53,7 +53,7 @@ def test_a_deposit_counts_by_when_it_was_made_not_when_it_was_reported(
     conversion = client.api("GET", f"/conversions/{ftd.json()['conversion_id']}")
     assert datetime.fromisoformat(conversion["event_at"]) == made
     assert datetime.fromisoformat(conversion["created_at"]) > NOW - timedelta(minutes=1)
-    (player,) = client.api("GET", "/players")
+    (player,) = client.items("/players")
     assert datetime.fromisoformat(player["registered_at"]) == registered
     assert datetime.fromisoformat(player["ftd_at"]) == made
     entries = ledger(client)
@@ -115,7 +115,7 @@ def test_an_earlier_deposit_reported_later_becomes_the_first_deposit(client: Cli
     )
 
     assert (later.json()["event"], earlier.json()["event"]) == ("first_deposit", "first_deposit")
-    events = {c["txn_id"]: c["event"] for c in client.api("GET", "/conversions") if c["txn_id"]}
+    events = {c["txn_id"]: c["event"] for c in client.items("/conversions") if c["txn_id"]}
     assert events == {"D1": "first_deposit", "D2": "deposit"}
     # The baseline is the real first deposit's: 60 ≥ 50 qualifies.
     (entry,) = ledger(client)
@@ -195,6 +195,6 @@ def test_an_event_time_that_cannot_be_right_is_refused_with_its_reason(
     reply = send(client, world, click_id=click_id, event="sale", txn_id="X", **stated)
 
     assert (reply.status_code, reply.json()["reason"]) == (422, reason)
-    (logged,) = client.api("GET", "/postbacks", params={"reason": reason})
+    (logged,) = client.items("/postbacks", **{"reason": reason})
     assert logged["detail"] == reply.json()["detail"]
-    assert client.api("GET", "/conversions") == []
+    assert client.items("/conversions") == []

@@ -47,7 +47,7 @@ def test_malformed_values_are_refused_with_a_reason(
     response = client.http.get("/postback", params=[*params, ("token", world.token)])
 
     assert_refused_cleanly(client, response.status_code, response.json())
-    assert client.api("GET", "/conversions") == []
+    assert client.items("/conversions") == []
 
 
 def test_each_malformed_input_has_its_reason(client: Client, world: World) -> None:
@@ -77,12 +77,12 @@ def test_each_malformed_input_has_its_reason(client: Client, world: World) -> No
             reason,
         ), params
     assert client.http.get("/postback?click_id=%ff%fe&token=x").json()["reason"] == ("invalid_characters")
-    assert client.api("GET", "/conversions") == []
-    assert len(client.api("GET", "/postbacks", params={"limit": 500})) == len(cases) + 1
+    assert client.items("/conversions") == []
+    assert len(client.items("/postbacks", limit=500)) == len(cases) + 1
 
 
 def test_head_request_records_nothing(client: Client, world: World) -> None:
     response = client.http.head("/postback", params={"event": "x"})
 
     assert response.status_code == 405
-    assert client.api("GET", "/postbacks") == []
+    assert client.items("/postbacks") == []

@@ -58,9 +58,9 @@ def test_each_refusal_reason_reaches_the_sender_and_the_log(
         assert reply_of(response) == (BY_CODE[code].http_status, "rejected", code), code
         assert response.json()["hint"] == BY_CODE[code].hint
 
-    log = client.api("GET", "/postbacks", params={"result": "rejected", "limit": 100})
+    log = client.items("/postbacks", result="rejected", limit=100)
     assert sorted(row["reason"] for row in log) == sorted(cases)
-    assert client.api("GET", "/conversions") == []
+    assert client.items("/conversions") == []
 
 
 def test_unknown_click_when_a_genuine_id_is_older_than_the_in_flight_window(
@@ -110,7 +110,7 @@ def test_duplicate_transaction_is_recorded_once(client: Client, world: World, cl
     assert reply_of(first) == (200, "accepted", None)
     assert reply_of(second) == (200, "duplicate", "duplicate")
     assert second.json()["conversion_id"] == first.json()["conversion_id"]
-    assert len(client.api("GET", "/conversions")) == 1
+    assert len(client.items("/conversions")) == 1
 
 
 def test_same_event_with_a_new_transaction_id_counts_again(
@@ -120,7 +120,7 @@ def test_same_event_with_a_new_transaction_id_counts_again(
         response = client.postback(click_id=click_id, event="deposit", txn_id=txn, token=world.token)
         assert reply_of(response) == (200, "accepted", None)
 
-    assert len(client.api("GET", "/conversions")) == 2
+    assert len(client.items("/conversions")) == 2
 
 
 def test_without_transaction_id_an_event_counts_once_per_click(
@@ -159,8 +159,8 @@ def test_fifty_concurrent_identical_postbacks_make_one_conversion(
     results = sorted(reply_of(r)[1] for r in responses)
     assert results == ["accepted"] + ["duplicate"] * 49
     assert len({r.json()["conversion_id"] for r in responses}) == 1
-    assert len(client.api("GET", "/conversions")) == 1
-    assert len(client.api("GET", "/postbacks", params={"limit": 100})) == 50
+    assert len(client.items("/conversions")) == 1
+    assert len(client.items("/postbacks", limit=100)) == 50
     report = client.report()
     assert report["totals"]["conversions"] == {"first_deposit": 1}
 
@@ -174,7 +174,7 @@ def test_status_changes_are_kept_as_history(client: Client, world: World, click_
     replies = [reply_of(send(s)) for s in ("pending", "approved", "approved", "rejected")]
 
     assert [r[1] for r in replies] == ["accepted", "updated", "duplicate", "updated"]
-    conversion = client.api("GET", "/conversions")[0]
+    conversion = client.items("/conversions")[0]
     assert conversion["status"] == "rejected"
     history = client.api("GET", f"/conversions/{conversion['id']}")["history"]
     assert [(h["from_status"], h["to_status"]) for h in history] == [
@@ -222,7 +222,7 @@ def test_huge_body_is_refused_without_reading_it(client: Client, world: World) -
     response = client.http.post("/postback", content=b"a=" + b"x" * 100_000)
 
     assert reply_of(response) == (413, "rejected", "body_too_large")
-    assert client.api("GET", "/postbacks")[0]["reason"] == "body_too_large"
+    assert client.items("/postbacks")[0]["reason"] == "body_too_large"
 
 
 def test_postback_before_its_click_is_flushed_is_attributed(client: Client, world: World) -> None:
@@ -265,7 +265,7 @@ def test_log_filters_by_advertiser_outcome_reason_and_time(
     client.postback(click_id=click_id, event="registration", token=world.southgate["token"])
 
     def count(**params: object) -> int:
-        return len(client.api("GET", "/postbacks", params=params))
+        return len(client.items("/postbacks", **params))
 
     assert count(advertiser_id=world.northstar["id"]) == 3
     assert count(advertiser_id=world.southgate["id"]) == 1
@@ -275,7 +275,7 @@ def test_log_filters_by_advertiser_outcome_reason_and_time(
     assert count(since="2099-01-01T00:00:00Z") == 0
     assert count(until="2099-01-01T00:00:00Z") == 4
     assert count(click_id=click_id) == 4
-    entry = client.api("GET", "/postbacks", params={"result": "accepted"})[0]
+    entry = client.items("/postbacks", result="accepted")[0]
     assert "event=registration" in entry["query"]
     assert entry["conversion_id"] is not None
 
@@ -301,4 +301,4 @@ def test_postback_is_answered_503_when_the_database_cannot_record_it(
     client.node.call(unreachable.close)
 
     assert (outcome.http_status, outcome.body()["reason"]) == (503, "storage_unavailable")
-    assert client.api("GET", "/conversions") == []
+    assert client.items("/conversions") == []

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Table, select, update
 from sqlalchemy.exc import IntegrityError
 
+from clickback.store import paging
 from clickback.store.catalog import bump_version
 from clickback.store.db import Database
 from clickback.store.tables import advertisers, affiliates, links, offers
@@ -111,6 +112,16 @@ async def list_all(db: Database, kind: str) -> list[dict[str, Any]]:
     async with db.read() as conn:
         rows = (await conn.execute(select(table).order_by(table.c.id))).all()
     return [dict(r._mapping) for r in rows]
+
+
+async def list_page(
+    db: Database, kind: str, filters: Mapping[str, object], cursor: str | None, limit: int
+) -> paging.Page:
+    """A page of one kind, oldest first; `filters` maps its column names (status, advertiser_id,
+    affiliate_id, offer_id) to the values wanted."""
+    table = TABLES[kind]
+    query = paging.equal(select(table), {table.c[name]: value for name, value in filters.items()})
+    return await paging.page(db, query, [paging.Key(table.c.id)], cursor, limit)
 
 
 async def set_status(db: Database, kind: str, item_id: int, status: str) -> dict[str, Any]:

@@ -9,11 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Table, create_engine, event, make_url, text
+from sqlalchemy import Engine, String, Table, create_engine, event, func, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.functions import FunctionElement
 
 SQLITE_BUSY_MS = 10_000
 T = TypeVar("T")
@@ -115,6 +118,25 @@ class Database:
             engine = self.sync_engine
             await asyncio.get_running_loop().run_in_executor(self.executor, engine.dispose)
             self.executor.shutdown()
+
+
+class utc_month(FunctionElement[str]):
+    """The month ('YYYY-MM') of a stored UTC time: SQLite keeps UTC text, PostgreSQL a timestamptz
+    shown in the session's time zone, hence AT TIME ZONE."""
+
+    type = String()
+    name = "utc_month"
+    inherit_cache = True
+
+
+@compiles(utc_month, "sqlite")
+def _utc_month_sqlite(element: utc_month, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(func.strftime("%Y-%m", *element.clauses), **kw)
+
+
+@compiles(utc_month, "postgresql")
+def _utc_month_postgresql(element: utc_month, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(func.to_char(func.timezone("UTC", *element.clauses), "YYYY-MM"), **kw)
 
 
 def _dialect_module(name: str) -> Any:

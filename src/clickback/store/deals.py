@@ -9,6 +9,7 @@ from sqlalchemy import delete, select
 from clickback.core.commission import Deal
 from clickback.core.lifecycle import Status
 from clickback.core.model import EVERY_AFFILIATE
+from clickback.store import paging
 from clickback.store.catalog import bump_version, deal_from_row, terms_to_json
 from clickback.store.db import Database
 from clickback.store.tables import advertiser_names, deals
@@ -45,12 +46,10 @@ async def deal_in_force(db: Database, offer_id: int, affiliate_id: int) -> Deal 
     return None if row is None else deal_from_row(row.kind, row.currency, row.terms)
 
 
-async def list_deals(db: Database, offer_id: int | None = None) -> list[dict[str, Any]]:
-    query = select(deals).order_by(deals.c.offer_id, deals.c.affiliate_id)
-    if offer_id is not None:
-        query = query.where(deals.c.offer_id == offer_id)
-    async with db.read() as conn:
-        return [dict(r._mapping) for r in (await conn.execute(query)).all()]
+async def list_deals(db: Database, offer_id: int, cursor: str | None, limit: int) -> paging.Page:
+    """The offer's deals: its default (affiliate 0) first, then affiliates' own."""
+    query = select(deals).where(deals.c.offer_id == offer_id)
+    return await paging.page(db, query, [paging.Key(deals.c.affiliate_id)], cursor, limit)
 
 
 async def put_names(

@@ -1,11 +1,15 @@
 """Dated exchange rates, maintained through the API and the CLI."""
 
+from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, case, select
 
+from clickback.core.limits import MAX_PAGE_SIZE
+from clickback.core.spans import Span
+from clickback.store import paging
 from clickback.store.db import Database
 from clickback.store.tables import fx_rates
 
@@ -21,15 +25,26 @@ async def put_rate(
     return {"base": base, "quote": quote, "day": day, "rate": rate}
 
 
-async def list_rates(db: Database, base: str | None = None, quote: str | None = None) -> list[dict[str, Any]]:
-    query = select(fx_rates).order_by(fx_rates.c.base, fx_rates.c.quote, fx_rates.c.day.desc())
-    if base:
-        query = query.where(fx_rates.c.base == base)
-    if quote:
-        query = query.where(fx_rates.c.quote == quote)
-    async with db.read() as conn:
-        rows = (await conn.execute(query.limit(1000))).all()
-    return [{"base": r.base, "quote": r.quote, "day": r.day, "rate": Decimal(r.rate)} for r in rows]
+_EVERY_DAY: Span[date] = Span()
+# Per pair, the newest rate first.
+_ORDER = (
+    paging.text_key(fx_rates.c.base),
+    paging.text_key(fx_rates.c.quote),
+    paging.day_key(fx_rates.c.day, descending=True),
+)
+
+
+async def list_rates(
+    db: Database,
+    base: str | None = None,
+    quote: str | None = None,
+    days: Span[date] = _EVERY_DAY,
+    cursor: str | None = None,
+    limit: int = MAX_PAGE_SIZE,
+) -> paging.Page:
+    query = paging.equal(select(fx_rates), {fx_rates.c.base: base, fx_rates.c.quote: quote})
+    page = await paging.page(db, paging.within(query, fx_rates.c.day, days), _ORDER, cursor, limit)
+    return replace(page, rows=[row | {"rate": Decimal(row["rate"])} for row in page.rows])
 
 
 def rate_on(conn: Connection, base: str, quote: str, day: date) -> Decimal | None:

@@ -2,6 +2,7 @@
 RevShare months they sum to. What to book is decided in service/commissions.py.
 """
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 from sqlalchemy import Connection, Row, func, select, update
 
 from clickback.core.commission import EntryKind, EntryStatus, RevSharePeriod, period_bounds, period_of
+from clickback.core.spans import Span
+from clickback.store import paging
 from clickback.store.db import Database
 from clickback.store.tables import PAYABLE_STATUSES, commissions, conversions, revshare_periods
 
@@ -172,15 +175,29 @@ def append(conn: Connection, now: datetime, *, detail: str, **entry: Any) -> Non
     conn.execute(commissions.insert().values(**entry, detail=detail[:512], created_at=now, updated_at=now))
 
 
-async def entries(
-    db: Database, affiliate_id: int | None, period: str | None, player: int | None, limit: int
-) -> list[dict[str, Any]]:
-    query = select(commissions).order_by(commissions.c.id.desc()).limit(limit)
-    if affiliate_id is not None:
-        query = query.where(commissions.c.affiliate_id == affiliate_id)
-    if period is not None:
-        query = query.where(commissions.c.period == period)
-    if player is not None:
-        query = query.where(commissions.c.player == player)
-    async with db.read() as conn:
-        return [dict(r._mapping) for r in (await conn.execute(query)).all()]
+@dataclass(frozen=True, slots=True)
+class EntryFilter:
+    affiliate_id: int | None = None
+    offer_id: int | None = None
+    player: int | None = None
+    conversion_id: int | None = None
+    kind: str | None = None
+    status: str | None = None
+    period: str | None = None
+    span: Span[datetime] = field(default_factory=Span)  # of created_at
+
+
+async def entries(db: Database, f: EntryFilter, cursor: str | None, limit: int) -> paging.Page:
+    """The ledger, newest first."""
+    c = commissions.c
+    wanted = {
+        c.affiliate_id: f.affiliate_id,
+        c.offer_id: f.offer_id,
+        c.player: f.player,
+        c.conversion_id: f.conversion_id,
+        c.kind: f.kind,
+        c.status: f.status,
+        c.period: f.period,
+    }
+    query = paging.within(paging.equal(select(commissions), wanted), c.created_at, f.span)
+    return await paging.page(db, query, [paging.Key(c.id, descending=True)], cursor, limit)

@@ -1,13 +1,18 @@
 """Reading the postback log and the conversions it produced."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
+from clickback.core.spans import Span
+from clickback.store import paging
 from clickback.store.db import Database
 from clickback.store.tables import conversion_history, conversions, postbacks
+
+# The time `from` and `to` select conversions by: when the event happened (as reports do).
+CONVERSION_TIME = conversions.c.event_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,32 +20,19 @@ class LogFilter:
     advertiser_id: int | None = None
     result: str | None = None
     reason: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
     click_id: str | None = None
-    before_id: int | None = None
-    limit: int = 100
+    received: Span[datetime] = field(default_factory=Span)
 
 
-async def list_postbacks(db: Database, f: LogFilter) -> list[dict[str, Any]]:
+async def list_postbacks(db: Database, f: LogFilter, cursor: str | None, limit: int) -> paging.Page:
+    """The log, newest first."""
     c = postbacks.c
-    stmt = select(postbacks).order_by(c.id.desc()).limit(f.limit)
-    for column, value in (
-        (c.advertiser_id, f.advertiser_id),
-        (c.result, f.result),
-        (c.reason, f.reason),
-        (c.click_id, f.click_id),
-    ):
-        if value is not None:
-            stmt = stmt.where(column == value)
-    if f.since is not None:
-        stmt = stmt.where(c.received_at >= f.since)
-    if f.until is not None:
-        stmt = stmt.where(c.received_at < f.until)
-    if f.before_id is not None:
-        stmt = stmt.where(c.id < f.before_id)
-    async with db.read() as conn:
-        return [dict(r._mapping) for r in (await conn.execute(stmt)).all()]
+    query = paging.equal(
+        select(postbacks),
+        {c.advertiser_id: f.advertiser_id, c.result: f.result, c.reason: f.reason, c.click_id: f.click_id},
+    )
+    query = paging.within(query, c.received_at, f.received)
+    return await paging.page(db, query, [paging.Key(c.id, descending=True)], cursor, limit)
 
 
 async def get_conversion(db: Database, conversion_id: int) -> dict[str, Any] | None:
@@ -58,11 +50,35 @@ async def get_conversion(db: Database, conversion_id: int) -> dict[str, Any] | N
     return {**row._mapping, "history": [dict(h._mapping) for h in history]}
 
 
-async def list_conversions(
-    db: Database, *, click_id: str | None = None, limit: int = 100
-) -> list[dict[str, Any]]:
-    stmt = select(conversions).order_by(conversions.c.id.desc()).limit(limit)
-    if click_id is not None:
-        stmt = stmt.where(conversions.c.click_id == click_id)
-    async with db.read() as conn:
-        return [dict(r._mapping) for r in (await conn.execute(stmt)).all()]
+@dataclass(frozen=True, slots=True)
+class ConversionFilter:
+    click_id: str | None = None
+    advertiser_id: int | None = None
+    affiliate_id: int | None = None
+    offer_id: int | None = None
+    link_id: int | None = None
+    event: str | None = None
+    status: str | None = None
+    player_id: str | None = None
+    txn_id: str | None = None
+    sub1: str | None = None
+    span: Span[datetime] = field(default_factory=Span)  # of CONVERSION_TIME
+
+
+async def list_conversions(db: Database, f: ConversionFilter, cursor: str | None, limit: int) -> paging.Page:
+    """Conversions, newest first."""
+    c = conversions.c
+    wanted = {
+        c.click_id: f.click_id,
+        c.advertiser_id: f.advertiser_id,
+        c.affiliate_id: f.affiliate_id,
+        c.offer_id: f.offer_id,
+        c.link_id: f.link_id,
+        c.event: f.event,
+        c.status: f.status,
+        c.player_id: f.player_id,
+        c.txn_id: f.txn_id,
+        c.sub1: f.sub1,
+    }
+    query = paging.within(paging.equal(select(conversions), wanted), CONVERSION_TIME, f.span)
+    return await paging.page(db, query, [paging.Key(c.id, descending=True)], cursor, limit)

@@ -2,19 +2,24 @@
 
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, case, func, select, type_coerce
+from sqlalchemy import BigInteger, Select, case, func, select, type_coerce
 
-from clickback.core.commission import DEPOSIT_EVENTS, Deal, DealKind, period_bounds, period_of
+from clickback.core.commission import DEPOSIT_EVENTS, Deal, DealKind, period_bounds
+from clickback.core.spans import Span
 from clickback.core.statements import StatementLine
-from clickback.store.db import Database
+from clickback.store import paging
+from clickback.store.db import Database, utc_month
 from clickback.store.tables import (
     MONEY_SCALE,
     PAYABLE_STATUSES,
     commissions,
     conversions,
+    deals,
     offers,
     players,
     revshare_periods,
@@ -158,94 +163,131 @@ def _terms_percent(deal: Deal | None) -> Decimal | None:
     return deal.revshare.percent if deal is not None and deal.revshare is not None else ZERO
 
 
-async def player_values(
-    db: Database, affiliate_id: int | None, offer_id: int | None, limit: int
-) -> list[dict[str, Any]]:
-    """Per player: cumulative deposits (net of chargebacks) and NGR in the deal's currency, and the
-    CPA commission booked for them. RevShare is earned per affiliate-month, not per player."""
-    # Raw 1/10,000 integers, converted once at the end (sums of a TypeDecorator are ambiguous).
-    amount = type_coerce(conversions.c.deal_amount, BigInteger)
+# What a player is worth: cumulative deposits (net of chargebacks) and NGR in the deal's currency,
+# from their pending and approved conversions, and the CPA commission booked for them. RevShare is
+# earned per affiliate-month, not per player. Sums of raw 1/10,000 integers, converted once at
+# the end (sums of a TypeDecorator are ambiguous).
+_C = conversions.c
+_AMOUNT = type_coerce(_C.deal_amount, BigInteger)
+_COUNTED = _C.status.in_(PAYABLE_STATUSES)
+_DEPOSITS = func.coalesce(
+    func.sum(case((_C.event.in_(DEPOSIT_EVENTS), _AMOUNT), (_C.event == "chargeback", -_AMOUNT), else_=0)), 0
+)
+_NGR = func.coalesce(func.sum(case((_C.event == "net_revenue", _AMOUNT), else_=0)), 0)
+_CPA = func.coalesce(func.sum(type_coerce(commissions.c.amount, BigInteger)), 0)
+# A player's cohort: the month they registered, else the month of their first postback.
+_COHORT_AT = func.coalesce(players.c.registered_at, players.c.first_seen_at)
+# The currency of the player's values: that of the deal in force for their offer and affiliate (the
+# affiliate's own deal, else the offer's default), as in the catalog. None without a deal.
+_OWN_DEAL, _DEFAULT_DEAL = deals.alias("own_deal"), deals.alias("default_deal")
+_WITH_DEALS = players.outerjoin(
+    _OWN_DEAL,
+    (_OWN_DEAL.c.offer_id == players.c.offer_id) & (_OWN_DEAL.c.affiliate_id == players.c.affiliate_id),
+).outerjoin(
+    _DEFAULT_DEAL, (_DEFAULT_DEAL.c.offer_id == players.c.offer_id) & (_DEFAULT_DEAL.c.affiliate_id == 0)
+)
+_CURRENCY = func.coalesce(_OWN_DEAL.c.currency, _DEFAULT_DEAL.c.currency)
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerFilter:
+    advertiser_id: int | None = None
+    affiliate_id: int | None = None
+    offer_id: int | None = None
+    player_id: str | None = None
+    country: str | None = None
+    cohort: str | None = None
+    qualified: bool | None = None
+    span: Span[datetime] = field(default_factory=Span)  # of first_seen_at
+
+
+def _players_of(query: Select[Any], f: PlayerFilter) -> Select[Any]:
+    p = players.c
+    wanted = {
+        p.advertiser_id: f.advertiser_id,
+        p.affiliate_id: f.affiliate_id,
+        p.offer_id: f.offer_id,
+        p.player_id: f.player_id,
+        p.country: f.country,
+    }
+    query = paging.within(paging.equal(query, wanted), p.first_seen_at, f.span)
+    if f.cohort is not None:
+        query = paging.within(query, _COHORT_AT, Span(*period_bounds(f.cohort)))
+    if f.qualified is not None:
+        query = query.where(p.qualified_at.is_not(None) if f.qualified else p.qualified_at.is_(None))
+    return query
+
+
+async def player_values(db: Database, f: PlayerFilter, cursor: str | None, limit: int) -> paging.Page:
+    """Each player's worth, oldest player first. Correlated subqueries: an index lookup each, so a
+    page costs what its rows cost."""
+    theirs = (_C.advertiser_id == players.c.advertiser_id) & (_C.player_id == players.c.player_id) & _COUNTED
+    cpa = (commissions.c.player == players.c.id) & (commissions.c.kind == "cpa")
+    query = select(
+        players,
+        select(_DEPOSITS).where(theirs).scalar_subquery().label("deposits"),
+        select(_NGR).where(theirs).scalar_subquery().label("ngr"),
+        select(_CPA).where(cpa).scalar_subquery().label("commission"),
+        utc_month(_COHORT_AT).label("cohort"),
+        _CURRENCY.label("currency"),
+    ).select_from(_WITH_DEALS)
+    page = await paging.page(db, _players_of(query, f), [paging.Key(players.c.id)], cursor, limit)
+    return replace(page, rows=[row | _in_money(row) for row in page.rows])
+
+
+async def cohorts(db: Database, f: PlayerFilter) -> list[dict[str, Any]]:
+    """Players' worth summed by cohort; a cohort's FTDs are its players whose first deposit still
+    counts (pending or approved); one row per cohort and currency, as amounts in different
+    currencies are never added. Per-player sums joined rather than player_values' correlated
+    subqueries: over 100,000 players with 4 conversions each, 1.5-2.0 s instead of 3.1-3.6 s on
+    PostgreSQL (SQLite: 1.2-1.4 s against 1.0-1.2 s)."""
     sums = (
-        select(
-            conversions.c.advertiser_id,
-            conversions.c.player_id,
-            func.coalesce(
-                func.sum(case((conversions.c.event.in_(DEPOSIT_EVENTS), amount), else_=0))
-                - func.sum(case((conversions.c.event == "chargeback", amount), else_=0)),
-                0,
-            ).label("deposits"),
-            func.coalesce(func.sum(case((conversions.c.event == "net_revenue", amount), else_=0)), 0).label(
-                "ngr"
-            ),
-        )
-        .where(conversions.c.status.in_(PAYABLE_STATUSES) & (conversions.c.player_id != ""))
-        .group_by(conversions.c.advertiser_id, conversions.c.player_id)
+        select(_C.advertiser_id, _C.player_id, _DEPOSITS.label("deposits"), _NGR.label("ngr"))
+        .where(_COUNTED & (_C.player_id != ""))
+        .group_by(_C.advertiser_id, _C.player_id)
         .subquery()
     )
     cpa = (
-        select(
-            commissions.c.player, func.sum(type_coerce(commissions.c.amount, BigInteger)).label("commission")
-        )
+        select(commissions.c.player, _CPA.label("commission"))
         .where(commissions.c.kind == "cpa")
         .group_by(commissions.c.player)
         .subquery()
     )
-    query = (
-        select(
-            players,
-            sums.c.deposits,
-            sums.c.ngr,
-            func.coalesce(cpa.c.commission, 0).label("commission"),
-        )
-        .outerjoin(
+    ftd = conversions.alias("ftd")
+    joined = (
+        _WITH_DEALS.outerjoin(
             sums,
             (sums.c.advertiser_id == players.c.advertiser_id) & (sums.c.player_id == players.c.player_id),
         )
         .outerjoin(cpa, cpa.c.player == players.c.id)
-        .order_by(players.c.id)
-        .limit(limit)
+        .outerjoin(ftd, (ftd.c.id == players.c.ftd_conversion_id) & ftd.c.status.in_(PAYABLE_STATUSES))
     )
-    if affiliate_id is not None:
-        query = query.where(players.c.affiliate_id == affiliate_id)
-    if offer_id is not None:
-        query = query.where(players.c.offer_id == offer_id)
+    each = select(
+        utc_month(_COHORT_AT).label("cohort"),
+        _CURRENCY.label("currency"),
+        ftd.c.id.label("ftd"),
+        sums.c.deposits,
+        sums.c.ngr,
+        cpa.c.commission,
+    ).select_from(joined)
+    per_player = _players_of(each, f).subquery()
+    query = (
+        select(
+            per_player.c.cohort,
+            per_player.c.currency,
+            func.count().label("players"),
+            func.count(per_player.c.ftd).label("ftds"),
+            func.sum(per_player.c.deposits).label("deposits"),
+            func.sum(per_player.c.ngr).label("ngr"),
+            func.sum(per_player.c.commission).label("commission"),
+        )
+        .group_by(per_player.c.cohort, per_player.c.currency)
+        .order_by(per_player.c.cohort, func.coalesce(per_player.c.currency, ""))
+    )
     async with db.read() as conn:
         rows = (await conn.execute(query)).all()
-    return [
-        dict(row._mapping)
-        | {
-            "deposits": _money(row.deposits),
-            "ngr": _money(row.ngr),
-            "commission": _money(row.commission),
-            "cohort": period_of(row.registered_at or row.first_seen_at),
-        }
-        for row in rows
-    ]
+    return [dict(row._mapping) | _in_money(row._mapping) for row in rows]
 
 
-def _money(raw: Any) -> Decimal:
-    return Decimal(raw or 0) / MONEY_SCALE
-
-
-def cohorts(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Players grouped by registration month (first postback month when never registered) and
-    by the `currency` of their values: amounts in different currencies are never added."""
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
-    for v in values:
-        g = groups.setdefault(
-            (v["cohort"], v["currency"] or ""),
-            {
-                "cohort": v["cohort"],
-                "currency": v["currency"],
-                "players": 0,
-                "ftds": 0,
-                "deposits": ZERO,
-                "ngr": ZERO,
-                "commission": ZERO,
-            },
-        )
-        g["players"] += 1
-        g["ftds"] += v["ftd_at"] is not None
-        for key in ("deposits", "ngr", "commission"):
-            g[key] += v[key]
-    return [groups[k] for k in sorted(groups)]
+def _in_money(row: Mapping[Any, Any]) -> dict[str, Decimal]:
+    return {key: Decimal(row[key] or 0) / MONEY_SCALE for key in ("deposits", "ngr", "commission")}

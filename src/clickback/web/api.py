@@ -4,10 +4,11 @@ import hmac
 import json
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import date, datetime
-from typing import Annotated, Any, Literal, NoReturn
+from datetime import date
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -17,20 +18,20 @@ from clickback.core.deals import DealChange, DealProblem, changed_deal
 from clickback.core.events import STANDARD_EVENTS
 from clickback.core.lifecycle import Status
 from clickback.core.model import EVERY_AFFILIATE
-from clickback.core.outcome import Result
-from clickback.core.reasons import BY_CODE, Reason
+from clickback.core.reasons import Reason
 from clickback.core.reporting import DATE_BASIS, DIMENSIONS, ReportRow
+from clickback.core.spans import Span
 from clickback.core.statements import statement_csv, totals
 from clickback.core.verticals import PRESETS, Vertical, preset_deal
 from clickback.service.runtime import Runtime, utcnow
-from clickback.store import admin, deals, fx, ledger, postback_log, reports, statements
+from clickback.store import admin, deals, fx, ledger, paging, postback_log, reports, statements
 from clickback.store.catalog import deal_from_row
 from clickback.web import schemas as s
 
 MAX_REPORT_DAYS = 400
-MAX_COHORT_PLAYERS = 100_000
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <CLICKBACK_API_KEY>")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False)
+T = TypeVar("T")
 
 
 def create_api(runtime: Runtime) -> FastAPI:
@@ -60,6 +61,12 @@ def create_api(runtime: Runtime) -> FastAPI:
     async def not_found(request: Request, exc: admin.NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
+    @api.exception_handler(paging.BadCursor)
+    async def bad_cursor(request: Request, exc: paging.BadCursor) -> JSONResponse:
+        message = f"{exc}: give the next_cursor of a page of this list"
+        error = RequestValidationError([{"loc": ("query", "cursor"), "msg": message, "type": "value_error"}])
+        return await request_validation_exception_handler(request, error)
+
     async def changed(result: dict[str, Any]) -> dict[str, Any]:
         # This process sees its own change at once; others within catalog_refresh_seconds.
         await runtime.catalog.reload()
@@ -77,27 +84,16 @@ def create_api(runtime: Runtime) -> FastAPI:
     def link_out(row: dict[str, Any]) -> s.LinkOut:
         return s.LinkOut(**row, url=f"{public}/c/{row['code']}")
 
-    def deal_currency(offer_id: int | None, affiliate_id: int | None) -> str | None:
-        """The currency of the deal in force: deal amounts (converted deposits, NGR) are in it."""
-        if offer_id is None or affiliate_id is None:
-            return None
-        deal = runtime.catalog.current.deal_for(offer_id, affiliate_id)
-        return deal.currency if deal else None
-
-    async def player_values(
-        affiliate_id: int | None, offer_id: int | None, limit: int
-    ) -> list[dict[str, Any]]:
-        rows = await statements.player_values(db, affiliate_id, offer_id, limit)
-        return [r | {"currency": deal_currency(r["offer_id"], r["affiliate_id"])} for r in rows]
-
     # --- advertisers -------------------------------------------------------------------------
     @api.post("/advertisers", status_code=201, tags=["advertisers"])
     async def create_advertiser(body: s.AdvertiserIn) -> s.AdvertiserOut:
         return advertiser_out(await changed(await admin.create_advertiser(db, body.name, utcnow())))
 
     @api.get("/advertisers", tags=["advertisers"])
-    async def list_advertisers() -> list[s.AdvertiserOut]:
-        return [advertiser_out(r) for r in await admin.list_all(db, "advertisers")]
+    async def list_advertisers(q: Annotated[s.CatalogQuery, Query()]) -> s.Page[s.AdvertiserOut]:
+        """Oldest first."""
+        page = await admin.list_page(db, "advertisers", q.values(), q.cursor, q.limit)
+        return page_out(page, advertiser_out)
 
     @api.get("/advertisers/{item_id}", tags=["advertisers"])
     async def get_advertiser(item_id: s.Id) -> s.AdvertiserOut:
@@ -124,8 +120,9 @@ def create_api(runtime: Runtime) -> FastAPI:
         return offer_out(await changed(row))
 
     @api.get("/offers", tags=["offers"])
-    async def list_offers() -> list[s.OfferOut]:
-        return [offer_out(r) for r in await admin.list_all(db, "offers")]
+    async def list_offers(q: Annotated[s.OffersQuery, Query()]) -> s.Page[s.OfferOut]:
+        """Oldest first."""
+        return page_out(await admin.list_page(db, "offers", q.values(), q.cursor, q.limit), offer_out)
 
     @api.get("/offers/{item_id}", tags=["offers"])
     async def get_offer(item_id: s.Id) -> s.OfferOut:
@@ -137,8 +134,10 @@ def create_api(runtime: Runtime) -> FastAPI:
         return s.AffiliateOut(**await changed(await admin.create_affiliate(db, body.name, utcnow())))
 
     @api.get("/affiliates", tags=["affiliates"])
-    async def list_affiliates() -> list[s.AffiliateOut]:
-        return [s.AffiliateOut(**r) for r in await admin.list_all(db, "affiliates")]
+    async def list_affiliates(q: Annotated[s.CatalogQuery, Query()]) -> s.Page[s.AffiliateOut]:
+        """Oldest first."""
+        page = await admin.list_page(db, "affiliates", q.values(), q.cursor, q.limit)
+        return page_out(page, s.AffiliateOut.model_validate)
 
     @api.get("/affiliates/{item_id}", tags=["affiliates"])
     async def get_affiliate(item_id: s.Id) -> s.AffiliateOut:
@@ -157,8 +156,9 @@ def create_api(runtime: Runtime) -> FastAPI:
         return link_out(await changed(row))
 
     @api.get("/links", tags=["links"])
-    async def list_links() -> list[s.LinkOut]:
-        return [link_out(r) for r in await admin.list_all(db, "links")]
+    async def list_links(q: Annotated[s.LinksQuery, Query()]) -> s.Page[s.LinkOut]:
+        """Oldest first."""
+        return page_out(await admin.list_page(db, "links", q.values(), q.cursor, q.limit), link_out)
 
     @api.get("/links/{item_id}", tags=["links"])
     async def get_link(item_id: s.Id) -> s.LinkOut:
@@ -185,37 +185,21 @@ def create_api(runtime: Runtime) -> FastAPI:
 
     # --- postback log, conversions -----------------------------------------------------------
     @api.get("/postbacks", tags=["postback log"])
-    async def list_postbacks(
-        advertiser_id: s.Id | None = None,
-        result: Result | None = None,
-        reason: Annotated[str | None, Query(max_length=32)] = None,
-        click_id: Annotated[str | None, Query(max_length=64, pattern=s.PRINTABLE)] = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        before_id: s.Id | None = None,
-        limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    ) -> list[s.PostbackLogOut]:
-        if reason is not None and reason not in BY_CODE:
-            invalid(("query", "reason"), f"unknown code {reason!r}; see GET /api/reasons")
-        f = postback_log.LogFilter(
-            advertiser_id,
-            result.value if result else None,
-            reason,
-            since,
-            until,
-            click_id,
-            before_id,
-            limit,
-        )
-        return [s.PostbackLogOut(**r) for r in await postback_log.list_postbacks(db, f)]
+    async def list_postbacks(q: Annotated[s.PostbacksQuery, Query()]) -> s.Page[s.PostbackLogOut]:
+        """Every postback received, newest first."""
+        f = postback_log.LogFilter(**q.values(), received=Span(q.since, q.until))
+        page = await postback_log.list_postbacks(db, f, q.cursor, q.limit)
+        return page_out(page, s.PostbackLogOut.model_validate)
 
-    @api.get("/conversions", tags=["conversions"])
-    async def list_conversions(
-        click_id: Annotated[str | None, Query(max_length=64, pattern=s.PRINTABLE)] = None,
-        limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    ) -> list[s.ConversionOut]:
-        rows = await postback_log.list_conversions(db, click_id=click_id, limit=limit)
-        return [s.ConversionOut(**r) for r in rows]
+    @api.get(
+        "/conversions",
+        tags=["conversions"],
+        description=f"Newest first; `from` and `to` select by {postback_log.CONVERSION_TIME.name}.",
+    )
+    async def list_conversions(q: Annotated[s.ConversionsQuery, Query()]) -> s.Page[s.ConversionOut]:
+        f = postback_log.ConversionFilter(**q.values(), span=q.span())
+        page = await postback_log.list_conversions(db, f, q.cursor, q.limit)
+        return page_out(page, s.ConversionOut.model_validate)
 
     @api.get("/conversions/{conversion_id}", tags=["conversions"])
     async def get_conversion(conversion_id: s.Id) -> s.ConversionOut:
@@ -300,9 +284,10 @@ def create_api(runtime: Runtime) -> FastAPI:
         return await put_deal(item_id, affiliate_id, body)
 
     @api.get("/offers/{item_id}/deals", tags=["deals"])
-    async def list_offer_deals(item_id: s.Id) -> list[s.DealOut]:
+    async def list_offer_deals(item_id: s.Id, q: Annotated[s.Paged, Query()]) -> s.Page[s.DealOut]:
+        """The offer's default deal first, then affiliates' own, by affiliate id."""
         await admin.get(db, "offers", item_id)
-        return [deal_out(r) for r in await deals.list_deals(db, item_id)]
+        return page_out(await deals.list_deals(db, item_id, q.cursor, q.limit), deal_out)
 
     @api.put("/advertisers/{item_id}/names", tags=["advertisers"])
     async def put_names(item_id: s.Id, body: s.NamesIn) -> s.NamesIn:
@@ -333,23 +318,18 @@ def create_api(runtime: Runtime) -> FastAPI:
         return s.FxRateOut(**await fx.put_rate(db, body.base, body.quote, body.day, body.rate, utcnow()))
 
     @api.get("/fx-rates", tags=["exchange rates"])
-    async def list_fx_rates(
-        base: Annotated[str | None, Query(pattern="^[A-Z]{3}$")] = None,
-        quote: Annotated[str | None, Query(pattern="^[A-Z]{3}$")] = None,
-    ) -> list[s.FxRateOut]:
-        return [s.FxRateOut(**r) for r in await fx.list_rates(db, base, quote)]
+    async def list_fx_rates(q: Annotated[s.FxRatesQuery, Query()]) -> s.Page[s.FxRateOut]:
+        """By base and quote currency, each pair's newest day first."""
+        page = await fx.list_rates(db, q.base, q.quote, q.span(), q.cursor, q.limit)
+        return page_out(page, s.FxRateOut.model_validate)
 
     # --- commissions ---------------------------------------------------------------------------
     @api.get("/commissions", tags=["commissions"])
-    async def list_commissions(
-        affiliate_id: s.Id | None = None,
-        period: Annotated[str | None, Query(pattern=s.PERIOD)] = None,
-        player: s.Id | None = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    ) -> list[s.CommissionOut]:
-        """The ledger, newest first: every entry names the conversion that produced it."""
-        rows = await ledger.entries(db, affiliate_id, period, player, limit)
-        return [s.CommissionOut(**r) for r in rows]
+    async def list_commissions(q: Annotated[s.CommissionsQuery, Query()]) -> s.Page[s.CommissionOut]:
+        """The ledger, newest first: every entry names the conversion that produced it. `from` and
+        `to` select by created_at."""
+        f = ledger.EntryFilter(**q.values(), span=q.span())
+        return page_out(await ledger.entries(db, f, q.cursor, q.limit), s.CommissionOut.model_validate)
 
     @api.post("/commissions/settle", tags=["commissions"])
     async def settle_commissions() -> dict[str, int]:
@@ -378,21 +358,18 @@ def create_api(runtime: Runtime) -> FastAPI:
         return s.StatementOut(affiliate_id=affiliate_id, period=period, lines=out, totals=dict(totals(lines)))
 
     @api.get("/players", tags=["players"])
-    async def list_players(
-        affiliate_id: s.Id | None = None,
-        offer_id: s.Id | None = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    ) -> list[s.PlayerOut]:
-        """Player value: deposits, NGR and CPA commission per player, in the deal's currency."""
-        return [s.PlayerOut(**r) for r in await player_values(affiliate_id, offer_id, limit)]
+    async def list_players(q: Annotated[s.PlayersQuery, Query()]) -> s.Page[s.PlayerOut]:
+        """Player value: deposits, NGR and CPA commission per player, in the deal's currency; oldest
+        player first. `from` and `to` select by first_seen_at."""
+        f = statements.PlayerFilter(**q.values(), span=q.span())
+        return page_out(await statements.player_values(db, f, q.cursor, q.limit), s.PlayerOut.model_validate)
 
     @api.get("/players/cohorts", tags=["players"])
-    async def player_cohorts(
-        affiliate_id: s.Id | None = None, offer_id: s.Id | None = None
-    ) -> list[s.CohortOut]:
-        """Player value by registration month (and currency)."""
-        rows = await player_values(affiliate_id, offer_id, MAX_COHORT_PLAYERS)
-        return [s.CohortOut(**c) for c in statements.cohorts(rows)]
+    async def player_cohorts(q: Annotated[s.PlayerFilters, Query()]) -> list[s.CohortOut]:
+        """Player value by registration month (else first postback's), of the players the filters
+        of /players select; FTDs count first deposits still pending or approved."""
+        rows = await statements.cohorts(db, statements.PlayerFilter(**q.values(), span=q.span()))
+        return [s.CohortOut(**r) for r in rows]
 
     # --- reference -----------------------------------------------------------------------------
     @api.get("/reasons", tags=["reference"])
@@ -417,6 +394,10 @@ def create_api(runtime: Runtime) -> FastAPI:
         )
 
     return api
+
+
+def page_out(page: paging.Page, out: Callable[[dict[str, Any]], T]) -> s.Page[T]:
+    return s.Page[T](items=[out(row) for row in page.rows], next_cursor=page.next_cursor)
 
 
 def deal_change(body: s.DealIn) -> DealChange:

@@ -2,22 +2,40 @@
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
+    ValidationInfo,
+    WithJsonSchema,
     field_serializer,
     field_validator,
     model_validator,
 )
 
+from clickback.core import spans
+from clickback.core.commission import EntryKind, EntryStatus
 from clickback.core.events import STANDARD_EVENTS, normalise_event
-from clickback.core.limits import MAX_EVENT_LEN, MAX_NAME_LEN, MAX_PAYOUT, MAX_URL_LEN
+from clickback.core.lifecycle import Status
+from clickback.core.limits import (
+    DEFAULT_PAGE_SIZE,
+    MAX_CURSOR_LEN,
+    MAX_EVENT_LEN,
+    MAX_NAME_LEN,
+    MAX_PAGE_SIZE,
+    MAX_PAYOUT,
+    MAX_SUB_ID_LEN,
+    MAX_TXN_ID_LEN,
+    MAX_URL_LEN,
+)
 from clickback.core.macros import TemplateError, compile_template
 from clickback.core.money import money_text, parse_amount, parse_currency
+from clickback.core.outcome import Result
+from clickback.core.reasons import BY_CODE
 
 # Names are shown in pages and CSV and stored as text: no control characters (PostgreSQL refuses NUL).
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
@@ -32,6 +50,10 @@ Amount = Annotated[Decimal, Field(ge=0, le=MAX_PAYOUT, decimal_places=4)]
 Percent = Annotated[Decimal, Field(ge=0, le=100, decimal_places=4)]
 Days = Annotated[int, Field(ge=0, le=3650)]
 Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+CurrencyCode = Annotated[str, Field(pattern="^[A-Z]{3}$")]
+ClickIdText = Annotated[str, Field(max_length=64, pattern=PRINTABLE)]
+# A player ID or sub ID to look for (what intake keeps of them: MAX_SUB_ID_LEN).
+IdText = Annotated[str, Field(min_length=1, max_length=MAX_SUB_ID_LEN, pattern=PRINTABLE)]
 
 
 # Money is shown at its currency's precision, so each response model's field serializers read its
@@ -528,3 +550,170 @@ class CohortOut(BaseModel):
     @field_serializer("deposits", "ngr", "commission")
     def _money(self, amount: Decimal) -> str:
         return money_text(amount, self.currency)
+
+
+# --- lists -------------------------------------------------------------------------------------
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list, in the list's order."""
+
+    items: list[T]
+    next_cursor: str | None = Field(
+        description="Give it as `cursor` for the next page; null on the last page."
+    )
+
+
+def _instant(value: object) -> date | datetime:
+    """YYYY-MM-DD is a date (a whole UTC day); anything longer an ISO datetime, in UTC unless it
+    carries an offset."""
+    if isinstance(value, datetime):
+        return spans.utc(value)
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or len(value) > 40:
+        raise ValueError("use an ISO date (YYYY-MM-DD) or datetime")
+    if len(value) == len("YYYY-MM-DD"):
+        return date.fromisoformat(value)
+    return spans.utc(datetime.fromisoformat(value))
+
+
+Instant = Annotated[
+    date | datetime,
+    PlainValidator(_instant),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}
+    ),
+]
+UtcInstant = Annotated[datetime, AfterValidator(spans.utc)]
+
+
+class Filters(BaseModel):
+    """A list's query parameters. An unknown one is refused: a misspelt filter would otherwise
+    answer every row."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def values(self) -> dict[str, Any]:
+        """The filters, by name, as the store takes them: neither the page nor the range."""
+        return self.model_dump(mode="json", exclude={"cursor", "limit", "first", "last", "since", "until"})
+
+
+class Paged(Filters):
+    cursor: str | None = Field(
+        default=None,
+        max_length=MAX_CURSOR_LEN,
+        pattern="^[A-Za-z0-9_-]+$",
+        description="The `next_cursor` of the page before; none for the first page.",
+    )
+    limit: int = Field(
+        default=DEFAULT_PAGE_SIZE,
+        ge=1,
+        le=MAX_PAGE_SIZE,
+        description=f"Rows per page, at most {MAX_PAGE_SIZE}.",
+    )
+
+
+class Instants(Filters):
+    first: Instant | None = Field(
+        default=None,
+        alias="from",
+        description="From this instant, or this day's start (UTC) when a date is given.",
+    )
+    last: Instant | None = Field(
+        default=None,
+        alias="to",
+        description="Until this instant (left out), or to the end of this day (UTC) when a date is given.",
+    )
+
+    @field_validator("last")
+    @classmethod
+    def _in_order(cls, last: date | datetime | None, info: ValidationInfo) -> date | datetime | None:
+        spans.instants(info.data.get("first"), last)
+        return last
+
+    def span(self) -> spans.Span[datetime]:
+        return spans.instants(self.first, self.last)
+
+
+class CatalogQuery(Paged):
+    status: StatusWord | None = None
+
+
+class OffersQuery(CatalogQuery):
+    advertiser_id: Id | None = None
+
+
+class LinksQuery(CatalogQuery):
+    affiliate_id: Id | None = None
+    offer_id: Id | None = None
+
+
+class PostbacksQuery(Paged):
+    advertiser_id: Id | None = None
+    result: Result | None = None
+    reason: str | None = Field(default=None, max_length=32, description="A code of GET /api/reasons.")
+    click_id: ClickIdText | None = None
+    since: UtcInstant | None = Field(default=None, description="Received at or after.")
+    until: UtcInstant | None = Field(default=None, description="Received before.")
+
+    @field_validator("reason")
+    @classmethod
+    def _known(cls, reason: str | None) -> str | None:
+        if reason is not None and reason not in BY_CODE:
+            raise ValueError(f"unknown code {reason!r}; see GET /api/reasons")
+        return reason
+
+
+class ConversionsQuery(Paged, Instants):
+    click_id: ClickIdText | None = None
+    advertiser_id: Id | None = None
+    affiliate_id: Id | None = None
+    offer_id: Id | None = None
+    link_id: Id | None = None
+    event: EventName | None = None
+    status: Status | None = None
+    player_id: IdText | None = None
+    txn_id: Annotated[str, Field(min_length=1, max_length=MAX_TXN_ID_LEN, pattern=PRINTABLE)] | None = None
+    sub1: IdText | None = None
+
+
+class CommissionsQuery(Paged, Instants):
+    affiliate_id: Id | None = None
+    offer_id: Id | None = None
+    player: Id | None = Field(default=None, description="The player's id in /api/players.")
+    conversion_id: Id | None = None
+    kind: EntryKind | None = None
+    status: EntryStatus | None = None
+    period: Period | None = None
+
+
+class PlayerFilters(Instants):
+    advertiser_id: Id | None = None
+    affiliate_id: Id | None = None
+    offer_id: Id | None = None
+    player_id: IdText | None = None
+    country: Country | None = None
+    cohort: Period | None = Field(default=None, description="Registration month, else first postback's.")
+    qualified: bool | None = Field(default=None, description="Whether the player has qualified for CPA.")
+
+
+class PlayersQuery(Paged, PlayerFilters):
+    pass
+
+
+class FxRatesQuery(Paged):
+    base: CurrencyCode | None = None
+    quote: CurrencyCode | None = None
+    first: date | None = Field(default=None, alias="from", description="Rates dated this day or later.")
+    last: date | None = Field(default=None, alias="to", description="Rates dated this day or earlier.")
+
+    @field_validator("last")
+    @classmethod
+    def _in_order(cls, last: date | None, info: ValidationInfo) -> date | None:
+        spans.days(info.data.get("first"), last)
+        return last
+
+    def span(self) -> spans.Span[date]:
+        return spans.days(self.first, self.last)
