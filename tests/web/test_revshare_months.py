@@ -1,0 +1,173 @@
+"""RevShare months with negative carryover, whatever order, corrections and disputes reports come in."""
+
+import itertools
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from clickback.core.commission import RevShareTerms, Tier, TierBasis, revshare_period
+from tests.conftest import Client, World
+from tests.web.test_commissions import deal, register, send, statement
+
+MONTHS = ["2026-03", "2026-04", "2026-05", "2026-06", "2026-07", "2026-08", "2026-09"]
+
+
+def booked(client: Client, affiliate: dict[str, Any], period: str) -> Decimal:
+    entries = client.items(
+        "/commissions", affiliate_id=affiliate["id"], period=period, kind="revshare", limit=1000
+    )
+    return sum((Decimal(e["amount"]) for e in entries), Decimal(0))
+
+
+def month_line(client: Client, affiliate: dict[str, Any], period: str) -> dict[str, Any] | None:
+    lines = statement(client, affiliate, period)["lines"]
+    return lines[0] if lines else None
+
+
+def test_a_late_report_for_a_month_without_one_reaches_the_months_after_it(
+    client: Client, world: World
+) -> None:
+    deal(
+        client, world.casino, {"kind": "revshare", "revshare": {"percent": "25", "negative_carryover": True}}
+    )
+    register(client, world, world.alice_casino, "P")
+    send(client, world, event="ngr", player_id="P", payout="-1000", period="2026-08", txn_id="AUG")
+    send(client, world, event="ngr", player_id="P", payout="3000", period="2026-10", txn_id="OCT")
+    assert booked(client, world.alice, "2026-10") == Decimal("500.00")  # 3000 - 1000 carried in
+
+    late = send(client, world, event="ngr", player_id="P", payout="1200", period="2026-09", txn_id="SEP")
+
+    september, october = (
+        month_line(client, world.alice, "2026-09"),
+        month_line(client, world.alice, "2026-10"),
+    )
+    assert september is not None and october is not None
+    assert (september["carry_in"], september["revshare_earnings"], september["carry_out"]) == (
+        "-1000.00",
+        "50.00",
+        "0.00",
+    )
+    assert (october["carry_in"], october["revshare_earnings"], october["carry_out"]) == (
+        "0.00",
+        "750.00",
+        "0.00",
+    )
+    assert booked(client, world.alice, "2026-10") == Decimal("750.00")
+    cascaded = client.items("/commissions", period="2026-10", conversion_id=late.json()["conversion_id"])
+    assert [e["amount"] for e in cascaded] == ["250.00"]
+
+
+def test_a_month_that_only_carries_a_deficit_has_its_statement_line(client: Client, world: World) -> None:
+    deal(
+        client, world.casino, {"kind": "revshare", "revshare": {"percent": "25", "negative_carryover": True}}
+    )
+    register(client, world, world.alice_casino, "P")
+    send(client, world, event="ngr", player_id="P", payout="-400", period="2026-07", txn_id="JUL")
+
+    august = month_line(client, world.alice, "2026-08")
+
+    assert august is not None
+    assert (august["ngr"], august["carry_in"], august["revshare_earnings"], august["carry_out"]) == (
+        "0.00",
+        "-400.00",
+        "0.00",
+        "-400.00",
+    )
+
+
+def test_ngr_is_shown_under_a_cpa_only_deal(client: Client, world: World) -> None:
+    deal(client, world.casino, {"kind": "cpa", "cpa": {"amount": "50", "ftd_min": "10"}})
+    register(client, world, world.alice_casino, "P")
+    send(client, world, event="ngr", player_id="P", payout="-120.5", period="2026-09", txn_id="N")
+
+    line = month_line(client, world.alice, "2026-09")
+
+    assert line is not None
+    assert (
+        line["deal"],
+        line["ngr"],
+        line["revshare_percent"],
+        line["carry_in"],
+        line["revshare_earnings"],
+    ) == (
+        "cpa",
+        "-120.50",
+        None,
+        None,
+        None,
+    )
+
+
+# One step of an advertiser's NGR reporting: a new report (or an adjustment) for a month, or a
+# status change of an earlier report (a dispute, its reversal, a cancellation).
+step = st.one_of(
+    st.tuples(st.just("report"), st.sampled_from(MONTHS), st.integers(-2000, 2000)),
+    st.tuples(st.sampled_from(["rejected", "approved", "cancelled"]), st.integers(0, 20), st.just(0)),
+)
+TERMS = RevShareTerms(
+    Decimal(30), (Tier(Decimal(1500), Decimal(40)),), TierBasis.NGR, negative_carryover=True
+)
+_affiliates = itertools.count()
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(step, min_size=4, max_size=12))
+def test_revshare_months_always_equal_a_computation_from_scratch(
+    client: Client, world: World, steps: list[tuple[str, Any, int]]
+) -> None:
+    """Reports out of order, adjustments, disputes won and lost: each month's booked RevShare is a
+    from-scratch computation over what stands, and each month's carry-in is the month before's
+    carry-out, on every month's statement."""
+    affiliate = client.api("POST", "/affiliates", json={"name": f"Prop {next(_affiliates)}"})
+    link = client.api(
+        "POST", "/links", json={"affiliate_id": affiliate["id"], "offer_id": world.casino["id"]}
+    )
+    tiers = [{"threshold": "1500", "percent": "40"}]
+    terms = {"percent": "30", "tiers": tiers, "tier_basis": "ngr", "negative_carryover": True}
+    deal(client, world.casino, {"kind": "revshare", "revshare": terms}, affiliate=affiliate)
+    player = f"prop-{affiliate['id']}"
+    register(client, world, link["code"], player)
+    reports: list[dict[str, Any]] = []
+    for kind, target, amount in steps:
+        if kind == "report":
+            txn = f"{player}-{len(reports)}"
+            reports.append({"txn": txn, "period": target, "amount": Decimal(amount), "status": "approved"})
+            reply = send(
+                client, world, event="ngr", player_id=player, payout=str(amount), period=target, txn_id=txn
+            )
+        elif reports:
+            report = reports[target % len(reports)]
+            reply = send(
+                client,
+                world,
+                event="ngr",
+                player_id=player,
+                txn_id=report["txn"],
+                status=kind,
+                period=report["period"],
+            )
+            if reply.json()["result"] == "updated":
+                report["status"] = kind
+        else:
+            continue
+        assert reply.status_code in (200, 409), reply.text
+
+    carry, previous_out = Decimal(0), "0.00"
+    for period in MONTHS:
+        ngr = sum(
+            (r["amount"] for r in reports if r["period"] == period and r["status"] == "approved"), Decimal(0)
+        )
+        expected = revshare_period(TERMS, "EUR", ngr, 0, carry)
+        carry = expected.carry_out
+        assert booked(client, affiliate, period) == expected.earnings, (period, reports)
+        line = month_line(client, affiliate, period)
+        if expected.carry_in or expected.earnings or ngr:
+            assert line is not None, (period, reports)
+        if line is not None:
+            assert line["carry_in"] == previous_out, (period, reports)
+            assert Decimal(line["revshare_earnings"]) == expected.earnings
+            previous_out = line["carry_out"]
+        else:
+            previous_out = "0.00"
