@@ -388,6 +388,7 @@ def wrk_phase(
     lua = tmp / f"{name}.lua"
     lua.write_text(POSTBACK_LUA.format(paths=path_file, threads=args.threads))
     before_rows = db.count(count_sql)
+    groups0 = runtime_groups(port)
     cpu0, db0 = tree_cpu_seconds(server_pid), db.server_cpu_s()
     cmd = (
         wrk,
@@ -405,6 +406,9 @@ def wrk_phase(
     time.sleep(SETTLE_S)
     cpu, db_cpu = tree_cpu_seconds(server_pid) - cpu0, db.server_cpu_s() - db0
     result = parse_wrk(done.stdout)
+    recorded, groups = (a - b for a, b in zip(runtime_groups(port), groups0, strict=True))
+    each = recorded / max(groups, 1)
+    print(f"  {name}: one worker recorded {recorded} postbacks in {groups} groups ({each:.1f} a group)")
     counts = dict(item.split("=") for item in done.stdout.split("POSTBACKS ")[1].split()[:4])
     accepted = db.count(count_sql) - before_rows
     sent, spare = int(counts["sent"]), int(counts["spare"])
@@ -427,6 +431,13 @@ def wrk_phase(
         result.max_ms,
         exhausted=spare > 0,
     )
+
+
+def runtime_groups(port: int) -> tuple[int, int]:
+    """(postbacks recorded, groups) of the worker that answers: a sample of the server's."""
+    status, _, body = request(port, "GET", "/api/runtime")
+    doc = json.loads(body) if status == 200 else {}
+    return int(doc.get("postbacks_recorded", 0)), int(doc.get("postback_groups", 0))
 
 
 def healthz_reference(wrk: str, port: int, server_pid: int, args: argparse.Namespace) -> tuple[float, float]:
@@ -505,8 +516,10 @@ def one_run(wrk: str, args: argparse.Namespace, tmp: Path) -> Run:
         if proc.poll() is not None:
             raise BenchError(f"clickback died during the run:\n{tail(log)}")
         status, _, body = request(port, "GET", "/api/postbacks?limit=1&result=rejected")
-        if status == 200 and json.loads(body):
-            print(f"  note: rejected postbacks in the log, e.g. {json.loads(body)[0]}", file=sys.stderr)
+        if status == 200 and json.loads(body)["items"]:
+            print(
+                f"  note: rejected postbacks in the log, e.g. {json.loads(body)['items'][0]}", file=sys.stderr
+            )
     return run
 
 

@@ -104,6 +104,14 @@ class Postbacks:
     async def close(self) -> None:
         await self._group.close()
 
+    @property
+    def recorded(self) -> int:
+        return self._group.items
+
+    @property
+    def groups(self) -> int:
+        return self._group.groups
+
     async def _apply(self, items: Sequence[_Item]) -> list[Outcome]:
         # Clicks still in this process's buffer are looked up here, on the event loop that owns
         # the buffer; the group's database work may run in another thread (Database.run_write).

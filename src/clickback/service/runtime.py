@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+import sys
 from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -20,6 +21,7 @@ from clickback.store.db import Database, connect
 
 log = logging.getLogger(__name__)
 SETTLE_SECONDS = 60
+GIL_SWITCH_SECONDS = 0.0005
 
 
 def utcnow() -> datetime:
@@ -30,6 +32,12 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db: Database = connect(settings.url)
+        if self.db.executor is not None:
+            # SQLite writes postbacks from a thread of its own (Database.run_write). Each of its
+            # statements gives up the GIL and must win it back from the event loop, which holds
+            # it up to the switch interval: at the default 5 ms a group of postbacks waited 20-50
+            # ms and throughput fell to a third (measured: 720 against 2,600 postbacks/s).
+            sys.setswitchinterval(GIL_SWITCH_SECONDS)
         self.catalog = CatalogCache(self.db, settings.catalog_refresh_seconds)
         self.writer = ClickWriter(
             self.db,

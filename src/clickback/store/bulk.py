@@ -1,22 +1,29 @@
-"""Batch statements of the click writer, per dialect: the one place clickback writes SQL by hand.
+"""Batch statements of the click writer and the postback groups, per dialect: the one place
+clickback writes SQL by hand.
 
 The click path writes thousands of rows a second; SQLAlchemy's per-row parameter handling costs
 more than the database does at that rate. So each batch statement here takes the whole batch as
 a few parameters (JSON text on SQLite, arrays on PostgreSQL), and clicks go in by the driver's
-own bulk path (executemany on SQLite, COPY on PostgreSQL).
+own bulk path (executemany on SQLite, COPY on PostgreSQL). Postback groups insert their rows
+through insert_rows: the table's INSERT compiled once, each value made what the driver takes.
 """
 
+import functools
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from asyncpg.exceptions import UniqueViolationError  # type: ignore[import-untyped]
-from sqlalchemy import text
+from sqlalchemy import Connection, Table, text
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import Insert
 
-from clickback.store.tables import click_stats, clicks, visitors
+from clickback.store.db import raw_cursor
+from clickback.store.tables import MONEY_SCALE, Money, UtcDateTime, click_stats, clicks, visitors
 
 CLICK_COLUMNS = [c.name for c in clicks.columns]
 VISITOR_COLUMNS = [c.name for c in visitors.columns]
@@ -80,10 +87,7 @@ def bulk_for(conn: AsyncConnection) -> ClickBulk:
 class _Sqlite(ClickBulk):
     @staticmethod
     def time_value(moment: datetime) -> str:
-        # The text SQLAlchemy's SQLite DateTime stores ("%Y-%m-%d %H:%M:%S.%f"), so rows written
-        # here read back the same; isoformat cut before its "+00:00" is that text at half
-        # strftime's cost.
-        return moment.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+        return sqlite_time(moment)
 
     def _select(self, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> tuple[str, dict[str, Any]]:
         # The whole batch as one JSON parameter; "WHERE true": SQLite's parser needs it between
@@ -151,3 +155,113 @@ class _Postgres(ClickBulk):
             "INSERT INTO clicks SELECT * FROM clicks_in ON CONFLICT DO NOTHING RETURNING click_id"
         )
         return {r[0] for r in result}
+
+
+def sqlite_time(moment: datetime) -> str:
+    """The text SQLAlchemy's SQLite DateTime stores ("%Y-%m-%d %H:%M:%S.%f"), so rows written by
+    hand read back the same; isoformat cut before its "+00:00" is that text at half strftime's
+    cost."""
+    return moment.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+
+
+def insert_rows(
+    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], insert: Insert | None = None
+) -> None:
+    """INSERT the rows (every one with the same keys) in one executemany; `insert`, an upsert
+    built once, instead of the plain INSERT."""
+    if not rows:
+        return
+    sql, columns, converted = _insert_plan(conn.dialect, table, insert, tuple(rows[0]))
+    params = []
+    for row in rows:
+        values = [row[name] for name in columns]
+        for i, convert in converted:
+            values[i] = convert(values[i])
+        params.append(tuple(values))
+    raw_cursor(conn).executemany(sql, params)
+
+
+Converter = Callable[[Any], Any] | None
+
+
+@functools.cache
+def _insert_plan(
+    dialect: Dialect, table: Table, insert: Insert | None, keys: tuple[str, ...]
+) -> tuple[str, tuple[str, ...], tuple[tuple[int, Callable[[Any], Any]], ...]]:
+    """The INSERT's text, its parameters' names in order, and which of them need converting."""
+    compiled = (insert if insert is not None else table.insert()).compile(
+        dialect=dialect, column_keys=list(keys)
+    )
+    columns = tuple(compiled.positiontup or ())
+    converters = ((i, _converter(dialect, table.c[name].type)) for i, name in enumerate(columns))
+    return compiled.string, columns, tuple((i, c) for i, c in converters if c is not None)
+
+
+def select_in(
+    conn: Connection,
+    table: Table,
+    where: Mapping[str, Sequence[Any]],
+    *,
+    lock: bool = False,
+    order_by: str | None = None,
+) -> list[dict[str, Any]]:
+    """Rows of `table` whose columns take one of the values given for them, as dicts of Python
+    values. Each list is one parameter (JSON on SQLite, an array on PostgreSQL), so the text of the
+    statement is the same whatever the lists' lengths; `lock` adds FOR UPDATE on PostgreSQL."""
+    sql, columns, readers = _select_plan(conn.dialect, table, tuple(where), lock, order_by)
+    if conn.dialect.name == "sqlite":
+        params: tuple[Any, ...] = tuple(json.dumps(list(values)) for values in where.values())
+    else:
+        params = tuple(list(values) for values in where.values())
+    cursor = raw_cursor(conn)
+    cursor.execute(sql, params)
+    rows = []
+    for raw in cursor.fetchall():
+        row = dict(zip(columns, raw, strict=True))
+        for name, read in readers:
+            row[name] = read(row[name])
+        rows.append(row)
+    return rows
+
+
+@functools.cache
+def _select_plan(
+    dialect: Dialect, table: Table, filters: tuple[str, ...], lock: bool, order_by: str | None
+) -> tuple[str, tuple[str, ...], tuple[tuple[str, Callable[[Any], Any]], ...]]:
+    columns = tuple(c.name for c in table.columns)
+    if dialect.name == "sqlite":
+        conditions = [f"{name} IN (SELECT value FROM json_each(?))" for name in filters]
+    else:
+        conditions = [f"{name} = ANY(${n})" for n, name in enumerate(filters, 1)]
+    # Our own table and column names: nothing from outside reaches this text.
+    sql = f"SELECT {', '.join(columns)} FROM {table.name} WHERE {' AND '.join(conditions)}"
+    if order_by:
+        sql += f" ORDER BY {order_by}"
+    if lock and dialect.name == "postgresql":
+        sql += " FOR UPDATE"
+    readers = ((name, _reader(dialect, table.c[name].type)) for name in columns)
+    return sql, columns, tuple((name, r) for name, r in readers if r is not None)
+
+
+def _reader(dialect: Dialect, kind: Any) -> Callable[[Any], Any] | None:
+    if isinstance(kind, Money):
+        return lambda raw: None if raw is None else Decimal(raw) / MONEY_SCALE
+    if isinstance(kind, UtcDateTime):
+        if dialect.name == "sqlite":
+            return lambda raw: None if raw is None else datetime.fromisoformat(raw).replace(tzinfo=UTC)
+        return lambda raw: None if raw is None else raw.astimezone(UTC)
+    return None
+
+
+def _money(amount: Any) -> int | None:
+    return None if amount is None else int(amount * MONEY_SCALE)
+
+
+def _converter(dialect: Dialect, kind: Any) -> Converter:
+    if isinstance(kind, Money):
+        return _money
+    if isinstance(kind, UtcDateTime):
+        if dialect.name == "sqlite":
+            return lambda moment: None if moment is None else sqlite_time(moment)
+        return lambda moment: None if moment is None else moment.astimezone(UTC)
+    return None

@@ -6,11 +6,11 @@ from itertools import pairwise
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete
 
 from clickback.core.model import Click, Traits
 from clickback.core.reporting import MS_PER_HOUR
-from clickback.store.bulk import ClickBulk, bulk_for
+from clickback.store.bulk import ClickBulk, bulk_for, select_in
 from clickback.store.db import Database
 from clickback.store.tables import click_refusals, clicks, visitors
 
@@ -99,27 +99,31 @@ def _record(c: Click, is_unique: bool, when: Callable[[datetime], Any]) -> tuple
     # fmt: on
 
 
-def _click(r: Any) -> Click:
+def _click(r: Mapping[str, Any]) -> Click:
+    traits = Traits(
+        r["country"], r["region"], r["city"], r["asn"], r["device_type"], r["os"], r["browser"], r["bot"]
+    )
+    # Positional (see take_click): click_id, clicked_at, link, affiliate, offer, campaign, subs,
+    # source, landing page, ip, user agent, referrer, traits, visitor.
     return Click(
-        click_id=r.click_id,
-        clicked_at=r.clicked_at,
-        link_id=r.link_id,
-        affiliate_id=r.affiliate_id,
-        offer_id=r.offer_id,
-        campaign=r.campaign,
-        subs=(r.sub1, r.sub2, r.sub3, r.sub4, r.sub5),
-        source=r.source,
-        landing_page=r.landing_page,
-        ip=r.ip,
-        user_agent=r.user_agent,
-        referrer=r.referrer,
-        traits=Traits(r.country, r.region, r.city, r.asn, r.device_type, r.os, r.browser, r.bot),
-        visitor=r.visitor,
+        r["click_id"],
+        r["clicked_at"],
+        r["link_id"],
+        r["affiliate_id"],
+        r["offer_id"],
+        r["campaign"],
+        (r["sub1"], r["sub2"], r["sub3"], r["sub4"], r["sub5"]),
+        r["source"],
+        r["landing_page"],
+        r["ip"],
+        r["user_agent"],
+        r["referrer"],
+        traits,
+        r["visitor"],
     )
 
 
 def clicks_by_id(conn: Connection, ids: Sequence[str]) -> dict[str, Click]:
     if not ids:
         return {}
-    rows = conn.execute(select(clicks).where(clicks.c.click_id.in_(ids))).all()
-    return {r.click_id: _click(r) for r in rows}
+    return {r["click_id"]: _click(r) for r in select_in(conn, clicks, {"click_id": list(ids)})}

@@ -16,7 +16,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, bindparam, select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 
 from clickback.core.commission import PlayerEvent
 from clickback.core.intake import RawPostback
@@ -26,6 +26,7 @@ from clickback.core.model import Click
 from clickback.core.outcome import Outcome
 from clickback.core.reporting import hour_of
 from clickback.store import fx
+from clickback.store.bulk import insert_rows, select_in
 from clickback.store.clicks import clicks_by_id
 from clickback.store.db import Database
 from clickback.store.tables import (
@@ -98,22 +99,15 @@ class Recording:
         wanted = [k for k in dict.fromkeys(keys) if k not in self._players]
         if not wanted:
             return
-        # Two INs rather than one over (advertiser, player) pairs: SQLite uses the unique index
-        # for the former only. The few extra rows a cross product may match are passed over.
-        query = (
-            select(players)
-            .where(
-                players.c.advertiser_id.in_({k[0] for k in wanted})
-                & players.c.player_id.in_({k[1] for k in wanted})
-            )
-            .order_by(players.c.id)
-            .with_for_update()
-        )
         self._players.update(dict.fromkeys(wanted))
-        for row in self.conn.execute(query):
-            key = (row.advertiser_id, row.player_id)
+        where: dict[str, list[Any]] = {
+            "advertiser_id": sorted({k[0] for k in wanted}),
+            "player_id": sorted({k[1] for k in wanted}),
+        }
+        for row in select_in(self.conn, players, where, lock=True, order_by="id"):
+            key = (row["advertiser_id"], row["player_id"])
             if key in self._players and self._players[key] is None:
-                self._players[key] = Player(**{name: row._mapping[name] for name in _PLAYER_COLUMNS})
+                self._players[key] = Player(**{name: row[name] for name in _PLAYER_COLUMNS})
 
     def player(self, key: PlayerKey) -> Player | None:
         if key not in self._players:
@@ -127,14 +121,16 @@ class Recording:
         wanted = [k for k in dict.fromkeys(keys) if k not in self._by_key]
         if not wanted:
             return
-        c = conversions.c
-        query = select(conversions).where(
-            c.advertiser_id.in_({k[0] for k in wanted})
-            & c.dedupe_key.in_({k[1] for k in wanted})
-            & c.dedupe_event.in_({k[2] for k in wanted})
-        )
         self._by_key.update(dict.fromkeys(wanted))
-        for row in self.conn.execute(query.with_for_update()):
+        # Three lists rather than one of (advertiser, key, event) tuples: SQLite uses the unique
+        # index for the former only. Rows of the cross product that were not asked for are kept
+        # too: they are real rows, under their own keys.
+        where: dict[str, list[Any]] = {
+            "advertiser_id": sorted({k[0] for k in wanted}),
+            "dedupe_key": sorted({k[1] for k in wanted}),
+            "dedupe_event": sorted({k[2] for k in wanted}),
+        }
+        for row in select_in(self.conn, conversions, where, lock=True):
             self._remember(row)
 
     def conversion_by_key(self, key: Key) -> dict[str, Any] | None:
@@ -144,7 +140,7 @@ class Recording:
 
     def conversion(self, conversion_id: int) -> dict[str, Any]:
         if conversion_id not in self._by_id:
-            row = self.conn.execute(select(conversions).where(conversions.c.id == conversion_id)).one()
+            (row,) = select_in(self.conn, conversions, {"id": [conversion_id]})
             self._remember(row)
         return self._by_id[conversion_id]
 
@@ -155,20 +151,18 @@ class Recording:
             self._player_rows = {}
             keys = {k for k, p in self._players.items() if p is not None}
             if keys:
-                c = conversions.c
-                query = select(conversions).where(
-                    c.advertiser_id.in_({k[0] for k in keys}) & c.player_id.in_({k[1] for k in keys})
-                )
-                for row in self.conn.execute(query):
-                    if (row.advertiser_id, row.player_id) in keys:
+                theirs: dict[str, list[Any]] = {
+                    "advertiser_id": sorted({k[0] for k in keys}),
+                    "player_id": sorted({k[1] for k in keys}),
+                }
+                for row in select_in(self.conn, conversions, theirs):
+                    if (row["advertiser_id"], row["player_id"]) in keys:
                         self._remember(row)
             for known in self._by_id.values():
                 self._index_player_row(known)
         key = (player.advertiser_id, player.player_id)
         if key not in self._player_rows:  # a player loaded after the first call
-            c = conversions.c
-            query = select(conversions).where((c.advertiser_id == key[0]) & (c.player_id == key[1]))
-            for row in self.conn.execute(query):
+            for row in select_in(self.conn, conversions, {"advertiser_id": [key[0]], "player_id": [key[1]]}):
                 self._remember(row)
             self._player_rows.setdefault(key, {})
         return [
@@ -184,10 +178,10 @@ class Recording:
             self._rates[key] = fx.rate_on(self.conn, base, quote, day)
         return self._rates[key]
 
-    def _remember(self, row: Row[Any]) -> dict[str, Any]:
-        known = self._by_id.get(row.id)
+    def _remember(self, row: dict[str, Any]) -> dict[str, Any]:
+        known = self._by_id.get(row["id"])
         if known is None:
-            known = self._by_id[row.id] = dict(row._mapping)
+            known = self._by_id[row["id"]] = row
             self._by_key[(known["advertiser_id"], known["dedupe_key"], known["dedupe_event"])] = known
             self._index_player_row(known)
         return known
@@ -312,17 +306,14 @@ class Recording:
 
     def flush(self) -> None:
         """Write what the group collected, rows pointed at before the rows pointing at them."""
-        if self._new_players:
-            rows = [{name: getattr(p, name) for name in _PLAYER_COLUMNS} for p in self._new_players]
-            self.conn.execute(players.insert(), rows)
+        insert_rows(
+            self.conn, players, [{n: getattr(p, n) for n in _PLAYER_COLUMNS} for p in self._new_players]
+        )
         _update_by_id(self.conn, players, self._changed_players)
-        if self._new_conversions:
-            self.conn.execute(conversions.insert(), self._new_conversions)
+        insert_rows(self.conn, conversions, self._new_conversions)
         _update_by_id(self.conn, conversions, self._changed_conversions)
-        if self._logs:
-            self.conn.execute(postbacks.insert(), self._logs)
-        if self._history:
-            self.conn.execute(conversion_history.insert(), self._history)
+        insert_rows(self.conn, postbacks, self._logs)
+        insert_rows(self.conn, conversion_history, self._history)
         # In key order: two processes adding to the same counters lock them in the same order.
         stats = [
             dict(zip(_STAT_KEY, key, strict=True))
@@ -330,8 +321,12 @@ class Recording:
             for key, v in sorted(self._stats.items(), key=lambda item: tuple(map(str, item[0])))
             if v[2] or v[3]
         ]
-        if stats:
-            self.conn.execute(self.db.insert_adding(conversion_stats, ["conversions", "payout"]), stats)
+        insert_rows(
+            self.conn,
+            conversion_stats,
+            stats,
+            self.db.insert_adding(conversion_stats, ["conversions", "payout"]),
+        )
         self._new_players, self._new_conversions, self._logs, self._history = [], [], [], []
         self._changed_players, self._changed_conversions, self._stats = {}, {}, {}
 
@@ -339,7 +334,8 @@ class Recording:
         """Conversions whose click was in flight when they arrived (a partial index), locked;
         those another process is attributing right now are left to it (SKIP LOCKED)."""
         query = select(conversions).where(conversions.c.attributed_at.is_(None))
-        return [self._remember(row) for row in self.conn.execute(query.with_for_update(skip_locked=True))]
+        rows = self.conn.execute(query.with_for_update(skip_locked=True))
+        return [self._remember(dict(row._mapping)) for row in rows]
 
     def attribute_players(self, advertiser_id: int, click: Click) -> list[Player]:
         """Players first seen while their click was in flight, attributed now that it landed:

@@ -391,6 +391,8 @@ def create_api(runtime: Runtime) -> FastAPI:
             durable_clicks=w.durable,
             spool_failures=w.spool_failures,
             catalog_version=runtime.catalog.current.version,
+            postbacks_recorded=runtime.postbacks.recorded,
+            postback_groups=runtime.postbacks.groups,
         )
 
     return api

@@ -14,21 +14,27 @@ from clickback.web.api import create_api
 
 
 class ClickbackApp:
-    """The ASGI entry point: clicks go straight to their endpoint, everything else (lifespan
-    included) to the Starlette app."""
+    """The ASGI entry point: clicks and postbacks go straight to their endpoints, everything else
+    (lifespan included) to the Starlette app."""
 
     def __init__(self, runtime: Runtime, rest: Starlette) -> None:
         self.state = rest.state
         self._click = tracking.click_endpoint(runtime)
+        self._postback = tracking.postback_endpoint(runtime)
         self._rest = rest
         # For web/server.py, which answers most clicks without an ASGI call.
         self.answer_click = tracking.click_answerer(runtime)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/c/"):
-            await self._click(scope, receive, send)
-        else:
-            await self._rest(scope, receive, send)
+        if scope["type"] == "http":
+            path = scope["path"]
+            if path.startswith("/c/"):
+                await self._click(scope, receive, send)
+                return
+            if path == "/postback":
+                await self._postback(scope, receive, send)
+                return
+        await self._rest(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> ClickbackApp:
@@ -44,7 +50,6 @@ def create_app(settings: Settings | None = None) -> ClickbackApp:
 
     app = Starlette(
         routes=[
-            Route("/postback", tracking.postback, methods=["GET", "POST"]),
             Route("/healthz", tracking.healthz),
             Mount("/api", app=create_api(runtime)),
         ],

@@ -320,6 +320,10 @@ class RuntimeOut(BaseModel):
     durable_clicks: bool
     spool_failures: int = Field(description="Durable-mode clicks that could not be spooled (disk).")
     catalog_version: int
+    postbacks_recorded: int = Field(description="Postbacks this process has answered from a committed group.")
+    postback_groups: int = Field(
+        description="Transactions those postbacks were committed in: concurrent postbacks share one."
+    )
 
 
 class CpaTermsIn(Strict):
