@@ -171,3 +171,40 @@ def test_revshare_months_always_equal_a_computation_from_scratch(
             previous_out = line["carry_out"]
         else:
             previous_out = "0.00"
+
+
+def test_a_rejected_first_deposit_leaves_its_months_ftd_count(client: Client, world: World) -> None:
+    tiers = [{"threshold": "2", "percent": "40"}]
+    deal(
+        client,
+        world.casino,
+        {"kind": "revshare", "revshare": {"percent": "20", "tiers": tiers, "tier_basis": "ftds"}},
+    )
+    for player in ("A", "B"):
+        register(client, world, world.alice_casino, player)
+        send(client, world, event="deposit", player_id=player, payout="10", txn_id="D-" + player)
+    send(client, world, event="ngr", player_id="A", payout="100", txn_id="N")
+    this_month = statement(client, world.alice)["lines"][0]
+    assert (this_month["ftds"], this_month["revshare_percent"], this_month["revshare_earnings"]) == (
+        2,
+        "40",
+        "40.00",
+    )
+
+    send(client, world, event="deposit", player_id="B", txn_id="D-B", status="rejected")
+
+    line = statement(client, world.alice)["lines"][0]
+    assert (line["ftds"], line["revshare_percent"], line["revshare_earnings"]) == (1, "20", "20.00")
+
+
+def test_revshare_paid_from_mid_month_counts_the_months_earlier_reports(client: Client, world: World) -> None:
+    deal(client, world.casino, {"kind": "cpa", "cpa": {"amount": "50", "ftd_min": "10"}})
+    register(client, world, world.alice_casino, "P")
+    send(client, world, event="ngr", player_id="P", payout="300", period="2026-09", txn_id="N1")
+
+    deal(client, world.casino, {"kind": "hybrid", "revshare": {"percent": "10"}})
+    send(client, world, event="ngr", player_id="P", payout="200", period="2026-09", txn_id="N2")
+
+    line = month_line(client, world.alice, "2026-09")
+    assert line is not None
+    assert (line["ngr"], line["revshare_earnings"]) == ("500.00", "50.00")

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
+from clickback.core.lifecycle import PAYABLE
 from clickback.core.money import minor_units
 
 # Events that move a player's deposits (chargebacks take money back out).
@@ -24,6 +25,7 @@ _ONLY_ADD = DEPOSIT_EVENTS | {"verification", "wager"}
 # Events whose amount a deal counts, so it must be in (or convertible into) the deal's currency.
 AMOUNT_EVENTS = DEPOSIT_EVENTS | {"chargeback", "wager", "net_revenue"}
 LEDGER_SCALE = Decimal("0.0001")
+_PAYABLE_WORDS = frozenset(s.value for s in PAYABLE)
 
 
 def round_commission(amount: Decimal, currency: str) -> Decimal:
@@ -246,6 +248,37 @@ def cpa_may_change(event: str, arrived: bool, qualified: bool) -> bool:
     if event not in CPA_EVENTS:
         return False
     return not (arrived and qualified and event in _ONLY_ADD)
+
+
+@dataclass(frozen=True, slots=True)
+class MonthShare:
+    """What one conversion adds to its affiliate's RevShare month: NGR (a net_revenue report's
+    amount in the deal's currency) or one FTD (a first deposit, in the month it was made)."""
+
+    affiliate_id: int
+    offer_id: int
+    period: str
+    ngr: Decimal = Decimal(0)
+    ftds: int = 0
+
+
+def month_share(
+    event: str,
+    status: str,
+    affiliate_id: int | None,
+    offer_id: int | None,
+    period: str | None,
+    at: datetime,
+    deal_amount: Decimal | None,
+) -> MonthShare | None:
+    """A conversion counts in a month only while it is attributed and pending or approved."""
+    if affiliate_id is None or offer_id is None or status not in _PAYABLE_WORDS:
+        return None
+    if event == "net_revenue" and period is not None and deal_amount is not None:
+        return MonthShare(affiliate_id, offer_id, period, ngr=deal_amount)
+    if event == "first_deposit":
+        return MonthShare(affiliate_id, offer_id, period_of(at), ftds=1)
+    return None
 
 
 def rate_day(event: str, period: str | None, at: datetime) -> date:

@@ -2,13 +2,14 @@
 (ADR 7): a player's CPA when their events change, and the RevShare months those changes touch.
 The rules are core/commission.py's; this module books the difference from what the ledger holds.
 
-RevShare months are recomputed once per group of postbacks, at its end, in month order: a daily
-batch of a hundred NGR reports for one month recomputes the month once, not a hundred times, and
-two processes recomputing overlapping months lock them in the same order.
+RevShare months are recomputed once per group of postbacks, at its end, in month order, from the
+changes the group made to their inputs (each conversion's share of its month: its NGR, or one FTD,
+followed by store/recording.Recording): a daily batch of a hundred NGR reports for one month costs
+one recomputation of that month, not a hundred sums over its reports, and two processes
+recomputing overlapping months lock them in the same order.
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -17,7 +18,7 @@ from clickback.core.commission import (
     Deal,
     DealKind,
     Qualified,
-    TierBasis,
+    RevSharePeriod,
     cpa_may_change,
     period_bounds,
     period_of,
@@ -30,19 +31,9 @@ from clickback.core.lifecycle import Status
 from clickback.core.model import Catalog
 from clickback.core.money import money_text
 from clickback.store import ledger
-from clickback.store.recording import Player, Recording
+from clickback.store.recording import MonthChange, Player, Recording
 
 MAX_CAUSES_SHOWN = 5
-
-
-@dataclass
-class Months:
-    """RevShare months changed by a group of postbacks: (affiliate, offer) → period → causes."""
-
-    touched: dict[tuple[int, int], dict[str, list[int]]] = field(default_factory=dict)
-
-    def touch(self, affiliate_id: int, offer_id: int, period: str, cause: int) -> None:
-        self.touched.setdefault((affiliate_id, offer_id), {}).setdefault(period, []).append(cause)
 
 
 def player_changed(
@@ -51,10 +42,11 @@ def player_changed(
     player: Player,
     cause: Mapping[str, Any],
     arrived: bool,
-    months: Months,
     now: datetime,
 ) -> None:
-    """Conversion `cause` of the player arrived (`arrived`) or changed (status, label)."""
+    """Conversion `cause` of the player arrived (`arrived`) or changed (status, label): their
+    CPA is re-decided when it may change. (What it changes in RevShare months the Recording
+    follows by itself.)"""
     if player.affiliate_id is None or player.offer_id is None:
         return  # click still in flight: decided when it lands
     deal = catalog.deal_for(player.offer_id, player.affiliate_id)
@@ -63,13 +55,6 @@ def player_changed(
     pays_cpa = deal.cpa is not None and deal.kind in (DealKind.CPA, DealKind.HYBRID)
     if pays_cpa and cpa_may_change(cause["event"], arrived, player.qualified_at is not None):
         _cpa(rec, player, deal, cause["id"], now)
-    revshare = deal.revshare if deal.kind in (DealKind.REVSHARE, DealKind.HYBRID) else None
-    if revshare is None:
-        return
-    if cause["event"] == "net_revenue":
-        months.touch(player.affiliate_id, player.offer_id, cause["period"], cause["id"])
-    elif cause["event"] == "first_deposit" and revshare.tier_basis is TierBasis.FTDS and revshare.tiers:
-        months.touch(player.affiliate_id, player.offer_id, period_of(cause["event_at"]), cause["id"])
 
 
 def _cpa(rec: Recording, player: Player, deal: Deal, cause: int, now: datetime) -> None:
@@ -161,66 +146,104 @@ def _reverse_cpa(rec: Recording, player: Player, booked: Any, cause: int, now: d
         rec.change_status(qualified, Status.REJECTED, now, None)
 
 
-def recompute_months(rec: Recording, catalog: Catalog, months: Months, now: datetime) -> None:
-    """Every touched month, and each later month whose carry-in changes as a result. Reads the
-    months' conversions: the group's own must be written (Recording.flush) first."""
-    for (affiliate_id, offer_id), periods in sorted(months.touched.items()):
+def recompute_months(rec: Recording, catalog: Catalog, now: datetime) -> None:
+    """The RevShare months whose inputs the group changed (Recording.months), and each later
+    month whose carry-in changes as a result. The group's rows must be written (flush) first: a
+    month's first row counts its inputs from scratch."""
+    by_offer: dict[tuple[int, int], dict[str, MonthChange]] = {}
+    for (affiliate_id, offer_id, period), change in rec.months.items():
+        by_offer.setdefault((affiliate_id, offer_id), {})[period] = change
+    for (affiliate_id, offer_id), changes in sorted(by_offer.items()):
         deal = catalog.deal_for(offer_id, affiliate_id)
-        if deal is not None and deal.revshare is not None:
-            _cascade(rec, affiliate_id, offer_id, periods, deal, now)
+        if deal is not None and deal.revshare is not None and deal.kind is not DealKind.CPA:
+            _cascade(rec, affiliate_id, offer_id, changes, deal, now)
+            continue
+        for period, change in sorted(changes.items()):
+            ledger.add_to_month(rec.conn, affiliate_id, offer_id, period, change.ngr, change.ftds)
+    rec.months.clear()
 
 
 def _cascade(
     rec: Recording,
     affiliate_id: int,
     offer_id: int,
-    touched: Mapping[str, list[int]],
+    changes: Mapping[str, MonthChange],
     deal: Deal,
     now: datetime,
 ) -> None:
     terms = deal.revshare
     assert terms is not None
-    first, last = min(touched), max(touched)
     conn = rec.conn
-    booked = ledger.lock_months(rec.db, conn, affiliate_id, offer_id, sorted(touched), deal.currency, now)
+    first, last = min(changes), max(changes)
+    booked = ledger.lock_months(conn, affiliate_id, offer_id, first)
+    # A month's first row counts its inputs from scratch, this group's own conversions included.
+    counted: dict[str, tuple[Decimal, int]] = {}
+    for period in sorted(set(changes) - set(booked)):
+        inputs = ledger.month_inputs(conn, affiliate_id, offer_id, period)
+        created = ledger.new_month(rec.db, conn, affiliate_id, offer_id, period, deal.currency, inputs, now)
+        if created is not None:
+            counted[period] = inputs
+        booked[period] = created or ledger.lock_months(conn, affiliate_id, offer_id, period)[period]
     carry = ledger.carry_before(conn, affiliate_id, offer_id, first)
     causes: list[int] = []
-    for period, row in booked.items():
+    for period, row in sorted(booked.items()):
+        change = changes.get(period)
         carry_in = carry if terms.negative_carryover else Decimal(0)
-        if period not in touched and row.carry_in == carry_in:
+        if change is None and row.carry_in == carry_in:
             if period > last:
                 return  # nothing changes from here on
             carry = row.carry_out
             continue
+        if period in counted:
+            ngr, ftds = counted[period]
+        elif change is not None:
+            ngr, ftds = row.ngr + change.ngr, row.ftds + change.ftds
+        else:
+            ngr, ftds = row.ngr, row.ftds
         # A later month whose carry-in changed is caused by what changed the months before it.
-        causes = touched.get(period, causes)
-        ngr, ftds = ledger.month_inputs(conn, affiliate_id, offer_id, period)
+        causes = change.causes if change is not None else causes
         month = revshare_period(terms, deal.currency, ngr, ftds, carry)
-        delta = month.earnings - row.earnings
-        if delta:
-            cause = causes[-1]
-            shown = ", ".join(map(str, causes[-MAX_CAUSES_SHOWN:]))
-            ledger.append(
-                conn,
-                now,
-                kind=ledger.REVSHARE,
-                affiliate_id=affiliate_id,
-                offer_id=offer_id,
-                conversion_id=cause,
-                period=period,
-                amount=delta,
-                currency=deal.currency,
-                fx_rate=rec.conversion(cause)["fx_rate"],
-                percent=str(month.percent),
-                status=ledger.APPROVED if period_bounds(period)[1] <= now else ledger.PENDING,
-                reverses_id=ledger.reversible(conn, cause) if delta < 0 else None,
-                detail=(
-                    f"NGR {money_text(month.ngr, deal.currency)}, "
-                    f"carry-in {money_text(month.carry_in, deal.currency)}, FTDs {month.ftds}, "
-                    f"{month.percent}% ⇒ {money_text(month.earnings, deal.currency)} "
-                    f"(booked {money_text(row.earnings, deal.currency)}); after conversion"
-                    f"{'s' if len(causes) > 1 else ''} {shown}"
-                ),
-            )
+        _book_month(rec, affiliate_id, offer_id, period, month, row.earnings, causes, deal, now)
         ledger.save_month(conn, affiliate_id, offer_id, period, month, now)
         carry = month.carry_out
+
+
+def _book_month(
+    rec: Recording,
+    affiliate_id: int,
+    offer_id: int,
+    period: str,
+    month: RevSharePeriod,
+    booked: Decimal,
+    causes: list[int],
+    deal: Deal,
+    now: datetime,
+) -> None:
+    """The difference between the month's RevShare and what is booked, as an entry."""
+    delta = month.earnings - booked
+    if not delta:
+        return
+    cause = causes[-1]
+    shown = ", ".join(map(str, causes[-MAX_CAUSES_SHOWN:]))
+    currency = deal.currency
+    ledger.append(
+        rec.conn,
+        now,
+        kind=ledger.REVSHARE,
+        affiliate_id=affiliate_id,
+        offer_id=offer_id,
+        conversion_id=cause,
+        period=period,
+        amount=delta,
+        currency=currency,
+        fx_rate=rec.conversion(cause)["fx_rate"],
+        percent=str(month.percent),
+        status=ledger.APPROVED if period_bounds(period)[1] <= now else ledger.PENDING,
+        reverses_id=ledger.reversible(rec.conn, cause) if delta < 0 else None,
+        detail=(
+            f"NGR {money_text(month.ngr, currency)}, carry-in {money_text(month.carry_in, currency)}, "
+            f"FTDs {month.ftds}, {month.percent}% ⇒ {money_text(month.earnings, currency)} "
+            f"(booked {money_text(booked, currency)}); after conversion"
+            f"{'s' if len(causes) > 1 else ''} {shown}"
+        ),
+    )

@@ -46,7 +46,6 @@ from clickback.core.reasons import Reason, Rejected
 from clickback.service import commissions
 from clickback.service.catalog_cache import CatalogCache
 from clickback.service.clickwriter import ClickWriter
-from clickback.service.commissions import Months
 from clickback.service.group_commit import GroupCommit
 from clickback.store.db import Database
 from clickback.store.recording import Player, Recording, clicks_landed
@@ -148,7 +147,6 @@ class _Group:
         self._in_flight_window = postbacks._in_flight_window
         self._catalog = catalog
         self._clicks = dict(buffered)
-        self._months = Months()
 
     def write(self, rec: Recording, items: Sequence[_Item]) -> list[Outcome]:
         read = [item.read for item in items if isinstance(item.read, Postback)]
@@ -164,9 +162,9 @@ class _Group:
         for n in sorted(range(len(items)), key=lambda n: _lock_order(items[n].read)):
             outcomes[n] = self._accept(rec, items[n])
         rec.flush()
-        # RevShare months sum the months' conversions: the group's own are written first.
+        # A month's first RevShare row counts its conversions: the group's own are written first.
         now = max(item.raw.received_at for item in items)
-        commissions.recompute_months(rec, self._catalog, self._months, now)
+        commissions.recompute_months(rec, self._catalog, now)
         return [outcomes[n] for n in range(len(items))]
 
     def _accept(self, rec: Recording, item: _Item) -> Outcome:
@@ -260,9 +258,7 @@ class _Group:
             if existing["player_id"]:
                 player = player or rec.player((existing["advertiser_id"], existing["player_id"]))
             if player is not None:
-                commissions.player_changed(
-                    rec, self._catalog, player, existing, False, self._months, raw.received_at
-                )
+                commissions.player_changed(rec, self._catalog, player, existing, False, raw.received_at)
         return outcome
 
     def _player_event(
@@ -282,10 +278,10 @@ class _Group:
                     rec.count({**old, "event": "first_deposit"}, Status(old["status"]), old["payout"], -1)
                     rec.count(old, Status(old["status"]), old["payout"], +1)
                 commissions.player_changed(
-                    rec, self._catalog, player, {**old, "event": "first_deposit"}, False, self._months, now
+                    rec, self._catalog, player, {**old, "event": "first_deposit"}, False, now
                 )
             rec.change_player(player, ftd_conversion_id=row["id"], ftd_at=at)
-        commissions.player_changed(rec, self._catalog, player, row, True, self._months, now)
+        commissions.player_changed(rec, self._catalog, player, row, True, now)
 
 
 def _lock_order(read: Postback | Refused) -> tuple[str, ...]:
@@ -400,19 +396,18 @@ def _attribution_columns(click: Click | None, now: datetime) -> dict[str, Any]:
 def _attribute_waiting(rec: Recording, catalog: Catalog, now: datetime) -> int:
     waiting = rec.unattributed()
     landed = rec.clicks([row["click_id"] for row in waiting]) if waiting else {}
-    months = Months()
     done = 0
     for row in waiting:
         click = landed.get(row["click_id"])
-        if click is not None and _attribute_late(rec, catalog, row, click, months, now):
+        if click is not None and _attribute_late(rec, catalog, row, click, now):
             done += 1
     rec.flush()
-    commissions.recompute_months(rec, catalog, months, now)
+    commissions.recompute_months(rec, catalog, now)
     return done
 
 
 def _attribute_late(
-    rec: Recording, catalog: Catalog, row: dict[str, Any], click: Click, months: Months, now: datetime
+    rec: Recording, catalog: Catalog, row: dict[str, Any], click: Click, now: datetime
 ) -> bool:
     offer = catalog.offers.get(click.offer_id)
     rejected = check_offer(row["advertiser_id"], row["event"], offer, row["click_id"], catalog)
@@ -436,5 +431,5 @@ def _attribute_late(
     rec.count(row, Status(row["status"]), payout, +1)
     for player in rec.attribute_players(row["advertiser_id"], click):
         if player.player_id == row["player_id"]:
-            commissions.player_changed(rec, catalog, player, row, True, months, now)
+            commissions.player_changed(rec, catalog, player, row, True, now)
     return True

@@ -58,44 +58,62 @@ def carry_before(conn: Connection, affiliate_id: int, offer_id: int, period: str
     return found if found is not None else ZERO
 
 
-def lock_months(
+def lock_months(conn: Connection, affiliate_id: int, offer_id: int, first: str) -> dict[str, Row[Any]]:
+    """The booked months from `first` on, locked in month order (two transactions recomputing the
+    same months take their locks in the same order)."""
+    query = (
+        select(revshare_periods)
+        .where(_month_key(affiliate_id, offer_id) & (revshare_periods.c.period >= first))
+        .order_by(revshare_periods.c.period)
+        .with_for_update()
+    )
+    return {row.period: row for row in conn.execute(query).all()}
+
+
+def new_month(
     db: Database,
     conn: Connection,
     affiliate_id: int,
     offer_id: int,
-    new: list[str],
+    period: str,
     currency: str,
+    inputs: tuple[Decimal, int],
     now: datetime,
-) -> dict[str, Row[Any]]:
-    """Every booked month from the first of `new` on, created where missing and locked in month
-    order (so two transactions recomputing the same months cannot deadlock)."""
-    for period in new:
-        conn.execute(
-            db.insert_ignore(revshare_periods).values(
-                affiliate_id=affiliate_id,
-                offer_id=offer_id,
-                period=period,
-                currency=currency,
-                ngr=ZERO,
-                ftds=0,
-                carry_in=ZERO,
-                percent="0",
-                earnings=ZERO,
-                carry_out=ZERO,
-                updated_at=now,
-            )
-        )
-    query = (
-        select(revshare_periods)
-        .where(_month_key(affiliate_id, offer_id) & (revshare_periods.c.period >= min(new)))
-        .order_by(revshare_periods.c.period)
-        .with_for_update()
+) -> Row[Any] | None:
+    """A month's first row, with its inputs (counted from scratch), locked; None if another
+    transaction created it first (then its row holds everything but this transaction's own)."""
+    ngr, ftds = inputs
+    stmt = db.insert_ignore(revshare_periods).values(
+        affiliate_id=affiliate_id,
+        offer_id=offer_id,
+        period=period,
+        currency=currency,
+        ngr=ngr,
+        ftds=ftds,
+        carry_in=ZERO,
+        percent="0",
+        earnings=ZERO,
+        carry_out=ZERO,
+        updated_at=now,
     )
-    return {row.period: row for row in (conn.execute(query)).all()}
+    if not conn.execute(stmt).rowcount:
+        return None
+    return lock_months(conn, affiliate_id, offer_id, period)[period]
+
+
+def add_to_month(
+    conn: Connection, affiliate_id: int, offer_id: int, period: str, ngr: Decimal, ftds: int
+) -> None:
+    """Keep a month's inputs current where RevShare is not (or no longer) paid, should it be again."""
+    stmt = update(revshare_periods).where(
+        _month_key(affiliate_id, offer_id) & (revshare_periods.c.period == period)
+    )
+    conn.execute(stmt.values(ngr=revshare_periods.c.ngr + ngr, ftds=revshare_periods.c.ftds + ftds))
 
 
 def month_inputs(conn: Connection, affiliate_id: int, offer_id: int, period: str) -> tuple[Decimal, int]:
-    """The month's NGR (its reports, in the deal's currency) and its first deposits, from scratch."""
+    """The month's NGR (its reports, in the deal's currency) and its first deposits, counted from
+    scratch: for a month's first row (later changes are added as they happen)."""
     c = conversions.c
     owned = (c.affiliate_id == affiliate_id) & (c.offer_id == offer_id) & c.status.in_(PAYABLE_STATUSES)
     ngr_query = select(func.sum(c.deal_amount)).where(

@@ -11,14 +11,14 @@ the change.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, select, update
 
-from clickback.core.commission import PlayerEvent
+from clickback.core.commission import MonthShare, PlayerEvent, month_share
 from clickback.core.intake import RawPostback
 from clickback.core.lifecycle import PAYABLE, Status
 from clickback.core.limits import MAX_RAW_LOG_LEN
@@ -66,6 +66,29 @@ class Player:
 
 
 _PLAYER_COLUMNS = [f.name for f in fields(Player)]
+# (affiliate_id, offer_id, period): a RevShare month.
+MonthKey = tuple[int, int, str]
+
+
+@dataclass(slots=True)
+class MonthChange:
+    """How a group changed a RevShare month's inputs, and the conversions that changed them."""
+
+    ngr: Decimal = Decimal(0)
+    ftds: int = 0
+    causes: list[int] = field(default_factory=list)
+
+
+def _share(row: Mapping[str, Any]) -> MonthShare | None:
+    return month_share(
+        row["event"],
+        row["status"],
+        row["affiliate_id"],
+        row["offer_id"],
+        row["period"],
+        row["event_at"],
+        row["deal_amount"],
+    )
 
 
 class Recording:
@@ -86,6 +109,9 @@ class Recording:
         self._logs: list[dict[str, Any]] = []
         self._history: list[dict[str, Any]] = []
         self._stats: dict[tuple[Any, ...], list[Any]] = {}
+        # Every change to a conversion moves its share of a RevShare month here (never missed:
+        # add_conversion and change_conversion are the only ways a group changes one).
+        self.months: dict[MonthKey, MonthChange] = {}
 
     # --- reads, for a whole group at once ---------------------------------------------------
 
@@ -231,6 +257,7 @@ class Recording:
         conversion that another process records under the same key meanwhile makes the
         group's commit fail, and each postback is then applied again on its own."""
         added = {**row, "id": self._next_id(conversions)}
+        self._moved(None, _share(added), added["id"])
         self._new_conversions.append(added)
         self._by_id[added["id"]] = added
         self._by_key[(added["advertiser_id"], added["dedupe_key"], added["dedupe_event"])] = added
@@ -238,9 +265,22 @@ class Recording:
         return added
 
     def change_conversion(self, row: dict[str, Any], **values: Any) -> None:
+        before = _share(row)
         row.update(values)
+        self._moved(before, _share(row), row["id"])
         if not any(row is new for new in self._new_conversions):
             self._changed_conversions.setdefault(row["id"], {}).update(values)
+
+    def _moved(self, before: MonthShare | None, after: MonthShare | None, cause: int) -> None:
+        for share, sign in ((before, -1), (after, +1)):
+            if share is not None:
+                change = self.months.setdefault(
+                    (share.affiliate_id, share.offer_id, share.period), MonthChange()
+                )
+                change.ngr += share.ngr * sign
+                change.ftds += share.ftds * sign
+                if cause not in change.causes:
+                    change.causes.append(cause)
 
     def log(self, raw: RawPostback, advertiser_id: int | None, click_id: str, outcome: Outcome) -> int:
         """The postback as it arrived, with its outcome; returns its id."""
