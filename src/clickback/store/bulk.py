@@ -11,7 +11,7 @@ through insert_rows: the table's INSERT compiled once, each value made what the 
 import functools
 import json
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -197,27 +197,34 @@ def _insert_plan(
     return compiled.string, columns, tuple((i, c) for i, c in converters if c is not None)
 
 
-def select_in(
+def select_keys(
     conn: Connection,
     table: Table,
-    where: Mapping[str, Sequence[Any]],
+    columns: tuple[str, ...],
+    keys: Iterable[tuple[Any, ...]],
     *,
     lock: bool = False,
-    order_by: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows of `table` whose columns take one of the values given for them, as dicts of Python
-    values. Each list is one parameter (JSON on SQLite, an array on PostgreSQL), so the text of the
-    statement is the same whatever the lists' lengths; `lock` adds FOR UPDATE on PostgreSQL."""
-    sql, columns, readers = _select_plan(conn.dialect, table, tuple(where), lock, order_by)
+    """Rows of `table` whose `columns` hold one of `keys`, as dicts of Python values, in id
+    order (`lock`: FOR UPDATE on PostgreSQL, so two transactions lock rows in the same order).
+
+    The keys are one parameter (a JSON array on SQLite, an array per column on PostgreSQL)
+    joined to the table: the statement's text is the same whatever their number, and the plan a
+    lookup per key in the table's index on `columns`, also when PostgreSQL reuses a generic plan
+    (which for `column = ANY($1)` conditions scanned a whole advertiser's conversions)."""
+    wanted = list(dict.fromkeys(keys))
+    if not wanted:
+        return []
+    sql, names, readers = _select_plan(conn.dialect, table, columns, lock)
     if conn.dialect.name == "sqlite":
-        params: tuple[Any, ...] = tuple(json.dumps(list(values)) for values in where.values())
+        params: tuple[Any, ...] = (json.dumps(wanted),)
     else:
-        params = tuple(list(values) for values in where.values())
+        params = tuple(list(column) for column in zip(*wanted, strict=True))
     cursor = raw_cursor(conn)
     cursor.execute(sql, params)
     rows = []
     for raw in cursor.fetchall():
-        row = dict(zip(columns, raw, strict=True))
+        row = dict(zip(names, raw, strict=True))
         for name, read in readers:
             row[name] = read(row[name])
         rows.append(row)
@@ -226,21 +233,28 @@ def select_in(
 
 @functools.cache
 def _select_plan(
-    dialect: Dialect, table: Table, filters: tuple[str, ...], lock: bool, order_by: str | None
+    dialect: Dialect, table: Table, columns: tuple[str, ...], lock: bool
 ) -> tuple[str, tuple[str, ...], tuple[tuple[str, Callable[[Any], Any]], ...]]:
-    columns = tuple(c.name for c in table.columns)
+    names = tuple(c.name for c in table.columns)
+    selected = ", ".join(f"t.{name}" for name in names)
     if dialect.name == "sqlite":
-        conditions = [f"{name} IN (SELECT value FROM json_each(?))" for name in filters]
+        keys = "json_each(?) AS k"
+        on = [f"t.{name} = json_extract(k.value, '$[{i}]')" for i, name in enumerate(columns)]
     else:
-        conditions = [f"{name} = ANY(${n})" for n, name in enumerate(filters, 1)]
+        # Arrays of the columns' own types: a cast on the column's side would keep its index out.
+        arrays = ", ".join(
+            f"${i}::{table.c[name].type.compile(dialect=dialect)}[]" for i, name in enumerate(columns, 1)
+        )
+        keys = f"unnest({arrays}) AS k({', '.join(columns)})"
+        on = [f"t.{name} = k.{name}" for name in columns]
     # Our own table and column names: nothing from outside reaches this text.
-    sql = f"SELECT {', '.join(columns)} FROM {table.name} WHERE {' AND '.join(conditions)}"
-    if order_by:
-        sql += f" ORDER BY {order_by}"
+    sql = f"SELECT {selected} FROM {keys} JOIN {table.name} t ON {' AND '.join(on)}"
+    if "id" in table.c:
+        sql += " ORDER BY t.id"
     if lock and dialect.name == "postgresql":
-        sql += " FOR UPDATE"
-    readers = ((name, _reader(dialect, table.c[name].type)) for name in columns)
-    return sql, columns, tuple((name, r) for name, r in readers if r is not None)
+        sql += " FOR UPDATE OF t"
+    readers = ((name, _reader(dialect, table.c[name].type)) for name in names)
+    return sql, names, tuple((name, r) for name, r in readers if r is not None)
 
 
 def _reader(dialect: Dialect, kind: Any) -> Callable[[Any], Any] | None:

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, delete
 
 from clickback.core.model import Click, Traits
 from clickback.core.reporting import MS_PER_HOUR
-from clickback.store.bulk import ClickBulk, bulk_for, select_in
+from clickback.store.bulk import ClickBulk, bulk_for, select_keys
 from clickback.store.db import Database
 from clickback.store.tables import click_refusals, clicks, visitors
 
@@ -126,4 +126,4 @@ def _click(r: Mapping[str, Any]) -> Click:
 def clicks_by_id(conn: Connection, ids: Sequence[str]) -> dict[str, Click]:
     if not ids:
         return {}
-    return {r["click_id"]: _click(r) for r in select_in(conn, clicks, {"click_id": list(ids)})}
+    return {r["click_id"]: _click(r) for r in select_keys(conn, clicks, ("click_id",), [(i,) for i in ids])}

@@ -26,7 +26,7 @@ from clickback.core.model import Click
 from clickback.core.outcome import Outcome
 from clickback.core.reporting import hour_of
 from clickback.store import fx
-from clickback.store.bulk import insert_rows, select_in
+from clickback.store.bulk import insert_rows, select_keys
 from clickback.store.clicks import clicks_by_id
 from clickback.store.db import Database
 from clickback.store.tables import (
@@ -42,6 +42,8 @@ from clickback.store.tables import (
 Key = tuple[int, str, str]
 # (advertiser_id, player_id)
 PlayerKey = tuple[int, str]
+_DUPLICATE_KEY = ("advertiser_id", "dedupe_key", "dedupe_event")
+_PLAYER_KEY = ("advertiser_id", "player_id")
 _STAT_KEY = ("hour", "link_id", "sub1", "country", "device_type", "event", "status", "currency")
 
 
@@ -126,14 +128,10 @@ class Recording:
         if not wanted:
             return
         self._players.update(dict.fromkeys(wanted))
-        where: dict[str, list[Any]] = {
-            "advertiser_id": sorted({k[0] for k in wanted}),
-            "player_id": sorted({k[1] for k in wanted}),
-        }
-        for row in select_in(self.conn, players, where, lock=True, order_by="id"):
-            key = (row["advertiser_id"], row["player_id"])
-            if key in self._players and self._players[key] is None:
-                self._players[key] = Player(**{name: row[name] for name in _PLAYER_COLUMNS})
+        for row in select_keys(self.conn, players, ("advertiser_id", "player_id"), wanted, lock=True):
+            self._players[(row["advertiser_id"], row["player_id"])] = Player(
+                **{name: row[name] for name in _PLAYER_COLUMNS}
+            )
 
     def player(self, key: PlayerKey) -> Player | None:
         if key not in self._players:
@@ -148,15 +146,7 @@ class Recording:
         if not wanted:
             return
         self._by_key.update(dict.fromkeys(wanted))
-        # Three lists rather than one of (advertiser, key, event) tuples: SQLite uses the unique
-        # index for the former only. Rows of the cross product that were not asked for are kept
-        # too: they are real rows, under their own keys.
-        where: dict[str, list[Any]] = {
-            "advertiser_id": sorted({k[0] for k in wanted}),
-            "dedupe_key": sorted({k[1] for k in wanted}),
-            "dedupe_event": sorted({k[2] for k in wanted}),
-        }
-        for row in select_in(self.conn, conversions, where, lock=True):
+        for row in select_keys(self.conn, conversions, _DUPLICATE_KEY, wanted, lock=True):
             self._remember(row)
 
     def conversion_by_key(self, key: Key) -> dict[str, Any] | None:
@@ -166,7 +156,7 @@ class Recording:
 
     def conversion(self, conversion_id: int) -> dict[str, Any]:
         if conversion_id not in self._by_id:
-            (row,) = select_in(self.conn, conversions, {"id": [conversion_id]})
+            (row,) = select_keys(self.conn, conversions, ("id",), [(conversion_id,)])
             self._remember(row)
         return self._by_id[conversion_id]
 
@@ -176,19 +166,13 @@ class Recording:
         if self._player_rows is None:
             self._player_rows = {}
             keys = {k for k, p in self._players.items() if p is not None}
-            if keys:
-                theirs: dict[str, list[Any]] = {
-                    "advertiser_id": sorted({k[0] for k in keys}),
-                    "player_id": sorted({k[1] for k in keys}),
-                }
-                for row in select_in(self.conn, conversions, theirs):
-                    if (row["advertiser_id"], row["player_id"]) in keys:
-                        self._remember(row)
+            for row in select_keys(self.conn, conversions, _PLAYER_KEY, keys):
+                self._remember(row)
             for known in self._by_id.values():
                 self._index_player_row(known)
         key = (player.advertiser_id, player.player_id)
         if key not in self._player_rows:  # a player loaded after the first call
-            for row in select_in(self.conn, conversions, {"advertiser_id": [key[0]], "player_id": [key[1]]}):
+            for row in select_keys(self.conn, conversions, _PLAYER_KEY, [key]):
                 self._remember(row)
             self._player_rows.setdefault(key, {})
         return [
