@@ -388,7 +388,7 @@ def wrk_phase(
     lua = tmp / f"{name}.lua"
     lua.write_text(POSTBACK_LUA.format(paths=path_file, threads=args.threads))
     before_rows = db.count(count_sql)
-    groups0 = runtime_groups(port)
+    groups0 = runtime_groups(port, args.workers)
     cpu0, db0 = tree_cpu_seconds(server_pid), db.server_cpu_s()
     cmd = (
         wrk,
@@ -406,9 +406,11 @@ def wrk_phase(
     time.sleep(SETTLE_S)
     cpu, db_cpu = tree_cpu_seconds(server_pid) - cpu0, db.server_cpu_s() - db0
     result = parse_wrk(done.stdout)
-    recorded, groups = (a - b for a, b in zip(runtime_groups(port), groups0, strict=True))
-    each = recorded / max(groups, 1)
-    print(f"  {name}: one worker recorded {recorded} postbacks in {groups} groups ({each:.1f} a group)")
+    groups1 = runtime_groups(port, args.workers)
+    pids = groups0.keys() & groups1.keys()
+    recorded = sum(groups1[p][0] - groups0[p][0] for p in pids)
+    groups = sum(groups1[p][1] - groups0[p][1] for p in pids)
+    print(f"  {name}: {recorded} postbacks in {groups} groups ({recorded / max(groups, 1):.1f} a group)")
     counts = dict(item.split("=") for item in done.stdout.split("POSTBACKS ")[1].split()[:4])
     accepted = db.count(count_sql) - before_rows
     sent, spare = int(counts["sent"]), int(counts["spare"])
@@ -433,11 +435,18 @@ def wrk_phase(
     )
 
 
-def runtime_groups(port: int) -> tuple[int, int]:
-    """(postbacks recorded, groups) of the worker that answers: a sample of the server's."""
-    status, _, body = request(port, "GET", "/api/runtime")
-    doc = json.loads(body) if status == 200 else {}
-    return int(doc.get("postbacks_recorded", 0)), int(doc.get("postback_groups", 0))
+def runtime_groups(port: int, workers: int) -> dict[int, tuple[int, int]]:
+    """(postbacks recorded, groups) of each worker, by process id: each call of /api/runtime is
+    a new connection, which any worker may take, so ask until every worker has answered."""
+    seen: dict[int, tuple[int, int]] = {}
+    for _ in range(50 * workers):
+        status, _, body = request(port, "GET", "/api/runtime")
+        if status == 200:
+            doc = json.loads(body)
+            seen[int(doc["process_id"])] = (int(doc["postbacks_recorded"]), int(doc["postback_groups"]))
+        if len(seen) == workers:
+            break
+    return seen
 
 
 def healthz_reference(wrk: str, port: int, server_pid: int, args: argparse.Namespace) -> tuple[float, float]:

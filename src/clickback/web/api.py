@@ -2,6 +2,7 @@
 
 import hmac
 import json
+import os
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date
@@ -383,6 +384,7 @@ def create_api(runtime: Runtime) -> FastAPI:
     async def runtime_state() -> s.RuntimeOut:
         w = runtime.writer
         return s.RuntimeOut(
+            process_id=os.getpid(),
             clicks_pending=w.pending,
             clicks_written=w.written,
             clicks_spilled=w.spilled,

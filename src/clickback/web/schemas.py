@@ -309,6 +309,9 @@ class ReasonOut(BaseModel):
 
 
 class RuntimeOut(BaseModel):
+    process_id: int = Field(
+        description="The server process (worker) that answered: each has its own figures."
+    )
     clicks_pending: int = Field(
         description="Redirected clicks held in memory, not yet written: without durable mode, "
         "what a crash of this process right now would lose."
