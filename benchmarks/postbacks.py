@@ -285,14 +285,24 @@ async def open_loop(port: int, paths: Sequence[str], rate: float) -> tuple[list[
         nonlocal opened
         scheduled = start + n / rate
         await asyncio.sleep(max(0.0, scheduled - loop.time()))
-        if idle:
-            conn = idle.pop()
-        else:
+
+        async def fresh() -> Connection:
+            nonlocal opened
             opened += 1
             if opened > MAX_OPEN_CONNECTIONS:
                 raise BenchError(f"more than {MAX_OPEN_CONNECTIONS} postbacks waiting at once")
-            conn = await Connection.open(port)
-        status, _ = await conn.get(path)
+            return await Connection.open(port)
+
+        conn = idle.pop() if idle else await fresh()
+        try:
+            status, _ = await conn.get(path)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            # The server closed a connection left idle past its keep-alive timeout before it read
+            # the request: send it again on a new one (a repeat would be a duplicate anyway).
+            conn.close()
+            opened -= 1
+            conn = await fresh()
+            status, _ = await conn.get(path)
         latencies.append((loop.time() - scheduled) * 1000)
         counts["ok" if status == 200 else "other"] += 1
         idle.append(conn)

@@ -2,7 +2,8 @@
 
 import asyncio
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -254,6 +255,31 @@ def test_postback_for_a_click_still_in_another_nodes_buffer_is_attributed_when_i
     report = client.report()
     assert report["totals"]["conversions"] == {"first_deposit": 1}
     other.http.close()
+
+
+def test_another_advertisers_postback_for_a_click_in_flight_gives_the_affiliate_no_player(
+    client: Client, world: World, second_node: Node
+) -> None:
+    other = Client(second_node)
+    with second_node.writer_held():
+        cid = other.click(world.alice_casino)  # Northstar's offer, still in the other node's buffer
+        stranger = client.postback(
+            click_id=cid, event="registration", player_id="STRANGER", token=world.southgate["token"]
+        )
+    other.flush()
+    client.flush()
+
+    assert reply_of(stranger) == (200, "accepted", None)  # kept while the click was in flight
+    (conversion,) = client.items("/conversions")
+    assert (conversion["status"], conversion["affiliate_id"]) == ("rejected", None)
+    assert client.items("/players", affiliate_id=world.alice["id"]) == []
+    assert statement_lines(client, world.alice["id"]) == []
+    other.http.close()
+
+
+def statement_lines(client: Client, affiliate_id: int) -> list[Any]:
+    month = datetime.now(UTC).strftime("%Y-%m")
+    return list(client.api("GET", f"/statements/{affiliate_id}/{month}")["lines"])
 
 
 def test_log_filters_by_advertiser_outcome_reason_and_time(
