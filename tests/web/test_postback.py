@@ -306,6 +306,28 @@ def test_log_filters_by_advertiser_outcome_reason_and_time(
     assert entry["conversion_id"] is not None
 
 
+def test_postback_is_answered_503_when_the_driver_itself_fails(
+    client: Client, world: World, click_id: str
+) -> None:
+    """The hot statements go through the driver's own cursor: its errors are not SQLAlchemy's."""
+    from sqlalchemy import text
+
+    async def rename(old: str, new: str) -> None:
+        async with client.node.runtime.db.write() as conn:
+            await conn.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
+
+    client.node.call(lambda: rename("conversion_history", "history_away"))
+    try:
+        response = client.postback(click_id=click_id, event="registration", token=world.token)
+    finally:
+        client.node.call(lambda: rename("history_away", "conversion_history"))
+
+    assert (response.status_code, response.json()["reason"]) == (503, "storage_unavailable")
+    assert client.items("/conversions") == []
+    retried = client.postback(click_id=click_id, event="registration", token=world.token)
+    assert retried.json()["result"] == "accepted"
+
+
 def test_postback_is_answered_503_when_the_database_cannot_record_it(
     client: Client, world: World, click_id: str
 ) -> None:

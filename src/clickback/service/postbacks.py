@@ -20,8 +20,6 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from clickback.core.clickids import ClickIdCodec
 from clickback.core.commission import AMOUNT_EVENTS, convert, period_of, rate_day
 from clickback.core.events import dedupe_family, deposit_label
@@ -95,7 +93,7 @@ class Postbacks:
         read = read_postback(raw, self._catalog.current, self._codec, self._max_event_age)
         try:
             return await self._group.submit(_Item(raw, read))
-        except (SQLAlchemyError, OSError):
+        except self._db.errors:
             # Nothing was committed, so the sender must not get a 2xx: it retries later.
             log.exception("postback not recorded")
             return Outcome(Result.REJECTED, Reason.STORAGE_UNAVAILABLE)
@@ -120,7 +118,7 @@ class Postbacks:
                 click = self._clicks.get(item.read.click.value)
                 if click is not None:
                     buffered[click.click_id] = click
-        group = _Group(self, self._catalog.current, buffered)
+        group = _Group(self._codec, self._in_flight_window, self._catalog.current, buffered)
         return await self._db.run_write(lambda conn: group.write(Recording(self._db, conn), items))
 
     async def attribute_waiting(self, now: datetime) -> int:
@@ -142,9 +140,15 @@ class Postbacks:
 class _Group:
     """One group of postbacks, written in one transaction (synchronous: see Database.run_write)."""
 
-    def __init__(self, postbacks: Postbacks, catalog: Catalog, buffered: Mapping[str, Click]) -> None:
-        self._codec = postbacks._codec
-        self._in_flight_window = postbacks._in_flight_window
+    def __init__(
+        self,
+        codec: ClickIdCodec,
+        in_flight_window: timedelta,
+        catalog: Catalog,
+        buffered: Mapping[str, Click],
+    ) -> None:
+        self._codec = codec
+        self._in_flight_window = in_flight_window
         self._catalog = catalog
         self._clicks = dict(buffered)
 

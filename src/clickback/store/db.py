@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, String, Table, create_engine, event, func, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -74,6 +75,15 @@ class Database:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    @property
+    def errors(self) -> tuple[type[BaseException], ...]:
+        """What a failing database raises: SQLAlchemy's errors, and the driver's own where its
+        cursor is used directly (the postback path's hot statements), and lost connections."""
+        drivers = [self.engine.dialect.loaded_dbapi.Error]
+        if self.sync_engine is not None:
+            drivers.append(self.sync_engine.dialect.loaded_dbapi.Error)
+        return (SQLAlchemyError, OSError, *drivers)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
