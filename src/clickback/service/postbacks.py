@@ -41,6 +41,7 @@ from clickback.core.lifecycle import Status
 from clickback.core.model import Catalog, Click
 from clickback.core.outcome import Outcome, Result
 from clickback.core.reasons import Reason, Rejected
+from clickback.logs import Repeated
 from clickback.service import commissions
 from clickback.service.catalog_cache import CatalogCache
 from clickback.service.clickwriter import ClickWriter
@@ -88,15 +89,18 @@ class Postbacks:
         self._in_flight_window = in_flight_window
         self._max_event_age = max_event_age
         self._group: GroupCommit[_Item, Outcome] = GroupCommit(self._apply, MAX_GROUP)
+        self._failures = Repeated(log, "postbacks not recorded (answered 503 storage_unavailable)")
 
     async def receive(self, raw: RawPostback) -> Outcome:
         read = read_postback(raw, self._catalog.current, self._codec, self._max_event_age)
         try:
-            return await self._group.submit(_Item(raw, read))
-        except self._db.errors:
+            outcome = await self._group.submit(_Item(raw, read))
+        except self._db.errors as exc:
             # Nothing was committed, so the sender must not get a 2xx: it retries later.
-            log.exception("postback not recorded")
+            self._failures.failed(exc)
             return Outcome(Result.REJECTED, Reason.STORAGE_UNAVAILABLE)
+        self._failures.succeeded()
+        return outcome
 
     async def close(self) -> None:
         await self._group.close()
