@@ -76,8 +76,7 @@ def _book_cpa(rec: Recording, player: Player, deal: Deal, q: Qualified, now: dat
     # The hold counts from the qualifying event: one reported after its hold ended is due at once.
     hold_until = q.at + timedelta(days=deal.cpa.hold_days)
     source = rec.conversion(q.by)
-    ledger.append(
-        rec.conn,
+    rec.append_entry(
         now,
         kind=ledger.CPA,
         affiliate_id=player.affiliate_id,
@@ -124,8 +123,7 @@ _NOT_COPIED = frozenset({"id"})
 
 def _reverse_cpa(rec: Recording, player: Player, booked: Any, cause: int, now: datetime) -> None:
     ledger.mark_reversed(rec.conn, booked.id, now)
-    ledger.append(
-        rec.conn,
+    rec.append_entry(
         now,
         kind=ledger.CPA,
         affiliate_id=booked.affiliate_id,
@@ -226,8 +224,7 @@ def _book_month(
     cause = causes[-1]
     shown = ", ".join(map(str, causes[-MAX_CAUSES_SHOWN:]))
     currency = deal.currency
-    ledger.append(
-        rec.conn,
+    rec.append_entry(
         now,
         kind=ledger.REVSHARE,
         affiliate_id=affiliate_id,

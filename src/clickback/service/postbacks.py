@@ -14,11 +14,14 @@ Conversions whose click was still in flight are attributed when it lands (attrib
 """
 
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection
 
 from clickback.core.clickids import ClickIdCodec
 from clickback.core.commission import AMOUNT_EVENTS, convert, period_of, rate_day
@@ -42,6 +45,7 @@ from clickback.core.model import Catalog, Click
 from clickback.core.outcome import Outcome, Result
 from clickback.core.reasons import Reason, Rejected
 from clickback.logs import Repeated
+from clickback.metrics import LEDGER_ENTRIES, POSTBACK_SECONDS, POSTBACKS
 from clickback.service import commissions
 from clickback.service.catalog_cache import CatalogCache
 from clickback.service.clickwriter import ClickWriter
@@ -52,6 +56,7 @@ from clickback.store.tables import conversions, postbacks
 from clickback.store.tables import players as player_table
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 # Large enough to amortise a commit, small enough that the first postback of a group is not
 # kept waiting by the last.
 MAX_GROUP = 200
@@ -92,14 +97,17 @@ class Postbacks:
         self._failures = Repeated(log, "postbacks not recorded (answered 503 storage_unavailable)")
 
     async def receive(self, raw: RawPostback) -> Outcome:
+        started = time.perf_counter()
         read = read_postback(raw, self._catalog.current, self._codec, self._max_event_age)
         try:
             outcome = await self._group.submit(_Item(raw, read))
+            self._failures.succeeded()
         except self._db.errors as exc:
             # Nothing was committed, so the sender must not get a 2xx: it retries later.
             self._failures.failed(exc)
-            return Outcome(Result.REJECTED, Reason.STORAGE_UNAVAILABLE)
-        self._failures.succeeded()
+            outcome = Outcome(Result.REJECTED, Reason.STORAGE_UNAVAILABLE)
+        POSTBACKS.labels(outcome.result.value, outcome.reason.code if outcome.reason else "").inc()
+        POSTBACK_SECONDS.observe(time.perf_counter() - started)
         return outcome
 
     async def close(self) -> None:
@@ -123,7 +131,7 @@ class Postbacks:
                 if click is not None:
                     buffered[click.click_id] = click
         group = _Group(self._codec, self._in_flight_window, self._catalog.current, buffered)
-        return await self._db.run_write(lambda conn: group.write(Recording(self._db, conn), items))
+        return await self._write(lambda rec: group.write(rec, items))
 
     async def attribute_waiting(self, now: datetime) -> int:
         """Attribute conversions that arrived before their click row did (those whose click never
@@ -136,9 +144,20 @@ class Postbacks:
         if not await clicks_landed(self._db):
             return 0
         catalog = self._catalog.current
-        return await self._db.run_write(
-            lambda conn: _attribute_waiting(Recording(self._db, conn), catalog, now)
-        )
+        return await self._write(lambda rec: _attribute_waiting(rec, catalog, now))
+
+    async def _write(self, work: Callable[[Recording], T]) -> T:
+        """`work` in one write transaction; once it has committed, the entries it booked count."""
+        recordings: list[Recording] = []
+
+        def run(conn: Connection) -> T:
+            recordings.append(Recording(self._db, conn))
+            return work(recordings[-1])
+
+        result = await self._db.run_write(run)
+        for kind, booked in recordings[-1].entries.items():
+            LEDGER_ENTRIES.labels(kind).inc(booked)
+        return result
 
 
 class _Group:

@@ -10,6 +10,7 @@ at each other. Rows read or written are kept once, by id: every later look in th
 the change.
 """
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
@@ -25,7 +26,7 @@ from clickback.core.limits import MAX_RAW_LOG_LEN
 from clickback.core.model import Click
 from clickback.core.outcome import Outcome
 from clickback.core.reporting import hour_of
-from clickback.store import fx
+from clickback.store import fx, ledger
 from clickback.store.bulk import insert_rows, select_keys
 from clickback.store.clicks import clicks_by_id
 from clickback.store.db import Database
@@ -111,6 +112,8 @@ class Recording:
         self._logs: list[dict[str, Any]] = []
         self._history: list[dict[str, Any]] = []
         self._stats: dict[tuple[Any, ...], list[Any]] = {}
+        # Ledger entries appended, by kind (counted once the transaction has committed).
+        self.entries: Counter[str] = Counter()
         # Every change to a conversion moves its share of a RevShare month here (never missed:
         # add_conversion and change_conversion are the only ways a group changes one).
         self.months: dict[MonthKey, MonthChange] = {}
@@ -265,6 +268,10 @@ class Recording:
                 change.ftds += share.ftds * sign
                 if cause not in change.causes:
                     change.causes.append(cause)
+
+    def append_entry(self, now: datetime, *, detail: str, **entry: Any) -> None:
+        ledger.append(self.conn, now, detail=detail, **entry)
+        self.entries[str(entry["kind"])] += 1
 
     def log(self, raw: RawPostback, advertiser_id: int | None, click_id: str, outcome: Outcome) -> int:
         """The postback as it arrived, with its outcome; returns its id."""

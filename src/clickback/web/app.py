@@ -9,7 +9,7 @@ from starlette.types import Receive, Scope, Send
 
 from clickback.config import Settings
 from clickback.service.runtime import Runtime
-from clickback.web import tracking
+from clickback.web import ops, tracking
 from clickback.web.api import create_api
 
 
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> ClickbackApp:
     app = Starlette(
         routes=[
             Route("/healthz", tracking.healthz),
+            Route("/metrics", ops.metrics),
             Mount("/api", app=create_api(runtime)),
         ],
         lifespan=lifespan,
