@@ -3,20 +3,24 @@ it says when a setting, the database or the port is wrong, where its data goes, 
 starts while PostgreSQL is unreachable."""
 
 import os
+import selectors
 import socket
+import socketserver
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import make_url
 
-from tests.conftest import PG_URL
+from tests.conftest import API_KEY, BROWSER_UA, PG_URL, SECRET
 
 CLICKBACK = Path(sys.executable).parent / "clickback"
 ROOT = Path(__file__).parent.parent
@@ -192,6 +196,114 @@ def answers(http: httpx.Client, path: str, status: int) -> Callable[[], bool]:
             return False
 
     return check
+
+
+@contextmanager
+def relay(port: int, target: tuple[str, int]) -> Iterator[None]:
+    """PostgreSQL appearing on `port` of 127.0.0.1, where nothing listened: a TCP relay to `target`."""
+
+    class Relay(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            with socket.create_connection(target) as upstream, selectors.DefaultSelector() as ready:
+                ready.register(self.request, selectors.EVENT_READ, upstream)
+                ready.register(upstream, selectors.EVENT_READ, self.request)
+                while True:
+                    for key, _ in ready.select():
+                        data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+                        if not data:
+                            return
+                        key.data.sendall(data)
+
+    socketserver.ThreadingTCPServer.allow_reuse_address = True
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", port), Relay)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_serve_starts_while_postgresql_is_unreachable_and_catches_up(tmp_path: Path) -> None:
+    """Liveness while the database is away, readiness saying why, links on serve's own port; with
+    a PostgreSQL to appear (the relay), migrations and clicks once it does."""
+    db_port, port = free_port(), free_port()
+    database = f"clickback_h4_{uuid.uuid4().hex[:8]}"
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{db_port}/{database}"
+    env = environment(
+        tmp_path, CLICKBACK_DATABASE_URL=url, CLICKBACK_API_KEY=API_KEY, CLICKBACK_SECRET_KEY=SECRET
+    )
+    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10, headers={"user-agent": BROWSER_UA})
+    with http, serving([str(CLICKBACK), "serve", "--port", str(port)], env, tmp_path) as (proc, log):
+        wait_for(answers(http, "/healthz", 200), proc, log)
+        ready = http.get("/readyz")
+        click = http.get("/c/AnyCode")
+        postback = http.get("/postback", params={"click_id": "x", "event": "registration", "token": "t"})
+
+        said = log.read_text()
+        assert f"is PostgreSQL running on 127.0.0.1:{db_port}?" in said
+        assert "starting anyway" in said
+        assert f"clickback on http://127.0.0.1:{port}" in said  # its own port, not 8000
+        assert ready.status_code == 503
+        state = ready.json()
+        assert (state["ready"], state["database"]["ok"], state["catalog"]["ok"]) == (False, False, False)
+        assert f"127.0.0.1:{db_port}" in state["database"]["error"]
+        assert state["spool"]["ok"] and state["click_writer"]["limit"] > 0
+        assert (click.status_code, click.headers["x-clickback-reason"]) == (503, "not_ready")
+        assert (postback.status_code, postback.json()["reason"]) == (503, "storage_unavailable")
+        if PG_URL:
+            _catches_up(http, proc, log, database, db_port)
+
+
+def _catches_up(
+    http: httpx.Client, proc: subprocess.Popen[str], log: Path, database: str, db_port: int
+) -> None:
+    import asyncio
+
+    from sqlalchemy import text
+
+    from clickback.store.db import connect
+
+    async def admin(statement: str) -> None:
+        db = connect(PG_URL)
+        try:
+            async with db.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+                await conn.execute(text(statement))
+        finally:
+            await db.close()
+
+    pg = make_url(PG_URL)
+    asyncio.run(admin(f'CREATE DATABASE "{database}"'))
+    try:
+        with relay(db_port, (pg.host or "127.0.0.1", pg.port or 5432)):
+            wait_for(answers(http, "/readyz", 200), proc, log)
+            auth = {"Authorization": f"Bearer {API_KEY}"}
+
+            def made(path: str, **body: Any) -> Any:
+                response = http.post(f"/api{path}", json=body, headers=auth)
+                assert response.status_code == 201, response.text
+                return response.json()
+
+            advertiser = made("/advertisers", name="Northstar Gaming")
+            offer = made(
+                "/offers",
+                advertiser_id=advertiser["id"],
+                name="Casino",
+                url_template="https://casino.example.com/?cid={click_id}",
+                currency="EUR",
+            )
+            link = made("/links", affiliate_id=made("/affiliates", name="Alice")["id"], offer_id=offer["id"])
+            click = http.get(f"/c/{link['code']}")
+
+            assert link["url"] == f"{str(http.base_url).rstrip('/')}/c/{link['code']}"
+            assert click.status_code == 302
+            assert "database reachable" in log.read_text()
+            proc.terminate()
+            proc.wait(WAIT_SECONDS)
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
 
 
 def test_dev_serve_names_the_port_it_was_given(tmp_path: Path) -> None:

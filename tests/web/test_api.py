@@ -95,6 +95,20 @@ def test_postback_log_rejects_an_unknown_reason_filter(client: Client) -> None:
     assert response.status_code == 422
 
 
+def test_liveness_and_readiness_are_reported(client: Client) -> None:
+    live = client.http.get("/healthz")
+    ready = client.http.get("/readyz")
+
+    assert (live.status_code, live.text) == (200, "ok")
+    assert ready.status_code == 200
+    state = ready.json()
+    assert state["ready"] is True
+    assert {
+        part: state[part]["ok"] for part in ("database", "catalog", "click_writer", "spool")
+    } == dict.fromkeys(("database", "catalog", "click_writer", "spool"), True)
+    assert state["click_writer"]["pending"] == 0 and state["spool"]["files"] == 0
+
+
 def test_reason_catalogue_is_served(client: Client) -> None:
     reasons = client.api("GET", "/reasons")
 

@@ -92,6 +92,10 @@ class Postbacks:
         self._group: GroupCommit[_Item, Outcome] = GroupCommit(self._apply, MAX_GROUP)
 
     async def receive(self, raw: RawPostback) -> Outcome:
+        if not self._catalog.loaded:
+            # Started while the database was unreachable: no token can be checked yet, and
+            # nothing can be recorded. The sender retries later.
+            return Outcome(Result.REJECTED, Reason.STORAGE_UNAVAILABLE)
         read = read_postback(raw, self._catalog.current, self._codec, self._max_event_age)
         try:
             return await self._group.submit(_Item(raw, read))

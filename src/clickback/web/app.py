@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> ClickbackApp:
     app = Starlette(
         routes=[
             Route("/healthz", tracking.healthz),
+            Route("/readyz", tracking.readyz_endpoint(runtime)),
             Mount("/api", app=create_api(runtime)),
         ],
         lifespan=lifespan,
