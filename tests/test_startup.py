@@ -304,27 +304,3 @@ def _catches_up(
             proc.wait(WAIT_SECONDS)
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-
-
-def test_dev_serve_names_the_port_it_was_given(tmp_path: Path) -> None:
-    port = free_port()
-    env = environment(tmp_path)
-    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
-    with (
-        http,
-        serving([sys.executable, str(ROOT / "dev.py"), "serve", "--port", str(port)], env, tmp_path) as (
-            proc,
-            log,
-        ),
-    ):
-        wait_for(answers(http, "/healthz", 200), proc, log)
-        key = (tmp_path / "api.key").read_text().strip()
-        links = http.get("/api/links", headers={"Authorization": f"Bearer {key}"}).json()["items"]
-
-        said = log.read_text()
-        assert f"tracking link http://127.0.0.1:{port}/c/" in said
-        assert f"API docs: http://127.0.0.1:{port}/api/docs" in said
-        assert ":8000" not in said
-        assert len(links) == 4 and all(
-            link["url"].startswith(f"http://127.0.0.1:{port}/c/") for link in links
-        )

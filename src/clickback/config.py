@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -89,18 +89,11 @@ class Settings(BaseSettings):
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().absolute()
 
-    @field_validator("database_url")
+    @field_validator("database_url", "secret_key")
     @classmethod
-    def _usable_url(cls, value: str) -> str:
-        problem = url_problem(value) if value else None
-        if problem:
-            raise ValueError(problem)
-        return value
-
-    @field_validator("secret_key")
-    @classmethod
-    def _hex_key(cls, value: str) -> str:
-        problem = secret_problem(value) if value else None
+    def _usable(cls, value: str, info: ValidationInfo) -> str:
+        check = url_problem if info.field_name == "database_url" else secret_problem
+        problem = check(value) if value else None
         if problem:
             raise ValueError(problem)
         return value
