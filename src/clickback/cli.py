@@ -5,6 +5,7 @@ a line or two, without a traceback unless `--debug`.
 """
 
 import asyncio
+import errno
 import os
 import socket
 import sys
@@ -53,7 +54,7 @@ def main() -> None:
 
 
 def load_settings() -> Settings:
-    return Settings.from_environment(os.environ)
+    return Settings.from_environment()
 
 
 def run(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
@@ -173,7 +174,7 @@ def check_port(host: str, port: int) -> None:
     except socket.gaierror as exc:
         raise StartupError(f"--host {host}: not an address of this machine ({exc.strerror})") from exc
     except OSError as exc:
-        if exc.errno == socket.errno.EADDRINUSE:  # type: ignore[attr-defined]
+        if exc.errno == errno.EADDRINUSE:
             raise StartupError(
                 f"port {port} is in use on {host} (another clickback, or another server)",
                 f"stop it, or set --port: clickback serve --port {port + 1 if port < 65535 else 8080}",

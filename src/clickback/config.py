@@ -9,8 +9,8 @@ values on every node).
 import difflib
 import hashlib
 import hmac
+import os
 import secrets
-from collections.abc import Mapping
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
@@ -110,10 +110,10 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str]) -> "Settings":
-        """The settings from `environ` (which must be the process's environment), or a
-        StartupError saying in a line per variable what is wrong and what to do."""
-        unknown = sorted(set(name for name in environ if name.startswith(PREFIX)) - known_variables())
+    def from_environment(cls) -> "Settings":
+        """The settings from the process's environment, or a StartupError saying in a line per
+        variable what is wrong and what to do."""
+        unknown = sorted(set(name for name in os.environ if name.startswith(PREFIX)) - known_variables())
         if unknown:
             raise StartupError("\n".join(_unknown_line(name) for name in unknown))
         try:

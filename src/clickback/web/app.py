@@ -1,6 +1,5 @@
 """The root ASGI application: tracking routes as plain Starlette endpoints, the API mounted beside."""
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -39,7 +38,7 @@ class ClickbackApp:
 
 
 def create_app(settings: Settings | None = None) -> ClickbackApp:
-    runtime = Runtime(settings or Settings.from_environment(os.environ))
+    runtime = Runtime(settings or Settings.from_environment())
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
