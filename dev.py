@@ -4,10 +4,14 @@
     python3 dev.py serve   # virtualenv + install + migrate + demo data, then serve on :8000
     python3 dev.py test    # virtualenv + install, then lint, type-check and the whole test suite
 
+`serve` passes its arguments to `clickback serve` (e.g. --port 8080) and keeps its data in var/
+of this checkout unless CLICKBACK_DATA_DIR says otherwise.
+
 The test suite always runs on SQLite, and on PostgreSQL too when CLICKBACK_TEST_POSTGRES_URL is
 set (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test).
 """
 
+import argparse
 import hashlib
 import os
 import subprocess
@@ -43,8 +47,19 @@ def install() -> None:
 
 
 def serve(args: list[str]) -> None:
-    run(BIN / "clickback", "demo")
-    os.execv(BIN / "clickback", [str(BIN / "clickback"), "serve", *args])  # noqa: S606
+    env = dict(os.environ)
+    # The checkout's own var/, wherever the command is run from (the README reads var/api.key).
+    env.setdefault("CLICKBACK_DATA_DIR", str(ROOT / "var"))
+    if "CLICKBACK_PUBLIC_URL" not in env:
+        # The demo's links name the port the server is about to listen on, as serve's own do.
+        parser = argparse.ArgumentParser(add_help=False)
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", default="8000")
+        given, _ = parser.parse_known_args(args)
+        host = "127.0.0.1" if given.host in ("0.0.0.0", "::") else given.host  # noqa: S104
+        env["CLICKBACK_PUBLIC_URL"] = f"http://{f'[{host}]' if ':' in host else host}:{given.port}"
+    run(BIN / "clickback", "demo", env=env)
+    os.execve(BIN / "clickback", [str(BIN / "clickback"), "serve", *args], env)  # noqa: S606
 
 
 def test(args: list[str]) -> None:

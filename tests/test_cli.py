@@ -1,9 +1,11 @@
-"""The `clickback` command, run in-process against a fresh SQLite data directory."""
+"""The `clickback` command, run in-process against a fresh SQLite data directory (and `dev.py serve`)."""
 
 import asyncio
+import sys
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -12,6 +14,7 @@ from clickback.config import Settings
 from clickback.service.runtime import utcnow
 from clickback.store import reports
 from clickback.store.db import connect
+from tests.test_startup import ROOT, answers, environment, free_port, serving, wait_for
 
 runner = CliRunner()
 
@@ -63,16 +66,6 @@ def test_migrate_is_safe_to_repeat(tmp_path: Path) -> None:
     assert "schema up to date" in results[1].output
 
 
-def test_a_bad_setting_stops_with_a_sentence(tmp_path: Path) -> None:
-    env = {"CLICKBACK_DATA_DIR": str(tmp_path), "CLICKBACK_CLICK_FLUSH_SECONDS": "soon"}
-
-    result = runner.invoke(app, ["migrate"], env=env)
-
-    assert result.exit_code == 2
-    assert "click_flush_seconds" in result.output
-    assert "valid number" in result.output
-
-
 def test_statement_fx_and_settle_commands_on_demo_data(demo_dir: tuple[Path, str]) -> None:
     env = _env(demo_dir[0])
     months = sorted({(utcnow() - timedelta(days=d)).strftime("%Y-%m") for d in range(1, 8)})
@@ -98,3 +91,28 @@ def test_statement_fx_and_settle_commands_on_demo_data(demo_dir: tuple[Path, str
     assert "2026-11-01  EUR→USD  1.0842" in listed.output
     assert settled.exit_code == 0 and "commission entries approved" in settled.output
     assert runner.invoke(app, ["statement", "1", "2026-13"], env=env).exit_code == 2
+
+
+def test_dev_serve_names_the_port_it_was_given(demo_dir: tuple[Path, str]) -> None:
+    """`python3 dev.py serve --port N`: what it prints and the links it gives name port N."""
+    tmp_path = demo_dir[0]
+    port = free_port()
+    env = environment(tmp_path)
+    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+    with (
+        http,
+        serving([sys.executable, str(ROOT / "dev.py"), "serve", "--port", str(port)], env, tmp_path) as (
+            proc,
+            log,
+        ),
+    ):
+        wait_for(answers(http, "/healthz", 200), proc, log)
+        key = (tmp_path / "api.key").read_text().strip()
+        links = http.get("/api/links", headers={"Authorization": f"Bearer {key}"}).json()["items"]
+
+        said = log.read_text()
+        assert f"API docs: http://127.0.0.1:{port}/api/docs" in said
+        assert ":8000" not in said
+        assert len(links) == 4 and all(
+            link["url"].startswith(f"http://127.0.0.1:{port}/c/") for link in links
+        )

@@ -1,8 +1,16 @@
-"""The `clickback` command: serve, migrate, demo."""
+"""The `clickback` command: serve, migrate, demo, and the ledger's and exchange rates' commands.
+
+Run through `main`: a problem a person can fix (a setting, the database, the port) is printed in
+a line or two, without a traceback unless `--debug`.
+"""
 
 import asyncio
-import logging
-from collections.abc import Awaitable, Callable
+import errno
+import os
+import socket
+import sys
+import traceback
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -14,27 +22,65 @@ from clickback.config import Settings
 from clickback.core.money import money_text, parse_period
 from clickback.core.reasons import Reason
 from clickback.core.statements import COLUMNS, StatementLine, line_cells, statement_csv, totals
-from clickback.service.runtime import Runtime, utcnow
-from clickback.store import fx, ledger, statements
-from clickback.store.catalog import load_catalog
-from clickback.store.db import Database, connect
-from clickback.store.migrate import upgrade
-from clickback.web.schemas import FxRateIn
+from clickback.errors import StartupError
+from clickback.store.db import Database, connect, database_problem, url_shown
 
-app = typer.Typer(help="clickback: self-hosted S2S affiliate tracking.", no_args_is_help=True)
+app = typer.Typer(
+    help="clickback: self-hosted S2S affiliate tracking.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,  # main() explains the errors a person can fix; --debug shows the rest
+)
 console = Console(soft_wrap=True)  # keys and URLs must stay on one line to be copied
+T = TypeVar("T")
+_options = {"debug": False}
+
+
+@app.callback()
+def options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error too.")] = False,
+) -> None:
+    _options["debug"] = debug
+
+
+def main() -> None:
+    """The `clickback` command."""
+    try:
+        app()
+    except StartupError as exc:
+        if _options["debug"]:
+            traceback.print_exc()
+        print(f"clickback: {exc}", file=sys.stderr)
+        sys.exit(exc.status)
 
 
 def load_settings() -> Settings:
+    return Settings.from_environment()
+
+
+def run(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
+    """`work` on a new event loop; a failure to use the database becomes a StartupError saying
+    what to do."""
     try:
-        return Settings()
-    except ValidationError as exc:
-        # pydantic names each CLICKBACK_ variable at fault and why; no traceback needed.
-        console.print(f"[red]configuration error[/red] (environment variables CLICKBACK_*):\n{exc}")
-        raise typer.Exit(2) from None
+        return asyncio.run(work)
+    except Exception as exc:
+        problem = database_problem(exc, settings.url)
+        if problem is None:
+            raise
+        raise problem from exc
+
+
+def where(settings: Settings) -> str:
+    """Where this command's data is, for the first lines it prints."""
+    given = "data_dir" in settings.model_fields_set
+    line = f"data directory: {settings.data_dir}  ({'CLICKBACK_DATA_DIR' if given else 'the default'})"
+    if settings.database_url:
+        line += f"\ndatabase: {url_shown(settings.url)}  (CLICKBACK_DATABASE_URL)"
+    return line
 
 
 async def _migrate(settings: Settings) -> None:
+    from clickback.store.migrate import upgrade
+
     db = connect(settings.url)
     try:
         await upgrade(db)
@@ -46,18 +92,22 @@ async def _migrate(settings: Settings) -> None:
 def migrate() -> None:
     """Bring the database schema up to date (safe to repeat)."""
     settings = load_settings()
-    asyncio.run(_migrate(settings))
-    console.print(f"schema up to date: {settings.url.split('@')[-1]}")
+    console.print(where(settings))
+    run(settings, _migrate(settings))
+    console.print(f"schema up to date: {url_shown(settings.url)}")
 
 
 @app.command()
 def demo() -> None:
     """Add demo data (an advertiser, two offers, two affiliates, links, a week of traffic)."""
     from clickback.demo import seed
+    from clickback.service.runtime import Runtime
 
     settings = load_settings()
+    console.print(where(settings))
+    settings.click_id_key  # noqa: B018 - refused here, before the database exists, if it would orphan clicks
 
-    async def run() -> list[str]:
+    async def seeded() -> list[str]:
         await _migrate(settings)
         runtime = Runtime(settings)
         await runtime.start()
@@ -66,7 +116,7 @@ def demo() -> None:
         finally:
             await runtime.stop()
 
-    for line in asyncio.run(run()):
+    for line in run(settings, seeded()):
         console.print(line)
     console.print(f"API docs: {settings.public_url}/api/docs  (API key: {settings.api_token})")
 
@@ -74,36 +124,81 @@ def demo() -> None:
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
 ) -> None:
     """Run the server (Uvicorn, clicks answered from its parser) with the click writer in every worker."""
+    import logging
+
     from clickback.web.server import serve as run_server
 
     settings = load_settings()
-    if settings.migrate_on_start:
-        asyncio.run(_migrate(settings))
+    check_port(host, port)
+    if not settings.public_url_set:
+        # Links and postback URLs name the port this server listens on; the workers read it
+        # from the environment like every other setting.
+        os.environ["CLICKBACK_PUBLIC_URL"] = public_url_for(host, port)
+        settings = load_settings()
+    console.print(where(settings))
     settings.click_id_key  # noqa: B018 - generate secrets once, before the workers read them
     settings.api_token  # noqa: B018
+    if settings.migrate_on_start:
+        try:
+            run(settings, _migrate(settings))
+        except StartupError as exc:
+            if not exc.transient:
+                raise
+            # The click path needs no database round trip: serve now; each worker migrates and
+            # loads the catalog once the database answers (and /readyz says so meanwhile).
+            console.print(f"{exc}\n  starting anyway: migrations and the catalog wait for the database")
     logging.basicConfig(level=logging.INFO)
-    console.print(f"clickback on http://{host}:{port}  (API docs: /api/docs)")
+    console.print(f"clickback on {settings.public_url}  (API docs: {settings.public_url}/api/docs)")
     run_server("clickback.web.app:create_app", host=host, port=port, workers=workers)
 
 
-T = TypeVar("T")
+def public_url_for(host: str, port: int) -> str:
+    """This server's own address, when CLICKBACK_PUBLIC_URL does not say otherwise."""
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - every interface: this machine answers on loopback
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse at once, before any migration, a port another process listens on."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            # As Uvicorn binds: a port left in TIME_WAIT by a server just stopped is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except socket.gaierror as exc:
+        raise StartupError(f"--host {host}: not an address of this machine ({exc.strerror})") from exc
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(
+                f"port {port} is in use on {host} (another clickback, or another server)",
+                f"stop it, or set --port: clickback serve --port {port + 1 if port < 65535 else 8080}",
+                status=1,
+            ) from exc
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}", status=1) from exc
+
+
 fx_app = typer.Typer(
     help="Exchange rates used to convert amounts into a deal's currency.", no_args_is_help=True
 )
 app.add_typer(fx_app, name="fx")
 
 
-async def _with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
-    await _migrate(settings)
-    db = connect(settings.url)
-    try:
-        return await work(db)
-    finally:
-        await db.close()
+def with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    async def migrated() -> T:
+        await _migrate(settings)
+        db = connect(settings.url)
+        try:
+            return await work(db)
+        finally:
+            await db.close()
+
+    return run(settings, migrated())
 
 
 @fx_app.command("set")
@@ -114,26 +209,28 @@ def fx_set(
     day: Annotated[str, typer.Option(help="YYYY-MM-DD the rate applies from (default today, UTC)")] = "",
 ) -> None:
     """Record a dated exchange rate."""
+    from clickback.service.runtime import utcnow
+    from clickback.store import fx
+    from clickback.web.schemas import FxRateIn
+
     try:
         row = FxRateIn(base=base, quote=quote, rate=rate, day=day or utcnow().date())  # type: ignore[arg-type]
     except ValidationError as exc:
         raise typer.BadParameter(str(exc)) from None
-    asyncio.run(
-        _with_db(
-            load_settings(), lambda db: fx.put_rate(db, row.base, row.quote, row.day, row.rate, utcnow())
-        )
-    )
+    with_db(load_settings(), lambda db: fx.put_rate(db, row.base, row.quote, row.day, row.rate, utcnow()))
     console.print(f"{row.base}→{row.quote} {row.rate} from {row.day}")
 
 
 @fx_app.command("list")
 def fx_list() -> None:
     """Print the recorded exchange rates, newest first per pair."""
-    for r in asyncio.run(_with_db(load_settings(), _every_rate)):
+    for r in with_db(load_settings(), _every_rate):
         console.print(f"{r['day']}  {r['base']}→{r['quote']}  {r['rate']}")
 
 
 async def _every_rate(db: Database) -> list[dict[str, Any]]:
+    from clickback.store import fx
+
     page = await fx.list_rates(db)
     rows = page.rows
     while page.next_cursor is not None:
@@ -152,11 +249,14 @@ def statement(
     if parse_period(period) is None:
         raise typer.BadParameter("use YYYY-MM", param_hint="PERIOD")
 
+    from clickback.store import statements
+    from clickback.store.catalog import load_catalog
+
     async def read(db: Database) -> list[StatementLine]:
         deals = (await load_catalog(db)).deals_of(affiliate_id)
         return await statements.statement(db, affiliate_id, period, deals)
 
-    lines = asyncio.run(_with_db(load_settings(), read))
+    lines = with_db(load_settings(), read)
     if csv:
         print(statement_csv(lines), end="")
         return
@@ -171,7 +271,10 @@ def statement(
 @app.command()
 def settle() -> None:
     """Approve commissions whose hold has passed (the server also does this every minute)."""
-    approved = asyncio.run(_with_db(load_settings(), lambda db: ledger.settle(db, utcnow())))
+    from clickback.service.runtime import utcnow
+    from clickback.store import ledger
+
+    approved = with_db(load_settings(), lambda db: ledger.settle(db, utcnow()))
     console.print(f"{approved} commission entries approved")
 
 

@@ -1,28 +1,49 @@
 """Every setting, read once from the environment (prefix CLICKBACK_), validated at start.
 
-A bad value stops the process with pydantic's sentence naming the variable. Secrets left unset
-are generated once into the data directory, so a newcomer's first `serve` just works; production
-sets them explicitly (the same values on every node).
+A bad value, or a CLICKBACK_ variable that is no setting (a typo), stops the process with a line
+naming the variable and what to do. Secrets left unset are generated once into the data
+directory, so a newcomer's first `serve` just works; production sets them explicitly (the same
+values on every node).
 """
 
+import difflib
 import hashlib
 import hmac
+import os
 import secrets
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field
+import platformdirs
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clickback.core.privacy import IpMode, Privacy
+from clickback.errors import StartupError
+from clickback.store.db import sqlite_holds_clicks, url_problem, url_shown
+
+PREFIX = "CLICKBACK_"
+# CLICKBACK_ variables that are not settings of the server.
+OTHER_VARIABLES = {"CLICKBACK_TEST_POSTGRES_URL"}  # the test suite's PostgreSQL
+MIN_SECRET_BYTES = 32
+DEFAULT_PORT = 8000
+
+
+def default_data_dir() -> Path:
+    """The user's data directory (~/.local/share/clickback on Linux): never the working
+    directory, where running the command from elsewhere would start a new database and secret."""
+    return platformdirs.user_data_path("clickback")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CLICKBACK_", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True)
 
-    # Where the embedded SQLite database and generated secrets live.
-    data_dir: Path = Path("var")
+    # Where the embedded SQLite database, generated secrets and the click spool live. A relative
+    # path is taken from the working directory at start and shown in full.
+    data_dir: Path = Field(default_factory=default_data_dir)
     # SQLAlchemy URL; default: SQLite file in data_dir. PostgreSQL: postgresql+asyncpg://user@host/db
     database_url: str = ""
     # Keys the click ID MAC (hex, ≥ 32 bytes). Changing it makes every earlier click ID "forged".
@@ -60,7 +81,45 @@ class Settings(BaseSettings):
     # 0: the TCP peer's address.
     proxy_hops: int = Field(default=0, ge=0, le=5)
     # The address users and advertisers reach this server at: shown in tracking and postback URLs.
-    public_url: str = "http://127.0.0.1:8000"
+    # Unset, `serve` uses its own address (http://127.0.0.1:<port>).
+    public_url: str = f"http://127.0.0.1:{DEFAULT_PORT}"
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @field_validator("database_url", "secret_key")
+    @classmethod
+    def _usable(cls, value: str, info: ValidationInfo) -> str:
+        check = url_problem if info.field_name == "database_url" else secret_problem
+        problem = check(value) if value else None
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(
+                "not an http(s) URL: give the address users and advertisers reach this server at,"
+                " e.g. https://track.example.com (http or https, no query)"
+            )
+        return value.rstrip("/")
+
+    @classmethod
+    def from_environment(cls) -> "Settings":
+        """The settings from the process's environment, or a StartupError saying in a line per
+        variable what is wrong and what to do."""
+        unknown = sorted(set(name for name in os.environ if name.startswith(PREFIX)) - known_variables())
+        if unknown:
+            raise StartupError("\n".join(_unknown_line(name) for name in unknown))
+        try:
+            return cls()
+        except ValidationError as exc:
+            raise StartupError("\n".join(_error_line(error) for error in exc.errors())) from exc
 
     @cached_property
     def url(self) -> str:
@@ -68,10 +127,21 @@ class Settings(BaseSettings):
 
     @cached_property
     def click_id_key(self) -> bytes:
-        key = bytes.fromhex(self.secret_key or self._generated("secret.key", 32))
-        if len(key) < 32:
-            raise ValueError("CLICKBACK_SECRET_KEY must be at least 64 hex characters (32 bytes)")
-        return key
+        if self.secret_key:
+            return bytes.fromhex(self.secret_key)
+        path = self.data_dir / "secret.key"
+        if not path.exists() and sqlite_holds_clicks(self.url):
+            raise StartupError(
+                f"CLICKBACK_SECRET_KEY is not set and {self.data_dir} has no secret.key, but the"
+                " database already holds clicks: a new secret would make their click IDs read as forged",
+                f"put the secret.key that went with the database into {self.data_dir}"
+                " (or set CLICKBACK_SECRET_KEY, or CLICKBACK_DATA_DIR to the right directory)",
+            )
+        key = self._generated("secret.key", MIN_SECRET_BYTES)
+        problem = secret_problem(key)
+        if problem:
+            raise StartupError(f"{path} (the generated CLICKBACK_SECRET_KEY) {problem}")
+        return bytes.fromhex(key)
 
     @cached_property
     def api_token(self) -> str:
@@ -99,10 +169,56 @@ class Settings(BaseSettings):
     def in_flight_window(self) -> timedelta:
         return timedelta(minutes=self.in_flight_click_minutes)
 
+    @property
+    def public_url_set(self) -> bool:
+        """Whether CLICKBACK_PUBLIC_URL was given, rather than left to `serve` to derive."""
+        return "public_url" in self.model_fields_set
+
     def _generated(self, name: str, nbytes: int) -> str:
         path = self.data_dir / name
-        if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_hex(nbytes))
-            path.chmod(0o600)
-        return path.read_text().strip()
+        try:
+            if not path.exists():
+                self.data_dir.mkdir(parents=True, exist_ok=True)
+                path.write_text(secrets.token_hex(nbytes))
+                path.chmod(0o600)
+            return path.read_text().strip()
+        except OSError as exc:
+            raise StartupError(
+                f"CLICKBACK_DATA_DIR={self.data_dir}: cannot write {name} there ({exc.strerror})",
+                "make it a directory you can write to, or choose another",
+            ) from exc
+
+
+def secret_problem(text: str) -> str | None:
+    """What is wrong with a click-ID key given as hex text, and how to make a good one."""
+    wanted = f"at least {2 * MIN_SECRET_BYTES} hex characters ({MIN_SECRET_BYTES} bytes)"
+    make = "make one with: python3 -c 'import secrets; print(secrets.token_hex(32))'"
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        return f"is not hex (0-9, a-f): it must be {wanted}\n  {make}"
+    if len(key) < MIN_SECRET_BYTES:
+        return f"is {len(text)} hex characters: it must be {wanted}\n  {make}"
+    return None
+
+
+def known_variables() -> set[str]:
+    return {PREFIX + name.upper() for name in Settings.model_fields} | OTHER_VARIABLES
+
+
+def _unknown_line(name: str) -> str:
+    close = difflib.get_close_matches(name, sorted(known_variables()), n=1)
+    hint = f"did you mean {close[0]}?" if close else "the settings are listed in README.md (Configuration)"
+    return f"{name} is not a clickback setting: {hint}"
+
+
+def _error_line(error: ErrorDetails) -> str:
+    field = str(error["loc"][0]) if error["loc"] else ""
+    name = PREFIX + field.upper()
+    message = error["msg"].removeprefix("Value error, ")
+    if field in ("secret_key", "api_key"):  # never echo a secret
+        return f"{name} {message}"
+    given = error["input"]
+    if field == "database_url":
+        given = url_shown(str(given))  # nor a password in a URL
+    return f"{name}={given!r}: {message}"

@@ -286,6 +286,7 @@ def test_every_reason_read_postback_can_give_is_in_the_table() -> None:
         Reason.INVALID_STATUS_TRANSITION,
         Reason.DUPLICATE,
         Reason.STORAGE_UNAVAILABLE,
+        Reason.NOT_READY,
         Reason.UNKNOWN_LINK,
         Reason.LINK_PAUSED,
         Reason.OFFER_PAUSED,

@@ -1,5 +1,7 @@
 """The JSON API: the key, creating and listing entities, refusing bad ones, the OpenAPI document."""
 
+import re
+
 import pytest
 
 from clickback.core.reasons import Reason
@@ -93,21 +95,46 @@ def test_postback_log_rejects_an_unknown_reason_filter(client: Client) -> None:
     assert response.status_code == 422
 
 
+def test_liveness_and_readiness_are_reported(client: Client) -> None:
+    live = client.http.get("/healthz")
+    ready = client.http.get("/readyz")
+
+    assert (live.status_code, live.text) == (200, "ok")
+    assert ready.status_code == 200
+    state = ready.json()
+    assert state["ready"] is True
+    assert {
+        part: state[part]["ok"] for part in ("database", "catalog", "click_writer", "spool")
+    } == dict.fromkeys(("database", "catalog", "click_writer", "spool"), True)
+    assert state["click_writer"]["pending"] == 0 and state["spool"]["files"] == 0
+
+
 def test_reason_catalogue_is_served(client: Client) -> None:
     reasons = client.api("GET", "/reasons")
 
     assert [r["code"] for r in reasons] == [r.code for r in Reason]
 
 
-def test_openapi_document_and_docs_page_are_served(client: Client) -> None:
+def test_openapi_document_and_docs_page_are_served_without_a_cdn(client: Client) -> None:
     spec = client.http.get("/api/openapi.json").json()
     docs = client.http.get("/api/docs")
+    # Every file the page loads (scripts, stylesheets, icons, the OpenAPI document itself).
+    referenced = re.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", docs.text)
+    assets = [client.http.get(url) for url in referenced]
 
     assert {"/advertisers", "/offers", "/affiliates", "/links", "/postbacks", "/reports"} <= set(
         spec["paths"]
     )
     assert docs.status_code == 200
-    assert "swagger" in docs.text.lower()
+    assert "SwaggerUIBundle" in docs.text
+    assert {url.rsplit("/", 1)[-1] for url in referenced} >= {
+        "swagger-ui-bundle.js",
+        "swagger-ui.css",
+        "openapi.json",
+    }
+    assert all(url.startswith("/api/") for url in referenced), referenced  # from this server only
+    assert [(a.status_code, len(a.content) > 100) for a in assets] == [(200, True)] * len(assets)
+    assert "SwaggerUIBundle" in assets[referenced.index("/api/docs-assets/swagger-ui-bundle.js")].text
 
 
 @pytest.mark.parametrize("name", ["a\x00b", "tab\there", "line\nbreak", "\x7f"])

@@ -192,6 +192,12 @@ class Reason(Enum):
         "clickback could not record the postback durably right now.",
         "Retry later: nothing was recorded.",
     )
+    NOT_READY = (
+        "not_ready",
+        503,
+        "clickback has just started and cannot reach its database yet.",
+        "Try again in a minute; the operator can see why at /readyz.",
+    )
     UNKNOWN_LINK = (
         "unknown_link",
         404,

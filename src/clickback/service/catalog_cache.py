@@ -15,10 +15,14 @@ class CatalogCache:
         self._db = db
         self._refresh_seconds = refresh_seconds
         self.current: Catalog = EMPTY_CATALOG
+        # False until the first load: a server started while its database was unreachable must
+        # not answer "no such link" for every link (clicks and postbacks are answered not ready).
+        self.loaded = False
 
     async def reload(self) -> None:
         # Replaced whole: a request that already holds the old catalog finishes with it.
         self.current = await load_catalog(self._db)
+        self.loaded = True
 
     async def refresh(self) -> bool:
         """Reload if another process changed links, offers or advertisers (one tiny query)."""

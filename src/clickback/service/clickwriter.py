@@ -60,6 +60,7 @@ class ClickWriter:
         self.written = 0
         self.spilled = 0
         self.failures = 0
+        self.failing = 0  # flushes failed in a row (0: the last one succeeded)
         self.spool_failures = 0
 
     async def take(self, click: Click) -> None:
@@ -122,6 +123,10 @@ class ClickWriter:
     def pending(self) -> int:
         return len(self._pending)
 
+    @property
+    def max_pending(self) -> int:
+        return self._max_pending
+
     async def flush(self) -> int:
         """Write everything pending now, then any spooled backlog; returns clicks inserted."""
         async with self._lock:
@@ -175,17 +180,17 @@ class ClickWriter:
 
         Never cancelled mid-write: a batch abandoned half-way would keep SQLite's write lock
         until it timed out, and the final flush would wait behind it."""
-        failing = 0
         while not self._stopping.is_set():
             await self._nap(self._wake)
             if self._stopping.is_set():
                 break
             try:
                 await self.flush()
-                failing = 0
+                self.failing = 0
             except Exception:
                 self.failures += 1
-                failing += 1
+                self.failing += 1
+                failing = self.failing
                 # Logged at the first failure and then once a minute, not once per attempt.
                 if failing == 1 or failing % max(1, int(60 / RETRY_MAX_SECONDS)) == 0:
                     log.exception("click flush failing (%d tries); %d clicks kept", failing, self.pending)

@@ -98,16 +98,24 @@ class Postbacks:
 
     async def receive(self, raw: RawPostback) -> Outcome:
         started = time.perf_counter()
+        outcome = await self._record(raw)
+        POSTBACKS.labels(outcome.result.value, outcome.reason.code if outcome.reason else "").inc()
+        POSTBACK_SECONDS.observe(time.perf_counter() - started)
+        return outcome
+
+    async def _record(self, raw: RawPostback) -> Outcome:
+        if not self._catalog.loaded:
+            # Started while the database was unreachable: no token can be checked yet, and
+            # nothing can be recorded. The sender retries later.
+            return Outcome(Result.REJECTED, Reason.STORAGE_UNAVAILABLE)
         read = read_postback(raw, self._catalog.current, self._codec, self._max_event_age)
         try:
             outcome = await self._group.submit(_Item(raw, read))
-            self._failures.succeeded()
         except self._db.errors as exc:
             # Nothing was committed, so the sender must not get a 2xx: it retries later.
             self._failures.failed(exc)
-            outcome = Outcome(Result.REJECTED, Reason.STORAGE_UNAVAILABLE)
-        POSTBACKS.labels(outcome.result.value, outcome.reason.code if outcome.reason else "").inc()
-        POSTBACK_SECONDS.observe(time.perf_counter() - started)
+            return Outcome(Result.REJECTED, Reason.STORAGE_UNAVAILABLE)
+        self._failures.succeeded()
         return outcome
 
     async def close(self) -> None:

@@ -3,8 +3,10 @@
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -17,10 +19,15 @@ from clickback.service.postbacks import Postbacks
 from clickback.service.spool import Spool
 from clickback.service.tracker import Tracker
 from clickback.store import ledger
-from clickback.store.db import Database, connect
+from clickback.store.db import Database, connect, database_problem, ping
+from clickback.store.migrate import upgrade
 
 log = logging.getLogger(__name__)
 SETTLE_SECONDS = 60
+# While the database is unreachable at start: how often to try again, and to say so again.
+RECONNECT_SECONDS = 2.0
+RECONNECT_LOG_SECONDS = 60.0
+READY_CHECK_SECONDS = 2.0
 GIL_SWITCH_SECONDS = 0.0005
 
 
@@ -61,20 +68,83 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        await self.catalog.reload()
-        self._tasks = [
-            asyncio.create_task(self.writer.run(), name="click-writer"),
-            asyncio.create_task(self.catalog.watch(), name="catalog-watch"),
-            asyncio.create_task(self._settle(), name="commission-settle"),
-        ]
+        """Start serving. A database that cannot be reached now does not stop the start: the
+        server answers (clicks and postbacks "not ready", /readyz 503) and catches up when the
+        database answers."""
+        self._tasks = [asyncio.create_task(self.writer.run(), name="click-writer")]
+        try:
+            await self.catalog.reload()
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("%s; serving anyway, retrying every %g s", self._why(exc), RECONNECT_SECONDS)
+            self._tasks.append(asyncio.create_task(self._wait_for_database(), name="database-wait"))
+        else:
+            self._tasks.append(asyncio.create_task(self.catalog.watch(), name="catalog-watch"))
+        self._tasks.append(asyncio.create_task(self._settle(), name="commission-settle"))
+
+    async def _wait_for_database(self) -> None:
+        """Until the database answers: then migrate (if `serve` could not: CLICKBACK_MIGRATE_ON_START)
+        and load the catalog, and go on watching it as usual."""
+        tries = 0
+        while True:
+            await asyncio.sleep(RECONNECT_SECONDS)
+            tries += 1
+            try:
+                if self.settings.migrate_on_start:
+                    # Every worker may get here at once: upgrade() serialises them.
+                    await upgrade(self.db)
+                await self.catalog.reload()
+            except (SQLAlchemyError, OSError) as exc:
+                if tries % int(RECONNECT_LOG_SECONDS / RECONNECT_SECONDS) == 0:
+                    log.warning("%s; still retrying (%.0f s)", self._why(exc), tries * RECONNECT_SECONDS)
+                continue
+            log.warning("database reachable: catalog loaded, serving clicks")
+            await self.catalog.watch()
+
+    def _why(self, exc: BaseException) -> str:
+        problem = database_problem(exc, self.settings.url)
+        return str(problem).replace("\n ", ";") if problem else f"database failing: {exc!r}"
+
+    async def readiness(self) -> dict[str, Any]:
+        """What /readyz reports: each part with `ok`, and `ready` when every part is."""
+        try:
+            await asyncio.wait_for(ping(self.db), READY_CHECK_SECONDS)
+            database: dict[str, Any] = {"ok": True}
+        except (SQLAlchemyError, OSError) as exc:
+            database = {"ok": False, "error": self._why(exc)}
+        w = self.writer
+        parts: dict[str, dict[str, Any]] = {
+            "database": database,
+            "catalog": {"ok": self.catalog.loaded, "version": self.catalog.current.version},
+            # Flushes failing in a row: redirected clicks wait in memory; at the limit they go
+            # to the spool.
+            "click_writer": {
+                "ok": w.failing == 0 and w.pending < w.max_pending,
+                "pending": w.pending,
+                "limit": w.max_pending,
+                "failing_flushes": w.failing,
+            },
+            # Files waiting to be written to the database (a spill, a dead process's clicks).
+            "spool": {
+                "ok": os.access(w.spool.directory, os.W_OK),
+                "files": w.spool.files,
+                "directory": str(w.spool.directory),
+            },
+        }
+        return {"ready": all(part["ok"] for part in parts.values()), **parts}
 
     async def _settle(self) -> None:
         """Approve commissions whose hold has passed; every process may, the UPDATE is idempotent."""
         while True:
             try:
                 await ledger.settle(self.db, utcnow())
-            except (SQLAlchemyError, OSError):
-                log.warning("settling commissions failed; retrying in a minute", exc_info=True)
+            except (SQLAlchemyError, OSError) as exc:
+                # The database being away is said in a line; anything else keeps its traceback.
+                known = database_problem(exc, self.settings.url) is not None
+                log.warning(
+                    "settling commissions failed (%s); retrying in a minute",
+                    self._why(exc),
+                    exc_info=not known,
+                )
             await asyncio.sleep(SETTLE_SECONDS)
 
     async def stop(self) -> None:

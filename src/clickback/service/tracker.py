@@ -8,7 +8,7 @@ from clickback.core.clickids import ClickIdCodec
 from clickback.core.clicks import ClickRequest, ClickTaken, take_click
 from clickback.core.model import Traits
 from clickback.core.privacy import Privacy
-from clickback.core.reasons import Rejected
+from clickback.core.reasons import Reason, Rejected
 from clickback.service.catalog_cache import CatalogCache
 from clickback.service.clickwriter import ClickWriter
 
@@ -48,6 +48,8 @@ class Tracker:
 
     def _take(self, request: ClickRequest) -> "tuple[ClickTaken | Rejected, asyncio.Future[None] | None]":
         now = self._clock()
+        if not self._catalog.loaded:
+            return Rejected(Reason.NOT_READY), None
         taken = take_click(request, self._catalog.current, self.codec, now, self._privacy, self._enrich)
         if isinstance(taken, ClickTaken):
             return taken, self._writer.put(taken.click)

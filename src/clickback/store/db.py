@@ -4,6 +4,8 @@ import asyncio
 import fcntl
 import functools
 import os
+import socket
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -11,17 +13,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, String, Table, create_engine, event, func, make_url
+from sqlalchemy import URL, Engine, String, Table, create_engine, event, func, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.functions import FunctionElement
 
+from clickback.errors import StartupError
+
 SQLITE_BUSY_MS = 10_000
+# How long opening a PostgreSQL connection may take (asyncpg's default is a minute): a server
+# that drops packets is reported as unreachable instead of hanging the start or a readiness check.
+CONNECT_TIMEOUT_SECONDS = 10
+# The drivers clickback runs on, by the database's name in a URL.
+DRIVERS = {"postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
+URL_FORMS = "postgresql+asyncpg://user:password@host:5432/dbname or sqlite+aiosqlite:////absolute/path.db"
+# PostgreSQL's refusals that pass by themselves: starting up, shutting down, too many connections.
+TRANSIENT_SQLSTATES = {"57P03", "57P01", "53300"}
 T = TypeVar("T")
 
 
@@ -245,8 +257,126 @@ def connect(url: str) -> Database:
             lock_path = Path(path + ".lock")
             locks = (WriteLock(lock_path), WriteLock(lock_path))
         return Database(writer, reader, sync_writer, executor, locks)
-    engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    engine = create_async_engine(
+        url,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
+    )
     return Database(engine, engine)
+
+
+def url_problem(url: str) -> str | None:
+    """Why clickback cannot use `url` (CLICKBACK_DATABASE_URL), with the form to use; None if it can."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return f"not a database URL: use {URL_FORMS}"
+    backend = parsed.get_backend_name()
+    wanted = DRIVERS.get(backend)
+    if wanted is None:
+        return f"clickback runs on PostgreSQL or SQLite, not {backend}: use {URL_FORMS}"
+    if parsed.drivername != wanted:
+        fixed = parsed.set(drivername=wanted).render_as_string(hide_password=True)
+        return f"{parsed.drivername}:// needs clickback's driver: write {fixed}"
+    return None
+
+
+def url_shown(url: str) -> str:
+    """The URL without its password, for messages (as given if it does not parse)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def database_problem(exc: BaseException, url: str) -> StartupError | None:
+    """What a failure to use the database at `url` means for the person starting clickback, or
+    None when it is not a problem of theirs (a bug keeps its traceback)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_problem(exc, parsed)
+    where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
+    prefix = f"CLICKBACK_DATABASE_URL ({url_shown(url)})"
+    if isinstance(exc, socket.gaierror):
+        return StartupError(
+            f"{prefix}: cannot find the host {parsed.host!r} ({exc.strerror})",
+            "check the host name in the URL (is the database's container or server up?)",
+            status=1,
+            transient=True,
+        )
+    if isinstance(exc, OSError):  # refused, unreachable network, timed out
+        reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+        return StartupError(
+            f"{prefix}: cannot reach PostgreSQL at {where} ({reason})",
+            f"is PostgreSQL running on {where}? (or correct the host and port in the URL)",
+            status=1,
+            transient=True,
+        )
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None) if isinstance(exc, DBAPIError) else None
+    message = str(getattr(exc, "orig", exc))
+    if sqlstate == "3D000":
+        return StartupError(
+            f"{prefix}: {message} on {where}",
+            f"create it (createdb -h {parsed.host or 'localhost'} -p {parsed.port or 5432}"
+            f" -U {parsed.username or 'postgres'} {parsed.database}) or correct its name in the URL",
+            status=1,
+        )
+    if sqlstate in ("28000", "28P01"):
+        return StartupError(
+            f"{prefix}: PostgreSQL at {where} refused the login: {message}",
+            "correct the user and password in the URL, or create the role (CREATE ROLE ... LOGIN)",
+            status=1,
+        )
+    if sqlstate in TRANSIENT_SQLSTATES:
+        return StartupError(
+            f"{prefix}: PostgreSQL at {where} cannot take connections now: {message}",
+            "wait for it, or check its logs",
+            status=1,
+            transient=True,
+        )
+    if sqlstate == "42P01":
+        return StartupError(
+            f"{prefix}: the database has no clickback tables ({message})",
+            "run `clickback migrate` (or set CLICKBACK_MIGRATE_ON_START=true)",
+            status=1,
+        )
+    return None
+
+
+def _sqlite_problem(exc: BaseException, url: URL) -> StartupError | None:
+    orig = getattr(exc, "orig", exc)
+    cannot_open = isinstance(orig, sqlite3.OperationalError) and (
+        "unable to open" in str(orig) or "readonly" in str(orig)
+    )
+    if isinstance(orig, OSError) or cannot_open:
+        return StartupError(
+            f"cannot open the SQLite database {url.database} ({orig})",
+            "make CLICKBACK_DATA_DIR (or the path in CLICKBACK_DATABASE_URL) a directory you can write to",
+            status=1,
+        )
+    return None
+
+
+def sqlite_holds_clicks(url: str) -> bool:
+    """Whether `url` names a SQLite file that exists and holds clicks, read without creating it
+    or taking any lock."""
+    parsed = make_url(url)
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:" or not Path(path).exists():
+        return False
+    try:
+        with sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True) as conn:
+            return conn.execute("SELECT 1 FROM clicks LIMIT 1").fetchone() is not None
+    except sqlite3.Error:  # no clicks table (yet): nothing a new secret could orphan
+        return False
+
+
+async def ping(db: Database) -> None:
+    """One round trip to the database (raises what connecting or the query raised)."""
+    async with db.read() as conn:
+        await conn.execute(text("SELECT 1"))
 
 
 def _tune_sqlite(engine: Engine, begin: str) -> None:

@@ -4,11 +4,14 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from clickback.store.db import Database
 
 SCRIPTS = Path(__file__).parent / "migrations"
+# Key of the PostgreSQL advisory lock held while migrating (any number, fixed for clickback).
+MIGRATION_LOCK = 0x636C6B62
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -23,4 +26,9 @@ async def upgrade(db: Database, revision: str = "head") -> None:
         command.upgrade(alembic_config(conn), revision)
 
     async with db.write() as conn:
+        if db.dialect == "postgresql":
+            # Servers starting together (workers, nodes, each catching up after the database was
+            # unreachable) migrate one after another: the next finds the schema at head. On
+            # SQLite the write transaction already excludes the others.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         await conn.run_sync(run)

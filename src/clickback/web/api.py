@@ -11,8 +11,11 @@ from typing import Annotated, Any, Literal, NoReturn, TypeVar
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 from clickback.core.commission import DealKind, Tier, TierBasis
 from clickback.core.deals import DealChange, DealProblem, changed_deal
@@ -42,9 +45,10 @@ def create_api(runtime: Runtime) -> FastAPI:
         description="Manage advertisers, offers, affiliates, tracking links, deals and exchange "
         "rates; read the postback log, conversions, reports, the commission ledger, statements and "
         "player value. Every call needs the API key.",
-        docs_url="/docs",
+        docs_url=None,  # FastAPI's page loads Swagger UI from a CDN: served from here instead
         openapi_url="/openapi.json",
     )
+    serve_docs(api)
     db = runtime.db
     public = runtime.settings.public_url.rstrip("/")
 
@@ -398,6 +402,28 @@ def create_api(runtime: Runtime) -> FastAPI:
         )
 
     return api
+
+
+DOCS_ASSETS = "/docs-assets"
+
+
+def serve_docs(api: FastAPI) -> None:
+    """/docs: Swagger UI with its files from the installed swagger-ui-bundle package, so the page
+    works on a network without internet access. Plain routes, like FastAPI's own docs page: no
+    API key needed to read the reference."""
+    api.mount(DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    async def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")  # "/api" where the API is mounted
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{api.openapi_url}",
+            title=f"{api.title} - Swagger UI",
+            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon-32x32.png",
+        )
+
+    api.add_route("/docs", docs, include_in_schema=False)
 
 
 def page_out(page: paging.Page, out: Callable[[dict[str, Any]], T]) -> s.Page[T]:

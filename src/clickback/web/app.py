@@ -38,7 +38,7 @@ class ClickbackApp:
 
 
 def create_app(settings: Settings | None = None) -> ClickbackApp:
-    runtime = Runtime(settings or Settings())
+    runtime = Runtime(settings or Settings.from_environment())
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> ClickbackApp:
         routes=[
             Route("/healthz", tracking.healthz),
             Route("/metrics", ops.metrics),
+            Route("/readyz", tracking.readyz_endpoint(runtime)),
             Mount("/api", app=create_api(runtime)),
         ],
         lifespan=lifespan,

@@ -1,14 +1,14 @@
 """The hot endpoints: each parses the request, makes one call, and maps the result to a response."""
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from html import escape
 from ipaddress import ip_address
 from typing import NamedTuple
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from clickback.core.clicks import MAX_LINK_CODE_LEN, ClickRequest, ClickTaken
@@ -194,4 +194,17 @@ async def read_capped(headers: dict[bytes, bytes], receive: Receive, limit: int)
 
 
 async def healthz(request: Request) -> Response:
+    """Liveness: the process answers. Nothing else is checked: a load balancer or supervisor
+    restarting servers because the database is down would only lose clicks."""
     return PlainTextResponse("ok")
+
+
+def readyz_endpoint(runtime: Runtime) -> Callable[[Request], Awaitable[Response]]:
+    """Readiness: the database answers, the catalog is loaded, clicks are being written, the spool
+    is writable; 503 with the same JSON saying which part is not."""
+
+    async def readyz(request: Request) -> Response:
+        state = await runtime.readiness()
+        return JSONResponse(state, status_code=200 if state["ready"] else 503)
+
+    return readyz

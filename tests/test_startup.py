@@ -1,0 +1,306 @@
+"""Starting clickback as a person would, with the `clickback` command in a process of its own: what
+it says when a setting, the database or the port is wrong, where its data goes, and how `serve`
+starts while PostgreSQL is unreachable."""
+
+import os
+import selectors
+import socket
+import socketserver
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import make_url
+
+from tests.conftest import API_KEY, BROWSER_UA, PG_URL, SECRET
+
+CLICKBACK = Path(sys.executable).parent / "clickback"
+ROOT = Path(__file__).parent.parent
+WAIT_SECONDS = 60
+
+
+def environment(data_dir: Path, **variables: str) -> dict[str, str]:
+    """The test process's environment without its CLICKBACK_ variables, plus `variables`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKBACK_")}
+    return env | {"CLICKBACK_DATA_DIR": str(data_dir)} | variables
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pg_url(**parts: str) -> str:
+    return make_url(PG_URL).set(**parts).render_as_string(hide_password=False)  # type: ignore[arg-type]
+
+
+def test_each_wrong_setting_is_told_in_a_line_or_two(tmp_path: Path) -> None:
+    closed = free_port()
+    listening = socket.create_server(("127.0.0.1", 0))
+    busy = listening.getsockname()[1]
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    # (arguments, variables, exit status, what the message must say)
+    cases: list[tuple[list[str], dict[str, str], int, list[str]]] = [
+        (["migrate"], {"CLICKBACK_DATABSE_URL": "x"}, 2, ["did you mean CLICKBACK_DATABASE_URL?"]),
+        (
+            ["migrate"],  # every bad value is told, each in its line (or two)
+            {
+                "CLICKBACK_DATABASE_URL": "notaurl",
+                "CLICKBACK_SECRET_KEY": "5e" * 16,
+                "CLICKBACK_PUBLIC_URL": "notaurl",
+                "CLICKBACK_CLICK_FLUSH_SECONDS": "soon",
+            },
+            2,
+            [
+                "CLICKBACK_DATABASE_URL='notaurl': not a database URL: use postgresql+asyncpg://",
+                "CLICKBACK_SECRET_KEY is 32 hex characters: it must be at least 64",
+                "token_hex(32)",
+                "CLICKBACK_PUBLIC_URL='notaurl': not an http(s) URL",
+                "CLICKBACK_CLICK_FLUSH_SECONDS='soon': Input should be a valid number",
+            ],
+        ),
+        (
+            ["migrate"],
+            {
+                "CLICKBACK_DATABASE_URL": "postgresql://app:pw@db.example/clickback",
+                "CLICKBACK_SECRET_KEY": "z" * 64,
+            },
+            2,
+            ["write postgresql+asyncpg://app:***@db.example/clickback", "CLICKBACK_SECRET_KEY is not hex"],
+        ),
+        (
+            ["migrate"],
+            {"CLICKBACK_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:{closed}/x"},
+            1,
+            [f"is PostgreSQL running on 127.0.0.1:{closed}?"],
+        ),
+        (["migrate"], {"CLICKBACK_DATA_DIR": str(a_file)}, 1, ["cannot open the SQLite database"]),
+        (["demo"], {"CLICKBACK_DATA_DIR": str(a_file)}, 2, [f"CLICKBACK_DATA_DIR={a_file}: cannot write"]),
+        (["serve", "--port", str(busy)], {}, 1, [f"port {busy} is in use", "--port"]),
+    ]
+    if PG_URL:
+        missing_database = pg_url(database="clickback_h4_missing")
+        missing_role = pg_url(username="clickback_h4_nobody", password="pw")
+        cases += [
+            (
+                ["migrate"],
+                {"CLICKBACK_DATABASE_URL": missing_database},
+                1,
+                ["clickback_h4_missing", "createdb"],
+            ),
+            (["migrate"], {"CLICKBACK_DATABASE_URL": missing_role}, 1, ['role "clickback_h4_nobody"']),
+        ]
+    debug = (["--debug", "migrate"], {"CLICKBACK_SECRET_KEY": "zz"}, 2, ["CLICKBACK_SECRET_KEY is not hex"])
+
+    # All at once: each is a process of its own starting Python.
+    runs = [
+        subprocess.Popen(
+            [CLICKBACK, *args],
+            env=environment(tmp_path / "data", **variables),
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args, variables, _, _ in [*cases, debug]
+    ]
+    outputs = [run.communicate(timeout=WAIT_SECONDS) for run in runs]
+    listening.close()
+
+    for (args, variables, status, said), run, (_, err) in zip(cases, runs[:-1], outputs[:-1], strict=True):
+        lines = err.strip().splitlines()
+        # A line or two for each problem: here one per variable set (or one).
+        assert (run.returncode, len(lines) <= 2 * max(1, len(variables))) == (status, True), (args, err)
+        assert err.startswith("clickback: ") and "Traceback" not in err, err
+        assert all(words in err for words in said), (said, err)
+        assert "5e" * 16 not in err and "z" * 64 not in err and ":pw@" not in err  # no secret shown
+    debug_err = outputs[-1][1]
+    assert runs[-1].returncode == 2
+    assert "Traceback" in debug_err and "CLICKBACK_SECRET_KEY is not hex" in debug_err
+
+
+def test_data_directory_is_the_users_not_the_working_one(tmp_path: Path) -> None:
+    env = environment(tmp_path) | {"XDG_DATA_HOME": str(tmp_path / "xdg")}
+    del env["CLICKBACK_DATA_DIR"]
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    # A database holding clicks whose secret.key is not beside it (copied without it).
+    orphan = tmp_path / "orphan"
+    orphan.mkdir()
+    with sqlite3.connect(orphan / "clickback.db") as db:
+        db.execute("CREATE TABLE clicks (click_id TEXT)")
+        db.execute("INSERT INTO clicks VALUES ('0KH6Ju')")
+
+    def clickback(cwd: Path, *args: str, **variables: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [CLICKBACK, *args],
+            env=env | variables,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=WAIT_SECONDS,
+        )
+
+    first = clickback(tmp_path / "one", "migrate")
+    second = clickback(tmp_path / "two", "migrate")
+    refused = clickback(tmp_path, "demo", CLICKBACK_DATA_DIR=str(orphan))
+
+    default = tmp_path / "xdg" / "clickback"
+    assert [first.returncode, second.returncode] == [0, 0], first.stderr + second.stderr
+    assert f"data directory: {default}  (the default)" in first.stdout
+    assert f"data directory: {default}  (the default)" in second.stdout
+    assert (default / "clickback.db").exists()
+    assert list((tmp_path / "one").iterdir()) == list((tmp_path / "two").iterdir()) == []
+    assert refused.returncode == 2, refused.stderr
+    assert "the database already holds clicks" in refused.stderr
+    assert not (orphan / "secret.key").exists()
+
+
+@contextmanager
+def serving(args: list[str], env: dict[str, str], cwd: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    """A server process, its output going to a file; stopped with SIGTERM at the end."""
+    log = cwd / f"serve-{uuid.uuid4().hex[:6]}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, text=True)
+    try:
+        yield proc, log
+    finally:
+        proc.terminate()
+        proc.wait(WAIT_SECONDS)
+
+
+def wait_for(check: Callable[[], bool], proc: subprocess.Popen[str], log: Path) -> None:
+    """Poll `check` until it holds (the server's start is another process's work)."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not check():
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
+
+
+def answers(http: httpx.Client, path: str, status: int) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return http.get(path).status_code == status
+        except httpx.TransportError:
+            return False
+
+    return check
+
+
+@contextmanager
+def relay(port: int, target: tuple[str, int]) -> Iterator[None]:
+    """PostgreSQL appearing on `port` of 127.0.0.1, where nothing listened: a TCP relay to `target`."""
+
+    class Relay(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            with socket.create_connection(target) as upstream, selectors.DefaultSelector() as ready:
+                ready.register(self.request, selectors.EVENT_READ, upstream)
+                ready.register(upstream, selectors.EVENT_READ, self.request)
+                while True:
+                    for key, _ in ready.select():
+                        data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+                        if not data:
+                            return
+                        key.data.sendall(data)
+
+    socketserver.ThreadingTCPServer.allow_reuse_address = True
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", port), Relay)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_serve_starts_while_postgresql_is_unreachable_and_catches_up(tmp_path: Path) -> None:
+    """Liveness while the database is away, readiness saying why, links on serve's own port; with
+    a PostgreSQL to appear (the relay), migrations and clicks once it does."""
+    db_port, port = free_port(), free_port()
+    database = f"clickback_h4_{uuid.uuid4().hex[:8]}"
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{db_port}/{database}"
+    env = environment(
+        tmp_path, CLICKBACK_DATABASE_URL=url, CLICKBACK_API_KEY=API_KEY, CLICKBACK_SECRET_KEY=SECRET
+    )
+    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10, headers={"user-agent": BROWSER_UA})
+    with http, serving([str(CLICKBACK), "serve", "--port", str(port)], env, tmp_path) as (proc, log):
+        wait_for(answers(http, "/healthz", 200), proc, log)
+        ready = http.get("/readyz")
+        click = http.get("/c/AnyCode")
+        postback = http.get("/postback", params={"click_id": "x", "event": "registration", "token": "t"})
+
+        said = log.read_text()
+        assert f"is PostgreSQL running on 127.0.0.1:{db_port}?" in said
+        assert "starting anyway" in said
+        assert f"clickback on http://127.0.0.1:{port}" in said  # its own port, not 8000
+        assert ready.status_code == 503
+        state = ready.json()
+        assert (state["ready"], state["database"]["ok"], state["catalog"]["ok"]) == (False, False, False)
+        assert f"127.0.0.1:{db_port}" in state["database"]["error"]
+        assert state["spool"]["ok"] and state["click_writer"]["limit"] > 0
+        assert (click.status_code, click.headers["x-clickback-reason"]) == (503, "not_ready")
+        assert (postback.status_code, postback.json()["reason"]) == (503, "storage_unavailable")
+        if PG_URL:
+            _catches_up(http, proc, log, database, db_port)
+
+
+def _catches_up(
+    http: httpx.Client, proc: subprocess.Popen[str], log: Path, database: str, db_port: int
+) -> None:
+    import asyncio
+
+    from sqlalchemy import text
+
+    from clickback.store.db import connect
+
+    async def admin(statement: str) -> None:
+        db = connect(PG_URL)
+        try:
+            async with db.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+                await conn.execute(text(statement))
+        finally:
+            await db.close()
+
+    pg = make_url(PG_URL)
+    asyncio.run(admin(f'CREATE DATABASE "{database}"'))
+    try:
+        with relay(db_port, (pg.host or "127.0.0.1", pg.port or 5432)):
+            wait_for(answers(http, "/readyz", 200), proc, log)
+            auth = {"Authorization": f"Bearer {API_KEY}"}
+
+            def made(path: str, **body: Any) -> Any:
+                response = http.post(f"/api{path}", json=body, headers=auth)
+                assert response.status_code == 201, response.text
+                return response.json()
+
+            advertiser = made("/advertisers", name="Northstar Gaming")
+            offer = made(
+                "/offers",
+                advertiser_id=advertiser["id"],
+                name="Casino",
+                url_template="https://casino.example.com/?cid={click_id}",
+                currency="EUR",
+            )
+            link = made("/links", affiliate_id=made("/affiliates", name="Alice")["id"], offer_id=offer["id"])
+            click = http.get(f"/c/{link['code']}")
+
+            assert link["url"] == f"{str(http.base_url).rstrip('/')}/c/{link['code']}"
+            assert click.status_code == 302
+            assert "database reachable" in log.read_text()
+            proc.terminate()
+            proc.wait(WAIT_SECONDS)
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
