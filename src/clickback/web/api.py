@@ -2,6 +2,7 @@
 
 import hmac
 import json
+import math
 import os
 from collections.abc import Callable
 from dataclasses import asdict
@@ -9,7 +10,7 @@ from datetime import date
 from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
-from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -58,6 +59,12 @@ def create_api(runtime: Runtime) -> FastAPI:
 
     api.router.dependencies.append(Depends(authorised))
 
+    @api.exception_handler(RequestValidationError)
+    async def unprocessable(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own reply, with the input it echoes made encodable: no 500 for a body of
+        # invalid UTF-8, "\ud800", NaN or 1e309.
+        return JSONResponse({"detail": jsonable_encoder(_encodable(exc.errors()))}, status_code=422)
+
     @api.exception_handler(admin.NotFound)
     async def not_found(request: Request, exc: admin.NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
@@ -66,7 +73,7 @@ def create_api(runtime: Runtime) -> FastAPI:
     async def bad_cursor(request: Request, exc: paging.BadCursor) -> JSONResponse:
         message = f"{exc}: give the next_cursor of a page of this list"
         error = RequestValidationError([{"loc": ("query", "cursor"), "msg": message, "type": "value_error"}])
-        return await request_validation_exception_handler(request, error)
+        return await unprocessable(request, error)
 
     async def changed(result: dict[str, Any]) -> dict[str, Any]:
         # This process sees its own change at once; others within catalog_refresh_seconds.
@@ -441,6 +448,22 @@ def deal_out(row: dict[str, Any]) -> s.DealOut:
         revshare=s.RevShareTerms(**asdict(deal.revshare)) if deal.revshare else None,
         updated_at=row["updated_at"],
     )
+
+
+def _encodable(value: Any) -> Any:
+    """A validation error's echo of the input as JSON can carry it: invalid UTF-8 and lone
+    surrogates escaped, infinite and NaN numbers as text."""
+    if isinstance(value, bytes):
+        return value.decode(errors="backslashreplace")
+    if isinstance(value, str):
+        return value.encode(errors="backslashreplace").decode()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encodable(v) for v in value]
+    return value
 
 
 def invalid(loc: tuple[str, ...], message: str) -> NoReturn:
