@@ -10,7 +10,8 @@ from starlette.types import Receive, Scope, Send
 from clickback.config import Settings
 from clickback.service.runtime import Runtime
 from clickback.web import tracking
-from clickback.web.api import create_api
+from clickback.web.api import PUBLIC_PATHS, create_api
+from clickback.web.guard import ApiGuard
 
 
 class ClickbackApp:
@@ -48,11 +49,9 @@ def create_app(settings: Settings | None = None) -> ClickbackApp:
         finally:
             await runtime.stop()
 
+    api = ApiGuard(create_api(runtime), runtime.settings.api_token, PUBLIC_PATHS)
     app = Starlette(
-        routes=[
-            Route("/healthz", tracking.healthz),
-            Mount("/api", app=create_api(runtime)),
-        ],
+        routes=[Route("/healthz", tracking.healthz), Mount("/api", app=api)],
         lifespan=lifespan,
     )
     app.state.runtime = runtime
