@@ -1,6 +1,24 @@
-"""Hostile input: a 4xx with a reason, never a 5xx."""
+"""Hostile input and browsers: a 4xx with a reason, never a 5xx; nothing built from the request's
+Host; replies a browser cannot take for something else."""
 
-from tests.conftest import Client, World
+import re
+from base64 import b64encode
+from hashlib import sha256
+
+from tests.conftest import API_KEY, Client, World
+from tests.web.test_server import Reply, exchange
+
+STRICT = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+
+def port_of(client: Client) -> int:
+    return int(client.node.base_url.rsplit(":", 1)[1])
+
+
+def raw_get(client: Client, target: str, *headers: str) -> Reply:
+    head = [f"GET {target} HTTP/1.1", "Host: evil.example", *headers, "Connection: close", "", ""]
+    (reply,) = exchange(port_of(client), "\r\n".join(head).encode(), 1)
+    return reply
 
 
 def test_unencodable_numbers_characters_and_far_dates_get_a_4xx_with_a_reason(
@@ -34,3 +52,45 @@ def test_unencodable_numbers_characters_and_far_dates_get_a_4xx_with_a_reason(
         ("since=0001-01-01&until=9999-12-31T23:59:59.999999", 200),
     ]:
         assert client.http.get(f"/api/postbacks?{query}", headers=client.auth).status_code == status
+
+
+def test_unknown_paths_are_404_never_a_redirect_naming_the_host(client: Client) -> None:
+    for target in ["/postback/?x=1", "/healthz/", "/api/advertisers/?limit=1", "/api", "/api/docs/"]:
+        reply = raw_get(client, target, f"Authorization: Bearer {API_KEY}")
+
+        assert (reply.status, reply.headers.get("location")) == (404, None), target
+
+
+def test_replies_are_not_sniffed_and_pages_run_only_what_they_name(client: Client, world: World) -> None:
+    refusal_page = client.http.get("/c/nosuchlink")
+    replies = [
+        refusal_page,
+        raw_get(client, "/c/nosuchlink"),  # the ASGI endpoint, not the parser's answer
+        client.postback(click_id="x", token=world.token),
+        client.http.get("/healthz"),
+        client.http.get("/api/advertisers", headers=client.auth),
+        client.http.get("/api/advertisers"),  # refused without its key
+        client.http.get("/api/openapi.json"),
+    ]
+    assert refusal_page.headers["content-type"].startswith("text/html")
+    for reply in replies:
+        assert reply.headers["x-content-type-options"] == "nosniff"
+    assert refusal_page.headers["content-security-policy"] == STRICT
+    assert replies[1].headers["content-security-policy"] == STRICT
+
+    docs = client.http.get("/api/docs")
+    policy = dict(d.strip().split(" ", 1) for d in docs.headers["content-security-policy"].split(";"))
+    inline = re.findall(r"<script>(.*?)</script>", docs.text, re.DOTALL)
+    loaded = re.findall(r'<script src="(https://[^/"]+)/', docs.text)
+    assert docs.headers["x-content-type-options"] == "nosniff"
+    assert inline and loaded
+    assert set(policy["script-src"].split()) == {
+        *loaded,
+        *(f"'sha256-{b64encode(sha256(s.encode()).digest()).decode()}'" for s in inline),
+    }
+    assert (policy["default-src"], policy["connect-src"], policy["frame-ancestors"]) == (
+        "'none'",
+        "'self'",
+        "'none'",
+    )
+    assert "unsafe" not in docs.headers["content-security-policy"]

@@ -3,15 +3,19 @@
 import json
 import math
 import os
+import re
+from base64 import b64encode
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date
+from hashlib import sha256
 from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import APIKeyHeader, HTTPBearer
 
 from clickback.core.commission import DealKind, Tier, TierBasis
@@ -34,6 +38,8 @@ MAX_REPORT_DAYS = 400
 DOCS_PATH = "/docs"
 OPENAPI_PATH = "/openapi.json"
 PUBLIC_PATHS = (DOCS_PATH, OPENAPI_PATH)
+_SWAGGER_HOST = "https://cdn.jsdelivr.net"
+_SWAGGER_UI = f"{_SWAGGER_HOST}/npm/swagger-ui-dist@5"
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <CLICKBACK_API_KEY>")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False)
 T = TypeVar("T")
@@ -46,13 +52,17 @@ def create_api(runtime: Runtime) -> FastAPI:
         description="Manage advertisers, offers, affiliates, tracking links, deals and exchange "
         "rates; read the postback log, conversions, reports, the commission ledger, statements and "
         "player value. Every call needs the API key.",
-        docs_url=DOCS_PATH,
         openapi_url=OPENAPI_PATH,
+        docs_url=None,  # served below, with the policy its page needs
+        redoc_url=None,
+        # A redirect to the path with(out) its slash would name the request's Host header.
+        redirect_slashes=False,
     )
     db = runtime.db
     public = runtime.settings.public_url.rstrip("/")
     # web/guard.py checks the key before the body is read; these put it in the OpenAPI document.
     api.router.dependencies += [Depends(_bearer), Depends(_header)]
+    api.add_route(DOCS_PATH, docs_page, include_in_schema=False)
 
     @api.exception_handler(RequestValidationError)
     async def unprocessable(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -443,6 +453,28 @@ def deal_out(row: dict[str, Any]) -> s.DealOut:
         revshare=s.RevShareTerms(**asdict(deal.revshare)) if deal.revshare else None,
         updated_at=row["updated_at"],
     )
+
+
+async def docs_page(request: Request) -> HTMLResponse:
+    """Swagger UI, under a policy that lets it load its files, run its own start-up script and
+    call this API, and nothing else."""
+    page = get_swagger_ui_html(
+        openapi_url=request.scope.get("root_path", "").rstrip("/") + OPENAPI_PATH,
+        title="clickback API - Swagger UI",
+        swagger_js_url=f"{_SWAGGER_UI}/swagger-ui-bundle.js",
+        swagger_css_url=f"{_SWAGGER_UI}/swagger-ui.css",
+        swagger_favicon_url="data:,",  # not fetched from FastAPI's site
+        # Swagger UI's default would send the document's address to swagger.io's validator.
+        swagger_ui_parameters={"validatorUrl": None},
+    )
+    scripts = re.findall(r"<script>(.*?)</script>", bytes(page.body).decode(), re.DOTALL)
+    hashes = " ".join(f"'sha256-{b64encode(sha256(s.encode()).digest()).decode()}'" for s in scripts)
+    page.headers["content-security-policy"] = (
+        f"default-src 'none'; script-src {_SWAGGER_HOST} {hashes}; "
+        f"style-src {_SWAGGER_HOST}; img-src data:; connect-src 'self'; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+    return page
 
 
 def _encodable(value: Any) -> Any:

@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
@@ -12,6 +13,7 @@ from clickback.service.runtime import Runtime
 from clickback.web import tracking
 from clickback.web.api import PUBLIC_PATHS, create_api
 from clickback.web.guard import ApiGuard
+from clickback.web.headers import SecurityHeaders
 
 
 class ClickbackApp:
@@ -52,7 +54,11 @@ def create_app(settings: Settings | None = None) -> ClickbackApp:
     api = ApiGuard(create_api(runtime), runtime.settings.api_token, PUBLIC_PATHS)
     app = Starlette(
         routes=[Route("/healthz", tracking.healthz), Mount("/api", app=api)],
+        middleware=[Middleware(SecurityHeaders)],
         lifespan=lifespan,
     )
+    # Unknown paths are 404s: a redirect to the path with(out) its slash would name the request's
+    # Host header (Location: http://evil.example/...), and http behind a TLS proxy.
+    app.router.redirect_slashes = False
     app.state.runtime = runtime
     return ClickbackApp(runtime, app)
