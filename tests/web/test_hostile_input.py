@@ -28,6 +28,12 @@ def test_unencodable_numbers_characters_and_far_dates_get_a_4xx_with_a_reason(
     postback = client.http.post("/postback", content=b'{"\\ud800":"x"}', headers=json_type)
     assert (postback.status_code, postback.json()["reason"]) == (400, "invalid_characters")
     assert postback.json()["detail"].startswith("\\ud800")
+    click_id = client.click(world.alice_casino)
+    for event_time in ["9999-12-31T23:59:59-23:00", "0001-01-01T00:00:00+01:00"]:
+        sent = client.postback(
+            click_id=click_id, event="registration", token=world.token, event_time=event_time
+        )
+        assert (sent.status_code, sent.json()["reason"]) == (422, "invalid_event_time")
 
     bodies = [
         ("/affiliates", b'{"name":"\\ud800"}', json_type, "\\ud800"),
