@@ -44,6 +44,9 @@ def test_event_times_are_read_in_every_documented_form(sent: str, expected: Even
         "9" * 20,
         "2026-11-30T25:00",
         "x" * 41,
+        # Instants whose offset moves them off the calendar in UTC.
+        "9999-12-31T23:59:59-23:00",
+        "0001-01-01T00:00:00+01:00",
     ],
 )
 def test_other_event_times_are_refused(sent: str) -> None:

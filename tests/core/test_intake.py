@@ -352,9 +352,13 @@ def test_json_body_nested_too_deeply_is_refused_not_raised() -> None:
     ids=["token", "sub1", "name"],
 )
 def test_lone_surrogate_in_json_is_invalid_characters(name: str, value: str) -> None:
-    # "\ud800" is valid JSON text but no UTF-8 string: nothing downstream can encode it.
+    # "\ud800" is valid JSON text but no UTF-8 string: nothing downstream can encode it, not even
+    # the refusal's detail sent back.
     body = json.dumps(params() | {name: value}).encode()
-    assert reason_of(read(b"", body, "application/json")) is Reason.INVALID_CHARACTERS
+    result = read(b"", body, "application/json")
+    assert reason_of(result) is Reason.INVALID_CHARACTERS
+    assert isinstance(result, Refused)
+    assert result.rejected.detail.encode().startswith(name.encode(errors="backslashreplace"))
 
 
 # --- read_postback: what an accepted postback holds ----------------------------------------------

@@ -22,6 +22,9 @@ def epoch_hour(when: datetime) -> int:
         # Across a leap day and a European clock change: UTC days are always 24 hours.
         (date(2024, 2, 28), date(2024, 3, 1), (474_744, 474_816)),
         (date(2025, 3, 29), date(2025, 3, 31), (484_224, 484_296)),
+        # Both ends of the calendar: no day after the last one is needed.
+        (date(9999, 12, 30), date.max, (70_389_480, 70_389_528)),
+        (date.min, date.min, (-17_259_888, -17_259_864)),
     ],
 )
 def test_hour_range_covers_whole_utc_days(first: date, last: date, hours: tuple[int, int]) -> None:

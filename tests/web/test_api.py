@@ -1,11 +1,15 @@
 """The JSON API: the key, creating and listing entities, refusing bad ones, the OpenAPI document."""
 
+import json
 import re
+from collections.abc import Iterator
 
 import pytest
 
+from clickback.core.limits import MAX_API_BODY_BYTES
 from clickback.core.reasons import Reason
-from tests.conftest import Client, World
+from tests.conftest import API_KEY, Client, World
+from tests.web.test_server import Reply, exchange
 
 
 def test_every_api_call_needs_the_key(client: Client) -> None:
@@ -15,6 +19,35 @@ def test_every_api_call_needs_the_key(client: Client) -> None:
 
     assert (no_key.status_code, wrong.status_code, header.status_code) == (401, 401, 200)
     assert client.http.post("/api/affiliates", json={"name": "x"}).status_code == 401
+
+
+def test_api_bodies_are_refused_before_they_are_read_without_the_key_or_over_the_cap(
+    client: Client,
+) -> None:
+    port = int(client.node.base_url.rsplit(":", 1)[1])
+
+    def announce(length: int, *headers: str) -> Reply:
+        """Only the head of a POST announcing a body of `length` bytes: a server that read the
+        body before answering would never answer."""
+        head = ["POST /api/affiliates HTTP/1.1", "Host: t", f"Content-Length: {length}", *headers, "", ""]
+        (reply,) = exchange(port, "\r\n".join(head).encode(), 1)
+        return reply
+
+    unauthenticated = announce(20_000_000)
+    too_large = announce(MAX_API_BODY_BYTES + 1, f"X-API-Key: {API_KEY}")
+
+    def streamed() -> Iterator[bytes]:  # chunked: no length to refuse by
+        for _ in range(MAX_API_BODY_BYTES // 65536 + 1):
+            yield b" " * 65536
+
+    streaming = client.http.post("/api/affiliates", content=streamed(), headers=client.auth)
+    assert (unauthenticated.status, unauthenticated.headers["www-authenticate"]) == (401, "Bearer")
+    assert json.loads(unauthenticated.body) == {"detail": "missing or wrong API key"}
+    assert (too_large.status, streaming.status_code) == (413, 413)
+    assert "over 1048576 bytes" in streaming.text
+    assert (
+        client.http.post("/api/affiliates", json={"name": "x" * 100}, headers=client.auth).status_code == 201
+    )
 
 
 def test_entities_are_created_and_listed(client: Client, world: World) -> None:
@@ -135,6 +168,11 @@ def test_openapi_document_and_docs_page_are_served_without_a_cdn(client: Client)
     assert all(url.startswith("/api/") for url in referenced), referenced  # from this server only
     assert [(a.status_code, len(a.content) > 100) for a in assets] == [(200, True)] * len(assets)
     assert "SwaggerUIBundle" in assets[referenced.index("/api/docs-assets/swagger-ui-bundle.js")].text
+    # The key is checked before FastAPI runs (web/guard.py), yet every operation still names it.
+    assert set(spec["components"]["securitySchemes"]) == {"HTTPBearer", "APIKeyHeader"}
+    assert {
+        str(operation.get("security")) for path in spec["paths"].values() for operation in path.values()
+    } == {"[{'HTTPBearer': []}, {'APIKeyHeader': []}]"}
 
 
 @pytest.mark.parametrize("name", ["a\x00b", "tab\there", "line\nbreak", "\x7f"])

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from clickback.core.reasons import Reason, Rejected
+from clickback.core.spans import utc
 
 # A sender's clock may run a little ahead of ours (and a click ID's time is ours): within this,
 # an event "in the future" or "before its click" is the same moment, not an error.
@@ -44,12 +45,10 @@ def parse_event_time(raw: str) -> EventTime | None:
             return EventTime(datetime.combine(date.fromisoformat(text), time(), UTC), whole_day=True)
         if len(text) > 40:
             return None
-        parsed = datetime.fromisoformat(_LOST_PLUS.sub(r"\1\2+\5", text))
+        # Without an offset, UTC; one that moves it off the calendar in UTC is a ValueError.
+        return EventTime(utc(datetime.fromisoformat(_LOST_PLUS.sub(r"\1\2+\5", text))))
     except (ValueError, OverflowError, OSError):
         return None
-    if parsed.tzinfo is None:
-        return EventTime(parsed.replace(tzinfo=UTC))
-    return EventTime(parsed.astimezone(UTC))
 
 
 def check_age(stated: EventTime, received_at: datetime, max_age: timedelta) -> Rejected | None:

@@ -68,9 +68,11 @@ _LIMITS = {"txn_id": MAX_TXN_ID_LEN, "event": MAX_EVENT_LEN, "player_id": MAX_SU
 }
 MAX_IGNORED_SHOWN = 10
 DEFAULT_MAX_EVENT_AGE = timedelta(days=180)
-# Control characters, U+FFFD (what undecodable bytes became) and lone surrogates (which JSON can
-# carry but UTF-8 cannot, so no database or log could store them).
-_INVALID = re.compile("[\x00-\x1f\x7f\ufffd\ud800-\udfff]")
+# Control characters and U+FFFD (what undecodable bytes became).
+_INVALID = re.compile("[\x00-\x1f\x7f\ufffd]")
+# Lone surrogates: JSON can carry them ("\ud800"), UTF-8 cannot, so no database, log or reply could
+# hold them: refused as the body is read, before anything echoes the name or value.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +198,12 @@ def _body_pairs(raw: RawPostback) -> list[tuple[str, str]] | Rejected:
         scalars = (str, int, float, Decimal)
         if not all(isinstance(v, scalars) and not isinstance(v, bool) for v in doc.values()):
             return Rejected(Reason.INVALID_CHARACTERS, "JSON values must be strings or numbers")
-        return [(str(k), str(v)) for k, v in doc.items()]
+        pairs = [(str(k), str(v)) for k, v in doc.items()]
+        for name, value in pairs:
+            if _SURROGATE.search(name) or _SURROGATE.search(value):
+                shown = name.encode(errors="backslashreplace").decode()
+                return Rejected(Reason.INVALID_CHARACTERS, f"{shown}: a lone surrogate")
+        return pairs
     # Form bodies, and bodies sent without a content type by bare-bones HTTP clients.
     return _pairs(raw.body)
 

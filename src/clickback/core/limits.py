@@ -1,6 +1,8 @@
 """Named limits applied at the boundary: every field from outside is cropped or refused against one."""
 
 MAX_BODY_BYTES = 16 * 1024
+# A JSON API request body: the largest real one (an offer, a deal) is a few KiB.
+MAX_API_BODY_BYTES = 1024 * 1024
 MAX_PARAMS = 64
 MAX_PARAM_NAME_LEN = 64
 MAX_PARAM_VALUE_LEN = 512

@@ -24,9 +24,12 @@ def hour_of(moment: datetime) -> int:
 
 def hour_range(first: date, last: date) -> tuple[int, int]:
     """Epoch hours [start, end) covering whole UTC days first..last."""
-    start = datetime(first.year, first.month, first.day, tzinfo=UTC)
-    end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
-    return hour_of(start), hour_of(end)
+    # The end counted in hours, not as the next day's midnight: the day after 9999-12-31 is no date.
+    return _midnight_hour(first), _midnight_hour(last) + 24
+
+
+def _midnight_hour(day: date) -> int:
+    return hour_of(datetime(day.year, day.month, day.day, tzinfo=UTC))
 
 
 def day_of(day_number: int) -> str:

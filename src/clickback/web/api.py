@@ -1,19 +1,22 @@
 """The JSON API, mounted at /api (OpenAPI at /api/openapi.json, docs at /api/docs)."""
 
-import hmac
 import json
+import math
 import os
+import re
+from base64 import b64encode
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date
+from hashlib import sha256
 from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
-from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyHeader, HTTPBearer
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
@@ -33,6 +36,11 @@ from clickback.store.catalog import deal_from_row
 from clickback.web import schemas as s
 
 MAX_REPORT_DAYS = 400
+# Paths under /api that need no key: web/guard.py checks it on every other one.
+DOCS_PATH = "/docs"
+OPENAPI_PATH = "/openapi.json"
+DOCS_ASSETS = "/docs-assets"
+PUBLIC_PATHS = (DOCS_PATH, OPENAPI_PATH, DOCS_ASSETS + "/")
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <CLICKBACK_API_KEY>")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False)
 T = TypeVar("T")
@@ -45,22 +53,23 @@ def create_api(runtime: Runtime) -> FastAPI:
         description="Manage advertisers, offers, affiliates, tracking links, deals and exchange "
         "rates; read the postback log, conversions, reports, the commission ledger, statements and "
         "player value. Every call needs the API key.",
-        docs_url=None,  # FastAPI's page loads Swagger UI from a CDN: served from here instead
-        openapi_url="/openapi.json",
+        openapi_url=OPENAPI_PATH,
+        docs_url=None,  # served below, with the policy its page needs
+        redoc_url=None,
+        # A redirect to the path with(out) its slash would name the request's Host header.
+        redirect_slashes=False,
     )
     serve_docs(api)
     db = runtime.db
     public = runtime.settings.public_url.rstrip("/")
+    # web/guard.py checks the key before the body is read; these put it in the OpenAPI document.
+    api.router.dependencies += [Depends(_bearer), Depends(_header)]
 
-    def authorised(
-        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-        header: Annotated[str | None, Depends(_header)],
-    ) -> None:
-        given = (bearer.credentials if bearer else header) or ""
-        if not hmac.compare_digest(given.encode(), runtime.settings.api_token.encode()):
-            raise HTTPException(401, "missing or wrong API key", {"WWW-Authenticate": "Bearer"})
-
-    api.router.dependencies.append(Depends(authorised))
+    @api.exception_handler(RequestValidationError)
+    async def unprocessable(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own reply, with the input it echoes made encodable: no 500 for a body of
+        # invalid UTF-8, "\ud800", NaN or 1e309.
+        return JSONResponse({"detail": jsonable_encoder(_encodable(exc.errors()))}, status_code=422)
 
     @api.exception_handler(admin.NotFound)
     async def not_found(request: Request, exc: admin.NotFound) -> JSONResponse:
@@ -70,7 +79,7 @@ def create_api(runtime: Runtime) -> FastAPI:
     async def bad_cursor(request: Request, exc: paging.BadCursor) -> JSONResponse:
         message = f"{exc}: give the next_cursor of a page of this list"
         error = RequestValidationError([{"loc": ("query", "cursor"), "msg": message, "type": "value_error"}])
-        return await request_validation_exception_handler(request, error)
+        return await unprocessable(request, error)
 
     async def changed(result: dict[str, Any]) -> dict[str, Any]:
         # This process sees its own change at once; others within catalog_refresh_seconds.
@@ -404,26 +413,33 @@ def create_api(runtime: Runtime) -> FastAPI:
     return api
 
 
-DOCS_ASSETS = "/docs-assets"
-
-
 def serve_docs(api: FastAPI) -> None:
     """/docs: Swagger UI with its files from the installed swagger-ui-bundle package, so the page
-    works on a network without internet access. Plain routes, like FastAPI's own docs page: no
-    API key needed to read the reference."""
+    works on a network without internet access, under a policy that lets it load those files, run
+    its own start-up script and call this API, and nothing else. No API key needed to read the
+    reference."""
     api.mount(DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
 
     async def docs(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "").rstrip("/")  # "/api" where the API is mounted
-        return get_swagger_ui_html(
-            openapi_url=f"{root}{api.openapi_url}",
+        page = get_swagger_ui_html(
+            openapi_url=f"{root}{OPENAPI_PATH}",
             title=f"{api.title} - Swagger UI",
             swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
             swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon-32x32.png",
+            # Swagger UI's default would send the document's address to swagger.io's validator.
+            swagger_ui_parameters={"validatorUrl": None},
         )
+        scripts = re.findall(r"<script>(.*?)</script>", bytes(page.body).decode(), re.DOTALL)
+        hashes = " ".join(f"'sha256-{b64encode(sha256(s.encode()).digest()).decode()}'" for s in scripts)
+        page.headers["content-security-policy"] = (
+            f"default-src 'none'; script-src 'self' {hashes}; style-src 'self'; img-src 'self' data:; "
+            "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        )
+        return page
 
-    api.add_route("/docs", docs, include_in_schema=False)
+    api.add_route(DOCS_PATH, docs, include_in_schema=False)
 
 
 def page_out(page: paging.Page, out: Callable[[dict[str, Any]], T]) -> s.Page[T]:
@@ -467,6 +483,22 @@ def deal_out(row: dict[str, Any]) -> s.DealOut:
         revshare=s.RevShareTerms(**asdict(deal.revshare)) if deal.revshare else None,
         updated_at=row["updated_at"],
     )
+
+
+def _encodable(value: Any) -> Any:
+    """A validation error's echo of the input as JSON can carry it: invalid UTF-8 and lone
+    surrogates escaped, infinite and NaN numbers as text."""
+    if isinstance(value, bytes):
+        return value.decode(errors="backslashreplace")
+    if isinstance(value, str):
+        return value.encode(errors="backslashreplace").decode()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encodable(v) for v in value]
+    return value
 
 
 def invalid(loc: tuple[str, ...], message: str) -> NoReturn:

@@ -4,13 +4,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from clickback.config import Settings
 from clickback.service.runtime import Runtime
 from clickback.web import ops, tracking
-from clickback.web.api import create_api
+from clickback.web.api import PUBLIC_PATHS, create_api
+from clickback.web.guard import ApiGuard
+from clickback.web.headers import SecurityHeaders
 
 
 class ClickbackApp:
@@ -48,14 +51,19 @@ def create_app(settings: Settings | None = None) -> ClickbackApp:
         finally:
             await runtime.stop()
 
+    api = ApiGuard(create_api(runtime), runtime.settings.api_token, PUBLIC_PATHS)
     app = Starlette(
         routes=[
             Route("/healthz", tracking.healthz),
             Route("/metrics", ops.metrics),
             Route("/readyz", tracking.readyz_endpoint(runtime)),
-            Mount("/api", app=create_api(runtime)),
+            Mount("/api", app=api),
         ],
+        middleware=[Middleware(SecurityHeaders)],
         lifespan=lifespan,
     )
+    # Unknown paths are 404s: a redirect to the path with(out) its slash would name the request's
+    # Host header (Location: http://evil.example/...), and http behind a TLS proxy.
+    app.router.redirect_slashes = False
     app.state.runtime = runtime
     return ClickbackApp(runtime, app)

@@ -16,6 +16,7 @@ from clickback.core.intake import RawPostback
 from clickback.core.limits import MAX_BODY_BYTES
 from clickback.core.reasons import Rejected
 from clickback.service.runtime import Runtime, utcnow
+from clickback.web.headers import NOSNIFF, STRICT_CSP
 
 
 def forwarded_ip(peer: str, forwarded_for: str, proxy_hops: int) -> str:
@@ -67,6 +68,8 @@ def click_reply(taken: ClickTaken | Rejected) -> ClickReply:
         headers = [
             (b"content-type", b"text/html; charset=utf-8"),
             (b"x-clickback-reason", reason.code.encode()),
+            NOSNIFF,
+            STRICT_CSP,
             (b"content-length", str(len(page)).encode()),
         ]
         return ClickReply(reason.http_status, headers, page)
@@ -161,7 +164,7 @@ def postback_endpoint(runtime: Runtime) -> ASGIApp:
         )
         outcome = await postbacks.receive(raw)
         reply = json.dumps(outcome.body(), ensure_ascii=False, separators=(",", ":")).encode()
-        await _reply(send, outcome.http_status, reply, [(b"content-type", b"application/json")])
+        await _reply(send, outcome.http_status, reply, [(b"content-type", b"application/json"), NOSNIFF])
 
     return postback
 

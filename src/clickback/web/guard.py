@@ -1,0 +1,74 @@
+"""The JSON API's door: the key and the body's size are checked before FastAPI reads anything."""
+
+import hmac
+from collections.abc import Iterable
+
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from clickback.core.limits import MAX_API_BODY_BYTES
+from clickback.web.tracking import read_capped
+
+
+class ApiGuard:
+    """Wraps the mounted API. FastAPI reads a request's whole body before any dependency runs, so
+    a key checked there let anyone make a worker hold bodies of any size (five 20 MB bodies: +290
+    MB). Here the key comes from the headers, then the body is read up to its cap and handed on."""
+
+    def __init__(self, api: ASGIApp, key: str, public: Iterable[str]) -> None:
+        self._api = api
+        self._key = key.encode()
+        # Paths under the mount that need no key (the docs); one ending in "/" is a prefix.
+        public = tuple(public)
+        self._public = frozenset(p for p in public if not p.endswith("/"))
+        self._public_prefixes = tuple(p for p in public if p.endswith("/"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = _route_path(scope)
+        if scope["type"] != "http" or path in self._public or path.startswith(self._public_prefixes):
+            await self._api(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        if not hmac.compare_digest(given_key(headers), self._key):
+            refusal = _refusal(401, "missing or wrong API key", {"WWW-Authenticate": "Bearer"})
+            await refusal(scope, receive, send)
+            return
+        body, too_large = await read_capped(headers, receive, MAX_API_BODY_BYTES)
+        if too_large:
+            await _refusal(413, f"the request body is over {MAX_API_BODY_BYTES} bytes")(scope, receive, send)
+            return
+        await self._api(scope, _replay(body, receive), send)
+
+
+def _route_path(scope: Scope) -> str:
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if path.startswith(root) else path
+
+
+def given_key(headers: dict[bytes, bytes]) -> bytes:
+    """`Authorization: Bearer <key>`, else `X-API-Key: <key>` (as FastAPI's HTTPBearer and
+    APIKeyHeader, which the OpenAPI document names, read them)."""
+    scheme, _, credentials = headers.get(b"authorization", b"").partition(b" ")
+    if scheme.lower() == b"bearer" and credentials.strip():
+        return credentials.strip()
+    return headers.get(b"x-api-key", b"")
+
+
+def _refusal(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    # FastAPI's own shape for an HTTPException.
+    return JSONResponse({"detail": detail}, status, headers)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body already read, then whatever the client sends next (its disconnect)."""
+    given = False
+
+    async def replay() -> Message:
+        nonlocal given
+        if given:
+            return await receive()
+        given = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
