@@ -2,6 +2,7 @@
 it says when a setting, the database or the port is wrong, where its data goes, and how `serve`
 starts while PostgreSQL is unreachable."""
 
+import json
 import os
 import selectors
 import socket
@@ -304,3 +305,74 @@ def _catches_up(
             proc.wait(WAIT_SECONDS)
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+
+
+def test_two_workers_report_the_whole_servers_metrics_and_log_lines_without_secrets(tmp_path: Path) -> None:
+    port = free_port()
+    env = environment(
+        tmp_path,
+        CLICKBACK_API_KEY=API_KEY,
+        CLICKBACK_SECRET_KEY=SECRET,
+        CLICKBACK_CATALOG_REFRESH_SECONDS="0.2",
+    )
+    auth = {"authorization": f"Bearer {API_KEY}", "user-agent": BROWSER_UA}
+    args = [str(CLICKBACK), "serve", "--port", str(port), "--workers", "2"]
+    with (
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth) as http,
+        serving(args, env, tmp_path) as (
+            proc,
+            log,
+        ),
+    ):
+        wait_for(answers(http, "/healthz", 200), proc, log)
+        advertiser = http.post("/api/advertisers", json={"name": "A"}).json()
+        offer = http.post(
+            "/api/offers",
+            json={
+                "advertiser_id": advertiser["id"],
+                "name": "O",
+                "url_template": "https://o.example/?c={click_id}",
+                "currency": "EUR",
+            },
+        ).json()
+        affiliate = http.post("/api/affiliates", json={"name": "F"}).json()
+        code = http.post(
+            "/api/links", json={"affiliate_id": affiliate["id"], "offer_id": offer["id"]}
+        ).json()["code"]
+        def both_know_the_link() -> bool:  # fresh connections reach either worker
+            for _ in range(8):
+                with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth) as one:
+                    if one.head(f"/c/{code}").status_code != 302:
+                        return False
+            return True
+
+        wait_for(both_know_the_link, proc, log)
+        token = advertiser["token"]
+        for n in range(10):
+            # A new connection each time: either worker may take it.
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth) as one:
+                click = one.get(f"/c/{code}").headers["location"].split("c=")[1]
+                reply = one.get(
+                    "/postback", params={"click_id": click, "event": "sale", "txn_id": str(n), "token": token}
+                )
+                assert reply.json()["result"] == "accepted", reply.text
+
+        def accepted() -> set[float]:
+            seen = set()
+            for _ in range(6):
+                with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth) as one:
+                    text = one.get("/metrics").text
+                seen |= {
+                    float(line.rsplit(" ", 1)[1])
+                    for line in text.splitlines()
+                    if line.startswith('clickback_postbacks_total{reason="",result="accepted"}')
+                }
+            return seen
+
+        assert accepted() == {10.0}  # whichever worker answers, the whole server's figure
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    postbacks = [line for line in lines if line.get("logger") == "clickback.service.postbacks"]
+    assert len(postbacks) == 10 and {line["result"] for line in postbacks} == {"accepted"}
+    assert {line["pid"] for line in lines} >= {line["pid"] for line in postbacks}
+    assert any(line.get("path") == "/api/links" and line.get("status") == 201 for line in lines)
+    assert token not in log.read_text() and API_KEY not in log.read_text()

@@ -7,6 +7,7 @@ a line or two, without a traceback unless `--debug`.
 import asyncio
 import errno
 import os
+import shutil
 import socket
 import sys
 import traceback
@@ -23,6 +24,8 @@ from clickback.core.money import money_text, parse_period
 from clickback.core.reasons import Reason
 from clickback.core.statements import COLUMNS, StatementLine, line_cells, statement_csv, totals
 from clickback.errors import StartupError
+from clickback.logs import log_config
+from clickback.metrics import MULTIPROC_ENV
 from clickback.store.db import Database, connect, database_problem, url_shown
 
 app = typer.Typer(
@@ -128,7 +131,7 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
 ) -> None:
     """Run the server (Uvicorn, clicks answered from its parser) with the click writer in every worker."""
-    import logging
+    import logging.config
 
     from clickback.web.server import serve as run_server
 
@@ -151,9 +154,17 @@ def serve(
             # The click path needs no database round trip: serve now; each worker migrates and
             # loads the catalog once the database answers (and /readyz says so meanwhile).
             console.print(f"{exc}\n  starting anyway: migrations and the catalog wait for the database")
-    logging.basicConfig(level=logging.INFO)
+    if workers > 1:
+        # Each worker writes its figures here, and whichever answers /metrics reports them all
+        # (clickback/metrics.py). Emptied first: figures of an earlier run would be counted again.
+        metrics_dir = settings.data_dir / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ[MULTIPROC_ENV] = str(metrics_dir)
     console.print(f"clickback on {settings.public_url}  (API docs: {settings.public_url}/api/docs)")
-    run_server("clickback.web.app:create_app", host=host, port=port, workers=workers)
+    config = log_config()
+    logging.config.dictConfig(config)
+    run_server("clickback.web.app:create_app", host=host, port=port, workers=workers, log_config=config)
 
 
 def public_url_for(host: str, port: int) -> str:

@@ -99,8 +99,24 @@ class Postbacks:
     async def receive(self, raw: RawPostback) -> Outcome:
         started = time.perf_counter()
         outcome = await self._record(raw)
-        POSTBACKS.labels(outcome.result.value, outcome.reason.code if outcome.reason else "").inc()
-        POSTBACK_SECONDS.observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        reason = outcome.reason.code if outcome.reason else ""
+        POSTBACKS.labels(outcome.result.value, reason).inc()
+        POSTBACK_SECONDS.observe(elapsed)
+        # One line a postback, without its query: the token is in it (the postback log keeps it).
+        log.info(
+            "postback %s %s %s",
+            outcome.result.value,
+            reason or outcome.event or "",
+            outcome.conversion_id or "",
+            extra={
+                "ip": raw.ip,
+                "result": outcome.result.value,
+                "reason": reason,
+                "conversion_id": outcome.conversion_id,
+                "ms": round(elapsed * 1000, 1),
+            },
+        )
         return outcome
 
     async def _record(self, raw: RawPostback) -> Outcome:

@@ -1,12 +1,14 @@
 """The root ASGI application: tracking routes as plain Starlette endpoints, the API mounted beside."""
 
+import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clickback.config import Settings
 from clickback.service.runtime import Runtime
@@ -14,6 +16,8 @@ from clickback.web import ops, tracking
 from clickback.web.api import PUBLIC_PATHS, create_api
 from clickback.web.guard import ApiGuard
 from clickback.web.headers import SecurityHeaders
+
+access = logging.getLogger("clickback.access")
 
 
 class ClickbackApp:
@@ -29,15 +33,41 @@ class ClickbackApp:
         self.answer_click = tracking.click_answerer(runtime)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            path = scope["path"]
-            if path.startswith("/c/"):
-                await self._click(scope, receive, send)
-                return
-            if path == "/postback":
-                await self._postback(scope, receive, send)
-                return
-        await self._rest(scope, receive, send)
+        if scope["type"] != "http":
+            await self._rest(scope, receive, send)
+            return
+        path = scope["path"]
+        if path.startswith("/c/"):  # counted (/metrics), not logged: a line costs more than a click
+            await self._click(scope, receive, send)
+        elif path == "/postback":  # logged by the service, with its outcome
+            await self._postback(scope, receive, send)
+        else:
+            await _logged(self._rest, scope, receive, send)
+
+
+async def _logged(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """One access line a request: method, path (not the query: it may hold a key), status, time."""
+    started = time.perf_counter()
+    status = 0
+
+    async def sending(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        await send(message)
+
+    try:
+        await app(scope, receive, sending)
+    finally:
+        ms = round((time.perf_counter() - started) * 1000, 1)
+        access.info(
+            "%s %s %d %.1f ms",
+            scope["method"],
+            scope["path"],
+            status,
+            ms,
+            extra={"method": scope["method"], "path": scope["path"], "status": status, "ms": ms},
+        )
 
 
 def create_app(settings: Settings | None = None) -> ClickbackApp:

@@ -249,6 +249,15 @@ SERVER_OPTIONS: dict[str, Any] = {
 }
 
 
-def serve(app: str, *, host: str, port: int, workers: int) -> None:
+def serve(app: str, *, host: str, port: int, workers: int, log_config: dict[str, Any]) -> None:
     """Run `app` (an import string naming an app factory) in `workers` processes."""
-    uvicorn.run(app, factory=True, host=host, port=port, workers=workers, loop="auto", **SERVER_OPTIONS)
+    uvicorn.run(
+        app,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="auto",
+        log_config=log_config,
+        **SERVER_OPTIONS,
+    )
