@@ -3,8 +3,10 @@ else still reaches the ASGI app, in order, on the same connection."""
 
 import asyncio
 import socket
+import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +16,7 @@ from uvicorn.server import ServerState
 
 from clickback.web.server import MAX_HEAD_BYTES, SERVER_OPTIONS, ClickProtocol
 from clickback.web.tracking import ClickReply
-from tests.conftest import served
+from tests.conftest import BROWSER_UA, served
 
 
 @dataclass
@@ -189,6 +191,49 @@ def test_an_oversized_request_head_is_refused_and_the_connection_closed(
     assert reply.status == 431
     assert app.answered == []
     assert app.through_asgi == []
+
+
+@contextmanager
+def loop_held(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+    """The server busy (its event loop held) inside the block, as under load."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        held.set()
+        release.wait(10)
+
+    loop.call_soon_threadsafe(hold)
+    held.wait(10)
+    try:
+        yield
+    finally:
+        release.set()
+
+
+def test_hundreds_of_pipelined_clicks_in_one_write_are_all_answered_in_order() -> None:
+    """The head limit counts the head being parsed, not the read: a proxy that coalesces, or a
+    busy server, reads far more than 64 KiB of complete heads at once, beginning inside one."""
+    app = StubApp()
+    ua = b"User-Agent: " + BROWSER_UA.encode() + b"\r\n"
+    clicks = [get(b"/c/%d?sub1=campaign-%d&source=facebook" % (n, n), extra=ua) for n in range(400)]
+    expected = [b"parser /c/%d" % n for n in range(len(clicks))]
+    assert len(b"".join(clicks)) > MAX_HEAD_BYTES
+
+    with served(app) as (port, loop), socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        stream = conn.makefile("rb")
+        conn.sendall(b"".join(clicks))
+        at_once = [read_reply(stream, head=False) for _ in clicks]
+        # Again, but the first read ends inside click 1's head, and the rest (the server busy
+        # meanwhile) waits in the socket for one read that begins inside it.
+        conn.sendall(clicks[0] + clicks[1][:20])
+        first = read_reply(stream, head=False)
+        with loop_held(loop):
+            conn.sendall(clicks[1][20:] + b"".join(clicks[2:]))
+        after_a_pause = [first] + [read_reply(stream, head=False) for _ in clicks[1:]]
+
+    for replies in (at_once, after_a_pause):
+        assert [r.status for r in replies] == [302] * len(clicks)
+        assert [r.body for r in replies] == expected
 
 
 def test_a_head_just_under_the_limit_is_served(stub: tuple[StubApp, int]) -> None:

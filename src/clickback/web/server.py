@@ -45,6 +45,7 @@ class ClickProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_reads = 0
         self._in_head = False
+        self._head_began_in_this_read = False
         self._head_too_large = False
         self._unsent: list[bytes] = []
         self._idle_since: float | None = None
@@ -59,17 +60,23 @@ class ClickProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_reads = 0
         self._in_head = True
+        self._head_began_in_this_read = True
         self._idle_since = None  # busy (a read may hold several requests: each one counts)
 
     def data_received(self, data: bytes) -> None:
-        # httptools hands a header over only once its line has ended, so a head that never ends
-        # is also counted here, read by read after the one it began in, while it lasts.
-        if self._in_head:
-            self._head_reads += len(data)
-            if self._head_reads > MAX_HEAD_BYTES:
-                self._close_with(_HEAD_TOO_LARGE)
-                return
         super().data_received(data)
+        if self._in_head and not self.transport.is_closing():
+            # httptools hands a header over only once its line has ended, so a head that never
+            # ends is also counted here, by the reads it spans whole: those after the one it began
+            # in (which may hold other requests too) that end with it still unfinished. Counted
+            # once parsed: before, a read that also ends the head cannot be told from one that
+            # does not (and may hold hundreds of pipelined requests after it).
+            if self._head_began_in_this_read:
+                self._head_began_in_this_read = False
+            else:
+                self._head_reads += len(data)
+                if self._head_reads > MAX_HEAD_BYTES:
+                    self._close_with(_HEAD_TOO_LARGE)
 
     def _close_with(self, response: bytes) -> None:
         """A last response (after any reply still unsent), then the connection closes."""
