@@ -87,7 +87,7 @@ def serve(
     settings.api_token  # noqa: B018
     logging.basicConfig(level=logging.INFO)
     console.print(f"clickback on http://{host}:{port}  (API docs: /api/docs)")
-    run_server("clickback.web.app:create_app", host=host, port=port, workers=workers)
+    run_server("clickback.web.app:create_app", settings, host=host, port=port, workers=workers)
 
 
 T = TypeVar("T")
