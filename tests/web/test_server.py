@@ -2,6 +2,8 @@
 else still reaches the ASGI app, in order, on the same connection."""
 
 import asyncio
+import logging
+import resource
 import select
 import socket
 import threading
@@ -16,7 +18,7 @@ import uvicorn
 from uvicorn.server import ServerState
 
 from clickback.config import Settings
-from clickback.web.server import MAX_HEAD_BYTES, ClickProtocol, server_options
+from clickback.web.server import MAX_HEAD_BYTES, ClickProtocol, raise_open_file_limit, server_options
 from clickback.web.tracking import ClickReply
 from tests.conftest import BROWSER_UA, served
 
@@ -490,3 +492,17 @@ def test_connections_keeping_the_server_waiting_are_closed_at_their_limits_while
     assert clicked == [302] * len(clicked)
     assert ("POST", "/upload") in app.through_asgi  # its body never came whole
     assert [a[1] for a in app.answered] == ["/c/first", *(f"/c/{n}" for n in range(len(clicked)))]
+
+
+def test_the_open_file_limit_is_raised_to_the_hard_limit_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 256), hard))  # a low default
+    caplog.set_level(logging.INFO, logger="clickback.web.server")
+    try:
+        in_force = raise_open_file_limit()
+        assert resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    assert in_force == hard
+    assert f"open files: at most {hard} per process" in caplog.text
