@@ -73,19 +73,19 @@ class ClickProtocol(HttpToolsProtocol):
         self._unsent: list[bytes] = []
         # The wait for the client (see "Waiting for the client" below): what for, since when,
         # for how long at most; and the one timer that checks it.
-        self._limits = limits
+        self._head_limit, self._body_limit = limits.head, limits.body
         self._reading = _IDLE
         self._since = 0.0
         self._limit = limits.first_request
         self._now = 0.0  # the time of the read being parsed
         self._timer: asyncio.TimerHandle | None = None
-        self._fires_at = math.inf
         self._recheck = min(*limits, self.timeout_keep_alive)
         self._stalled = False  # the timer found reading paused: the wait starts again after
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # Uvicorn's
         super().connection_made(transport)
-        self._wait_for(_IDLE, self._limits.first_request, self.loop.time())
+        self._since = now = self.loop.time()
+        self._set_timer(now, now + self._limit)
 
     def on_message_begin(self) -> None:
         # Uvicorn's on_message_begin also builds the ASGI scope, which a click answered here never
@@ -97,7 +97,7 @@ class ClickProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_reads = 0
         self._head_began_in_this_read = True
-        self._wait_for(_HEAD, self._limits.head, self._now)
+        self._reading, self._since, self._limit = _HEAD, self._now, self._head_limit
 
     def data_received(self, data: bytes) -> None:
         self._now = self.loop.time()
@@ -149,7 +149,7 @@ class ClickProtocol(HttpToolsProtocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self._wait_for(_BODY, self._limits.body, self._now)
+        self._reading, self._since, self._limit = _BODY, self._now, self._body_limit
         try:
             response = self._answer() if self.url.startswith(b"/c/") else None
         except Exception:
@@ -201,38 +201,32 @@ class ClickProtocol(HttpToolsProtocol):
     #
     # Uvicorn cancels its keep-alive timer on every read and arms a new one after every response:
     # two timer operations per click (4% of a click's instructions). Here a connection keeps one
-    # timer, moved only when a wait must end before it fires; when it fires, it closes the
-    # connection if the wait in progress has passed its limit, or else is set again.
+    # timer, and a wait begins with three stores (_reading, _since, _limit): the timer is never
+    # set further ahead than the shortest limit, so a wait that begins after it was set cannot
+    # end before it fires. When it fires, it closes the connection if the wait in progress has
+    # passed its limit, and is set again otherwise.
 
-    def _wait_for(self, reading: int, limit: float, now: float) -> None:
-        self._reading, self._since, self._limit = reading, now, limit
-        if now + limit < self._fires_at:
-            self._set_timer(now + limit)
-
-    def _set_timer(self, at: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self.loop.call_at(at, self._timer_fired)
-        self._fires_at = at
+    def _set_timer(self, now: float, deadline: float) -> None:
+        self._timer = self.loop.call_at(min(deadline, now + self._recheck), self._timer_fired)
 
     def _timer_fired(self) -> None:
-        self._timer, self._fires_at = None, math.inf
+        self._timer = None
         if self.transport.is_closing():
             return
         now = self.loop.time()
         if self.flow.read_paused:  # behind a response, or a body the app has not read yet
             self._stalled = True
-            self._set_timer(now + self._recheck)
+            self._set_timer(now, math.inf)
             return
         if self._stalled:  # reading resumed since the last check: the wait starts again
             self._stalled = False
             self._since = now
         if self._reading == _IDLE and self.cycle is not None and not self.cycle.response_complete:
-            self._set_timer(now + self._recheck)  # a response is being made: the server's turn
+            self._set_timer(now, math.inf)  # a response is being made: the server's turn
             return
         deadline = self._since + self._limit
         if deadline > now:
-            self._set_timer(deadline)
+            self._set_timer(now, deadline)
         else:
             self._close_with(b"")
 
@@ -250,7 +244,7 @@ class ClickProtocol(HttpToolsProtocol):
             self._start_asgi_task(cycle, app)
             return
         if self._reading == _IDLE:  # the request was read whole: idle from now
-            self._wait_for(_IDLE, self.timeout_keep_alive, self.loop.time())
+            self._since = self.loop.time()
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
@@ -299,7 +293,7 @@ class ClickProtocol(HttpToolsProtocol):
         else:
             super().on_message_complete()
         # Idle until the next request, unless a response is still being made (_timer_fired).
-        self._wait_for(_IDLE, self.timeout_keep_alive, self._now)
+        self._reading, self._since, self._limit = _IDLE, self._now, self.timeout_keep_alive
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
