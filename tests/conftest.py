@@ -31,7 +31,7 @@ from clickback.store.db import connect
 from clickback.store.migrate import upgrade
 from clickback.store.tables import metadata
 from clickback.web.app import create_app
-from clickback.web.server import SERVER_OPTIONS
+from clickback.web.server import server_options
 
 T = TypeVar("T")
 
@@ -93,21 +93,21 @@ class Node:
 
 def serve(settings: Settings) -> Iterator[Node]:
     app = create_app(settings)
-    with served(app) as (port, loop):
+    with served(app, settings) as (port, loop):
         yield Node(app.state.runtime, loop, f"http://127.0.0.1:{port}")
 
 
 @contextmanager
-def served(app: Any, **options: Any) -> Iterator[tuple[int, asyncio.AbstractEventLoop]]:
-    """`app` served on a free loopback port by a thread of this process (port, event loop);
-    `options` for Uvicorn override clickback's."""
+def served(app: Any, settings: Settings | None = None) -> Iterator[tuple[int, asyncio.AbstractEventLoop]]:
+    """`app` served on a free loopback port by a thread of this process (port, event loop), as
+    `clickback serve` serves it with `settings` (the defaults unless given)."""
     sock = socket.socket()
     # Without it every keep-alive request waits out a 40 ms delayed ACK (Nagle), 20 times the work.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     # The protocol and options of `clickback serve` (web/server.py).
-    config = uvicorn.Config(app, log_level="warning", **(SERVER_OPTIONS | options))
+    config = uvicorn.Config(app, log_level="warning", **server_options(settings or Settings()))
     server = uvicorn.Server(config)
     ready = threading.Event()
     holder: dict[str, asyncio.AbstractEventLoop] = {}

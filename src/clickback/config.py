@@ -80,6 +80,15 @@ class Settings(BaseSettings):
     # the entry this many places from the right (entries further left can be forged by anyone).
     # 0: the TCP peer's address.
     proxy_hops: int = Field(default=0, ge=0, le=5)
+    # Connections that keep the server waiting are closed (each holds an open file, and a process
+    # may hold only so many): one silent for this long after it opens, a request head not whole
+    # this long after its first byte, a body not whole this long after its head (a byte now and
+    # then gains no time), or one idle this long after a response (keep-alive). Browsers send a
+    # click's head in one packet; a postback or API body is small.
+    first_request_seconds: float = Field(default=10, gt=0, le=300)
+    request_head_seconds: float = Field(default=10, gt=0, le=300)
+    request_body_seconds: float = Field(default=30, gt=0, le=3600)
+    keep_alive_seconds: float = Field(default=5, gt=0, le=300)
     # The address users and advertisers reach this server at: shown in tracking and postback URLs.
     # Unset, `serve` uses its own address (http://127.0.0.1:<port>).
     public_url: str = f"http://127.0.0.1:{DEFAULT_PORT}"

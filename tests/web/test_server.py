@@ -2,9 +2,14 @@
 else still reaches the ASGI app, in order, on the same connection."""
 
 import asyncio
+import logging
+import resource
+import select
 import socket
+import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,9 +17,10 @@ import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
-from clickback.web.server import MAX_HEAD_BYTES, SERVER_OPTIONS, ClickProtocol
+from clickback.config import Settings
+from clickback.web.server import MAX_HEAD_BYTES, ClickProtocol, raise_open_file_limit, server_options
 from clickback.web.tracking import ClickReply
-from tests.conftest import served
+from tests.conftest import BROWSER_UA, served
 
 
 @dataclass
@@ -45,6 +51,11 @@ class StubApp:
         self.through_asgi.append((scope["method"], scope["path"]))
         if scope["path"] == "/slow":  # a handler busy for longer than the keep-alive timeout
             await asyncio.sleep(KEEP_ALIVE_S * 1.5)
+        if scope["path"] == "/upload":  # a handler reading the body before it answers
+            while (message := await receive())["type"] == "http.request" and message["more_body"]:
+                pass
+            if message["type"] == "http.disconnect":
+                return
         body = f"asgi {scope['method']} {scope['path']}".encode()
         headers = [(b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -191,6 +202,49 @@ def test_an_oversized_request_head_is_refused_and_the_connection_closed(
     assert app.through_asgi == []
 
 
+@contextmanager
+def loop_held(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+    """The server busy (its event loop held) inside the block, as under load."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        held.set()
+        release.wait(10)
+
+    loop.call_soon_threadsafe(hold)
+    held.wait(10)
+    try:
+        yield
+    finally:
+        release.set()
+
+
+def test_hundreds_of_pipelined_clicks_in_one_write_are_all_answered_in_order() -> None:
+    """The head limit counts the head being parsed, not the read: a proxy that coalesces, or a
+    busy server, reads far more than 64 KiB of complete heads at once, beginning inside one."""
+    app = StubApp()
+    ua = b"User-Agent: " + BROWSER_UA.encode() + b"\r\n"
+    clicks = [get(b"/c/%d?sub1=campaign-%d&source=facebook" % (n, n), extra=ua) for n in range(400)]
+    expected = [b"parser /c/%d" % n for n in range(len(clicks))]
+    assert len(b"".join(clicks)) > MAX_HEAD_BYTES
+
+    with served(app) as (port, loop), socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        stream = conn.makefile("rb")
+        conn.sendall(b"".join(clicks))
+        at_once = [read_reply(stream, head=False) for _ in clicks]
+        # Again, but the first read ends inside click 1's head, and the rest (the server busy
+        # meanwhile) waits in the socket for one read that begins inside it.
+        conn.sendall(clicks[0] + clicks[1][:20])
+        first = read_reply(stream, head=False)
+        with loop_held(loop):
+            conn.sendall(clicks[1][20:] + b"".join(clicks[2:]))
+        after_a_pause = [first] + [read_reply(stream, head=False) for _ in clicks[1:]]
+
+    for replies in (at_once, after_a_pause):
+        assert [r.status for r in replies] == [302] * len(clicks)
+        assert [r.body for r in replies] == expected
+
+
 def test_a_head_just_under_the_limit_is_served(stub: tuple[StubApp, int]) -> None:
     app, port = stub
     # The counted bytes are the target plus each header's name and value.
@@ -259,7 +313,7 @@ def test_a_click_for_a_client_not_reading_its_replies_waits_on_the_asgi_path() -
 
     async def run() -> tuple[StubApp, ClickProtocol]:
         app = StubApp()
-        config = uvicorn.Config(app, log_level="warning", **SERVER_OPTIONS)
+        config = uvicorn.Config(app, log_level="warning", **server_options(Settings()))
         protocol = ClickProtocol(config=config, server_state=ServerState(), app_state={})
         protocol.connection_made(Transport())
         protocol.data_received(get(b"/c/read"))
@@ -281,7 +335,7 @@ def test_a_click_for_a_client_not_reading_its_replies_waits_on_the_asgi_path() -
 @pytest.fixture
 def quick_timeout() -> Iterator[tuple[StubApp, int]]:
     app = StubApp()
-    with served(app, timeout_keep_alive=KEEP_ALIVE_S) as (port, _):
+    with served(app, Settings(keep_alive_seconds=KEEP_ALIVE_S)) as (port, _):
         yield app, port
 
 
@@ -387,3 +441,68 @@ def test_a_click_whose_body_comes_after_its_reply_still_times_out_when_idle(
         assert read_reply(stream, head=False).status == 302
         conn.sendall(b"abcde")  # the body, after the reply
         assert stream.read() == b""  # closed for idleness, well before the socket's 10 s
+
+
+def test_connections_keeping_the_server_waiting_are_closed_at_their_limits_while_clicks_go_on() -> None:
+    """Silent, idle after a response, slow head (slowloris), slow body: each is closed once its wait
+    passes its limit, though all but the first send a byte every tenth of a second."""
+    limits = {"silent": 0.3, "idle": 0.5, "slow head": 0.7, "slow body": 0.9}
+    settings = Settings(
+        first_request_seconds=limits["silent"],
+        keep_alive_seconds=limits["idle"],
+        request_head_seconds=limits["slow head"],
+        request_body_seconds=limits["slow body"],
+    )
+    starts = {  # what each connection sends first, then (but the silent one) a byte at a time
+        "silent": (b"", b""),
+        "idle": (get(b"/c/first"), b"\r\n"),  # the parser skips empty lines between requests
+        "slow head": (b"GET /c/slow HTTP/1.1\r\nHost: t\r\nX-Drip: ", b"a"),
+        "slow body": (b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n", b"a"),
+    }
+    app = StubApp()
+    conns: dict[str, socket.socket] = {}
+    waiting_since: dict[str, float] = {}  # before the server's wait began
+    closed_after: dict[str, float] = {}
+    clicked = []
+    with served(app, settings) as (port, _), socket.create_connection(("127.0.0.1", port)) as clicker:
+        for name, (first, _) in starts.items():
+            waiting_since[name] = time.monotonic()
+            conns[name] = socket.create_connection(("127.0.0.1", port), timeout=10)
+            conns[name].sendall(first)
+        replies = clicker.makefile("rb")
+        give_up = time.monotonic() + 5
+        while conns and time.monotonic() < give_up:
+            readable, _, _ = select.select(list(conns.values()), [], [], 0.1)
+            for name, conn in list(conns.items()):
+                try:
+                    if conn in readable and not conn.recv(1024).startswith(b"HTTP/1.1 302 "):
+                        raise ConnectionResetError  # closed (the idle one's reply aside)
+                    conn.sendall(starts[name][1])
+                except OSError:  # closed, or reset as we sent
+                    closed_after[name] = time.monotonic() - waiting_since.pop(name)
+                    conns.pop(name).close()
+            clicker.sendall(get(b"/c/%d" % len(clicked)))
+            clicked.append(read_reply(replies, head=False).status)
+        for conn in conns.values():  # left open (a failure): closed, or shutdown waits for them
+            conn.close()
+
+    for name, limit in limits.items():
+        assert limit * 0.95 <= closed_after.get(name, 99) < limit + 2, (name, closed_after)
+    assert len(clicked) >= 5
+    assert clicked == [302] * len(clicked)
+    assert ("POST", "/upload") in app.through_asgi  # its body never came whole
+    assert [a[1] for a in app.answered] == ["/c/first", *(f"/c/{n}" for n in range(len(clicked)))]
+
+
+def test_the_open_file_limit_is_raised_to_the_hard_limit_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 256), hard))  # a low default
+    caplog.set_level(logging.INFO, logger="clickback.web.server")
+    try:
+        in_force = raise_open_file_limit()
+        assert resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    assert in_force == hard
+    assert f"open files: at most {hard} per process" in caplog.text

@@ -2,18 +2,24 @@
 the parser's callback instead of an ASGI task, and their replies sent once the event loop has read
 every connection that was ready (ADR 8).
 
-Everything else (parsing, keep-alive and its timeout, pipelining, flow control, graceful shutdown,
-workers, lifespan, every other route) stays Uvicorn's.
+It also closes connections that keep it waiting (silent, slow heads, slow bodies) and caps the
+request head. Everything else (parsing, pipelining, flow control, graceful shutdown, workers,
+lifespan, every other route) stays Uvicorn's.
 """
 
+import asyncio
 import logging
-from typing import Any
+import math
+import resource
+from functools import partial
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from clickback.config import Settings
 from clickback.web.tracking import AnswerClick, ClickReply
 
 log = logging.getLogger(__name__)
@@ -24,6 +30,24 @@ MAX_HEAD_BYTES = 64 * 1024
 _CLOSE = b"connection: close\r\ncontent-length: 0\r\n\r\n"
 _HEAD_TOO_LARGE = STATUS_LINE[431] + _CLOSE
 _FAILED = STATUS_LINE[500] + _CLOSE
+
+
+# What a connection is waiting for from its client: a request (its first, or the next), the rest
+# of a head, the rest of a body.
+_IDLE, _HEAD, _BODY = 0, 1, 2
+
+
+class ConnectionLimits(NamedTuple):
+    """How long a connection may keep the server waiting, in seconds (beside Uvicorn's keep-alive
+    timeout). Unset, as in Uvicorn, a connection may wait for ever: `clickback serve` sets them
+    from the settings (server_options)."""
+
+    first_request: float = math.inf  # from the connection's opening to its first request's start
+    head: float = math.inf  # from a request's first byte to the end of its head
+    body: float = math.inf  # from the end of a request's head to the end of its body
+
+
+NO_LIMITS = ConnectionLimits()
 
 
 class HeadTooLarge(Exception):
@@ -38,16 +62,30 @@ class ClickProtocol(HttpToolsProtocol):
     a client reading its replies, no upgrade, and a click that need not wait for the disk.
     Anything else takes the ASGI path, where the same endpoint answers it."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, limits: ConnectionLimits = NO_LIMITS, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._answer_click: AnswerClick | None = getattr(self.app, "answer_click", None)
         self._answered = False
         self._head_bytes = 0
         self._head_reads = 0
-        self._in_head = False
+        self._head_began_in_this_read = False
         self._head_too_large = False
         self._unsent: list[bytes] = []
-        self._idle_since: float | None = None
+        # The wait for the client (see "Waiting for the client" below): what for, since when,
+        # for how long at most; and the one timer that checks it.
+        self._head_limit, self._body_limit = limits.head, limits.body
+        self._reading = _IDLE
+        self._since = 0.0
+        self._limit = limits.first_request
+        self._now = 0.0  # the time of the read being parsed
+        self._timer: asyncio.TimerHandle | None = None
+        self._recheck = min(*limits, self.timeout_keep_alive)
+        self._stalled = False  # the timer found reading paused: the wait starts again after
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # Uvicorn's
+        super().connection_made(transport)
+        self._since = now = self.loop.time()
+        self._set_timer(now, now + self._limit)
 
     def on_message_begin(self) -> None:
         # Uvicorn's on_message_begin also builds the ASGI scope, which a click answered here never
@@ -58,18 +96,24 @@ class ClickProtocol(HttpToolsProtocol):
         self._answered = False
         self._head_bytes = 0
         self._head_reads = 0
-        self._in_head = True
-        self._idle_since = None  # busy (a read may hold several requests: each one counts)
+        self._head_began_in_this_read = True
+        self._reading, self._since, self._limit = _HEAD, self._now, self._head_limit
 
     def data_received(self, data: bytes) -> None:
-        # httptools hands a header over only once its line has ended, so a head that never ends
-        # is also counted here, read by read after the one it began in, while it lasts.
-        if self._in_head:
-            self._head_reads += len(data)
-            if self._head_reads > MAX_HEAD_BYTES:
-                self._close_with(_HEAD_TOO_LARGE)
-                return
+        self._now = self.loop.time()
         super().data_received(data)
+        if self._reading == _HEAD and not self.transport.is_closing():
+            # httptools hands a header over only once its line has ended, so a head that never
+            # ends is also counted here, by the reads it spans whole: those after the one it began
+            # in (which may hold other requests too) that end with it still unfinished. Counted
+            # once parsed: before, a read that also ends the head cannot be told from one that
+            # does not (and may hold hundreds of pipelined requests after it).
+            if self._head_began_in_this_read:
+                self._head_began_in_this_read = False
+            else:
+                self._head_reads += len(data)
+                if self._head_reads > MAX_HEAD_BYTES:
+                    self._close_with(_HEAD_TOO_LARGE)
 
     def _close_with(self, response: bytes) -> None:
         """A last response (after any reply still unsent), then the connection closes."""
@@ -105,7 +149,7 @@ class ClickProtocol(HttpToolsProtocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
+        self._reading, self._since, self._limit = _BODY, self._now, self._body_limit
         try:
             response = self._answer() if self.url.startswith(b"/c/") else None
         except Exception:
@@ -148,14 +192,46 @@ class ClickProtocol(HttpToolsProtocol):
             self._send_unsent()
             super().send_400_response(msg)
 
-    # Keep-alive. Uvicorn cancels its timer on every read and arms a new one after every response:
+    # Waiting for the client. A connection is closed when it keeps the server waiting too long:
+    # for its first request (limits.first_request), for the rest of a head once it has begun
+    # (limits.head), for the rest of a body once its head has ended (limits.body), or for the next
+    # request after a response (Uvicorn's keep-alive timeout). Reads do not reset these: a client
+    # sending a byte now and then (slowloris) gets no more time than a silent one. Time the
+    # server spends answering, or with reading paused (flow control), is not held against it.
+    #
+    # Uvicorn cancels its keep-alive timer on every read and arms a new one after every response:
     # two timer operations per click (4% of a click's instructions). Here a connection keeps one
-    # timer; a read or a request's start marks the connection busy, a response marks it idle, and
-    # the timer, when it fires, closes the connection only if it has been idle for the whole
-    # timeout, else re-arms.
+    # timer, and a wait begins with three stores (_reading, _since, _limit): the timer is never
+    # set further ahead than the shortest limit, so a wait that begins after it was set cannot
+    # end before it fires. When it fires, it closes the connection if the wait in progress has
+    # passed its limit, and is set again otherwise.
 
-    def _unset_keepalive_if_required(self) -> None:  # Uvicorn calls it on every read
-        self._idle_since = None
+    def _set_timer(self, now: float, deadline: float) -> None:
+        self._timer = self.loop.call_at(min(deadline, now + self._recheck), self._timer_fired)
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        if self.transport.is_closing():
+            return
+        now = self.loop.time()
+        if self.flow.read_paused:  # behind a response, or a body the app has not read yet
+            self._stalled = True
+            self._set_timer(now, math.inf)
+            return
+        if self._stalled:  # reading resumed since the last check: the wait starts again
+            self._stalled = False
+            self._since = now
+        if self._reading == _IDLE and self.cycle is not None and not self.cycle.response_complete:
+            self._set_timer(now, math.inf)  # a response is being made: the server's turn
+            return
+        deadline = self._since + self._limit
+        if deadline > now:
+            self._set_timer(now, deadline)
+        else:
+            self._close_with(b"")
+
+    def _unset_keepalive_if_required(self) -> None:
+        pass  # Uvicorn's, called on every read: reads do not reset the wait here (see above)
 
     def on_response_complete(self) -> None:
         # Uvicorn's, but for the keep-alive timer (see above).
@@ -167,32 +243,14 @@ class ClickProtocol(HttpToolsProtocol):
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
             return
-        self._idle_since = self.loop.time()
-        if self.timeout_keep_alive_task is None:
-            self._arm_keep_alive(self.timeout_keep_alive)
-
-    def _arm_keep_alive(self, delay: float) -> None:
-        self.timeout_keep_alive_task = self.loop.call_later(delay, self.timeout_keep_alive_handler)
-
-    def timeout_keep_alive_handler(self) -> None:
-        self.timeout_keep_alive_task = None
-        if self.transport.is_closing():
-            return
-        idle_since = self._idle_since
-        if idle_since is None:  # a request is being read or answered
-            self._arm_keep_alive(self.timeout_keep_alive)
-            return
-        left = idle_since + self.timeout_keep_alive - self.loop.time()
-        if left > 0:
-            self._arm_keep_alive(left)
-        else:
-            self.transport.close()
+        if self._reading == _IDLE:  # the request was read whole: idle from now
+            self._since = self.loop.time()
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        if self.timeout_keep_alive_task is not None:
-            self.timeout_keep_alive_task.cancel()
-            self.timeout_keep_alive_task = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _answer(self) -> bytes | None:
         """The whole HTTP response to this click, or None when the ASGI path must serve it."""
@@ -230,27 +288,57 @@ class ClickProtocol(HttpToolsProtocol):
             super().on_body(body)
 
     def on_message_complete(self) -> None:
-        if not self._answered:
+        if self._answered:
+            self._answered = False
+        else:
             super().on_message_complete()
-            return
-        # The end of an answered click's body (if it had one): the connection is idle again.
-        self._answered = False
-        self._idle_since = self.loop.time()
+        # Idle until the next request, unless a response is still being made (_timer_fired).
+        self._reading, self._since, self._limit = _IDLE, self._now, self.timeout_keep_alive
 
 
-# What `clickback serve` and the test suite's server share.
-SERVER_OPTIONS: dict[str, Any] = {
-    "http": ClickProtocol,
-    "lifespan": "on",
-    # X-Forwarded-For is clickback's to interpret (CLICKBACK_PROXY_HOPS), not Uvicorn's.
-    "proxy_headers": False,
-    "server_header": False,
-    "access_log": False,
-}
+def server_options(settings: Settings) -> dict[str, Any]:
+    """Uvicorn's options for `clickback serve`, which the test suite's server shares."""
+    limits = ConnectionLimits(
+        first_request=settings.first_request_seconds,
+        head=settings.request_head_seconds,
+        body=settings.request_body_seconds,
+    )
+    return {
+        # A partial of the class, not a subclass made here: the workers are spawned processes,
+        # which receive Uvicorn's configuration pickled.
+        "http": partial(ClickProtocol, limits=limits),
+        "timeout_keep_alive": settings.keep_alive_seconds,
+        "lifespan": "on",
+        # X-Forwarded-For is clickback's to interpret (CLICKBACK_PROXY_HOPS), not Uvicorn's.
+        "proxy_headers": False,
+        "server_header": False,
+        "access_log": False,
+        # No WebSocket routes; and ClickProtocol's timer takes the connection to stay HTTP.
+        "ws": "none",
+    }
 
 
-def serve(app: str, *, host: str, port: int, workers: int, log_config: dict[str, Any]) -> None:
+def raise_open_file_limit() -> int:
+    """Raise this process's soft limit on open files to its hard limit, where the system allows,
+    and log the limit in force (the workers inherit it). Each connection holds a file: at a
+    common default of 1,024, a thousand idle connections made ordinary clicks fail."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:  # e.g. an unlimited hard limit where files are not
+            log.warning("open files: could not raise the limit from %d to %d: %s", soft, hard, exc)
+    shown = "unlimited" if soft == resource.RLIM_INFINITY else str(soft)
+    log.info("open files: at most %s per process (one per connection)", shown)
+    return soft
+
+
+def serve(
+    app: str, settings: Settings, *, host: str, port: int, workers: int, log_config: dict[str, Any]
+) -> None:
     """Run `app` (an import string naming an app factory) in `workers` processes."""
+    raise_open_file_limit()
     uvicorn.run(
         app,
         factory=True,
@@ -259,5 +347,5 @@ def serve(app: str, *, host: str, port: int, workers: int, log_config: dict[str,
         workers=workers,
         loop="auto",
         log_config=log_config,
-        **SERVER_OPTIONS,
+        **server_options(settings),
     )
