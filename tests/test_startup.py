@@ -339,6 +339,7 @@ def test_two_workers_report_the_whole_servers_metrics_and_log_lines_without_secr
         code = http.post(
             "/api/links", json={"affiliate_id": affiliate["id"], "offer_id": offer["id"]}
         ).json()["code"]
+
         def both_know_the_link() -> bool:  # fresh connections reach either worker
             for _ in range(8):
                 with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth) as one:

@@ -164,7 +164,9 @@ def serve(
     console.print(f"clickback on {settings.public_url}  (API docs: {settings.public_url}/api/docs)")
     config = log_config()
     logging.config.dictConfig(config)
-    run_server("clickback.web.app:create_app", settings, host=host, port=port, workers=workers, log_config=config)
+    run_server(
+        "clickback.web.app:create_app", settings, host=host, port=port, workers=workers, log_config=config
+    )
 
 
 def public_url_for(host: str, port: int) -> str:
