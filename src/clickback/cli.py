@@ -1,13 +1,15 @@
-"""The `clickback` command: serve, migrate, demo."""
+"""The `clickback` command: serve, migrate, demo, backup, restore and the ledger's commands."""
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from clickback.config import Settings
@@ -15,10 +17,11 @@ from clickback.core.money import money_text, parse_period
 from clickback.core.reasons import Reason
 from clickback.core.statements import COLUMNS, StatementLine, line_cells, statement_csv, totals
 from clickback.service.runtime import Runtime, utcnow
+from clickback.store import backup as backups
 from clickback.store import fx, ledger, statements
 from clickback.store.catalog import load_catalog
 from clickback.store.db import Database, connect
-from clickback.store.migrate import upgrade
+from clickback.store.migrate import head_revision, upgrade
 from clickback.web.schemas import FxRateIn
 
 app = typer.Typer(help="clickback: self-hosted S2S affiliate tracking.", no_args_is_help=True)
@@ -173,6 +176,61 @@ def settle() -> None:
     """Approve commissions whose hold has passed (the server also does this every minute)."""
     approved = asyncio.run(_with_db(load_settings(), lambda db: ledger.settle(db, utcnow())))
     console.print(f"{approved} commission entries approved")
+
+
+@app.command()
+def backup(
+    path: Annotated[Path, typer.Argument(help="The file to write (an existing file is never overwritten).")],
+) -> None:
+    """Copy the database to PATH while the server runs: SQLite's online backup, or pg_dump."""
+    settings = load_settings()
+    try:
+        contents = backups.backup(settings.url, path)
+    except backups.Refused as exc:
+        console.print(f"[red]no backup made[/red]: {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    say(f"backup of {_database_name(settings)} written to {path}: {_described(contents)}")
+    key = "CLICKBACK_SECRET_KEY" if settings.secret_key else str(settings.data_dir / "secret.key")
+    say(
+        f"it holds no secrets: keep the click-ID key ({key}) with it, or click IDs issued before a "
+        "restore will read as forged"
+    )
+
+
+@app.command()
+def restore(path: Annotated[Path, typer.Argument(help="A file written by `clickback backup`.")]) -> None:
+    """Replace the database by the backup at PATH (SQLite: with every server stopped; PostgreSQL:
+    into an empty database only)."""
+    settings = load_settings()
+    try:
+        done = backups.restore(settings.url, path, utcnow())
+    except backups.Refused as exc:
+        console.print(f"[red]nothing restored[/red]: {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    console.print(f"restored {_database_name(settings)} from {path}: {_described(done.contents)}")
+    if done.kept:
+        console.print(f"the database it replaced is kept as {done.kept}: delete it once you are satisfied")
+    if done.contents.revision != head_revision():
+        console.print(
+            f"its schema is older than this clickback's ({head_revision()}): serve migrates it at start"
+        )
+
+
+def say(line: str) -> None:
+    """A line holding paths or names from outside: printed as it is, not read as Rich markup."""
+    console.print(line, markup=False, highlight=False)
+
+
+def _database_name(settings: Settings) -> str:
+    path = backups.sqlite_file(settings.url)
+    return f"SQLite database {path}" if path else f"PostgreSQL database {settings.url.split('@')[-1]}"
+
+
+def _described(contents: backups.Contents) -> str:
+    return (
+        f"{contents.clicks:,} clicks, {contents.conversions:,} conversions, "
+        f"schema revision {contents.revision}"
+    )
 
 
 def reasons_markdown() -> str:
