@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -73,10 +72,9 @@ def install() -> None:
     if installed[:1] != [lock]:
         # A new environment, not an upgrade of the old one: pip would leave behind packages the
         # lock no longer names.
-        venv.create(VENV, clear=True, with_pip=True)
-        run(BIN / "python", "-m", "pip", "install", "--quiet", "--require-hashes", "-r", LOCKS["dev"])
-    # The build backend is the locked one in .venv, not one pip would fetch unhashed.
-    run(BIN / "python", "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "-e", ".")
+        run(sys.executable, ROOT / "deploy" / "install.py", "--dev", VENV)
+    else:  # pyproject.toml changed, its dependencies did not: clickback again, for its metadata
+        run(BIN / "python", "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "-e", ".")
     STAMP.write_text(f"{lock} {project}")
 
 

@@ -4,9 +4,9 @@
     python3 tools/lock.py              # keeps the versions already locked where it can
     python3 tools/lock.py --upgrade    # the newest releases that pyproject.toml's pins allow
 
-requirements-dev.lock: the dependencies, the dev extra and the build backend; `python3 dev.py`
-installs exactly this (pip --require-hashes). requirements.lock: the same versions without the
-dev extra; the container image installs it (deploy/install.sh). Both pin every package, those
+requirements-dev.lock: the dependencies, the dev extra, the build backend and pip; `python3 dev.py`
+installs exactly this (deploy/install.py --dev). requirements.lock: the same versions without
+the dev extra; the container image installs it (deploy/install.py). Both pin every package, those
 pulled in by others too, with the hashes of its files, for every platform and Python version that
 pyproject.toml allows (uv's --universal), so a lock made here also installs in the image.
 """
@@ -21,30 +21,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dev import BIN, LOCKS, VENV, dependencies_digest  # noqa: E402 - dev.py sits at the root
+from deploy.install import pinned  # noqa: E402 - the folders beside this one
+from dev import BIN, LOCKS, VENV, dependencies_digest  # noqa: E402
 
 COMMAND = "python3 tools/lock.py"
+# The installer, locked with hashes like the rest (deploy/install.py installs it first).
+INSTALLER = "pip==26.3"
 
 
 def uv() -> Path:
     """uv from .venv; if it is not there yet, installed into .venv from the current lock's
-    pinned and hashed line (an older lock still names a uv that can write a new one)."""
+    pinned and hashed lines (an older lock still names a uv that can write a new one)."""
     if (BIN / "uv").exists():
         return BIN / "uv"
     if not (BIN / "python").exists():
         venv.create(VENV, with_pip=True)
-    lines = LOCKS["dev"].read_text().splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("uv=="))
-    block = [lines[start]]
-    for line in lines[start + 1 :]:
-        if not line.startswith("    --hash="):
-            break
-        block.append(line)
-    with tempfile.NamedTemporaryFile("w", suffix=".txt") as pinned:
-        pinned.write("\n".join(block).rstrip(" \\") + "\n")
-        pinned.flush()
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as pinned_uv:
+        pinned_uv.write(pinned(LOCKS["dev"], "uv"))
+        pinned_uv.flush()
         subprocess.run(
-            [BIN / "python", "-m", "pip", "install", "--quiet", "--require-hashes", "-r", pinned.name],
+            [BIN / "python", "-m", "pip", "install", "--quiet", "--require-hashes", "-r", pinned_uv.name],
             check=True,
         )
     return BIN / "uv"
@@ -86,9 +82,10 @@ def python_floor() -> str:
 
 def main() -> None:
     tool = uv()
-    # The build backend is locked too: dev.py and the image build clickback without build
-    # isolation, from the locked setuptools, instead of letting pip fetch one unhashed.
-    build = "\n".join(tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"])
+    # The build backend and the installer are locked too: clickback is built without build
+    # isolation, by the locked setuptools, instead of one pip would fetch unhashed.
+    backend = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    build = "\n".join([*backend, INSTALLER])
     compile_lock(tool, LOCKS["dev"], build, "--extra", "dev")
     # The runtime lock takes the dev lock's versions: the image runs what the tests ran.
     compile_lock(tool, LOCKS["runtime"], build, "--constraint", LOCKS["dev"].name)
