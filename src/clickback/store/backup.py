@@ -253,7 +253,7 @@ def _pg_client(name: str) -> str:
         raise Refused(
             f"{name} not found: install PostgreSQL's client programs, of the server's major version "
             "or newer (Debian: apt-get install postgresql-client), or follow the procedure of "
-            "docs/operations.md by hand"
+            "docs/backups.md by hand"
         )
     return program
 
