@@ -207,13 +207,11 @@ def restore(path: Annotated[Path, typer.Argument(help="A file written by `clickb
     except backups.Refused as exc:
         console.print(f"[red]nothing restored[/red]: {escape(str(exc))}")
         raise typer.Exit(1) from None
-    console.print(f"restored {_database_name(settings)} from {path}: {_described(done.contents)}")
+    say(f"restored {_database_name(settings)} from {path}: {_described(done.contents)}")
     if done.kept:
-        console.print(f"the database it replaced is kept as {done.kept}: delete it once you are satisfied")
+        say(f"the database it replaced is kept as {done.kept}: delete it once you are satisfied")
     if done.contents.revision != head_revision():
-        console.print(
-            f"its schema is older than this clickback's ({head_revision()}): serve migrates it at start"
-        )
+        say(f"its schema is older than this clickback's ({head_revision()}): serve migrates it at start")
 
 
 def say(line: str) -> None:
