@@ -13,16 +13,18 @@ set (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test).
 
 import argparse
 import hashlib
+import json
 import os
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / "bin"
 STAMP = VENV / ".installed"
+# Every package with its version and file hashes, written by tools/lock.py from pyproject.toml.
+LOCKS = {"dev": ROOT / "requirements-dev.lock", "runtime": ROOT / "requirements.lock"}
 
 
 def run(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
@@ -32,18 +34,52 @@ def run(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
         sys.exit(code)
 
 
+def dependencies_digest() -> str:
+    """What the locks are made from: pyproject.toml's dependency lists, not its other settings."""
+    import tomllib  # here, not at the top: Python < 3.11 must reach install()'s sentence first
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    inputs = {
+        "build": project["build-system"]["requires"],
+        "python": project["project"]["requires-python"],
+        "dependencies": project["project"]["dependencies"],
+        "extras": project["project"].get("optional-dependencies", {}),
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+def stale_locks() -> list[str]:
+    """The lock files not made from pyproject.toml's dependencies as they are now."""
+    wanted = f"# dependencies sha256 {dependencies_digest()}"
+    return [
+        lock.name
+        for lock in LOCKS.values()
+        if not lock.exists() or lock.read_text().split("\n", 1)[0] != wanted
+    ]
+
+
 def install() -> None:
-    """Create .venv and install clickback with its pinned dependencies (again when they change)."""
+    """Create .venv with exactly the locked packages (again when the lock changes), and clickback."""
     if sys.version_info < (3, 11):  # noqa: UP036 - this file runs before anything checks the version
         sys.exit("clickback needs Python 3.11 or newer")
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if STAMP.exists() and STAMP.read_text() == wanted:
+    stale = stale_locks()
+    if stale:
+        sys.exit(
+            f"{' and '.join(stale)} out of date with pyproject.toml's dependencies: "
+            "run `python3 tools/lock.py`, then commit the lock files with pyproject.toml"
+        )
+    lock = hashlib.sha256(LOCKS["dev"].read_bytes()).hexdigest()
+    project = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    installed = STAMP.read_text().split() if STAMP.exists() else []
+    if installed == [lock, project]:
         return
-    if not (BIN / "python").exists():
-        venv.create(VENV, with_pip=True)
-    run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[dev]")
-    STAMP.write_text(wanted)
+    if installed[:1] != [lock]:
+        # A new environment, not an upgrade of the old one: pip would leave behind packages the
+        # lock no longer names.
+        run(sys.executable, ROOT / "deploy" / "install.py", "--dev", VENV)
+    else:  # pyproject.toml changed, its dependencies did not: clickback again, for its metadata
+        run(BIN / "python", "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "-e", ".")
+    STAMP.write_text(f"{lock} {project}")
 
 
 def serve(args: list[str]) -> None:

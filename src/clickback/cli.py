@@ -1,4 +1,5 @@
-"""The `clickback` command: serve, migrate, demo, and the ledger's and exchange rates' commands.
+"""The `clickback` command: serve, migrate, demo, backup, restore, and the ledger's and exchange
+rates' commands.
 
 Run through `main`: a problem a person can fix (a setting, the database, the port) is printed in
 a line or two, without a traceback unless `--debug`.
@@ -12,11 +13,13 @@ import socket
 import sys
 import traceback
 from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from clickback.config import Settings
@@ -26,7 +29,13 @@ from clickback.core.statements import COLUMNS, StatementLine, line_cells, statem
 from clickback.errors import StartupError
 from clickback.logs import log_config
 from clickback.metrics import MULTIPROC_ENV
+from clickback.service.runtime import Runtime, utcnow
+from clickback.store import backup as backups
+from clickback.store import fx, ledger, statements
+from clickback.store.catalog import load_catalog
 from clickback.store.db import Database, connect, database_problem, url_shown
+from clickback.store.migrate import head_revision, upgrade
+from clickback.web.schemas import FxRateIn
 
 app = typer.Typer(
     help="clickback: self-hosted S2S affiliate tracking.",
@@ -82,7 +91,6 @@ def where(settings: Settings) -> str:
 
 
 async def _migrate(settings: Settings) -> None:
-    from clickback.store.migrate import upgrade
 
     db = connect(settings.url)
     try:
@@ -104,7 +112,6 @@ def migrate() -> None:
 def demo() -> None:
     """Add demo data (an advertiser, two offers, two affiliates, links, a week of traffic)."""
     from clickback.demo import seed
-    from clickback.service.runtime import Runtime
 
     settings = load_settings()
     console.print(where(settings))
@@ -223,8 +230,6 @@ def fx_set(
 ) -> None:
     """Record a dated exchange rate."""
     from clickback.service.runtime import utcnow
-    from clickback.store import fx
-    from clickback.web.schemas import FxRateIn
 
     try:
         row = FxRateIn(base=base, quote=quote, rate=rate, day=day or utcnow().date())  # type: ignore[arg-type]
@@ -242,7 +247,6 @@ def fx_list() -> None:
 
 
 async def _every_rate(db: Database) -> list[dict[str, Any]]:
-    from clickback.store import fx
 
     page = await fx.list_rates(db)
     rows = page.rows
@@ -262,8 +266,6 @@ def statement(
     if parse_period(period) is None:
         raise typer.BadParameter("use YYYY-MM", param_hint="PERIOD")
 
-    from clickback.store import statements
-    from clickback.store.catalog import load_catalog
 
     async def read(db: Database) -> list[StatementLine]:
         deals = (await load_catalog(db)).deals_of(affiliate_id)
@@ -285,10 +287,62 @@ def statement(
 def settle() -> None:
     """Approve commissions whose hold has passed (the server also does this every minute)."""
     from clickback.service.runtime import utcnow
-    from clickback.store import ledger
 
     approved = with_db(load_settings(), lambda db: ledger.settle(db, utcnow()))
     console.print(f"{approved} commission entries approved")
+
+
+@app.command()
+def backup(
+    path: Annotated[Path, typer.Argument(help="The file to write (an existing file is never overwritten).")],
+) -> None:
+    """Copy the database to PATH while the server runs: SQLite's online backup, or pg_dump."""
+    settings = load_settings()
+    try:
+        contents = backups.backup(settings.url, path)
+    except backups.Refused as exc:
+        console.print(f"[red]no backup made[/red]: {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    say(f"backup of {_database_name(settings)} written to {path}: {_described(contents)}")
+    key = "CLICKBACK_SECRET_KEY" if settings.secret_key else str(settings.data_dir / "secret.key")
+    say(
+        f"it holds no secrets: keep the click-ID key ({key}) with it, or click IDs issued before a "
+        "restore will read as forged"
+    )
+
+
+@app.command()
+def restore(path: Annotated[Path, typer.Argument(help="A file written by `clickback backup`.")]) -> None:
+    """Replace the database by the backup at PATH (SQLite: with every server stopped; PostgreSQL:
+    into an empty database only)."""
+    settings = load_settings()
+    try:
+        done = backups.restore(settings.url, path, utcnow())
+    except backups.Refused as exc:
+        console.print(f"[red]nothing restored[/red]: {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    say(f"restored {_database_name(settings)} from {path}: {_described(done.contents)}")
+    if done.kept:
+        say(f"the database it replaced is kept as {done.kept}: delete it once you are satisfied")
+    if done.contents.revision != head_revision():
+        say(f"its schema is older than this clickback's ({head_revision()}): serve migrates it at start")
+
+
+def say(line: str) -> None:
+    """A line holding paths or names from outside: printed as it is, not read as Rich markup."""
+    console.print(line, markup=False, highlight=False)
+
+
+def _database_name(settings: Settings) -> str:
+    path = backups.sqlite_file(settings.url)
+    return f"SQLite database {path}" if path else f"PostgreSQL database {settings.url.split('@')[-1]}"
+
+
+def _described(contents: backups.Contents) -> str:
+    return (
+        f"{contents.clicks:,} clicks, {contents.conversions:,} conversions, "
+        f"schema revision {contents.revision}"
+    )
 
 
 def reasons_markdown() -> str:

@@ -4,6 +4,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -32,3 +34,18 @@ async def upgrade(db: Database, revision: str = "head") -> None:
             # SQLite the write transaction already excludes the others.
             await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         await conn.run_sync(run)
+
+
+def head_revision() -> str:
+    """The schema revision this version of clickback migrates to."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None  # the migrations ship with the package
+    return head
+
+
+def known_revision(revision: str) -> bool:
+    """Whether `revision` is one of this clickback's migrations (a newer one's is not)."""
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except CommandError:
+        return False
