@@ -266,7 +266,6 @@ def statement(
     if parse_period(period) is None:
         raise typer.BadParameter("use YYYY-MM", param_hint="PERIOD")
 
-
     async def read(db: Database) -> list[StatementLine]:
         deals = (await load_catalog(db)).deals_of(affiliate_id)
         return await statements.statement(db, affiliate_id, period, deals)
