@@ -226,6 +226,45 @@ def test_huge_body_is_refused_without_reading_it(client: Client, world: World) -
     assert client.items("/postbacks")[0]["reason"] == "body_too_large"
 
 
+def test_a_postback_whose_client_went_away_mid_body_is_not_recorded(
+    client: Client, world: World, click_id: str
+) -> None:
+    """Driven at the ASGI boundary, where the server hands over what arrived and then the client's
+    disconnect: a form cut before its end still parses, and must not be taken for a postback."""
+    from urllib.parse import urlencode
+
+    from clickback.web.tracking import postback_endpoint
+
+    form = urlencode({"click_id": click_id, "event": "registration", "token": world.token, "currency": "EUR"})
+    cut = form[: form.index("&currency")].encode()
+    messages = [
+        {"type": "http.request", "body": cut, "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/postback",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/x-www-form-urlencoded"), (b"content-length", b"999")],
+        "client": ("203.0.113.5", 40000),
+    }
+    endpoint = postback_endpoint(client.node.runtime)
+    client.node.call(lambda: endpoint(scope, receive, send))  # type: ignore[arg-type]
+
+    assert sent == []
+    assert client.items("/conversions") == []
+    assert client.items("/postbacks") == []
+
+
 def test_postback_before_its_click_is_flushed_is_attributed(client: Client, world: World) -> None:
     with client.node.writer_held():  # a flush stuck behind a slow database
         cid = client.click(world.alice_casino, sub1="early")

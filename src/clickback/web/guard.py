@@ -33,11 +33,13 @@ class ApiGuard:
             refusal = _refusal(401, "missing or wrong API key", {"WWW-Authenticate": "Bearer"})
             await refusal(scope, receive, send)
             return
-        body, too_large = await read_capped(headers, receive, MAX_API_BODY_BYTES)
-        if too_large:
+        body = await read_capped(headers, receive, MAX_API_BODY_BYTES)
+        if not body.complete:
+            return  # the client went away: half a request is not one
+        if body.too_large:
             await _refusal(413, f"the request body is over {MAX_API_BODY_BYTES} bytes")(scope, receive, send)
             return
-        await self._api(scope, _replay(body, receive), send)
+        await self._api(scope, _replay(body.data, receive), send)
 
 
 def _route_path(scope: Scope) -> str:

@@ -151,16 +151,18 @@ def postback_endpoint(runtime: Runtime) -> ASGIApp:
             await _reply(send, 405, b"", [(b"allow", b"GET, POST")])
             return
         headers = dict(scope["headers"])
-        body, too_large = await read_capped(headers, receive, MAX_BODY_BYTES)
+        body = await read_capped(headers, receive, MAX_BODY_BYTES)
+        if not body.complete:
+            return  # nobody to answer, and half a request is not a postback
         peer = scope["client"][0] if scope.get("client") else ""
         raw = RawPostback(
             received_at=utcnow(),
             ip=forwarded_ip(peer, headers.get(b"x-forwarded-for", b"").decode("latin-1"), proxy_hops),
             method=method,
             query=scope["query_string"],
-            body=body,
+            body=body.data,
             content_type=headers.get(b"content-type", b"").decode("latin-1"),
-            body_too_large=too_large,
+            body_too_large=body.too_large,
         )
         outcome = await postbacks.receive(raw)
         reply = json.dumps(outcome.body(), ensure_ascii=False, separators=(",", ":")).encode()
@@ -175,25 +177,33 @@ async def _reply(send: Send, status: int, body: bytes, headers: list[tuple[bytes
     await send({"type": "http.response.body", "body": body})
 
 
-async def read_capped(headers: dict[bytes, bytes], receive: Receive, limit: int) -> tuple[bytes, bool]:
+class Body(NamedTuple):
+    data: bytes
+    too_large: bool = False
+    # False when the client went away (or was cut off) before its body ended: what arrived is a
+    # fragment, never to be taken for the request (a form cut before `&currency=` still parses).
+    complete: bool = True
+
+
+async def read_capped(headers: dict[bytes, bytes], receive: Receive, limit: int) -> Body:
     """The body, unless it is over `limit`: then stop reading and say so."""
     declared = headers.get(b"content-length", b"")
     if declared.isdigit() and int(declared) > limit:
-        return b"", True
+        return Body(b"", too_large=True)
     chunks: list[bytes] = []
     size = 0
     more = True
     while more:
         message = await receive()
         if message["type"] != "http.request":  # the client went away
-            break
+            return Body(b"", complete=False)
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            return b"", True
+            return Body(b"", too_large=True)
         chunks.append(chunk)
         more = message.get("more_body", False)
-    return b"".join(chunks), False
+    return Body(b"".join(chunks))
 
 
 async def healthz(request: Request) -> Response:
