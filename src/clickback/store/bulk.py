@@ -91,9 +91,13 @@ class _Sqlite(ClickBulk):
 
     def _select(self, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> tuple[str, dict[str, Any]]:
         # The whole batch as one JSON parameter; "WHERE true": SQLite's parser needs it between
-        # a SELECT and the ON CONFLICT of an upsert.
+        # a SELECT and the ON CONFLICT of an upsert. Not ASCII-escaped: a value that is not text
+        # (a lone surrogate) then fails binding as the data error it is, where its escape made
+        # SQLite store bytes that failed only when read back, as if the database were broken.
         values = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(columns)))
-        return f"SELECT {values} FROM json_each(:rows) WHERE true", {"rows": json.dumps(rows)}
+        return f"SELECT {values} FROM json_each(:rows) WHERE true", {
+            "rows": json.dumps(rows, ensure_ascii=False)
+        }
 
     async def insert_clicks(self, rows: Sequence[tuple[Any, ...]]) -> set[str]:
         raw = await self._conn.get_raw_connection()

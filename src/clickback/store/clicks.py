@@ -12,7 +12,7 @@ from clickback.core.model import Click, Traits
 from clickback.core.reporting import MS_PER_HOUR
 from clickback.store.bulk import ClickBulk, bulk_for, select_keys
 from clickback.store.db import Database
-from clickback.store.tables import click_refusals, clicks, visitors
+from clickback.store.tables import click_refusals, clicks, quarantined_clicks, visitors
 
 
 async def write_batch(
@@ -46,6 +46,15 @@ async def write_batch(
         if refused:
             await conn.execute(db.insert_adding(click_refusals, ["clicks"]), refused)
     return len(inserted)
+
+
+async def quarantine(db: Database, rows: Sequence[tuple[str, str, str]], at: datetime) -> None:
+    """Keep the clicks the database refused, as (click ID, reason, the click as text), apart from
+    the others; a click kept already stays as it was."""
+    if rows:
+        keep = [{"click_id": k, "quarantined_at": at, "reason": r, "click": c} for k, r, c in rows]
+        async with db.write() as conn:
+            await conn.execute(db.insert_ignore(quarantined_clicks), keep)
 
 
 async def _unique(bulk: ClickBulk, stamped: Sequence[tuple[int, Click]], window_ms: int) -> set[str]:

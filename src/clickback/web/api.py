@@ -390,6 +390,7 @@ def create_api(runtime: Runtime) -> FastAPI:
             clicks_spilled=w.spilled,
             spool_files=w.spool.files,
             flush_failures=w.failures,
+            clicks_quarantined=w.quarantined,
             durable_clicks=w.durable,
             spool_failures=w.spool_failures,
             catalog_version=runtime.catalog.current.version,

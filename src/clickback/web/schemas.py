@@ -320,6 +320,10 @@ class RuntimeOut(BaseModel):
     clicks_spilled: int = Field(description="Clicks moved to the spool because the database failed.")
     spool_files: int
     flush_failures: int
+    clicks_quarantined: int = Field(
+        description="Clicks the database refused (a value it cannot store) or unreadable spool lines: "
+        "set apart in the quarantined_clicks table with the reason, so the rest of their batch is stored."
+    )
     durable_clicks: bool
     spool_failures: int = Field(description="Durable-mode clicks that could not be spooled (disk).")
     catalog_version: int
