@@ -328,3 +328,28 @@ def test_a_click_the_database_refuses_is_quarantined_and_the_rest_stored(
     stored = 263 if pg else 264
     assert counts(client) == (stored, stored, stored)
     assert refusals == 1  # counted once, though its batch was refused
+
+
+def test_a_flush_ends_while_traffic_outruns_the_writer_and_spills(
+    client: Client, world: World, tmp_path: Path
+) -> None:
+    live = client.node.runtime
+
+    async def overload() -> tuple[int, int, int, int]:
+        w = writer(live.db, tmp_path, max_pending=10)
+        for n in range(10):  # the 10th spills the backlog to the spool
+            w.put(make(n, link_id=1, visitor=f"v{n}"))
+        flushing = asyncio.ensure_future(w.flush())
+        await asyncio.sleep(0)  # let the flush start: it waits for its first batch to be written
+        for n in range(10, 20):  # meanwhile the traffic spills again
+            w.put(make(n, link_id=1, visitor=f"v{n}"))
+        first = await flushing
+        left = w.spool.files
+        second = await w.flush()
+        await w.close()
+        return first, left, second, w.write_capacity
+
+    first, left, second, capacity = client.node.call(overload)
+    assert (first, left, second) == (10, 1, 10)
+    assert capacity > 0
+    assert counts(client) == (20, 20, 20)

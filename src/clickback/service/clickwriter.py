@@ -16,7 +16,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from itertools import islice
@@ -33,6 +33,7 @@ PRUNE_EVERY_SECONDS = 300
 RETRY_MAX_SECONDS = 5.0
 # quarantined_clicks: the reason's column, and how much of an unreadable spool line is kept.
 MAX_REASON_LEN = 512
+CAPACITY_SECONDS = 10.0
 MAX_UNREADABLE_LEN = 64 * 1024
 
 
@@ -70,6 +71,8 @@ class ClickWriter:
         self.failures = 0
         self.spool_failures = 0
         self.quarantined = 0
+        # (when, clicks, seconds) of the last batches written, for write_capacity
+        self._batches: deque[tuple[float, int, float]] = deque(maxlen=1000)
 
     async def take(self, click: Click) -> None:
         """Accept a redirected click; in durable mode, return only once it is on disk."""
@@ -143,7 +146,7 @@ class ClickWriter:
                 if not (self._pending or self._refusals):
                     break
                 batch = list(islice(self._pending.values(), self._batch_size))
-                written += await self._write(batch)
+                written += await self._timed_write(batch)
                 for click in batch:
                     self._pending.pop(click.click_id, None)  # a spill may have emptied memory
             self.spool.written_from_memory()
@@ -157,6 +160,23 @@ class ClickWriter:
                 await prune_visitors(self._db, cutoff)
                 self._pruned_at = time.monotonic()
             return written
+
+    @property
+    def write_capacity(self) -> int:
+        """Clicks a second this process stored while it was writing (waiting for the write lock
+        included), over its batches of the last CAPACITY_SECONDS: the most it can keep up with
+        now. 0 when it wrote nothing meanwhile."""
+        since = time.monotonic() - CAPACITY_SECONDS
+        recent = [(clicks, seconds) for at, clicks, seconds in self._batches if at >= since]
+        busy = sum(seconds for _, seconds in recent)
+        return int(sum(clicks for clicks, _ in recent) / busy) if busy else 0
+
+    async def _timed_write(self, batch: Sequence[Click]) -> int:
+        started = time.monotonic()
+        written = await self._write(batch)
+        now = time.monotonic()
+        self._batches.append((now, len(batch), now - started))
+        return written
 
     async def _write(self, batch: Sequence[Click]) -> int:
         """One batch, with the refused-click counts gathered since the last one. If the database
@@ -214,10 +234,15 @@ class ClickWriter:
 
     async def _drain(self) -> int:
         written = 0
-        while (claimed := self.spool.claim()) is not None:
+        # At most as many files as there are now: when the traffic outruns the writer, the
+        # backlog it spills meanwhile waits for the next flush, as new clicks do, rather than keep
+        # this one (and attribute_waiting after it) from ever ending.
+        for _ in range(self.spool.files):
+            if (claimed := self.spool.claim()) is None:
+                break
             try:
                 for start in range(0, len(claimed.clicks), self._batch_size):
-                    written += await self._write(claimed.clicks[start : start + self._batch_size])
+                    written += await self._timed_write(claimed.clicks[start : start + self._batch_size])
                 # Lines that are not clicks (a damaged file): kept as they are, not retried.
                 await self._quarantine([_unreadable(line, why) for line, why in claimed.unreadable])
             except BaseException:

@@ -97,7 +97,8 @@ class _Sqlite(ClickBulk):
     """Every statement here takes its whole batch in one step of SQLite's. The standard library's
     driver lets go of the GIL around each step (each row of an executemany, each row a RETURNING
     hands back), and a busy event loop then holds it for up to the switch interval before the
-    writer's thread gets it back: a step a row made a batch of 1,000 take 0.5 s at full load."""
+    writer's thread gets it back: beside a thread spinning in Python, executemany stored 8,000
+    rows/s, INSERTs of 30 to 300 rows each 29,000 to 39,000 (79,000 and 58,000 without it)."""
 
     @staticmethod
     def time_value(moment: datetime) -> str:

@@ -388,6 +388,7 @@ def create_api(runtime: Runtime) -> FastAPI:
             clicks_pending=w.pending,
             clicks_written=w.written,
             clicks_spilled=w.spilled,
+            click_write_capacity=w.write_capacity,
             spool_files=w.spool.files,
             flush_failures=w.failures,
             clicks_quarantined=w.quarantined,
