@@ -33,8 +33,8 @@ PRUNE_EVERY_SECONDS = 300
 RETRY_MAX_SECONDS = 5.0
 # quarantined_clicks: the reason's column, and how much of an unreadable spool line is kept.
 MAX_REASON_LEN = 512
-CAPACITY_SECONDS = 10.0
 MAX_UNREADABLE_LEN = 64 * 1024
+CAPACITY_SECONDS = 10.0
 
 
 class ClickWriter:
