@@ -73,7 +73,7 @@ class Samples:
                     if status == 200:
                         state = json.loads(raw)
                         pid = int(state["process_id"])
-                        if state["click_write_capacity"]:
+                        if state.get("click_write_capacity"):  # not in commits before it
                             self.capacity[pid] = int(state["click_write_capacity"])
                         self.spilled[pid] = max(self.spilled.get(pid, 0), int(state["clicks_spilled"]))
                 with contextlib.suppress(sqlite3.OperationalError):
