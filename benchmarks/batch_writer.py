@@ -8,12 +8,18 @@ batch — and, as the reference in the same run, the driver's own executemany of
 copy of the clicks table with no key, no counters and no SQLAlchemy: the ceiling. It prints
 rows/s for both and their ratio.
 
+With --processes N (SQLite only), N processes write their share of the rows at the same time into
+one SQLite file, as the workers of `clickback serve --workers N` do (each batch queues on the
+file's write lock): the rate is all rows over the time from the common start to the last one done.
+
 Usage: .venv/bin/python benchmarks/batch_writer.py [--rows 100000] [--pg postgresql+asyncpg://...]
+           [--processes N]
 The PostgreSQL leg uses a scratch database (clickback_bench) it creates and drops.
 """
 
 import argparse
 import asyncio
+import multiprocessing
 import secrets
 import tempfile
 import time
@@ -116,20 +122,68 @@ async def with_scratch_pg(admin_url: str, n: int) -> tuple[float, float]:
         await admin.close()
 
 
+def _share(url: str, rows: list[Click], start: Any, done: Any) -> None:
+    async def write() -> None:
+        db = connect(url)
+        try:
+            await write_batch(db, rows[:1], {}, WINDOW_MS)  # connections open, statements compiled
+            start.wait()
+            await writer_rate(db, rows[1:])
+        finally:
+            await db.close()
+        done.put(time.perf_counter())
+
+    asyncio.run(write())
+
+
+def shared_file_rate(url: str, n: int, processes: int) -> float:
+    """Rows/s of `processes` processes writing n rows between them into one SQLite file."""
+    asyncio.run(_migrate(url))
+    rows = synthetic(n)
+    context = multiprocessing.get_context("spawn")
+    start, done = context.Event(), context.Queue()
+    shares = [rows[i::processes] for i in range(processes)]
+    workers = [context.Process(target=_share, args=(url, share, start, done)) for share in shares]
+    for worker in workers:
+        worker.start()
+    time.sleep(5)  # every process has written its first row
+    began = time.perf_counter()
+    start.set()
+    ended = max(done.get(timeout=600) for _ in workers)
+    for worker in workers:
+        worker.join()
+    return (n - processes) / (ended - began)
+
+
+async def _migrate(url: str) -> None:
+    db = connect(url)
+    try:
+        await upgrade(db)
+    finally:
+        await db.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--pg", default=DEFAULT_PG, help="admin URL; '' to skip PostgreSQL")
+    parser.add_argument("--processes", type=int, default=1, help="SQLite: processes sharing one file")
     args = parser.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
         results["SQLite"] = asyncio.run(measure(url, args.rows))
+        if args.processes > 1:
+            shared = f"sqlite+aiosqlite:///{Path(tmp) / 'shared.db'}"
+            results[f"SQLite, {args.processes} proc."] = (
+                shared_file_rate(shared, args.rows, args.processes),
+                results["SQLite"][1],
+            )
     if args.pg:
         results["PostgreSQL"] = asyncio.run(with_scratch_pg(args.pg, args.rows))
-    print(f"{'database':<12}{'write_batch rows/s':>20}{'driver executemany rows/s':>27}{'ratio':>8}")
+    print(f"{'database':<20}{'write_batch rows/s':>20}{'driver executemany rows/s':>27}{'ratio':>8}")
     for name, (ours, reference) in results.items():
-        print(f"{name:<12}{ours:>20,.0f}{reference:>27,.0f}{ours / reference:>8.2f}")
+        print(f"{name:<20}{ours:>20,.0f}{reference:>27,.0f}{ours / reference:>8.2f}")
 
 
 if __name__ == "__main__":

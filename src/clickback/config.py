@@ -53,8 +53,9 @@ class Settings(BaseSettings):
     # Clicks are written in batches: at this many, or after this many seconds, whichever is first.
     click_batch_size: int = Field(default=1000, ge=1, le=100_000)
     click_flush_seconds: float = Field(default=0.5, gt=0, le=1.0)
-    # Clicks held in memory while the database is slow or down, before new ones are dropped.
-    click_buffer_max: int = Field(default=200_000, ge=1000)
+    # Clicks held in memory while the database is down or slower than the traffic, before the
+    # backlog moves to the spool on disk: about 1 KB each (a worker starts at about 125 MB).
+    click_buffer_max: int = Field(default=10_000, ge=1000)
     # How much of a user's IP is stored: full, truncated (IPv4 /24, IPv6 /48) or hashed (keyed).
     # GEO is looked up from the full address before it is reduced.
     ip_mode: IpMode = IpMode.FULL

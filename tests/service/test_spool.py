@@ -46,9 +46,8 @@ def test_durable_appends_are_on_disk_when_they_return(tmp_path: Path) -> None:
     spool.close()
     claimed = spool.claim()
     assert claimed is not None
-    path, clicks = claimed
-    assert clicks == [click(n) for n in range(50)]
-    spool.drained(path)
+    assert claimed.clicks == [click(n) for n in range(50)]
+    spool.drained(claimed.path)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -86,17 +85,33 @@ def test_an_append_racing_a_rotation_is_on_disk_when_acknowledged(tmp_path: Path
     spool.close()
 
 
-def test_spilled_clicks_are_claimed_and_a_torn_last_line_is_ignored(tmp_path: Path) -> None:
+# Lines that are not clicks as encode() writes them: damage, another version, a wrong type.
+NOT_CLICKS = [
+    b"\xff\xfe not json\n",
+    b'["a list"]\n',
+    encode(click(5)).replace(b'"link_id":1', b'"link_id":"1"'),
+    encode(click(6)).replace(b',"visitor"', b',"extra":1,"visitor"'),
+    encode(click(7)).replace(b'"subs":["a\\nb",', b'"subs":['),
+    encode(click(8)).replace(b"+00:00", b""),
+]
+
+
+def test_spilled_clicks_are_claimed_unreadable_lines_set_apart_and_a_torn_last_line_ignored(
+    tmp_path: Path,
+) -> None:
     spool = Spool(tmp_path)
     assert spool.spill([click(1), click(2)]) == 2
     [segment] = list(tmp_path.glob(f"*{SUFFIX}"))
     with open(segment, "ab") as f:
+        f.write(b"".join(NOT_CLICKS))
         f.write(encode(click(3))[:40])  # a crash in the middle of a write
 
     claimed = spool.claim()
 
     assert claimed is not None
-    assert claimed[1] == [click(1), click(2)]
+    assert claimed.clicks == [click(1), click(2)]
+    assert [line for line, _ in claimed.unreadable] == NOT_CLICKS
+    assert all(why.startswith("not a spooled click (") for _, why in claimed.unreadable)
     spool.close()
 
 

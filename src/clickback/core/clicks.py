@@ -12,8 +12,14 @@ from typing import NamedTuple
 
 from clickback.core.clickids import ClickIdCodec
 from clickback.core.limits import (
+    MAX_ASN,
+    MAX_BOT_REASON_LEN,
+    MAX_COUNTRY_LEN,
+    MAX_DEVICE_TYPE_LEN,
     MAX_LANDING_PAGE_LEN,
+    MAX_PLACE_LEN,
     MAX_REFERRER_LEN,
+    MAX_SOFTWARE_LEN,
     MAX_SOURCE_LEN,
     MAX_SUB_ID_LEN,
     MAX_UA_LEN,
@@ -33,6 +39,26 @@ def clean(value: str | None, limit: int) -> str:
     if len(value) <= limit and value.isprintable():  # the usual case, at C speed
         return value
     return _CONTROL.sub("", value[: limit * 2])[:limit]
+
+
+def fit_traits(traits: Traits) -> Traits:
+    """Traits cropped to their limits. Enrichment's names come from outside too: ua-parser copies
+    a browser's name out of the User-Agent (a 53-character "QQ…QBot" was seen), an operator's
+    .mmdb names places. take_click does not call it on every click: the enricher applies it once
+    per distinct visitor, where it caches the traits (enrich/__init__.py)."""
+    country, region, city, asn, device_type, os, browser, bot = traits
+    if asn is not None and not 0 <= asn <= MAX_ASN:
+        asn = None
+    return Traits(
+        country[:MAX_COUNTRY_LEN],
+        region[:MAX_PLACE_LEN],
+        city[:MAX_PLACE_LEN],
+        asn,
+        device_type[:MAX_DEVICE_TYPE_LEN],
+        os[:MAX_SOFTWARE_LEN],
+        browser[:MAX_SOFTWARE_LEN],
+        bot[:MAX_BOT_REASON_LEN],
+    )
 
 
 # Named tuples, not frozen dataclasses (as Click, see ADR 5): built on every click, and a frozen
@@ -61,7 +87,7 @@ def take_click(
 ) -> ClickTaken | Rejected:
     """`enrich(ip, user_agent, method)` is called only for a click that is taken: refused ones
     cost no enrichment. It gets the full IP (before the privacy mode reduces it) and the cleaned,
-    cropped user agent."""
+    cropped user agent, and returns traits already within their limits (fit_traits)."""
     link = catalog.links_by_code.get(request.code[:MAX_LINK_CODE_LEN])
     if link is None:
         return Rejected(Reason.UNKNOWN_LINK, clean(request.code, MAX_LINK_CODE_LEN))

@@ -11,6 +11,16 @@ MAX_SOURCE_LEN = 255
 MAX_LANDING_PAGE_LEN = 1024
 MAX_UA_LEN = 512
 MAX_REFERRER_LEN = 1024
+# The longest text form of an address ("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255").
+MAX_IP_LEN = 45
+# What enrichment says about a click (core.model.Traits): GEO names from an operator's .mmdb and
+# device names that ua-parser may copy out of the User-Agent itself.
+MAX_COUNTRY_LEN = 2
+MAX_PLACE_LEN = 100
+MAX_DEVICE_TYPE_LEN = 16
+MAX_SOFTWARE_LEN = 50
+MAX_BOT_REASON_LEN = 32
+MAX_ASN = 2**63 - 1
 MAX_TXN_ID_LEN = 128
 MAX_EVENT_LEN = 64
 MAX_URL_LEN = 2048

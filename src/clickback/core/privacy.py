@@ -6,6 +6,7 @@ from enum import StrEnum
 from ipaddress import IPv4Address, ip_address, ip_network
 
 from clickback.core.keyed import HmacSha256
+from clickback.core.limits import MAX_IP_LEN
 
 
 class IpMode(StrEnum):
@@ -17,10 +18,18 @@ class IpMode(StrEnum):
 
 
 def stored_ip(ip: str, mode: IpMode, key: bytes) -> str:
-    if not ip or mode is IpMode.FULL:
+    """At most MAX_IP_LEN characters, whatever `ip` holds."""
+    if not ip:
         return ip
     if mode is IpMode.HASHED:
         return "h:" + hmac.new(key, ip.encode(), hashlib.sha256).hexdigest()[:32]
+    if "%" in ip or len(ip) > MAX_IP_LEN:
+        # A zone ID ("fe80::1%eth0") names a network interface of the host that saw the address,
+        # not part of the visitor's address, and has no length limit: kept, it made a click
+        # longer than its column.
+        ip = ip.partition("%")[0][:MAX_IP_LEN]
+    if mode is IpMode.FULL:
+        return ip
     try:
         address = ip_address(ip)
     except ValueError:

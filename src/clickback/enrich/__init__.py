@@ -4,6 +4,7 @@ import functools
 from dataclasses import dataclass, replace
 from os import PathLike
 
+from clickback.core.clicks import fit_traits
 from clickback.core.model import Traits
 from clickback.enrich.bots import BotReason, bot_reason
 from clickback.enrich.device import Device, parse_device
@@ -84,13 +85,15 @@ class Enricher:
     def _flat(self, ip: str, user_agent: str, method: str) -> Traits:
         enrichment = self.enrich(ip, user_agent, method)
         geo, device = enrichment.geo, enrichment.device
-        return Traits(
-            country=geo.country,
-            region=geo.region,
-            city=geo.city,
-            asn=geo.asn,
-            device_type=device.type,
-            os=device.os,
-            browser=device.browser,
-            bot=enrichment.bot,
+        return fit_traits(
+            Traits(
+                country=geo.country,
+                region=geo.region,
+                city=geo.city,
+                asn=geo.asn,
+                device_type=device.type,
+                os=device.os,
+                browser=device.browser,
+                bot=enrichment.bot,
+            )
         )

@@ -5,13 +5,18 @@ A click stays findable (by the postback path) from the moment it is taken: here 
 is committed, in the database after. It leaves memory only once the commit succeeded, or when the
 database has been failing so long that memory is full: then the backlog moves to the spool
 (service/spool.py) and is read back once the database returns.
+
+A batch that fails because the database refuses one of its values (store.db.refused_data) is not
+retried whole, for ever: it is halved until each refused click stands alone, the rest is stored,
+and the refused clicks are kept in `quarantined_clicks` with the reason.
 """
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from itertools import islice
@@ -19,13 +24,17 @@ from itertools import islice
 from clickback.core.model import Click
 from clickback.core.reasons import Rejected
 from clickback.core.reporting import hour_of
-from clickback.service.spool import Spool
-from clickback.store.clicks import prune_visitors, write_batch
-from clickback.store.db import Database
+from clickback.service.spool import Spool, encode
+from clickback.store.clicks import prune_visitors, quarantine, write_batch
+from clickback.store.db import Database, refused_data
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_SECONDS = 300
 RETRY_MAX_SECONDS = 5.0
+# quarantined_clicks: the reason's column, and how much of an unreadable spool line is kept.
+MAX_REASON_LEN = 512
+MAX_UNREADABLE_LEN = 64 * 1024
+CAPACITY_SECONDS = 10.0
 
 
 class ClickWriter:
@@ -62,6 +71,9 @@ class ClickWriter:
         self.failures = 0
         self.failing = 0  # flushes failed in a row (0: the last one succeeded)
         self.spool_failures = 0
+        self.quarantined = 0
+        # (when, clicks, seconds) of the last batches written, for write_capacity
+        self._batches: deque[tuple[float, int, float]] = deque(maxlen=1000)
 
     async def take(self, click: Click) -> None:
         """Accept a redirected click; in durable mode, return only once it is on disk."""
@@ -139,7 +151,7 @@ class ClickWriter:
                 if not (self._pending or self._refusals):
                     break
                 batch = list(islice(self._pending.values(), self._batch_size))
-                written += await self._write(batch)
+                written += await self._timed_write(batch)
                 for click in batch:
                     self._pending.pop(click.click_id, None)  # a spill may have emptied memory
             self.spool.written_from_memory()
@@ -154,25 +166,96 @@ class ClickWriter:
                 self._pruned_at = time.monotonic()
             return written
 
+    @property
+    def write_capacity(self) -> int:
+        """Clicks a second this process stored while it was writing (waiting for the write lock
+        included), over its batches of the last CAPACITY_SECONDS: the most it can keep up with
+        now. 0 when it wrote nothing meanwhile."""
+        since = time.monotonic() - CAPACITY_SECONDS
+        recent = [(clicks, seconds) for at, clicks, seconds in self._batches if at >= since]
+        busy = sum(seconds for _, seconds in recent)
+        return int(sum(clicks for clicks, _ in recent) / busy) if busy else 0
+
+    async def _timed_write(self, batch: Sequence[Click]) -> int:
+        started = time.monotonic()
+        written = await self._write(batch)
+        now = time.monotonic()
+        self._batches.append((now, len(batch), now - started))
+        return written
+
     async def _write(self, batch: Sequence[Click]) -> int:
+        """One batch, with the refused-click counts gathered since the last one. If the database
+        refuses a value of it, the rest is stored and the clicks it refused are quarantined."""
         refusals, self._refusals = self._refusals, Counter()
         try:
             return await write_batch(self._db, batch, refusals, self._unique_window_ms)
-        except BaseException:
-            self._refusals.update(refusals)
-            raise
+        except BaseException as exc:
+            if not (isinstance(exc, Exception) and refused_data(exc)):
+                self._refusals.update(refusals)
+                raise
+            refused = exc
+        log.warning("the database refused a batch of %d clicks (%s); isolating", len(batch), _why(refused))
+        if refusals:
+            try:
+                await write_batch(self._db, [], refusals, self._unique_window_ms)
+            except BaseException as exc:
+                if not (isinstance(exc, Exception) and refused_data(exc)):
+                    self._refusals.update(refusals)
+                    raise
+                # Counters, not clicks: nothing to keep them as. Their values are cropped in
+                # core like the clicks', so this is not expected.
+                log.error("refused-click counts dropped: the database refused them (%s)", _why(exc))
+        kept: list[tuple[str, str, str]] = []
+        written = await self._isolate(batch, refused, kept)
+        await self._quarantine(kept)
+        return written
+
+    async def _isolate(
+        self, batch: Sequence[Click], error: Exception, kept: list[tuple[str, str, str]]
+    ) -> int:
+        """Store what the database takes of a refused batch by halves, until each click it refuses
+        stands alone (into `kept`): one bad click in 1,000 costs about 20 small transactions.
+        A failure that is not the data's (the connection lost meanwhile) stops it: the batch is
+        then retried later, and the halves already stored are skipped as stored."""
+        if not batch:  # only refused-click counts were in it: written or dropped already
+            return 0
+        if len(batch) == 1:
+            kept.append((ascii(batch[0].click_id)[1:-1][:64], _why(error), encode(batch[0]).decode()))
+            return 0
+        written = 0
+        middle = len(batch) // 2
+        for half in (batch[:middle], batch[middle:]):
+            try:
+                written += await write_batch(self._db, half, {}, self._unique_window_ms)
+            except Exception as exc:
+                if not refused_data(exc):
+                    raise
+                written += await self._isolate(half, exc, kept)
+        return written
+
+    async def _quarantine(self, kept: Sequence[tuple[str, str, str]]) -> None:
+        if kept:
+            await quarantine(self._db, kept, self._clock())
+            self.quarantined += len(kept)
+            log.error("%d clicks quarantined (quarantined_clicks), first: %s", len(kept), kept[0][1])
 
     async def _drain(self) -> int:
         written = 0
-        while (claimed := self.spool.claim()) is not None:
-            path, clicks = claimed
+        # At most as many files as there are now: when the traffic outruns the writer, the
+        # backlog it spills meanwhile waits for the next flush, as new clicks do, rather than keep
+        # this one (and attribute_waiting after it) from ever ending.
+        for _ in range(self.spool.files):
+            if (claimed := self.spool.claim()) is None:
+                break
             try:
-                for start in range(0, len(clicks), self._batch_size):
-                    written += await self._write(clicks[start : start + self._batch_size])
+                for start in range(0, len(claimed.clicks), self._batch_size):
+                    written += await self._timed_write(claimed.clicks[start : start + self._batch_size])
+                # Lines that are not clicks (a damaged file): kept as they are, not retried.
+                await self._quarantine([_unreadable(line, why) for line, why in claimed.unreadable])
             except BaseException:
-                self.spool.release(path)
+                self.spool.release(claimed.path)
                 raise
-            self.spool.drained(path)
+            self.spool.drained(claimed.path)
         return written
 
     async def run(self) -> None:
@@ -217,3 +300,15 @@ class ClickWriter:
             self._pending.clear()
         finally:
             self.spool.close()
+
+
+def _why(error: BaseException) -> str:
+    """The driver's own message (SQLAlchemy's wrapper adds the statement and every row's
+    parameters), as ASCII without control characters: PostgreSQL's text refuses a NUL."""
+    cause = getattr(error, "orig", None) or error
+    return ascii(f"{type(cause).__name__}: {cause}")[1:-1][:MAX_REASON_LEN]
+
+
+def _unreadable(line: bytes, why: str) -> tuple[str, str, str]:
+    key = "line:" + hashlib.sha256(line).hexdigest()[:32]
+    return key, ascii(why)[1:-1][:MAX_REASON_LEN], ascii(line[:MAX_UNREADABLE_LEN])[2:-1]

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from clickback.core.model import Click, Traits
 
@@ -32,11 +32,39 @@ def encode(click: Click) -> bytes:
 
 
 def decode(line: bytes) -> Click:
-    doc: dict[str, Any] = json.loads(line)
-    doc["clicked_at"] = datetime.fromisoformat(doc["clicked_at"])
-    doc["subs"] = tuple(doc["subs"])
-    doc["traits"] = Traits(**doc["traits"])
-    return Click(**doc)
+    """The click of a line `encode` wrote; ValueError for anything else (a damaged file, a line
+    of another version), which the writer sets apart rather than let it stop the drain."""
+    try:
+        doc: dict[str, Any] = json.loads(line)
+        doc["clicked_at"] = datetime.fromisoformat(doc["clicked_at"])
+        doc["subs"] = tuple(doc["subs"])
+        doc["traits"] = Traits(**doc["traits"])
+        click = Click(**doc)
+    except (ValueError, TypeError, KeyError) as exc:  # UnicodeDecodeError is a ValueError
+        raise ValueError(f"not a spooled click ({type(exc).__name__}: {exc})") from None
+    if not _well_typed(click):
+        raise ValueError("not a spooled click (a value of the wrong type)")
+    return click
+
+
+def _well_typed(c: Click) -> bool:
+    t = c.traits
+    text = [c.click_id, c.campaign, *c.subs, c.source, c.landing_page, c.ip, c.user_agent, c.referrer]
+    text += [c.visitor, t.country, t.region, t.city, t.device_type, t.os, t.browser, t.bot]
+    return (
+        all(type(v) is str for v in text)
+        and all(type(v) is int for v in (c.link_id, c.affiliate_id, c.offer_id))
+        and (t.asn is None or type(t.asn) is int)
+        and len(c.subs) == 5
+        and c.clicked_at.tzinfo is not None
+    )
+
+
+class Claimed(NamedTuple):
+    path: Path
+    clicks: list[Click]
+    # Lines that are not clicks, with why (see decode).
+    unreadable: list[tuple[bytes, str]]
 
 
 class _Segment:
@@ -131,7 +159,7 @@ class Spool:
         self._mirrors, self._current = [], None
         return sum(segment.count for segment in segments)
 
-    def claim(self) -> tuple[Path, list[Click]] | None:
+    def claim(self) -> "Claimed | None":
         """Lock and read one closed segment nobody holds (a spill, or a dead process's file)."""
         for path in sorted(self.directory.glob(f"*{SUFFIX}"), key=_mtime):
             try:
@@ -143,10 +171,16 @@ class Spool:
             except BlockingIOError:  # ours (current or mirror) or another live process's
                 f.close()
                 continue
-            # A torn last line was never fsynced, so its redirect was never sent.
-            clicks = [decode(line) for line in f if line.endswith(b"\n")]
+            claimed = Claimed(path, [], [])
+            for line in f:
+                if not line.endswith(b"\n"):
+                    continue  # a torn last line was never fsynced, so its redirect was never sent
+                try:
+                    claimed.clicks.append(decode(line))
+                except ValueError as exc:
+                    claimed.unreadable.append((line, str(exc)))
             self._claimed[path] = f
-            return path, clicks
+            return claimed
         return None
 
     def drained(self, path: Path) -> None:

@@ -198,6 +198,37 @@ class Database:
             lock.close()
 
 
+# SQLSTATE classes of PostgreSQL's refusals of the data itself: 22 data exception (a value too
+# long, out of range, not valid UTF-8), 23 integrity constraint violation.
+_DATA_CLASSES = ("22", "23")
+# The same refusals made by a driver before the statement is sent, or by SQLite.
+_DATA_ERRORS = (UnicodeError, OverflowError, sqlite3.DataError, sqlite3.IntegrityError)
+
+
+def refused_data(exc: BaseException) -> bool:
+    """Whether a statement failed because of the values it carried, so that the same statement
+    without them would succeed: the click writer then stores the rest of a batch and sets those
+    apart. Anything else (a lost connection, a locked or full database, a bug) is not the data's
+    fault, and a batch failing that way is retried whole."""
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or any(e is s for s in seen):
+            continue
+        seen.append(e)
+        if isinstance(e, _DATA_ERRORS):
+            return True
+        # asyncpg's errors and SQLAlchemy's wrappers of them both name the SQLSTATE.
+        state = getattr(e, "sqlstate", None)
+        if isinstance(state, str) and state[:2] in _DATA_CLASSES:
+            return True
+        # Not __context__: an error raised while handling another (a rollback that failed on a
+        # lost connection) is not caused by it.
+        todo += [e.__cause__, getattr(e, "orig", None)]
+    return False
+
+
 class utc_month(FunctionElement[str]):
     """The month ('YYYY-MM') of a stored UTC time: SQLite keeps UTC text, PostgreSQL a timestamptz
     shown in the session's time zone, hence AT TIME ZONE."""

@@ -219,6 +219,20 @@ click_refusals = Table(
     Column("clicks", BigInteger, nullable=False),
 )
 
+# Clicks the database refused (a value it cannot store, or a spool line that is not a click),
+# kept here with the refusal instead of holding up the rest of their batch. `click` is the click
+# as the spool writes it (JSON, every value escaped to ASCII), or the unreadable line, escaped.
+quarantined_clicks = Table(
+    "quarantined_clicks",
+    metadata,
+    # The click ID, or "line:" and a digest of an unreadable line: one row however often the
+    # same click is refused (a spool replayed again after a failure).
+    Column("click_id", String(64), primary_key=True),
+    Column("quarantined_at", UtcDateTime, nullable=False),
+    Column("reason", String(512), nullable=False),
+    Column("click", Text, nullable=False),
+)
+
 conversions = Table(
     "conversions",
     metadata,

@@ -317,9 +317,21 @@ class RuntimeOut(BaseModel):
         "what a crash of this process right now would lose."
     )
     clicks_written: int
-    clicks_spilled: int = Field(description="Clicks moved to the spool because the database failed.")
+    clicks_spilled: int = Field(
+        description="Clicks moved to the spool because the database failed or could not keep up "
+        "(more than CLICKBACK_CLICK_BUFFER_MAX pending)."
+    )
+    click_write_capacity: int = Field(
+        description="Clicks a second this process stored while writing, over its batches of the last "
+        "10 s (0 if none): the click rate it can keep up with now. On SQLite every worker shares one "
+        "file; a steady rate above it grows clicks_pending, then the spool."
+    )
     spool_files: int
     flush_failures: int
+    clicks_quarantined: int = Field(
+        description="Clicks the database refused (a value it cannot store) or unreadable spool lines: "
+        "set apart in the quarantined_clicks table with the reason, so the rest of their batch is stored."
+    )
     durable_clicks: bool
     spool_failures: int = Field(description="Durable-mode clicks that could not be spooled (disk).")
     catalog_version: int

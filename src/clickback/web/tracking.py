@@ -26,7 +26,9 @@ def forwarded_ip(peer: str, forwarded_for: str, proxy_hops: int) -> str:
     if len(hops) < proxy_hops:
         return peer
     try:
-        return str(ip_address(hops[-proxy_hops]))
+        # Without its zone ID ("fe80::1%eth0"): that names an interface of the proxy's host, is
+        # not part of the client's address, and has no length limit.
+        return str(ip_address(hops[-proxy_hops].partition("%")[0]))
     except ValueError:  # a proxy that writes garbage: fall back to what we can vouch for
         return peer
 

@@ -1,0 +1,48 @@
+"""Which failures are the data's (the click writer isolates the refused clicks) and which are
+not (the batch is retried whole, as when the database is away)."""
+
+import sqlite3
+
+import asyncpg.exceptions as pg  # type: ignore[import-untyped]
+import pytest
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from clickback.store.db import refused_data
+
+
+def caused(error: BaseException, by: BaseException) -> BaseException:
+    error.__cause__ = by
+    return error
+
+
+def during(error: BaseException, handling: BaseException) -> BaseException:
+    error.__context__ = handling
+    return error
+
+
+@pytest.mark.parametrize(
+    ("error", "data"),
+    [
+        (pg.StringDataRightTruncationError("value too long for type character varying(45)"), True),
+        (pg.CharacterNotInRepertoireError('invalid byte sequence for encoding "UTF8": 0x00'), True),
+        (pg.NotNullViolationError("null value in column"), True),
+        (UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"), True),
+        (OverflowError("Python int too large to convert to SQLite INTEGER"), True),
+        (sqlite3.IntegrityError("NOT NULL constraint failed"), True),
+        # SQLAlchemy's wrapper of a driver's error, and an error raised from another
+        (DBAPIError("INSERT ...", None, caused(Exception("adapted"), pg.DataError("invalid input"))), True),
+        (pg.ConnectionDoesNotExistError("connection was closed in the middle of operation"), False),
+        (pg.CannotConnectNowError("the database system is starting up"), False),
+        (pg.DiskFullError("could not extend file"), False),
+        (pg.DeadlockDetectedError("deadlock detected"), False),
+        (pg.ReadOnlySQLTransactionError("cannot execute INSERT in a read-only transaction"), False),
+        (ConnectionRefusedError(111, "Connection refused"), False),
+        (OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")), False),
+        (TypeError("a bug"), False),
+        # a rollback that failed on a lost connection while a data error was being handled
+        (during(pg.ConnectionDoesNotExistError("closed"), pg.StringDataRightTruncationError("x")), False),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v),
+)
+def test_only_refusals_of_the_values_themselves_are_the_datas(error: BaseException, data: bool) -> None:
+    assert refused_data(error) is data
