@@ -102,7 +102,8 @@ def test(args: list[str]) -> None:
     run(BIN / "ruff", "check", ".")
     run(BIN / "ruff", "format", "--check", ".")
     run(BIN / "mypy")
-    run(BIN / "pytest", *args)
+    # One test process per CPU (pytest-xdist); `python3 dev.py test -n 0` runs them in this one.
+    run(BIN / "pytest", "-n", "auto", *args)
 
 
 if __name__ == "__main__":

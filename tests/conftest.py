@@ -24,6 +24,7 @@ import uvicorn
 import uvloop
 from hypothesis import settings
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from clickback.config import Settings
 from clickback.service.runtime import Runtime
@@ -46,7 +47,45 @@ BROWSER_UA = (
     "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
 )
 SECRET = "5e" * 32
-PG_URL = os.environ.get("CLICKBACK_TEST_POSTGRES_URL", "")
+
+
+def worker_database(url: str) -> str:
+    """The PostgreSQL test database of this pytest-xdist worker: the configured one with the
+    worker's name appended (created on first use), so workers never wipe each other's tables."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not (url and worker):
+        return url
+    name = f"{make_url(url).database}_{worker}"
+
+    async def create() -> None:
+        db = connect(url)
+        try:
+            async with db.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+                exists = await conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+                if not exists:
+                    await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        finally:
+            await db.close()
+
+    asyncio.run(create())
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+# The longest tests first: under pytest-xdist, no worker is then left running one of them alone
+# at the end while the others have finished.
+SLOW_FIRST = (
+    "tests/deploy/",
+    "tests/web/test_api_schema_fuzz.py",
+    "tests/test_startup.py",
+    "tests/test_backup.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.nodeid.startswith(SLOW_FIRST))
+
+
+PG_URL = worker_database(os.environ.get("CLICKBACK_TEST_POSTGRES_URL", ""))
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
 
@@ -180,11 +219,12 @@ async def _wipe(runtime: Runtime) -> None:
     await runtime.writer.flush()
     tables = [t.name for t in metadata.sorted_tables if t.name != "catalog_version"]
     async with runtime.db.write() as conn:
+        for name in reversed(tables):
+            await conn.execute(text(f"DELETE FROM {name}"))  # noqa: S608 - our own table names
         if runtime.db.dialect == "postgresql":
-            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for name in reversed(tables):
-                await conn.execute(text(f"DELETE FROM {name}"))  # noqa: S608 - our own table names
+            # Identities from 1 again, as on a new database. DELETE and this take a quarter of
+            # TRUNCATE's time on tables this small (TRUNCATE replaces every table's files).
+            await conn.execute(text("SELECT setval(oid, 1, false) FROM pg_class WHERE relkind = 'S'"))
         await conn.execute(text("UPDATE catalog_version SET version = version + 1"))
     await runtime.catalog.reload()
 

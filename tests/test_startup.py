@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import make_url
 
 from tests.conftest import API_KEY, BROWSER_UA, PG_URL, SECRET
@@ -358,22 +359,31 @@ def test_two_workers_report_the_whole_servers_metrics_and_log_lines_without_secr
                 )
                 assert reply.json()["result"] == "accepted", reply.text
 
-        def accepted() -> set[float]:
+        def accepted() -> set[tuple[tuple[str, float], ...]]:
+            """The accepted postbacks by worker, as each scrape reports them."""
             seen = set()
             for _ in range(6):
                 with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth) as one:
-                    text = one.get("/metrics").text
-                seen |= {
-                    float(line.rsplit(" ", 1)[1])
-                    for line in text.splitlines()
-                    if line.startswith('clickback_postbacks_total{reason="",result="accepted"}')
-                }
+                    families = text_string_to_metric_families(one.get("/metrics").text)
+                    seen.add(
+                        tuple(
+                            sorted(
+                                (s.labels["worker"], s.value)
+                                for family in families
+                                if family.name == "clickback_postbacks"
+                                for s in family.samples
+                                if s.name.endswith("_total") and s.labels["result"] == "accepted"
+                            )
+                        )
+                    )
             return seen
 
-        assert accepted() == {10.0}  # whichever worker answers, the whole server's figure
+        (by_worker,) = accepted()  # whichever worker answers, every worker's figure
+        assert sum(value for _, value in by_worker) == 10
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     postbacks = [line for line in lines if line.get("logger") == "clickback.service.postbacks"]
     assert len(postbacks) == 10 and {line["result"] for line in postbacks} == {"accepted"}
     assert {line["pid"] for line in lines} >= {line["pid"] for line in postbacks}
+    assert {worker for worker, _ in by_worker} == {str(line["pid"]) for line in postbacks}
     assert any(line.get("path") == "/api/links" and line.get("status") == 201 for line in lines)
     assert token not in log.read_text() and API_KEY not in log.read_text()

@@ -377,6 +377,8 @@ def test_lone_surrogate_in_json_is_invalid_characters(name: str, value: str) -> 
         ("cur", "GBP", "currency", "GBP"),
         ("secret", TOKEN, "token", NORTHSTAR),
     ],
+    # The same test IDs in every process (pytest-xdist's workers must agree): not the random ID.
+    ids=lambda value: "click-id" if value == CLICK_ID else None,
 )
 def test_alias_of_another_platform_fills_our_field(
     alias: str, value: str, field: str, expected: object
@@ -447,6 +449,7 @@ def test_blank_status_counts_as_not_given() -> None:
 @pytest.mark.parametrize(
     ("txn", "key"),
     [("T-1", "T-1"), (" T-2 ", "T-2"), (None, "click:" + CLICK_ID), ("", "click:" + CLICK_ID)],
+    ids=["txn", "padded-txn", "no-txn", "blank-txn"],
 )
 def test_dedupe_key_is_the_transaction_id_or_the_click(txn: str | None, key: str) -> None:
     assert accepted(read(query(txn_id=txn))).dedupe_key == key

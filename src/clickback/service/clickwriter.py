@@ -24,6 +24,7 @@ from itertools import islice
 from clickback.core.model import Click
 from clickback.core.reasons import Rejected
 from clickback.core.reporting import hour_of
+from clickback.metrics import CLICK_BACKLOG, CLICK_BATCH_SECONDS, CLICKS, SPOOL_FILES, worker
 from clickback.service.spool import Spool, encode
 from clickback.store.clicks import prune_visitors, quarantine, write_batch
 from clickback.store.db import Database, refused_data
@@ -181,6 +182,7 @@ class ClickWriter:
         written = await self._write(batch)
         now = time.monotonic()
         self._batches.append((now, len(batch), now - started))
+        CLICK_BATCH_SECONDS.labels(worker()).observe(now - started)
         return written
 
     async def _write(self, batch: Sequence[Click]) -> int:
@@ -188,12 +190,15 @@ class ClickWriter:
         refuses a value of it, the rest is stored and the clicks it refused are quarantined."""
         refusals, self._refusals = self._refusals, Counter()
         try:
-            return await write_batch(self._db, batch, refusals, self._unique_window_ms)
+            written = await write_batch(self._db, batch, refusals, self._unique_window_ms)
         except BaseException as exc:
             if not (isinstance(exc, Exception) and refused_data(exc)):
                 self._refusals.update(refusals)
                 raise
             refused = exc
+        else:
+            _count(written, refusals)
+            return written
         log.warning("the database refused a batch of %d clicks (%s); isolating", len(batch), _why(refused))
         if refusals:
             try:
@@ -205,9 +210,12 @@ class ClickWriter:
                 # Counters, not clicks: nothing to keep them as. Their values are cropped in
                 # core like the clicks', so this is not expected.
                 log.error("refused-click counts dropped: the database refused them (%s)", _why(exc))
+            else:
+                _count(0, refusals)
         kept: list[tuple[str, str, str]] = []
         written = await self._isolate(batch, refused, kept)
         await self._quarantine(kept)
+        CLICKS.labels(worker(), "taken", "").inc(written)
         return written
 
     async def _isolate(
@@ -279,6 +287,9 @@ class ClickWriter:
                     log.exception("click flush failing (%d tries); %d clicks kept", failing, self.pending)
                 # Back off whatever wakes arrive: the database is down, not the buffer full.
                 await self._nap(self._stopping, min(RETRY_MAX_SECONDS, self._flush_seconds * 2**failing))
+            finally:
+                CLICK_BACKLOG.labels(worker()).set(self.pending)
+                SPOOL_FILES.labels(worker()).set(self.spool.files)
 
     async def _nap(self, event: asyncio.Event, seconds: float | None = None) -> None:
         with contextlib.suppress(TimeoutError):
@@ -300,6 +311,18 @@ class ClickWriter:
             self._pending.clear()
         finally:
             self.spool.close()
+
+
+def _count(stored: int, refusals: Counter[tuple[int, str, str]]) -> None:
+    """The metrics of a batch just committed: counted here, once per batch, not on the click path
+    (a click stored twice, from memory and from its spool line, is stored and counted once)."""
+    if stored:
+        CLICKS.labels(worker(), "taken", "").inc(stored)
+    by_reason: Counter[str] = Counter()
+    for (_, reason, _), clicks in refusals.items():
+        by_reason[reason] += clicks
+    for reason, clicks in by_reason.items():
+        CLICKS.labels(worker(), "refused", reason).inc(clicks)
 
 
 def _why(error: BaseException) -> str:

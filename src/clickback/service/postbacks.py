@@ -45,7 +45,7 @@ from clickback.core.model import Catalog, Click
 from clickback.core.outcome import Outcome, Result
 from clickback.core.reasons import Reason, Rejected
 from clickback.logs import Repeated
-from clickback.metrics import LEDGER_ENTRIES, POSTBACK_SECONDS, POSTBACKS
+from clickback.metrics import LEDGER_ENTRIES, POSTBACK_SECONDS, POSTBACKS, worker
 from clickback.service import commissions
 from clickback.service.catalog_cache import CatalogCache
 from clickback.service.clickwriter import ClickWriter
@@ -101,8 +101,8 @@ class Postbacks:
         outcome = await self._record(raw)
         elapsed = time.perf_counter() - started
         reason = outcome.reason.code if outcome.reason else ""
-        POSTBACKS.labels(outcome.result.value, reason).inc()
-        POSTBACK_SECONDS.observe(elapsed)
+        POSTBACKS.labels(worker(), outcome.result.value, reason).inc()
+        POSTBACK_SECONDS.labels(worker()).observe(elapsed)
         # One line a postback, without its query: the token is in it (the postback log keeps it).
         log.info(
             "postback %s %s %s",
@@ -180,7 +180,7 @@ class Postbacks:
 
         result = await self._db.run_write(run)
         for kind, booked in recordings[-1].entries.items():
-            LEDGER_ENTRIES.labels(kind).inc(booked)
+            LEDGER_ENTRIES.labels(worker(), kind).inc(booked)
         return result
 
 
