@@ -14,6 +14,10 @@ for CPA), takes real clicks through the tracking links, then sends unique postba
    sends each request at its scheduled time whatever the previous ones did; latency counts from
    that scheduled time, so a stall delays every request behind it as it would a real sender's.
 
+Before the phases, a warm-up (--warmup plain postbacks and a quarter as many players, at 400/s)
+and, on PostgreSQL, ANALYZE: the tables then have the statistics autovacuum keeps on a database in
+use, which it gathers about once a minute, after a run would be over (Database.analyze).
+
 Figures per phase: accepted postbacks/s (conversions the database holds afterwards, over the
 phase's duration), server CPU per postback (all clickback processes) and the database server's
 CPU (PostgreSQL's processes; SQLite runs inside clickback). Every postback answered 2xx must be
@@ -67,6 +71,8 @@ PG_DATABASE = "clickback_bench"  # dropped and created afresh by every run
 MAX_OPEN_CONNECTIONS = 512  # the open-loop client's ceiling: beyond it the server is lost anyway
 SETTLE_S = 1.0  # after a phase, for the CPU window to include replies still in flight
 CLICK_CONCURRENCY = 32
+# The warm-up's postbacks/s: well under what either database takes, so it never queues.
+WARMUP_RATE = 400.0
 
 # Each wrk thread sends its own share of the prepared paths once, in order; once they are used
 # up it asks for /healthz (counted apart) so that no postback is ever sent twice.
@@ -166,6 +172,14 @@ class Database:
             return
         self._psql("postgres", f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
         self._psql("postgres", f"CREATE DATABASE {PG_DATABASE}")
+
+    def analyze(self) -> None:
+        """Statistics for PostgreSQL's planner, as autovacuum keeps them on a database in use (it
+        looks about once a minute, and a run is over before then). Without them, a statement
+        prepared on a new, near-empty table keeps the plan made then, a scan of the table.
+        Plans made before are made again. SQLite plans each statement without statistics."""
+        if self.pg is not None:
+            self._psql(PG_DATABASE, "ANALYZE")
 
     def count(self, sql: str) -> int:
         if self.pg is None:
@@ -356,15 +370,15 @@ def plain_paths(click_ids: Sequence[str], token: str, tag: str) -> list[str]:
     ]
 
 
-def igaming_paths(click_ids: Sequence[str], token: str) -> list[str]:
+def igaming_paths(click_ids: Sequence[str], token: str, tag: str) -> list[str]:
     """A registration per player, and their first deposit about 64 postbacks later."""
     regs = [
-        f"/postback?click_id={c}&event=registration&player_id=P{n}&token={token}"
+        f"/postback?click_id={c}&event=registration&player_id={tag}P{n}&token={token}"
         for n, c in enumerate(click_ids)
     ]
     ftds = [
-        f"/postback?click_id={c}&event=first_deposit&player_id=P{n}&payout=50&currency=EUR"
-        f"&txn_id=D{n}&token={token}"
+        f"/postback?click_id={c}&event=first_deposit&player_id={tag}P{n}&payout=50&currency=EUR"
+        f"&txn_id={tag}D{n}&token={token}"
         for n, c in enumerate(click_ids)
     ]
     out: list[str] = []
@@ -492,15 +506,22 @@ def one_run(wrk: str, args: argparse.Namespace, tmp: Path) -> Run:
         n_plain = args.postbacks
         n_open = int(args.rate * args.open_seconds)
         n_players = args.postbacks // 2
-        click_paths = [f"/c/{plain_link}?sub1=s{n % 50}" for n in range(n_plain + n_open)]
-        click_paths += [f"/c/{casino_link}?sub1=s{n % 50}" for n in range(n_players)]
+        n_warm = args.warmup
+        click_paths = [f"/c/{plain_link}?sub1=s{n % 50}" for n in range(n_plain + n_open + n_warm)]
+        click_paths += [f"/c/{casino_link}?sub1=s{n % 50}" for n in range(n_players + n_warm // 4)]
         ids = asyncio.run(take_clicks(port, click_paths))
         wait_clicks(db, len(ids))
-        plain_ids, open_ids, casino_ids = (
+        plain_ids, open_ids, warm_ids, casino_ids, warm_casino_ids = (
             ids[:n_plain],
             ids[n_plain : n_plain + n_open],
-            ids[n_plain + n_open :],
+            ids[n_plain + n_open : n_plain + n_open + n_warm],
+            ids[n_plain + n_open + n_warm : -(n_warm // 4) or None],
+            ids[len(ids) - n_warm // 4 :],
         )
+        if n_warm:
+            warm_paths = plain_paths(warm_ids, token, "W") + igaming_paths(warm_casino_ids, token, "W")
+            asyncio.run(open_loop(port, warm_paths, WARMUP_RATE))
+            db.analyze()
         run.healthz_rps, run.healthz_cpu_ms = healthz_reference(wrk, port, proc.pid, args)
         sales = "SELECT count(*) FROM conversions WHERE event = 'sale'"
         run.phases["plain"] = wrk_phase(
@@ -508,7 +529,7 @@ def one_run(wrk: str, args: argparse.Namespace, tmp: Path) -> Run:
         )
         player_events = "SELECT count(*) FROM conversions WHERE event IN ('registration', 'first_deposit')"
         run.phases["igaming"] = wrk_phase(
-            "igaming", wrk, port, proc.pid, db, igaming_paths(casino_ids, token), player_events, args, tmp
+            "igaming", wrk, port, proc.pid, db, igaming_paths(casino_ids, token, ""), player_events, args, tmp
         )
         before = db.count(sales)
         cpu0, db0 = tree_cpu_seconds(proc.pid), db.server_cpu_s()
@@ -610,6 +631,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=40_000,
         help="plain postbacks prepared for the closed-loop phase (and half as many players)",
     )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=1600,
+        help="plain postbacks (and a quarter as many players) sent before the phases (default 1600)",
+    )
     parser.add_argument("--rate", type=float, default=500.0, help="open-loop postbacks/s (default 500)")
     parser.add_argument("--open-seconds", type=float, default=10.0)
     args = parser.parse_args(argv)
@@ -617,6 +644,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--workers 1..16, --runs 1..20, --duration 1..120")
     if not (1 <= args.rate <= 5000 and 1 <= args.open_seconds <= 120 and 100 <= args.postbacks <= 500_000):
         parser.error("--rate 1..5000, --open-seconds 1..120, --postbacks 100..500000")
+    if not 0 <= args.warmup <= 100_000:
+        parser.error("--warmup 0..100000")
     return args
 
 

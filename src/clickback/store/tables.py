@@ -275,7 +275,9 @@ conversions = Table(
     Column("attributed_at", UtcDateTime, nullable=True),
     # Exactly-once comes from this key, not from check-then-insert.
     UniqueConstraint("advertiser_id", "dedupe_key", "dedupe_event"),
-    Index(None, "advertiser_id", "player_id"),
+    # Led by player_id: led by advertiser_id it competed with the unique key above for the
+    # dedupe lookups, and won on a table not yet analyzed (migration 0005).
+    Index(None, "player_id", "advertiser_id"),
     Index(
         "ix_conversions_unattributed",
         "id",
