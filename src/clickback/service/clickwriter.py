@@ -215,7 +215,7 @@ class ClickWriter:
         kept: list[tuple[str, str, str]] = []
         written = await self._isolate(batch, refused, kept)
         await self._quarantine(kept)
-        CLICKS.labels(worker(), "taken", "").inc(written)
+        _count(written, Counter())
         return written
 
     async def _isolate(
