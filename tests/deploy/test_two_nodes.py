@@ -312,7 +312,7 @@ def test_two_nodes_behind_nginx_keep_every_acknowledged_click_and_postback_when_
 
     served = (tmp_path / "access.log").read_text()
     answered = {txn for txn, result in traffic.answers.items() if result in ("accepted", "duplicate")}
-    assert seen_after < REFRESH_SECONDS + 2, seen_after
+    assert seen_after < REFRESH_SECONDS + 3, seen_after  # the refresh interval, and a busy machine's slack
     assert before_kill > 0 and len(traffic.answers) > before_kill  # traffic on both sides of the kill
     for node in nodes:  # nginx spread the postbacks over both nodes
         assert f"127.0.0.1:{node.port} /postback" in served
