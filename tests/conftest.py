@@ -56,19 +56,25 @@ def worker_database(url: str) -> str:
     if not (url and worker):
         return url
     name = f"{make_url(url).database}_{worker}"
+    if not admin_sql(url, "SELECT 1 FROM pg_database WHERE datname = :name", name=name):
+        admin_sql(url, f'CREATE DATABASE "{name}"')
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
 
-    async def create() -> None:
+
+def admin_sql(url: str, statement: str, **params: Any) -> Any:
+    """One statement outside a transaction (CREATE or DROP DATABASE) on PostgreSQL at `url`;
+    its first value, if it returns rows."""
+
+    async def run() -> Any:
         db = connect(url)
         try:
             async with db.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
-                exists = await conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
-                if not exists:
-                    await conn.execute(text(f'CREATE DATABASE "{name}"'))
+                result = await conn.execute(text(statement), params)
+                return result.scalar() if result.returns_rows else None
         finally:
             await db.close()
 
-    asyncio.run(create())
-    return make_url(url).set(database=name).render_as_string(hide_password=False)
+    return asyncio.run(run())
 
 
 # The longest tests first: under pytest-xdist, no worker is then left running one of them alone

@@ -22,7 +22,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import make_url
 
-from tests.conftest import API_KEY, BROWSER_UA, PG_URL, SECRET
+from tests.conftest import API_KEY, BROWSER_UA, PG_URL, SECRET, admin_sql
 
 CLICKBACK = Path(sys.executable).parent / "clickback"
 ROOT = Path(__file__).parent.parent
@@ -262,22 +262,8 @@ def test_serve_starts_while_postgresql_is_unreachable_and_catches_up(tmp_path: P
 def _catches_up(
     http: httpx.Client, proc: subprocess.Popen[str], log: Path, database: str, db_port: int
 ) -> None:
-    import asyncio
-
-    from sqlalchemy import text
-
-    from clickback.store.db import connect
-
-    async def admin(statement: str) -> None:
-        db = connect(PG_URL)
-        try:
-            async with db.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
-                await conn.execute(text(statement))
-        finally:
-            await db.close()
-
     pg = make_url(PG_URL)
-    asyncio.run(admin(f'CREATE DATABASE "{database}"'))
+    admin_sql(PG_URL, f'CREATE DATABASE "{database}"')
     try:
         with relay(db_port, (pg.host or "127.0.0.1", pg.port or 5432)):
             wait_for(answers(http, "/readyz", 200), proc, log)
@@ -305,7 +291,7 @@ def _catches_up(
             proc.terminate()
             proc.wait(WAIT_SECONDS)
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        admin_sql(PG_URL, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def test_two_workers_report_the_whole_servers_metrics_and_log_lines_without_secrets(tmp_path: Path) -> None:

@@ -96,6 +96,14 @@ def nginx_in_front_of(app_port: int, tmp_path: Path) -> Iterator[tuple[int, int]
     )  # fmt: skip
     http_port, https_port = free_port(), free_port()
     (tmp_path / "site.conf").write_text(adapted_site(app_port, http_port, https_port, cert, key, tmp_path))
+    with nginx(tmp_path, f"    include {tmp_path / 'site.conf'};", https_port):
+        yield http_port, https_port
+
+
+@contextmanager
+def nginx(tmp_path: Path, http: str, port: int) -> Iterator[None]:
+    """nginx in the foreground, its files in tmp_path and `http` in its http block, from when it
+    listens on `port` to the end."""
     temp = "\n".join(f"    {kind}_temp_path {tmp_path / kind};" for kind in ("client_body", "proxy"))
     (tmp_path / "nginx.conf").write_text(
         f"""daemon off;
@@ -107,7 +115,7 @@ error_log {tmp_path / "error.log"} warn;
 events {{ worker_connections 256; }}
 http {{
 {temp}
-    include {tmp_path / "site.conf"};
+{http}
 }}
 """
     )
@@ -116,11 +124,11 @@ http {{
     assert checked.returncode == 0, checked.stderr
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        while not listening(https_port):
+        while not listening(port):
             assert process.poll() is None, (tmp_path / "error.log").read_text()
             # Nothing tells when nginx listens: look again.
             threading.Event().wait(0.02)
-        yield http_port, https_port
+        yield
     finally:
         process.terminate()
         process.wait(10)

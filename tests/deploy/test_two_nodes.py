@@ -8,7 +8,6 @@ answer (its node died under it) is sent again, as a sender's retry policy would.
 
 import asyncio
 import contextlib
-import getpass
 import os
 import signal
 import subprocess
@@ -23,13 +22,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from clickback.store.db import connect
 from clickback.store.tables import clicks, conversions
-from tests.conftest import API_KEY, BACKENDS, BROWSER_UA, PG_URL
-from tests.deploy.test_host import listening, tool
+from tests.conftest import API_KEY, BACKENDS, BROWSER_UA, PG_URL, admin_sql
+from tests.deploy.test_host import nginx
 from tests.processes import CLICKBACK, clickback_env, free_port
 
 REFRESH_SECONDS = 0.3  # CLICKBACK_CATALOG_REFRESH_SECONDS of both nodes: the documented delay
@@ -46,21 +45,12 @@ def database(backend: str, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
         return
     name = f"{make_url(PG_URL).database}_two_nodes"
-
-    async def admin(statement: str) -> None:
-        db = connect(PG_URL)
-        try:
-            async with db.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
-                await conn.execute(text(statement))
-        finally:
-            await db.close()
-
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    admin_sql(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin_sql(PG_URL, f'CREATE DATABASE "{name}"')
     try:
         yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin_sql(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class ServeNode:
@@ -121,17 +111,7 @@ def nginx_balancing(ports: list[int], tmp_path: Path) -> Iterator[int]:
     """nginx spreading requests over `ports` as docs/scaling.md configures it: its port."""
     port = free_port()
     servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in ports)
-    (tmp_path / "nginx.conf").write_text(
-        f"""daemon off;
-user {getpass.getuser()};
-worker_processes 1;
-pid {tmp_path / "nginx.pid"};
-error_log {tmp_path / "error.log"} warn;
-events {{ worker_connections 256; }}
-http {{
-    client_body_temp_path {tmp_path / "client_body"};
-    proxy_temp_path {tmp_path / "proxy"};
-    log_format upstream '$upstream_addr $uri';
+    http = f"""    log_format upstream '$upstream_addr $uri';
     access_log {tmp_path / "access.log"} upstream;
     upstream clickback {{
 {servers}
@@ -146,19 +126,9 @@ http {{
             proxy_connect_timeout 1s;
             proxy_next_upstream error timeout;
         }}
-    }}
-}}
-"""
-    )
-    command = [tool("nginx"), "-e", tmp_path / "error.log", "-p", tmp_path, "-c", tmp_path / "nginx.conf"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_until("nginx listens", lambda: listening(port) or process.poll() is not None)
-        assert process.poll() is None, (tmp_path / "error.log").read_text()
+    }}"""
+    with nginx(tmp_path, http, port):
         yield port
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 @dataclass
@@ -292,10 +262,16 @@ def test_two_nodes_behind_nginx_keep_every_acknowledged_click_and_postback_when_
         # spool reaches the database now.
         a.start()
         wait_until("node a ready again", a.ready)
-        # Postbacks whose node died before answering: the sender tries again, through nginx.
-        unanswered = [txn for txn, result in traffic.answers.items() if not result]
-        for txn in unanswered:
-            traffic.answers[txn] = result_of(browser, f"{lb}/postback", traffic.postbacks[txn])
+        # Postbacks whose node died before answering (or that were answered 503 meanwhile): the
+        # sender tries again through nginx until one answer says recorded, as its retry policy
+        # would.
+        for txn in [txn for txn, result in traffic.answers.items() if not result]:
+
+            def answered_now(txn: str = txn) -> bool:
+                traffic.answers[txn] = result_of(browser, f"{lb}/postback", traffic.postbacks[txn])
+                return bool(traffic.answers[txn])
+
+            wait_until(f"postback {txn} answered", answered_now)
 
         def all_attributed() -> bool:
             return asyncio.run(counted(url))[2] == 0

@@ -1,23 +1,36 @@
 """GET /metrics: Prometheus figures behind the API key."""
 
 import os
+from collections.abc import Callable
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import API_KEY, Client, World
 
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
-def samples(client: Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+
+def samples(client: Client) -> Samples:
     """The figures of this process's worker, by name and labels (the worker's left out)."""
     response = client.http.get("/metrics", headers={"authorization": f"Bearer {API_KEY}"})
     assert response.status_code == 200, response.text
-    found = {}
+    found: Samples = {}
     for family in text_string_to_metric_families(response.text):
         for s in family.samples:
             if family.name.startswith("clickback_"):
                 assert s.labels.pop("worker") == str(os.getpid())
             found[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return found
+
+
+def growth(before: Samples, after: Samples) -> Callable[..., float]:
+    """How much a figure, by name and labels, grew from `before` to `after`."""
+
+    def grew(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    return grew
 
 
 def test_metrics_count_postbacks_by_result_and_reason_behind_the_api_key(
@@ -33,11 +46,7 @@ def test_metrics_count_postbacks_by_result_and_reason_behind_the_api_key(
     client.postback(click_id=click_id, event="registration", token=world.token)
     client.postback(click_id=click_id, event="registration", token="nope")
 
-    after = samples(client)
-
-    def grew(name: str, **labels: str) -> float:
-        key = (name, tuple(sorted(labels.items())))
-        return after.get(key, 0.0) - before.get(key, 0.0)
+    grew = growth(before, samples(client))
 
     assert grew("clickback_postbacks_total", result="accepted", reason="") == 1
     assert grew("clickback_postbacks_total", result="duplicate", reason="duplicate") == 1
@@ -53,14 +62,11 @@ def test_metrics_count_clicks_stored_and_refused_by_reason_and_the_writers_batch
         client.click(world.alice_casino)
     assert client.http.get("/c/no-such-link").status_code == 404
     client.flush()
-    after = samples(client)
-
-    def grew(name: str, **labels: str) -> float:
-        key = (name, tuple(sorted(labels.items())))
-        return after.get(key, 0.0) - before.get(key, 0.0)
+    grew = growth(before, samples(client))
 
     assert grew("clickback_clicks_total", outcome="taken", reason="") == 3
     assert grew("clickback_clicks_total", outcome="refused", reason="unknown_link") == 1
     assert grew("clickback_click_batch_seconds_count") >= 1
-    assert ("clickback_click_backlog", ()) in after
-    assert ("clickback_spool_files", ()) in after
+    now = samples(client)
+    assert ("clickback_click_backlog", ()) in now
+    assert ("clickback_spool_files", ()) in now

@@ -75,6 +75,7 @@ class ClickWriter:
         self.quarantined = 0
         # (when, clicks, seconds) of the last batches written, for write_capacity
         self._batches: deque[tuple[float, int, float]] = deque(maxlen=1000)
+        self._gauges()
 
     async def take(self, click: Click) -> None:
         """Accept a redirected click; in durable mode, return only once it is on disk."""
@@ -142,6 +143,16 @@ class ClickWriter:
 
     async def flush(self) -> int:
         """Write everything pending now, then any spooled backlog; returns clicks inserted."""
+        try:
+            return await self._flush()
+        finally:
+            self._gauges()
+
+    def _gauges(self) -> None:
+        CLICK_BACKLOG.labels(worker()).set(self.pending)
+        SPOOL_FILES.labels(worker()).set(self.spool.files)
+
+    async def _flush(self) -> int:
         async with self._lock:
             # The segments closed here hold only clicks pending now, and only what is pending now
             # is written: under load, clicks arriving meanwhile wait for the next flush rather
@@ -287,9 +298,6 @@ class ClickWriter:
                     log.exception("click flush failing (%d tries); %d clicks kept", failing, self.pending)
                 # Back off whatever wakes arrive: the database is down, not the buffer full.
                 await self._nap(self._stopping, min(RETRY_MAX_SECONDS, self._flush_seconds * 2**failing))
-            finally:
-                CLICK_BACKLOG.labels(worker()).set(self.pending)
-                SPOOL_FILES.labels(worker()).set(self.spool.files)
 
     async def _nap(self, event: asyncio.Event, seconds: float | None = None) -> None:
         with contextlib.suppress(TimeoutError):
