@@ -89,6 +89,15 @@ PG_URL = worker_database(os.environ.get("CLICKBACK_TEST_POSTGRES_URL", ""))
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
 
+# Outbound postbacks in tests: to the tests' own receivers on loopback, retried at once (the
+# schedule scaled down: core/retry.py), each attempt given a second.
+OUTBOUND_TEST_SETTINGS: dict[str, Any] = {
+    "outbound_allow": "127.0.0.1/32",
+    "outbound_retry_base_seconds": 0.001,
+    "outbound_timeout_seconds": 1.0,
+}
+
+
 def settings_for(url: str, data_dir: Path, **overrides: Any) -> Settings:
     return Settings(
         database_url=url,
@@ -96,7 +105,7 @@ def settings_for(url: str, data_dir: Path, **overrides: Any) -> Settings:
         api_key=API_KEY,
         secret_key=SECRET,
         public_url="http://127.0.0.1",
-        **overrides,
+        **(OUTBOUND_TEST_SETTINGS | overrides),
     )
 
 

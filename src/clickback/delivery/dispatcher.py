@@ -1,0 +1,179 @@
+"""The outbox dispatcher: claims due deliveries, sends each (delivery/sender.py), logs the attempt
+and moves the delivery on: delivered, tried again later (core/retry.py), failed for good, or a
+dead letter. Runs inside `clickback serve` (beside the click writer) and in `clickback worker`.
+
+Isolation: at most `per_destination` attempts of one destination are in flight in a dispatcher,
+and rows of a destination at its limit are not claimed, so a destination that answers slowly (or
+not at all, until the timeout) only ever holds its own share of the `concurrency` slots.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from clickback.core.outbound import mask_url
+from clickback.core.retry import Verdict, after_failure, retry_after, verdict
+from clickback.delivery.sender import Reply, Request, Sender
+from clickback.logs import Repeated
+from clickback.metrics import OUTBOUND_DELIVERIES, worker
+from clickback.store import outbound as store
+from clickback.store.db import Database
+
+log = logging.getLogger(__name__)
+# A claim lasts the attempt's longest time twice over, and then some: a dispatcher that died
+# mid-attempt (kill -9) leaves its rows to others once it runs out.
+LEASE_MARGIN = timedelta(seconds=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    timeout: float = 10
+    retry_base: float = 30
+    concurrency: int = 64
+    per_destination: int = 4
+    pause_after: int = 50
+    poll: float = 1.0
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=2 * self.timeout) + LEASE_MARGIN
+
+
+class Dispatcher:
+    def __init__(self, db: Database, sender: Sender, policy: Policy, clock: Callable[[], datetime]) -> None:
+        self._db = db
+        self._sender = sender
+        self.policy = policy
+        self._clock = clock
+        self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._kick = asyncio.Event()
+        self._in_flight: Counter[str] = Counter()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._failures = Repeated(log, "outbound dispatcher cannot reach the database")
+        self.attempts = 0
+
+    def wake(self) -> None:
+        """New deliveries committed in this process: look now rather than at the next poll."""
+        self._kick.set()
+
+    async def run(self) -> None:
+        while not self._stopping:
+            try:
+                more = await self._round()
+                self._failures.succeeded()
+            except self._db.errors as exc:
+                self._failures.failed(exc)
+                more = False
+            except Exception:
+                # A bug must not stop every outbound postback of the process: said, and retried.
+                log.exception("outbound dispatcher round failed")
+                more = False
+            if not more:
+                await self._idle()
+
+    async def _round(self) -> bool:
+        """Claim what this dispatcher has room for and start sending it; whether to look again."""
+        p = self.policy
+        free = p.concurrency - len(self._tasks)
+        if free <= 0:
+            return False
+        busy = [d for d, n in self._in_flight.items() if n >= p.per_destination]
+        claimed = await store.claim(self._db, self.owner, self._clock(), p.lease, free, busy)
+        excess = []
+        for row in claimed:
+            if self._in_flight[row.destination] >= p.per_destination:
+                excess.append(row.id)
+                continue
+            self._in_flight[row.destination] += 1
+            task = asyncio.create_task(self._attempt(row), name=f"outbound-{row.id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
+        if excess:
+            await store.release(self._db, self.owner, excess)
+        return len(claimed) > len(excess) and len(claimed) == free
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._kick.set()
+
+    async def _idle(self) -> None:
+        """Until woken, an attempt ends, or the next delivery falls due (polling other processes'
+        work at most `poll` seconds apart)."""
+        wait = self.policy.poll
+        with contextlib.suppress(*self._db.errors):
+            due = await store.next_due(self._db)
+            if due is not None and due > self._clock():
+                wait = min(wait, (due - self._clock()).total_seconds())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._kick.wait(), wait)
+        self._kick.clear()
+
+    async def _attempt(self, row: store.Claimed) -> None:
+        try:
+            request = Request(row.delivery_id, row.method, row.url, row.body, row.content_type, row.secret)
+            now = self._clock()
+            reply = await self._sender.send(request, now)
+            await self._record(row, now, reply)
+        except Exception:
+            # The lease runs out and the delivery is tried again: logged, never lost.
+            log.exception("outbound delivery %s: attempt not recorded", row.id)
+        finally:
+            self._in_flight[row.destination] -= 1
+            if not self._in_flight[row.destination]:
+                del self._in_flight[row.destination]
+
+    async def _record(self, row: store.Claimed, at: datetime, reply: Reply) -> None:
+        p = self.policy
+        now = self._clock()
+        judged = Verdict.PERMANENT if reply.refused else verdict(reply.status)
+        if judged is Verdict.DELIVERED:
+            outcome = store.Outcome(store.DELIVERED, now, False, True)
+        elif judged is Verdict.PERMANENT:
+            outcome = store.Outcome(store.FAILED, now, False, not reply.refused)
+        else:
+            after = after_failure(row.attempts + 1, now, p.retry_base, retry_after(reply.retry_after, now))
+            state = store.WAITING if after.at is not None else store.DEAD
+            failing = reply.status is None or reply.status >= 500 or reply.status == 408
+            outcome = store.Outcome(state, after.at or now, failing, False)
+        attempt = store.Attempt(
+            at=at,
+            url=mask_url(row.url),
+            http_status=reply.status,
+            latency_ms=reply.latency_ms,
+            reply=reply.reply,
+            error=reply.error,
+            worker=self.owner,
+        )
+        paused = await store.record_attempt(self._db, self.owner, row, attempt, outcome, p.pause_after)
+        self.attempts += 1
+        OUTBOUND_DELIVERIES.labels(worker(), _label(outcome.state)).inc()
+        if paused:
+            log.warning(
+                "outbound destination %s paused after %d failed attempts in a row; resume it with "
+                "POST /api/outbound/destinations/%s/resume",
+                row.destination,
+                p.pause_after,
+                row.destination,
+            )
+
+    async def stop(self) -> None:
+        """Stop claiming; attempts in flight finish (each bounded by the timeout)."""
+        self._stopping = True
+        self._kick.set()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=self.policy.timeout + 1)
+        for task in list(self._tasks):
+            task.cancel()
+        await self._sender.close()
+
+
+def _label(state: str) -> str:
+    return {store.WAITING: "retry"}.get(state, state)
