@@ -26,6 +26,7 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     # Hold the reply until this event is set (a receiver that hangs).
     hold: threading.Event | None = None
+    hold_seconds: float = 30
 
 
 class Receiver:
@@ -56,13 +57,16 @@ class Receiver:
                 )
                 answer = outer._record(got)
                 if answer.hold is not None:
-                    answer.hold.wait(30)
-                self.send_response(answer.status)
-                for name, value in answer.headers.items():
-                    self.send_header(name, value)
-                self.send_header("content-length", str(len(answer.body)))
-                self.end_headers()
-                self.wfile.write(answer.body)
+                    answer.hold.wait(answer.hold_seconds)
+                try:
+                    self.send_response(answer.status)
+                    for name, value in answer.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("content-length", str(len(answer.body)))
+                    self.end_headers()
+                    self.wfile.write(answer.body)
+                except ConnectionError:
+                    self.close_connection = True  # the sender gave up waiting (a timeout, a kill)
 
             do_GET = do_POST = _handle
 

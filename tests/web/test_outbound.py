@@ -273,3 +273,200 @@ def test_a_failing_destination_pauses_visibly_and_resume_sends_the_backlog(
         assert client.api("GET", "/outbound/destinations", params={"paused": "true"}) == []
     finally:
         dispatcher.policy = policy
+
+
+CPA_100 = {"kind": "cpa", "cpa": {"amount": "100", "ftd_min": "20"}}
+
+
+def test_commission_is_the_affiliates_and_a_cpa_reversal_fires_its_template(
+    client: Client, world: World, receiver: Receiver
+) -> None:
+    client.api("PUT", f"/offers/{world.casino['id']}/deal", json=CPA_100)
+    ftd_url = "/ftd?payout={payout}&adv={advertiser_payout}&st={status}"
+    add_template(client, world, receiver.url(ftd_url), events=["first_deposit"])
+    cpa_url = "/cpa?subid={subid}&payout={payout}&cur={currency}&st={status}"
+    add_template(client, world, receiver.url(cpa_url), events=["qualified_cpa"], status_map={"rejected": "2"})
+    click_id = client.click(world.alice_casino, sub1="trk-9")
+    client.flush()
+    client.postback(click_id=click_id, event="registration", player_id="p1", token=world.token)
+    ftd = client.postback(
+        click_id=click_id, event="first_deposit", player_id="p1", txn_id="d1", payout="500", token=world.token
+    )
+    assert ftd.json()["result"] == "accepted"
+
+    got = receiver.wait_for(2)
+    by_path = {urlsplit(g.target).path: query_of(g.target) for g in got}
+    # The advertiser's 500 is the deposit; the affiliate earns the CPA, announced by qualified_cpa.
+    assert by_path["/ftd"] == {"payout": "0.00", "adv": "500.00", "st": "approved"}
+    assert by_path["/cpa"] == {"subid": "trk-9", "payout": "100.00", "cur": "EUR", "st": "approved"}
+
+    # The deposit charged back: the CPA no longer holds, and the affiliate's tracker is told.
+    client.postback(
+        click_id=click_id,
+        event="first_deposit",
+        player_id="p1",
+        txn_id="d1",
+        status="rejected",
+        token=world.token,
+    )
+    got = receiver.wait_for(4)
+    later = sorted((urlsplit(g.target).path, query_of(g.target)["st"]) for g in got[2:])
+    assert later == [("/cpa", "2"), ("/ftd", "rejected")]
+
+
+def test_a_manual_rejection_keeps_its_reason_and_fires_the_template(
+    client: Client, world: World, receiver: Receiver
+) -> None:
+    add_template(client, world, receiver.url("/pb?st={status}&c={conversion_id}"), statuses=["rejected"])
+    conversion_id = convert(client, world, event="sale", payout="40")
+
+    changed = client.api(
+        "POST",
+        f"/conversions/{conversion_id}/status",
+        json={"status": "rejected", "reason": "fraud: same IP x50"},
+    )
+
+    assert changed["status"] == "rejected"
+    assert changed["history"][-1] | {"at": None} == {
+        "at": None,
+        "from_status": "approved",
+        "to_status": "rejected",
+        "postback_id": None,
+        "reason": "fraud: same IP x50",
+    }
+    (got,) = receiver.wait_for(1)  # the approval had no template; the rejection has
+    assert query_of(got.target) == {"st": "rejected", "c": str(conversion_id)}
+    # The report counts it as rejected now, as after a postback saying so.
+    assert client.report()["totals"]["rejected"] == 1
+    again = client.http.post(
+        f"/api/conversions/{conversion_id}/status",
+        json={"status": "rejected", "reason": "x"},
+        headers=client.auth,
+    )
+    assert again.status_code == 409
+    cancelled = client.api(
+        "POST", f"/conversions/{conversion_id}/status", json={"status": "cancelled", "reason": "x"}
+    )
+    assert cancelled["status"] == "cancelled"
+    final = client.http.post(
+        f"/api/conversions/{conversion_id}/status",
+        json={"status": "approved", "reason": "x"},
+        headers=client.auth,
+    )
+    assert final.status_code == 409 and "cancelled" in final.json()["detail"]
+    missing = client.http.post(
+        "/api/conversions/999999/status", json={"status": "approved", "reason": "x"}, headers=client.auth
+    )
+    assert missing.status_code == 404
+
+
+def test_templates_are_listed_changed_paused_and_deleted(
+    client: Client, world: World, receiver: Receiver
+) -> None:
+    first = add_template(client, world, receiver.url("/a?x={subid}"), name="reg")
+    second = add_template(
+        client, world, receiver.url("/b?x={subid}"), offer_id=world.casino["id"], events=["first_deposit"]
+    )
+    add_template(client, world, receiver.url("/c"), affiliate_id=world.bob["id"])
+
+    page = client.api("GET", "/outbound/templates", params={"affiliate_id": world.alice["id"], "limit": 1})
+    assert [t["id"] for t in page["items"]] == [first["id"]]
+    rest = client.api(
+        "GET",
+        "/outbound/templates",
+        params={"affiliate_id": world.alice["id"], "cursor": page["next_cursor"]},
+    )
+    assert [t["id"] for t in rest["items"]] == [second["id"]] and rest["next_cursor"] is None
+
+    changed = client.api(
+        "PATCH",
+        f"/outbound/templates/{second['id']}",
+        json={"status_map": {"approved": "1"}, "offer_id": None},
+    )
+    assert changed["status_map"] == {"approved": "1"} and changed["offer_id"] is None
+    assert changed["url"] == second["url"] and changed["events"] == ["first_deposit"]
+    bad = client.http.patch(
+        f"/api/outbound/templates/{second['id']}",
+        json={"url": receiver.url("/b?x={bogus}")},
+        headers=client.auth,
+    )
+    assert bad.status_code == 422 and "{subid}" in bad.text  # the known macros listed
+
+    paused = client.api("PUT", f"/outbound/templates/{first['id']}/status", json={"status": "paused"})
+    assert paused["status"] == "paused"
+    convert(client, world, event="first_deposit", payout="10")
+    (got,) = receiver.wait_for(1)  # only the active template fired
+    assert urlsplit(got.target).path == "/b"
+
+    assert (
+        client.http.delete(f"/api/outbound/templates/{first['id']}", headers=client.auth).status_code == 204
+    )
+    assert client.http.get(f"/api/outbound/templates/{first['id']}", headers=client.auth).status_code == 404
+
+
+def test_a_rolled_back_postback_sends_nothing(client: Client, world: World, receiver: Receiver) -> None:
+    add_template(client, world, receiver.url())
+    click_id = client.click(world.alice_casino)
+    client.flush()
+    # Refused (unknown event): logged, nothing recorded, nothing queued.
+    refused = client.postback(click_id=click_id, event="jackpot", token=world.token)
+    assert refused.status_code == 422
+    accepted = client.postback(click_id=click_id, event="registration", token=world.token)
+    assert accepted.status_code == 200
+    eventually(delivery(client, "delivered"))
+    assert len(client.items("/outbound/deliveries")) == 1 and len(receiver.got) == 1
+
+
+def test_two_dispatchers_send_each_delivery_once(
+    client: Client, world: World, receiver: Receiver, second_node: Any
+) -> None:
+    # Both servers' dispatchers claim from the same database (on SQLite, the same file). The
+    # receiver holds its replies until more are in flight than one dispatcher ever sends to a
+    # destination at once (4): then both are sending.
+    gate = threading.Event()
+
+    def answer(got: Any) -> Answer:
+        if len(receiver.got) > 4:
+            gate.set()
+        return Answer(200, hold=gate, hold_seconds=0.8)
+
+    receiver.answer = answer
+    add_template(client, world, receiver.url("/pb?c={conversion_id}"))
+    second_node.call(second_node.runtime.catalog.reload)
+    clicks = [client.click(world.alice_casino) for _ in range(40)]
+    client.flush()
+    for n, click_id in enumerate(clicks):
+        client.postback(click_id=click_id, event="sale", txn_id=f"t{n}", token=world.token)
+
+    async def wake() -> None:
+        second_node.runtime.dispatcher.wake()
+
+    second_node.call(wake)
+    got = receiver.wait_for(40)
+    eventually(lambda: len(client.items("/outbound/deliveries", state="delivered")) == 40)
+    assert gate.is_set()
+    assert len(receiver.got) == 40
+    assert len({g.headers["x-clickback-delivery"] for g in got}) == 40
+    rows = [
+        client.api("GET", f"/outbound/deliveries/{r['id']}") for r in client.items("/outbound/deliveries")
+    ]
+    assert all(len(r["attempt_log"]) == 1 for r in rows)
+    assert len({r["attempt_log"][0]["worker"] for r in rows}) == 2
+
+
+def test_the_ssrf_guard_refuses_private_destinations_when_a_template_is_saved(
+    clean: Any, database_url: str, tmp_path: Any
+) -> None:
+    from tests.conftest import make_world, private_node
+
+    for node in private_node(clean, database_url, tmp_path, outbound_allow="10.9.0.0/16"):
+        c = Client(node)
+        world = make_world(c)
+        for host in ("127.0.0.1", "10.0.0.1", "169.254.169.254", "[::1]", "localhost"):
+            body = {"affiliate_id": world.alice["id"], "url": f"http://{host}:8080/pb?subid={{subid}}"}
+            refused = c.http.post("/api/outbound/templates", json=body, headers=c.auth)
+            assert refused.status_code == 422, host
+            assert "public addresses only" in refused.text, refused.text
+        allowed = {"affiliate_id": world.alice["id"], "url": "http://10.9.1.1:8080/pb"}
+        assert c.http.post("/api/outbound/templates", json=allowed, headers=c.auth).status_code == 201
+        c.http.close()
