@@ -29,8 +29,14 @@ class Answer:
     hold_seconds: float = 30
 
 
+class _Server(ThreadingHTTPServer):
+    # The listen backlog: at the default 5, connections a dispatcher opens together wait for
+    # SYN retries (a second each) and time out in tests whose attempts get one second.
+    request_queue_size = 128
+
+
 class Receiver:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.got: list[Got] = []
         self._changed = threading.Condition()
         # Answers in order; once used up, `default`.
@@ -70,7 +76,7 @@ class Receiver:
 
             do_GET = do_POST = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
 
@@ -95,8 +101,9 @@ class Receiver:
 
 
 @contextmanager
-def receiving() -> Iterator[Receiver]:
-    receiver = Receiver()
+def receiving(port: int = 0) -> Iterator[Receiver]:
+    """A receiver on a free port (or on `port`, e.g. the one a receiver that went away had)."""
+    receiver = Receiver(port)
     thread = threading.Thread(target=receiver.server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -1,13 +1,16 @@
 """One attempt at one delivery over HTTP, behind the SSRF guard.
 
-The destination's name is resolved here and every address checked (core/addresses.py); the
-request then goes to the address that was checked, with the URL's host in the Host header and in
-TLS (SNI and certificate), so a name that resolves elsewhere between the check and the connection
-(DNS rebinding) cannot steer it into the operator's network. Redirects are never followed: their
-target was not checked, and a postback that moved is the affiliate's to fix.
+Sent with aiohttp (ADR 11: httpx's AsyncClient managed 300-490 requests/s to a local receiver on
+this machine, aiohttp 3,300-4,600). The destination's name is resolved by the session's own
+resolver, which checks every address (core/addresses.py) and hands the connection only the
+addresses it checked, so a name that resolves elsewhere between a check and the connection (DNS
+rebinding) cannot steer it into the operator's network; TLS still verifies the name. An address
+written in the URL is checked before the request. Redirects are never followed: their target was
+not checked, and a postback that moved is the affiliate's to fix.
 """
 
 import asyncio
+import ipaddress
 import socket
 import time
 from collections.abc import Callable
@@ -15,7 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
 
 from clickback.core.addresses import Allowlist, check_destination
 from clickback.core.outbound import (
@@ -53,21 +58,67 @@ class Reply:
     refused: bool = False
 
 
+class Refused(OSError):
+    """A destination the SSRF guard refuses (raised inside the connection, told as a Reply)."""
+
+
+class _GuardedResolver(AbstractResolver):
+    def __init__(self, allow: Allowlist) -> None:
+        self._allow = allow
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, family=family
+        )
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        problem = check_destination(host, addresses, self._allow)
+        if problem is not None:
+            raise Refused(problem)
+        return [
+            ResolveResult(
+                hostname=host,
+                host=str(info[4][0]),
+                port=port,
+                family=info[0],
+                proto=info[2],
+                flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+            )
+            for info in infos
+        ]
+
+    async def close(self) -> None:
+        pass
+
+
 class Sender:
     def __init__(self, allow: Allowlist, timeout: float, connections: int) -> None:
         self._allow = allow
         self._timeout = timeout
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout),
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-            # Proxies from the environment would move the connection away from the checked address.
-            trust_env=False,
-            headers={"user-agent": USER_AGENT},
-        )
+        self._connections = connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                resolver=_GuardedResolver(self._allow),
+                # Every new connection asks the guarded resolver (its cache would skip the check).
+                use_dns_cache=False,
+                limit=self._connections,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                headers={"user-agent": USER_AGENT},
+                # Proxies from the environment would move the connection away from the checked address.
+                trust_env=False,
+            )
+        return self._session
 
     async def close(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     async def send(self, request: Request, now: datetime) -> Reply:
         started = time.perf_counter()
@@ -80,60 +131,57 @@ class Sender:
                 return await self._send(request, now, elapsed)
         except TimeoutError:
             return Reply(None, elapsed(), error=f"timed out after {self._timeout:g} s")
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, Refused):
+                return Reply(None, elapsed(), error=str(exc.os_error)[:MAX_ERROR_LEN], refused=True)
+            return Reply(None, elapsed(), error=_error(exc))
+        except (aiohttp.ClientError, OSError) as exc:
             return Reply(None, elapsed(), error=_error(exc))
 
     async def _send(self, request: Request, now: datetime, elapsed: Callable[[], int]) -> Reply:
-        url = httpx.URL(request.url)
-        host = url.host
-        port = url.port or (443 if url.scheme == "https" else 80)
-        try:
-            addresses = await _resolve(host, port)
-        except OSError as exc:
-            return Reply(
-                None, elapsed(), error=f"cannot resolve {host}: {exc.strerror or exc}"[:MAX_ERROR_LEN]
-            )
-        refused = check_destination(host, addresses, self._allow)
-        if refused is not None:
-            return Reply(None, elapsed(), error=refused[:MAX_ERROR_LEN], refused=True)
-        address = addresses[0]
-        pinned = url.copy_with(host=address)
+        # Sent exactly as rendered (every value already escaped): not normalised again.
+        url = URL(request.url, encoded=True)
+        host = url.host or ""
+        if _is_address(host):
+            refused = check_destination(host, [host], self._allow)
+            if refused is not None:
+                return Reply(None, elapsed(), error=refused[:MAX_ERROR_LEN], refused=True)
         body = request.body.encode()
-        headers = {
-            "host": url.netloc.decode("ascii"),
-            DELIVERY_HEADER: request.delivery_id,
-        }
+        headers = {DELIVERY_HEADER: request.delivery_id}
         if request.content_type:
             headers["content-type"] = request.content_type
         if request.secret:
             # GET: the request target as sent (path and query); POST: the body.
-            payload = body if request.method == "POST" else url.raw_path
+            payload = body if request.method == "POST" else url.raw_path_qs.encode()
             headers[SIGNATURE_HEADER] = signature(request.secret, int(now.timestamp()), payload)
-        extensions = {"sni_hostname": host} if url.scheme == "https" else {}
-        built = self._client.build_request(
-            request.method, pinned, headers=headers, content=body or None, extensions=extensions
-        )
-        response = await self._client.send(built, stream=True)
-        try:
+        session = self._open()
+        async with session.request(
+            request.method, url, data=body or None, headers=headers, allow_redirects=False
+        ) as response:
             latency = elapsed()
-            first = bytearray()
-            async for chunk in response.aiter_raw():
-                first += chunk
-                if len(first) >= MAX_REPLY_BYTES:
-                    break
-        finally:
-            await response.aclose()
-        reply = bytes(first[:MAX_REPLY_BYTES]).decode("utf-8", errors="replace").replace("\x00", "\ufffd")
-        return Reply(response.status_code, latency, reply, retry_after=response.headers.get("retry-after"))
+            first = await response.content.read(MAX_REPLY_BYTES)
+            status, retry_after = response.status, response.headers.get("retry-after")
+        reply = first.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+        return Reply(status, latency, reply, retry_after=retry_after)
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 async def _resolve(host: str, port: int) -> list[str]:
     """Every address the name resolves to (an address literal: itself)."""
+    if _is_address(host):
+        return [host]
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-def _error(exc: httpx.HTTPError) -> str:
+def _error(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return text[:MAX_ERROR_LEN]
 

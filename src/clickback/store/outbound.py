@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clickback.store import paging
@@ -123,16 +123,22 @@ _paused = select(outbound_destinations.c.destination).where(outbound_destination
 
 
 async def claim(
-    db: Database, owner: str, now: datetime, lease: timedelta, limit: int, busy: Sequence[str]
+    db: Database,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    per_destination: int,
+    busy: Sequence[str],
 ) -> list[Claimed]:
-    """Up to `limit` due deliveries, leased to `owner` until now + lease: none of a paused
-    destination, nor of the `busy` ones (at this dispatcher's limit for them). Dispatchers on one
-    PostgreSQL skip each other's locked rows (SKIP LOCKED); on SQLite the UPDATE runs under the
-    database's write lock, so two claims never take the same row either. A lease that ran out
+    """Up to `limit` due deliveries, at most `per_destination` of any one destination, leased to
+    `owner` until now + lease: none of a paused destination, nor of the `busy` ones. Dispatchers
+    on one PostgreSQL skip each other's locked rows (SKIP LOCKED); on SQLite the UPDATE runs under
+    the database's write lock, so two claims never take the same row either. A lease that ran out
     (its dispatcher died) makes the row due again."""
     d = outbound_deliveries
     due = (
-        select(d.c.id)
+        select(d.c.id, d.c.destination, d.c.next_at)
         .where(
             d.c.state == WAITING,
             d.c.next_at <= now,
@@ -145,9 +151,17 @@ async def claim(
     )
     if busy:
         due = due.where(d.c.destination.not_in(list(busy)))
+    rows_due = due.subquery("due")
+    # A backlog for one destination must not fill the claim: the rest wait in the database,
+    # where any dispatcher can take them, not in this one's memory.
+    ranked = select(
+        rows_due.c.id,
+        func.row_number().over(partition_by=rows_due.c.destination, order_by=rows_due.c.next_at).label("n"),
+    ).subquery("ranked")
+    picked = select(ranked.c.id).where(ranked.c.n <= per_destination)
     stmt = (
         update(d)
-        .where(d.c.id.in_(due.scalar_subquery()))
+        .where(d.c.id.in_(picked.scalar_subquery()))
         .values(leased_until=now + lease, lease_owner=owner)
         .returning(
             d.c.id,
@@ -170,15 +184,6 @@ async def claim(
         found = await conn.execute(select(t.c.id, t.c.secret).where(t.c.id.in_(ids)))
         secrets = {r[0]: r[1] for r in found}
     return [Claimed(**r._mapping, secret=secrets.get(r.template_id)) for r in rows]
-
-
-async def release(db: Database, owner: str, ids: Sequence[int]) -> None:
-    """Claimed rows this dispatcher will not send now: due again for anyone."""
-    d = outbound_deliveries
-    async with db.write() as conn:
-        await conn.execute(
-            update(d).where(d.c.id.in_(list(ids)), d.c.lease_owner == owner).values(leased_until=None)
-        )
 
 
 async def next_due(db: Database) -> datetime | None:
@@ -213,80 +218,125 @@ class Outcome:
     destination_ok: bool
 
 
-async def record_attempt(
-    db: Database,
-    owner: str,
-    claimed: Claimed,
-    attempt: Attempt,
-    outcome: Outcome,
-    pause_after: int,
-) -> bool:
-    """The attempt logged and the delivery moved on, if this dispatcher still holds its lease;
-    the destination's run of failures counted, and the destination paused at `pause_after`.
-    Returns whether the destination was paused by this attempt."""
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    claimed: Claimed
+    attempt: Attempt
+    outcome: Outcome
+
+
+_MOVE = (
+    update(outbound_deliveries)
+    .where(outbound_deliveries.c.id == bindparam("row_id"))
+    .values(
+        state=bindparam("new_state"),
+        attempts=bindparam("new_attempts"),
+        next_at=bindparam("new_next_at"),
+        leased_until=None,
+        lease_owner=None,
+        last_status=bindparam("new_status"),
+        last_error=bindparam("new_error"),
+        updated_at=bindparam("new_at"),
+        delivered_at=bindparam("new_delivered_at"),
+    )
+)
+
+
+async def record_attempts(db: Database, owner: str, done: Sequence[Recorded], pause_after: int) -> set[str]:
+    """Attempts logged and their deliveries moved on, in one transaction for however many ended
+    together (one commit, a statement a kind: at hundreds a second, a transaction each was the
+    dispatcher's bottleneck). Only rows this dispatcher still holds: one whose lease ran out
+    belongs to whoever took it since. Each destination's run of failures is counted, and a
+    destination paused at `pause_after`. Returns the destinations this paused."""
     d = outbound_deliveries
-    values: dict[str, Any] = {
-        "state": outcome.state,
-        "attempts": claimed.attempts + 1,
-        "next_at": outcome.next_at,
-        "leased_until": None,
-        "lease_owner": None,
-        "last_status": attempt.http_status,
-        "last_error": attempt.error,
-        "updated_at": attempt.at,
-    }
-    if outcome.state == DELIVERED:
-        values["delivered_at"] = attempt.at
-    paused = False
     async with db.write() as conn:
-        moved = await conn.execute(
-            update(d).where(d.c.id == claimed.id, d.c.lease_owner == owner).values(values)
-        )
-        if moved.rowcount == 0:
-            return False  # the lease ran out and another dispatcher has the row: its attempt counts
+        held_ids = select(d.c.id).where(d.c.id.in_([r.claimed.id for r in done]), d.c.lease_owner == owner)
+        held = set((await conn.execute(held_ids)).scalars())
+        mine = [r for r in done if r.claimed.id in held]
+        if not mine:
+            return set()
         await conn.execute(
-            outbound_attempts.insert().values(
-                delivery=claimed.id,
-                at=attempt.at,
-                url=attempt.url,
-                http_status=attempt.http_status,
-                latency_ms=attempt.latency_ms,
-                reply=attempt.reply,
-                error=attempt.error,
-                worker=attempt.worker,
-            )
+            _MOVE,
+            [
+                {
+                    "row_id": r.claimed.id,
+                    "new_state": r.outcome.state,
+                    "new_attempts": r.claimed.attempts + 1,
+                    "new_next_at": r.outcome.next_at,
+                    "new_status": r.attempt.http_status,
+                    "new_error": r.attempt.error,
+                    "new_at": r.attempt.at,
+                    "new_delivered_at": r.attempt.at if r.outcome.state == DELIVERED else None,
+                }
+                for r in mine
+            ],
         )
-        if outcome.destination_failed:
-            paused = await _failed(db, conn, claimed.destination, attempt, pause_after)
-        elif outcome.destination_ok:
-            dest = outbound_destinations
-            await conn.execute(
-                update(dest)
-                .where(dest.c.destination == claimed.destination, dest.c.failures > 0)
-                .values(failures=0, updated_at=attempt.at)
-            )
+        await conn.execute(
+            outbound_attempts.insert(),
+            [
+                {
+                    "delivery": r.claimed.id,
+                    "at": r.attempt.at,
+                    "url": r.attempt.url,
+                    "http_status": r.attempt.http_status,
+                    "latency_ms": r.attempt.latency_ms,
+                    "reply": r.attempt.reply,
+                    "error": r.attempt.error,
+                    "worker": r.attempt.worker,
+                }
+                for r in mine
+            ],
+        )
+        paused = set()
+        by_destination: dict[str, list[Recorded]] = {}
+        for r in mine:
+            by_destination.setdefault(r.claimed.destination, []).append(r)
+        for destination, ended in sorted(by_destination.items()):
+            if await _count_failures(db, conn, destination, ended, pause_after):
+                paused.add(destination)
     return paused
 
 
-async def _failed(
-    db: Database, conn: AsyncConnection, destination: str, attempt: Attempt, pause_after: int
+async def _count_failures(
+    db: Database, conn: AsyncConnection, destination: str, ended: Sequence[Recorded], pause_after: int
 ) -> bool:
+    """The destination's failures in a row after these attempts (in the order they ended)."""
     dest = outbound_destinations
-    why = attempt.error or f"HTTP {attempt.http_status}"
+    ok = any(r.outcome.destination_ok for r in ended)
+    after_ok: list[Recorded] = []
+    for r in ended:
+        if r.outcome.destination_ok:
+            after_ok = []
+        elif r.outcome.destination_failed:
+            after_ok.append(r)
+    if not after_ok:
+        if ok:
+            await conn.execute(
+                update(dest)
+                .where(dest.c.destination == destination, dest.c.failures > 0)
+                .values(failures=0, updated_at=ended[-1].attempt.at)
+            )
+        return False
+    last = after_ok[-1].attempt
+    why = (last.error or f"HTTP {last.http_status}")[:400]
     upsert = db.upsert(dest).values(
-        destination=destination, failures=1, paused_at=None, reason=why[:512], updated_at=attempt.at
+        destination=destination, failures=len(after_ok), paused_at=None, reason=why, updated_at=last.at
     )
+    added = len(after_ok) if not ok else 0
     upsert = upsert.on_conflict_do_update(
         index_elements=[dest.c.destination],
-        set_={"failures": dest.c.failures + 1, "reason": upsert.excluded.reason, "updated_at": attempt.at},
+        set_={
+            # After a success in this batch the run restarts from the failures that followed it.
+            "failures": dest.c.failures + added if not ok else len(after_ok),
+            "reason": upsert.excluded.reason,
+            "updated_at": last.at,
+        },
     ).returning(dest.c.failures, dest.c.paused_at)
     failures, paused_at = (await conn.execute(upsert)).one()
     if paused_at is None and failures >= pause_after:
         reason = f"paused after {failures} failed attempts in a row; the last: {why}"
         await conn.execute(
-            update(dest)
-            .where(dest.c.destination == destination)
-            .values(paused_at=attempt.at, reason=reason[:512])
+            update(dest).where(dest.c.destination == destination).values(paused_at=last.at, reason=reason)
         )
         return True
     return False
