@@ -25,7 +25,7 @@ def test_a_delivery_in_flight_when_the_server_is_killed_is_sent_after_restart(
 ) -> None:
     settings = {
         "outbound_allow": "127.0.0.1/32",
-        "outbound_timeout_seconds": "1",  # its claim lasts 2 x 1 s + 5 s
+        "outbound_timeout_seconds": "1",  # its claim lasts 3 x 1 s + 5 s
         "outbound_retry_base_seconds": "0.001",
     }
     with database(backend, tmp_path) as url, receiving() as receiver, contextlib.ExitStack() as stack:
