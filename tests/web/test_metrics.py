@@ -64,3 +64,25 @@ def test_metrics_count_clicks_stored_and_refused_by_reason_and_the_writers_batch
     assert grew("clickback_click_batch_seconds_count") >= 1
     assert ("clickback_click_backlog", ()) in after
     assert ("clickback_spool_files", ()) in after
+
+
+def test_outbound_attempts_are_counted_by_outcome(client: Client, world: World) -> None:
+    from tests.receiver import Answer, receiving
+    from tests.web.test_outbound import add_template, convert, eventually
+
+    before = samples(client)
+
+    def grew() -> tuple[float, float] | None:
+        after = samples(client)
+        counts = tuple(
+            after.get(("clickback_outbound_deliveries_total", (("outcome", o),)), 0.0)
+            - before.get(("clickback_outbound_deliveries_total", (("outcome", o),)), 0.0)
+            for o in ("retry", "delivered")
+        )
+        return counts if counts[1] else None  # type: ignore[return-value]
+
+    with receiving() as receiver:
+        receiver.script = [Answer(503)]
+        add_template(client, world, receiver.url())
+        convert(client, world)
+        assert eventually(grew) == (1, 1)

@@ -474,3 +474,51 @@ def test_a_slow_destination_does_not_delay_another(client: Client, world: World,
             assert len(receiver.got) == most
         finally:
             gate.set()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1/pb",
+        "http://b\u00fccher.invalid/pb",
+        "http://exa mple.com/pb",
+        "javascript:alert(1)//x",
+        "http://" + "a" * 63 + "." + "b" * 63 + ".invalid/pb",
+        "http://x\u0000y.example/pb",
+        "https://t.example:0/pb",
+    ],
+)
+def test_a_malformed_destination_is_a_422_not_a_500(client: Client, world: World, url: str) -> None:
+    body = {"affiliate_id": world.alice["id"], "url": url}
+    refused = client.http.post("/api/outbound/templates", json=body, headers=client.auth)
+    assert refused.status_code == 422, refused.text
+
+
+def test_a_manual_rejection_reverses_the_cpa_as_a_postback_would(
+    client: Client, world: World, receiver: Receiver
+) -> None:
+    client.api("PUT", f"/offers/{world.casino['id']}/deal", json=CPA_100)
+    add_template(
+        client,
+        world,
+        receiver.url("/pb?e={event}&p={payout}"),
+        events=["qualified_cpa"],
+        statuses=["rejected"],
+    )
+    click_id = client.click(world.alice_casino)
+    client.flush()
+    client.postback(click_id=click_id, event="registration", player_id="p2", token=world.token)
+    ftd = client.postback(
+        click_id=click_id, event="first_deposit", player_id="p2", txn_id="d2", payout="50", token=world.token
+    ).json()
+    assert [e["amount"] for e in client.items("/commissions")] == ["100.00"]
+
+    client.api(
+        "POST",
+        f"/conversions/{ftd['conversion_id']}/status",
+        json={"status": "rejected", "reason": "chargeback"},
+    )
+
+    assert sorted(e["amount"] for e in client.items("/commissions")) == ["-100.00", "100.00"]
+    (got,) = receiver.wait_for(1)
+    assert query_of(got.target) == {"e": "qualified_cpa", "p": "100.00"}

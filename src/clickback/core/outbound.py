@@ -231,15 +231,21 @@ def template(
         raise OutboundError(f"the URL is longer than {MAX_URL_LEN} characters")
     if any(ord(ch) <= 32 or ord(ch) == 127 for ch in url):
         raise OutboundError("the URL contains spaces or control characters")
-    parts = urlsplit(_PLACEHOLDER.sub("x", url))
+    try:
+        parts = urlsplit(_PLACEHOLDER.sub("x", url))
+        parts.hostname  # noqa: B018 - raises on a malformed address ("http://[::1")
+    except ValueError:
+        raise OutboundError("the URL is malformed: check its host") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise OutboundError("the URL must start with http:// or https:// and name a host")
     head = url.split("//", 1)[1].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
     if "{" in head or "@" in head or "\\" in url:
         raise OutboundError("the host part of the URL must be written out, without macros or user info")
     try:
-        parts.port  # noqa: B018 - raises on a port that is not a number in range
+        port = parts.port  # None when not given; raises on one that is not a number in range
     except ValueError:
+        port = 0
+    if port == 0:
         raise OutboundError("the URL's port is not a number from 1 to 65535") from None
     compiled_url = _compile(url, "URL", quote_literals=True)
     if method is Method.GET and (body or body_format):

@@ -196,6 +196,7 @@ async def destination_problem(url: str, allow: Allowlist) -> str | None:
     try:
         async with asyncio.timeout(RESOLVE_SECONDS):
             addresses = await _resolve(host, port)
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, UnicodeError) as exc:
+        # UnicodeError: a name no DNS label can encode.
         return f"{host} does not resolve ({getattr(exc, 'strerror', None) or 'no answer'})"
     return check_destination(host, addresses, allow)
