@@ -522,3 +522,24 @@ def test_a_manual_rejection_reverses_the_cpa_as_a_postback_would(
     assert sorted(e["amount"] for e in client.items("/commissions")) == ["-100.00", "100.00"]
     (got,) = receiver.wait_for(1)
     assert query_of(got.target) == {"e": "qualified_cpa", "p": "100.00"}
+
+
+def test_a_conversion_attributed_late_fires_once_its_click_lands(
+    client: Client, world: World, receiver: Receiver, second_node: Any
+) -> None:
+    # The click is still in the other node's buffer when the postback arrives: the conversion has
+    # no affiliate yet, so no template can fire; it fires when the click lands.
+    add_template(client, world, receiver.url("/pb?subid={subid}&c={conversion_id}"))
+    # Either node may attribute it: both know the template (others learn within a second).
+    second_node.call(second_node.runtime.catalog.reload)
+    other = Client(second_node)
+    with second_node.writer_held():
+        cid = other.click(world.alice_casino, sub1="late-1")
+        accepted = client.postback(click_id=cid, event="registration", token=world.token).json()
+        assert client.items("/outbound/deliveries") == []
+    other.flush()
+    client.flush()  # this node's writer attributes conversions whose click landed
+
+    (got,) = receiver.wait_for(1)
+    assert query_of(got.target) == {"subid": "late-1", "c": str(accepted["conversion_id"])}
+    other.http.close()
