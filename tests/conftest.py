@@ -56,8 +56,10 @@ def worker_database(url: str) -> str:
     if not (url and worker):
         return url
     name = f"{make_url(url).database}_{worker}"
-    if not admin_sql(url, "SELECT 1 FROM pg_database WHERE datname = :name", name=name):
-        admin_sql(url, f'CREATE DATABASE "{name}"')
+    # Through the server's own database: the one named need not exist.
+    server = make_url(url).set(database="postgres").render_as_string(hide_password=False)
+    if not admin_sql(server, "SELECT 1 FROM pg_database WHERE datname = :name", name=name):
+        admin_sql(server, f'CREATE DATABASE "{name}"')
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
@@ -95,6 +97,15 @@ PG_URL = worker_database(os.environ.get("CLICKBACK_TEST_POSTGRES_URL", ""))
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
 
+# Outbound postbacks in tests: to the tests' own receivers on loopback, retried at once (the
+# schedule scaled down: core/retry.py), each attempt given a second.
+OUTBOUND_TEST_SETTINGS: dict[str, Any] = {
+    "outbound_allow": "127.0.0.1/32",
+    "outbound_retry_base_seconds": 0.001,
+    "outbound_timeout_seconds": 1.0,
+}
+
+
 def settings_for(url: str, data_dir: Path, **overrides: Any) -> Settings:
     return Settings(
         database_url=url,
@@ -102,7 +113,7 @@ def settings_for(url: str, data_dir: Path, **overrides: Any) -> Settings:
         api_key=API_KEY,
         secret_key=SECRET,
         public_url="http://127.0.0.1",
-        **overrides,
+        **(OUTBOUND_TEST_SETTINGS | overrides),
     )
 
 

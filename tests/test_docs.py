@@ -29,3 +29,19 @@ def test_postback_guide_names_every_accepted_alias() -> None:
         assert f"`{word}`" in guide, word
     for macro in OFFER_MACROS:
         assert numbered.fullmatch(macro) or f"{{{macro}}}" in guide, macro
+
+
+def test_outbound_guide_names_every_macro_and_shows_the_tested_signature_check() -> None:
+    import inspect
+
+    from clickback.core.outbound import MACROS
+    from tests.web.test_outbound import documented_verify
+
+    guide = (DOCS / "outbound.md").read_text()
+    numbered = re.compile(r"sub[2-4]")
+    for macro in MACROS:
+        assert numbered.fullmatch(macro) or f"{{{macro}}}" in guide, macro
+    snippet = guide.split("## Verifying the signature", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    tested = {line.strip() for line in inspect.getsource(documented_verify).splitlines()}
+    for line in snippet.splitlines():
+        assert not line.strip() or line.strip() in tested, line

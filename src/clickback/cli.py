@@ -6,6 +6,7 @@ a line or two, without a traceback unless `--debug`.
 """
 
 import asyncio
+import contextlib
 import errno
 import os
 import shutil
@@ -32,6 +33,7 @@ from clickback.metrics import MULTIPROC_ENV
 from clickback.service.runtime import Runtime, utcnow
 from clickback.store import backup as backups
 from clickback.store import fx, ledger, statements
+from clickback.store import outbound as outbound_store
 from clickback.store.catalog import load_catalog
 from clickback.store.db import Database, connect, database_problem, url_shown
 from clickback.store.migrate import head_revision, upgrade
@@ -174,6 +176,90 @@ def serve(
     run_server(
         "clickback.web.app:create_app", settings, host=host, port=port, workers=workers, log_config=config
     )
+
+
+@app.command()
+def worker() -> None:
+    """Send outbound postbacks only (no HTTP server): run as many as you like beside `serve`
+    processes started with CLICKBACK_OUTBOUND_DISPATCH=false. Stops on SIGTERM or Ctrl-C once
+    the attempts in flight are recorded."""
+    import logging.config
+    import signal
+
+    from clickback.service.runtime import dispatcher_for
+
+    settings = load_settings()
+    console.print(where(settings))
+    logging.config.dictConfig(log_config())
+
+    async def dispatch() -> None:
+        await _migrate(settings)
+        db = connect(settings.url)
+        dispatcher = dispatcher_for(settings, db)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        task = asyncio.create_task(dispatcher.run())
+        try:
+            await stop.wait()
+        finally:
+            await dispatcher.stop()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await db.close()
+
+    console.print("sending outbound postbacks (Ctrl-C stops)")
+    run(settings, dispatch())
+
+
+outbound_app = typer.Typer(help="Outbound postbacks: deliveries, dead letters, paused destinations.")
+app.add_typer(outbound_app, name="outbound")
+
+
+@outbound_app.command("replay")
+def outbound_replay(
+    ids: Annotated[
+        list[int] | None, typer.Argument(help="Delivery ids (GET /api/outbound/deliveries).")
+    ] = None,
+    dead: Annotated[bool, typer.Option("--dead", help="Every dead letter.")] = False,
+) -> None:
+    """Send deliveries again from their first attempt, with their delivery ID."""
+    if not ids and not dead:
+        raise typer.BadParameter("name delivery ids, or give --dead for every dead letter")
+    count = with_db(
+        load_settings(),
+        lambda db: outbound_store.replay(db, ids or None, outbound_store.DEAD if dead else None, utcnow()),
+    )
+    console.print(f"{count} deliveries waiting to be sent again")
+
+
+@outbound_app.command("status")
+def outbound_status() -> None:
+    """Deliveries by state, and destinations with failures (paused ones say since when and why)."""
+
+    async def read(db: Database) -> tuple[dict[str, int], list[dict[str, Any]]]:
+        return await outbound_store.counts(db), await outbound_store.destinations(db, paused_only=False)
+
+    counts, destinations = with_db(load_settings(), read)
+    console.print("  ".join(f"{state} {n}" for state, n in counts.items()))
+    table = Table("destination", "failures in a row", "paused since", "waiting", "reason")
+    for d in destinations:
+        paused = d["paused_at"].isoformat(timespec="seconds") if d["paused_at"] else ""
+        table.add_row(
+            escape(d["destination"]), str(d["failures"]), paused, str(d["waiting"]), escape(d["reason"])
+        )
+    console.print(table)
+
+
+@outbound_app.command("resume")
+def outbound_resume(
+    destination: Annotated[str, typer.Argument(help="host[:port], as status shows it.")],
+) -> None:
+    """Resume a paused destination: its waiting deliveries are sent at once."""
+    count = with_db(load_settings(), lambda db: outbound_store.resume(db, destination, utcnow()))
+    console.print(f"{escape(destination)} resumed: {count} deliveries waiting are due now")
 
 
 def public_url_for(host: str, port: int) -> str:

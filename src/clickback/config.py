@@ -21,6 +21,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from clickback.core.addresses import Allowlist, parse_allowlist
 from clickback.core.privacy import IpMode, Privacy
 from clickback.errors import StartupError
 from clickback.store.db import sqlite_holds_clicks, url_problem, url_shown
@@ -93,6 +94,28 @@ class Settings(BaseSettings):
     # The address users and advertisers reach this server at: shown in tracking and postback URLs.
     # Unset, `serve` uses its own address (http://127.0.0.1:<port>).
     public_url: str = f"http://127.0.0.1:{DEFAULT_PORT}"
+    # Outbound postbacks (docs/outbound.md). Hosts and networks (CIDR) outbound postbacks may go
+    # to although they are not public addresses, comma-separated: an on-premise receiver, e.g.
+    # "10.0.0.0/8,tracker.internal". Everything private, loopback and link-local is refused
+    # otherwise, when a template is saved and again at each attempt.
+    outbound_allow: str = ""
+    # Whether `serve` sends them itself (off where `clickback worker` processes do).
+    outbound_dispatch: bool = True
+    # Each attempt: connecting and waiting for the reply, at most this long.
+    outbound_timeout_seconds: float = Field(default=10, gt=0, le=10)
+    # The first retry's wait; each later one doubles it, up to 720 times it (15 attempts over
+    # more than 24 hours at the default 30 s). Tests make it tiny.
+    outbound_retry_base_seconds: float = Field(default=30, ge=0.001, le=3600)
+    # Attempts in flight per dispatcher, and per destination (host:port) among them: a slow
+    # destination holds only its own share (up to three times this many claimed rows of the
+    # concurrency; 16 sends about 750 deliveries/s to one receiver: docs/benchmarks.md).
+    outbound_concurrency: int = Field(default=256, ge=1, le=1000)
+    outbound_per_destination: int = Field(default=16, ge=1, le=100)
+    # A destination is paused (visibly: GET /api/outbound/destinations) after this many failed
+    # attempts in a row (no reply, 5xx, 408); its deliveries wait until it is resumed.
+    outbound_pause_after: int = Field(default=50, ge=1, le=100_000)
+    # How often an idle dispatcher looks for work committed by other processes.
+    outbound_poll_seconds: float = Field(default=1.0, gt=0, le=60)
 
     @field_validator("data_dir")
     @classmethod
@@ -107,6 +130,16 @@ class Settings(BaseSettings):
         if problem:
             raise ValueError(problem)
         return value
+
+    @field_validator("outbound_allow")
+    @classmethod
+    def _allowlist(cls, value: str) -> str:
+        parse_allowlist(value.split(","))  # raises ValueError naming the bad entry
+        return value
+
+    @cached_property
+    def outbound_allowlist(self) -> Allowlist:
+        return parse_allowlist(self.outbound_allow.split(","))
 
     @field_validator("public_url")
     @classmethod

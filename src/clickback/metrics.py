@@ -60,6 +60,12 @@ POSTBACK_SECONDS = Histogram(
     [WORKER],
     buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+OUTBOUND_DELIVERIES = Counter(
+    "clickback_outbound_deliveries",
+    "Outbound postback attempts, by what became of the delivery: delivered, retry (tried again "
+    "later), failed (a 4xx: for good), dead (every retry failed).",
+    [WORKER, "outcome"],
+)
 LEDGER_ENTRIES = Counter("clickback_ledger_entries", "Commission entries booked, by kind.", [WORKER, "kind"])
 
 

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import API_KEY, Client, World
+from tests.receiver import Answer, receiving
+from tests.web.test_outbound import add_template, convert, eventually
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -70,3 +72,20 @@ def test_metrics_count_clicks_stored_and_refused_by_reason_and_the_writers_batch
     now = samples(client)
     assert ("clickback_click_backlog", ()) in now
     assert ("clickback_spool_files", ()) in now
+
+
+def test_outbound_attempts_are_counted_by_outcome(client: Client, world: World) -> None:
+    before = samples(client)
+
+    def grew() -> tuple[float, float] | None:
+        grown = growth(before, samples(client))
+        retried, delivered = (
+            grown("clickback_outbound_deliveries_total", outcome=o) for o in ("retry", "delivered")
+        )
+        return (retried, delivered) if delivered else None
+
+    with receiving() as receiver:
+        receiver.script = [Answer(503)]
+        add_template(client, world, receiver.url())
+        convert(client, world)
+        assert eventually(grew) == (1, 1)

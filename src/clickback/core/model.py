@@ -11,6 +11,7 @@ from typing import NamedTuple
 from clickback.core.commission import Deal
 from clickback.core.lifecycle import Status
 from clickback.core.macros import UrlTemplate
+from clickback.core.outbound import Template
 
 
 class State(StrEnum):
@@ -124,6 +125,8 @@ class Catalog:
     names: Mapping[int, AdvertiserNames] = field(default_factory=dict)
     # (offer_id, affiliate_id or EVERY_AFFILIATE) → the deal
     deals: Mapping[tuple[int, int], Deal] = field(default_factory=dict)
+    # affiliate_id → their active outbound postback templates
+    outbound: Mapping[int, tuple[Template, ...]] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -135,7 +138,12 @@ class Catalog:
         links: list[Link],
         names: Mapping[int, AdvertiserNames] | None = None,
         deals: Mapping[tuple[int, int], Deal] | None = None,
+        outbound: list[Template] | None = None,
     ) -> "Catalog":
+        by_affiliate: dict[int, tuple[Template, ...]] = {}
+        for t in outbound or ():
+            if t.active:
+                by_affiliate[t.affiliate_id] = (*by_affiliate.get(t.affiliate_id, ()), t)
         return cls(
             version=version,
             advertisers={a.id: a for a in advertisers},
@@ -145,6 +153,7 @@ class Catalog:
             advertisers_by_token={token_digest(a.token): a for a in advertisers},
             names=names or {},
             deals=deals or {},
+            outbound=by_affiliate,
         )
 
     def names_of(self, advertiser_id: int) -> AdvertiserNames:

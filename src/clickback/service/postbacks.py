@@ -40,13 +40,13 @@ from clickback.core.intake import (
     price,
     read_postback,
 )
-from clickback.core.lifecycle import Status
+from clickback.core.lifecycle import Status, can_move
 from clickback.core.model import Catalog, Click
 from clickback.core.outcome import Outcome, Result
 from clickback.core.reasons import Reason, Rejected
 from clickback.logs import Repeated
 from clickback.metrics import LEDGER_ENTRIES, POSTBACK_SECONDS, POSTBACKS, worker
-from clickback.service import commissions
+from clickback.service import commissions, outbound
 from clickback.service.catalog_cache import CatalogCache
 from clickback.service.clickwriter import ClickWriter
 from clickback.service.group_commit import GroupCommit
@@ -95,6 +95,9 @@ class Postbacks:
         self._max_event_age = max_event_age
         self._group: GroupCommit[_Item, Outcome] = GroupCommit(self._apply, MAX_GROUP)
         self._failures = Repeated(log, "postbacks not recorded (answered 503 storage_unavailable)")
+        # Called once a transaction that wrote outbound deliveries has committed (the dispatcher
+        # of this process sends them at once instead of at its next look).
+        self.on_outbound: Callable[[], None] = lambda: None
 
     async def receive(self, raw: RawPostback) -> Outcome:
         started = time.perf_counter()
@@ -181,7 +184,17 @@ class Postbacks:
         result = await self._db.run_write(run)
         for kind, booked in recordings[-1].entries.items():
             LEDGER_ENTRIES.labels(worker(), kind).inc(booked)
+        if recordings[-1].enqueued:
+            self.on_outbound()
         return result
+
+    async def change_status(
+        self, conversion_id: int, new: Status, reason: str, now: datetime
+    ) -> "ManualChange":
+        """A person approves, rejects or cancels a conversion: the same change a postback makes
+        (history, report counters, the ledger, outbound postbacks), with their reason kept."""
+        catalog = self._catalog.current
+        return await self._write(lambda rec: _change_by_hand(rec, catalog, conversion_id, new, reason, now))
 
 
 class _Group:
@@ -216,6 +229,7 @@ class _Group:
         # A month's first RevShare row counts its conversions: the group's own are written first.
         now = max(item.raw.received_at for item in items)
         commissions.recompute_months(rec, self._catalog, now)
+        outbound.enqueue(rec, self._catalog, self._clicks, now)
         return [outcomes[n] for n in range(len(items))]
 
     def _accept(self, rec: Recording, item: _Item) -> Outcome:
@@ -305,11 +319,7 @@ class _Group:
             )
         log_id = rec.log(raw, postback.advertiser.id, postback.click_value, outcome)
         if isinstance(decision, StatusChange):
-            rec.change_status(existing, decision.new, raw.received_at, log_id)
-            if existing["player_id"]:
-                player = player or rec.player((existing["advertiser_id"], existing["player_id"]))
-            if player is not None:
-                commissions.player_changed(rec, self._catalog, player, existing, False, raw.received_at)
+            _change_status(rec, self._catalog, existing, decision.new, raw.received_at, log_id, player)
         return outcome
 
     def _player_event(
@@ -333,6 +343,54 @@ class _Group:
                 )
             rec.change_player(player, ftd_conversion_id=row["id"], ftd_at=at)
         commissions.player_changed(rec, self._catalog, player, row, True, now)
+
+
+def _change_status(
+    rec: Recording,
+    catalog: Catalog,
+    existing: dict[str, Any],
+    new: Status,
+    now: datetime,
+    postback_id: int | None,
+    player: Player | None,
+    reason: str | None = None,
+) -> None:
+    """A conversion's status changes (a postback or a person): history, counters, its player's CPA."""
+    rec.change_status(existing, new, now, postback_id, reason)
+    if existing["player_id"]:
+        player = player or rec.player((existing["advertiser_id"], existing["player_id"]))
+    if player is not None:
+        commissions.player_changed(rec, catalog, player, existing, False, now)
+
+
+@dataclass(frozen=True, slots=True)
+class ManualChange:
+    """The conversion after a change by hand, or why there was none (found False: no such one)."""
+
+    found: bool
+    problem: str = ""
+
+
+def _change_by_hand(
+    rec: Recording, catalog: Catalog, conversion_id: int, new: Status, reason: str, now: datetime
+) -> ManualChange:
+    # The player first, then the conversion, as a postback group locks them (no deadlock).
+    key = rec.player_of(conversion_id)
+    if key is not None:
+        rec.load_players([key])
+    row = rec.find_conversion(conversion_id, lock=True)
+    if row is None:
+        return ManualChange(False)
+    old = Status(row["status"])
+    if old is new:
+        return ManualChange(True, f"the conversion is {old} already")
+    if not can_move(old, new):
+        return ManualChange(True, f"a conversion cannot go from {old} to {new}")
+    _change_status(rec, catalog, row, new, now, None, None, reason)
+    rec.flush()
+    commissions.recompute_months(rec, catalog, now)
+    outbound.enqueue(rec, catalog, {}, now)
+    return ManualChange(True)
 
 
 def _lock_order(read: Postback | Refused) -> tuple[str, ...]:
@@ -454,6 +512,7 @@ def _attribute_waiting(rec: Recording, catalog: Catalog, now: datetime) -> int:
             done += 1
     rec.flush()
     commissions.recompute_months(rec, catalog, now)
+    outbound.enqueue(rec, catalog, landed, now)
     return done
 
 
@@ -479,6 +538,7 @@ def _attribute_late(
             "fx_rate": str(priced.rate),
         }
     rec.change_conversion(row, **values)
+    rec.notify(row)
     rec.count(row, Status(row["status"]), payout, +1)
     for player in rec.attribute_players(row["advertiser_id"], click):
         if player.player_id == row["player_id"]:

@@ -12,6 +12,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from clickback.config import Settings
 from clickback.core.clickids import ClickIdCodec
+from clickback.delivery.dispatcher import Dispatcher, Policy
+from clickback.delivery.sender import Sender
 from clickback.enrich import Enricher
 from clickback.service.catalog_cache import CatalogCache
 from clickback.service.clickwriter import ClickWriter
@@ -65,6 +67,9 @@ class Runtime:
             self.db, self.catalog, self.writer, codec, settings.in_flight_window, settings.max_event_age
         )
         self.writer.after_flush = self.postbacks.attribute_waiting
+        self.dispatcher = dispatcher_for(settings, self.db) if settings.outbound_dispatch else None
+        if self.dispatcher is not None:
+            self.postbacks.on_outbound = self.dispatcher.wake
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -80,6 +85,8 @@ class Runtime:
         else:
             self._tasks.append(asyncio.create_task(self.catalog.watch(), name="catalog-watch"))
         self._tasks.append(asyncio.create_task(self._settle(), name="commission-settle"))
+        if self.dispatcher is not None:
+            self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="outbound-dispatcher"))
 
     async def _wait_for_database(self) -> None:
         """Until the database answers: then migrate (if `serve` could not: CLICKBACK_MIGRATE_ON_START)
@@ -148,6 +155,9 @@ class Runtime:
             await asyncio.sleep(SETTLE_SECONDS)
 
     async def stop(self) -> None:
+        if self.dispatcher is not None:
+            # Attempts in flight finish and are recorded (or their leases run out) first.
+            await self.dispatcher.stop()
         writer_task, *others = self._tasks
         for task in others:
             task.cancel()
@@ -164,3 +174,16 @@ class Runtime:
             await self.writer.close()
         finally:
             await self.db.close()
+
+
+def dispatcher_for(settings: Settings, db: Database) -> Dispatcher:
+    policy = Policy(
+        timeout=settings.outbound_timeout_seconds,
+        retry_base=settings.outbound_retry_base_seconds,
+        concurrency=settings.outbound_concurrency,
+        per_destination=settings.outbound_per_destination,
+        pause_after=settings.outbound_pause_after,
+        poll=settings.outbound_poll_seconds,
+    )
+    sender = Sender(settings.outbound_allowlist, policy.timeout, policy.concurrency)
+    return Dispatcher(db, sender, policy, utcnow)

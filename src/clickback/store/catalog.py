@@ -1,6 +1,7 @@
 """Loading the in-memory catalog, and the version number that tells every process to reload it."""
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict
 from decimal import Decimal
 from typing import Any
@@ -12,6 +13,7 @@ from clickback.core.commission import CpaRules, Deal, DealKind, RevShareTerms, T
 from clickback.core.lifecycle import Status
 from clickback.core.macros import compile_template
 from clickback.core.model import Advertiser, AdvertiserNames, Affiliate, Catalog, Link, Offer, State
+from clickback.core.outbound import BodyFormat, Method, Template, template
 from clickback.store.db import Database
 from clickback.store.tables import (
     advertiser_names,
@@ -21,6 +23,7 @@ from clickback.store.tables import (
     deals,
     links,
     offers,
+    outbound_templates,
 )
 
 
@@ -43,6 +46,7 @@ async def load_catalog(db: Database) -> Catalog:
         link_rows = (await conn.execute(select(links))).all()
         names = await load_names(conn)
         deal_map = await load_deals(conn)
+        templates = await load_templates(conn)
     return Catalog.build(
         version,
         [Advertiser(r.id, r.name, r.token, State(r.status)) for r in adv_rows],
@@ -64,6 +68,7 @@ async def load_catalog(db: Database) -> Catalog:
         [Link(r.id, r.code, r.affiliate_id, r.offer_id, r.campaign, State(r.status)) for r in link_rows],
         names,
         deal_map,
+        templates,
     )
 
 
@@ -131,3 +136,25 @@ async def load_names(conn: AsyncConnection) -> dict[int, AdvertiserNames]:
     return {
         a: AdvertiserNames(events.get(a, {}), statuses.get(a, {})) for a in events.keys() | statuses.keys()
     }
+
+
+def template_from_row(row: Mapping[str, Any]) -> Template:
+    return template(
+        id=row["id"],
+        affiliate_id=row["affiliate_id"],
+        url=row["url"],
+        method=Method(row["method"]),
+        body_format=BodyFormat(row["body_format"]) if row["body_format"] else None,
+        body=row["body"],
+        offer_id=row["offer_id"],
+        events=json.loads(row["events"]),
+        statuses=[Status(s) for s in json.loads(row["statuses"])],
+        status_map=json.loads(row["status_map"]),
+        click_id_sub=row["click_id_sub"],
+        active=row["status"] == "active",
+    )
+
+
+async def load_templates(conn: AsyncConnection) -> list[Template]:
+    rows = (await conn.execute(select(outbound_templates).order_by(outbound_templates.c.id))).all()
+    return [template_from_row(dict(r._mapping)) for r in rows]

@@ -35,6 +35,7 @@ from clickback.store.tables import (
     conversion_history,
     conversion_stats,
     conversions,
+    outbound_deliveries,
     players,
     postbacks,
 )
@@ -117,6 +118,12 @@ class Recording:
         # Every change to a conversion moves its share of a RevShare month here (never missed:
         # add_conversion and change_conversion are the only ways a group changes one).
         self.months: dict[MonthKey, MonthChange] = {}
+        # What outbound postbacks announce, in order: a conversion (the row as the group leaves
+        # it) and the status it reached; RevShare booked per causing conversion.
+        self.notices: list[tuple[dict[str, Any], Status]] = []
+        self.revshare: dict[int, Decimal] = {}
+        self.outbound: list[dict[str, Any]] = []
+        self.enqueued = 0
 
     # --- reads, for a whole group at once ---------------------------------------------------
 
@@ -157,10 +164,25 @@ class Recording:
             self.load_conversions([key])
         return self._by_key[key]
 
-    def conversion(self, conversion_id: int) -> dict[str, Any]:
+    def conversion(self, conversion_id: int, *, lock: bool = False) -> dict[str, Any]:
         if conversion_id not in self._by_id:
-            (row,) = select_keys(self.conn, conversions, ("id",), [(conversion_id,)])
+            (row,) = select_keys(self.conn, conversions, ("id",), [(conversion_id,)], lock=lock)
             self._remember(row)
+        return self._by_id[conversion_id]
+
+    def player_of(self, conversion_id: int) -> PlayerKey | None:
+        """The player a conversion names (not locked, not kept: for taking locks in order)."""
+        found = select_keys(self.conn, conversions, ("id",), [(conversion_id,)])
+        if not found or not found[0]["player_id"]:
+            return None
+        return (found[0]["advertiser_id"], found[0]["player_id"])
+
+    def find_conversion(self, conversion_id: int, *, lock: bool = False) -> dict[str, Any] | None:
+        if conversion_id not in self._by_id:
+            found = select_keys(self.conn, conversions, ("id",), [(conversion_id,)], lock=lock)
+            if not found:
+                return None
+            self._remember(found[0])
         return self._by_id[conversion_id]
 
     def player_events(self, player: Player) -> list[PlayerEvent]:
@@ -246,6 +268,7 @@ class Recording:
         added = {**row, "id": self._next_id(conversions)}
         self._moved(None, _share(added), added["id"])
         self._new_conversions.append(added)
+        self.notices.append((added, Status(added["status"])))
         self._by_id[added["id"]] = added
         self._by_key[(added["advertiser_id"], added["dedupe_key"], added["dedupe_event"])] = added
         self._index_player_row(added)
@@ -272,6 +295,9 @@ class Recording:
     def append_entry(self, now: datetime, *, detail: str, **entry: Any) -> None:
         ledger.append(self.conn, now, detail=detail, **entry)
         self.entries[str(entry["kind"])] += 1
+        if entry["kind"] == ledger.REVSHARE and entry.get("conversion_id") is not None:
+            cause = int(entry["conversion_id"])
+            self.revshare[cause] = self.revshare.get(cause, Decimal(0)) + entry["amount"]
 
     def log(self, raw: RawPostback, advertiser_id: int | None, click_id: str, outcome: Outcome) -> int:
         """The postback as it arrived, with its outcome; returns its id."""
@@ -297,7 +323,13 @@ class Recording:
         return log_id
 
     def history(
-        self, conversion_id: int, old: Status | None, new: Status, at: datetime, postback_id: int | None
+        self,
+        conversion_id: int,
+        old: Status | None,
+        new: Status,
+        at: datetime,
+        postback_id: int | None,
+        reason: str | None = None,
     ) -> None:
         self._history.append(
             {
@@ -306,8 +338,13 @@ class Recording:
                 "from_status": old.value if old else None,
                 "to_status": new.value,
                 "postback_id": postback_id,
+                "reason": reason,
             }
         )
+
+    def notify(self, row: dict[str, Any]) -> None:
+        """Announce the conversion as it stands (it was attributed late) to outbound postbacks."""
+        self.notices.append((row, Status(row["status"])))
 
     def count(self, row: Mapping[str, Any], status: Status, payout: Decimal, sign: int) -> None:
         """Move one conversion into (+1) or out of (-1) its report bucket: the hour it happened."""
@@ -326,11 +363,19 @@ class Recording:
         entry[2] += sign
         entry[3] += payout * sign
 
-    def change_status(self, row: dict[str, Any], new: Status, now: datetime, postback_id: int | None) -> None:
-        """Its report counters move with it when it is attributed."""
+    def change_status(
+        self,
+        row: dict[str, Any],
+        new: Status,
+        now: datetime,
+        postback_id: int | None,
+        reason: str | None = None,
+    ) -> None:
+        """Its report counters move with it when it is attributed; outbound postbacks announce it."""
         old = Status(row["status"])
         self.change_conversion(row, status=new.value, updated_at=now)
-        self.history(row["id"], old, new, now, postback_id)
+        self.history(row["id"], old, new, now, postback_id, reason)
+        self.notices.append((row, new))
         if row["attributed_at"] is not None and row["link_id"] is not None:
             self.count(row, old, row["payout"], -1)
             self.count(row, new, row["payout"], +1)
@@ -358,6 +403,8 @@ class Recording:
             stats,
             self.db.insert_adding(conversion_stats, ["conversions", "payout"]),
         )
+        insert_rows(self.conn, outbound_deliveries, self.outbound)
+        self.outbound = []
         self._new_players, self._new_conversions, self._logs, self._history = [], [], [], []
         self._changed_players, self._changed_conversions, self._stats = {}, {}, {}
 

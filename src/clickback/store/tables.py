@@ -317,6 +317,8 @@ conversion_history = Table(
     Column("from_status", String(16), nullable=True),
     Column("to_status", String(16), nullable=False),
     Column("postback_id", Integer, nullable=True),
+    # Why a person changed it by hand (POST /api/conversions/{id}/status); NULL for postbacks.
+    Column("reason", String(512), nullable=True),
 )
 
 conversion_stats = Table(
@@ -458,5 +460,99 @@ revshare_periods = Table(
     Column("percent", String(16), nullable=False),
     Column("earnings", Money, nullable=False),
     Column("carry_out", Money, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+
+# An affiliate's outbound postback: where and how to tell their tracker about a conversion.
+outbound_templates = Table(
+    "outbound_templates",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("affiliate_id", ForeignKey("affiliates.id"), nullable=False, index=True),
+    Column("offer_id", ForeignKey("offers.id"), nullable=True),
+    Column("name", String(200), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("body_format", String(8), nullable=True),
+    Column("body", Text, nullable=False),
+    # ["event", ...], ["status", ...] and {"our status": "their word"} as JSON text: read whole
+    # into the catalog, never queried.
+    Column("events", Text, nullable=False),
+    Column("statuses", Text, nullable=False),
+    Column("status_map", Text, nullable=False),
+    Column("click_id_sub", String(8), nullable=False),
+    # The HMAC-SHA256 key of the signature header; NULL: unsigned.
+    Column("secret", String(128), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# The outbox: one row per message to send, written in the transaction that caused it.
+outbound_deliveries = Table(
+    "outbound_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # Sent with every attempt (X-Clickback-Delivery, {delivery_id}): receivers deduplicate on it.
+    Column("delivery_id", String(36), nullable=False, unique=True),
+    Column("template_id", Integer, nullable=False),
+    Column("affiliate_id", Integer, nullable=False),
+    Column("conversion_id", Integer, nullable=False, index=True),
+    Column("event", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("content_type", String(64), nullable=False),
+    # host[:port]: what is limited, counted and paused together.
+    Column("destination", String(300), nullable=False),
+    # waiting, delivered, failed (a 4xx: permanent), dead (every retry failed).
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_at", UtcDateTime, nullable=False),
+    # A dispatcher's claim: until then no other dispatcher takes the row (one that died loses it).
+    Column("leased_until", UtcDateTime, nullable=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", String(512), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("delivered_at", UtcDateTime, nullable=True),
+    # The dispatchers' one query: rows due, oldest first, among the few still waiting.
+    Index(
+        "ix_outbound_deliveries_due",
+        "next_at",
+        sqlite_where=text("state = 'waiting'"),
+        postgresql_where=text("state = 'waiting'"),
+    ),
+    Index(None, "destination", "state"),
+    Index(None, "state", "id"),
+)
+
+outbound_attempts = Table(
+    "outbound_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("delivery", ForeignKey("outbound_deliveries.id"), nullable=False, index=True),
+    Column("at", UtcDateTime, nullable=False),
+    # Secrets in the query masked (core.outbound.mask_url).
+    Column("url", Text, nullable=False),
+    Column("http_status", Integer, nullable=True),
+    Column("latency_ms", Integer, nullable=False),
+    # The first 512 bytes of the reply, as text.
+    Column("reply", Text, nullable=False),
+    Column("error", String(512), nullable=False),
+    Column("worker", String(64), nullable=False),
+)
+
+# Destinations that failed in a row; paused ones get nothing until resumed.
+outbound_destinations = Table(
+    "outbound_destinations",
+    metadata,
+    Column("destination", String(300), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("paused_at", UtcDateTime, nullable=True),
+    Column("reason", String(512), nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )

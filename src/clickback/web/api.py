@@ -22,16 +22,18 @@ from swagger_ui_bundle import swagger_ui_path
 
 from clickback.core.commission import DealKind, Tier, TierBasis
 from clickback.core.deals import DealChange, DealProblem, changed_deal
-from clickback.core.events import STANDARD_EVENTS
+from clickback.core.events import STANDARD_EVENTS, normalise_event
 from clickback.core.lifecycle import Status
 from clickback.core.model import EVERY_AFFILIATE
+from clickback.core.outbound import BodyFormat, Method, OutboundError, mask_url, template
 from clickback.core.reasons import Reason
 from clickback.core.reporting import DATE_BASIS, DIMENSIONS, ReportRow
 from clickback.core.spans import Span
 from clickback.core.statements import statement_csv, totals
 from clickback.core.verticals import PRESETS, Vertical, preset_deal
+from clickback.delivery.sender import destination_problem
 from clickback.service.runtime import Runtime, utcnow
-from clickback.store import admin, deals, fx, ledger, paging, postback_log, reports, statements
+from clickback.store import admin, deals, fx, ledger, outbound, paging, postback_log, reports, statements
 from clickback.store.catalog import deal_from_row
 from clickback.web import schemas as s
 
@@ -384,6 +386,168 @@ def create_api(runtime: Runtime) -> FastAPI:
         of /players select; FTDs count first deposits still pending or approved."""
         rows = await statements.cohorts(db, statements.PlayerFilter(**q.values(), span=q.span()))
         return [s.CohortOut(**r) for r in rows]
+
+    # --- outbound postbacks ------------------------------------------------------------------
+    def template_out(row: dict[str, Any]) -> s.OutboundTemplateOut:
+        decoded = {k: json.loads(row[k]) for k in ("events", "statuses", "status_map")}
+        return s.OutboundTemplateOut(**(row | decoded), signed=bool(row["secret"]))
+
+    async def checked_template(values: dict[str, Any]) -> dict[str, Any]:
+        """The template's fields, refused with a 422 naming what to fix: its macros and shape
+        (core/outbound.py), its events, its offer, its destination (the SSRF guard)."""
+        body_format = values.get("body_format")
+        if values["method"] == "GET":
+            values["body_format"] = None
+        elif body_format is None:
+            values["body_format"] = "form"
+        try:
+            template(
+                id=0,
+                affiliate_id=values["affiliate_id"],
+                url=values["url"],
+                method=Method(values["method"]),
+                body_format=BodyFormat(values["body_format"]) if values["body_format"] else None,
+                body=values["body"],
+                events=values["events"],
+                statuses=[Status(v) for v in values["statuses"]],
+                status_map=values["status_map"],
+                click_id_sub=values["click_id_sub"],
+            )
+        except OutboundError as exc:
+            invalid(("body", "body" if "body" in str(exc) else "url"), str(exc))
+        catalog = runtime.catalog.current
+        offer_id = values.get("offer_id")
+        known = STANDARD_EVENTS | {e for o in catalog.offers.values() for e in o.custom_events}
+        values["events"] = [normalise_event(e) for e in values["events"]]
+        wrong = sorted(e for e in values["events"] if e not in known)
+        if wrong:
+            invalid(
+                ("body", "events"), f"{', '.join(wrong)}: not an event; use one of {', '.join(sorted(known))}"
+            )
+        if offer_id is not None:
+            await admin.get(db, "offers", offer_id)
+        problem = await destination_problem(values["url"], runtime.settings.outbound_allowlist)
+        if problem is not None:
+            invalid(("body", "url"), problem)
+        return values
+
+    @api.post("/outbound/templates", status_code=201, tags=["outbound postbacks"])
+    async def create_template(body: s.OutboundTemplateIn) -> s.OutboundTemplateOut:
+        """An affiliate's outbound postback: sent when a conversion of theirs (of the offer, event
+        and statuses named) is recorded or changes status."""
+        await admin.get(db, "affiliates", body.affiliate_id)
+        values = await checked_template(body.model_dump())
+        return template_out(await changed(await outbound.create_template(db, values, utcnow())))
+
+    @api.get("/outbound/templates", tags=["outbound postbacks"])
+    async def list_templates(
+        q: Annotated[s.OutboundTemplatesQuery, Query()],
+    ) -> s.Page[s.OutboundTemplateOut]:
+        """Oldest first."""
+        return page_out(await outbound.list_templates(db, q.values(), q.cursor, q.limit), template_out)
+
+    @api.get("/outbound/templates/{item_id}", tags=["outbound postbacks"])
+    async def get_template(item_id: s.Id) -> s.OutboundTemplateOut:
+        return template_out(await outbound.get_template(db, item_id))
+
+    @api.patch("/outbound/templates/{item_id}", tags=["outbound postbacks"])
+    async def change_template(item_id: s.Id, body: s.OutboundTemplateChange) -> s.OutboundTemplateOut:
+        """The fields given replace the stored ones (offer_id null: every offer; secret: a new key)."""
+        stored = await outbound.get_template(db, item_id)
+        given = body.model_dump(exclude_unset=True)
+        for name, value in given.items():
+            if value is None and name not in ("offer_id", "body_format", "secret"):
+                invalid(("body", name), "give a value, or leave the field out to keep it")
+        merged = {k: json.loads(stored[k]) for k in ("events", "statuses", "status_map")}
+        merged = {**stored, **merged, **given}
+        values = await checked_template(merged)
+        keep = {"offer_id", "name", "url", "method", "body_format", "body", "events", "statuses"}
+        keep |= {"status_map", "click_id_sub", "secret"}
+        row = await outbound.change_template(
+            db, item_id, {k: v for k, v in values.items() if k in keep}, utcnow()
+        )
+        return template_out(await changed(row))
+
+    @api.put("/outbound/templates/{item_id}/status", tags=["outbound postbacks"])
+    async def set_template_status(item_id: s.Id, body: s.StatusIn) -> s.OutboundTemplateOut:
+        """Pause (nothing is queued for it) or activate."""
+        row = await outbound.change_template(db, item_id, {"status": body.status}, utcnow())
+        return template_out(await changed(row))
+
+    @api.delete("/outbound/templates/{item_id}", status_code=204, tags=["outbound postbacks"])
+    async def delete_template(item_id: s.Id) -> Response:
+        """Deliveries already queued for it are still sent."""
+        await outbound.delete_template(db, item_id)
+        await runtime.catalog.reload()
+        return Response(status_code=204)
+
+    def delivery_out(row: dict[str, Any]) -> s.DeliveryOut:
+        return s.DeliveryOut(**(row | {"url": mask_url(row["url"])}))
+
+    @api.get("/outbound/deliveries", tags=["outbound postbacks"])
+    async def list_deliveries(q: Annotated[s.DeliveriesQuery, Query()]) -> s.Page[s.DeliveryOut]:
+        """Newest first."""
+        return page_out(await outbound.list_deliveries(db, q.values(), q.cursor, q.limit), delivery_out)
+
+    @api.get("/outbound/deliveries/{item_id}", tags=["outbound postbacks"])
+    async def get_delivery(item_id: s.Id) -> s.DeliveryOut:
+        """With every attempt: time, URL, HTTP status, latency, the reply's first bytes, the error."""
+        return delivery_out(await outbound.get_delivery(db, item_id))
+
+    @api.post("/outbound/deliveries/{item_id}/replay", tags=["outbound postbacks"])
+    async def replay_delivery(item_id: s.Id) -> s.ReplayOut:
+        """Send it again from its first attempt, with the same delivery ID (any state: a dead
+        letter, a failure, or one delivered to a tracker that lost it)."""
+        await outbound.get_delivery(db, item_id)
+        count = await outbound.replay(db, [item_id], None, utcnow())
+        wake()
+        return s.ReplayOut(replayed=count)
+
+    @api.post("/outbound/replay", tags=["outbound postbacks"])
+    async def replay_deliveries(body: s.ReplayIn) -> s.ReplayOut:
+        """Many at once: every dead letter (`{"state": "dead"}`), or the deliveries named."""
+        count = await outbound.replay(db, body.ids, body.state, utcnow())
+        wake()
+        return s.ReplayOut(replayed=count)
+
+    @api.get("/outbound/destinations", tags=["outbound postbacks"])
+    async def list_destinations(paused: bool = False) -> list[s.DestinationOut]:
+        """Destinations that have failed: failures in a row, paused since when and why, how many
+        deliveries wait for each."""
+        return [s.DestinationOut(**r) for r in await outbound.destinations(db, paused)]
+
+    @api.post("/outbound/destinations/{destination}/resume", tags=["outbound postbacks"])
+    async def resume_destination(destination: Annotated[str, Path(max_length=300)]) -> s.ResumeOut:
+        """Send to it again: its waiting deliveries are due at once."""
+        due = await outbound.resume(db, destination, utcnow())
+        wake()
+        return s.ResumeOut(destination=destination, due=due)
+
+    @api.post("/outbound/destinations/{destination}/pause", tags=["outbound postbacks"])
+    async def pause_destination(
+        destination: Annotated[str, Path(max_length=300)], body: s.PauseIn
+    ) -> s.ResumeOut:
+        """Hold its deliveries (they wait, none is dropped) until resumed."""
+        await outbound.pause(db, destination, body.reason, utcnow())
+        return s.ResumeOut(destination=destination, due=0)
+
+    def wake() -> None:
+        if runtime.dispatcher is not None:
+            runtime.dispatcher.wake()
+
+    @api.post("/conversions/{conversion_id}/status", tags=["conversions"])
+    async def change_conversion_status(conversion_id: s.Id, body: s.ConversionStatusIn) -> s.ConversionOut:
+        """Approve, reject or cancel by hand, with a reason kept in its history: the ledger and
+        outbound postbacks follow as for a postback's status change."""
+        done = await runtime.postbacks.change_status(
+            conversion_id, Status(body.status), body.reason, utcnow()
+        )
+        if not done.found:
+            raise HTTPException(404, f"conversion {conversion_id} does not exist")
+        if done.problem:
+            raise HTTPException(409, done.problem)
+        row = await postback_log.get_conversion(db, conversion_id)
+        return s.ConversionOut(**row)  # type: ignore[arg-type]
 
     # --- reference -----------------------------------------------------------------------------
     @api.get("/reasons", tags=["reference"])

@@ -34,6 +34,7 @@ from clickback.core.limits import (
 )
 from clickback.core.macros import TemplateError, compile_template
 from clickback.core.money import money_text, parse_amount, parse_currency
+from clickback.core.outbound import MAX_BODY_TEMPLATE_LEN, MAX_MAPPED_STATUS_LEN
 from clickback.core.outcome import Result
 from clickback.core.reasons import BY_CODE
 
@@ -218,6 +219,7 @@ class HistoryOut(BaseModel):
     from_status: str | None
     to_status: str
     postback_id: int | None
+    reason: str | None = Field(default=None, description="Why a person changed it by hand.")
 
 
 class ConversionOut(BaseModel):
@@ -736,3 +738,178 @@ class FxRatesQuery(Paged):
 
     def span(self) -> spans.Span[date]:
         return spans.days(self.first, self.last)
+
+
+# --- outbound postbacks --------------------------------------------------------------------------
+
+OutboundEvent = Annotated[str, Field(min_length=1, max_length=MAX_EVENT_LEN, pattern=r"^[A-Za-z0-9_]+$")]
+StatusName = Literal["pending", "approved", "rejected", "cancelled"]
+MappedWord = Annotated[str, Field(min_length=1, max_length=MAX_MAPPED_STATUS_LEN, pattern=PRINTABLE)]
+SubName = Literal["sub1", "sub2", "sub3", "sub4", "sub5"]
+_URL_HELP = (
+    "The affiliate's postback URL with macros, e.g. "
+    "https://tracker.example.com/postback?subid={subid}&status={status}&payout={payout} "
+    "(docs/outbound.md lists the macros). http or https; the host must be public and literal."
+)
+
+
+class OutboundTemplateChange(Strict):
+    """Every field optional: the ones given replace the stored ones."""
+
+    offer_id: Id | None = Field(default=None, description="Only this offer's conversions; null: every offer.")
+    name: str | None = Field(default=None, max_length=MAX_NAME_LEN, pattern=PRINTABLE)
+    url: str | None = Field(default=None, min_length=8, max_length=MAX_URL_LEN, description=_URL_HELP)
+    method: Literal["GET", "POST"] | None = None
+    body_format: Literal["form", "json"] | None = Field(
+        default=None, description="POST only: form (default) or json; values are escaped for it."
+    )
+    body: str | None = Field(
+        default=None,
+        max_length=MAX_BODY_TEMPLATE_LEN,
+        description='POST only: form (a={subid}&b={payout}) or a JSON object ({"click": "{subid}"}).',
+    )
+    events: list[OutboundEvent] | None = Field(default=None, max_length=50, description="Empty: every event.")
+    statuses: list[StatusName] | None = Field(default=None, max_length=4, description="Empty: every status.")
+    status_map: dict[StatusName, MappedWord] | None = Field(
+        default=None,
+        description="The {status} macro's word for each of our statuses.",
+        examples=[{"approved": "sale", "pending": "lead", "rejected": "rejected"}],
+    )
+    click_id_sub: SubName | None = Field(
+        default=None,
+        description="The sub ID the affiliate's tracker passed its click ID in: what {subid}, "
+        "{clickid}, {external_id} and {transaction_id} give back.",
+    )
+    secret: str | None = Field(
+        default=None,
+        min_length=16,
+        max_length=128,
+        pattern=r"^[\x21-\x7e]*$",
+        description="Signs each request (X-Clickback-Signature, HMAC-SHA256); never shown again.",
+    )
+
+
+class OutboundTemplateIn(OutboundTemplateChange):
+    affiliate_id: Id
+    name: str = Field(default="", max_length=MAX_NAME_LEN, pattern=PRINTABLE)
+    url: str = Field(min_length=8, max_length=MAX_URL_LEN, description=_URL_HELP)
+    method: Literal["GET", "POST"] = "GET"
+    events: list[OutboundEvent] = Field(
+        default_factory=list, max_length=50, description="Empty: every event."
+    )
+    statuses: list[StatusName] = Field(default_factory=list, max_length=4, description="Empty: every status.")
+    status_map: dict[StatusName, MappedWord] = Field(default_factory=dict)
+    click_id_sub: SubName = "sub1"
+    body: str = Field(default="", max_length=MAX_BODY_TEMPLATE_LEN)
+
+
+class OutboundTemplateOut(BaseModel):
+    id: int
+    affiliate_id: int
+    offer_id: int | None
+    name: str
+    url: str
+    method: str
+    body_format: str | None
+    body: str
+    events: list[str]
+    statuses: list[str]
+    status_map: dict[str, str]
+    click_id_sub: str
+    signed: bool = Field(description="Whether a secret signs its requests (the secret is never shown).")
+    status: StatusWord
+    created_at: datetime
+    updated_at: datetime
+
+
+class OutboundTemplatesQuery(CatalogQuery):
+    affiliate_id: Id | None = None
+    offer_id: Id | None = None
+
+
+DeliveryState = Literal["waiting", "delivered", "failed", "dead"]
+
+
+class AttemptOut(BaseModel):
+    at: datetime
+    url: str = Field(description="Secrets in the query shown as ***.")
+    http_status: int | None
+    latency_ms: int
+    reply: str = Field(description="The first 512 bytes of the reply.")
+    error: str
+    worker: str
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    delivery_id: str = Field(description="Sent as X-Clickback-Delivery with every attempt.")
+    template_id: int
+    affiliate_id: int
+    conversion_id: int
+    event: str
+    status: str
+    method: str
+    url: str = Field(description="Secrets in the query shown as ***.")
+    body: str
+    destination: str
+    state: DeliveryState
+    attempts: int
+    next_at: datetime
+    last_status: int | None
+    last_error: str
+    created_at: datetime
+    updated_at: datetime
+    delivered_at: datetime | None
+    attempt_log: list[AttemptOut] | None = Field(
+        default=None, description="Every attempt (one delivery's page)."
+    )
+
+
+class DeliveriesQuery(Paged):
+    state: DeliveryState | None = None
+    affiliate_id: Id | None = None
+    template_id: Id | None = None
+    conversion_id: Id | None = None
+    destination: str | None = Field(default=None, max_length=300)
+
+
+class ReplayIn(Strict):
+    ids: list[Id] | None = Field(
+        default=None, max_length=1000, description="These deliveries, whatever their state."
+    )
+    state: Literal["dead", "failed", "delivered"] | None = Field(
+        default=None, description="Every delivery in this state (with ids: those of them in it)."
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> "ReplayIn":
+        if not self.ids and self.state is None:
+            raise ValueError("name ids, or a state (e.g. dead)")
+        return self
+
+
+class ReplayOut(BaseModel):
+    replayed: int
+
+
+class DestinationOut(BaseModel):
+    destination: str
+    failures: int = Field(description="Failed attempts in a row.")
+    paused_at: datetime | None = Field(description="Paused since; null: sending.")
+    reason: str
+    waiting: int = Field(description="Deliveries waiting for it.")
+    updated_at: datetime
+
+
+class PauseIn(Strict):
+    reason: str = Field(default="paused by hand", max_length=512, pattern=PRINTABLE)
+
+
+class ResumeOut(BaseModel):
+    destination: str
+    due: int = Field(description="Waiting deliveries made due at once.")
+
+
+class ConversionStatusIn(Strict):
+    status: Literal["approved", "rejected", "cancelled"]
+    reason: str = Field(min_length=1, max_length=512, pattern=PRINTABLE, description="Kept in its history.")

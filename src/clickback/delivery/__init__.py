@@ -1,0 +1,1 @@
+"""Sending outbound postbacks: the dispatcher that claims deliveries, the HTTP sender."""

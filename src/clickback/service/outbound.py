@@ -1,0 +1,89 @@
+"""Outbound postbacks into the outbox: inside the transaction that records a conversion or
+changes its status, each change the affiliate has a template for becomes a delivery row, written
+with the rest (a 2xx to the advertiser means the affiliate will be told; a rolled-back group tells
+nobody). The dispatcher (delivery/dispatcher.py) sends them.
+
+Cheap when nobody has a template: the templates come from the in-memory catalog, and a group
+whose conversions' affiliates have none costs a dictionary lookup per conversion.
+
+The affiliate's commission for a conversion ({commission}, {payout}, {sum}): a CPA is announced by
+the `qualified_cpa` conversion clickback records when the player qualifies (its amount is the
+CPA); RevShare by the conversion that changed the month (an NGR report: the difference it booked
+in this transaction); any other conversion earns the affiliate nothing by itself: 0.
+"""
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from clickback.core.lifecycle import Status
+from clickback.core.model import Catalog, Click
+from clickback.core.outbound import Template, notice
+from clickback.store.outbound import WAITING
+from clickback.store.recording import Recording
+
+
+def enqueue(rec: Recording, catalog: Catalog, clicks: Mapping[str, Click], now: datetime) -> int:
+    """Delivery rows for the group's notices that a template fires on; written with rec.flush().
+    Call once the group's ledger entries are booked (after recompute_months). Returns how many."""
+    notices, rec.notices = rec.notices, []
+    fired: list[tuple[Template, dict[str, Any], Status]] = []
+    for row, status in notices:
+        templates = catalog.outbound.get(row["affiliate_id"]) if row["affiliate_id"] is not None else None
+        for t in templates or ():
+            if t.fires_on(row["affiliate_id"], row["offer_id"], row["event"], status):
+                fired.append((t, row, status))
+    if not fired:
+        return 0
+    missing = [row["click_id"] for _, row, _ in fired if row["click_id"] not in clicks]
+    known = dict(clicks) | (rec.clicks(sorted(set(missing))) if missing else {})
+    for t, row, status in fired:
+        click = known.get(row["click_id"])
+        commission, currency = _commission(rec, catalog, row)
+        delivery_id = str(uuid.uuid4())
+        values = notice(
+            row,
+            status.value,
+            source=click.source if click else "",
+            lp=click.landing_page if click else "",
+            commission=commission,
+            currency=currency,
+            delivery_id=delivery_id,
+        )
+        url, body = t.render(values)
+        rec.outbound.append(
+            {
+                "delivery_id": delivery_id,
+                "template_id": t.id,
+                "affiliate_id": t.affiliate_id,
+                "conversion_id": row["id"],
+                "event": row["event"],
+                "status": status.value,
+                "method": t.method.value,
+                "url": url,
+                "body": body,
+                "content_type": t.content_type,
+                "destination": t.host,
+                "state": WAITING,
+                "attempts": 0,
+                "next_at": now,
+                "last_error": "",
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    rec.flush()
+    rec.enqueued += len(fired)
+    return len(fired)
+
+
+def _commission(rec: Recording, catalog: Catalog, row: Mapping[str, Any]) -> tuple[Decimal, str]:
+    deal = None
+    if row["offer_id"] is not None and row["affiliate_id"] is not None:
+        deal = catalog.deal_for(row["offer_id"], row["affiliate_id"])
+    currency = deal.currency if deal is not None else (row["deal_currency"] or row["currency"] or "")
+    if row["event"] == "qualified_cpa":
+        return row["payout"] or Decimal(0), row["currency"] or currency
+    return rec.revshare.get(row["id"], Decimal(0)), currency

@@ -1,0 +1,116 @@
+"""Outbound postbacks across processes: kill -9 between a postback's commit and its outbound
+postback's reply, then a restart; `clickback worker` sending for servers that do not; the
+`clickback outbound` commands."""
+
+import contextlib
+import signal
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from tests.conftest import API_KEY, BACKENDS, BROWSER_UA
+from tests.deploy.test_two_nodes import ServeNode, database, wait_until
+from tests.processes import CLICKBACK, cli, clickback_env, clickback_serve
+from tests.receiver import Answer, receiving
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_delivery_in_flight_when_the_server_is_killed_is_sent_after_restart(
+    backend: str, tmp_path: Path
+) -> None:
+    settings = {
+        "outbound_allow": "127.0.0.1/32",
+        "outbound_timeout_seconds": "1",  # its claim lasts 3 x 1 s + 5 s
+        "outbound_retry_base_seconds": "0.001",
+    }
+    with database(backend, tmp_path) as url, receiving() as receiver, contextlib.ExitStack() as stack:
+        gate = threading.Event()
+        receiver.script = [Answer(200, hold=gate, hold_seconds=5)]
+        node = ServeNode("a", clickback_env(tmp_path, url, **settings), tmp_path)
+        node.start()
+        try:
+            wait_until("node ready", node.ready)
+            api = stack.enter_context(
+                httpx.Client(base_url=node.base, headers={"authorization": f"Bearer {API_KEY}"}, timeout=10)
+            )
+            advertiser = sale_setup(api, receiver.url("/pb?subid={subid}"))
+            click_id = click(node.base, advertiser["link"])
+            reply = httpx.get(
+                f"{node.base}/postback",
+                params={"click_id": click_id, "event": "sale", "token": advertiser["token"]},
+            )
+            assert reply.status_code == 200, reply.text
+
+            (first,) = receiver.wait_for(1)  # sent, and held: no reply yet
+            node.kill()
+            gate.set()
+            node.start()
+            second = receiver.wait_for(2)[1]
+        finally:
+            node.stop()
+    assert second.headers["x-clickback-delivery"] == first.headers["x-clickback-delivery"]
+    assert second.target == first.target == "/pb?subid=trk-1"
+
+
+def sale_setup(api: httpx.Client, url: str) -> dict[str, Any]:
+    """An advertiser, its offer, an affiliate with a link and an outbound template to `url`: the
+    advertiser, with "link" the link's code."""
+    advertiser = api.post("/api/advertisers", json={"name": "Northstar"}).json()
+    offer = api.post(
+        "/api/offers",
+        json={
+            "advertiser_id": advertiser["id"],
+            "name": "Casino",
+            "url_template": "https://casino.example.com/?cid={click_id}",
+            "currency": "EUR",
+        },
+    ).json()
+    affiliate = api.post("/api/affiliates", json={"name": "Alice"}).json()
+    link = api.post("/api/links", json={"affiliate_id": affiliate["id"], "offer_id": offer["id"]}).json()
+    assert (
+        api.post("/api/outbound/templates", json={"affiliate_id": affiliate["id"], "url": url}).status_code
+        == 201
+    )
+    return dict(advertiser) | {"link": link["code"]}
+
+
+def click(base: str, code: str) -> str:
+    response = httpx.get(f"{base}/c/{code}?sub1=trk-1", headers={"user-agent": BROWSER_UA})
+    return parse_qs(urlsplit(response.headers["location"]).query)["cid"][0]
+
+
+def test_clickback_worker_sends_for_a_server_that_does_not(tmp_path: Path) -> None:
+    env = clickback_env(tmp_path, "", outbound_allow="127.0.0.1/32", outbound_dispatch="false")
+    with receiving() as receiver, clickback_serve(env, tmp_path / "serve.log") as base:
+        with httpx.Client(base_url=base, headers={"authorization": f"Bearer {API_KEY}"}, timeout=10) as api:
+            advertiser = sale_setup(api, receiver.url("/pb?subid={subid}"))
+            params = {
+                "click_id": click(base, advertiser["link"]),
+                "event": "sale",
+                "token": advertiser["token"],
+            }
+            assert httpx.get(f"{base}/postback", params=params).status_code == 200
+            (waiting,) = api.get("/api/outbound/deliveries").json()["items"]
+            assert waiting["state"] == "waiting" and waiting["attempts"] == 0
+
+            with (tmp_path / "worker.log").open("wb") as out:
+                worker = subprocess.Popen(
+                    [CLICKBACK, "worker"], env=env, stdout=out, stderr=subprocess.STDOUT
+                )
+            try:
+                (got,) = receiver.wait_for(1)
+                assert got.target == "/pb?subid=trk-1"
+            finally:
+                worker.send_signal(signal.SIGTERM)
+                assert worker.wait(30) == 0, (tmp_path / "worker.log").read_text()
+
+        status = cli(env, "outbound", "status")
+        assert status.returncode == 0 and "delivered 1" in status.stdout, status.stdout + status.stderr
+        replay = cli(env, "outbound", "replay", str(waiting["id"]))
+        assert "1 deliveries waiting" in replay.stdout, replay.stdout + replay.stderr
+        assert "waiting 1" in cli(env, "outbound", "status").stdout
