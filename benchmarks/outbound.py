@@ -81,6 +81,10 @@ def receiver_main(port: int, pipe: Pipe) -> None:
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
+        except asyncio.CancelledError:
+            # The run is over and asyncio.run cancels the connections still open: ending quietly
+            # keeps Python 3.11's streams from printing each one's traceback.
+            writer.close()
 
     async def main() -> None:
         server = await asyncio.start_server(handle, HOST, port, backlog=1024)
