@@ -148,7 +148,14 @@ async def open_loop(port: int, paths: Sequence[tuple[str, str]], rate: float) ->
     async def one(n: int, txn: str, path: str) -> None:
         await asyncio.sleep(max(0.0, start + n / rate - time.monotonic()))
         conn = idle.pop() if idle else await Connection.open(port)
-        status, _ = await conn.get(path)
+        try:
+            status, _ = await conn.get(path)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            # The server closed a connection left idle past its keep-alive timeout before it read
+            # the request: send it again on a new one (a repeat would be a duplicate anyway).
+            conn.close()
+            conn = await Connection.open(port)
+            status, _ = await conn.get(path)
         if status != 200:
             raise BenchError(f"GET {path} gave {status}")
         answered[txn] = time.monotonic()
