@@ -8,6 +8,7 @@ a line or two, without a traceback unless `--debug`.
 import asyncio
 import contextlib
 import errno
+import json
 import os
 import shutil
 import socket
@@ -25,14 +26,15 @@ from rich.table import Table
 
 from clickback.config import Settings
 from clickback.core.money import money_text, parse_period
+from clickback.core.outbound import mask_url
 from clickback.core.reasons import Reason
 from clickback.core.statements import COLUMNS, StatementLine, line_cells, statement_csv, totals
 from clickback.errors import StartupError
 from clickback.logs import log_config
 from clickback.metrics import MULTIPROC_ENV
 from clickback.service.runtime import Runtime, utcnow
+from clickback.store import admin, fx, ledger, statements
 from clickback.store import backup as backups
-from clickback.store import fx, ledger, statements
 from clickback.store import outbound as outbound_store
 from clickback.store.catalog import load_catalog
 from clickback.store.db import Database, connect, database_problem, url_shown
@@ -258,8 +260,209 @@ def outbound_resume(
     destination: Annotated[str, typer.Argument(help="host[:port], as status shows it.")],
 ) -> None:
     """Resume a paused destination: its waiting deliveries are sent at once."""
-    count = with_db(load_settings(), lambda db: outbound_store.resume(db, destination, utcnow()))
+    try:
+        count = with_db(load_settings(), lambda db: outbound_store.resume(db, destination, utcnow()))
+    except admin.NotFound as exc:
+        raise typer.BadParameter(f"{exc} (clickback outbound status lists them)") from None
     console.print(f"{escape(destination)} resumed: {count} deliveries waiting are due now")
+
+
+templates_app = typer.Typer(help="Outbound postback templates: as the API's /api/outbound/templates.")
+outbound_app.add_typer(templates_app, name="templates")
+
+
+def _template_fields(
+    url: str | None,
+    offer: int | None,
+    name: str | None,
+    method: str | None,
+    body_format: str | None,
+    body: str | None,
+    event: list[str] | None,
+    status: list[str] | None,
+    map_status: list[str] | None,
+    click_id_sub: str | None,
+    secret: str | None,
+) -> dict[str, Any]:
+    """The options given, as the API's fields (those not given left out)."""
+    fields: dict[str, Any] = {
+        "url": url,
+        "offer_id": offer,
+        "name": name,
+        "method": method.upper() if method else None,
+        "body_format": body_format,
+        "body": body,
+        "events": event,
+        "statuses": status,
+        "click_id_sub": click_id_sub,
+        "secret": secret,
+    }
+    if map_status is not None:
+        pairs = [item.partition("=") for item in map_status]
+        if any(not sep for _, sep, _ in pairs):
+            raise typer.BadParameter("--map takes status=word, e.g. --map approved=sale")
+        fields["status_map"] = {k.strip(): v.strip() for k, _, v in pairs}
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _save_template(template_id: int | None, fields: dict[str, Any]) -> dict[str, Any]:
+    """Checked as the API checks it (service/outbound.py), then created or changed."""
+    from clickback.service import outbound as outbound_service
+    from clickback.web.schemas import OutboundTemplateChange, OutboundTemplateIn
+
+    try:
+        if template_id is None:
+            given = OutboundTemplateIn(**fields).model_dump()
+        else:
+            given = OutboundTemplateChange(**fields).model_dump(exclude_unset=True)
+    except ValidationError as exc:
+        raise typer.BadParameter("; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in exc.errors())) from None
+    settings = load_settings()
+
+    async def save(db: Database) -> dict[str, Any]:
+        values = given
+        if template_id is not None:
+            stored = await outbound_store.get_template(db, template_id)
+            decoded = {k: json.loads(stored[k]) for k in ("events", "statuses", "status_map")}
+            values = {**stored, **decoded, **given}
+        else:
+            await admin.get(db, "affiliates", values["affiliate_id"])
+        catalog = await load_catalog(db)
+        try:
+            checked = await outbound_service.checked_template(
+                db, catalog, settings.outbound_allowlist, values
+            )
+        except outbound_service.TemplateRefused as refused:
+            raise typer.BadParameter(f"{refused.field}: {refused.message}") from None
+        if template_id is None:
+            return await outbound_store.create_template(db, checked, utcnow())
+        kept = {k: v for k, v in checked.items() if k in _CHANGEABLE}
+        return await outbound_store.change_template(db, template_id, kept, utcnow())
+
+    try:
+        return with_db(settings, save)
+    except admin.NotFound as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+_CHANGEABLE = {"offer_id", "name", "url", "method", "body_format", "body", "events", "statuses"}
+_CHANGEABLE |= {"status_map", "click_id_sub", "secret"}
+_URL = "The URL, with macros (docs/outbound.md)."
+
+
+@templates_app.command("add")
+def template_add(
+    affiliate: Annotated[int, typer.Argument(help="The affiliate's id.")],
+    url: Annotated[str, typer.Argument(help=_URL)],
+    offer: Annotated[int | None, typer.Option(help="Only this offer's conversions.")] = None,
+    name: Annotated[str | None, typer.Option()] = None,
+    method: Annotated[str | None, typer.Option(help="GET (default) or POST.")] = None,
+    body_format: Annotated[str | None, typer.Option(help="POST: form (default) or json.")] = None,
+    body: Annotated[str | None, typer.Option(help="POST: the body, with macros.")] = None,
+    event: Annotated[list[str] | None, typer.Option(help="Only this event (repeat for more).")] = None,
+    status: Annotated[list[str] | None, typer.Option(help="Only this status (repeat for more).")] = None,
+    map_status: Annotated[
+        list[str] | None, typer.Option("--map", help="{status}'s word: approved=sale (repeat for more).")
+    ] = None,
+    click_id_sub: Annotated[
+        str | None, typer.Option(help="The sub ID holding the tracker's click ID.")
+    ] = None,
+    secret: Annotated[str | None, typer.Option(help="Sign each request with this key.")] = None,
+) -> None:
+    """Give an affiliate an outbound postback."""
+    fields = _template_fields(
+        url, offer, name, method, body_format, body, event, status, map_status, click_id_sub, secret
+    )
+    row = _save_template(None, fields | {"affiliate_id": affiliate})
+    console.print(f"template {row['id']} for affiliate {affiliate}: {escape(mask_url(row['url']))}")
+
+
+@templates_app.command("change")
+def template_change(
+    template_id: Annotated[int, typer.Argument(help="The template's id.")],
+    url: Annotated[str | None, typer.Option(help=_URL)] = None,
+    offer: Annotated[int | None, typer.Option(help="Only this offer's conversions.")] = None,
+    name: Annotated[str | None, typer.Option()] = None,
+    method: Annotated[str | None, typer.Option(help="GET or POST.")] = None,
+    body_format: Annotated[str | None, typer.Option(help="POST: form or json.")] = None,
+    body: Annotated[str | None, typer.Option(help="POST: the body, with macros.")] = None,
+    event: Annotated[list[str] | None, typer.Option(help="Only this event (repeat for more).")] = None,
+    status: Annotated[list[str] | None, typer.Option(help="Only this status (repeat for more).")] = None,
+    map_status: Annotated[
+        list[str] | None, typer.Option("--map", help="{status}'s word: approved=sale (repeat for more).")
+    ] = None,
+    click_id_sub: Annotated[
+        str | None, typer.Option(help="The sub ID holding the tracker's click ID.")
+    ] = None,
+    secret: Annotated[str | None, typer.Option(help="Sign each request with this key.")] = None,
+) -> None:
+    """Change the fields given; the others stay."""
+    fields = _template_fields(
+        url, offer, name, method, body_format, body, event, status, map_status, click_id_sub, secret
+    )
+    if not fields:
+        raise typer.BadParameter("give at least one field to change (see --help)")
+    row = _save_template(template_id, fields)
+    console.print(f"template {row['id']} changed: {escape(mask_url(row['url']))}")
+
+
+@templates_app.command("list")
+def template_list(
+    affiliate: Annotated[int | None, typer.Option(help="Only this affiliate's.")] = None,
+) -> None:
+    """Every template (oldest first), or one affiliate's."""
+
+    async def every(db: Database) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        cursor: str | None = None
+        filters = {} if affiliate is None else {"affiliate_id": affiliate}
+        while True:
+            page = await outbound_store.list_templates(db, filters, cursor, 500)
+            rows += page.rows
+            if (cursor := page.next_cursor) is None:
+                return rows
+
+    # Lines, not a table: a table is cut to the terminal's width, and a URL must stay whole.
+    console.print("id\taffiliate\toffer\tstatus\tmethod\tevents\tstatuses\turl")
+    for t in with_db(load_settings(), every):
+        cells = [str(t["id"]), str(t["affiliate_id"]), str(t["offer_id"] or "every")]
+        cells += [t["status"], t["method"]]
+        cells += [", ".join(json.loads(t[k])) or "every" for k in ("events", "statuses")]
+        console.print(escape("\t".join([*cells, mask_url(t["url"])])))
+
+
+def _set_template(template_id: int, values: dict[str, Any]) -> None:
+    async def change(db: Database) -> dict[str, Any]:
+        return await outbound_store.change_template(db, template_id, values, utcnow())
+
+    try:
+        with_db(load_settings(), change)
+    except admin.NotFound as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+@templates_app.command("pause")
+def template_pause(template_id: Annotated[int, typer.Argument(help="The template's id.")]) -> None:
+    """Nothing more is queued for it (deliveries already queued are still sent)."""
+    _set_template(template_id, {"status": "paused"})
+    console.print(f"template {template_id} paused")
+
+
+@templates_app.command("resume")
+def template_resume(template_id: Annotated[int, typer.Argument(help="The template's id.")]) -> None:
+    """Active again: conversions from now on are sent."""
+    _set_template(template_id, {"status": "active"})
+    console.print(f"template {template_id} active")
+
+
+@templates_app.command("delete")
+def template_delete(template_id: Annotated[int, typer.Argument(help="The template's id.")]) -> None:
+    """Delete it; deliveries already queued for it are still sent."""
+    try:
+        with_db(load_settings(), lambda db: outbound_store.delete_template(db, template_id))
+    except admin.NotFound as exc:
+        raise typer.BadParameter(str(exc)) from None
+    console.print(f"template {template_id} deleted")
 
 
 def public_url_for(host: str, port: int) -> str:

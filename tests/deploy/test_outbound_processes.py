@@ -114,3 +114,49 @@ def test_clickback_worker_sends_for_a_server_that_does_not(tmp_path: Path) -> No
         replay = cli(env, "outbound", "replay", str(waiting["id"]))
         assert "1 deliveries waiting" in replay.stdout, replay.stdout + replay.stderr
         assert "waiting 1" in cli(env, "outbound", "status").stdout
+
+
+def test_templates_are_managed_from_the_command_line_as_through_the_api(tmp_path: Path) -> None:
+    env = clickback_env(tmp_path, "", outbound_allow="127.0.0.1/32")
+    with clickback_serve(env, tmp_path / "serve.log") as base:
+        with httpx.Client(base_url=base, headers={"authorization": f"Bearer {API_KEY}"}, timeout=10) as api:
+            affiliate = api.post("/api/affiliates", json={"name": "Alice"}).json()["id"]
+            body = '{"click": "{subid}", "paid": "{payout}"}'
+            added = cli(
+                env, "outbound", "templates", "add", str(affiliate), "http://127.0.0.1:9/pb",
+                "--method", "post", "--body-format", "json", "--body", body,
+                "--event", "registration", "--event", "ftd", "--map", "approved=sale",
+            )  # fmt: skip
+            (template,) = api.get("/api/outbound/templates").json()["items"]
+            private = cli(env, "outbound", "templates", "add", str(affiliate), "http://10.1.2.3/pb?s={subid}")
+            unknown = cli(
+                env, "outbound", "templates", "add", str(affiliate), "https://t.example/pb?x={nope}"
+            )
+            nobody = cli(env, "outbound", "templates", "add", "999", "http://127.0.0.1:9/pb")
+            changed = cli(
+                env, "outbound", "templates", "change", str(template["id"]), "--url", "http://127.0.0.1:9/x"
+            )
+            paused = cli(env, "outbound", "templates", "pause", str(template["id"]))
+            while_paused = api.get(f"/api/outbound/templates/{template['id']}").json()
+            cli(env, "outbound", "templates", "resume", str(template["id"]))
+            listed = cli(env, "outbound", "templates", "list", "--affiliate", str(affiliate))
+            after = api.get(f"/api/outbound/templates/{template['id']}").json()
+            deleted = cli(env, "outbound", "templates", "delete", str(template["id"]))
+            gone = api.get(f"/api/outbound/templates/{template['id']}")
+        resumed = cli(env, "outbound", "resume", "127.0.0.1:9")
+
+    assert added.returncode == 0 and f"template {template['id']}" in added.stdout, added.stderr
+    assert (template["method"], template["body_format"], template["body"]) == ("POST", "json", body)
+    assert template["events"] == ["first_deposit", "registration"]
+    assert template["status_map"] == {"approved": "sale"}
+    assert private.returncode != 0 and "private address" in private.stderr
+    assert unknown.returncode != 0 and "{nope}" in unknown.stderr and "{subid}" in unknown.stderr
+    assert nobody.returncode != 0 and "999 does not exist" in nobody.stderr
+    assert changed.returncode == 0 and paused.returncode == 0
+    assert while_paused["status"] == "paused"
+    assert (after["status"], after["url"], after["body"]) == ("active", "http://127.0.0.1:9/x", body)
+    assert str(template["id"]) in listed.stdout and "http://127.0.0.1:9/x" in listed.stdout
+    assert deleted.returncode == 0 and gone.status_code == 404
+    # A destination that never failed: said in a line, not a traceback.
+    assert resumed.returncode != 0 and "no failures on record" in resumed.stderr
+    assert "Traceback" not in resumed.stderr

@@ -18,11 +18,66 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from clickback.core.addresses import Allowlist
+from clickback.core.events import STANDARD_EVENTS, normalise_event
 from clickback.core.lifecycle import Status
 from clickback.core.model import Catalog, Click
-from clickback.core.outbound import Template, notice
+from clickback.core.outbound import BodyFormat, Method, OutboundError, Template, notice, template
+from clickback.delivery.sender import destination_problem
+from clickback.store import admin
+from clickback.store.db import Database
 from clickback.store.outbound import WAITING
 from clickback.store.recording import Recording
+
+
+class TemplateRefused(Exception):
+    """A template that cannot be saved: which field, and what to do."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+async def checked_template(
+    db: Database, catalog: Catalog, allow: Allowlist, values: dict[str, Any]
+) -> dict[str, Any]:
+    """A template's fields as they are saved (the API's and the command line's), or
+    TemplateRefused naming what to fix: its macros and shape (core/outbound.py), its events, its
+    offer (NotFound), its destination (the SSRF guard)."""
+    body_format = values.get("body_format")
+    if values["method"] == "GET":
+        values["body_format"] = None
+    elif body_format is None:
+        values["body_format"] = "form"
+    try:
+        template(
+            id=0,
+            affiliate_id=values["affiliate_id"],
+            url=values["url"],
+            method=Method(values["method"]),
+            body_format=BodyFormat(values["body_format"]) if values["body_format"] else None,
+            body=values["body"],
+            events=values["events"],
+            statuses=[Status(v) for v in values["statuses"]],
+            status_map=values["status_map"],
+            click_id_sub=values["click_id_sub"],
+        )
+    except OutboundError as exc:
+        raise TemplateRefused("body" if "body" in str(exc) else "url", str(exc)) from None
+    known = STANDARD_EVENTS | {e for o in catalog.offers.values() for e in o.custom_events}
+    values["events"] = [normalise_event(e) for e in values["events"]]
+    wrong = sorted(e for e in values["events"] if e not in known)
+    if wrong:
+        raise TemplateRefused(
+            "events", f"{', '.join(wrong)}: not an event; use one of {', '.join(sorted(known))}"
+        )
+    if values.get("offer_id") is not None:
+        await admin.get(db, "offers", values["offer_id"])
+    problem = await destination_problem(values["url"], allow)
+    if problem is not None:
+        raise TemplateRefused("url", problem)
+    return values
 
 
 def enqueue(rec: Recording, catalog: Catalog, clicks: Mapping[str, Click], now: datetime) -> int:

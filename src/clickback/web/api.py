@@ -22,16 +22,16 @@ from swagger_ui_bundle import swagger_ui_path
 
 from clickback.core.commission import DealKind, Tier, TierBasis
 from clickback.core.deals import DealChange, DealProblem, changed_deal
-from clickback.core.events import STANDARD_EVENTS, normalise_event
+from clickback.core.events import STANDARD_EVENTS
 from clickback.core.lifecycle import Status
 from clickback.core.model import EVERY_AFFILIATE
-from clickback.core.outbound import BodyFormat, Method, OutboundError, mask_url, template
+from clickback.core.outbound import mask_url
 from clickback.core.reasons import Reason
 from clickback.core.reporting import DATE_BASIS, DIMENSIONS, ReportRow
 from clickback.core.spans import Span
 from clickback.core.statements import statement_csv, totals
 from clickback.core.verticals import PRESETS, Vertical, preset_deal
-from clickback.delivery.sender import destination_problem
+from clickback.service import outbound as outbound_service
 from clickback.service.runtime import Runtime, utcnow
 from clickback.store import admin, deals, fx, ledger, outbound, paging, postback_log, reports, statements
 from clickback.store.catalog import deal_from_row
@@ -393,43 +393,12 @@ def create_api(runtime: Runtime) -> FastAPI:
         return s.OutboundTemplateOut(**(row | decoded), signed=bool(row["secret"]))
 
     async def checked_template(values: dict[str, Any]) -> dict[str, Any]:
-        """The template's fields, refused with a 422 naming what to fix: its macros and shape
-        (core/outbound.py), its events, its offer, its destination (the SSRF guard)."""
-        body_format = values.get("body_format")
-        if values["method"] == "GET":
-            values["body_format"] = None
-        elif body_format is None:
-            values["body_format"] = "form"
+        """The template's fields, refused with a 422 naming what to fix."""
+        allow = runtime.settings.outbound_allowlist
         try:
-            template(
-                id=0,
-                affiliate_id=values["affiliate_id"],
-                url=values["url"],
-                method=Method(values["method"]),
-                body_format=BodyFormat(values["body_format"]) if values["body_format"] else None,
-                body=values["body"],
-                events=values["events"],
-                statuses=[Status(v) for v in values["statuses"]],
-                status_map=values["status_map"],
-                click_id_sub=values["click_id_sub"],
-            )
-        except OutboundError as exc:
-            invalid(("body", "body" if "body" in str(exc) else "url"), str(exc))
-        catalog = runtime.catalog.current
-        offer_id = values.get("offer_id")
-        known = STANDARD_EVENTS | {e for o in catalog.offers.values() for e in o.custom_events}
-        values["events"] = [normalise_event(e) for e in values["events"]]
-        wrong = sorted(e for e in values["events"] if e not in known)
-        if wrong:
-            invalid(
-                ("body", "events"), f"{', '.join(wrong)}: not an event; use one of {', '.join(sorted(known))}"
-            )
-        if offer_id is not None:
-            await admin.get(db, "offers", offer_id)
-        problem = await destination_problem(values["url"], runtime.settings.outbound_allowlist)
-        if problem is not None:
-            invalid(("body", "url"), problem)
-        return values
+            return await outbound_service.checked_template(db, runtime.catalog.current, allow, values)
+        except outbound_service.TemplateRefused as refused:
+            invalid(("body", refused.field), refused.message)
 
     @api.post("/outbound/templates", status_code=201, tags=["outbound postbacks"])
     async def create_template(body: s.OutboundTemplateIn) -> s.OutboundTemplateOut:
