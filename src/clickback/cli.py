@@ -348,26 +348,35 @@ def _save_template(template_id: int | None, fields: dict[str, Any]) -> dict[str,
 _CHANGEABLE = {"offer_id", "name", "url", "method", "body_format", "body", "events", "statuses"}
 _CHANGEABLE |= {"status_map", "click_id_sub", "secret"}
 _URL = "The URL, with macros (docs/outbound.md)."
+# The options of `add` and `change`, the API's fields (docs/outbound.md).
+_Offer = Annotated[int | None, typer.Option(help="Only this offer's conversions.")]
+_Name = Annotated[str | None, typer.Option()]
+_Method = Annotated[str | None, typer.Option(help="GET (the default) or POST.")]
+_BodyFormat = Annotated[str | None, typer.Option(help="POST: form (the default) or json.")]
+_Body = Annotated[str | None, typer.Option(help="POST: the body, with macros.")]
+_Events = Annotated[list[str] | None, typer.Option("--event", help="Only this event (repeat for more).")]
+_Statuses = Annotated[list[str] | None, typer.Option("--status", help="Only this status (repeat for more).")]
+_Map = Annotated[
+    list[str] | None, typer.Option("--map", help="{status}'s word: approved=sale (repeat for more).")
+]
+_ClickIdSub = Annotated[str | None, typer.Option(help="The sub ID holding the tracker's click ID.")]
+_Secret = Annotated[str | None, typer.Option(help="Sign each request with this key.")]
 
 
 @templates_app.command("add")
 def template_add(
     affiliate: Annotated[int, typer.Argument(help="The affiliate's id.")],
     url: Annotated[str, typer.Argument(help=_URL)],
-    offer: Annotated[int | None, typer.Option(help="Only this offer's conversions.")] = None,
-    name: Annotated[str | None, typer.Option()] = None,
-    method: Annotated[str | None, typer.Option(help="GET (default) or POST.")] = None,
-    body_format: Annotated[str | None, typer.Option(help="POST: form (default) or json.")] = None,
-    body: Annotated[str | None, typer.Option(help="POST: the body, with macros.")] = None,
-    event: Annotated[list[str] | None, typer.Option(help="Only this event (repeat for more).")] = None,
-    status: Annotated[list[str] | None, typer.Option(help="Only this status (repeat for more).")] = None,
-    map_status: Annotated[
-        list[str] | None, typer.Option("--map", help="{status}'s word: approved=sale (repeat for more).")
-    ] = None,
-    click_id_sub: Annotated[
-        str | None, typer.Option(help="The sub ID holding the tracker's click ID.")
-    ] = None,
-    secret: Annotated[str | None, typer.Option(help="Sign each request with this key.")] = None,
+    offer: _Offer = None,
+    name: _Name = None,
+    method: _Method = None,
+    body_format: _BodyFormat = None,
+    body: _Body = None,
+    event: _Events = None,
+    status: _Statuses = None,
+    map_status: _Map = None,
+    click_id_sub: _ClickIdSub = None,
+    secret: _Secret = None,
 ) -> None:
     """Give an affiliate an outbound postback."""
     fields = _template_fields(
@@ -381,20 +390,16 @@ def template_add(
 def template_change(
     template_id: Annotated[int, typer.Argument(help="The template's id.")],
     url: Annotated[str | None, typer.Option(help=_URL)] = None,
-    offer: Annotated[int | None, typer.Option(help="Only this offer's conversions.")] = None,
-    name: Annotated[str | None, typer.Option()] = None,
-    method: Annotated[str | None, typer.Option(help="GET or POST.")] = None,
-    body_format: Annotated[str | None, typer.Option(help="POST: form or json.")] = None,
-    body: Annotated[str | None, typer.Option(help="POST: the body, with macros.")] = None,
-    event: Annotated[list[str] | None, typer.Option(help="Only this event (repeat for more).")] = None,
-    status: Annotated[list[str] | None, typer.Option(help="Only this status (repeat for more).")] = None,
-    map_status: Annotated[
-        list[str] | None, typer.Option("--map", help="{status}'s word: approved=sale (repeat for more).")
-    ] = None,
-    click_id_sub: Annotated[
-        str | None, typer.Option(help="The sub ID holding the tracker's click ID.")
-    ] = None,
-    secret: Annotated[str | None, typer.Option(help="Sign each request with this key.")] = None,
+    offer: _Offer = None,
+    name: _Name = None,
+    method: _Method = None,
+    body_format: _BodyFormat = None,
+    body: _Body = None,
+    event: _Events = None,
+    status: _Statuses = None,
+    map_status: _Map = None,
+    click_id_sub: _ClickIdSub = None,
+    secret: _Secret = None,
 ) -> None:
     """Change the fields given; the others stay."""
     fields = _template_fields(
