@@ -8,7 +8,6 @@ a line or two, without a traceback unless `--debug`.
 import asyncio
 import contextlib
 import errno
-import json
 import os
 import shutil
 import socket
@@ -36,7 +35,7 @@ from clickback.service.runtime import Runtime, utcnow
 from clickback.store import admin, fx, ledger, statements
 from clickback.store import backup as backups
 from clickback.store import outbound as outbound_store
-from clickback.store.catalog import load_catalog
+from clickback.store.catalog import decoded, load_catalog
 from clickback.store.db import Database, connect, database_problem, url_shown
 from clickback.store.migrate import head_revision, upgrade
 from clickback.web.schemas import FxRateIn
@@ -320,24 +319,13 @@ def _save_template(template_id: int | None, fields: dict[str, Any]) -> dict[str,
     settings = load_settings()
 
     async def save(db: Database) -> dict[str, Any]:
-        values = given
-        if template_id is not None:
-            stored = await outbound_store.get_template(db, template_id)
-            decoded = {k: json.loads(stored[k]) for k in ("events", "statuses", "status_map")}
-            values = {**stored, **decoded, **given}
-        else:
-            await admin.get(db, "affiliates", values["affiliate_id"])
-        catalog = await load_catalog(db)
+        catalog, allow = await load_catalog(db), settings.outbound_allowlist
         try:
-            checked = await outbound_service.checked_template(
-                db, catalog, settings.outbound_allowlist, values
-            )
+            if template_id is None:
+                return await outbound_service.create_template(db, catalog, allow, given, utcnow())
+            return await outbound_service.change_template(db, catalog, allow, template_id, given, utcnow())
         except outbound_service.TemplateRefused as refused:
             raise typer.BadParameter(f"{refused.field}: {refused.message}") from None
-        if template_id is None:
-            return await outbound_store.create_template(db, checked, utcnow())
-        kept = {k: v for k, v in checked.items() if k in _CHANGEABLE}
-        return await outbound_store.change_template(db, template_id, kept, utcnow())
 
     try:
         return with_db(settings, save)
@@ -345,8 +333,6 @@ def _save_template(template_id: int | None, fields: dict[str, Any]) -> dict[str,
         raise typer.BadParameter(str(exc)) from None
 
 
-_CHANGEABLE = {"offer_id", "name", "url", "method", "body_format", "body", "events", "statuses"}
-_CHANGEABLE |= {"status_map", "click_id_sub", "secret"}
 _URL = "The URL, with macros (docs/outbound.md)."
 # The options of `add` and `change`, the API's fields (docs/outbound.md).
 _Offer = Annotated[int | None, typer.Option(help="Only this offer's conversions.")]
@@ -429,10 +415,10 @@ def template_list(
 
     # Lines, not a table: a table is cut to the terminal's width, and a URL must stay whole.
     console.print("id\taffiliate\toffer\tstatus\tmethod\tevents\tstatuses\turl")
-    for t in with_db(load_settings(), every):
+    for t in map(decoded, with_db(load_settings(), every)):
         cells = [str(t["id"]), str(t["affiliate_id"]), str(t["offer_id"] or "every")]
         cells += [t["status"], t["method"]]
-        cells += [", ".join(json.loads(t[k])) or "every" for k in ("events", "statuses")]
+        cells += [", ".join(t[k]) or "every" for k in ("events", "statuses")]
         console.print(escape("\t".join([*cells, mask_url(t["url"])])))
 
 

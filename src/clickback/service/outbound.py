@@ -22,9 +22,11 @@ from clickback.core.addresses import Allowlist
 from clickback.core.events import STANDARD_EVENTS, normalise_event
 from clickback.core.lifecycle import Status
 from clickback.core.model import Catalog, Click
-from clickback.core.outbound import BodyFormat, Method, OutboundError, Template, notice, template
+from clickback.core.outbound import OutboundError, Template, notice
 from clickback.delivery.sender import destination_problem
 from clickback.store import admin
+from clickback.store import outbound as outbox
+from clickback.store.catalog import decoded, template_of
 from clickback.store.db import Database
 from clickback.store.outbound import WAITING
 from clickback.store.recording import Recording
@@ -39,30 +41,52 @@ class TemplateRefused(Exception):
         self.message = message
 
 
-async def checked_template(
+# What a change may replace (the rest, e.g. status, has calls of its own).
+CHANGEABLE = frozenset(
+    {"offer_id", "name", "url", "method", "body_format", "body", "events", "statuses"}
+    | {"status_map", "click_id_sub", "secret"}
+)
+
+
+async def create_template(
+    db: Database, catalog: Catalog, allow: Allowlist, given: Mapping[str, Any], now: datetime
+) -> dict[str, Any]:
+    """A new template (the API's and the command line's), checked first: TemplateRefused or
+    NotFound (the affiliate, the offer) say what to fix."""
+    await admin.get(db, "affiliates", given["affiliate_id"])
+    values = await _checked(db, catalog, allow, dict(given))
+    return await outbox.create_template(db, values, now)
+
+
+async def change_template(
+    db: Database,
+    catalog: Catalog,
+    allow: Allowlist,
+    template_id: int,
+    given: Mapping[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """The fields given replace the stored ones; the template as a whole is checked again."""
+    stored = decoded(await outbox.get_template(db, template_id))
+    values = await _checked(db, catalog, allow, stored | dict(given))
+    return await outbox.change_template(
+        db, template_id, {k: v for k, v in values.items() if k in CHANGEABLE}, now
+    )
+
+
+async def _checked(
     db: Database, catalog: Catalog, allow: Allowlist, values: dict[str, Any]
 ) -> dict[str, Any]:
-    """A template's fields as they are saved (the API's and the command line's), or
-    TemplateRefused naming what to fix: its macros and shape (core/outbound.py), its events, its
-    offer (NotFound), its destination (the SSRF guard)."""
+    """A template's fields as they are saved, or TemplateRefused naming what to fix: its macros
+    and shape (core/outbound.py), its events, its offer (NotFound), its destination (the SSRF
+    guard)."""
     body_format = values.get("body_format")
     if values["method"] == "GET":
         values["body_format"] = None
     elif body_format is None:
         values["body_format"] = "form"
     try:
-        template(
-            id=0,
-            affiliate_id=values["affiliate_id"],
-            url=values["url"],
-            method=Method(values["method"]),
-            body_format=BodyFormat(values["body_format"]) if values["body_format"] else None,
-            body=values["body"],
-            events=values["events"],
-            statuses=[Status(v) for v in values["statuses"]],
-            status_map=values["status_map"],
-            click_id_sub=values["click_id_sub"],
-        )
+        template_of(values)
     except OutboundError as exc:
         raise TemplateRefused("body" if "body" in str(exc) else "url", str(exc)) from None
     known = STANDARD_EVENTS | {e for o in catalog.offers.values() for e in o.custom_events}

@@ -138,21 +138,31 @@ async def load_names(conn: AsyncConnection) -> dict[int, AdvertiserNames]:
     }
 
 
-def template_from_row(row: Mapping[str, Any]) -> Template:
+def decoded(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored template with its lists and map as Python values again (template_values' inverse)."""
+    return dict(row) | {name: json.loads(row[name]) for name in ("events", "statuses", "status_map")}
+
+
+def template_of(values: Mapping[str, Any]) -> Template:
+    """The core's Template of a template's fields (decoded); OutboundError if they make none."""
     return template(
-        id=row["id"],
-        affiliate_id=row["affiliate_id"],
-        url=row["url"],
-        method=Method(row["method"]),
-        body_format=BodyFormat(row["body_format"]) if row["body_format"] else None,
-        body=row["body"],
-        offer_id=row["offer_id"],
-        events=json.loads(row["events"]),
-        statuses=[Status(s) for s in json.loads(row["statuses"])],
-        status_map=json.loads(row["status_map"]),
-        click_id_sub=row["click_id_sub"],
-        active=row["status"] == "active",
+        id=values.get("id", 0),
+        affiliate_id=values["affiliate_id"],
+        url=values["url"],
+        method=Method(values["method"]),
+        body_format=BodyFormat(values["body_format"]) if values["body_format"] else None,
+        body=values["body"],
+        offer_id=values.get("offer_id"),
+        events=values["events"],
+        statuses=[Status(s) for s in values["statuses"]],
+        status_map=values["status_map"],
+        click_id_sub=values["click_id_sub"],
+        active=values.get("status", "active") == "active",
     )
+
+
+def template_from_row(row: Mapping[str, Any]) -> Template:
+    return template_of(decoded(row))
 
 
 async def load_templates(conn: AsyncConnection) -> list[Template]:

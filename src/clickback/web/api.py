@@ -5,7 +5,7 @@ import math
 import os
 import re
 from base64 import b64encode
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import date
 from hashlib import sha256
@@ -34,7 +34,7 @@ from clickback.core.verticals import PRESETS, Vertical, preset_deal
 from clickback.service import outbound as outbound_service
 from clickback.service.runtime import Runtime, utcnow
 from clickback.store import admin, deals, fx, ledger, outbound, paging, postback_log, reports, statements
-from clickback.store.catalog import deal_from_row
+from clickback.store.catalog import deal_from_row, decoded
 from clickback.web import schemas as s
 
 MAX_REPORT_DAYS = 400
@@ -389,24 +389,25 @@ def create_api(runtime: Runtime) -> FastAPI:
 
     # --- outbound postbacks ------------------------------------------------------------------
     def template_out(row: dict[str, Any]) -> s.OutboundTemplateOut:
-        decoded = {k: json.loads(row[k]) for k in ("events", "statuses", "status_map")}
-        return s.OutboundTemplateOut(**(row | decoded), signed=bool(row["secret"]))
+        return s.OutboundTemplateOut(**decoded(row), signed=bool(row["secret"]))
 
-    async def checked_template(values: dict[str, Any]) -> dict[str, Any]:
-        """The template's fields, refused with a 422 naming what to fix."""
-        allow = runtime.settings.outbound_allowlist
+    async def template_saved(save: Awaitable[dict[str, Any]]) -> s.OutboundTemplateOut:
+        """A template created or changed by the service, or a 422 naming what to fix."""
         try:
-            return await outbound_service.checked_template(db, runtime.catalog.current, allow, values)
+            row = await save
         except outbound_service.TemplateRefused as refused:
             invalid(("body", refused.field), refused.message)
+        return template_out(await changed(row))
 
     @api.post("/outbound/templates", status_code=201, tags=["outbound postbacks"])
     async def create_template(body: s.OutboundTemplateIn) -> s.OutboundTemplateOut:
         """An affiliate's outbound postback: sent when a conversion of theirs (of the offer, event
         and statuses named) is recorded or changes status."""
-        await admin.get(db, "affiliates", body.affiliate_id)
-        values = await checked_template(body.model_dump())
-        return template_out(await changed(await outbound.create_template(db, values, utcnow())))
+        allow = runtime.settings.outbound_allowlist
+        given = body.model_dump()
+        return await template_saved(
+            outbound_service.create_template(db, runtime.catalog.current, allow, given, utcnow())
+        )
 
     @api.get("/outbound/templates", tags=["outbound postbacks"])
     async def list_templates(
@@ -422,20 +423,14 @@ def create_api(runtime: Runtime) -> FastAPI:
     @api.patch("/outbound/templates/{item_id}", tags=["outbound postbacks"])
     async def change_template(item_id: s.Id, body: s.OutboundTemplateChange) -> s.OutboundTemplateOut:
         """The fields given replace the stored ones (offer_id null: every offer; secret: a new key)."""
-        stored = await outbound.get_template(db, item_id)
         given = body.model_dump(exclude_unset=True)
         for name, value in given.items():
             if value is None and name not in ("offer_id", "body_format", "secret"):
                 invalid(("body", name), "give a value, or leave the field out to keep it")
-        merged = {k: json.loads(stored[k]) for k in ("events", "statuses", "status_map")}
-        merged = {**stored, **merged, **given}
-        values = await checked_template(merged)
-        keep = {"offer_id", "name", "url", "method", "body_format", "body", "events", "statuses"}
-        keep |= {"status_map", "click_id_sub", "secret"}
-        row = await outbound.change_template(
-            db, item_id, {k: v for k, v in values.items() if k in keep}, utcnow()
+        allow = runtime.settings.outbound_allowlist
+        return await template_saved(
+            outbound_service.change_template(db, runtime.catalog.current, allow, item_id, given, utcnow())
         )
-        return template_out(await changed(row))
 
     @api.put("/outbound/templates/{item_id}/status", tags=["outbound postbacks"])
     async def set_template_status(item_id: s.Id, body: s.StatusIn) -> s.OutboundTemplateOut:
