@@ -3,6 +3,7 @@
 import asyncio
 import fcntl
 import functools
+import logging
 import os
 import socket
 import sqlite3
@@ -25,10 +26,14 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from clickback.errors import StartupError
 
+log = logging.getLogger(__name__)
+
 SQLITE_BUSY_MS = 10_000
 # How long opening a PostgreSQL connection may take (asyncpg's default is a minute): a server
 # that drops packets is reported as unreachable instead of hanging the start or a readiness check.
 CONNECT_TIMEOUT_SECONDS = 10
+# How long closing waits for connections in use to come back to the pool.
+CLOSE_WAIT_SECONDS = 5.0
 # The drivers clickback runs on, by the database's name in a URL.
 DRIVERS = {"postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
 URL_FORMS = "postgresql+asyncpg://user:password@host:5432/dbname or sqlite+aiosqlite:////absolute/path.db"
@@ -187,6 +192,11 @@ class Database:
         return _insert_adding(self.dialect, table, tuple(counters))
 
     async def close(self) -> None:
+        # dispose() closes only the connections in the pool: one still checked out (by a task
+        # unwinding from a cancellation) would be checked in to the discarded pool later and stay
+        # open until the garbage collector finds it, which cannot close an asyncpg connection.
+        for async_engine in {self.engine, self.read_engine}:
+            await _checked_in(async_engine)
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
@@ -246,6 +256,25 @@ def _utc_month_sqlite(element: utc_month, compiler: SQLCompiler, **kw: Any) -> s
 @compiles(utc_month, "postgresql")
 def _utc_month_postgresql(element: utc_month, compiler: SQLCompiler, **kw: Any) -> str:
     return compiler.process(func.to_char(func.timezone("UTC", *element.clauses), "YYYY-MM"), **kw)
+
+
+async def _checked_in(engine: AsyncEngine) -> None:
+    pool: Any = engine.pool
+    returned = asyncio.Event()
+
+    def on_checkin(*_: Any) -> None:
+        returned.set()
+
+    event.listen(pool, "checkin", on_checkin)
+    try:
+        async with asyncio.timeout(CLOSE_WAIT_SECONDS):
+            while pool.checkedout():
+                await returned.wait()
+                returned.clear()
+    except TimeoutError:
+        log.warning("closing the database with %d connection(s) still in use", pool.checkedout())
+    finally:
+        event.remove(pool, "checkin", on_checkin)
 
 
 def raw_cursor(conn: Connection) -> Any:
