@@ -242,6 +242,7 @@ async def _wipe(runtime: Runtime) -> None:
             # Identities from 1 again, as on a new database. DELETE and this take a quarter of
             # TRUNCATE's time on tables this small (TRUNCATE replaces every table's files).
             await conn.execute(text("SELECT setval(oid, 1, false) FROM pg_class WHERE relkind = 'S'"))
+            runtime.db.spare_ids.clear()  # drawn from the sequences before they were reset
         await conn.execute(text("UPDATE catalog_version SET version = version + 1"))
     await runtime.catalog.reload()
 

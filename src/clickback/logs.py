@@ -7,6 +7,12 @@ import sys
 import time
 from typing import Any
 
+# The logging HOWTO's "Optimization": no line clickback writes names the caller's source line,
+# its thread or its process name, and looking them up cost 2% of a postback's CPU.
+logging._srcfile = None
+logging.logThreads = False
+logging.logMultiprocessing = False
+
 READABLE = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"
 

@@ -12,6 +12,7 @@ Clicks are counted by the click writer once per batch, not once per click: a lab
 costs a few microseconds, a tenth of a click.
 """
 
+import functools
 import os
 
 from prometheus_client import (
@@ -69,10 +70,13 @@ OUTBOUND_DELIVERIES = Counter(
 LEDGER_ENTRIES = Counter("clickback_ledger_entries", "Commission entries booked, by kind.", [WORKER, "kind"])
 
 
+@functools.cache
 def worker() -> str:
-    """This process's `worker` label: read at each use, so a forked worker does not report as its
-    parent."""
+    """This process's `worker` label (its process ID; a forked child reads its own)."""
     return str(os.getpid())
+
+
+os.register_at_fork(after_in_child=worker.cache_clear)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -389,3 +389,32 @@ def test_postback_is_answered_503_when_the_database_cannot_record_it(
 
     assert (outcome.http_status, outcome.body()["reason"]) == (503, "storage_unavailable")
     assert client.items("/conversions") == []
+
+
+def test_connections_the_database_dropped_while_idle_are_replaced_unseen(
+    client: Client, world: World, click_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a database restart (or a proxy closing idle connections), the next postback and
+    API call are served on new connections, not answered with an error."""
+    from sqlalchemy import text
+
+    from clickback.store import db as store_db
+
+    runtime = client.node.runtime
+    if runtime.db.dialect == "sqlite":
+        pytest.skip("SQLite keeps no server connections")
+    monkeypatch.setattr(store_db, "PING_AFTER_IDLE_SECONDS", 0.0)
+    assert client.items("/conversions") == []  # the pool holds a connection now
+
+    async def drop_the_others() -> int:
+        async with runtime.db.write() as conn:
+            others = "datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            dropped = await conn.execute(text(f"SELECT count(*) FROM pg_stat_activity WHERE {others}"))
+            await conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {others}"))
+            return int(dropped.scalar_one())
+
+    assert client.node.call(drop_the_others) >= 1
+    response = client.postback(click_id=click_id, event="registration", token=world.token)
+
+    assert (response.status_code, response.json()["result"]) == (200, "accepted")
+    assert [c["event"] for c in client.items("/conversions")] == ["registration"]

@@ -219,8 +219,10 @@ class _Group:
         rec.load_players((p.advertiser.id, p.player_id) for p in read if p.player_id)
         players = [rec.player((p.advertiser.id, p.player_id)) for p in read if p.player_id]
         wanted = {p.click.value for p in read if p.click} | {p.click_id for p in players if p is not None}
-        self._clicks |= rec.clicks([c for c in wanted if c not in self._clicks])
-        rec.load_conversions((p.advertiser.id, p.dedupe_key, dedupe_family(p.event)) for p in read)
+        self._clicks |= rec.load(
+            [c for c in wanted if c not in self._clicks],
+            ((p.advertiser.id, p.dedupe_key, dedupe_family(p.event)) for p in read),
+        )
         rec.reserve({conversions: len(read), postbacks: len(items), player_table: len(players)})
         outcomes = {}
         for n in sorted(range(len(items)), key=lambda n: _lock_order(items[n].read)):

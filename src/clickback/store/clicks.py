@@ -1,6 +1,6 @@
 """Writing clicks in batches with their report counters, and finding clicks by ID."""
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from itertools import pairwise
 from operator import itemgetter
@@ -10,9 +10,9 @@ from sqlalchemy import Connection, delete
 
 from clickback.core.model import Click, Traits
 from clickback.core.reporting import MS_PER_HOUR
-from clickback.store.bulk import ClickBulk, bulk_for, select_keys
+from clickback.store.bulk import ClickBulk, bulk_for
 from clickback.store.db import Database
-from clickback.store.tables import click_refusals, clicks, quarantined_clicks, visitors
+from clickback.store.tables import click_refusals, quarantined_clicks, visitors
 
 
 async def write_batch(
@@ -141,7 +141,6 @@ def _click(r: Mapping[str, Any]) -> Click:
     )
 
 
-def clicks_by_id(conn: Connection, ids: Sequence[str]) -> dict[str, Click]:
-    if not ids:
-        return {}
-    return {r["click_id"]: _click(r) for r in select_keys(conn, clicks, ("click_id",), [(i,) for i in ids])}
+def clicks_from_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, Click]:
+    """Click rows (as select_keys reads them) by click ID."""
+    return {r["click_id"]: _click(r) for r in rows}

@@ -27,8 +27,8 @@ from clickback.core.model import Click
 from clickback.core.outcome import Outcome
 from clickback.core.reporting import hour_of
 from clickback.store import fx, ledger
-from clickback.store.bulk import insert_rows, select_keys
-from clickback.store.clicks import clicks_by_id
+from clickback.store.bulk import insert_all, select_keys, select_keys_together
+from clickback.store.clicks import clicks_from_rows
 from clickback.store.db import Database
 from clickback.store.tables import (
     clicks,
@@ -128,7 +128,22 @@ class Recording:
     # --- reads, for a whole group at once ---------------------------------------------------
 
     def clicks(self, ids: Sequence[str]) -> dict[str, Click]:
-        return clicks_by_id(self.conn, ids)
+        return self.load(ids, ())
+
+    def load(self, click_ids: Sequence[str], keys: Iterable[Key]) -> dict[str, Click]:
+        """The clicks named, and load_conversions(keys), in one round trip on PostgreSQL."""
+        wanted = [k for k in dict.fromkeys(keys) if k not in self._by_key]
+        self._by_key.update(dict.fromkeys(wanted))
+        found_clicks, found = select_keys_together(
+            self.conn,
+            [
+                (clicks, ("click_id",), [(i,) for i in click_ids], False),
+                (conversions, _DUPLICATE_KEY, wanted, True),
+            ],
+        )
+        for row in found:
+            self._remember(row)
+        return clicks_from_rows(found_clicks)
 
     def load_players(self, keys: Iterable[PlayerKey]) -> None:
         """The players named, locked for the rest of the transaction in id order (so two
@@ -152,12 +167,7 @@ class Recording:
         """The conversions already recorded under these duplicate keys, locked (FOR UPDATE: two
         status changes racing on PostgreSQL apply one after the other; SQLite writers are
         serialised already)."""
-        wanted = [k for k in dict.fromkeys(keys) if k not in self._by_key]
-        if not wanted:
-            return
-        self._by_key.update(dict.fromkeys(wanted))
-        for row in select_keys(self.conn, conversions, _DUPLICATE_KEY, wanted, lock=True):
-            self._remember(row)
+        self.load((), keys)
 
     def conversion_by_key(self, key: Key) -> dict[str, Any] | None:
         if key not in self._by_key:
@@ -381,15 +391,8 @@ class Recording:
             self.count(row, new, row["payout"], +1)
 
     def flush(self) -> None:
-        """Write what the group collected, rows pointed at before the rows pointing at them."""
-        insert_rows(
-            self.conn, players, [{n: getattr(p, n) for n in _PLAYER_COLUMNS} for p in self._new_players]
-        )
-        _update_by_id(self.conn, players, self._changed_players)
-        insert_rows(self.conn, conversions, self._new_conversions)
-        _update_by_id(self.conn, conversions, self._changed_conversions)
-        insert_rows(self.conn, postbacks, self._logs)
-        insert_rows(self.conn, conversion_history, self._history)
+        """Write what the group collected: the new rows of every table at once (insert_all),
+        then the changes to rows that were already stored (which may point at the new ones)."""
         # In key order: two processes adding to the same counters lock them in the same order.
         stats = [
             dict(zip(_STAT_KEY, key, strict=True))
@@ -397,13 +400,19 @@ class Recording:
             for key, v in sorted(self._stats.items(), key=lambda item: tuple(map(str, item[0])))
             if v[2] or v[3]
         ]
-        insert_rows(
+        insert_all(
             self.conn,
-            conversion_stats,
-            stats,
-            self.db.insert_adding(conversion_stats, ["conversions", "payout"]),
+            [
+                (players, [{n: getattr(p, n) for n in _PLAYER_COLUMNS} for p in self._new_players], None),
+                (conversions, self._new_conversions, None),
+                (postbacks, self._logs, None),
+                (conversion_history, self._history, None),
+                (conversion_stats, stats, self.db.insert_adding(conversion_stats, ["conversions", "payout"])),
+                (outbound_deliveries, self.outbound, None),
+            ],
         )
-        insert_rows(self.conn, outbound_deliveries, self.outbound)
+        _update_by_id(self.conn, players, self._changed_players)
+        _update_by_id(self.conn, conversions, self._changed_conversions)
         self.outbound = []
         self._new_players, self._new_conversions, self._logs, self._history = [], [], [], []
         self._changed_players, self._changed_conversions, self._stats = {}, {}, {}
