@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import urlencode
@@ -7,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from clickback.core.addresses import parse_networks
 from clickback.core.clickids import MAX_CLOCK_SKEW, ClickIdCodec
 from clickback.core.intake import (
     ALIASES,
@@ -21,6 +23,7 @@ from clickback.core.intake import (
     attribute,
     on_repeat,
     read_postback,
+    sign,
 )
 from clickback.core.lifecycle import Status
 from clickback.core.limits import (
@@ -66,7 +69,27 @@ POKER = Offer(
     20, SOUTHGATE.id, "Southgate Poker", compile_template("https://poker.example.net/{click_id}"), "USD"
 )
 ALICE = Affiliate(100, "Alice Media")
-CATALOG = Catalog.build(1, [NORTHSTAR, SOUTHGATE], [CASINO, SPORTSBOOK, POKER], [ALICE], [])
+# Postback security: Guarded rotated its token an hour ago (the old one valid for another hour),
+# takes postbacks from one network only and signs them; Rotated's overlap has ended.
+SECRET = "signing-secret-of-guarded"
+GUARDED = Advertiser(
+    3,
+    "Guarded Casino",
+    "guarded-token-new",
+    previous_token="guarded-token-old",
+    previous_token_until=NOW + timedelta(hours=1),
+    allowed_ips=parse_networks(["203.0.113.0/24", "2001:db8::/32"]),
+    signing_secret=SECRET,
+)
+ROTATED = Advertiser(
+    4, "Rotated Bets", "rotated-token-new", previous_token="rotated-token-old", previous_token_until=NOW
+)
+GUARDED_OFFER = Offer(
+    30, GUARDED.id, "Guarded Slots", compile_template("https://g.example/{click_id}"), "EUR"
+)
+CATALOG = Catalog.build(
+    1, [NORTHSTAR, SOUTHGATE, GUARDED, ROTATED], [CASINO, SPORTSBOOK, POKER, GUARDED_OFFER], [ALICE], []
+)
 
 CLICKED_AT = NOW - timedelta(minutes=10)
 CLICK_ID = CODEC.mint(CLICKED_AT)
@@ -96,6 +119,21 @@ def raw(
         content_type=content_type,
         body_too_large=body_too_large,
     )
+
+
+def signed(
+    qs: bytes,
+    body: bytes = b"",
+    *,
+    secret: str = SECRET,
+    at: datetime = NOW,
+    ip: str = "203.0.113.7",
+    signature: str | None = None,
+) -> RawPostback:
+    """A postback signed as docs/postbacks.md says a sender signs it."""
+    stamp = str(int(at.timestamp()))
+    given = signature if signature is not None else "sha256=" + sign(secret, stamp, qs, body)
+    return replace(raw(qs, body), ip=ip, timestamp=stamp, signature=given)
 
 
 def read(
@@ -243,6 +281,19 @@ REFUSALS = [
     pytest.param(raw(query(date="yesterday")), Reason.INVALID_EVENT_TIME, id="event_date_word"),
     pytest.param(raw(query(ts="2025-06-01T13:00:00Z")), Reason.EVENT_TIME_OUT_OF_RANGE, id="event_in_future"),
     pytest.param(raw(query(event_time="2024-11-01")), Reason.EVENT_TIME_OUT_OF_RANGE, id="event_too_old"),
+    pytest.param(raw(query(token="rotated-token-old")), Reason.TOKEN_REPLACED, id="token_replaced"),
+    pytest.param(
+        signed(query(token=GUARDED.token), ip="198.51.100.9"), Reason.IP_NOT_ALLOWED, id="ip_not_allowed"
+    ),
+    pytest.param(raw(query(token=GUARDED.token)), Reason.MISSING_SIGNATURE, id="missing_signature"),
+    pytest.param(
+        signed(query(token=GUARDED.token), secret="another secret"), Reason.BAD_SIGNATURE, id="bad_signature"
+    ),
+    pytest.param(
+        signed(query(token=GUARDED.token), at=NOW - timedelta(seconds=301)),
+        Reason.SIGNATURE_EXPIRED,
+        id="signature_expired",
+    ),
 ]
 
 
@@ -285,6 +336,7 @@ def test_every_reason_read_postback_can_give_is_in_the_table() -> None:
         Reason.TRANSACTION_CONFLICT,
         Reason.INVALID_STATUS_TRANSITION,
         Reason.DUPLICATE,
+        Reason.REPLAYED_SIGNATURE,
         Reason.STORAGE_UNAVAILABLE,
         Reason.NOT_READY,
         Reason.UNKNOWN_LINK,
@@ -644,3 +696,70 @@ def test_transaction_id_seen_on_another_click_is_a_conflict() -> None:
     repeat = postback(txn_id="T-1", status="approved")
     result = on_repeat(repeat, Existing(1, OTHER_CLICK_ID, Status.PENDING))
     assert result == Rejected(Reason.TRANSACTION_CONFLICT, "T-1")
+
+
+# --- postback security: token rotation, allowlist, signature -------------------------------------
+
+
+def test_a_replaced_token_is_accepted_until_its_overlap_ends() -> None:
+    ends = GUARDED.previous_token_until
+    assert ends is not None
+    during = signed(query(token="guarded-token-old"), at=ends - timedelta(seconds=1))
+    after = signed(query(token="guarded-token-old"), at=ends)
+    assert accepted(read_postback(replace(during, received_at=ends - timedelta(seconds=1)), CATALOG, CODEC))
+    assert reason_of(read_postback(replace(after, received_at=ends), CATALOG, CODEC)) is Reason.TOKEN_REPLACED
+    assert accepted(read(query(token="rotated-token-new"))).advertiser == ROTATED
+    assert reason_of(read(query(token="rotated-token-older"))) is Reason.BAD_TOKEN
+
+
+@pytest.mark.parametrize(
+    ("ip", "allowed"),
+    [
+        ("203.0.113.200", True),
+        ("::ffff:203.0.113.5", True),
+        ("2001:db8::17", True),
+        ("203.0.114.1", False),
+        ("2001:db9::1", False),
+        ("", False),
+        ("not an address", False),
+    ],
+)
+def test_the_allowlist_takes_its_networks_and_refuses_other_addresses(ip: str, allowed: bool) -> None:
+    result = read_postback(signed(query(token=GUARDED.token), ip=ip), CATALOG, CODEC)
+    if allowed:
+        assert accepted(result).advertiser == GUARDED
+    else:
+        assert reason_of(result) is Reason.IP_NOT_ALLOWED
+
+
+def test_a_signed_postback_is_accepted_and_carries_its_signature() -> None:
+    qs = query(token=GUARDED.token, event="first_deposit", payout="50")
+    body, kind = form(sub2="x")
+    sent = replace(signed(qs, body), content_type=kind)
+    postback = accepted(read_postback(sent, CATALOG, CODEC))
+    assert postback.signature == sign(SECRET, sent.timestamp, qs, body)
+    # Upper-case hex, and without the "sha256=" prefix, are the same signature.
+    bare = replace(sent, signature=sent.signature.removeprefix("sha256=").upper())
+    assert accepted(read_postback(bare, CATALOG, CODEC)).signature == postback.signature
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"query": query(token=GUARDED.token, event="deposit")}, Reason.BAD_SIGNATURE),
+        ({"body": b"sub1=changed"}, Reason.BAD_SIGNATURE),
+        ({"timestamp": "1e9"}, Reason.BAD_SIGNATURE),
+        ({"signature": ""}, Reason.MISSING_SIGNATURE),
+        ({"received_at": NOW + timedelta(seconds=301)}, Reason.SIGNATURE_EXPIRED),
+    ],
+)
+def test_a_signature_covers_the_query_the_body_and_the_time(
+    change: dict[str, object], reason: Reason
+) -> None:
+    sent = signed(query(token=GUARDED.token))
+    assert accepted(read_postback(replace(sent, received_at=NOW + timedelta(seconds=299)), CATALOG, CODEC))
+    assert reason_of(read_postback(replace(sent, **change), CATALOG, CODEC)) is reason  # type: ignore[arg-type]
+
+
+def test_advertisers_without_security_options_are_not_asked_for_them() -> None:
+    assert accepted(read(query())).signature == ""

@@ -6,7 +6,7 @@ from pathlib import Path
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from clickback.store.db import connect
@@ -57,3 +57,41 @@ def test_downgrade_to_empty_and_upgrade_again(tmp_path: Path) -> None:
     assert asyncio.run(tables_after("head", "base")) == {"alembic_version"}
     assert asyncio.run(tables_after("head")) == set(metadata.tables) | {"alembic_version"}
     assert schema_diff(url) == []
+
+
+def test_tokens_logged_before_0007_are_masked_by_it(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old-log.db'}"
+    token = "0123456789abcdef0123456789abcdef"
+    logged = [
+        (f"click_id=x&token={token}&event=sale", ""),
+        ("click_id=y&event=sale", f'{{"secret": "{token}"}}'),
+        ("click_id=z&event=sale", ""),
+    ]
+
+    async def scenario() -> list[tuple[str, str]]:
+        db = connect(url)
+        try:
+            await upgrade(db, "0006")
+            async with db.write() as conn:
+                for n, (query, body) in enumerate(logged, 1):
+                    await conn.execute(
+                        text(
+                            "INSERT INTO postbacks (id, received_at, ip, method, click_id, result, detail,"
+                            " http_status, query, body, ignored)"
+                            " VALUES (:n, '2026-12-01 00:00:00.000000', '1.2.3.4', 'GET', '', 'accepted', '',"
+                            " 200, :query, :body, '')"
+                        ),
+                        {"n": n, "query": query, "body": body},
+                    )
+            await upgrade(db)
+            async with db.read() as conn:
+                rows = await conn.execute(text("SELECT query, body FROM postbacks ORDER BY id"))
+                return [(r.query, r.body) for r in rows]
+        finally:
+            await db.close()
+
+    assert asyncio.run(scenario()) == [
+        ("click_id=x&token=***cdef&event=sale", ""),
+        ("click_id=y&event=sale", '{"secret": "***cdef"}'),
+        ("click_id=z&event=sale", ""),
+    ]

@@ -52,6 +52,19 @@ def parse_allowlist(entries: Iterable[str]) -> Allowlist:
     return Allowlist(frozenset(hosts), tuple(networks))
 
 
+def parse_networks(entries: Iterable[str]) -> tuple[IPNetwork, ...]:
+    """Addresses and networks (CIDR), blanks skipped; ValueError names a bad one."""
+    networks = []
+    for raw in entries:
+        entry = raw.strip()
+        if entry:
+            try:
+                networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
+            except ValueError:
+                raise ValueError(f"{raw!r} is not an IP address or network (CIDR)") from None
+    return tuple(networks)
+
+
 def refused_because(address: IPAddress) -> str | None:
     """Why an address is no place to send to, or None when it is public."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:

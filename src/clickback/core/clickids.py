@@ -23,7 +23,7 @@ from clickback.core.reasons import Reason, Rejected
 
 CLICK_ID_LEN = 32
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
-_EPOCH_MS = int(EPOCH.timestamp() * 1000)
+_MS = timedelta(milliseconds=1)
 _TIME_BITS, _RANDOM_BITS, _MAC_BITS = 42, 128, 22
 _MAC_MASK = (1 << _MAC_BITS) - 1
 # IDs dated further ahead than this are forged (or from a node with a broken clock).
@@ -77,7 +77,8 @@ class ClickIdCodec:
         object.__setattr__(self, "_hmac", HmacSha256(self.key))
 
     def mint(self, now: datetime) -> str:
-        ms = int(now.timestamp() * 1000) - _EPOCH_MS
+        # In integers: a float timestamp times 1000 lands a millisecond short now and then.
+        ms = (now - EPOCH) // _MS
         head = (ms << _RANDOM_BITS) | int.from_bytes(_RANDOM.take16())
         value = (head << _MAC_BITS) | self._mac(head)
         return binascii.b2a_base64(value.to_bytes(24), newline=False).translate(_B64_TO_SORTABLE).decode()

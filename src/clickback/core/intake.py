@@ -1,12 +1,14 @@
 """An inbound postback, from raw request to a decision, as named steps read top to bottom.
 
-    STEPS: parse → alias → macros → authenticate → click ID → event → status → payout → currency
+    STEPS: parse → alias → macros → authenticate (token, allowlist) → signature → click ID
+           → event → status → payout → currency → period → event time
     then, with the click looked up by the caller: attribute (advertiser, event of the offer, price)
     then, for a transaction seen before: repeat (duplicate, status change, or conflict)
 
 Every step either fills in the draft or returns Rejected(reason). Nothing here does I/O.
 """
 
+import hashlib
 import hmac
 import json
 import re
@@ -68,6 +70,8 @@ _LIMITS = {"txn_id": MAX_TXN_ID_LEN, "event": MAX_EVENT_LEN, "player_id": MAX_SU
 }
 MAX_IGNORED_SHOWN = 10
 DEFAULT_MAX_EVENT_AGE = timedelta(days=180)
+# How far a signed postback's timestamp may be from clickback's clock, either way.
+SIGNATURE_WINDOW = timedelta(seconds=300)
 # Control characters and U+FFFD (what undecodable bytes became).
 _INVALID = re.compile("[\x00-\x1f\x7f\ufffd]")
 # Lone surrogates: JSON can carry them ("\ud800"), UTF-8 cannot, so no database, log or reply could
@@ -86,6 +90,9 @@ class RawPostback:
     body: bytes = b""
     content_type: str = ""
     body_too_large: bool = False
+    # X-Clickback-Timestamp and X-Clickback-Signature, for advertisers who sign (signature step).
+    timestamp: str = ""
+    signature: str = ""
 
 
 def player_key(player_id: str) -> str:
@@ -112,6 +119,8 @@ class Postback:
     period: str | None = None
     # As the sender stated it; None: the event happened when the postback arrived.
     event_time: EventTime | None = None
+    # The verified signature of a signed postback (accepted once: the group checks replays).
+    signature: str = ""
 
     @property
     def dedupe_key(self) -> str:
@@ -146,6 +155,7 @@ class _Draft:
     period: str | None = None
     event_time: EventTime | None = None
     max_event_age: timedelta = DEFAULT_MAX_EVENT_AGE
+    signature: str = ""
 
 
 def parse(d: _Draft) -> Rejected | None:
@@ -233,10 +243,58 @@ def authenticate(d: _Draft) -> Rejected | None:
     if not token:
         return Rejected(Reason.MISSING_TOKEN)
     advertiser = d.catalog.advertisers_by_token.get(token_digest(token))
-    if advertiser is None or not hmac.compare_digest(token.encode(), advertiser.token.encode()):
+    if advertiser is None:
         return Rejected(Reason.BAD_TOKEN)
+    if not hmac.compare_digest(token.encode(), advertiser.token.encode()):
+        if not advertiser.previous_token or not hmac.compare_digest(
+            token.encode(), advertiser.previous_token.encode()
+        ):
+            return Rejected(Reason.BAD_TOKEN)
+        until = advertiser.previous_token_until
+        if until is None or d.raw.received_at >= until:
+            d.advertiser = advertiser  # the log names whose old token it was
+            return Rejected(
+                Reason.TOKEN_REPLACED, f"replaced, valid until {until:%Y-%m-%dT%H:%M:%SZ}" if until else ""
+            )
     d.advertiser = advertiser
+    if not advertiser.allows(d.raw.ip):
+        return Rejected(Reason.IP_NOT_ALLOWED, d.raw.ip[:45])
     return None
+
+
+def signature(d: _Draft) -> Rejected | None:
+    """For an advertiser with a signing secret: HMAC-SHA256 over the timestamp, the query string
+    and the body as sent, within SIGNATURE_WINDOW of clickback's clock."""
+    assert d.advertiser is not None
+    if not d.advertiser.signing_secret:
+        return None
+    stamp, given = d.raw.timestamp.strip(), d.raw.signature.strip()
+    if not stamp or not given:
+        return Rejected(Reason.MISSING_SIGNATURE)
+    if not stamp.isdigit() or len(stamp) > 12:
+        return Rejected(Reason.BAD_SIGNATURE, "X-Clickback-Timestamp must be Unix seconds")
+    skew = abs(d.raw.received_at.timestamp() - int(stamp))
+    if skew > SIGNATURE_WINDOW.total_seconds():
+        return Rejected(Reason.SIGNATURE_EXPIRED, f"{skew:.0f} s from clickback's clock")
+    expected = sign(d.advertiser.signing_secret, stamp, d.raw.query, d.raw.body)
+    if not hmac.compare_digest(given.removeprefix("sha256=").lower().encode(), expected.encode()):
+        return Rejected(Reason.BAD_SIGNATURE)
+    d.signature = expected
+    return None
+
+
+# How a sender signs, as the API tells the manager who passes it on.
+SIGNATURE_FORMAT = (
+    "X-Clickback-Timestamp: <Unix seconds>; X-Clickback-Signature: sha256=<hex HMAC-SHA256, keyed"
+    " with the signing secret, of: timestamp, newline, the query string as sent, newline, the body"
+    " as sent>; accepted within 300 s of clickback's clock, once."
+)
+
+
+def sign(secret: str, timestamp: str, query: bytes, body: bytes) -> str:
+    """The hex signature of a postback, as its sender computes it (docs/postbacks.md)."""
+    message = timestamp.encode() + b"\n" + query + b"\n" + body
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
 def click_id(d: _Draft) -> Rejected | None:
@@ -328,6 +386,7 @@ STEPS: Sequence[Callable[[_Draft], Rejected | None]] = (
     alias,
     macros,
     authenticate,
+    signature,
     click_id,
     event,
     status,
@@ -380,6 +439,7 @@ def read_postback(
         ignored=tuple(d.ignored[:MAX_IGNORED_SHOWN]),
         period=d.period,
         event_time=d.event_time,
+        signature=d.signature,
     )
 
 

@@ -1,6 +1,7 @@
 """The domain's values. Frozen: the tracking paths share them between requests without locks."""
 
 import hashlib
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -8,6 +9,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import NamedTuple
 
+from clickback.core.addresses import IPNetwork
 from clickback.core.commission import Deal
 from clickback.core.lifecycle import Status
 from clickback.core.macros import UrlTemplate
@@ -25,6 +27,24 @@ class Advertiser:
     name: str
     token: str
     status: State = State.ACTIVE
+    # The token a rotation replaced, accepted until `previous_token_until` (docs/postbacks.md).
+    previous_token: str = ""
+    previous_token_until: datetime | None = None
+    # Where its postbacks may come from; empty: anywhere.
+    allowed_ips: tuple[IPNetwork, ...] = ()
+    # The HMAC-SHA256 key its postbacks are signed with; empty: no signature asked for.
+    signing_secret: str = ""
+
+    def allows(self, ip: str) -> bool:
+        if not self.allowed_ips:
+            return True
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address.version == net.version and address in net for net in self.allowed_ips)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +170,10 @@ class Catalog:
             offers={o.id: o for o in offers},
             affiliates={a.id: a for a in affiliates},
             links_by_code={link.code: link for link in links},
-            advertisers_by_token={token_digest(a.token): a for a in advertisers},
+            # A replaced token still finds its advertiser: intake says whether it is still valid.
+            advertisers_by_token={
+                token_digest(t): a for a in advertisers for t in (a.token, a.previous_token) if t
+            },
             names=names or {},
             deals=deals or {},
             outbound=by_affiliate,

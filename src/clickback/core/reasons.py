@@ -60,6 +60,45 @@ class Reason(Enum):
         "The token does not belong to any advertiser.",
         "Copy the postback URL again from your clickback advertiser page; the token may have changed.",
     )
+    TOKEN_REPLACED = (
+        "token_replaced",
+        403,
+        "The token was replaced and its overlap period has ended.",
+        "Use the advertiser's current token: copy the postback URL again from clickback.",
+    )
+    IP_NOT_ALLOWED = (
+        "ip_not_allowed",
+        403,
+        "The postback came from an address the advertiser's allowlist does not include.",
+        "Send postbacks from your listed servers, or ask the affiliate manager to add this address.",
+    )
+    MISSING_SIGNATURE = (
+        "missing_signature",
+        401,
+        "The advertiser signs postbacks, and this one has no signature.",
+        "Send X-Clickback-Timestamp (Unix seconds) and X-Clickback-Signature: sha256=<hex HMAC-SHA256"
+        " of timestamp, newline, query string, newline, body>.",
+    )
+    BAD_SIGNATURE = (
+        "bad_signature",
+        403,
+        "The signature does not match the request.",
+        "Sign the exact query string and body sent, with the current signing secret (see the hint"
+        " of missing_signature for the format).",
+    )
+    SIGNATURE_EXPIRED = (
+        "signature_expired",
+        401,
+        "The signature's timestamp is too far from clickback's clock.",
+        "Sign each postback when it is sent (within 300 s of clickback's time) and keep the server's"
+        " clock synchronised (NTP).",
+    )
+    REPLAYED_SIGNATURE = (
+        "replayed_signature",
+        409,
+        "A postback with this signature was already received.",
+        "Sign every postback afresh; a signed request is accepted once.",
+    )
     UNREPLACED_MACRO = (
         "unreplaced_macro",
         400,

@@ -222,6 +222,7 @@ class _Group:
         self._clicks |= rec.load(
             [c for c in wanted if c not in self._clicks],
             ((p.advertiser.id, p.dedupe_key, dedupe_family(p.event)) for p in read),
+            ((p.advertiser.id, p.signature) for p in read if p.signature),
         )
         rec.reserve({conversions: len(read), postbacks: len(items), player_table: len(players)})
         outcomes = {}
@@ -240,6 +241,9 @@ class _Group:
             return _refuse(rec, raw, postback)
         now = raw.received_at
         advertiser = postback.advertiser.id
+        if postback.signature and not rec.first_use((advertiser, postback.signature), now):
+            replayed = Rejected(Reason.REPLAYED_SIGNATURE)
+            return _refuse(rec, raw, Refused(replayed, advertiser, postback.click_value, postback.ignored))
         player = None
         if postback.player_id:
             # A known player stays attributed to the click of their first postback, whatever click

@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from clickback.config import Settings
 from clickback.core.clickids import ClickIdCodec
+from clickback.core.intake import SIGNATURE_WINDOW
 from clickback.delivery.dispatcher import Dispatcher, Policy
 from clickback.delivery.sender import Sender
 from clickback.enrich import Enricher
@@ -23,6 +24,7 @@ from clickback.service.tracker import Tracker
 from clickback.store import ledger
 from clickback.store.db import Database, connect, database_problem, ping
 from clickback.store.migrate import upgrade
+from clickback.store.recording import forget_signatures
 
 log = logging.getLogger(__name__)
 SETTLE_SECONDS = 60
@@ -140,10 +142,13 @@ class Runtime:
         return {"ready": all(part["ok"] for part in parts.values()), **parts}
 
     async def _settle(self) -> None:
-        """Approve commissions whose hold has passed; every process may, the UPDATE is idempotent."""
+        """Approve commissions whose hold has passed, and forget signatures too old to replay;
+        every process may, both are idempotent."""
         while True:
             try:
-                await ledger.settle(self.db, utcnow())
+                now = utcnow()
+                await ledger.settle(self.db, now)
+                await forget_signatures(self.db, now - 2 * SIGNATURE_WINDOW)
             except (SQLAlchemyError, OSError) as exc:
                 # The database being away is said in a line; anything else keeps its traceback.
                 known = database_problem(exc, self.settings.url) is not None

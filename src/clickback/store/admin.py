@@ -45,6 +45,50 @@ async def create_advertiser(db: Database, name: str, now: datetime) -> dict[str,
     )
 
 
+async def rotate_token(db: Database, advertiser_id: int, valid_until: datetime) -> dict[str, Any]:
+    """A new token; the current one becomes the previous, accepted until `valid_until`."""
+    return await _change(
+        db,
+        "advertisers",
+        advertiser_id,
+        # The right-hand sides read the row as it was: the current token becomes the previous.
+        {
+            "previous_token": advertisers.c.token,
+            "previous_token_until": valid_until,
+            "token": secrets.token_urlsafe(24),
+        },
+    )
+
+
+async def revoke_previous_token(db: Database, advertiser_id: int) -> dict[str, Any]:
+    return await _change(
+        db, "advertisers", advertiser_id, {"previous_token": None, "previous_token_until": None}
+    )
+
+
+async def set_security(
+    db: Database, advertiser_id: int, allowed_ips: list[str], signing: bool, new_secret: bool
+) -> dict[str, Any]:
+    current = await get(db, "advertisers", advertiser_id)
+    secret = current["signing_secret"] if signing and not new_secret else None
+    if signing and secret is None:
+        secret = secrets.token_hex(32)
+    return await _change(
+        db, "advertisers", advertiser_id, {"allowed_ips": ",".join(allowed_ips), "signing_secret": secret}
+    )
+
+
+async def _change(db: Database, kind: str, item_id: int, values: Mapping[str, Any]) -> dict[str, Any]:
+    table = TABLES[kind]
+    async with db.write() as conn:
+        stmt = update(table).where(table.c.id == item_id).values(dict(values)).returning(*table.c)
+        row = (await conn.execute(stmt)).first()
+        if row is None:
+            raise NotFound(f"{kind} {item_id} does not exist")
+        await bump_version(conn)
+    return dict(row._mapping)
+
+
 async def create_offer(
     db: Database,
     *,
@@ -125,11 +169,4 @@ async def list_page(
 
 
 async def set_status(db: Database, kind: str, item_id: int, status: str) -> dict[str, Any]:
-    table = TABLES[kind]
-    async with db.write() as conn:
-        stmt = update(table).where(table.c.id == item_id).values(status=status).returning(*table.c)
-        row = (await conn.execute(stmt)).first()
-        if row is None:
-            raise NotFound(f"{kind} {item_id} does not exist")
-        await bump_version(conn)
-    return dict(row._mapping)
+    return await _change(db, kind, item_id, {"status": status})

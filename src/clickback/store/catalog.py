@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clickback.core.addresses import parse_networks
 from clickback.core.commission import CpaRules, Deal, DealKind, RevShareTerms, Tier, TierBasis
 from clickback.core.lifecycle import Status
 from clickback.core.macros import compile_template
@@ -49,7 +50,19 @@ async def load_catalog(db: Database) -> Catalog:
         templates = await load_templates(conn)
     return Catalog.build(
         version,
-        [Advertiser(r.id, r.name, r.token, State(r.status)) for r in adv_rows],
+        [
+            Advertiser(
+                r.id,
+                r.name,
+                r.token,
+                State(r.status),
+                previous_token=r.previous_token or "",
+                previous_token_until=r.previous_token_until,
+                allowed_ips=parse_networks(r.allowed_ips.split(",")),
+                signing_secret=r.signing_secret or "",
+            )
+            for r in adv_rows
+        ],
         [
             Offer(
                 id=r.id,

@@ -17,7 +17,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, select, update
 
 from clickback.core.commission import MonthShare, PlayerEvent, month_share
 from clickback.core.intake import RawPostback
@@ -25,6 +25,7 @@ from clickback.core.lifecycle import PAYABLE, Status
 from clickback.core.limits import MAX_RAW_LOG_LEN
 from clickback.core.model import Click
 from clickback.core.outcome import Outcome
+from clickback.core.redact import redact_body, redact_query
 from clickback.core.reporting import hour_of
 from clickback.store import fx, ledger
 from clickback.store.bulk import insert_all, select_keys, select_keys_together
@@ -37,6 +38,7 @@ from clickback.store.tables import (
     conversions,
     outbound_deliveries,
     players,
+    postback_signatures,
     postbacks,
 )
 
@@ -44,6 +46,8 @@ from clickback.store.tables import (
 Key = tuple[int, str, str]
 # (advertiser_id, player_id)
 PlayerKey = tuple[int, str]
+# (advertiser_id, signature) of a signed postback
+SignatureKey = tuple[int, str]
 _DUPLICATE_KEY = ("advertiser_id", "dedupe_key", "dedupe_event")
 _PLAYER_KEY = ("advertiser_id", "player_id")
 _STAT_KEY = ("hour", "link_id", "sub1", "country", "device_type", "event", "status", "currency")
@@ -111,6 +115,8 @@ class Recording:
         self._new_conversions: list[dict[str, Any]] = []
         self._changed_conversions: dict[int, dict[str, Any]] = {}
         self._logs: list[dict[str, Any]] = []
+        self._signatures: set[SignatureKey] = set()
+        self._new_signatures: list[dict[str, Any]] = []
         self._history: list[dict[str, Any]] = []
         self._stats: dict[tuple[Any, ...], list[Any]] = {}
         # Ledger entries appended, by kind (counted once the transaction has committed).
@@ -130,20 +136,35 @@ class Recording:
     def clicks(self, ids: Sequence[str]) -> dict[str, Click]:
         return self.load(ids, ())
 
-    def load(self, click_ids: Sequence[str], keys: Iterable[Key]) -> dict[str, Click]:
-        """The clicks named, and load_conversions(keys), in one round trip on PostgreSQL."""
+    def load(
+        self, click_ids: Sequence[str], keys: Iterable[Key], signatures: Iterable[SignatureKey] = ()
+    ) -> dict[str, Click]:
+        """The clicks named, load_conversions(keys), and which of the signatures were seen
+        before (first_use), in one round trip on PostgreSQL."""
         wanted = [k for k in dict.fromkeys(keys) if k not in self._by_key]
         self._by_key.update(dict.fromkeys(wanted))
-        found_clicks, found = select_keys_together(
+        found_clicks, found, seen = select_keys_together(
             self.conn,
             [
                 (clicks, ("click_id",), [(i,) for i in click_ids], False),
                 (conversions, _DUPLICATE_KEY, wanted, True),
+                (postback_signatures, ("advertiser_id", "signature"), signatures, False),
             ],
         )
         for row in found:
             self._remember(row)
+        self._signatures |= {(row["advertiser_id"], row["signature"]) for row in seen}
         return clicks_from_rows(found_clicks)
+
+    def first_use(self, key: SignatureKey, now: datetime) -> bool:
+        """Whether a signed postback's signature is new (it is then kept: a replay is refused).
+        Another process keeping the same one meanwhile fails this group's commit, and its
+        postbacks are applied again one by one, finding it."""
+        if key in self._signatures:
+            return False
+        self._signatures.add(key)
+        self._new_signatures.append({"advertiser_id": key[0], "signature": key[1], "seen_at": now})
+        return True
 
     def load_players(self, keys: Iterable[PlayerKey]) -> None:
         """The players named, locked for the rest of the transaction in id order (so two
@@ -325,8 +346,9 @@ class Recording:
                 "detail": _text(outcome.detail.encode(errors="replace"), 512),
                 "conversion_id": outcome.conversion_id,
                 "http_status": outcome.http_status,
-                "query": _text(raw.query, MAX_RAW_LOG_LEN),
-                "body": _text(raw.body, MAX_RAW_LOG_LEN),
+                # The token masked (core/redact.py): the log shows how it came, never the secret.
+                "query": redact_query(_text(raw.query, len(raw.query)))[:MAX_RAW_LOG_LEN],
+                "body": redact_body(_text(raw.body, len(raw.body)))[:MAX_RAW_LOG_LEN],
                 "ignored": _text(",".join(outcome.ignored).encode(errors="replace"), 1024),
             }
         )
@@ -409,11 +431,12 @@ class Recording:
                 (conversion_history, self._history, None),
                 (conversion_stats, stats, self.db.insert_adding(conversion_stats, ["conversions", "payout"])),
                 (outbound_deliveries, self.outbound, None),
+                (postback_signatures, self._new_signatures, None),
             ],
         )
         _update_by_id(self.conn, players, self._changed_players)
         _update_by_id(self.conn, conversions, self._changed_conversions)
-        self.outbound = []
+        self.outbound, self._new_signatures = [], []
         self._new_players, self._new_conversions, self._logs, self._history = [], [], [], []
         self._changed_players, self._changed_conversions, self._stats = {}, {}, {}
 
@@ -451,6 +474,12 @@ async def clicks_landed(db: Database) -> bool:
     landed = waiting.join_from(conversions, clicks, clicks.c.click_id == conversions.c.click_id)
     async with db.read() as conn:
         return (await conn.execute(landed.limit(1))).first() is not None
+
+
+async def forget_signatures(db: Database, before: datetime) -> None:
+    """Signatures older than their timestamps' window: a replay of those is refused by its time."""
+    async with db.write() as conn:
+        await conn.execute(delete(postback_signatures).where(postback_signatures.c.seen_at < before))
 
 
 def _update_by_id(conn: Connection, table: Table, changes: Mapping[int, Mapping[str, Any]]) -> None:

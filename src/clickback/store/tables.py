@@ -100,6 +100,23 @@ advertisers = Table(
     Column("token", String(64), nullable=False, unique=True),
     Column("status", String(16), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # Postback security (docs/postbacks.md): the token replaced by the last rotation, valid
+    # until the time beside it; addresses postbacks may come from (comma-separated, empty: any);
+    # the HMAC key postbacks must be signed with (NULL: no signature asked for).
+    Column("previous_token", String(64), nullable=True),
+    Column("previous_token_until", UtcDateTime, nullable=True),
+    Column("allowed_ips", String(2000), nullable=False, server_default=""),
+    Column("signing_secret", String(64), nullable=True),
+)
+
+# Signatures of signed postbacks seen in the last minutes: a request replayed within the
+# signature's validity is refused (older ones are refused by their timestamp).
+postback_signatures = Table(
+    "postback_signatures",
+    metadata,
+    Column("advertiser_id", ForeignKey("advertisers.id"), primary_key=True),
+    Column("signature", String(64), primary_key=True),
+    Column("seen_at", UtcDateTime, nullable=False, index=True),
 )
 
 offers = Table(

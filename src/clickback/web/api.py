@@ -7,7 +7,7 @@ import re
 from base64 import b64encode
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from datetime import date
+from datetime import date, timedelta
 from hashlib import sha256
 from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
@@ -20,9 +20,11 @@ from fastapi.security import APIKeyHeader, HTTPBearer
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
+from clickback.core.addresses import parse_networks
 from clickback.core.commission import DealKind, Tier, TierBasis
 from clickback.core.deals import DealChange, DealProblem, changed_deal
 from clickback.core.events import STANDARD_EVENTS
+from clickback.core.intake import SIGNATURE_FORMAT
 from clickback.core.lifecycle import Status
 from clickback.core.model import EVERY_AFFILIATE
 from clickback.core.outbound import mask_url
@@ -91,7 +93,25 @@ def create_api(runtime: Runtime) -> FastAPI:
     def advertiser_out(row: dict[str, Any]) -> s.AdvertiserOut:
         url = f"{public}/postback?click_id={{click_id}}&event={{event}}&payout={{payout}}"
         url += f"&currency={{currency}}&txn_id={{txn_id}}&status={{status}}&token={row['token']}"
-        return s.AdvertiserOut(**row, postback_url=url)
+        return s.AdvertiserOut(
+            id=row["id"],
+            name=row["name"],
+            status=row["status"],
+            token=row["token"],
+            postback_url=url,
+            created_at=row["created_at"],
+            previous_token_valid_until=row["previous_token_until"] if row["previous_token"] else None,
+            allowed_ips=_entries(row["allowed_ips"]),
+            signing=row["signing_secret"] is not None,
+        )
+
+    def security_out(row: dict[str, Any]) -> s.SecurityOut:
+        return s.SecurityOut(
+            allowed_ips=_entries(row["allowed_ips"]),
+            signing=row["signing_secret"] is not None,
+            signing_secret=row["signing_secret"],
+            signature_format=SIGNATURE_FORMAT,
+        )
 
     def offer_out(row: dict[str, Any]) -> s.OfferOut:
         decoded = {k: json.loads(row[k]) for k in ("payouts", "custom_events")}
@@ -304,6 +324,37 @@ def create_api(runtime: Runtime) -> FastAPI:
         """The offer's default deal first, then affiliates' own, by affiliate id."""
         await admin.get(db, "offers", item_id)
         return page_out(await deals.list_deals(db, item_id, q.cursor, q.limit), deal_out)
+
+    @api.post("/advertisers/{item_id}/token", tags=["advertisers"])
+    async def rotate_token(item_id: s.Id, body: s.TokenRotationIn) -> s.AdvertiserOut:
+        """A new postback token. The current one is still accepted for `overlap_hours`, so the
+        advertiser can switch without losing a postback; after that it is refused with
+        `token_replaced`."""
+        until = utcnow() + timedelta(hours=body.overlap_hours)
+        return advertiser_out(await changed(await admin.rotate_token(db, item_id, until)))
+
+    @api.delete("/advertisers/{item_id}/previous-token", tags=["advertisers"])
+    async def revoke_previous_token(item_id: s.Id) -> s.AdvertiserOut:
+        """End the overlap now: only the current token is accepted."""
+        return advertiser_out(await changed(await admin.revoke_previous_token(db, item_id)))
+
+    @api.get("/advertisers/{item_id}/security", tags=["advertisers"])
+    async def get_security(item_id: s.Id) -> s.SecurityOut:
+        return security_out(await admin.get(db, "advertisers", item_id))
+
+    @api.put("/advertisers/{item_id}/security", tags=["advertisers"])
+    async def put_security(item_id: s.Id, body: s.SecurityIn) -> s.SecurityOut:
+        """Where the advertiser's postbacks may come from, and whether they must be signed
+        (docs/postbacks.md, "Postback security"). Refusals get their own reason codes."""
+        try:
+            parse_networks(body.allowed_ips)
+        except ValueError as exc:
+            invalid(
+                ("body", "allowed_ips"),
+                f"{exc}; write an address (203.0.113.7) or a network (203.0.113.0/24)",
+            )
+        row = await admin.set_security(db, item_id, body.allowed_ips, body.signing, body.new_signing_secret)
+        return security_out(await changed(row))
 
     @api.put("/advertisers/{item_id}/names", tags=["advertisers"])
     async def put_names(item_id: s.Id, body: s.NamesIn) -> s.NamesIn:
@@ -629,6 +680,10 @@ def _encodable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_encodable(v) for v in value]
     return value
+
+
+def _entries(joined: str) -> list[str]:
+    return [entry for entry in joined.split(",") if entry]
 
 
 def invalid(loc: tuple[str, ...], message: str) -> NoReturn:

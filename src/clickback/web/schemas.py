@@ -92,6 +92,48 @@ class AdvertiserOut(BaseModel):
     token: str
     postback_url: str = Field(description="The URL to give the advertiser, with macros to fill in.")
     created_at: datetime
+    previous_token_valid_until: datetime | None = Field(
+        description="After a token rotation: until when the replaced token is still accepted."
+    )
+    allowed_ips: list[str] = Field(description="Addresses and networks postbacks may come from; empty: any.")
+    signing: bool = Field(description="Whether postbacks must carry an HMAC-SHA256 signature.")
+
+
+MAX_OVERLAP_HOURS = 24 * 30
+
+
+class TokenRotationIn(Strict):
+    overlap_hours: int = Field(
+        72,
+        ge=0,
+        le=MAX_OVERLAP_HOURS,
+        description="How long the current token stays valid beside the new one (0: replaced at once).",
+    )
+
+
+MAX_ALLOWED_IPS = 50
+IpEntry = Annotated[str, Field(min_length=1, max_length=64, examples=["203.0.113.0/24"])]
+
+
+class SecurityIn(Strict):
+    allowed_ips: list[IpEntry] = Field(
+        default_factory=list,
+        max_length=MAX_ALLOWED_IPS,
+        description="Addresses or networks (CIDR) the advertiser's postbacks come from; empty: any.",
+    )
+    signing: bool = Field(False, description="Ask for an HMAC-SHA256 signature on every postback.")
+    new_signing_secret: bool = Field(
+        False, description="Replace the signing secret (the advertiser must switch at once)."
+    )
+
+
+class SecurityOut(BaseModel):
+    allowed_ips: list[str]
+    signing: bool
+    signing_secret: str | None = Field(
+        description="The HMAC key to give the advertiser; null when not signing."
+    )
+    signature_format: str = Field(description="How a sender signs a postback.")
 
 
 class OfferIn(Strict):

@@ -79,6 +79,8 @@ def click_reply(taken: ClickTaken | Rejected) -> ClickReply:
     return ClickReply(302, [(b"location", taken.location.encode("latin-1")), *_REDIRECT], b"")
 
 
+# "sha256=" and 64 hex digits, with room; a longer header is cut and fails as a bad signature.
+MAX_SIGNATURE_HEADER = 128
 _REDIRECT = ((b"cache-control", b"no-store"), (b"content-length", b"0"))
 _NOT_ALLOWED = ClickReply(405, [(b"allow", b"GET, HEAD"), (b"content-length", b"0")], b"")
 
@@ -165,6 +167,8 @@ def postback_endpoint(runtime: Runtime) -> ASGIApp:
             body=body.data,
             content_type=headers.get(b"content-type", b"").decode("latin-1"),
             body_too_large=body.too_large,
+            timestamp=headers.get(b"x-clickback-timestamp", b"")[:MAX_SIGNATURE_HEADER].decode("latin-1"),
+            signature=headers.get(b"x-clickback-signature", b"")[:MAX_SIGNATURE_HEADER].decode("latin-1"),
         )
         outcome = await postbacks.receive(raw)
         reply = json.dumps(outcome.body(), ensure_ascii=False, separators=(",", ":")).encode()
