@@ -28,15 +28,17 @@ from clickback.core.intake import SIGNATURE_FORMAT
 from clickback.core.lifecycle import Status
 from clickback.core.model import EVERY_AFFILIATE
 from clickback.core.outbound import mask_url
-from clickback.core.reasons import Reason
+from clickback.core.reasons import BY_CODE, Reason
 from clickback.core.reporting import DATE_BASIS, DIMENSIONS, ReportRow
 from clickback.core.spans import Span
 from clickback.core.statements import statement_csv, totals
 from clickback.core.verticals import PRESETS, Vertical, preset_deal
 from clickback.service import outbound as outbound_service
+from clickback.service.diagnosis import diagnose
 from clickback.service.runtime import Runtime, utcnow
 from clickback.store import admin, deals, fx, ledger, outbound, paging, postback_log, reports, statements
 from clickback.store.catalog import deal_from_row, decoded
+from clickback.store.diagnosis import Scope
 from clickback.web import schemas as s
 
 MAX_REPORT_DAYS = 400
@@ -218,6 +220,45 @@ def create_api(runtime: Runtime) -> FastAPI:
     status_route("offers", offer_out)
     status_route("affiliates", lambda r: s.AffiliateOut(**r))
     status_route("links", link_out)
+
+    @api.get("/diagnosis", tags=["postback log"])
+    async def get_diagnosis(q: Annotated[s.DiagnosisQuery, Query()]) -> s.DiagnosisOut:
+        """What goes wrong with postbacks over a period (default: the last 7 days), for one
+        advertiser, one offer or everyone: outcomes, the top refusal reasons with examples, and
+        findings (misspelt parameters, platform habits, a jump in refusals, conversions left
+        pending, offers gone silent) each with a hint."""
+        now = utcnow()
+        until = q.until or now
+        since = q.since or until - timedelta(days=7)
+        if not since < until or until - since > timedelta(days=s.MAX_DIAGNOSIS_DAYS):
+            invalid(
+                ("query", "since"), f"since must be before until, at most {s.MAX_DIAGNOSIS_DAYS} days apart"
+            )
+        scope = Scope(since, until, q.advertiser_id, q.offer_id)
+        found = await diagnose(db, runtime.catalog.current, scope, now, q.pending_days, q.silent_hours)
+        return s.DiagnosisOut(
+            since=since,
+            until=until,
+            advertiser_id=q.advertiser_id,
+            offer_id=q.offer_id,
+            postbacks=found.summary.total,
+            accepted=found.summary.accepted,
+            duplicate=found.summary.duplicate,
+            rejected=found.summary.rejected,
+            acceptance_rate=found.summary.acceptance_rate,
+            by_reason=dict(found.summary.by_reason),
+            top_reasons=[
+                s.TopReasonOut(
+                    code=r.code,
+                    count=r.count,
+                    sentence=BY_CODE[r.code].sentence,
+                    hint=BY_CODE[r.code].hint,
+                    examples=[s.PostbackLogOut.model_validate(e) for e in r.examples],
+                )
+                for r in found.top_reasons
+            ],
+            findings=[s.FindingOut(**asdict(f)) for f in found.findings],
+        )
 
     # --- postback log, conversions -----------------------------------------------------------
     @api.get("/postbacks", tags=["postback log"])

@@ -955,3 +955,51 @@ class ResumeOut(BaseModel):
 class ConversionStatusIn(Strict):
     status: Literal["approved", "rejected", "cancelled"]
     reason: str = Field(min_length=1, max_length=512, pattern=PRINTABLE, description="Kept in its history.")
+
+
+MAX_DIAGNOSIS_DAYS = 93
+
+
+class DiagnosisQuery(Filters):
+    advertiser_id: Id | None = None
+    offer_id: Id | None = None
+    since: UtcInstant | None = Field(default=None, description="Received at or after (default: 7 days ago).")
+    until: UtcInstant | None = Field(default=None, description="Received before (default: now).")
+    pending_days: int = Field(7, ge=1, le=365, description="Pending longer than this is a finding.")
+    silent_hours: int = Field(
+        24,
+        ge=1,
+        le=24 * 30,
+        description="Clicks without a conversion this long is a finding (if it converted before).",
+    )
+
+
+class TopReasonOut(BaseModel):
+    code: str
+    count: int
+    sentence: str
+    hint: str
+    examples: list[PostbackLogOut]
+
+
+class FindingOut(BaseModel):
+    code: str
+    message: str
+    hint: str
+    subject: str
+    count: int
+
+
+class DiagnosisOut(BaseModel):
+    since: datetime
+    until: datetime
+    advertiser_id: int | None
+    offer_id: int | None
+    postbacks: int
+    accepted: int
+    duplicate: int
+    rejected: int
+    acceptance_rate: float | None = Field(description="Accepted over all postbacks; null without any.")
+    by_reason: dict[str, int] = Field(description="Postbacks per reason code (refusals and duplicates).")
+    top_reasons: list[TopReasonOut]
+    findings: list[FindingOut]

@@ -1,0 +1,97 @@
+"""The detectors of diagnosis, each with a case that finds and one that does not."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from clickback.core.diagnosis import (
+    OfferActivity,
+    StalePending,
+    did_you_mean,
+    misspelt_parameters,
+    reason_hints,
+    refusal_spike,
+    silent_offers,
+    stale_pending,
+    summary,
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [
+        ("payot", "payout"),
+        ("clik_id", "click_id"),
+        ("evnt", "event"),
+        ("curency", "currency"),
+        ("txnid", "txn_id"),
+        ("payout", None),  # known
+        ("cid", None),  # an alias
+        ("aff_sub", None),  # sent on purpose by networks
+        ("utm_campaign", None),
+        ("zz", None),
+    ],
+)
+def test_an_ignored_name_close_to_a_known_one_is_named(name: str, meant: str | None) -> None:
+    assert did_you_mean(name) == meant
+
+
+def test_misspelt_parameters_are_findings_most_frequent_first() -> None:
+    found = misspelt_parameters({"payot": 3, "utm_source": 9, "evnt": 5})
+    assert [(f.subject, f.count) for f in found] == [("evnt", 5), ("payot", 3)]
+    assert "did you mean 'payout'?" in found[1].message
+
+
+def test_network_click_id_habits_are_explained_only_when_seen() -> None:
+    seen = reason_hints({"missing_click_id": 4}, ["transaction_id=abc&event=sale&token=***"])
+    assert [(f.code, f.count) for f in seen] == [("click_id_in_network_field", 4)]
+    assert reason_hints({"missing_click_id": 4}, ["event=sale"]) == []
+    assert reason_hints({"bad_token": 4}, ["transaction_id=abc"]) == []
+
+
+@pytest.mark.parametrize(
+    ("recent", "before", "spike"),
+    [
+        ((40, 20), (1000, 10), True),  # 50% against 1%
+        ((40, 20), (1000, 400), False),  # 50% against 40%: not double
+        ((40, 8), (1000, 0), False),  # too few refusals to tell
+        ((12, 12), (0, 0), True),  # nothing before: every refusal is new
+        ((0, 0), (100, 50), False),
+    ],
+)
+def test_a_refusal_spike_needs_a_higher_rate_and_enough_refusals(
+    recent: tuple[int, int], before: tuple[int, int], spike: bool
+) -> None:
+    assert (refusal_spike(recent, before, "advertiser 1") is not None) is spike
+
+
+def test_a_silent_offer_had_clicks_no_conversion_and_converted_before() -> None:
+    activity = [
+        OfferActivity("offer 1", 80, 0, 5),  # silent
+        OfferActivity("offer 2", 80, 1, 5),  # converts
+        OfferActivity("offer 3", 80, 0, 0),  # never converted: nothing to compare
+        OfferActivity("offer 4", 10, 0, 5),  # too few clicks to tell
+    ]
+    assert [f.subject for f in silent_offers(activity, 24)] == ["offer 1"]
+
+
+def test_stale_pending_conversions_are_found_per_offer() -> None:
+    oldest = datetime(2026, 10, 1, tzinfo=UTC)
+    found = stale_pending([StalePending("offer 1", 3, oldest), StalePending("offer 2", 0, oldest)], 7)
+    assert [(f.subject, f.count) for f in found] == [("offer 1", 3)]
+    assert "since 2026-10-01" in found[0].message
+
+
+def test_the_summary_counts_results_and_orders_reasons() -> None:
+    s = summary(
+        [
+            ("accepted", None, 6),
+            ("rejected", "bad_token", 1),
+            ("rejected", "unknown_click", 2),
+            ("duplicate", "duplicate", 1),
+        ]
+    )
+    assert (s.total, s.accepted, s.rejected, s.duplicate) == (10, 6, 3, 1)
+    assert list(s.by_reason) == ["unknown_click", "bad_token", "duplicate"]
+    assert s.acceptance_rate == 0.6
+    assert summary([]).acceptance_rate is None
