@@ -15,11 +15,12 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Respo
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.security import APIKeyHeader, HTTPBearer
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
+from clickback.core import integration
 from clickback.core.addresses import parse_networks
 from clickback.core.commission import DealKind, Tier, TierBasis
 from clickback.core.deals import DealChange, DealProblem, changed_deal
@@ -220,6 +221,44 @@ def create_api(runtime: Runtime) -> FastAPI:
     status_route("offers", offer_out)
     status_route("affiliates", lambda r: s.AffiliateOut(**r))
     status_route("links", link_out)
+
+    def offer_guide(item_id: int) -> integration.Guide:
+        catalog = runtime.catalog.current
+        offer = catalog.offers.get(item_id)
+        if offer is None:
+            raise admin.NotFound(f"offers {item_id} does not exist")
+        advertiser = catalog.advertisers[offer.advertiser_id]
+        return integration.guide(public, advertiser, offer, catalog.names_of(advertiser.id))
+
+    @api.get("/offers/{item_id}/integration", tags=["offers"])
+    async def get_integration(item_id: s.Id) -> s.IntegrationOut:
+        """The integration guide to give the advertiser's developer: the postback URL with the
+        token, every parameter and its aliases, an example per event of the offer, the status
+        words, the refusal reasons, and the URL in the macro syntax of common platforms."""
+        g = offer_guide(item_id)
+        return s.IntegrationOut(
+            advertiser=g.advertiser,
+            offer=g.offer,
+            postback_url=g.postback_url,
+            fields=[s.FieldOut(name=f.name, aliases=list(f.aliases), meaning=f.meaning) for f in g.fields],
+            events=list(g.events),
+            examples=[s.ExampleOut(event=e.event, url=e.url) for e in g.examples],
+            statuses=dict(g.statuses),
+            reasons=[reason_out(r) for r in g.reasons],
+            presets=[s.PlatformPresetOut(**asdict(p)) for p in g.presets],
+        )
+
+    @api.get(
+        "/offers/{item_id}/integration.md",
+        tags=["offers"],
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/markdown": {}}}},
+    )
+    async def get_integration_page(item_id: s.Id) -> PlainTextResponse:
+        """The same guide as a Markdown page."""
+        return PlainTextResponse(
+            integration.markdown(offer_guide(item_id)), media_type="text/markdown; charset=utf-8"
+        )
 
     @api.get("/diagnosis", tags=["postback log"])
     async def get_diagnosis(q: Annotated[s.DiagnosisQuery, Query()]) -> s.DiagnosisOut:
@@ -608,10 +647,7 @@ def create_api(runtime: Runtime) -> FastAPI:
     # --- reference -----------------------------------------------------------------------------
     @api.get("/reasons", tags=["reference"])
     async def reasons() -> list[s.ReasonOut]:
-        return [
-            s.ReasonOut(code=r.code, http_status=r.http_status, message=r.sentence, hint=r.hint)
-            for r in Reason
-        ]
+        return [reason_out(r) for r in Reason]
 
     @api.get("/runtime", tags=["reference"])
     async def runtime_state() -> s.RuntimeOut:
@@ -721,6 +757,10 @@ def _encodable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_encodable(v) for v in value]
     return value
+
+
+def reason_out(r: Reason) -> s.ReasonOut:
+    return s.ReasonOut(code=r.code, http_status=r.http_status, message=r.sentence, hint=r.hint)
 
 
 def _entries(joined: str) -> list[str]:

@@ -1003,3 +1003,34 @@ class DiagnosisOut(BaseModel):
     by_reason: dict[str, int] = Field(description="Postbacks per reason code (refusals and duplicates).")
     top_reasons: list[TopReasonOut]
     findings: list[FindingOut]
+
+
+class FieldOut(BaseModel):
+    name: str
+    aliases: list[str]
+    meaning: str
+
+
+class ExampleOut(BaseModel):
+    event: str
+    url: str
+
+
+class PlatformPresetOut(BaseModel):
+    platform: str
+    kind: Literal["igaming", "network"]
+    macros_public: bool = Field(description="False: the platform does not publish its macro names.")
+    url: str
+    note: str
+
+
+class IntegrationOut(BaseModel):
+    advertiser: str
+    offer: str
+    postback_url: str
+    fields: list[FieldOut]
+    events: list[str]
+    examples: list[ExampleOut]
+    statuses: dict[str, str] = Field(description="Every status word understood → the status it means.")
+    reasons: list[ReasonOut]
+    presets: list[PlatformPresetOut]
