@@ -75,6 +75,10 @@ _INVALID = re.compile("[\x00-\x1f\x7f\ufffd]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+# How a postback arrived: the advertiser's server, or the user's browser on its thank-you page.
+S2S, PIXEL = "s2s", "pixel"
+
+
 @dataclass(frozen=True, slots=True)
 class RawPostback:
     """The request as the web adapter saw it; parsing it is the domain's job."""
@@ -86,6 +90,15 @@ class RawPostback:
     body: bytes = b""
     content_type: str = ""
     body_too_large: bool = False
+    channel: str = S2S
+    # A tracking pixel's (GET /p/{code}): the offer's public pixel code, which authenticates it in
+    # place of a token, and the click ID its cookie held.
+    pixel_code: str = ""
+    cookie_click_id: str = ""
+
+    @property
+    def pixel(self) -> bool:
+        return self.channel == PIXEL
 
 
 def player_key(player_id: str) -> str:
@@ -112,6 +125,12 @@ class Postback:
     period: str | None = None
     # As the sender stated it; None: the event happened when the postback arrived.
     event_time: EventTime | None = None
+    # A pixel's offer: only clicks of that offer count.
+    pixel_offer_id: int | None = None
+
+    @property
+    def channel(self) -> str:
+        return S2S if self.pixel_offer_id is None else PIXEL
 
     @property
     def dedupe_key(self) -> str:
@@ -138,6 +157,7 @@ class _Draft:
     fields: dict[str, str] = field(default_factory=dict)
     ignored: list[str] = field(default_factory=list)
     advertiser: Advertiser | None = None
+    pixel_offer: Offer | None = None
     click: VerifiedClickId | None = None
     event: str = ""
     status: Status = DEFAULT_STATUS
@@ -229,6 +249,8 @@ def macros(d: _Draft) -> Rejected | None:
 
 
 def authenticate(d: _Draft) -> Rejected | None:
+    if d.raw.pixel:
+        return _pixel(d)
     token = d.fields.get("token", "")
     if not token:
         return Rejected(Reason.MISSING_TOKEN)
@@ -239,8 +261,27 @@ def authenticate(d: _Draft) -> Rejected | None:
     return None
 
 
+def _pixel(d: _Draft) -> Rejected | None:
+    """A pixel sits in a public page: its code names the offer, the click ID must then be one of
+    that offer's own clicks (attribute), and a token is never read (the web adapter drops it)."""
+    offer = d.catalog.offers_by_pixel.get(d.raw.pixel_code)
+    if offer is None:
+        return Rejected(Reason.UNKNOWN_PIXEL, d.raw.pixel_code[:32])
+    d.pixel_offer = offer
+    d.advertiser = d.catalog.advertisers[offer.advertiser_id]
+    return None
+
+
 def click_id(d: _Draft) -> Rejected | None:
     value = d.fields.get("click_id", "").strip()
+    if d.raw.pixel:
+        # The query's click ID wins: the advertiser passed on the one their page was opened with,
+        # where the cookie may be an older click's of the same browser.
+        value = value or d.raw.cookie_click_id
+        if not value:
+            return Rejected(
+                Reason.MISSING_CLICK_ID, "neither the query (click_id) nor the cb_click cookie held one"
+            )
     if not value:
         if d.fields.get("player_id", "").strip():
             return None  # a known player's later event: attributed through the player
@@ -270,6 +311,13 @@ def event(d: _Draft) -> Rejected | None:
 
 def status(d: _Draft) -> Rejected | None:
     raw = d.fields.get("status", "").strip()
+    if d.raw.pixel:
+        # Anyone who can click the link can fire its pixel: a pixel conversion waits for a person
+        # or an S2S postback to approve it (ADR 12), whatever status the page states.
+        d.status = Status.PENDING
+        if raw:
+            d.ignored.append("status")
+        return None
     if raw:
         assert d.advertiser is not None
         words = d.catalog.names_of(d.advertiser.id).statuses
@@ -361,7 +409,7 @@ def read_postback(
             return Refused(
                 rejected,
                 d.advertiser.id if d.advertiser else None,
-                d.fields.get("click_id", "")[:64],
+                (d.fields.get("click_id", "") or d.raw.cookie_click_id)[:64],
                 tuple(d.ignored[:MAX_IGNORED_SHOWN]),
             )
     assert d.advertiser is not None
@@ -371,7 +419,7 @@ def read_postback(
         click=d.click,
         event=d.event,
         status=d.status,
-        status_given=bool(d.fields.get("status", "").strip()),
+        status_given=not d.raw.pixel and bool(d.fields.get("status", "").strip()),
         payout=d.payout,
         currency=d.currency,
         txn_id=txn_id or None,
@@ -380,6 +428,7 @@ def read_postback(
         ignored=tuple(d.ignored[:MAX_IGNORED_SHOWN]),
         period=d.period,
         event_time=d.event_time,
+        pixel_offer_id=d.pixel_offer.id if d.pixel_offer else None,
     )
 
 
@@ -420,6 +469,10 @@ def attribute(
     rejected = check_offer(postback.advertiser.id, postback.event, offer, postback.click.value, catalog)
     if rejected is not None:
         return rejected
+    if postback.pixel_offer_id is not None and click.offer_id != postback.pixel_offer_id:
+        return Rejected(
+            Reason.WRONG_PIXEL, f"click of offer {click.offer_id}, pixel of offer {postback.pixel_offer_id}"
+        )
     assert offer is not None
     payout, currency = price(postback.event, postback.payout, postback.currency, offer)
     return Attribution(click, payout, currency, event_at)
@@ -459,6 +512,7 @@ class Existing:
     id: int
     click_id: str
     status: Status
+    channel: str = S2S
 
 
 @dataclass(frozen=True, slots=True)
@@ -474,7 +528,10 @@ class StatusChange:
 def on_repeat(postback: Postback, existing: Existing) -> Duplicate | StatusChange | Rejected:
     if existing.click_id != postback.click_value:
         return Rejected(Reason.TRANSACTION_CONFLICT, postback.txn_id or "")
-    if not postback.status_given or postback.status is existing.status:
+    # The advertiser's server confirming what the browser's pixel reported: its status counts,
+    # stated or not (a postback without one means approved).
+    confirms = existing.channel == PIXEL and postback.channel == S2S
+    if not (postback.status_given or confirms) or postback.status is existing.status:
         return Duplicate()
     if not can_move(existing.status, postback.status):
         return Rejected(Reason.INVALID_STATUS_TRANSITION, f"{existing.status} → {postback.status}")

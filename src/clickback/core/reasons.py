@@ -60,6 +60,12 @@ class Reason(Enum):
         "The token does not belong to any advertiser.",
         "Copy the postback URL again from your clickback advertiser page; the token may have changed.",
     )
+    UNKNOWN_PIXEL = (
+        "unknown_pixel",
+        404,
+        "No offer with the tracking pixel switched on has this pixel code.",
+        "Copy the pixel again from the offer in clickback; the offer's pixel may have been switched off.",
+    )
     UNREPLACED_MACRO = (
         "unreplaced_macro",
         400,
@@ -96,6 +102,12 @@ class Reason(Enum):
         403,
         "The click belongs to an offer of another advertiser.",
         "Use the token of the advertiser that owns the offer the user clicked.",
+    )
+    WRONG_PIXEL = (
+        "wrong_pixel",
+        403,
+        "The click belongs to another offer than the pixel's.",
+        "Put each offer's own pixel on that offer's thank-you page.",
     )
     MISSING_EVENT = (
         "missing_event",

@@ -297,7 +297,8 @@ class _Group:
     ) -> Outcome:
         """The same transaction again: a duplicate, a status change, or a conflict."""
         decision = on_repeat(
-            postback, Existing(existing["id"], existing["click_id"], Status(existing["status"]))
+            postback,
+            Existing(existing["id"], existing["click_id"], Status(existing["status"]), existing["channel"]),
         )
         ignored = postback.ignored
         if isinstance(decision, Rejected):
@@ -475,6 +476,7 @@ def _conversion(
         "event_at": attribution.event_at,
         "created_at": raw.received_at,
         "updated_at": raw.received_at,
+        "channel": postback.channel,
         **{f"adv_sub{i}": value for i, value in enumerate(postback.subs, 1)},
         **_attribution_columns(attribution.click, raw.received_at),
     }

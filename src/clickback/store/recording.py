@@ -328,6 +328,7 @@ class Recording:
                 "query": _text(raw.query, MAX_RAW_LOG_LEN),
                 "body": _text(raw.body, MAX_RAW_LOG_LEN),
                 "ignored": _text(",".join(outcome.ignored).encode(errors="replace"), 1024),
+                "channel": raw.channel,
             }
         )
         return log_id
