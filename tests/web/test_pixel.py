@@ -1,7 +1,13 @@
 """The tracking pixel over HTTP: its cookie on clicks, conversions by query or cookie, refusals in
 headers and the log, one conversion with an S2S postback, and 503 when nothing was recorded."""
 
+import shutil
+import subprocess
+import threading
+import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -236,3 +242,55 @@ def test_the_snippet_is_served_for_a_pixel_and_a_head_records_nothing(
     click_id, _ = click(browser, world.alice_casino)
     assert browser.head(pixel, params={"click_id": click_id, "event": "registration"}).status_code == 405
     assert client.items("/postbacks") == []
+
+
+def test_the_snippet_on_another_sites_page_fires_the_pixel_in_a_real_browser(
+    client: Client, world: World, pixel: str, browser: httpx.Client, tmp_path: Path
+) -> None:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium runs the snippet: apt-get install -y chromium")
+    click_id, _ = click(browser, world.alice_casino)
+    client.flush()
+    page = (
+        f'<!doctype html><title>Thank you</title><script async src="{client.node.base_url}{pixel}.js"'
+        ' data-param="btag" data-event="registration" data-txn-id="R-1"></script>'
+    ).encode()
+
+    class ThankYou(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "text/html")
+            self.send_header("content-length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    # The advertiser's site: another origin than the tracking server's.
+    with ThreadingHTTPServer(("127.0.0.1", 0), ThankYou) as site:
+        threading.Thread(target=site.serve_forever, daemon=True).start()
+        subprocess.run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",  # as root in a container
+                "--disable-gpu",
+                f"--user-data-dir={tmp_path}",
+                "--virtual-time-budget=5000",
+                "--dump-dom",
+                f"http://127.0.0.1:{site.server_address[1]}/thanks?btag={click_id}",
+            ],
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
+        site.shutdown()
+
+    # The browser may exit as the pixel's request leaves: its answer comes after the commit.
+    deadline = time.monotonic() + 10
+    while not conversions(client) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (conversion,) = conversions(client)
+    assert (conversion["click_id"], conversion["txn_id"], conversion["channel"]) == (click_id, "R-1", "pixel")
