@@ -114,6 +114,7 @@ class Postbacks:
             outcome.conversion_id or "",
             extra={
                 "ip": raw.ip,
+                "channel": raw.channel,
                 "result": outcome.result.value,
                 "reason": reason,
                 "conversion_id": outcome.conversion_id,

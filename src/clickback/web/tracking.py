@@ -61,9 +61,9 @@ def click_request(
     )
 
 
-def click_reply(taken: ClickTaken | Rejected, cookie_attributes: bytes) -> ClickReply:
-    """`cookie_attributes` follow the click ID in the cookie of a click whose offer has the
-    tracking pixel on (core.pixel.cookie_attributes)."""
+def click_reply(taken: ClickTaken | Rejected, cookie: bytes) -> ClickReply:
+    """`cookie`: the attributes after the click ID in the cookie of a click whose offer has the
+    tracking pixel on (click_cookie_attributes)."""
     if isinstance(taken, Rejected):
         reason = taken.reason
         page = (
@@ -82,7 +82,7 @@ def click_reply(taken: ClickTaken | Rejected, cookie_attributes: bytes) -> Click
     # no-store: a cached redirect would skip the next click (and reuse its click ID).
     headers = [(b"location", taken.location.encode("latin-1")), *_REDIRECT]
     if taken.pixel:
-        headers.append((b"set-cookie", _COOKIE_PREFIX + taken.click.click_id.encode() + cookie_attributes))
+        headers.append((b"set-cookie", _COOKIE_PREFIX + taken.click.click_id.encode() + cookie))
     return ClickReply(302, headers, b"")
 
 
