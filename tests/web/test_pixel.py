@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from clickback.web.pixel import GIF, SNIPPET
-from tests.conftest import BROWSER_UA, Client, World
+from tests.conftest import BROWSER_UA, Client, Node, World
 
 
 @pytest.fixture
@@ -62,6 +62,18 @@ def test_the_offer_shows_its_pixel_once_switched_on_and_keeps_its_url(client: Cl
     assert "token" not in on["pixel_url"]
     assert client.api("PUT", path, json={"enabled": False})["pixel_url"] is None
     assert client.api("PUT", path, json={"enabled": True})["pixel_url"] == on["pixel_url"]
+    created = client.api(
+        "POST",
+        "/offers",
+        json={
+            "advertiser_id": world.northstar["id"],
+            "name": "Pixel",
+            "url_template": "https://p.example.com/?c={click_id}",
+            "currency": "EUR",
+            "pixel": True,
+        },
+    )
+    assert created["pixel"] and created["pixel_url"] != on["pixel_url"]
 
 
 @pytest.mark.parametrize("path", ["parser", "asgi"])
@@ -207,6 +219,22 @@ def test_a_pixel_counts_only_clicks_of_its_own_offer(
 
     assert told(response) == (403, "rejected", "wrong_pixel")
     assert conversions(client) == []
+
+
+def test_a_pixel_for_another_offers_click_still_in_flight_is_rejected_when_the_click_lands(
+    client: Client, world: World, pixel: str, second_node: Node
+) -> None:
+    other = Client(second_node)
+    with second_node.writer_held():
+        sportsbook_click = other.click(world.alice_sportsbook)  # in the other node's buffer
+        response = client.http.get(pixel, params={"click_id": sportsbook_click, "event": "registration"})
+    other.flush()
+    client.flush()  # the first node's writer looks for conversions waiting on landed clicks
+
+    assert told(response) == (200, "accepted", None)  # kept while the click was in flight
+    (conversion,) = conversions(client)
+    assert (conversion["status"], conversion["affiliate_id"]) == ("rejected", None)
+    other.http.close()
 
 
 def test_pixel_is_answered_503_with_the_gif_when_nothing_could_be_recorded(

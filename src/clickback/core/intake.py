@@ -466,24 +466,30 @@ def attribute(
             )
         return Attribution(None, postback.payout, postback.currency, event_at)
     offer = catalog.offers.get(click.offer_id)
-    rejected = check_offer(postback.advertiser.id, postback.event, offer, postback.click.value, catalog)
+    rejected = check_offer(
+        postback.advertiser.id, postback.event, offer, postback.click.value, catalog, postback.pixel_offer_id
+    )
     if rejected is not None:
         return rejected
-    if postback.pixel_offer_id is not None and click.offer_id != postback.pixel_offer_id:
-        return Rejected(
-            Reason.WRONG_PIXEL, f"click of offer {click.offer_id}, pixel of offer {postback.pixel_offer_id}"
-        )
     assert offer is not None
     payout, currency = price(postback.event, postback.payout, postback.currency, offer)
     return Attribution(click, payout, currency, event_at)
 
 
 def check_offer(
-    advertiser_id: int, event_name: str, offer: Offer | None, click_value: str, catalog: Catalog
+    advertiser_id: int,
+    event_name: str,
+    offer: Offer | None,
+    click_value: str,
+    catalog: Catalog,
+    pixel_offer_id: int | None = None,
 ) -> Rejected | None:
-    """The click must be on an offer of the posting advertiser, and the event one it knows."""
+    """The click must be on an offer of the posting advertiser (on the pixel's own offer, for a
+    pixel), and the event one it knows."""
     if offer is None or offer.advertiser_id != advertiser_id:
         return Rejected(Reason.FOREIGN_CLICK, click_value)
+    if pixel_offer_id is not None and offer.id != pixel_offer_id:
+        return Rejected(Reason.WRONG_PIXEL, f"click of offer {offer.id}, pixel of offer {pixel_offer_id}")
     known = STANDARD_EVENTS | offer.custom_events
     if event_name not in known:
         return Rejected(Reason.UNKNOWN_EVENT, _event_detail(event_name, known, catalog, advertiser_id))

@@ -280,6 +280,9 @@ conversions = Table(
     Column("attributed_at", UtcDateTime, nullable=True),
     # How its first postback arrived: 's2s' (GET|POST /postback) or 'pixel' (GET /p/...).
     Column("channel", String(8), nullable=False, server_default="s2s"),
+    # The offer whose pixel reported it: only that offer's click counts, also when the click
+    # lands after the conversion (service.postbacks._attribute_late).
+    Column("pixel_offer_id", Integer, nullable=True),
     # Exactly-once comes from this key, not from check-then-insert.
     UniqueConstraint("advertiser_id", "dedupe_key", "dedupe_event"),
     # Led by player_id: led by advertiser_id it competed with the unique key above for the

@@ -28,9 +28,13 @@ def upgrade() -> None:
             batch_op.add_column(
                 sa.Column("channel", sa.String(length=8), server_default="s2s", nullable=False)
             )
+    with op.batch_alter_table("conversions", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("pixel_offer_id", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("conversions", schema=None) as batch_op:
+        batch_op.drop_column("pixel_offer_id")
     for table in ("postbacks", "conversions"):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.drop_column("channel")
