@@ -7,7 +7,8 @@ iGaming casino offer (a Hybrid deal: registration, then a first deposit that qua
 for CPA), takes real clicks through the tracking links, then sends unique postbacks for them:
 
 1. **plain**: `event=sale&payout=10&txn_id=…` for one click each, as fast as answered by wrk
-   (-c16 by default, the issue's 16 concurrent senders);
+   (-c16 by default, the issue's 16 concurrent senders); with --pixel, sent as the plain offer's
+   tracking pixel (`GET /p/{code}?…`, no token) instead, as is the open loop;
 2. **igaming**: a registration with `player_id`, then that player's first deposit of 50 EUR
    (which books a CPA and the month's RevShare), as fast as answered;
 3. **open loop**: plain postbacks at a fixed rate (500/s by default) from an asyncio client that
@@ -29,7 +30,7 @@ Standard library only; starts the app from .venv/bin/clickback, needs wrk (Debia
 --pg, psql and a PostgreSQL server that trusts local connections.
 
 Usage: python3 benchmarks/postbacks.py [--pg postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
-           [--workers 2] [--runs 3] [--duration 8] [--connections 16] [--rate 500]
+           [--workers 2] [--runs 3] [--duration 8] [--connections 16] [--rate 500] [--pixel]
 """
 
 from __future__ import annotations
@@ -335,14 +336,15 @@ def percentile(values: Sequence[float], q: float) -> float:
 # --- one run -------------------------------------------------------------------------------
 
 
-def setup(port: int) -> tuple[str, str, str]:
-    """An advertiser with a plain offer and a casino offer, one affiliate, a link to each."""
+def setup(port: int, pixel: bool) -> tuple[str, str, str, str]:
+    """An advertiser with a plain offer (its tracking pixel on with `pixel`) and a casino offer,
+    one affiliate, a link to each; and the plain offer's pixel code ("" without)."""
     adv = api_post(port, "/api/advertisers", {"name": "Bench Advertiser"})
     url = "https://offer.example.com/landing?cid={click_id}&s1={sub1}"
     plain = api_post(
         port,
         "/api/offers",
-        {"advertiser_id": adv["id"], "name": "Plain", "url_template": url, "currency": "EUR"},
+        {"advertiser_id": adv["id"], "name": "Plain", "url_template": url, "currency": "EUR", "pixel": pixel},
     )
     casino = api_post(
         port,
@@ -360,10 +362,17 @@ def setup(port: int) -> tuple[str, str, str]:
         api_post(port, "/api/links", {"affiliate_id": aff["id"], "offer_id": o["id"]})["code"]
         for o in (plain, casino)
     ]
-    return str(adv["token"]), str(links[0]), str(links[1])
+    pixel_code = urlsplit(plain["pixel_url"]).path.removeprefix("/p/") if pixel else ""
+    return str(adv["token"]), str(links[0]), str(links[1]), pixel_code
 
 
-def plain_paths(click_ids: Sequence[str], token: str, tag: str) -> list[str]:
+def plain_paths(click_ids: Sequence[str], token: str, tag: str, pixel_code: str = "") -> list[str]:
+    """Sales by S2S postback, or by the plain offer's tracking pixel when given its code."""
+    if pixel_code:
+        return [
+            f"/p/{pixel_code}?click_id={c}&event=sale&payout=10&currency=EUR&txn_id={tag}{n}"
+            for n, c in enumerate(click_ids)
+        ]
     return [
         f"/postback?click_id={c}&event=sale&payout=10&currency=EUR&txn_id={tag}{n}&token={token}"
         for n, c in enumerate(click_ids)
@@ -501,7 +510,7 @@ def one_run(wrk: str, args: argparse.Namespace, tmp: Path) -> Run:
     run = Run()
     with running(cmd, log, env) as proc:
         wait_ready(proc, port, "/healthz", log)
-        token, plain_link, casino_link = setup(port)
+        token, plain_link, casino_link, pixel = setup(port, args.pixel)
         time.sleep(1.5)  # every worker's catalog knows the new links
         n_plain = args.postbacks
         n_open = int(args.rate * args.open_seconds)
@@ -519,13 +528,13 @@ def one_run(wrk: str, args: argparse.Namespace, tmp: Path) -> Run:
             ids[len(ids) - n_warm // 4 :],
         )
         if n_warm:
-            warm_paths = plain_paths(warm_ids, token, "W") + igaming_paths(warm_casino_ids, token, "W")
+            warm_paths = plain_paths(warm_ids, token, "W", pixel) + igaming_paths(warm_casino_ids, token, "W")
             asyncio.run(open_loop(port, warm_paths, WARMUP_RATE))
             db.analyze()
         run.healthz_rps, run.healthz_cpu_ms = healthz_reference(wrk, port, proc.pid, args)
         sales = "SELECT count(*) FROM conversions WHERE event = 'sale'"
         run.phases["plain"] = wrk_phase(
-            "plain", wrk, port, proc.pid, db, plain_paths(plain_ids, token, "T"), sales, args, tmp
+            "plain", wrk, port, proc.pid, db, plain_paths(plain_ids, token, "T", pixel), sales, args, tmp
         )
         player_events = "SELECT count(*) FROM conversions WHERE event IN ('registration', 'first_deposit')"
         run.phases["igaming"] = wrk_phase(
@@ -534,7 +543,8 @@ def one_run(wrk: str, args: argparse.Namespace, tmp: Path) -> Run:
         before = db.count(sales)
         cpu0, db0 = tree_cpu_seconds(proc.pid), db.server_cpu_s()
         t0 = time.monotonic()
-        latencies, ok, other = asyncio.run(open_loop(port, plain_paths(open_ids, token, "O"), args.rate))
+        open_paths = plain_paths(open_ids, token, "O", pixel)
+        latencies, ok, other = asyncio.run(open_loop(port, open_paths, args.rate))
         seconds = time.monotonic() - t0
         time.sleep(SETTLE_S)
         accepted = db.count(sales) - before
@@ -588,6 +598,8 @@ def summary(args: argparse.Namespace, runs: Sequence[Run]) -> str:
         return [float(getattr(r.phases[phase], attr)) for r in runs]
 
     backend = "PostgreSQL" if args.pg else "SQLite"
+    if args.pixel:
+        backend += ", plain sales and the open loop by tracking pixel (GET /p/{code})"
     rows = [
         ("plain: accepted postbacks/s", spread(col("plain", "rate"), ",.0f")),
         ("plain: server CPU ms/postback", spread(col("plain", "cpu_ms"), ".3f")),
@@ -639,6 +651,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--rate", type=float, default=500.0, help="open-loop postbacks/s (default 500)")
     parser.add_argument("--open-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--pixel",
+        action="store_true",
+        help="send the plain and open-loop sales as tracking pixels (GET /p/{code}) instead of postbacks",
+    )
     args = parser.parse_args(argv)
     if not (1 <= args.workers <= 16 and 1 <= args.runs <= 20 and 1 <= args.duration <= 120):
         parser.error("--workers 1..16, --runs 1..20, --duration 1..120")

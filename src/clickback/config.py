@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # A postback may say when its event happened (event_time): one stated as older than this many
     # days is refused (event_time_out_of_range), as is one in the future.
     max_event_age_days: int = Field(default=180, ge=1, le=3650)
+    # How long the click-ID cookie that clicks of offers with the tracking pixel set is kept by
+    # the browser (ADR 12): a conversion later than this needs the click ID in the pixel's query.
+    pixel_cookie_days: int = Field(default=30, ge=1, le=400)
     # `serve` applies migrations before its workers start (turn off where a deploy step migrates).
     migrate_on_start: bool = True
     # Reverse proxies in front of clickback that append to X-Forwarded-For. The client's address is

@@ -331,6 +331,9 @@ def test_every_reason_read_postback_can_give_is_in_the_table() -> None:
         Reason.FOREIGN_CLICK,
         Reason.UNKNOWN_EVENT,
         Reason.UNKNOWN_PLAYER,
+        # A pixel's (tests/core/test_pixel.py).
+        Reason.UNKNOWN_PIXEL,
+        Reason.WRONG_PIXEL,
         Reason.EVENT_BEFORE_CLICK,
         Reason.MISSING_EXCHANGE_RATE,
         Reason.TRANSACTION_CONFLICT,

@@ -75,6 +75,8 @@ class ClickRequest(NamedTuple):
 class ClickTaken(NamedTuple):
     click: Click
     location: str
+    # The offer has its tracking pixel on: the redirect also sets the click-ID cookie.
+    pixel: bool = False
 
 
 def take_click(
@@ -140,4 +142,4 @@ def take_click(
             "lp": click.landing_page,
         }
     )
-    return ClickTaken(click, location)
+    return ClickTaken(click, location, bool(offer.pixel_code))

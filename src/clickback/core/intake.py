@@ -79,6 +79,10 @@ _INVALID = re.compile("[\x00-\x1f\x7f\ufffd]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+# How a postback arrived: the advertiser's server, or the user's browser on its thank-you page.
+S2S, PIXEL = "s2s", "pixel"
+
+
 @dataclass(frozen=True, slots=True)
 class RawPostback:
     """The request as the web adapter saw it; parsing it is the domain's job."""
@@ -93,6 +97,15 @@ class RawPostback:
     # X-Clickback-Timestamp and X-Clickback-Signature, for advertisers who sign (signature step).
     timestamp: str = ""
     signature: str = ""
+    channel: str = S2S
+    # A tracking pixel's (GET /p/{code}): the offer's public pixel code, which authenticates it in
+    # place of a token, and the click ID its cookie held.
+    pixel_code: str = ""
+    cookie_click_id: str = ""
+
+    @property
+    def pixel(self) -> bool:
+        return self.channel == PIXEL
 
 
 def player_key(player_id: str) -> str:
@@ -121,6 +134,12 @@ class Postback:
     event_time: EventTime | None = None
     # The verified signature of a signed postback (accepted once: the group checks replays).
     signature: str = ""
+    # A pixel's offer: only clicks of that offer count.
+    pixel_offer_id: int | None = None
+
+    @property
+    def channel(self) -> str:
+        return S2S if self.pixel_offer_id is None else PIXEL
 
     @property
     def dedupe_key(self) -> str:
@@ -147,6 +166,7 @@ class _Draft:
     fields: dict[str, str] = field(default_factory=dict)
     ignored: list[str] = field(default_factory=list)
     advertiser: Advertiser | None = None
+    pixel_offer: Offer | None = None
     click: VerifiedClickId | None = None
     event: str = ""
     status: Status = DEFAULT_STATUS
@@ -239,6 +259,8 @@ def macros(d: _Draft) -> Rejected | None:
 
 
 def authenticate(d: _Draft) -> Rejected | None:
+    if d.raw.pixel:
+        return _pixel(d)
     token = d.fields.get("token", "")
     if not token:
         return Rejected(Reason.MISSING_TOKEN)
@@ -266,7 +288,8 @@ def signature(d: _Draft) -> Rejected | None:
     """For an advertiser with a signing secret: HMAC-SHA256 over the timestamp, the query string
     and the body as sent, within SIGNATURE_WINDOW of clickback's clock."""
     assert d.advertiser is not None
-    if not d.advertiser.signing_secret:
+    if not d.advertiser.signing_secret or d.raw.pixel:
+        # A pixel cannot sign (its page is public): its code and the click's offer vouch for it.
         return None
     stamp, given = d.raw.timestamp.strip(), d.raw.signature.strip()
     if not stamp or not given:
@@ -297,8 +320,27 @@ def sign(secret: str, timestamp: str, query: bytes, body: bytes) -> str:
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
+def _pixel(d: _Draft) -> Rejected | None:
+    """A pixel sits in a public page: its code names the offer, the click ID must then be one of
+    that offer's own clicks (attribute), and a token is never read (the web adapter drops it)."""
+    offer = d.catalog.offers_by_pixel.get(d.raw.pixel_code)
+    if offer is None:
+        return Rejected(Reason.UNKNOWN_PIXEL, d.raw.pixel_code[:32])
+    d.pixel_offer = offer
+    d.advertiser = d.catalog.advertisers[offer.advertiser_id]
+    return None
+
+
 def click_id(d: _Draft) -> Rejected | None:
     value = d.fields.get("click_id", "").strip()
+    if d.raw.pixel:
+        # The query's click ID wins: the advertiser passed on the one their page was opened with,
+        # where the cookie may be an older click's of the same browser.
+        value = value or d.raw.cookie_click_id
+        if not value:
+            return Rejected(
+                Reason.MISSING_CLICK_ID, "neither the query (click_id) nor the cb_click cookie held one"
+            )
     if not value:
         if d.fields.get("player_id", "").strip():
             return None  # a known player's later event: attributed through the player
@@ -328,6 +370,13 @@ def event(d: _Draft) -> Rejected | None:
 
 def status(d: _Draft) -> Rejected | None:
     raw = d.fields.get("status", "").strip()
+    if d.raw.pixel:
+        # Anyone who can click the link can fire its pixel: a pixel conversion waits for a person
+        # or an S2S postback to approve it (ADR 12), whatever status the page states.
+        d.status = Status.PENDING
+        if raw:
+            d.ignored.append("status")
+        return None
     if raw:
         assert d.advertiser is not None
         words = d.catalog.names_of(d.advertiser.id).statuses
@@ -420,7 +469,7 @@ def read_postback(
             return Refused(
                 rejected,
                 d.advertiser.id if d.advertiser else None,
-                d.fields.get("click_id", "")[:64],
+                (d.fields.get("click_id", "") or d.raw.cookie_click_id)[:64],
                 tuple(d.ignored[:MAX_IGNORED_SHOWN]),
             )
     assert d.advertiser is not None
@@ -430,7 +479,7 @@ def read_postback(
         click=d.click,
         event=d.event,
         status=d.status,
-        status_given=bool(d.fields.get("status", "").strip()),
+        status_given=not d.raw.pixel and bool(d.fields.get("status", "").strip()),
         payout=d.payout,
         currency=d.currency,
         txn_id=txn_id or None,
@@ -440,6 +489,7 @@ def read_postback(
         period=d.period,
         event_time=d.event_time,
         signature=d.signature,
+        pixel_offer_id=d.pixel_offer.id if d.pixel_offer else None,
     )
 
 
@@ -477,7 +527,9 @@ def attribute(
             )
         return Attribution(None, postback.payout, postback.currency, event_at)
     offer = catalog.offers.get(click.offer_id)
-    rejected = check_offer(postback.advertiser.id, postback.event, offer, postback.click.value, catalog)
+    rejected = check_offer(
+        postback.advertiser.id, postback.event, offer, postback.click.value, catalog, postback.pixel_offer_id
+    )
     if rejected is not None:
         return rejected
     assert offer is not None
@@ -486,11 +538,19 @@ def attribute(
 
 
 def check_offer(
-    advertiser_id: int, event_name: str, offer: Offer | None, click_value: str, catalog: Catalog
+    advertiser_id: int,
+    event_name: str,
+    offer: Offer | None,
+    click_value: str,
+    catalog: Catalog,
+    pixel_offer_id: int | None = None,
 ) -> Rejected | None:
-    """The click must be on an offer of the posting advertiser, and the event one it knows."""
+    """The click must be on an offer of the posting advertiser (on the pixel's own offer, for a
+    pixel), and the event one it knows."""
     if offer is None or offer.advertiser_id != advertiser_id:
         return Rejected(Reason.FOREIGN_CLICK, click_value)
+    if pixel_offer_id is not None and offer.id != pixel_offer_id:
+        return Rejected(Reason.WRONG_PIXEL, f"click of offer {offer.id}, pixel of offer {pixel_offer_id}")
     known = STANDARD_EVENTS | offer.custom_events
     if event_name not in known:
         return Rejected(Reason.UNKNOWN_EVENT, _event_detail(event_name, known, catalog, advertiser_id))
@@ -519,6 +579,7 @@ class Existing:
     id: int
     click_id: str
     status: Status
+    channel: str = S2S
 
 
 @dataclass(frozen=True, slots=True)
@@ -534,7 +595,10 @@ class StatusChange:
 def on_repeat(postback: Postback, existing: Existing) -> Duplicate | StatusChange | Rejected:
     if existing.click_id != postback.click_value:
         return Rejected(Reason.TRANSACTION_CONFLICT, postback.txn_id or "")
-    if not postback.status_given or postback.status is existing.status:
+    # The advertiser's server confirming what the browser's pixel reported: its status counts,
+    # stated or not (a postback without one means approved).
+    confirms = existing.channel == PIXEL and postback.channel == S2S
+    if not (postback.status_given or confirms) or postback.status is existing.status:
         return Duplicate()
     if not can_move(existing.status, postback.status):
         return Rejected(Reason.INVALID_STATUS_TRANSITION, f"{existing.status} → {postback.status}")

@@ -59,6 +59,9 @@ class Offer:
     payouts: Mapping[str, Decimal] = field(default_factory=dict)
     custom_events: frozenset[str] = frozenset()
     vertical: str = ""
+    # The public code of its tracking pixel (/p/{code}), "" while the pixel is off: its clicks
+    # then set no cookie, and no pixel names it (ADR 12).
+    pixel_code: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +150,8 @@ class Catalog:
     deals: Mapping[tuple[int, int], Deal] = field(default_factory=dict)
     # affiliate_id → their active outbound postback templates
     outbound: Mapping[int, tuple[Template, ...]] = field(default_factory=dict)
+    # pixel code → the offer, for offers whose pixel is on
+    offers_by_pixel: Mapping[str, Offer] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -177,6 +182,7 @@ class Catalog:
             names=names or {},
             deals=deals or {},
             outbound=by_affiliate,
+            offers_by_pixel={o.pixel_code: o for o in offers if o.pixel_code},
         )
 
     def names_of(self, advertiser_id: int) -> AdvertiserNames:

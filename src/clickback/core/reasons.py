@@ -99,6 +99,12 @@ class Reason(Enum):
         "A postback with this signature was already received.",
         "Sign every postback afresh; a signed request is accepted once.",
     )
+    UNKNOWN_PIXEL = (
+        "unknown_pixel",
+        404,
+        "No offer with the tracking pixel switched on has this pixel code.",
+        "Copy the pixel again from the offer in clickback; the offer's pixel may have been switched off.",
+    )
     UNREPLACED_MACRO = (
         "unreplaced_macro",
         400,
@@ -135,6 +141,12 @@ class Reason(Enum):
         403,
         "The click belongs to an offer of another advertiser.",
         "Use the token of the advertiser that owns the offer the user clicked.",
+    )
+    WRONG_PIXEL = (
+        "wrong_pixel",
+        403,
+        "The click belongs to another offer than the pixel's.",
+        "Put each offer's own pixel on that offer's thank-you page.",
     )
     MISSING_EVENT = (
         "missing_event",

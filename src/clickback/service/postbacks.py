@@ -114,6 +114,7 @@ class Postbacks:
             outcome.conversion_id or "",
             extra={
                 "ip": raw.ip,
+                "channel": raw.channel,
                 "result": outcome.result.value,
                 "reason": reason,
                 "conversion_id": outcome.conversion_id,
@@ -301,7 +302,8 @@ class _Group:
     ) -> Outcome:
         """The same transaction again: a duplicate, a status change, or a conflict."""
         decision = on_repeat(
-            postback, Existing(existing["id"], existing["click_id"], Status(existing["status"]))
+            postback,
+            Existing(existing["id"], existing["click_id"], Status(existing["status"]), existing["channel"]),
         )
         ignored = postback.ignored
         if isinstance(decision, Rejected):
@@ -479,6 +481,8 @@ def _conversion(
         "event_at": attribution.event_at,
         "created_at": raw.received_at,
         "updated_at": raw.received_at,
+        "channel": postback.channel,
+        "pixel_offer_id": postback.pixel_offer_id,
         **{f"adv_sub{i}": value for i, value in enumerate(postback.subs, 1)},
         **_attribution_columns(attribution.click, raw.received_at),
     }
@@ -526,9 +530,12 @@ def _attribute_late(
     rec: Recording, catalog: Catalog, row: dict[str, Any], click: Click, now: datetime
 ) -> bool:
     offer = catalog.offers.get(click.offer_id)
-    rejected = check_offer(row["advertiser_id"], row["event"], offer, row["click_id"], catalog)
+    rejected = check_offer(
+        row["advertiser_id"], row["event"], offer, row["click_id"], catalog, row["pixel_offer_id"]
+    )
     if rejected is not None or offer is None:
-        # The click belongs to another advertiser's offer (or the event is not the offer's).
+        # The click belongs to another advertiser's offer, or to another offer than the pixel's
+        # that reported it (or the event is not the offer's).
         rec.change_conversion(row, attributed_at=now)
         rec.change_status(row, Status.REJECTED, now, None)
         return False

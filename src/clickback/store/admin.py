@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Table, select, update
 from sqlalchemy.exc import IntegrityError
 
+from clickback.core.pixel import PIXEL_CODE_LEN
 from clickback.store import paging
 from clickback.store.catalog import bump_version
 from clickback.store.db import Database
@@ -100,6 +101,7 @@ async def create_offer(
     custom_events: list[str],
     now: datetime,
     vertical: str = "",
+    pixel: bool = False,
 ) -> dict[str, Any]:
     await get(db, "advertisers", advertiser_id)
     values = {
@@ -112,8 +114,31 @@ async def create_offer(
         "custom_events": json.dumps(sorted(set(custom_events))),
         "vertical": vertical,
         "created_at": now,
+        "pixel": pixel,
+        "pixel_code": _code(PIXEL_CODE_LEN) if pixel else None,
     }
     return await _insert(db, offers, values)
+
+
+async def set_pixel(db: Database, offer_id: int, enabled: bool) -> dict[str, Any]:
+    """Switch an offer's tracking pixel on or off. Its code is minted the first time and kept: a
+    pixel already on a thank-you page works again once switched back on."""
+    async with db.write() as conn:
+        row = (await conn.execute(select(offers).where(offers.c.id == offer_id))).first()
+        if row is None:
+            raise NotFound(f"offers {offer_id} does not exist")
+        values: dict[str, Any] = {"pixel": enabled}
+        if enabled and row.pixel_code is None:
+            # 62^16 codes: no clash to retry.
+            values["pixel_code"] = _code(PIXEL_CODE_LEN)
+        stmt = update(offers).where(offers.c.id == offer_id).values(values).returning(*offers.c)
+        changed = (await conn.execute(stmt)).one()
+        await bump_version(conn)
+    return dict(changed._mapping)
+
+
+def _code(length: int) -> str:
+    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(length))
 
 
 async def create_affiliate(db: Database, name: str, now: datetime) -> dict[str, Any]:
@@ -126,7 +151,7 @@ async def create_link(
     await get(db, "affiliates", affiliate_id)
     await get(db, "offers", offer_id)
     for _ in range(5):
-        code = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(LINK_CODE_LEN))
+        code = _code(LINK_CODE_LEN)
         values = {
             "code": code,
             "affiliate_id": affiliate_id,

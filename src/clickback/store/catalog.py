@@ -74,6 +74,7 @@ async def load_catalog(db: Database) -> Catalog:
                 payouts={k: Decimal(v) for k, v in json.loads(r.payouts).items()},
                 custom_events=frozenset(json.loads(r.custom_events)),
                 vertical=r.vertical,
+                pixel_code=r.pixel_code if r.pixel else "",
             )
             for r in offer_rows
         ],

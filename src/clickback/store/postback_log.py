@@ -21,6 +21,7 @@ class LogFilter:
     result: str | None = None
     reason: str | None = None
     click_id: str | None = None
+    channel: str | None = None
     received: Span[datetime] = field(default_factory=Span)
 
 
@@ -29,7 +30,13 @@ async def list_postbacks(db: Database, f: LogFilter, cursor: str | None, limit: 
     c = postbacks.c
     query = paging.equal(
         select(postbacks),
-        {c.advertiser_id: f.advertiser_id, c.result: f.result, c.reason: f.reason, c.click_id: f.click_id},
+        {
+            c.advertiser_id: f.advertiser_id,
+            c.result: f.result,
+            c.reason: f.reason,
+            c.click_id: f.click_id,
+            c.channel: f.channel,
+        },
     )
     query = paging.within(query, c.received_at, f.received)
     return await paging.page(db, query, [paging.Key(c.id, descending=True)], cursor, limit)
@@ -62,6 +69,7 @@ class ConversionFilter:
     player_id: str | None = None
     txn_id: str | None = None
     sub1: str | None = None
+    channel: str | None = None
     span: Span[datetime] = field(default_factory=Span)  # of CONVERSION_TIME
 
 
@@ -79,6 +87,7 @@ async def list_conversions(db: Database, f: ConversionFilter, cursor: str | None
         c.player_id: f.player_id,
         c.txn_id: f.txn_id,
         c.sub1: f.sub1,
+        c.channel: f.channel,
     }
     query = paging.within(paging.equal(select(conversions), wanted), CONVERSION_TIME, f.span)
     return await paging.page(db, query, [paging.Key(c.id, descending=True)], cursor, limit)

@@ -350,6 +350,7 @@ class Recording:
                 "query": redact_query(_text(raw.query, len(raw.query)))[:MAX_RAW_LOG_LEN],
                 "body": redact_body(_text(raw.body, len(raw.body)))[:MAX_RAW_LOG_LEN],
                 "ignored": _text(",".join(outcome.ignored).encode(errors="replace"), 1024),
+                "channel": raw.channel,
             }
         )
         return log_id

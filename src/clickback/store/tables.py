@@ -133,6 +133,11 @@ offers = Table(
     Column("custom_events", Text, nullable=False),
     Column("vertical", String(16), nullable=False, server_default=""),
     Column("created_at", UtcDateTime, nullable=False),
+    # The tracking pixel (ADR 12): on or off, and the public code in its URL (/p/{pixel_code}),
+    # minted the first time it is switched on and kept, so that a pixel already on a thank-you
+    # page works again when the pixel is switched back on.
+    Column("pixel", Boolean, nullable=False, server_default=text("false")),
+    Column("pixel_code", String(32), nullable=True, unique=True),
 )
 
 affiliates = Table(
@@ -290,6 +295,11 @@ conversions = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("attributed_at", UtcDateTime, nullable=True),
+    # How its first postback arrived: 's2s' (GET|POST /postback) or 'pixel' (GET /p/...).
+    Column("channel", String(8), nullable=False, server_default="s2s"),
+    # The offer whose pixel reported it: only that offer's click counts, also when the click
+    # lands after the conversion (service.postbacks._attribute_late).
+    Column("pixel_offer_id", Integer, nullable=True),
     # Exactly-once comes from this key, not from check-then-insert.
     UniqueConstraint("advertiser_id", "dedupe_key", "dedupe_event"),
     # Led by player_id: led by advertiser_id it competed with the unique key above for the
@@ -368,6 +378,8 @@ postbacks = Table(
     Column("query", Text, nullable=False),
     Column("body", Text, nullable=False),
     Column("ignored", String(1024), nullable=False),
+    # 's2s' or 'pixel' (`method` is the request's HTTP method).
+    Column("channel", String(8), nullable=False, server_default="s2s"),
     Index(None, "advertiser_id", "id"),
 )
 

@@ -118,7 +118,12 @@ def create_api(runtime: Runtime) -> FastAPI:
 
     def offer_out(row: dict[str, Any]) -> s.OfferOut:
         decoded = {k: json.loads(row[k]) for k in ("payouts", "custom_events")}
-        return s.OfferOut(**(row | decoded))
+        pixel = f"{public}/p/{row['pixel_code']}" if row["pixel"] else None
+        return s.OfferOut(
+            **(row | decoded),
+            pixel_url=pixel and f"{pixel}?click_id={{click_id}}&event={{event}}&txn_id={{txn_id}}",
+            pixel_script_url=pixel and f"{pixel}.js",
+        )
 
     def link_out(row: dict[str, Any]) -> s.LinkOut:
         return s.LinkOut(**row, url=f"{public}/c/{row['code']}")
@@ -151,6 +156,7 @@ def create_api(runtime: Runtime) -> FastAPI:
             custom_events=body.custom_events,
             now=utcnow(),
             vertical=body.vertical or "",
+            pixel=body.pixel,
         )
         if body.vertical:
             # A new offer of a known vertical earns from its first player on sensible terms.
@@ -166,6 +172,11 @@ def create_api(runtime: Runtime) -> FastAPI:
     @api.get("/offers/{item_id}", tags=["offers"])
     async def get_offer(item_id: s.Id) -> s.OfferOut:
         return offer_out(await admin.get(db, "offers", item_id))
+
+    @api.put("/offers/{item_id}/pixel", tags=["offers"])
+    async def set_offer_pixel(item_id: s.Id, body: s.PixelIn) -> s.OfferOut:
+        """Switch the offer's tracking pixel on or off (its URL stays the same)."""
+        return offer_out(await changed(await admin.set_pixel(db, item_id, body.enabled)))
 
     # --- affiliates --------------------------------------------------------------------------
     @api.post("/affiliates", status_code=201, tags=["affiliates"])

@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clickback.config import Settings
 from clickback.service.runtime import Runtime
-from clickback.web import ops, tracking
+from clickback.web import ops, pixel, tracking
 from clickback.web.api import PUBLIC_PATHS, create_api
 from clickback.web.guard import ApiGuard
 from clickback.web.headers import SecurityHeaders
@@ -21,13 +21,14 @@ access = logging.getLogger("clickback.access")
 
 
 class ClickbackApp:
-    """The ASGI entry point: clicks and postbacks go straight to their endpoints, everything else
+    """The ASGI entry point: clicks, postbacks and pixels go straight to their endpoints, everything else
     (lifespan included) to the Starlette app."""
 
     def __init__(self, runtime: Runtime, rest: Starlette) -> None:
         self.state = rest.state
         self._click = tracking.click_endpoint(runtime)
         self._postback = tracking.postback_endpoint(runtime)
+        self._pixel = pixel.pixel_endpoint(runtime)
         self._rest = rest
         # For web/server.py, which answers most clicks without an ASGI call.
         self.answer_click = tracking.click_answerer(runtime)
@@ -41,6 +42,8 @@ class ClickbackApp:
             await self._click(scope, receive, send)
         elif path == "/postback":  # logged by the service, with its outcome
             await self._postback(scope, receive, send)
+        elif path.startswith("/p/"):  # the tracking pixel: a postback too
+            await self._pixel(scope, receive, send)
         else:
             await _logged(self._rest, scope, receive, send)
 

@@ -44,6 +44,8 @@ Name = Field(min_length=1, max_length=MAX_NAME_LEN, pattern=PRINTABLE)
 # Database integer keys: anything larger cannot exist, and would overflow the drivers.
 Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
 StatusWord = Literal["active", "paused"]
+# How a postback arrived (core.intake S2S, PIXEL).
+Channel = Literal["s2s", "pixel"]
 VerticalWord = Literal["casino", "poker", "sportsbook", "ewallet"]
 PERIOD = r"^20[0-9]{2}-(0[1-9]|1[0-2])$"
 Period = Annotated[str, Field(pattern=PERIOD, examples=["2026-10"])]
@@ -160,6 +162,11 @@ class OfferIn(Strict):
         default=None,
         description="Start the offer's default deal from this vertical's preset (GET /api/presets).",
     )
+    pixel: bool = Field(
+        default=False,
+        description="Switch on the tracking pixel (docs/pixel.md): for advertisers who cannot send "
+        "S2S postbacks. Its clicks then also set a click-ID cookie.",
+    )
 
     @field_validator("url_template")
     @classmethod
@@ -201,6 +208,15 @@ class OfferOut(BaseModel):
     custom_events: list[str]
     vertical: str
     created_at: datetime
+    pixel: bool = Field(description="Whether the tracking pixel is on.")
+    pixel_url: str | None = Field(
+        description="The pixel for the thank-you page (an <img> source), with macros to fill in; "
+        "null while the pixel is off. It carries no secret: it names the offer only."
+    )
+    pixel_script_url: str | None = Field(
+        description="The snippet that fires the pixel from the page (a <script> source); null while "
+        "the pixel is off."
+    )
 
     @field_serializer("payouts")
     def _payouts(self, payouts: dict[str, Decimal]) -> dict[str, str]:
@@ -239,6 +255,10 @@ class StatusIn(Strict):
     status: StatusWord
 
 
+class PixelIn(Strict):
+    enabled: bool
+
+
 class PostbackLogOut(BaseModel):
     id: int
     received_at: datetime
@@ -254,6 +274,10 @@ class PostbackLogOut(BaseModel):
     query: str
     body: str
     ignored: str
+    channel: Channel = Field(
+        description="s2s: GET|POST /postback from the advertiser's server; pixel: GET /p/{code} from "
+        "the user's browser (method is the request's HTTP method)."
+    )
 
 
 class HistoryOut(BaseModel):
@@ -298,6 +322,10 @@ class ConversionOut(BaseModel):
     created_at: datetime = Field(description="When its first postback arrived.")
     updated_at: datetime
     attributed_at: datetime | None
+    channel: Channel = Field(
+        description="How its first postback arrived. A pixel conversion is recorded pending: anyone "
+        "who can open the tracking link can fire the pixel (docs/pixel.md)."
+    )
     history: list[HistoryOut] = Field(default_factory=list)
 
     @field_serializer("payout")
@@ -718,6 +746,7 @@ class PostbacksQuery(Paged):
     result: Result | None = None
     reason: str | None = Field(default=None, max_length=32, description="A code of GET /api/reasons.")
     click_id: ClickIdText | None = None
+    channel: Channel | None = None
     since: UtcInstant | None = Field(default=None, description="Received at or after.")
     until: UtcInstant | None = Field(default=None, description="Received before.")
 
@@ -740,6 +769,7 @@ class ConversionsQuery(Paged, Instants):
     player_id: IdText | None = None
     txn_id: Annotated[str, Field(min_length=1, max_length=MAX_TXN_ID_LEN, pattern=PRINTABLE)] | None = None
     sub1: IdText | None = None
+    channel: Channel | None = Field(default=None, description="pixel: the conversions to review.")
 
 
 class CommissionsQuery(Paged, Instants):

@@ -11,9 +11,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from clickback.config import Settings
 from clickback.core.clicks import MAX_LINK_CODE_LEN, ClickRequest, ClickTaken
 from clickback.core.intake import RawPostback
 from clickback.core.limits import MAX_BODY_BYTES
+from clickback.core.pixel import COOKIE_NAME, cookie_attributes
 from clickback.core.reasons import Rejected
 from clickback.service.runtime import Runtime, utcnow
 from clickback.web.headers import NOSNIFF, STRICT_CSP
@@ -59,7 +61,9 @@ def click_request(
     )
 
 
-def click_reply(taken: ClickTaken | Rejected) -> ClickReply:
+def click_reply(taken: ClickTaken | Rejected, cookie: bytes) -> ClickReply:
+    """`cookie`: the attributes after the click ID in the cookie of a click whose offer has the
+    tracking pixel on (click_cookie_attributes)."""
     if isinstance(taken, Rejected):
         reason = taken.reason
         page = (
@@ -76,12 +80,21 @@ def click_reply(taken: ClickTaken | Rejected) -> ClickReply:
         ]
         return ClickReply(reason.http_status, headers, page)
     # no-store: a cached redirect would skip the next click (and reuse its click ID).
-    return ClickReply(302, [(b"location", taken.location.encode("latin-1")), *_REDIRECT], b"")
+    headers = [(b"location", taken.location.encode("latin-1")), *_REDIRECT]
+    if taken.pixel:
+        headers.append((b"set-cookie", _COOKIE_PREFIX + taken.click.click_id.encode() + cookie))
+    return ClickReply(302, headers, b"")
+
+
+def click_cookie_attributes(settings: Settings) -> bytes:
+    https = settings.public_url.lower().startswith("https:")
+    return cookie_attributes(https, settings.pixel_cookie_days * 86_400).encode()
 
 
 # "sha256=" and 64 hex digits, with room; a longer header is cut and fails as a bad signature.
 MAX_SIGNATURE_HEADER = 128
 _REDIRECT = ((b"cache-control", b"no-store"), (b"content-length", b"0"))
+_COOKIE_PREFIX = COOKIE_NAME.encode() + b"="
 _NOT_ALLOWED = ClickReply(405, [(b"allow", b"GET, HEAD"), (b"content-length", b"0")], b"")
 
 
@@ -91,6 +104,7 @@ def click_endpoint(runtime: Runtime) -> ASGIApp:
     most clicks never get here: web/server.py answers them from the HTTP parser."""
     tracker = runtime.tracker
     proxy_hops = runtime.settings.proxy_hops
+    cookie = click_cookie_attributes(runtime.settings)
 
     async def click(scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
@@ -100,7 +114,7 @@ def click_endpoint(runtime: Runtime) -> ASGIApp:
             peer = scope["client"][0] if scope.get("client") else ""
             path, query = scope["path"], scope["query_string"]
             request = click_request(method, path, query, scope["headers"], peer, proxy_hops)
-            reply = click_reply(await tracker.click(request))
+            reply = click_reply(await tracker.click(request), cookie)
         await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else reply.body})
 
@@ -116,13 +130,15 @@ def click_answerer(runtime: Runtime) -> AnswerClick:
     It answers None when the redirect must wait (durable mode): then the ASGI endpoint must serve."""
     tracker = runtime.tracker
     proxy_hops = runtime.settings.proxy_hops
+    cookie = click_cookie_attributes(runtime.settings)
 
     def answer(
         method: str, path: str, query: bytes, headers: Iterable[tuple[bytes, bytes]], peer: str
     ) -> ClickReply | None:
         if tracker.redirect_waits:
             return None
-        return click_reply(tracker.take(click_request(method, path, query, headers, peer, proxy_hops)))
+        taken = tracker.take(click_request(method, path, query, headers, peer, proxy_hops))
+        return click_reply(taken, cookie)
 
     return answer
 
