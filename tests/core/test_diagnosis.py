@@ -95,3 +95,21 @@ def test_the_summary_counts_results_and_orders_reasons() -> None:
     assert list(s.by_reason) == ["unknown_click", "bad_token", "duplicate"]
     assert s.acceptance_rate == 0.6
     assert summary([]).acceptance_rate is None
+
+
+def test_an_accepted_postback_is_warned_of_a_payout_other_than_the_offers() -> None:
+    from decimal import Decimal
+
+    from clickback.core.diagnosis import conversion_warnings, payout_differences
+
+    payouts = {"first_deposit": Decimal("50")}
+    assert conversion_warnings("first_deposit", Decimal("45"), payouts, ()) == (
+        "payout_differs: sent 45, the offer pays 50 for first_deposit",
+    )
+    assert conversion_warnings("first_deposit", Decimal("50.00"), payouts, ()) == ()
+    assert conversion_warnings("first_deposit", None, payouts, ()) == ()  # the offer's amount is used
+    assert conversion_warnings("deposit", Decimal("45"), payouts, ()) == ()  # no amount configured
+    assert conversion_warnings("sale", None, {}, ("payot", "utm_source")) == (
+        "misspelt_parameter: 'payot' was ignored, did you mean 'payout'?",
+    )
+    assert [f.subject for f in payout_differences([("offer 1", 2), ("offer 2", 0)])] == ["offer 1"]

@@ -331,6 +331,7 @@ def test_every_reason_read_postback_can_give_is_in_the_table() -> None:
         Reason.FOREIGN_CLICK,
         Reason.UNKNOWN_EVENT,
         Reason.UNKNOWN_PLAYER,
+        Reason.ATTRIBUTION_WINDOW_PASSED,
         # A pixel's (tests/core/test_pixel.py).
         Reason.UNKNOWN_PIXEL,
         Reason.WRONG_PIXEL,
@@ -766,3 +767,28 @@ def test_a_signature_covers_the_query_the_body_and_the_time(
 
 def test_advertisers_without_security_options_are_not_asked_for_them() -> None:
     assert accepted(read(query())).signature == ""
+
+
+def test_the_attribution_window_counts_from_the_click_to_the_event() -> None:
+    from dataclasses import replace as changed
+
+    windowed = changed(CASINO, attribution_days=7)
+    catalog = Catalog.build(1, [NORTHSTAR, SOUTHGATE], [windowed, SPORTSBOOK, POKER], [ALICE], [])
+    click = click_on(windowed)
+
+    def at(days: float, *, through_player: bool = False) -> Attribution | Rejected:
+        postback = accepted(read(query(event="first_deposit")))
+        now = CLICKED_AT + timedelta(days=days)
+        return attribute(postback, click, catalog, now, IN_FLIGHT, through_player=through_player)
+
+    assert isinstance(at(6.9), Attribution)
+    late = at(7.1)
+    assert isinstance(late, Rejected) and late.reason is Reason.ATTRIBUTION_WINDOW_PASSED
+    assert late.detail == "7 days after the click; the offer's window is 7 days"
+    # A known player's later deposit: their lifetime, not the window, counts.
+    assert isinstance(at(30, through_player=True), Attribution)
+    # Without a window any age counts.
+    assert isinstance(
+        attribute(accepted(read(query())), click_on(CASINO), CATALOG, NOW + timedelta(days=400), IN_FLIGHT),
+        Attribution,
+    )

@@ -6,6 +6,7 @@ import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 from clickback.core.intake import ALIASES
 from clickback.core.reasons import Reason
@@ -20,6 +21,21 @@ SPIKE_POINTS = 0.2
 SPIKE_MIN_REFUSED = 10
 # An offer with this many clicks in the quiet window and no conversion, that converted before.
 SILENT_MIN_CLICKS = 50
+
+
+def conversion_warnings(
+    event: str, payout: Decimal | None, offer_payouts: Mapping[str, Decimal], ignored: Iterable[str]
+) -> tuple[str, ...]:
+    """What looks wrong in an accepted postback: kept on its conversion, said in the reply."""
+    warnings = []
+    configured = offer_payouts.get(event)
+    if payout is not None and configured is not None and payout != configured:
+        warnings.append(f"payout_differs: sent {payout}, the offer pays {configured} for {event}")
+    for name in ignored:
+        meant = did_you_mean(name)
+        if meant is not None:
+            warnings.append(f"misspelt_parameter: '{name}' was ignored, did you mean '{meant}'?")
+    return tuple(warnings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +135,21 @@ def silent_offers(activity: Sequence[OfferActivity], hours: int) -> list[Finding
         )
         for a in activity
         if a.clicks_recent >= SILENT_MIN_CLICKS and a.conversions_recent == 0 and a.conversions_before > 0
+    ]
+
+
+def payout_differences(per_offer: Sequence[tuple[str, int]]) -> list[Finding]:
+    return [
+        Finding(
+            "payout_differs",
+            f"{offer}: {count} conversion(s) accepted with a payout other than the offer's for the event.",
+            "Check the amounts the advertiser's platform sends against the offer's payouts (the "
+            "conversions' warnings say both); update whichever is wrong.",
+            offer,
+            count,
+        )
+        for offer, count in per_offer
+        if count
     ]
 
 

@@ -511,7 +511,10 @@ def attribute(
     catalog: Catalog,
     now: datetime,
     in_flight_window: timedelta,
+    through_player: bool = False,
 ) -> Attribution | Rejected:
+    """`through_player`: a known player's later event, which the attribution window does not
+    limit (the player was acquired within it; their deposits and revenue are their lifetime's)."""
     assert postback.click is not None, "attributed through the player before this step"
     event_at = event_moment(postback.event_time, postback.click.clicked_at, now)
     if isinstance(event_at, Rejected):
@@ -533,6 +536,13 @@ def attribute(
     if rejected is not None:
         return rejected
     assert offer is not None
+    if offer.attribution_days is not None and not through_player:
+        age = event_at - click.clicked_at
+        if age > timedelta(days=offer.attribution_days):
+            return Rejected(
+                Reason.ATTRIBUTION_WINDOW_PASSED,
+                f"{age.days} days after the click; the offer's window is {offer.attribution_days} days",
+            )
     payout, currency = price(postback.event, postback.payout, postback.currency, offer)
     return Attribution(click, payout, currency, event_at)
 

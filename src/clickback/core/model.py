@@ -59,6 +59,7 @@ class Offer:
     payouts: Mapping[str, Decimal] = field(default_factory=dict)
     custom_events: frozenset[str] = frozenset()
     vertical: str = ""
+    attribution_days: int | None = None
     # The public code of its tracking pixel (/p/{code}), "" while the pixel is off: its clicks
     # then set no cookie, and no pixel names it (ADR 12).
     pixel_code: str = ""

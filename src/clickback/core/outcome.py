@@ -24,6 +24,8 @@ class Outcome:
     # The event as recorded, when it is one (a deposit may be recorded as the first_deposit).
     event: str | None = None
     ignored: tuple[str, ...] = ()
+    # What looked wrong in an accepted postback (core/diagnosis.conversion_warnings).
+    warnings: tuple[str, ...] = ()
 
     @property
     def http_status(self) -> int:
@@ -45,4 +47,6 @@ class Outcome:
         if self.ignored:
             # Unknown names are the usual sign of a wrong parameter name on the sender's side.
             body["ignored_parameters"] = list(self.ignored)
+        if self.warnings:
+            body["warnings"] = list(self.warnings)
         return body

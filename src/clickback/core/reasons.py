@@ -99,6 +99,13 @@ class Reason(Enum):
         "A postback with this signature was already received.",
         "Sign every postback afresh; a signed request is accepted once.",
     )
+    ATTRIBUTION_WINDOW_PASSED = (
+        "attribution_window_passed",
+        422,
+        "The event happened after the offer's attribution window for its click had closed.",
+        "Conversions count within the offer's window from the click (its attribution_days): check"
+        " that the click ID belongs to this event, or ask the affiliate manager about the window.",
+    )
     UNKNOWN_PIXEL = (
         "unknown_pixel",
         404,

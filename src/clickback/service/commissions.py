@@ -112,6 +112,7 @@ def _book_cpa(rec: Recording, player: Player, deal: Deal, q: Qualified, now: dat
             "created_at": now,
             "updated_at": now,
             "attributed_at": now,
+            "warnings": "",
         }
         added = rec.add_conversion(values)
         rec.history(added["id"], None, Status.APPROVED, now, None)

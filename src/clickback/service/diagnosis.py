@@ -53,6 +53,9 @@ async def diagnose(
             spike = core.refusal_spike(counts, before.get(advertiser_id, (0, 0)), name)
             findings += [spike] if spike else []
 
+    differing = await store.warned(db, scope, "payout_differs")
+    findings += core.payout_differences([(_offer(catalog, offer), n) for offer, n in differing])
+
     pending = await store.pending_before(
         db, now - timedelta(days=pending_days), scope.advertiser_id, scope.offer_id
     )

@@ -25,6 +25,7 @@ from sqlalchemy import Connection
 
 from clickback.core.clickids import ClickIdCodec
 from clickback.core.commission import AMOUNT_EVENTS, convert, period_of, rate_day
+from clickback.core.diagnosis import conversion_warnings
 from clickback.core.events import dedupe_family, deposit_label
 from clickback.core.intake import (
     Attribution,
@@ -261,7 +262,9 @@ class _Group:
         assert postback.click is not None
         click_id = postback.click.value
         click = self._clicks.get(click_id)
-        attribution = attribute(postback, click, self._catalog, now, self._in_flight_window)
+        attribution = attribute(
+            postback, click, self._catalog, now, self._in_flight_window, through_player=player is not None
+        )
         if isinstance(attribution, Rejected):
             return _refuse(rec, raw, Refused(attribution, advertiser, click_id, postback.ignored))
         key = (advertiser, postback.dedupe_key, dedupe_family(postback.event))
@@ -277,13 +280,18 @@ class _Group:
         event, demote = postback.event, False
         if player is not None:
             event, demote = deposit_label(postback.event, player.ftd_at, attribution.event_at)
-        row = rec.add_conversion(_conversion(raw, postback, attribution, event, priced))
+        offer = self._catalog.offers.get(click.offer_id) if click is not None else None
+        warnings = conversion_warnings(
+            postback.event, postback.payout, offer.payouts if offer else {}, postback.ignored
+        )
+        row = rec.add_conversion(_conversion(raw, postback, attribution, event, priced, warnings))
         outcome = Outcome(
             Result.ACCEPTED,
             conversion_id=row["id"],
             status=postback.status,
             event=event,
             ignored=postback.ignored,
+            warnings=warnings,
         )
         rec.history(row["id"], None, postback.status, now, rec.log(raw, advertiser, click_id, outcome))
         if click is not None:
@@ -459,7 +467,12 @@ def _period(event: str, stated: str | None, at: datetime) -> str | None:
 
 
 def _conversion(
-    raw: RawPostback, postback: Postback, attribution: Attribution, event: str, priced: _Priced
+    raw: RawPostback,
+    postback: Postback,
+    attribution: Attribution,
+    event: str,
+    priced: _Priced,
+    warnings: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     assert postback.click is not None
     return {
@@ -483,6 +496,7 @@ def _conversion(
         "updated_at": raw.received_at,
         "channel": postback.channel,
         "pixel_offer_id": postback.pixel_offer_id,
+        "warnings": "; ".join(warnings)[:512],
         **{f"adv_sub{i}": value for i, value in enumerate(postback.subs, 1)},
         **_attribution_columns(attribution.click, raw.received_at),
     }

@@ -102,6 +102,7 @@ async def create_offer(
     now: datetime,
     vertical: str = "",
     pixel: bool = False,
+    attribution_days: int | None = None,
 ) -> dict[str, Any]:
     await get(db, "advertisers", advertiser_id)
     values = {
@@ -115,9 +116,14 @@ async def create_offer(
         "vertical": vertical,
         "created_at": now,
         "pixel": pixel,
+        "attribution_days": attribution_days,
         "pixel_code": _code(PIXEL_CODE_LEN) if pixel else None,
     }
     return await _insert(db, offers, values)
+
+
+async def set_attribution(db: Database, offer_id: int, days: int | None) -> dict[str, Any]:
+    return await _change(db, "offers", offer_id, {"attribution_days": days})
 
 
 async def set_pixel(db: Database, offer_id: int, enabled: bool) -> dict[str, Any]:

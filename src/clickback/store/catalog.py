@@ -75,6 +75,7 @@ async def load_catalog(db: Database) -> Catalog:
                 custom_events=frozenset(json.loads(r.custom_events)),
                 vertical=r.vertical,
                 pixel_code=r.pixel_code if r.pixel else "",
+                attribution_days=r.attribution_days,
             )
             for r in offer_rows
         ],

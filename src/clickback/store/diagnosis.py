@@ -100,6 +100,27 @@ async def pending_before(
     return [(int(r[0]), int(r[1]), _utc(r[2])) for r in rows]
 
 
+async def warned(db: Database, scope: Scope, warning: str) -> list[tuple[int, int]]:
+    """(offer, count) of the conversions created in the period with this warning."""
+    c = conversions.c
+    query = (
+        select(c.offer_id, func.count())
+        .where(
+            c.created_at >= scope.since,
+            c.created_at < scope.until,
+            c.warnings.contains(warning + ":"),
+            c.offer_id.is_not(None),
+        )
+        .group_by(c.offer_id)
+    )
+    if scope.advertiser_id is not None:
+        query = query.where(c.advertiser_id == scope.advertiser_id)
+    if scope.offer_id is not None:
+        query = query.where(c.offer_id == scope.offer_id)
+    async with db.read() as conn:
+        return [(int(r[0]), int(r[1])) for r in await conn.execute(query)]
+
+
 async def offer_activity(
     db: Database, offer_ids: Sequence[int], quiet_since: datetime, before_since: datetime
 ) -> dict[int, tuple[int, int, int]]:

@@ -133,6 +133,9 @@ offers = Table(
     Column("custom_events", Text, nullable=False),
     Column("vertical", String(16), nullable=False, server_default=""),
     Column("created_at", UtcDateTime, nullable=False),
+    # Days from a click within which its conversions count (NULL: no limit); a known player's
+    # later events are not limited by it.
+    Column("attribution_days", Integer, nullable=True),
     # The tracking pixel (ADR 12): on or off, and the public code in its URL (/p/{pixel_code}),
     # minted the first time it is switched on and kept, so that a pixel already on a thank-you
     # page works again when the pixel is switched back on.
@@ -330,6 +333,9 @@ conversions = Table(
         sqlite_where=text("event = 'first_deposit'"),
         postgresql_where=text("event = 'first_deposit'"),
     ),
+    # What looked wrong though the conversion was accepted ("; "-separated: a payout other than
+    # the offer's, a parameter that looks misspelt), shown with it and counted by diagnosis.
+    Column("warnings", String(512), nullable=False, server_default=""),
 )
 
 # For `status IN (...)`: the conversions that count as earned (core.lifecycle.PAYABLE).

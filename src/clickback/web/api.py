@@ -157,6 +157,7 @@ def create_api(runtime: Runtime) -> FastAPI:
             now=utcnow(),
             vertical=body.vertical or "",
             pixel=body.pixel,
+            attribution_days=body.attribution_days,
         )
         if body.vertical:
             # A new offer of a known vertical earns from its first player on sensible terms.
@@ -172,6 +173,12 @@ def create_api(runtime: Runtime) -> FastAPI:
     @api.get("/offers/{item_id}", tags=["offers"])
     async def get_offer(item_id: s.Id) -> s.OfferOut:
         return offer_out(await admin.get(db, "offers", item_id))
+
+    @api.put("/offers/{item_id}/attribution", tags=["offers"])
+    async def set_offer_attribution(item_id: s.Id, body: s.AttributionIn) -> s.OfferOut:
+        """The offer's attribution window: conversions whose event comes more than `days` after
+        their click are refused with `attribution_window_passed` (null: no window)."""
+        return offer_out(await changed(await admin.set_attribution(db, item_id, body.days)))
 
     @api.put("/offers/{item_id}/pixel", tags=["offers"])
     async def set_offer_pixel(item_id: s.Id, body: s.PixelIn) -> s.OfferOut:

@@ -138,6 +138,23 @@ class SecurityOut(BaseModel):
     signature_format: str = Field(description="How a sender signs a postback.")
 
 
+MAX_ATTRIBUTION_DAYS = 3650
+AttributionDays = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        le=MAX_ATTRIBUTION_DAYS,
+        description="Conversions count only within this many days of their click (refused with "
+        "attribution_window_passed after it); a known player's later events are not limited. "
+        "Null: no limit.",
+    ),
+]
+
+
+class AttributionIn(Strict):
+    days: AttributionDays
+
+
 class OfferIn(Strict):
     """Validated here, so that a bad offer gets FastAPI's usual 422 naming the field."""
 
@@ -167,6 +184,7 @@ class OfferIn(Strict):
         description="Switch on the tracking pixel (docs/pixel.md): for advertisers who cannot send "
         "S2S postbacks. Its clicks then also set a click-ID cookie.",
     )
+    attribution_days: AttributionDays = None
 
     @field_validator("url_template")
     @classmethod
@@ -209,6 +227,7 @@ class OfferOut(BaseModel):
     vertical: str
     created_at: datetime
     pixel: bool = Field(description="Whether the tracking pixel is on.")
+    attribution_days: int | None = Field(description="The attribution window in days; null: none.")
     pixel_url: str | None = Field(
         description="The pixel for the thank-you page (an <img> source), with macros to fill in; "
         "null while the pixel is off. It carries no secret: it names the offer only."
@@ -326,7 +345,16 @@ class ConversionOut(BaseModel):
         description="How its first postback arrived. A pixel conversion is recorded pending: anyone "
         "who can open the tracking link can fire the pixel (docs/pixel.md)."
     )
+    warnings: list[str] = Field(
+        description="What looked wrong though it was accepted: a payout other than the offer's for "
+        "the event (payout_differs), an ignored parameter that looks misspelt (misspelt_parameter)."
+    )
     history: list[HistoryOut] = Field(default_factory=list)
+
+    @field_validator("warnings", mode="before")
+    @classmethod
+    def _warnings(cls, stored: object) -> object:
+        return [w for w in stored.split("; ") if w] if isinstance(stored, str) else stored
 
     @field_serializer("payout")
     def _payout(self, payout: Decimal | None) -> str | None:
