@@ -9,9 +9,8 @@ from clickback.store.db import ID_BLOCK, connect
 from clickback.store.tables import conversions, postbacks
 
 
+@pytest.mark.postgresql_only  # SQLite's writer takes ids after the highest stored, under its lock
 def test_processes_drawing_ids_together_never_get_the_same_one(database_url: str) -> None:
-    if database_url.startswith("sqlite"):
-        pytest.skip("SQLite's writer takes ids after the highest stored, under its lock")
 
     async def scenario() -> list[list[int]]:
         processes = [connect(database_url), connect(database_url)]
@@ -35,9 +34,8 @@ def test_processes_drawing_ids_together_never_get_the_same_one(database_url: str
     assert len(set(every)) == len(every)
 
 
+@pytest.mark.postgresql_only
 def test_a_process_uses_its_spare_ids_before_drawing_more(database_url: str) -> None:
-    if database_url.startswith("sqlite"):
-        pytest.skip("SQLite's writer takes ids after the highest stored, under its lock")
 
     async def scenario() -> list[int]:
         db = connect(database_url)

@@ -391,6 +391,7 @@ def test_postback_is_answered_503_when_the_database_cannot_record_it(
     assert client.items("/conversions") == []
 
 
+@pytest.mark.postgresql_only  # SQLite keeps no server connections
 def test_connections_the_database_dropped_while_idle_are_replaced_unseen(
     client: Client, world: World, click_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -401,8 +402,6 @@ def test_connections_the_database_dropped_while_idle_are_replaced_unseen(
     from clickback.store import db as store_db
 
     runtime = client.node.runtime
-    if runtime.db.dialect == "sqlite":
-        pytest.skip("SQLite keeps no server connections")
     monkeypatch.setattr(store_db, "PING_AFTER_IDLE_SECONDS", 0.0)
     assert client.items("/conversions") == []  # the pool holds a connection now
 
