@@ -381,3 +381,11 @@ def make_world(c: Client) -> World:
 @pytest.fixture
 def world(client: Client) -> World:
     return make_world(client)
+
+
+@pytest.fixture
+def click_id(client: Client, world: World) -> str:
+    """A stored click of Alice's casino link (sub1=s1)."""
+    cid = client.click(world.alice_casino, sub1="s1")
+    client.flush()
+    return cid

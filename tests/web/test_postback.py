@@ -18,13 +18,6 @@ def reply_of(response: httpx.Response) -> tuple[int, str, str | None]:
     return response.status_code, body["result"], body.get("reason")
 
 
-@pytest.fixture
-def click_id(client: Client, world: World) -> str:
-    cid = client.click(world.alice_casino, sub1="s1")
-    client.flush()
-    return cid
-
-
 def test_each_refusal_reason_reaches_the_sender_and_the_log(
     client: Client, world: World, click_id: str
 ) -> None:

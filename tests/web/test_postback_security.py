@@ -7,7 +7,6 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 import httpx
-import pytest
 from sqlalchemy import func, select
 
 from clickback.core.intake import sign
@@ -15,13 +14,6 @@ from clickback.service.runtime import utcnow
 from clickback.store.recording import forget_signatures
 from clickback.store.tables import postback_signatures
 from tests.conftest import Client, Node, World
-
-
-@pytest.fixture
-def click_id(client: Client, world: World) -> str:
-    cid = client.click(world.alice_casino, sub1="s1")
-    client.flush()
-    return cid
 
 
 def northstar(
