@@ -1,5 +1,6 @@
 """The verdict of a link check from what it observed, the redirect rule, the soft-404 phrases."""
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -106,6 +107,12 @@ def test_a_redirect_to_another_scheme_stops(target: str) -> None:
     assert judge(seen(Hop(URL, 302, target))).code is Code.BAD_REDIRECT
 
 
+@pytest.mark.parametrize("target", ["http://[::1/x", "http://host:port/x", "http:///nohost"])
+def test_a_redirect_to_no_url_stops(target: str) -> None:
+    step = next_hop((Hop(URL, 302, target),))
+    assert isinstance(step, Stop) and step.code is Code.BAD_REDIRECT
+
+
 def test_a_loop_stops_on_the_third_visit_not_the_second() -> None:
     a, b = "https://a.example/", "https://b.example/"
     # A cookie check: away and back once is fine.
@@ -171,6 +178,15 @@ def test_every_language_the_issue_names_has_phrases() -> None:
 def test_working_pages_are_no_soft_404(page: str) -> None:
     assert soft_404(page) is None
     assert judge(seen(Hop(URL, 200), body=page)).code is Code.OK
+
+
+@pytest.mark.parametrize("unit", ["<", "<a", "<script", "<style ", "<x ", "<a b='", "&#", "<!--"])
+def test_a_hostile_page_costs_milliseconds_not_seconds(unit: str) -> None:
+    # Tag patterns reaching to the next ">" took 2 s on 64 KiB of "<" (every "<" scanned to the end).
+    page = unit * (65536 // len(unit))
+    started = time.perf_counter()
+    assert soft_404(page) is None
+    assert time.perf_counter() - started < 0.5
 
 
 def test_only_the_first_64_kib_is_read() -> None:

@@ -2,6 +2,7 @@
 inside every `serve` process, each offer checked by one process per interval (store.linkchecks)."""
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -51,16 +52,17 @@ class LinkChecks:
         now = self.clock()
         click_id = self.test_click_id
         fetcher = LinkFetcher(self.allow, self.policy)
+
+        async def one(offer: Offer) -> store.Checked:
+            seen = await fetcher.observe(checked_url(offer.url, offer.id, click_id))
+            # Judged at once and the page let go: a round over thousands of offers holds no pages.
+            outcome = judge(seen, self.policy.slow_ms)
+            return store.Checked(offer.id, now, dataclasses.replace(seen, body=""), outcome)
+
         try:
-            seen = await asyncio.gather(
-                *(fetcher.observe(checked_url(offer.url, offer.id, click_id)) for offer in offers)
-            )
+            checked = list(await asyncio.gather(*(one(offer) for offer in offers)))
         finally:
             await fetcher.close()
-        checked = [
-            store.Checked(offer.id, now, s, judge(s, self.policy.slow_ms))
-            for offer, s in zip(offers, seen, strict=True)
-        ]
         await store.record(self.db, checked)
         return checked
 
