@@ -5,6 +5,7 @@ import asyncio
 import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,7 +16,7 @@ from clickback.delivery.linkcheck import Policy
 from clickback.service.linkchecks import KEEP_DAYS, LinkChecks
 from clickback.store import linkchecks as store
 from clickback.store.tables import link_checks
-from tests.conftest import Client, Node
+from tests.conftest import Client, Node, private_node
 from tests.receiver import Answer, Got, Receiver, receiving
 
 HOUR = timedelta(hours=1)
@@ -159,3 +160,9 @@ def test_the_scheduled_task_is_not_started_at_zero(client: Client) -> None:
     assert runtime.settings.link_check_every is None
     assert "link-checks" not in {t.get_name() for t in runtime._tasks}
     assert rows(client.node) == []
+
+
+def test_serve_runs_the_scheduled_task_when_set(clean: Node, database_url: str, tmp_path: Path) -> None:
+    for node in private_node(clean, database_url, tmp_path, link_check_minutes=30):
+        assert node.runtime.settings.link_check_every == timedelta(minutes=30)
+        assert "link-checks" in {t.get_name() for t in node.runtime._tasks}
