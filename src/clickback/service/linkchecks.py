@@ -71,6 +71,8 @@ class LinkChecks:
         now = self.clock()
         offers = {offer.id: offer for offer in active_offers(catalog)}
         claimed = await store.claim_due(self.db, offers, now, every)
+        if not claimed:
+            return []  # a tick with nothing due writes nothing (SQLite: no write lock taken)
         checked = await self.check([offers[i] for i in claimed])
         await store.prune(self.db, now - timedelta(days=KEEP_DAYS))
         for c in checked:

@@ -59,6 +59,12 @@ async def claim_due(db: Database, offer_ids: Iterable[int], now: datetime, every
     if not wanted:
         return []
     d = link_check_due
+    # A look first, without the write lock (SQLite's is the whole file's): most ticks find nothing due.
+    async with db.read() as conn:
+        rows = (await conn.execute(select(d.c.offer_id, d.c.due_at).where(d.c.offer_id.in_(wanted)))).all()
+    due = {int(r.offer_id): r.due_at for r in rows}
+    if all(i in due and due[i] > now for i in wanted):
+        return []
     async with db.write() as conn:
         # New offers are due at once; existing rows keep their time.
         await conn.execute(db.insert_ignore(d), [{"offer_id": i, "due_at": now} for i in wanted])
