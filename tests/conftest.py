@@ -119,6 +119,8 @@ OUTBOUND_TEST_SETTINGS: dict[str, Any] = {
     "outbound_allow": "127.0.0.1/32",
     "outbound_retry_base_seconds": 0.001,
     "outbound_timeout_seconds": 1.0,
+    # The test offers' hosts (example.com) are not to be requested: link-check tests call a round.
+    "link_check_minutes": 0,
 }
 
 

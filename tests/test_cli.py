@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 from clickback.cli import app
 from clickback.config import Settings
 from clickback.service.runtime import utcnow
-from clickback.store import reports
+from clickback.store import admin, reports
 from clickback.store.db import connect
+from tests.receiver import Answer, Got, receiving
 from tests.test_startup import ROOT, answers, environment, free_port, serving, wait_for
 
 runner = CliRunner()
@@ -116,3 +117,55 @@ def test_dev_serve_names_the_port_it_was_given(demo_dir: tuple[Path, str]) -> No
         assert len(links) == 4 and all(
             link["url"].startswith(f"http://127.0.0.1:{port}/c/") for link in links
         )
+
+
+def test_check_links_prints_each_offer_and_fails_when_one_is_broken(tmp_path: Path) -> None:
+    env = _env(tmp_path) | {
+        "CLICKBACK_OUTBOUND_ALLOW": "127.0.0.1/32",
+        "CLICKBACK_LINK_CHECK_TIMEOUT_SECONDS": "2",
+    }
+    assert runner.invoke(app, ["migrate"], env=env).exit_code == 0
+
+    def site(got: Got) -> Answer:
+        ok = got.target.startswith("/ok")
+        return Answer(200 if ok else 404, b"<h1>Welcome</h1>", {"content-type": "text/html"})
+
+    with receiving() as server:
+        server.answer = site
+
+        async def make() -> list[int]:
+            db = connect(Settings(data_dir=tmp_path).url)
+            try:
+                advertiser = await admin.create_advertiser(db, "Northstar Gaming", utcnow())
+                made = []
+                for path in ("/ok", "/gone"):
+                    row = await admin.create_offer(
+                        db,
+                        advertiser_id=advertiser["id"],
+                        name=path,
+                        url_template=server.url(f"{path}?cid={{click_id}}"),
+                        currency="EUR",
+                        payouts={},
+                        custom_events=[],
+                        now=utcnow(),
+                    )
+                    made.append(int(row["id"]))
+                return made
+            finally:
+                await db.close()
+
+        ok, gone = asyncio.run(make())
+
+        every = runner.invoke(app, ["check-links"], env=env)
+        one = runner.invoke(app, ["check-links", "--offer", str(ok)], env=env)
+        unknown = runner.invoke(app, ["check-links", "--offer", "999"], env=env)
+
+    assert every.exit_code == 1, every.output
+    lines = every.output.splitlines()
+    assert any(line.startswith(f"offer {ok}  ok ") and " 200 " in line for line in lines), every.output
+    assert any(line.startswith(f"offer {gone}  broken ") and "HTTP 404" in line for line in lines)
+    assert "2 offers checked, 1 broken" in every.output
+    assert one.exit_code == 0, one.output
+    assert "1 offer checked, 0 broken" in one.output
+    assert unknown.exit_code == 2 and "offer 999 does not exist" in unknown.output
+    assert {g.target.split("?")[0] for g in server.got} == {"/ok", "/gone"}

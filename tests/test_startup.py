@@ -61,6 +61,7 @@ def test_each_wrong_setting_is_told_in_a_line_or_two(tmp_path: Path) -> None:
                 "CLICKBACK_SECRET_KEY": "5e" * 16,
                 "CLICKBACK_PUBLIC_URL": "notaurl",
                 "CLICKBACK_CLICK_FLUSH_SECONDS": "soon",
+                "CLICKBACK_LINK_CHECK_MINUTES": "hourly",
             },
             2,
             [
@@ -69,6 +70,7 @@ def test_each_wrong_setting_is_told_in_a_line_or_two(tmp_path: Path) -> None:
                 "token_hex(32)",
                 "CLICKBACK_PUBLIC_URL='notaurl': not an http(s) URL",
                 "CLICKBACK_CLICK_FLUSH_SECONDS='soon': Input should be a valid number",
+                "CLICKBACK_LINK_CHECK_MINUTES='hourly': Input should be a valid integer",
             ],
         ),
         (

@@ -562,6 +562,48 @@ def statement(
         console.print(f"total {currency} {money_text(total, currency)}")
 
 
+@app.command("check-links")
+def check_links(
+    offer: Annotated[
+        int | None,
+        typer.Option("--offer", min=1, help="Only this offer (checked even while it is paused)."),
+    ] = None,
+) -> None:
+    """Check the active offers' URLs now, as `serve` does every CLICKBACK_LINK_CHECK_MINUTES, and
+    record each check. Exit status 1 when any offer is broken."""
+    from clickback.core.clickids import ClickIdCodec
+    from clickback.service.linkchecks import active_offers
+    from clickback.service.runtime import link_checks_for
+
+    settings = load_settings()
+
+    async def check(db: Database) -> list[Any]:
+        catalog = await load_catalog(db)
+        if offer is None:
+            chosen = active_offers(catalog)
+        elif offer in catalog.offers:
+            chosen = [catalog.offers[offer]]
+        else:
+            raise admin.NotFound(f"offer {offer} does not exist")
+        return await link_checks_for(settings, db, ClickIdCodec(settings.click_id_key)).check(chosen)
+
+    try:
+        checked = with_db(settings, check)
+    except admin.NotFound as exc:
+        raise typer.BadParameter(str(exc), param_hint="--offer") from None
+    for c in checked:
+        row = c.row()
+        status = row["status"] if row["status"] is not None else "-"
+        say(
+            f"offer {c.offer_id}  {row['verdict']:<8}  {status}  {row['elapsed_ms']} ms"
+            f"  {row['final_url']}  {row['hint']}"
+        )
+    broken = sum(c.outcome.broken for c in checked)
+    say(f"{len(checked)} offer{'s' * (len(checked) != 1)} checked, {broken} broken")
+    if broken:
+        raise typer.Exit(1)
+
+
 @app.command()
 def settle() -> None:
     """Approve commissions whose hold has passed (the server also does this every minute)."""

@@ -119,6 +119,15 @@ class Settings(BaseSettings):
     outbound_pause_after: int = Field(default=50, ge=1, le=100_000)
     # How often an idle dispatcher looks for work committed by other processes.
     outbound_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # The link checker (docs/link-checks.md): every active offer's URL is requested this often,
+    # by one of the serve processes sharing the database; 0 turns the scheduled checks off
+    # (`clickback check-links` still works). Its requests go through the outbound postbacks'
+    # SSRF guard: CLICKBACK_OUTBOUND_ALLOW applies to them too.
+    link_check_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
+    # One check (its whole redirect chain) gets this long before it is "broken: timeout".
+    link_check_timeout_seconds: float = Field(default=15, gt=0, le=60)
+    # A page answering later than this is "slow" (it works, but users leave).
+    link_check_slow_seconds: float = Field(default=5, gt=0, le=60)
 
     @field_validator("data_dir")
     @classmethod
@@ -206,6 +215,10 @@ class Settings(BaseSettings):
     @property
     def max_event_age(self) -> timedelta:
         return timedelta(days=self.max_event_age_days)
+
+    @property
+    def link_check_every(self) -> timedelta | None:
+        return timedelta(minutes=self.link_check_minutes) if self.link_check_minutes else None
 
     @property
     def spool_dir(self) -> Path:

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import update
 
 from clickback.service.runtime import utcnow
-from clickback.store.tables import conversions
+from clickback.store.tables import conversions, link_checks
 from tests.conftest import Client, World
 
 
@@ -102,3 +102,31 @@ def test_a_period_out_of_order_is_refused(client: Client, world: World) -> None:
     params = {"since": "2026-12-02T00:00:00Z", "until": "2026-12-01T00:00:00Z"}
     response = client.http.get("/api/diagnosis", params=params, headers=client.auth)
     assert response.status_code == 422 and "since must be before until" in response.text
+
+
+def test_an_offer_whose_latest_link_check_failed_is_found(client: Client, world: World) -> None:
+    async def checked(offer_id: int, verdict: str, code: str) -> None:
+        async with client.node.runtime.db.write() as conn:
+            await conn.execute(
+                link_checks.insert().values(
+                    offer_id=offer_id,
+                    checked_at=utcnow(),
+                    url="https://casino.example.com/go",
+                    final_url="https://casino.example.com/expired",
+                    status=200,
+                    verdict=verdict,
+                    code=code,
+                    hint="The page says the offer is gone: ask the advertiser for its new URL.",
+                    elapsed_ms=120,
+                    redirects="[]",
+                    error="",
+                )
+            )
+
+    client.node.call(lambda: checked(world.casino["id"], "soft_404", "soft_404"))
+    client.node.call(lambda: checked(world.sportsbook["id"], "broken", "http_error"))
+    client.node.call(lambda: checked(world.sportsbook["id"], "ok", "ok"))  # fixed since
+
+    (found,) = [f for f in diagnosis(client, world)["findings"] if f["code"] == "broken_link"]
+    assert found["subject"] == f"offer {world.casino['id']} (Northstar Casino)"
+    assert "soft 404" in found["message"] and found["hint"].startswith("The page says")

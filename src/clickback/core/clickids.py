@@ -83,6 +83,19 @@ class ClickIdCodec:
         value = (head << _MAC_BITS) | self._mac(head)
         return binascii.b2a_base64(value.to_bytes(24), newline=False).translate(_B64_TO_SORTABLE).decode()
 
+    def marked(self, label: str) -> str:
+        """A well-formed ID that no click has: dated the epoch (2024-01-01), its random part
+        spelling `label` (at most 21 characters of the ID's alphabet), so that it reads as what
+        it is wherever it lands (an advertiser's log, a postback: refused as unknown_click)."""
+        if len(label) > 21 or not _ALPHABET.issuperset(label):
+            raise ValueError(f"a label of at most 21 characters of {_SORTABLE}")
+        spelt = 0
+        for char in label.ljust(21, "-"):
+            spelt = (spelt << 6) | _SORTABLE.index(char)
+        head = spelt << (_RANDOM_BITS - 126)  # time bits 0
+        value = (head << _MAC_BITS) | self._mac(head)
+        return binascii.b2a_base64(value.to_bytes(24), newline=False).translate(_B64_TO_SORTABLE).decode()
+
     def verify(self, click_id: str, now: datetime) -> "VerifiedClickId | Rejected":
         if len(click_id) != CLICK_ID_LEN or not _ALPHABET.issuperset(click_id):
             return Rejected(Reason.MALFORMED_CLICK_ID, click_id)

@@ -138,6 +138,23 @@ def silent_offers(activity: Sequence[OfferActivity], hours: int) -> list[Finding
     ]
 
 
+_FAILED = {"broken": "it broken", "soft_404": "a page saying the offer is gone (a soft 404)"}
+
+
+def failed_links(checks: Sequence[tuple[str, str, str, str]]) -> list[Finding]:
+    """(offer, verdict, code, hint) of offers whose latest link check failed."""
+    return [
+        Finding(
+            "broken_link",
+            f"{offer}: the offer URL's latest check found {_FAILED.get(verdict, verdict)} ({code}).",
+            hint,
+            offer,
+            1,
+        )
+        for offer, verdict, code, hint in checks
+    ]
+
+
 def payout_differences(per_offer: Sequence[tuple[str, int]]) -> list[Finding]:
     return [
         Finding(

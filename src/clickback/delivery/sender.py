@@ -92,6 +92,16 @@ class _GuardedResolver(AbstractResolver):
         pass
 
 
+def guarded_connector(allow: Allowlist, connections: int) -> aiohttp.TCPConnector:
+    """Connections only to addresses the SSRF guard allows (also used by the link checker)."""
+    return aiohttp.TCPConnector(
+        resolver=_GuardedResolver(allow),
+        # Every new connection asks the guarded resolver (its cache would skip the check).
+        use_dns_cache=False,
+        limit=connections,
+    )
+
+
 class Sender:
     def __init__(self, allow: Allowlist, timeout: float, connections: int) -> None:
         self._allow = allow
@@ -101,12 +111,7 @@ class Sender:
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(
-                resolver=_GuardedResolver(self._allow),
-                # Every new connection asks the guarded resolver (its cache would skip the check).
-                use_dns_cache=False,
-                limit=self._connections,
-            )
+            connector = guarded_connector(self._allow, self._connections)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=self._timeout),

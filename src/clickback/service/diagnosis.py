@@ -75,6 +75,10 @@ async def diagnose(
     findings += core.silent_offers(
         [core.OfferActivity(_offer(catalog, offer), *activity[offer]) for offer in offers], silent_hours
     )
+    checks = await store.failed_link_checks(db, offers)
+    findings += core.failed_links(
+        [(_offer(catalog, o), verdict, code, hint) for o, verdict, code, hint in checks]
+    )
     top = [TopReason(code, summary.by_reason[code], examples[code]) for code in codes]
     return Diagnosis(scope, summary, top, findings)
 

@@ -13,11 +13,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from clickback.config import Settings
 from clickback.core.clickids import ClickIdCodec
 from clickback.core.intake import SIGNATURE_WINDOW
+from clickback.delivery import linkcheck
 from clickback.delivery.dispatcher import Dispatcher, Policy
 from clickback.delivery.sender import Sender
 from clickback.enrich import Enricher
 from clickback.service.catalog_cache import CatalogCache
 from clickback.service.clickwriter import ClickWriter
+from clickback.service.linkchecks import LinkChecks
 from clickback.service.postbacks import Postbacks
 from clickback.service.spool import Spool
 from clickback.service.tracker import Tracker
@@ -72,6 +74,7 @@ class Runtime:
         self.dispatcher = dispatcher_for(settings, self.db) if settings.outbound_dispatch else None
         if self.dispatcher is not None:
             self.postbacks.on_outbound = self.dispatcher.wake
+        self.link_checks = link_checks_for(settings, self.db, codec)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -89,6 +92,11 @@ class Runtime:
         self._tasks.append(asyncio.create_task(self._settle(), name="commission-settle"))
         if self.dispatcher is not None:
             self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="outbound-dispatcher"))
+        every = self.settings.link_check_every
+        if every is not None:
+            # Every process runs it; the database gives each offer to one of them (claim_due).
+            checks = self.link_checks.run(lambda: self.catalog.current, every)
+            self._tasks.append(asyncio.create_task(checks, name="link-checks"))
 
     async def _wait_for_database(self) -> None:
         """Until the database answers: then migrate (if `serve` could not: CLICKBACK_MIGRATE_ON_START)
@@ -192,3 +200,11 @@ def dispatcher_for(settings: Settings, db: Database) -> Dispatcher:
     )
     sender = Sender(settings.outbound_allowlist, policy.timeout, policy.concurrency)
     return Dispatcher(db, sender, policy, utcnow)
+
+
+def link_checks_for(settings: Settings, db: Database, codec: ClickIdCodec) -> LinkChecks:
+    policy = linkcheck.Policy(
+        timeout=settings.link_check_timeout_seconds,
+        slow_ms=round(settings.link_check_slow_seconds * 1000),
+    )
+    return LinkChecks(db, settings.outbound_allowlist, policy, codec, utcnow)

@@ -11,7 +11,7 @@ from sqlalchemy import Select, and_, case, func, select
 
 from clickback.core.reporting import hour_of
 from clickback.store.db import Database
-from clickback.store.tables import click_stats, clicks, conversions, postbacks
+from clickback.store.tables import click_stats, clicks, conversions, link_checks, postbacks
 
 # The newest entries whose ignored names are counted: enough to see a habit, bounded in cost.
 IGNORED_SAMPLE = 5000
@@ -119,6 +119,22 @@ async def warned(db: Database, scope: Scope, warning: str) -> list[tuple[int, in
         query = query.where(c.offer_id == scope.offer_id)
     async with db.read() as conn:
         return [(int(r[0]), int(r[1])) for r in await conn.execute(query)]
+
+
+async def failed_link_checks(db: Database, offer_ids: Sequence[int]) -> list[tuple[int, str, str, str]]:
+    """(offer, verdict, code, hint) of the offers whose latest link check found the link broken
+    or a page saying the offer is gone (store/linkchecks.py)."""
+    if not offer_ids:
+        return []
+    c = link_checks.c
+    newest = select(func.max(c.id)).where(c.offer_id.in_(offer_ids)).group_by(c.offer_id).scalar_subquery()
+    query = (
+        select(c.offer_id, c.verdict, c.code, c.hint)
+        .where(c.id.in_(newest), c.verdict.in_(("broken", "soft_404")))
+        .order_by(c.offer_id)
+    )
+    async with db.read() as conn:
+        return [(int(r[0]), r[1], r[2], r[3]) for r in await conn.execute(query)]
 
 
 async def offer_activity(

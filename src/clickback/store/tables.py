@@ -591,3 +591,37 @@ outbound_destinations = Table(
     Column("reason", String(512), nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )
+
+# The link checker's history: one row per check of an offer's URL (docs/link-checks.md). Offer URLs
+# are the advertiser's, not secrets: stored as requested.
+link_checks = Table(
+    "link_checks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("offer_id", ForeignKey("offers.id"), nullable=False),
+    Column("checked_at", UtcDateTime, nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("final_url", String(2048), nullable=False),
+    # The last answer's HTTP status; NULL: none (timeout, no connection, refused address).
+    Column("status", Integer, nullable=True),
+    Column("verdict", String(16), nullable=False),
+    Column("code", String(32), nullable=False),
+    Column("hint", String(300), nullable=False),
+    Column("elapsed_ms", Integer, nullable=False),
+    # [{"url", "status", "location"}, ...] as JSON text: shown, never queried.
+    Column("redirects", Text, nullable=False),
+    Column("error", String(512), nullable=False),
+    # History newest first and "the latest of each offer" (max id per offer) read this index.
+    Index(None, "offer_id", "id"),
+    # Pruning old rows.
+    Index(None, "checked_at"),
+)
+
+# When each offer is next due for a scheduled check. Processes claim an offer with a conditional
+# UPDATE of its row (store/linkchecks.claim_due): only one of them wins it per interval.
+link_check_due = Table(
+    "link_check_due",
+    metadata,
+    Column("offer_id", ForeignKey("offers.id"), primary_key=True),
+    Column("due_at", UtcDateTime, nullable=False),
+)

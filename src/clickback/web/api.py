@@ -37,7 +37,18 @@ from clickback.core.verticals import PRESETS, Vertical, preset_deal
 from clickback.service import outbound as outbound_service
 from clickback.service.diagnosis import diagnose
 from clickback.service.runtime import Runtime, utcnow
-from clickback.store import admin, deals, fx, ledger, outbound, paging, postback_log, reports, statements
+from clickback.store import (
+    admin,
+    deals,
+    fx,
+    ledger,
+    linkchecks,
+    outbound,
+    paging,
+    postback_log,
+    reports,
+    statements,
+)
 from clickback.store.catalog import deal_from_row, decoded
 from clickback.store.diagnosis import Scope
 from clickback.web import schemas as s
@@ -186,6 +197,22 @@ def create_api(runtime: Runtime) -> FastAPI:
         return offer_out(await changed(await admin.set_pixel(db, item_id, body.enabled)))
 
     # --- affiliates --------------------------------------------------------------------------
+    @api.get("/offers/{item_id}/link-checks", tags=["link checks"])
+    async def list_link_checks(item_id: s.Id, q: Annotated[s.Paged, Query()]) -> s.Page[s.LinkCheckOut]:
+        """The checks of the offer's URL, newest first (kept 90 days)."""
+        await admin.get(db, "offers", item_id)
+        page = await linkchecks.history(db, item_id, q.cursor, q.limit)
+        return page_out(page, s.LinkCheckOut.model_validate)
+
+    @api.get("/link-checks/latest", tags=["link checks"])
+    async def latest_link_checks(
+        q: Annotated[s.LinkChecksLatestQuery, Query()],
+    ) -> s.Page[s.LinkCheckOut]:
+        """Each active offer's latest check, by offer id (offers not checked yet are left out);
+        `verdict=broken` lists the offers to look at."""
+        page = await linkchecks.latest(db, q.verdict, q.cursor, q.limit)
+        return page_out(page, s.LinkCheckOut.model_validate)
+
     @api.post("/affiliates", status_code=201, tags=["affiliates"])
     async def create_affiliate(body: s.AffiliateIn) -> s.AffiliateOut:
         return s.AffiliateOut(**await changed(await admin.create_affiliate(db, body.name, utcnow())))

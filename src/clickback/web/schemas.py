@@ -1092,3 +1092,45 @@ class IntegrationOut(BaseModel):
     statuses: dict[str, str] = Field(description="Every status word understood → the status it means.")
     reasons: list[ReasonOut]
     presets: list[PlatformPresetOut]
+
+
+LinkVerdict = Literal["ok", "slow", "soft_404", "broken"]
+LinkCheckCode = Literal[
+    "ok",
+    "slow",
+    "soft_404",
+    "http_error",
+    "timeout",
+    "connection_error",
+    "refused_address",
+    "redirect_loop",
+    "too_many_redirects",
+    "bad_redirect",
+]
+
+
+class RedirectHopOut(BaseModel):
+    url: str
+    status: int
+    location: str = Field(description="The Location header as sent (empty on the last answer).")
+
+
+class LinkCheckOut(BaseModel):
+    """One check of an offer's URL (docs/link-checks.md)."""
+
+    id: int
+    offer_id: int
+    checked_at: datetime
+    url: str = Field(description="The offer URL requested, with the marked test click ID.")
+    final_url: str = Field(description="The URL of the last answer, after redirects.")
+    status: int | None = Field(description="The last answer's HTTP status; null: none came.")
+    verdict: LinkVerdict
+    code: LinkCheckCode = Field(description="Why, finer than the verdict.")
+    hint: str = Field(description="What was seen and what to do, in a sentence.")
+    elapsed_ms: int = Field(description="The requests' time (not the wait for a host's turn).")
+    redirects: list[RedirectHopOut] = Field(description="Every request of the chain, in order.")
+    error: str = Field(description="Why no answer came (timeout, connection, refused address).")
+
+
+class LinkChecksLatestQuery(Paged):
+    verdict: LinkVerdict | None = None
