@@ -113,3 +113,20 @@ def test_an_accepted_postback_is_warned_of_a_payout_other_than_the_offers() -> N
         "misspelt_parameter: 'payot' was ignored, did you mean 'payout'?",
     )
     assert [f.subject for f in payout_differences([("offer 1", 2), ("offer 2", 0)])] == ["offer 1"]
+
+
+def test_failed_link_checks_are_findings_with_the_checks_hint() -> None:
+    from clickback.core.diagnosis import failed_links
+
+    found = failed_links(
+        [
+            ("offer 1", "soft_404", "soft_404", "Ask for the new URL."),
+            ("offer 2", "broken", "timeout", "Retry."),
+        ]
+    )
+    assert [(f.subject, f.hint) for f in found] == [
+        ("offer 1", "Ask for the new URL."),
+        ("offer 2", "Retry."),
+    ]
+    assert "soft 404" in found[0].message and "broken (timeout)" in found[1].message
+    assert failed_links([]) == []
