@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import update
 
 from clickback.service.runtime import utcnow
-from clickback.store.tables import conversions, link_checks
+from clickback.store.tables import conversions, link_checks, postbacks
 from tests.conftest import Client, World
 
 
@@ -93,7 +93,14 @@ def test_an_offer_gone_silent_is_found(client: Client, world: World) -> None:
     client.flush()
     # Converting now: not silent.
     assert "silent_offer" not in codes(diagnosis(client, world, silent_hours=24))
-    age(client, 3, created_at=True)  # its conversions came three days ago, its clicks keep coming
+    # Its postback and conversion came three days ago; its clicks keep coming.
+    age(client, 3, created_at=True)
+
+    async def postbacks_days_ago() -> None:
+        async with client.node.runtime.db.write() as conn:
+            await conn.execute(update(postbacks).values(received_at=utcnow() - timedelta(days=3)))
+
+    client.node.call(postbacks_days_ago)
     found = codes(diagnosis(client, world, silent_hours=24))
     assert found["silent_offer"] == [f"offer {world.casino['id']} (Northstar Casino)"]
 

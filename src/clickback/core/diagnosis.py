@@ -19,7 +19,7 @@ _NOT_MISSPELT = frozenset({"adv_sub", "aff_sub", "offer_id", "affiliate_id", "go
 SPIKE_FACTOR = 2.0
 SPIKE_POINTS = 0.2
 SPIKE_MIN_REFUSED = 10
-# An offer with this many clicks in the quiet window and no conversion, that converted before.
+# An offer with this many clicks in the quiet window and no postback, that converted before.
 SILENT_MIN_CLICKS = 50
 
 
@@ -117,16 +117,16 @@ def refusal_spike(recent: tuple[int, int], before: tuple[int, int], advertiser: 
 class OfferActivity:
     offer: str
     clicks_recent: int
-    conversions_recent: int
+    postbacks_recent: int
     conversions_before: int
 
 
 def silent_offers(activity: Sequence[OfferActivity], hours: int) -> list[Finding]:
-    """Offers with clicks and no conversion for `hours` that converted in the week before."""
+    """Offers with clicks and no postback at all for `hours` that converted in the week before."""
     return [
         Finding(
             "silent_offer",
-            f"{a.offer}: {a.clicks_recent} clicks and no conversion in the last {hours} h, after "
+            f"{a.offer}: {a.clicks_recent} clicks and no postback in the last {hours} h, after "
             f"{a.conversions_before} conversion(s) in the week before.",
             "Check that the advertiser still sends postbacks (their platform, the postback URL, the "
             "token) and that the offer URL still passes the click ID.",
@@ -134,7 +134,7 @@ def silent_offers(activity: Sequence[OfferActivity], hours: int) -> list[Finding
             a.clicks_recent,
         )
         for a in activity
-        if a.clicks_recent >= SILENT_MIN_CLICKS and a.conversions_recent == 0 and a.conversions_before > 0
+        if a.clicks_recent >= SILENT_MIN_CLICKS and a.postbacks_recent == 0 and a.conversions_before > 0
     ]
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, select
+from sqlalchemy import Select, case, func, select
 
 from clickback.core.reporting import hour_of
 from clickback.store.db import Database
@@ -140,8 +140,8 @@ async def failed_link_checks(db: Database, offer_ids: Sequence[int]) -> list[tup
 async def offer_activity(
     db: Database, offer_ids: Sequence[int], quiet_since: datetime, before_since: datetime
 ) -> dict[int, tuple[int, int, int]]:
-    """Per offer: clicks since `quiet_since` (whole hours), conversions since then, and
-    conversions in [before_since, quiet_since)."""
+    """Per offer: clicks since `quiet_since` (whole hours), postbacks for its clicks since then
+    (whatever their outcome), and conversions in [before_since, quiet_since)."""
     if not offer_ids:
         return {}
     s, c = click_stats.c, conversions.c
@@ -150,20 +150,24 @@ async def offer_activity(
         .where(s.offer_id.in_(offer_ids), s.hour >= hour_of(quiet_since) + 1, s.is_bot.is_(False))
         .group_by(s.offer_id)
     )
-    recent = func.sum(case((c.created_at >= quiet_since, 1), else_=0))
-    earlier = func.sum(case((and_(c.created_at >= before_since, c.created_at < quiet_since), 1), else_=0))
     converted = (
-        select(c.offer_id, recent, earlier)
-        .where(c.offer_id.in_(offer_ids), c.created_at >= before_since)
+        select(c.offer_id, func.count())
+        .where(c.offer_id.in_(offer_ids), c.created_at >= before_since, c.created_at < quiet_since)
         .group_by(c.offer_id)
+    )
+    p = postbacks.c
+    posted = (
+        select(clicks.c.offer_id, func.count())
+        .select_from(postbacks.join(clicks, clicks.c.click_id == p.click_id))
+        .where(clicks.c.offer_id.in_(offer_ids), p.received_at >= quiet_since)
+        .group_by(clicks.c.offer_id)
     )
     async with db.read() as conn:
         clicks_by_offer = {int(r[0]): int(r[1] or 0) for r in await conn.execute(clicked)}
-        conversions_by_offer = {
-            int(r[0]): (int(r[1] or 0), int(r[2] or 0)) for r in await conn.execute(converted)
-        }
+        earlier = {int(r[0]): int(r[1]) for r in await conn.execute(converted)}
+        recent = {int(r[0]): int(r[1]) for r in await conn.execute(posted)}
     return {
-        offer: (clicks_by_offer.get(offer, 0), *conversions_by_offer.get(offer, (0, 0)))
+        offer: (clicks_by_offer.get(offer, 0), recent.get(offer, 0), earlier.get(offer, 0))
         for offer in offer_ids
     }
 

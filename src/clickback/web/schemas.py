@@ -1028,7 +1028,7 @@ class DiagnosisQuery(Filters):
         24,
         ge=1,
         le=24 * 30,
-        description="Clicks without a conversion this long is a finding (if it converted before).",
+        description="Clicks without a postback this long is a finding (if it converted before).",
     )
 
 
