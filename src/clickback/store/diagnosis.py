@@ -88,7 +88,7 @@ async def pending_before(
     c = conversions.c
     query = (
         select(c.offer_id, func.count(), func.min(c.event_at))
-        .where(c.status == "pending", c.event_at < before, c.offer_id.is_not(None))
+        .where(c.status == "pending", c.event_at < before, c.offer_id.is_not(None), ~c.test)
         .group_by(c.offer_id)
     )
     if advertiser_id is not None:
@@ -117,7 +117,8 @@ async def offer_activity(
     earlier = func.sum(case((and_(c.created_at >= before_since, c.created_at < quiet_since), 1), else_=0))
     converted = (
         select(c.offer_id, recent, earlier)
-        .where(c.offer_id.in_(offer_ids), c.created_at >= before_since)
+        # A tester's conversions say nothing of the advertiser's real traffic (ADR 13).
+        .where(c.offer_id.in_(offer_ids), c.created_at >= before_since, ~c.test)
         .group_by(c.offer_id)
     )
     async with db.read() as conn:
