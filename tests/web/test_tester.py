@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from tests.conftest import Client, World
+from tests.conftest import Client, Node, World
 
 THIS_MONTH = datetime.now(UTC).strftime("%Y-%m")
 HYBRID = {"kind": "hybrid", "cpa": {"amount": "100", "ftd_min": "20"}, "revshare": {"percent": "30"}}
@@ -142,8 +142,22 @@ def test_test_traffic_is_kept_out_of_reports_statements_and_the_ledger(client: C
     assert len(logged) == 3 and all(p["test"] for p in logged)
     assert len(client.items("/postbacks", test="false")) == 3
 
+    # Their status changes, by postback or by hand, stay out of everything too.
+    ngr_txn = next(c["txn_id"] for c in tests if c["event"] == "net_revenue")
+    changed = fire(client, click_id, "net_revenue", payout="1000", txn_id=ngr_txn, status="rejected")
+    assert changed["outcome"]["result"] == "updated"
+    ftd = next(c for c in tests if c["event"] == "first_deposit")
+    client.api("POST", f"/conversions/{ftd['id']}/status", json={"status": "rejected", "reason": "a test"})
+    assert client.report(group_by="offer_id") == report
+    assert client.api("GET", f"/statements/{world.alice['id']}/{THIS_MONTH}") == statement
+    assert client.items("/commissions") == commissions
 
-def test_listen_mode_answers_when_the_advertisers_postback_arrives(client: Client, world: World) -> None:
+
+def test_listen_mode_answers_when_the_advertisers_postback_arrives(
+    client: Client, world: World, second_node: Node
+) -> None:
+    """The advertiser's postback reaches another process (a second server on the database)."""
+    second_node.call(second_node.runtime.catalog.refresh)
     made = new_click(client, world)
     click_id = made["click_id"]
     waiting: dict[str, Any] = {}
@@ -155,8 +169,8 @@ def test_listen_mode_answers_when_the_advertisers_postback_arrives(client: Clien
     listener = threading.Thread(target=listen)
     listener.start()
     # The advertiser's server calls the URL it was given.
-    url = made["examples"]["registration"].replace("https://", "http://")
-    response = client.http.get(urlsplit(url).path + "?" + urlsplit(url).query)
+    url = urlsplit(made["examples"]["registration"])
+    response = httpx.get(f"{second_node.base_url}{url.path}?{url.query}")
     assert response.status_code == 200, response.text
     listener.join(timeout=60)
 
