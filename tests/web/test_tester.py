@@ -164,7 +164,7 @@ def test_listen_mode_answers_when_the_advertisers_postback_arrives(
 
     def listen() -> None:
         with httpx.Client(base_url=client.node.base_url, timeout=60, headers=client.auth) as http:
-            waiting["reply"] = http.get(f"/api/tester/clicks/{click_id}/wait", params={"timeout": 60})
+            waiting["reply"] = http.get(f"/api/tester/clicks/{click_id}/wait", params={"timeout": 20})
 
     listener = threading.Thread(target=listen)
     listener.start()
@@ -191,7 +191,7 @@ def test_listen_mode_times_out_without_a_postback(client: Client, world: World) 
     trace = client.api("GET", f"/tester/clicks/{click_id}/wait", params={"timeout": 0.2})
 
     assert trace["arrived"] is False and trace["postbacks"] == [] and trace["conversions"] == []
-    too_long = client.http.get(f"/api/tester/clicks/{click_id}/wait?timeout=121", headers=client.auth)
+    too_long = client.http.get(f"/api/tester/clicks/{click_id}/wait?timeout=21", headers=client.auth)
     assert too_long.status_code == 422
 
 

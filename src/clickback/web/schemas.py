@@ -1081,8 +1081,9 @@ class IntegrationOut(BaseModel):
 SentText = Annotated[str, Field(min_length=1, max_length=MAX_PARAM_VALUE_LEN, pattern=PRINTABLE)]
 # The alphabet of click IDs (core/clickids.py): anything else names no click.
 CLICK_ID_PATTERN = "^[A-Za-z0-9_-]+$"
-# The longest a listen-mode call waits (a proxy in front of the API may cut it sooner).
-MAX_WAIT_SECONDS = 120
+# The longest a listen-mode call waits: a stopping server waits for it, and the service files in
+# deploy/ give a stop 30 s (ADR 13). A client wanting longer calls again.
+MAX_WAIT_SECONDS = 20
 
 
 class TestClickIn(Strict):
@@ -1214,7 +1215,9 @@ class FiredOut(BaseModel):
 
 
 class WaitQuery(Filters):
-    timeout: float = Field(default=30, ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait at most.")
+    timeout: float = Field(
+        default=MAX_WAIT_SECONDS, ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait at most."
+    )
     seen: int = Field(
         default=0, ge=0, le=1_000_000, description="Postbacks already seen for the click: wait for one more."
     )
