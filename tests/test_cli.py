@@ -94,6 +94,28 @@ def test_statement_fx_and_settle_commands_on_demo_data(demo_dir: tuple[Path, str
     assert runner.invoke(app, ["statement", "1", "2026-13"], env=env).exit_code == 2
 
 
+def test_test_postback_fires_each_event_of_the_offer_and_prints_the_trace(demo_dir: tuple[Path, str]) -> None:
+    env = _env(demo_dir[0])
+
+    fired = runner.invoke(app, ["test-postback", "1"], env=env)
+
+    assert fired.exit_code == 0, fired.output
+    assert fired.output.count(": accepted") == fired.output.count("\npostback ") > 5
+    assert "event=first_deposit  → event = first_deposit" in fired.output
+    assert "CPA 100.00 EUR: qualifies" in fired.output and "nothing is booked" in fired.output
+
+    refused = runner.invoke(app, ["test-postback", "1", "--event", "jackpot"], env=env)
+    assert refused.exit_code == 1, refused.output
+    assert "unknown_event" in refused.output and "hint: " in refused.output
+
+    quiet = runner.invoke(app, ["test-postback", "1", "--listen", "--timeout", "0.2"], env=env)
+    assert quiet.exit_code == 1, quiet.output
+    assert "/postback?click_id=" in quiet.output and "no postback arrived" in quiet.output
+
+    missing = runner.invoke(app, ["test-postback", "999"], env=env)
+    assert missing.exit_code == 1 and "offers 999 does not exist" in missing.output
+
+
 def test_dev_serve_names_the_port_it_was_given(demo_dir: tuple[Path, str]) -> None:
     """`python3 dev.py serve --port N`: what it prints and the links it gives name port N."""
     tmp_path = demo_dir[0]

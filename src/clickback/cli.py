@@ -14,6 +14,7 @@ import socket
 import sys
 import traceback
 from collections.abc import Awaitable, Callable, Coroutine
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -24,6 +25,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from clickback.config import Settings
+from clickback.core import integration
+from clickback.core.limits import MAX_PARAM_VALUE_LEN
 from clickback.core.money import money_text, parse_period
 from clickback.core.outbound import mask_url
 from clickback.core.reasons import Reason
@@ -32,6 +35,7 @@ from clickback.errors import StartupError
 from clickback.logs import log_config
 from clickback.metrics import MULTIPROC_ENV
 from clickback.service.runtime import Runtime, utcnow
+from clickback.service.tester import Problem, TestPostback, Trace
 from clickback.store import admin, fx, ledger, statements
 from clickback.store import backup as backups
 from clickback.store import outbound as outbound_store
@@ -602,6 +606,124 @@ def check_links(
     say(f"{len(checked)} offer{'s' * (len(checked) != 1)} checked, {broken} broken")
     if broken:
         raise typer.Exit(1)
+
+
+@app.command("test-postback")
+def postback_test(
+    offer_id: Annotated[int, typer.Argument(min=1)],
+    event: Annotated[
+        list[str] | None,
+        typer.Option("--event", help="An event to fire (repeat it); default: every event of the offer."),
+    ] = None,
+    affiliate: Annotated[
+        int | None,
+        typer.Option("--affiliate", min=1, help="Whose link to click; default: the offer's first."),
+    ] = None,
+    payout: Annotated[str | None, typer.Option("--payout", help="The amount each postback names.")] = None,
+    listen: Annotated[
+        bool, typer.Option("--listen", help="Fire nothing: wait for the advertiser's own postback.")
+    ] = False,
+    timeout: Annotated[float, typer.Option("--timeout", min=0, help="Seconds --listen waits.")] = 600,
+) -> None:
+    """Test an offer's postbacks: a test click through the real click path, then a test postback
+    per event through the real intake (or, with --listen, the advertiser's first real one), and
+    what became of each. Test traffic counts in no report, statement or commission. Exits 1 if a
+    postback was refused (or none came)."""
+    if payout is not None and len(payout) > MAX_PARAM_VALUE_LEN:
+        raise typer.BadParameter(f"at most {MAX_PARAM_VALUE_LEN} characters", param_hint="--payout")
+    settings = load_settings()
+    console.print(where(settings))
+
+    async def tested() -> bool:
+        runtime = Runtime(settings)
+        await runtime.start()
+        try:
+            made = await runtime.tester.click(offer_id, affiliate)
+            console.print(
+                f"test click {made.click_id} on link {made.link_code} (affiliate {made.affiliate_id})"
+            )
+            console.print(f"offer URL: {escape(made.offer_url)}")
+            if listen:
+                console.print("give the advertiser this postback URL (their platform fills in the event):")
+                console.print(escape(made.postback_url))
+                console.print(f"waiting up to {timeout:g} s for their first postback for this click...")
+                trace = await runtime.tester.wait(made.click_id, timeout)
+                if trace is None:
+                    console.print("no postback arrived for the test click")
+                    return False
+                _print_trace(trace)
+                return not any(p.result == "rejected" for p in trace.postbacks)
+            ok = True
+            for name in event or integration.offer_events(runtime.catalog.current.offers[offer_id]):
+                fired = await runtime.tester.fire(made.click_id, TestPostback(name, payout=payout))
+                console.print(f"\n[bold]{escape(name)}[/bold]  {escape(fired.url)}")
+                _print_outcome(fired.outcome.body())
+                ok = ok and not fired.refused
+            console.print()
+            _print_trace(await runtime.tester.trace(made.click_id))
+            return ok
+        except Problem as exc:
+            console.print(f"clickback: {escape(str(exc))}")
+            return False
+        finally:
+            await runtime.stop()
+
+    if not run(settings, tested()):
+        raise typer.Exit(1)
+
+
+def _print_outcome(body: dict[str, Any]) -> None:
+    line = body["result"]
+    if "conversion_id" in body:
+        line += f": conversion {body['conversion_id']} ({body.get('event', '')}, {body.get('status', '')})"
+    if "reason" in body:
+        line += f": {body['reason']}: {body['message']}"
+        if body.get("detail"):
+            line += f" ({body['detail']})"
+    console.print("  " + escape(line))
+    if "hint" in body:
+        console.print("  hint: " + escape(body["hint"]))
+    if body.get("ignored_parameters"):
+        console.print("  ignored: " + escape(", ".join(body["ignored_parameters"])))
+
+
+def _print_trace(trace: Trace) -> None:
+    """The trace, readably: each postback parameter by parameter, each conversion with the
+    outbound postbacks it would fire, and what the deal would book."""
+    for p in trace.postbacks:
+        console.print(f"postback {p.id} at {p.received_at:%H:%M:%S} ({p.channel}): {p.result}", end="")
+        console.print(f" {p.reason}: {escape(p.message)}" if p.reason else "")
+        if p.hint:
+            console.print(f"  hint: {escape(p.hint)}")
+        for x in p.parameters:
+            meaning = f"{x.field} = {x.understood}" if x.field else x.understood
+            console.print(f"  {escape(x.name)}={escape(x.value)}  → {escape(meaning)}")
+    for c in trace.conversions:
+        row = c.row
+        amount = ""
+        if row["deal_amount"] is not None:
+            amount = f", {money_text(row['deal_amount'], row['deal_currency'])} {row['deal_currency']}"
+        console.print(f"conversion {row['id']}: {row['event']} {row['status']}{amount}")
+        for o in c.outbound:
+            console.print(f"  would fire outbound {o.template_id}: {o.method} {escape(o.url)}")
+    for o in trace.cpa_outbound:
+        console.print(f"qualified_cpa would fire outbound {o.template_id}: {o.method} {escape(o.url)}")
+    m = trace.commission
+    if not m.deal:
+        console.print("commission: no deal for this offer and affiliate")
+        return
+    if m.cpa_amount is not None:
+        verdict = "qualifies" if m.cpa_qualified else "does not qualify"
+        cpa = money_text(m.cpa_amount, m.currency)
+        console.print(f"CPA {cpa} {m.currency}: {verdict} ({escape(m.cpa_explanation)})")
+    if m.revshare_percent is not None:
+        ngr = money_text(m.revshare_ngr, m.currency)
+        earned = money_text(m.revshare_earnings or Decimal(0), m.currency)
+        console.print(
+            f"RevShare {m.revshare_percent}% of NGR {ngr} {m.currency} ({m.revshare_ftds} FTD): "
+            f"{earned} {m.currency}"
+        )
+    console.print("(a preview: nothing is booked or sent for a test click)")
 
 
 @app.command()

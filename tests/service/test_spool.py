@@ -5,6 +5,8 @@ import fcntl
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from clickback.core.model import Click, Traits
 from clickback.service.spool import SUFFIX, Spool, decode, encode
 
@@ -30,6 +32,15 @@ def click(n: int) -> Click:
 
 def test_a_click_survives_encoding_exactly() -> None:
     assert decode(encode(click(7))) == click(7)
+    tested = click(8)._replace(test=True)
+    assert decode(encode(tested)) == tested
+
+
+def test_a_line_spooled_before_test_clicks_reads_as_a_real_click() -> None:
+    line = encode(click(9)).replace(b',"test":false', b"")
+    assert b"test" not in line and decode(line) == click(9)
+    with pytest.raises(ValueError, match="wrong type"):
+        decode(encode(click(9)).replace(b'"test":false', b'"test":"yes"'))
 
 
 def test_durable_appends_are_on_disk_when_they_return(tmp_path: Path) -> None:

@@ -65,6 +65,13 @@ ALIASES: Mapping[str, tuple[str, ...]] = {
     **{key: (key, "s" + key[3:]) for key in SUB_KEYS},
 }
 _FIELD_OF = {alias: name for name, aliases in ALIASES.items() for alias in aliases}
+
+
+def field_of(parameter: str) -> str | None:
+    """Our field a parameter name fills (any of its aliases), None for a name intake ignores."""
+    return _FIELD_OF.get(parameter.strip().lower())
+
+
 _LIMITS = {"txn_id": MAX_TXN_ID_LEN, "event": MAX_EVENT_LEN, "player_id": MAX_SUB_ID_LEN} | {
     k: MAX_SUB_ID_LEN for k in SUB_KEYS
 }

@@ -129,6 +129,8 @@ class Click(NamedTuple):
     referrer: str
     traits: Traits = NO_TRAITS
     visitor: str = ""
+    # Made by the postback tester (ADR 13): its conversions count nowhere and are only previewed.
+    test: bool = False
 
 
 def token_digest(token: str) -> bytes:

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 
-from clickback.core.clickids import ClickIdCodec
+from clickback.core.clickids import CLICK_ID_LEN, ClickIdCodec
 from clickback.core.commission import AMOUNT_EVENTS, convert, period_of, rate_day
 from clickback.core.diagnosis import conversion_warnings
 from clickback.core.events import dedupe_family, deposit_label
@@ -155,10 +155,9 @@ class Postbacks:
         # the buffer; the group's database work may run in another thread (Database.run_write).
         buffered = {}
         for item in items:
-            if isinstance(item.read, Postback) and item.read.click is not None:
-                click = self._clicks.get(item.read.click.value)
-                if click is not None:
-                    buffered[click.click_id] = click
+            click = self._clicks.get(_click_named(item.read))
+            if click is not None:
+                buffered[click.click_id] = click
         group = _Group(self._codec, self._in_flight_window, self._catalog.current, buffered)
         return await self._write(lambda rec: group.write(rec, items))
 
@@ -221,6 +220,9 @@ class _Group:
         rec.load_players((p.advertiser.id, p.player_id) for p in read if p.player_id)
         players = [rec.player((p.advertiser.id, p.player_id)) for p in read if p.player_id]
         wanted = {p.click.value for p in read if p.click} | {p.click_id for p in players if p is not None}
+        # A refused postback's click too, in the same query: one naming a test click is shown
+        # by the tester with its reason (ADR 13).
+        wanted |= {_click_named(item.read) for item in items if isinstance(item.read, Refused)} - {""}
         self._clicks |= rec.load(
             [c for c in wanted if c not in self._clicks],
             ((p.advertiser.id, p.dedupe_key, dedupe_family(p.event)) for p in read),
@@ -240,12 +242,13 @@ class _Group:
     def _accept(self, rec: Recording, item: _Item) -> Outcome:
         raw, postback = item.raw, item.read
         if isinstance(postback, Refused):
-            return _refuse(rec, raw, postback)
+            return _refuse(rec, raw, postback, self._test(postback.click_id))
         now = raw.received_at
         advertiser = postback.advertiser.id
         if postback.signature and not rec.first_use((advertiser, postback.signature), now):
             replayed = Rejected(Reason.REPLAYED_SIGNATURE)
-            return _refuse(rec, raw, Refused(replayed, advertiser, postback.click_value, postback.ignored))
+            refused = Refused(replayed, advertiser, postback.click_value, postback.ignored)
+            return _refuse(rec, raw, refused, self._test(postback.click_value))
         player = None
         if postback.player_id:
             # A known player stays attributed to the click of their first postback, whatever click
@@ -262,11 +265,14 @@ class _Group:
         assert postback.click is not None
         click_id = postback.click.value
         click = self._clicks.get(click_id)
+        # A test click's conversion counts nowhere: no player, no report counter, no commission,
+        # no outbound postback (ADR 13); the tester previews those instead.
+        test = click is not None and click.test
         attribution = attribute(
             postback, click, self._catalog, now, self._in_flight_window, through_player=player is not None
         )
         if isinstance(attribution, Rejected):
-            return _refuse(rec, raw, Refused(attribution, advertiser, click_id, postback.ignored))
+            return _refuse(rec, raw, Refused(attribution, advertiser, click_id, postback.ignored), test)
         key = (advertiser, postback.dedupe_key, dedupe_family(postback.event))
         existing = rec.conversion_by_key(key)
         if existing is not None:
@@ -274,8 +280,8 @@ class _Group:
 
         priced = _priced(rec, self._catalog, postback, attribution)
         if isinstance(priced, Rejected):
-            return _refuse(rec, raw, Refused(priced, advertiser, click_id, postback.ignored))
-        if player is None and postback.player_id:
+            return _refuse(rec, raw, Refused(priced, advertiser, click_id, postback.ignored), test)
+        if player is None and postback.player_id and not test:
             player = rec.new_player((advertiser, postback.player_id), click_id, click, now)
         event, demote = postback.event, False
         if player is not None:
@@ -284,7 +290,9 @@ class _Group:
         warnings = conversion_warnings(
             postback.event, postback.payout, offer.payouts if offer else {}, postback.ignored
         )
-        row = rec.add_conversion(_conversion(raw, postback, attribution, event, priced, warnings))
+        row = rec.add_conversion(
+            _conversion(raw, postback, attribution, event, priced, warnings) | {"test": test}
+        )
         outcome = Outcome(
             Result.ACCEPTED,
             conversion_id=row["id"],
@@ -293,12 +301,16 @@ class _Group:
             ignored=postback.ignored,
             warnings=warnings,
         )
-        rec.history(row["id"], None, postback.status, now, rec.log(raw, advertiser, click_id, outcome))
-        if click is not None:
+        rec.history(row["id"], None, postback.status, now, rec.log(raw, advertiser, click_id, outcome, test))
+        if click is not None and not test:
             rec.count(row, postback.status, row["payout"], +1)
         if player is not None:
             self._player_event(rec, player, row, demote, now)
         return outcome
+
+    def _test(self, click_id: str) -> bool:
+        click = self._clicks.get(click_id)
+        return click is not None and click.test
 
     def _repeat(
         self,
@@ -333,7 +345,7 @@ class _Group:
                 event=existing["event"],
                 ignored=ignored,
             )
-        log_id = rec.log(raw, postback.advertiser.id, postback.click_value, outcome)
+        log_id = rec.log(raw, postback.advertiser.id, postback.click_value, outcome, bool(existing["test"]))
         if isinstance(decision, StatusChange):
             _change_status(rec, self._catalog, existing, decision.new, raw.received_at, log_id, player)
         return outcome
@@ -373,7 +385,7 @@ def _change_status(
 ) -> None:
     """A conversion's status changes (a postback or a person): history, counters, its player's CPA."""
     rec.change_status(existing, new, now, postback_id, reason)
-    if existing["player_id"]:
+    if existing["player_id"] and not existing["test"]:
         player = player or rec.player((existing["advertiser_id"], existing["player_id"]))
     if player is not None:
         commissions.player_changed(rec, catalog, player, existing, False, now)
@@ -420,11 +432,18 @@ def _lock_order(read: Postback | Refused) -> tuple[str, ...]:
     return ("t", str(read.advertiser.id), read.dedupe_key)
 
 
-def _refuse(rec: Recording, raw: RawPostback, refused: Refused) -> Outcome:
+def _click_named(read: Postback | Refused) -> str:
+    """The click ID a postback names, if it can be one."""
+    if isinstance(read, Postback):
+        return read.click.value if read.click is not None else ""
+    return read.click_id if len(read.click_id) == CLICK_ID_LEN else ""
+
+
+def _refuse(rec: Recording, raw: RawPostback, refused: Refused, test: bool = False) -> Outcome:
     outcome = Outcome(
         Result.REJECTED, refused.rejected.reason, refused.rejected.detail, ignored=refused.ignored
     )
-    rec.log(raw, refused.advertiser_id, refused.click_id, outcome)
+    rec.log(raw, refused.advertiser_id, refused.click_id, outcome, test)
     return outcome
 
 
@@ -554,7 +573,12 @@ def _attribute_late(
         rec.change_status(row, Status.REJECTED, now, None)
         return False
     payout, currency = price(row["event"], row["payout"], row["currency"], offer)
-    values: dict[str, Any] = {**_attribution_columns(click, now), "payout": payout, "currency": currency}
+    values: dict[str, Any] = {
+        **_attribution_columns(click, now),
+        "payout": payout,
+        "currency": currency,
+        "test": click.test,
+    }
     day = rate_day(row["event"], row["period"], row["event_at"])
     priced = _in_deal_currency(rec, catalog, click, row["event"], payout, currency, day)
     # No rate on record leaves the amount out of commissions (it cannot be refused any more).
@@ -565,6 +589,8 @@ def _attribute_late(
             "fx_rate": str(priced.rate),
         }
     rec.change_conversion(row, **values)
+    if click.test:
+        return True  # previewed by the tester only (ADR 13)
     rec.notify(row)
     rec.count(row, Status(row["status"]), payout, +1)
     for player in rec.attribute_players(row["advertiser_id"], click):

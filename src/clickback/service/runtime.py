@@ -22,6 +22,7 @@ from clickback.service.clickwriter import ClickWriter
 from clickback.service.linkchecks import LinkChecks
 from clickback.service.postbacks import Postbacks
 from clickback.service.spool import Spool
+from clickback.service.tester import Tester
 from clickback.service.tracker import Tracker
 from clickback.store import ledger
 from clickback.store.db import Database, connect, database_problem, ping
@@ -71,6 +72,7 @@ class Runtime:
             self.db, self.catalog, self.writer, codec, settings.in_flight_window, settings.max_event_age
         )
         self.writer.after_flush = self.postbacks.attribute_waiting
+        self.tester = Tester(self.db, self.catalog, self.tracker, self.postbacks, settings.public_url, utcnow)
         self.dispatcher = dispatcher_for(settings, self.db) if settings.outbound_dispatch else None
         if self.dispatcher is not None:
             self.postbacks.on_outbound = self.dispatcher.wake

@@ -56,6 +56,7 @@ def _well_typed(c: Click) -> bool:
         and all(type(v) is int for v in (c.link_id, c.affiliate_id, c.offer_id))
         and (t.asn is None or type(t.asn) is int)
         and len(c.subs) == 5
+        and type(c.test) is bool
         and c.clicked_at.tzinfo is not None
     )
 

@@ -9,6 +9,7 @@ from clickback.core.clicks import ClickRequest, ClickTaken, take_click
 from clickback.core.model import Traits
 from clickback.core.privacy import Privacy
 from clickback.core.reasons import Reason, Rejected
+from clickback.core.tester import TEST_SOURCE
 from clickback.service.catalog_cache import CatalogCache
 from clickback.service.clickwriter import ClickWriter
 
@@ -44,6 +45,23 @@ class Tracker:
     async def click(self, request: ClickRequest) -> ClickTaken | Rejected:
         taken, synced = self._take(request)
         await self._writer.synced(synced)
+        return taken
+
+    async def test_click(self, code: str) -> ClickTaken | Rejected:
+        """A test click on the link (the postback tester, ADR 13): the click rule itself, the
+        click marked test, and written before this returns, so that a postback reaching any
+        process finds it."""
+        if not self._catalog.loaded:
+            return Rejected(Reason.NOT_READY)
+        request = ClickRequest(code, {"source": TEST_SOURCE}, "127.0.0.1", TEST_SOURCE, "")
+        taken = take_click(
+            request, self._catalog.current, self.codec, self._clock(), self._privacy, self._enrich
+        )
+        if isinstance(taken, Rejected):
+            return taken
+        taken = taken._replace(click=taken.click._replace(test=True))
+        await self._writer.synced(self._writer.put(taken.click))
+        await self._writer.flush()
         return taken
 
     def _take(self, request: ClickRequest) -> "tuple[ClickTaken | Rejected, asyncio.Future[None] | None]":

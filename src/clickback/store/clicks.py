@@ -91,6 +91,8 @@ def _stats(inserted: Sequence[tuple[int, Click]], unique: set[str]) -> list[tupl
     """click_stats rows (in STAT_COLUMNS order) adding up the (ms, click) pairs inserted."""
     counts: dict[tuple[Any, ...], list[int]] = {}
     for ms, c in inserted:
+        if c.test:
+            continue
         t = c.traits
         key = (ms // MS_PER_HOUR, c.link_id, c.subs[0], t.country, t.device_type, bool(t.bot))
         entry = counts.setdefault(key, [c.affiliate_id, c.offer_id, 0, 0])
@@ -112,7 +114,7 @@ def _record(c: Click, is_unique: bool, when: Callable[[datetime], Any]) -> tuple
         c.click_id, when(c.clicked_at), c.link_id, c.affiliate_id, c.offer_id, c.campaign, *c.subs,
         c.source, c.landing_page, c.ip, c.user_agent, c.referrer,
         t.country, t.region, t.city, t.device_type, t.os, t.browser, t.bot, t.asn,
-        c.visitor, is_unique,
+        c.visitor, is_unique, c.test,
     )
     # fmt: on
 
@@ -138,6 +140,7 @@ def _click(r: Mapping[str, Any]) -> Click:
         r["referrer"],
         traits,
         r["visitor"],
+        r["test"],
     )
 
 

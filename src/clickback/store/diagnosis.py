@@ -88,7 +88,7 @@ async def pending_before(
     c = conversions.c
     query = (
         select(c.offer_id, func.count(), func.min(c.event_at))
-        .where(c.status == "pending", c.event_at < before, c.offer_id.is_not(None))
+        .where(c.status == "pending", c.event_at < before, c.offer_id.is_not(None), ~c.test)
         .group_by(c.offer_id)
     )
     if advertiser_id is not None:
@@ -152,7 +152,8 @@ async def offer_activity(
     )
     converted = (
         select(c.offer_id, func.count())
-        .where(c.offer_id.in_(offer_ids), c.created_at >= before_since, c.created_at < quiet_since)
+        # A tester's conversions say nothing of the advertiser's real traffic (ADR 13).
+        .where(c.offer_id.in_(offer_ids), c.created_at >= before_since, c.created_at < quiet_since, ~c.test)
         .group_by(c.offer_id)
     )
     p = postbacks.c

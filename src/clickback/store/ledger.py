@@ -116,6 +116,7 @@ def month_inputs(conn: Connection, affiliate_id: int, offer_id: int, period: str
     scratch: for a month's first row (later changes are added as they happen)."""
     c = conversions.c
     owned = (c.affiliate_id == affiliate_id) & (c.offer_id == offer_id) & c.status.in_(PAYABLE_STATUSES)
+    owned &= ~c.test  # a test conversion earns nothing (ADR 13)
     ngr_query = select(func.sum(c.deal_amount)).where(
         owned & (c.event == "net_revenue") & (c.period == period)
     )

@@ -22,6 +22,7 @@ class LogFilter:
     reason: str | None = None
     click_id: str | None = None
     channel: str | None = None
+    test: bool | None = None
     received: Span[datetime] = field(default_factory=Span)
 
 
@@ -36,6 +37,7 @@ async def list_postbacks(db: Database, f: LogFilter, cursor: str | None, limit: 
             c.reason: f.reason,
             c.click_id: f.click_id,
             c.channel: f.channel,
+            c.test: f.test,
         },
     )
     query = paging.within(query, c.received_at, f.received)
@@ -70,6 +72,7 @@ class ConversionFilter:
     txn_id: str | None = None
     sub1: str | None = None
     channel: str | None = None
+    test: bool | None = None
     span: Span[datetime] = field(default_factory=Span)  # of CONVERSION_TIME
 
 
@@ -88,6 +91,7 @@ async def list_conversions(db: Database, f: ConversionFilter, cursor: str | None
         c.txn_id: f.txn_id,
         c.sub1: f.sub1,
         c.channel: f.channel,
+        c.test: f.test,
     }
     query = paging.within(paging.equal(select(conversions), wanted), CONVERSION_TIME, f.span)
     return await paging.page(db, query, [paging.Key(c.id, descending=True)], cursor, limit)

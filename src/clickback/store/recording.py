@@ -88,6 +88,8 @@ class MonthChange:
 
 
 def _share(row: Mapping[str, Any]) -> MonthShare | None:
+    if row.get("test"):
+        return None  # a test conversion earns nothing (ADR 13)
     return month_share(
         row["event"],
         row["status"],
@@ -299,7 +301,7 @@ class Recording:
         added = {**row, "id": self._next_id(conversions)}
         self._moved(None, _share(added), added["id"])
         self._new_conversions.append(added)
-        self.notices.append((added, Status(added["status"])))
+        self.notify(added)
         self._by_id[added["id"]] = added
         self._by_key[(added["advertiser_id"], added["dedupe_key"], added["dedupe_event"])] = added
         self._index_player_row(added)
@@ -330,7 +332,9 @@ class Recording:
             cause = int(entry["conversion_id"])
             self.revshare[cause] = self.revshare.get(cause, Decimal(0)) + entry["amount"]
 
-    def log(self, raw: RawPostback, advertiser_id: int | None, click_id: str, outcome: Outcome) -> int:
+    def log(
+        self, raw: RawPostback, advertiser_id: int | None, click_id: str, outcome: Outcome, test: bool = False
+    ) -> int:
         """The postback as it arrived, with its outcome; returns its id."""
         log_id = self._next_id(postbacks)
         self._logs.append(
@@ -351,6 +355,7 @@ class Recording:
                 "body": redact_body(_text(raw.body, len(raw.body)))[:MAX_RAW_LOG_LEN],
                 "ignored": _text(",".join(outcome.ignored).encode(errors="replace"), 1024),
                 "channel": raw.channel,
+                "test": test,
             }
         )
         return log_id
@@ -376,8 +381,10 @@ class Recording:
         )
 
     def notify(self, row: dict[str, Any]) -> None:
-        """Announce the conversion as it stands (it was attributed late) to outbound postbacks."""
-        self.notices.append((row, Status(row["status"])))
+        """Announce the conversion as it stands to outbound postbacks; a test conversion's are
+        only previewed by the tester (ADR 13)."""
+        if not row.get("test"):
+            self.notices.append((row, Status(row["status"])))
 
     def count(self, row: Mapping[str, Any], status: Status, payout: Decimal, sign: int) -> None:
         """Move one conversion into (+1) or out of (-1) its report bucket: the hour it happened."""
@@ -408,6 +415,8 @@ class Recording:
         old = Status(row["status"])
         self.change_conversion(row, status=new.value, updated_at=now)
         self.history(row["id"], old, new, now, postback_id, reason)
+        if row.get("test"):
+            return  # counted in no report, announced to no one (ADR 13)
         self.notices.append((row, new))
         if row["attributed_at"] is not None and row["link_id"] is not None:
             self.count(row, old, row["payout"], -1)

@@ -70,7 +70,8 @@ async def statement(
                 .group_by(p.c.offer_id)
             )
         ).all()
-        mine = (v.c.affiliate_id == affiliate_id) & v.c.status.in_(PAYABLE_STATUSES)
+        # Test conversions (ADR 13) count in no statement.
+        mine = (v.c.affiliate_id == affiliate_id) & v.c.status.in_(PAYABLE_STATUSES) & ~v.c.test
         ftds = (
             await conn.execute(
                 select(v.c.offer_id, func.count())
@@ -169,7 +170,7 @@ def _terms_percent(deal: Deal | None) -> Decimal | None:
 # the end (sums of a TypeDecorator are ambiguous).
 _C = conversions.c
 _AMOUNT = type_coerce(_C.deal_amount, BigInteger)
-_COUNTED = _C.status.in_(PAYABLE_STATUSES)
+_COUNTED = _C.status.in_(PAYABLE_STATUSES) & ~_C.test
 _DEPOSITS = func.coalesce(
     func.sum(case((_C.event.in_(DEPOSIT_EVENTS), _AMOUNT), (_C.event == "chargeback", -_AMOUNT), else_=0)), 0
 )

@@ -184,6 +184,9 @@ clicks = Table(
     Column("asn", BigInteger, nullable=True),
     Column("visitor", String(32), nullable=False),
     Column("is_unique", Boolean, nullable=False),
+    # A test click (the postback tester, ADR 13): never counted in click_stats, and what its
+    # conversions do is only previewed.
+    Column("test", Boolean, nullable=False, server_default=text("false")),
 )
 
 
@@ -303,6 +306,8 @@ conversions = Table(
     # The offer whose pixel reported it: only that offer's click counts, also when the click
     # lands after the conversion (service.postbacks._attribute_late).
     Column("pixel_offer_id", Integer, nullable=True),
+    # Its click is a test click (ADR 13): out of reports, statements, players and the ledger.
+    Column("test", Boolean, nullable=False, server_default=text("false")),
     # Exactly-once comes from this key, not from check-then-insert.
     UniqueConstraint("advertiser_id", "dedupe_key", "dedupe_event"),
     # Led by player_id: led by advertiser_id it competed with the unique key above for the
@@ -386,7 +391,16 @@ postbacks = Table(
     Column("ignored", String(1024), nullable=False),
     # 's2s' or 'pixel' (`method` is the request's HTTP method).
     Column("channel", String(8), nullable=False, server_default="s2s"),
+    # It named a test click (ADR 13).
+    Column("test", Boolean, nullable=False, server_default=text("false")),
     Index(None, "advertiser_id", "id"),
+    # The tester's look-ups (ADR 13): partial, so postbacks of real clicks pay nothing for it.
+    Index(
+        "ix_postbacks_test",
+        "click_id",
+        sqlite_where=text("test"),
+        postgresql_where=text("test"),
+    ),
 )
 
 

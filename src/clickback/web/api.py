@@ -5,8 +5,8 @@ import math
 import os
 import re
 from base64 import b64encode
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, fields
 from datetime import date, timedelta
 from hashlib import sha256
 from typing import Annotated, Any, Literal, NoReturn, TypeVar
@@ -33,10 +33,12 @@ from clickback.core.reasons import BY_CODE, Reason
 from clickback.core.reporting import DATE_BASIS, DIMENSIONS, ReportRow
 from clickback.core.spans import Span
 from clickback.core.statements import statement_csv, totals
+from clickback.core.tester import OutboundPreview
 from clickback.core.verticals import PRESETS, Vertical, preset_deal
 from clickback.service import outbound as outbound_service
 from clickback.service.diagnosis import diagnose
 from clickback.service.runtime import Runtime, utcnow
+from clickback.service.tester import Problem, TestClick, TestPostback, Trace
 from clickback.store import (
     admin,
     deals,
@@ -62,6 +64,10 @@ PUBLIC_PATHS = (DOCS_PATH, OPENAPI_PATH, DOCS_ASSETS + "/")
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <CLICKBACK_API_KEY>")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False)
 T = TypeVar("T")
+
+
+# A test click's ID in a path: the click-ID alphabet only, so nothing odd reaches a query.
+TestClickId = Annotated[str, Path(max_length=64, pattern=s.CLICK_ID_PATTERN)]
 
 
 def create_api(runtime: Runtime) -> FastAPI:
@@ -368,6 +374,49 @@ def create_api(runtime: Runtime) -> FastAPI:
         if row is None:
             raise HTTPException(404, f"conversion {conversion_id} does not exist")
         return s.ConversionOut(**row)
+
+    # --- the postback tester (ADR 13) --------------------------------------------------------
+    tester = runtime.tester
+
+    @api.exception_handler(Problem)
+    async def tester_problem(request: Request, exc: Problem) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404 if exc.not_found else 409)
+
+    @api.post("/tester/clicks", status_code=201, tags=["postback tester"])
+    async def create_test_click(body: s.TestClickIn) -> s.TestClickOut:
+        """A test click through the real click path, marked as a test: counted in no report,
+        statement or commission. Give the advertiser `postback_url` (or an example per event)."""
+        return test_click_out(await tester.click(body.offer_id, body.affiliate_id))
+
+    @api.post("/tester/postbacks", tags=["postback tester"])
+    async def fire_test_postback(body: s.TestPostbackIn) -> s.FiredOut:
+        """A postback for a test click through the real intake, as the advertiser would send it
+        (their token, signed if they must sign), and the trace of what became of it."""
+        values = body.model_dump(exclude={"click_id"})
+        fired = await tester.fire(body.click_id, TestPostback(**values))
+        return s.FiredOut(
+            sent=fired.url,
+            parameters=[s.ParameterOut(**asdict(p)) for p in fired.parameters],
+            outcome=s.OutcomeOut(**fired.outcome.body()),
+            refused=fired.refused,
+            trace=trace_out(fired.trace),
+        )
+
+    @api.get("/tester/clicks/{click_id}/trace", tags=["postback tester"])
+    async def get_test_trace(click_id: TestClickId) -> s.TraceOut:
+        """Everything that happened to a test click so far: its postbacks, parameter by
+        parameter, its conversions, and what they would earn and announce."""
+        return trace_out(await tester.trace(click_id))
+
+    @api.get("/tester/clicks/{click_id}/wait", tags=["postback tester"])
+    async def wait_for_test_postback(click_id: TestClickId, q: Annotated[s.WaitQuery, Query()]) -> s.TraceOut:
+        """Listen mode: answers as soon as the postback log holds more than `seen` postbacks for
+        the test click (from the advertiser's server, through any clickback process), else after
+        `timeout` seconds with `arrived` false."""
+        trace = await tester.wait(click_id, q.timeout, q.seen)
+        if trace is None:
+            return trace_out(await tester.trace(click_id)).model_copy(update={"arrived": False})
+        return trace_out(trace)
 
     # --- reports -----------------------------------------------------------------------------
     @api.get("/reports", tags=["reports"], response_model_exclude_none=True)
@@ -714,6 +763,31 @@ def create_api(runtime: Runtime) -> FastAPI:
         )
 
     return api
+
+
+def test_click_out(c: TestClick) -> s.TestClickOut:
+    return s.TestClickOut(**{f.name: getattr(c, f.name) for f in fields(c)})
+
+
+def trace_out(trace: Trace) -> s.TraceOut:
+    def outbound(previews: Sequence[OutboundPreview]) -> list[s.OutboundPreviewOut]:
+        return [s.OutboundPreviewOut(**asdict(o)) for o in previews]
+
+    return s.TraceOut(
+        click=test_click_out(trace.click),
+        postbacks=[
+            s.LoggedPostbackOut(
+                **{f.name: getattr(p, f.name) for f in fields(p) if f.name != "parameters"},
+                parameters=[s.ParameterOut(**asdict(x)) for x in p.parameters],
+            )
+            for p in trace.postbacks
+        ],
+        conversions=[
+            s.TracedConversionOut(**dict(c.row), outbound=outbound(c.outbound)) for c in trace.conversions
+        ],
+        commission=s.CommissionPreviewOut(**asdict(trace.commission)),
+        cpa_outbound=outbound(trace.cpa_outbound),
+    )
 
 
 def serve_docs(api: FastAPI) -> None:

@@ -27,6 +27,7 @@ from clickback.core.limits import (
     MAX_EVENT_LEN,
     MAX_NAME_LEN,
     MAX_PAGE_SIZE,
+    MAX_PARAM_VALUE_LEN,
     MAX_PAYOUT,
     MAX_SUB_ID_LEN,
     MAX_TXN_ID_LEN,
@@ -297,6 +298,7 @@ class PostbackLogOut(BaseModel):
         description="s2s: GET|POST /postback from the advertiser's server; pixel: GET /p/{code} from "
         "the user's browser (method is the request's HTTP method)."
     )
+    test: bool = Field(default=False, description="It named a test click of the postback tester.")
 
 
 class HistoryOut(BaseModel):
@@ -348,6 +350,11 @@ class ConversionOut(BaseModel):
     warnings: list[str] = Field(
         description="What looked wrong though it was accepted: a payout other than the offer's for "
         "the event (payout_differs), an ignored parameter that looks misspelt (misspelt_parameter)."
+    )
+    test: bool = Field(
+        default=False,
+        description="Its click is a test click of the postback tester: counted in no report, statement "
+        "or commission, announced by no outbound postback.",
     )
     history: list[HistoryOut] = Field(default_factory=list)
 
@@ -775,6 +782,7 @@ class PostbacksQuery(Paged):
     reason: str | None = Field(default=None, max_length=32, description="A code of GET /api/reasons.")
     click_id: ClickIdText | None = None
     channel: Channel | None = None
+    test: bool | None = Field(default=None, description="true: only the tester's; false: none of them.")
     since: UtcInstant | None = Field(default=None, description="Received at or after.")
     until: UtcInstant | None = Field(default=None, description="Received before.")
 
@@ -798,6 +806,7 @@ class ConversionsQuery(Paged, Instants):
     txn_id: Annotated[str, Field(min_length=1, max_length=MAX_TXN_ID_LEN, pattern=PRINTABLE)] | None = None
     sub1: IdText | None = None
     channel: Channel | None = Field(default=None, description="pixel: the conversions to review.")
+    test: bool | None = Field(default=None, description="true: only the tester's; false: none of them.")
 
 
 class CommissionsQuery(Paged, Instants):
@@ -1134,3 +1143,151 @@ class LinkCheckOut(BaseModel):
 
 class LinkChecksLatestQuery(Paged):
     verdict: LinkVerdict | None = None
+
+
+# --- the postback tester (docs/postbacks.md, "Testing an integration") -------------------------
+# Values are sent to intake as the advertiser would send them, unchecked here: a wrong one gets
+# intake's own refusal in the trace. Only their length and printability are the API's business.
+SentText = Annotated[str, Field(min_length=1, max_length=MAX_PARAM_VALUE_LEN, pattern=PRINTABLE)]
+# The alphabet of click IDs (core/clickids.py): anything else names no click.
+CLICK_ID_PATTERN = "^[A-Za-z0-9_-]+$"
+# The longest a listen-mode call waits: a stopping server waits for it, and the service files in
+# deploy/ give a stop 30 s (ADR 13). A client wanting longer calls again.
+MAX_WAIT_SECONDS = 20
+
+
+class TestClickIn(Strict):
+    offer_id: Id
+    affiliate_id: Id | None = Field(
+        default=None, description="Whose link to click; default: the offer's first active link."
+    )
+
+
+class TestClickOut(BaseModel):
+    click_id: str
+    offer_id: int
+    affiliate_id: int
+    link_code: str
+    clicked_at: datetime
+    offer_url: str = Field(description="Where the click sent the user (the offer URL, click ID in it).")
+    postback_url: str = Field(
+        description="The URL to give the advertiser: their token and this click ID in it."
+    )
+    examples: dict[str, str] = Field(description="One postback URL per event of the offer, for this click.")
+
+
+class TestPostbackIn(Strict):
+    click_id: Annotated[str, Field(min_length=1, max_length=64, pattern=CLICK_ID_PATTERN)]
+    event: SentText
+    payout: SentText | None = Field(
+        default=None, description="Default: an example amount for amount events (none for a registration)."
+    )
+    currency: SentText | None = Field(default=None, description="Default: the offer's, with a payout.")
+    txn_id: SentText | None = Field(default=None, description="Default: a new one, so each is a new event.")
+    status: SentText | None = None
+    player_id: SentText | None = Field(
+        default=None, description="Default: a tester player for iGaming events."
+    )
+
+
+class ParameterOut(BaseModel):
+    name: str
+    value: str
+    field: str | None = Field(description="The field it fills (an alias counts as its field); null: ignored.")
+    understood: str = Field(description="Its value as intake reads it, or why it cannot.")
+
+
+class OutcomeOut(BaseModel):
+    result: Result
+    reason: str | None = None
+    message: str = ""
+    hint: str = ""
+    detail: str = ""
+    conversion_id: int | None = None
+    event: str | None = None
+    status: str | None = None
+    ignored_parameters: list[str] = Field(default_factory=list)
+
+
+class LoggedPostbackOut(BaseModel):
+    id: int
+    received_at: datetime
+    channel: Channel
+    result: Result
+    reason: str | None
+    message: str
+    hint: str
+    detail: str
+    http_status: int
+    conversion_id: int | None
+    query: str = Field(description="As the postback log keeps it (the token masked).")
+    parameters: list[ParameterOut]
+    ignored: list[str]
+
+
+class OutboundPreviewOut(BaseModel):
+    template_id: int
+    event: str
+    status: str
+    method: str
+    url: str = Field(description="Secrets in its query masked.")
+    body: str
+    content_type: str
+
+
+class TracedConversionOut(BaseModel):
+    id: int
+    event: str
+    status: str
+    payout: Decimal | None
+    currency: str | None
+    deal_amount: Decimal | None
+    deal_currency: str | None
+    txn_id: str | None
+    player_id: str
+    event_at: datetime
+    outbound: list[OutboundPreviewOut] = Field(description="The outbound postbacks it would fire.")
+
+
+class CommissionPreviewOut(BaseModel):
+    """What the deal would book for the test click's conversions (one player); nothing is booked."""
+
+    deal: str = Field(description="cpa, revshare, hybrid; empty: no deal for this offer and affiliate.")
+    currency: str
+    cpa_amount: Decimal | None
+    cpa_qualified: bool
+    cpa_explanation: str
+    revshare_percent: Decimal | None
+    revshare_ngr: Decimal
+    revshare_ftds: int
+    revshare_earnings: Decimal | None = Field(description="One month of these conversions alone.")
+
+
+class TraceOut(BaseModel):
+    arrived: bool = Field(
+        default=True, description="Listen mode: false when no postback came before the timeout."
+    )
+    click: TestClickOut
+    postbacks: list[LoggedPostbackOut]
+    conversions: list[TracedConversionOut]
+    commission: CommissionPreviewOut
+    cpa_outbound: list[OutboundPreviewOut] = Field(
+        description="The outbound postbacks on the qualified_cpa a CPA qualification would add."
+    )
+
+
+class FiredOut(BaseModel):
+    sent: str = Field(description="The postback as sent, the token masked.")
+    parameters: list[ParameterOut]
+    outcome: OutcomeOut
+    refused: bool
+    trace: TraceOut
+
+
+class WaitQuery(Filters):
+    timeout: float = Field(
+        default=MAX_WAIT_SECONDS, ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait at most."
+    )
+    seen: int = Field(
+        default=0, ge=0, le=1_000_000, description="Postbacks already seen for the click: wait for one more."
+    )
