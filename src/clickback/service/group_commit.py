@@ -15,6 +15,9 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 log = logging.getLogger(__name__)
+# Groups following each other this closely mean a busy server: the next one lingers.
+BUSY_SECONDS = 0.005
+LINGER_SECONDS = 0.001
 
 
 class GroupCommit(Generic[T, R]):
@@ -40,12 +43,19 @@ class GroupCommit(Generic[T, R]):
         return await future
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        busy_until = 0.0
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
+                if loop.time() < busy_until and len(self._queue) < self._max_size and not self._closing:
+                    # Under load, a moment's wait lets the requests already on their way join:
+                    # fewer, larger groups, each a commit and a few round trips.
+                    await asyncio.sleep(LINGER_SECONDS)
                 group, self._queue = self._queue[: self._max_size], self._queue[self._max_size :]
                 await self._apply_group(group)
+                busy_until = loop.time() + BUSY_SECONDS
             if self._closing:
                 return
 
