@@ -8,6 +8,7 @@ import re
 from urllib.parse import unquote_to_bytes
 
 from clickback.core.clickids import CLICK_ID_LEN
+from clickback.core.redact import SECRET_NAMES
 
 COOKIE_NAME = "cb_click"
 # Only the pixel's requests carry it: nothing else on the tracking domain reads it.
@@ -17,8 +18,8 @@ PIXEL_CODE_LEN = 16
 _COOKIE = re.compile(
     r"(?:^|;)\s*" + COOKIE_NAME + r"=([-0-9A-Za-z_]{1," + str(CLICK_ID_LEN) + r"})\s*(?:;|$)"
 )
-# The names that carry the advertiser's token on a postback (core/intake ALIASES["token"]).
-_SECRETS = (b"token", b"secret")
+# The names that carry the advertiser's token on a postback.
+_SECRETS = tuple(name.encode() for name in SECRET_NAMES)
 
 
 def cookie_attributes(https: bool, max_age_seconds: int) -> str:
