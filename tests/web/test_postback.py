@@ -418,3 +418,28 @@ def test_connections_the_database_dropped_while_idle_are_replaced_unseen(
 
     assert (response.status_code, response.json()["result"]) == (200, "accepted")
     assert [c["event"] for c in client.items("/conversions")] == ["registration"]
+
+
+@pytest.mark.postgresql_only  # SQLite keeps no server connections
+def test_an_api_call_on_a_connection_the_database_dropped_is_a_503_not_a_500(
+    client: Client, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between a database restart and the next ping of an idle connection, the API says to
+    retry rather than failing as a bug."""
+    from clickback.store import db as store_db
+    from tests.conftest import admin_sql
+
+    runtime = client.node.runtime
+    monkeypatch.setattr(store_db, "PING_AFTER_IDLE_SECONDS", 1e9)  # never pinged: used as it is
+    assert client.items("/conversions") == []
+    admin_sql(
+        runtime.settings.url,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+    )
+    try:
+        statuses = [client.http.get("/api/conversions", headers=client.auth).status_code for _ in range(3)]
+    finally:
+        client.node.call(runtime.db.engine.dispose)
+    assert statuses[0] == 503 and 500 not in statuses
+    assert client.http.get("/api/conversions", headers=client.auth).status_code == 200

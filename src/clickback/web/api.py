@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.security import APIKeyHeader, HTTPBearer
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
@@ -52,6 +53,7 @@ from clickback.store import (
     statements,
 )
 from clickback.store.catalog import deal_from_row, decoded
+from clickback.store.db import database_problem
 from clickback.store.diagnosis import Scope
 from clickback.web import schemas as s
 
@@ -94,6 +96,17 @@ def create_api(runtime: Runtime) -> FastAPI:
         # FastAPI's own reply, with the input it echoes made encodable: no 500 for a body of
         # invalid UTF-8, "\ud800", NaN or 1e309.
         return JSONResponse({"detail": jsonable_encoder(_encodable(exc.errors()))}, status_code=422)
+
+    @api.exception_handler(SQLAlchemyError)
+    @api.exception_handler(OSError)
+    async def database_away(request: Request, exc: Exception) -> JSONResponse:
+        # The database gone (a restart, a lost connection): a 503 to retry, as a postback gets,
+        # not a 500. Anything else the database refuses is a bug, and keeps its 500.
+        lost = isinstance(exc, DBAPIError) and exc.connection_invalidated
+        if not lost and database_problem(exc, runtime.settings.url) is None:
+            raise exc
+        detail = "the database cannot be reached right now: nothing was changed; retry"
+        return JSONResponse({"detail": detail}, status_code=503, headers={"retry-after": "1"})
 
     @api.exception_handler(admin.NotFound)
     async def not_found(request: Request, exc: admin.NotFound) -> JSONResponse:
