@@ -267,7 +267,7 @@ class _Group:
         click = self._clicks.get(click_id)
         # A test click's conversion counts nowhere: no player, no report counter, no commission,
         # no outbound postback (ADR 13); the tester previews those instead.
-        test = click is not None and click.test
+        test = self._test(click_id)
         attribution = attribute(
             postback, click, self._catalog, now, self._in_flight_window, through_player=player is not None
         )
@@ -290,9 +290,7 @@ class _Group:
         warnings = conversion_warnings(
             postback.event, postback.payout, offer.payouts if offer else {}, postback.ignored
         )
-        row = rec.add_conversion(
-            _conversion(raw, postback, attribution, event, priced, warnings) | {"test": test}
-        )
+        row = rec.add_conversion(_conversion(raw, postback, attribution, event, priced, warnings, test))
         outcome = Outcome(
             Result.ACCEPTED,
             conversion_id=row["id"],
@@ -491,7 +489,8 @@ def _conversion(
     attribution: Attribution,
     event: str,
     priced: _Priced,
-    warnings: tuple[str, ...] = (),
+    warnings: tuple[str, ...],
+    test: bool,
 ) -> dict[str, Any]:
     assert postback.click is not None
     return {
@@ -516,6 +515,7 @@ def _conversion(
         "channel": postback.channel,
         "pixel_offer_id": postback.pixel_offer_id,
         "warnings": "; ".join(warnings)[:512],
+        "test": test,
         **{f"adv_sub{i}": value for i, value in enumerate(postback.subs, 1)},
         **_attribution_columns(attribution.click, raw.received_at),
     }
