@@ -12,14 +12,20 @@ With --processes N (SQLite only), N processes write their share of the rows at t
 one SQLite file, as the workers of `clickback serve --workers N` do (each batch queues on the
 file's write lock): the rate is all rows over the time from the common start to the last one done.
 
+With --varied, the clicks look like a campaign's as the report rollups see them (ADR 14): 200
+links, 30 countries, three devices, six OS and browsers, 50 sources, 30 landing pages, and each
+link's own sub1 values (20,000 in all) and sub2 values, so a batch adds up to ten rollup rows per
+click instead of a few per batch. --zones names the kept report zones (CLICKBACK_REPORT_ZONES).
+
 Usage: .venv/bin/python benchmarks/batch_writer.py [--rows 100000] [--pg postgresql+asyncpg://...]
-           [--processes N]
+           [--processes N] [--varied] [--zones UTC,Europe/Berlin]
 The PostgreSQL leg uses a scratch database (clickback_bench) it creates and drops.
 """
 
 import argparse
 import asyncio
 import multiprocessing
+import random
 import secrets
 import tempfile
 import time
@@ -41,7 +47,13 @@ WINDOW_MS = 24 * 3_600_000
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
 
+VARIED = False
+ZONES: tuple[str, ...] = ("UTC",)
+
+
 def synthetic(n: int) -> list[Click]:
+    if VARIED:
+        return varied(n)
     start = datetime.now(UTC) - timedelta(hours=2)
     codec = ClickIdCodec(secrets.token_bytes(32))  # real, time-ordered IDs: index locality as in production
     traits = Traits("DE", "Hesse", "Frankfurt", 3320, "mobile", "Android", "Chrome Mobile", "")
@@ -64,6 +76,46 @@ def synthetic(n: int) -> list[Click]:
         )
         for i in range(n)
     ]
+
+
+def varied(n: int) -> list[Click]:
+    rnd = random.Random(7)
+    start = datetime.now(UTC) - timedelta(hours=2)
+    codec = ClickIdCodec(secrets.token_bytes(32))
+    countries = [f"C{k}" for k in range(30)]
+    out = []
+    for i in range(n):
+        link = 1 + min(int(rnd.paretovariate(1.0)) - 1, 199)
+        traits = Traits(
+            rnd.choice(countries[:5]) if rnd.random() < 0.8 else rnd.choice(countries),
+            "",
+            "",
+            None,
+            rnd.choice(("mobile", "mobile", "desktop", "tablet")),
+            rnd.choice(("Android", "iOS", "Windows", "Mac OS X", "Linux", "Chrome OS")),
+            rnd.choice(("Chrome Mobile", "Mobile Safari", "Chrome", "Firefox", "Edge", "Samsung Internet")),
+            "",
+        )
+        out.append(
+            Click(
+                click_id=codec.mint(start + timedelta(milliseconds=i)),
+                clicked_at=start + timedelta(milliseconds=i),
+                link_id=link,
+                affiliate_id=1 + link % 40,
+                offer_id=1 + link % 12,
+                campaign="bench",
+                # Each link its own placements: 100 per link, 20,000 in all.
+                subs=(f"l{link}-p{int(rnd.paretovariate(1.2)) % 100}", f"cr{rnd.randrange(20)}", "", "", ""),
+                source=f"src{rnd.randrange(50)}",
+                landing_page=f"lp{rnd.randrange(30)}",
+                ip="203.0.113.0",
+                user_agent="Mozilla/5.0 (Linux; Android 14) Chrome/124.0 Mobile Safari/537.36",
+                referrer="",
+                traits=traits,
+                visitor=f"{i % 5000:032d}",
+            )
+        )
+    return out
 
 
 async def writer_rate(db: Database, rows: list[Click]) -> float:
@@ -93,7 +145,7 @@ async def reference_rate(db: Database, rows: list[Click]) -> float:
 
 
 async def measure(url: str, n: int) -> tuple[float, float]:
-    db = connect(url)
+    db = connect(url, ZONES)
     try:
         await upgrade(db)
         reference = await reference_rate(db, synthetic(n))
@@ -168,7 +220,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--pg", default=DEFAULT_PG, help="admin URL; '' to skip PostgreSQL")
     parser.add_argument("--processes", type=int, default=1, help="SQLite: processes sharing one file")
+    parser.add_argument("--varied", action="store_true", help="clicks with a campaign's variety")
+    parser.add_argument("--zones", default="UTC", help="kept report zones, comma-separated")
     args = parser.parse_args()
+    global VARIED, ZONES
+    VARIED, ZONES = args.varied, tuple(args.zones.split(","))
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"

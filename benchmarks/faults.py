@@ -7,8 +7,8 @@ clicks with a small keep-alive load client that remembers every click ID it was 
 injects one fault, and then checks the ground truth:
 
 - every click ID that got a 302 is in the `clicks` table (its primary key makes it "at most once");
-- `SUM(clicks) FROM click_stats` equals the row count: no click was counted twice (or not at all)
-  in the report counters, whatever was retried or replayed.
+- `SUM(clicks + bot_clicks) FROM report_hours` equals the row count: no click was counted twice
+  (or not at all) in the report counters, whatever was retried or replayed.
 
     .venv/bin/python benchmarks/faults.py sigterm [--pg]
     .venv/bin/python benchmarks/faults.py kill9 [--pg] [--mode both|durable|plain]
@@ -616,10 +616,10 @@ class PgSession:
 class Tally:
     ids: set[str]  # every click_id in the clicks table
     rows: int
-    counted: int  # SUM(clicks) FROM click_stats
+    counted: int  # SUM(clicks + bot_clicks) FROM report_hours
 
 
-COUNT_SQL = "SELECT COALESCE(SUM(clicks), 0) FROM click_stats"
+COUNT_SQL = "SELECT COALESCE(SUM(clicks + bot_clicks), 0) FROM report_hours"
 
 
 def tally_sqlite(path: Path) -> Tally:
@@ -651,7 +651,7 @@ def judge_clicks(checks: Checks, load: LoadResult, tally: Tally, *, lost_allowed
     figure("clicks found in the DB (of those)", found)
     figure("missing", missing)
     figure("rows in clicks", tally.rows, f"({tally.rows - found} taken but their 302 never arrived)")
-    figure("SUM(click_stats.clicks)", tally.counted)
+    figure("SUM(report_hours.clicks + bot_clicks)", tally.counted)
     figure("duplicates by counter (SUM - rows)", tally.counted - tally.rows)
     checks.expect(len(sent) == len(load.ids), "no click ID was handed out twice")
     if not lost_allowed:

@@ -124,6 +124,11 @@ OUTBOUND_TEST_SETTINGS: dict[str, Any] = {
 }
 
 
+# The test servers keep local days of two zones: reports in either come from the day rollups,
+# in any other zone from hours or the raw tables (ADR 14).
+REPORT_ZONES = ("UTC", "Europe/Berlin")
+
+
 def settings_for(url: str, data_dir: Path, **overrides: Any) -> Settings:
     return Settings(
         database_url=url,
@@ -131,7 +136,7 @@ def settings_for(url: str, data_dir: Path, **overrides: Any) -> Settings:
         api_key=API_KEY,
         secret_key=SECRET,
         public_url="http://127.0.0.1",
-        **(OUTBOUND_TEST_SETTINGS | overrides),
+        **(OUTBOUND_TEST_SETTINGS | {"report_zones": ",".join(REPORT_ZONES)} | overrides),
     )
 
 
@@ -209,7 +214,7 @@ def served(app: Any, settings: Settings | None = None) -> Iterator[tuple[int, as
 
 def fresh_schema(url: str) -> str:
     async def run() -> None:
-        db = connect(url)
+        db = connect(url, REPORT_ZONES)
         try:
             if db.dialect == "postgresql":
                 async with db.write() as conn:
@@ -252,7 +257,8 @@ def second_node(database_url: str, tmp_path: Path) -> Iterator[Node]:
 
 async def _wipe(runtime: Runtime) -> None:
     await runtime.writer.flush()
-    tables = [t.name for t in metadata.sorted_tables if t.name != "catalog_version"]
+    # The rollups kept stay kept: complete from the beginning, as on a new database.
+    tables = [t.name for t in metadata.sorted_tables if t.name not in ("catalog_version", "report_rollups")]
     async with runtime.db.write() as conn:
         for name in reversed(tables):
             await conn.execute(text(f"DELETE FROM {name}"))  # noqa: S608 - our own table names

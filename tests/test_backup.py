@@ -116,7 +116,7 @@ def counts(url: str) -> Counts:
                 ids = {row[0] for row in await conn.execute(text("SELECT id FROM conversions"))}
                 return Counts(
                     await one("SELECT count(*) FROM clicks"),
-                    await one("SELECT coalesce(sum(clicks), 0) FROM click_stats"),
+                    await one("SELECT coalesce(sum(clicks + bot_clicks), 0) FROM report_hours"),
                     ids,
                     await one("SELECT count(*) FROM postbacks WHERE result = 'accepted'"),
                 )

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from clickback.cli import app
 from clickback.config import Settings
+from clickback.core.reporting import ReportQuery
 from clickback.service.runtime import utcnow
 from clickback.store import admin, reports
 from clickback.store.db import connect
@@ -43,19 +44,19 @@ def test_demo_seeds_traffic_through_the_real_paths_once(demo_dir: tuple[Path, st
     assert "nothing added" in again.output
     assert (tmp_path / "secret.key").stat().st_mode & 0o077 == 0
 
-    async def totals() -> reports.ReportRow:
+    async def totals() -> reports.Figures:
         db = connect(Settings(data_dir=tmp_path).url)
         try:
             today = utcnow().date()
-            _, total = await reports.report(db, today - timedelta(days=30), today, [])
-            return total
+            query = ReportQuery(today - timedelta(days=30), today)
+            return (await reports.report(db, query, {})).totals
         finally:
             await db.close()
 
     total = asyncio.run(totals())
-    assert total.clicks == 7 * 60
-    assert total.conversions["registration"] > 0
-    assert total.payout["EUR"] > 0
+    assert total.counts["clicks"] == 7 * 60
+    assert total.counts["registrations"] > 0
+    assert total.money["deposit_amount"]["EUR"] > 0
 
 
 def test_migrate_is_safe_to_repeat(tmp_path: Path) -> None:

@@ -99,7 +99,7 @@ def where(settings: Settings) -> str:
 
 async def _migrate(settings: Settings) -> None:
 
-    db = connect(settings.url)
+    db = connect(settings.url, settings.report_zone_list)
     try:
         await upgrade(db)
     finally:
@@ -199,7 +199,7 @@ def worker() -> None:
 
     async def dispatch() -> None:
         await _migrate(settings)
-        db = connect(settings.url)
+        db = connect(settings.url, settings.report_zone_list)
         dispatcher = dispatcher_for(settings, db)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -496,7 +496,7 @@ app.add_typer(fx_app, name="fx")
 def with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
     async def migrated() -> T:
         await _migrate(settings)
-        db = connect(settings.url)
+        db = connect(settings.url, settings.report_zone_list)
         try:
             return await work(db)
         finally:

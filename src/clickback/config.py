@@ -15,6 +15,7 @@ from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
@@ -128,6 +129,11 @@ class Settings(BaseSettings):
     link_check_timeout_seconds: float = Field(default=15, gt=0, le=60)
     # A page answering later than this is "slow" (it works, but users leave).
     link_check_slow_seconds: float = Field(default=5, gt=0, le=60)
+    # IANA zones (comma-separated) whose local days the report rollups keep, so that daily,
+    # weekly and monthly reports in them are answered from days (ADR 14). Reports in any other
+    # zone are exact too, from hours or the raw tables, and slower. A zone added later counts
+    # from its next local midnight on.
+    report_zones: str = Field(default="UTC", max_length=1000)
 
     @field_validator("data_dir")
     @classmethod
@@ -142,6 +148,23 @@ class Settings(BaseSettings):
         if problem:
             raise ValueError(problem)
         return value
+
+    @field_validator("report_zones")
+    @classmethod
+    def _zones(cls, value: str) -> str:
+        zones = [z.strip() for z in value.split(",") if z.strip()]
+        if not zones or len(zones) > 8:
+            raise ValueError("name one to eight IANA time zones, e.g. UTC,Europe/Berlin")
+        for zone in zones:
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"'{zone[:64]}' is no IANA time zone (e.g. Europe/Berlin)") from None
+        return ",".join(zones)
+
+    @property
+    def report_zone_list(self) -> tuple[str, ...]:
+        return tuple(self.report_zones.split(","))
 
     @field_validator("outbound_allow")
     @classmethod

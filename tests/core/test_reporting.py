@@ -1,137 +1,134 @@
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+"""Report requests, local clocks and the choice of rollup (core.reporting)."""
+
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from clickback.core.lifecycle import Status
-from clickback.core.reporting import ClickCount, ConversionCount, ReportRow, build_rows, day_of, hour_range
+from clickback.core.reporting import (
+    LocalDays,
+    ReportError,
+    ReportQuery,
+    Source,
+    choose_source,
+    clock,
+    label,
+    local_day,
+    month_starts,
+    next_midnight,
+    parse_group_by,
+    parse_sort,
+    parse_zone,
+    week_of,
+)
+
+BERLIN = ZoneInfo("Europe/Berlin")
 
 
-def epoch_hour(when: datetime) -> int:
-    return int(when.timestamp()) // 3600
+def epoch(*parts: int, tz: ZoneInfo | None = None) -> int:
+    return int(datetime(*parts, tzinfo=tz or UTC).timestamp())  # type: ignore[misc]
+
+
+def test_a_clock_over_the_night_clocks_go_back_has_a_25_hour_day() -> None:
+    c = clock(BERLIN, date(2026, 10, 24), date(2026, 10, 26))
+    # Summer time (+2) until 01:00 UTC on the 25th, winter time (+1) after.
+    assert c.pieces == ((epoch(2026, 10, 23, 22), 7200), (epoch(2026, 10, 25, 1), 3600))
+    assert c.whole_hours
+    assert (c.end - c.start) // 3600 == 24 + 25 + 24
+
+
+def test_a_clock_over_the_night_clocks_go_forward_has_a_23_hour_day() -> None:
+    c = clock(BERLIN, date(2026, 3, 29), date(2026, 3, 29))
+    assert (c.end - c.start) // 3600 == 23
+    assert [offset for _, offset in c.pieces] == [3600, 7200]
+
+
+def test_local_days_follow_the_zone_not_utc() -> None:
+    late_evening_utc = epoch(2026, 10, 24, 22, 30)  # 00:30 on the 25th in Berlin
+    days = LocalDays(("UTC", "Europe/Berlin", "America/New_York"))
+    utc_day, berlin_day, new_york_day = days.of(late_evening_utc)
+    assert berlin_day == utc_day + 1 == new_york_day + 1
+    assert label("day", berlin_day, BERLIN) == "2026-10-25"
+    # Cached by the quarter hour, the same answer as computed afresh.
+    assert days.of(late_evening_utc + 60) == (utc_day, berlin_day, new_york_day)
+
+
+def test_a_zone_off_by_half_an_hour_has_its_own_hours() -> None:
+    kolkata = ZoneInfo("Asia/Kolkata")
+    c = clock(kolkata, date(2026, 11, 1), date(2026, 11, 1))
+    assert not c.whole_hours and c.hour_shift == 1800
+    first = (c.start + c.hour_shift) // 3600
+    assert label("hour", first, kolkata, c.hour_shift) == "2026-11-01T00:00+05:30"
+
+
+def test_the_two_hours_named_0200_on_the_night_clocks_go_back_are_told_apart() -> None:
+    first, second = epoch(2026, 10, 25, 0) // 3600, epoch(2026, 10, 25, 1) // 3600
+    assert label("hour", first, BERLIN) == "2026-10-25T02:00+02:00"
+    assert label("hour", second, BERLIN) == "2026-10-25T02:00+01:00"
+
+
+def test_weeks_start_on_monday_and_months_start_on_the_first() -> None:
+    monday = (date(2026, 11, 30) - date(1970, 1, 1)).days
+    assert week_of(monday) == week_of(monday + 6) != week_of(monday - 1)
+    assert label("week", week_of(monday + 3), BERLIN) == "2026-11-30"
+    starts = month_starts(monday - 40, monday + 2)
+    assert [label("month", m, BERLIN) for _, m in starts] == ["2026-10", "2026-11", "2026-12"]
+    assert starts[1][0] == (date(2026, 11, 1) - date(1970, 1, 1)).days
+    assert local_day(epoch(2026, 11, 1), 0) == starts[1][0]
+
+
+def test_the_next_local_midnight() -> None:
+    assert next_midnight(BERLIN, epoch(2026, 10, 24, 22, 30)) == epoch(2026, 10, 25, 23)
+    assert next_midnight(ZoneInfo("UTC"), epoch(2026, 10, 24, 22, 30)) == epoch(2026, 10, 25)
+
+
+def query(**changes: object) -> ReportQuery:
+    return ReportQuery(date(2026, 10, 1), date(2026, 10, 30), **changes)  # type: ignore[arg-type]
+
+
+KEPT = {"hours": 0, "days:UTC": 0, "days:Europe/Berlin": 0}
 
 
 @pytest.mark.parametrize(
-    ("first", "last", "hours"),
+    ("changes", "zone", "kept", "source"),
     [
-        (date(1970, 1, 1), date(1970, 1, 1), (0, 24)),
-        (date(1970, 1, 1), date(1970, 1, 2), (0, 48)),
-        (date(2025, 6, 1), date(2025, 6, 1), (485_760, 485_784)),
-        # Across a leap day and a European clock change: UTC days are always 24 hours.
-        (date(2024, 2, 28), date(2024, 3, 1), (474_744, 474_816)),
-        (date(2025, 3, 29), date(2025, 3, 31), (484_224, 484_296)),
-        # Both ends of the calendar: no day after the last one is needed.
-        (date(9999, 12, 30), date.max, (70_389_480, 70_389_528)),
-        (date.min, date.min, (-17_259_888, -17_259_864)),
+        ({"group_by": ("day", "affiliate", "offer", "country")}, "UTC", KEPT, Source.DAYS),
+        ({"group_by": ("week", "country"), "zone": "Europe/Berlin"}, "Europe/Berlin", KEPT, Source.DAYS),
+        ({"group_by": ("month", "device_type"), "zone": "Europe/Berlin"}, "Europe/Berlin", KEPT, Source.VALUES),
+        ({"group_by": ("day", "link"), "filters": {"affiliate": (3,)}}, "UTC", KEPT, Source.VALUES),
+        ({"group_by": ("sub1",)}, "UTC", KEPT, Source.VALUES),
+        ({"group_by": ("day",), "filters": {"sub3": ("x",)}}, "UTC", KEPT, Source.VALUES),
+        # Hours are UTC hours: any zone a whole number of hours off UTC.
+        ({"group_by": ("hour", "affiliate"), "zone": "America/New_York"}, "America/New_York", KEPT, Source.HOURS),
+        ({"group_by": ("day",), "zone": "America/New_York"}, "America/New_York", KEPT, Source.HOURS),
+        # Two value dimensions, a value dimension by hour, an odd zone: the raw tables.
+        ({"group_by": ("sub1", "sub2")}, "UTC", KEPT, Source.RAW),
+        ({"group_by": ("sub1", "country")}, "UTC", KEPT, Source.RAW),
+        ({"group_by": ("hour", "sub1")}, "UTC", KEPT, Source.RAW),
+        ({"group_by": ("link", "country")}, "UTC", KEPT, Source.RAW),
+        ({"group_by": ("hour", "device_type")}, "UTC", KEPT, Source.RAW),
+        ({"group_by": ("day",), "zone": "Asia/Kolkata"}, "Asia/Kolkata", KEPT, Source.RAW),
+        # A zone kept only from later than the period's start cannot answer it.
+        ({"group_by": ("day",)}, "UTC", {"hours": 0, "days:UTC": 2_000_000_000}, Source.HOURS),
+        ({"group_by": ("day",)}, "UTC", {"hours": 2_000_000_000}, Source.RAW),
     ],
 )
-def test_hour_range_covers_whole_utc_days(first: date, last: date, hours: tuple[int, int]) -> None:
-    assert hour_range(first, last) == hours
-
-
-@settings(max_examples=200)
-@given(first=st.dates(min_value=date(1970, 1, 1), max_value=date(2200, 1, 1)), days=st.integers(0, 400))
-def test_hour_range_starts_at_the_first_midnight_and_ends_after_the_last_day(first: date, days: int) -> None:
-    last = first + timedelta(days=days)
-    start, end = hour_range(first, last)
-    assert start == epoch_hour(datetime(first.year, first.month, first.day, tzinfo=UTC))
-    assert end - start == 24 * (days + 1)
-
-
-@pytest.mark.parametrize(("day", "text"), [(0, "1970-01-01"), (20_240, "2025-06-01"), (19_782, "2024-02-29")])
-def test_day_number_is_shown_as_an_iso_date(day: int, text: str) -> None:
-    assert day_of(day) == text
-
-
-def conversion(
-    key: tuple[str | int, ...], event: str, status: Status, count: int, payout: str, currency: str = "EUR"
-) -> ConversionCount:
-    return ConversionCount(key, event, status, currency, count, Decimal(payout))
-
-
-def test_rows_merge_clicks_and_conversions_by_key() -> None:
-    alice, bob, carol = ("2025-06-01", 1), ("2025-06-01", 2), ("2025-06-02", 3)
-    rows, total = build_rows(
-        ("day", "affiliate_id"),
-        [ClickCount(alice, 10), ClickCount(bob, 5), ClickCount(alice, 2)],
-        [
-            conversion(alice, "registration", Status.PENDING, 2, "3.00"),
-            conversion(alice, "registration", Status.APPROVED, 1, "1.50"),
-            conversion(alice, "first_deposit", Status.APPROVED, 1, "50"),
-            conversion(alice, "first_deposit", Status.APPROVED, 1, "10", "USD"),
-            conversion(alice, "first_deposit", Status.REJECTED, 4, "200"),
-            conversion(alice, "registration", Status.CANCELLED, 1, "1.50"),
-            conversion(carol, "sale", Status.REJECTED, 2, "9"),
-        ],
-    )
-    assert rows == [
-        ReportRow(
-            {"day": "2025-06-01", "affiliate_id": 1},
-            clicks=12,
-            conversions={"registration": 3, "first_deposit": 2},
-            rejected=5,
-            payout={"EUR": Decimal("54.50"), "USD": Decimal(10)},
-        ),
-        ReportRow({"day": "2025-06-01", "affiliate_id": 2}, clicks=5),
-        ReportRow({"day": "2025-06-02", "affiliate_id": 3}, rejected=2),
-    ]
-    assert total == ReportRow(
-        {},
-        clicks=17,
-        conversions={"registration": 3, "first_deposit": 2},
-        rejected=7,
-        payout={"EUR": Decimal("54.50"), "USD": Decimal(10)},
-    )
-
-
-@pytest.mark.parametrize(
-    ("status", "conversions", "rejected", "payout"),
-    [
-        (Status.PENDING, {"sale": 3}, 0, {"EUR": Decimal(30)}),
-        (Status.APPROVED, {"sale": 3}, 0, {"EUR": Decimal(30)}),
-        (Status.REJECTED, {}, 3, {}),
-        (Status.CANCELLED, {}, 3, {}),
-    ],
-)
-def test_pending_and_approved_earn_while_rejected_and_cancelled_only_count(
-    status: Status, conversions: dict[str, int], rejected: int, payout: dict[str, Decimal]
+def test_the_coarsest_store_that_holds_the_question_answers_it(
+    changes: dict[str, object], zone: str, kept: dict[str, int], source: Source
 ) -> None:
-    rows, _ = build_rows(("offer_id",), [], [conversion((7,), "sale", status, 3, "30")])
-    assert rows == [ReportRow({"offer_id": 7}, conversions=conversions, rejected=rejected, payout=payout)]
+    q = query(**changes)
+    assert choose_source(q, clock(ZoneInfo(zone), q.first, q.last), kept) == source
 
 
-def test_no_counters_give_no_rows_and_an_empty_total() -> None:
-    assert build_rows(("day",), [], []) == ([], ReportRow({}))
-
-
-keys = st.tuples(st.sampled_from(["2025-06-01", "2025-06-02"]), st.integers(1, 4))
-click_counts = st.builds(ClickCount, keys, st.integers(0, 1000))
-conversion_counts = st.builds(
-    ConversionCount,
-    keys,
-    st.sampled_from(["registration", "first_deposit", "vip_level"]),
-    st.sampled_from(Status),
-    st.sampled_from(["EUR", "USD"]),
-    st.integers(0, 100),
-    st.decimals(min_value=0, max_value=10**6, places=4),
-)
-
-
-@settings(max_examples=60)
-@given(clicks=st.lists(click_counts, max_size=12), conversions=st.lists(conversion_counts, max_size=12))
-def test_totals_equal_the_sum_of_the_rows(
-    clicks: list[ClickCount], conversions: list[ConversionCount]
-) -> None:
-    rows, total = build_rows(("day", "affiliate_id"), clicks, conversions)
-    assert len({tuple(row.key.values()) for row in rows}) == len(rows)
-    assert total.clicks == sum(row.clicks for row in rows) == sum(c.clicks for c in clicks)
-    assert total.rejected == sum(row.rejected for row in rows)
-    for event in {event for row in rows for event in row.conversions} | set(total.conversions):
-        assert total.conversions.get(event, 0) == sum(row.conversions.get(event, 0) for row in rows)
-    for currency in ("EUR", "USD"):
-        in_rows = sum((row.payout.get(currency, Decimal(0)) for row in rows), Decimal(0))
-        assert total.payout.get(currency, Decimal(0)) == in_rows
-    counted = sum(v.conversions for v in conversions)
-    assert total.rejected + sum(total.conversions.values()) == counted
+def test_requests_are_read_strictly() -> None:
+    assert parse_group_by("day, affiliate_id ,sub1") == ("day", "affiliate", "sub1")
+    assert parse_sort("-clicks,day", ("day",)) == (("clicks", True), ("day", False))
+    with pytest.raises(ReportError, match="no dimension"):
+        parse_group_by("day,nonsense")
+    with pytest.raises(ReportError, match="once"):
+        parse_group_by("day,day")
+    with pytest.raises(ReportError, match="neither a metric"):
+        parse_sort("-country", ("day",))
+    with pytest.raises(ReportError, match="IANA"):
+        parse_zone("Mars/Olympus")
+    assert query().previous() == ReportQuery(date(2026, 9, 1), date(2026, 9, 30))

@@ -15,7 +15,7 @@ from clickback.service.spool import Spool, encode
 from clickback.store.bulk import _sqlite_insert
 from clickback.store.clicks import write_batch
 from clickback.store.db import Database, connect
-from clickback.store.tables import click_refusals, click_stats, clicks, quarantined_clicks
+from clickback.store.tables import click_refusals, clicks, quarantined_clicks, report_hours
 from tests.conftest import Client, World
 
 WINDOW_MS = 24 * 3_600_000
@@ -47,7 +47,7 @@ def counts(client: Client) -> tuple[int, int, int]:
             rows = (await conn.execute(select(func.count()).select_from(clicks))).scalar_one()
             stats = (
                 await conn.execute(
-                    select(func.sum(click_stats.c.clicks), func.sum(click_stats.c.unique_clicks))
+                    select(func.sum(report_hours.c.clicks), func.sum(report_hours.c.unique_clicks))
                 )
             ).one()
         return int(rows), int(stats[0] or 0), int(stats[1] or 0)

@@ -88,7 +88,7 @@ def test_refused_clicks_are_counted_by_reason_and_code(client: Client, world: Wo
     client.http.get(f"/c/{world.bob_casino}")
     client.flush()
 
-    day = client.report()["first"]
+    day = client.report()["from"]
     refused = client.api("GET", "/reports/refused-clicks", params={"from": day, "to": day})
 
     assert refused == [

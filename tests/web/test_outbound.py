@@ -322,7 +322,7 @@ def test_a_manual_rejection_keeps_its_reason_and_fires_the_template(
     (got,) = receiver.wait_for(1)  # the approval had no template; the rejection has
     assert query_of(got.target) == {"st": "rejected", "c": str(conversion_id)}
     # The report counts it as rejected now, as after a postback saying so.
-    assert client.report()["totals"]["rejected"] == 1
+    assert client.report()["totals"]["declined"] == 1
     again = client.http.post(
         f"/api/conversions/{conversion_id}/status",
         json={"status": "rejected", "reason": "x"},

@@ -33,18 +33,12 @@ def test_click_then_postback_shows_in_conversion_and_report(client: Client, worl
     assert (conversion["payout"], conversion["currency"]) == ("75.25", "USD")
     assert conversion["status"] == "approved"
     report = client.report(group_by="affiliate_id,sub1")
-    assert report["rows"] == [
-        {
-            "affiliate_id": world.alice["id"],
-            "sub1": "fb-ads",
-            "clicks": 1,
-            "unique_clicks": 1,
-            "bot_clicks": 0,
-            "conversions": {"first_deposit": 1},
-            "rejected": 0,
-            "payout": {"USD": "75.25"},
-        }
-    ]
+    (row,) = report["rows"]
+    assert row["key"] == {"affiliate": world.alice["id"], "sub1": "fb-ads"}
+    assert (row["clicks"], row["unique_clicks"], row["bot_clicks"]) == (1, 1, 0)
+    assert (row["conversions"], row["ftds"], row["declined"]) == (1, 1, 0)
+    # The player's deposit is theirs; what the advertiser pays for it is the offer's price.
+    assert (row["ftd_amount"], row["revenue"]) == ({"USD": "75.25"}, {"EUR": "50.00"})
 
 
 def test_offer_default_payout_applies_when_postback_names_none(client: Client, world: World) -> None:
@@ -74,16 +68,16 @@ def test_report_groups_clicks_and_conversions_by_day_offer_and_affiliate(
     by_offer = client.report(group_by="day,offer_id")
     by_affiliate = client.report(group_by="affiliate_id")
 
-    assert [(r["day"], r["offer_id"], r["clicks"]) for r in by_offer["rows"]] == [
+    assert [(r["key"]["day"], r["key"]["offer"], r["clicks"]) for r in by_offer["rows"]] == [
         (today(), world.casino["id"], 4),
         (today(), world.sportsbook["id"], 1),
     ]
-    rows = {r["affiliate_id"]: r for r in by_affiliate["rows"]}
+    rows = {r["key"]["affiliate"]: r for r in by_affiliate["rows"]}
     assert rows[world.alice["id"]]["clicks"] == 4
-    assert rows[world.bob["id"]]["conversions"] == {"registration": 1}
-    assert rows[world.bob["id"]]["payout"] == {"EUR": "1.50"}
+    assert (rows[world.bob["id"]]["conversions"], rows[world.bob["id"]]["registrations"]) == (1, 1)
+    assert rows[world.bob["id"]]["revenue"] == {"EUR": "1.50"}
     assert by_affiliate["totals"]["clicks"] == 5
-    assert "click time" in by_affiliate["date_basis"]
+    assert "clicks at their click time" in by_affiliate["basis_note"]
 
 
 def test_report_outside_the_date_range_is_empty(client: Client, world: World) -> None:

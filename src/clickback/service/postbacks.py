@@ -179,8 +179,10 @@ class Postbacks:
         recordings: list[Recording] = []
 
         def run(conn: Connection) -> T:
-            recordings.append(Recording(self._db, conn))
-            return work(recordings[-1])
+            recordings.append(Recording(self._db, conn, self._catalog.current))
+            result = work(recordings[-1])
+            recordings[-1].finish()
+            return result
 
         result = await self._db.run_write(run)
         for kind, booked in recordings[-1].entries.items():
@@ -530,6 +532,10 @@ def _attribution_columns(click: Click | None, now: datetime) -> dict[str, Any]:
             "campaign": "",
             "country": "",
             "device_type": "",
+            "source": "",
+            "landing_page": "",
+            "os": "",
+            "browser": "",
             "attributed_at": None,
             **{f"sub{i}": "" for i in range(1, 6)},
         }
@@ -540,6 +546,10 @@ def _attribution_columns(click: Click | None, now: datetime) -> dict[str, Any]:
         "campaign": click.campaign,
         "country": click.traits.country,
         "device_type": click.traits.device_type,
+        "source": click.source,
+        "landing_page": click.landing_page,
+        "os": click.traits.os,
+        "browser": click.traits.browser,
         "attributed_at": now,
         **{f"sub{i}": value for i, value in enumerate(click.subs, 1)},
     }

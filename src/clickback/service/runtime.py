@@ -45,7 +45,7 @@ def utcnow() -> datetime:
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.db: Database = connect(settings.url)
+        self.db: Database = connect(settings.url, settings.report_zone_list)
         if self.db.executor is not None:
             # SQLite writes postbacks from a thread of its own (Database.run_write). Each of its
             # statements gives up the GIL and must win it back from the event loop, which holds

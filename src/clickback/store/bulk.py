@@ -24,14 +24,22 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.util import await_only
 
+from clickback.core.metrics import MONEY
 from clickback.store.db import raw_cursor
-from clickback.store.tables import MONEY_SCALE, Money, UtcDateTime, click_stats, clicks, visitors
+from clickback.store.tables import (
+    MONEY_SCALE,
+    Money,
+    UtcDateTime,
+    clicks,
+    report_days,
+    report_hours,
+    report_values,
+    visitors,
+)
 
 CLICK_COLUMNS = [c.name for c in clicks.columns]
 VISITOR_COLUMNS = [c.name for c in visitors.columns]
-STAT_COLUMNS = [c.name for c in click_stats.columns]
-STAT_KEYS = [c.name for c in click_stats.primary_key.columns]
-STAT_COUNTERS = [c for c in STAT_COLUMNS if c not in STAT_KEYS and c.endswith("clicks")]
+ROLLUP_CLICK_COUNTERS = ("clicks", "unique_clicks", "bot_clicks")
 _UPSERT_VISITOR = (
     " ON CONFLICT (link_id, visitor) DO UPDATE SET"
     # unique_at moves to this batch's first click only if the visitor's previous click is older
@@ -42,9 +50,6 @@ _UPSERT_VISITOR = (
     " THEN excluded.last_seen ELSE visitors.last_seen END"
 )
 _RETURNING_VISITOR = " RETURNING link_id, visitor, unique_at"
-_ADD_STATS = f" ON CONFLICT ({', '.join(STAT_KEYS)}) DO UPDATE SET " + ", ".join(
-    f"{c} = click_stats.{c} + excluded.{c}" for c in STAT_COUNTERS
-)
 
 
 class ClickBulk:
@@ -77,9 +82,15 @@ class ClickBulk:
         click IDs; return inserted."""
         raise NotImplementedError
 
-    def add_stats(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        select, params = self._select(STAT_COLUMNS, rows)
-        sql = f"INSERT INTO click_stats ({', '.join(STAT_COLUMNS)}) {select}" + _ADD_STATS
+    def add_clicks(self, table: Table, key: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+        """Add click counts to a report rollup: rows of the key and the counters."""
+        columns = [*key, *ROLLUP_CLICK_COUNTERS]
+        select, params = self._select(columns, rows)
+        adding = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in ROLLUP_CLICK_COUNTERS)
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join(columns)}) {select}"
+            f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {adding}"
+        )
         self._conn.execute(text(sql), params)
 
 
@@ -181,7 +192,12 @@ def _sqlite_insert(n: int) -> str:
 
 
 _PG_ARRAYS = {int: "bigint[]", str: "text[]", bool: "boolean[]"}
-_PG_TYPES = {c.name: _PG_ARRAYS[c.type.python_type] for t in (visitors, click_stats) for c in t.columns}
+_PG_TYPES = {
+    c.name: _PG_ARRAYS[c.type.python_type]
+    for t in (visitors, report_hours, report_days, report_values)
+    for c in t.columns
+    if c.name not in MONEY
+}
 
 
 class _Postgres(ClickBulk):

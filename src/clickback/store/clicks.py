@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import Connection, delete
 
 from clickback.core.model import Click, Traits
-from clickback.core.reporting import MS_PER_HOUR
 from clickback.store.bulk import ClickBulk, bulk_for
 from clickback.store.db import Database
+from clickback.store.rollups import Rollups
 from clickback.store.tables import click_refusals, quarantined_clicks, visitors
 
 
@@ -21,7 +21,7 @@ async def write_batch(
     refusals: Mapping[tuple[int, str, str], int],
     unique_window_ms: int,
 ) -> int:
-    """One transaction: which clicks are unique, the clicks themselves, the hourly counters of the
+    """One transaction: which clicks are unique, the clicks themselves, the report rollups of the
     clicks actually inserted, and the counts of refused clicks keyed (hour, reason, code).
 
     Idempotent: a click already stored (a retried batch, a replayed spool) is skipped, and only
@@ -48,9 +48,10 @@ async def write_batch(
             unique = _unique(bulk, stamped, unique_window_ms)
             when = bulk.time_value
             inserted = bulk.insert_clicks([_record(c, c.click_id in unique, when) for c in batch])
-            stats = _stats([s for s in stamped if s[1].click_id in inserted], unique)
-            if stats:
-                bulk.add_stats(stats)
+            rollups = Rollups(db.local_days)
+            rollups.add_clicks((s for s in stamped if s[1].click_id in inserted), unique)
+            for table, key, collected in rollups.click_rows():
+                bulk.add_clicks(table, key, collected)
         if refused:
             conn.execute(add_refused, refused)
         return len(inserted)
@@ -85,20 +86,6 @@ def _unique(bulk: ClickBulk, stamped: Sequence[tuple[int, Click]], window_ms: in
             unique.add(run[0][1].click_id)
         unique.update(b.click_id for (a_ms, _), (b_ms, b) in pairwise(run) if b_ms - a_ms >= window_ms)
     return unique
-
-
-def _stats(inserted: Sequence[tuple[int, Click]], unique: set[str]) -> list[tuple[Any, ...]]:
-    """click_stats rows (in STAT_COLUMNS order) adding up the (ms, click) pairs inserted."""
-    counts: dict[tuple[Any, ...], list[int]] = {}
-    for ms, c in inserted:
-        if c.test:
-            continue
-        t = c.traits
-        key = (ms // MS_PER_HOUR, c.link_id, c.subs[0], t.country, t.device_type, bool(t.bot))
-        entry = counts.setdefault(key, [c.affiliate_id, c.offer_id, 0, 0])
-        entry[2] += 1
-        entry[3] += c.click_id in unique
-    return [(*key, *values) for key, values in counts.items()]
 
 
 async def prune_visitors(db: Database, before_ms: int) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import URL, Engine, String, Table, create_engine, event, func, make_url, text
+from sqlalchemy import URL, BigInteger, Engine, String, Table, create_engine, event, func, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, SQLAlchemyError
@@ -25,6 +25,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.functions import FunctionElement
 
+from clickback.core.reporting import LocalDays
 from clickback.errors import StartupError
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,8 @@ class Database:
     locks: tuple[WriteLock, WriteLock] | None = None
     # PostgreSQL: ids drawn from the tables' sequences and not yet used, by table (_spare_ids).
     spare_ids: dict[str, list[int]] = field(default_factory=dict)
+    # The zones whose local days the report rollups keep (CLICKBACK_REPORT_ZONES; ADR 14).
+    local_days: LocalDays = field(default_factory=lambda: LocalDays(("UTC",)))
 
     @property
     def dialect(self) -> str:
@@ -281,6 +284,38 @@ def _utc_month_postgresql(element: utc_month, compiler: SQLCompiler, **kw: Any) 
     return compiler.process(func.to_char(func.timezone("UTC", *element.clauses), "YYYY-MM"), **kw)
 
 
+class epoch_seconds(FunctionElement[int]):
+    """Whole UTC epoch seconds of a stored time (reports bucket raw rows by them)."""
+
+    type = BigInteger()
+    name = "epoch_seconds"
+    inherit_cache = True
+
+
+@compiles(epoch_seconds, "sqlite")
+def _epoch_sqlite(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(strftime('%s', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
+
+
+@compiles(epoch_seconds, "postgresql")
+def _epoch_postgresql(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(floor(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})) AS BIGINT)"
+
+
+class div_floor(FunctionElement[int]):
+    """Integer division of two non-negative integers (SQLAlchemy's `/` is true division)."""
+
+    type = BigInteger()
+    name = "div_floor"
+    inherit_cache = True
+
+
+@compiles(div_floor)
+def _div_floor(element: div_floor, compiler: SQLCompiler, **kw: Any) -> str:
+    a, b = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(({a}) / ({b}))"
+
+
 async def _checked_in(engine: AsyncEngine) -> None:
     pool: Any = engine.pool
     returned = asyncio.Event()
@@ -322,7 +357,7 @@ def _insert_adding(dialect: str, table: Table, counters: tuple[str, ...]) -> Ins
     return adding
 
 
-def connect(url: str) -> Database:
+def connect(url: str, report_zones: Sequence[str] = ("UTC",)) -> Database:
     if url.startswith("sqlite"):
         path = make_url(url).database
         if path and path != ":memory:":
@@ -339,12 +374,12 @@ def connect(url: str) -> Database:
         if path and path != ":memory:":
             lock_path = Path(path + ".lock")
             locks = (WriteLock(lock_path), WriteLock(lock_path))
-        return Database(writer, reader, sync_writer, executor, locks)
+        return Database(writer, reader, sync_writer, executor, locks, local_days=LocalDays(report_zones))
     engine = create_async_engine(
         url, pool_size=10, max_overflow=10, connect_args={"timeout": CONNECT_TIMEOUT_SECONDS}
     )
     _ping_when_idle(engine.sync_engine)
-    return Database(engine, engine)
+    return Database(engine, engine, local_days=LocalDays(report_zones))
 
 
 def url_problem(url: str) -> str | None:

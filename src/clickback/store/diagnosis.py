@@ -11,7 +11,7 @@ from sqlalchemy import Select, case, func, select
 
 from clickback.core.reporting import hour_of
 from clickback.store.db import Database
-from clickback.store.tables import click_stats, clicks, conversions, link_checks, postbacks
+from clickback.store.tables import clicks, conversions, link_checks, postbacks, report_hours
 
 # The newest entries whose ignored names are counted: enough to see a habit, bounded in cost.
 IGNORED_SAMPLE = 5000
@@ -144,10 +144,10 @@ async def offer_activity(
     (whatever their outcome), and conversions in [before_since, quiet_since)."""
     if not offer_ids:
         return {}
-    s, c = click_stats.c, conversions.c
+    s, c = report_hours.c, conversions.c
     clicked = (
         select(s.offer_id, func.sum(s.clicks))
-        .where(s.offer_id.in_(offer_ids), s.hour >= hour_of(quiet_since) + 1, s.is_bot.is_(False))
+        .where(s.offer_id.in_(offer_ids), s.hour >= hour_of(quiet_since) + 1)
         .group_by(s.offer_id)
     )
     converted = (

@@ -1,5 +1,6 @@
 """Schema migrations (Alembic), run programmatically on the application's own connection."""
 
+import time
 from pathlib import Path
 
 from alembic import command
@@ -10,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from clickback.store.db import Database
+from clickback.store.rollups import keep_zones
 
 SCRIPTS = Path(__file__).parent / "migrations"
 # Key of the PostgreSQL advisory lock held while migrating (any number, fixed for clickback).
@@ -26,6 +28,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
 async def upgrade(db: Database, revision: str = "head") -> None:
     def run(conn: Connection) -> None:
         command.upgrade(alembic_config(conn), revision)
+        if revision == "head":
+            keep_zones(conn, db.local_days.zones, int(time.time()))
 
     async with db.write() as conn:
         if db.dialect == "postgresql":

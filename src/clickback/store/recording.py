@@ -23,18 +23,18 @@ from clickback.core.commission import MonthShare, PlayerEvent, month_share
 from clickback.core.intake import RawPostback
 from clickback.core.lifecycle import PAYABLE, Status
 from clickback.core.limits import MAX_RAW_LOG_LEN
-from clickback.core.model import Click
+from clickback.core.metrics import Contribution, conversion_contributions, ledger_contribution
+from clickback.core.model import Catalog, Click
 from clickback.core.outcome import Outcome
 from clickback.core.redact import redact_body, redact_query
-from clickback.core.reporting import hour_of
 from clickback.store import fx, ledger
 from clickback.store.bulk import insert_all, select_keys, select_keys_together
 from clickback.store.clicks import clicks_from_rows
 from clickback.store.db import Database
+from clickback.store.rollups import CLICK_TIME, EVENT_TIME, Rollups, row_values
 from clickback.store.tables import (
     clicks,
     conversion_history,
-    conversion_stats,
     conversions,
     outbound_deliveries,
     players,
@@ -50,7 +50,6 @@ PlayerKey = tuple[int, str]
 SignatureKey = tuple[int, str]
 _DUPLICATE_KEY = ("advertiser_id", "dedupe_key", "dedupe_event")
 _PLAYER_KEY = ("advertiser_id", "player_id")
-_STAT_KEY = ("hour", "link_id", "sub1", "country", "device_type", "event", "status", "currency")
 
 
 @dataclass(slots=True)
@@ -102,8 +101,10 @@ def _share(row: Mapping[str, Any]) -> MonthShare | None:
 
 
 class Recording:
-    def __init__(self, db: Database, conn: Connection) -> None:
+    def __init__(self, db: Database, conn: Connection, catalog: Catalog | None = None) -> None:
         self.db = db
+        # Offers' listed payouts: the revenue of player money (core.metrics).
+        self.catalog = catalog
         self.conn = conn
         self._by_id: dict[int, dict[str, Any]] = {}
         self._by_key: dict[Key, dict[str, Any] | None] = {}
@@ -120,7 +121,7 @@ class Recording:
         self._signatures: set[SignatureKey] = set()
         self._new_signatures: list[dict[str, Any]] = []
         self._history: list[dict[str, Any]] = []
-        self._stats: dict[tuple[Any, ...], list[Any]] = {}
+        self.rollups = Rollups(db.local_days)
         # Ledger entries appended, by kind (counted once the transaction has committed).
         self.entries: Counter[str] = Counter()
         # Every change to a conversion moves its share of a RevShare month here (never missed:
@@ -326,8 +327,15 @@ class Recording:
                     change.causes.append(cause)
 
     def append_entry(self, now: datetime, *, detail: str, **entry: Any) -> None:
+        """A ledger entry, counted in the report rollups under the conversion that caused it."""
         ledger.append(self.conn, now, detail=detail, **entry)
         self.entries[str(entry["kind"])] += 1
+        cause = entry.get("conversion_id")
+        row = self.find_conversion(int(cause)) if cause is not None else None
+        if row is not None:
+            reverses = entry.get("reverses_id") is not None
+            counted = ledger_contribution(str(entry["kind"]), entry["amount"], entry["currency"], reverses)
+            self._roll(row, [counted], 1)
         if entry["kind"] == ledger.REVSHARE and entry.get("conversion_id") is not None:
             cause = int(entry["conversion_id"])
             self.revshare[cause] = self.revshare.get(cause, Decimal(0)) + entry["amount"]
@@ -387,21 +395,22 @@ class Recording:
             self.notices.append((row, Status(row["status"])))
 
     def count(self, row: Mapping[str, Any], status: Status, payout: Decimal, sign: int) -> None:
-        """Move one conversion into (+1) or out of (-1) its report bucket: the hour it happened."""
-        values = {
-            "hour": hour_of(row["event_at"]),
-            "link_id": row["link_id"],
-            "sub1": row["sub1"],
-            "country": row["country"],
-            "device_type": row["device_type"],
-            "event": row["event"],
-            "status": status.value,
-            "currency": row["currency"],
-        }
-        key = tuple(values[k] for k in _STAT_KEY)
-        entry = self._stats.setdefault(key, [row["affiliate_id"], row["offer_id"], 0, Decimal(0)])
-        entry[2] += sign
-        entry[3] += payout * sign
+        """Move one conversion into (+1) or out of (-1) the report rollups: at the time its event
+        happened and at its click's, under its click's dimensions."""
+        offer = self.catalog.offers.get(row["offer_id"]) if self.catalog is not None else None
+        price = None
+        if offer is not None and row["event"] in offer.payouts:
+            price = (offer.payouts[row["event"]], offer.currency)
+        self._roll(row, conversion_contributions(row["event"], status, payout, row["currency"], price), sign)
+
+    def _roll(self, row: Mapping[str, Any], contributions: list[Contribution], sign: int) -> None:
+        if row.get("test") or row["link_id"] is None:
+            return  # a test counts nowhere (ADR 13); an unattributed one once attributed
+        owners, values = (row["affiliate_id"], row["offer_id"]), row_values(row)
+        for basis, moment in ((EVENT_TIME, row["event_at"]), (CLICK_TIME, row["clicked_at"])):
+            self.rollups.add(
+                basis, int(moment.timestamp()), owners, row["country"], values, contributions, sign
+            )
 
     def change_status(
         self,
@@ -425,13 +434,6 @@ class Recording:
     def flush(self) -> None:
         """Write what the group collected: the new rows of every table at once (insert_all),
         then the changes to rows that were already stored (which may point at the new ones)."""
-        # In key order: two processes adding to the same counters lock them in the same order.
-        stats = [
-            dict(zip(_STAT_KEY, key, strict=True))
-            | {"affiliate_id": v[0], "offer_id": v[1], "conversions": v[2], "payout": v[3]}
-            for key, v in sorted(self._stats.items(), key=lambda item: tuple(map(str, item[0])))
-            if v[2] or v[3]
-        ]
         insert_all(
             self.conn,
             [
@@ -439,7 +441,7 @@ class Recording:
                 (conversions, self._new_conversions, None),
                 (postbacks, self._logs, None),
                 (conversion_history, self._history, None),
-                (conversion_stats, stats, self.db.insert_adding(conversion_stats, ["conversions", "payout"])),
+                *self.rollups.inserts(self.db),
                 (outbound_deliveries, self.outbound, None),
                 (postback_signatures, self._new_signatures, None),
             ],
@@ -448,7 +450,13 @@ class Recording:
         _update_by_id(self.conn, conversions, self._changed_conversions)
         self.outbound, self._new_signatures = [], []
         self._new_players, self._new_conversions, self._logs, self._history = [], [], [], []
-        self._changed_players, self._changed_conversions, self._stats = {}, {}, {}
+        self._changed_players, self._changed_conversions = {}, {}
+
+    def finish(self) -> None:
+        """Write the report rollups of what came after the last flush (RevShare booked by
+        recompute_months): a statement only when there is any."""
+        if self.rollups.hours:
+            insert_all(self.conn, self.rollups.inserts(self.db))
 
     def unattributed(self) -> list[dict[str, Any]]:
         """Conversions whose click was in flight when they arrived (a partial index), locked;

@@ -1,97 +1,663 @@
-"""Report queries: always over the hourly counters, never a scan of raw clicks."""
+"""Report queries (ADR 14), over the coarsest rollup that can answer (core.reporting.
+choose_source) or over the raw tables, in three statements that each stay cheap:
 
-from collections.abc import Sequence
-from datetime import date
+1. the page: the rows' keys grouped, sorted and paged in the database, with the number of rows,
+   summing only what the sort needs;
+2. the page's figures: every measure of those keys only, as plain sums per basis and currency;
+3. the totals: every measure over the whole report, the same way.
+
+Plain sums per (basis, currency) are combined here (Figures): a sum under a CASE for each basis
+and currency cost SQLite several times the scan itself."""
+
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Table, case, func, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Select,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+    tuple_,
+    type_coerce,
+    union_all,
+)
+from sqlalchemy.sql import Subquery
 
-from clickback.core.lifecycle import Status
+from clickback.core import metrics
+from clickback.core.metrics import CLICK_COUNTS, COUNTS, MEASURES, MONEY
+from clickback.core.model import Offer
 from clickback.core.reporting import (
-    ClickCount,
-    ConversionCount,
-    ReportRow,
-    build_rows,
+    OWNER_DIMENSIONS,
+    SECONDS_PER_DAY,
+    TIME_DIMENSIONS,
+    Basis,
+    Clock,
+    ReportError,
+    ReportQuery,
+    Source,
+    choose_source,
+    clock,
     day_of,
     hour_range,
+    label,
+    local_day,
+    month_starts,
 )
-from clickback.store.db import Database
-from clickback.store.tables import click_refusals, click_stats, conversion_stats
+from clickback.store.db import Database, div_floor, epoch_seconds
+from clickback.store.rollups import CLICK_TIME, EVENT_TIME, kept_since
+from clickback.store.tables import (
+    MONEY_SCALE,
+    click_refusals,
+    clicks,
+    commissions,
+    conversions,
+    fx_rates,
+    report_currencies,
+    report_days,
+    report_hours,
+    report_values,
+)
+
+Key = tuple[Any, ...]
+Rates = Mapping[str, list[tuple[int, Decimal]]]
 
 
-def _dimension(table: Table, name: str) -> ColumnElement[Any]:
-    if name == "day":
-        return (table.c.hour // 24).label("day")
-    return table.c[name].label(name)
+@dataclass(slots=True)
+class Figures:
+    """A row's sums: counts, and money per measure and currency."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
+    money: dict[str, dict[str, Decimal]] = field(default_factory=lambda: {m: {} for m in MONEY})
+
+    def metrics(self) -> dict[str, object]:
+        return metrics.figures(self.counts, self.money)
+
+    def add(self, other: "Figures") -> None:
+        for name, n in other.counts.items():
+            self.counts[name] += n
+        for name, amounts in other.money.items():
+            mine = self.money[name]
+            for currency, amount in amounts.items():
+                mine[currency] = mine.get(currency, Decimal(0)) + amount
 
 
-def _key(row: Any, group_by: Sequence[str]) -> tuple[str | int, ...]:
-    return tuple(day_of(row.day) if name == "day" else getattr(row, name) for name in group_by)
+@dataclass(frozen=True, slots=True)
+class Report:
+    source: Source
+    rows: list[tuple[dict[str, str | int], Figures]]
+    totals: Figures
+    total_rows: int
+    currencies: tuple[str, ...]
+    previous: Figures | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    query: ReportQuery
+    source: Source
+    local: Clock
+    zone: ZoneInfo
+    fact: Subquery
+    day: ColumnElement[Any]  # a fact row's local day (exchange rates go by it)
+    dims: Sequence[ColumnElement[Any]]
+    where: Sequence[ColumnElement[bool]]
+    currencies: tuple[str, ...]  # what money is shown in
+    rates: Rates
 
 
 async def report(
-    db: Database,
-    first: date,
-    last: date,
-    group_by: Sequence[str],
-    affiliate_id: int | None = None,
-    offer_id: int | None = None,
-    *,
-    include_bots: bool = False,
-) -> tuple[list[ReportRow], ReportRow]:
-    start, end = hour_range(first, last)
-
-    def query(table: Table, *measures: Any, extra: Sequence[str] = ()) -> Any:
-        dims = [_dimension(table, name) for name in group_by]
-        cols = dims + [table.c[name] for name in extra]
-        stmt = select(*cols, *measures).where(table.c.hour >= start, table.c.hour < end)
-        if affiliate_id is not None:
-            stmt = stmt.where(table.c.affiliate_id == affiliate_id)
-        if offer_id is not None:
-            stmt = stmt.where(table.c.offer_id == offer_id)
-        return stmt.group_by(*cols)
-
-    cs = click_stats.c
-
-    def counted(column: Any) -> Any:
-        return column if include_bots else case((cs.is_bot, 0), else_=column)
-
-    click_q = query(
-        click_stats,
-        func.sum(counted(cs.clicks)).label("clicks"),
-        func.sum(counted(cs.unique_clicks)).label("unique_clicks"),
-        func.sum(case((cs.is_bot, cs.clicks), else_=0)).label("bot_clicks"),
-    )
-    conv_q = query(
-        conversion_stats,
-        func.sum(conversion_stats.c.conversions).label("conversions"),
-        func.sum(conversion_stats.c.payout).label("payout"),
-        extra=("event", "status", "currency"),
-    )
+    db: Database, q: ReportQuery, offers: Mapping[int, Offer], *, compare: bool = False
+) -> Report:
+    """`offers`: the catalog's (their advertisers, and the prices they list)."""
+    plan = await _plan(db, q, offers)
+    # The totals need none of the dimensions grouped by: the coarsest store holding the filters
+    # answers them (the days rollup, for a report by sub1 that the values one answers).
+    overall = await _plan(db, replace(q, group_by=()), offers) if q.group_by else plan
     async with db.read() as conn:
-        click_rows = (await conn.execute(click_q)).all()
-        conv_rows = (await conn.execute(conv_q)).all()
-    return build_rows(
-        group_by,
-        (
-            ClickCount(_key(r, group_by), int(r.clicks), int(r.unique_clicks), int(r.bot_clicks))
-            for r in click_rows
-            # Without group_by an empty range still yields one row, of NULL sums.
-            if r.clicks is not None
-        ),
-        (
-            ConversionCount(
-                _key(r, group_by),
-                r.event,
-                Status(r.status),
-                r.currency,
-                int(r.conversions),
-                r.payout,  # sum() keeps the column's Money type: already a Decimal
-            )
-            for r in conv_rows
-            if r.conversions
-        ),
+        keys: list[Key] = []
+        total_rows = 1
+        if plan.dims:
+            page = (await conn.execute(_page(plan))).all()
+            keys = [tuple(r[: len(plan.dims)]) for r in page]
+            total_rows = int(page[0].total_rows) if page else 0
+            if not page and q.offset:
+                counted = select(func.count()).select_from(_groups(plan).subquery())
+                total_rows = int((await conn.execute(counted)).scalar_one())
+        figures = _combine(plan, (await conn.execute(_sums(plan, keys))).all()) if keys else {}
+        totals = _combine(overall, (await conn.execute(_totals(overall))).all(), 0).get((), Figures())
+    previous = None
+    if compare:
+        before = await _plan(db, replace(q.previous(), group_by=()), offers)
+        async with db.read() as conn:
+            previous = _combine(before, (await conn.execute(_totals(before))).all(), 0).get((), Figures())
+    return Report(
+        plan.source,
+        [(_key(plan, k), figures.get(k, Figures())) for k in keys],
+        totals,
+        total_rows,
+        plan.currencies,
+        previous,
     )
+
+
+async def stream(
+    db: Database, q: ReportQuery, offers: Mapping[int, Offer]
+) -> tuple[tuple[str, ...], AsyncIterator[tuple[dict[str, str | int], Figures]]]:
+    """Every row of the report in the order of its dimensions, read as the database hands them
+    over (CSV), with the currencies money is shown in."""
+    plan = await _plan(db, q, offers)
+    n = len(plan.dims)
+    statement = _sums(plan, None, ordered=True)
+
+    async def rows() -> AsyncIterator[tuple[dict[str, str | int], Figures]]:
+        async with db.read() as conn:
+            result = await conn.stream(statement)
+            current: Key | None = None
+            group: list[Any] = []
+            async for r in result:
+                key = tuple(r[:n])
+                if key != current and group:
+                    assert current is not None
+                    yield _key(plan, current), _combine(plan, group)[current]
+                    group = []
+                current = key
+                group.append(r)
+            if group:
+                assert current is not None
+                yield _key(plan, current), _combine(plan, group)[current]
+
+    return plan.currencies, rows()
+
+
+# --- the plan -------------------------------------------------------------------------------
+
+
+async def _plan(db: Database, q: ReportQuery, offers: Mapping[int, Offer]) -> _Plan:
+    zone = ZoneInfo(q.zone)
+    local = clock(zone, q.first, q.last)
+    source = choose_source(q, local, await kept_since(db))
+    async with db.read() as conn:
+        held = tuple(sorted((await conn.execute(select(report_currencies.c.currency))).scalars()))
+        rates = await _rates(conn, q, held) if q.currency else {}
+    fact, day = _fact(q, source, local, offers)
+    advertisers = {o.id: o.advertiser_id for o in offers.values()}
+    dims = [_dimension(name, fact, day, local, advertisers, source) for name in q.group_by]
+    c = fact.c
+    where: list[ColumnElement[bool]] = []
+    for name, values in q.filters.items():
+        if name in ("offer", "affiliate"):
+            where.append(c[f"{name}_id"].in_([int(v) for v in values]))
+    if q.basis == Basis.CLICK:
+        where.append(c.basis == CLICK_TIME)  # every figure of a cohort is in these rows
+    shown = (q.currency,) if q.currency else held
+    return _Plan(q, source, local, zone, fact, day, dims, where, shown, rates)
+
+
+def _fact(
+    q: ReportQuery, source: Source, local: Clock, offers: Mapping[int, Offer]
+) -> tuple[Subquery, ColumnElement[Any]]:
+    """The rows to group, with uniform columns (affiliate_id, offer_id, the dimensions asked for,
+    basis, currency, the measures), and the expression of a row's local day."""
+    first_day = local_day(local.start, local.pieces[0][1])
+    last_day = first_day + (q.last - q.first).days
+    wanted = [
+        d
+        for d in (*q.group_by, *q.filters)
+        if d not in TIME_DIMENSIONS and d not in ("advertiser", "offer", "affiliate")
+    ]
+    measures = [c for c in metrics.MEASURES]
+    if source == Source.DAYS:
+        t = report_days
+        stmt = select(
+            t.c.day,
+            t.c.affiliate_id,
+            t.c.offer_id,
+            t.c.country,
+            t.c.basis,
+            t.c.currency,
+            *(t.c[m] for m in measures),
+        )
+        stmt = stmt.where(t.c.zone == local.zone, t.c.day >= first_day, t.c.day <= last_day)
+        sub = _filtered(stmt, q, {"country": t.c.country}).subquery("f")
+        return sub, sub.c.day
+    if source == Source.VALUES:
+        t = report_values
+        (dimension,) = wanted[:1]
+        stmt = select(
+            t.c.day,
+            t.c.affiliate_id,
+            t.c.offer_id,
+            t.c.value.label(dimension),
+            t.c.basis,
+            t.c.currency,
+            *(t.c[m] for m in measures),
+        )
+        stmt = stmt.where(
+            t.c.zone == local.zone, t.c.dimension == dimension, t.c.day >= first_day, t.c.day <= last_day
+        )
+        sub = _filtered(stmt, q, {dimension: t.c.value}).subquery("f")
+        return sub, sub.c.day
+    if source == Source.HOURS:
+        t = report_hours
+        stmt = select(
+            t.c.hour,
+            t.c.affiliate_id,
+            t.c.offer_id,
+            t.c.country,
+            t.c.basis,
+            t.c.currency,
+            *(t.c[m] for m in measures),
+        )
+        stmt = stmt.where(t.c.hour >= local.start // 3600, t.c.hour < local.end // 3600)
+        sub = _filtered(stmt, q, {"country": t.c.country}).subquery("f")
+        return sub, _local_day(sub.c.hour * 3600, local)
+    sub = _raw(q, local, [d for d in wanted if d != "link"], offers)
+    return sub, _local_day(sub.c.second, local)
+
+
+def _filtered(stmt: Select[Any], q: ReportQuery, columns: Mapping[str, ColumnElement[Any]]) -> Select[Any]:
+    """The filters on the dimensions a store keeps as columns (owners: _plan)."""
+    for name, values in q.filters.items():
+        if name in columns:
+            if name == "link" and columns[name].key == "link_id":
+                stmt = stmt.where(columns[name].in_([int(v) for v in values]))
+            else:
+                stmt = stmt.where(columns[name].in_([str(v) for v in values]))
+    return stmt
+
+
+def _raw(q: ReportQuery, local: Clock, wanted: Sequence[str], offers: Mapping[int, Offer]) -> Subquery:
+    """Clicks, conversions and ledger entries as fact rows, each at its epoch second."""
+    zero = literal(0)
+    click_second = _epoch(clicks.c.clicked_at)
+
+    def measures(values: Mapping[str, ColumnElement[Any]]) -> list[ColumnElement[Any]]:
+        return [values.get(m, zero).label(m) for m in metrics.MEASURES]
+
+    c = clicks.c
+    bot = c.bot != ""
+    click_rows = select(
+        click_second.label("second"),
+        literal(CLICK_TIME).label("basis"),
+        c.link_id,
+        c.affiliate_id,
+        c.offer_id,
+        *(clicks.c[d].label(d) for d in wanted),
+        literal("").label("currency"),
+        *measures(
+            {
+                "clicks": case((bot, 0), else_=1),
+                "unique_clicks": case((bot, 0), else_=case((c.is_unique, 1), else_=0)),
+                "bot_clicks": case((bot, 1), else_=0),
+            }
+        ),
+    ).where(
+        ~c.test,
+        click_second >= local.start,
+        click_second < local.end,
+    )
+    v = conversions.c
+    basis_time = v.clicked_at if q.basis == Basis.CLICK else v.event_at
+    second = _epoch(basis_time)
+    payable = v.status.in_(["pending", "approved"])
+    priced_only = v.event.in_(sorted(metrics.PRICED_ONLY))
+
+    def when(condition: ColumnElement[bool], value: Any = 1) -> ColumnElement[Any]:
+        return case((condition, value), else_=0)
+
+    conversion_rows = select(
+        second.label("second"),
+        literal(_basis_code(q)).label("basis"),
+        v.link_id,
+        v.affiliate_id,
+        v.offer_id,
+        *(v[d].label(d) for d in wanted),
+        v.currency,
+        *measures(
+            {
+                "conversions": when(payable),
+                "approved": when(v.status == "approved"),
+                "pending": when(v.status == "pending"),
+                "declined": when(v.status.in_(["rejected", "cancelled"])),
+                "registrations": when(payable & (v.event == "registration")),
+                "ftds": when(payable & (v.event == "first_deposit")),
+                "deposits": when(payable & v.event.in_(sorted(metrics.DEPOSITS))),
+                "ftd_amount": when(payable & (v.event == "first_deposit"), _raw_money(v.payout)),
+                "deposit_amount": when(payable & v.event.in_(sorted(metrics.DEPOSITS)), _raw_money(v.payout)),
+                "ngr": when(payable & (v.event == "net_revenue"), _raw_money(v.payout)),
+                "revenue": when(payable & ~priced_only, _raw_money(v.payout)),
+            }
+        ),
+    ).where(~v.test, v.link_id.is_not(None), second >= local.start, second < local.end)
+    e = commissions.c
+    entry_second = _epoch(basis_time)
+    ledger_rows = (
+        select(
+            entry_second.label("second"),
+            literal(_basis_code(q)).label("basis"),
+            v.link_id,
+            v.affiliate_id,
+            v.offer_id,
+            *(v[d].label(d) for d in wanted),
+            e.currency,
+            *measures(
+                {
+                    "qualified_cpas": when(e.kind == "cpa", case((e.reverses_id.is_(None), 1), else_=-1)),
+                    "cpa_commission": when(e.kind == "cpa", _raw_money(e.amount)),
+                    "revshare_commission": when(e.kind == "revshare", _raw_money(e.amount)),
+                }
+            ),
+        )
+        .select_from(commissions.join(conversions, conversions.c.id == e.conversion_id))
+        .where(~v.test, v.link_id.is_not(None), entry_second >= local.start, entry_second < local.end)
+    )
+    priced = [
+        ((v.offer_id == offer.id) & (v.event == event), int(price * MONEY_SCALE))
+        for offer in offers.values()
+        for event, price in sorted(offer.payouts.items())
+        if event in metrics.PRICED_ONLY and price
+    ]
+    selects = [click_rows, conversion_rows, ledger_rows]
+    if priced:
+        # Player money (and qualified_cpa) earns what its offer lists, in the offer's currency.
+        currency_of = case({o.id: o.currency for o in offers.values()}, value=v.offer_id, else_="")
+        selects.append(
+            select(
+                second.label("second"),
+                literal(_basis_code(q)).label("basis"),
+                v.link_id,
+                v.affiliate_id,
+                v.offer_id,
+                *(v[d].label(d) for d in wanted),
+                currency_of.label("currency"),
+                *measures({"revenue": case(*priced, else_=0)}),
+            ).where(
+                ~v.test,
+                v.link_id.is_not(None),
+                payable,
+                priced_only,
+                second >= local.start,
+                second < local.end,
+            )
+        )
+    sub = union_all(*selects).subquery("f")
+    columns = {d: sub.c[d] for d in wanted} | {"link": sub.c.link_id}
+    return _filtered(select(sub), q, columns).subquery("r")
+
+
+def _basis_code(q: ReportQuery) -> str:
+    return EVENT_TIME if q.basis == Basis.CONVERSION else CLICK_TIME
+
+
+def _raw_money(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    # Money columns are integers of 1/10,000 in the database: summed as such, like the rollups'.
+    return type_coerce(column, BigInteger)
+
+
+def _epoch(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    return epoch_seconds(column)
+
+
+def _local_day(second: ColumnElement[Any], local: Clock) -> ColumnElement[Any]:
+    return div_floor(second + _offset(second, local), SECONDS_PER_DAY)
+
+
+def _offset(second: ColumnElement[Any], local: Clock) -> ColumnElement[Any]:
+    """The zone's offset at `second`, from the clock's pieces (a constant when there is one)."""
+    if len(local.pieces) == 1:
+        return literal(local.pieces[0][1])
+    whens = [
+        (second < since, offset)
+        for (_, offset), (since, _) in zip(local.pieces, local.pieces[1:], strict=False)
+    ]
+    return case(*whens, else_=local.pieces[-1][1])
+
+
+async def _rates(
+    conn: Any, q: ReportQuery, currencies: Sequence[str]
+) -> dict[str, list[tuple[int, Decimal]]]:
+    """For each currency held, (first day, rate into the report currency) steps over the period,
+    from the recorded rates (either direction, the newest on or before each day)."""
+    assert q.currency is not None
+    target = q.currency
+    first = q.first - timedelta(days=1)
+    r = fx_rates.c
+    rows = (
+        await conn.execute(
+            select(r.base, r.quote, r.day, r.rate).where(
+                (r.base == target) | (r.quote == target), r.day <= q.last + timedelta(days=1)
+            )
+        )
+    ).all()
+    out: dict[str, list[tuple[int, Decimal]]] = {}
+    for code in currencies:
+        if code == target:
+            continue
+        dated: dict[date, Decimal] = {}
+        for row in sorted(rows, key=lambda x: (x.day, x.base == code)):
+            if row.base == code and row.quote == target:
+                dated[row.day] = Decimal(row.rate)
+            elif row.quote == code and row.base == target and row.day not in dated:
+                dated[row.day] = 1 / Decimal(row.rate)
+        before = [d for d in dated if d <= first]
+        steps: list[tuple[int, Decimal]] = []
+        if before:
+            steps.append((0, dated[max(before)]))
+        for d in sorted(x for x in dated if x > first):
+            steps.append(((d - date(1970, 1, 1)).days, dated[d]))
+        if not steps or steps[0][0] > (q.first - date(1970, 1, 1)).days:
+            raise ReportError(
+                "currency",
+                f"no {code}→{target} exchange rate on or before {q.first}: record one (PUT /api/fx)",
+            )
+        out[code] = steps
+    return out
+
+
+def _dimension(
+    name: str,
+    fact: Subquery,
+    day: ColumnElement[Any],
+    local: Clock,
+    advertisers: Mapping[int, int],
+    source: Source,
+) -> ColumnElement[Any]:
+    c = fact.c
+    if name == "hour":
+        if source == Source.HOURS:
+            return c.hour
+        return div_floor(c.second + local.hour_shift, 3600)
+    if name == "day":
+        return day
+    if name == "week":
+        return div_floor(day + 3, 7)
+    if name == "month":
+        starts = month_starts(
+            local_day(local.start, local.pieces[0][1]), local_day(local.end - 1, local.pieces[-1][1])
+        )
+        if len(starts) == 1:
+            return literal(starts[0][1])
+        return case(
+            *((day < start, month) for (start, _), (_, month) in zip(starts[1:], starts, strict=False)),
+            else_=starts[-1][1],
+        )
+    if name == "advertiser":
+        return case(advertisers, value=c.offer_id, else_=0) if advertisers else literal(0)
+    if name == "link":
+        return cast(c.link, Integer) if source == Source.VALUES else c.link_id
+    if name in OWNER_DIMENSIONS:
+        return c[f"{name}_id"]
+    return c[name]
+
+
+# --- the statements -----------------------------------------------------------------------------
+
+
+def _groups(plan: _Plan) -> Select[Any]:
+    return select(*plan.dims).select_from(plan.fact).where(*plan.where).group_by(*plan.dims)
+
+
+def _page(plan: _Plan) -> Select[Any]:
+    """The page's keys, sorted, with the number of rows; sums only what the sort names."""
+    q = plan.query
+    by_name = dict(zip(q.group_by, plan.dims, strict=True))
+    order: list[ColumnElement[Any]] = []
+    sort = q.sort or (*((t, False) for t in TIME_DIMENSIONS if t in q.group_by), ("clicks", True))
+    for name, descending in sort:
+        expression = by_name.get(name)
+        if expression is None:
+            expression = _sort_metric(plan, name)
+        order.append(expression.desc() if descending else expression.asc())
+    order.extend(dim.asc() for dim in plan.dims)  # a stable order for paging
+    stmt = select(*plan.dims, func.count().over().label("total_rows")).select_from(plan.fact)
+    stmt = stmt.where(*plan.where).group_by(*plan.dims).order_by(*order)
+    return stmt.limit(q.limit).offset(q.offset)
+
+
+def _sort_metric(plan: _Plan, name: str) -> ColumnElement[Any]:
+    """A metric as SQL over the grouped rows, for sorting. Money adds up its currencies (or the
+    amounts converted, with `currency`): an order, not a figure shown."""
+    c = plan.fact.c
+    basis = EVENT_TIME if plan.query.basis == Basis.CONVERSION else CLICK_TIME
+
+    def total(measure: str) -> ColumnElement[Any]:
+        column: ColumnElement[Any] = type_coerce(c[measure], BigInteger)
+        if measure == "clicks" and plan.query.include_bots:
+            column = column + c.bot_clicks
+        if measure not in CLICK_COUNTS:
+            column = case((c.basis == basis, column), else_=0)
+        if measure in MONEY and plan.rates:
+            column = column * _rate(c.currency, plan.day, plan.rates)
+        return func.coalesce(func.sum(column), 0)
+
+    def ratio(a: ColumnElement[Any], b: ColumnElement[Any]) -> ColumnElement[Any]:
+        return a * 1.0 / func.nullif(b, 0)
+
+    if name in MEASURES:
+        return total(name)
+    commission = total("cpa_commission") + total("revshare_commission")
+    derived = {
+        "commission": lambda: commission,
+        "profit": lambda: total("revenue") - commission,
+        "cr_registration": lambda: ratio(total("registrations"), total("clicks")),
+        "cr_ftd": lambda: ratio(total("ftds"), total("clicks")),
+        "ftd_per_registration": lambda: ratio(total("ftds"), total("registrations")),
+        "epc": lambda: ratio(commission, total("clicks")),
+        "approval_rate": lambda: ratio(total("approved"), total("approved") + total("declined")),
+        "player_value": lambda: ratio(commission, total("ftds")),
+    }
+    return derived[name]()
+
+
+def _sums(plan: _Plan, keys: Sequence[Key] | None, *, ordered: bool = False) -> Select[Any]:
+    """Plain sums of every measure per key, basis and currency (and day, to convert money); of
+    the given keys only, or of every row (keys None)."""
+    return _summed(plan, plan.dims, keys, ordered=ordered)
+
+
+def _totals(plan: _Plan) -> Select[Any]:
+    return _summed(plan, (), None)
+
+
+def _summed(
+    plan: _Plan, dims: Sequence[ColumnElement[Any]], keys: Sequence[Key] | None, *, ordered: bool = False
+) -> Select[Any]:
+    c = plan.fact.c
+    extra = [c.basis, c.currency] + ([plan.day] if plan.rates else [])
+    sums = [type_coerce(func.coalesce(func.sum(c[m]), 0), BigInteger).label(m) for m in MEASURES]
+    stmt = select(*dims, *extra, *sums).select_from(plan.fact).where(*plan.where)
+    if keys:
+        # Each dimension's own values first: a day or an owner narrows the scan by its index.
+        for i, dim in enumerate(dims):
+            stmt = stmt.where(dim.in_(sorted({k[i] for k in keys})))
+        if len(dims) > 1:
+            stmt = stmt.where(tuple_(*dims).in_(keys))
+    stmt = stmt.group_by(*dims, *extra)
+    return stmt.order_by(*dims) if ordered else stmt
+
+
+def _combine(plan: _Plan, rows: Iterable[Any], n: int | None = None) -> dict[Key, Figures]:
+    """The figures of each key (its first n columns; n: the plan's dimensions unless told) from
+    its rows per basis and currency: clicks count at their click time whatever the basis;
+    everything else in the rows of the basis asked for."""
+    n = len(plan.dims) if n is None else n
+    basis = EVENT_TIME if plan.query.basis == Basis.CONVERSION else CLICK_TIME
+    target = plan.query.currency
+    out: dict[Key, Figures] = {}
+    for r in rows:
+        key = tuple(r[:n])
+        f = out.get(key)
+        if f is None:
+            f = out[key] = Figures()
+        row_basis, currency = r[n], r[n + 1]
+        sums = r[n + 2 + (1 if plan.rates else 0) :]
+        counts = f.counts
+        for i, name in enumerate(CLICK_COUNTS):
+            counts[name] += int(sums[i])
+        if plan.query.include_bots:
+            counts["clicks"] += int(sums[2])
+        if row_basis != basis:
+            continue
+        for i, name in enumerate(COUNTS[len(CLICK_COUNTS) :], len(CLICK_COUNTS)):
+            counts[name] += int(sums[i])
+        rate = _rate_on(plan.rates, currency, int(r[n + 2])) if target else Decimal(1)
+        shown = target or currency
+        for i, name in enumerate(MONEY, len(COUNTS)):
+            if sums[i]:
+                amount = Decimal(int(sums[i])) / MONEY_SCALE * rate
+                f.money[name][shown] = f.money[name].get(shown, Decimal(0)) + amount
+    if target:
+        for f in out.values():
+            for amounts in f.money.values():
+                for currency, amount in amounts.items():
+                    amounts[currency] = amount.quantize(Decimal("0.0001"))
+    return out
+
+
+def _key(plan: _Plan, key: Key) -> dict[str, str | int]:
+    out: dict[str, str | int] = {}
+    for name, value in zip(plan.query.group_by, key, strict=True):
+        if name in TIME_DIMENSIONS:
+            out[name] = label(name, int(value), plan.zone, plan.local.hour_shift)
+        elif name in OWNER_DIMENSIONS:
+            out[name] = int(value)
+        else:
+            out[name] = value
+    return out
+
+
+# --- exchange rates -------------------------------------------------------------------------------
+
+
+def _rate(currency: ColumnElement[Any], day: ColumnElement[Any], rates: Rates) -> ColumnElement[Any]:
+    """The rate of a row's currency on its day, in SQL (sorting by converted money only)."""
+    whens: list[tuple[ColumnElement[bool], ColumnElement[Any]]] = []
+    for code, steps in rates.items():
+        later = [(day >= start, literal(float(rate))) for start, rate in reversed(steps[1:])]
+        first = literal(float(steps[0][1]))
+        whens.append((currency == code, case(*later, else_=first) if later else first))
+    return case(*whens, else_=literal(1.0)) if whens else literal(1.0)
+
+
+def _rate_on(rates: Rates, currency: str, day: int) -> Decimal:
+    """The rate of `currency` into the report's on a local day: the last step starting by then."""
+    steps = rates.get(currency)
+    if steps is None:
+        return Decimal(1)  # the report's own currency
+    rate = steps[0][1]
+    for start, value in steps:
+        if start <= day:
+            rate = value
+    return rate
 
 
 async def refused_clicks(db: Database, first: date, last: date) -> list[dict[str, Any]]:

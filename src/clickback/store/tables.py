@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+from clickback.core import metrics
 from clickback.core.lifecycle import PAYABLE
 
 metadata = MetaData(
@@ -184,43 +185,94 @@ clicks = Table(
     Column("asn", BigInteger, nullable=True),
     Column("visitor", String(32), nullable=False),
     Column("is_unique", Boolean, nullable=False),
-    # A test click (the postback tester, ADR 13): never counted in click_stats, and what its
+    # A test click (the postback tester, ADR 13): never counted in the report rollups, and what its
     # conversions do is only previewed.
     Column("test", Boolean, nullable=False, server_default=text("false")),
 )
 
 
-# Report rollups, keyed by UTC hour (epoch hours: integer arithmetic groups them into days in any
-# whole-hour time zone, the same on both dialects). Dimension columns are '' rather than NULL,
-# because NULLs never collide in a unique key and the upserts would then insert duplicates.
-def _report_key() -> list[Column[Any]]:
+# Report rollups (ADR 14), maintained in the transaction of what they count. Three grains, each
+# chosen per query (core.reporting.choose_source): UTC hours and local days of each kept zone, by
+# affiliate, offer and country; and local days by affiliate, offer and one other dimension
+# (link, device, OS, browser, source, landing page, sub IDs) a row. Keys
+# are '' rather than NULL (NULLs never collide in a unique key, and the upserts would insert
+# duplicates). `basis` 'c': at the click's time (every click, and conversions by click date); 'e':
+# conversions at their event's time. `currency` '' for rows that carry no money.
+def _measures() -> list[Column[Any]]:
+    zero = text("0")
     return [
-        Column("hour", Integer, primary_key=True),
-        Column("link_id", Integer, primary_key=True),
-        Column("sub1", String(255), primary_key=True),
-        Column("country", String(2), primary_key=True),
-        Column("device_type", String(16), primary_key=True),
+        *(Column(name, BigInteger, nullable=False, server_default=zero) for name in metrics.COUNTS),
+        *(Column(name, Money, nullable=False, server_default=zero) for name in metrics.MONEY),
     ]
 
 
-def _report_owners() -> list[Column[Any] | Index]:
-    # Who a row is credited to, denormalised from the link: reports filter on them by hour.
-    return [
-        Column("affiliate_id", Integer, nullable=False),
-        Column("offer_id", Integer, nullable=False),
-        Index(None, "affiliate_id", "hour"),
-        Index(None, "offer_id", "hour"),
-    ]
+def _report_owners() -> list[Column[Any]]:
+    # Who a row is credited to (the link's affiliate and offer): reports filter and group on them.
+    return [Column("affiliate_id", Integer, primary_key=True), Column("offer_id", Integer, primary_key=True)]
 
 
-click_stats = Table(
-    "click_stats",
+def _basis_currency() -> list[Column[Any]]:
+    return [Column("basis", String(1), primary_key=True), Column("currency", String(3), primary_key=True)]
+
+
+# SQLite keeps these tables in their key's order (WITHOUT ROWID): a period's rows are read
+# in one sweep, and grouped in that order, rather than looked up one by one through the key.
+report_hours = Table(
+    "report_hours",
     metadata,
-    *_report_key(),
-    Column("is_bot", Boolean, primary_key=True),
+    Column("hour", Integer, primary_key=True),
     *_report_owners(),
-    Column("clicks", BigInteger, nullable=False),
-    Column("unique_clicks", BigInteger, nullable=False),
+    Column("country", String(2), primary_key=True),
+    *_basis_currency(),
+    *_measures(),
+    Index(None, "affiliate_id", "hour"),
+    Index(None, "offer_id", "hour"),
+    sqlite_with_rowid=False,
+)
+
+report_days = Table(
+    "report_days",
+    metadata,
+    Column("zone", String(64), primary_key=True),
+    # Local days since 1970-01-01 in the zone.
+    Column("day", Integer, primary_key=True),
+    *_report_owners(),
+    Column("country", String(2), primary_key=True),
+    *_basis_currency(),
+    *_measures(),
+    Index(None, "zone", "affiliate_id", "day"),
+    sqlite_with_rowid=False,
+)
+
+report_values = Table(
+    "report_values",
+    metadata,
+    Column("zone", String(64), primary_key=True),
+    Column("dimension", String(16), primary_key=True),
+    Column("day", Integer, primary_key=True),
+    # The link's id, as text, for the dimension `link`.
+    Column("value", String(1024), primary_key=True),
+    *_report_owners(),
+    *_basis_currency(),
+    *_measures(),
+    Index(None, "zone", "dimension", "affiliate_id", "day"),
+    sqlite_with_rowid=False,
+)
+
+# Every currency the rollups hold money in: a report's money columns, one per currency.
+report_currencies = Table(
+    "report_currencies",
+    metadata,
+    Column("currency", String(3), primary_key=True),
+)
+
+# Each rollup ('hours', 'days:<zone>') and the UTC second from which it counts everything: a zone
+# kept from a later day on answers only periods from then (earlier ones come from the raw tables).
+report_rollups = Table(
+    "report_rollups",
+    metadata,
+    Column("name", String(80), primary_key=True),
+    Column("since", BigInteger, nullable=False),
 )
 
 # Who clicked which link when, for unique clicks: a click is unique when its visitor (keyed hash of
@@ -285,6 +337,11 @@ conversions = Table(
     *_subs("sub"),
     Column("country", String(2), nullable=False),
     Column("device_type", String(16), nullable=False),
+    # The click's, for reports (migration 0012).
+    Column("source", String(255), nullable=False, server_default=""),
+    Column("landing_page", String(1024), nullable=False, server_default=""),
+    Column("os", String(50), nullable=False, server_default=""),
+    Column("browser", String(50), nullable=False, server_default=""),
     *_subs("adv_sub"),
     Column("player_id", String(255), nullable=False),
     # The amount in the deal's currency, that currency and the rate used (exact decimal text),
@@ -357,18 +414,6 @@ conversion_history = Table(
     Column("postback_id", Integer, nullable=True),
     # Why a person changed it by hand (POST /api/conversions/{id}/status); NULL for postbacks.
     Column("reason", String(512), nullable=True),
-)
-
-conversion_stats = Table(
-    "conversion_stats",
-    metadata,
-    *_report_key(),
-    Column("event", String(64), primary_key=True),
-    Column("status", String(16), primary_key=True),
-    Column("currency", String(3), primary_key=True),
-    *_report_owners(),
-    Column("conversions", BigInteger, nullable=False),
-    Column("payout", Money, nullable=False),
 )
 
 # The postback log: every inbound postback, accepted or not, as it arrived. The product's debugger.

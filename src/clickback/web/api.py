@@ -15,7 +15,7 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Respo
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.security import APIKeyHeader, HTTPBearer
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from starlette.staticfiles import StaticFiles
@@ -31,7 +31,7 @@ from clickback.core.lifecycle import Status
 from clickback.core.model import EVERY_AFFILIATE
 from clickback.core.outbound import mask_url
 from clickback.core.reasons import BY_CODE, Reason
-from clickback.core.reporting import DATE_BASIS, DIMENSIONS, ReportRow
+from clickback.core.reporting import BASIS_NOTES, DIMENSIONS, MAX_LIMIT, Basis, ReportError
 from clickback.core.spans import Span
 from clickback.core.statements import statement_csv, totals
 from clickback.core.tester import OutboundPreview
@@ -55,6 +55,7 @@ from clickback.store import (
 from clickback.store.catalog import deal_from_row, decoded
 from clickback.store.db import database_problem
 from clickback.store.diagnosis import Scope
+from clickback.web import reporting
 from clickback.web import schemas as s
 
 MAX_REPORT_DAYS = 400
@@ -432,34 +433,87 @@ def create_api(runtime: Runtime) -> FastAPI:
         return trace_out(trace)
 
     # --- reports -----------------------------------------------------------------------------
-    @api.get("/reports", tags=["reports"], response_model_exclude_none=True)
+    @api.get("/reports", tags=["reports"], response_model=s.ReportOut)
     async def report(
-        first: Annotated[date, Query(alias="from")],
-        last: Annotated[date, Query(alias="to")],
+        request: Request,
+        first: Annotated[date, Query(alias="from", description="The first day, in `zone`.")],
+        last: Annotated[date, Query(alias="to", description="The last day, in `zone` (inclusive).")],
         group_by: Annotated[
-            str, Query(max_length=100, description=f"comma-separated: {', '.join(DIMENSIONS)}")
+            str, Query(max_length=300, description=f"comma-separated: {', '.join(DIMENSIONS)}")
         ] = "day",
-        affiliate_id: s.Id | None = None,
-        offer_id: s.Id | None = None,
+        zone: Annotated[str, Query(max_length=64, description="IANA time zone of days and hours")] = "UTC",
+        basis: Annotated[Basis, Query(description="date basis: conversion (activity) or click (cohort)")] = (
+            Basis.CONVERSION
+        ),
+        sort: Annotated[
+            str, Query(max_length=300, description="metrics or dimensions, comma-separated; -name descends")
+        ] = "",
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+        compare: Annotated[
+            Literal["previous"] | None, Query(description="add the previous period's totals")
+        ] = None,
+        currency: Annotated[
+            s.Currency | None, Query(description="convert money at the recorded rates")
+        ] = None,
         bots: Annotated[
             Literal["exclude", "include"], Query(description="count bot clicks in clicks")
         ] = "exclude",
-    ) -> s.ReportOut:
-        dims = [d.strip() for d in group_by.split(",") if d.strip()]
-        unknown = [d for d in dims if d not in DIMENSIONS]
-        if unknown or len(set(dims)) != len(dims):
-            invalid(("query", "group_by"), f"use distinct names among {', '.join(DIMENSIONS)}")
-        check_range(first, last)
-        rows, total = await reports.report(
-            db, first, last, dims, affiliate_id, offer_id, include_bots=bots == "include"
-        )
-        return s.ReportOut(
-            first=first,
-            last=last,
-            group_by=dims,
-            date_basis=DATE_BASIS,
-            rows=[_row_out(r) for r in rows],
-            totals=_row_out(total),
+        format: Literal["json", "csv"] = "json",
+    ) -> Any:
+        """Figures by any dimensions, filtered by any (each dimension's name as a parameter,
+        repeatable: `affiliate=3&affiliate=4&country=DE&sub1=spring`). Answered from the report
+        rollups where they hold what is asked, else from the raw tables (`source`). docs/reports.md"""
+        catalog = runtime.catalog.current
+        try:
+            q = reporting.read_query(
+                request.query_params.multi_items(),
+                catalog,
+                first=first,
+                last=last,
+                zone=zone,
+                basis=basis,
+                group_by=group_by,
+                sort=sort,
+                limit=limit,
+                offset=offset,
+                include_bots=bots == "include",
+                currency=currency,
+            )
+            owners = catalog.offers
+            if format == "csv":
+                shown, rows = await reports.stream(db, q, owners)
+                name = f"report-{q.first.isoformat()}-{q.last.isoformat()}.csv"
+                return StreamingResponse(
+                    reporting.csv_stream(q, shown, rows),
+                    media_type="text/csv; charset=utf-8",
+                    headers={"content-disposition": f'attachment; filename="{name}"'},
+                )
+            found = await reports.report(db, q, owners, compare=compare == "previous")
+        except ReportError as exc:
+            invalid(("query", exc.field), str(exc))
+        previous = None
+        if found.previous is not None:
+            before = q.previous()
+            previous = {"from": before.first, "to": before.last, "totals": found.previous.metrics()}
+        return s.ReportOut.model_validate(
+            {
+                "first": q.first,
+                "last": q.last,
+                "zone": q.zone,
+                "basis": q.basis.value,
+                "basis_note": BASIS_NOTES[q.basis],
+                "group_by": list(q.group_by),
+                "currency": q.currency,
+                "currencies": list(found.currencies),
+                "source": found.source.value,
+                "total_rows": found.total_rows,
+                "limit": q.limit,
+                "offset": q.offset,
+                "rows": [{"key": key, **f.metrics()} for key, f in found.rows],
+                "totals": found.totals.metrics(),
+                "previous": previous,
+            }
         )
 
     @api.get("/reports/refused-clicks", tags=["reports"])
@@ -907,15 +961,3 @@ def invalid(loc: tuple[str, ...], message: str) -> NoReturn:
 def check_range(first: date, last: date) -> None:
     if last < first or (last - first).days > MAX_REPORT_DAYS:
         invalid(("query", "to"), f"from..to must be in order and at most {MAX_REPORT_DAYS} days")
-
-
-def _row_out(row: ReportRow) -> s.ReportRowOut:
-    return s.ReportRowOut(
-        **row.key,  # type: ignore[arg-type]
-        clicks=row.clicks,
-        unique_clicks=row.unique_clicks,
-        bot_clicks=row.bot_clicks,
-        conversions=row.conversions,
-        rejected=row.rejected,
-        payout=row.payout,
-    )

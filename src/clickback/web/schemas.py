@@ -372,33 +372,71 @@ class ConversionOut(BaseModel):
         return _shown(amount, self.deal_currency)
 
 
-class ReportRowOut(BaseModel):
-    day: date | None = None
-    affiliate_id: int | None = None
-    offer_id: int | None = None
-    link_id: int | None = None
-    sub1: str | None = None
-    country: str | None = None
-    device_type: str | None = None
-    clicks: int = Field(description="Bots included only with bots=include.")
+Amounts = dict[str, Decimal]
+
+
+class FiguresOut(BaseModel):
+    """Every metric (docs/reports.md gives each formula). Money per currency; ratios are null
+    when there is nothing to divide by."""
+
+    clicks: int = Field(description="Non-bot clicks (all clicks with bots=include).")
     unique_clicks: int
     bot_clicks: int
-    conversions: dict[str, int]
-    rejected: int = Field(description="Rejected and cancelled conversions.")
-    payout: dict[str, Decimal] = Field(description="Pending and approved payout, per currency.")
+    conversions: int = Field(description="Pending and approved conversions, any event.")
+    approved: int
+    pending: int
+    declined: int = Field(description="Rejected and cancelled conversions.")
+    registrations: int
+    ftds: int
+    deposits: int = Field(description="First and later deposits.")
+    qualified_cpas: int = Field(description="CPAs booked, less those reversed.")
+    ftd_amount: Amounts
+    deposit_amount: Amounts
+    ngr: Amounts
+    revenue: Amounts = Field(description="What the advertiser pays for the conversions.")
+    cpa_commission: Amounts
+    revshare_commission: Amounts
+    commission: Amounts
+    profit: Amounts = Field(description="revenue - commission")
+    cr_registration: float | None
+    cr_ftd: float | None
+    ftd_per_registration: float | None
+    epc: Amounts | None = Field(description="commission / clicks")
+    approval_rate: float | None = Field(description="approved / (approved + declined)")
+    player_value: Amounts | None = Field(description="commission / ftds")
 
-    @field_serializer("payout")
-    def _payout(self, payout: dict[str, Decimal]) -> dict[str, str]:
-        return _per_currency(payout)
+
+class ReportRowOut(FiguresOut):
+    key: dict[str, str | int] = Field(
+        description="The row's dimensions: hours as local times with their UTC offset, days, "
+        "weeks (their Monday) and months in the report's zone; owners by id."
+    )
+
+
+class PreviousOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    first: date = Field(alias="from")
+    last: date = Field(alias="to")
+    totals: FiguresOut
 
 
 class ReportOut(BaseModel):
-    first: date
-    last: date
+    model_config = ConfigDict(populate_by_name=True)
+    first: date = Field(alias="from")
+    last: date = Field(alias="to")
+    zone: str
+    basis: str
+    basis_note: str
     group_by: list[str]
-    date_basis: str
+    currency: str | None
+    currencies: list[str] = Field(description="The currencies money is shown in.")
+    source: str = Field(description="What answered: days, values, hours (rollups) or raw (the tables).")
+    total_rows: int
+    limit: int
+    offset: int
     rows: list[ReportRowOut]
-    totals: ReportRowOut
+    totals: FiguresOut
+    previous: PreviousOut | None = None
 
 
 class RefusedClicksOut(BaseModel):

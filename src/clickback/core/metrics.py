@@ -1,0 +1,193 @@
+"""What reports count, each figure defined once (docs/reports.md has the same list in words).
+
+Stored measures are sums a rollup row can add up: counts, and money per currency. Derived metrics
+(rates, EPC, profit, player value) are computed from a row's sums, never summed themselves.
+Money never mixes kinds (a deposit is not a commission) nor currencies: every money figure is a
+{currency: amount} mapping until a report asks for one currency (converted at recorded rates).
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from clickback.core.lifecycle import PAYABLE, Status
+from clickback.core.money import money_text
+
+# Player money: what a player did with their own money. Its amount is never revenue.
+PLAYER_MONEY = frozenset(
+    {"first_deposit", "deposit", "withdrawal", "bonus", "wager", "net_revenue", "chargeback"}
+)
+# Events whose amount is not what the advertiser pays: player money, and the qualified_cpa that
+# clickback books with a CPA (its amount is the affiliate's commission). Their revenue is the
+# offer's listed price for the event, if it lists one.
+PRICED_ONLY = PLAYER_MONEY | {"qualified_cpa"}
+DEPOSITS = frozenset({"first_deposit", "deposit"})
+DECLINED = frozenset({Status.REJECTED, Status.CANCELLED})
+
+# Click measures: counted by the click writer, at the click's time.
+CLICK_COUNTS = ("clicks", "unique_clicks", "bot_clicks")
+# Conversion measures: counted when a conversion is attributed and moved when its status changes.
+CONVERSION_COUNTS = (
+    "conversions",
+    "approved",
+    "pending",
+    "declined",
+    "registrations",
+    "ftds",
+    "deposits",
+)
+CONVERSION_MONEY = ("ftd_amount", "deposit_amount", "ngr", "revenue")
+# Ledger measures: counted when an entry is appended (entries are never edited but for their status).
+LEDGER_COUNTS = ("qualified_cpas",)
+LEDGER_MONEY = ("cpa_commission", "revshare_commission")
+
+COUNTS = CLICK_COUNTS + CONVERSION_COUNTS + LEDGER_COUNTS
+MONEY = CONVERSION_MONEY + LEDGER_MONEY
+MEASURES = COUNTS + MONEY
+
+Sums = dict[str, int]
+Money = dict[str, dict[str, Decimal]]  # measure -> currency -> amount
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """What one fact adds to a rollup row of its currency ('' when it carries no money)."""
+
+    currency: str
+    values: Mapping[str, int | Decimal]
+
+
+def conversion_contributions(
+    event: str,
+    status: Status,
+    payout: Decimal,
+    currency: str,
+    offer_price: tuple[Decimal, str] | None,
+) -> list[Contribution]:
+    """A conversion's figures while it holds `status`. Counts by status take every conversion;
+    the event's figures only a payable one (pending or approved). `offer_price` is what the offer
+    lists for the event (amount, currency), if it lists it: the revenue of player money."""
+    counts: dict[str, int | Decimal] = {
+        "approved": int(status == Status.APPROVED),
+        "pending": int(status == Status.PENDING),
+        "declined": int(status in DECLINED),
+    }
+    money: dict[str, int | Decimal] = {}
+    revenue: tuple[Decimal, str] | None = None
+    if status in PAYABLE:
+        counts["conversions"] = 1
+        if event == "registration":
+            counts["registrations"] = 1
+        if event == "first_deposit":
+            counts["ftds"] = 1
+            money["ftd_amount"] = payout
+        if event in DEPOSITS:
+            counts["deposits"] = 1
+            money["deposit_amount"] = payout
+        if event == "net_revenue":
+            money["ngr"] = payout
+        if event not in PRICED_ONLY:
+            revenue = (payout, currency)
+        elif offer_price is not None:
+            revenue = offer_price
+    own = Contribution(currency, counts | money)
+    if revenue is None or not revenue[0]:
+        return [own]
+    if revenue[1] == currency:
+        return [Contribution(currency, {**own.values, "revenue": revenue[0]})]
+    return [own, Contribution(revenue[1], {"revenue": revenue[0]})]
+
+
+def ledger_contribution(kind: str, amount: Decimal, currency: str, reverses: bool) -> Contribution:
+    """A ledger entry's figures: its amount as CPA or RevShare commission; a CPA entry counts a
+    qualified player, its reversal takes one away."""
+    if kind == "cpa":
+        return Contribution(currency, {"cpa_commission": amount, "qualified_cpas": -1 if reverses else 1})
+    return Contribution(currency, {"revshare_commission": amount})
+
+
+# --- derived metrics --------------------------------------------------------------------------
+
+
+def ratio(numerator: int, denominator: int) -> float | None:
+    """None, not an error, when there is nothing to divide by (no clicks, nothing decided)."""
+    return numerator / denominator if denominator else None
+
+
+def per(amounts: Mapping[str, Decimal], denominator: int) -> dict[str, Decimal] | None:
+    """An amount per unit in each currency (EPC, player value), to 1/10,000."""
+    if not denominator:
+        return None
+    return {c: (a / denominator).quantize(Decimal("0.0001")) for c, a in amounts.items()}
+
+
+def added(*amounts: Mapping[str, Decimal], sign: tuple[int, ...] = ()) -> dict[str, Decimal]:
+    """Amounts added currency by currency (each weighted by its sign, +1 unless told)."""
+    out: dict[str, Decimal] = {}
+    for i, each in enumerate(amounts):
+        s = sign[i] if i < len(sign) else 1
+        for currency, amount in each.items():
+            out[currency] = out.get(currency, Decimal(0)) + s * amount
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Derived:
+    name: str
+    formula: str
+    compute: Callable[[Sums, Money], object]
+
+
+DERIVED: tuple[Derived, ...] = (
+    Derived(
+        "commission",
+        "cpa_commission + revshare_commission",
+        lambda c, m: added(m["cpa_commission"], m["revshare_commission"]),
+    ),
+    Derived(
+        "profit",
+        "revenue - commission (per currency)",
+        lambda c, m: added(m["revenue"], m["cpa_commission"], m["revshare_commission"], sign=(1, -1, -1)),
+    ),
+    Derived("cr_registration", "registrations / clicks", lambda c, m: ratio(c["registrations"], c["clicks"])),
+    Derived("cr_ftd", "ftds / clicks", lambda c, m: ratio(c["ftds"], c["clicks"])),
+    Derived(
+        "ftd_per_registration", "ftds / registrations", lambda c, m: ratio(c["ftds"], c["registrations"])
+    ),
+    Derived(
+        "epc",
+        "commission / clicks (per currency)",
+        lambda c, m: per(added(m["cpa_commission"], m["revshare_commission"]), c["clicks"]),
+    ),
+    Derived(
+        "approval_rate",
+        "approved / (approved + declined)",
+        lambda c, m: ratio(c["approved"], c["approved"] + c["declined"]),
+    ),
+    Derived(
+        "player_value",
+        "commission / ftds (per currency)",
+        lambda c, m: per(added(m["cpa_commission"], m["revshare_commission"]), c["ftds"]),
+    ),
+)
+DERIVED_NAMES = tuple(d.name for d in DERIVED)
+METRICS = MEASURES + DERIVED_NAMES
+MONEY_METRICS = frozenset(MONEY) | {"commission", "profit", "epc", "player_value"}
+
+
+def figures(counts: Sums, money: Money) -> dict[str, object]:
+    """Every metric of a row (or of the totals) from its sums: counts, money per currency (zero
+    amounts left out), then the derived metrics."""
+    out: dict[str, object] = dict(counts)
+    full = {name: money.get(name, {}) for name in MONEY}
+    for name in MONEY:
+        out[name] = _shown(full[name])
+    for d in DERIVED:
+        value = d.compute(counts, full)
+        out[d.name] = _shown(value) if isinstance(value, dict) else value
+    return out
+
+
+def _shown(amounts: Mapping[str, Decimal]) -> dict[str, Decimal]:
+    """Amounts at their currency's decimals (more where they have more), zero ones left out."""
+    return {c: Decimal(money_text(a, c)) for c, a in sorted(amounts.items()) if a}

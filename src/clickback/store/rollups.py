@@ -1,0 +1,186 @@
+"""The report rollups' increments (ADR 14): collected while a click batch or a postback group is
+written, then added to the three rollups in the same transaction, each in one statement."""
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, Table, delete, exists, insert, select
+
+from clickback.core.metrics import MEASURES, Contribution
+from clickback.core.model import Click
+from clickback.core.reporting import VALUE_DIMENSIONS, LocalDays, next_midnight
+from clickback.store.bulk import insert_all
+from clickback.store.db import Database
+from clickback.store.tables import (
+    clicks,
+    conversions,
+    report_currencies,
+    report_days,
+    report_hours,
+    report_rollups,
+    report_values,
+)
+
+CLICK_TIME = "c"
+EVENT_TIME = "e"
+
+HOUR_KEY: tuple[str, ...] = ("hour", "affiliate_id", "offer_id", "country", "basis", "currency")
+DAY_KEY: tuple[str, ...] = ("zone", "day", "affiliate_id", "offer_id", "country", "basis", "currency")
+VALUE_KEY: tuple[str, ...] = (
+    "zone",
+    "dimension",
+    "day",
+    "value",
+    "affiliate_id",
+    "offer_id",
+    "basis",
+    "currency",
+)
+CLICK_MEASURES = ("clicks", "unique_clicks", "bot_clicks")
+Sums = dict[tuple[Any, ...], dict[str, Any]]
+
+
+class Rollups:
+    """Increments keyed by rollup row (ADR 14)."""
+
+    def __init__(self, days: LocalDays) -> None:
+        self.local = days
+        self.hours: Sums = {}
+        self.days: Sums = {}
+        self.values: Sums = {}
+
+    def add(
+        self,
+        basis: str,
+        second: int,
+        owners: tuple[int, int],
+        country: str,
+        values: Sequence[str],
+        contributions: Iterable[Contribution],
+        sign: int = 1,
+    ) -> None:
+        """A fact at `second` (UTC epoch) of `owners` (affiliate, offer) from `country`, with its
+        value dimensions in VALUE_DIMENSIONS order."""
+        days = self.local.of(second)
+        for c in contributions:
+            _add(self.hours, (second // 3600, *owners, country, basis, c.currency), c.values, sign)
+            for zone, day in zip(self.local.zones, days, strict=True):
+                _add(self.days, (zone, day, *owners, country, basis, c.currency), c.values, sign)
+                for dimension, value in zip(VALUE_DIMENSIONS, values, strict=True):
+                    key = (zone, dimension, day, value, *owners, basis, c.currency)
+                    _add(self.values, key, c.values, sign)
+
+    def add_clicks(self, stamped: Iterable[tuple[int, Click]], unique: set[str]) -> None:
+        """A batch's clicks (epoch ms, click), counted at their click time. The loop is the
+        click writer's: one increment a rollup row, no objects made per click."""
+        zones = self.local.zones
+        hours, days, values = self.hours, self.days, self.values
+        for ms, c in stamped:
+            if c.test:
+                continue
+            t = c.traits
+            counts = (0, 0, 1) if t.bot else (1, int(c.click_id in unique), 0)
+            second = ms // 1000
+            owners, country = (c.affiliate_id, c.offer_id), t.country
+            _count(hours, (second // 3600, *owners, country, CLICK_TIME, ""), counts)
+            local = self.local.of(second)
+            dims = click_values(c)
+            for zone, day in zip(zones, local, strict=True):
+                _count(days, (zone, day, *owners, country, CLICK_TIME, ""), counts)
+                for dimension, value in zip(VALUE_DIMENSIONS, dims, strict=True):
+                    _count(values, (zone, dimension, day, value, *owners, CLICK_TIME, ""), counts)
+
+    def _tables(self) -> tuple[tuple[Table, tuple[str, ...], Sums], ...]:
+        return (
+            (report_hours, HOUR_KEY, self.hours),
+            (report_days, DAY_KEY, self.days),
+            (report_values, VALUE_KEY, self.values),
+        )
+
+    def click_rows(self) -> list[tuple[Table, tuple[str, ...], list[tuple[Any, ...]]]]:
+        """add_clicks' rows as (table, key columns, rows of key + CLICK_MEASURES), in key order
+        (see inserts)."""
+        out: list[tuple[Table, tuple[str, ...], list[tuple[Any, ...]]]] = []
+        for table, key, collected in self._tables():
+            rows = [(*k, *(v.get(m, 0) for m in CLICK_MEASURES)) for k, v in sorted(collected.items())]
+            if rows:
+                out.append((table, key, rows))
+        self.hours, self.days, self.values = {}, {}, {}
+        return out
+
+    def inserts(self, db: Database) -> list[tuple[Table, list[dict[str, Any]], Any]]:
+        """(table, rows, the upsert adding them) for insert_all; rows in key order, so that two
+        processes adding to the same rows lock them in the same order."""
+        out: list[tuple[Table, list[dict[str, Any]], Any]] = []
+        currencies = sorted({k[-1] for k in self.hours} - {""})
+        if currencies:
+            rows = [{"currency": c} for c in currencies]
+            out.append((report_currencies, rows, db.insert_ignore(report_currencies)))
+        for table, key, collected in self._tables():
+            rows = [
+                dict(zip(key, k, strict=True)) | {m: v.get(m, 0) for m in MEASURES}
+                for k, v in sorted(collected.items())
+                if any(v.values())
+            ]
+            if rows:
+                out.append((table, rows, db.insert_adding(table, MEASURES)))
+        self.hours, self.days, self.values = {}, {}, {}
+        return out
+
+    def write(self, conn: Connection, db: Database) -> None:
+        insert_all(conn, self.inserts(db))
+
+
+def _add(into: Sums, key: tuple[Any, ...], values: Mapping[str, Any], sign: int) -> None:
+    sums = into.get(key)
+    if sums is None:
+        sums = into[key] = {}
+    for name, amount in values.items():
+        sums[name] = sums.get(name, 0) + amount * sign
+
+
+def _count(into: Sums, key: tuple[Any, ...], counts: tuple[int, int, int]) -> None:
+    sums = into.get(key)
+    if sums is None:
+        into[key] = dict(zip(CLICK_MEASURES, counts, strict=True))
+        return
+    for name, n in zip(CLICK_MEASURES, counts, strict=True):
+        sums[name] += n
+
+
+async def kept_since(db: Database) -> dict[str, int]:
+    async with db.read() as conn:
+        rows = (await conn.execute(select(report_rollups.c.name, report_rollups.c.since))).all()
+    return {r.name: int(r.since) for r in rows}
+
+
+def click_values(c: Click) -> tuple[str, ...]:
+    """A click's value dimensions, in VALUE_DIMENSIONS order."""
+    t = c.traits
+    return (str(c.link_id), t.device_type, t.os, t.browser, c.source, c.landing_page, *c.subs)
+
+
+def row_values(row: Mapping[str, Any]) -> tuple[str, ...]:
+    """A conversion row's value dimensions (its click's), in VALUE_DIMENSIONS order."""
+    return (str(row["link_id"]), *(row[name] for name in VALUE_DIMENSIONS[1:]))
+
+
+def keep_zones(conn: Connection, zones: Sequence[str], now: int) -> None:
+    """Keep local days of exactly these zones. A zone new to a database that holds nothing yet
+    is complete from the beginning; otherwise from its next local midnight (the days before are
+    answered from hours or the raw tables). A zone no longer named is forgotten with its days."""
+    kept = {r.name for r in conn.execute(select(report_rollups.c.name))}
+    wanted = {f"days:{z}" for z in zones}
+    for name in sorted(kept - wanted - {"hours"}):
+        zone = name.removeprefix("days:")
+        conn.execute(delete(report_days).where(report_days.c.zone == zone))
+        conn.execute(delete(report_values).where(report_values.c.zone == zone))
+        conn.execute(delete(report_rollups).where(report_rollups.c.name == name))
+    new = sorted(wanted - kept)
+    if not new:
+        return
+    used = conn.execute(select(exists(select(clicks.c.click_id)) | exists(select(conversions.c.id)))).scalar()
+    for name in new:
+        since = next_midnight(ZoneInfo(name.removeprefix("days:")), now) if used else 0
+        conn.execute(insert(report_rollups).values(name=name, since=since))

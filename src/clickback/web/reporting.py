@@ -1,0 +1,157 @@
+"""GET /api/reports: the request read into a core.reporting.ReportQuery, the reply as JSON or as
+CSV streamed row by row (docs/reports.md)."""
+
+import csv
+import io
+from collections.abc import AsyncIterator, Iterable, Mapping
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from clickback.core import metrics
+from clickback.core.model import Catalog
+from clickback.core.reporting import (
+    DIMENSIONS,
+    MAX_LIMIT,
+    OWNER_DIMENSIONS,
+    TIME_DIMENSIONS,
+    Basis,
+    ReportError,
+    ReportQuery,
+    check_period,
+    dimension,
+    parse_group_by,
+    parse_sort,
+    parse_zone,
+)
+from clickback.core.statements import csv_cell
+from clickback.store.reports import Figures
+
+MAX_FILTER_VALUES = 100
+MAX_FILTER_LENGTH = 1024
+FILTERABLE = frozenset(DIMENSIONS) - set(TIME_DIMENSIONS)
+
+
+def read_query(
+    params: Iterable[tuple[str, str]],
+    catalog: Catalog,
+    *,
+    first: date,
+    last: date,
+    zone: str,
+    basis: Basis,
+    group_by: str,
+    sort: str,
+    limit: int,
+    offset: int,
+    include_bots: bool,
+    currency: str | None,
+) -> ReportQuery:
+    """The report asked for; filters are the dimensions' own names as parameters, repeatable
+    (`affiliate=3&affiliate=4&country=DE`). Raises ReportError naming the parameter at fault."""
+    check_period(first, last)
+    parse_zone(zone)
+    dims = parse_group_by(group_by)
+    filters: dict[str, list[str | int]] = {}
+    for raw_name, value in params:
+        name = {"affiliate_id": "affiliate", "offer_id": "offer", "link_id": "link"}.get(raw_name, raw_name)
+        if name not in FILTERABLE:
+            continue
+        if len(value) > MAX_FILTER_LENGTH:
+            raise ReportError(raw_name, f"a filter value holds at most {MAX_FILTER_LENGTH} characters")
+        values = filters.setdefault(dimension(name), [])
+        if len(values) >= MAX_FILTER_VALUES:
+            raise ReportError(raw_name, f"at most {MAX_FILTER_VALUES} values a filter")
+        if name in OWNER_DIMENSIONS:
+            if not value.isdigit() or len(value) > 18:
+                raise ReportError(raw_name, f"'{value[:40]}' is no id")
+            values.append(int(value))
+        else:
+            values.append(value)
+    if "advertiser" in filters:
+        # Advertisers own offers: the filter is on their offers (and any offer filter as well).
+        offers = {o.id for o in catalog.offers.values() if o.advertiser_id in set(filters["advertiser"])}
+        if "offer" in filters:
+            offers &= {int(v) for v in filters["offer"]}
+        filters["offer"] = sorted(offers) or [0]
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ReportError("limit", f"1 to {MAX_LIMIT} rows a page")
+    if offset < 0:
+        raise ReportError("offset", "0 or more")
+    return ReportQuery(
+        first=first,
+        last=last,
+        zone=zone,
+        basis=basis,
+        group_by=dims,
+        filters={k: tuple(v) for k, v in filters.items()},
+        sort=parse_sort(sort, dims),
+        limit=limit,
+        offset=offset,
+        include_bots=include_bots,
+        currency=currency,
+    )
+
+
+# --- CSV ----------------------------------------------------------------------------------------
+
+
+def _time_header(name: str, q: ReportQuery) -> str:
+    return f"{name} in {q.zone} by {q.basis.value} date"
+
+
+def csv_header(q: ReportQuery, currencies: Iterable[str]) -> list[str]:
+    """The dimensions (a time one named with its zone and date basis; a period column when none
+    is grouped by), the counts, then each money metric per currency, then the ratios."""
+    head = [_time_header(d, q) if d in TIME_DIMENSIONS else d for d in q.group_by]
+    if not any(d in TIME_DIMENSIONS for d in q.group_by):
+        head.insert(0, _time_header("period", q))
+    cols = list(metrics.COUNTS)
+    money = [m for m in metrics.METRICS if m in metrics.MONEY_METRICS]
+    cols += [f"{m} {c}" for m in money for c in currencies]
+    cols += [m for m in metrics.METRICS if m not in metrics.MONEY_METRICS and m not in metrics.COUNTS]
+    return head + cols
+
+
+def csv_cells(
+    q: ReportQuery, key: Mapping[str, object] | None, figures: Mapping[str, Any], currencies: Iterable[str]
+) -> list[str]:
+    period = f"{q.first.isoformat()}/{q.last.isoformat()}"
+    if key is None:
+        cells = ["total"] + [""] * (len(q.group_by) - 1) if q.group_by else ["total"]
+        if q.group_by and not any(d in TIME_DIMENSIONS for d in q.group_by):
+            cells = ["total", *[""] * len(q.group_by)]
+    else:
+        cells = [csv_cell(key[d]) for d in q.group_by]
+        if not any(d in TIME_DIMENSIONS for d in q.group_by):
+            cells.insert(0, period)
+    cells += [csv_cell(figures[m]) for m in metrics.COUNTS]
+    for m in (m for m in metrics.METRICS if m in metrics.MONEY_METRICS):
+        amounts = figures[m] or {}
+        cells += [csv_cell(amounts.get(c, Decimal(0))) for c in currencies]
+    for m in metrics.METRICS:
+        if m not in metrics.MONEY_METRICS and m not in metrics.COUNTS:
+            value = figures[m]
+            cells.append("" if value is None else f"{value:.6f}")
+    return cells
+
+
+async def csv_stream(
+    q: ReportQuery, currencies: tuple[str, ...], rows: AsyncIterator[tuple[dict[str, str | int], Figures]]
+) -> AsyncIterator[str]:
+    """The CSV a chunk of rows at a time, the totals (added up as the rows pass) last."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(csv_header(q, currencies))
+    totals = Figures()
+    n = 0
+    async for key, figures in rows:
+        totals.add(figures)
+        writer.writerow(csv_cells(q, key, figures.metrics(), currencies))
+        n += 1
+        if n % 500 == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    writer.writerow(csv_cells(q, None, totals.metrics(), currencies))
+    yield buffer.getvalue()

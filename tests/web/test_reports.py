@@ -1,0 +1,253 @@
+"""GET /api/reports: grouping, filters, sorting and paging, zones, date basis, CSV, comparison,
+currency conversion, and clear errors (docs/reports.md)."""
+
+import csv
+import io
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from clickback.core.model import Click, Traits
+from clickback.store import clicks as click_store
+from clickback.store.rollups import keep_zones
+from clickback.store.tables import report_rollups
+from tests.conftest import Client, World
+
+UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
+
+
+def write_click(
+    client: Client, link: dict[str, Any], at: datetime, sub1: str = "", country: str = "DE"
+) -> str:
+    """A click at a chosen time, through the click writer's own store function."""
+    runtime = client.node.runtime
+    click = Click(
+        runtime.tracker.codec.mint(at),
+        at,
+        link["id"],
+        link["affiliate_id"],
+        link["offer_id"],
+        "",
+        (sub1, "", "", "", ""),
+        "",
+        "",
+        "203.0.113.9",
+        UA,
+        "",
+        Traits(country, "", "", None, "desktop", "Linux", "Chrome", ""),
+        f"v-{at.timestamp()}-{sub1}",
+    )
+    client.node.call(lambda: click_store.write_batch(runtime.db, [click], {}, 3_600_000))
+    return click.click_id
+
+
+def link_of(client: Client, code: str) -> dict[str, Any]:
+    return next(link for link in client.items("/links") if link["code"] == code)
+
+
+def get(client: Client, **params: Any) -> Any:
+    return client.api("GET", "/reports", params=params)
+
+
+def refused(client: Client, **params: Any) -> dict[str, Any]:
+    response = client.http.get("/api/reports", params=params, headers=client.auth)
+    assert response.status_code == 422, response.text
+    return response.json()
+
+
+def test_sorting_paging_and_filters(client: Client, world: World) -> None:
+    for sub1, n in (("a", 3), ("b", 1), ("c", 2), ("=cmd|' /C calc'!A0", 1)):
+        for _ in range(n):
+            client.click(world.alice_casino, sub1=sub1)
+    client.click(world.bob_casino, sub1="a")
+    client.flush()
+
+    first = client.report(group_by="sub1", sort="-clicks", limit="2")
+    assert [(r["key"]["sub1"], r["clicks"]) for r in first["rows"]] == [("a", 4), ("c", 2)]
+    assert (first["total_rows"], first["source"], first["totals"]["clicks"]) == (4, "values", 8)
+    rest = client.report(group_by="sub1", sort="-clicks", limit="2", offset="2")
+    assert [r["key"]["sub1"] for r in rest["rows"]] == ["=cmd|' /C calc'!A0", "b"]
+    alice = client.report(group_by="sub1", affiliate=str(world.alice["id"]), sort="sub1")
+    assert [(r["key"]["sub1"], r["clicks"]) for r in alice["rows"]][:3] == [
+        ("=cmd|' /C calc'!A0", 1),
+        ("a", 3),
+        ("b", 1),
+    ]
+    assert alice["totals"]["clicks"] == 7
+    # Filters repeat; an advertiser filter is on its offers.
+    two = client.report(sub1=["a", "b"], group_by="")
+    assert two["totals"]["clicks"] == 5
+    rival = client.report(advertiser=str(world.southgate["id"]), group_by="")
+    assert rival["totals"]["clicks"] == 0
+    by_advertiser = client.report(group_by="advertiser")
+    assert [(r["key"]["advertiser"], r["clicks"]) for r in by_advertiser["rows"]] == [
+        (world.northstar["id"], 8)
+    ]
+
+
+def test_every_store_gives_the_same_answer(client: Client, world: World) -> None:
+    """The raw tables and the rollups agree (two value dimensions at once come from the raw ones)."""
+    for sub1 in ("x", "y", "y"):
+        cid = client.click(world.alice_casino, sub1=sub1, sub2="s2")
+    client.flush()
+    client.postback(click_id=cid, event="registration", token=world.token)
+    from_values = client.report(group_by="sub1")
+    from_raw = client.report(group_by="sub1,sub2")
+    assert (from_values["source"], from_raw["source"]) == ("values", "raw")
+    assert [
+        (r["key"]["sub1"], r["clicks"], r["registrations"], r["revenue"]) for r in from_values["rows"]
+    ] == [(r["key"]["sub1"], r["clicks"], r["registrations"], r["revenue"]) for r in from_raw["rows"]]
+    assert from_raw["totals"] == from_values["totals"]
+    assert client.report(group_by="day", zone="Asia/Kolkata")["source"] == "raw"
+    assert client.report(group_by="day", zone="America/New_York")["source"] == "hours"
+    assert client.report(group_by="day", zone="Europe/Berlin")["source"] == "days"
+
+
+def test_days_follow_the_zone_and_the_basis_is_named(client: Client, world: World) -> None:
+    late = datetime(2026, 11, 20, 23, 30, tzinfo=UTC)  # the 21st in Berlin
+    cid = write_click(client, link_of(client, world.alice_casino), late)
+    event = late + timedelta(days=2)
+    client.postback(click_id=cid, event="registration", token=world.token, event_time=event.isoformat())
+    period = {"from": "2026-11-19", "to": "2026-11-24", "group_by": "day"}
+
+    def days(**params: str) -> list[tuple[str, int, int]]:
+        found = client.report(**period, **params)
+        return [(r["key"]["day"], r["clicks"], r["registrations"]) for r in found["rows"]]
+
+    assert days() == [("2026-11-20", 1, 0), ("2026-11-22", 0, 1)]
+    assert days(zone="Europe/Berlin") == [("2026-11-21", 1, 0), ("2026-11-23", 0, 1)]
+    assert days(basis="click") == [("2026-11-20", 1, 1)]
+    cohort = client.report(**period, basis="click")
+    assert cohort["basis"] == "click" and "cohort" in cohort["basis_note"]
+    csv_text = client.http.get(
+        "/api/reports", params={**period, "zone": "Europe/Berlin", "format": "csv"}, headers=client.auth
+    ).text
+    assert csv_text.startswith("day in Europe/Berlin by conversion date,clicks,")
+
+
+def test_csv_has_the_tables_rows_and_totals_and_is_safe_in_a_spreadsheet(
+    client: Client, world: World
+) -> None:
+    client.click(world.alice_casino, sub1='=HYPERLINK("http://x")')
+    client.click(world.alice_casino, sub1="+1")
+    cid = client.click(world.bob_casino, sub1="plain")
+    client.flush()
+    client.postback(click_id=cid, event="ftd", payout="75.5", currency="USD", token=world.token)
+
+    table = client.report(group_by="sub1", sort="sub1")
+    response = client.http.get(
+        "/api/reports",
+        params={**table_params(), "group_by": "sub1", "sort": "sub1", "format": "csv"},
+        headers=client.auth,
+    )
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(response.text)))
+    header, body, total = rows[0], rows[1:-1], rows[-1]
+    assert header[:3] == ["period in UTC by conversion date", "sub1", "clicks"]
+    assert "ftd_amount USD" in header and "revenue EUR" in header
+    assert [r[1] for r in body] == ["'+1", '\'=HYPERLINK("http://x")', "plain"]
+    assert [int(r[header.index("clicks")]) for r in body] == [r["clicks"] for r in table["rows"]]
+    assert body[2][header.index("ftd_amount USD")] == "75.50"
+    assert total[0] == "total" and int(total[header.index("clicks")]) == table["totals"]["clicks"] == 3
+    assert total[header.index("cr_ftd")] == f"{1 / 3:.6f}"
+
+
+def table_params() -> dict[str, str]:
+    today = datetime.now(UTC).date().isoformat()
+    return {"from": today, "to": today}
+
+
+def test_the_previous_period_and_a_report_currency(client: Client, world: World) -> None:
+    link = link_of(client, world.alice_casino)
+    this_week = date(2026, 11, 16)
+    for day, payout in ((this_week, "100"), (this_week - timedelta(days=7), "50")):
+        at = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+        cid = write_click(client, link, at)
+        client.postback(
+            click_id=cid,
+            event="sale",
+            payout=payout,
+            currency="USD",
+            token=world.token,
+            event_time=at.isoformat(),
+        )
+    for day, rate in (("2026-11-01", "0.5"), ("2026-11-14", "0.8")):
+        client.api("POST", "/fx-rates", json={"base": "USD", "quote": "EUR", "day": day, "rate": rate})
+
+    period = {"from": "2026-11-16", "to": "2026-11-22", "group_by": ""}
+    found = client.report(**period, compare="previous", currency="EUR")
+    assert (found["previous"]["from"], found["previous"]["to"]) == ("2026-11-09", "2026-11-15")
+    assert found["totals"]["revenue"] == {"EUR": "80.00"}  # 100 USD at the 16th's rate
+    assert found["previous"]["totals"]["revenue"] == {"EUR": "25.00"}  # 50 USD at the 9th's
+    assert found["totals"]["clicks"] == found["previous"]["totals"]["clicks"] == 1
+    both = client.report(**{**period, "from": "2026-11-09", "group_by": "week"}, currency="EUR")
+    assert [(r["key"]["week"], r["revenue"]) for r in both["rows"]] == [
+        ("2026-11-09", {"EUR": "25.00"}),
+        ("2026-11-16", {"EUR": "80.00"}),
+    ]
+    native = client.report(**period)
+    assert native["totals"]["revenue"] == {"USD": "100.00"}
+    no_rate = refused(client, **{"from": "2026-10-01", "to": "2026-10-02"}, currency="EUR")
+    assert "USD→EUR" in no_rate["detail"][0]["msg"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"zone": "Mars/Olympus"}, "zone"),
+        ({"group_by": "day,nonsense"}, "group_by"),
+        ({"group_by": "day,day"}, "group_by"),
+        ({"sort": "-wealth"}, "sort"),
+        ({"from": "2026-11-02", "to": "2026-11-01"}, "to"),
+        ({"from": "2020-01-01", "to": "2026-01-01"}, "to"),
+        ({"affiliate": "abc"}, "affiliate"),
+        ({"sub1": "x" * 2000}, "sub1"),
+        ({"limit": "0"}, "limit"),
+        ({"basis": "payday"}, "basis"),
+    ],
+)
+def test_a_bad_request_is_refused_naming_the_parameter(
+    client: Client, params: dict[str, str], field: str
+) -> None:
+    found = refused(client, **{**table_params(), **params})
+    assert found["detail"][0]["loc"][-1] == field, found
+
+
+def test_a_zone_kept_from_later_answers_only_from_its_next_midnight(client: Client, world: World) -> None:
+    client.click(world.alice_casino)
+    client.flush()
+    runtime = client.node.runtime
+    now = int(datetime.now(UTC).timestamp())
+
+    async def keep() -> dict[str, int]:
+        async with runtime.db.write() as conn:
+            await conn.run_sync(lambda sync: keep_zones(sync, ("UTC", "Europe/Berlin", "Asia/Tokyo"), now))
+        async with runtime.db.read() as conn:
+            rows = (await conn.execute(select(report_rollups.c.name, report_rollups.c.since))).all()
+        return {r.name: int(r.since) for r in rows}
+
+    try:
+        kept = client.node.call(keep)
+        tokyo_midnight = kept["days:Asia/Tokyo"]
+        assert tokyo_midnight > now and (tokyo_midnight + 9 * 3600) % 86400 == 0
+        assert kept["days:Europe/Berlin"] == 0  # kept from the start
+        # Tokyo's days start tomorrow: today's report in Tokyo comes from hours.
+        assert client.report(zone="Asia/Tokyo")["source"] == "hours"
+    finally:
+
+        async def forget() -> None:
+            async with runtime.db.write() as conn:
+                await conn.run_sync(lambda sync: keep_zones(sync, ("UTC", "Europe/Berlin"), now))
+
+        client.node.call(forget)
+    assert "days:Asia/Tokyo" not in client.node.call(keep_read(runtime))
+
+
+def keep_read(runtime: Any) -> Any:
+    async def read() -> set[str]:
+        async with runtime.db.read() as conn:
+            return set((await conn.execute(select(report_rollups.c.name))).scalars())
+
+    return read
