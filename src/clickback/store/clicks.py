@@ -11,7 +11,7 @@ from sqlalchemy import Connection, delete
 from clickback.core.model import Click, Traits
 from clickback.store.bulk import ClickBulk, bulk_for
 from clickback.store.db import Database
-from clickback.store.rollups import Rollups
+from clickback.store.rollups import click_rows
 from clickback.store.tables import click_refusals, quarantined_clicks, visitors
 
 
@@ -48,10 +48,11 @@ async def write_batch(
             unique = _unique(bulk, stamped, unique_window_ms)
             when = bulk.time_value
             inserted = bulk.insert_clicks([_record(c, c.click_id in unique, when) for c in batch])
-            rollups = Rollups(db.local_days)
-            rollups.add_clicks((s for s in stamped if s[1].click_id in inserted), unique)
-            for table, key, collected in rollups.click_rows():
-                bulk.add_clicks(table, key, collected)
+            counted = [s for s in stamped if s[1].click_id in inserted]
+            ordered = db.dialect == "postgresql"
+            for table, key, rows in click_rows(counted, unique, db.local_days, ordered=ordered):
+                if rows:
+                    bulk.add_clicks(table, key, rows)
         if refused:
             conn.execute(add_refused, refused)
         return len(inserted)

@@ -30,6 +30,7 @@ from sqlalchemy import (
     type_coerce,
     union_all,
 )
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Subquery
 
 from clickback.core import metrics
@@ -53,7 +54,7 @@ from clickback.core.reporting import (
     month_starts,
 )
 from clickback.store.db import Database, div_floor, epoch_seconds
-from clickback.store.rollups import CLICK_TIME, EVENT_TIME, kept_since
+from clickback.store.rollups import CLICK_TIME, EVENT_TIME
 from clickback.store.tables import (
     MONEY_SCALE,
     click_refusals,
@@ -64,6 +65,7 @@ from clickback.store.tables import (
     report_currencies,
     report_days,
     report_hours,
+    report_rollups,
     report_values,
 )
 
@@ -101,28 +103,50 @@ class Report:
 
 
 @dataclass(frozen=True, slots=True)
-class _Plan:
-    query: ReportQuery
-    source: Source
+class _Context:
+    """What a report reads from the database before its statements: the period on the zone's
+    clock, which rollups are kept since when, the currencies money is shown in, the rates."""
+
     local: Clock
     zone: ZoneInfo
+    kept: Mapping[str, int]
+    currencies: tuple[str, ...]
+    rates: Rates
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    query: ReportQuery
+    context: _Context
+    source: Source
     fact: Subquery
     day: ColumnElement[Any]  # a fact row's local day (exchange rates go by it)
     dims: Sequence[ColumnElement[Any]]
     where: Sequence[ColumnElement[bool]]
-    currencies: tuple[str, ...]  # what money is shown in
-    rates: Rates
+
+    @property
+    def local(self) -> Clock:
+        return self.context.local
+
+    @property
+    def rates(self) -> Rates:
+        return self.context.rates
+
+    @property
+    def currencies(self) -> tuple[str, ...]:
+        return self.context.currencies
 
 
 async def report(
     db: Database, q: ReportQuery, offers: Mapping[int, Offer], *, compare: bool = False
 ) -> Report:
     """`offers`: the catalog's (their advertisers, and the prices they list)."""
-    plan = await _plan(db, q, offers)
-    # The totals need none of the dimensions grouped by: the coarsest store holding the filters
-    # answers them (the days rollup, for a report by sub1 that the values one answers).
-    overall = await _plan(db, replace(q, group_by=()), offers) if q.group_by else plan
     async with db.read() as conn:
+        context = await _context(conn, q)
+        plan = _plan(q, context, offers)
+        # The totals need none of the dimensions grouped by: the coarsest store holding the
+        # filters answers them (the days rollup, for a report by sub1 the values one answers).
+        overall = _plan(replace(q, group_by=()), context, offers)
         keys: list[Key] = []
         total_rows = 1
         if plan.dims:
@@ -134,10 +158,10 @@ async def report(
                 total_rows = int((await conn.execute(counted)).scalar_one())
         figures = _combine(plan, (await conn.execute(_sums(plan, keys))).all()) if keys else {}
         totals = _combine(overall, (await conn.execute(_totals(overall))).all(), 0).get((), Figures())
-    previous = None
-    if compare:
-        before = await _plan(db, replace(q.previous(), group_by=()), offers)
-        async with db.read() as conn:
+        previous = None
+        if compare:
+            earlier = replace(q.previous(), group_by=())
+            before = _plan(earlier, await _context(conn, earlier), offers)
             previous = _combine(before, (await conn.execute(_totals(before))).all(), 0).get((), Figures())
     return Report(
         plan.source,
@@ -154,7 +178,8 @@ async def stream(
 ) -> tuple[tuple[str, ...], AsyncIterator[tuple[dict[str, str | int], Figures]]]:
     """Every row of the report in the order of its dimensions, read as the database hands them
     over (CSV), with the currencies money is shown in."""
-    plan = await _plan(db, q, offers)
+    async with db.read() as conn:
+        plan = _plan(q, await _context(conn, q), offers)
     n = len(plan.dims)
     statement = _sums(plan, None, ordered=True)
 
@@ -181,16 +206,22 @@ async def stream(
 # --- the plan -------------------------------------------------------------------------------
 
 
-async def _plan(db: Database, q: ReportQuery, offers: Mapping[int, Offer]) -> _Plan:
+async def _context(conn: AsyncConnection, q: ReportQuery) -> _Context:
     zone = ZoneInfo(q.zone)
-    local = clock(zone, q.first, q.last)
-    source = choose_source(q, local, await kept_since(db))
-    async with db.read() as conn:
-        held = tuple(sorted((await conn.execute(select(report_currencies.c.currency))).scalars()))
-        rates = await _rates(conn, q, held) if q.currency else {}
-    fact, day = _fact(q, source, local, offers)
+    kept = {r.name: int(r.since) for r in await conn.execute(select(report_rollups))}
+    held = tuple(sorted((await conn.execute(select(report_currencies.c.currency))).scalars()))
+    rates = await _rates(conn, q, held) if q.currency else {}
+    shown = (q.currency,) if q.currency else held
+    return _Context(clock(zone, q.first, q.last), zone, kept, shown, rates)
+
+
+def _plan(q: ReportQuery, context: _Context, offers: Mapping[int, Offer]) -> _Plan:
+    """The statements' parts: the store (the coarsest holding what `q` asks), its rows, the
+    dimensions and the conditions."""
+    source = choose_source(q, context.local, context.kept)
+    fact, day = _fact(q, source, context.local, offers)
     advertisers = {o.id: o.advertiser_id for o in offers.values()}
-    dims = [_dimension(name, fact, day, local, advertisers, source) for name in q.group_by]
+    dims = [_dimension(name, fact, day, context.local, advertisers, source) for name in q.group_by]
     c = fact.c
     where: list[ColumnElement[bool]] = []
     for name, values in q.filters.items():
@@ -198,8 +229,7 @@ async def _plan(db: Database, q: ReportQuery, offers: Mapping[int, Offer]) -> _P
             where.append(c[f"{name}_id"].in_([int(v) for v in values]))
     if q.basis == Basis.CLICK:
         where.append(c.basis == CLICK_TIME)  # every figure of a cohort is in these rows
-    shown = (q.currency,) if q.currency else held
-    return _Plan(q, source, local, zone, fact, day, dims, where, shown, rates)
+    return _Plan(q, context, source, fact, day, dims, where)
 
 
 def _fact(
@@ -627,7 +657,7 @@ def _key(plan: _Plan, key: Key) -> dict[str, str | int]:
     out: dict[str, str | int] = {}
     for name, value in zip(plan.query.group_by, key, strict=True):
         if name in TIME_DIMENSIONS:
-            out[name] = label(name, int(value), plan.zone, plan.local.hour_shift)
+            out[name] = label(name, int(value), plan.context.zone, plan.local.hour_shift)
         elif name in OWNER_DIMENSIONS:
             out[name] = int(value)
         else:

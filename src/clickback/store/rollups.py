@@ -1,7 +1,9 @@
 """The report rollups' increments (ADR 14): collected while a click batch or a postback group is
 written, then added to the three rollups in the same transaction, each in one statement."""
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import compress, repeat
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -71,43 +73,12 @@ class Rollups:
                     key = (zone, dimension, day, value, *owners, basis, c.currency)
                     _add(self.values, key, c.values, sign)
 
-    def add_clicks(self, stamped: Iterable[tuple[int, Click]], unique: set[str]) -> None:
-        """A batch's clicks (epoch ms, click), counted at their click time. The loop is the
-        click writer's: one increment a rollup row, no objects made per click."""
-        zones = self.local.zones
-        hours, days, values = self.hours, self.days, self.values
-        for ms, c in stamped:
-            if c.test:
-                continue
-            t = c.traits
-            counts = (0, 0, 1) if t.bot else (1, int(c.click_id in unique), 0)
-            second = ms // 1000
-            owners, country = (c.affiliate_id, c.offer_id), t.country
-            _count(hours, (second // 3600, *owners, country, CLICK_TIME, ""), counts)
-            local = self.local.of(second)
-            dims = click_values(c)
-            for zone, day in zip(zones, local, strict=True):
-                _count(days, (zone, day, *owners, country, CLICK_TIME, ""), counts)
-                for dimension, value in zip(VALUE_DIMENSIONS, dims, strict=True):
-                    _count(values, (zone, dimension, day, value, *owners, CLICK_TIME, ""), counts)
-
     def _tables(self) -> tuple[tuple[Table, tuple[str, ...], Sums], ...]:
         return (
             (report_hours, HOUR_KEY, self.hours),
             (report_days, DAY_KEY, self.days),
             (report_values, VALUE_KEY, self.values),
         )
-
-    def click_rows(self) -> list[tuple[Table, tuple[str, ...], list[tuple[Any, ...]]]]:
-        """add_clicks' rows as (table, key columns, rows of key + CLICK_MEASURES), in key order
-        (see inserts)."""
-        out: list[tuple[Table, tuple[str, ...], list[tuple[Any, ...]]]] = []
-        for table, key, collected in self._tables():
-            rows = [(*k, *(v.get(m, 0) for m in CLICK_MEASURES)) for k, v in sorted(collected.items())]
-            if rows:
-                out.append((table, key, rows))
-        self.hours, self.days, self.values = {}, {}, {}
-        return out
 
     def inserts(self, db: Database) -> list[tuple[Table, list[dict[str, Any]], Any]]:
         """(table, rows, the upsert adding them) for insert_all; rows in key order, so that two
@@ -140,19 +111,70 @@ def _add(into: Sums, key: tuple[Any, ...], values: Mapping[str, Any], sign: int)
         sums[name] = sums.get(name, 0) + amount * sign
 
 
-def _count(into: Sums, key: tuple[Any, ...], counts: tuple[int, int, int]) -> None:
-    sums = into.get(key)
-    if sums is None:
-        into[key] = dict(zip(CLICK_MEASURES, counts, strict=True))
-        return
-    for name, n in zip(CLICK_MEASURES, counts, strict=True):
-        sums[name] += n
+def click_rows(
+    stamped: Sequence[tuple[int, Click]], unique: set[str], local: LocalDays, *, ordered: bool
+) -> list[tuple[Table, tuple[str, ...], list[tuple[Any, ...]]]]:
+    """The click writer's rollup rows for a batch of (epoch ms, click): per rollup, its key
+    columns and rows of the key and CLICK_MEASURES; in key order if `ordered` (two PostgreSQL
+    processes adding to the same rows then lock them alike; SQLite has one writer at a time).
 
+    Column-wise: the keys of every click are zipped and counted by Counter, in C. A loop over
+    the clicks adding up to 13 rows each cost 24 µs a click, half the writer's time."""
+    live = [(ms // 1000, c) for ms, c in stamped if not c.test]
+    if not live:
+        return []
+    seconds = [s for s, _ in live]
+    batch = [c for _, c in live]
+    bot = [bool(c.traits.bot) for c in batch]
+    human = [not b for b in bot]
+    unique_human = [h and c.click_id in unique for h, c in zip(human, batch, strict=True)]
+    affiliates = [c.affiliate_id for c in batch]
+    offers = [c.offer_id for c in batch]
+    countries = [c.traits.country for c in batch]
 
-async def kept_since(db: Database) -> dict[str, int]:
-    async with db.read() as conn:
-        rows = (await conn.execute(select(report_rollups.c.name, report_rollups.c.since))).all()
-    return {r.name: int(r.since) for r in rows}
+    def counted(keys: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        every = list(keys)
+        clicks, uniques, bots = (Counter(compress(every, m)) for m in (human, unique_human, bot))
+        rows = [(*k, clicks[k], uniques[k], bots[k]) for k in clicks.keys() | bots.keys()]
+        if ordered:
+            rows.sort()
+        return rows
+
+    def fixed(value: str) -> Iterable[str]:
+        return repeat(value, len(live))
+
+    hours = [s // 3600 for s in seconds]
+    out = [
+        (
+            report_hours,
+            HOUR_KEY,
+            counted(zip(hours, affiliates, offers, countries, fixed(CLICK_TIME), fixed(""), strict=True)),
+        )
+    ]
+    columns = list(zip(*(click_values(c) for c in batch), strict=True))
+    day_rows: list[tuple[Any, ...]] = []
+    value_rows: list[tuple[Any, ...]] = []
+    for zone, days in zip(local.zones, zip(*(local.of(s) for s in seconds), strict=True), strict=True):
+        keys = zip(
+            fixed(zone), days, affiliates, offers, countries, fixed(CLICK_TIME), fixed(""), strict=True
+        )
+        day_rows += counted(keys)
+        for dimension, values in zip(VALUE_DIMENSIONS, columns, strict=True):
+            keys = zip(
+                fixed(zone),
+                fixed(dimension),
+                days,
+                values,
+                affiliates,
+                offers,
+                fixed(CLICK_TIME),
+                fixed(""),
+                strict=True,
+            )
+            value_rows += counted(keys)
+    out.append((report_days, DAY_KEY, day_rows))
+    out.append((report_values, VALUE_KEY, value_rows))
+    return out
 
 
 def click_values(c: Click) -> tuple[str, ...]:
