@@ -82,7 +82,7 @@ def varied(n: int) -> list[Click]:
     rnd = random.Random(7)
     start = datetime.now(UTC) - timedelta(hours=2)
     codec = ClickIdCodec(secrets.token_bytes(32))
-    countries = [f"C{k}" for k in range(30)]
+    countries = [chr(65 + k // 26) + chr(65 + k % 26) for k in range(30)]
     out = []
     for i in range(n):
         link = 1 + min(int(rnd.paretovariate(1.0)) - 1, 199)

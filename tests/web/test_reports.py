@@ -100,6 +100,10 @@ def test_every_store_gives_the_same_answer(client: Client, world: World) -> None
         (r["key"]["sub1"], r["clicks"], r["registrations"], r["revenue"]) for r in from_values["rows"]
     ] == [(r["key"]["sub1"], r["clicks"], r["registrations"], r["revenue"]) for r in from_raw["rows"]]
     assert from_raw["totals"] == from_values["totals"]
+    # A dimension both grouped by and filtered on, in the raw tables as in a rollup.
+    filtered = client.report(group_by="sub1,sub2", sub1="y", sub2="s2")
+    assert [(r["key"], r["clicks"]) for r in filtered["rows"]] == [({"sub1": "y", "sub2": "s2"}, 2)]
+    assert client.report(group_by="sub1", sub1="y")["rows"][0]["clicks"] == 2
     assert client.report(group_by="day", zone="Asia/Kolkata")["source"] == "raw"
     assert client.report(group_by="day", zone="America/New_York")["source"] == "hours"
     assert client.report(group_by="day", zone="Europe/Berlin")["source"] == "days"
@@ -125,6 +129,9 @@ def test_days_follow_the_zone_and_the_basis_is_named(client: Client, world: Worl
         "/api/reports", params={**period, "zone": "Europe/Berlin", "format": "csv"}, headers=client.auth
     ).text
     assert csv_text.startswith("day in Europe/Berlin by conversion date,clicks,")
+    lines = list(csv.reader(io.StringIO(csv_text)))
+    assert [r[:3] for r in lines[1:]] == [["2026-11-21", "1", "1"], ["2026-11-23", "0", "0"], ["total", "1", "1"]]
+    assert {len(r) for r in lines} == {len(lines[0])}
 
 
 def test_csv_has_the_tables_rows_and_totals_and_is_safe_in_a_spreadsheet(
@@ -145,6 +152,7 @@ def test_csv_has_the_tables_rows_and_totals_and_is_safe_in_a_spreadsheet(
     assert response.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(response.text)))
     header, body, total = rows[0], rows[1:-1], rows[-1]
+    assert all(len(r) == len(header) for r in rows)
     assert header[:3] == ["period in UTC by conversion date", "sub1", "clicks"]
     assert "ftd_amount USD" in header and "revenue EUR" in header
     assert [r[1] for r in body] == ["'+1", '\'=HYPERLINK("http://x")', "plain"]

@@ -164,11 +164,8 @@ class _Sqlite(ClickBulk):
         return {row[0] for row in fresh}
 
     def add_clicks(self, table: Table, key: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
-        """As ClickBulk's, by INSERTs of many rows each: a JSON parameter took SQLite three times
-        as long a row here (json_each and an extraction a column, 7.8 µs against 2.4), and the
-        rollups are the most rows a click batch writes."""
-        driver: Any = self._conn.connection.driver_connection
-        _in_powers_of_two(driver, lambda n: _sqlite_rollup(table.name, tuple(key), n), rows)
+        """As ClickBulk's, by INSERTs of many rows each (add_rows)."""
+        add_rows(self._conn, table, key, ROLLUP_CLICK_COUNTERS, rows)
 
 
 _SQLITE_VISITORS_AFTER = (
@@ -183,13 +180,16 @@ def _insert_sqlite_clicks(driver: sqlite3.Connection, rows: Sequence[tuple[Any, 
 
 
 def _in_powers_of_two(
-    driver: sqlite3.Connection, statement: Callable[[int], str], rows: Sequence[tuple[Any, ...]]
+    driver: sqlite3.Connection,
+    statement: Callable[[int], str],
+    rows: Sequence[tuple[Any, ...]],
+    most: int = SQLITE_ROWS_PER_INSERT,
 ) -> None:
     """Rows by statements of a power of two rows, SQLITE_ROWS_PER_INSERT at most: eight texts a
     table, which the driver's statement cache keeps compiled. A statement of each length instead
     filled that cache (128 statements a connection) at 0.6 MB each for 200 rows: a worker grew
     by 25 MB in 20 s of load."""
-    start, size = 0, SQLITE_ROWS_PER_INSERT
+    start, size = 0, most
     while start < len(rows):
         while start + size > len(rows):
             size //= 2
@@ -204,11 +204,31 @@ def _sqlite_insert(n: int) -> str:
     return f"INSERT INTO clicks ({', '.join(CLICK_COLUMNS)}) VALUES {', '.join([marks] * n)}"
 
 
+def add_rows(
+    conn: Connection,
+    table: Table,
+    key: Sequence[str],
+    counters: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+) -> None:
+    """SQLite: add rows of the key and the counters (as the driver takes them) to a report
+    rollup, by INSERTs of many rows each. A JSON parameter took SQLite three times as long a row
+    (json_each and an extraction a column, 7.8 µs against 2.4), an executemany one and a half;
+    the rollups are the most rows a click batch or a postback group writes."""
+    driver: Any = conn.connection.driver_connection
+    statement = functools.partial(_sqlite_rollup, table.name, tuple(key), tuple(counters))
+    _in_powers_of_two(driver, statement, rows, SQLITE_ROLLUP_ROWS)
+
+
+# Rows per rollup INSERT on SQLite, at most: 25 columns x 32 rows, compiled statements small.
+SQLITE_ROLLUP_ROWS = 32
+
+
 @functools.cache
-def _sqlite_rollup(table: str, key: tuple[str, ...], n: int) -> str:
-    columns = [*key, *ROLLUP_CLICK_COUNTERS]
+def _sqlite_rollup(table: str, key: tuple[str, ...], counters: tuple[str, ...], n: int) -> str:
+    columns = [*key, *counters]
     marks = f"({', '.join('?' * len(columns))})"
-    adding = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in ROLLUP_CLICK_COUNTERS)
+    adding = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counters)
     return (
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([marks] * n)}"
         f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {adding}"

@@ -529,6 +529,11 @@ def _tune_sqlite(engine: Engine, begin: str) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if begin == "BEGIN":
+            # Readers (reports above all) scan rows in key order, served by the OS's cache as
+            # well: 512 KB a connection instead of 2 MB keeps a worker answering a report
+            # within 150 MB (issue 13), at no measured cost.
+            cursor.execute("PRAGMA cache_size=-512")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -441,7 +441,7 @@ class Recording:
                 (conversions, self._new_conversions, None),
                 (postbacks, self._logs, None),
                 (conversion_history, self._history, None),
-                *self.rollups.inserts(self.db),
+                *self.rollups.write(self.conn, self.db),
                 (outbound_deliveries, self.outbound, None),
                 (postback_signatures, self._new_signatures, None),
             ],
@@ -456,7 +456,7 @@ class Recording:
         """Write the report rollups of what came after the last flush (RevShare booked by
         recompute_months): a statement only when there is any."""
         if self.rollups.hours:
-            insert_all(self.conn, self.rollups.inserts(self.db))
+            insert_all(self.conn, self.rollups.write(self.conn, self.db))
 
     def unattributed(self) -> list[dict[str, Any]]:
         """Conversions whose click was in flight when they arrived (a partial index), locked;

@@ -21,6 +21,7 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     Select,
+    Table,
     case,
     cast,
     func,
@@ -239,38 +240,20 @@ def _fact(
     basis, currency, the measures), and the expression of a row's local day."""
     first_day = local_day(local.start, local.pieces[0][1])
     last_day = first_day + (q.last - q.first).days
+    owned = ("advertiser", "offer", "affiliate")
     wanted = [
-        d
-        for d in (*q.group_by, *q.filters)
-        if d not in TIME_DIMENSIONS and d not in ("advertiser", "offer", "affiliate")
+        d for d in dict.fromkeys((*q.group_by, *q.filters)) if d not in TIME_DIMENSIONS and d not in owned
     ]
-    measures = [c for c in metrics.MEASURES]
     if source == Source.DAYS:
         t = report_days
-        stmt = select(
-            t.c.day,
-            t.c.affiliate_id,
-            t.c.offer_id,
-            t.c.country,
-            t.c.basis,
-            t.c.currency,
-            *(t.c[m] for m in measures),
-        )
+        stmt = _rollup_rows(t, t.c.day, t.c.country)
         stmt = stmt.where(t.c.zone == local.zone, t.c.day >= first_day, t.c.day <= last_day)
         sub = _filtered(stmt, q, {"country": t.c.country}).subquery("f")
         return sub, sub.c.day
     if source == Source.VALUES:
         t = report_values
         (dimension,) = wanted[:1]
-        stmt = select(
-            t.c.day,
-            t.c.affiliate_id,
-            t.c.offer_id,
-            t.c.value.label(dimension),
-            t.c.basis,
-            t.c.currency,
-            *(t.c[m] for m in measures),
-        )
+        stmt = _rollup_rows(t, t.c.day, t.c.value.label(dimension))
         stmt = stmt.where(
             t.c.zone == local.zone, t.c.dimension == dimension, t.c.day >= first_day, t.c.day <= last_day
         )
@@ -278,20 +261,18 @@ def _fact(
         return sub, sub.c.day
     if source == Source.HOURS:
         t = report_hours
-        stmt = select(
-            t.c.hour,
-            t.c.affiliate_id,
-            t.c.offer_id,
-            t.c.country,
-            t.c.basis,
-            t.c.currency,
-            *(t.c[m] for m in measures),
-        )
+        stmt = _rollup_rows(t, t.c.hour, t.c.country)
         stmt = stmt.where(t.c.hour >= local.start // 3600, t.c.hour < local.end // 3600)
         sub = _filtered(stmt, q, {"country": t.c.country}).subquery("f")
         return sub, _local_day(sub.c.hour * 3600, local)
     sub = _raw(q, local, [d for d in wanted if d != "link"], offers)
     return sub, _local_day(sub.c.second, local)
+
+
+def _rollup_rows(t: Table, time: ColumnElement[Any], dimension: ColumnElement[Any]) -> Select[Any]:
+    """A rollup's rows in the shape every store gives them (_fact)."""
+    c = t.c
+    return select(time, c.affiliate_id, c.offer_id, dimension, c.basis, c.currency, *(c[m] for m in MEASURES))
 
 
 def _filtered(stmt: Select[Any], q: ReportQuery, columns: Mapping[str, ColumnElement[Any]]) -> Select[Any]:

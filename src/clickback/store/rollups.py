@@ -9,12 +9,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Table, delete, exists, insert, select
 
-from clickback.core.metrics import MEASURES, Contribution
+from clickback.core.metrics import MEASURES, MONEY, Contribution
 from clickback.core.model import Click
 from clickback.core.reporting import VALUE_DIMENSIONS, LocalDays, next_midnight
-from clickback.store.bulk import insert_all
+from clickback.store.bulk import Inserts, add_rows
 from clickback.store.db import Database
 from clickback.store.tables import (
+    MONEY_SCALE,
     clicks,
     conversions,
     report_currencies,
@@ -40,11 +41,14 @@ VALUE_KEY: tuple[str, ...] = (
     "currency",
 )
 CLICK_MEASURES = ("clicks", "unique_clicks", "bot_clicks")
-Sums = dict[tuple[Any, ...], dict[str, Any]]
+_POSITION = {name: i for i, name in enumerate(MEASURES)}
+_MONEY_FROM = len(MEASURES) - len(MONEY)
+Sums = dict[tuple[Any, ...], list[Any]]
 
 
 class Rollups:
-    """Increments keyed by rollup row (ADR 14)."""
+    """A postback group's increments, keyed by rollup row (ADR 14): each row's sums as a list
+    in MEASURES order."""
 
     def __init__(self, days: LocalDays) -> None:
         self.local = days
@@ -65,13 +69,22 @@ class Rollups:
         """A fact at `second` (UTC epoch) of `owners` (affiliate, offer) from `country`, with its
         value dimensions in VALUE_DIMENSIONS order."""
         days = self.local.of(second)
+        hour = second // 3600
+        affiliate, offer = owners
         for c in contributions:
-            _add(self.hours, (second // 3600, *owners, country, basis, c.currency), c.values, sign)
+            amounts = [(_POSITION[name], amount * sign) for name, amount in c.values.items()]
+            currency = c.currency
+            _add(self.hours, (hour, affiliate, offer, country, basis, currency), amounts)
             for zone, day in zip(self.local.zones, days, strict=True):
-                _add(self.days, (zone, day, *owners, country, basis, c.currency), c.values, sign)
+                _add(self.days, (zone, day, affiliate, offer, country, basis, currency), amounts)
+                values_rows = self.values
                 for dimension, value in zip(VALUE_DIMENSIONS, values, strict=True):
-                    key = (zone, dimension, day, value, *owners, basis, c.currency)
-                    _add(self.values, key, c.values, sign)
+                    key = (zone, dimension, day, value, affiliate, offer, basis, currency)
+                    sums = values_rows.get(key)
+                    if sums is None:
+                        sums = values_rows[key] = [0] * len(MEASURES)
+                    for i, amount in amounts:
+                        sums[i] += amount
 
     def _tables(self) -> tuple[tuple[Table, tuple[str, ...], Sums], ...]:
         return (
@@ -80,35 +93,42 @@ class Rollups:
             (report_values, VALUE_KEY, self.values),
         )
 
-    def inserts(self, db: Database) -> list[tuple[Table, list[dict[str, Any]], Any]]:
-        """(table, rows, the upsert adding them) for insert_all; rows in key order, so that two
-        processes adding to the same rows lock them in the same order."""
+    def write(self, conn: Connection, db: Database) -> Inserts:
+        """Take what was collected. On PostgreSQL: insert_all's entries, to go with the group's
+        other rows in its one statement (rows in key order, so that two processes adding to the
+        same rows lock them alike). On SQLite: written here, by INSERTs of many rows each (an
+        executemany of dictionaries cost more than the rest of a plain postback's recording)."""
+        tables, currencies = self._tables(), sorted({k[-1] for k in self.hours} - {""})
+        self.hours, self.days, self.values = {}, {}, {}
+        postgresql = conn.dialect.name == "postgresql"
         out: list[tuple[Table, list[dict[str, Any]], Any]] = []
-        currencies = sorted({k[-1] for k in self.hours} - {""})
         if currencies:
             rows = [{"currency": c} for c in currencies]
             out.append((report_currencies, rows, db.insert_ignore(report_currencies)))
-        for table, key, collected in self._tables():
-            rows = [
-                dict(zip(key, k, strict=True)) | {m: v.get(m, 0) for m in MEASURES}
-                for k, v in sorted(collected.items())
-                if any(v.values())
-            ]
-            if rows:
+        for table, key, collected in tables:
+            kept = [(k, sums) for k, sums in collected.items() if any(sums)]
+            if not kept:
+                continue
+            if postgresql:
+                columns = (*key, *MEASURES)
+                rows = [dict(zip(columns, (*k, *sums), strict=True)) for k, sums in sorted(kept)]
                 out.append((table, rows, db.insert_adding(table, MEASURES)))
-        self.hours, self.days, self.values = {}, {}, {}
+            else:
+                add_rows(conn, table, key, MEASURES, [(*k, *_stored(sums)) for k, sums in kept])
         return out
 
-    def write(self, conn: Connection, db: Database) -> None:
-        insert_all(conn, self.inserts(db))
 
-
-def _add(into: Sums, key: tuple[Any, ...], values: Mapping[str, Any], sign: int) -> None:
+def _add(into: Sums, key: tuple[Any, ...], amounts: list[tuple[int, Any]]) -> None:
     sums = into.get(key)
     if sums is None:
-        sums = into[key] = {}
-    for name, amount in values.items():
-        sums[name] = sums.get(name, 0) + amount * sign
+        sums = into[key] = [0] * len(MEASURES)
+    for i, amount in amounts:
+        sums[i] += amount
+
+
+def _stored(sums: list[Any]) -> list[Any]:
+    """Money as the database keeps it (tables.Money: integers of 1/10,000)."""
+    return sums[:_MONEY_FROM] + [int(v * MONEY_SCALE) for v in sums[_MONEY_FROM:]]
 
 
 def click_rows(

@@ -116,15 +116,13 @@ def csv_header(q: ReportQuery, currencies: Iterable[str]) -> list[str]:
 def csv_cells(
     q: ReportQuery, key: Mapping[str, object] | None, figures: Mapping[str, Any], currencies: Iterable[str]
 ) -> list[str]:
-    period = f"{q.first.isoformat()}/{q.last.isoformat()}"
+    timed = any(d in TIME_DIMENSIONS for d in q.group_by)
     if key is None:
-        cells = ["total"] + [""] * (len(q.group_by) - 1) if q.group_by else ["total"]
-        if q.group_by and not any(d in TIME_DIMENSIONS for d in q.group_by):
-            cells = ["total", *[""] * len(q.group_by)]
+        cells = ["total"] + [""] * (len(q.group_by) - (1 if timed else 0))
     else:
-        cells = [csv_cell(key[d]) for d in q.group_by]
-        if not any(d in TIME_DIMENSIONS for d in q.group_by):
-            cells.insert(0, period)
+        cells = ([] if timed else [f"{q.first.isoformat()}/{q.last.isoformat()}"]) + [
+            csv_cell(key[d]) for d in q.group_by
+        ]
     cells += [csv_cell(figures[m]) for m in metrics.COUNTS]
     for m in (m for m in metrics.METRICS if m in metrics.MONEY_METRICS):
         amounts = figures[m] or {}
