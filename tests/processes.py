@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import API_KEY, SECRET
+from tests.conftest import API_KEY, REPORT_ZONES, SECRET
 
 # The `clickback` command of the environment running the tests.
 CLICKBACK = Path(sys.executable).with_name("clickback")
@@ -29,6 +29,8 @@ def clickback_env(data_dir: Path, database_url: str = "", **settings: str) -> di
         "CLICKBACK_DATABASE_URL": database_url,
         "CLICKBACK_API_KEY": API_KEY,
         "CLICKBACK_SECRET_KEY": SECRET,
+        # As the suite's own servers: a database keeps the report zones of every process on it.
+        "CLICKBACK_REPORT_ZONES": ",".join(REPORT_ZONES),
         **{f"CLICKBACK_{name.upper()}": value for name, value in settings.items()},
     }
 

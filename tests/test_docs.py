@@ -45,3 +45,12 @@ def test_outbound_guide_names_every_macro_and_shows_the_tested_signature_check()
     tested = {line.strip() for line in inspect.getsource(documented_verify).splitlines()}
     for line in snippet.splitlines():
         assert not line.strip() or line.strip() in tested, line
+
+
+def test_report_guide_names_every_metric_and_dimension() -> None:
+    from clickback.core.metrics import METRICS
+    from clickback.core.reporting import DIMENSIONS
+
+    guide = (DOCS / "reports.md").read_text()
+    missing = [name for name in (*METRICS, *DIMENSIONS) if f"`{name}`" not in guide]
+    assert not missing, f"docs/reports.md does not name {missing}"

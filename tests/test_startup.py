@@ -62,9 +62,11 @@ def test_each_wrong_setting_is_told_in_a_line_or_two(tmp_path: Path) -> None:
                 "CLICKBACK_PUBLIC_URL": "notaurl",
                 "CLICKBACK_CLICK_FLUSH_SECONDS": "soon",
                 "CLICKBACK_LINK_CHECK_MINUTES": "hourly",
+                "CLICKBACK_REPORT_ZONES": "UTC,Mars/Olympus",
             },
             2,
             [
+                "CLICKBACK_REPORT_ZONES='UTC,Mars/Olympus': 'Mars/Olympus' is no IANA time zone",
                 "CLICKBACK_DATABASE_URL='notaurl': not a database URL: use postgresql+asyncpg://",
                 "CLICKBACK_SECRET_KEY is 32 hex characters: it must be at least 64",
                 "token_hex(32)",

@@ -42,6 +42,7 @@ from clickback.store import outbound as outbound_store
 from clickback.store.catalog import decoded, load_catalog
 from clickback.store.db import Database, connect, database_problem, url_shown
 from clickback.store.migrate import head_revision, upgrade
+from clickback.store.rollups import forget_zone
 from clickback.web.schemas import FxRateIn
 
 app = typer.Typer(
@@ -98,7 +99,6 @@ def where(settings: Settings) -> str:
 
 
 async def _migrate(settings: Settings) -> None:
-
     db = connect(settings.url, settings.report_zone_list)
     try:
         await upgrade(db)
@@ -113,6 +113,26 @@ def migrate() -> None:
     console.print(where(settings))
     run(settings, _migrate(settings))
     console.print(f"schema up to date: {url_shown(settings.url)}")
+
+
+@app.command("forget-report-zone")
+def forget_report_zone(zone: str) -> None:
+    """Drop the report days kept for ZONE, to keep it no more (name the zones left in
+    CLICKBACK_REPORT_ZONES); reports in it then come from hours or the raw tables."""
+    settings = load_settings()
+
+    async def forget() -> bool:
+        db = connect(settings.url, settings.report_zone_list)
+        try:
+            async with db.write() as conn:
+                return await conn.run_sync(lambda sync: forget_zone(sync, zone))
+        finally:
+            await db.close()
+
+    found = run(settings, forget())
+    console.print(
+        f"report days of {zone} dropped" if found else f"the database kept no report days of {zone}"
+    )
 
 
 @app.command()

@@ -25,7 +25,9 @@ def money(**amounts: dict[str, str]) -> dict[str, dict[str, Decimal]]:
 
 def test_no_clicks_leaves_rates_and_epc_empty_not_an_error() -> None:
     out = figures(sums(), money())
-    assert [out[k] for k in ("cr_registration", "cr_ftd", "ftd_per_registration", "approval_rate")] == [None] * 4
+    assert [out[k] for k in ("cr_registration", "cr_ftd", "ftd_per_registration", "approval_rate")] == [
+        None
+    ] * 4
     assert (out["epc"], out["player_value"]) == (None, None)
     assert (out["commission"], out["profit"], out["revenue"]) == ({}, {}, {})
 
@@ -76,7 +78,9 @@ def test_a_deposit_is_player_money_never_revenue_unless_the_offer_lists_a_price(
             },
         )
     ]
-    listed = conversion_contributions("first_deposit", Status.APPROVED, Decimal("60"), USD, (Decimal(100), EUR))
+    listed = conversion_contributions(
+        "first_deposit", Status.APPROVED, Decimal("60"), USD, (Decimal(100), EUR)
+    )
     assert [c.currency for c in listed] == [USD, EUR]
     assert listed[1].values == {"revenue": Decimal(100)}
     assert "revenue" not in listed[0].values
@@ -84,7 +88,11 @@ def test_a_deposit_is_player_money_never_revenue_unless_the_offer_lists_a_price(
 
 def test_a_sale_reports_what_the_advertiser_pays() -> None:
     (sale,) = conversion_contributions("sale", Status.PENDING, Decimal("12.5"), USD, None)
-    assert (sale.values["revenue"], sale.values["pending"], sale.values["conversions"]) == (Decimal("12.5"), 1, 1)
+    assert (sale.values["revenue"], sale.values["pending"], sale.values["conversions"]) == (
+        Decimal("12.5"),
+        1,
+        1,
+    )
 
 
 def test_clickbacks_own_qualified_cpa_is_commission_not_revenue() -> None:

@@ -94,12 +94,22 @@ KEPT = {"hours": 0, "days:UTC": 0, "days:Europe/Berlin": 0}
     [
         ({"group_by": ("day", "affiliate", "offer", "country")}, "UTC", KEPT, Source.DAYS),
         ({"group_by": ("week", "country"), "zone": "Europe/Berlin"}, "Europe/Berlin", KEPT, Source.DAYS),
-        ({"group_by": ("month", "device_type"), "zone": "Europe/Berlin"}, "Europe/Berlin", KEPT, Source.VALUES),
+        (
+            {"group_by": ("month", "device_type"), "zone": "Europe/Berlin"},
+            "Europe/Berlin",
+            KEPT,
+            Source.VALUES,
+        ),
         ({"group_by": ("day", "link"), "filters": {"affiliate": (3,)}}, "UTC", KEPT, Source.VALUES),
         ({"group_by": ("sub1",)}, "UTC", KEPT, Source.VALUES),
         ({"group_by": ("day",), "filters": {"sub3": ("x",)}}, "UTC", KEPT, Source.VALUES),
         # Hours are UTC hours: any zone a whole number of hours off UTC.
-        ({"group_by": ("hour", "affiliate"), "zone": "America/New_York"}, "America/New_York", KEPT, Source.HOURS),
+        (
+            {"group_by": ("hour", "affiliate"), "zone": "America/New_York"},
+            "America/New_York",
+            KEPT,
+            Source.HOURS,
+        ),
         ({"group_by": ("day",), "zone": "America/New_York"}, "America/New_York", KEPT, Source.HOURS),
         # Two value dimensions, a value dimension by hour, an odd zone: the raw tables.
         ({"group_by": ("sub1", "sub2")}, "UTC", KEPT, Source.RAW),

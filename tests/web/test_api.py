@@ -193,4 +193,4 @@ def test_ungrouped_report_of_an_empty_range_is_all_zero(client: Client, world: W
     )
 
     assert report["rows"] == []
-    assert (report["totals"]["clicks"], report["totals"]["conversions"]) == (0, {})
+    assert (report["totals"]["clicks"], report["totals"]["conversions"]) == (0, 0)

@@ -3,15 +3,17 @@ currency conversion, and clear errors (docs/reports.md)."""
 
 import csv
 import io
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from clickback.core.model import Click, Traits
+from clickback.errors import StartupError
 from clickback.store import clicks as click_store
-from clickback.store.rollups import keep_zones
+from clickback.store.rollups import forget_zone, keep_zones
 from clickback.store.tables import report_rollups
 from tests.conftest import Client, World
 
@@ -130,7 +132,11 @@ def test_days_follow_the_zone_and_the_basis_is_named(client: Client, world: Worl
     ).text
     assert csv_text.startswith("day in Europe/Berlin by conversion date,clicks,")
     lines = list(csv.reader(io.StringIO(csv_text)))
-    assert [r[:3] for r in lines[1:]] == [["2026-11-21", "1", "1"], ["2026-11-23", "0", "0"], ["total", "1", "1"]]
+    assert [r[:3] for r in lines[1:]] == [
+        ["2026-11-21", "1", "1"],
+        ["2026-11-23", "0", "0"],
+        ["total", "1", "1"],
+    ]
     assert {len(r) for r in lines} == {len(lines[0])}
 
 
@@ -229,33 +235,27 @@ def test_a_zone_kept_from_later_answers_only_from_its_next_midnight(client: Clie
     runtime = client.node.runtime
     now = int(datetime.now(UTC).timestamp())
 
-    async def keep() -> dict[str, int]:
-        async with runtime.db.write() as conn:
-            await conn.run_sync(lambda sync: keep_zones(sync, ("UTC", "Europe/Berlin", "Asia/Tokyo"), now))
-        async with runtime.db.read() as conn:
-            rows = (await conn.execute(select(report_rollups.c.name, report_rollups.c.since))).all()
-        return {r.name: int(r.since) for r in rows}
+    def kept_after(work: Callable[[Connection], object]) -> dict[str, int]:
+        async def run() -> dict[str, int]:
+            async with runtime.db.write() as conn:
+                await conn.run_sync(work)
+            async with runtime.db.read() as conn:
+                rows = (await conn.execute(select(report_rollups.c.name, report_rollups.c.since))).all()
+            return {r.name: int(r.since) for r in rows}
 
+        return client.node.call(run)
+
+    with_tokyo = ("UTC", "Europe/Berlin", "Asia/Tokyo")
     try:
-        kept = client.node.call(keep)
+        kept = kept_after(lambda sync: keep_zones(sync, with_tokyo, now))
         tokyo_midnight = kept["days:Asia/Tokyo"]
         assert tokyo_midnight > now and (tokyo_midnight + 9 * 3600) % 86400 == 0
         assert kept["days:Europe/Berlin"] == 0  # kept from the start
         # Tokyo's days start tomorrow: today's report in Tokyo comes from hours.
         assert client.report(zone="Asia/Tokyo")["source"] == "hours"
+        # A process (or `clickback migrate`) that would not count Tokyo is refused, naming it.
+        with pytest.raises(StartupError, match=r"(?s)Asia/Tokyo.*forget-report-zone"):
+            kept_after(lambda sync: keep_zones(sync, ("UTC", "Europe/Berlin"), now))
     finally:
-
-        async def forget() -> None:
-            async with runtime.db.write() as conn:
-                await conn.run_sync(lambda sync: keep_zones(sync, ("UTC", "Europe/Berlin"), now))
-
-        client.node.call(forget)
-    assert "days:Asia/Tokyo" not in client.node.call(keep_read(runtime))
-
-
-def keep_read(runtime: Any) -> Any:
-    async def read() -> set[str]:
-        async with runtime.db.read() as conn:
-            return set((await conn.execute(select(report_rollups.c.name))).scalars())
-
-    return read
+        kept = kept_after(lambda sync: forget_zone(sync, "Asia/Tokyo"))
+    assert set(kept) == {"hours", "days:UTC", "days:Europe/Berlin"}

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Table, delete, exists, insert, select
 from clickback.core.metrics import MEASURES, MONEY, Contribution
 from clickback.core.model import Click
 from clickback.core.reporting import VALUE_DIMENSIONS, LocalDays, next_midnight
+from clickback.errors import StartupError
 from clickback.store.bulk import Inserts, add_rows
 from clickback.store.db import Database
 from clickback.store.tables import (
@@ -209,16 +210,22 @@ def row_values(row: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def keep_zones(conn: Connection, zones: Sequence[str], now: int) -> None:
-    """Keep local days of exactly these zones. A zone new to a database that holds nothing yet
-    is complete from the beginning; otherwise from its next local midnight (the days before are
-    answered from hours or the raw tables). A zone no longer named is forgotten with its days."""
+    """Keep local days of these zones. A zone new to a database that holds nothing yet is
+    complete from the beginning; otherwise from its next local midnight (the days before are
+    answered from hours or the raw tables).
+
+    A zone the database keeps that `zones` does not name is refused: a process not counting it
+    would leave its days short without a word (a `clickback migrate` run with other settings, a
+    worker of an older configuration). forget_zone drops it on purpose."""
     kept = {r.name for r in conn.execute(select(report_rollups.c.name))}
     wanted = {f"days:{z}" for z in zones}
-    for name in sorted(kept - wanted - {"hours"}):
-        zone = name.removeprefix("days:")
-        conn.execute(delete(report_days).where(report_days.c.zone == zone))
-        conn.execute(delete(report_values).where(report_values.c.zone == zone))
-        conn.execute(delete(report_rollups).where(report_rollups.c.name == name))
+    extra = sorted(name.removeprefix("days:") for name in kept - wanted - {"hours"})
+    if extra:
+        raise StartupError(
+            f"the database keeps report days of {', '.join(extra)}, which CLICKBACK_REPORT_ZONES"
+            f" ({','.join(zones)}) does not name",
+            "name them too, or drop their days: clickback forget-report-zone ZONE",
+        )
     new = sorted(wanted - kept)
     if not new:
         return
@@ -226,3 +233,11 @@ def keep_zones(conn: Connection, zones: Sequence[str], now: int) -> None:
     for name in new:
         since = next_midnight(ZoneInfo(name.removeprefix("days:")), now) if used else 0
         conn.execute(insert(report_rollups).values(name=name, since=since))
+
+
+def forget_zone(conn: Connection, zone: str) -> bool:
+    """Drop a zone's report days; whether the database kept it."""
+    conn.execute(delete(report_days).where(report_days.c.zone == zone))
+    conn.execute(delete(report_values).where(report_values.c.zone == zone))
+    gone = conn.execute(delete(report_rollups).where(report_rollups.c.name == f"days:{zone}"))
+    return bool(gone.rowcount)
