@@ -9,6 +9,7 @@ choose_source) or over the raw tables, in three statements that each stay cheap:
 Plain sums per (basis, currency) are combined here (Figures): a sum under a CASE for each basis
 and currency cost SQLite several times the scan itself."""
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
@@ -141,36 +142,52 @@ class _Plan:
 async def report(
     db: Database, q: ReportQuery, offers: Mapping[int, Offer], *, compare: bool = False
 ) -> Report:
-    """`offers`: the catalog's (their advertisers, and the prices they list)."""
+    """`offers`: the catalog's (their advertisers, and the prices they list).
+
+    The page and the totals are read on two connections at once: SQLite lets go of the GIL
+    while it steps, so both scans run side by side (the machine has cores), as on PostgreSQL."""
     async with db.read() as conn:
         context = await _context(conn, q)
-        plan = _plan(q, context, offers)
-        # The totals need none of the dimensions grouped by: the coarsest store holding the
-        # filters answers them (the days rollup, for a report by sub1 the values one answers).
-        overall = _plan(replace(q, group_by=()), context, offers)
-        keys: list[Key] = []
-        total_rows = 1
-        if plan.dims:
-            page = (await conn.execute(_page(plan))).all()
-            keys = [tuple(r[: len(plan.dims)]) for r in page]
-            total_rows = int(page[0].total_rows) if page else 0
-            if not page and q.offset:
+    plan = _plan(q, context, offers)
+    # The totals need none of the dimensions grouped by: the coarsest store holding the filters
+    # answers them (the days rollup, for a report by sub1 the values one answers).
+    overall = _plan(replace(q, group_by=()), context, offers)
+
+    async def page() -> tuple[list[Key], int, dict[Key, Figures]]:
+        if not plan.dims:
+            return [], 1, {}
+        async with db.read() as conn:
+            rows = (await conn.execute(_page(plan))).all()
+            keys = [tuple(r[: len(plan.dims)]) for r in rows]
+            total_rows = int(rows[0].total_rows) if rows else 0
+            if not rows and q.offset:
                 counted = select(func.count()).select_from(_groups(plan).subquery())
                 total_rows = int((await conn.execute(counted)).scalar_one())
-        figures = _combine(plan, (await conn.execute(_sums(plan, keys))).all()) if keys else {}
-        totals = _combine(overall, (await conn.execute(_totals(overall))).all(), 0).get((), Figures())
-        previous = None
-        if compare:
-            earlier = replace(q.previous(), group_by=())
+            figures = _combine(plan, (await conn.execute(_sums(plan, keys))).all()) if keys else {}
+        return keys, total_rows, figures
+
+    async def totals(of: _Plan) -> Figures:
+        async with db.read() as conn:
+            return _combine(of, (await conn.execute(_totals(of))).all(), 0).get((), Figures())
+
+    async def previous() -> Figures | None:
+        if not compare:
+            return None
+        earlier = replace(q.previous(), group_by=())
+        async with db.read() as conn:
             before = _plan(earlier, await _context(conn, earlier), offers)
-            previous = _combine(before, (await conn.execute(_totals(before))).all(), 0).get((), Figures())
+        return await totals(before)
+
+    (keys, total_rows, figures), overall_totals, before = await asyncio.gather(
+        page(), totals(overall), previous()
+    )
     return Report(
         plan.source,
         [(_key(plan, k), figures.get(k, Figures())) for k in keys],
-        totals,
+        overall_totals,
         total_rows,
         plan.currencies,
-        previous,
+        before,
     )
 
 
