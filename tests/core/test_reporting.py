@@ -93,6 +93,7 @@ KEPT = {"hours": 0, "days:UTC": 0, "days:Europe/Berlin": 0}
     ("changes", "zone", "kept", "source"),
     [
         ({"group_by": ("day", "affiliate", "offer", "country")}, "UTC", KEPT, Source.DAYS),
+        ({"group_by": ("week", "advertiser", "affiliate")}, "UTC", KEPT, Source.VALUES),
         ({"group_by": ("week", "country"), "zone": "Europe/Berlin"}, "Europe/Berlin", KEPT, Source.DAYS),
         (
             {"group_by": ("month", "device_type"), "zone": "Europe/Berlin"},

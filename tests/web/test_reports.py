@@ -108,7 +108,8 @@ def test_every_store_gives_the_same_answer(client: Client, world: World) -> None
     assert client.report(group_by="sub1", sub1="y")["rows"][0]["clicks"] == 2
     assert client.report(group_by="day", zone="Asia/Kolkata")["source"] == "raw"
     assert client.report(group_by="day", zone="America/New_York")["source"] == "hours"
-    assert client.report(group_by="day", zone="Europe/Berlin")["source"] == "days"
+    assert client.report(group_by="day", zone="Europe/Berlin")["source"] == "values"  # the links' rows
+    assert client.report(group_by="day,country", zone="Europe/Berlin")["source"] == "days"
 
 
 def test_days_follow_the_zone_and_the_basis_is_named(client: Client, world: World) -> None:

@@ -153,18 +153,23 @@ async def report(
     # answers them (the days rollup, for a report by sub1 the values one answers).
     overall = _plan(replace(q, group_by=()), context, offers)
 
-    async def page() -> tuple[list[Key], int, dict[Key, Figures]]:
+    async def page() -> tuple[list[Key], dict[Key, Figures]]:
         if not plan.dims:
-            return [], 1, {}
+            return [], {}
         async with db.read() as conn:
             rows = (await conn.execute(_page(plan))).all()
             keys = [tuple(r[: len(plan.dims)]) for r in rows]
-            total_rows = int(rows[0].total_rows) if rows else 0
-            if not rows and q.offset:
-                counted = select(func.count()).select_from(_groups(plan).subquery())
-                total_rows = int((await conn.execute(counted)).scalar_one())
             figures = _combine(plan, (await conn.execute(_sums(plan, keys))).all()) if keys else {}
-        return keys, total_rows, figures
+        return keys, figures
+
+    async def count() -> int:
+        # Apart from the page: a window count there kept every group for the sort, where
+        # ORDER BY … LIMIT keeps only the page's.
+        if not plan.dims:
+            return 1
+        async with db.read() as conn:
+            counted = select(func.count()).select_from(_groups(plan).subquery())
+            return int((await conn.execute(counted)).scalar_one())
 
     async def totals(of: _Plan) -> Figures:
         async with db.read() as conn:
@@ -178,8 +183,8 @@ async def report(
             before = _plan(earlier, await _context(conn, earlier), offers)
         return await totals(before)
 
-    (keys, total_rows, figures), overall_totals, before = await asyncio.gather(
-        page(), totals(overall), previous()
+    (keys, figures), total_rows, overall_totals, before = await asyncio.gather(
+        page(), count(), totals(overall), previous()
     )
     return Report(
         plan.source,
@@ -269,7 +274,7 @@ def _fact(
         return sub, sub.c.day
     if source == Source.VALUES:
         t = report_values
-        (dimension,) = wanted[:1]
+        dimension = wanted[0] if wanted else "link"
         stmt = _rollup_rows(t, t.c.day, t.c.value.label(dimension))
         stmt = stmt.where(
             t.c.zone == local.zone, t.c.dimension == dimension, t.c.day >= first_day, t.c.day <= last_day
@@ -535,7 +540,7 @@ def _groups(plan: _Plan) -> Select[Any]:
 
 
 def _page(plan: _Plan) -> Select[Any]:
-    """The page's keys, sorted, with the number of rows; sums only what the sort names."""
+    """The page's keys, sorted; sums only what the sort names."""
     q = plan.query
     by_name = dict(zip(q.group_by, plan.dims, strict=True))
     order: list[ColumnElement[Any]] = []
@@ -546,7 +551,7 @@ def _page(plan: _Plan) -> Select[Any]:
             expression = _sort_metric(plan, name)
         order.append(expression.desc() if descending else expression.asc())
     order.extend(dim.asc() for dim in plan.dims)  # a stable order for paging
-    stmt = select(*plan.dims, func.count().over().label("total_rows")).select_from(plan.fact)
+    stmt = select(*plan.dims).select_from(plan.fact)
     stmt = stmt.where(*plan.where).group_by(*plan.dims).order_by(*order)
     return stmt.limit(q.limit).offset(q.offset)
 
