@@ -1,10 +1,11 @@
 """Report queries (ADR 14), over the coarsest rollup that can answer (core.reporting.
-choose_source) or over the raw tables, in three statements that each stay cheap:
+choose_source) or over the raw tables, in statements that each stay cheap and run side by side:
 
-1. the page: the rows' keys grouped, sorted and paged in the database, with the number of rows,
-   summing only what the sort needs;
+1. the page: the rows' keys grouped, sorted and paged in the database, summing only what the
+   sort needs; and apart, the number of rows;
 2. the page's figures: every measure of those keys only, as plain sums per basis and currency;
-3. the totals: every measure over the whole report, the same way.
+3. the totals: every measure over the whole report, the same way, from the coarsest store
+   holding the filters.
 
 Plain sums per (basis, currency) are combined here (Figures): a sum under a CASE for each basis
 and currency cost SQLite several times the scan itself."""
