@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from clickback.core.metrics import METRICS
 
-MS_PER_HOUR = 3_600_000
 SECONDS_PER_DAY = 86_400
 
 TIME_DIMENSIONS = ("hour", "day", "week", "month")
@@ -149,7 +148,7 @@ def check_period(first: date, last: date) -> None:
 
 
 def hour_of(moment: datetime) -> int:
-    """A moment's UTC epoch hour (from epoch ms: ms // MS_PER_HOUR): the hourly rollup's key."""
+    """A moment's UTC epoch hour: the hourly rollup's key."""
     return int(moment.timestamp()) // 3600
 
 
@@ -191,13 +190,6 @@ class Clock:
     def hour_shift(self) -> int:
         """Seconds from a UTC hour to a local hour's start (Asia/Kolkata: 1800); zero for most."""
         return self.pieces[0][1] % 3600
-
-    def offset_at(self, second: int) -> int:
-        offset = self.pieces[0][1]
-        for since, value in self.pieces:
-            if second >= since:
-                offset = value
-        return offset
 
 
 def clock(zone: ZoneInfo, first: date, last: date) -> Clock:

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.util import await_only
 
-from clickback.core.metrics import MONEY
+from clickback.core.metrics import CLICK_COUNTS, MONEY
 from clickback.store.db import raw_cursor
 from clickback.store.tables import (
     MONEY_SCALE,
@@ -39,7 +39,6 @@ from clickback.store.tables import (
 
 CLICK_COLUMNS = [c.name for c in clicks.columns]
 VISITOR_COLUMNS = [c.name for c in visitors.columns]
-ROLLUP_CLICK_COUNTERS = ("clicks", "unique_clicks", "bot_clicks")
 _UPSERT_VISITOR = (
     " ON CONFLICT (link_id, visitor) DO UPDATE SET"
     # unique_at moves to this batch's first click only if the visitor's previous click is older
@@ -84,9 +83,9 @@ class ClickBulk:
 
     def add_clicks(self, table: Table, key: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
         """Add click counts to a report rollup: rows of the key and the counters."""
-        columns = [*key, *ROLLUP_CLICK_COUNTERS]
+        columns = [*key, *CLICK_COUNTS]
         select, params = self._select(columns, rows)
-        adding = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in ROLLUP_CLICK_COUNTERS)
+        adding = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in CLICK_COUNTS)
         sql = (
             f"INSERT INTO {table.name} ({', '.join(columns)}) {select}"
             f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {adding}"
@@ -172,7 +171,7 @@ class _Sqlite(ClickBulk):
 
     def add_clicks(self, table: Table, key: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
         """As ClickBulk's, by INSERTs of many rows each (add_rows)."""
-        add_rows(self._conn, table, key, ROLLUP_CLICK_COUNTERS, rows)
+        add_rows(self._conn, table, key, CLICK_COUNTS, rows)
 
 
 _SQLITE_VISITORS_AFTER = (

@@ -577,7 +577,7 @@ def _sort_metric(plan: _Plan, name: str) -> ColumnElement[Any]:
     """A metric as SQL over the grouped rows, for sorting. Money adds up its currencies (or the
     amounts converted, with `currency`): an order, not a figure shown."""
     c = plan.fact.c
-    basis = EVENT_TIME if plan.query.basis == Basis.CONVERSION else CLICK_TIME
+    basis = _basis_code(plan.query)
 
     def total(measure: str) -> ColumnElement[Any]:
         column: ColumnElement[Any] = type_coerce(c[measure], BigInteger)
@@ -640,7 +640,7 @@ def _combine(plan: _Plan, rows: Iterable[Any], n: int | None = None) -> dict[Key
     its rows per basis and currency: clicks count at their click time whatever the basis;
     everything else in the rows of the basis asked for."""
     n = len(plan.dims) if n is None else n
-    basis = EVENT_TIME if plan.query.basis == Basis.CONVERSION else CLICK_TIME
+    basis = _basis_code(plan.query)
     target = plan.query.currency
     out: dict[Key, Figures] = {}
     for r in rows:

@@ -41,7 +41,6 @@ VALUE_KEY: tuple[str, ...] = (
     "basis",
     "currency",
 )
-CLICK_MEASURES = ("clicks", "unique_clicks", "bot_clicks")
 _POSITION = {name: i for i, name in enumerate(MEASURES)}
 _MONEY_FROM = len(MEASURES) - len(MONEY)
 Sums = dict[tuple[Any, ...], list[Any]]
@@ -78,14 +77,10 @@ class Rollups:
             _add(self.hours, (hour, affiliate, offer, country, basis, currency), amounts)
             for zone, day in zip(self.local.zones, days, strict=True):
                 _add(self.days, (zone, day, affiliate, offer, country, basis, currency), amounts)
-                values_rows = self.values
                 for dimension, value in zip(VALUE_DIMENSIONS, values, strict=True):
-                    key = (zone, dimension, day, value, affiliate, offer, basis, currency)
-                    sums = values_rows.get(key)
-                    if sums is None:
-                        sums = values_rows[key] = [0] * len(MEASURES)
-                    for i, amount in amounts:
-                        sums[i] += amount
+                    _add(
+                        self.values, (zone, dimension, day, value, affiliate, offer, basis, currency), amounts
+                    )
 
     def _tables(self) -> tuple[tuple[Table, tuple[str, ...], Sums], ...]:
         return (
@@ -136,7 +131,7 @@ def click_rows(
     stamped: Sequence[tuple[int, Click]], unique: set[str], local: LocalDays, *, ordered: bool
 ) -> list[tuple[Table, tuple[str, ...], list[tuple[Any, ...]]]]:
     """The click writer's rollup rows for a batch of (epoch ms, click): per rollup, its key
-    columns and rows of the key and CLICK_MEASURES; in key order if `ordered` (two PostgreSQL
+    columns and rows of the key and CLICK_COUNTS; in key order if `ordered` (two PostgreSQL
     processes adding to the same rows then lock them alike; SQLite has one writer at a time).
 
     Column-wise: the keys of every click are zipped and counted by Counter, in C. A loop over

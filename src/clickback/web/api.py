@@ -31,7 +31,7 @@ from clickback.core.lifecycle import Status
 from clickback.core.model import EVERY_AFFILIATE
 from clickback.core.outbound import mask_url
 from clickback.core.reasons import BY_CODE, Reason
-from clickback.core.reporting import BASIS_NOTES, DIMENSIONS, MAX_LIMIT, Basis, ReportError
+from clickback.core.reporting import BASIS_NOTES, DIMENSIONS, MAX_DAYS, MAX_LIMIT, Basis, ReportError
 from clickback.core.spans import Span
 from clickback.core.statements import statement_csv, totals
 from clickback.core.tester import OutboundPreview
@@ -58,7 +58,7 @@ from clickback.store.diagnosis import Scope
 from clickback.web import reporting
 from clickback.web import schemas as s
 
-MAX_REPORT_DAYS = 400
+MAX_REPORT_DAYS = MAX_DAYS
 # Paths under /api that need no key: web/guard.py checks it on every other one.
 DOCS_PATH = "/docs"
 OPENAPI_PATH = "/openapi.json"

@@ -11,6 +11,7 @@ from typing import Any
 from clickback.core import metrics
 from clickback.core.model import Catalog
 from clickback.core.reporting import (
+    ALIASES,
     DIMENSIONS,
     MAX_LIMIT,
     OWNER_DIMENSIONS,
@@ -54,7 +55,7 @@ def read_query(
     dims = parse_group_by(group_by)
     filters: dict[str, list[str | int]] = {}
     for raw_name, value in params:
-        name = {"affiliate_id": "affiliate", "offer_id": "offer", "link_id": "link"}.get(raw_name, raw_name)
+        name = ALIASES.get(raw_name, raw_name)
         if name not in FILTERABLE:
             continue
         if len(value) > MAX_FILTER_LENGTH:
@@ -96,6 +97,11 @@ def read_query(
 # --- CSV ----------------------------------------------------------------------------------------
 
 
+# The CSV's metric columns after the counts: money (a column per currency), then the ratios.
+_MONEY_COLUMNS = tuple(m for m in metrics.METRICS if m in metrics.MONEY_METRICS)
+_RATIOS = tuple(m for m in metrics.METRICS if m not in metrics.MONEY_METRICS and m not in metrics.COUNTS)
+
+
 def _time_header(name: str, q: ReportQuery) -> str:
     return f"{name} in {q.zone} by {q.basis.value} date"
 
@@ -106,11 +112,8 @@ def csv_header(q: ReportQuery, currencies: Iterable[str]) -> list[str]:
     head = [_time_header(d, q) if d in TIME_DIMENSIONS else d for d in q.group_by]
     if not any(d in TIME_DIMENSIONS for d in q.group_by):
         head.insert(0, _time_header("period", q))
-    cols = list(metrics.COUNTS)
-    money = [m for m in metrics.METRICS if m in metrics.MONEY_METRICS]
-    cols += [f"{m} {c}" for m in money for c in currencies]
-    cols += [m for m in metrics.METRICS if m not in metrics.MONEY_METRICS and m not in metrics.COUNTS]
-    return head + cols
+    money = [f"{m} {c}" for m in _MONEY_COLUMNS for c in currencies]
+    return head + list(metrics.COUNTS) + money + list(_RATIOS)
 
 
 def csv_cells(
@@ -124,13 +127,10 @@ def csv_cells(
             csv_cell(key[d]) for d in q.group_by
         ]
     cells += [csv_cell(figures[m]) for m in metrics.COUNTS]
-    for m in (m for m in metrics.METRICS if m in metrics.MONEY_METRICS):
+    for m in _MONEY_COLUMNS:
         amounts = figures[m] or {}
         cells += [csv_cell(amounts.get(c, Decimal(0))) for c in currencies]
-    for m in metrics.METRICS:
-        if m not in metrics.MONEY_METRICS and m not in metrics.COUNTS:
-            value = figures[m]
-            cells.append("" if value is None else f"{value:.6f}")
+    cells += ["" if figures[m] is None else f"{figures[m]:.6f}" for m in _RATIOS]
     return cells
 
 
