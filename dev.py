@@ -103,7 +103,7 @@ def test(args: list[str]) -> None:
     run(BIN / "ruff", "format", "--check", ".")
     run(BIN / "mypy")
     # One test process per CPU (pytest-xdist); `python3 dev.py test -n 0` runs them in this one.
-    run(BIN / "pytest", "-n", "auto", *args)
+    run(BIN / "pytest", "-n", "auto", "--dist", "worksteal", *args)
 
 
 if __name__ == "__main__":

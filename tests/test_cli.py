@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from clickback.cli import app
 from clickback.config import Settings
 from clickback.core.reporting import ReportQuery
-from clickback.service.runtime import utcnow
+from clickback.service.clock import utcnow
 from clickback.store import admin, reports
 from clickback.store.db import connect
 from tests.receiver import Answer, Got, receiving

@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Coroutine
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -34,8 +34,7 @@ from clickback.core.statements import COLUMNS, StatementLine, line_cells, statem
 from clickback.errors import StartupError
 from clickback.logs import log_config
 from clickback.metrics import MULTIPROC_ENV
-from clickback.service.runtime import Runtime, utcnow
-from clickback.service.tester import Problem, TestPostback, Trace
+from clickback.service.clock import utcnow
 from clickback.store import admin, fx, ledger, statements
 from clickback.store import backup as backups
 from clickback.store import outbound as outbound_store
@@ -43,7 +42,9 @@ from clickback.store.catalog import decoded, load_catalog
 from clickback.store.db import Database, connect, database_problem, url_shown
 from clickback.store.migrate import head_revision, upgrade
 from clickback.store.rollups import forget_zone
-from clickback.web.schemas import FxRateIn
+
+if TYPE_CHECKING:
+    from clickback.service.tester import Trace
 
 app = typer.Typer(
     help="clickback: self-hosted S2S affiliate tracking.",
@@ -143,6 +144,8 @@ def demo() -> None:
     settings = load_settings()
     console.print(where(settings))
     settings.click_id_key  # noqa: B018 - refused here, before the database exists, if it would orphan clicks
+
+    from clickback.service.runtime import Runtime  # the whole runtime: only for what runs it
 
     async def seeded() -> list[str]:
         await _migrate(settings)
@@ -533,7 +536,7 @@ def fx_set(
     day: Annotated[str, typer.Option(help="YYYY-MM-DD the rate applies from (default today, UTC)")] = "",
 ) -> None:
     """Record a dated exchange rate."""
-    from clickback.service.runtime import utcnow
+    from clickback.web.schemas import FxRateIn
 
     try:
         row = FxRateIn(base=base, quote=quote, rate=rate, day=day or utcnow().date())  # type: ignore[arg-type]
@@ -654,6 +657,9 @@ def postback_test(
     settings = load_settings()
     console.print(where(settings))
 
+    from clickback.service.runtime import Runtime
+    from clickback.service.tester import Problem, TestPostback
+
     async def tested() -> bool:
         runtime = Runtime(settings)
         await runtime.start()
@@ -707,7 +713,7 @@ def _print_outcome(body: dict[str, Any]) -> None:
         console.print("  ignored: " + escape(", ".join(body["ignored_parameters"])))
 
 
-def _print_trace(trace: Trace) -> None:
+def _print_trace(trace: "Trace") -> None:
     """The trace, readably: each postback parameter by parameter, each conversion with the
     outbound postbacks it would fire, and what the deal would book."""
     for p in trace.postbacks:
@@ -749,7 +755,6 @@ def _print_trace(trace: Trace) -> None:
 @app.command()
 def settle() -> None:
     """Approve commissions whose hold has passed (the server also does this every minute)."""
-    from clickback.service.runtime import utcnow
 
     approved = with_db(load_settings(), lambda db: ledger.settle(db, utcnow()))
     console.print(f"{approved} commission entries approved")

@@ -10,7 +10,8 @@ from clickback.core.clicks import ClickRequest, ClickTaken, take_click
 from clickback.core.intake import RawPostback
 from clickback.core.model import EVERY_AFFILIATE
 from clickback.core.verticals import Vertical, preset_deal
-from clickback.service.runtime import Runtime, utcnow
+from clickback.service.clock import utcnow
+from clickback.service.runtime import Runtime
 from clickback.store import admin, deals
 
 DEMO_AGENTS = (

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from clickback.service.runtime import utcnow
+from clickback.service.clock import utcnow
 from clickback.store.tables import clicks
 from tests.conftest import Client, World
 

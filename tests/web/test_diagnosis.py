@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from clickback.service.runtime import utcnow
+from clickback.service.clock import utcnow
 from clickback.store.tables import conversions, link_checks, postbacks
 from tests.conftest import Client, World
 

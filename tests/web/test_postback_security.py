@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy import func, select
 
 from clickback.core.intake import sign
-from clickback.service.runtime import utcnow
+from clickback.service.clock import utcnow
 from clickback.store.recording import forget_signatures
 from clickback.store.tables import postback_signatures
 from tests.conftest import Client, Node, World

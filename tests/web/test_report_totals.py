@@ -10,6 +10,7 @@ has landed. The period straddles 2026-10-25, when Europe/Berlin goes from +02:00
 """
 
 import random
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 from clickback.core.intake import RawPostback
 from clickback.core.model import Click, Link, Traits
 from clickback.store.clicks import write_batch
+from clickback.store.weeks import sum_weeks
 from tests.conftest import Client, Node, World, _wipe, make_world, private_node
 from tests.web.report_reference import (
     COUNTS,
@@ -44,14 +46,16 @@ from tests.web.test_commissions import deal
 UTC_ZONE, BERLIN = ZoneInfo("UTC"), ZoneInfo("Europe/Berlin")
 ZONES = {"UTC": UTC_ZONE, "Europe/Berlin": BERLIN}
 BASES = ("conversion", "click")
-FIRST_DAY, LAST_DAY = date(2026, 10, 22), date(2026, 10, 28)
+# The period holds one whole week (Monday 2026-10-26 to Sunday 11-01), answered from its sums
+# (store.weeks) where a report can be.
+FIRST_DAY, LAST_DAY = date(2026, 10, 22), date(2026, 11, 3)
 # Clicks from two days before the period to two days after: conversions of clicks made before it
 # happen inside it, and conversions of clicks inside it happen after it (the two bases differ).
 SPAN_START = datetime(2026, 10, 20, tzinfo=UTC)
-SPAN_END = datetime(2026, 10, 31, tzinfo=UTC)
+SPAN_END = datetime(2026, 11, 5, tzinfo=UTC)
 # Europe/Berlin's 02:00-03:00 happens twice that night: 00:00-01:00 UTC (+02:00) and 01:00-02:00 (+01:00).
 REPEATED_HOUR = (datetime(2026, 10, 25, 0, tzinfo=UTC), datetime(2026, 10, 25, 1, tzinfo=UTC))
-GROUPINGS = (("day",), ("hour",), ("country", "sub1"), ("affiliate", "offer"))
+GROUPINGS = (("day",), ("hour",), ("country", "sub1"), ("sub1",), ("affiliate", "offer"))
 BOT_REASONS = ("crawler:Googlebot", "datacenter", "headless")
 UA = (
     "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36"
@@ -74,6 +78,7 @@ class Made:
 
     clicks_written: int = 0
     duplicates_skipped: int = 0
+    weeks_summed: int = 0
     in_flight: list[int] = field(default_factory=list)
     outcomes: dict[str, int] = field(default_factory=dict)
 
@@ -144,6 +149,9 @@ class Generator:
             ]
         )
         return hot + timedelta(milliseconds=rng.randrange(-5_400_000, 5_400_000))
+
+    def sum_weeks(self) -> int:
+        return self.node.call(lambda: sum_weeks(self.runtime.db, int(time.time())))
 
     def write(self, batch: list[Click]) -> int:
         window = self.runtime.settings.unique_window_ms
@@ -374,7 +382,11 @@ def build(client: Client, world: World, rng: random.Random) -> Made:
     clicks += scripted.values()
     clicks.sort(key=lambda c: c.clicked_at)
     thirds = [clicks[i::3] for i in range(3)]
-    for batch in thirds:
+    for n, batch in enumerate(thirds):
+        if n == 2:
+            # The weeks summed now: what comes later (these clicks, as a drained spool's, and
+            # every postback) is added to the weeks it falls in as well as to its days.
+            g.made.weeks_summed = g.sum_weeks()
         g.made.clicks_written += g.write(sorted(batch, key=lambda c: c.clicked_at))
     # A batch written again (a retried flush, a replayed spool) is stored once.
     g.made.duplicates_skipped = len(thirds[0]) - g.write(thirds[0])
@@ -452,6 +464,7 @@ def check_world(facts: Facts, made: Made) -> None:
     """The world holds every case the property is about (else the property proves less)."""
     entries = facts.entries
     assert made.duplicates_skipped > 0
+    assert made.weeks_summed >= 4  # two zones' weeks over, summed before the last clicks came
     assert all(e["conversion_id"] in facts.conversions for e in entries), (
         "a ledger entry without its conversion"
     )

@@ -14,7 +14,8 @@ from clickback.core.model import Click, Traits
 from clickback.errors import StartupError
 from clickback.store import clicks as click_store
 from clickback.store.rollups import forget_zone, keep_zones
-from clickback.store.tables import report_rollups
+from clickback.store.tables import report_rollups, report_week_state
+from clickback.store.weeks import sum_weeks
 from tests.conftest import Client, World
 
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
@@ -260,3 +261,77 @@ def test_a_zone_kept_from_later_answers_only_from_its_next_midnight(client: Clie
     finally:
         kept = kept_after(lambda sync: forget_zone(sync, "Asia/Tokyo"))
     assert set(kept) == {"hours", "days:UTC", "days:Europe/Berlin"}
+
+
+def test_a_week_over_is_summed_once_and_what_comes_later_counts_in_it_too(
+    client: Client, world: World
+) -> None:
+    """A report by sub1 over whole weeks reads their sums (store.weeks): summed once the week is
+    over in each kept zone, never the week still running; a late click and a late conversion
+    of that week added to the sums as to the days."""
+    runtime = client.node.runtime
+    link = link_of(client, world.alice_casino)
+    today = datetime.now(UTC).date()
+    monday = today - timedelta(days=today.weekday() + 7)  # last week's, over in every zone
+    noon = datetime.combine(monday + timedelta(days=2), datetime.min.time(), UTC) + timedelta(hours=12)
+    write_click(client, link, noon, sub1="a")
+    write_click(client, link, noon + timedelta(hours=1), sub1="b")
+    write_click(client, link, datetime.now(UTC), sub1="a")  # this week's
+    period = {"from": (monday - timedelta(days=1)).isoformat(), "to": today.isoformat(), "group_by": "sub1"}
+
+    def sub1_clicks() -> dict[str, int]:
+        return {r["key"]["sub1"]: r["clicks"] for r in client.report(**period)["rows"]}
+
+    before = sub1_clicks()
+    summed = client.node.call(lambda: sum_weeks(runtime.db, int(datetime.now(UTC).timestamp())))
+    again = client.node.call(lambda: sum_weeks(runtime.db, int(datetime.now(UTC).timestamp())))
+
+    async def kept() -> dict[tuple[str, int], bool]:
+        async with runtime.db.read() as conn:
+            rows = await conn.execute(select(report_week_state))
+            return {(r.zone, r.week): r.kept for r in rows}
+
+    states = client.node.call(kept)
+    week = (monday - date(1970, 1, 1)).days // 7 + 1  # core.reporting.week_of its Monday
+    assert summed == 2 and again == 0  # last week in UTC and in Berlin, once
+    assert states[("UTC", week)] and states[("Europe/Berlin", week)]
+    assert not states[("UTC", week + 1)]  # this week, still running
+    assert before == sub1_clicks() == {"a": 2, "b": 1}
+    # Late: a click of last week (a drained spool's) and its registration reported today.
+    late = write_click(client, link, noon + timedelta(hours=2), sub1="b")
+    client.postback(click_id=late, event="registration", token=world.token)
+    after = client.report(**period, basis="click")
+    assert {r["key"]["sub1"]: (r["clicks"], r["registrations"]) for r in after["rows"]} == {
+        "a": (2, 0),
+        "b": (2, 1),
+    }
+    assert after["totals"]["clicks"] == 4 and after["totals"]["registrations"] == 1
+
+
+@pytest.mark.parametrize("sort", ["", "day", "-day"])
+def test_pages_sorted_by_day_first_are_the_slices_of_the_whole(
+    client: Client, world: World, sort: str
+) -> None:
+    """Sorted by day first, a page reads only the days it holds (the rows per day say which):
+    every page, across the days' edges, is the slice of the whole report."""
+    link = link_of(client, world.alice_casino)
+    today = datetime.now(UTC).date()
+    for back, subs in ((1, "abc"), (2, "de"), (3, "fghi")):
+        noon = datetime.combine(today - timedelta(days=back), datetime.min.time(), UTC) + timedelta(hours=12)
+        for n, sub1 in enumerate(subs):
+            for _ in range(n + 1):
+                write_click(client, link, noon + timedelta(minutes=n), sub1=sub1)
+    period = {"from": (today - timedelta(days=4)).isoformat(), "to": today.isoformat()}
+    for group_by in ("day,sub1", "day,country"):
+        query = {**period, "group_by": group_by} | ({"sort": sort} if sort else {})
+        whole = client.report(**query, limit="100")
+        rows = [(r["key"], r["clicks"]) for r in whole["rows"]]
+        for limit, offset in ((2, 0), (2, 2), (3, 1), (4, 5), (5, 8), (2, 9)):
+            part = client.report(**query, limit=str(limit), offset=str(offset))
+            assert part["total_rows"] == whole["total_rows"] == len(rows)
+            assert [(r["key"], r["clicks"]) for r in part["rows"]] == rows[offset : offset + limit], (
+                group_by,
+                limit,
+                offset,
+            )
+    assert whole["total_rows"] == 3  # by day and country: one country a day

@@ -5,7 +5,6 @@ import contextlib
 import logging
 import os
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -19,6 +18,7 @@ from clickback.delivery.sender import Sender
 from clickback.enrich import Enricher
 from clickback.service.catalog_cache import CatalogCache
 from clickback.service.clickwriter import ClickWriter
+from clickback.service.clock import utcnow
 from clickback.service.linkchecks import LinkChecks
 from clickback.service.postbacks import Postbacks
 from clickback.service.spool import Spool
@@ -28,6 +28,7 @@ from clickback.store import ledger
 from clickback.store.db import Database, connect, database_problem, ping
 from clickback.store.migrate import upgrade
 from clickback.store.recording import forget_signatures
+from clickback.store.weeks import sum_weeks
 
 log = logging.getLogger(__name__)
 SETTLE_SECONDS = 60
@@ -36,10 +37,6 @@ RECONNECT_SECONDS = 2.0
 RECONNECT_LOG_SECONDS = 60.0
 READY_CHECK_SECONDS = 2.0
 GIL_SWITCH_SECONDS = 0.0005
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Runtime:
@@ -152,18 +149,19 @@ class Runtime:
         return {"ready": all(part["ok"] for part in parts.values()), **parts}
 
     async def _settle(self) -> None:
-        """Approve commissions whose hold has passed, and forget signatures too old to replay;
-        every process may, both are idempotent."""
+        """Approve commissions whose hold has passed, forget signatures too old to replay, and
+        sum the report weeks that are over; every process may, each is idempotent."""
         while True:
             try:
                 now = utcnow()
                 await ledger.settle(self.db, now)
                 await forget_signatures(self.db, now - 2 * SIGNATURE_WINDOW)
+                await sum_weeks(self.db, int(now.timestamp()))
             except (SQLAlchemyError, OSError) as exc:
                 # The database being away is said in a line; anything else keeps its traceback.
                 known = database_problem(exc, self.settings.url) is not None
                 log.warning(
-                    "settling commissions failed (%s); retrying in a minute",
+                    "settling (commissions, signatures, report weeks) failed (%s); retrying in a minute",
                     self._why(exc),
                     exc_info=not known,
                 )

@@ -34,6 +34,7 @@ from clickback.store.tables import (
     report_days,
     report_hours,
     report_values,
+    report_weeks,
     visitors,
 )
 
@@ -251,7 +252,7 @@ def _sqlite_rollup(table: str, key: tuple[str, ...], counters: tuple[str, ...], 
 _PG_ARRAYS = {int: "bigint[]", str: "text[]", bool: "boolean[]"}
 _PG_TYPES = {
     c.name: _PG_ARRAYS[c.type.python_type]
-    for t in (visitors, report_hours, report_days, report_values)
+    for t in (visitors, report_hours, report_days, report_values, report_weeks)
     for c in t.columns
     if c.name not in MONEY
 }

@@ -8,11 +8,13 @@ from typing import Any
 
 from sqlalchemy import Connection, delete
 
+from clickback.core.metrics import CLICK_COUNTS
 from clickback.core.model import Click, Traits
 from clickback.store.bulk import ClickBulk, bulk_for
 from clickback.store.db import Database
 from clickback.store.rollups import click_rows
-from clickback.store.tables import click_refusals, quarantined_clicks, visitors
+from clickback.store.tables import click_refusals, quarantined_clicks, report_values, report_weeks, visitors
+from clickback.store.weeks import WEEK_KEY, weekly, weeks_between
 
 
 async def write_batch(
@@ -51,8 +53,16 @@ async def write_batch(
             counted = [s for s in stamped if s[1].click_id in inserted]
             ordered = db.dialect == "postgresql"
             for table, key, rows in click_rows(counted, unique, db.local_days, ordered=ordered):
-                if rows:
-                    bulk.add_clicks(table, key, rows)
+                if not rows:
+                    continue
+                bulk.add_clicks(table, key, rows)
+                if table is report_values:
+                    # A drained spool's clicks of a week over: added to the week's sums too.
+                    seconds = [ms // 1000 for ms, _ in counted]
+                    touched = weeks_between(db, min(seconds), max(seconds))
+                    weeks = weekly(conn, db, rows, len(CLICK_COUNTS), ordered=ordered, touched=touched)
+                    if weeks:
+                        bulk.add_clicks(report_weeks, WEEK_KEY, weeks)
         if refused:
             conn.execute(add_refused, refused)
         return len(inserted)

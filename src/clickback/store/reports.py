@@ -58,6 +58,7 @@ from clickback.core.reporting import (
     local_day,
     month_starts,
 )
+from clickback.store import weeks
 from clickback.store.db import Database, div_floor, epoch_seconds
 from clickback.store.rollups import CLICK_TIME, EVENT_TIME
 from clickback.store.tables import (
@@ -72,6 +73,7 @@ from clickback.store.tables import (
     report_hours,
     report_rollups,
     report_values,
+    report_weeks,
 )
 
 Key = tuple[Any, ...]
@@ -117,6 +119,7 @@ class _Context:
     kept: Mapping[str, int]
     currencies: tuple[str, ...]
     rates: Rates
+    weeks: Sequence[int]  # the kept report weeks (store.weeks) lying whole within the period
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +150,8 @@ async def report(
 ) -> Report:
     """`offers`: the catalog's (their advertisers, and the prices they list).
 
-    The page and the totals are read on two connections at once: SQLite lets go of the GIL
-    while it steps, so both scans run side by side (the machine has cores), as on PostgreSQL."""
+    On PostgreSQL the page, the count and the totals are read on connections of their own at
+    once; on SQLite in turn."""
     async with _reading(db) as conn:
         context = await _context(conn, q)
     plan = _plan(q, context, offers)
@@ -186,9 +189,31 @@ async def report(
             before = _plan(earlier, await _context(conn, earlier), offers)
         return await totals(before)
 
-    (keys, figures), total_rows, overall_totals, before = await asyncio.gather(
-        page(), count(), totals(overall), previous()
-    )
+    if (by_day := _led_by_day(plan)) is not None:
+        # Sorted by day first: the rows per day tell the number of rows and which days hold
+        # the page, and the page reads those days only (one day of 30 for the first page).
+        async with _reading(db) as conn:
+            per_day = (await conn.execute(_rows_per_day(plan, descending=by_day))).all()
+        total_rows = sum(n for _, n in per_day)
+        days: list[int] = []
+        seen = skipped = 0
+        for day, n in per_day:
+            if seen + n > q.offset and seen < q.offset + q.limit:
+                skipped = seen if not days else skipped
+                days.append(day)
+            seen += n
+        paged = replace(q, offset=q.offset - skipped)
+        plan = replace(plan, query=paged, where=(*plan.where, plan.day.in_(days)))
+        (keys, figures), overall_totals, before = await page(), await totals(overall), await previous()
+    elif db.dialect == "postgresql":
+        (keys, figures), total_rows, overall_totals, before = await asyncio.gather(
+            page(), count(), totals(overall), previous()
+        )
+    else:
+        # One after the other: two SQLite scans at once in one process took longer than both in
+        # turn (1.14 s against 0.78 s for (a)'s page and count), each thread waiting on the other.
+        keys, figures = await page()
+        total_rows, overall_totals, before = await count(), await totals(overall), await previous()
     return Report(
         plan.source,
         [(_key(plan, k), figures.get(k, Figures())) for k in keys],
@@ -252,14 +277,18 @@ async def _context(conn: AsyncConnection, q: ReportQuery) -> _Context:
     held = tuple(sorted((await conn.execute(select(report_currencies.c.currency))).scalars()))
     rates = await _rates(conn, q, held) if q.currency else {}
     shown = (q.currency,) if q.currency else held
-    return _Context(clock(zone, q.first, q.last), zone, kept, shown, rates)
+    local = clock(zone, q.first, q.last)
+    first_day = local_day(local.start, local.pieces[0][1])
+    last_day = first_day + (q.last - q.first).days
+    states = await conn.execute(weeks.state_between(q.zone, first_day, last_day))
+    return _Context(local, zone, kept, shown, rates, weeks.kept_between(states, first_day, last_day))
 
 
 def _plan(q: ReportQuery, context: _Context, offers: Mapping[int, Offer]) -> _Plan:
     """The statements' parts: the store (the coarsest holding what `q` asks), its rows, the
     dimensions and the conditions."""
     source = choose_source(q, context.local, context.kept)
-    fact, day = _fact(q, source, context.local, offers)
+    fact, day = _fact(q, source, context, offers)
     advertisers = {o.id: o.advertiser_id for o in offers.values()}
     dims = [_dimension(name, fact, day, context.local, advertisers, source) for name in q.group_by]
     c = fact.c
@@ -273,10 +302,11 @@ def _plan(q: ReportQuery, context: _Context, offers: Mapping[int, Offer]) -> _Pl
 
 
 def _fact(
-    q: ReportQuery, source: Source, local: Clock, offers: Mapping[int, Offer]
+    q: ReportQuery, source: Source, context: _Context, offers: Mapping[int, Offer]
 ) -> tuple[Subquery, ColumnElement[Any]]:
     """The rows to group, with uniform columns (affiliate_id, offer_id, the dimensions asked for,
     basis, currency, the measures), and the expression of a row's local day."""
+    local = context.local
     first_day = local_day(local.start, local.pieces[0][1])
     last_day = first_day + (q.last - q.first).days
     owned = ("advertiser", "offer", "affiliate")
@@ -290,13 +320,27 @@ def _fact(
         sub = _filtered(stmt, q, {"country": t.c.country}).subquery("f")
         return sub, sub.c.day
     if source == Source.VALUES:
-        t = report_values
         dimension = wanted[0] if wanted else "link"
-        stmt = _rollup_rows(t, t.c.day, t.c.value.label(dimension))
-        stmt = stmt.where(
-            t.c.zone == local.zone, t.c.dimension == dimension, t.c.day >= first_day, t.c.day <= last_day
-        )
-        sub = _filtered(stmt, q, {dimension: t.c.value}).subquery("f")
+        # Whole weeks from their sums where neither a time dimension nor a day's exchange rate
+        # needs the days.
+        timed = context.rates or any(t in q.group_by for t in TIME_DIMENSIONS)
+        whole = () if timed else context.weeks
+        # Days and weeks listed rather than a range: the figures of a page's keys are then seeks
+        # of each day's rows of those keys (100 sub IDs over 30 days: 0.065 s where SQLite, given
+        # a range, read the 672,000 rows between, 0.21 s). The days rollup keeps its range: its
+        # keys lead with the day, and a list of days cost its grouping twice the time.
+        covered = {d for week in whole for d in range(weeks.days_of(week)[0], weeks.days_of(week)[1] + 1)}
+        v, w = report_values, report_weeks
+        parts = []
+        for t, time, day, which in (
+            (v, v.c.day, v.c.day, [d for d in range(first_day, last_day + 1) if d not in covered]),
+            (w, w.c.week, w.c.week * 7 - 3, whole),
+        ):
+            if which or t is v:
+                stmt = _rollup_rows(t, day.label("day"), t.c.value.label(dimension))
+                stmt = stmt.where(t.c.zone == local.zone, t.c.dimension == dimension, time.in_(which))
+                parts.append(_filtered(stmt, q, {dimension: t.c.value}))
+        sub = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("f")
         return sub, sub.c.day
     if source == Source.HOURS:
         t = report_hours
@@ -550,6 +594,24 @@ def _dimension(
 
 
 # --- the statements -----------------------------------------------------------------------------
+
+
+def _led_by_day(plan: _Plan) -> bool | None:
+    """Whether the page is sorted by a rollup's day first: descending (True) or not; else None."""
+    q = plan.query
+    if "day" not in q.group_by or plan.source not in (Source.DAYS, Source.VALUES):
+        return None
+    if not q.sort:  # time dimensions first, the finest first
+        return None if "hour" in q.group_by else False
+    name, descending = q.sort[0]
+    return descending if name == "day" else None
+
+
+def _rows_per_day(plan: _Plan, *, descending: bool) -> Select[Any]:
+    """The number of report rows of each day, in the page's order of days."""
+    grouped = _groups(plan).subquery()
+    day = grouped.c[plan.query.group_by.index("day")]
+    return select(day, func.count()).group_by(day).order_by(day.desc() if descending else day.asc())
 
 
 def _groups(plan: _Plan) -> Select[Any]:

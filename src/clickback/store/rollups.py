@@ -24,7 +24,10 @@ from clickback.store.tables import (
     report_hours,
     report_rollups,
     report_values,
+    report_week_state,
+    report_weeks,
 )
+from clickback.store.weeks import WEEK_KEY, weekly
 
 CLICK_TIME = "c"
 EVENT_TIME = "e"
@@ -95,7 +98,11 @@ class Rollups:
         same rows lock them alike). On SQLite: written here, by INSERTs of many rows each (an
         executemany of dictionaries cost more than the rest of a plain postback's recording)."""
         tables, currencies = self._tables(), sorted({k[-1] for k in self.hours} - {""})
+        value_rows = [(*k, *sums) for k, sums in self.values.items()]
         self.hours, self.days, self.values = {}, {}, {}
+        # A late fact of a week over: added to the week's sums too (store.weeks).
+        weeks = weekly(conn, db, value_rows, len(MEASURES), ordered=False)
+        tables += ((report_weeks, WEEK_KEY, {tuple(r[:8]): list(r[8:]) for r in weeks}),)
         postgresql = conn.dialect.name == "postgresql"
         out: list[tuple[Table, list[dict[str, Any]], Any]] = []
         if currencies:
@@ -233,6 +240,7 @@ def keep_zones(conn: Connection, zones: Sequence[str], now: int) -> None:
 def forget_zone(conn: Connection, zone: str) -> bool:
     """Drop a zone's report days; whether the database kept it."""
     conn.execute(delete(report_days).where(report_days.c.zone == zone))
-    conn.execute(delete(report_values).where(report_values.c.zone == zone))
+    for table in (report_values, report_weeks, report_week_state):
+        conn.execute(delete(table).where(table.c.zone == zone))
     gone = conn.execute(delete(report_rollups).where(report_rollups.c.name == f"days:{zone}"))
     return bool(gone.rowcount)

@@ -259,6 +259,35 @@ report_values = Table(
     sqlite_with_rowid=False,
 )
 
+# report_values summed by local week (Monday to Sunday), for the weeks a period covers whole: a
+# quarter of the rows to read for a month by sub ID. A week is summed once it is over
+# (store.weeks.sum_weeks) and its later changes, a late conversion's for one, are added to both
+# (report_week_state says which weeks are kept). `week`: core.reporting.week_of the local day.
+report_weeks = Table(
+    "report_weeks",
+    metadata,
+    Column("zone", String(64), primary_key=True),
+    Column("dimension", String(16), primary_key=True),
+    Column("week", Integer, primary_key=True),
+    Column("value", String(1024), primary_key=True),
+    *_report_owners(),
+    *_basis_currency(),
+    *_measures(),
+    Index(None, "zone", "dimension", "affiliate_id", "week"),
+    sqlite_with_rowid=False,
+)
+
+# Each (zone, week) the values rollup holds rows of, and whether report_weeks keeps it. Writers
+# upsert the rows of the weeks they add to, in their transaction: the row's lock orders them
+# against the summing of that week (PostgreSQL), and `kept` tells them to add to report_weeks too.
+report_week_state = Table(
+    "report_week_state",
+    metadata,
+    Column("zone", String(64), primary_key=True),
+    Column("week", Integer, primary_key=True),
+    Column("kept", Boolean, nullable=False, server_default=text("false")),
+)
+
 # Every currency the rollups hold money in: a report's money columns, one per currency.
 report_currencies = Table(
     "report_currencies",

@@ -37,8 +37,9 @@ from clickback.core.statements import statement_csv, totals
 from clickback.core.tester import OutboundPreview
 from clickback.core.verticals import PRESETS, Vertical, preset_deal
 from clickback.service import outbound as outbound_service
+from clickback.service.clock import utcnow
 from clickback.service.diagnosis import diagnose
-from clickback.service.runtime import Runtime, utcnow
+from clickback.service.runtime import Runtime
 from clickback.service.tester import Problem, TestClick, TestPostback, Trace
 from clickback.store import (
     admin,

@@ -5,7 +5,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from clickback.core.intake import PIXEL, RawPostback
 from clickback.core.pixel import PIXEL_CODE_LEN, click_id_from_cookie, without_secrets
-from clickback.service.runtime import Runtime, utcnow
+from clickback.service.clock import utcnow
+from clickback.service.runtime import Runtime
 from clickback.web.headers import NOSNIFF
 from clickback.web.tracking import forwarded_ip
 

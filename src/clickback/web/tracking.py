@@ -17,7 +17,8 @@ from clickback.core.intake import RawPostback
 from clickback.core.limits import MAX_BODY_BYTES
 from clickback.core.pixel import COOKIE_NAME, cookie_attributes
 from clickback.core.reasons import Rejected
-from clickback.service.runtime import Runtime, utcnow
+from clickback.service.clock import utcnow
+from clickback.service.runtime import Runtime
 from clickback.web.headers import NOSNIFF, STRICT_CSP
 
 
