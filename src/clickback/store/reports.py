@@ -150,8 +150,7 @@ async def report(
 ) -> Report:
     """`offers`: the catalog's (their advertisers, and the prices they list).
 
-    On PostgreSQL the page, the count and the totals are read on connections of their own at
-    once; on SQLite in turn."""
+    The page, the count and the totals are read on connections of their own at once."""
     async with _reading(db) as conn:
         context = await _context(conn, q)
     plan = _plan(q, context, offers)
@@ -159,7 +158,7 @@ async def report(
     # answers them (the days rollup, for a report by sub1 the values one answers).
     overall = _plan(replace(q, group_by=()), context, offers)
 
-    async def page() -> tuple[list[Key], dict[Key, Figures]]:
+    async def page(plan: _Plan) -> tuple[list[Key], dict[Key, Figures]]:
         if not plan.dims:
             return [], {}
         async with _reading(db) as conn:
@@ -167,6 +166,21 @@ async def report(
             keys = [tuple(r[: len(plan.dims)]) for r in rows]
             figures = _combine(plan, (await conn.execute(_sums(plan, keys))).all()) if keys else {}
         return keys, figures
+
+    async def page_by_day(descending: bool) -> tuple[tuple[list[Key], dict[Key, Figures]], int]:
+        # Sorted by day first: the rows per day tell the number of rows and which days hold
+        # the page, and the page reads those days only (one day of 30 for the first page).
+        async with _reading(db) as conn:
+            per_day = (await conn.execute(_rows_per_day(plan, descending=descending))).all()
+        days: list[int] = []
+        seen = skipped = 0
+        for day, n in per_day:
+            if seen + n > q.offset and seen < q.offset + q.limit:
+                skipped = seen if not days else skipped
+                days.append(day)
+            seen += n
+        paged = replace(q, offset=q.offset - skipped)
+        return await page(replace(plan, query=paged, where=(*plan.where, plan.day.in_(days)))), seen
 
     async def count() -> int:
         # Apart from the page: a window count there kept every group for the sort, where
@@ -190,30 +204,13 @@ async def report(
         return await totals(before)
 
     if (by_day := _led_by_day(plan)) is not None:
-        # Sorted by day first: the rows per day tell the number of rows and which days hold
-        # the page, and the page reads those days only (one day of 30 for the first page).
-        async with _reading(db) as conn:
-            per_day = (await conn.execute(_rows_per_day(plan, descending=by_day))).all()
-        total_rows = sum(n for _, n in per_day)
-        days: list[int] = []
-        seen = skipped = 0
-        for day, n in per_day:
-            if seen + n > q.offset and seen < q.offset + q.limit:
-                skipped = seen if not days else skipped
-                days.append(day)
-            seen += n
-        paged = replace(q, offset=q.offset - skipped)
-        plan = replace(plan, query=paged, where=(*plan.where, plan.day.in_(days)))
-        (keys, figures), overall_totals, before = await page(), await totals(overall), await previous()
-    elif db.dialect == "postgresql":
-        (keys, figures), total_rows, overall_totals, before = await asyncio.gather(
-            page(), count(), totals(overall), previous()
+        ((keys, figures), total_rows), overall_totals, before = await asyncio.gather(
+            page_by_day(by_day), totals(overall), previous()
         )
     else:
-        # One after the other: two SQLite scans at once in one process took longer than both in
-        # turn (1.14 s against 0.78 s for (a)'s page and count), each thread waiting on the other.
-        keys, figures = await page()
-        total_rows, overall_totals, before = await count(), await totals(overall), await previous()
+        (keys, figures), total_rows, overall_totals, before = await asyncio.gather(
+            page(plan), count(), totals(overall), previous()
+        )
     return Report(
         plan.source,
         [(_key(plan, k), figures.get(k, Figures())) for k in keys],
