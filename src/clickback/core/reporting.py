@@ -262,6 +262,11 @@ def week_of(day_number: int) -> int:
     return (day_number + 3) // 7
 
 
+def week_days(week: int) -> tuple[int, int]:
+    """The first and last local day (Monday, Sunday) of a week_of number."""
+    return 7 * week - 3, 7 * week + 3
+
+
 def month_of(day_number: int) -> int:
     d = date(1970, 1, 1) + timedelta(days=day_number)
     return d.year * 12 + d.month - 1

@@ -57,6 +57,7 @@ from clickback.core.reporting import (
     label,
     local_day,
     month_starts,
+    week_days,
 )
 from clickback.store import weeks
 from clickback.store.db import Database, div_floor, epoch_seconds
@@ -326,7 +327,7 @@ def _fact(
         # of each day's rows of those keys (100 sub IDs over 30 days: 0.065 s where SQLite, given
         # a range, read the 672,000 rows between, 0.21 s). The days rollup keeps its range: its
         # keys lead with the day, and a list of days cost its grouping twice the time.
-        covered = {d for week in whole for d in range(weeks.days_of(week)[0], weeks.days_of(week)[1] + 1)}
+        covered = {d for week in whole for d in range(week_days(week)[0], week_days(week)[1] + 1)}
         v, w = report_values, report_weeks
         parts = []
         for t, time, day, which in (

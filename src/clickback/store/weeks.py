@@ -1,24 +1,22 @@
 """The values rollup by local week (ADR 14): report_weeks, for the weeks a period covers whole.
 
 A week is summed from its days once it is over in its zone (sum_weeks, in the background). From
-then on every writer adding to a day of that week adds the same to the week (weekly): its
-upsert of the week's report_week_state row, in the writer's transaction, says which weeks are
-kept, and on PostgreSQL that row's lock orders the writer and the summing of the week, so that
-no addition falls between the sum and the week's being kept. On SQLite one writer at a time
-does as much. Clicks add to the current week, which is not kept: only late facts (a conversion
-of an older click, a drained spool) add to a kept week."""
+then on every writer adding to a day of that week adds the same to the week (weekly): the
+week's report_week_state row, read in the writer's transaction, says whether it is kept, and on
+PostgreSQL that row's lock (FOR SHARE, against the sum's FOR UPDATE) orders the writer and the
+summing of the week, so that no addition falls between the sum and the week's being kept. On
+SQLite one writer at a time does as much. Clicks add to the current week, which is not kept:
+only late facts (a conversion of an older click, a drained spool) add to a kept week."""
 
 import functools
 import time
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Integer, func, insert, literal, select, tuple_, update
 
 from clickback.core.metrics import MEASURES
-from clickback.core.reporting import week_of
+from clickback.core.reporting import week_days, week_of
 from clickback.store.db import Database
 from clickback.store.tables import report_values, report_week_state, report_weeks
 
@@ -32,11 +30,6 @@ WEEK_KEY: tuple[str, ...] = (
     "basis",
     "currency",
 )
-
-
-def days_of(week: int) -> tuple[int, int]:
-    """The first and last local day (Monday, Sunday) of a week."""
-    return 7 * week - 3, 7 * week + 3
 
 
 def weeks_between(db: Database, first: int, last: int) -> set[tuple[str, int]]:
@@ -53,7 +46,7 @@ def kept_weeks(conn: Connection, db: Database, touched: Iterable[tuple[str, int]
     so a batch of today's clicks costs nothing here. Their rows are share-locked (PostgreSQL)
     until the writer commits; one missing (a week before the zone was kept) is made."""
     ending = dict(zip(db.local_days.zones, db.local_days.of(int(time.time()) + SAFE_SECONDS), strict=True))
-    near = sorted({(z, w) for z, w in touched if days_of(w)[1] < ending[z]})
+    near = sorted({(z, w) for z, w in touched if week_days(w)[1] < ending[z]})
     if not near:
         return set()
     t = report_week_state.c
@@ -113,20 +106,16 @@ async def sum_weeks(db: Database, now: int) -> int:
     Each week in a transaction of its own. PostgreSQL: its state row locked first (skipped if a
     writer or another process holds it: the next round sums it), so that the writers adding to
     that week wait, then add to the week's rows too. Idempotent: any process may run it."""
+    today = dict(zip(db.local_days.zones, db.local_days.of(now), strict=True))
     # The weeks of today's facts, known before their first writer looks (kept_weeks).
-    coming = [
-        (z, week_of(d) + n)
-        for z, d in zip(db.local_days.zones, db.local_days.of(now), strict=True)
-        for n in (0, 1)
-    ]
+    coming = [(z, week_of(d) + n) for z, d in today.items() for n in (0, 1)]
     async with db.write() as conn:
         await conn.execute(db.insert_ignore(report_week_state), [{"zone": z, "week": w} for z, w in coming])
     async with db.read() as conn:
         pending = (await conn.execute(select(report_week_state).where(~report_week_state.c.kept))).all()
-    today = {zone: _today(zone, now) for zone in {r.zone for r in pending}}
     summed = 0
     for r in pending:
-        if days_of(r.week)[1] < today[r.zone]:
+        if week_days(r.week)[1] < today[r.zone]:
             summed += await db.run_write(functools.partial(_sum_week, db=db, zone=r.zone, week=r.week))
     return summed
 
@@ -140,10 +129,10 @@ def _sum_week(conn: Connection, db: Database, zone: str, week: int) -> int:
     if kept is None or kept:  # held by another, or summed meanwhile
         return 0
     v = report_values.c
-    first, last = days_of(week)
+    first, last = week_days(week)
     key = [v.dimension, v.value, v.affiliate_id, v.offer_id, v.basis, v.currency]
     rows = (
-        select(v.zone, v.dimension, literal(week, Integer), *key[1:], *_sums())
+        select(v.zone, v.dimension, literal(week, Integer), *key[1:], *(func.sum(v[m]) for m in MEASURES))
         .where(v.zone == zone, v.day >= first, v.day <= last)
         .group_by(v.zone, *key)
     )
@@ -154,14 +143,10 @@ def _sum_week(conn: Connection, db: Database, zone: str, week: int) -> int:
     return 1
 
 
-def _sums() -> list[Any]:
-    return [func.sum(report_values.c[m]) for m in MEASURES]
-
-
 def kept_between(rows: Iterable[Any], first_day: int, last_day: int) -> list[int]:
     """Of report_week_state rows, the kept weeks lying whole within the days, in order."""
     whole = (r.week for r in rows if r.kept)
-    return sorted(w for w in whole if first_day <= days_of(w)[0] and days_of(w)[1] <= last_day)
+    return sorted(w for w in whole if first_day <= week_days(w)[0] and week_days(w)[1] <= last_day)
 
 
 def state_between(zone: str, first_day: int, last_day: int) -> Any:
@@ -169,7 +154,3 @@ def state_between(zone: str, first_day: int, last_day: int) -> Any:
     return select(s.week, s.kept).where(
         s.zone == zone, s.week >= week_of(first_day), s.week <= week_of(last_day)
     )
-
-
-def _today(zone: str, now: int) -> int:
-    return (datetime.fromtimestamp(now, ZoneInfo(zone)).date() - date(1970, 1, 1)).days
