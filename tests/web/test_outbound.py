@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from clickback.core.outbound import verify_signature
+from clickback.core.outbound import destination_of, verify_signature
 from clickback.delivery.sender import Sender
 from tests.conftest import Client, World
 from tests.receiver import Answer, Receiver, receiving
@@ -407,7 +407,11 @@ def test_two_dispatchers_send_each_delivery_once(
 ) -> None:
     # Both servers' dispatchers claim from the same database (on SQLite, the same file). The
     # receiver holds its replies until more are in flight than one dispatcher ever sends to a
-    # destination at once: then both are sending.
+    # destination at once: then both are sending. The destination is paused while the postbacks
+    # come in, so that the whole backlog is there when it is resumed (not taken by the first
+    # dispatcher alone while postbacks trickle in on a loaded machine); the second is woken once
+    # the first is sending, so that their claims do not meet (on PostgreSQL a claim skips rows
+    # the other has locked, and would look again only at its next poll).
     gate = threading.Event()
     most = client.node.runtime.dispatcher.policy.per_destination  # type: ignore[union-attr]
 
@@ -419,10 +423,14 @@ def test_two_dispatchers_send_each_delivery_once(
     receiver.answer = answer
     add_template(client, world, receiver.url("/pb?c={conversion_id}"))
     second_node.call(second_node.runtime.catalog.reload)
+    destination = destination_of(receiver.url())
+    client.api("POST", f"/outbound/destinations/{destination}/pause", json={"reason": "backlog first"})
     clicks = [client.click(world.alice_casino) for _ in range(40)]
     client.flush()
     for n, click_id in enumerate(clicks):
         client.postback(click_id=click_id, event="sale", txn_id=f"t{n}", token=world.token)
+    assert client.api("POST", f"/outbound/destinations/{destination}/resume")["due"] == 40
+    receiver.wait_for(most)
 
     async def wake() -> None:
         second_node.runtime.dispatcher.wake()
