@@ -16,9 +16,10 @@ With --varied, the clicks look like a campaign's as the report rollups see them 
 links, 30 countries, three devices, six OS and browsers, 50 sources, 30 landing pages, and each
 link's own sub1 values (20,000 in all) and sub2 values, so a batch adds up to ten rollup rows per
 click instead of a few per batch. --zones names the kept report zones (CLICKBACK_REPORT_ZONES).
+With --cost every click costs something (a CPC link's: two money columns more in every rollup row).
 
 Usage: .venv/bin/python benchmarks/batch_writer.py [--rows 100000] [--pg postgresql+asyncpg://...]
-           [--processes N] [--varied] [--zones UTC,Europe/Berlin]
+           [--processes N] [--varied] [--zones UTC,Europe/Berlin] [--cost]
 The PostgreSQL leg uses a scratch database (clickback_bench) it creates and drops.
 """
 
@@ -48,12 +49,19 @@ DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
 
 VARIED = False
+COSTED = False
 ZONES: tuple[str, ...] = ("UTC",)
 
 
 def synthetic(n: int) -> list[Click]:
-    if VARIED:
-        return varied(n)
+    made = varied(n) if VARIED else plain(n)
+    if COSTED:
+        # A CPC of 0.05 EUR a click (0.08 from Germany), as core.cost works it out.
+        return [c._replace(cost=800 if c.traits.country == "DE" else 500, cost_currency="EUR") for c in made]
+    return made
+
+
+def plain(n: int) -> list[Click]:
     start = datetime.now(UTC) - timedelta(hours=2)
     codec = ClickIdCodec(secrets.token_bytes(32))  # real, time-ordered IDs: index locality as in production
     traits = Traits("DE", "Hesse", "Frankfurt", 3320, "mobile", "Android", "Chrome Mobile", "")
@@ -222,9 +230,10 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=1, help="SQLite: processes sharing one file")
     parser.add_argument("--varied", action="store_true", help="clicks with a campaign's variety")
     parser.add_argument("--zones", default="UTC", help="kept report zones, comma-separated")
+    parser.add_argument("--cost", action="store_true", help="every click costs something (a CPC link)")
     args = parser.parse_args()
-    global VARIED, ZONES
-    VARIED, ZONES = args.varied, tuple(args.zones.split(","))
+    global VARIED, COSTED, ZONES
+    VARIED, COSTED, ZONES = args.varied, args.cost, tuple(args.zones.split(","))
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"

@@ -13,8 +13,11 @@ That is only approximately open loop: a connection waits for its response before
 slow response delays that connection's next request; the achieved rate is printed and flagged
 when it falls more than 5% short of R. --durable runs clickback with CLICKBACK_DURABLE_CLICKS=true.
 
+--cost cpc gives the link a cost model (benchmarks/click_cost.py measures what that costs a click
+more precisely, in one process).
+
 Usage: python3 benchmarks/click_vs_nginx.py [--duration 10] [--runs 3] [--workers 1]
-           [--rate R] [--durable] [--wait-quiet]
+           [--rate R] [--durable] [--wait-quiet] [--cost cpc|source]
 """
 
 from __future__ import annotations
@@ -458,7 +461,15 @@ def api_post(port: int, path: str, body: dict[str, object]) -> dict[str, object]
     return reply
 
 
-def create_link(port: int) -> str:
+# --cost cpc: the link's clicks cost something (docs/reports.md, "Traffic cost"), the usual case
+# of a media buyer's link. Its cost is worked out on the click path and added to the rollups.
+COST_MODELS: dict[str, dict[str, object]] = {
+    "cpc": {"model": "cpc", "currency": "EUR", "amount": "0.05", "countries": {"DE": "0.08", "GB": "0.07"}},
+    "source": {"model": "source", "currency": "USD"},
+}
+
+
+def create_link(port: int, cost: str | None = None) -> str:
     """Advertiser → offer → affiliate → link through the public API; returns the link code."""
     adv = api_post(port, "/api/advertisers", {"name": "Bench Adv"})
     offer = api_post(
@@ -472,11 +483,10 @@ def create_link(port: int) -> str:
         },
     )
     aff = api_post(port, "/api/affiliates", {"name": "Bench Aff"})
-    link = api_post(
-        port,
-        "/api/links",
-        {"affiliate_id": aff["id"], "offer_id": offer["id"], "campaign": "bench"},
-    )
+    body: dict[str, object] = {"affiliate_id": aff["id"], "offer_id": offer["id"], "campaign": "bench"}
+    if cost:
+        body["cost"] = COST_MODELS[cost]
+    link = api_post(port, "/api/links", body)
     return str(link["code"])
 
 
@@ -538,7 +548,9 @@ def bench_clickback(wrk: str, args: argparse.Namespace, tmp: Path) -> Sample:
     with running(cmd, log, clickback_env(data, args.durable)) as proc:
         wait_ready(proc, port, "/healthz", log)
         check_durable(port, args.durable)
-        path = f"/c/{create_link(port)}?sub1=bench&source=wrk"
+        path = f"/c/{create_link(port, args.cost)}?sub1=bench&source=wrk"
+        if args.cost == "source":
+            path += "&cost=0.0125"
         wait_link_live(port, path)  # makes exactly one click: 404s record none
         before = tree_cpu_seconds(proc.pid)
         result = run_wrk(wrk, f"http://{HOST}:{port}{path}", args)
@@ -625,6 +637,7 @@ def mode(args: argparse.Namespace) -> str:
     return (
         f"{args.workers} worker(s) each, {'durable' if args.durable else 'default (non-durable)'} "
         f"clicks, {pace if args.rate else 'as fast as answered'}"
+        f"{f', link cost model {args.cost}' if args.cost else ''}"
     )
 
 
@@ -733,6 +746,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"before measuring, wait (up to {QUIET_MAX_WAIT_S / 60:.0f} min, checking every "
         f"{QUIET_POLL_S:.0f} s) until no {QUIET_PATTERN} runs and the 1-minute load average is "
         f"below {QUIET_LOAD}; before each later run, until no fault script runs",
+    )
+    parser.add_argument(
+        "--cost",
+        choices=sorted(COST_MODELS),
+        help="give the benchmark link a cost model: cpc (by GEO), or source (the cost passed on the link)",
     )
     parser.add_argument(
         "--install", action="store_true", help="apt-get install nginx-light and wrk if missing"

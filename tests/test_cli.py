@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from clickback.cli import app
 from clickback.config import Settings
+from clickback.core.model import EMPTY_CATALOG
 from clickback.core.reporting import ReportQuery
 from clickback.service.clock import utcnow
 from clickback.store import admin, reports
@@ -49,7 +50,7 @@ def test_demo_seeds_traffic_through_the_real_paths_once(demo_dir: tuple[Path, st
         try:
             today = utcnow().date()
             query = ReportQuery(today - timedelta(days=30), today)
-            return (await reports.report(db, query, {})).totals
+            return (await reports.report(db, query, EMPTY_CATALOG)).totals
         finally:
             await db.close()
 

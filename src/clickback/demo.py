@@ -1,12 +1,16 @@
 """Demo data for a newcomer: one advertiser, a casino and a sportsbook offer with their vertical's
-preset deals, two affiliates, four tracking links, and a week of clicks and player postbacks
-(registrations, deposits, NGR) sent through the real click and postback paths."""
+preset deals, two affiliates, four tracking links with what their traffic costs, and a week of
+clicks and player postbacks (registrations, deposits, NGR) sent through the real click and
+postback paths."""
 
+import json
 import random
 from datetime import timedelta
+from decimal import Decimal
 from urllib.parse import urlencode
 
 from clickback.core.clicks import ClickRequest, ClickTaken, take_click
+from clickback.core.cost import CostKind, CostModel, stored
 from clickback.core.intake import RawPostback
 from clickback.core.model import EVERY_AFFILIATE
 from clickback.core.verticals import Vertical, preset_deal
@@ -53,9 +57,21 @@ async def seed(runtime: Runtime) -> list[str]:
     for offer in offers:
         await deals.put_deal(db, offer["id"], EVERY_AFFILIATE, preset_deal(offer["vertical"], "EUR"), now)
     affiliates = [await admin.create_affiliate(db, n, now) for n in ("Alice Media", "Bob Traffic")]
+    # Alice buys her clicks (CPC, dearer from Germany); Bob is paid per first deposit he brings.
+    costs = [
+        CostModel(CostKind.CPC, "EUR", Decimal("0.35"), {"DE": Decimal("0.50")}),
+        CostModel(CostKind.CPA, "EUR", Decimal(60), event="first_deposit"),
+    ]
     links = [
-        await admin.create_link(db, affiliate_id=a["id"], offer_id=o["id"], campaign="launch", now=now)
-        for a in affiliates
+        await admin.create_link(
+            db,
+            affiliate_id=a["id"],
+            offer_id=o["id"],
+            campaign="launch",
+            now=now,
+            cost=json.dumps(stored(cost)),
+        )
+        for a, cost in zip(affiliates, costs, strict=True)
         for o in offers
     ]
     await runtime.catalog.reload()

@@ -346,6 +346,9 @@ def test_every_reason_read_postback_can_give_is_in_the_table() -> None:
         Reason.UNKNOWN_LINK,
         Reason.LINK_PAUSED,
         Reason.OFFER_PAUSED,
+        # A click's refused cost (tests/core/test_cost.py).
+        Reason.INVALID_COST,
+        Reason.INVALID_COST_CURRENCY,
     }
     assert tested | later == set(Reason)
 

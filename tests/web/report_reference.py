@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from clickback.store.db import Database
-from clickback.store.tables import clicks, commissions, conversions, offers
+from clickback.store.tables import clicks, commissions, conversions, links, offers
 
 PAYABLE = frozenset({"pending", "approved"})
 DECLINED = frozenset({"rejected", "cancelled"})
@@ -49,6 +49,11 @@ MONEY = (
     "revshare_commission",
     "commission",
     "profit",
+    "click_cost",
+    "bot_cost",
+    "conversion_cost",
+    "cost",
+    "traffic_profit",
 )
 # Ratios of two counts, and money per count (per currency).
 RATIOS = {
@@ -56,7 +61,13 @@ RATIOS = {
     "cr_ftd": ("ftds", "clicks"),
     "ftd_per_registration": ("ftds", "registrations"),
 }
-MONEY_PER = {"epc": ("commission", "clicks"), "player_value": ("commission", "ftds")}
+MONEY_PER = {
+    "epc": ("commission", "clicks"),
+    "player_value": ("commission", "ftds"),
+    "cpc": ("click_cost", "clicks"),
+    "cost_per_registration": ("cost", "registrations"),
+    "cost_per_ftd": ("cost", "ftds"),
+}
 
 Key = tuple[tuple[str, Any], ...]
 
@@ -88,6 +99,8 @@ class Facts:
     conversions: dict[int, dict[str, Any]]
     entries: list[dict[str, Any]]
     offers: dict[int, dict[str, Any]]
+    # Each link's cost model as stored (JSON decoded), None for none.
+    costs: dict[int, dict[str, Any] | None] = field(default_factory=dict)
 
 
 async def load(db: Database) -> Facts:
@@ -96,11 +109,13 @@ async def load(db: Database) -> Facts:
         conversion_rows = (await conn.execute(select(conversions))).mappings().all()
         entry_rows = (await conn.execute(select(commissions))).mappings().all()
         offer_rows = (await conn.execute(select(offers))).mappings().all()
+        link_rows = (await conn.execute(select(links.c.id, links.c.cost))).all()
     return Facts(
         {r["click_id"]: dict(r) for r in click_rows},
         {r["id"]: dict(r) for r in conversion_rows},
         [dict(r) for r in entry_rows],
         {r["id"]: dict(r) for r in offer_rows},
+        {r.id: json.loads(r.cost) if r.cost else None for r in link_rows},
     )
 
 
@@ -179,6 +194,10 @@ def report(facts: Facts, q: Query) -> tuple[dict[Key, Figures], Figures]:
         f.counts["clicks"] += 1 if (q.bots == "include" or not bot) else 0
         f.counts["unique_clicks"] += 1 if (c["is_unique"] and not bot) else 0
         f.counts["bot_clicks"] += 1 if bot else 0
+        if c["cost"]:
+            f.add("click_cost", c["cost_currency"], Decimal(c["cost"]))
+            if bot:
+                f.add("bot_cost", c["cost_currency"], Decimal(c["cost"]))
 
     def when(conversion: Mapping[str, Any]) -> datetime:
         at: datetime = conversion["event_at"] if q.basis == "conversion" else conversion["clicked_at"]
@@ -205,6 +224,11 @@ def report(facts: Facts, q: Query) -> tuple[dict[Key, Figures], Figures]:
         if f is None:
             continue
         amount = Decimal(e["amount"])
+        model = facts.costs.get(v["link_id"])
+        if model is not None and model["kind"] == "revshare":
+            # The partner's share, cut toward zero to a ten-thousandth.
+            units = amount * 10_000 * Decimal(model["percent"]) / 100
+            f.add("conversion_cost", e["currency"], Decimal(int(units)) / 10_000)
         if e["kind"] == "cpa":
             f.add("cpa_commission", e["currency"], amount)
             f.counts["qualified_cpas"] += -1 if e["reverses_id"] is not None else 1
@@ -247,6 +271,10 @@ def conversion_figures(v: Mapping[str, Any], facts: Facts) -> Iterable[tuple[str
         listed = json.loads(offer["payouts"]).get(event)
         if listed is not None:
             yield ("revenue", offer["currency"], Decimal(str(listed)))
+    # A CPA cost model pays for each payable conversion of its event.
+    model = facts.costs.get(v["link_id"])
+    if model is not None and model["kind"] == "cpa" and model["event"] == event:
+        yield ("conversion_cost", model["currency"], Decimal(model["amount"]))
 
 
 def derive(f: Figures) -> None:
@@ -256,6 +284,20 @@ def derive(f: Figures) -> None:
         f.add("commission", currency, m["revshare_commission"].get(currency, Decimal(0)))
     for currency in {*m["revenue"], *m["commission"]}:
         f.add("profit", currency, m["revenue"].get(currency, Decimal(0)) - m["commission"].get(currency, 0))
+    for currency in {*m["click_cost"], *m["conversion_cost"]}:
+        f.add("cost", currency, m["click_cost"].get(currency, Decimal(0)))
+        f.add("cost", currency, m["conversion_cost"].get(currency, Decimal(0)))
+    for currency in {*m["commission"], *m["cost"]}:
+        earned, spent = m["commission"].get(currency, Decimal(0)), m["cost"].get(currency, Decimal(0))
+        f.add("traffic_profit", currency, earned - spent)
+
+
+def roi(f: Figures) -> dict[str, Decimal]:
+    """(commission - cost) / cost in each currency something was spent in."""
+    m = f.money
+    return {
+        c: (m["commission"].get(c, Decimal(0)) - spent) / spent for c, spent in m["cost"].items() if spent
+    }
 
 
 # --- comparing with the API's reply -----------------------------------------------------------
@@ -286,6 +328,12 @@ def differences(where: str, api: Mapping[str, Any], ref: Figures) -> list[str]:
         api.get("approval_rate"),
         ref.counts["approved"] / decided if decided else None,
     )
+    got_roi = {c: Decimal(str(a)) for c, a in (api.get("roi") or {}).items()}
+    want_roi = roi(ref)
+    if set(got_roi) != set(want_roi) or any(
+        abs(got_roi[c] - want_roi[c]) > Decimal("0.0001") for c in want_roi
+    ):
+        out.append(f"{where}: roi: api {_show(got_roi)} != reference {_show(want_roi)}")
     for name, (money, den) in MONEY_PER.items():
         d = ref.counts[den]
         want_per = {c: a / d for c, a in ref.money[money].items() if a} if d else None

@@ -114,6 +114,10 @@ class Generator:
             bot,
         )
         subs = (rng.choice(["", "fb", "tt", "g"]), rng.choice(["", "a", "b"]), "", "", "")
+        # What the link's cost model charges, as core.clicks.take_click works it out: a source
+        # passing a cost passes a wrong one now and then (refused: the click costs nothing).
+        passed = {"cost": rng.choice(["0.03", "0.1", "0.0125", "", "-1", "abc", "5000"])}
+        cost = link.cost.of_click(traits.country, bool(bot), passed)
         return Click(
             self.runtime.tracker.codec.mint(at),  # as core.clicks.take_click mints it
             at,
@@ -130,6 +134,8 @@ class Generator:
             traits,
             visitor or rng.choice(self.visitors),
             test,
+            cost.units,
+            cost.currency,
         )
 
     def instant(self) -> datetime:
@@ -326,6 +332,23 @@ def build(client: Client, world: World, rng: random.Random) -> Made:
         {"kind": "hybrid", "cpa": {"amount": "45", "ftd_min": "20"}, "revshare": {"percent": "30"}},
     )
     client.api("POST", "/fx-rates", json={"base": "USD", "quote": "EUR", "day": "2026-10-01", "rate": "0.92"})
+    # Every cost model: CPC by GEO (bots free), CPM, the source's own figure, CPA on first deposits.
+    costs = {
+        world.alice_casino: {
+            "model": "cpc",
+            "currency": "EUR",
+            "amount": "0.05",
+            "countries": {"DE": "0.08"},
+            "bots": False,
+        },
+        world.bob_casino: {"model": "cpm", "currency": "USD", "amount": "2.5"},
+        world.alice_sportsbook: {"model": "source", "currency": "EUR"},
+        alice_slots["code"]: {"model": "cpa", "currency": "USD", "amount": "20", "event": "first_deposit"},
+        bob_slots["code"]: {"model": "revshare", "percent": "33.33"},
+    }
+    by_code = {link["code"]: link["id"] for link in client.items("/links")}
+    for code, model in costs.items():
+        client.api("PUT", f"/links/{by_code[code]}/cost", json=model)
     client.node.call(client.node.runtime.catalog.reload)
     links = client.node.runtime.catalog.current.links_by_code
     northstar = {
@@ -354,6 +377,7 @@ def build(client: Client, world: World, rng: random.Random) -> Made:
     # One of each kind whatever the seed: a bot, a test click, a visitor back within the window.
     sportsbook = links[world.alice_sportsbook]
     clicks.append(g.click(sportsbook, g.instant(), bot=BOT_REASONS[0]))
+    clicks.append(g.click(links[world.bob_casino], g.instant(), bot=BOT_REASONS[1]))  # CPM charges bots
     clicks.append(g.click(sportsbook, g.instant(), test=True))
     first = g.click(sportsbook, g.instant(), visitor="returning")
     clicks += [
@@ -491,6 +515,13 @@ def check_world(facts: Facts, made: Made) -> None:
     for hour in REPEATED_HOUR:
         assert any(hour <= c["clicked_at"] < hour + timedelta(hours=1) for c in clicks)
     assert any(k.startswith("duplicate") for k in made.outcomes), made.outcomes
+    costed = [c for c in clicks if c["cost"]]
+    assert {c["cost_currency"] for c in costed} == {"EUR", "USD"}, "no click cost in either currency"
+    assert any(c["bot"] for c in costed), "no bot click that cost something"
+    cpa = {link for link, model in facts.costs.items() if model and model["kind"] == "cpa"}
+    assert any(v["link_id"] in cpa and v["event"] == "first_deposit" for v in facts.conversions.values())
+    shared = {link for link, model in facts.costs.items() if model and model["kind"] == "revshare"}
+    assert any(facts.conversions[e["conversion_id"]]["link_id"] in shared for e in facts.entries)
 
 
 # --- the reports ------------------------------------------------------------------------------

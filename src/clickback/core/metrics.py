@@ -36,14 +36,20 @@ CONVERSION_COUNTS = (
     "ftds",
     "deposits",
 )
-CONVERSION_MONEY = ("ftd_amount", "deposit_amount", "ngr", "revenue")
+# conversion_cost: what a CPA cost model (core/cost.py) pays for the conversion.
+CONVERSION_MONEY = ("ftd_amount", "deposit_amount", "ngr", "revenue", "conversion_cost")
 # Ledger measures: counted when an entry is appended (entries are never edited but for their status).
 LEDGER_COUNTS = ("qualified_cpas",)
 LEDGER_MONEY = ("cpa_commission", "revshare_commission")
+# What clicks cost (CPC, CPM, the source's own figure), at the click's time like the click counts;
+# bot_cost is the part of click_cost that bot clicks cost.
+CLICK_MONEY = ("click_cost", "bot_cost")
 
 COUNTS = CLICK_COUNTS + CONVERSION_COUNTS + LEDGER_COUNTS
-MONEY = CONVERSION_MONEY + LEDGER_MONEY
+MONEY = CONVERSION_MONEY + LEDGER_MONEY + CLICK_MONEY
 MEASURES = COUNTS + MONEY
+# Counted at the click's time whatever the report's date basis.
+CLICK_MEASURES = CLICK_COUNTS + CLICK_MONEY
 
 Sums = dict[str, int]
 Money = dict[str, dict[str, Decimal]]  # measure -> currency -> amount
@@ -63,10 +69,12 @@ def conversion_contributions(
     payout: Decimal,
     currency: str,
     offer_price: tuple[Decimal, str] | None,
+    cost: tuple[Decimal, str] | None = None,
 ) -> list[Contribution]:
     """A conversion's figures while it holds `status`. Counts by status take every conversion;
     the event's figures only a payable one (pending or approved). `offer_price` is what the offer
-    lists for the event (amount, currency), if it lists it: the revenue of player money."""
+    lists for the event (amount, currency), if it lists it: the revenue of player money. `cost`:
+    what the link's CPA cost model pays for it (amount, currency), if it pays."""
     counts: dict[str, int | Decimal] = {
         "approved": int(status == Status.APPROVED),
         "pending": int(status == Status.PENDING),
@@ -90,12 +98,12 @@ def conversion_contributions(
             revenue = (payout, currency)
         elif offer_price is not None:
             revenue = offer_price
-    own = Contribution(currency, counts | money)
-    if revenue is None or not revenue[0]:
-        return [own]
-    if revenue[1] == currency:
-        return [Contribution(currency, {**own.values, "revenue": revenue[0]})]
-    return [own, Contribution(revenue[1], {"revenue": revenue[0]})]
+    by_currency: dict[str, dict[str, int | Decimal]] = {currency: counts | money}
+    extra = [("revenue", revenue), ("conversion_cost", cost if status in PAYABLE else None)]
+    for name, amount in extra:
+        if amount is not None and amount[0]:
+            by_currency.setdefault(amount[1], {})[name] = amount[0]
+    return [Contribution(c, values) for c, values in by_currency.items()]
 
 
 def ledger_contribution(kind: str, amount: Decimal, currency: str, reverses: bool) -> Contribution:
@@ -129,6 +137,25 @@ def added(*amounts: Mapping[str, Decimal], sign: tuple[int, ...] = ()) -> dict[s
         for currency, amount in each.items():
             out[currency] = out.get(currency, Decimal(0)) + s * amount
     return out
+
+
+def returned(earned: Mapping[str, Decimal], cost: Mapping[str, Decimal]) -> dict[str, Decimal] | None:
+    """ROI per currency: (earned - cost) / cost, to 1/10,000, where something was spent in it;
+    None, not an error, where nothing was."""
+    out = {
+        c: ((earned.get(c, Decimal(0)) - spent) / spent).quantize(Decimal("0.0001"))
+        for c, spent in cost.items()
+        if spent
+    }
+    return out or None
+
+
+def _commission(m: Money) -> dict[str, Decimal]:
+    return added(m["cpa_commission"], m["revshare_commission"])
+
+
+def _cost(m: Money) -> dict[str, Decimal]:
+    return added(m["click_cost"], m["conversion_cost"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,10 +196,41 @@ DERIVED: tuple[Derived, ...] = (
         "commission / ftds (per currency)",
         lambda c, m: per(added(m["cpa_commission"], m["revshare_commission"]), c["ftds"]),
     ),
+    # The media buyer's figures: what the traffic cost against the commission it earned.
+    Derived("cost", "click_cost + conversion_cost (per currency)", lambda c, m: _cost(m)),
+    Derived("cpc", "click_cost / clicks (per currency)", lambda c, m: per(m["click_cost"], c["clicks"])),
+    Derived(
+        "cost_per_registration",
+        "cost / registrations (per currency)",
+        lambda c, m: per(_cost(m), c["registrations"]),
+    ),
+    Derived("cost_per_ftd", "cost / ftds (per currency)", lambda c, m: per(_cost(m), c["ftds"])),
+    Derived(
+        "traffic_profit",
+        "commission - cost (per currency)",
+        lambda c, m: added(_commission(m), _cost(m), sign=(1, -1)),
+    ),
+    Derived(
+        "roi",
+        "(commission - cost) / cost (per currency spent in)",
+        lambda c, m: returned(_commission(m), _cost(m)),
+    ),
 )
 DERIVED_NAMES = tuple(d.name for d in DERIVED)
 METRICS = MEASURES + DERIVED_NAMES
-MONEY_METRICS = frozenset(MONEY) | {"commission", "profit", "epc", "player_value"}
+# Shown per currency. ROI is a ratio, but of amounts in one currency: per currency too.
+MONEY_METRICS = frozenset(MONEY) | {
+    "commission",
+    "profit",
+    "epc",
+    "player_value",
+    "cost",
+    "cpc",
+    "cost_per_registration",
+    "cost_per_ftd",
+    "traffic_profit",
+    "roi",
+}
 
 
 def figures(counts: Sums, money: Money) -> dict[str, object]:
@@ -184,10 +242,12 @@ def figures(counts: Sums, money: Money) -> dict[str, object]:
         out[name] = _shown(full[name])
     for d in DERIVED:
         value = d.compute(counts, full)
-        out[d.name] = _shown(value) if isinstance(value, dict) else value
+        # A return of exactly nothing (ROI 0) is a figure, not an absent one.
+        out[d.name] = _shown(value, zeros=d.name == "roi") if isinstance(value, dict) else value
     return out
 
 
-def _shown(amounts: Mapping[str, Decimal]) -> dict[str, Decimal]:
-    """Amounts at their currency's decimals (more where they have more), zero ones left out."""
-    return {c: Decimal(money_text(a, c)) for c, a in sorted(amounts.items()) if a}
+def _shown(amounts: Mapping[str, Decimal], *, zeros: bool = False) -> dict[str, Decimal]:
+    """Amounts at their currency's decimals (more where they have more), zero ones left out
+    unless `zeros`."""
+    return {c: Decimal(money_text(a, c)) for c, a in sorted(amounts.items()) if a or zeros}

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 from clickback.core.addresses import IPNetwork
 from clickback.core.commission import Deal
+from clickback.core.cost import NO_COST, CostModel
 from clickback.core.lifecycle import Status
 from clickback.core.macros import UrlTemplate
 from clickback.core.outbound import Template
@@ -92,6 +93,7 @@ class Link:
     offer_id: int
     campaign: str = ""
     status: State = State.ACTIVE
+    cost: CostModel = NO_COST  # what its traffic costs (core/cost.py)
 
 
 # Traits and Click are built on every redirect: named tuples are immutable like frozen
@@ -131,6 +133,9 @@ class Click(NamedTuple):
     visitor: str = ""
     # Made by the postback tester (ADR 13): its conversions count nowhere and are only previewed.
     test: bool = False
+    # What the click cost (core/cost.py): units of 1/10,000 of cost_currency ("" when nothing).
+    cost: int = 0
+    cost_currency: str = ""
 
 
 def token_digest(token: str) -> bytes:
@@ -155,6 +160,7 @@ class Catalog:
     outbound: Mapping[int, tuple[Template, ...]] = field(default_factory=dict)
     # pixel code → the offer, for offers whose pixel is on
     offers_by_pixel: Mapping[str, Offer] = field(default_factory=dict)
+    links: Mapping[int, Link] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -186,6 +192,7 @@ class Catalog:
             deals=deals or {},
             outbound=by_affiliate,
             offers_by_pixel={o.pixel_code: o for o in offers if o.pixel_code},
+            links={link.id: link for link in links},
         )
 
     def names_of(self, advertiser_id: int) -> AdvertiserNames:

@@ -275,6 +275,21 @@ class Reason(Enum):
         "Ask the affiliate manager which offer to promote instead.",
     )
 
+    # Refused fields of a click: the click itself is taken and redirected, without the field.
+    INVALID_COST = (
+        "invalid_cost",
+        400,
+        "The cost passed on the tracking link is not an amount from 0 to 1000 with at most 4"
+        " decimals: the click was recorded without a cost.",
+        "Pass the click's cost as digits and a dot (cost=0.05); check the traffic source's cost macro.",
+    )
+    INVALID_COST_CURRENCY = (
+        "invalid_cost_currency",
+        400,
+        "The currency passed with the cost is not an ISO 4217 code: the click was recorded without a cost.",
+        "Pass a three-letter code (cost_currency=USD), or leave it out to use the link's currency.",
+    )
+
     def __init__(self, code: str, http_status: int, sentence: str, hint: str) -> None:
         self.code = code
         self.http_status = http_status

@@ -70,6 +70,8 @@ class Tracker:
             return Rejected(Reason.NOT_READY), None
         taken = take_click(request, self._catalog.current, self.codec, now, self._privacy, self._enrich)
         if isinstance(taken, ClickTaken):
+            if taken.refused is not None:
+                self._writer.refuse(Rejected(taken.refused, request.code), now)
             return taken, self._writer.put(taken.click)
         self._writer.refuse(taken, now)
         return taken, None

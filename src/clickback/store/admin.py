@@ -152,8 +152,9 @@ async def create_affiliate(db: Database, name: str, now: datetime) -> dict[str, 
 
 
 async def create_link(
-    db: Database, *, affiliate_id: int, offer_id: int, campaign: str, now: datetime
+    db: Database, *, affiliate_id: int, offer_id: int, campaign: str, now: datetime, cost: str | None = None
 ) -> dict[str, Any]:
+    """`cost`: its cost model as links.cost keeps it (JSON), None for none."""
     await get(db, "affiliates", affiliate_id)
     await get(db, "offers", offer_id)
     for _ in range(5):
@@ -165,6 +166,7 @@ async def create_link(
             "campaign": campaign,
             "status": "active",
             "created_at": now,
+            "cost": cost,
         }
         try:
             return await _insert(db, links, values)
@@ -197,6 +199,11 @@ async def list_page(
     table = TABLES[kind]
     query = paging.equal(select(table), {table.c[name]: value for name, value in filters.items()})
     return await paging.page(db, query, [paging.Key(table.c.id)], cursor, limit)
+
+
+async def set_link_cost(db: Database, link_id: int, cost: str | None) -> dict[str, Any]:
+    """Replace a link's cost model (JSON, None for none): its clicks and conversions from now on."""
+    return await _change(db, "links", link_id, {"cost": cost})
 
 
 async def set_status(db: Database, kind: str, item_id: int, status: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.util import await_only
 
-from clickback.core.metrics import CLICK_COUNTS, MONEY
+from clickback.core.metrics import MONEY
 from clickback.store.db import raw_cursor
 from clickback.store.tables import (
     MONEY_SCALE,
@@ -82,11 +82,13 @@ class ClickBulk:
         click IDs; return inserted."""
         raise NotImplementedError
 
-    def add_clicks(self, table: Table, key: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    def add_clicks(
+        self, table: Table, key: Sequence[str], counters: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    ) -> None:
         """Add click counts to a report rollup: rows of the key and the counters."""
-        columns = [*key, *CLICK_COUNTS]
+        columns = [*key, *counters]
         select, params = self._select(columns, rows)
-        adding = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in CLICK_COUNTS)
+        adding = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in counters)
         sql = (
             f"INSERT INTO {table.name} ({', '.join(columns)}) {select}"
             f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {adding}"
@@ -170,9 +172,11 @@ class _Sqlite(ClickBulk):
         _insert_sqlite_clicks(driver, fresh)
         return {row[0] for row in fresh}
 
-    def add_clicks(self, table: Table, key: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    def add_clicks(
+        self, table: Table, key: Sequence[str], counters: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    ) -> None:
         """As ClickBulk's, by INSERTs of many rows each (add_rows)."""
-        add_rows(self._conn, table, key, CLICK_COUNTS, rows)
+        add_rows(self._conn, table, key, counters, rows)
 
 
 _SQLITE_VISITORS_AFTER = (
@@ -251,10 +255,9 @@ def _sqlite_rollup(table: str, key: tuple[str, ...], counters: tuple[str, ...], 
 
 _PG_ARRAYS = {int: "bigint[]", str: "text[]", bool: "boolean[]"}
 _PG_TYPES = {
-    c.name: _PG_ARRAYS[c.type.python_type]
+    c.name: "bigint[]" if c.name in MONEY else _PG_ARRAYS[c.type.python_type]  # money: in units
     for t in (visitors, report_hours, report_days, report_values, report_weeks)
     for c in t.columns
-    if c.name not in MONEY
 }
 
 

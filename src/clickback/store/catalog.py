@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clickback.core.addresses import parse_networks
 from clickback.core.commission import CpaRules, Deal, DealKind, RevShareTerms, Tier, TierBasis
+from clickback.core.cost import NO_COST, CostModel, model_of
 from clickback.core.lifecycle import Status
 from clickback.core.macros import compile_template
 from clickback.core.model import Advertiser, AdvertiserNames, Affiliate, Catalog, Link, Offer, State
@@ -36,6 +37,10 @@ async def current_version(db: Database) -> int:
 async def bump_version(conn: AsyncConnection) -> None:
     """Called in the same transaction as any change to what the catalog holds."""
     await conn.execute(update(catalog_version).values(version=catalog_version.c.version + 1))
+
+
+def cost_model(raw: str | None) -> CostModel:
+    return model_of(json.loads(raw)) if raw else NO_COST
 
 
 async def load_catalog(db: Database) -> Catalog:
@@ -80,7 +85,10 @@ async def load_catalog(db: Database) -> Catalog:
             for r in offer_rows
         ],
         [Affiliate(r.id, r.name, State(r.status)) for r in aff_rows],
-        [Link(r.id, r.code, r.affiliate_id, r.offer_id, r.campaign, State(r.status)) for r in link_rows],
+        [
+            Link(r.id, r.code, r.affiliate_id, r.offer_id, r.campaign, State(r.status), cost_model(r.cost))
+            for r in link_rows
+        ],
         names,
         deal_map,
         templates,

@@ -8,12 +8,19 @@ from typing import Any
 
 from sqlalchemy import Connection, delete
 
-from clickback.core.metrics import CLICK_COUNTS
 from clickback.core.model import Click, Traits
 from clickback.store.bulk import ClickBulk, bulk_for
 from clickback.store.db import Database
 from clickback.store.rollups import click_rows
-from clickback.store.tables import click_refusals, quarantined_clicks, report_values, report_weeks, visitors
+from clickback.store.tables import (
+    MONEY_SCALE,
+    click_refusals,
+    quarantined_clicks,
+    report_currencies,
+    report_values,
+    report_weeks,
+    visitors,
+)
 from clickback.store.weeks import WEEK_KEY, weekly, weeks_between
 
 
@@ -52,17 +59,19 @@ async def write_batch(
             inserted = bulk.insert_clicks([_record(c, c.click_id in unique, when) for c in batch])
             counted = [s for s in stamped if s[1].click_id in inserted]
             ordered = db.dialect == "postgresql"
-            for table, key, rows in click_rows(counted, unique, db.local_days, ordered=ordered):
+            for table, key, measures, rows in click_rows(counted, unique, db.local_days, ordered=ordered):
                 if not rows:
                     continue
-                bulk.add_clicks(table, key, rows)
+                bulk.add_clicks(table, key, measures, rows)
                 if table is report_values:
                     # A drained spool's clicks of a week over: added to the week's sums too.
                     seconds = [ms // 1000 for ms, _ in counted]
                     touched = weeks_between(db, min(seconds), max(seconds))
-                    weeks = weekly(conn, db, rows, len(CLICK_COUNTS), ordered=ordered, touched=touched)
+                    weeks = weekly(conn, db, rows, len(measures), ordered=ordered, touched=touched)
                     if weeks:
-                        bulk.add_clicks(report_weeks, WEEK_KEY, weeks)
+                        bulk.add_clicks(report_weeks, WEEK_KEY, measures, weeks)
+            if currencies := sorted({c.cost_currency for _, c in counted if c.cost}):
+                conn.execute(db.insert_ignore(report_currencies), [{"currency": c} for c in currencies])
         if refused:
             conn.execute(add_refused, refused)
         return len(inserted)
@@ -112,7 +121,7 @@ def _record(c: Click, is_unique: bool, when: Callable[[datetime], Any]) -> tuple
         c.click_id, when(c.clicked_at), c.link_id, c.affiliate_id, c.offer_id, c.campaign, *c.subs,
         c.source, c.landing_page, c.ip, c.user_agent, c.referrer,
         t.country, t.region, t.city, t.device_type, t.os, t.browser, t.bot, t.asn,
-        c.visitor, is_unique, c.test,
+        c.visitor, is_unique, c.test, c.cost, c.cost_currency,
     )
     # fmt: on
 
@@ -139,6 +148,8 @@ def _click(r: Mapping[str, Any]) -> Click:
         traits,
         r["visitor"],
         r["test"],
+        int(r["cost"] * MONEY_SCALE),  # read as money, kept on a Click in units (core/cost.py)
+        r["cost_currency"],
     )
 
 

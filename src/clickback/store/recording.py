@@ -334,8 +334,12 @@ class Recording:
         row = self.find_conversion(int(cause)) if cause is not None else None
         if row is not None:
             reverses = entry.get("reverses_id") is not None
-            counted = ledger_contribution(str(entry["kind"]), entry["amount"], entry["currency"], reverses)
-            self._roll(row, [counted], 1)
+            counted = [ledger_contribution(str(entry["kind"]), entry["amount"], entry["currency"], reverses)]
+            link = self.catalog.links.get(row["link_id"]) if self.catalog is not None else None
+            if link is not None and (share := link.cost.of_commission(entry["amount"])):
+                # A partner's RevShare of the commission is what this traffic cost.
+                counted.append(Contribution(entry["currency"], {"conversion_cost": share}))
+            self._roll(row, counted, 1)
         if entry["kind"] == ledger.REVSHARE and entry.get("conversion_id") is not None:
             cause = int(entry["conversion_id"])
             self.revshare[cause] = self.revshare.get(cause, Decimal(0)) + entry["amount"]
@@ -397,11 +401,16 @@ class Recording:
     def count(self, row: Mapping[str, Any], status: Status, payout: Decimal, sign: int) -> None:
         """Move one conversion into (+1) or out of (-1) the report rollups: at the time its event
         happened and at its click's, under its click's dimensions."""
-        offer = self.catalog.offers.get(row["offer_id"]) if self.catalog is not None else None
-        price = None
+        catalog = self.catalog
+        offer = catalog.offers.get(row["offer_id"]) if catalog is not None else None
+        price = cost = None
         if offer is not None and row["event"] in offer.payouts:
             price = (offer.payouts[row["event"]], offer.currency)
-        self._roll(row, conversion_contributions(row["event"], status, payout, row["currency"], price), sign)
+        link = catalog.links.get(row["link_id"]) if catalog is not None and row["link_id"] else None
+        if link is not None:
+            cost = link.cost.of_conversion(row["event"])
+        contributions = conversion_contributions(row["event"], status, payout, row["currency"], price, cost)
+        self._roll(row, contributions, sign)
 
     def _roll(self, row: Mapping[str, Any], contributions: list[Contribution], sign: int) -> None:
         if row.get("test") or row["link_id"] is None:

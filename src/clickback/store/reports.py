@@ -39,8 +39,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Subquery
 
 from clickback.core import metrics
-from clickback.core.metrics import CLICK_COUNTS, COUNTS, MEASURES, MONEY
-from clickback.core.model import Offer
+from clickback.core.cost import CostKind, basis_points
+from clickback.core.metrics import CLICK_COUNTS, CLICK_MEASURES, CLICK_MONEY, COUNTS, MEASURES, MONEY
+from clickback.core.model import Catalog
 from clickback.core.reporting import (
     OWNER_DIMENSIONS,
     SECONDS_PER_DAY,
@@ -146,18 +147,16 @@ class _Plan:
         return self.context.currencies
 
 
-async def report(
-    db: Database, q: ReportQuery, offers: Mapping[int, Offer], *, compare: bool = False
-) -> Report:
-    """`offers`: the catalog's (their advertisers, and the prices they list).
+async def report(db: Database, q: ReportQuery, catalog: Catalog, *, compare: bool = False) -> Report:
+    """`catalog`: the offers' advertisers and the prices they list, the links' cost models.
 
     The page, the count and the totals are read on connections of their own at once."""
     async with _reading(db) as conn:
         context = await _context(conn, q)
-    plan = _plan(q, context, offers)
+    plan = _plan(q, context, catalog)
     # The totals need none of the dimensions grouped by: the coarsest store holding the filters
     # answers them (the days rollup, for a report by sub1 the values one answers).
-    overall = _plan(replace(q, group_by=()), context, offers)
+    overall = _plan(replace(q, group_by=()), context, catalog)
 
     async def page(plan: _Plan) -> tuple[list[Key], dict[Key, Figures]]:
         if not plan.dims:
@@ -201,7 +200,7 @@ async def report(
             return None
         earlier = replace(q.previous(), group_by=())
         async with _reading(db) as conn:
-            before = _plan(earlier, await _context(conn, earlier), offers)
+            before = _plan(earlier, await _context(conn, earlier), catalog)
         return await totals(before)
 
     if (by_day := _led_by_day(plan)) is not None:
@@ -223,12 +222,12 @@ async def report(
 
 
 async def stream(
-    db: Database, q: ReportQuery, offers: Mapping[int, Offer]
+    db: Database, q: ReportQuery, catalog: Catalog
 ) -> tuple[tuple[str, ...], AsyncIterator[tuple[dict[str, str | int], Figures]]]:
     """Every row of the report in the order of its dimensions, read as the database hands them
     over (CSV), with the currencies money is shown in."""
     async with _reading(db) as conn:
-        plan = _plan(q, await _context(conn, q), offers)
+        plan = _plan(q, await _context(conn, q), catalog)
     n = len(plan.dims)
     statement = _sums(plan, None, ordered=True)
 
@@ -282,12 +281,12 @@ async def _context(conn: AsyncConnection, q: ReportQuery) -> _Context:
     return _Context(local, zone, kept, shown, rates, weeks.kept_between(states, first_day, last_day))
 
 
-def _plan(q: ReportQuery, context: _Context, offers: Mapping[int, Offer]) -> _Plan:
+def _plan(q: ReportQuery, context: _Context, catalog: Catalog) -> _Plan:
     """The statements' parts: the store (the coarsest holding what `q` asks), its rows, the
     dimensions and the conditions."""
     source = choose_source(q, context.local, context.kept)
-    fact, day = _fact(q, source, context, offers)
-    advertisers = {o.id: o.advertiser_id for o in offers.values()}
+    fact, day = _fact(q, source, context, catalog)
+    advertisers = {o.id: o.advertiser_id for o in catalog.offers.values()}
     dims = [_dimension(name, fact, day, context.local, advertisers, source) for name in q.group_by]
     c = fact.c
     where: list[ColumnElement[bool]] = []
@@ -300,7 +299,7 @@ def _plan(q: ReportQuery, context: _Context, offers: Mapping[int, Offer]) -> _Pl
 
 
 def _fact(
-    q: ReportQuery, source: Source, context: _Context, offers: Mapping[int, Offer]
+    q: ReportQuery, source: Source, context: _Context, catalog: Catalog
 ) -> tuple[Subquery, ColumnElement[Any]]:
     """The rows to group, with uniform columns (affiliate_id, offer_id, the dimensions asked for,
     basis, currency, the measures), and the expression of a row's local day."""
@@ -346,7 +345,7 @@ def _fact(
         stmt = stmt.where(t.c.hour >= local.start // 3600, t.c.hour < local.end // 3600)
         sub = _filtered(stmt, q, {"country": t.c.country}).subquery("f")
         return sub, _local_day(sub.c.hour * 3600, local)
-    sub = _raw(q, local, [d for d in wanted if d != "link"], offers)
+    sub = _raw(q, local, [d for d in wanted if d != "link"], catalog)
     return sub, _local_day(sub.c.second, local)
 
 
@@ -367,7 +366,7 @@ def _filtered(stmt: Select[Any], q: ReportQuery, columns: Mapping[str, ColumnEle
     return stmt
 
 
-def _raw(q: ReportQuery, local: Clock, wanted: Sequence[str], offers: Mapping[int, Offer]) -> Subquery:
+def _raw(q: ReportQuery, local: Clock, wanted: Sequence[str], catalog: Catalog) -> Subquery:
     """Clicks, conversions and ledger entries as fact rows, each at its epoch second."""
     zero = literal(0)
     click_second = _epoch(clicks.c.clicked_at)
@@ -384,12 +383,14 @@ def _raw(q: ReportQuery, local: Clock, wanted: Sequence[str], offers: Mapping[in
         c.affiliate_id,
         c.offer_id,
         *(clicks.c[d].label(d) for d in wanted),
-        literal("").label("currency"),
+        c.cost_currency.label("currency"),
         *measures(
             {
                 "clicks": case((bot, 0), else_=1),
                 "unique_clicks": case((bot, 0), else_=case((c.is_unique, 1), else_=0)),
                 "bot_clicks": case((bot, 1), else_=0),
+                "click_cost": _raw_money(c.cost),
+                "bot_cost": case((bot, _raw_money(c.cost)), else_=0),
             }
         ),
     ).where(
@@ -446,12 +447,14 @@ def _raw(q: ReportQuery, local: Clock, wanted: Sequence[str], offers: Mapping[in
                     "qualified_cpas": when(e.kind == "cpa", case((e.reverses_id.is_(None), 1), else_=-1)),
                     "cpa_commission": when(e.kind == "cpa", _raw_money(e.amount)),
                     "revshare_commission": when(e.kind == "revshare", _raw_money(e.amount)),
+                    "conversion_cost": _partners_share(_raw_money(e.amount), v.link_id, catalog),
                 }
             ),
         )
         .select_from(commissions.join(conversions, conversions.c.id == e.conversion_id))
         .where(~v.test, v.link_id.is_not(None), entry_second >= local.start, entry_second < local.end)
     )
+    offers = catalog.offers
     priced = [
         ((v.offer_id == offer.id) & (v.event == event), int(price * MONEY_SCALE))
         for offer in offers.values()
@@ -481,9 +484,64 @@ def _raw(q: ReportQuery, local: Clock, wanted: Sequence[str], offers: Mapping[in
                 second < local.end,
             )
         )
+    # What CPA cost models pay for their links' conversions, in each model's currency.
+    charged = [
+        (link.id, link.cost.event, link.cost.amount, link.cost.currency)
+        for link in catalog.links.values()
+        if link.cost.of_conversion(link.cost.event) is not None
+    ]
+    if charged:
+        selects.append(
+            select(
+                second.label("second"),
+                literal(_basis_code(q)).label("basis"),
+                v.link_id,
+                v.affiliate_id,
+                v.offer_id,
+                *(v[d].label(d) for d in wanted),
+                case({link: currency for link, _, _, currency in charged}, value=v.link_id, else_="").label(
+                    "currency"
+                ),
+                *measures(
+                    {
+                        "conversion_cost": case(
+                            *(
+                                ((v.link_id == link) & (v.event == event), int(amount * MONEY_SCALE))
+                                for link, event, amount, _ in charged
+                            ),
+                            else_=0,
+                        )
+                    }
+                ),
+            ).where(
+                ~v.test,
+                v.link_id.in_([link for link, _, _, _ in charged]),
+                payable,
+                second >= local.start,
+                second < local.end,
+            )
+        )
     sub = union_all(*selects).subquery("f")
     columns = {d: sub.c[d] for d in wanted} | {"link": sub.c.link_id}
     return _filtered(select(sub), q, columns).subquery("r")
+
+
+def _partners_share(
+    units: ColumnElement[Any], link_column: ColumnElement[Any], catalog: Catalog
+) -> ColumnElement[Any]:
+    """What RevShare cost models give partners of a ledger entry's amount (in stored units): the
+    share cut toward zero by integer division on both dialects, as core.cost.share_units does."""
+    points = {
+        link.id: basis_points(link.cost.percent)
+        for link in catalog.links.values()
+        if link.cost.kind is CostKind.REVSHARE
+    }
+    if not points:
+        return literal(0)
+    return case(
+        *((link_column == link_id, (units * p).op("/")(10_000)) for link_id, p in sorted(points.items())),
+        else_=0,
+    )
 
 
 def _basis_code(q: ReportQuery) -> str:
@@ -643,7 +701,7 @@ def _sort_metric(plan: _Plan, name: str) -> ColumnElement[Any]:
         column: ColumnElement[Any] = type_coerce(c[measure], BigInteger)
         if measure == "clicks" and plan.query.include_bots:
             column = column + c.bot_clicks
-        if measure not in CLICK_COUNTS:
+        if measure not in CLICK_MEASURES:
             column = case((c.basis == basis, column), else_=0)
         if measure in MONEY and plan.rates:
             column = column * _rate(c.currency, plan.day, plan.rates)
@@ -655,6 +713,7 @@ def _sort_metric(plan: _Plan, name: str) -> ColumnElement[Any]:
     if name in MEASURES:
         return total(name)
     commission = total("cpa_commission") + total("revshare_commission")
+    cost = total("click_cost") + total("conversion_cost")
     derived = {
         "commission": lambda: commission,
         "profit": lambda: total("revenue") - commission,
@@ -664,6 +723,12 @@ def _sort_metric(plan: _Plan, name: str) -> ColumnElement[Any]:
         "epc": lambda: ratio(commission, total("clicks")),
         "approval_rate": lambda: ratio(total("approved"), total("approved") + total("declined")),
         "player_value": lambda: ratio(commission, total("ftds")),
+        "cost": lambda: cost,
+        "cpc": lambda: ratio(total("click_cost"), total("clicks")),
+        "cost_per_registration": lambda: ratio(cost, total("registrations")),
+        "cost_per_ftd": lambda: ratio(cost, total("ftds")),
+        "traffic_profit": lambda: commission - cost,
+        "roi": lambda: ratio(commission - cost, cost),
     }
     return derived[name]()
 
@@ -715,14 +780,13 @@ def _combine(plan: _Plan, rows: Iterable[Any], n: int | None = None) -> dict[Key
             counts[name] += int(sums[i])
         if plan.query.include_bots:
             counts["clicks"] += int(sums[2])
-        if row_basis != basis:
-            continue
-        for i, name in enumerate(COUNTS[len(CLICK_COUNTS) :], len(CLICK_COUNTS)):
-            counts[name] += int(sums[i])
+        if row_basis == basis:
+            for i, name in enumerate(COUNTS[len(CLICK_COUNTS) :], len(CLICK_COUNTS)):
+                counts[name] += int(sums[i])
         rate = _rate_on(plan.rates, currency, int(r[n + 2])) if target else Decimal(1)
         shown = target or currency
         for i, name in enumerate(MONEY, len(COUNTS)):
-            if sums[i]:
+            if sums[i] and (row_basis == basis or name in CLICK_MONEY):
                 amount = Decimal(int(sums[i])) / MONEY_SCALE * rate
                 f.money[name][shown] = f.money[name].get(shown, Decimal(0)) + amount
     if target:

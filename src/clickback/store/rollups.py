@@ -4,12 +4,12 @@ written, then added to the three rollups in the same transaction, each in one st
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import compress, repeat
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Table, delete, exists, insert, select
 
-from clickback.core.metrics import MEASURES, MONEY, Contribution
+from clickback.core.metrics import CLICK_COUNTS, CLICK_MEASURES, MEASURES, MONEY, Contribution
 from clickback.core.model import Click
 from clickback.core.reporting import VALUE_DIMENSIONS, LocalDays, next_midnight
 from clickback.errors import StartupError
@@ -134,15 +134,27 @@ def _stored(sums: list[Any]) -> list[Any]:
     return sums[:_MONEY_FROM] + [int(v * MONEY_SCALE) for v in sums[_MONEY_FROM:]]
 
 
+class ClickRows(NamedTuple):
+    """A rollup's rows from a click batch: of the key, then the measures named."""
+
+    table: Table
+    key: tuple[str, ...]
+    measures: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+
+
 def click_rows(
     stamped: Sequence[tuple[int, Click]], unique: set[str], local: LocalDays, *, ordered: bool
-) -> list[tuple[Table, tuple[str, ...], list[tuple[Any, ...]]]]:
+) -> list[ClickRows]:
     """The click writer's rollup rows for a batch of (epoch ms, click): per rollup, its key
-    columns and rows of the key and CLICK_COUNTS; in key order if `ordered` (two PostgreSQL
-    processes adding to the same rows then lock them alike; SQLite has one writer at a time).
+    columns and rows of the key and CLICK_COUNTS (and CLICK_MONEY, in units of 1/10,000, when a
+    click of the batch cost something: a click's row is of its cost's currency); in key order if
+    `ordered` (two PostgreSQL processes adding to the same rows then lock them alike; SQLite has
+    one writer at a time).
 
     Column-wise: the keys of every click are zipped and counted by Counter, in C. A loop over
-    the clicks adding up to 13 rows each cost 24 µs a click, half the writer's time."""
+    the clicks adding up to 13 rows each cost 24 µs a click, half the writer's time. Costs are
+    added up by a loop over the clicks that cost something only."""
     live = [(ms // 1000, c) for ms, c in stamped if not c.test]
     if not live:
         return []
@@ -154,11 +166,23 @@ def click_rows(
     affiliates = [c.affiliate_id for c in batch]
     offers = [c.offer_id for c in batch]
     countries = [c.traits.country for c in batch]
+    costed = [i for i, c in enumerate(batch) if c.cost]
+    measures = CLICK_MEASURES if costed else CLICK_COUNTS
+    currencies: Iterable[str] = [c.cost_currency for c in batch] if costed else repeat("", len(live))
 
     def counted(keys: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         every = list(keys)
         clicks, uniques, bots = (Counter(compress(every, m)) for m in (human, unique_human, bot))
         rows = [(*k, clicks[k], uniques[k], bots[k]) for k in clicks.keys() | bots.keys()]
+        if costed:
+            cost: Counter[tuple[Any, ...]] = Counter()
+            bot_cost: Counter[tuple[Any, ...]] = Counter()
+            for i in costed:
+                cost[every[i]] += batch[i].cost
+                if bot[i]:
+                    bot_cost[every[i]] += batch[i].cost
+            width = len(every[0])
+            rows = [(*r, cost[r[:width]], bot_cost[r[:width]]) for r in rows]
         if ordered:
             rows.sort()
         return rows
@@ -166,12 +190,14 @@ def click_rows(
     def fixed(value: str) -> Iterable[str]:
         return repeat(value, len(live))
 
+    currencies = list(currencies)
     hours = [s // 3600 for s in seconds]
     out = [
-        (
+        ClickRows(
             report_hours,
             HOUR_KEY,
-            counted(zip(hours, affiliates, offers, countries, fixed(CLICK_TIME), fixed(""), strict=True)),
+            measures,
+            counted(zip(hours, affiliates, offers, countries, fixed(CLICK_TIME), currencies, strict=True)),
         )
     ]
     columns = list(zip(*(click_values(c) for c in batch), strict=True))
@@ -179,7 +205,7 @@ def click_rows(
     value_rows: list[tuple[Any, ...]] = []
     for zone, days in zip(local.zones, zip(*(local.of(s) for s in seconds), strict=True), strict=True):
         keys = zip(
-            fixed(zone), days, affiliates, offers, countries, fixed(CLICK_TIME), fixed(""), strict=True
+            fixed(zone), days, affiliates, offers, countries, fixed(CLICK_TIME), currencies, strict=True
         )
         day_rows += counted(keys)
         for dimension, values in zip(VALUE_DIMENSIONS, columns, strict=True):
@@ -191,12 +217,12 @@ def click_rows(
                 affiliates,
                 offers,
                 fixed(CLICK_TIME),
-                fixed(""),
+                currencies,
                 strict=True,
             )
             value_rows += counted(keys)
-    out.append((report_days, DAY_KEY, day_rows))
-    out.append((report_values, VALUE_KEY, value_rows))
+    out.append(ClickRows(report_days, DAY_KEY, measures, day_rows))
+    out.append(ClickRows(report_values, VALUE_KEY, measures, value_rows))
     return out
 
 

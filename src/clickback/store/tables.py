@@ -163,6 +163,8 @@ links = Table(
     Column("campaign", String(200), nullable=False),
     Column("status", String(16), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # Its cost model (core.cost.stored, JSON); NULL: its traffic costs nothing.
+    Column("cost", Text, nullable=True),
 )
 
 # Raw clicks: written in batches, read by click ID (postbacks) and for exports, never for reports.
@@ -188,6 +190,9 @@ clicks = Table(
     # A test click (the postback tester, ADR 13): never counted in the report rollups, and what its
     # conversions do is only previewed.
     Column("test", Boolean, nullable=False, server_default=text("false")),
+    # What the click cost (core/cost.py), in cost_currency ('' and 0: nothing).
+    Column("cost", Money, nullable=False, server_default=text("0")),
+    Column("cost_currency", String(3), nullable=False, server_default=text("''")),
 )
 
 

@@ -24,6 +24,7 @@ from swagger_ui_bundle import swagger_ui_path
 from clickback.core import integration
 from clickback.core.addresses import parse_networks
 from clickback.core.commission import DealKind, Tier, TierBasis
+from clickback.core.cost import CostError, CostKind, CostModel, check, stored
 from clickback.core.deals import DealChange, DealProblem, changed_deal
 from clickback.core.events import STANDARD_EVENTS
 from clickback.core.intake import SIGNATURE_FORMAT
@@ -158,7 +159,29 @@ def create_api(runtime: Runtime) -> FastAPI:
         )
 
     def link_out(row: dict[str, Any]) -> s.LinkOut:
-        return s.LinkOut(**row, url=f"{public}/c/{row['code']}")
+        stored = json.loads(row["cost"]) if row["cost"] else None
+        cost = stored and s.CostOut(**{"percent": "0", **stored, "model": stored["kind"]})
+        return s.LinkOut(**{**row, "cost": cost}, url=f"{public}/c/{row['code']}")
+
+    def cost_json(body: s.CostIn | None, at: tuple[str, ...]) -> str | None:
+        """The model as links.cost keeps it, checked (core/cost.py); a 422 naming the field (its
+        errors begin with its name) under `at` if not."""
+        if body is None or body.model == "none":
+            return None
+        try:
+            model = CostModel(
+                kind=CostKind(body.model),
+                currency=body.currency or "",
+                amount=body.amount,
+                countries=body.countries,
+                event=body.event or "",
+                percent=body.percent,
+                bots=body.bots,
+            )
+            check(model)
+        except CostError as exc:
+            invalid((*at, str(exc).split(":")[0]), str(exc))
+        return json.dumps(stored(model))
 
     # --- advertisers -------------------------------------------------------------------------
     @api.post("/advertisers", status_code=201, tags=["advertisers"])
@@ -257,6 +280,7 @@ def create_api(runtime: Runtime) -> FastAPI:
             offer_id=body.offer_id,
             campaign=body.campaign,
             now=utcnow(),
+            cost=cost_json(body.cost, ("body", "cost")),
         )
         return link_out(await changed(row))
 
@@ -268,6 +292,12 @@ def create_api(runtime: Runtime) -> FastAPI:
     @api.get("/links/{item_id}", tags=["links"])
     async def get_link(item_id: s.Id) -> s.LinkOut:
         return link_out(await admin.get(db, "links", item_id))
+
+    @api.put("/links/{item_id}/cost", tags=["links"])
+    async def set_link_cost(item_id: s.Id, body: s.CostIn) -> s.LinkOut:
+        """What the link's traffic costs, from now on (clicks and conversions already recorded
+        keep theirs). `{"model": "none"}` removes it."""
+        return link_out(await changed(await admin.set_link_cost(db, item_id, cost_json(body, ("body",)))))
 
     # --- pausing any of the four -------------------------------------------------------------
     def status_route(kind: str, out: Callable[[dict[str, Any]], Any]) -> None:
@@ -481,16 +511,15 @@ def create_api(runtime: Runtime) -> FastAPI:
                 include_bots=bots == "include",
                 currency=currency,
             )
-            owners = catalog.offers
             if format == "csv":
-                shown, rows = await reports.stream(db, q, owners)
+                shown, rows = await reports.stream(db, q, catalog)
                 name = f"report-{q.first.isoformat()}-{q.last.isoformat()}.csv"
                 return StreamingResponse(
                     reporting.csv_stream(q, shown, rows),
                     media_type="text/csv; charset=utf-8",
                     headers={"content-disposition": f'attachment; filename="{name}"'},
                 )
-            found = await reports.report(db, q, owners, compare=compare == "previous")
+            found = await reports.report(db, q, catalog, compare=compare == "previous")
         except ReportError as exc:
             invalid(("query", exc.field), str(exc))
         previous = None

@@ -254,10 +254,47 @@ class AffiliateOut(BaseModel):
     created_at: datetime
 
 
+class CostIn(Strict):
+    """What a link's traffic costs (docs/reports.md, "Traffic cost"). Applies to clicks and
+    conversions from when it is saved."""
+
+    model: Literal["none", "cpc", "cpm", "cpa", "revshare", "source"] = Field(
+        description="cpc: `amount` a click (or its country's in `countries`); cpm: `amount` per "
+        "thousand clicks; cpa: `amount` per payable conversion of `event`; revshare: `percent` of "
+        "every commission the link's traffic earns, to a partner; source: the cost the traffic "
+        "source passes on the link (`cost=`, optionally `cost_currency=`)."
+    )
+    currency: Currency | None = Field(default=None, description="Required unless model is none.")
+    amount: Amount = Decimal(0)
+    countries: dict[Country, Amount] = Field(
+        default_factory=dict, max_length=300, description="CPC by the click's country."
+    )
+    event: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_EVENT_LEN,
+        pattern=PRINTABLE,
+        description="CPA: the event paid for.",
+    )
+    percent: Percent = Field(default=Decimal(0), description="revshare: the partner's share, to 0.01.")
+    bots: bool = Field(default=True, description="Whether bot clicks are charged (cpc, cpm).")
+
+
+class CostOut(BaseModel):
+    model: str
+    currency: str
+    amount: Decimal
+    countries: dict[str, Decimal]
+    event: str
+    percent: Decimal
+    bots: bool
+
+
 class LinkIn(Strict):
     affiliate_id: Id
     offer_id: Id
     campaign: str = Field(default="", max_length=MAX_NAME_LEN, pattern=PRINTABLE)
+    cost: CostIn | None = None
 
 
 class LinkOut(BaseModel):
@@ -269,6 +306,7 @@ class LinkOut(BaseModel):
     status: StatusWord
     url: str = Field(description="The tracking link to give the affiliate.")
     created_at: datetime
+    cost: CostOut | None = Field(description="Its cost model; null: its traffic costs nothing.")
 
 
 class StatusIn(Strict):
@@ -394,8 +432,11 @@ class FiguresOut(BaseModel):
     deposit_amount: Amounts
     ngr: Amounts
     revenue: Amounts = Field(description="What the advertiser pays for the conversions.")
+    conversion_cost: Amounts = Field(description="What CPA cost models pay for the conversions.")
     cpa_commission: Amounts
     revshare_commission: Amounts
+    click_cost: Amounts = Field(description="What the clicks cost (CPC, CPM, the source's figure).")
+    bot_cost: Amounts = Field(description="The part of click_cost bot clicks cost.")
     commission: Amounts
     profit: Amounts = Field(description="revenue - commission")
     cr_registration: float | None
@@ -404,6 +445,14 @@ class FiguresOut(BaseModel):
     epc: Amounts | None = Field(description="commission / clicks")
     approval_rate: float | None = Field(description="approved / (approved + declined)")
     player_value: Amounts | None = Field(description="commission / ftds")
+    cost: Amounts = Field(description="click_cost + conversion_cost")
+    cpc: Amounts | None = Field(description="click_cost / clicks")
+    cost_per_registration: Amounts | None = Field(description="cost / registrations")
+    cost_per_ftd: Amounts | None = Field(description="cost / ftds")
+    traffic_profit: Amounts = Field(description="commission - cost")
+    roi: Amounts | None = Field(
+        description="(commission - cost) / cost, in each currency something was spent in"
+    )
 
 
 class ReportRowOut(FiguresOut):

@@ -84,6 +84,9 @@ def click_reply(taken: ClickTaken | Rejected, cookie: bytes) -> ClickReply:
     headers = [(b"location", taken.location.encode("latin-1")), *_REDIRECT]
     if taken.pixel:
         headers.append((b"set-cookie", _COOKIE_PREFIX + taken.click.click_id.encode() + cookie))
+    if taken.refused is not None:
+        # A refused field: the redirect goes on, and whoever tests the link sees why.
+        headers.append((b"x-clickback-reason", taken.refused.code.encode()))
     return ClickReply(302, headers, b"")
 
 
