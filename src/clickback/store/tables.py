@@ -196,6 +196,23 @@ clicks = Table(
 )
 
 
+# Spend imported from traffic sources (core/costimport.py), a row a line: what was applied when,
+# for the record (the clicks' own cost is what reports add up).
+cost_imports = Table(
+    "cost_imports",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("imported_at", UtcDateTime, nullable=False),
+    Column("zone", String(64), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("link_id", Integer, nullable=False, index=True),
+    Column("subs", String(1400), nullable=False),  # JSON {"sub1": "…"}, {} for all the link's clicks
+    Column("cost", Money, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("clicks", Integer, nullable=False),  # how many it was spread over; 0: none matched
+)
+
+
 # Report rollups (ADR 14), maintained in the transaction of what they count. Three grains, each
 # chosen per query (core.reporting.choose_source): UTC hours and local days of each kept zone, by
 # affiliate, offer and country; and local days by affiliate, offer and one other dimension

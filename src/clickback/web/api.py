@@ -8,6 +8,7 @@ from base64 import b64encode
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, fields
 from datetime import date, timedelta
+from decimal import Decimal
 from hashlib import sha256
 from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
@@ -21,10 +22,10 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
-from clickback.core import integration
+from clickback.core import costimport, integration
 from clickback.core.addresses import parse_networks
 from clickback.core.commission import DealKind, Tier, TierBasis
-from clickback.core.cost import CostError, CostKind, CostModel, check, stored
+from clickback.core.cost import COST_SCALE, CostError, CostKind, CostModel, check, stored
 from clickback.core.deals import DealChange, DealProblem, changed_deal
 from clickback.core.events import STANDARD_EVENTS
 from clickback.core.intake import SIGNATURE_FORMAT
@@ -32,7 +33,15 @@ from clickback.core.lifecycle import Status
 from clickback.core.model import EVERY_AFFILIATE
 from clickback.core.outbound import mask_url
 from clickback.core.reasons import BY_CODE, Reason
-from clickback.core.reporting import BASIS_NOTES, DIMENSIONS, MAX_DAYS, MAX_LIMIT, Basis, ReportError
+from clickback.core.reporting import (
+    BASIS_NOTES,
+    DIMENSIONS,
+    MAX_DAYS,
+    MAX_LIMIT,
+    Basis,
+    ReportError,
+    parse_zone,
+)
 from clickback.core.spans import Span
 from clickback.core.statements import statement_csv, totals
 from clickback.core.tester import OutboundPreview
@@ -44,6 +53,7 @@ from clickback.service.runtime import Runtime
 from clickback.service.tester import Problem, TestClick, TestPostback, Trace
 from clickback.store import (
     admin,
+    costs,
     deals,
     fx,
     ledger,
@@ -298,6 +308,58 @@ def create_api(runtime: Runtime) -> FastAPI:
         """What the link's traffic costs, from now on (clicks and conversions already recorded
         keep theirs). `{"model": "none"}` removes it."""
         return link_out(await changed(await admin.set_link_cost(db, item_id, cost_json(body, ("body",)))))
+
+    # --- traffic cost --------------------------------------------------------------------------
+    @api.post(
+        "/costs/import",
+        tags=["links"],
+        openapi_extra={
+            "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
+        },
+    )
+    async def import_spend(
+        request: Request,
+        zone: Annotated[str, Query(max_length=64)] = "UTC",
+        currency: Annotated[s.Currency | None, Query()] = None,
+    ) -> s.SpendImportOut:
+        """Spend a traffic source reports afterwards, as CSV: `day,link,cost` and optionally
+        `currency` and `sub1`…`sub5` (a link by its code or id; days in `zone`). Each line is
+        spread over the matching clicks of its day and link; the file replaces what those clicks
+        cost before (docs/reports.md, "Importing spend"). One wrong line refuses the file."""
+        try:
+            text = (await request.body()).decode("utf-8-sig")
+        except UnicodeDecodeError:
+            invalid(("body",), "the CSV is not UTF-8")
+        try:
+            where = parse_zone(zone)
+        except ReportError as exc:
+            invalid(("query", "zone"), str(exc))
+        try:
+            groups = costimport.resolve(costimport.parse_spend(text, currency), runtime.catalog.current)
+        except costimport.SpendError as exc:
+            invalid(("body", f"line {exc.line}", exc.field), str(exc))
+        applied = await costs.apply_spend(db, groups, where, utcnow())
+        return s.SpendImportOut(
+            lines=applied.lines,
+            clicks=applied.clicks,
+            total=applied.total,
+            unmatched=[
+                s.SpendLineOut(
+                    line=u.line,
+                    day=u.day,
+                    link=u.link,
+                    cost=Decimal(u.units) / COST_SCALE,
+                    currency=u.currency,
+                )
+                for u in applied.unmatched
+            ],
+        )
+
+    @api.get("/costs/imports", tags=["links"])
+    async def list_cost_imports(q: Annotated[s.CostImportsQuery, Query()]) -> s.Page[s.CostImportOut]:
+        """Lines of spend imported, newest first."""
+        page = await costs.imports_page(db, q.link_id, q.cursor, q.limit)
+        return page_out(page, lambda r: s.CostImportOut(**{**r, "subs": json.loads(r["subs"])}))
 
     # --- pausing any of the four -------------------------------------------------------------
     def status_route(kind: str, out: Callable[[dict[str, Any]], Any]) -> None:

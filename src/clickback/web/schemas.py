@@ -290,6 +290,47 @@ class CostOut(BaseModel):
     bots: bool
 
 
+class SpendLineOut(BaseModel):
+    line: int
+    day: date
+    link: str
+    cost: Decimal
+    currency: str
+
+    @field_serializer("cost")
+    def _cost(self, amount: Decimal) -> str | None:
+        return _shown(amount, self.currency)
+
+
+class SpendImportOut(BaseModel):
+    lines: int = Field(description="Lines applied.")
+    clicks: int = Field(description="Clicks whose cost changed.")
+    total: dict[str, Decimal] = Field(description="What was spread over clicks, per currency.")
+    unmatched: list[SpendLineOut] = Field(
+        description="Lines whose day and link had no click matching them: their spend is in no report."
+    )
+
+    @field_serializer("total")
+    def _total(self, totals: dict[str, Decimal]) -> dict[str, str]:
+        return _per_currency(totals)
+
+
+class CostImportOut(BaseModel):
+    id: int
+    imported_at: datetime
+    zone: str
+    day: date
+    link_id: int
+    subs: dict[str, str]
+    cost: Decimal
+    currency: str
+    clicks: int
+
+    @field_serializer("cost")
+    def _cost(self, amount: Decimal) -> str | None:
+        return _shown(amount, self.currency)
+
+
 class LinkIn(Strict):
     affiliate_id: Id
     offer_id: Id
@@ -861,6 +902,10 @@ class OffersQuery(CatalogQuery):
 class LinksQuery(CatalogQuery):
     affiliate_id: Id | None = None
     offer_id: Id | None = None
+
+
+class CostImportsQuery(Paged):
+    link_id: Id | None = None
 
 
 class PostbacksQuery(Paged):

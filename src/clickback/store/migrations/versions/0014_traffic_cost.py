@@ -1,4 +1,4 @@
-"""traffic cost: links' cost models, each click's cost, and cost in the report rollups
+"""traffic cost: links' cost models, each click's cost, cost in the report rollups, imported spend
 
 Revision ID: 0014
 Revises: 0013
@@ -33,9 +33,25 @@ def upgrade() -> None:
     for table in _ROLLUPS:
         for name in _MEASURES:
             op.add_column(table, sa.Column(name, sa.BigInteger(), server_default=zero, nullable=False))
+    op.create_table(
+        "cost_imports",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("imported_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("zone", sa.String(length=64), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("link_id", sa.Integer(), nullable=False),
+        sa.Column("subs", sa.String(length=1400), nullable=False),
+        sa.Column("cost", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("clicks", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_cost_imports_link_id", "cost_imports", ["link_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_cost_imports_link_id", table_name="cost_imports")
+    op.drop_table("cost_imports")
     for table in reversed(_ROLLUPS):
         with op.batch_alter_table(table, schema=None) as batch_op:
             for name in reversed(_MEASURES):
