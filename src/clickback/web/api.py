@@ -1,5 +1,6 @@
 """The JSON API, mounted at /api (OpenAPI at /api/openapi.json, docs at /api/docs)."""
 
+import functools
 import json
 import math
 import os
@@ -22,7 +23,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
-from clickback.core import costimport, integration
+from clickback.core import costimport, integration, placements
 from clickback.core.addresses import parse_networks
 from clickback.core.commission import DealKind, Tier, TierBasis
 from clickback.core.cost import COST_SCALE, CostError, CostKind, CostModel, check, stored
@@ -38,6 +39,7 @@ from clickback.core.reporting import (
     DIMENSIONS,
     MAX_DAYS,
     MAX_LIMIT,
+    TIME_DIMENSIONS,
     Basis,
     ReportError,
     parse_zone,
@@ -526,6 +528,85 @@ def create_api(runtime: Runtime) -> FastAPI:
         return trace_out(trace)
 
     # --- reports -----------------------------------------------------------------------------
+    @api.get(
+        "/reports/stop-or-scale",
+        tags=["reports"],
+        response_model=s.StopOrScaleOut,
+        response_model_by_alias=True,
+    )
+    async def stop_or_scale(
+        request: Request,
+        first: Annotated[date, Query(alias="from", description="The first day, in `zone`.")],
+        last: Annotated[date, Query(alias="to", description="The last day, in `zone` (inclusive).")],
+        currency: Annotated[s.Currency, Query(description="what every amount is converted into")],
+        by: Annotated[
+            str,
+            Query(max_length=32, description="the placement's dimension: sub1…sub5, country, landing_page…"),
+        ] = "sub1",
+        zone: Annotated[str, Query(max_length=64)] = "UTC",
+        min_spend: Annotated[
+            Decimal, Query(ge=0, le=10**9, description="stop: spent at least this")
+        ] = Decimal(50),
+        max_roi: Annotated[Decimal, Query(ge=-1, le=1000, description="stop: an ROI below this")] = Decimal(
+            0
+        ),
+        target_roi: Annotated[
+            Decimal, Query(ge=-1, le=1000, description="scale: an ROI of at least this")
+        ] = (Decimal("0.3")),
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> Any:
+        """Placements to stop (spent enough, losing money) and to scale (a good return, earning
+        more than their share of the spend), in one currency; filters as for /reports
+        (docs/reports.md, "Stop or scale")."""
+        catalog = runtime.catalog.current
+        if by in TIME_DIMENSIONS:
+            invalid(("query", "by"), "a placement is not a time: sub1…sub5, country, landing_page, …")
+
+        async def rows(sort: str) -> tuple[list[tuple[dict[str, str | int], dict[str, object]]], bool]:
+            q = reporting.read_query(
+                request.query_params.multi_items(),
+                catalog,
+                first=first,
+                last=last,
+                zone=zone,
+                basis=Basis.CONVERSION,
+                group_by=by,
+                sort=sort,
+                limit=MAX_LIMIT,
+                offset=0,
+                include_bots=False,
+                currency=currency,
+            )
+            found = await reports.report(db, q, catalog)
+            return [(key, f.metrics()) for key, f in found.rows], found.total_rows > len(found.rows)
+
+        try:
+            losers, more = await rows("traffic_profit")
+            # More placements than a page holds: the best ones are read from the other end.
+            winners = (await rows("-traffic_profit"))[0] if more else losers
+        except ReportError as exc:
+            invalid(("query", exc.field), str(exc))
+        verdicts = functools.partial(
+            placements.stop_or_scale,
+            currency=currency,
+            min_spend=min_spend,
+            max_roi=max_roi,
+            target_roi=target_roi,
+            limit=limit,
+        )
+        stop, scale = verdicts(losers).stop, verdicts(winners).scale
+        return s.StopOrScaleOut.model_validate(
+            {
+                "first": first,
+                "last": last,
+                "zone": zone,
+                "by": by,
+                "currency": currency,
+                "stop": [asdict(p) for p in stop],
+                "scale": [asdict(p) for p in scale],
+            }
+        )
+
     @api.get("/reports", tags=["reports"], response_model=s.ReportOut)
     async def report(
         request: Request,

@@ -496,6 +496,33 @@ class FiguresOut(BaseModel):
     )
 
 
+class PlacementOut(BaseModel):
+    key: dict[str, str | int]
+    clicks: int
+    cost: Decimal
+    commission: Decimal
+    profit: Decimal = Field(description="commission - cost")
+    roi: Decimal | None = Field(description="(commission - cost) / cost")
+    spend_share: Decimal = Field(description="Its part of the report's spend, 0 to 1.")
+    profit_share: Decimal = Field(description="Its part of the profit of the placements that made one.")
+
+
+class StopOrScaleOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    first: date = Field(alias="from")
+    last: date = Field(alias="to")
+    zone: str
+    by: str
+    currency: str = Field(description="Every amount, converted at the recorded rates of its day.")
+    stop: list[PlacementOut] = Field(
+        description="Spent at least min_spend with an ROI below max_roi: the dearest loss first."
+    )
+    scale: list[PlacementOut] = Field(
+        description="ROI at least target_roi, and a larger share of the profit than of the spend: "
+        "the best return first."
+    )
+
+
 class ReportRowOut(FiguresOut):
     key: dict[str, str | int] = Field(
         description="The row's dimensions: hours as local times with their UTC offset, days, "
