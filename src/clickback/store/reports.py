@@ -462,65 +462,37 @@ def _raw(q: ReportQuery, local: Clock, wanted: Sequence[str], catalog: Catalog) 
         if event in metrics.PRICED_ONLY and price
     ]
     selects = [click_rows, conversion_rows, ledger_rows]
+
+    def payable_rows(
+        currency: ColumnElement[Any], values: Mapping[str, ColumnElement[Any]], *where: ColumnElement[bool]
+    ) -> Select[Any]:
+        """Payable conversions' rows of one more measure, in a currency of their own."""
+        return select(
+            second.label("second"),
+            literal(_basis_code(q)).label("basis"),
+            v.link_id,
+            v.affiliate_id,
+            v.offer_id,
+            *(v[d].label(d) for d in wanted),
+            currency.label("currency"),
+            *measures(values),
+        ).where(~v.test, payable, second >= local.start, second < local.end, *where)
+
     if priced:
         # Player money (and qualified_cpa) earns what its offer lists, in the offer's currency.
         currency_of = case({o.id: o.currency for o in offers.values()}, value=v.offer_id, else_="")
-        selects.append(
-            select(
-                second.label("second"),
-                literal(_basis_code(q)).label("basis"),
-                v.link_id,
-                v.affiliate_id,
-                v.offer_id,
-                *(v[d].label(d) for d in wanted),
-                currency_of.label("currency"),
-                *measures({"revenue": case(*priced, else_=0)}),
-            ).where(
-                ~v.test,
-                v.link_id.is_not(None),
-                payable,
-                priced_only,
-                second >= local.start,
-                second < local.end,
-            )
-        )
+        revenue = {"revenue": case(*priced, else_=0)}
+        selects.append(payable_rows(currency_of, revenue, v.link_id.is_not(None), priced_only))
     # What CPA cost models pay for their links' conversions, in each model's currency.
-    charged = [
-        (link.id, link.cost.event, link.cost.amount, link.cost.currency)
-        for link in catalog.links.values()
-        if link.cost.of_conversion(link.cost.event) is not None
-    ]
+    charged = [link for link in catalog.links.values() if link.cost.of_conversion(link.cost.event)]
     if charged:
-        selects.append(
-            select(
-                second.label("second"),
-                literal(_basis_code(q)).label("basis"),
-                v.link_id,
-                v.affiliate_id,
-                v.offer_id,
-                *(v[d].label(d) for d in wanted),
-                case({link: currency for link, _, _, currency in charged}, value=v.link_id, else_="").label(
-                    "currency"
-                ),
-                *measures(
-                    {
-                        "conversion_cost": case(
-                            *(
-                                ((v.link_id == link) & (v.event == event), int(amount * MONEY_SCALE))
-                                for link, event, amount, _ in charged
-                            ),
-                            else_=0,
-                        )
-                    }
-                ),
-            ).where(
-                ~v.test,
-                v.link_id.in_([link for link, _, _, _ in charged]),
-                payable,
-                second >= local.start,
-                second < local.end,
-            )
-        )
+        model_currency = case({link.id: link.cost.currency for link in charged}, value=v.link_id, else_="")
+        pays = [
+            ((v.link_id == link.id) & (v.event == link.cost.event), int(link.cost.amount * MONEY_SCALE))
+            for link in charged
+        ]
+        cost = {"conversion_cost": case(*pays, else_=0)}
+        selects.append(payable_rows(model_currency, cost, v.link_id.in_([link.id for link in charged])))
     sub = union_all(*selects).subquery("f")
     columns = {d: sub.c[d] for d in wanted} | {"link": sub.c.link_id}
     return _filtered(select(sub), q, columns).subquery("r")
