@@ -3,10 +3,15 @@ profit and ROI in reports (issue 16; docs/reports.md, "Traffic cost")."""
 
 import csv
 import io
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
+from sqlalchemy import update
+
+from clickback.store.tables import links
 from tests.conftest import Client, World, make_world
 from tests.web.test_commissions import deal
 from tests.web.test_traffic_quality import GOOGLEBOT, LONDON_IP, geo_node
@@ -235,3 +240,22 @@ def test_the_csv_has_cost_columns_per_currency(client: Client, world: World) -> 
     assert table[0]["click_cost EUR"] == "0.05" and table[0]["cpc EUR"] == "0.05"
     assert table[0]["roi EUR"] == "-1.00"  # spent, earned nothing
     assert table[0]["sub1"].startswith("'=")  # formula injection defused
+
+
+def test_a_stored_model_that_cannot_be_applied_stops_no_click(
+    client: Client, world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As a model saved under other rules would be: the catalog still loads, the link still redirects.
+    link = link_id(client, world.alice_casino)
+
+    async def store_bad() -> None:
+        async with client.node.runtime.db.write() as conn:
+            bad = json.dumps({"kind": "cpm", "currency": "EUR", "amount": "2.55"})
+            await conn.execute(update(links).where(links.c.id == link).values(cost=bad))
+        await client.node.runtime.catalog.reload()
+
+    client.node.call(store_bad)
+    assert f"link {link}: its cost model cannot be applied" in caplog.text
+    client.click(world.alice_casino)
+    client.flush()
+    assert client.report()["totals"]["clicks"] == 1

@@ -1,6 +1,7 @@
 """Loading the in-memory catalog, and the version number that tells every process to reload it."""
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import asdict
 from decimal import Decimal
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clickback.core.addresses import parse_networks
 from clickback.core.commission import CpaRules, Deal, DealKind, RevShareTerms, Tier, TierBasis
-from clickback.core.cost import NO_COST, CostModel, model_of
+from clickback.core.cost import NO_COST, CostError, CostModel, model_of
 from clickback.core.lifecycle import Status
 from clickback.core.macros import compile_template
 from clickback.core.model import Advertiser, AdvertiserNames, Affiliate, Catalog, Link, Offer, State
@@ -28,6 +29,8 @@ from clickback.store.tables import (
     outbound_templates,
 )
 
+log = logging.getLogger(__name__)
+
 
 async def current_version(db: Database) -> int:
     async with db.read() as conn:
@@ -39,8 +42,20 @@ async def bump_version(conn: AsyncConnection) -> None:
     await conn.execute(update(catalog_version).values(version=catalog_version.c.version + 1))
 
 
-def cost_model(raw: str | None) -> CostModel:
-    return model_of(json.loads(raw)) if raw else NO_COST
+def cost_model(link_id: int, raw: str | None) -> CostModel:
+    """A link's stored cost model. One that cannot be read (stored by a version with other rules)
+    must not stop every click of the catalog: said, and the link's traffic costs nothing until
+    its model is saved again."""
+    try:
+        return model_of(json.loads(raw)) if raw else NO_COST
+    except (CostError, ValueError) as exc:
+        log.error(
+            "link %d: its cost model cannot be applied (%s); save it again with PUT /api/links/%d/cost",
+            link_id,
+            exc,
+            link_id,
+        )
+        return NO_COST
 
 
 async def load_catalog(db: Database) -> Catalog:
@@ -86,7 +101,15 @@ async def load_catalog(db: Database) -> Catalog:
         ],
         [Affiliate(r.id, r.name, State(r.status)) for r in aff_rows],
         [
-            Link(r.id, r.code, r.affiliate_id, r.offer_id, r.campaign, State(r.status), cost_model(r.cost))
+            Link(
+                r.id,
+                r.code,
+                r.affiliate_id,
+                r.offer_id,
+                r.campaign,
+                State(r.status),
+                cost_model(r.id, r.cost),
+            )
             for r in link_rows
         ],
         names,
