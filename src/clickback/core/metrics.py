@@ -36,7 +36,8 @@ CONVERSION_COUNTS = (
     "ftds",
     "deposits",
 )
-# conversion_cost: what a CPA cost model (core/cost.py) pays for the conversion.
+# conversion_cost: what a CPA cost model (core/cost.py) pays for the conversion, and what a
+# partner's RevShare takes of the commission it earned (added with the ledger entry).
 CONVERSION_MONEY = ("ftd_amount", "deposit_amount", "ngr", "revenue", "conversion_cost")
 # Ledger measures: counted when an entry is appended (entries are never edited but for their status).
 LEDGER_COUNTS = ("qualified_cpas",)

@@ -168,7 +168,7 @@ def click_rows(
     countries = [c.traits.country for c in batch]
     costed = [i for i, c in enumerate(batch) if c.cost]
     measures = CLICK_MEASURES if costed else CLICK_COUNTS
-    currencies: Iterable[str] = [c.cost_currency for c in batch] if costed else repeat("", len(live))
+    currencies = [c.cost_currency for c in batch] if costed else [""] * len(live)
 
     def counted(keys: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         every = list(keys)
@@ -190,7 +190,6 @@ def click_rows(
     def fixed(value: str) -> Iterable[str]:
         return repeat(value, len(live))
 
-    currencies = list(currencies)
     hours = [s // 3600 for s in seconds]
     out = [
         ClickRows(
