@@ -1,4 +1,4 @@
-"""GET /api/reports/active-players and /api/reports/player-cohorts: which events make a player
+"""GET /api/reports/active-players and /api/reports/active-players/cohorts: which events make a player
 active per vertical, payable conversions only, months in a zone, cohorts followed month by month,
 filters, CSV and clear errors (docs/reports.md, "Active players").
 
@@ -62,7 +62,7 @@ def active(client: Client, **params: Any) -> Any:
 
 
 def cohorts(client: Client, **params: Any) -> Any:
-    return client.api("GET", "/reports/player-cohorts", params=params)
+    return client.api("GET", "/reports/active-players/cohorts", params=params)
 
 
 def by_month(report: Any) -> dict[str, int]:
@@ -244,7 +244,7 @@ def test_cohorts_follow_a_months_registrations_for_three_months(client: Client, 
     alone = cohorts(client, **{"from": label(r), "to": label(r)})
     assert [(row["registrations"], row["active"]) for row in alone["rows"]] == [(2, [1, 2, 1, 1])]
     response = client.http.get(
-        "/api/reports/player-cohorts",
+        "/api/reports/active-players/cohorts",
         params={"from": label(r), "to": label(r + 2), "format": "csv"},
         headers=client.auth,
     )
@@ -359,7 +359,7 @@ def test_the_csv_holds_the_rows_and_the_periods_totals(client: Client, world: Wo
         ({"from": "2026-11", "to": "2026-11", "format": "xlsx"}, "format"),
     ],
 )
-@pytest.mark.parametrize("path", ["/api/reports/active-players", "/api/reports/player-cohorts"])
+@pytest.mark.parametrize("path", ["/api/reports/active-players", "/api/reports/active-players/cohorts"])
 def test_a_bad_parameter_is_a_422_naming_it(
     client: Client, path: str, params: dict[str, Any], field: str
 ) -> None:

@@ -1,4 +1,4 @@
-"""GET /api/reports/active-players and /api/reports/player-cohorts: the request read into a
+"""GET /api/reports/active-players and /api/reports/active-players/cohorts: the request read into a
 core.activity.ActivityQuery, the reply as JSON or CSV (docs/reports.md, "Active players")."""
 
 import csv

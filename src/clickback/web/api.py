@@ -572,8 +572,8 @@ def create_api(runtime: Runtime) -> FastAPI:
             return csv_reply(web_activity.active_csv(q, found), f"active-players-{first}-{last}.csv")
         return s.ActivePlayersOut.model_validate(web_activity.active_json(q, found))
 
-    @api.get("/reports/player-cohorts", tags=["reports"], response_model=s.PlayerCohortsOut)
-    async def player_cohorts_report(
+    @api.get("/reports/active-players/cohorts", tags=["reports"], response_model=s.ActiveCohortsOut)
+    async def active_player_cohorts(
         first: Annotated[
             str, Query(alias="from", pattern=s.PERIOD, description="The first registration month.")
         ],
@@ -590,9 +590,9 @@ def create_api(runtime: Runtime) -> FastAPI:
         rows = await activity.cohorts(db, q)
         if format == "csv":
             return csv_reply(
-                web_activity.cohorts_csv(q, rows, utcnow()), f"player-cohorts-{first}-{last}.csv"
+                web_activity.cohorts_csv(q, rows, utcnow()), f"active-player-cohorts-{first}-{last}.csv"
             )
-        return s.PlayerCohortsOut.model_validate(web_activity.cohorts_json(q, rows, utcnow()))
+        return s.ActiveCohortsOut.model_validate(web_activity.cohorts_json(q, rows, utcnow()))
 
     # --- deals, names, exchange rates -----------------------------------------------------------
     @api.get("/presets", tags=["deals"])

@@ -480,7 +480,7 @@ class ActivePlayersOut(BaseModel):
     totals: ActiveFiguresOut
 
 
-class CohortRowOut(BaseModel):
+class ActiveCohortRowOut(BaseModel):
     key: ActiveKey = Field(description="The month of the players' registration, and their owners.")
     registrations: int = Field(description="Players who registered that month.")
     active: list[int | None] = Field(
@@ -489,13 +489,13 @@ class CohortRowOut(BaseModel):
     )
 
 
-class PlayerCohortsOut(BaseModel):
+class ActiveCohortsOut(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
     first: str = Field(alias="from")
     last: str = Field(alias="to")
     zone: str
     activity: dict[str, list[str]]
-    rows: list[CohortRowOut]
+    rows: list[ActiveCohortRowOut]
 
 
 class ReasonOut(BaseModel):
