@@ -54,3 +54,16 @@ def test_report_guide_names_every_metric_and_dimension() -> None:
     guide = (DOCS / "reports.md").read_text()
     missing = [name for name in (*METRICS, *DIMENSIONS) if f"`{name}`" not in guide]
     assert not missing, f"docs/reports.md does not name {missing}"
+
+
+def test_report_guide_names_the_events_each_vertical_counts_as_activity() -> None:
+    from clickback.core.verticals import DEFAULT_ACTIVITY, PRESETS
+
+    guide = (DOCS / "reports.md").read_text().split("## Active players", 1)[1]
+    rows = {line.split("|")[1].strip(): line for line in guide.splitlines() if line.startswith("| ")}
+    expected = {f"`{v.value}`": p.activity for v, p in PRESETS.items()} | {
+        "none (or one with no preset)": DEFAULT_ACTIVITY
+    }
+    for vertical, events in expected.items():
+        named = set(re.findall(r"`([a-z_]+)`", rows[vertical].split("|")[2]))
+        assert named == events, vertical

@@ -284,6 +284,12 @@ def month_starts(first_day: int, last_day: int) -> list[tuple[int, int]]:
     return out
 
 
+def month_instants(zone: ZoneInfo, first: int, last: int) -> list[int]:
+    """UTC epoch seconds at which the local months `first`..`last` (numbers as month_of's) start,
+    then the second the last one ends: a moment is in the last month it is at or after the start of."""
+    return [_instant(zone, date(m // 12, m % 12 + 1, 1)) for m in range(first, last + 2)]
+
+
 def label(grain: str, number: int, zone: ZoneInfo, shift: int = 0) -> str:
     """A time bucket's key as the reply shows it. Hours carry their UTC offset, so the two 02:00
     hours of a night when clocks go back are two rows, each named unambiguously."""

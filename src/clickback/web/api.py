@@ -24,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from clickback.core import costimport, integration, placements
+from clickback.core.activity import ActivityQuery
 from clickback.core.addresses import parse_networks
 from clickback.core.commission import DealKind, Tier, TierBasis
 from clickback.core.cost import COST_SCALE, CostError, CostKind, CostModel, check, stored
@@ -54,6 +55,7 @@ from clickback.service.diagnosis import diagnose
 from clickback.service.runtime import Runtime
 from clickback.service.tester import Problem, TestClick, TestPostback, Trace
 from clickback.store import (
+    activity,
     admin,
     costs,
     deals,
@@ -69,6 +71,7 @@ from clickback.store import (
 from clickback.store.catalog import deal_from_row, decoded
 from clickback.store.db import database_problem
 from clickback.store.diagnosis import Scope
+from clickback.web import activity as web_activity
 from clickback.web import reporting
 from clickback.web import schemas as s
 
@@ -85,6 +88,9 @@ T = TypeVar("T")
 
 # A test click's ID in a path: the click-ID alphabet only, so nothing odd reaches a query.
 TestClickId = Annotated[str, Path(max_length=64, pattern=s.CLICK_ID_PATTERN)]
+
+# Owner filters of the active-players reports, repeatable: `affiliate=3&affiliate=4`.
+Owners = Annotated[list[s.Id] | None, Query(max_length=reporting.MAX_FILTER_VALUES)]
 
 
 def create_api(runtime: Runtime) -> FastAPI:
@@ -697,6 +703,69 @@ def create_api(runtime: Runtime) -> FastAPI:
         check_range(first, last)
         return [s.RefusedClicksOut(**r) for r in await reports.refused_clicks(db, first, last)]
 
+    # --- active players (web/activity.py) ------------------------------------------------------
+
+    def activity_query(
+        first: str, last: str, zone: str, advertiser: Owners, offer: Owners, affiliate: Owners
+    ) -> ActivityQuery:
+        catalog = runtime.catalog.current
+        try:
+            return web_activity.read_query(
+                catalog, first, last, zone, advertiser or (), offer or (), affiliate or ()
+            )
+        except ReportError as exc:
+            invalid(("query", exc.field), str(exc))
+
+    def csv_reply(text: str, name: str) -> PlainTextResponse:
+        return PlainTextResponse(
+            text,
+            media_type="text/csv; charset=utf-8",
+            headers={"content-disposition": f'attachment; filename="{name}"'},
+        )
+
+    @api.get("/reports/active-players", tags=["reports"], response_model=s.ActivePlayersOut)
+    async def active_players_report(
+        first: Annotated[
+            str, Query(alias="from", pattern=s.PERIOD, description="The first month, in `zone`.")
+        ],
+        last: Annotated[str, Query(alias="to", pattern=s.PERIOD, description="The last month (inclusive).")],
+        zone: Annotated[str, Query(max_length=64, description="IANA time zone of the months")] = "UTC",
+        advertiser: Owners = None,
+        offer: Owners = None,
+        affiliate: Owners = None,
+        format: Literal["json", "csv"] = "json",
+    ) -> Any:
+        """Players with qualifying activity (the offer's vertical says which events) by month,
+        offer and affiliate, beside registrations and FTDs; the totals count each player once.
+        Filters repeat: `affiliate=3&affiliate=4`. docs/reports.md, "Active players"."""
+        q = activity_query(first, last, zone, advertiser, offer, affiliate)
+        found = await activity.active_players(db, q)
+        if format == "csv":
+            return csv_reply(web_activity.active_csv(q, found), f"active-players-{first}-{last}.csv")
+        return s.ActivePlayersOut.model_validate(web_activity.active_json(q, found))
+
+    @api.get("/reports/active-players/cohorts", tags=["reports"], response_model=s.ActiveCohortsOut)
+    async def active_player_cohorts(
+        first: Annotated[
+            str, Query(alias="from", pattern=s.PERIOD, description="The first registration month.")
+        ],
+        last: Annotated[str, Query(alias="to", pattern=s.PERIOD, description="The last one (inclusive).")],
+        zone: Annotated[str, Query(max_length=64, description="IANA time zone of the months")] = "UTC",
+        advertiser: Owners = None,
+        offer: Owners = None,
+        affiliate: Owners = None,
+        format: Literal["json", "csv"] = "json",
+    ) -> Any:
+        """Each month's registered players by offer and affiliate, and how many of them were active
+        that month and 1, 2 and 3 months later (also past `to`). docs/reports.md, "Active players"."""
+        q = activity_query(first, last, zone, advertiser, offer, affiliate)
+        rows = await activity.cohorts(db, q)
+        if format == "csv":
+            return csv_reply(
+                web_activity.cohorts_csv(q, rows, utcnow()), f"active-player-cohorts-{first}-{last}.csv"
+            )
+        return s.ActiveCohortsOut.model_validate(web_activity.cohorts_json(q, rows, utcnow()))
+
     # --- deals, names, exchange rates -----------------------------------------------------------
     @api.get("/presets", tags=["deals"])
     async def presets() -> list[s.PresetOut]:
@@ -705,6 +774,7 @@ def create_api(runtime: Runtime) -> FastAPI:
             s.PresetOut(
                 vertical=v.value,
                 events=list(p.events),
+                activity=sorted(p.activity),
                 kind=p.kind.value,
                 cpa=s.CpaTerms(**asdict(p.cpa)),
                 revshare=s.RevShareTerms(**asdict(p.revshare)),

@@ -563,6 +563,58 @@ class RefusedClicksOut(BaseModel):
     clicks: int
 
 
+# --- active players (web/activity.py) ------------------------------------------------------------
+
+
+class ActiveKey(BaseModel):
+    month: str = Field(description="YYYY-MM, in the report's zone.")
+    advertiser: int
+    offer: int
+    affiliate: int
+
+
+class ActiveFiguresOut(BaseModel):
+    active_players: int = Field(
+        description="Players with activity in the month (over the period: once each)."
+    )
+    registrations: int = Field(description="Pending and approved registrations, as /api/reports counts them.")
+    ftds: int = Field(description="Pending and approved first deposits, as /api/reports counts them.")
+
+
+class ActiveRowOut(ActiveFiguresOut):
+    key: ActiveKey
+
+
+class ActivePlayersOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    first: str = Field(alias="from")
+    last: str = Field(alias="to")
+    zone: str
+    activity: dict[str, list[str]] = Field(
+        description="The events that make a player active, by offer vertical (`default`: none)."
+    )
+    rows: list[ActiveRowOut]
+    totals: ActiveFiguresOut
+
+
+class ActiveCohortRowOut(BaseModel):
+    key: ActiveKey = Field(description="The month of the players' registration, and their owners.")
+    registrations: int = Field(description="Players who registered that month.")
+    active: list[int | None] = Field(
+        description="Of them, active n months after the registration month at index n (0: that "
+        "month); null for a month not begun yet."
+    )
+
+
+class ActiveCohortsOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    first: str = Field(alias="from")
+    last: str = Field(alias="to")
+    zone: str
+    activity: dict[str, list[str]]
+    rows: list[ActiveCohortRowOut]
+
+
 class ReasonOut(BaseModel):
     code: str
     http_status: int
@@ -686,6 +738,7 @@ class DealOut(BaseModel):
 class PresetOut(BaseModel):
     vertical: str
     events: list[str]
+    activity: list[str] = Field(description="The events that make a player active (active-players report).")
     kind: str
     cpa: CpaTerms
     revshare: RevShareTerms
