@@ -1,0 +1,78 @@
+"""The click writer's rollup rows (store.rollups.click_rows) with costs: summed per price in C
+where a batch holds a few prices, click by click where it holds many, with the same result."""
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from clickback.core.model import Click, Traits
+from clickback.core.reporting import LocalDays
+from clickback.store import rollups
+from clickback.store.rollups import MAX_PRICES, click_rows
+from clickback.store.tables import report_hours
+
+START = datetime(2026, 11, 20, tzinfo=UTC)
+LOCAL = LocalDays(["UTC", "Europe/Berlin"])
+
+
+def clicks(prices: list[int], n: int, rng: random.Random) -> list[tuple[int, Click]]:
+    made = []
+    for i in range(n):
+        at = START + timedelta(minutes=rng.randrange(3000))
+        price = rng.choice(prices)
+        bot = rng.choice(["", "", "crawler"])
+        traits = Traits(rng.choice(["DE", "AT"]), "", "", None, "mobile", "Android", "Chrome", bot)
+        subs = (rng.choice(["a", "b", "c"]), "", "", "", "")
+        currency = rng.choice(["EUR", "USD"]) if price else ""
+        click = Click(
+            f"c{i}",
+            at,
+            rng.choice([1, 2]),
+            1,
+            1,
+            "",
+            subs,
+            "",
+            "",
+            "",
+            "",
+            "",
+            traits,
+            f"v{i}",
+            False,
+            price,
+            currency,
+        )
+        made.append((int(at.timestamp() * 1000), click))
+    return made
+
+
+@pytest.mark.parametrize("distinct", [1, MAX_PRICES, MAX_PRICES + 5])
+def test_costs_are_the_same_summed_by_price_or_click_by_click(
+    distinct: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(distinct)
+    stamped = clicks([0, *rng.sample(range(1, 5000), distinct)], 600, rng)
+    got = click_rows(stamped, set(), LOCAL, ordered=True)
+    monkeypatch.setattr(rollups, "MAX_PRICES", 0)  # every batch click by click
+    assert click_rows(stamped, set(), LOCAL, ordered=True) == got
+
+    hours = next(t for t in got if t.table is report_hours)
+    assert hours.measures[-2:] == ("click_cost", "bot_cost")
+    width = len(hours.key)
+    for currency in ("EUR", "USD"):
+        mine = [c for _, c in stamped if c.cost_currency == currency]
+        rows = [r for r in hours.rows if r[width - 1] == currency]
+        assert sum(r[width + 3] for r in rows) == sum(c.cost for c in mine)
+        assert sum(r[width + 4] for r in rows) == sum(c.cost for c in mine if c.traits.bot)
+    # Every click counted once an hour row, whatever currency row its cost put it in.
+    assert sum(r[width] + r[width + 2] for r in hours.rows) == len(stamped)
+
+
+def test_a_batch_that_costs_nothing_has_no_money_columns() -> None:
+    stamped = clicks([0], 50, random.Random(1))
+    assert all(
+        t.measures == ("clicks", "unique_clicks", "bot_clicks")
+        for t in click_rows(stamped, set(), LOCAL, ordered=False)
+    )
