@@ -195,3 +195,10 @@ def test_a_partners_revshare_is_its_percent_of_each_commission_cut_toward_zero()
 def test_a_revshare_model_is_a_percent_and_nothing_else(model: CostModel, field: str) -> None:
     with pytest.raises(CostError, match=f"^{field}"):
         check(model)
+
+
+def test_a_networks_return_is_revenue_against_cost() -> None:
+    money = _money(click_cost={"EUR": "40"}, revenue={"EUR": "100"}, cpa_commission={"EUR": "30"})
+    shown = figures(_counts(clicks=100), money)
+    assert shown["revenue_profit"] == {"EUR": Decimal(60)} and shown["revenue_roi"] == {"EUR": Decimal("1.5")}
+    assert shown["traffic_profit"] == {"EUR": Decimal(-10)} and shown["roi"] == {"EUR": Decimal("-0.25")}

@@ -54,6 +54,7 @@ MONEY = (
     "conversion_cost",
     "cost",
     "traffic_profit",
+    "revenue_profit",
 )
 # Ratios of two counts, and money per count (per currency).
 RATIOS = {
@@ -290,14 +291,14 @@ def derive(f: Figures) -> None:
     for currency in {*m["commission"], *m["cost"]}:
         earned, spent = m["commission"].get(currency, Decimal(0)), m["cost"].get(currency, Decimal(0))
         f.add("traffic_profit", currency, earned - spent)
+    for currency in {*m["revenue"], *m["cost"]}:
+        f.add("revenue_profit", currency, m["revenue"].get(currency, Decimal(0)) - m["cost"].get(currency, 0))
 
 
-def roi(f: Figures) -> dict[str, Decimal]:
-    """(commission - cost) / cost in each currency something was spent in."""
+def roi(f: Figures, earned: str = "commission") -> dict[str, Decimal]:
+    """(earned - cost) / cost in each currency something was spent in."""
     m = f.money
-    return {
-        c: (m["commission"].get(c, Decimal(0)) - spent) / spent for c, spent in m["cost"].items() if spent
-    }
+    return {c: (m[earned].get(c, Decimal(0)) - spent) / spent for c, spent in m["cost"].items() if spent}
 
 
 # --- comparing with the API's reply -----------------------------------------------------------
@@ -328,12 +329,13 @@ def differences(where: str, api: Mapping[str, Any], ref: Figures) -> list[str]:
         api.get("approval_rate"),
         ref.counts["approved"] / decided if decided else None,
     )
-    got_roi = {c: Decimal(str(a)) for c, a in (api.get("roi") or {}).items()}
-    want_roi = roi(ref)
-    if set(got_roi) != set(want_roi) or any(
-        abs(got_roi[c] - want_roi[c]) > Decimal("0.0001") for c in want_roi
-    ):
-        out.append(f"{where}: roi: api {_show(got_roi)} != reference {_show(want_roi)}")
+    for name, earned in (("roi", "commission"), ("revenue_roi", "revenue")):
+        got_roi = {c: Decimal(str(a)) for c, a in (api.get(name) or {}).items()}
+        want_roi = roi(ref, earned)
+        if set(got_roi) != set(want_roi) or any(
+            abs(got_roi[c] - want_roi[c]) > Decimal("0.0001") for c in want_roi
+        ):
+            out.append(f"{where}: {name}: api {_show(got_roi)} != reference {_show(want_roi)}")
     for name, (money, den) in MONEY_PER.items():
         d = ref.counts[den]
         want_per = {c: a / d for c, a in ref.money[money].items() if a} if d else None

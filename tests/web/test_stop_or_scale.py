@@ -50,6 +50,15 @@ def test_losers_to_stop_and_winners_to_scale_by_sub1_in_one_currency(client: Cli
     scale = [(p["key"]["sub1"], p["roi"], p["profit_share"], p["spend_share"]) for p in reply["scale"]]
     assert scale == [("winner", "4.0000", "1.0000", "0.0704")]  # 20 of 284 spent, all 80 of profit
 
+    # A network buying the traffic itself earns the advertiser's price: 1.50 a registration and
+    # 50 a first deposit (the casino's listed prices).
+    network = placements(client, earnings="revenue")
+    assert network["earnings"] == "revenue"
+    assert [(p["key"]["sub1"], p["earned"], p["roi"]) for p in network["scale"]] == [
+        ("winner", "51.50", "1.5750")
+    ]
+    assert [p["key"]["sub1"] for p in network["stop"]] == ["loser", "usd-loser", "break-even"]
+
     stricter = placements(client, min_spend="5", max_roi="0.5", target_roi="5")
     assert [p["key"]["sub1"] for p in stricter["stop"]] == ["loser", "usd-loser", "small-loser", "break-even"]
     assert stricter["scale"] == []

@@ -216,8 +216,21 @@ DERIVED: tuple[Derived, ...] = (
         "(commission - cost) / cost (per currency spent in)",
         lambda c, m: returned(_commission(m), _cost(m)),
     ),
+    # The same for a network buying traffic itself: what the advertiser pays against the cost.
+    Derived(
+        "revenue_profit",
+        "revenue - cost (per currency)",
+        lambda c, m: added(m["revenue"], _cost(m), sign=(1, -1)),
+    ),
+    Derived(
+        "revenue_roi",
+        "(revenue - cost) / cost (per currency spent in)",
+        lambda c, m: returned(m["revenue"], _cost(m)),
+    ),
 )
 DERIVED_NAMES = tuple(d.name for d in DERIVED)
+# Returns: a ratio of amounts in one currency, where exactly 0 is a figure.
+RATIOS_OF_MONEY = frozenset({"roi", "revenue_roi"})
 METRICS = MEASURES + DERIVED_NAMES
 # Shown per currency. ROI is a ratio, but of amounts in one currency: per currency too.
 MONEY_METRICS = frozenset(MONEY) | {
@@ -231,6 +244,8 @@ MONEY_METRICS = frozenset(MONEY) | {
     "cost_per_ftd",
     "traffic_profit",
     "roi",
+    "revenue_profit",
+    "revenue_roi",
 }
 
 
@@ -244,7 +259,7 @@ def figures(counts: Sums, money: Money) -> dict[str, object]:
     for d in DERIVED:
         value = d.compute(counts, full)
         # A return of exactly nothing (ROI 0) is a figure, not an absent one.
-        out[d.name] = _shown(value, zeros=d.name == "roi") if isinstance(value, dict) else value
+        out[d.name] = _shown(value, zeros=d.name in RATIOS_OF_MONEY) if isinstance(value, dict) else value
     return out
 
 

@@ -2,7 +2,9 @@
 which earn more than their share and could take more budget.
 
 Figures are in one currency (the report converts each amount at its day's recorded rate), so
-that a placement's spend and earnings compare. ROI is (commission - cost) / cost, as in reports:
+that a placement's spend and earnings compare. What it earns is the affiliate's commission (a
+media buyer's view), or the advertiser's revenue (a network buying traffic itself). ROI is
+(earned - cost) / cost, as in reports:
 a placement whose ROI is below `max_roi` (0 by default: it earns less than it costs) after
 spending at least `min_spend` is to stop, the dearest loss first. One whose ROI reaches
 `target_roi` and whose share of the profit is larger than its share of the spend has room to
@@ -21,7 +23,7 @@ class Placement:
     key: Mapping[str, str | int]
     clicks: int
     cost: Decimal
-    commission: Decimal
+    earned: Decimal
     profit: Decimal
     roi: Decimal | None
     spend_share: Decimal  # of all the spend in the report
@@ -42,13 +44,15 @@ def stop_or_scale(
     max_roi: Decimal,
     target_roi: Decimal,
     limit: int,
+    earned: str = "commission",
 ) -> Verdicts:
-    """`rows`: a report's (key, metrics) with money in `currency` only."""
+    """`rows`: a report's (key, metrics) with money in `currency` only; `earned`: the metric
+    that is what a placement earns (commission or revenue)."""
     seen = []
     for key, m in rows:
         cost = _amount(m["cost"], currency)
-        commission = _amount(m["commission"], currency)
-        seen.append((key, int(str(m["clicks"])), cost, commission, commission - cost))
+        earnings = _amount(m[earned], currency)
+        seen.append((key, int(str(m["clicks"])), cost, earnings, earnings - cost))
     spent = sum((cost for _, _, cost, _, _ in seen), Decimal(0))
     made = sum((profit for *_, profit in seen if profit > 0), Decimal(0))
     placements = [
@@ -56,13 +60,13 @@ def stop_or_scale(
             key,
             clicks,
             cost,
-            commission,
+            earnings,
             profit,
-            (returned({currency: commission}, {currency: cost}) or {}).get(currency),
+            (returned({currency: earnings}, {currency: cost}) or {}).get(currency),
             _share(cost, spent),
             _share(max(profit, Decimal(0)), made),
         )
-        for key, clicks, cost, commission, profit in seen
+        for key, clicks, cost, earnings, profit in seen
     ]
     stop = [p for p in placements if p.roi is not None and p.cost >= min_spend and p.roi < max_roi]
     scale = [

@@ -701,6 +701,8 @@ def _sort_metric(plan: _Plan, name: str) -> ColumnElement[Any]:
         "cost_per_ftd": lambda: ratio(cost, total("ftds")),
         "traffic_profit": lambda: commission - cost,
         "roi": lambda: ratio(commission - cost, cost),
+        "revenue_profit": lambda: total("revenue") - cost,
+        "revenue_roi": lambda: ratio(total("revenue") - cost, cost),
     }
     return derived[name]()
 

@@ -560,6 +560,12 @@ def create_api(runtime: Runtime) -> FastAPI:
             Decimal, Query(ge=-1, le=1000, description="scale: an ROI of at least this")
         ] = (Decimal("0.3")),
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        earnings: Annotated[
+            Literal["commission", "revenue"],
+            Query(
+                description="what a placement earns: the affiliate's commission, or the advertiser's revenue"
+            ),
+        ] = "commission",
     ) -> Any:
         """Placements to stop (spent enough, losing money) and to scale (a good return, earning
         more than their share of the spend), in one currency; filters as for /reports
@@ -599,6 +605,7 @@ def create_api(runtime: Runtime) -> FastAPI:
             max_roi=max_roi,
             target_roi=target_roi,
             limit=limit,
+            earned=earnings,
         )
         stop, scale = verdicts(losers).stop, verdicts(winners).scale
         return s.StopOrScaleOut.model_validate(
@@ -608,6 +615,7 @@ def create_api(runtime: Runtime) -> FastAPI:
                 "zone": zone,
                 "by": by,
                 "currency": currency,
+                "earnings": earnings,
                 "stop": [asdict(p) for p in stop],
                 "scale": [asdict(p) for p in scale],
             }

@@ -494,15 +494,17 @@ class FiguresOut(BaseModel):
     roi: Amounts | None = Field(
         description="(commission - cost) / cost, in each currency something was spent in"
     )
+    revenue_profit: Amounts = Field(description="revenue - cost: a network buying traffic itself")
+    revenue_roi: Amounts | None = Field(description="(revenue - cost) / cost")
 
 
 class PlacementOut(BaseModel):
     key: dict[str, str | int]
     clicks: int
     cost: Decimal
-    commission: Decimal
-    profit: Decimal = Field(description="commission - cost")
-    roi: Decimal | None = Field(description="(commission - cost) / cost")
+    earned: Decimal = Field(description="Its commission, or with earnings=revenue its revenue.")
+    profit: Decimal = Field(description="earned - cost")
+    roi: Decimal | None = Field(description="(earned - cost) / cost")
     spend_share: Decimal = Field(description="Its part of the report's spend, 0 to 1.")
     profit_share: Decimal = Field(description="Its part of the profit of the placements that made one.")
 
@@ -514,6 +516,7 @@ class StopOrScaleOut(BaseModel):
     zone: str
     by: str
     currency: str = Field(description="Every amount, converted at the recorded rates of its day.")
+    earnings: str = Field(description="What a placement earns: commission or revenue.")
     stop: list[PlacementOut] = Field(
         description="Spent at least min_spend with an ROI below max_roi: the dearest loss first."
     )
