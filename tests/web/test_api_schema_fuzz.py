@@ -14,7 +14,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from tests.conftest import API_KEY, Client
 
-# Per operation and mode: with some 90 operations on two databases, the suite's largest cost
+# Per operation and mode: with some 70 operations on two databases, the suite's largest cost
 # after the image build (8 took 55 s of the workers' time); every operation is still called.
 EXAMPLES_PER_OPERATION = 6
 
