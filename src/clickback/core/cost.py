@@ -57,7 +57,11 @@ FREE = ClickCost()
 
 
 class CostError(ValueError):
-    """A cost model that cannot be kept: the message says which field and why."""
+    """A cost model that cannot be kept: which field, and why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +148,7 @@ def share_units(units: int, points: int) -> int:
 def _units(amount: Decimal, name: str) -> int:
     scaled = amount * COST_SCALE
     if scaled != scaled.to_integral_value():
-        raise CostError(f"{name}: {amount:f} a click is finer than 0.0001")
+        raise CostError(name, f"{amount:f} a click is finer than 0.0001")
     return int(scaled)
 
 
@@ -156,10 +160,11 @@ def model_of(doc: Mapping[str, object] | None) -> CostModel:
         kind = CostKind(str(doc.get("kind", "none")))
         amount = Decimal(str(doc.get("amount", "0")))
         raw_countries = doc.get("countries") or {}
-        assert isinstance(raw_countries, Mapping)
+        if not isinstance(raw_countries, Mapping):
+            raise ValueError("countries is not a mapping")
         countries = {str(k): Decimal(str(v)) for k, v in raw_countries.items()}
-    except (ValueError, InvalidOperation, AssertionError) as exc:
-        raise CostError(f"unreadable cost model: {exc}") from exc
+    except (ValueError, InvalidOperation) as exc:
+        raise CostError("cost", f"unreadable: {exc}") from exc
     model = CostModel(
         kind=kind,
         currency=str(doc.get("currency", "")),
@@ -179,28 +184,28 @@ def check(model: CostModel) -> None:
         return
     if model.kind is CostKind.REVSHARE:
         if model.currency:
-            raise CostError("currency: a RevShare model's cost is in each commission's currency")
+            raise CostError("currency", "a RevShare model's cost is in each commission's currency")
     elif model.currency not in CURRENCIES:
-        raise CostError(f"currency: {model.currency!r} is not an ISO 4217 code")
+        raise CostError("currency", f"{model.currency!r} is not an ISO 4217 code")
     amounts = [("amount", model.amount), *((f"countries.{c}", a) for c, a in model.countries.items())]
     for name, amount in amounts:
         if not 0 <= amount <= MAX_RATE:
-            raise CostError(f"{name}: {amount:f} is out of range (0 to {MAX_RATE})")
+            raise CostError(name, f"{amount:f} is out of range (0 to {MAX_RATE})")
     if model.countries and model.kind is not CostKind.CPC:
-        raise CostError("countries: only a CPC model has amounts by country")
+        raise CostError("countries", "only a CPC model has amounts by country")
     if model.kind is CostKind.CPA and not model.event:
-        raise CostError("event: a CPA model names the event it pays for")
+        raise CostError("event", "a CPA model names the event it pays for")
     if model.kind is not CostKind.CPA and model.event:
-        raise CostError("event: only a CPA model names an event")
+        raise CostError("event", "only a CPA model names an event")
     if model.kind in (CostKind.CPC, CostKind.CPM, CostKind.CPA) and not (model.amount or model.countries):
-        raise CostError("amount: a rate is needed")
+        raise CostError("amount", "a rate is needed")
     if model.kind is CostKind.REVSHARE:
         if not 0 < model.percent <= 100 or model.percent != model.percent.quantize(Decimal("0.01")):
-            raise CostError(f"percent: {model.percent:f} is not a share from 0.01 to 100 with 2 decimals")
+            raise CostError("percent", f"{model.percent:f} is not a share from 0.01 to 100 with 2 decimals")
         if model.amount:
-            raise CostError("amount: a RevShare model takes a percent of each commission")
+            raise CostError("amount", "a RevShare model takes a percent of each commission")
     elif model.percent:
-        raise CostError("percent: only a RevShare model takes a percent")
+        raise CostError("percent", "only a RevShare model takes a percent")
 
 
 def stored(model: CostModel) -> dict[str, object] | None:

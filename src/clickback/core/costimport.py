@@ -132,6 +132,28 @@ def resolve(lines: Sequence[SpendLine], catalog: Catalog) -> dict[tuple[date, in
     return groups
 
 
+@dataclass(frozen=True, slots=True)
+class Spread:
+    """A day and link's lines over its clicks."""
+
+    costs: dict[str, tuple[int, str]]  # each click's new cost (units, currency); (0, "") for none
+    matched: list[int]  # how many clicks each line went to, in the lines' order
+
+
+def spread_lines(lines: Sequence[SpendLine], clicks: Sequence[tuple[str, Sequence[str]]]) -> Spread:
+    """`clicks`: the day and link's (click ID, sub IDs), in time order. Every click gets its
+    share of the line it matches, or nothing: the lines are the whole truth of the day."""
+    costs: dict[str, tuple[int, str]] = dict.fromkeys((click_id for click_id, _ in clicks), (0, ""))
+    matched = []
+    for line in lines:
+        mine = [click_id for click_id, subs in clicks if line.matches(subs)]
+        matched.append(len(mine))
+        if mine:
+            for click_id, units in zip(mine, spread(line.units, len(mine)), strict=True):
+                costs[click_id] = (units, line.currency if units else "")
+    return Spread(costs, matched)
+
+
 def spread(units: int, clicks: int) -> list[int]:
     """`units` over `clicks` clicks, evenly to the unit, the first ones taking the remainder: the
     parts add up to `units` exactly."""

@@ -2,7 +2,7 @@
 
 import hashlib
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -206,6 +206,14 @@ class Catalog:
         """The deals in force for an affiliate, by offer."""
         found = {offer: self.deal_for(offer, affiliate_id) for offer in self.offers}
         return {offer: deal for offer, deal in found.items() if deal is not None}
+
+    def offers_filtered(self, advertisers: Collection[int], offers: Collection[int]) -> list[int]:
+        """The offers a report filter on advertisers names: advertisers own offers, so it is a
+        filter on theirs (and on the offers named too, if any); [0], no offer, when none is left."""
+        theirs = {o.id for o in self.offers.values() if o.advertiser_id in set(advertisers)}
+        if offers:
+            theirs &= set(offers)
+        return sorted(theirs) or [0]
 
     def custom_events_of(self, advertiser_id: int) -> frozenset[str]:
         events: frozenset[str] = frozenset()

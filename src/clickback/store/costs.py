@@ -13,7 +13,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 
 from clickback.core.clicks import SUB_KEYS
 from clickback.core.cost import COST_SCALE
-from clickback.core.costimport import SpendLine, spread
+from clickback.core.costimport import SpendLine, spread_lines
 from clickback.core.metrics import Contribution
 from clickback.store import paging
 from clickback.store.bulk import insert_all
@@ -33,8 +33,8 @@ class Applied:
 async def apply_spend(
     db: Database, groups: Mapping[tuple[date, int], Sequence[SpendLine]], zone: ZoneInfo, now: datetime
 ) -> Applied:
-    """Each (day in `zone`, link)'s clicks get their share of its lines (nothing if no line
-    matches them), replacing what they cost before; the rollups move by the difference."""
+    """Each (day in `zone`, link)'s clicks get what core.costimport.spread_lines gives them,
+    replacing what they cost before; the rollups move by the difference."""
 
     def work(conn: Connection) -> Applied:
         applied = Applied()
@@ -51,21 +51,18 @@ async def apply_spend(
                 .order_by(c.clicked_at, c.click_id)
             ).mappings()
             found = [dict(r) for r in rows]
-            new: dict[str, tuple[int, str]] = {}
-            for spend in lines:
-                mine = [r for r in found if spend.matches([r[k] for k in SUB_KEYS])]
-                log.append(_logged(spend, link_id, zone, len(mine), now))
+            spread = spread_lines(lines, [(r["click_id"], [r[k] for k in SUB_KEYS]) for r in found])
+            for spend, matched in zip(lines, spread.matched, strict=True):
+                log.append(_logged(spend, link_id, zone, matched, now))
                 applied.lines += 1
-                if not mine:
+                if not matched:
                     applied.unmatched.append(spend)
                     continue
                 amount = Decimal(spend.units) / COST_SCALE
                 applied.total[spend.currency] = applied.total.get(spend.currency, Decimal(0)) + amount
-                for r, units in zip(mine, spread(spend.units, len(mine)), strict=True):
-                    new[r["click_id"]] = (units, spend.currency if units else "")
             for r in found:
                 before = (int(r["cost"] * COST_SCALE), r["cost_currency"])
-                after = new.get(r["click_id"], (0, ""))
+                after = spread.costs[r["click_id"]]
                 if after == before:
                     continue
                 changed.append(

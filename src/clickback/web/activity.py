@@ -30,12 +30,7 @@ def read_query(
     affiliates: Sequence[int],
 ) -> ActivityQuery:
     """Raises ReportError naming the parameter at fault."""
-    wanted = sorted(set(offers))
-    if advertisers:
-        # Advertisers own offers: the filter is on their offers (and any offer filter as well),
-        # as /api/reports reads it.
-        theirs = {o.id for o in catalog.offers.values() if o.advertiser_id in set(advertisers)}
-        wanted = sorted(theirs & set(offers) if offers else theirs) or [0]
+    wanted = catalog.offers_filtered(advertisers, offers) if advertisers else sorted(set(offers))
     return activity_query(first, last, zone, tuple(wanted), tuple(sorted(set(affiliates))))
 
 
@@ -47,12 +42,18 @@ def _key(month: int, advertiser: int, offer: int, affiliate: int) -> dict[str, s
     return {"month": month_label(month), "advertiser": advertiser, "offer": offer, "affiliate": affiliate}
 
 
-def active_json(q: ActivityQuery, found: ActivePlayers) -> dict[str, object]:
+def _head(q: ActivityQuery) -> dict[str, object]:
+    """What both replies say of themselves: the period, the zone and who counts as active."""
     return {
         "from": month_label(q.first),
         "to": month_label(q.last),
         "zone": q.zone,
         "activity": activity_definitions(),
+    }
+
+
+def active_json(q: ActivityQuery, found: ActivePlayers) -> dict[str, object]:
+    return _head(q) | {
         "rows": [
             {
                 "key": _key(r.month, r.advertiser_id, r.offer_id, r.affiliate_id),
@@ -76,11 +77,7 @@ def _active(row: CohortRow, current: int) -> list[int | None]:
 
 def cohorts_json(q: ActivityQuery, rows: Iterable[CohortRow], now: datetime) -> dict[str, object]:
     current = current_month(q.zone, now)
-    return {
-        "from": month_label(q.first),
-        "to": month_label(q.last),
-        "zone": q.zone,
-        "activity": activity_definitions(),
+    return _head(q) | {
         "rows": [
             {
                 "key": _key(r.month, r.advertiser_id, r.offer_id, r.affiliate_id),

@@ -182,8 +182,8 @@ def create_api(runtime: Runtime) -> FastAPI:
         return s.LinkOut(**{**row, "cost": cost}, url=f"{public}/c/{row['code']}")
 
     def cost_json(body: s.CostIn | None, at: tuple[str, ...]) -> str | None:
-        """The model as links.cost keeps it, checked (core/cost.py); a 422 naming the field (its
-        errors begin with its name) under `at` if not."""
+        """The model as links.cost keeps it, checked (core/cost.py); a 422 naming the field under
+        `at` if not."""
         if body is None or body.model == "none":
             return None
         try:
@@ -198,7 +198,7 @@ def create_api(runtime: Runtime) -> FastAPI:
             )
             check(model)
         except CostError as exc:
-            invalid((*at, str(exc).split(":")[0]), str(exc))
+            invalid((*at, exc.field), str(exc))
         return json.dumps(stored(model))
 
     # --- advertisers -------------------------------------------------------------------------
@@ -607,7 +607,8 @@ def create_api(runtime: Runtime) -> FastAPI:
             limit=limit,
             earned=earnings,
         )
-        stop, scale = verdicts(losers).stop, verdicts(winners).scale
+        found = verdicts(losers)
+        stop, scale = found.stop, (verdicts(winners) if more else found).scale
         return s.StopOrScaleOut.model_validate(
             {
                 "first": first,

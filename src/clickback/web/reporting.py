@@ -70,11 +70,8 @@ def read_query(
         else:
             values.append(value)
     if "advertiser" in filters:
-        # Advertisers own offers: the filter is on their offers (and any offer filter as well).
-        offers = {o.id for o in catalog.offers.values() if o.advertiser_id in set(filters["advertiser"])}
-        if "offer" in filters:
-            offers &= {int(v) for v in filters["offer"]}
-        filters["offer"] = sorted(offers) or [0]
+        named = [int(v) for v in filters.get("offer", [])]
+        filters["offer"] = list(catalog.offers_filtered([int(v) for v in filters["advertiser"]], named))
     if not 1 <= limit <= MAX_LIMIT:
         raise ReportError("limit", f"1 to {MAX_LIMIT} rows a page")
     if offset < 0:
