@@ -26,7 +26,6 @@ from clickback.service.tester import Tester
 from clickback.service.tracker import Tracker
 from clickback.store import ledger
 from clickback.store.db import Database, connect, database_problem, ping
-from clickback.store.migrate import upgrade
 from clickback.store.recording import forget_signatures
 from clickback.store.weeks import sum_weeks
 
@@ -106,6 +105,9 @@ class Runtime:
             tries += 1
             try:
                 if self.settings.migrate_on_start:
+                    # Imported here: alembic (10 MB) is no part of a worker that does not migrate.
+                    from clickback.store.migrate import upgrade
+
                     # Every worker may get here at once: upgrade() serialises them.
                     await upgrade(self.db)
                 await self.catalog.reload()
