@@ -10,7 +10,7 @@ from clickback.core.model import Click, Traits
 from clickback.core.reporting import LocalDays
 from clickback.store import rollups
 from clickback.store.rollups import MAX_PRICES, click_rows
-from clickback.store.tables import report_hours
+from clickback.store.tables import report_day_rows, report_hours
 
 START = datetime(2026, 11, 20, tzinfo=UTC)
 LOCAL = LocalDays(["UTC", "Europe/Berlin"])
@@ -75,4 +75,22 @@ def test_a_batch_that_costs_nothing_has_no_money_columns() -> None:
     assert all(
         t.measures == ("clicks", "unique_clicks", "bot_clicks")
         for t in click_rows(stamped, set(), LOCAL, ordered=False)
+        if t.table is not report_day_rows
+    )
+
+
+def test_each_group_of_the_days_rows_is_marked_once_of_each_kind() -> None:
+    """report_day_rows: one row per zone, day, affiliate, offer and country of the batch's
+    report_days rows (whatever their currencies), of kind "a" and, clicks being of click time,
+    of kind "c"; no measures, in key order on PostgreSQL."""
+    stamped = clicks([0, 120], 400, random.Random(7))
+    got = {t.table.name: t for t in click_rows(stamped, set(), LOCAL, ordered=True)}
+    days, marks = got["report_days"], got["report_day_rows"]
+    groups = {(r[0], r[1], r[2], r[3], r[4]) for r in days.rows}
+    assert len(groups) < len(days.rows)  # some groups hold rows of two currencies
+    assert marks.measures == () and marks.rows == sorted(marks.rows)
+    assert marks.rows == sorted(
+        (zone, kind, day, affiliate, offer, country)
+        for zone, day, affiliate, offer, country in groups
+        for kind in (rollups.ANY_ROW, rollups.CLICK_TIME)
     )

@@ -55,7 +55,14 @@ SPAN_START = datetime(2026, 10, 20, tzinfo=UTC)
 SPAN_END = datetime(2026, 11, 5, tzinfo=UTC)
 # Europe/Berlin's 02:00-03:00 happens twice that night: 00:00-01:00 UTC (+02:00) and 01:00-02:00 (+01:00).
 REPEATED_HOUR = (datetime(2026, 10, 25, 0, tzinfo=UTC), datetime(2026, 10, 25, 1, tzinfo=UTC))
-GROUPINGS = (("day",), ("hour",), ("country", "sub1"), ("sub1",), ("affiliate", "offer"))
+GROUPINGS = (
+    ("day",),
+    ("hour",),
+    ("country", "sub1"),
+    ("sub1",),
+    ("affiliate", "offer"),
+    ("day", "affiliate", "offer", "country"),
+)
 BOT_REASONS = ("crawler:Googlebot", "datacenter", "headless")
 UA = (
     "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36"

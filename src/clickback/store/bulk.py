@@ -31,6 +31,7 @@ from clickback.store.tables import (
     Money,
     UtcDateTime,
     clicks,
+    report_day_rows,
     report_days,
     report_hours,
     report_values,
@@ -88,11 +89,7 @@ class ClickBulk:
         """Add click counts to a report rollup: rows of the key and the counters."""
         columns = [*key, *counters]
         select, params = self._select(columns, rows)
-        adding = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in counters)
-        sql = (
-            f"INSERT INTO {table.name} ({', '.join(columns)}) {select}"
-            f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {adding}"
-        )
+        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) {select}" + _adding(table.name, key, counters)
         self._conn.execute(text(sql), params)
 
 
@@ -246,17 +243,24 @@ SQLITE_ROLLUP_ROWS = 32
 def _sqlite_rollup(table: str, key: tuple[str, ...], counters: tuple[str, ...], n: int) -> str:
     columns = [*key, *counters]
     marks = f"({', '.join('?' * len(columns))})"
-    adding = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counters)
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([marks] * n)}"
-        f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {adding}"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([marks] * n)}" + _adding(
+        table, key, counters
     )
+
+
+def _adding(table: str, key: Sequence[str], counters: Sequence[str]) -> str:
+    """An upsert's conflict clause: add the counters to the row of the key; without counters (a
+    rollup of keys only, report_day_rows) keep the row there is."""
+    if not counters:
+        return f" ON CONFLICT ({', '.join(key)}) DO NOTHING"
+    adding = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counters)
+    return f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {adding}"
 
 
 _PG_ARRAYS = {int: "bigint[]", str: "text[]", bool: "boolean[]"}
 _PG_TYPES = {
     c.name: "bigint[]" if c.name in MONEY else _PG_ARRAYS[c.type.python_type]  # money: in units
-    for t in (visitors, report_hours, report_days, report_values, report_weeks)
+    for t in (visitors, report_hours, report_days, report_day_rows, report_values, report_weeks)
     for c in t.columns
 }
 

@@ -62,7 +62,7 @@ from clickback.core.reporting import (
 )
 from clickback.store import weeks
 from clickback.store.db import Database, div_floor, epoch_seconds
-from clickback.store.rollups import CLICK_TIME, EVENT_TIME
+from clickback.store.rollups import ANY_ROW, CLICK_TIME, EVENT_TIME
 from clickback.store.tables import (
     MONEY_SCALE,
     click_refusals,
@@ -71,6 +71,7 @@ from clickback.store.tables import (
     conversions,
     fx_rates,
     report_currencies,
+    report_day_rows,
     report_days,
     report_hours,
     report_rollups,
@@ -133,6 +134,7 @@ class _Plan:
     day: ColumnElement[Any]  # a fact row's local day (exchange rates go by it)
     dims: Sequence[ColumnElement[Any]]
     where: Sequence[ColumnElement[bool]]
+    advertisers: Mapping[int, int]  # each offer's
 
     @property
     def local(self) -> Clock:
@@ -158,14 +160,16 @@ async def report(db: Database, q: ReportQuery, catalog: Catalog, *, compare: boo
     # answers them (the days rollup, for a report by sub1 the values one answers).
     overall = _plan(replace(q, group_by=()), context, catalog)
 
-    async def page(plan: _Plan) -> tuple[list[Key], dict[Key, Figures]]:
+    async def page(plan: _Plan, *, counted: bool = False) -> tuple[list[Key], dict[Key, Figures], int | None]:
+        """The page's keys and figures; with `counted`, the number of rows too (None when the
+        page is past the last row, which holds no count)."""
         if not plan.dims:
-            return [], {}
+            return [], {}, 1
         async with _reading(db) as conn:
-            rows = (await conn.execute(_page(plan))).all()
+            rows = (await conn.execute(_page(plan, counted=counted))).all()
             keys = [tuple(r[: len(plan.dims)]) for r in rows]
             figures = _combine(plan, (await conn.execute(_sums(plan, keys))).all()) if keys else {}
-        return keys, figures
+        return keys, figures, int(rows[0][-1]) if counted and rows else None
 
     async def page_by_day(descending: bool) -> tuple[tuple[list[Key], dict[Key, Figures]], int]:
         # Sorted by day first: the rows per day tell the number of rows and which days hold
@@ -180,7 +184,17 @@ async def report(db: Database, q: ReportQuery, catalog: Catalog, *, compare: boo
                 days.append(day)
             seen += n
         paged = replace(q, offset=q.offset - skipped)
-        return await page(replace(plan, query=paged, where=(*plan.where, plan.day.in_(days)))), seen
+        keys, figures, _ = await page(replace(plan, query=paged, where=(*plan.where, plan.day.in_(days))))
+        return (keys, figures), seen
+
+    async def page_and_count() -> tuple[tuple[list[Key], dict[Key, Figures]], int]:
+        if plan.source != Source.VALUES:
+            (keys, figures, _), n = await asyncio.gather(page(plan), count())
+            return (keys, figures), n
+        # The values rollup's groups are few (a dimension's values): the page counts them as it
+        # sorts them, where a statement of its own would group the period's rows once more.
+        keys, figures, counted = await page(plan, counted=True)
+        return (keys, figures), await count() if counted is None else counted
 
     async def count() -> int:
         # Apart from the page: a window count there kept every group for the sort, where
@@ -208,8 +222,8 @@ async def report(db: Database, q: ReportQuery, catalog: Catalog, *, compare: boo
             page_by_day(by_day), totals(overall), previous()
         )
     else:
-        (keys, figures), total_rows, overall_totals, before = await asyncio.gather(
-            page(plan), count(), totals(overall), previous()
+        ((keys, figures), total_rows), overall_totals, before = await asyncio.gather(
+            page_and_count(), totals(overall), previous()
         )
     return Report(
         plan.source,
@@ -254,10 +268,14 @@ async def stream(
 @asynccontextmanager
 async def _reading(db: Database) -> AsyncIterator[AsyncConnection]:
     """A read connection for a report. PostgreSQL: with memory enough to group in a hash table
-    rather than sort on disk (4 MB, the default, spilled a month of sub1 rows)."""
+    rather than sort on disk (4 MB, the default, spilled a month of sub1 rows), and no parallel
+    workers: a report runs its statements side by side already, and a month by sub1 took twice
+    as long in three processes (partial groups of the same 20,000 values sorted and merged)
+    as in one."""
     async with db.read() as conn:
         if db.dialect == "postgresql":
             await conn.execute(text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
+            await conn.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
         yield conn
 
 
@@ -295,7 +313,7 @@ def _plan(q: ReportQuery, context: _Context, catalog: Catalog) -> _Plan:
             where.append(c[f"{name}_id"].in_([int(v) for v in values]))
     if q.basis == Basis.CLICK:
         where.append(c.basis == CLICK_TIME)  # every figure of a cohort is in these rows
-    return _Plan(q, context, source, fact, day, dims, where)
+    return _Plan(q, context, source, fact, day, dims, where, advertisers)
 
 
 def _fact(
@@ -304,8 +322,7 @@ def _fact(
     """The rows to group, with uniform columns (affiliate_id, offer_id, the dimensions asked for,
     basis, currency, the measures), and the expression of a row's local day."""
     local = context.local
-    first_day = local_day(local.start, local.pieces[0][1])
-    last_day = first_day + (q.last - q.first).days
+    first_day, last_day = _days(q, local)
     owned = ("advertiser", "offer", "affiliate")
     wanted = [
         d for d in dict.fromkeys((*q.group_by, *q.filters)) if d not in TIME_DIMENSIONS and d not in owned
@@ -347,6 +364,12 @@ def _fact(
         return sub, _local_day(sub.c.hour * 3600, local)
     sub = _raw(q, local, [d for d in wanted if d != "link"], catalog)
     return sub, _local_day(sub.c.second, local)
+
+
+def _days(q: ReportQuery, local: Clock) -> tuple[int, int]:
+    """The period's first and last local day."""
+    first_day = local_day(local.start, local.pieces[0][1])
+    return first_day, first_day + (q.last - q.first).days
 
 
 def _rollup_rows(t: Table, time: ColumnElement[Any], dimension: ColumnElement[Any]) -> Select[Any]:
@@ -643,11 +666,32 @@ def _rows_per_day(plan: _Plan, *, descending: bool) -> Select[Any]:
 
 
 def _groups(plan: _Plan) -> Select[Any]:
-    return select(*plan.dims).select_from(plan.fact).where(*plan.where).group_by(*plan.dims)
+    """The report's rows, one a group (its dimensions). The days rollup's groups from
+    report_day_rows, which holds each of them once: counted, not grouped, where the report is by
+    day x affiliate x offer x country."""
+    if plan.source != Source.DAYS:
+        return select(*plan.dims).select_from(plan.fact).where(*plan.where).group_by(*plan.dims)
+    q, t = plan.query, report_day_rows
+    first_day, last_day = _days(q, plan.local)
+    kind = CLICK_TIME if q.basis == Basis.CLICK else ANY_ROW
+    stmt = select(t.c.day, t.c.affiliate_id, t.c.offer_id, t.c.country).where(
+        t.c.zone == plan.local.zone, t.c.kind == kind, t.c.day >= first_day, t.c.day <= last_day
+    )
+    for name in ("offer", "affiliate"):
+        if name in q.filters:
+            stmt = stmt.where(t.c[f"{name}_id"].in_([int(v) for v in q.filters[name]]))
+    marks = _filtered(stmt, q, {"country": t.c.country}).subquery("m")
+    dims = [
+        _dimension(name, marks, marks.c.day, plan.local, plan.advertisers, Source.DAYS) for name in q.group_by
+    ]
+    groups = select(*dims).select_from(marks)
+    # The other dimensions (advertiser, week, month) follow from these four.
+    return groups if {"day", "affiliate", "offer", "country"} <= set(q.group_by) else groups.group_by(*dims)
 
 
-def _page(plan: _Plan) -> Select[Any]:
-    """The page's keys, sorted; sums only what the sort names."""
+def _page(plan: _Plan, *, counted: bool = False) -> Select[Any]:
+    """The page's keys, sorted; sums only what the sort names. `counted`: each row ends with
+    the number of rows of the whole report (a window over every group)."""
     q = plan.query
     by_name = dict(zip(q.group_by, plan.dims, strict=True))
     order: list[ColumnElement[Any]] = []
@@ -658,7 +702,7 @@ def _page(plan: _Plan) -> Select[Any]:
             expression = _sort_metric(plan, name)
         order.append(expression.desc() if descending else expression.asc())
     order.extend(dim.asc() for dim in plan.dims)  # a stable order for paging
-    stmt = select(*plan.dims).select_from(plan.fact)
+    stmt = select(*plan.dims, *([func.count().over()] if counted else [])).select_from(plan.fact)
     stmt = stmt.where(*plan.where).group_by(*plan.dims).order_by(*order)
     return stmt.limit(q.limit).offset(q.offset)
 

@@ -20,6 +20,7 @@ from clickback.store.tables import (
     clicks,
     conversions,
     report_currencies,
+    report_day_rows,
     report_days,
     report_hours,
     report_rollups,
@@ -31,9 +32,12 @@ from clickback.store.weeks import WEEK_KEY, weekly
 
 CLICK_TIME = "c"
 EVENT_TIME = "e"
+# report_day_rows' kinds: a group with any row in report_days; and (CLICK_TIME) one of click time.
+ANY_ROW = "a"
 
 HOUR_KEY: tuple[str, ...] = ("hour", "affiliate_id", "offer_id", "country", "basis", "currency")
 DAY_KEY: tuple[str, ...] = ("zone", "day", "affiliate_id", "offer_id", "country", "basis", "currency")
+DAY_ROW_KEY: tuple[str, ...] = ("zone", "kind", "day", "affiliate_id", "offer_id", "country")
 VALUE_KEY: tuple[str, ...] = (
     "zone",
     "dimension",
@@ -99,6 +103,7 @@ class Rollups:
         executemany of dictionaries cost more than the rest of a plain postback's recording)."""
         tables, currencies = self._tables(), sorted({k[-1] for k in self.hours} - {""})
         value_rows = [(*k, *sums) for k, sums in self.values.items()]
+        marks = day_marks((k for k, sums in self.days.items() if any(sums)), ordered=True)
         self.hours, self.days, self.values = {}, {}, {}
         # A late fact of a week over: added to the week's sums too (store.weeks).
         weeks = weekly(conn, db, value_rows, len(MEASURES), ordered=False)
@@ -118,7 +123,23 @@ class Rollups:
                 out.append((table, rows, db.insert_adding(table, MEASURES)))
             else:
                 add_rows(conn, table, key, MEASURES, [(*k, *_stored(sums)) for k, sums in kept])
+            if table is report_days:  # its groups right after it, as the click writer adds them
+                if postgresql:
+                    rows = [dict(zip(DAY_ROW_KEY, m, strict=True)) for m in marks]
+                    out.append((report_day_rows, rows, db.insert_ignore(report_day_rows)))
+                else:
+                    add_rows(conn, report_day_rows, DAY_ROW_KEY, (), marks)
         return out
+
+
+def day_marks(keys: Iterable[tuple[Any, ...]], *, ordered: bool) -> list[tuple[Any, ...]]:
+    """The report_day_rows rows (DAY_ROW_KEY) of report_days rows of these keys (DAY_KEY)."""
+    marks = set()
+    for zone, day, affiliate, offer, country, basis, _ in keys:
+        marks.add((zone, ANY_ROW, day, affiliate, offer, country))
+        if basis == CLICK_TIME:
+            marks.add((zone, CLICK_TIME, day, affiliate, offer, country))
+    return sorted(marks) if ordered else list(marks)
 
 
 def _add(into: Sums, key: tuple[Any, ...], amounts: list[tuple[int, Any]]) -> None:
@@ -247,6 +268,9 @@ def click_rows(
             )
             value_rows += counted(keys)
     out.append(ClickRows(report_days, DAY_KEY, measures, day_rows))
+    out.append(
+        ClickRows(report_day_rows, DAY_ROW_KEY, (), day_marks((r[:7] for r in day_rows), ordered=ordered))
+    )
     out.append(ClickRows(report_values, VALUE_KEY, measures, value_rows))
     return out
 
@@ -291,7 +315,7 @@ def keep_zones(conn: Connection, zones: Sequence[str], now: int) -> None:
 def forget_zone(conn: Connection, zone: str) -> bool:
     """Drop a zone's report days; whether the database kept it."""
     conn.execute(delete(report_days).where(report_days.c.zone == zone))
-    for table in (report_values, report_weeks, report_week_state):
+    for table in (report_day_rows, report_values, report_weeks, report_week_state):
         conn.execute(delete(table).where(table.c.zone == zone))
     gone = conn.execute(delete(report_rollups).where(report_rollups.c.name == f"days:{zone}"))
     return bool(gone.rowcount)
