@@ -156,17 +156,23 @@ async def report(db: Database, q: ReportQuery, catalog: Catalog, *, compare: boo
     async with _reading(db) as conn:
         context = await _context(conn, q)
     plan = _plan(q, context, catalog)
+    # The page's rows carry only the measures its sort sums (a quarter less time to group a month
+    # by sub1 on SQLite than with all twenty).
+    sorting = _plan(q, context, catalog, _sorted_measures(q))
     # The totals need none of the dimensions grouped by: the coarsest store holding the filters
     # answers them (the days rollup, for a report by sub1 the values one answers).
     overall = _plan(replace(q, group_by=()), context, catalog)
 
-    async def page(plan: _Plan, *, counted: bool = False) -> tuple[list[Key], dict[Key, Figures], int | None]:
-        """The page's keys and figures; with `counted`, the number of rows too (None when the
-        page is past the last row, which holds no count)."""
+    async def page(
+        plan: _Plan, sorting: _Plan, *, counted: bool = False
+    ) -> tuple[list[Key], dict[Key, Figures], int | None]:
+        """The page's keys (sorted in `sorting`'s rows) and figures (summed in `plan`'s); with
+        `counted`, the number of rows too (None when the page is past the last row, which holds
+        no count)."""
         if not plan.dims:
             return [], {}, 1
         async with _reading(db) as conn:
-            rows = (await conn.execute(_page(plan, counted=counted))).all()
+            rows = (await conn.execute(_page(sorting, counted=counted))).all()
             keys = [tuple(r[: len(plan.dims)]) for r in rows]
             figures = _combine(plan, (await conn.execute(_sums(plan, keys))).all()) if keys else {}
         return keys, figures, int(rows[0][-1]) if counted and rows else None
@@ -175,7 +181,7 @@ async def report(db: Database, q: ReportQuery, catalog: Catalog, *, compare: boo
         # Sorted by day first: the rows per day tell the number of rows and which days hold
         # the page, and the page reads those days only (one day of 30 for the first page).
         async with _reading(db) as conn:
-            per_day = (await conn.execute(_rows_per_day(plan, descending=descending))).all()
+            per_day = (await conn.execute(_rows_per_day(sorting, descending=descending))).all()
         days: list[int] = []
         seen = skipped = 0
         for day, n in per_day:
@@ -184,16 +190,20 @@ async def report(db: Database, q: ReportQuery, catalog: Catalog, *, compare: boo
                 days.append(day)
             seen += n
         paged = replace(q, offset=q.offset - skipped)
-        keys, figures, _ = await page(replace(plan, query=paged, where=(*plan.where, plan.day.in_(days))))
+
+        def of_those_days(p: _Plan) -> _Plan:
+            return replace(p, query=paged, where=(*p.where, p.day.in_(days)))
+
+        keys, figures, _ = await page(of_those_days(plan), of_those_days(sorting))
         return (keys, figures), seen
 
     async def page_and_count() -> tuple[tuple[list[Key], dict[Key, Figures]], int]:
         if plan.source != Source.VALUES:
-            (keys, figures, _), n = await asyncio.gather(page(plan), count())
+            (keys, figures, _), n = await asyncio.gather(page(plan, sorting), count())
             return (keys, figures), n
         # The values rollup's groups are few (a dimension's values): the page counts them as it
         # sorts them, where a statement of its own would group the period's rows once more.
-        keys, figures, counted = await page(plan, counted=True)
+        keys, figures, counted = await page(plan, sorting, counted=True)
         return (keys, figures), await count() if counted is None else counted
 
     async def count() -> int:
@@ -202,7 +212,7 @@ async def report(db: Database, q: ReportQuery, catalog: Catalog, *, compare: boo
         if not plan.dims:
             return 1
         async with _reading(db) as conn:
-            counted = select(func.count()).select_from(_groups(plan).subquery())
+            counted = select(func.count()).select_from(_groups(sorting).subquery())
             return int((await conn.execute(counted)).scalar_one())
 
     async def totals(of: _Plan) -> Figures:
@@ -299,11 +309,11 @@ async def _context(conn: AsyncConnection, q: ReportQuery) -> _Context:
     return _Context(local, zone, kept, shown, rates, weeks.kept_between(states, first_day, last_day))
 
 
-def _plan(q: ReportQuery, context: _Context, catalog: Catalog) -> _Plan:
-    """The statements' parts: the store (the coarsest holding what `q` asks), its rows, the
-    dimensions and the conditions."""
+def _plan(q: ReportQuery, context: _Context, catalog: Catalog, measures: Sequence[str] = MEASURES) -> _Plan:
+    """The statements' parts: the store (the coarsest holding what `q` asks), its rows (with
+    these of the measures, where a rollup answers), the dimensions and the conditions."""
     source = choose_source(q, context.local, context.kept)
-    fact, day = _fact(q, source, context, catalog)
+    fact, day = _fact(q, source, context, catalog, measures)
     advertisers = {o.id: o.advertiser_id for o in catalog.offers.values()}
     dims = [_dimension(name, fact, day, context.local, advertisers, source) for name in q.group_by]
     c = fact.c
@@ -317,7 +327,7 @@ def _plan(q: ReportQuery, context: _Context, catalog: Catalog) -> _Plan:
 
 
 def _fact(
-    q: ReportQuery, source: Source, context: _Context, catalog: Catalog
+    q: ReportQuery, source: Source, context: _Context, catalog: Catalog, measures: Sequence[str]
 ) -> tuple[Subquery, ColumnElement[Any]]:
     """The rows to group, with uniform columns (affiliate_id, offer_id, the dimensions asked for,
     basis, currency, the measures), and the expression of a row's local day."""
@@ -329,7 +339,7 @@ def _fact(
     ]
     if source == Source.DAYS:
         t = report_days
-        stmt = _rollup_rows(t, t.c.day, t.c.country)
+        stmt = _rollup_rows(t, t.c.day, t.c.country, measures)
         stmt = stmt.where(t.c.zone == local.zone, t.c.day >= first_day, t.c.day <= last_day)
         sub = _filtered(stmt, q, {"country": t.c.country}).subquery("f")
         return sub, sub.c.day
@@ -351,14 +361,14 @@ def _fact(
             (w, w.c.week, w.c.week * 7 - 3, whole),
         ):
             if which or t is v:
-                stmt = _rollup_rows(t, day.label("day"), t.c.value.label(dimension))
+                stmt = _rollup_rows(t, day.label("day"), t.c.value.label(dimension), measures)
                 stmt = stmt.where(t.c.zone == local.zone, t.c.dimension == dimension, time.in_(which))
                 parts.append(_filtered(stmt, q, {dimension: t.c.value}))
         sub = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("f")
         return sub, sub.c.day
     if source == Source.HOURS:
         t = report_hours
-        stmt = _rollup_rows(t, t.c.hour, t.c.country)
+        stmt = _rollup_rows(t, t.c.hour, t.c.country, measures)
         stmt = stmt.where(t.c.hour >= local.start // 3600, t.c.hour < local.end // 3600)
         sub = _filtered(stmt, q, {"country": t.c.country}).subquery("f")
         return sub, _local_day(sub.c.hour * 3600, local)
@@ -372,10 +382,12 @@ def _days(q: ReportQuery, local: Clock) -> tuple[int, int]:
     return first_day, first_day + (q.last - q.first).days
 
 
-def _rollup_rows(t: Table, time: ColumnElement[Any], dimension: ColumnElement[Any]) -> Select[Any]:
+def _rollup_rows(
+    t: Table, time: ColumnElement[Any], dimension: ColumnElement[Any], measures: Sequence[str]
+) -> Select[Any]:
     """A rollup's rows in the shape every store gives them (_fact)."""
     c = t.c
-    return select(time, c.affiliate_id, c.offer_id, dimension, c.basis, c.currency, *(c[m] for m in MEASURES))
+    return select(time, c.affiliate_id, c.offer_id, dimension, c.basis, c.currency, *(c[m] for m in measures))
 
 
 def _filtered(stmt: Select[Any], q: ReportQuery, columns: Mapping[str, ColumnElement[Any]]) -> Select[Any]:
@@ -705,6 +717,17 @@ def _page(plan: _Plan, *, counted: bool = False) -> Select[Any]:
     stmt = select(*plan.dims, *([func.count().over()] if counted else [])).select_from(plan.fact)
     stmt = stmt.where(*plan.where).group_by(*plan.dims).order_by(*order)
     return stmt.limit(q.limit).offset(q.offset)
+
+
+def _sorted_measures(q: ReportQuery) -> tuple[str, ...]:
+    """The measures the page's sort sums (_sort_metric): those it names; all, for a derived
+    metric; clicks (and bot clicks with them), by default."""
+    names = [name for name, _ in q.sort if name not in q.group_by] if q.sort else ["clicks"]
+    if any(name not in MEASURES for name in names):
+        return MEASURES
+    if "clicks" in names and q.include_bots:
+        names.append("bot_clicks")
+    return tuple(dict.fromkeys(names))
 
 
 def _sort_metric(plan: _Plan, name: str) -> ColumnElement[Any]:
