@@ -44,6 +44,7 @@ from clickback.store.migrate import head_revision, upgrade
 from clickback.store.rollups import forget_zone
 
 if TYPE_CHECKING:
+    from clickback.service.accounts import Accounts
     from clickback.service.tester import Trace
 
 app = typer.Typer(
@@ -526,6 +527,73 @@ def with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
             await db.close()
 
     return run(settings, migrated())
+
+
+user_app = typer.Typer(help="Users who sign in (manager, affiliate, advertiser) and their API keys.")
+app.add_typer(user_app, name="user")
+
+
+def _accounts(db: Database) -> "Accounts":
+    from datetime import timedelta
+
+    from clickback.service.accounts import Accounts
+
+    return Accounts(db, utcnow, timedelta(hours=load_settings().session_hours))
+
+
+@user_app.command("add")
+def user_add(
+    login: Annotated[str, typer.Option("--login", help="What they sign in with (e.g. an e-mail address).")],
+    role: Annotated[str, typer.Option("--role", help="manager, affiliate or advertiser.")],
+    affiliate: Annotated[
+        int | None, typer.Option("--affiliate", help="The affiliate's id (role affiliate).")
+    ] = None,
+    advertiser: Annotated[
+        int | None, typer.Option("--advertiser", help="The advertiser's id (role advertiser).")
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Add a user who signs in at /login. Without --password-stdin a password is generated and
+    printed once."""
+    from clickback.core.accounts import Role
+    from clickback.service.accounts import AccountError
+
+    try:
+        chosen = Role(role)
+    except ValueError:
+        raise typer.BadParameter("manager, affiliate or advertiser", param_hint="--role") from None
+    # The first line only: a newline typed or piped after it is no part of the password.
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+
+    async def add(db: Database) -> tuple[dict[str, Any], str | None]:
+        return await _accounts(db).add_user(
+            login, chosen, affiliate_id=affiliate, advertiser_id=advertiser, password=password
+        )
+
+    try:
+        user, generated = with_db(load_settings(), add)
+    except (AccountError, admin.NotFound) as exc:
+        raise StartupError(str(exc)) from None
+    tenant = (
+        f" of affiliate {affiliate}" if affiliate else f" of advertiser {advertiser}" if advertiser else ""
+    )
+    console.print(f"user {escape(user['login'])}: {user['role']}{tenant}")
+    if generated:
+        console.print(f"password: {generated}  (shown once: keep it now)")
+
+
+@user_app.command("key")
+def user_key(login: Annotated[str, typer.Argument(help="The user's login.")]) -> None:
+    """A new API key for the user, with the user's access. Printed once: only its hash is kept."""
+    from clickback.service.accounts import AccountError
+
+    try:
+        key = with_db(load_settings(), lambda db: _accounts(db).new_key(login))
+    except AccountError as exc:
+        raise StartupError(str(exc)) from None
+    console.print(key, highlight=False)
 
 
 @fx_app.command("set")
