@@ -48,6 +48,11 @@ MAX_KEY_LEN = 128
 _KEY = re.compile(r"cbk_([0-9a-f]{12})_[A-Za-z0-9_-]{43}")
 # A session cookie's token, likewise stored only as its SHA-256.
 MAX_TOKEN_LEN = 128
+# Report metrics that are the network's business, not an affiliate's: what the advertiser pays and
+# what the network keeps. Shown empty in an affiliate's report, and no sort key of theirs.
+NETWORK_METRICS = frozenset({"revenue", "profit", "revenue_profit", "revenue_roi"})
+# Fields of a conversion that tell what its affiliate earns on it: left out for advertisers.
+EARNINGS_FIELDS = ("deal_amount", "deal_currency", "fx_rate")
 # Failed logins allowed per login and per address within the window, before 429.
 LOGIN_FAILURES_ALLOWED = 5
 LOGIN_WINDOW = timedelta(minutes=15)

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from clickback.config import Settings
 from clickback.service.runtime import Runtime
 from clickback.web import ops, pixel, tracking
+from clickback.web.access import route_access
 from clickback.web.api import PUBLIC_PATHS, create_api
 from clickback.web.guard import ApiGuard
 from clickback.web.headers import SecurityHeaders
@@ -84,7 +85,8 @@ def create_app(settings: Settings | None = None) -> ClickbackApp:
         finally:
             await runtime.stop()
 
-    api = ApiGuard(create_api(runtime), runtime.settings.api_token, PUBLIC_PATHS)
+    fastapi = create_api(runtime)
+    api = ApiGuard(fastapi, runtime.settings.api_token, PUBLIC_PATHS, runtime.accounts, route_access(fastapi))
     app = Starlette(
         routes=[
             Route("/healthz", tracking.healthz),

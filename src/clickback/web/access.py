@@ -1,0 +1,149 @@
+"""Who may call each API route: one table, every route named (tests/web/test_access_matrix.py
+fails for a route missing here), read by web/guard.py before the body is. docs/access.md.
+
+A route open to affiliates or advertisers scopes what it reads to the caller's own rows
+(`owned`, `scoped`): another tenant's row answers 404, as a row that does not exist, so its
+existence does not leak. A route's own role check is here; its rows' are in the route."""
+
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.routing import APIRoute
+from starlette.routing import Match
+from starlette.types import Scope
+
+from clickback.core.accounts import Access, Principal, Role
+from clickback.store.admin import NotFound
+
+M, AFF, ADV, ALL = Access.MANAGER, Access.AFFILIATE, Access.ADVERTISER, Access.TENANTS
+
+# (method, path under /api) -> who may call it. A route not named is the manager's alone.
+ACCESS: Mapping[tuple[str, str], Access] = {
+    ("POST", "/advertisers"): M,
+    ("GET", "/advertisers"): M,
+    ("GET", "/advertisers/{item_id}"): M,
+    ("PUT", "/advertisers/{item_id}/status"): M,
+    ("POST", "/advertisers/{item_id}/token"): M,
+    ("DELETE", "/advertisers/{item_id}/previous-token"): M,
+    ("GET", "/advertisers/{item_id}/security"): M,
+    ("PUT", "/advertisers/{item_id}/security"): M,
+    ("PUT", "/advertisers/{item_id}/names"): M,
+    ("GET", "/advertisers/{item_id}/names"): M,
+    ("POST", "/offers"): M,
+    # An advertiser's own offers, and what their developer needs to send postbacks for them.
+    ("GET", "/offers"): ADV,
+    ("GET", "/offers/{item_id}"): ADV,
+    ("GET", "/offers/{item_id}/integration"): ADV,
+    ("GET", "/offers/{item_id}/integration.md"): ADV,
+    ("PUT", "/offers/{item_id}/attribution"): M,
+    ("PUT", "/offers/{item_id}/pixel"): M,
+    ("PUT", "/offers/{item_id}/status"): M,
+    ("GET", "/offers/{item_id}/link-checks"): M,
+    ("GET", "/link-checks/latest"): M,
+    ("PUT", "/offers/{item_id}/deal"): M,
+    ("PUT", "/offers/{item_id}/deals/{affiliate_id}"): M,
+    ("GET", "/offers/{item_id}/deals"): M,
+    ("POST", "/affiliates"): M,
+    ("GET", "/affiliates"): M,
+    ("GET", "/affiliates/{item_id}"): M,
+    ("PUT", "/affiliates/{item_id}/status"): M,
+    ("POST", "/links"): M,
+    # An affiliate's own tracking links.
+    ("GET", "/links"): AFF,
+    ("GET", "/links/{item_id}"): AFF,
+    ("PUT", "/links/{item_id}/cost"): M,
+    ("PUT", "/links/{item_id}/status"): M,
+    ("POST", "/costs/import"): M,
+    ("GET", "/costs/imports"): M,
+    # An advertiser's postback log, its diagnosis, and their offers' conversions (without what
+    # the affiliate earns on them).
+    ("GET", "/diagnosis"): ADV,
+    ("GET", "/postbacks"): ADV,
+    ("GET", "/conversions"): ADV,
+    ("GET", "/conversions/{conversion_id}"): ADV,
+    ("POST", "/conversions/{conversion_id}/status"): M,
+    ("POST", "/tester/clicks"): M,
+    ("POST", "/tester/postbacks"): M,
+    ("GET", "/tester/clicks/{click_id}/trace"): M,
+    ("GET", "/tester/clicks/{click_id}/wait"): M,
+    # An affiliate's own figures (the network's revenue and profit left out).
+    ("GET", "/reports"): AFF,
+    ("GET", "/reports/stop-or-scale"): M,
+    ("GET", "/reports/refused-clicks"): M,
+    ("GET", "/reports/active-players"): M,
+    ("GET", "/reports/active-players/cohorts"): M,
+    ("GET", "/presets"): M,
+    ("POST", "/fx-rates"): M,
+    ("GET", "/fx-rates"): M,
+    # An affiliate's own commission entries and monthly statements.
+    ("GET", "/commissions"): AFF,
+    ("POST", "/commissions/settle"): M,
+    ("GET", "/statements/{affiliate_id}/{period}"): AFF,
+    ("GET", "/players"): M,
+    ("GET", "/players/cohorts"): M,
+    ("POST", "/outbound/templates"): M,
+    # An affiliate's own outbound postback settings and their delivery log.
+    ("GET", "/outbound/templates"): AFF,
+    ("GET", "/outbound/templates/{item_id}"): AFF,
+    ("PATCH", "/outbound/templates/{item_id}"): M,
+    ("PUT", "/outbound/templates/{item_id}/status"): M,
+    ("DELETE", "/outbound/templates/{item_id}"): M,
+    ("GET", "/outbound/deliveries"): AFF,
+    ("GET", "/outbound/deliveries/{item_id}"): AFF,
+    ("POST", "/outbound/deliveries/{item_id}/replay"): M,
+    ("POST", "/outbound/replay"): M,
+    ("GET", "/outbound/destinations"): M,
+    ("POST", "/outbound/destinations/{destination}/resume"): M,
+    ("POST", "/outbound/destinations/{destination}/pause"): M,
+    # Reference: the reason codes are public documentation (docs/reasons.md).
+    ("GET", "/reasons"): ALL,
+    ("GET", "/runtime"): M,
+}
+
+
+def access_of(method: str, path: str) -> Access:
+    # HEAD is answered by a GET route.
+    return ACCESS.get(("GET" if method == "HEAD" else method, path), Access.MANAGER)
+
+
+def route_access(api: FastAPI) -> Callable[[Scope], Access | None]:
+    """The access of the route a request is for (None: no route, FastAPI answers 404 or 405)."""
+    routes = [r for r in api.routes if isinstance(r, APIRoute)]
+
+    def find(scope: Scope) -> Access | None:
+        for route in routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return access_of(scope["method"], route.path)
+        return None
+
+    return find
+
+
+def principal(request: Request) -> Principal:
+    """Who the request acts for: put in the scope by web/guard.py, which refused it otherwise."""
+    found = request.scope.get("state", {}).get("principal")
+    assert isinstance(found, Principal), "the API is mounted behind web/guard.ApiGuard"
+    return found
+
+
+Who = Annotated[Principal, Depends(principal)]
+
+
+def owned(who: Principal, row: dict[str, Any], what: str, *, tenant: str) -> dict[str, Any]:
+    """`row` if it is the caller's (its `tenant` column names them), else NotFound (404)."""
+    mine = who.owns(**{tenant: row[tenant]})
+    if not mine:
+        raise NotFound(f"{what} does not exist")
+    return row
+
+
+def scoped(who: Principal, filters: dict[str, Any]) -> dict[str, Any]:
+    """A list's filters with the caller's tenant forced: an affiliate's or advertiser's list
+    holds their own rows, whatever was asked."""
+    if who.role is Role.AFFILIATE:
+        return filters | {"affiliate_id": who.affiliate_id}
+    if who.role is Role.ADVERTISER:
+        return filters | {"advertiser_id": who.advertiser_id}
+    return filters

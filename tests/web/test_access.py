@@ -1,0 +1,137 @@
+"""Who may call what, and what they see: API keys of users, the guard's refusals, tenants scoped
+to their own rows (the whole route table: test_access_matrix.py)."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from clickback.store import accounts as rows
+from clickback.web.access import ACCESS
+from tests.conftest import Client, World
+from tests.web.personas import Keys, make_keys
+
+
+@pytest.fixture
+def keys(client: Client, world: World) -> Keys:
+    return make_keys(client, world)
+
+
+def get(client: Client, key: str, path: str, **params: object) -> tuple[int, object]:
+    response = client.http.get("/api" + path, headers=Keys.header(key), params=params)  # type: ignore[arg-type]
+    json = response.headers.get("content-type", "").startswith("application/json")
+    return response.status_code, response.json() if json else response.text
+
+
+def test_a_users_key_acts_as_the_user_until_revoked(client: Client, world: World, keys: Keys) -> None:
+    assert get(client, keys.manager, "/advertisers")[0] == 200
+    assert get(client, keys.alice, "/advertisers")[0] == 403
+    user = client.node.call(lambda: rows.user_by_login(client.node.runtime.db, "boss"))
+    assert user is not None
+    client.node.call(lambda: rows.revoke_keys(client.node.runtime.db, user["id"], datetime.now(UTC)))
+    status, body = get(client, keys.manager, "/advertisers")
+    assert status == 401 and body == {"detail": "missing or wrong API key"}
+
+
+def test_a_refused_role_is_refused_before_its_body_is_read(client: Client, world: World, keys: Keys) -> None:
+    # Over the body cap: a manager gets 413 for it, an affiliate 403 before a byte is read.
+    big = b"x" * (1024 * 1024 + 1)
+    headers = {"content-type": "application/json"}
+    as_alice = client.http.post("/api/advertisers", content=big, headers=headers | Keys.header(keys.alice))
+    as_boss = client.http.post("/api/advertisers", content=big, headers=headers | Keys.header(keys.manager))
+    assert as_alice.status_code == 403
+    assert as_alice.json() == {"detail": "this route is not open to the affiliate role"}
+    assert as_boss.status_code == 413
+
+
+def test_an_affiliate_sees_only_their_own_links(client: Client, world: World, keys: Keys) -> None:
+    everyone = client.items("/links")
+    alices = [link["id"] for link in everyone if link["affiliate_id"] == world.alice["id"]]
+    bobs = [link["id"] for link in everyone if link["affiliate_id"] == world.bob["id"]]
+
+    status, page = get(client, keys.alice, "/links", affiliate_id=world.bob["id"])
+    assert status == 200
+    assert [link["id"] for link in page["items"]] == alices  # type: ignore[index]
+    assert get(client, keys.alice, f"/links/{alices[0]}")[0] == 200
+    status, body = get(client, keys.alice, f"/links/{bobs[0]}")
+    # Bob's link is as absent for Alice as a link that does not exist.
+    assert (status, body) == (404, {"detail": f"links {bobs[0]} does not exist"})
+    assert get(client, keys.alice, "/links/999999") == (404, {"detail": "links 999999 does not exist"})
+
+
+def test_an_affiliates_statement_of_another_is_not_found(client: Client, world: World, keys: Keys) -> None:
+    period = datetime.now(UTC).strftime("%Y-%m")
+    assert get(client, keys.alice, f"/statements/{world.alice['id']}/{period}")[0] == 200
+    assert get(client, keys.alice, f"/statements/{world.bob['id']}/{period}")[0] == 404
+    assert get(client, keys.bob, f"/statements/{world.bob['id']}/{period}")[0] == 200
+
+
+def test_an_affiliates_report_is_of_their_traffic_without_the_networks_figures(
+    client: Client, world: World, keys: Keys
+) -> None:
+    cid = client.click(world.alice_casino, sub1="a")
+    client.click(world.bob_casino, sub1="b")
+    client.click(world.bob_casino, sub1="b")
+    client.flush()
+    accepted = client.postback(
+        click_id=cid, event="first_deposit", payout="50", txn_id="t1", token=world.token
+    )
+    assert accepted.status_code == 200, accepted.text
+    today = datetime.now(UTC).date().isoformat()
+
+    manager = client.report(group_by="affiliate")
+    assert manager["totals"]["clicks"] == 3 and manager["totals"]["revenue"] == {"EUR": "50.00"}
+    status, mine = get(
+        client,
+        keys.alice,
+        "/reports",
+        **{"from": today, "to": today, "group_by": "affiliate", "affiliate": world.bob["id"]},
+    )
+    assert status == 200
+    assert [row["key"] for row in mine["rows"]] == [{"affiliate": world.alice["id"]}]  # type: ignore[index]
+    assert mine["totals"]["clicks"] == 1  # type: ignore[index]
+    for name in ("revenue", "profit", "revenue_profit", "revenue_roi"):
+        assert mine["totals"][name] == {} and mine["rows"][0][name] == {}  # type: ignore[index]
+    assert get(client, keys.alice, "/reports", **{"from": today, "to": today, "sort": "-revenue"})[0] == 422
+    assert get(client, keys.alice, "/reports", **{"from": today, "to": today, "format": "csv"})[0] == 422
+
+
+def test_an_advertiser_sees_their_offers_and_conversions_without_affiliates_earnings(
+    client: Client, world: World, keys: Keys
+) -> None:
+    client.api("PUT", f"/offers/{world.casino['id']}/deal", json={"kind": "cpa", "cpa": {"amount": "100"}})
+    cid = client.click(world.alice_casino)
+    client.flush()
+    client.postback(click_id=cid, event="first_deposit", payout="60", txn_id="d1", token=world.token)
+    conversion = client.items("/conversions")[0]
+    assert conversion["deal_currency"] == "EUR" and conversion["deal_amount"] == "60.00"
+
+    status, offers = get(client, keys.northstar, "/offers")
+    assert status == 200
+    assert {o["id"] for o in offers["items"]} == {world.casino["id"], world.sportsbook["id"]}  # type: ignore[index]
+    assert get(client, keys.southgate, f"/offers/{world.casino['id']}")[0] == 404
+    assert get(client, keys.southgate, f"/offers/{world.casino['id']}/integration")[0] == 404
+    assert get(client, keys.northstar, f"/offers/{world.casino['id']}/integration.md")[0] == 200
+
+    status, seen = get(client, keys.northstar, f"/conversions/{conversion['id']}")
+    assert status == 200
+    assert seen["deal_amount"] is None and seen["deal_currency"] is None  # type: ignore[index]
+    assert get(client, keys.southgate, f"/conversions/{conversion['id']}")[0] == 404
+    assert get(client, keys.southgate, "/conversions")[1] == {"items": [], "next_cursor": None}
+    assert len(get(client, keys.northstar, "/postbacks")[1]["items"]) == 1  # type: ignore[index]
+    assert get(client, keys.southgate, "/postbacks", advertiser_id=world.northstar["id"])[1]["items"] == []  # type: ignore[index]
+    assert get(client, keys.southgate, "/diagnosis", offer_id=world.casino["id"])[0] == 404
+    status, diagnosis = get(client, keys.southgate, "/diagnosis", advertiser_id=world.northstar["id"])
+    assert status == 200 and diagnosis["postbacks"] == 0  # type: ignore[index]
+
+
+def test_metrics_take_a_managers_key_too(client: Client, world: World, keys: Keys) -> None:
+    assert client.http.get("/metrics", headers=Keys.header(keys.manager)).status_code == 200
+    assert client.http.get("/metrics", headers=Keys.header(keys.alice)).status_code == 403
+
+
+def test_every_route_of_the_api_has_an_entry_in_the_access_table(client: Client) -> None:
+    document = client.http.get("/api/openapi.json").json()
+    operations = {
+        (m.upper(), path.removeprefix("/api")) for path, item in document["paths"].items() for m in item
+    }
+    assert operations == set(ACCESS)
