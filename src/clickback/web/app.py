@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clickback.config import Settings
@@ -33,6 +33,11 @@ class ClickbackApp:
         self._rest = rest
         # For web/server.py, which answers most clicks without an ASGI call.
         self.answer_click = tracking.click_answerer(runtime)
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        """The routes beside the tracking paths (the access matrix test reads them)."""
+        return self._rest.routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
