@@ -135,3 +135,47 @@ def test_every_route_of_the_api_has_an_entry_in_the_access_table(client: Client)
         (m.upper(), path.removeprefix("/api")) for path, item in document["paths"].items() for m in item
     }
     assert operations == set(ACCESS)
+
+
+def test_an_advertiser_tests_their_own_offers_without_seeing_earnings(
+    client: Client, world: World, keys: Keys
+) -> None:
+    client.api("PUT", f"/offers/{world.casino['id']}/deal", json={"kind": "cpa", "cpa": {"amount": "100"}})
+    client.api(
+        "POST", "/outbound/templates", json={"affiliate_id": world.alice["id"], "url": "http://127.0.0.1:9/pb"}
+    )
+    auth = Keys.header(keys.northstar)
+    refused = client.http.post("/api/tester/clicks", json={"offer_id": world.rival_offer["id"]}, headers=auth)
+    assert refused.status_code == 404 and refused.json() == {
+        "detail": f"offers {world.rival_offer['id']} does not exist"
+    }
+    made = client.http.post(
+        "/api/tester/clicks",
+        json={"offer_id": world.casino["id"], "affiliate_id": world.alice["id"]},
+        headers=auth,
+    )
+    assert made.status_code == 201, made.text
+    click = made.json()
+    assert click["link_code"] == ""  # a code that makes clicks count for Alice is hers
+    body = {"click_id": click["click_id"], "event": "first_deposit", "payout": "60"}
+    fired = client.http.post("/api/tester/postbacks", json=body, headers=auth)
+    assert fired.status_code == 200, fired.text
+    trace = fired.json()["trace"]
+    assert trace["conversions"][0]["deal_amount"] is None and trace["conversions"][0]["outbound"] == []
+    assert trace["commission"]["cpa_amount"] is None and trace["cpa_outbound"] == []
+    # The manager's trace of the same click shows what the advertiser's does not.
+    full = client.api("GET", f"/tester/clicks/{click['click_id']}/trace")
+    assert full["commission"]["cpa_amount"] == "100.00" and full["conversions"][0]["outbound"] != []
+    assert full["click"]["link_code"] != ""
+
+    other = Keys.header(keys.southgate)
+    for method, path, payload in (
+        ("GET", f"/api/tester/clicks/{click['click_id']}/trace", None),
+        ("GET", f"/api/tester/clicks/{click['click_id']}/wait?timeout=0", None),
+        ("POST", "/api/tester/postbacks", body),
+    ):
+        response = client.http.request(method, path, json=payload, headers=other)
+        assert response.status_code == 404, (path, response.text)
+        assert response.json() == {
+            "detail": f"no test click {click['click_id']!r}: create one with POST /api/tester/clicks"
+        }

@@ -63,10 +63,11 @@ ACCESS: Mapping[tuple[str, str], Access] = {
     ("GET", "/conversions"): ADV,
     ("GET", "/conversions/{conversion_id}"): ADV,
     ("POST", "/conversions/{conversion_id}/status"): M,
-    ("POST", "/tester/clicks"): M,
-    ("POST", "/tester/postbacks"): M,
-    ("GET", "/tester/clicks/{click_id}/trace"): M,
-    ("GET", "/tester/clicks/{click_id}/wait"): M,
+    # The postback tester on an advertiser's own offers (what the affiliate would earn left out).
+    ("POST", "/tester/clicks"): ADV,
+    ("POST", "/tester/postbacks"): ADV,
+    ("GET", "/tester/clicks/{click_id}/trace"): ADV,
+    ("GET", "/tester/clicks/{click_id}/wait"): ADV,
     # An affiliate's own figures (the network's revenue and profit left out).
     ("GET", "/reports"): AFF,
     ("GET", "/reports/stop-or-scale"): M,

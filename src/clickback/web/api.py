@@ -57,7 +57,7 @@ from clickback.service import outbound as outbound_service
 from clickback.service.clock import utcnow
 from clickback.service.diagnosis import diagnose
 from clickback.service.runtime import Runtime
-from clickback.service.tester import Problem, TestClick, TestPostback, Trace
+from clickback.service.tester import Problem, TestClick, TestPostback, Trace, no_test_click
 from clickback.store import (
     activity,
     admin,
@@ -519,16 +519,26 @@ def create_api(runtime: Runtime) -> FastAPI:
     async def tester_problem(request: Request, exc: Problem) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404 if exc.not_found else 409)
 
+    async def own_test_click(click_id: str, who: Principal) -> None:
+        """An advertiser tests their own offers' clicks: another's reads as no test click."""
+        offer = runtime.catalog.current.offers.get(await tester.offer_of(click_id))
+        if offer is None or not who.owns(advertiser_id=offer.advertiser_id):
+            raise no_test_click(click_id)
+
     @api.post("/tester/clicks", status_code=201, tags=["postback tester"])
-    async def create_test_click(body: s.TestClickIn) -> s.TestClickOut:
+    async def create_test_click(body: s.TestClickIn, who: Who) -> s.TestClickOut:
         """A test click through the real click path, marked as a test: counted in no report,
         statement or commission. Give the advertiser `postback_url` (or an example per event)."""
-        return test_click_out(await tester.click(body.offer_id, body.affiliate_id))
+        offer = runtime.catalog.current.offers.get(body.offer_id)
+        if offer is None or not who.owns(advertiser_id=offer.advertiser_id):
+            raise Problem(f"offers {body.offer_id} does not exist", not_found=True)
+        return test_click_out(await tester.click(body.offer_id, body.affiliate_id), who)
 
     @api.post("/tester/postbacks", tags=["postback tester"])
-    async def fire_test_postback(body: s.TestPostbackIn) -> s.FiredOut:
+    async def fire_test_postback(body: s.TestPostbackIn, who: Who) -> s.FiredOut:
         """A postback for a test click through the real intake, as the advertiser would send it
         (their token, signed if they must sign), and the trace of what became of it."""
+        await own_test_click(body.click_id, who)
         values = body.model_dump(exclude={"click_id"})
         fired = await tester.fire(body.click_id, TestPostback(**values))
         return s.FiredOut(
@@ -536,24 +546,28 @@ def create_api(runtime: Runtime) -> FastAPI:
             parameters=[s.ParameterOut(**asdict(p)) for p in fired.parameters],
             outcome=s.OutcomeOut(**fired.outcome.body()),
             refused=fired.refused,
-            trace=trace_out(fired.trace),
+            trace=trace_out(fired.trace, who),
         )
 
     @api.get("/tester/clicks/{click_id}/trace", tags=["postback tester"])
-    async def get_test_trace(click_id: TestClickId) -> s.TraceOut:
+    async def get_test_trace(click_id: TestClickId, who: Who) -> s.TraceOut:
         """Everything that happened to a test click so far: its postbacks, parameter by
         parameter, its conversions, and what they would earn and announce."""
-        return trace_out(await tester.trace(click_id))
+        await own_test_click(click_id, who)
+        return trace_out(await tester.trace(click_id), who)
 
     @api.get("/tester/clicks/{click_id}/wait", tags=["postback tester"])
-    async def wait_for_test_postback(click_id: TestClickId, q: Annotated[s.WaitQuery, Query()]) -> s.TraceOut:
+    async def wait_for_test_postback(
+        click_id: TestClickId, q: Annotated[s.WaitQuery, Query()], who: Who
+    ) -> s.TraceOut:
         """Listen mode: answers as soon as the postback log holds more than `seen` postbacks for
         the test click (from the advertiser's server, through any clickback process), else after
         `timeout` seconds with `arrived` false."""
+        await own_test_click(click_id, who)
         trace = await tester.wait(click_id, q.timeout, q.seen)
         if trace is None:
-            return trace_out(await tester.trace(click_id)).model_copy(update={"arrived": False})
-        return trace_out(trace)
+            return trace_out(await tester.trace(click_id), who).model_copy(update={"arrived": False})
+        return trace_out(trace, who)
 
     # --- reports -----------------------------------------------------------------------------
     @api.get(
@@ -1153,16 +1167,44 @@ def without_network_figures(out: s.ReportOut) -> s.ReportOut:
     )
 
 
-def test_click_out(c: TestClick) -> s.TestClickOut:
-    return s.TestClickOut(**{f.name: getattr(c, f.name) for f in fields(c)})
+def test_click_out(c: TestClick, who: Principal) -> s.TestClickOut:
+    out = s.TestClickOut(**{f.name: getattr(c, f.name) for f in fields(c)})
+    # A link's code makes clicks that count for its affiliate: the affiliate's, not an advertiser's.
+    return out if who.role is not Role.ADVERTISER else out.model_copy(update={"link_code": ""})
 
 
-def trace_out(trace: Trace) -> s.TraceOut:
+# What an advertiser's trace shows of the commission: nothing (what the affiliate earns is theirs).
+HIDDEN_COMMISSION = s.CommissionPreviewOut(
+    deal="",
+    currency="",
+    cpa_amount=None,
+    cpa_qualified=False,
+    cpa_explanation="not shown to advertisers",
+    revshare_percent=None,
+    revshare_ngr=Decimal(0),
+    revshare_ftds=0,
+    revshare_earnings=None,
+)
+
+
+def trace_out(trace: Trace, who: Principal) -> s.TraceOut:
+    out = _trace_out(trace, who)
+    if who.role is not Role.ADVERTISER:
+        return out
+    # Without what the affiliate earns, or what their tracker is told.
+    hidden: dict[str, Any] = {"deal_amount": None, "deal_currency": None, "outbound": []}
+    conversions = [c.model_copy(update=hidden) for c in out.conversions]
+    return out.model_copy(
+        update={"conversions": conversions, "commission": HIDDEN_COMMISSION, "cpa_outbound": []}
+    )
+
+
+def _trace_out(trace: Trace, who: Principal) -> s.TraceOut:
     def outbound(previews: Sequence[OutboundPreview]) -> list[s.OutboundPreviewOut]:
         return [s.OutboundPreviewOut(**asdict(o)) for o in previews]
 
     return s.TraceOut(
-        click=test_click_out(trace.click),
+        click=test_click_out(trace.click, who),
         postbacks=[
             s.LoggedPostbackOut(
                 **{f.name: getattr(p, f.name) for f in fields(p) if f.name != "parameters"},
