@@ -142,7 +142,9 @@ def test_an_advertiser_tests_their_own_offers_without_seeing_earnings(
 ) -> None:
     client.api("PUT", f"/offers/{world.casino['id']}/deal", json={"kind": "cpa", "cpa": {"amount": "100"}})
     client.api(
-        "POST", "/outbound/templates", json={"affiliate_id": world.alice["id"], "url": "http://127.0.0.1:9/pb"}
+        "POST",
+        "/outbound/templates",
+        json={"affiliate_id": world.alice["id"], "url": "http://127.0.0.1:9/pb"},
     )
     auth = Keys.header(keys.northstar)
     refused = client.http.post("/api/tester/clicks", json={"offer_id": world.rival_offer["id"]}, headers=auth)
@@ -179,3 +181,37 @@ def test_an_advertiser_tests_their_own_offers_without_seeing_earnings(
         assert response.json() == {
             "detail": f"no test click {click['click_id']!r}: create one with POST /api/tester/clicks"
         }
+
+
+def test_an_affiliate_keeps_their_own_outbound_postbacks(client: Client, world: World, keys: Keys) -> None:
+    auth = Keys.header(keys.alice)
+    url = "http://127.0.0.1:9/pb?cid={click_id}"
+    for_bob = client.http.post(
+        "/api/outbound/templates", json={"affiliate_id": world.bob["id"], "url": url}, headers=auth
+    )
+    assert for_bob.status_code == 404 and for_bob.json() == {
+        "detail": f"affiliates {world.bob['id']} does not exist"
+    }
+    mine = client.http.post(
+        "/api/outbound/templates", json={"affiliate_id": world.alice["id"], "url": url}, headers=auth
+    )
+    assert mine.status_code == 201, mine.text
+    # The same SSRF guard as a manager's: no address of the server's own network.
+    inside = client.http.post(
+        "/api/outbound/templates",
+        json={"affiliate_id": world.alice["id"], "url": "http://10.0.0.1/pb"},
+        headers=auth,
+    )
+    assert inside.status_code == 422
+    template = mine.json()["id"]
+    renamed = client.http.patch(f"/api/outbound/templates/{template}", json={"name": "mine"}, headers=auth)
+    assert renamed.status_code == 200 and renamed.json()["name"] == "mine"
+    bobs = client.http.patch(
+        f"/api/outbound/templates/{template}", json={"name": "his"}, headers=Keys.header(keys.bob)
+    )
+    assert bobs.status_code == 404
+    assert (
+        client.http.delete(f"/api/outbound/templates/{template}", headers=Keys.header(keys.bob)).status_code
+        == 404
+    )
+    assert client.http.delete(f"/api/outbound/templates/{template}", headers=auth).status_code == 204

@@ -83,13 +83,14 @@ ACCESS: Mapping[tuple[str, str], Access] = {
     ("GET", "/statements/{affiliate_id}/{period}"): AFF,
     ("GET", "/players"): M,
     ("GET", "/players/cohorts"): M,
-    ("POST", "/outbound/templates"): M,
-    # An affiliate's own outbound postback settings and their delivery log.
+    # An affiliate's own outbound postback settings (sent behind the same SSRF guard as a
+    # manager's) and their delivery log.
+    ("POST", "/outbound/templates"): AFF,
     ("GET", "/outbound/templates"): AFF,
     ("GET", "/outbound/templates/{item_id}"): AFF,
-    ("PATCH", "/outbound/templates/{item_id}"): M,
-    ("PUT", "/outbound/templates/{item_id}/status"): M,
-    ("DELETE", "/outbound/templates/{item_id}"): M,
+    ("PATCH", "/outbound/templates/{item_id}"): AFF,
+    ("PUT", "/outbound/templates/{item_id}/status"): AFF,
+    ("DELETE", "/outbound/templates/{item_id}"): AFF,
     ("GET", "/outbound/deliveries"): AFF,
     ("GET", "/outbound/deliveries/{item_id}"): AFF,
     ("POST", "/outbound/deliveries/{item_id}/replay"): M,

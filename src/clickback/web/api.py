@@ -991,9 +991,11 @@ def create_api(runtime: Runtime) -> FastAPI:
         return template_out(await changed(row))
 
     @api.post("/outbound/templates", status_code=201, tags=["outbound postbacks"])
-    async def create_template(body: s.OutboundTemplateIn) -> s.OutboundTemplateOut:
+    async def create_template(body: s.OutboundTemplateIn, who: Who) -> s.OutboundTemplateOut:
         """An affiliate's outbound postback: sent when a conversion of theirs (of the offer, event
         and statuses named) is recorded or changes status."""
+        if not who.owns(affiliate_id=body.affiliate_id):
+            raise admin.NotFound(f"affiliates {body.affiliate_id} does not exist")
         allow = runtime.settings.outbound_allowlist
         given = body.model_dump()
         return await template_saved(
@@ -1013,9 +1015,22 @@ def create_api(runtime: Runtime) -> FastAPI:
         row = await outbound.get_template(db, item_id)
         return template_out(owned(who, row, f"outbound template {item_id}", tenant="affiliate_id"))
 
+    async def own_template(item_id: int, who: Principal) -> None:
+        # A template's affiliate never changes: checked once, it stays theirs for the change.
+        if not who.is_manager:
+            owned(
+                who,
+                await outbound.get_template(db, item_id),
+                f"outbound template {item_id}",
+                tenant="affiliate_id",
+            )
+
     @api.patch("/outbound/templates/{item_id}", tags=["outbound postbacks"])
-    async def change_template(item_id: s.Id, body: s.OutboundTemplateChange) -> s.OutboundTemplateOut:
+    async def change_template(
+        item_id: s.Id, body: s.OutboundTemplateChange, who: Who
+    ) -> s.OutboundTemplateOut:
         """The fields given replace the stored ones (offer_id null: every offer; secret: a new key)."""
+        await own_template(item_id, who)
         given = body.model_dump(exclude_unset=True)
         for name, value in given.items():
             if value is None and name not in ("offer_id", "body_format", "secret"):
@@ -1026,14 +1041,16 @@ def create_api(runtime: Runtime) -> FastAPI:
         )
 
     @api.put("/outbound/templates/{item_id}/status", tags=["outbound postbacks"])
-    async def set_template_status(item_id: s.Id, body: s.StatusIn) -> s.OutboundTemplateOut:
+    async def set_template_status(item_id: s.Id, body: s.StatusIn, who: Who) -> s.OutboundTemplateOut:
         """Pause (nothing is queued for it) or activate."""
+        await own_template(item_id, who)
         row = await outbound.change_template(db, item_id, {"status": body.status}, utcnow())
         return template_out(await changed(row))
 
     @api.delete("/outbound/templates/{item_id}", status_code=204, tags=["outbound postbacks"])
-    async def delete_template(item_id: s.Id) -> Response:
+    async def delete_template(item_id: s.Id, who: Who) -> Response:
         """Deliveries already queued for it are still sent."""
+        await own_template(item_id, who)
         await outbound.delete_template(db, item_id)
         await runtime.catalog.reload()
         return Response(status_code=204)
