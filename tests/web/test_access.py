@@ -92,7 +92,15 @@ def test_an_affiliates_report_is_of_their_traffic_without_the_networks_figures(
     for name in ("revenue", "profit", "revenue_profit", "revenue_roi"):
         assert mine["totals"][name] == {} and mine["rows"][0][name] == {}  # type: ignore[index]
     assert get(client, keys.alice, "/reports", **{"from": today, "to": today, "sort": "-revenue"})[0] == 422
-    assert get(client, keys.alice, "/reports", **{"from": today, "to": today, "format": "csv"})[0] == 422
+    status, csv = get(client, keys.alice, "/reports", **{"from": today, "to": today, "format": "csv"})
+    head, *rows = str(csv).splitlines()
+    assert status == 200 and "clicks" in head and "commission EUR" in head
+    assert "revenue" not in head and "profit EUR" not in head.split(",")
+    assert rows[-1].split(",")[0] == "total" and len(rows) == 2  # one day, then the totals
+    manager_csv = client.http.get(
+        "/api/reports", params={"from": today, "to": today, "format": "csv"}, headers=client.auth
+    )
+    assert "revenue EUR" in manager_csv.text.splitlines()[0]
 
 
 def test_an_advertiser_sees_their_offers_and_conversions_without_affiliates_earnings(

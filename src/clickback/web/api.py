@@ -694,7 +694,7 @@ def create_api(runtime: Runtime) -> FastAPI:
         catalog = runtime.catalog.current
         params = request.query_params.multi_items()
         if who.role is Role.AFFILIATE:
-            params = affiliates_report(params, sort, format, who)
+            params = affiliates_report(params, sort, who)
         try:
             q = reporting.read_query(
                 params,
@@ -714,7 +714,7 @@ def create_api(runtime: Runtime) -> FastAPI:
                 shown, rows = await reports.stream(db, q, catalog)
                 name = f"report-{q.first.isoformat()}-{q.last.isoformat()}.csv"
                 return StreamingResponse(
-                    reporting.csv_stream(q, shown, rows),
+                    reporting.csv_stream(q, shown, rows, frozenset() if who.is_manager else NETWORK_METRICS),
                     media_type="text/csv; charset=utf-8",
                     headers={"content-disposition": f'attachment; filename="{name}"'},
                 )
@@ -1159,13 +1159,9 @@ def conversion_out(row: dict[str, Any], who: Principal) -> s.ConversionOut:
     return s.ConversionOut.model_validate(row)
 
 
-def affiliates_report(
-    params: list[tuple[str, str]], sort: str, format: str, who: Principal
-) -> list[tuple[str, str]]:
+def affiliates_report(params: list[tuple[str, str]], sort: str, who: Principal) -> list[tuple[str, str]]:
     """An affiliate's report parameters: their own traffic whatever the filters say, sorted by
     nothing they may not see."""
-    if format == "csv":
-        invalid(("query", "format"), "an affiliate's report is JSON for now")
     hidden = {key.strip().lstrip("-") for key in sort.split(",")} & NETWORK_METRICS
     if hidden:
         invalid(("query", "sort"), f"{', '.join(sorted(hidden))}: not among your report's metrics")
