@@ -242,3 +242,37 @@ def test_user_add_and_key(tmp_path: Path) -> None:
     assert key.output.strip().startswith("cbk_") and len(key.output.strip()) == 60
     nobody = runner.invoke(app, ["user", "key", "ghost"], env=env)
     assert nobody.exit_code != 0 and "no user has the login ghost" in str(nobody.exception)
+
+
+def test_user_keys_revoked_passwords_replaced_users_deactivated(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    assert runner.invoke(app, ["user", "add", "--login", "boss", "--role", "manager"], env=env).exit_code == 0
+    key = runner.invoke(app, ["user", "key", "boss"], env=env).output.strip()
+
+    async def who(login: str, password: str) -> tuple[object, object]:
+        from clickback.service.accounts import Accounts
+
+        db = connect(Settings(data_dir=tmp_path).url)
+        try:
+            accounts = Accounts(db, utcnow, timedelta(hours=1))
+            return await accounts.by_key(key), await accounts.sign_in(login, password, "192.0.2.1")
+        finally:
+            await db.close()
+
+    listed = runner.invoke(app, ["user", "list"], env=env)
+    assert listed.exit_code == 0 and "boss" in listed.output and "manager" in listed.output
+    changed = runner.invoke(app, ["user", "password", "boss"], env=env)
+    password = changed.output.split("password: ")[1].split()[0]
+    found, signed = asyncio.run(who("boss", password))
+    assert found is not None and type(signed).__name__ == "SignedIn"
+
+    assert runner.invoke(app, ["user", "deactivate", "boss"], env=env).exit_code == 0
+    found, signed = asyncio.run(who("boss", password))
+    assert found is None and type(signed).__name__ == "Refused"
+    assert runner.invoke(app, ["user", "activate", "boss"], env=env).exit_code == 0
+    revoked = runner.invoke(app, ["user", "revoke-keys", "boss"], env=env)
+    assert revoked.output.strip() == "1 key revoked"
+    found, signed = asyncio.run(who("boss", password))
+    assert found is None and type(signed).__name__ == "SignedIn"
+    given = runner.invoke(app, ["user", "password", "boss", "--password-stdin"], env=env, input="short\n")
+    assert "12 to 256 characters" in str(given.exception)

@@ -584,16 +584,72 @@ def user_add(
         console.print(f"password: {generated}  (shown once: keep it now)")
 
 
-@user_app.command("key")
-def user_key(login: Annotated[str, typer.Argument(help="The user's login.")]) -> None:
-    """A new API key for the user, with the user's access. Printed once: only its hash is kept."""
+def _on_user(work: Callable[["Accounts"], Awaitable[T]]) -> T:
+    """`work` on the accounts of the configured database; a login that is nobody's, said plainly."""
     from clickback.service.accounts import AccountError
 
     try:
-        key = with_db(load_settings(), lambda db: _accounts(db).new_key(login))
+        return with_db(load_settings(), lambda db: work(_accounts(db)))
     except AccountError as exc:
         raise StartupError(str(exc)) from None
-    console.print(key, highlight=False)
+
+
+Login = Annotated[str, typer.Argument(help="The user's login.")]
+
+
+@user_app.command("key")
+def user_key(login: Login) -> None:
+    """A new API key for the user, with the user's access. Printed once: only its hash is kept."""
+    console.print(_on_user(lambda accounts: accounts.new_key(login)), highlight=False)
+
+
+@user_app.command("revoke-keys")
+def user_revoke_keys(login: Login) -> None:
+    """Every API key of the user stops working now (a key that leaked: revoke, then `user key`)."""
+    count = _on_user(lambda accounts: accounts.revoke_keys(login))
+    console.print(f"{count} key{'s' * (count != 1)} revoked")
+
+
+@user_app.command("deactivate")
+def user_deactivate(login: Login) -> None:
+    """The user can no longer sign in; their sessions end and their keys stop working."""
+    _on_user(lambda accounts: accounts.set_active(login, False))
+    console.print(f"{escape(login)} deactivated")
+
+
+@user_app.command("activate")
+def user_activate(login: Login) -> None:
+    """Undo `deactivate` (keys not revoked work again)."""
+    _on_user(lambda accounts: accounts.set_active(login, True))
+    console.print(f"{escape(login)} active")
+
+
+@user_app.command("password")
+def user_password(
+    login: Login,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """A new password for the user (generated and printed once unless --password-stdin); the
+    user's browser sessions end."""
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    generated = _on_user(lambda accounts: accounts.new_password(login, password))
+    console.print(f"password: {generated}  (shown once: keep it now)" if generated else "password changed")
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """Every user: login, role, tenant, whether active, API keys not revoked."""
+    table = Table("login", "role", "tenant", "active", "keys", "created")
+    for u in _on_user(lambda accounts: accounts.users()):
+        tenant = f"affiliate {u['affiliate_id']}" if u["affiliate_id"] else ""
+        tenant = tenant or (f"advertiser {u['advertiser_id']}" if u["advertiser_id"] else "")
+        active = "yes" if u["active"] else "no"
+        table.add_row(
+            escape(u["login"]), u["role"], tenant, active, str(u["keys"]), f"{u['created_at']:%Y-%m-%d}"
+        )
+    console.print(table)
 
 
 @fx_app.command("set")

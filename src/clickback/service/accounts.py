@@ -141,14 +141,39 @@ class Accounts:
             raise AccountError(str(exc)) from None
         return row, generated
 
-    async def new_key(self, login: str) -> str:
-        """A new API key of the user, to show once: only its hash is kept."""
+    async def _user(self, login: str) -> dict[str, Any]:
         user = await rows.user_by_login(self._db, normal_login(login))
         if user is None:
             raise AccountError(f"no user has the login {normal_login(login)}")
+        return user
+
+    async def new_key(self, login: str) -> str:
+        """A new API key of the user, to show once: only its hash is kept."""
+        user = await self._user(login)
         key, prefix = new_key()
         await rows.add_key(self._db, user["id"], prefix, digest(key), self._clock())
         return key
+
+    async def revoke_keys(self, login: str) -> int:
+        """Every key of the user stops working at once; how many were revoked."""
+        return await rows.revoke_keys(self._db, (await self._user(login))["id"], self._clock())
+
+    async def set_active(self, login: str, active: bool) -> None:
+        """A deactivated user cannot sign in, their sessions end and their keys stop working."""
+        await rows.set_active(self._db, (await self._user(login))["id"], active)
+
+    async def new_password(self, login: str, password: str | None = None) -> str | None:
+        """A new password (generated and returned when none is given); the user's sessions end."""
+        user = await self._user(login)
+        if password is not None and (problem := password_problem(password)):
+            raise AccountError(problem)
+        generated = new_password() if password is None else None
+        hashed = await asyncio.to_thread(hash_password, password or generated or "")
+        await rows.set_password(self._db, user["id"], hashed)
+        return generated
+
+    async def users(self) -> list[dict[str, Any]]:
+        return await rows.list_users(self._db)
 
     async def by_key(self, key: str) -> Principal | None:
         """Whose key it is; None for a key unknown, revoked, or of a user deactivated."""

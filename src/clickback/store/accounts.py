@@ -63,15 +63,32 @@ async def user_by_login(db: Database, login: str) -> dict[str, Any] | None:
     return None if row is None else dict(row._mapping)
 
 
-async def any_manager(db: Database) -> bool:
-    async with db.read() as conn:
-        found = await conn.execute(select(users.c.id).where(users.c.role == "manager").limit(1))
-        return found.first() is not None
-
-
 async def set_password(db: Database, user_id: int, password_hash: str) -> None:
+    """A new password ends the user's sessions: a browser signed in with the old one is out."""
     async with db.write() as conn:
         await conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash))
+        await conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
+
+
+async def list_users(db: Database) -> list[dict[str, Any]]:
+    """Every user with how many keys they hold unrevoked, by login."""
+    keys = (
+        select(func.count())
+        .where(api_keys.c.user_id == users.c.id, api_keys.c.revoked_at.is_(None))
+        .scalar_subquery()
+    )
+    query = select(
+        users.c.id,
+        users.c.login,
+        users.c.role,
+        users.c.affiliate_id,
+        users.c.advertiser_id,
+        users.c.active,
+        users.c.created_at,
+        keys.label("keys"),
+    ).order_by(users.c.login)
+    async with db.read() as conn:
+        return [dict(r._mapping) for r in (await conn.execute(query)).all()]
 
 
 async def add_key(db: Database, user_id: int, prefix: str, key_hash: str, now: datetime) -> None:
@@ -173,8 +190,3 @@ async def clear_failures(db: Database, login: str) -> None:
     """A login that succeeded starts afresh (its address's failures still count)."""
     async with db.write() as conn:
         await conn.execute(delete(login_failures).where(login_failures.c.login == login))
-
-
-async def count_users(db: Database) -> int:
-    async with db.read() as conn:
-        return int((await conn.execute(select(func.count()).select_from(users))).scalar_one())
