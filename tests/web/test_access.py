@@ -1,7 +1,9 @@
 """Who may call what, and what they see: API keys of users, the guard's refusals, tenants scoped
 to their own rows (the whole route table: test_access_matrix.py)."""
 
+import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -223,3 +225,12 @@ def test_an_affiliate_keeps_their_own_outbound_postbacks(client: Client, world: 
         == 404
     )
     assert client.http.delete(f"/api/outbound/templates/{template}", headers=auth).status_code == 204
+
+
+def test_the_documented_matrix_is_the_access_table() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "access.md").read_text()
+    documented = {
+        (method, path): who
+        for method, path, who in re.findall(r"^\| `([A-Z]+) /api(\S+)` \| (\w+) \|$", text, re.MULTILINE)
+    }
+    assert documented == {key: access.value for key, access in ACCESS.items()}
