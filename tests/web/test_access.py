@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from clickback.core.accounts import Role
 from clickback.store import accounts as rows
 from clickback.web.access import ACCESS
 from tests.conftest import Client, World
-from tests.web.personas import Keys, make_keys
+from tests.web.personas import PASSWORD, Keys, add_user, make_keys
 
 
 @pytest.fixture
@@ -234,3 +235,33 @@ def test_the_documented_matrix_is_the_access_table() -> None:
         for method, path, who in re.findall(r"^\| `([A-Z]+) /api(\S+)` \| (\w+) \|$", text, re.MULTILINE)
     }
     assert documented == {key: access.value for key, access in ACCESS.items()}
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        b"cbk_" + b"0" * 12 + b"_" + b"A" * 43,  # the shape of a key, nobody's
+        b"cbk_zzzzzzzzzzzz_" + b"A" * 43,
+        b"cbk_" + b"a" * 10_000,
+        b"\xff\xfe\xfd",
+        "cl\u00e9".encode(),
+        b"Bearer",
+    ],
+)
+def test_a_key_that_is_nobodys_is_a_401_never_a_500(client: Client, key: bytes) -> None:
+    for header in (b"authorization", b"x-api-key"):
+        value = b"Bearer " + key if header == b"authorization" else key
+        response = client.http.get("/api/links", headers=[(header, value)])
+        assert response.status_code == 401, response.text
+    assert client.http.get("/metrics", headers=[(b"x-api-key", key)]).status_code == 401
+
+
+def test_the_api_takes_keys_not_the_browsers_session(client: Client, world: World) -> None:
+    add_user(client, "boss", Role.MANAGER)
+    form = client.http.get("/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert token is not None
+    signed = client.http.post("/login", data={"csrf": token.group(1), "login": "boss", "password": PASSWORD})
+    assert signed.status_code == 303 and "cb_session" in client.http.cookies
+    # A page another site opens in the browser cannot use the API with the cookie it carries.
+    assert client.http.get("/api/links").status_code == 401
