@@ -265,3 +265,41 @@ def test_the_api_takes_keys_not_the_browsers_session(client: Client, world: Worl
     assert signed.status_code == 303 and "cb_session" in client.http.cookies
     # A page another site opens in the browser cannot use the API with the cookie it carries.
     assert client.http.get("/api/links").status_code == 401
+
+
+def test_an_affiliate_sees_their_conversions_and_players_without_the_advertisers_payout(
+    client: Client, world: World, keys: Keys
+) -> None:
+    client.api("PUT", f"/offers/{world.casino['id']}/deal", json={"kind": "cpa", "cpa": {"amount": "100"}})
+    for code, player in ((world.alice_casino, "P-a"), (world.bob_casino, "P-b")):
+        cid = client.click(code)
+        client.flush()
+        reply = client.postback(
+            click_id=cid, event="registration", payout="3", player_id=player, token=world.token
+        )
+        assert reply.status_code == 200, reply.text
+    everyone = client.items("/conversions")
+    # Each registration qualified its player for the CPA: a qualified_cpa conversion each, whose
+    # payout is the affiliate's commission.
+    assert sorted((c["event"], c["payout"]) for c in everyone) == [
+        *[("qualified_cpa", "100.00")] * 2,
+        *[("registration", "3.00")] * 2,
+    ]
+    bobs = next(c["id"] for c in everyone if c["affiliate_id"] == world.bob["id"])
+
+    status, page = get(client, keys.alice, "/conversions", affiliate_id=world.bob["id"])
+    assert status == 200
+    mine = page["items"]  # type: ignore[index]
+    assert {c["affiliate_id"] for c in mine} == {world.alice["id"]} and len(mine) == 2
+    assert {(c["payout"], c["currency"]) for c in mine} == {(None, None)}
+    assert {c["deal_amount"] for c in mine} == {"100.00", None}
+    # The advertiser sees the qualification, not what it earns the affiliate.
+    status, theirs = get(client, keys.northstar, "/conversions", event="qualified_cpa")
+    assert status == 200 and len(theirs["items"]) == 2  # type: ignore[index]
+    assert {(c["payout"], c["deal_amount"]) for c in theirs["items"]} == {(None, None)}  # type: ignore[index]
+    assert get(client, keys.alice, f"/conversions/{mine[0]['id']}")[0] == 200
+    assert get(client, keys.alice, f"/conversions/{bobs}")[0] == 404
+    status, players = get(client, keys.alice, "/players")
+    assert status == 200 and [p["player_id"] for p in players["items"]] == ["P-a"]  # type: ignore[index]
+    status, cohorts = get(client, keys.alice, "/players/cohorts", affiliate_id=world.bob["id"])
+    assert status == 200 and sum(c["players"] for c in cohorts) == 1  # type: ignore[union-attr]

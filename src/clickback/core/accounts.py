@@ -53,6 +53,11 @@ MAX_TOKEN_LEN = 128
 NETWORK_METRICS = frozenset({"revenue", "profit", "revenue_profit", "revenue_roi"})
 # Fields of a conversion that tell what its affiliate earns on it: left out for advertisers.
 EARNINGS_FIELDS = ("deal_amount", "deal_currency", "fx_rate")
+# Fields of a conversion that tell what the advertiser pays for it: left out for affiliates.
+REVENUE_FIELDS = ("payout", "currency")
+# Conversions clickback books itself when a player qualifies for a CPA deal: their payout is the
+# affiliate's commission, so an advertiser sees it without its amount too.
+COMMISSION_EVENTS = frozenset({"qualified_cpa"})
 # Failed logins allowed per login and per address within the window, before 429.
 LOGIN_FAILURES_ALLOWED = 5
 LOGIN_WINDOW = timedelta(minutes=15)

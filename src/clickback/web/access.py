@@ -56,12 +56,13 @@ ACCESS: Mapping[tuple[str, str], Access] = {
     ("PUT", "/links/{item_id}/status"): M,
     ("POST", "/costs/import"): M,
     ("GET", "/costs/imports"): M,
-    # An advertiser's postback log, its diagnosis, and their offers' conversions (without what
-    # the affiliate earns on them).
+    # An advertiser's postback log and its diagnosis.
     ("GET", "/diagnosis"): ADV,
     ("GET", "/postbacks"): ADV,
-    ("GET", "/conversions"): ADV,
-    ("GET", "/conversions/{conversion_id}"): ADV,
+    # Conversions: an advertiser's offers' (without what the affiliate earns on them), an
+    # affiliate's own (without what the advertiser pays for them).
+    ("GET", "/conversions"): ALL,
+    ("GET", "/conversions/{conversion_id}"): ALL,
     ("POST", "/conversions/{conversion_id}/status"): M,
     # The postback tester on an advertiser's own offers (what the affiliate would earn left out).
     ("POST", "/tester/clicks"): ADV,
@@ -81,8 +82,9 @@ ACCESS: Mapping[tuple[str, str], Access] = {
     ("GET", "/commissions"): AFF,
     ("POST", "/commissions/settle"): M,
     ("GET", "/statements/{affiliate_id}/{period}"): AFF,
-    ("GET", "/players"): M,
-    ("GET", "/players/cohorts"): M,
+    # An affiliate's own players: their deposits, NGR and the affiliate's own commission.
+    ("GET", "/players"): AFF,
+    ("GET", "/players/cohorts"): AFF,
     # An affiliate's own outbound postback settings (sent behind the same SSRF guard as a
     # manager's) and their delivery log.
     ("POST", "/outbound/templates"): AFF,

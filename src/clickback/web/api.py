@@ -24,7 +24,14 @@ from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from clickback.core import costimport, integration, placements
-from clickback.core.accounts import EARNINGS_FIELDS, NETWORK_METRICS, Principal, Role
+from clickback.core.accounts import (
+    COMMISSION_EVENTS,
+    EARNINGS_FIELDS,
+    NETWORK_METRICS,
+    REVENUE_FIELDS,
+    Principal,
+    Role,
+)
 from clickback.core.activity import ActivityQuery
 from clickback.core.addresses import parse_networks
 from clickback.core.commission import DealKind, Tier, TierBasis
@@ -508,7 +515,7 @@ def create_api(runtime: Runtime) -> FastAPI:
     @api.get("/conversions/{conversion_id}", tags=["conversions"])
     async def get_conversion(conversion_id: s.Id, who: Who) -> s.ConversionOut:
         row = await postback_log.get_conversion(db, conversion_id)
-        if row is None or not who.owns(advertiser_id=row["advertiser_id"]):
+        if row is None or not who.owns(affiliate_id=row["affiliate_id"], advertiser_id=row["advertiser_id"]):
             raise HTTPException(404, f"conversion {conversion_id} does not exist")
         return conversion_out(row, who)
 
@@ -965,17 +972,18 @@ def create_api(runtime: Runtime) -> FastAPI:
         return s.StatementOut(affiliate_id=affiliate_id, period=period, lines=out, totals=dict(totals(lines)))
 
     @api.get("/players", tags=["players"])
-    async def list_players(q: Annotated[s.PlayersQuery, Query()]) -> s.Page[s.PlayerOut]:
+    async def list_players(q: Annotated[s.PlayersQuery, Query()], who: Who) -> s.Page[s.PlayerOut]:
         """Player value: deposits, NGR and CPA commission per player, in the deal's currency; oldest
         player first. `from` and `to` select by first_seen_at."""
-        f = statements.PlayerFilter(**q.values(), span=q.span())
+        f = statements.PlayerFilter(**scoped(who, q.values()), span=q.span())
         return page_out(await statements.player_values(db, f, q.cursor, q.limit), s.PlayerOut.model_validate)
 
     @api.get("/players/cohorts", tags=["players"])
-    async def player_cohorts(q: Annotated[s.PlayerFilters, Query()]) -> list[s.CohortOut]:
+    async def player_cohorts(q: Annotated[s.PlayerFilters, Query()], who: Who) -> list[s.CohortOut]:
         """Player value by registration month (else first postback's), of the players the filters
         of /players select; FTDs count first deposits still pending or approved."""
-        rows = await statements.cohorts(db, statements.PlayerFilter(**q.values(), span=q.span()))
+        f = statements.PlayerFilter(**scoped(who, q.values()), span=q.span())
+        rows = await statements.cohorts(db, f)
         return [s.CohortOut(**r) for r in rows]
 
     # --- outbound postbacks ------------------------------------------------------------------
@@ -1153,9 +1161,14 @@ def create_api(runtime: Runtime) -> FastAPI:
 
 
 def conversion_out(row: dict[str, Any], who: Principal) -> s.ConversionOut:
-    """A conversion; an advertiser's without what its affiliate earns (the deal's amount)."""
+    """A conversion; an advertiser's without what its affiliate earns (the deal's amount), an
+    affiliate's without what the advertiser pays for it (the network's revenue)."""
     if who.role is Role.ADVERTISER:
         row = row | dict.fromkeys(EARNINGS_FIELDS)
+        if row["event"] in COMMISSION_EVENTS:
+            row |= dict.fromkeys(REVENUE_FIELDS)
+    elif who.role is Role.AFFILIATE:
+        row = row | dict.fromkeys(REVENUE_FIELDS)
     return s.ConversionOut.model_validate(row)
 
 
