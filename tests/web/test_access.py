@@ -71,6 +71,11 @@ def test_an_affiliates_statement_of_another_is_not_found(client: Client, world: 
 def test_an_affiliates_report_is_of_their_traffic_without_the_networks_figures(
     client: Client, world: World, keys: Keys
 ) -> None:
+    # Every click costs: each placement has spent, and is judged in stop-or-scale.
+    for link in client.items("/links"):
+        client.api(
+            "PUT", f"/links/{link['id']}/cost", json={"model": "cpc", "currency": "EUR", "amount": "0.5"}
+        )
     cid = client.click(world.alice_casino, sub1="a")
     client.click(world.bob_casino, sub1="b")
     client.click(world.bob_casino, sub1="b")
@@ -95,6 +100,14 @@ def test_an_affiliates_report_is_of_their_traffic_without_the_networks_figures(
     for name in ("revenue", "profit", "revenue_profit", "revenue_roi"):
         assert mine["totals"][name] == {} and mine["rows"][0][name] == {}  # type: ignore[index]
     assert get(client, keys.alice, "/reports", **{"from": today, "to": today, "sort": "-revenue"})[0] == 422
+    # Every placement that spent anything and returns less than 1000 times it: "stop".
+    span = {"from": today, "to": today, "currency": "EUR", "min_spend": "0", "max_roi": "1000"}
+    everyone = client.api("GET", "/reports/stop-or-scale", params=span)
+    assert sorted(p["key"]["sub1"] for p in everyone["stop"]) == ["a", "b"]
+    status, placements = get(client, keys.alice, "/reports/stop-or-scale", **span, affiliate=world.bob["id"])
+    assert status == 200 and placements["earnings"] == "commission"  # type: ignore[index]
+    assert [p["key"]["sub1"] for p in placements["stop"]] == ["a"]  # type: ignore[index]
+    assert get(client, keys.alice, "/reports/stop-or-scale", **span, earnings="revenue")[0] == 422
     status, csv = get(client, keys.alice, "/reports", **{"from": today, "to": today, "format": "csv"})
     head, *rows = str(csv).splitlines()
     assert status == 200 and "clicks" in head and "commission EUR" in head

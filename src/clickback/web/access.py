@@ -71,7 +71,8 @@ ACCESS: Mapping[tuple[str, str], Access] = {
     ("GET", "/tester/clicks/{click_id}/wait"): ADV,
     # An affiliate's own figures (the network's revenue and profit left out).
     ("GET", "/reports"): AFF,
-    ("GET", "/reports/stop-or-scale"): M,
+    # An affiliate's own placements to stop or scale, judged by their commission.
+    ("GET", "/reports/stop-or-scale"): AFF,
     ("GET", "/reports/refused-clicks"): M,
     ("GET", "/reports/active-players"): M,
     ("GET", "/reports/active-players/cohorts"): M,

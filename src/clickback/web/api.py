@@ -585,6 +585,7 @@ def create_api(runtime: Runtime) -> FastAPI:
     )
     async def stop_or_scale(
         request: Request,
+        who: Who,
         first: Annotated[date, Query(alias="from", description="The first day, in `zone`.")],
         last: Annotated[date, Query(alias="to", description="The last day, in `zone` (inclusive).")],
         currency: Annotated[s.Currency, Query(description="what every amount is converted into")],
@@ -612,14 +613,20 @@ def create_api(runtime: Runtime) -> FastAPI:
     ) -> Any:
         """Placements to stop (spent enough, losing money) and to scale (a good return, earning
         more than their share of the spend), in one currency; filters as for /reports
-        (docs/reports.md, "Stop or scale")."""
+        (docs/reports.md, "Stop or scale"). An affiliate's placements are their own, judged by
+        their commission."""
         catalog = runtime.catalog.current
+        params = request.query_params.multi_items()
+        if who.role is Role.AFFILIATE:
+            if earnings == "revenue":
+                invalid(("query", "earnings"), "judge your placements by your commission")
+            params = affiliates_report(params, "", who)
         if by in TIME_DIMENSIONS:
             invalid(("query", "by"), "a placement is not a time: sub1…sub5, country, landing_page, …")
 
         async def rows(sort: str) -> tuple[list[tuple[dict[str, str | int], dict[str, object]]], bool]:
             q = reporting.read_query(
-                request.query_params.multi_items(),
+                params,
                 catalog,
                 first=first,
                 last=last,
