@@ -1,15 +1,20 @@
 """Who may call what, and what they see: API keys of users, the guard's refusals, tenants scoped
 to their own rows (the whole route table: test_access_matrix.py)."""
 
+import asyncio
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from starlette.types import Message
 
-from clickback.core.accounts import Role
+from clickback.core.accounts import Access, Role, new_key
+from clickback.service.accounts import Accounts
 from clickback.store import accounts as rows
+from clickback.store.db import connect
 from clickback.web.access import ACCESS
+from clickback.web.guard import ApiGuard
 from tests.conftest import Client, World
 from tests.web.personas import PASSWORD, Keys, add_user, make_keys
 
@@ -316,3 +321,42 @@ def test_an_affiliate_sees_their_conversions_and_players_without_the_advertisers
     assert status == 200 and [p["player_id"] for p in players["items"]] == ["P-a"]  # type: ignore[index]
     status, cohorts = get(client, keys.alice, "/players/cohorts", affiliate_id=world.bob["id"])
     assert status == 200 and sum(c["players"] for c in cohorts) == 1  # type: ignore[union-attr]
+
+
+def test_a_users_key_while_the_database_is_away_is_a_503_to_retry() -> None:
+    async def run() -> list[Message]:
+        db = connect("postgresql+asyncpg://postgres@127.0.0.1:1/none")
+        reached: list[bool] = []
+
+        async def api(scope: object, receive: object, send: object) -> None:
+            reached.append(True)
+
+        guard = ApiGuard(
+            api, "bootstrap", (), Accounts(db, datetime.now, timedelta(hours=1)), lambda s: Access.MANAGER
+        )
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        headers = [(b"authorization", f"Bearer {new_key()[0]}".encode())]
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/api/links",
+            "root_path": "/api",
+            "headers": headers,
+        }
+        try:
+            await guard(scope, receive, send)
+        finally:
+            await db.close()
+        assert not reached
+        return sent
+
+    start, body = asyncio.run(run())
+    assert start["status"] == 503 and (b"retry-after", b"1") in start["headers"]
+    assert b"retry" in body["body"]

@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 class ApiGuard:
     """Wraps the mounted API. FastAPI reads a request's whole body before any dependency runs, so
     a key checked there let anyone make a worker hold bodies of any size (five 20 MB bodies: +290
-    MB). Here the key comes from the headers, then the body is read up to its cap and handed on."""
+    MB). Here who the key is (web/access.py: and whether their role may call the route) comes
+    from the headers, then the body is read up to its cap and handed on."""
 
     def __init__(
         self,

@@ -2,6 +2,7 @@
 
 import hmac
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -18,7 +19,11 @@ async def metrics(request: Request) -> Response:
     # bootstrap key, or a manager's own.
     given = given_key(dict(request.scope["headers"]))
     if not hmac.compare_digest(given, runtime.settings.api_token.encode()):
-        who = await runtime.accounts.by_key(given.decode("ascii", "replace"))
+        try:
+            who = await runtime.accounts.by_key(given.decode("ascii", "replace"))
+        except (SQLAlchemyError, OSError):
+            # A user's key needs the database (the bootstrap key does not).
+            return Response(status_code=503, headers={"retry-after": "1"})
         if who is None:
             return Response(status_code=401, headers={"www-authenticate": "Bearer"})
         if not who.is_manager:
