@@ -193,3 +193,86 @@ def test_check_links_prints_each_offer_and_fails_when_one_is_broken(tmp_path: Pa
     assert "1 offer checked, 0 broken" in one.output
     assert unknown.exit_code == 2 and "offer 999 does not exist" in unknown.output
     assert {g.target.split("?")[0] for g in server.got} == {"/ok", "/gone"}
+
+
+def test_demo_creates_a_manager_and_prints_its_password_once(demo_dir: tuple[Path, str]) -> None:
+    tmp_path, output = demo_dir
+    line = next(line for line in output.splitlines() if line.startswith("manager: sign in"))
+    password = line.split("password ")[1].split()[0]
+
+    async def signed_in() -> object:
+        from datetime import timedelta
+
+        from clickback.service.accounts import Accounts
+
+        db = connect(Settings(data_dir=tmp_path).url)
+        try:
+            return await Accounts(db, utcnow, timedelta(hours=1)).sign_in("admin", password, "127.0.0.1")
+        finally:
+            await db.close()
+
+    assert "login as admin" in line
+    assert type(asyncio.run(signed_in())).__name__ == "SignedIn"
+
+
+def test_user_add_and_key(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    manager = runner.invoke(app, ["user", "add", "--login", "Boss", "--role", "manager"], env=env)
+    assert manager.exit_code == 0, manager.output
+    assert "user boss: manager" in manager.output
+    assert "password: " in manager.output
+
+    given = runner.invoke(
+        app,
+        ["user", "add", "--login", "alice", "--role", "affiliate", "--affiliate", "1", "--password-stdin"],
+        env=env,
+        input="a long enough password\n",
+    )
+    assert given.exit_code != 0
+    # (main() prints a StartupError's sentence; invoked here, it is the exception)
+    assert "affiliates 1 does not exist" in str(given.exception)
+
+    wrong = runner.invoke(app, ["user", "add", "--login", "x", "--role", "boss"], env=env)
+    assert wrong.exit_code != 0 and "manager, affiliate or advertiser" in wrong.output
+    taken = runner.invoke(app, ["user", "add", "--login", "boss", "--role", "manager"], env=env)
+    assert taken.exit_code != 0 and "taken" in str(taken.exception)
+
+    key = runner.invoke(app, ["user", "key", "boss"], env=env)
+    assert key.exit_code == 0, key.output
+    assert key.output.strip().startswith("cbk_") and len(key.output.strip()) == 60
+    nobody = runner.invoke(app, ["user", "key", "ghost"], env=env)
+    assert nobody.exit_code != 0 and "no user has the login ghost" in str(nobody.exception)
+
+
+def test_user_keys_revoked_passwords_replaced_users_deactivated(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    assert runner.invoke(app, ["user", "add", "--login", "boss", "--role", "manager"], env=env).exit_code == 0
+    key = runner.invoke(app, ["user", "key", "boss"], env=env).output.strip()
+
+    async def who(login: str, password: str) -> tuple[object, object]:
+        from clickback.service.accounts import Accounts
+
+        db = connect(Settings(data_dir=tmp_path).url)
+        try:
+            accounts = Accounts(db, utcnow, timedelta(hours=1))
+            return await accounts.by_key(key), await accounts.sign_in(login, password, "192.0.2.1")
+        finally:
+            await db.close()
+
+    listed = runner.invoke(app, ["user", "list"], env=env)
+    assert listed.exit_code == 0 and "boss" in listed.output and "manager" in listed.output
+    changed = runner.invoke(app, ["user", "password", "boss"], env=env)
+    password = changed.output.split("password: ")[1].split()[0]
+    found, signed = asyncio.run(who("boss", password))
+    assert found is not None and type(signed).__name__ == "SignedIn"
+
+    assert runner.invoke(app, ["user", "deactivate", "boss"], env=env).exit_code == 0
+    found, signed = asyncio.run(who("boss", password))
+    assert found is None and type(signed).__name__ == "Refused"
+    assert runner.invoke(app, ["user", "activate", "boss"], env=env).exit_code == 0
+    revoked = runner.invoke(app, ["user", "revoke-keys", "boss"], env=env)
+    assert revoked.output.strip() == "1 key revoked"
+    found, signed = asyncio.run(who("boss", password))
+    assert found is None and type(signed).__name__ == "SignedIn"
+    given = runner.invoke(app, ["user", "password", "boss", "--password-stdin"], env=env, input="short\n")
+    assert "12 to 256 characters" in str(given.exception)

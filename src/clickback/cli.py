@@ -44,6 +44,7 @@ from clickback.store.migrate import head_revision, upgrade
 from clickback.store.rollups import forget_zone
 
 if TYPE_CHECKING:
+    from clickback.service.accounts import Accounts
     from clickback.service.tester import Trace
 
 app = typer.Typer(
@@ -526,6 +527,129 @@ def with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
             await db.close()
 
     return run(settings, migrated())
+
+
+user_app = typer.Typer(help="Users who sign in (manager, affiliate, advertiser) and their API keys.")
+app.add_typer(user_app, name="user")
+
+
+def _accounts(db: Database) -> "Accounts":
+    from datetime import timedelta
+
+    from clickback.service.accounts import Accounts
+
+    return Accounts(db, utcnow, timedelta(hours=load_settings().session_hours))
+
+
+@user_app.command("add")
+def user_add(
+    login: Annotated[str, typer.Option("--login", help="What they sign in with (e.g. an e-mail address).")],
+    role: Annotated[str, typer.Option("--role", help="manager, affiliate or advertiser.")],
+    affiliate: Annotated[
+        int | None, typer.Option("--affiliate", help="The affiliate's id (role affiliate).")
+    ] = None,
+    advertiser: Annotated[
+        int | None, typer.Option("--advertiser", help="The advertiser's id (role advertiser).")
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Add a user who signs in at /login. Without --password-stdin a password is generated and
+    printed once."""
+    from clickback.core.accounts import Role
+    from clickback.service.accounts import AccountError
+
+    try:
+        chosen = Role(role)
+    except ValueError:
+        raise typer.BadParameter("manager, affiliate or advertiser", param_hint="--role") from None
+    # The first line only: a newline typed or piped after it is no part of the password.
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+
+    async def add(db: Database) -> tuple[dict[str, Any], str | None]:
+        return await _accounts(db).add_user(
+            login, chosen, affiliate_id=affiliate, advertiser_id=advertiser, password=password
+        )
+
+    try:
+        user, generated = with_db(load_settings(), add)
+    except (AccountError, admin.NotFound) as exc:
+        raise StartupError(str(exc)) from None
+    tenant = (
+        f" of affiliate {affiliate}" if affiliate else f" of advertiser {advertiser}" if advertiser else ""
+    )
+    console.print(f"user {escape(user['login'])}: {user['role']}{tenant}")
+    if generated:
+        console.print(f"password: {generated}  (shown once: keep it now)")
+
+
+def _on_user(work: Callable[["Accounts"], Awaitable[T]]) -> T:
+    """`work` on the accounts of the configured database; a login that is nobody's, said plainly."""
+    from clickback.service.accounts import AccountError
+
+    try:
+        return with_db(load_settings(), lambda db: work(_accounts(db)))
+    except AccountError as exc:
+        raise StartupError(str(exc)) from None
+
+
+Login = Annotated[str, typer.Argument(help="The user's login.")]
+
+
+@user_app.command("key")
+def user_key(login: Login) -> None:
+    """A new API key for the user, with the user's access. Printed once: only its hash is kept."""
+    console.print(_on_user(lambda accounts: accounts.new_key(login)), highlight=False)
+
+
+@user_app.command("revoke-keys")
+def user_revoke_keys(login: Login) -> None:
+    """Every API key of the user stops working now (a key that leaked: revoke, then `user key`)."""
+    count = _on_user(lambda accounts: accounts.revoke_keys(login))
+    console.print(f"{count} key{'s' * (count != 1)} revoked")
+
+
+@user_app.command("deactivate")
+def user_deactivate(login: Login) -> None:
+    """The user can no longer sign in; their sessions end and their keys stop working."""
+    _on_user(lambda accounts: accounts.set_active(login, False))
+    console.print(f"{escape(login)} deactivated")
+
+
+@user_app.command("activate")
+def user_activate(login: Login) -> None:
+    """Undo `deactivate` (keys not revoked work again)."""
+    _on_user(lambda accounts: accounts.set_active(login, True))
+    console.print(f"{escape(login)} active")
+
+
+@user_app.command("password")
+def user_password(
+    login: Login,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """A new password for the user (generated and printed once unless --password-stdin); the
+    user's browser sessions end."""
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    generated = _on_user(lambda accounts: accounts.new_password(login, password))
+    console.print(f"password: {generated}  (shown once: keep it now)" if generated else "password changed")
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """Every user: login, role, tenant, whether active, API keys not revoked."""
+    table = Table("login", "role", "tenant", "active", "keys", "created")
+    for u in _on_user(lambda accounts: accounts.users()):
+        tenant = f"affiliate {u['affiliate_id']}" if u["affiliate_id"] else ""
+        tenant = tenant or (f"advertiser {u['advertiser_id']}" if u["advertiser_id"] else "")
+        active = "yes" if u["active"] else "no"
+        table.add_row(
+            escape(u["login"]), u["role"], tenant, active, str(u["keys"]), f"{u['created_at']:%Y-%m-%d}"
+        )
+    console.print(table)
 
 
 @fx_app.command("set")

@@ -134,6 +134,8 @@ class Settings(BaseSettings):
     # zone are exact too, from hours or the raw tables, and slower. A zone added later counts
     # from its next local midnight on.
     report_zones: str = Field(default="UTC", max_length=1000)
+    # How long a browser session lasts after signing in (docs/access.md); signing out ends it sooner.
+    session_hours: float = Field(default=12, gt=0, le=24 * 30)
 
     @field_validator("data_dir")
     @classmethod

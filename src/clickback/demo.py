@@ -1,7 +1,7 @@
-"""Demo data for a newcomer: one advertiser, a casino and a sportsbook offer with their vertical's
-preset deals, two affiliates, four tracking links with what their traffic costs, and a week of
-clicks and player postbacks (registrations, deposits, NGR) sent through the real click and
-postback paths."""
+"""Demo data for a newcomer: a manager who signs in, one advertiser, a casino and a sportsbook
+offer with their vertical's preset deals, two affiliates, four tracking links with what their
+traffic costs, and a week of clicks and player postbacks (registrations, deposits, NGR) sent
+through the real click and postback paths."""
 
 import json
 import random
@@ -9,6 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 from urllib.parse import urlencode
 
+from clickback.core.accounts import Role
 from clickback.core.clicks import ClickRequest, ClickTaken, take_click
 from clickback.core.cost import CostKind, CostModel, stored
 from clickback.core.intake import RawPostback
@@ -27,6 +28,8 @@ DEMO_AGENTS = (
     "Chrome/124.0.0.0 Safari/537.36",
 )
 DEMO_DAYS = 7
+# The demo's first manager; its generated password is printed once.
+DEMO_MANAGER = "admin"
 CLICKS_PER_DAY = 60
 
 
@@ -77,7 +80,9 @@ async def seed(runtime: Runtime) -> list[str]:
     await runtime.catalog.reload()
     await _traffic(runtime, [link["code"] for link in links], adv["token"])
     public = runtime.settings.public_url.rstrip("/")
+    manager, password = await runtime.accounts.add_user(DEMO_MANAGER, Role.MANAGER)
     return [
+        f"manager: sign in at {public}/login as {manager['login']}, password {password} (shown once)",
         f"advertiser {adv['name']}: postback token {adv['token']}",
         *(f"tracking link {public}/c/{link['code']}" for link in links),
     ]

@@ -5,6 +5,7 @@ import contextlib
 import logging
 import os
 import sys
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -16,6 +17,7 @@ from clickback.delivery import linkcheck
 from clickback.delivery.dispatcher import Dispatcher, Policy
 from clickback.delivery.sender import Sender
 from clickback.enrich import Enricher
+from clickback.service.accounts import Accounts
 from clickback.service.catalog_cache import CatalogCache
 from clickback.service.clickwriter import ClickWriter
 from clickback.service.clock import utcnow
@@ -73,6 +75,7 @@ class Runtime:
         if self.dispatcher is not None:
             self.postbacks.on_outbound = self.dispatcher.wake
         self.link_checks = link_checks_for(settings, self.db, codec)
+        self.accounts = Accounts(self.db, utcnow, timedelta(hours=settings.session_hours))
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:

@@ -270,12 +270,14 @@ class Tester:
                 return None
             await asyncio.sleep(min(WAIT_POLL_SECONDS, left))
 
+    async def offer_of(self, click_id: str) -> int:
+        """The offer a test click is of (the API shows an advertiser their own offers' only)."""
+        return int((await self._click_row(click_id))["offer_id"])
+
     async def _click_row(self, click_id: str) -> dict[str, Any]:
         row = await store.test_click(self._db, click_id)
         if row is None:
-            raise Problem(
-                f"no test click {click_id!r}: create one with POST /api/tester/clicks", not_found=True
-            )
+            raise no_test_click(click_id)
         return row
 
     def _described(self, catalog: Catalog, row: Mapping[str, Any]) -> TestClick:
@@ -309,6 +311,10 @@ class Tester:
             guide.postback_url.replace("{click_id}", click_id),
             {e.event: e.url.replace("{click_id}", click_id) for e in guide.examples},
         )
+
+
+def no_test_click(click_id: str) -> Problem:
+    return Problem(f"no test click {click_id!r}: create one with POST /api/tester/clicks", not_found=True)
 
 
 def _link_for(catalog: Catalog, offer_id: int, affiliate_id: int | None) -> Link:

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Date,
     DateTime,
@@ -750,4 +751,69 @@ link_check_due = Table(
     metadata,
     Column("offer_id", ForeignKey("offers.id"), primary_key=True),
     Column("due_at", UtcDateTime, nullable=False),
+)
+
+# Accounts (ADR 16, docs/access.md): people who sign in, each a manager or one affiliate's or
+# advertiser's user. Only an argon2id hash of a password is kept.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("login", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("affiliate_id", ForeignKey("affiliates.id"), nullable=True),
+    Column("advertiser_id", ForeignKey("advertisers.id"), nullable=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("created_at", UtcDateTime, nullable=False),
+    # core.accounts.tenant_problem, held by the database too: no user of two tenants, or of none.
+    CheckConstraint(
+        "(role = 'manager' AND affiliate_id IS NULL AND advertiser_id IS NULL)"
+        " OR (role = 'affiliate' AND affiliate_id IS NOT NULL AND advertiser_id IS NULL)"
+        " OR (role = 'advertiser' AND advertiser_id IS NOT NULL AND affiliate_id IS NULL)",
+        name="ck_users_tenant",
+    ),
+)
+
+# A user's API keys: found by their public prefix, checked against the SHA-256 of the whole key
+# (core.accounts: a random key needs no slow hash). Revoked ones are kept, for the record.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", ForeignKey("users.id"), nullable=False, index=True),
+    Column("prefix", String(16), nullable=False, unique=True),
+    Column("key_hash", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    # Written at most once a minute a key: a write on every API call would queue on SQLite's lock.
+    Column("last_used_at", UtcDateTime, nullable=True),
+    Column("revoked_at", UtcDateTime, nullable=True),
+)
+
+# Browser sessions, server-side so that logging out (or deactivating a user) ends them on every
+# node at once. The cookie holds a token; only its SHA-256 is kept. The CSRF token of the
+# session's forms is no secret from its own browser, so it is kept as it is.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("user_id", ForeignKey("users.id"), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False, index=True),
+)
+
+# Failed logins of the last window (core.accounts.LOGIN_WINDOW), counted per login and per
+# address: in the database, so that every worker and node counts the same failures.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("login", String(64), nullable=False),
+    Column("ip", String(45), nullable=False),
+    Column("failed_at", UtcDateTime, nullable=False),
+    Index(None, "login", "failed_at"),
+    Index(None, "ip", "failed_at"),
+    Index(None, "failed_at"),
 )

@@ -24,6 +24,14 @@ from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from clickback.core import costimport, integration, placements
+from clickback.core.accounts import (
+    COMMISSION_EVENTS,
+    EARNINGS_FIELDS,
+    NETWORK_METRICS,
+    REVENUE_FIELDS,
+    Principal,
+    Role,
+)
 from clickback.core.activity import ActivityQuery
 from clickback.core.addresses import parse_networks
 from clickback.core.commission import DealKind, Tier, TierBasis
@@ -35,6 +43,9 @@ from clickback.core.lifecycle import Status
 from clickback.core.model import EVERY_AFFILIATE
 from clickback.core.outbound import mask_url
 from clickback.core.reasons import BY_CODE, Reason
+from clickback.core.reporting import (
+    ALIASES as REPORT_ALIASES,
+)
 from clickback.core.reporting import (
     BASIS_NOTES,
     DIMENSIONS,
@@ -53,7 +64,7 @@ from clickback.service import outbound as outbound_service
 from clickback.service.clock import utcnow
 from clickback.service.diagnosis import diagnose
 from clickback.service.runtime import Runtime
-from clickback.service.tester import Problem, TestClick, TestPostback, Trace
+from clickback.service.tester import Problem, TestClick, TestPostback, Trace, no_test_click
 from clickback.store import (
     activity,
     admin,
@@ -74,6 +85,7 @@ from clickback.store.diagnosis import Scope
 from clickback.web import activity as web_activity
 from clickback.web import reporting
 from clickback.web import schemas as s
+from clickback.web.access import Who, owned, scoped
 
 MAX_REPORT_DAYS = MAX_DAYS
 # Paths under /api that need no key: web/guard.py checks it on every other one.
@@ -81,7 +93,11 @@ DOCS_PATH = "/docs"
 OPENAPI_PATH = "/openapi.json"
 DOCS_ASSETS = "/docs-assets"
 PUBLIC_PATHS = (DOCS_PATH, OPENAPI_PATH, DOCS_ASSETS + "/")
-_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <CLICKBACK_API_KEY>")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="Authorization: Bearer <key>: CLICKBACK_API_KEY (a manager's), or a user's own key "
+    "(`clickback user key LOGIN`), which reaches what the user's role may (docs/access.md)",
+)
 _header = APIKeyHeader(name="X-API-Key", auto_error=False)
 T = TypeVar("T")
 
@@ -99,7 +115,9 @@ def create_api(runtime: Runtime) -> FastAPI:
         version="0.1.0",
         description="Manage advertisers, offers, affiliates, tracking links, deals and exchange "
         "rates; read the postback log, conversions, reports, the commission ledger, statements and "
-        "player value. Every call needs the API key.",
+        "player value. Every call needs an API key: CLICKBACK_API_KEY or a manager's reach "
+        "everything; an affiliate's or advertiser's key only the routes open to them, and there "
+        "their own rows (docs/access.md).",
         openapi_url=OPENAPI_PATH,
         docs_url=None,  # served below, with the policy its page needs
         redoc_url=None,
@@ -239,13 +257,15 @@ def create_api(runtime: Runtime) -> FastAPI:
         return offer_out(await changed(row))
 
     @api.get("/offers", tags=["offers"])
-    async def list_offers(q: Annotated[s.OffersQuery, Query()]) -> s.Page[s.OfferOut]:
+    async def list_offers(q: Annotated[s.OffersQuery, Query()], who: Who) -> s.Page[s.OfferOut]:
         """Oldest first."""
-        return page_out(await admin.list_page(db, "offers", q.values(), q.cursor, q.limit), offer_out)
+        page = await admin.list_page(db, "offers", scoped(who, q.values()), q.cursor, q.limit)
+        return page_out(page, offer_out)
 
     @api.get("/offers/{item_id}", tags=["offers"])
-    async def get_offer(item_id: s.Id) -> s.OfferOut:
-        return offer_out(await admin.get(db, "offers", item_id))
+    async def get_offer(item_id: s.Id, who: Who) -> s.OfferOut:
+        row = await admin.get(db, "offers", item_id)
+        return offer_out(owned(who, row, f"offers {item_id}", tenant="advertiser_id"))
 
     @api.put("/offers/{item_id}/attribution", tags=["offers"])
     async def set_offer_attribution(item_id: s.Id, body: s.AttributionIn) -> s.OfferOut:
@@ -303,13 +323,15 @@ def create_api(runtime: Runtime) -> FastAPI:
         return link_out(await changed(row))
 
     @api.get("/links", tags=["links"])
-    async def list_links(q: Annotated[s.LinksQuery, Query()]) -> s.Page[s.LinkOut]:
+    async def list_links(q: Annotated[s.LinksQuery, Query()], who: Who) -> s.Page[s.LinkOut]:
         """Oldest first."""
-        return page_out(await admin.list_page(db, "links", q.values(), q.cursor, q.limit), link_out)
+        page = await admin.list_page(db, "links", scoped(who, q.values()), q.cursor, q.limit)
+        return page_out(page, link_out)
 
     @api.get("/links/{item_id}", tags=["links"])
-    async def get_link(item_id: s.Id) -> s.LinkOut:
-        return link_out(await admin.get(db, "links", item_id))
+    async def get_link(item_id: s.Id, who: Who) -> s.LinkOut:
+        row = await admin.get(db, "links", item_id)
+        return link_out(owned(who, row, f"links {item_id}", tenant="affiliate_id"))
 
     @api.put("/links/{item_id}/cost", tags=["links"])
     async def set_link_cost(item_id: s.Id, body: s.CostIn) -> s.LinkOut:
@@ -388,20 +410,20 @@ def create_api(runtime: Runtime) -> FastAPI:
     status_route("affiliates", lambda r: s.AffiliateOut(**r))
     status_route("links", link_out)
 
-    def offer_guide(item_id: int) -> integration.Guide:
+    def offer_guide(item_id: int, who: Principal) -> integration.Guide:
         catalog = runtime.catalog.current
         offer = catalog.offers.get(item_id)
-        if offer is None:
+        if offer is None or not who.owns(advertiser_id=offer.advertiser_id):
             raise admin.NotFound(f"offers {item_id} does not exist")
         advertiser = catalog.advertisers[offer.advertiser_id]
         return integration.guide(public, advertiser, offer, catalog.names_of(advertiser.id))
 
     @api.get("/offers/{item_id}/integration", tags=["offers"])
-    async def get_integration(item_id: s.Id) -> s.IntegrationOut:
+    async def get_integration(item_id: s.Id, who: Who) -> s.IntegrationOut:
         """The integration guide to give the advertiser's developer: the postback URL with the
         token, every parameter and its aliases, an example per event of the offer, the status
         words, the refusal reasons, and the URL in the macro syntax of common platforms."""
-        g = offer_guide(item_id)
+        g = offer_guide(item_id, who)
         return s.IntegrationOut(
             advertiser=g.advertiser,
             offer=g.offer,
@@ -420,14 +442,14 @@ def create_api(runtime: Runtime) -> FastAPI:
         response_class=PlainTextResponse,
         responses={200: {"content": {"text/markdown": {}}}},
     )
-    async def get_integration_page(item_id: s.Id) -> PlainTextResponse:
+    async def get_integration_page(item_id: s.Id, who: Who) -> PlainTextResponse:
         """The same guide as a Markdown page."""
         return PlainTextResponse(
-            integration.markdown(offer_guide(item_id)), media_type="text/markdown; charset=utf-8"
+            integration.markdown(offer_guide(item_id, who)), media_type="text/markdown; charset=utf-8"
         )
 
     @api.get("/diagnosis", tags=["postback log"])
-    async def get_diagnosis(q: Annotated[s.DiagnosisQuery, Query()]) -> s.DiagnosisOut:
+    async def get_diagnosis(q: Annotated[s.DiagnosisQuery, Query()], who: Who) -> s.DiagnosisOut:
         """What goes wrong with postbacks over a period (default: the last 7 days), for one
         advertiser, one offer or everyone: outcomes, the top refusal reasons with examples, and
         findings (misspelt parameters, platform habits, a jump in refusals, conversions left
@@ -439,12 +461,17 @@ def create_api(runtime: Runtime) -> FastAPI:
             invalid(
                 ("query", "since"), f"since must be before until, at most {s.MAX_DIAGNOSIS_DAYS} days apart"
             )
-        scope = Scope(since, until, q.advertiser_id, q.offer_id)
+        advertiser_id = q.advertiser_id if who.is_manager else who.advertiser_id
+        if q.offer_id is not None:
+            offer = runtime.catalog.current.offers.get(q.offer_id)
+            if offer is None or not who.owns(advertiser_id=offer.advertiser_id):
+                raise admin.NotFound(f"offers {q.offer_id} does not exist")
+        scope = Scope(since, until, advertiser_id, q.offer_id)
         found = await diagnose(db, runtime.catalog.current, scope, now, q.pending_days, q.silent_hours)
         return s.DiagnosisOut(
             since=since,
             until=until,
-            advertiser_id=q.advertiser_id,
+            advertiser_id=advertiser_id,
             offer_id=q.offer_id,
             postbacks=found.summary.total,
             accepted=found.summary.accepted,
@@ -467,9 +494,9 @@ def create_api(runtime: Runtime) -> FastAPI:
 
     # --- postback log, conversions -----------------------------------------------------------
     @api.get("/postbacks", tags=["postback log"])
-    async def list_postbacks(q: Annotated[s.PostbacksQuery, Query()]) -> s.Page[s.PostbackLogOut]:
+    async def list_postbacks(q: Annotated[s.PostbacksQuery, Query()], who: Who) -> s.Page[s.PostbackLogOut]:
         """Every postback received, newest first."""
-        f = postback_log.LogFilter(**q.values(), received=Span(q.since, q.until))
+        f = postback_log.LogFilter(**scoped(who, q.values()), received=Span(q.since, q.until))
         page = await postback_log.list_postbacks(db, f, q.cursor, q.limit)
         return page_out(page, s.PostbackLogOut.model_validate)
 
@@ -478,17 +505,19 @@ def create_api(runtime: Runtime) -> FastAPI:
         tags=["conversions"],
         description=f"Newest first; `from` and `to` select by {postback_log.CONVERSION_TIME.name}.",
     )
-    async def list_conversions(q: Annotated[s.ConversionsQuery, Query()]) -> s.Page[s.ConversionOut]:
-        f = postback_log.ConversionFilter(**q.values(), span=q.span())
+    async def list_conversions(
+        q: Annotated[s.ConversionsQuery, Query()], who: Who
+    ) -> s.Page[s.ConversionOut]:
+        f = postback_log.ConversionFilter(**scoped(who, q.values()), span=q.span())
         page = await postback_log.list_conversions(db, f, q.cursor, q.limit)
-        return page_out(page, s.ConversionOut.model_validate)
+        return page_out(page, lambda row: conversion_out(row, who))
 
     @api.get("/conversions/{conversion_id}", tags=["conversions"])
-    async def get_conversion(conversion_id: s.Id) -> s.ConversionOut:
+    async def get_conversion(conversion_id: s.Id, who: Who) -> s.ConversionOut:
         row = await postback_log.get_conversion(db, conversion_id)
-        if row is None:
+        if row is None or not who.owns(affiliate_id=row["affiliate_id"], advertiser_id=row["advertiser_id"]):
             raise HTTPException(404, f"conversion {conversion_id} does not exist")
-        return s.ConversionOut(**row)
+        return conversion_out(row, who)
 
     # --- the postback tester (ADR 13) --------------------------------------------------------
     tester = runtime.tester
@@ -497,16 +526,26 @@ def create_api(runtime: Runtime) -> FastAPI:
     async def tester_problem(request: Request, exc: Problem) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404 if exc.not_found else 409)
 
+    async def own_test_click(click_id: str, who: Principal) -> None:
+        """An advertiser tests their own offers' clicks: another's reads as no test click."""
+        offer = runtime.catalog.current.offers.get(await tester.offer_of(click_id))
+        if offer is None or not who.owns(advertiser_id=offer.advertiser_id):
+            raise no_test_click(click_id)
+
     @api.post("/tester/clicks", status_code=201, tags=["postback tester"])
-    async def create_test_click(body: s.TestClickIn) -> s.TestClickOut:
+    async def create_test_click(body: s.TestClickIn, who: Who) -> s.TestClickOut:
         """A test click through the real click path, marked as a test: counted in no report,
         statement or commission. Give the advertiser `postback_url` (or an example per event)."""
-        return test_click_out(await tester.click(body.offer_id, body.affiliate_id))
+        offer = runtime.catalog.current.offers.get(body.offer_id)
+        if offer is None or not who.owns(advertiser_id=offer.advertiser_id):
+            raise Problem(f"offers {body.offer_id} does not exist", not_found=True)
+        return test_click_out(await tester.click(body.offer_id, body.affiliate_id), who)
 
     @api.post("/tester/postbacks", tags=["postback tester"])
-    async def fire_test_postback(body: s.TestPostbackIn) -> s.FiredOut:
+    async def fire_test_postback(body: s.TestPostbackIn, who: Who) -> s.FiredOut:
         """A postback for a test click through the real intake, as the advertiser would send it
         (their token, signed if they must sign), and the trace of what became of it."""
+        await own_test_click(body.click_id, who)
         values = body.model_dump(exclude={"click_id"})
         fired = await tester.fire(body.click_id, TestPostback(**values))
         return s.FiredOut(
@@ -514,24 +553,28 @@ def create_api(runtime: Runtime) -> FastAPI:
             parameters=[s.ParameterOut(**asdict(p)) for p in fired.parameters],
             outcome=s.OutcomeOut(**fired.outcome.body()),
             refused=fired.refused,
-            trace=trace_out(fired.trace),
+            trace=trace_out(fired.trace, who),
         )
 
     @api.get("/tester/clicks/{click_id}/trace", tags=["postback tester"])
-    async def get_test_trace(click_id: TestClickId) -> s.TraceOut:
+    async def get_test_trace(click_id: TestClickId, who: Who) -> s.TraceOut:
         """Everything that happened to a test click so far: its postbacks, parameter by
         parameter, its conversions, and what they would earn and announce."""
-        return trace_out(await tester.trace(click_id))
+        await own_test_click(click_id, who)
+        return trace_out(await tester.trace(click_id), who)
 
     @api.get("/tester/clicks/{click_id}/wait", tags=["postback tester"])
-    async def wait_for_test_postback(click_id: TestClickId, q: Annotated[s.WaitQuery, Query()]) -> s.TraceOut:
+    async def wait_for_test_postback(
+        click_id: TestClickId, q: Annotated[s.WaitQuery, Query()], who: Who
+    ) -> s.TraceOut:
         """Listen mode: answers as soon as the postback log holds more than `seen` postbacks for
         the test click (from the advertiser's server, through any clickback process), else after
         `timeout` seconds with `arrived` false."""
+        await own_test_click(click_id, who)
         trace = await tester.wait(click_id, q.timeout, q.seen)
         if trace is None:
-            return trace_out(await tester.trace(click_id)).model_copy(update={"arrived": False})
-        return trace_out(trace)
+            return trace_out(await tester.trace(click_id), who).model_copy(update={"arrived": False})
+        return trace_out(trace, who)
 
     # --- reports -----------------------------------------------------------------------------
     @api.get(
@@ -542,6 +585,7 @@ def create_api(runtime: Runtime) -> FastAPI:
     )
     async def stop_or_scale(
         request: Request,
+        who: Who,
         first: Annotated[date, Query(alias="from", description="The first day, in `zone`.")],
         last: Annotated[date, Query(alias="to", description="The last day, in `zone` (inclusive).")],
         currency: Annotated[s.Currency, Query(description="what every amount is converted into")],
@@ -569,14 +613,20 @@ def create_api(runtime: Runtime) -> FastAPI:
     ) -> Any:
         """Placements to stop (spent enough, losing money) and to scale (a good return, earning
         more than their share of the spend), in one currency; filters as for /reports
-        (docs/reports.md, "Stop or scale")."""
+        (docs/reports.md, "Stop or scale"). An affiliate's placements are their own, judged by
+        their commission."""
         catalog = runtime.catalog.current
+        params = request.query_params.multi_items()
+        if who.role is Role.AFFILIATE:
+            if earnings == "revenue":
+                invalid(("query", "earnings"), "judge your placements by your commission")
+            params = affiliates_report(params, "", who)
         if by in TIME_DIMENSIONS:
             invalid(("query", "by"), "a placement is not a time: sub1…sub5, country, landing_page, …")
 
         async def rows(sort: str) -> tuple[list[tuple[dict[str, str | int], dict[str, object]]], bool]:
             q = reporting.read_query(
-                request.query_params.multi_items(),
+                params,
                 catalog,
                 first=first,
                 last=last,
@@ -625,6 +675,7 @@ def create_api(runtime: Runtime) -> FastAPI:
     @api.get("/reports", tags=["reports"], response_model=s.ReportOut)
     async def report(
         request: Request,
+        who: Who,
         first: Annotated[date, Query(alias="from", description="The first day, in `zone`.")],
         last: Annotated[date, Query(alias="to", description="The last day, in `zone` (inclusive).")],
         group_by: Annotated[
@@ -652,11 +703,15 @@ def create_api(runtime: Runtime) -> FastAPI:
     ) -> Any:
         """Figures by any dimensions, filtered by any (each dimension's name as a parameter,
         repeatable: `affiliate=3&affiliate=4&country=DE&sub1=spring`). Answered from the report
-        rollups where they hold what is asked, else from the raw tables (`source`). docs/reports.md"""
+        rollups where they hold what is asked, else from the raw tables (`source`). An affiliate's
+        report is of their own traffic, without the network's revenue and profit. docs/reports.md"""
         catalog = runtime.catalog.current
+        params = request.query_params.multi_items()
+        if who.role is Role.AFFILIATE:
+            params = affiliates_report(params, sort, who)
         try:
             q = reporting.read_query(
-                request.query_params.multi_items(),
+                params,
                 catalog,
                 first=first,
                 last=last,
@@ -673,7 +728,7 @@ def create_api(runtime: Runtime) -> FastAPI:
                 shown, rows = await reports.stream(db, q, catalog)
                 name = f"report-{q.first.isoformat()}-{q.last.isoformat()}.csv"
                 return StreamingResponse(
-                    reporting.csv_stream(q, shown, rows),
+                    reporting.csv_stream(q, shown, rows, frozenset() if who.is_manager else NETWORK_METRICS),
                     media_type="text/csv; charset=utf-8",
                     headers={"content-disposition": f'attachment; filename="{name}"'},
                 )
@@ -684,7 +739,7 @@ def create_api(runtime: Runtime) -> FastAPI:
         if found.previous is not None:
             before = q.previous()
             previous = {"from": before.first, "to": before.last, "totals": found.previous.metrics()}
-        return s.ReportOut.model_validate(
+        out = s.ReportOut.model_validate(
             {
                 "first": q.first,
                 "last": q.last,
@@ -703,6 +758,7 @@ def create_api(runtime: Runtime) -> FastAPI:
                 "previous": previous,
             }
         )
+        return out if who.is_manager else without_network_figures(out)
 
     @api.get("/reports/refused-clicks", tags=["reports"])
     async def refused_clicks(
@@ -885,10 +941,12 @@ def create_api(runtime: Runtime) -> FastAPI:
 
     # --- commissions ---------------------------------------------------------------------------
     @api.get("/commissions", tags=["commissions"])
-    async def list_commissions(q: Annotated[s.CommissionsQuery, Query()]) -> s.Page[s.CommissionOut]:
+    async def list_commissions(
+        q: Annotated[s.CommissionsQuery, Query()], who: Who
+    ) -> s.Page[s.CommissionOut]:
         """The ledger, newest first: every entry names the conversion that produced it. `from` and
         `to` select by created_at."""
-        f = ledger.EntryFilter(**q.values(), span=q.span())
+        f = ledger.EntryFilter(**scoped(who, q.values()), span=q.span())
         return page_out(await ledger.entries(db, f, q.cursor, q.limit), s.CommissionOut.model_validate)
 
     @api.post("/commissions/settle", tags=["commissions"])
@@ -901,8 +959,11 @@ def create_api(runtime: Runtime) -> FastAPI:
     async def affiliate_statement(
         affiliate_id: s.Id,
         period: Annotated[str, Path(pattern=s.PERIOD)],
+        who: Who,
         format: Literal["json", "csv"] = "json",
     ) -> Any:
+        if not who.owns(affiliate_id=affiliate_id):
+            raise admin.NotFound(f"affiliates {affiliate_id} does not exist")
         await admin.get(db, "affiliates", affiliate_id)
         lines = await statements.statement(
             db, affiliate_id, period, runtime.catalog.current.deals_of(affiliate_id)
@@ -918,17 +979,18 @@ def create_api(runtime: Runtime) -> FastAPI:
         return s.StatementOut(affiliate_id=affiliate_id, period=period, lines=out, totals=dict(totals(lines)))
 
     @api.get("/players", tags=["players"])
-    async def list_players(q: Annotated[s.PlayersQuery, Query()]) -> s.Page[s.PlayerOut]:
+    async def list_players(q: Annotated[s.PlayersQuery, Query()], who: Who) -> s.Page[s.PlayerOut]:
         """Player value: deposits, NGR and CPA commission per player, in the deal's currency; oldest
         player first. `from` and `to` select by first_seen_at."""
-        f = statements.PlayerFilter(**q.values(), span=q.span())
+        f = statements.PlayerFilter(**scoped(who, q.values()), span=q.span())
         return page_out(await statements.player_values(db, f, q.cursor, q.limit), s.PlayerOut.model_validate)
 
     @api.get("/players/cohorts", tags=["players"])
-    async def player_cohorts(q: Annotated[s.PlayerFilters, Query()]) -> list[s.CohortOut]:
+    async def player_cohorts(q: Annotated[s.PlayerFilters, Query()], who: Who) -> list[s.CohortOut]:
         """Player value by registration month (else first postback's), of the players the filters
         of /players select; FTDs count first deposits still pending or approved."""
-        rows = await statements.cohorts(db, statements.PlayerFilter(**q.values(), span=q.span()))
+        f = statements.PlayerFilter(**scoped(who, q.values()), span=q.span())
+        rows = await statements.cohorts(db, f)
         return [s.CohortOut(**r) for r in rows]
 
     # --- outbound postbacks ------------------------------------------------------------------
@@ -944,9 +1006,11 @@ def create_api(runtime: Runtime) -> FastAPI:
         return template_out(await changed(row))
 
     @api.post("/outbound/templates", status_code=201, tags=["outbound postbacks"])
-    async def create_template(body: s.OutboundTemplateIn) -> s.OutboundTemplateOut:
+    async def create_template(body: s.OutboundTemplateIn, who: Who) -> s.OutboundTemplateOut:
         """An affiliate's outbound postback: sent when a conversion of theirs (of the offer, event
         and statuses named) is recorded or changes status."""
+        if not who.owns(affiliate_id=body.affiliate_id):
+            raise admin.NotFound(f"affiliates {body.affiliate_id} does not exist")
         allow = runtime.settings.outbound_allowlist
         given = body.model_dump()
         return await template_saved(
@@ -955,18 +1019,33 @@ def create_api(runtime: Runtime) -> FastAPI:
 
     @api.get("/outbound/templates", tags=["outbound postbacks"])
     async def list_templates(
-        q: Annotated[s.OutboundTemplatesQuery, Query()],
+        q: Annotated[s.OutboundTemplatesQuery, Query()], who: Who
     ) -> s.Page[s.OutboundTemplateOut]:
         """Oldest first."""
-        return page_out(await outbound.list_templates(db, q.values(), q.cursor, q.limit), template_out)
+        page = await outbound.list_templates(db, scoped(who, q.values()), q.cursor, q.limit)
+        return page_out(page, template_out)
 
     @api.get("/outbound/templates/{item_id}", tags=["outbound postbacks"])
-    async def get_template(item_id: s.Id) -> s.OutboundTemplateOut:
-        return template_out(await outbound.get_template(db, item_id))
+    async def get_template(item_id: s.Id, who: Who) -> s.OutboundTemplateOut:
+        row = await outbound.get_template(db, item_id)
+        return template_out(owned(who, row, f"outbound template {item_id}", tenant="affiliate_id"))
+
+    async def own_template(item_id: int, who: Principal) -> None:
+        # A template's affiliate never changes: checked once, it stays theirs for the change.
+        if not who.is_manager:
+            owned(
+                who,
+                await outbound.get_template(db, item_id),
+                f"outbound template {item_id}",
+                tenant="affiliate_id",
+            )
 
     @api.patch("/outbound/templates/{item_id}", tags=["outbound postbacks"])
-    async def change_template(item_id: s.Id, body: s.OutboundTemplateChange) -> s.OutboundTemplateOut:
+    async def change_template(
+        item_id: s.Id, body: s.OutboundTemplateChange, who: Who
+    ) -> s.OutboundTemplateOut:
         """The fields given replace the stored ones (offer_id null: every offer; secret: a new key)."""
+        await own_template(item_id, who)
         given = body.model_dump(exclude_unset=True)
         for name, value in given.items():
             if value is None and name not in ("offer_id", "body_format", "secret"):
@@ -977,14 +1056,16 @@ def create_api(runtime: Runtime) -> FastAPI:
         )
 
     @api.put("/outbound/templates/{item_id}/status", tags=["outbound postbacks"])
-    async def set_template_status(item_id: s.Id, body: s.StatusIn) -> s.OutboundTemplateOut:
+    async def set_template_status(item_id: s.Id, body: s.StatusIn, who: Who) -> s.OutboundTemplateOut:
         """Pause (nothing is queued for it) or activate."""
+        await own_template(item_id, who)
         row = await outbound.change_template(db, item_id, {"status": body.status}, utcnow())
         return template_out(await changed(row))
 
     @api.delete("/outbound/templates/{item_id}", status_code=204, tags=["outbound postbacks"])
-    async def delete_template(item_id: s.Id) -> Response:
+    async def delete_template(item_id: s.Id, who: Who) -> Response:
         """Deliveries already queued for it are still sent."""
+        await own_template(item_id, who)
         await outbound.delete_template(db, item_id)
         await runtime.catalog.reload()
         return Response(status_code=204)
@@ -993,14 +1074,16 @@ def create_api(runtime: Runtime) -> FastAPI:
         return s.DeliveryOut(**(row | {"url": mask_url(row["url"])}))
 
     @api.get("/outbound/deliveries", tags=["outbound postbacks"])
-    async def list_deliveries(q: Annotated[s.DeliveriesQuery, Query()]) -> s.Page[s.DeliveryOut]:
+    async def list_deliveries(q: Annotated[s.DeliveriesQuery, Query()], who: Who) -> s.Page[s.DeliveryOut]:
         """Newest first."""
-        return page_out(await outbound.list_deliveries(db, q.values(), q.cursor, q.limit), delivery_out)
+        page = await outbound.list_deliveries(db, scoped(who, q.values()), q.cursor, q.limit)
+        return page_out(page, delivery_out)
 
     @api.get("/outbound/deliveries/{item_id}", tags=["outbound postbacks"])
-    async def get_delivery(item_id: s.Id) -> s.DeliveryOut:
+    async def get_delivery(item_id: s.Id, who: Who) -> s.DeliveryOut:
         """With every attempt: time, URL, HTTP status, latency, the reply's first bytes, the error."""
-        return delivery_out(await outbound.get_delivery(db, item_id))
+        row = await outbound.get_delivery(db, item_id)
+        return delivery_out(owned(who, row, f"delivery {item_id}", tenant="affiliate_id"))
 
     @api.post("/outbound/deliveries/{item_id}/replay", tags=["outbound postbacks"])
     async def replay_delivery(item_id: s.Id) -> s.ReplayOut:
@@ -1084,16 +1167,77 @@ def create_api(runtime: Runtime) -> FastAPI:
     return api
 
 
-def test_click_out(c: TestClick) -> s.TestClickOut:
-    return s.TestClickOut(**{f.name: getattr(c, f.name) for f in fields(c)})
+def conversion_out(row: dict[str, Any], who: Principal) -> s.ConversionOut:
+    """A conversion; an advertiser's without what its affiliate earns (the deal's amount), an
+    affiliate's without what the advertiser pays for it (the network's revenue)."""
+    if who.role is Role.ADVERTISER:
+        row = row | dict.fromkeys(EARNINGS_FIELDS)
+        if row["event"] in COMMISSION_EVENTS:
+            row |= dict.fromkeys(REVENUE_FIELDS)
+    elif who.role is Role.AFFILIATE:
+        row = row | dict.fromkeys(REVENUE_FIELDS)
+    return s.ConversionOut.model_validate(row)
 
 
-def trace_out(trace: Trace) -> s.TraceOut:
+def affiliates_report(params: list[tuple[str, str]], sort: str, who: Principal) -> list[tuple[str, str]]:
+    """An affiliate's report parameters: their own traffic whatever the filters say, sorted by
+    nothing they may not see."""
+    hidden = {key.strip().lstrip("-") for key in sort.split(",")} & NETWORK_METRICS
+    if hidden:
+        invalid(("query", "sort"), f"{', '.join(sorted(hidden))}: not among your report's metrics")
+    kept = [(k, v) for k, v in params if REPORT_ALIASES.get(k, k) != "affiliate"]
+    return [*kept, ("affiliate", str(who.affiliate_id))]
+
+
+def without_network_figures(out: s.ReportOut) -> s.ReportOut:
+    blank: dict[str, Any] = {key: {} for key in NETWORK_METRICS}
+    rows = [row.model_copy(update=blank) for row in out.rows]
+    previous = out.previous and out.previous.model_copy(
+        update={"totals": out.previous.totals.model_copy(update=blank)}
+    )
+    return out.model_copy(
+        update={"rows": rows, "totals": out.totals.model_copy(update=blank), "previous": previous}
+    )
+
+
+def test_click_out(c: TestClick, who: Principal) -> s.TestClickOut:
+    out = s.TestClickOut(**{f.name: getattr(c, f.name) for f in fields(c)})
+    # A link's code makes clicks that count for its affiliate: the affiliate's, not an advertiser's.
+    return out if who.role is not Role.ADVERTISER else out.model_copy(update={"link_code": ""})
+
+
+# What an advertiser's trace shows of the commission: nothing (what the affiliate earns is theirs).
+HIDDEN_COMMISSION = s.CommissionPreviewOut(
+    deal="",
+    currency="",
+    cpa_amount=None,
+    cpa_qualified=False,
+    cpa_explanation="not shown to advertisers",
+    revshare_percent=None,
+    revshare_ngr=Decimal(0),
+    revshare_ftds=0,
+    revshare_earnings=None,
+)
+
+
+def trace_out(trace: Trace, who: Principal) -> s.TraceOut:
+    out = _trace_out(trace, who)
+    if who.role is not Role.ADVERTISER:
+        return out
+    # Without what the affiliate earns, or what their tracker is told.
+    hidden: dict[str, Any] = {"deal_amount": None, "deal_currency": None, "outbound": []}
+    conversions = [c.model_copy(update=hidden) for c in out.conversions]
+    return out.model_copy(
+        update={"conversions": conversions, "commission": HIDDEN_COMMISSION, "cpa_outbound": []}
+    )
+
+
+def _trace_out(trace: Trace, who: Principal) -> s.TraceOut:
     def outbound(previews: Sequence[OutboundPreview]) -> list[s.OutboundPreviewOut]:
         return [s.OutboundPreviewOut(**asdict(o)) for o in previews]
 
     return s.TraceOut(
-        click=test_click_out(trace.click),
+        click=test_click_out(trace.click, who),
         postbacks=[
             s.LoggedPostbackOut(
                 **{f.name: getattr(p, f.name) for f in fields(p) if f.name != "parameters"},

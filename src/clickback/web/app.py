@@ -7,12 +7,13 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clickback.config import Settings
 from clickback.service.runtime import Runtime
-from clickback.web import ops, pixel, tracking
+from clickback.web import login, ops, pixel, tracking
+from clickback.web.access import route_access
 from clickback.web.api import PUBLIC_PATHS, create_api
 from clickback.web.guard import ApiGuard
 from clickback.web.headers import SecurityHeaders
@@ -32,6 +33,11 @@ class ClickbackApp:
         self._rest = rest
         # For web/server.py, which answers most clicks without an ASGI call.
         self.answer_click = tracking.click_answerer(runtime)
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        """The routes beside the tracking paths (the access matrix test reads them)."""
+        return self._rest.routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -84,13 +90,15 @@ def create_app(settings: Settings | None = None) -> ClickbackApp:
         finally:
             await runtime.stop()
 
-    api = ApiGuard(create_api(runtime), runtime.settings.api_token, PUBLIC_PATHS)
+    fastapi = create_api(runtime)
+    api = ApiGuard(fastapi, runtime.settings.api_token, PUBLIC_PATHS, runtime.accounts, route_access(fastapi))
     app = Starlette(
         routes=[
             Route("/healthz", tracking.healthz),
             Route("/metrics", ops.metrics),
             Route("/readyz", tracking.readyz_endpoint(runtime)),
             Mount("/api", app=api),
+            *login.routes(runtime),
         ],
         middleware=[Middleware(SecurityHeaders)],
         lifespan=lifespan,

@@ -1,23 +1,41 @@
-"""The JSON API's door: the key and the body's size are checked before FastAPI reads anything."""
+"""The JSON API's door: who the key is, whether they may call the route, and the body's size,
+all checked before FastAPI reads anything."""
 
 import hmac
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from clickback.core.accounts import BOOTSTRAP, MAX_KEY_LEN, Access, Principal
 from clickback.core.limits import MAX_API_BODY_BYTES
+from clickback.service.accounts import Accounts
 from clickback.web.tracking import read_capped
+
+log = logging.getLogger(__name__)
 
 
 class ApiGuard:
     """Wraps the mounted API. FastAPI reads a request's whole body before any dependency runs, so
     a key checked there let anyone make a worker hold bodies of any size (five 20 MB bodies: +290
-    MB). Here the key comes from the headers, then the body is read up to its cap and handed on."""
+    MB). Here who the key is (web/access.py: and whether their role may call the route) comes
+    from the headers, then the body is read up to its cap and handed on."""
 
-    def __init__(self, api: ASGIApp, key: str, public: Iterable[str]) -> None:
+    def __init__(
+        self,
+        api: ASGIApp,
+        key: str,
+        public: Iterable[str],
+        accounts: Accounts,
+        access: Callable[[Scope], Access | None],
+    ) -> None:
         self._api = api
+        # CLICKBACK_API_KEY: the bootstrap manager's, checked without the database.
         self._key = key.encode()
+        self._accounts = accounts
+        self._access = access
         # Paths under the mount that need no key (the docs); one ending in "/" is a prefix.
         public = tuple(public)
         self._public = frozenset(p for p in public if not p.endswith("/"))
@@ -29,10 +47,25 @@ class ApiGuard:
             await self._api(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        if not hmac.compare_digest(given_key(headers), self._key):
+        try:
+            who = await self._who(given_key(headers))
+        except (SQLAlchemyError, OSError) as exc:
+            # A user's key needs the database: gone, it is a 503 to retry, as the API's own.
+            log.warning("API key not checked: %s", type(exc).__name__)
+            detail = "the database cannot be reached right now: nothing was changed; retry"
+            await _refusal(503, detail, {"retry-after": "1"})(scope, receive, send)
+            return
+        if who is None:
             refusal = _refusal(401, "missing or wrong API key", {"WWW-Authenticate": "Bearer"})
             await refusal(scope, receive, send)
             return
+        access = self._access(scope)
+        if access is not None and not who.may(access):
+            # The route exists for everyone (the OpenAPI document lists it): a 403 leaks nothing.
+            await _refusal(403, f"this route is not open to the {who.role.value} role")(scope, receive, send)
+            return
+        # For the routes (web/access.principal): Starlette's request.state reads scope["state"].
+        scope["state"] = {**scope.get("state", {}), "principal": who}
         body = await read_capped(headers, receive, MAX_API_BODY_BYTES)
         if not body.complete:
             return  # the client went away: half a request is not one
@@ -40,6 +73,18 @@ class ApiGuard:
             await _refusal(413, f"the request body is over {MAX_API_BODY_BYTES} bytes")(scope, receive, send)
             return
         await self._api(scope, _replay(body.data, receive), send)
+
+    async def _who(self, key: bytes) -> Principal | None:
+        """The bootstrap manager for CLICKBACK_API_KEY, a user for one of theirs, else None."""
+        if hmac.compare_digest(key, self._key):
+            return BOOTSTRAP
+        if not key or len(key) > MAX_KEY_LEN:
+            return None
+        try:
+            text = key.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+        return await self._accounts.by_key(text)
 
 
 def _route_path(scope: Scope) -> str:

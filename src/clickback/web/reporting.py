@@ -103,18 +103,22 @@ def _time_header(name: str, q: ReportQuery) -> str:
     return f"{name} in {q.zone} by {q.basis.value} date"
 
 
-def csv_header(q: ReportQuery, currencies: Iterable[str]) -> list[str]:
+def csv_header(q: ReportQuery, currencies: Iterable[str], hidden: frozenset[str] = frozenset()) -> list[str]:
     """The dimensions (a time one named with its zone and date basis; a period column when none
     is grouped by), the counts, then each money metric per currency, then the ratios."""
     head = [_time_header(d, q) if d in TIME_DIMENSIONS else d for d in q.group_by]
     if not any(d in TIME_DIMENSIONS for d in q.group_by):
         head.insert(0, _time_header("period", q))
-    money = [f"{m} {c}" for m in _MONEY_COLUMNS for c in currencies]
+    money = [f"{m} {c}" for m in _MONEY_COLUMNS if m not in hidden for c in currencies]
     return head + list(metrics.COUNTS) + money + list(_RATIOS)
 
 
 def csv_cells(
-    q: ReportQuery, key: Mapping[str, object] | None, figures: Mapping[str, Any], currencies: Iterable[str]
+    q: ReportQuery,
+    key: Mapping[str, object] | None,
+    figures: Mapping[str, Any],
+    currencies: Iterable[str],
+    hidden: frozenset[str] = frozenset(),
 ) -> list[str]:
     timed = any(d in TIME_DIMENSIONS for d in q.group_by)
     if key is None:
@@ -124,7 +128,7 @@ def csv_cells(
             csv_cell(key[d]) for d in q.group_by
         ]
     cells += [csv_cell(figures[m]) for m in metrics.COUNTS]
-    for m in _MONEY_COLUMNS:
+    for m in (m for m in _MONEY_COLUMNS if m not in hidden):
         amounts = figures[m] or {}
         cells += [csv_cell(amounts.get(c, Decimal(0))) for c in currencies]
     cells += ["" if figures[m] is None else f"{figures[m]:.6f}" for m in _RATIOS]
@@ -132,21 +136,25 @@ def csv_cells(
 
 
 async def csv_stream(
-    q: ReportQuery, currencies: tuple[str, ...], rows: AsyncIterator[tuple[dict[str, str | int], Figures]]
+    q: ReportQuery,
+    currencies: tuple[str, ...],
+    rows: AsyncIterator[tuple[dict[str, str | int], Figures]],
+    hidden: frozenset[str] = frozenset(),
 ) -> AsyncIterator[str]:
-    """The CSV a chunk of rows at a time, the totals (added up as the rows pass) last."""
+    """The CSV a chunk of rows at a time, the totals (added up as the rows pass) last; without
+    the `hidden` metrics' columns (an affiliate's report: core.accounts.NETWORK_METRICS)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(csv_header(q, currencies))
+    writer.writerow(csv_header(q, currencies, hidden))
     totals = Figures()
     n = 0
     async for key, figures in rows:
         totals.add(figures)
-        writer.writerow(csv_cells(q, key, figures.metrics(), currencies))
+        writer.writerow(csv_cells(q, key, figures.metrics(), currencies, hidden))
         n += 1
         if n % 500 == 0:
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
-    writer.writerow(csv_cells(q, None, totals.metrics(), currencies))
+    writer.writerow(csv_cells(q, None, totals.metrics(), currencies, hidden))
     yield buffer.getvalue()

@@ -1,0 +1,152 @@
+"""Signing in and out in a browser (/login, /logout) and the landing page (/): plain Starlette
+routes on the root app, server-rendered, no script. docs/access.md, ADR 16.
+
+CSRF: the sign-in form is checked by double submit (a random cookie set with the form must come
+back as the form's field: another site can post the form but cannot read or set the cookie);
+every form of a signed-in browser carries its session's token, kept with the session."""
+
+import functools
+import hmac
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from jinja2 import Environment, PackageLoader
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from clickback.core.accounts import MAX_LOGIN_LEN, MAX_PASSWORD_LEN, MAX_TOKEN_LEN, new_token
+from clickback.service.accounts import Limited, Refused, Session
+from clickback.service.runtime import Runtime
+from clickback.web.tracking import forwarded_ip, read_capped
+
+SESSION_COOKIE = "cb_session"
+LOGIN_CSRF_COOKIE = "cb_login_csrf"
+# A sign-in or sign-out form: three short fields. Anything longer is no form of ours.
+MAX_FORM_BYTES = 4096
+MAX_FORM_FIELDS = 8
+# Pages load nothing and run nothing; their forms post to this server only.
+PAGE_POLICY = "default-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+@functools.cache
+def _templates() -> Environment:
+    # Built on first use: a worker that serves only clicks never loads a template.
+    return Environment(loader=PackageLoader("clickback.web", "templates"), autoescape=True)
+
+
+def page(name: str, status: int = 200, headers: dict[str, str] | None = None, **values: Any) -> HTMLResponse:
+    html = _templates().get_template(name).render(**values)
+    # Pages of a signed-in person, and the sign-in form's token: no cache keeps either.
+    head = {"content-security-policy": PAGE_POLICY, "cache-control": "no-store"} | (headers or {})
+    return HTMLResponse(html, status, head)
+
+
+async def read_form(request: Request) -> dict[str, str] | None:
+    """The form's fields (the first of each name), or None for a body that is no form of ours."""
+    headers = dict(request.scope["headers"])
+    body = await read_capped(headers, request.receive, MAX_FORM_BYTES)
+    if not body.complete or body.too_large:
+        return None
+    try:
+        pairs = parse_qsl(body.data.decode(), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        form.setdefault(name, value)
+    return form
+
+
+def _same(given: str, expected: str) -> bool:
+    return bool(given and expected) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def routes(runtime: Runtime) -> list[Route]:
+    accounts = runtime.accounts
+    secure = runtime.settings.public_url.lower().startswith("https://")
+    lifetime = math.floor(runtime.settings.session_hours * 3600)
+
+    async def session_of(request: Request) -> Session | None:
+        token = request.cookies.get(SESSION_COOKIE, "")
+        return await accounts.by_session(token) if token and len(token) <= MAX_TOKEN_LEN else None
+
+    def login_form(status: int = 200, problem: str = "", login: str = "", **headers: str) -> Response:
+        csrf = new_token()
+        reply = page("login.html", status, headers, title="Sign in", csrf=csrf, problem=problem, login=login)
+        reply.set_cookie(
+            LOGIN_CSRF_COOKIE, csrf, path="/login", secure=secure, httponly=True, samesite="strict"
+        )
+        return reply
+
+    def home_page(session: Session, status: int = 200, problem: str = "") -> Response:
+        who = session.principal
+        tenant = f"affiliate {who.affiliate_id}" if who.affiliate_id else ""
+        tenant = tenant or (f"advertiser {who.advertiser_id}" if who.advertiser_id else "")
+        values: dict[str, Any] = {"login": who.login, "role": who.role.value, "tenant": tenant}
+        return page(
+            "home.html", status, None, title="clickback", problem=problem, csrf=session.csrf, **values
+        )
+
+    async def home(request: Request) -> Response:
+        session = await session_of(request)
+        return RedirectResponse("/login", 303) if session is None else home_page(session)
+
+    async def login(request: Request) -> Response:
+        if request.method == "GET":
+            if await session_of(request) is not None:
+                return RedirectResponse("/", 303)
+            return login_form()
+        form = await read_form(request)
+        if form is None:
+            return login_form(400, "That was not a sign-in form. Try again.")
+        if not _same(form.get("csrf", "")[:MAX_TOKEN_LEN], request.cookies.get(LOGIN_CSRF_COOKIE, "")):
+            # No cookie, or another one: a form posted from elsewhere, or cookies switched off.
+            return login_form(403, "The form expired or came from elsewhere. Sign in again.")
+        name = form.get("login", "")[: MAX_LOGIN_LEN + 1]
+        password = form.get("password", "")[: MAX_PASSWORD_LEN + 1]
+        peer = request.client.host if request.client else ""
+        forwarded = request.headers.get("x-forwarded-for", "")
+        ip = forwarded_ip(peer, forwarded, runtime.settings.proxy_hops)[:45]
+        outcome = await accounts.sign_in(name, password, ip)
+        shown = name[:MAX_LOGIN_LEN]
+        if isinstance(outcome, Limited):
+            seconds = max(1, math.ceil(outcome.retry_after.total_seconds()))
+            minutes = math.ceil(seconds / 60)
+            problem = f"Too many failed sign-ins. Try again in {minutes} minute{'s' * (minutes != 1)}."
+            return login_form(429, problem, shown, **{"retry-after": str(seconds)})
+        if isinstance(outcome, Refused):
+            return login_form(401, "Wrong login or password.", shown)
+        reply = RedirectResponse("/", 303)
+        reply.set_cookie(
+            SESSION_COOKIE,
+            outcome.token,
+            max_age=lifetime,
+            path="/",
+            secure=secure,
+            httponly=True,
+            samesite="lax",
+        )
+        reply.delete_cookie(LOGIN_CSRF_COOKIE, path="/login", secure=secure, httponly=True, samesite="strict")
+        return reply
+
+    async def logout(request: Request) -> Response:
+        session = await session_of(request)
+        form = await read_form(request)
+        if session is not None:
+            if form is None or not _same(form.get("csrf", "")[:MAX_TOKEN_LEN], session.csrf):
+                return home_page(session, 403, "The form expired or came from elsewhere: still signed in.")
+            await accounts.sign_out(request.cookies.get(SESSION_COOKIE, ""))
+        reply = RedirectResponse("/login", 303)
+        reply.delete_cookie(SESSION_COOKIE, path="/", secure=secure, httponly=True, samesite="lax")
+        return reply
+
+    return [
+        Route("/", home, methods=["GET"]),
+        Route("/login", login, methods=["GET", "POST"]),
+        Route("/logout", logout, methods=["POST"]),
+    ]
