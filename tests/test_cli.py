@@ -276,3 +276,20 @@ def test_user_keys_revoked_passwords_replaced_users_deactivated(tmp_path: Path) 
     assert found is None and type(signed).__name__ == "SignedIn"
     given = runner.invoke(app, ["user", "password", "boss", "--password-stdin"], env=env, input="short\n")
     assert "12 to 256 characters" in str(given.exception)
+
+
+def test_a_users_report_zone_is_set_and_a_wrong_one_refused(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    added = ["user", "add", "--login", "berlin", "--role", "manager", "--zone", "Europe/Berlin"]
+    assert runner.invoke(app, added, env=env).exit_code == 0
+    listed = runner.invoke(app, ["user", "list"], env=env)
+    assert "Europe/Berlin" in listed.output
+    wrong = runner.invoke(app, ["user", "zone", "berlin", "Mars/Olympus"], env=env)
+    assert wrong.exit_code != 0 and "'Mars/Olympus' is no IANA time zone" in str(wrong.exception)
+    moved = runner.invoke(app, ["user", "zone", "berlin", "Asia/Tokyo"], env=env)
+    assert moved.exit_code == 0 and "reports in Asia/Tokyo" in moved.output
+    assert "Asia/Tokyo" in runner.invoke(app, ["user", "list"], env=env).output
+    refused = runner.invoke(
+        app, ["user", "add", "--login", "x", "--role", "manager", "--zone", "Nowhere"], env=env
+    )
+    assert refused.exit_code != 0 and "is no IANA time zone" in str(refused.exception)

@@ -554,6 +554,9 @@ def user_add(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
+    zone: Annotated[
+        str, typer.Option("--zone", help="IANA zone of their reports when a report names none.")
+    ] = "UTC",
 ) -> None:
     """Add a user who signs in at /login. Without --password-stdin a password is generated and
     printed once."""
@@ -569,7 +572,7 @@ def user_add(
 
     async def add(db: Database) -> tuple[dict[str, Any], str | None]:
         return await _accounts(db).add_user(
-            login, chosen, affiliate_id=affiliate, advertiser_id=advertiser, password=password
+            login, chosen, affiliate_id=affiliate, advertiser_id=advertiser, password=password, zone=zone
         )
 
     try:
@@ -610,6 +613,15 @@ def user_revoke_keys(login: Login) -> None:
     console.print(f"{count} key{'s' * (count != 1)} revoked")
 
 
+@user_app.command("zone")
+def user_zone(
+    login: Login, zone: Annotated[str, typer.Argument(help="An IANA zone, e.g. Europe/Berlin.")]
+) -> None:
+    """The zone of the user's reports (days, weeks, hours) when a report names none."""
+    _on_user(lambda accounts: accounts.set_zone(login, zone))
+    console.print(f"{escape(login)}: reports in {escape(zone)}")
+
+
 @user_app.command("deactivate")
 def user_deactivate(login: Login) -> None:
     """The user can no longer sign in; their sessions end and their keys stop working."""
@@ -640,14 +652,20 @@ def user_password(
 
 @user_app.command("list")
 def user_list() -> None:
-    """Every user: login, role, tenant, whether active, API keys not revoked."""
-    table = Table("login", "role", "tenant", "active", "keys", "created")
+    """Every user: login, role, tenant, whether active, report zone, API keys not revoked."""
+    table = Table("login", "role", "tenant", "active", "zone", "keys", "created")
     for u in _on_user(lambda accounts: accounts.users()):
         tenant = f"affiliate {u['affiliate_id']}" if u["affiliate_id"] else ""
         tenant = tenant or (f"advertiser {u['advertiser_id']}" if u["advertiser_id"] else "")
         active = "yes" if u["active"] else "no"
         table.add_row(
-            escape(u["login"]), u["role"], tenant, active, str(u["keys"]), f"{u['created_at']:%Y-%m-%d}"
+            escape(u["login"]),
+            u["role"],
+            tenant,
+            active,
+            escape(u["zone"]),
+            str(u["keys"]),
+            f"{u['created_at']:%Y-%m-%d}",
         )
     console.print(table)
 

@@ -17,6 +17,7 @@ from clickback.web.access import ACCESS
 from clickback.web.guard import ApiGuard
 from tests.conftest import Client, World
 from tests.web.personas import PASSWORD, Keys, add_user, make_keys
+from tests.web.test_reports import link_of, write_click
 
 
 @pytest.fixture
@@ -360,3 +361,27 @@ def test_a_users_key_while_the_database_is_away_is_a_503_to_retry() -> None:
     start, body = asyncio.run(run())
     assert start["status"] == 503 and (b"retry-after", b"1") in start["headers"]
     assert b"retry" in body["body"]
+
+
+def test_a_users_reports_are_in_their_zone_unless_the_request_names_one(
+    client: Client, world: World, keys: Keys
+) -> None:
+    """Issue 13: "any IANA zone per request (and a default per user when users exist)"."""
+    berlin = add_user(client, "berlin", Role.AFFILIATE, affiliate_id=world.alice["id"], zone="Europe/Berlin")
+    # 23:30 UTC yesterday is today in Berlin (+01:00 in winter, +02:00 in summer).
+    late = datetime.combine(datetime.now(UTC).date(), datetime.min.time(), UTC) - timedelta(minutes=30)
+    write_click(client, link_of(client, world.alice_casino), late, sub1="late")
+    days = {
+        "from": (late.date() - timedelta(days=1)).isoformat(),
+        "to": (late.date() + timedelta(days=1)).isoformat(),
+        "group_by": "day",
+    }
+    status, own = get(client, berlin, "/reports", **days)
+    assert status == 200 and isinstance(own, dict)
+    assert own["zone"] == "Europe/Berlin"
+    assert [r["key"]["day"] for r in own["rows"]] == [(late.date() + timedelta(days=1)).isoformat()]
+    status, named = get(client, berlin, "/reports", zone="UTC", **days)
+    assert status == 200 and isinstance(named, dict)
+    assert named["zone"] == "UTC" and [r["key"]["day"] for r in named["rows"]] == [late.date().isoformat()]
+    status, bootstrap = get(client, keys.bootstrap, "/reports", **days)
+    assert status == 200 and isinstance(bootstrap, dict) and bootstrap["zone"] == "UTC"

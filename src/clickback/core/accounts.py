@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from clickback.core.reporting import ReportError, parse_zone
+
 
 class Role(StrEnum):
     MANAGER = "manager"  # everything
@@ -72,6 +74,8 @@ class Principal:
     user_id: int | None = None
     affiliate_id: int | None = None
     advertiser_id: int | None = None
+    # The IANA zone of the user's reports when a request names none.
+    zone: str = "UTC"
 
     @property
     def is_manager(self) -> bool:
@@ -91,6 +95,21 @@ class Principal:
 
 
 BOOTSTRAP = Principal(Role.MANAGER, "CLICKBACK_API_KEY")
+
+
+def zone_problem(zone: str) -> str | None:
+    """A user's report zone: an IANA zone, as a report's `zone` is."""
+    if len(zone) > MAX_ZONE_LEN:
+        return f"a zone is at most {MAX_ZONE_LEN} characters"
+    try:
+        parse_zone(zone)
+    except ReportError as exc:
+        return str(exc)
+    return None
+
+
+# As a report's `zone` parameter, and users.zone.
+MAX_ZONE_LEN = 64
 
 
 def login_problem(login: str) -> str | None:

@@ -26,6 +26,7 @@ from clickback.core.accounts import (
     normal_login,
     password_problem,
     tenant_problem,
+    zone_problem,
 )
 from clickback.store import accounts as rows
 from clickback.store.db import Database
@@ -101,6 +102,7 @@ def _principal(row: dict[str, Any]) -> Principal:
         user_id=row["user_id"],
         affiliate_id=row["affiliate_id"],
         advertiser_id=row["advertiser_id"],
+        zone=row["zone"],
     )
 
 
@@ -118,6 +120,7 @@ class Accounts:
         affiliate_id: int | None = None,
         advertiser_id: int | None = None,
         password: str | None = None,
+        zone: str = "UTC",
     ) -> tuple[dict[str, Any], str | None]:
         """The user, and the password generated for it (None when one was given)."""
         login = normal_login(login)
@@ -125,6 +128,7 @@ class Accounts:
             login_problem(login)
             or tenant_problem(role, affiliate_id, advertiser_id)
             or (password_problem(password) if password is not None else None)
+            or zone_problem(zone)
         )
         if problem:
             raise AccountError(problem)
@@ -139,6 +143,7 @@ class Accounts:
                 advertiser_id=advertiser_id,
                 password_hash=hashed,
                 now=self._clock(),
+                zone=zone,
             )
         except rows.LoginTaken as exc:
             raise AccountError(str(exc)) from None
@@ -160,6 +165,12 @@ class Accounts:
     async def revoke_keys(self, login: str) -> int:
         """Every key of the user stops working at once; how many were revoked."""
         return await rows.revoke_keys(self._db, (await self._user(login))["id"], self._clock())
+
+    async def set_zone(self, login: str, zone: str) -> None:
+        """The zone of the user's reports when a request names none."""
+        if problem := zone_problem(zone):
+            raise AccountError(problem)
+        await rows.set_zone(self._db, (await self._user(login))["id"], zone)
 
     async def set_active(self, login: str, active: bool) -> None:
         """A deactivated user cannot sign in, their sessions end and their keys stop working."""

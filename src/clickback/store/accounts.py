@@ -23,6 +23,7 @@ _USER = (
     users.c.affiliate_id,
     users.c.advertiser_id,
     users.c.active,
+    users.c.zone,
 )
 
 
@@ -35,6 +36,7 @@ async def create_user(
     advertiser_id: int | None,
     password_hash: str,
     now: datetime,
+    zone: str = "UTC",
 ) -> dict[str, Any]:
     if affiliate_id is not None:
         await admin.get(db, "affiliates", affiliate_id)
@@ -48,6 +50,7 @@ async def create_user(
         "password_hash": password_hash,
         "active": True,
         "created_at": now,
+        "zone": zone,
     }
     try:
         async with db.write() as conn:
@@ -84,6 +87,7 @@ async def list_users(db: Database) -> list[dict[str, Any]]:
         users.c.affiliate_id,
         users.c.advertiser_id,
         users.c.active,
+        users.c.zone,
         users.c.created_at,
         keys.label("keys"),
     ).order_by(users.c.login)
@@ -123,6 +127,11 @@ async def revoke_keys(db: Database, user_id: int, now: datetime) -> int:
             .values(revoked_at=now)
         )
     return done.rowcount
+
+
+async def set_zone(db: Database, user_id: int, zone: str) -> None:
+    async with db.write() as conn:
+        await conn.execute(update(users).where(users.c.id == user_id).values(zone=zone))
 
 
 async def set_active(db: Database, user_id: int, active: bool) -> None:

@@ -766,6 +766,8 @@ users = Table(
     Column("password_hash", String(200), nullable=False),
     Column("active", Boolean, nullable=False, server_default=text("true")),
     Column("created_at", UtcDateTime, nullable=False),
+    # The IANA zone of the user's reports when a request names none (migration 0017).
+    Column("zone", String(64), nullable=False, server_default=text("'UTC'")),
     # core.accounts.tenant_problem, held by the database too: no user of two tenants, or of none.
     CheckConstraint(
         "(role = 'manager' AND affiliate_id IS NULL AND advertiser_id IS NULL)"

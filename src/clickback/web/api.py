@@ -107,6 +107,11 @@ TestClickId = Annotated[str, Path(max_length=64, pattern=s.CLICK_ID_PATTERN)]
 
 # Owner filters of the active-players reports, repeatable: `affiliate=3&affiliate=4`.
 Owners = Annotated[list[s.Id] | None, Query(max_length=reporting.MAX_FILTER_VALUES)]
+# A request's zone; none: the user's own (`clickback user zone`), UTC for CLICKBACK_API_KEY.
+Zone = Annotated[
+    str | None,
+    Query(max_length=64, description="IANA time zone of days, weeks and months; default: the user's own"),
+]
 
 
 def create_api(runtime: Runtime) -> FastAPI:
@@ -349,7 +354,8 @@ def create_api(runtime: Runtime) -> FastAPI:
     )
     async def import_spend(
         request: Request,
-        zone: Annotated[str, Query(max_length=64)] = "UTC",
+        who: Who,
+        zone: Zone = None,
         currency: Annotated[s.Currency | None, Query()] = None,
     ) -> s.SpendImportOut:
         """Spend a traffic source reports afterwards, as CSV: `day,link,cost` and optionally
@@ -361,7 +367,7 @@ def create_api(runtime: Runtime) -> FastAPI:
         except UnicodeDecodeError:
             invalid(("body",), "the CSV is not UTF-8")
         try:
-            where = parse_zone(zone)
+            where = parse_zone(zone or who.zone)
         except ReportError as exc:
             invalid(("query", "zone"), str(exc))
         try:
@@ -593,7 +599,7 @@ def create_api(runtime: Runtime) -> FastAPI:
             str,
             Query(max_length=32, description="the placement's dimension: sub1…sub5, country, landing_page…"),
         ] = "sub1",
-        zone: Annotated[str, Query(max_length=64)] = "UTC",
+        zone: Zone = None,
         min_spend: Annotated[
             Decimal, Query(ge=0, le=10**9, description="stop: spent at least this")
         ] = Decimal(50),
@@ -615,6 +621,7 @@ def create_api(runtime: Runtime) -> FastAPI:
         more than their share of the spend), in one currency; filters as for /reports
         (docs/reports.md, "Stop or scale"). An affiliate's placements are their own, judged by
         their commission."""
+        zone = zone or who.zone
         catalog = runtime.catalog.current
         params = request.query_params.multi_items()
         if who.role is Role.AFFILIATE:
@@ -681,7 +688,7 @@ def create_api(runtime: Runtime) -> FastAPI:
         group_by: Annotated[
             str, Query(max_length=300, description=f"comma-separated: {', '.join(DIMENSIONS)}")
         ] = "day",
-        zone: Annotated[str, Query(max_length=64, description="IANA time zone of days and hours")] = "UTC",
+        zone: Zone = None,
         basis: Annotated[Basis, Query(description="date basis: conversion (activity) or click (cohort)")] = (
             Basis.CONVERSION
         ),
@@ -715,7 +722,7 @@ def create_api(runtime: Runtime) -> FastAPI:
                 catalog,
                 first=first,
                 last=last,
-                zone=zone,
+                zone=zone or who.zone,
                 basis=basis,
                 group_by=group_by,
                 sort=sort,
@@ -790,11 +797,12 @@ def create_api(runtime: Runtime) -> FastAPI:
 
     @api.get("/reports/active-players", tags=["reports"], response_model=s.ActivePlayersOut)
     async def active_players_report(
+        who: Who,
         first: Annotated[
             str, Query(alias="from", pattern=s.PERIOD, description="The first month, in `zone`.")
         ],
         last: Annotated[str, Query(alias="to", pattern=s.PERIOD, description="The last month (inclusive).")],
-        zone: Annotated[str, Query(max_length=64, description="IANA time zone of the months")] = "UTC",
+        zone: Zone = None,
         advertiser: Owners = None,
         offer: Owners = None,
         affiliate: Owners = None,
@@ -803,7 +811,7 @@ def create_api(runtime: Runtime) -> FastAPI:
         """Players with qualifying activity (the offer's vertical says which events) by month,
         offer and affiliate, beside registrations and FTDs; the totals count each player once.
         Filters repeat: `affiliate=3&affiliate=4`. docs/reports.md, "Active players"."""
-        q = activity_query(first, last, zone, advertiser, offer, affiliate)
+        q = activity_query(first, last, zone or who.zone, advertiser, offer, affiliate)
         found = await activity.active_players(db, q)
         if format == "csv":
             return csv_reply(web_activity.active_csv(q, found), f"active-players-{first}-{last}.csv")
@@ -811,11 +819,12 @@ def create_api(runtime: Runtime) -> FastAPI:
 
     @api.get("/reports/active-players/cohorts", tags=["reports"], response_model=s.ActiveCohortsOut)
     async def active_player_cohorts(
+        who: Who,
         first: Annotated[
             str, Query(alias="from", pattern=s.PERIOD, description="The first registration month.")
         ],
         last: Annotated[str, Query(alias="to", pattern=s.PERIOD, description="The last one (inclusive).")],
-        zone: Annotated[str, Query(max_length=64, description="IANA time zone of the months")] = "UTC",
+        zone: Zone = None,
         advertiser: Owners = None,
         offer: Owners = None,
         affiliate: Owners = None,
@@ -823,7 +832,7 @@ def create_api(runtime: Runtime) -> FastAPI:
     ) -> Any:
         """Each month's registered players by offer and affiliate, and how many of them were active
         that month and 1, 2 and 3 months later (also past `to`). docs/reports.md, "Active players"."""
-        q = activity_query(first, last, zone, advertiser, offer, affiliate)
+        q = activity_query(first, last, zone or who.zone, advertiser, offer, affiliate)
         rows = await activity.cohorts(db, q)
         if format == "csv":
             return csv_reply(
