@@ -372,8 +372,13 @@ async def resume(db: Database, destination: str, now: datetime) -> int:
         )
         if found.rowcount == 0:
             raise NotFound(f"destination {destination} has no failures on record")
+        # Not the rows a dispatcher is sending now (leased): it records their attempt in a
+        # transaction that updates them and then this destination's row, the other way round
+        # from this one, and PostgreSQL broke the deadlock by failing the resume (a 500). Their
+        # next attempt follows from that attempt, as for any other destination.
+        free = or_(d.c.leased_until.is_(None), d.c.leased_until < now)
         due = await conn.execute(
-            update(d).where(d.c.destination == destination, d.c.state == WAITING).values(next_at=now)
+            update(d).where(d.c.destination == destination, d.c.state == WAITING, free).values(next_at=now)
         )
     return int(due.rowcount)
 
