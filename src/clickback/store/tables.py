@@ -817,3 +817,26 @@ login_failures = Table(
     Index(None, "ip", "failed_at"),
     Index(None, "failed_at"),
 )
+
+# The audit log (docs/api.md, "Audit log"): every change made through the API, written in the
+# transaction of the change itself (core/audit.py). Only appended to. `before` and `after` hold
+# the fields that changed, as JSON text (secrets hidden); `actor` the user's login at the time
+# (user_id NULL: the bootstrap key, or the server itself).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("user_id", Integer, nullable=True),
+    Column("entity_kind", String(32), nullable=False),
+    Column("entity_id", Integer, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("before", Text, nullable=True),
+    Column("after", Text, nullable=True),
+    Column("reason", String(500), nullable=True),
+    # A row's history (kind and id, newest first), and who did what: the log's two filters.
+    Index(None, "entity_kind", "entity_id", "id"),
+    Index(None, "actor", "id"),
+    Index(None, "at"),
+)

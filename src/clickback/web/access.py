@@ -104,6 +104,7 @@ ACCESS: Mapping[tuple[str, str], Access] = {
     # Reference: the reason codes are public documentation (docs/reasons.md).
     ("GET", "/reasons"): ALL,
     ("GET", "/runtime"): M,
+    ("GET", "/audit"): M,
 }
 
 

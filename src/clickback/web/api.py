@@ -34,6 +34,7 @@ from clickback.core.accounts import (
 )
 from clickback.core.activity import ActivityQuery
 from clickback.core.addresses import parse_networks
+from clickback.core.audit import actor_of
 from clickback.core.commission import DealKind, Tier, TierBasis
 from clickback.core.cost import COST_SCALE, CostError, CostKind, CostModel, check, stored
 from clickback.core.deals import DealChange, DealProblem, changed_deal
@@ -78,6 +79,9 @@ from clickback.store import (
     postback_log,
     reports,
     statements,
+)
+from clickback.store import (
+    audit as audit_store,
 )
 from clickback.store.catalog import deal_from_row, decoded
 from clickback.store.db import database_problem
@@ -221,8 +225,9 @@ def create_api(runtime: Runtime) -> FastAPI:
 
     # --- advertisers -------------------------------------------------------------------------
     @api.post("/advertisers", status_code=201, tags=["advertisers"])
-    async def create_advertiser(body: s.AdvertiserIn) -> s.AdvertiserOut:
-        return advertiser_out(await changed(await admin.create_advertiser(db, body.name, utcnow())))
+    async def create_advertiser(body: s.AdvertiserIn, who: Who) -> s.AdvertiserOut:
+        row = await admin.create_advertiser(db, body.name, utcnow(), actor_of(who))
+        return advertiser_out(await changed(row))
 
     @api.get("/advertisers", tags=["advertisers"])
     async def list_advertisers(q: Annotated[s.CatalogQuery, Query()]) -> s.Page[s.AdvertiserOut]:
@@ -236,7 +241,7 @@ def create_api(runtime: Runtime) -> FastAPI:
 
     # --- offers ------------------------------------------------------------------------------
     @api.post("/offers", status_code=201, tags=["offers"])
-    async def create_offer(body: s.OfferIn) -> s.OfferOut:
+    async def create_offer(body: s.OfferIn, who: Who) -> s.OfferOut:
         row = await admin.create_offer(
             db,
             advertiser_id=body.advertiser_id,
@@ -249,11 +254,12 @@ def create_api(runtime: Runtime) -> FastAPI:
             vertical=body.vertical or "",
             pixel=body.pixel,
             attribution_days=body.attribution_days,
+            by=actor_of(who),
         )
         if body.vertical:
             # A new offer of a known vertical earns from its first player on sensible terms.
             deal = preset_deal(Vertical(body.vertical), row["currency"])
-            await deals.put_deal(db, row["id"], EVERY_AFFILIATE, deal, utcnow())
+            await deals.put_deal(db, row["id"], EVERY_AFFILIATE, deal, utcnow(), actor_of(who))
         return offer_out(await changed(row))
 
     @api.get("/offers", tags=["offers"])
@@ -268,15 +274,15 @@ def create_api(runtime: Runtime) -> FastAPI:
         return offer_out(owned(who, row, f"offers {item_id}", tenant="advertiser_id"))
 
     @api.put("/offers/{item_id}/attribution", tags=["offers"])
-    async def set_offer_attribution(item_id: s.Id, body: s.AttributionIn) -> s.OfferOut:
+    async def set_offer_attribution(item_id: s.Id, body: s.AttributionIn, who: Who) -> s.OfferOut:
         """The offer's attribution window: conversions whose event comes more than `days` after
         their click are refused with `attribution_window_passed` (null: no window)."""
-        return offer_out(await changed(await admin.set_attribution(db, item_id, body.days)))
+        return offer_out(await changed(await admin.set_attribution(db, item_id, body.days, actor_of(who))))
 
     @api.put("/offers/{item_id}/pixel", tags=["offers"])
-    async def set_offer_pixel(item_id: s.Id, body: s.PixelIn) -> s.OfferOut:
+    async def set_offer_pixel(item_id: s.Id, body: s.PixelIn, who: Who) -> s.OfferOut:
         """Switch the offer's tracking pixel on or off (its URL stays the same)."""
-        return offer_out(await changed(await admin.set_pixel(db, item_id, body.enabled)))
+        return offer_out(await changed(await admin.set_pixel(db, item_id, body.enabled, actor_of(who))))
 
     # --- affiliates --------------------------------------------------------------------------
     @api.get("/offers/{item_id}/link-checks", tags=["link checks"])
@@ -296,8 +302,9 @@ def create_api(runtime: Runtime) -> FastAPI:
         return page_out(page, s.LinkCheckOut.model_validate)
 
     @api.post("/affiliates", status_code=201, tags=["affiliates"])
-    async def create_affiliate(body: s.AffiliateIn) -> s.AffiliateOut:
-        return s.AffiliateOut(**await changed(await admin.create_affiliate(db, body.name, utcnow())))
+    async def create_affiliate(body: s.AffiliateIn, who: Who) -> s.AffiliateOut:
+        row = await admin.create_affiliate(db, body.name, utcnow(), actor_of(who))
+        return s.AffiliateOut(**await changed(row))
 
     @api.get("/affiliates", tags=["affiliates"])
     async def list_affiliates(q: Annotated[s.CatalogQuery, Query()]) -> s.Page[s.AffiliateOut]:
@@ -311,7 +318,7 @@ def create_api(runtime: Runtime) -> FastAPI:
 
     # --- links -------------------------------------------------------------------------------
     @api.post("/links", status_code=201, tags=["links"])
-    async def create_link(body: s.LinkIn) -> s.LinkOut:
+    async def create_link(body: s.LinkIn, who: Who) -> s.LinkOut:
         row = await admin.create_link(
             db,
             affiliate_id=body.affiliate_id,
@@ -319,6 +326,7 @@ def create_api(runtime: Runtime) -> FastAPI:
             campaign=body.campaign,
             now=utcnow(),
             cost=cost_json(body.cost, ("body", "cost")),
+            by=actor_of(who),
         )
         return link_out(await changed(row))
 
@@ -334,10 +342,11 @@ def create_api(runtime: Runtime) -> FastAPI:
         return link_out(owned(who, row, f"links {item_id}", tenant="affiliate_id"))
 
     @api.put("/links/{item_id}/cost", tags=["links"])
-    async def set_link_cost(item_id: s.Id, body: s.CostIn) -> s.LinkOut:
+    async def set_link_cost(item_id: s.Id, body: s.CostIn, who: Who) -> s.LinkOut:
         """What the link's traffic costs, from now on (clicks and conversions already recorded
         keep theirs). `{"model": "none"}` removes it."""
-        return link_out(await changed(await admin.set_link_cost(db, item_id, cost_json(body, ("body",)))))
+        row = await admin.set_link_cost(db, item_id, cost_json(body, ("body",)), actor_of(who))
+        return link_out(await changed(row))
 
     # --- traffic cost --------------------------------------------------------------------------
     @api.post(
@@ -393,8 +402,8 @@ def create_api(runtime: Runtime) -> FastAPI:
 
     # --- pausing any of the four -------------------------------------------------------------
     def status_route(kind: str, out: Callable[[dict[str, Any]], Any]) -> None:
-        async def set_status(item_id: s.Id, body: s.StatusIn) -> Any:
-            return out(await changed(await admin.set_status(db, kind, item_id, body.status)))
+        async def set_status(item_id: s.Id, body: s.StatusIn, who: Who) -> Any:
+            return out(await changed(await admin.set_status(db, kind, item_id, body.status, actor_of(who))))
 
         api.add_api_route(
             f"/{kind}/{{item_id}}/status",
@@ -847,7 +856,7 @@ def create_api(runtime: Runtime) -> FastAPI:
             for v, p in PRESETS.items()
         ]
 
-    async def put_deal(offer_id: int, affiliate_id: int, body: s.DealIn) -> s.DealOut:
+    async def put_deal(offer_id: int, affiliate_id: int, body: s.DealIn, who: Principal) -> s.DealOut:
         offer = await admin.get(db, "offers", offer_id)
         if affiliate_id != EVERY_AFFILIATE:
             await admin.get(db, "affiliates", affiliate_id)
@@ -855,18 +864,18 @@ def create_api(runtime: Runtime) -> FastAPI:
         deal = changed_deal(stored, deal_change(body), offer["currency"], offer["vertical"])
         if isinstance(deal, DealProblem):
             invalid(("body", *deal.loc), deal.message)
-        row = await deals.put_deal(db, offer_id, affiliate_id, deal, utcnow())
+        row = await deals.put_deal(db, offer_id, affiliate_id, deal, utcnow(), actor_of(who))
         return deal_out(await changed(row))
 
     @api.put("/offers/{item_id}/deal", tags=["deals"])
-    async def put_offer_deal(item_id: s.Id, body: s.DealIn) -> s.DealOut:
+    async def put_offer_deal(item_id: s.Id, body: s.DealIn, who: Who) -> s.DealOut:
         """The offer's default deal, for every affiliate without one of their own."""
-        return await put_deal(item_id, EVERY_AFFILIATE, body)
+        return await put_deal(item_id, EVERY_AFFILIATE, body, who)
 
     @api.put("/offers/{item_id}/deals/{affiliate_id}", tags=["deals"])
-    async def put_affiliate_deal(item_id: s.Id, affiliate_id: s.Id, body: s.DealIn) -> s.DealOut:
+    async def put_affiliate_deal(item_id: s.Id, affiliate_id: s.Id, body: s.DealIn, who: Who) -> s.DealOut:
         """One affiliate's own deal on the offer, overriding the default."""
-        return await put_deal(item_id, affiliate_id, body)
+        return await put_deal(item_id, affiliate_id, body, who)
 
     @api.get("/offers/{item_id}/deals", tags=["deals"])
     async def list_offer_deals(item_id: s.Id, q: Annotated[s.Paged, Query()]) -> s.Page[s.DealOut]:
@@ -875,24 +884,24 @@ def create_api(runtime: Runtime) -> FastAPI:
         return page_out(await deals.list_deals(db, item_id, q.cursor, q.limit), deal_out)
 
     @api.post("/advertisers/{item_id}/token", tags=["advertisers"])
-    async def rotate_token(item_id: s.Id, body: s.TokenRotationIn) -> s.AdvertiserOut:
+    async def rotate_token(item_id: s.Id, body: s.TokenRotationIn, who: Who) -> s.AdvertiserOut:
         """A new postback token. The current one is still accepted for `overlap_hours`, so the
         advertiser can switch without losing a postback; after that it is refused with
         `token_replaced`."""
         until = utcnow() + timedelta(hours=body.overlap_hours)
-        return advertiser_out(await changed(await admin.rotate_token(db, item_id, until)))
+        return advertiser_out(await changed(await admin.rotate_token(db, item_id, until, actor_of(who))))
 
     @api.delete("/advertisers/{item_id}/previous-token", tags=["advertisers"])
-    async def revoke_previous_token(item_id: s.Id) -> s.AdvertiserOut:
+    async def revoke_previous_token(item_id: s.Id, who: Who) -> s.AdvertiserOut:
         """End the overlap now: only the current token is accepted."""
-        return advertiser_out(await changed(await admin.revoke_previous_token(db, item_id)))
+        return advertiser_out(await changed(await admin.revoke_previous_token(db, item_id, actor_of(who))))
 
     @api.get("/advertisers/{item_id}/security", tags=["advertisers"])
     async def get_security(item_id: s.Id) -> s.SecurityOut:
         return security_out(await admin.get(db, "advertisers", item_id))
 
     @api.put("/advertisers/{item_id}/security", tags=["advertisers"])
-    async def put_security(item_id: s.Id, body: s.SecurityIn) -> s.SecurityOut:
+    async def put_security(item_id: s.Id, body: s.SecurityIn, who: Who) -> s.SecurityOut:
         """Where the advertiser's postbacks may come from, and whether they must be signed
         (docs/postbacks.md, "Postback security"). Refusals get their own reason codes."""
         try:
@@ -902,7 +911,9 @@ def create_api(runtime: Runtime) -> FastAPI:
                 ("body", "allowed_ips"),
                 f"{exc}; write an address (203.0.113.7) or a network (203.0.113.0/24)",
             )
-        row = await admin.set_security(db, item_id, body.allowed_ips, body.signing, body.new_signing_secret)
+        row = await admin.set_security(
+            db, item_id, body.allowed_ips, body.signing, body.new_signing_secret, actor_of(who)
+        )
         return security_out(await changed(row))
 
     @api.put("/advertisers/{item_id}/names", tags=["advertisers"])
@@ -1140,6 +1151,15 @@ def create_api(runtime: Runtime) -> FastAPI:
         row = await postback_log.get_conversion(db, conversion_id)
         return s.ConversionOut(**row)  # type: ignore[arg-type]
 
+    # --- the audit log ------------------------------------------------------------------------
+    @api.get("/audit", tags=["audit log"])
+    async def list_audit(q: Annotated[s.AuditQuery, Query()]) -> s.Page[s.AuditOut]:
+        """Every change made through the API, newest first: who, when, to which row, and the
+        fields that changed before and after (secrets shown as `(hidden)`)."""
+        f = audit_store.AuditFilter(**q.values(), at=q.span())
+        page = await audit_store.page(db, f, q.cursor, q.limit)
+        return page_out(page, audit_out)
+
     # --- reference -----------------------------------------------------------------------------
     @api.get("/reasons", tags=["reference"])
     async def reasons() -> list[s.ReasonOut]:
@@ -1165,6 +1185,11 @@ def create_api(runtime: Runtime) -> FastAPI:
         )
 
     return api
+
+
+def audit_out(row: dict[str, Any]) -> s.AuditOut:
+    states = {k: row[k] and json.loads(row[k]) for k in ("before", "after")}
+    return s.AuditOut.model_validate(row | states)
 
 
 def conversion_out(row: dict[str, Any], who: Principal) -> s.ConversionOut:

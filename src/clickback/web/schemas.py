@@ -1506,3 +1506,27 @@ class WaitQuery(Filters):
     seen: int = Field(
         default=0, ge=0, le=1_000_000, description="Postbacks already seen for the click: wait for one more."
     )
+
+
+AuditKind = Literal["advertiser", "offer", "affiliate", "link", "deal", "cap", "conversion"]
+
+
+class AuditQuery(Paged, Instants):
+    entity_kind: AuditKind | None = None
+    entity_id: Id | None = None
+    actor: str | None = Field(default=None, max_length=100, description="A user's login, or `bootstrap key`.")
+    user_id: Id | None = None
+    action: str | None = Field(default=None, max_length=32, pattern="^[a-z_]+$")
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: datetime
+    actor: str = Field(description="The user's login at the time, `bootstrap key` or `system`.")
+    user_id: int | None = Field(description="null: the bootstrap key (CLICKBACK_API_KEY) or the server.")
+    entity_kind: str
+    entity_id: int
+    action: str = Field(description="create, edit, status, deal, cost, change_status …")
+    before: dict[str, Any] | None = Field(description="The fields that changed, as they were; null: created.")
+    after: dict[str, Any] | None = Field(description="The same fields as they became.")
+    reason: str | None
