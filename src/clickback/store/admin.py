@@ -33,6 +33,10 @@ class NotFound(LookupError):
     pass
 
 
+class Conflict(ValueError):
+    """A change the row's state forbids (409)."""
+
+
 async def _insert(
     db: Database, table: Table, values: dict[str, Any], by: Actor = trail.SYSTEM
 ) -> dict[str, Any]:
@@ -122,6 +126,8 @@ async def _change(
         found = (await conn.execute(select(table).where(table.c.id == item_id).with_for_update())).first()
         if found is None:
             raise NotFound(f"{kind} {item_id} does not exist")
+        if not values:  # a PATCH naming no field: nothing to change, nothing to record
+            return dict(found._mapping)
         stmt = update(table).where(table.c.id == item_id).values(dict(values)).returning(*table.c)
         row = dict((await conn.execute(stmt)).one()._mapping)
         done = trail.change(by, KIND_OF_TABLE[kind], item_id, action, dict(found._mapping), row)
@@ -210,8 +216,9 @@ async def create_link(
     by: Actor = trail.SYSTEM,
 ) -> dict[str, Any]:
     """`cost`: its cost model as links.cost keeps it (JSON), None for none."""
-    await get(db, "affiliates", affiliate_id)
-    await get(db, "offers", offer_id)
+    for kind, item_id in (("affiliates", affiliate_id), ("offers", offer_id)):
+        if (await get(db, kind, item_id))["status"] == "archived":
+            raise Conflict(f"{kind} {item_id} is archived: make it active first")
     for _ in range(5):
         code = _code(LINK_CODE_LEN)
         values = {

@@ -38,7 +38,7 @@ from clickback.core.audit import actor_of
 from clickback.core.commission import DealKind, Tier, TierBasis
 from clickback.core.cost import COST_SCALE, CostError, CostKind, CostModel, check, stored
 from clickback.core.deals import DealChange, DealProblem, changed_deal
-from clickback.core.events import STANDARD_EVENTS
+from clickback.core.events import STANDARD_EVENTS, normalise_event
 from clickback.core.intake import SIGNATURE_FORMAT
 from clickback.core.lifecycle import Status
 from clickback.core.model import EVERY_AFFILIATE
@@ -154,6 +154,10 @@ def create_api(runtime: Runtime) -> FastAPI:
     @api.exception_handler(admin.NotFound)
     async def not_found(request: Request, exc: admin.NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @api.exception_handler(admin.Conflict)
+    async def conflict(request: Request, exc: admin.Conflict) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
 
     @api.exception_handler(paging.BadCursor)
     async def bad_cursor(request: Request, exc: paging.BadCursor) -> JSONResponse:
@@ -400,19 +404,71 @@ def create_api(runtime: Runtime) -> FastAPI:
         page = await costs.imports_page(db, q.link_id, q.cursor, q.limit)
         return page_out(page, lambda r: s.CostImportOut(**{**r, "subs": json.loads(r["subs"])}))
 
-    # --- pausing any of the four -------------------------------------------------------------
+    # --- pausing any of the four, archiving three ----------------------------------------------
     def status_route(kind: str, out: Callable[[dict[str, Any]], Any]) -> None:
         async def set_status(item_id: s.Id, body: s.StatusIn, who: Who) -> Any:
             return out(await changed(await admin.set_status(db, kind, item_id, body.status, actor_of(who))))
 
+        # Offers, affiliates and links are archived instead of deleted: their history refers to them.
+        async def set_catalog_status(item_id: s.Id, body: s.CatalogStatusIn, who: Who) -> Any:
+            return out(await changed(await admin.set_status(db, kind, item_id, body.status, actor_of(who))))
+
+        archivable = kind != "advertisers"
         api.add_api_route(
             f"/{kind}/{{item_id}}/status",
-            set_status,
+            set_catalog_status if archivable else set_status,
             methods=["PUT"],
             tags=[kind],
-            summary=f"Pause or activate one of the {kind}",
+            summary=f"Pause, activate{' or archive' if archivable else ''} one of the {kind}",
             response_model=Any,
         )
+
+    # --- editing ---------------------------------------------------------------------------------
+    def given(body: s.Strict) -> dict[str, Any]:
+        """The fields a PATCH names; null is no value (leave a field out to keep it)."""
+        fields = body.model_dump(exclude_unset=True)
+        for name, value in fields.items():
+            if value is None:
+                invalid(("body", name), "give a value, or leave the field out to keep it")
+        return fields
+
+    @api.patch("/offers/{item_id}", tags=["offers"])
+    async def edit_offer(item_id: s.Id, body: s.OfferChange, who: Who) -> s.OfferOut:
+        """Change the offer's name, URL template (from the next click, on every process),
+        currency, default payouts or custom events; checked as on create, recorded in the audit
+        log. Its deal: PUT /offers/{id}/deal."""
+        values = given(body)
+        current = await admin.get(db, "offers", item_id)
+        if "payouts" in values or "custom_events" in values:
+            events = values.get("custom_events", json.loads(current["custom_events"]))
+            payouts = values.get(
+                "payouts", {k: Decimal(v) for k, v in json.loads(current["payouts"]).items()}
+            )
+            problem = s.payouts_problem(payouts, events)
+            if problem:
+                invalid(("body", "payouts"), problem)
+            values["payouts"] = json.dumps({normalise_event(k): str(v) for k, v in payouts.items()})
+            values["custom_events"] = json.dumps(sorted(set(events)))
+        return offer_out(await changed(await admin.edit(db, "offers", item_id, values, actor_of(who))))
+
+    @api.patch("/advertisers/{item_id}", tags=["advertisers"])
+    async def edit_advertiser(item_id: s.Id, body: s.NameChange, who: Who) -> s.AdvertiserOut:
+        """Rename (recorded in the audit log)."""
+        return advertiser_out(
+            await changed(await admin.edit(db, "advertisers", item_id, given(body), actor_of(who)))
+        )
+
+    @api.patch("/affiliates/{item_id}", tags=["affiliates"])
+    async def edit_affiliate(item_id: s.Id, body: s.NameChange, who: Who) -> s.AffiliateOut:
+        """Rename (recorded in the audit log); pause, activate or archive: PUT …/status."""
+        row = await admin.edit(db, "affiliates", item_id, given(body), actor_of(who))
+        return s.AffiliateOut(**await changed(row))
+
+    @api.patch("/links/{item_id}", tags=["links"])
+    async def edit_link(item_id: s.Id, body: s.LinkChange, who: Who) -> s.LinkOut:
+        """Move the link to another campaign (its clicks so far keep theirs in reports). Recorded
+        in the audit log."""
+        return link_out(await changed(await admin.edit(db, "links", item_id, given(body), actor_of(who))))
 
     status_route("advertisers", advertiser_out)
     status_route("offers", offer_out)
