@@ -4,8 +4,9 @@ commit together), read newest first."""
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clickback.core.audit import Change
@@ -17,8 +18,21 @@ from clickback.store.tables import audit_log
 
 async def record(conn: AsyncConnection, changes: Sequence[Change | None], at: datetime | None = None) -> None:
     """Append the changes (None: nothing changed, nothing kept) in the caller's transaction."""
+    rows = _rows(changes, at)
+    if rows:
+        await conn.execute(audit_log.insert(), rows)
+
+
+def record_sync(conn: Connection, changes: Sequence[Change | None], at: datetime | None = None) -> None:
+    """The same, in a synchronous transaction (a postback group's: service/postbacks.py)."""
+    rows = _rows(changes, at)
+    if rows:
+        conn.execute(audit_log.insert(), rows)
+
+
+def _rows(changes: Sequence[Change | None], at: datetime | None) -> list[dict[str, Any]]:
     at = at or datetime.now(UTC)
-    rows = [
+    return [
         {
             "at": at,
             "actor": c.actor.name,
@@ -33,8 +47,6 @@ async def record(conn: AsyncConnection, changes: Sequence[Change | None], at: da
         for c in changes
         if c is not None
     ]
-    if rows:
-        await conn.execute(audit_log.insert(), rows)
 
 
 @dataclass(frozen=True, slots=True)

@@ -578,11 +578,25 @@ def create_api(runtime: Runtime) -> FastAPI:
         return page_out(page, lambda row: conversion_out(row, who))
 
     @api.get("/conversions/{conversion_id}", tags=["conversions"])
-    async def get_conversion(conversion_id: s.Id, who: Who) -> s.ConversionOut:
+    async def get_conversion(conversion_id: s.Id, who: Who) -> s.ConversionDetailOut:
+        """The conversion, its status history (with who changed it by hand and why: see also
+        GET /audit), the postbacks behind it, its ledger entries and outbound deliveries."""
         row = await postback_log.get_conversion(db, conversion_id)
         if row is None or not who.owns(affiliate_id=row["affiliate_id"], advertiser_id=row["advertiser_id"]):
             raise HTTPException(404, f"conversion {conversion_id} does not exist")
-        return conversion_out(row, who)
+        related = await postback_log.conversion_record(db, conversion_id)
+        # Each party their own: the raw postbacks carry the advertiser's payout; the ledger and
+        # the deliveries what the affiliate earns and is told.
+        if who.role is Role.AFFILIATE:
+            related["postbacks"] = []
+        elif who.role is Role.ADVERTISER:
+            related["commissions"] = related["deliveries"] = []
+        return s.ConversionDetailOut(
+            **conversion_out(row, who).model_dump(),
+            postbacks=[s.PostbackLogOut.model_validate(p) for p in related["postbacks"]],
+            commissions=[s.CommissionOut.model_validate(c) for c in related["commissions"]],
+            deliveries=[delivery_out(d) for d in related["deliveries"]],
+        )
 
     # --- the postback tester (ADR 13) --------------------------------------------------------
     tester = runtime.tester
@@ -1194,11 +1208,13 @@ def create_api(runtime: Runtime) -> FastAPI:
             runtime.dispatcher.wake()
 
     @api.post("/conversions/{conversion_id}/status", tags=["conversions"])
-    async def change_conversion_status(conversion_id: s.Id, body: s.ConversionStatusIn) -> s.ConversionOut:
-        """Approve, reject or cancel by hand, with a reason kept in its history: the ledger and
-        outbound postbacks follow as for a postback's status change."""
+    async def change_conversion_status(
+        conversion_id: s.Id, body: s.ConversionStatusIn, who: Who
+    ) -> s.ConversionOut:
+        """Approve, reject or cancel by hand, with a reason kept in its history and the audit
+        log: the ledger and outbound postbacks follow as for a postback's status change."""
         done = await runtime.postbacks.change_status(
-            conversion_id, Status(body.status), body.reason, utcnow()
+            conversion_id, Status(body.status), body.reason, utcnow(), actor_of(who)
         )
         if not done.found:
             raise HTTPException(404, f"conversion {conversion_id} does not exist")

@@ -1598,3 +1598,12 @@ class AuditOut(BaseModel):
     before: dict[str, Any] | None = Field(description="The fields that changed, as they were; null: created.")
     after: dict[str, Any] | None = Field(description="The same fields as they became.")
     reason: str | None
+
+
+class ConversionDetailOut(ConversionOut):
+    """A conversion with what lies behind it (at most 200 of each, oldest first). Each party sees
+    their own: an advertiser the postbacks, an affiliate the ledger entries and deliveries."""
+
+    postbacks: list[PostbackLogOut] = Field(description="The postbacks that made and changed it.")
+    commissions: list[CommissionOut] = Field(description="Its commission ledger entries.")
+    deliveries: list[DeliveryOut] = Field(description="The outbound postbacks announcing it.")
