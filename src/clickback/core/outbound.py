@@ -60,6 +60,8 @@ OWN_MACROS: Mapping[str, str] = {
     # Only when a template asks for it: what the advertiser reported (a deposit, a sale's value).
     "advertiser_payout": "advertiser_payout",
     "advertiser_currency": "advertiser_currency",
+    # "over_cap" for a conversion past a cap (ADR 17: recorded, not paid), else empty.
+    "cap_status": "cap_status",
 }
 # Trackers' names (shared/reference/postback-conventions.md). "tracker_click_id" is the sub ID the
 # template's click_id_sub names.
@@ -390,6 +392,7 @@ def notice(
         if advertiser_payout is None
         else money_text(advertiser_payout, conversion["currency"]),
         "advertiser_currency": conversion["currency"] or "",
+        "cap_status": "over_cap" if conversion.get("over_cap") else "",
     }
 
 

@@ -104,6 +104,7 @@ class ConversionFilter:
     sub1: str | None = None
     channel: str | None = None
     test: bool | None = None
+    over_cap: bool | None = None
     span: Span[datetime] = field(default_factory=Span)  # of CONVERSION_TIME
 
 
@@ -123,6 +124,7 @@ async def list_conversions(db: Database, f: ConversionFilter, cursor: str | None
         c.sub1: f.sub1,
         c.channel: f.channel,
         c.test: f.test,
+        c.over_cap: f.over_cap,
     }
     query = paging.within(paging.equal(select(conversions), wanted), CONVERSION_TIME, f.span)
     return await paging.page(db, query, [paging.Key(c.id, descending=True)], cursor, limit)

@@ -299,7 +299,8 @@ class Recording:
         """A new conversion; its id is given here. The caller has made sure its key is free: a
         conversion that another process records under the same key meanwhile makes the
         group's commit fail, and each postback is then applied again on its own."""
-        added = {**row, "id": self._next_id(conversions)}
+        # Every row of a group's insert has the same columns: over_cap is set by a cap only.
+        added = {"over_cap": False, **row, "id": self._next_id(conversions)}
         self._moved(None, _share(added), added["id"])
         self._new_conversions.append(added)
         self.notify(added)

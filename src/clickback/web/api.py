@@ -35,6 +35,7 @@ from clickback.core.accounts import (
 from clickback.core.activity import ActivityQuery
 from clickback.core.addresses import parse_networks
 from clickback.core.audit import actor_of
+from clickback.core.caps import TOTAL
 from clickback.core.commission import DealKind, Tier, TierBasis
 from clickback.core.cost import COST_SCALE, CostError, CostKind, CostModel, check, stored
 from clickback.core.deals import DealChange, DealProblem, changed_deal
@@ -82,6 +83,9 @@ from clickback.store import (
 )
 from clickback.store import (
     audit as audit_store,
+)
+from clickback.store import (
+    caps as caps_store,
 )
 from clickback.store.catalog import deal_from_row, decoded
 from clickback.store.db import database_problem
@@ -946,6 +950,61 @@ def create_api(runtime: Runtime) -> FastAPI:
     async def put_affiliate_deal(item_id: s.Id, affiliate_id: s.Id, body: s.DealIn, who: Who) -> s.DealOut:
         """One affiliate's own deal on the offer, overriding the default."""
         return await put_deal(item_id, affiliate_id, body, who)
+
+    # --- caps (ADR 17) ----------------------------------------------------------------------------
+    async def put_cap(offer_id: int, affiliate_id: int, body: s.CapIn, who: Principal) -> s.CapOut:
+        await admin.get(db, "offers", offer_id)
+        if affiliate_id != EVERY_AFFILIATE:
+            await admin.get(db, "affiliates", affiliate_id)
+        try:
+            parse_zone(body.zone)
+        except ReportError as exc:
+            invalid(("body", "zone"), str(exc))
+        row = await caps_store.put_cap(
+            db,
+            offer_id=offer_id,
+            affiliate_id=affiliate_id,
+            event=body.event,
+            daily=body.daily,
+            total=body.total,
+            zone=body.zone,
+            now=utcnow(),
+            by=actor_of(who),
+        )
+        return (await caps_out([row]))[0]
+
+    async def caps_out(rows: list[dict[str, Any]]) -> list[s.CapOut]:
+        counted = await caps_store.counts(db, [r["id"] for r in rows])
+        now = utcnow()
+        out = []
+        for r in rows:
+            today = now.astimezone(parse_zone(r["zone"])).date().isoformat()
+            out.append(
+                s.CapOut(
+                    **(r | {"affiliate_id": r["affiliate_id"] or None}),
+                    today=counted.get((r["id"], today), 0),
+                    counted=counted.get((r["id"], TOTAL), 0),
+                )
+            )
+        return out
+
+    @api.put("/offers/{item_id}/cap", tags=["caps"])
+    async def put_offer_cap(item_id: s.Id, body: s.CapIn, who: Who) -> s.CapOut:
+        """The offer's cap, every affiliate together: past it a CPA qualification is recorded,
+        marked over_cap, and not paid; the affiliate's outbound postback says so ({cap_status})."""
+        return await put_cap(item_id, EVERY_AFFILIATE, body, who)
+
+    @api.put("/offers/{item_id}/caps/{affiliate_id}", tags=["caps"])
+    async def put_affiliate_cap(item_id: s.Id, affiliate_id: s.Id, body: s.CapIn, who: Who) -> s.CapOut:
+        """One affiliate's own cap on the offer (the offer's holds too)."""
+        return await put_cap(item_id, affiliate_id, body, who)
+
+    @api.get("/offers/{item_id}/caps", tags=["caps"])
+    async def list_offer_caps(item_id: s.Id, q: Annotated[s.Paged, Query()]) -> s.Page[s.CapOut]:
+        """The offer's caps (its own first), with what each has counted today and in total."""
+        await admin.get(db, "offers", item_id)
+        page = await caps_store.list_caps(db, item_id, q.cursor, q.limit)
+        return s.Page[s.CapOut](items=await caps_out(page.rows), next_cursor=page.next_cursor)
 
     @api.get("/offers/{item_id}/deals", tags=["deals"])
     async def list_offer_deals(item_id: s.Id, q: Annotated[s.Paged, Query()]) -> s.Page[s.DealOut]:

@@ -499,6 +499,10 @@ class ConversionOut(BaseModel):
         description="Its click is a test click of the postback tester: counted in no report, statement "
         "or commission, announced by no outbound postback.",
     )
+    over_cap: bool = Field(
+        default=False,
+        description='It came past a cap of its offer (docs/api.md, "Caps"): recorded, not paid.',
+    )
     history: list[HistoryOut] = Field(default_factory=list)
 
     @field_validator("warnings", mode="before")
@@ -1090,6 +1094,7 @@ class ConversionsQuery(Paged, Instants):
     sub1: IdText | None = None
     channel: Channel | None = Field(default=None, description="pixel: the conversions to review.")
     test: bool | None = Field(default=None, description="true: only the tester's; false: none of them.")
+    over_cap: bool | None = Field(default=None, description="true: the conversions past a cap (not paid).")
 
 
 class CommissionsQuery(Paged, Instants):
@@ -1607,3 +1612,28 @@ class ConversionDetailOut(ConversionOut):
     postbacks: list[PostbackLogOut] = Field(description="The postbacks that made and changed it.")
     commissions: list[CommissionOut] = Field(description="Its commission ledger entries.")
     deliveries: list[DeliveryOut] = Field(description="The outbound postbacks announcing it.")
+
+
+class CapIn(Strict):
+    """A conversion cap: past it a conversion is recorded, marked over_cap, and not paid. null: no
+    limit of that kind. Counts so far are kept when the cap changes."""
+
+    event: Literal["qualified_cpa"] = Field(
+        default="qualified_cpa", description="What is counted: the CPA qualification."
+    )
+    daily: int | None = Field(default=None, ge=0, le=10**9, description="At most this many a day in `zone`.")
+    total: int | None = Field(default=None, ge=0, le=10**9, description="At most this many ever.")
+    zone: str = Field(default="UTC", max_length=64, description="The IANA time zone of the daily cap's days.")
+
+
+class CapOut(BaseModel):
+    id: int
+    offer_id: int
+    affiliate_id: int | None = Field(description="null: the offer's, every affiliate together.")
+    event: str
+    daily: int | None
+    total: int | None
+    zone: str
+    today: int = Field(description="Counted on today's day in `zone`.")
+    counted: int = Field(description="Counted in total (while it had a total).")
+    updated_at: datetime
