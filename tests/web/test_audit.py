@@ -72,3 +72,21 @@ def test_the_log_pages_newest_first_and_refuses_a_bad_filter(client: Client, wor
     for params in ({"entity_kind": "planet"}, {"actor": "x" * 101}, {"from": "2026-02-30"}):
         response = client.http.get("/api/audit", params=params, headers=client.auth)
         assert response.status_code == 422, params
+
+
+def test_an_advertisers_names_are_recorded_whole_before_and_after(client: Client, world: World) -> None:
+    adv = world.northstar["id"]
+    client.api("PUT", f"/advertisers/{adv}/names", json={"events": {"dep": "deposit"}, "statuses": {}})
+    client.api("PUT", f"/advertisers/{adv}/names", json={"events": {}, "statuses": {"2": "approved"}})
+
+    [latest, first] = audit(client, entity_kind="advertiser", entity_id=adv, action="names")
+    assert (first["before"], first["after"]) == ({"events": {}}, {"events": {"dep": "deposit"}})
+    assert latest["before"] == {"events": {"dep": "deposit"}, "statuses": {}}
+    assert latest["after"] == {"events": {}, "statuses": {"2": "approved"}}
+
+
+def test_a_name_that_looks_like_json_stays_text(client: Client, world: World) -> None:
+    client.api("PATCH", f"/affiliates/{world.bob['id']}", json={"name": "[1]"})
+
+    [entry] = audit(client, entity_kind="affiliate", entity_id=world.bob["id"], action="edit")
+    assert entry["after"] == {"name": "[1]"}

@@ -115,6 +115,7 @@ def test_archived_rows_take_no_clicks_keep_their_history_and_come_back(
 
     assert client.api("GET", f"/conversions/{conversion}")["status"] == "approved"
     assert [o["id"] for o in client.items("/offers", status="archived")] == [world.casino["id"]]
+    assert client.items("/affiliates", status="archived") == []
     again = client.http.post(
         "/api/links",
         json={"affiliate_id": world.bob["id"], "offer_id": world.casino["id"]},

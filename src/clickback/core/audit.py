@@ -23,6 +23,8 @@ BOOTSTRAP_ACTOR = "bootstrap key"
 # Secrets are never copied into the log: that they changed is recorded, not their values.
 SECRET_FIELDS = frozenset({"token", "previous_token", "signing_secret", "password_hash", "key_hash"})
 HIDDEN = "(hidden)"
+# Columns holding JSON text (read whole, never queried): the log shows their structure.
+JSON_COLUMNS = frozenset({"payouts", "custom_events", "terms", "cost"})
 # Bookkeeping that changes with every write, never a change in itself.
 NOT_CHANGES = frozenset({"updated_at", "last_used_at"})
 
@@ -89,7 +91,9 @@ def change(
     is no event worth a line."""
     if before is not None and after is not None:
         names = [
-            k for k in after if k in before and k not in NOT_CHANGES and _plain(before[k]) != _plain(after[k])
+            k
+            for k in after
+            if k in before and k not in NOT_CHANGES and _plain(k, before[k]) != _plain(k, after[k])
         ]
         if not names:
             return None
@@ -108,27 +112,27 @@ def change(
 def state(fields: Mapping[str, Any] | None) -> str | None:
     if fields is None:
         return None
-    shown = {k: HIDDEN if k in SECRET_FIELDS and v is not None else _plain(v) for k, v in fields.items()}
+    shown = {k: HIDDEN if k in SECRET_FIELDS and v is not None else _plain(k, v) for k, v in fields.items()}
     text = json.dumps(shown, sort_keys=True, ensure_ascii=False)
     if len(text) > MAX_STATE_LEN:
         return json.dumps({"cropped": text[: MAX_STATE_LEN - 100]}, ensure_ascii=False)
     return text
 
 
-def _plain(value: Any) -> Any:
-    """A value as JSON keeps it: JSON text stored in a column (payouts, terms) decoded, so the
-    log shows a structure, and decimals and times as text."""
+def _plain(name: str, value: Any) -> Any:
+    """A value as JSON keeps it: the JSON text of JSON_COLUMNS decoded, so the log shows a
+    structure (a name that merely looks like JSON stays text), decimals and times as text."""
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime | date):
         return value.isoformat()
-    if isinstance(value, str) and value[:1] in ("{", "["):
+    if isinstance(value, str) and name in JSON_COLUMNS:
         try:
             return json.loads(value)
         except ValueError:
             return value
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): _plain("", v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [_plain("", v) for v in value]
     return value

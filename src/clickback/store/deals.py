@@ -61,9 +61,14 @@ async def list_deals(db: Database, offer_id: int, cursor: str | None, limit: int
 
 
 async def put_names(
-    db: Database, advertiser_id: int, events: dict[str, str], statuses: dict[str, Status]
+    db: Database,
+    advertiser_id: int,
+    events: dict[str, str],
+    statuses: dict[str, Status],
+    by: Actor = trail.SYSTEM,
 ) -> None:
-    """Replace the advertiser's whole mapping (what the API shows is what applies)."""
+    """Replace the advertiser's whole mapping (what the API shows is what applies), recorded in
+    the audit log as the advertiser's `names` (same transaction)."""
     rows = [
         {"advertiser_id": advertiser_id, "kind": "event", "name": k, "maps_to": v} for k, v in events.items()
     ]
@@ -71,8 +76,21 @@ async def put_names(
         {"advertiser_id": advertiser_id, "kind": "status", "name": k, "maps_to": v.value}
         for k, v in statuses.items()
     ]
+    mine = advertiser_names.c.advertiser_id == advertiser_id
     async with db.write() as conn:
-        await conn.execute(delete(advertiser_names).where(advertiser_names.c.advertiser_id == advertiser_id))
+        old = (await conn.execute(select(advertiser_names).where(mine))).all()
+        await conn.execute(delete(advertiser_names).where(mine))
         if rows:
             await conn.execute(advertiser_names.insert(), rows)
+        before, after = _names([dict(r._mapping) for r in old]), _names(rows)
+        done = trail.change(by, trail.Kind.ADVERTISER, advertiser_id, "names", before, after)
+        await audit.record(conn, [done])
         await bump_version(conn)
+
+
+def _names(rows: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """A mapping as the audit log shows it: {"events": {...}, "statuses": {...}}."""
+    found: dict[str, dict[str, str]] = {"events": {}, "statuses": {}}
+    for r in rows:
+        found["events" if r["kind"] == "event" else "statuses"][r["name"]] = r["maps_to"]
+    return found

@@ -315,7 +315,7 @@ def create_api(runtime: Runtime) -> FastAPI:
         return s.AffiliateOut(**await changed(row))
 
     @api.get("/affiliates", tags=["affiliates"])
-    async def list_affiliates(q: Annotated[s.CatalogQuery, Query()]) -> s.Page[s.AffiliateOut]:
+    async def list_affiliates(q: Annotated[s.ArchivableQuery, Query()]) -> s.Page[s.AffiliateOut]:
         """Oldest first."""
         page = await admin.list_page(db, "affiliates", q.values(), q.cursor, q.limit)
         return page_out(page, s.AffiliateOut.model_validate)
@@ -1046,7 +1046,7 @@ def create_api(runtime: Runtime) -> FastAPI:
         return security_out(await changed(row))
 
     @api.put("/advertisers/{item_id}/names", tags=["advertisers"])
-    async def put_names(item_id: s.Id, body: s.NamesIn) -> s.NamesIn:
+    async def put_names(item_id: s.Id, body: s.NamesIn, who: Who) -> s.NamesIn:
         """The advertiser's own event names and status words, replacing the whole mapping."""
         await admin.get(db, "advertisers", item_id)
         catalog = runtime.catalog.current
@@ -1057,7 +1057,7 @@ def create_api(runtime: Runtime) -> FastAPI:
                 ("body", "events"), f"{', '.join(wrong)}: not an event; use one of {', '.join(sorted(known))}"
             )
         statuses = {k: Status(v) for k, v in body.statuses.items()}
-        await deals.put_names(db, item_id, body.events, statuses)
+        await deals.put_names(db, item_id, body.events, statuses, actor_of(who))
         await runtime.catalog.reload()
         return body
 
