@@ -61,6 +61,11 @@ def test_under_and_at_the_cap_are_paid_past_it_recorded_unpaid_and_announced(
     assert "over_cap" in over[0]["warnings"]
     [cap] = client.items(f"/offers/{offer}/caps")
     assert cap["counted"] == 2
+    # The postback log says so on the first deposit that made the player qualify past the cap.
+    logged = {p["conversion_id"]: p["detail"] for p in client.items("/postbacks")}
+    ftd = client.items("/conversions", event="first_deposit", player_id="P-2")[0]["id"]
+    assert logged[ftd].startswith("over_cap: ")
+    assert sum("over_cap" in d for d in logged.values()) == 1
     got = sorted(
         parse_qs(urlsplit(g.target).query, keep_blank_values=True)["cap"][0] for g in receiver.wait_for(3)
     )

@@ -82,6 +82,10 @@ def _book_cpa(rec: Recording, player: Player, deal: Deal, q: Qualified, now: dat
     over_cap = not caps.take(rec.db, rec.conn, player.offer_id, player.affiliate_id, "qualified_cpa", q.at)
     if over_cap:
         amount = Decimal(0)
+        # Seen in the postback log too, on the postback that made the player qualify.
+        rec.note(
+            q.by, f"{OVER_CAP}: the CPA qualification came past a cap of offer {player.offer_id}: not paid"
+        )
     else:
         _append_cpa(rec, player, deal, q, amount, hold_until, source, now)
     # qualified_cpa as a conversion of its own: reports count it, outbound postbacks can fire on it.

@@ -373,6 +373,13 @@ class Recording:
         )
         return log_id
 
+    def note(self, conversion_id: int, text: str) -> None:
+        """Add `text` to the detail of this group's logged postbacks of the conversion (what was
+        decided after they were logged, e.g. a qualification past a cap: ADR 17)."""
+        for row in self._logs:
+            if row["conversion_id"] == conversion_id:
+                row["detail"] = "; ".join(filter(None, (row["detail"], text)))[:512]
+
     def history(
         self,
         conversion_id: int,
