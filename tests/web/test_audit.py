@@ -90,3 +90,28 @@ def test_a_name_that_looks_like_json_stays_text(client: Client, world: World) ->
 
     [entry] = audit(client, entity_kind="affiliate", entity_id=world.bob["id"], action="edit")
     assert entry["after"] == {"name": "[1]"}
+
+
+def test_an_affiliates_own_template_changes_are_recorded_with_secrets_masked(
+    client: Client, world: World
+) -> None:
+    alice = Keys.header(add_user(client, "alice", Role.AFFILIATE, affiliate_id=world.alice["id"]))
+    body = {
+        "affiliate_id": world.alice["id"],
+        "url": "http://127.0.0.1:9/pb?key=s3cretvalue1234&c={click_id}",
+    }
+    created = client.http.post("/api/outbound/templates", json=body, headers=alice)
+    assert created.status_code == 201, created.text
+    template = created.json()["id"]
+    client.http.put(f"/api/outbound/templates/{template}/status", json={"status": "paused"}, headers=alice)
+    assert client.http.delete(f"/api/outbound/templates/{template}", headers=alice).status_code == 204
+
+    entries = audit(client, entity_kind="outbound_template", entity_id=template)
+    assert [(e["action"], e["actor"]) for e in entries] == [
+        ("delete", "alice"),
+        ("status", "alice"),
+        ("create", "alice"),
+    ]
+    assert entries[1]["after"] == {"status": "paused"}
+    assert entries[0]["after"] is None and entries[0]["before"]["status"] == "paused"
+    assert "s3cretvalue1234" not in str(entries)

@@ -21,10 +21,12 @@ MAX_REASON_LEN = 500
 MAX_STATE_LEN = 8000
 BOOTSTRAP_ACTOR = "bootstrap key"
 # Secrets are never copied into the log: that they changed is recorded, not their values.
-SECRET_FIELDS = frozenset({"token", "previous_token", "signing_secret", "password_hash", "key_hash"})
+SECRET_FIELDS = frozenset(
+    {"token", "previous_token", "signing_secret", "password_hash", "key_hash", "secret"}
+)
 HIDDEN = "(hidden)"
 # Columns holding JSON text (read whole, never queried): the log shows their structure.
-JSON_COLUMNS = frozenset({"payouts", "custom_events", "terms", "cost"})
+JSON_COLUMNS = frozenset({"payouts", "custom_events", "terms", "cost", "events", "statuses", "status_map"})
 # Bookkeeping that changes with every write, never a change in itself.
 NOT_CHANGES = frozenset({"updated_at", "last_used_at"})
 
@@ -37,6 +39,7 @@ class Kind(StrEnum):
     DEAL = "deal"
     CAP = "cap"
     CONVERSION = "conversion"
+    TEMPLATE = "outbound_template"
 
 
 # The tables of the catalog, by the kind of their rows in the log.

@@ -8,10 +8,9 @@ from zoneinfo import ZoneInfo
 
 # The event a cap counts: the CPA qualification (what the affiliate is paid for). A cap on
 # another event would need its own "not paid" (ADR 17, "Not done").
-CAPPED_EVENTS = ("qualified_cpa",)
+CAPPED_EVENT = "qualified_cpa"
 EVERY_AFFILIATE = 0
 TOTAL = "total"
-MAX_CAP = 10**9
 OVER_CAP = "over_cap"
 # What the {cap_status} macro of an outbound postback gives.
 UNDER_CAP = ""

@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from clickback.core.caps import cap_status
 from clickback.core.lifecycle import Status
 from clickback.core.limits import MAX_URL_LEN
 from clickback.core.money import money_text
@@ -392,7 +393,7 @@ def notice(
         if advertiser_payout is None
         else money_text(advertiser_payout, conversion["currency"]),
         "advertiser_currency": conversion["currency"] or "",
-        "cap_status": "over_cap" if conversion.get("over_cap") else "",
+        "cap_status": cap_status(bool(conversion.get("over_cap"))),
     }
 
 

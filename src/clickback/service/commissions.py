@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from clickback.core.caps import OVER_CAP
+from clickback.core.caps import CAPPED_EVENT, OVER_CAP
 from clickback.core.commission import (
     Deal,
     DealKind,
@@ -67,6 +67,8 @@ def _cpa(rec: Recording, player: Player, deal: Deal, cause: int, now: datetime) 
         booked = ledger.booked_cpa(rec.conn, player.id)
         if booked is not None:
             _reverse_cpa(rec, player, booked, cause, now)
+        else:
+            _reject_unpaid(rec, player, now)
 
 
 def _book_cpa(rec: Recording, player: Player, deal: Deal, q: Qualified, now: datetime) -> None:
@@ -79,7 +81,7 @@ def _book_cpa(rec: Recording, player: Player, deal: Deal, q: Qualified, now: dat
     source = rec.conversion(q.by)
     # Caps (ADR 17): past one, the qualification is recorded, marked over-cap, and not paid.
     assert player.offer_id is not None and player.affiliate_id is not None
-    over_cap = not caps.take(rec.db, rec.conn, player.offer_id, player.affiliate_id, "qualified_cpa", q.at)
+    over_cap = not caps.take(rec.db, rec.conn, player.offer_id, player.affiliate_id, CAPPED_EVENT, q.at)
     if over_cap:
         amount = Decimal(0)
         # Seen in the postback log too, on the postback that made the player qualify.
@@ -168,6 +170,14 @@ def _reverse_cpa(rec: Recording, player: Player, booked: Any, cause: int, now: d
     )
     qualified = rec.conversion_by_key((player.advertiser_id, player_key(player.player_id), "qualified_cpa"))
     if qualified is not None and qualified["status"] != Status.REJECTED.value:
+        rec.change_status(qualified, Status.REJECTED, now, None)
+
+
+def _reject_unpaid(rec: Recording, player: Player, now: datetime) -> None:
+    """A qualification past a cap (ADR 17) whose rules no longer hold: nothing was paid, so
+    nothing is reversed, but its qualified_cpa conversion is rejected, as a paid one's is."""
+    qualified = rec.conversion_by_key((player.advertiser_id, player_key(player.player_id), "qualified_cpa"))
+    if qualified is not None and qualified.get("over_cap") and qualified["status"] != Status.REJECTED.value:
         rec.change_status(qualified, Status.REJECTED, now, None)
 
 

@@ -1154,7 +1154,9 @@ def create_api(runtime: Runtime) -> FastAPI:
         allow = runtime.settings.outbound_allowlist
         given = body.model_dump()
         return await template_saved(
-            outbound_service.create_template(db, runtime.catalog.current, allow, given, utcnow())
+            outbound_service.create_template(
+                db, runtime.catalog.current, allow, given, utcnow(), actor_of(who)
+            )
         )
 
     @api.get("/outbound/templates", tags=["outbound postbacks"])
@@ -1192,21 +1194,23 @@ def create_api(runtime: Runtime) -> FastAPI:
                 invalid(("body", name), "give a value, or leave the field out to keep it")
         allow = runtime.settings.outbound_allowlist
         return await template_saved(
-            outbound_service.change_template(db, runtime.catalog.current, allow, item_id, given, utcnow())
+            outbound_service.change_template(
+                db, runtime.catalog.current, allow, item_id, given, utcnow(), actor_of(who)
+            )
         )
 
     @api.put("/outbound/templates/{item_id}/status", tags=["outbound postbacks"])
     async def set_template_status(item_id: s.Id, body: s.StatusIn, who: Who) -> s.OutboundTemplateOut:
         """Pause (nothing is queued for it) or activate."""
         await own_template(item_id, who)
-        row = await outbound.change_template(db, item_id, {"status": body.status}, utcnow())
+        row = await outbound.change_template(db, item_id, {"status": body.status}, utcnow(), actor_of(who))
         return template_out(await changed(row))
 
     @api.delete("/outbound/templates/{item_id}", status_code=204, tags=["outbound postbacks"])
     async def delete_template(item_id: s.Id, who: Who) -> Response:
         """Deliveries already queued for it are still sent."""
         await own_template(item_id, who)
-        await outbound.delete_template(db, item_id)
+        await outbound.delete_template(db, item_id, actor_of(who))
         await runtime.catalog.reload()
         return Response(status_code=204)
 

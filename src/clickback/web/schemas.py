@@ -1581,7 +1581,9 @@ class WaitQuery(Filters):
     )
 
 
-AuditKind = Literal["advertiser", "offer", "affiliate", "link", "deal", "cap", "conversion"]
+AuditKind = Literal[
+    "advertiser", "offer", "affiliate", "link", "deal", "cap", "conversion", "outbound_template"
+]
 
 
 class AuditQuery(Paged, Instants):
