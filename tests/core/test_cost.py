@@ -16,6 +16,7 @@ from clickback.core.cost import (
     passed_cost,
     stored,
 )
+from clickback.core.costimport import SpendError, parse_spend
 from clickback.core.lifecycle import Status
 from clickback.core.metrics import MONEY, conversion_contributions, figures
 from clickback.core.reasons import Reason
@@ -202,3 +203,12 @@ def test_a_networks_return_is_revenue_against_cost() -> None:
     shown = figures(_counts(clicks=100), money)
     assert shown["revenue_profit"] == {"EUR": Decimal(60)} and shown["revenue_roi"] == {"EUR": Decimal("1.5")}
     assert shown["traffic_profit"] == {"EUR": Decimal(-10)} and shown["roi"] == {"EUR": Decimal("-0.25")}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['day,link,cost\r2026-01-01,"a\rb"x,1\r', 'day,link,cost\n2026-01-01,ab\r"\n', 'day,link,cost\n"a\x00'],
+)
+def test_a_spend_file_the_csv_module_cannot_read_is_refused_not_raised(text: str) -> None:
+    with pytest.raises(SpendError):
+        parse_spend(text, "EUR")

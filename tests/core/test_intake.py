@@ -346,6 +346,8 @@ def test_every_reason_read_postback_can_give_is_in_the_table() -> None:
         Reason.UNKNOWN_LINK,
         Reason.LINK_PAUSED,
         Reason.OFFER_PAUSED,
+        Reason.LINK_ARCHIVED,
+        Reason.OFFER_ARCHIVED,
         # A click's refused cost (tests/core/test_cost.py).
         Reason.INVALID_COST,
         Reason.INVALID_COST_CURRENCY,

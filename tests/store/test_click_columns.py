@@ -52,7 +52,10 @@ def test_every_value_of_a_hostile_click_fits_its_column(mode: IpMode, enrich: ob
 
 
 def test_refused_clicks_fit_their_counters() -> None:
-    longest_reason = max(len(r.code) for r in (Reason.UNKNOWN_LINK, Reason.LINK_PAUSED, Reason.OFFER_PAUSED))
+    longest_reason = max(
+        len(r.code)
+        for r in (Reason.UNKNOWN_LINK, Reason.LINK_PAUSED, Reason.OFFER_PAUSED, Reason.OFFER_ARCHIVED)
+    )
 
     taken = take_click(
         ClickRequest("?" * 500, {}, "", "", ""), CATALOG, CODEC, NOW, Privacy(IpMode.FULL, KEY)

@@ -97,10 +97,13 @@ def take_click(
     if link is None:
         return Rejected(Reason.UNKNOWN_LINK, clean(request.code, MAX_LINK_CODE_LEN))
     offer = catalog.offers[link.offer_id]
-    if link.status is not State.ACTIVE or catalog.affiliates[link.affiliate_id].status is not State.ACTIVE:
-        return Rejected(Reason.LINK_PAUSED, link.code)
+    affiliate = catalog.affiliates[link.affiliate_id]
+    if link.status is not State.ACTIVE or affiliate.status is not State.ACTIVE:
+        archived = State.ARCHIVED in (link.status, affiliate.status)
+        return Rejected(Reason.LINK_ARCHIVED if archived else Reason.LINK_PAUSED, link.code)
     if offer.status is not State.ACTIVE:
-        return Rejected(Reason.OFFER_PAUSED, link.code)
+        archived = offer.status is State.ARCHIVED
+        return Rejected(Reason.OFFER_ARCHIVED if archived else Reason.OFFER_PAUSED, link.code)
     get = request.params.get
     user_agent = clean(request.user_agent, MAX_UA_LEN)
     # Written out rather than a loop over SUB_KEYS: this runs on every click.

@@ -56,7 +56,15 @@ class SpendError(ValueError):
 def parse_spend(text: str, currency: str | None) -> list[SpendLine]:
     """The lines of a spend CSV (a header naming COLUMNS, comma-separated). `currency`: the
     amounts' currency where a line names none."""
-    reader = csv.reader(io.StringIO(text))
+    try:
+        return _parse_spend(text, currency)
+    except csv.Error as exc:  # a stray carriage return in a quoted cell, a NUL ...
+        raise SpendError(0, "file", f"not a CSV file: {exc}") from None
+
+
+def _parse_spend(text: str, currency: str | None) -> list[SpendLine]:
+    # newline="": the csv module's own line endings (a lone \r ends a line, as in old Mac files).
+    reader = csv.reader(io.StringIO(text, newline=""))
     header = [h.strip().lower() for h in next(reader, [])]
     if unknown := [h for h in header if h not in COLUMNS]:
         raise SpendError(1, "header", f"unknown column {unknown[0][:40]!r}; columns: {', '.join(COLUMNS)}")

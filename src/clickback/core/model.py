@@ -20,6 +20,8 @@ from clickback.core.outbound import Template
 class State(StrEnum):
     ACTIVE = "active"
     PAUSED = "paused"
+    # Instead of deleted, where history refers to the row: no new clicks, history kept.
+    ARCHIVED = "archived"
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from clickback.core.caps import cap_status
 from clickback.core.lifecycle import Status
 from clickback.core.limits import MAX_URL_LEN
 from clickback.core.money import money_text
@@ -60,6 +61,8 @@ OWN_MACROS: Mapping[str, str] = {
     # Only when a template asks for it: what the advertiser reported (a deposit, a sale's value).
     "advertiser_payout": "advertiser_payout",
     "advertiser_currency": "advertiser_currency",
+    # "over_cap" for a conversion past a cap (ADR 17: recorded, not paid), else empty.
+    "cap_status": "cap_status",
 }
 # Trackers' names (shared/reference/postback-conventions.md). "tracker_click_id" is the sub ID the
 # template's click_id_sub names.
@@ -390,6 +393,7 @@ def notice(
         if advertiser_payout is None
         else money_text(advertiser_payout, conversion["currency"]),
         "advertiser_currency": conversion["currency"] or "",
+        "cap_status": cap_status(bool(conversion.get("over_cap"))),
     }
 
 

@@ -274,6 +274,18 @@ class Reason(Enum):
         "The offer behind this tracking link is paused.",
         "Ask the affiliate manager which offer to promote instead.",
     )
+    LINK_ARCHIVED = (
+        "link_archived",
+        410,
+        "This tracking link (or its affiliate) is archived: it takes no new clicks.",
+        "Stop sending traffic to it; ask the affiliate manager for a current link.",
+    )
+    OFFER_ARCHIVED = (
+        "offer_archived",
+        410,
+        "The offer behind this tracking link is archived: it takes no new clicks.",
+        "Stop sending traffic to it; ask the affiliate manager which offer to promote instead.",
+    )
 
     # Refused fields of a click: the click itself is taken and redirected, without the field.
     INVALID_COST = (

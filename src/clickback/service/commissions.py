@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from clickback.core.caps import CAPPED_EVENT, OVER_CAP
 from clickback.core.commission import (
     Deal,
     DealKind,
@@ -30,7 +31,7 @@ from clickback.core.intake import player_key
 from clickback.core.lifecycle import Status
 from clickback.core.model import Catalog
 from clickback.core.money import money_text
-from clickback.store import ledger
+from clickback.store import caps, ledger
 from clickback.store.recording import MonthChange, Player, Recording
 
 MAX_CAUSES_SHOWN = 5
@@ -66,6 +67,8 @@ def _cpa(rec: Recording, player: Player, deal: Deal, cause: int, now: datetime) 
         booked = ledger.booked_cpa(rec.conn, player.id)
         if booked is not None:
             _reverse_cpa(rec, player, booked, cause, now)
+        else:
+            _reject_unpaid(rec, player, now)
 
 
 def _book_cpa(rec: Recording, player: Player, deal: Deal, q: Qualified, now: datetime) -> None:
@@ -76,22 +79,17 @@ def _book_cpa(rec: Recording, player: Player, deal: Deal, q: Qualified, now: dat
     # The hold counts from the qualifying event: one reported after its hold ended is due at once.
     hold_until = q.at + timedelta(days=deal.cpa.hold_days)
     source = rec.conversion(q.by)
-    rec.append_entry(
-        now,
-        kind=ledger.CPA,
-        affiliate_id=player.affiliate_id,
-        offer_id=player.offer_id,
-        player=player.id,
-        conversion_id=q.by,
-        # The month the player qualified in, by event time, even when reported later.
-        period=period_of(q.at),
-        amount=amount,
-        currency=deal.currency,
-        fx_rate=source["fx_rate"],
-        status=ledger.PENDING if hold_until > now else ledger.APPROVED,
-        hold_until=hold_until if deal.cpa.hold_days else None,
-        detail=f"qualified: {q.explanation}; conversions {', '.join(map(str, q.because))}",
-    )
+    # Caps (ADR 17): past one, the qualification is recorded, marked over-cap, and not paid.
+    assert player.offer_id is not None and player.affiliate_id is not None
+    over_cap = not caps.take(rec.db, rec.conn, player.offer_id, player.affiliate_id, CAPPED_EVENT, q.at)
+    if over_cap:
+        amount = Decimal(0)
+        # Seen in the postback log too, on the postback that made the player qualify.
+        rec.note(
+            q.by, f"{OVER_CAP}: the CPA qualification came past a cap of offer {player.offer_id}: not paid"
+        )
+    else:
+        _append_cpa(rec, player, deal, q, amount, hold_until, source, now)
     # qualified_cpa as a conversion of its own: reports count it, outbound postbacks can fire on it.
     key = (player.advertiser_id, player_key(player.player_id), "qualified_cpa")
     if rec.conversion_by_key(key) is None:
@@ -112,11 +110,41 @@ def _book_cpa(rec: Recording, player: Player, deal: Deal, q: Qualified, now: dat
             "created_at": now,
             "updated_at": now,
             "attributed_at": now,
-            "warnings": "",
+            "warnings": OVER_CAP if over_cap else "",
+            "over_cap": over_cap,
         }
         added = rec.add_conversion(values)
         rec.history(added["id"], None, Status.APPROVED, now, None)
         rec.count(added, Status.APPROVED, amount, +1)
+
+
+def _append_cpa(
+    rec: Recording,
+    player: Player,
+    deal: Deal,
+    q: Qualified,
+    amount: Decimal,
+    hold_until: datetime,
+    source: Mapping[str, Any],
+    now: datetime,
+) -> None:
+    assert deal.cpa is not None
+    rec.append_entry(
+        now,
+        kind=ledger.CPA,
+        affiliate_id=player.affiliate_id,
+        offer_id=player.offer_id,
+        player=player.id,
+        conversion_id=q.by,
+        # The month the player qualified in, by event time, even when reported later.
+        period=period_of(q.at),
+        amount=amount,
+        currency=deal.currency,
+        fx_rate=source["fx_rate"],
+        status=ledger.PENDING if hold_until > now else ledger.APPROVED,
+        hold_until=hold_until if deal.cpa.hold_days else None,
+        detail=f"qualified: {q.explanation}; conversions {', '.join(map(str, q.because))}",
+    )
 
 
 _NOT_COPIED = frozenset({"id"})
@@ -142,6 +170,14 @@ def _reverse_cpa(rec: Recording, player: Player, booked: Any, cause: int, now: d
     )
     qualified = rec.conversion_by_key((player.advertiser_id, player_key(player.player_id), "qualified_cpa"))
     if qualified is not None and qualified["status"] != Status.REJECTED.value:
+        rec.change_status(qualified, Status.REJECTED, now, None)
+
+
+def _reject_unpaid(rec: Recording, player: Player, now: datetime) -> None:
+    """A qualification past a cap (ADR 17) whose rules no longer hold: nothing was paid, so
+    nothing is reversed, but its qualified_cpa conversion is rejected, as a paid one's is."""
+    qualified = rec.conversion_by_key((player.advertiser_id, player_key(player.player_id), "qualified_cpa"))
+    if qualified is not None and qualified.get("over_cap") and qualified["status"] != Status.REJECTED.value:
         rec.change_status(qualified, Status.REJECTED, now, None)
 
 

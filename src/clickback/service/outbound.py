@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from clickback.core.addresses import Allowlist
+from clickback.core.audit import SYSTEM, Actor
 from clickback.core.events import STANDARD_EVENTS, normalise_event
 from clickback.core.lifecycle import Status
 from clickback.core.model import Catalog, Click
@@ -49,13 +50,18 @@ CHANGEABLE = frozenset(
 
 
 async def create_template(
-    db: Database, catalog: Catalog, allow: Allowlist, given: Mapping[str, Any], now: datetime
+    db: Database,
+    catalog: Catalog,
+    allow: Allowlist,
+    given: Mapping[str, Any],
+    now: datetime,
+    by: Actor = SYSTEM,
 ) -> dict[str, Any]:
     """A new template (the API's and the command line's), checked first: TemplateRefused or
     NotFound (the affiliate, the offer) say what to fix."""
     await admin.get(db, "affiliates", given["affiliate_id"])
     values = await _checked(db, catalog, allow, dict(given))
-    return await outbox.create_template(db, values, now)
+    return await outbox.create_template(db, values, now, by)
 
 
 async def change_template(
@@ -65,12 +71,13 @@ async def change_template(
     template_id: int,
     given: Mapping[str, Any],
     now: datetime,
+    by: Actor = SYSTEM,
 ) -> dict[str, Any]:
     """The fields given replace the stored ones; the template as a whole is checked again."""
     stored = decoded(await outbox.get_template(db, template_id))
     values = await _checked(db, catalog, allow, stored | dict(given))
     return await outbox.change_template(
-        db, template_id, {k: v for k, v in values.items() if k in CHANGEABLE}, now
+        db, template_id, {k: v for k, v in values.items() if k in CHANGEABLE}, now, by
     )
 
 

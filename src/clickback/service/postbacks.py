@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 
+from clickback.core.audit import SYSTEM, Actor, Kind, change
 from clickback.core.clickids import CLICK_ID_LEN, ClickIdCodec
 from clickback.core.commission import AMOUNT_EVENTS, convert, period_of, rate_day
 from clickback.core.diagnosis import conversion_warnings
@@ -51,6 +52,7 @@ from clickback.service import commissions, outbound
 from clickback.service.catalog_cache import CatalogCache
 from clickback.service.clickwriter import ClickWriter
 from clickback.service.group_commit import GroupCommit
+from clickback.store import audit
 from clickback.store.db import Database
 from clickback.store.recording import Player, Recording, clicks_landed
 from clickback.store.tables import conversions, postbacks
@@ -192,12 +194,15 @@ class Postbacks:
         return result
 
     async def change_status(
-        self, conversion_id: int, new: Status, reason: str, now: datetime
+        self, conversion_id: int, new: Status, reason: str, now: datetime, by: Actor = SYSTEM
     ) -> "ManualChange":
         """A person approves, rejects or cancels a conversion: the same change a postback makes
-        (history, report counters, the ledger, outbound postbacks), with their reason kept."""
+        (history, report counters, the ledger, outbound postbacks), with their reason kept and
+        the change in the audit log, in the same transaction."""
         catalog = self._catalog.current
-        return await self._write(lambda rec: _change_by_hand(rec, catalog, conversion_id, new, reason, now))
+        return await self._write(
+            lambda rec: _change_by_hand(rec, catalog, conversion_id, new, reason, now, by)
+        )
 
 
 class _Group:
@@ -400,7 +405,13 @@ class ManualChange:
 
 
 def _change_by_hand(
-    rec: Recording, catalog: Catalog, conversion_id: int, new: Status, reason: str, now: datetime
+    rec: Recording,
+    catalog: Catalog,
+    conversion_id: int,
+    new: Status,
+    reason: str,
+    now: datetime,
+    by: Actor = SYSTEM,
 ) -> ManualChange:
     # The player first, then the conversion, as a postback group locks them (no deadlock).
     key = rec.player_of(conversion_id)
@@ -415,6 +426,10 @@ def _change_by_hand(
     if not can_move(old, new):
         return ManualChange(True, f"a conversion cannot go from {old} to {new}")
     _change_status(rec, catalog, row, new, now, None, None, reason)
+    done = change(
+        by, Kind.CONVERSION, conversion_id, "change_status", {"status": old}, {"status": new}, reason
+    )
+    audit.record_sync(rec.conn, [done], now)
     rec.flush()
     commissions.recompute_months(rec, catalog, now)
     outbound.enqueue(rec, catalog, {}, now)

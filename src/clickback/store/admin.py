@@ -11,8 +11,10 @@ from typing import Any
 from sqlalchemy import Table, select, update
 from sqlalchemy.exc import IntegrityError
 
+from clickback.core import audit as trail
+from clickback.core.audit import KIND_OF_TABLE, Actor
 from clickback.core.pixel import PIXEL_CODE_LEN
-from clickback.store import paging
+from clickback.store import audit, paging
 from clickback.store.catalog import bump_version
 from clickback.store.db import Database
 from clickback.store.tables import advertisers, affiliates, links, offers
@@ -31,22 +33,34 @@ class NotFound(LookupError):
     pass
 
 
-async def _insert(db: Database, table: Table, values: dict[str, Any]) -> dict[str, Any]:
+class Conflict(ValueError):
+    """A change the row's state forbids (409)."""
+
+
+async def _insert(
+    db: Database, table: Table, values: dict[str, Any], by: Actor = trail.SYSTEM
+) -> dict[str, Any]:
     async with db.write() as conn:
         stmt = table.insert().values(values).returning(*table.c)
-        row = (await conn.execute(stmt)).one()
+        row = dict((await conn.execute(stmt)).one()._mapping)
+        created = trail.change(by, KIND_OF_TABLE[table.name], row["id"], "create", None, row)
+        await audit.record(conn, [created])
         await bump_version(conn)
-    return dict(row._mapping)
+    return row
 
 
-async def create_advertiser(db: Database, name: str, now: datetime) -> dict[str, Any]:
+async def create_advertiser(
+    db: Database, name: str, now: datetime, by: Actor = trail.SYSTEM
+) -> dict[str, Any]:
     token = secrets.token_urlsafe(24)
     return await _insert(
-        db, advertisers, {"name": name, "token": token, "status": "active", "created_at": now}
+        db, advertisers, {"name": name, "token": token, "status": "active", "created_at": now}, by
     )
 
 
-async def rotate_token(db: Database, advertiser_id: int, valid_until: datetime) -> dict[str, Any]:
+async def rotate_token(
+    db: Database, advertiser_id: int, valid_until: datetime, by: Actor = trail.SYSTEM
+) -> dict[str, Any]:
     """A new token; the current one becomes the previous, accepted until `valid_until`."""
     return await _change(
         db,
@@ -58,36 +72,68 @@ async def rotate_token(db: Database, advertiser_id: int, valid_until: datetime) 
             "previous_token_until": valid_until,
             "token": secrets.token_urlsafe(24),
         },
+        by,
+        "rotate_token",
     )
 
 
-async def revoke_previous_token(db: Database, advertiser_id: int) -> dict[str, Any]:
+async def revoke_previous_token(db: Database, advertiser_id: int, by: Actor = trail.SYSTEM) -> dict[str, Any]:
     return await _change(
-        db, "advertisers", advertiser_id, {"previous_token": None, "previous_token_until": None}
+        db,
+        "advertisers",
+        advertiser_id,
+        {"previous_token": None, "previous_token_until": None},
+        by,
+        "revoke_previous_token",
     )
 
 
 async def set_security(
-    db: Database, advertiser_id: int, allowed_ips: list[str], signing: bool, new_secret: bool
+    db: Database,
+    advertiser_id: int,
+    allowed_ips: list[str],
+    signing: bool,
+    new_secret: bool,
+    by: Actor = trail.SYSTEM,
 ) -> dict[str, Any]:
     current = await get(db, "advertisers", advertiser_id)
     secret = current["signing_secret"] if signing and not new_secret else None
     if signing and secret is None:
         secret = secrets.token_hex(32)
     return await _change(
-        db, "advertisers", advertiser_id, {"allowed_ips": ",".join(allowed_ips), "signing_secret": secret}
+        db,
+        "advertisers",
+        advertiser_id,
+        {"allowed_ips": ",".join(allowed_ips), "signing_secret": secret},
+        by,
+        "security",
     )
 
 
-async def _change(db: Database, kind: str, item_id: int, values: Mapping[str, Any]) -> dict[str, Any]:
+async def _change(
+    db: Database,
+    kind: str,
+    item_id: int,
+    values: Mapping[str, Any],
+    by: Actor = trail.SYSTEM,
+    action: str = "change",
+) -> dict[str, Any]:
+    """Change one row and record it in the audit log, in one transaction. The row as it was is
+    read under a row lock (PostgreSQL; SQLite's writer holds the whole database), so the "before"
+    of two concurrent changes is each the other's "after", never the same old row twice."""
     table = TABLES[kind]
     async with db.write() as conn:
-        stmt = update(table).where(table.c.id == item_id).values(dict(values)).returning(*table.c)
-        row = (await conn.execute(stmt)).first()
-        if row is None:
+        found = (await conn.execute(select(table).where(table.c.id == item_id).with_for_update())).first()
+        if found is None:
             raise NotFound(f"{kind} {item_id} does not exist")
+        if not values:  # a PATCH naming no field: nothing to change, nothing to record
+            return dict(found._mapping)
+        stmt = update(table).where(table.c.id == item_id).values(dict(values)).returning(*table.c)
+        row = dict((await conn.execute(stmt)).one()._mapping)
+        done = trail.change(by, KIND_OF_TABLE[kind], item_id, action, dict(found._mapping), row)
+        await audit.record(conn, [done])
         await bump_version(conn)
-    return dict(row._mapping)
+    return row
 
 
 async def create_offer(
@@ -103,6 +149,7 @@ async def create_offer(
     vertical: str = "",
     pixel: bool = False,
     attribution_days: int | None = None,
+    by: Actor = trail.SYSTEM,
 ) -> dict[str, Any]:
     await get(db, "advertisers", advertiser_id)
     values = {
@@ -119,18 +166,21 @@ async def create_offer(
         "attribution_days": attribution_days,
         "pixel_code": _code(PIXEL_CODE_LEN) if pixel else None,
     }
-    return await _insert(db, offers, values)
+    return await _insert(db, offers, values, by)
 
 
-async def set_attribution(db: Database, offer_id: int, days: int | None) -> dict[str, Any]:
-    return await _change(db, "offers", offer_id, {"attribution_days": days})
+async def set_attribution(
+    db: Database, offer_id: int, days: int | None, by: Actor = trail.SYSTEM
+) -> dict[str, Any]:
+    return await _change(db, "offers", offer_id, {"attribution_days": days}, by, "attribution")
 
 
-async def set_pixel(db: Database, offer_id: int, enabled: bool) -> dict[str, Any]:
+async def set_pixel(db: Database, offer_id: int, enabled: bool, by: Actor = trail.SYSTEM) -> dict[str, Any]:
     """Switch an offer's tracking pixel on or off. Its code is minted the first time and kept: a
     pixel already on a thank-you page works again once switched back on."""
     async with db.write() as conn:
-        row = (await conn.execute(select(offers).where(offers.c.id == offer_id))).first()
+        query = select(offers).where(offers.c.id == offer_id).with_for_update()
+        row = (await conn.execute(query)).first()
         if row is None:
             raise NotFound(f"offers {offer_id} does not exist")
         values: dict[str, Any] = {"pixel": enabled}
@@ -138,25 +188,37 @@ async def set_pixel(db: Database, offer_id: int, enabled: bool) -> dict[str, Any
             # 62^16 codes: no clash to retry.
             values["pixel_code"] = _code(PIXEL_CODE_LEN)
         stmt = update(offers).where(offers.c.id == offer_id).values(values).returning(*offers.c)
-        changed = (await conn.execute(stmt)).one()
+        changed = dict((await conn.execute(stmt)).one()._mapping)
+        done = trail.change(by, trail.Kind.OFFER, offer_id, "pixel", dict(row._mapping), changed)
+        await audit.record(conn, [done])
         await bump_version(conn)
-    return dict(changed._mapping)
+    return changed
 
 
 def _code(length: int) -> str:
     return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(length))
 
 
-async def create_affiliate(db: Database, name: str, now: datetime) -> dict[str, Any]:
-    return await _insert(db, affiliates, {"name": name, "status": "active", "created_at": now})
+async def create_affiliate(
+    db: Database, name: str, now: datetime, by: Actor = trail.SYSTEM
+) -> dict[str, Any]:
+    return await _insert(db, affiliates, {"name": name, "status": "active", "created_at": now}, by)
 
 
 async def create_link(
-    db: Database, *, affiliate_id: int, offer_id: int, campaign: str, now: datetime, cost: str | None = None
+    db: Database,
+    *,
+    affiliate_id: int,
+    offer_id: int,
+    campaign: str,
+    now: datetime,
+    cost: str | None = None,
+    by: Actor = trail.SYSTEM,
 ) -> dict[str, Any]:
     """`cost`: its cost model as links.cost keeps it (JSON), None for none."""
-    await get(db, "affiliates", affiliate_id)
-    await get(db, "offers", offer_id)
+    for kind, item_id in (("affiliates", affiliate_id), ("offers", offer_id)):
+        if (await get(db, kind, item_id))["status"] == "archived":
+            raise Conflict(f"{kind} {item_id} is archived: make it active first")
     for _ in range(5):
         code = _code(LINK_CODE_LEN)
         values = {
@@ -169,7 +231,7 @@ async def create_link(
             "cost": cost,
         }
         try:
-            return await _insert(db, links, values)
+            return await _insert(db, links, values, by)
         except IntegrityError:
             continue  # 62^10 codes: a clash is all but impossible, but cheap to survive
     raise RuntimeError("could not mint a unique link code")
@@ -201,10 +263,19 @@ async def list_page(
     return await paging.page(db, query, [paging.Key(table.c.id)], cursor, limit)
 
 
-async def set_link_cost(db: Database, link_id: int, cost: str | None) -> dict[str, Any]:
+async def set_link_cost(
+    db: Database, link_id: int, cost: str | None, by: Actor = trail.SYSTEM
+) -> dict[str, Any]:
     """Replace a link's cost model (JSON, None for none): its clicks and conversions from now on."""
-    return await _change(db, "links", link_id, {"cost": cost})
+    return await _change(db, "links", link_id, {"cost": cost}, by, "cost")
 
 
-async def set_status(db: Database, kind: str, item_id: int, status: str) -> dict[str, Any]:
-    return await _change(db, kind, item_id, {"status": status})
+async def set_status(
+    db: Database, kind: str, item_id: int, status: str, by: Actor = trail.SYSTEM
+) -> dict[str, Any]:
+    return await _change(db, kind, item_id, {"status": status}, by, "status")
+
+
+async def edit(db: Database, kind: str, item_id: int, values: Mapping[str, Any], by: Actor) -> dict[str, Any]:
+    """The fields given replace the stored ones (checked by the caller)."""
+    return await _change(db, kind, item_id, values, by, "edit")

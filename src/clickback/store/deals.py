@@ -6,18 +6,21 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
+from clickback.core import audit as trail
+from clickback.core.audit import Actor
 from clickback.core.commission import Deal
 from clickback.core.lifecycle import Status
 from clickback.core.model import EVERY_AFFILIATE
-from clickback.store import paging
+from clickback.store import audit, paging
 from clickback.store.catalog import bump_version, deal_from_row, terms_to_json
 from clickback.store.db import Database
 from clickback.store.tables import advertiser_names, deals
 
 
 async def put_deal(
-    db: Database, offer_id: int, affiliate_id: int, deal: Deal, now: datetime
+    db: Database, offer_id: int, affiliate_id: int, deal: Deal, now: datetime, by: Actor = trail.SYSTEM
 ) -> dict[str, Any]:
+    """Create or replace the deal, and record the change in the audit log (same transaction)."""
     values = {
         "kind": deal.kind.value,
         "currency": deal.currency,
@@ -26,10 +29,15 @@ async def put_deal(
     }
     stmt = db.upsert(deals).values(offer_id=offer_id, affiliate_id=affiliate_id, created_at=now, **values)
     stmt = stmt.on_conflict_do_update(index_elements=["offer_id", "affiliate_id"], set_=values)
+    mine = (deals.c.offer_id == offer_id) & (deals.c.affiliate_id == affiliate_id)
     async with db.write() as conn:
-        row = (await conn.execute(stmt.returning(*deals.c))).one()
+        found = (await conn.execute(select(deals).where(mine).with_for_update())).first()
+        row = dict((await conn.execute(stmt.returning(*deals.c))).one()._mapping)
+        before = None if found is None else dict(found._mapping)
+        done = trail.change(by, trail.Kind.DEAL, row["id"], "put", before, row)
+        await audit.record(conn, [done], now)
         await bump_version(conn)
-    return dict(row._mapping)
+    return row
 
 
 async def deal_in_force(db: Database, offer_id: int, affiliate_id: int) -> Deal | None:
@@ -53,9 +61,14 @@ async def list_deals(db: Database, offer_id: int, cursor: str | None, limit: int
 
 
 async def put_names(
-    db: Database, advertiser_id: int, events: dict[str, str], statuses: dict[str, Status]
+    db: Database,
+    advertiser_id: int,
+    events: dict[str, str],
+    statuses: dict[str, Status],
+    by: Actor = trail.SYSTEM,
 ) -> None:
-    """Replace the advertiser's whole mapping (what the API shows is what applies)."""
+    """Replace the advertiser's whole mapping (what the API shows is what applies), recorded in
+    the audit log as the advertiser's `names` (same transaction)."""
     rows = [
         {"advertiser_id": advertiser_id, "kind": "event", "name": k, "maps_to": v} for k, v in events.items()
     ]
@@ -63,8 +76,21 @@ async def put_names(
         {"advertiser_id": advertiser_id, "kind": "status", "name": k, "maps_to": v.value}
         for k, v in statuses.items()
     ]
+    mine = advertiser_names.c.advertiser_id == advertiser_id
     async with db.write() as conn:
-        await conn.execute(delete(advertiser_names).where(advertiser_names.c.advertiser_id == advertiser_id))
+        old = (await conn.execute(select(advertiser_names).where(mine))).all()
+        await conn.execute(delete(advertiser_names).where(mine))
         if rows:
             await conn.execute(advertiser_names.insert(), rows)
+        before, after = _names([dict(r._mapping) for r in old]), _names(rows)
+        done = trail.change(by, trail.Kind.ADVERTISER, advertiser_id, "names", before, after)
+        await audit.record(conn, [done])
         await bump_version(conn)
+
+
+def _names(rows: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """A mapping as the audit log shows it: {"events": {...}, "statuses": {...}}."""
+    found: dict[str, dict[str, str]] = {"events": {}, "statuses": {}}
+    for r in rows:
+        found["events" if r["kind"] == "event" else "statuses"][r["name"]] = r["maps_to"]
+    return found

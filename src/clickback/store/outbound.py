@@ -10,7 +10,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clickback.store import paging
+from clickback.core import audit as trail
+from clickback.core.audit import Actor
+from clickback.core.outbound import mask_url
+from clickback.store import audit, paging
 from clickback.store.admin import NotFound
 from clickback.store.bulk import insert_rows
 from clickback.store.catalog import bump_version
@@ -40,11 +43,20 @@ def template_values(values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def create_template(db: Database, values: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+def _shown(row: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A template as the audit log keeps it: its URL's secrets masked, as in the delivery log."""
+    return None if row is None else dict(row) | {"url": mask_url(row["url"])}
+
+
+async def create_template(
+    db: Database, values: Mapping[str, Any], now: datetime, by: Actor = trail.SYSTEM
+) -> dict[str, Any]:
     row = template_values(values) | {"status": "active", "created_at": now, "updated_at": now}
     async with db.write() as conn:
         stmt = outbound_templates.insert().values(row).returning(*outbound_templates.c)
         created = dict((await conn.execute(stmt)).one()._mapping)
+        done = trail.change(by, trail.Kind.TEMPLATE, created["id"], "create", None, _shown(created))
+        await audit.record(conn, [done], now)
         await bump_version(conn)
     return created
 
@@ -60,30 +72,43 @@ async def get_template(db: Database, template_id: int) -> dict[str, Any]:
 
 
 async def change_template(
-    db: Database, template_id: int, values: Mapping[str, Any], now: datetime
+    db: Database, template_id: int, values: Mapping[str, Any], now: datetime, by: Actor = trail.SYSTEM
 ) -> dict[str, Any]:
+    """The change and its line in the audit log, in one transaction (the row read locked)."""
+    mine = outbound_templates.c.id == template_id
     async with db.write() as conn:
+        found = (await conn.execute(select(outbound_templates).where(mine).with_for_update())).first()
+        if found is None:
+            raise NotFound(f"outbound template {template_id} does not exist")
         stmt = (
             update(outbound_templates)
-            .where(outbound_templates.c.id == template_id)
+            .where(mine)
             .values(template_values(values) | {"updated_at": now})
             .returning(*outbound_templates.c)
         )
-        row = (await conn.execute(stmt)).first()
-        if row is None:
-            raise NotFound(f"outbound template {template_id} does not exist")
-        await bump_version(conn)
-    return dict(row._mapping)
-
-
-async def delete_template(db: Database, template_id: int) -> None:
-    """Its deliveries stay (they name the template by id only): the log of what was sent."""
-    async with db.write() as conn:
-        deleted = await conn.execute(
-            outbound_templates.delete().where(outbound_templates.c.id == template_id)
+        row = dict((await conn.execute(stmt)).one()._mapping)
+        action = "status" if set(values) == {"status"} else "edit"
+        done = trail.change(
+            by, trail.Kind.TEMPLATE, template_id, action, _shown(dict(found._mapping)), _shown(row)
         )
-        if deleted.rowcount == 0:
+        await audit.record(conn, [done], now)
+        await bump_version(conn)
+    return row
+
+
+async def delete_template(db: Database, template_id: int, by: Actor = trail.SYSTEM) -> None:
+    """Its deliveries stay (they name the template by id only): the log of what was sent. The
+    audit log keeps the template as it was."""
+    mine = outbound_templates.c.id == template_id
+    async with db.write() as conn:
+        found = (await conn.execute(select(outbound_templates).where(mine).with_for_update())).first()
+        if found is None:
             raise NotFound(f"outbound template {template_id} does not exist")
+        await conn.execute(outbound_templates.delete().where(mine))
+        done = trail.change(
+            by, trail.Kind.TEMPLATE, template_id, "delete", _shown(dict(found._mapping)), None
+        )
+        await audit.record(conn, [done])
         await bump_version(conn)
 
 

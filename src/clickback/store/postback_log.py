@@ -9,7 +9,13 @@ from sqlalchemy import select
 from clickback.core.spans import Span
 from clickback.store import paging
 from clickback.store.db import Database
-from clickback.store.tables import conversion_history, conversions, postbacks
+from clickback.store.tables import (
+    commissions,
+    conversion_history,
+    conversions,
+    outbound_deliveries,
+    postbacks,
+)
 
 # The time `from` and `to` select conversions by: when the event happened (as reports do).
 CONVERSION_TIME = conversions.c.event_at
@@ -44,6 +50,31 @@ async def list_postbacks(db: Database, f: LogFilter, cursor: str | None, limit: 
     return await paging.page(db, query, [paging.Key(c.id, descending=True)], cursor, limit)
 
 
+# What a conversion's page shows of each related list: a conversion has a handful of postbacks,
+# entries and deliveries; a runaway sender's thousands are cut here (the lists page them all).
+MAX_RELATED = 200
+
+
+async def conversion_record(db: Database, conversion_id: int) -> dict[str, list[dict[str, Any]]]:
+    """What lies behind a conversion: the postbacks that made and changed it, its ledger entries
+    and its outbound deliveries, oldest first."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    async with db.read() as conn:
+        for name, table in (
+            ("postbacks", postbacks),
+            ("commissions", commissions),
+            ("deliveries", outbound_deliveries),
+        ):
+            query = (
+                select(table)
+                .where(table.c.conversion_id == conversion_id)
+                .order_by(table.c.id)
+                .limit(MAX_RELATED)
+            )
+            found[name] = [dict(r._mapping) for r in (await conn.execute(query)).all()]
+    return found
+
+
 async def get_conversion(db: Database, conversion_id: int) -> dict[str, Any] | None:
     async with db.read() as conn:
         row = (await conn.execute(select(conversions).where(conversions.c.id == conversion_id))).first()
@@ -73,6 +104,7 @@ class ConversionFilter:
     sub1: str | None = None
     channel: str | None = None
     test: bool | None = None
+    over_cap: bool | None = None
     span: Span[datetime] = field(default_factory=Span)  # of CONVERSION_TIME
 
 
@@ -92,6 +124,7 @@ async def list_conversions(db: Database, f: ConversionFilter, cursor: str | None
         c.sub1: f.sub1,
         c.channel: f.channel,
         c.test: f.test,
+        c.over_cap: f.over_cap,
     }
     query = paging.within(paging.equal(select(conversions), wanted), CONVERSION_TIME, f.span)
     return await paging.page(db, query, [paging.Key(c.id, descending=True)], cursor, limit)

@@ -299,7 +299,8 @@ class Recording:
         """A new conversion; its id is given here. The caller has made sure its key is free: a
         conversion that another process records under the same key meanwhile makes the
         group's commit fail, and each postback is then applied again on its own."""
-        added = {**row, "id": self._next_id(conversions)}
+        # Every row of a group's insert has the same columns: over_cap is set by a cap only.
+        added = {"over_cap": False, **row, "id": self._next_id(conversions)}
         self._moved(None, _share(added), added["id"])
         self._new_conversions.append(added)
         self.notify(added)
@@ -371,6 +372,13 @@ class Recording:
             }
         )
         return log_id
+
+    def note(self, conversion_id: int, text: str) -> None:
+        """Add `text` to the detail of this group's logged postbacks of the conversion (what was
+        decided after they were logged, e.g. a qualification past a cap: ADR 17)."""
+        for row in self._logs:
+            if row["conversion_id"] == conversion_id:
+                row["detail"] = "; ".join(filter(None, (row["detail"], text)))[:512]
 
     def history(
         self,

@@ -396,6 +396,8 @@ conversions = Table(
     Column("status", String(16), nullable=False),
     Column("payout", Money, nullable=True),
     Column("currency", String(3), nullable=True),
+    # Past a cap when it came (ADR 17): recorded, not paid, and said so to the affiliate's tracker.
+    Column("over_cap", Boolean, nullable=False, server_default=text("false")),
     # Attribution: NULL while the click is still in flight (core.intake.attribute); attributed_at
     # is set once that is settled, also when the click turns out to belong to another advertiser.
     Column("link_id", Integer, nullable=True),
@@ -818,4 +820,57 @@ login_failures = Table(
     Index(None, "login", "failed_at"),
     Index(None, "ip", "failed_at"),
     Index(None, "failed_at"),
+)
+
+# The audit log (docs/api.md, "Audit log"): every change made through the API, written in the
+# transaction of the change itself (core/audit.py). Only appended to. `before` and `after` hold
+# the fields that changed, as JSON text (secrets hidden); `actor` the user's login at the time
+# (user_id NULL: the bootstrap key, or the server itself).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("user_id", Integer, nullable=True),
+    Column("entity_kind", String(32), nullable=False),
+    Column("entity_id", Integer, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("before", Text, nullable=True),
+    Column("after", Text, nullable=True),
+    Column("reason", String(500), nullable=True),
+    # A row's history (kind and id, newest first), and who did what: the log's two filters.
+    Index(None, "entity_kind", "entity_id", "id"),
+    Index(None, "actor", "id"),
+    Index(None, "at"),
+)
+
+# Conversion caps (ADR 17, docs/api.md "Caps"): per offer (affiliate_id 0: every affiliate
+# together) or per affiliate on an offer, on an event, a day (in `zone`) and/or in total. Read in
+# the recording transaction, never cached: a cap changed on one node holds on every other at once.
+caps = Table(
+    "caps",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("offer_id", ForeignKey("offers.id"), nullable=False),
+    Column("affiliate_id", Integer, nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("daily", Integer, nullable=True),
+    Column("total", Integer, nullable=True),
+    Column("zone", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("offer_id", "affiliate_id", "event"),
+)
+
+# How many conversions each cap has counted: `period` a local day (YYYY-MM-DD) or "total". The
+# conditional UPDATE ... WHERE count < limit on this row is the check-and-increment: atomic on
+# PostgreSQL (the row lock; a waiting UPDATE re-reads the committed count) and on SQLite (one
+# writer), so no two processes ever count past the cap.
+cap_counters = Table(
+    "cap_counters",
+    metadata,
+    Column("cap_id", ForeignKey("caps.id"), primary_key=True),
+    Column("period", String(10), primary_key=True),
+    Column("count", Integer, nullable=False),
 )

@@ -24,6 +24,7 @@ ACCESS: Mapping[tuple[str, str], Access] = {
     ("GET", "/advertisers"): M,
     ("GET", "/advertisers/{item_id}"): M,
     ("PUT", "/advertisers/{item_id}/status"): M,
+    ("PATCH", "/advertisers/{item_id}"): M,
     ("POST", "/advertisers/{item_id}/token"): M,
     ("DELETE", "/advertisers/{item_id}/previous-token"): M,
     ("GET", "/advertisers/{item_id}/security"): M,
@@ -39,21 +40,27 @@ ACCESS: Mapping[tuple[str, str], Access] = {
     ("PUT", "/offers/{item_id}/attribution"): M,
     ("PUT", "/offers/{item_id}/pixel"): M,
     ("PUT", "/offers/{item_id}/status"): M,
+    ("PATCH", "/offers/{item_id}"): M,
     ("GET", "/offers/{item_id}/link-checks"): M,
     ("GET", "/link-checks/latest"): M,
     ("PUT", "/offers/{item_id}/deal"): M,
     ("PUT", "/offers/{item_id}/deals/{affiliate_id}"): M,
     ("GET", "/offers/{item_id}/deals"): M,
+    ("PUT", "/offers/{item_id}/cap"): M,
+    ("PUT", "/offers/{item_id}/caps/{affiliate_id}"): M,
+    ("GET", "/offers/{item_id}/caps"): M,
     ("POST", "/affiliates"): M,
     ("GET", "/affiliates"): M,
     ("GET", "/affiliates/{item_id}"): M,
     ("PUT", "/affiliates/{item_id}/status"): M,
+    ("PATCH", "/affiliates/{item_id}"): M,
     ("POST", "/links"): M,
     # An affiliate's own tracking links.
     ("GET", "/links"): AFF,
     ("GET", "/links/{item_id}"): AFF,
     ("PUT", "/links/{item_id}/cost"): M,
     ("PUT", "/links/{item_id}/status"): M,
+    ("PATCH", "/links/{item_id}"): M,
     ("POST", "/costs/import"): M,
     ("GET", "/costs/imports"): M,
     # An advertiser's postback log and its diagnosis.
@@ -104,6 +111,7 @@ ACCESS: Mapping[tuple[str, str], Access] = {
     # Reference: the reason codes are public documentation (docs/reasons.md).
     ("GET", "/reasons"): ALL,
     ("GET", "/runtime"): M,
+    ("GET", "/audit"): M,
 }
 
 

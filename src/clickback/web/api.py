@@ -34,10 +34,12 @@ from clickback.core.accounts import (
 )
 from clickback.core.activity import ActivityQuery
 from clickback.core.addresses import parse_networks
+from clickback.core.audit import actor_of
+from clickback.core.caps import TOTAL
 from clickback.core.commission import DealKind, Tier, TierBasis
 from clickback.core.cost import COST_SCALE, CostError, CostKind, CostModel, check, stored
 from clickback.core.deals import DealChange, DealProblem, changed_deal
-from clickback.core.events import STANDARD_EVENTS
+from clickback.core.events import STANDARD_EVENTS, normalise_event
 from clickback.core.intake import SIGNATURE_FORMAT
 from clickback.core.lifecycle import Status
 from clickback.core.model import EVERY_AFFILIATE
@@ -78,6 +80,12 @@ from clickback.store import (
     postback_log,
     reports,
     statements,
+)
+from clickback.store import (
+    audit as audit_store,
+)
+from clickback.store import (
+    caps as caps_store,
 )
 from clickback.store.catalog import deal_from_row, decoded
 from clickback.store.db import database_problem
@@ -156,6 +164,10 @@ def create_api(runtime: Runtime) -> FastAPI:
     async def not_found(request: Request, exc: admin.NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
+    @api.exception_handler(admin.Conflict)
+    async def conflict(request: Request, exc: admin.Conflict) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
     @api.exception_handler(paging.BadCursor)
     async def bad_cursor(request: Request, exc: paging.BadCursor) -> JSONResponse:
         message = f"{exc}: give the next_cursor of a page of this list"
@@ -226,8 +238,9 @@ def create_api(runtime: Runtime) -> FastAPI:
 
     # --- advertisers -------------------------------------------------------------------------
     @api.post("/advertisers", status_code=201, tags=["advertisers"])
-    async def create_advertiser(body: s.AdvertiserIn) -> s.AdvertiserOut:
-        return advertiser_out(await changed(await admin.create_advertiser(db, body.name, utcnow())))
+    async def create_advertiser(body: s.AdvertiserIn, who: Who) -> s.AdvertiserOut:
+        row = await admin.create_advertiser(db, body.name, utcnow(), actor_of(who))
+        return advertiser_out(await changed(row))
 
     @api.get("/advertisers", tags=["advertisers"])
     async def list_advertisers(q: Annotated[s.CatalogQuery, Query()]) -> s.Page[s.AdvertiserOut]:
@@ -241,7 +254,7 @@ def create_api(runtime: Runtime) -> FastAPI:
 
     # --- offers ------------------------------------------------------------------------------
     @api.post("/offers", status_code=201, tags=["offers"])
-    async def create_offer(body: s.OfferIn) -> s.OfferOut:
+    async def create_offer(body: s.OfferIn, who: Who) -> s.OfferOut:
         row = await admin.create_offer(
             db,
             advertiser_id=body.advertiser_id,
@@ -254,11 +267,12 @@ def create_api(runtime: Runtime) -> FastAPI:
             vertical=body.vertical or "",
             pixel=body.pixel,
             attribution_days=body.attribution_days,
+            by=actor_of(who),
         )
         if body.vertical:
             # A new offer of a known vertical earns from its first player on sensible terms.
             deal = preset_deal(Vertical(body.vertical), row["currency"])
-            await deals.put_deal(db, row["id"], EVERY_AFFILIATE, deal, utcnow())
+            await deals.put_deal(db, row["id"], EVERY_AFFILIATE, deal, utcnow(), actor_of(who))
         return offer_out(await changed(row))
 
     @api.get("/offers", tags=["offers"])
@@ -273,15 +287,15 @@ def create_api(runtime: Runtime) -> FastAPI:
         return offer_out(owned(who, row, f"offers {item_id}", tenant="advertiser_id"))
 
     @api.put("/offers/{item_id}/attribution", tags=["offers"])
-    async def set_offer_attribution(item_id: s.Id, body: s.AttributionIn) -> s.OfferOut:
+    async def set_offer_attribution(item_id: s.Id, body: s.AttributionIn, who: Who) -> s.OfferOut:
         """The offer's attribution window: conversions whose event comes more than `days` after
         their click are refused with `attribution_window_passed` (null: no window)."""
-        return offer_out(await changed(await admin.set_attribution(db, item_id, body.days)))
+        return offer_out(await changed(await admin.set_attribution(db, item_id, body.days, actor_of(who))))
 
     @api.put("/offers/{item_id}/pixel", tags=["offers"])
-    async def set_offer_pixel(item_id: s.Id, body: s.PixelIn) -> s.OfferOut:
+    async def set_offer_pixel(item_id: s.Id, body: s.PixelIn, who: Who) -> s.OfferOut:
         """Switch the offer's tracking pixel on or off (its URL stays the same)."""
-        return offer_out(await changed(await admin.set_pixel(db, item_id, body.enabled)))
+        return offer_out(await changed(await admin.set_pixel(db, item_id, body.enabled, actor_of(who))))
 
     # --- affiliates --------------------------------------------------------------------------
     @api.get("/offers/{item_id}/link-checks", tags=["link checks"])
@@ -301,11 +315,12 @@ def create_api(runtime: Runtime) -> FastAPI:
         return page_out(page, s.LinkCheckOut.model_validate)
 
     @api.post("/affiliates", status_code=201, tags=["affiliates"])
-    async def create_affiliate(body: s.AffiliateIn) -> s.AffiliateOut:
-        return s.AffiliateOut(**await changed(await admin.create_affiliate(db, body.name, utcnow())))
+    async def create_affiliate(body: s.AffiliateIn, who: Who) -> s.AffiliateOut:
+        row = await admin.create_affiliate(db, body.name, utcnow(), actor_of(who))
+        return s.AffiliateOut(**await changed(row))
 
     @api.get("/affiliates", tags=["affiliates"])
-    async def list_affiliates(q: Annotated[s.CatalogQuery, Query()]) -> s.Page[s.AffiliateOut]:
+    async def list_affiliates(q: Annotated[s.ArchivableQuery, Query()]) -> s.Page[s.AffiliateOut]:
         """Oldest first."""
         page = await admin.list_page(db, "affiliates", q.values(), q.cursor, q.limit)
         return page_out(page, s.AffiliateOut.model_validate)
@@ -316,7 +331,7 @@ def create_api(runtime: Runtime) -> FastAPI:
 
     # --- links -------------------------------------------------------------------------------
     @api.post("/links", status_code=201, tags=["links"])
-    async def create_link(body: s.LinkIn) -> s.LinkOut:
+    async def create_link(body: s.LinkIn, who: Who) -> s.LinkOut:
         row = await admin.create_link(
             db,
             affiliate_id=body.affiliate_id,
@@ -324,6 +339,7 @@ def create_api(runtime: Runtime) -> FastAPI:
             campaign=body.campaign,
             now=utcnow(),
             cost=cost_json(body.cost, ("body", "cost")),
+            by=actor_of(who),
         )
         return link_out(await changed(row))
 
@@ -339,10 +355,11 @@ def create_api(runtime: Runtime) -> FastAPI:
         return link_out(owned(who, row, f"links {item_id}", tenant="affiliate_id"))
 
     @api.put("/links/{item_id}/cost", tags=["links"])
-    async def set_link_cost(item_id: s.Id, body: s.CostIn) -> s.LinkOut:
+    async def set_link_cost(item_id: s.Id, body: s.CostIn, who: Who) -> s.LinkOut:
         """What the link's traffic costs, from now on (clicks and conversions already recorded
         keep theirs). `{"model": "none"}` removes it."""
-        return link_out(await changed(await admin.set_link_cost(db, item_id, cost_json(body, ("body",)))))
+        row = await admin.set_link_cost(db, item_id, cost_json(body, ("body",)), actor_of(who))
+        return link_out(await changed(row))
 
     # --- traffic cost --------------------------------------------------------------------------
     @api.post(
@@ -397,19 +414,71 @@ def create_api(runtime: Runtime) -> FastAPI:
         page = await costs.imports_page(db, q.link_id, q.cursor, q.limit)
         return page_out(page, lambda r: s.CostImportOut(**{**r, "subs": json.loads(r["subs"])}))
 
-    # --- pausing any of the four -------------------------------------------------------------
+    # --- pausing any of the four, archiving three ----------------------------------------------
     def status_route(kind: str, out: Callable[[dict[str, Any]], Any]) -> None:
-        async def set_status(item_id: s.Id, body: s.StatusIn) -> Any:
-            return out(await changed(await admin.set_status(db, kind, item_id, body.status)))
+        async def set_status(item_id: s.Id, body: s.StatusIn, who: Who) -> Any:
+            return out(await changed(await admin.set_status(db, kind, item_id, body.status, actor_of(who))))
 
+        # Offers, affiliates and links are archived instead of deleted: their history refers to them.
+        async def set_catalog_status(item_id: s.Id, body: s.CatalogStatusIn, who: Who) -> Any:
+            return out(await changed(await admin.set_status(db, kind, item_id, body.status, actor_of(who))))
+
+        archivable = kind != "advertisers"
         api.add_api_route(
             f"/{kind}/{{item_id}}/status",
-            set_status,
+            set_catalog_status if archivable else set_status,
             methods=["PUT"],
             tags=[kind],
-            summary=f"Pause or activate one of the {kind}",
+            summary=f"Pause, activate{' or archive' if archivable else ''} one of the {kind}",
             response_model=Any,
         )
+
+    # --- editing ---------------------------------------------------------------------------------
+    def given(body: s.Strict) -> dict[str, Any]:
+        """The fields a PATCH names; null is no value (leave a field out to keep it)."""
+        fields = body.model_dump(exclude_unset=True)
+        for name, value in fields.items():
+            if value is None:
+                invalid(("body", name), "give a value, or leave the field out to keep it")
+        return fields
+
+    @api.patch("/offers/{item_id}", tags=["offers"])
+    async def edit_offer(item_id: s.Id, body: s.OfferChange, who: Who) -> s.OfferOut:
+        """Change the offer's name, URL template (from the next click, on every process),
+        currency, default payouts or custom events; checked as on create, recorded in the audit
+        log. Its deal: PUT /offers/{id}/deal."""
+        values = given(body)
+        current = await admin.get(db, "offers", item_id)
+        if "payouts" in values or "custom_events" in values:
+            events = values.get("custom_events", json.loads(current["custom_events"]))
+            payouts = values.get(
+                "payouts", {k: Decimal(v) for k, v in json.loads(current["payouts"]).items()}
+            )
+            problem = s.payouts_problem(payouts, events)
+            if problem:
+                invalid(("body", "payouts"), problem)
+            values["payouts"] = json.dumps({normalise_event(k): str(v) for k, v in payouts.items()})
+            values["custom_events"] = json.dumps(sorted(set(events)))
+        return offer_out(await changed(await admin.edit(db, "offers", item_id, values, actor_of(who))))
+
+    @api.patch("/advertisers/{item_id}", tags=["advertisers"])
+    async def edit_advertiser(item_id: s.Id, body: s.NameChange, who: Who) -> s.AdvertiserOut:
+        """Rename (recorded in the audit log)."""
+        return advertiser_out(
+            await changed(await admin.edit(db, "advertisers", item_id, given(body), actor_of(who)))
+        )
+
+    @api.patch("/affiliates/{item_id}", tags=["affiliates"])
+    async def edit_affiliate(item_id: s.Id, body: s.NameChange, who: Who) -> s.AffiliateOut:
+        """Rename (recorded in the audit log); pause, activate or archive: PUT …/status."""
+        row = await admin.edit(db, "affiliates", item_id, given(body), actor_of(who))
+        return s.AffiliateOut(**await changed(row))
+
+    @api.patch("/links/{item_id}", tags=["links"])
+    async def edit_link(item_id: s.Id, body: s.LinkChange, who: Who) -> s.LinkOut:
+        """Move the link to another campaign (its clicks so far keep theirs in reports). Recorded
+        in the audit log."""
+        return link_out(await changed(await admin.edit(db, "links", item_id, given(body), actor_of(who))))
 
     status_route("advertisers", advertiser_out)
     status_route("offers", offer_out)
@@ -519,11 +588,25 @@ def create_api(runtime: Runtime) -> FastAPI:
         return page_out(page, lambda row: conversion_out(row, who))
 
     @api.get("/conversions/{conversion_id}", tags=["conversions"])
-    async def get_conversion(conversion_id: s.Id, who: Who) -> s.ConversionOut:
+    async def get_conversion(conversion_id: s.Id, who: Who) -> s.ConversionDetailOut:
+        """The conversion, its status history (with who changed it by hand and why: see also
+        GET /audit), the postbacks behind it, its ledger entries and outbound deliveries."""
         row = await postback_log.get_conversion(db, conversion_id)
         if row is None or not who.owns(affiliate_id=row["affiliate_id"], advertiser_id=row["advertiser_id"]):
             raise HTTPException(404, f"conversion {conversion_id} does not exist")
-        return conversion_out(row, who)
+        related = await postback_log.conversion_record(db, conversion_id)
+        # Each party their own: the raw postbacks carry the advertiser's payout; the ledger and
+        # the deliveries what the affiliate earns and is told.
+        if who.role is Role.AFFILIATE:
+            related["postbacks"] = []
+        elif who.role is Role.ADVERTISER:
+            related["commissions"] = related["deliveries"] = []
+        return s.ConversionDetailOut(
+            **conversion_out(row, who).model_dump(),
+            postbacks=[s.PostbackLogOut.model_validate(p) for p in related["postbacks"]],
+            commissions=[s.CommissionOut.model_validate(c) for c in related["commissions"]],
+            deliveries=[delivery_out(d) for d in related["deliveries"]],
+        )
 
     # --- the postback tester (ADR 13) --------------------------------------------------------
     tester = runtime.tester
@@ -856,7 +939,7 @@ def create_api(runtime: Runtime) -> FastAPI:
             for v, p in PRESETS.items()
         ]
 
-    async def put_deal(offer_id: int, affiliate_id: int, body: s.DealIn) -> s.DealOut:
+    async def put_deal(offer_id: int, affiliate_id: int, body: s.DealIn, who: Principal) -> s.DealOut:
         offer = await admin.get(db, "offers", offer_id)
         if affiliate_id != EVERY_AFFILIATE:
             await admin.get(db, "affiliates", affiliate_id)
@@ -864,18 +947,73 @@ def create_api(runtime: Runtime) -> FastAPI:
         deal = changed_deal(stored, deal_change(body), offer["currency"], offer["vertical"])
         if isinstance(deal, DealProblem):
             invalid(("body", *deal.loc), deal.message)
-        row = await deals.put_deal(db, offer_id, affiliate_id, deal, utcnow())
+        row = await deals.put_deal(db, offer_id, affiliate_id, deal, utcnow(), actor_of(who))
         return deal_out(await changed(row))
 
     @api.put("/offers/{item_id}/deal", tags=["deals"])
-    async def put_offer_deal(item_id: s.Id, body: s.DealIn) -> s.DealOut:
+    async def put_offer_deal(item_id: s.Id, body: s.DealIn, who: Who) -> s.DealOut:
         """The offer's default deal, for every affiliate without one of their own."""
-        return await put_deal(item_id, EVERY_AFFILIATE, body)
+        return await put_deal(item_id, EVERY_AFFILIATE, body, who)
 
     @api.put("/offers/{item_id}/deals/{affiliate_id}", tags=["deals"])
-    async def put_affiliate_deal(item_id: s.Id, affiliate_id: s.Id, body: s.DealIn) -> s.DealOut:
+    async def put_affiliate_deal(item_id: s.Id, affiliate_id: s.Id, body: s.DealIn, who: Who) -> s.DealOut:
         """One affiliate's own deal on the offer, overriding the default."""
-        return await put_deal(item_id, affiliate_id, body)
+        return await put_deal(item_id, affiliate_id, body, who)
+
+    # --- caps (ADR 17) ----------------------------------------------------------------------------
+    async def put_cap(offer_id: int, affiliate_id: int, body: s.CapIn, who: Principal) -> s.CapOut:
+        await admin.get(db, "offers", offer_id)
+        if affiliate_id != EVERY_AFFILIATE:
+            await admin.get(db, "affiliates", affiliate_id)
+        try:
+            parse_zone(body.zone)
+        except ReportError as exc:
+            invalid(("body", "zone"), str(exc))
+        row = await caps_store.put_cap(
+            db,
+            offer_id=offer_id,
+            affiliate_id=affiliate_id,
+            event=body.event,
+            daily=body.daily,
+            total=body.total,
+            zone=body.zone,
+            now=utcnow(),
+            by=actor_of(who),
+        )
+        return (await caps_out([row]))[0]
+
+    async def caps_out(rows: list[dict[str, Any]]) -> list[s.CapOut]:
+        counted = await caps_store.counts(db, [r["id"] for r in rows])
+        now = utcnow()
+        out = []
+        for r in rows:
+            today = now.astimezone(parse_zone(r["zone"])).date().isoformat()
+            out.append(
+                s.CapOut(
+                    **(r | {"affiliate_id": r["affiliate_id"] or None}),
+                    today=counted.get((r["id"], today), 0),
+                    counted=counted.get((r["id"], TOTAL), 0),
+                )
+            )
+        return out
+
+    @api.put("/offers/{item_id}/cap", tags=["caps"])
+    async def put_offer_cap(item_id: s.Id, body: s.CapIn, who: Who) -> s.CapOut:
+        """The offer's cap, every affiliate together: past it a CPA qualification is recorded,
+        marked over_cap, and not paid; the affiliate's outbound postback says so ({cap_status})."""
+        return await put_cap(item_id, EVERY_AFFILIATE, body, who)
+
+    @api.put("/offers/{item_id}/caps/{affiliate_id}", tags=["caps"])
+    async def put_affiliate_cap(item_id: s.Id, affiliate_id: s.Id, body: s.CapIn, who: Who) -> s.CapOut:
+        """One affiliate's own cap on the offer (the offer's holds too)."""
+        return await put_cap(item_id, affiliate_id, body, who)
+
+    @api.get("/offers/{item_id}/caps", tags=["caps"])
+    async def list_offer_caps(item_id: s.Id, q: Annotated[s.Paged, Query()]) -> s.Page[s.CapOut]:
+        """The offer's caps (its own first), with what each has counted today and in total."""
+        await admin.get(db, "offers", item_id)
+        page = await caps_store.list_caps(db, item_id, q.cursor, q.limit)
+        return s.Page[s.CapOut](items=await caps_out(page.rows), next_cursor=page.next_cursor)
 
     @api.get("/offers/{item_id}/deals", tags=["deals"])
     async def list_offer_deals(item_id: s.Id, q: Annotated[s.Paged, Query()]) -> s.Page[s.DealOut]:
@@ -884,24 +1022,24 @@ def create_api(runtime: Runtime) -> FastAPI:
         return page_out(await deals.list_deals(db, item_id, q.cursor, q.limit), deal_out)
 
     @api.post("/advertisers/{item_id}/token", tags=["advertisers"])
-    async def rotate_token(item_id: s.Id, body: s.TokenRotationIn) -> s.AdvertiserOut:
+    async def rotate_token(item_id: s.Id, body: s.TokenRotationIn, who: Who) -> s.AdvertiserOut:
         """A new postback token. The current one is still accepted for `overlap_hours`, so the
         advertiser can switch without losing a postback; after that it is refused with
         `token_replaced`."""
         until = utcnow() + timedelta(hours=body.overlap_hours)
-        return advertiser_out(await changed(await admin.rotate_token(db, item_id, until)))
+        return advertiser_out(await changed(await admin.rotate_token(db, item_id, until, actor_of(who))))
 
     @api.delete("/advertisers/{item_id}/previous-token", tags=["advertisers"])
-    async def revoke_previous_token(item_id: s.Id) -> s.AdvertiserOut:
+    async def revoke_previous_token(item_id: s.Id, who: Who) -> s.AdvertiserOut:
         """End the overlap now: only the current token is accepted."""
-        return advertiser_out(await changed(await admin.revoke_previous_token(db, item_id)))
+        return advertiser_out(await changed(await admin.revoke_previous_token(db, item_id, actor_of(who))))
 
     @api.get("/advertisers/{item_id}/security", tags=["advertisers"])
     async def get_security(item_id: s.Id) -> s.SecurityOut:
         return security_out(await admin.get(db, "advertisers", item_id))
 
     @api.put("/advertisers/{item_id}/security", tags=["advertisers"])
-    async def put_security(item_id: s.Id, body: s.SecurityIn) -> s.SecurityOut:
+    async def put_security(item_id: s.Id, body: s.SecurityIn, who: Who) -> s.SecurityOut:
         """Where the advertiser's postbacks may come from, and whether they must be signed
         (docs/postbacks.md, "Postback security"). Refusals get their own reason codes."""
         try:
@@ -911,11 +1049,13 @@ def create_api(runtime: Runtime) -> FastAPI:
                 ("body", "allowed_ips"),
                 f"{exc}; write an address (203.0.113.7) or a network (203.0.113.0/24)",
             )
-        row = await admin.set_security(db, item_id, body.allowed_ips, body.signing, body.new_signing_secret)
+        row = await admin.set_security(
+            db, item_id, body.allowed_ips, body.signing, body.new_signing_secret, actor_of(who)
+        )
         return security_out(await changed(row))
 
     @api.put("/advertisers/{item_id}/names", tags=["advertisers"])
-    async def put_names(item_id: s.Id, body: s.NamesIn) -> s.NamesIn:
+    async def put_names(item_id: s.Id, body: s.NamesIn, who: Who) -> s.NamesIn:
         """The advertiser's own event names and status words, replacing the whole mapping."""
         await admin.get(db, "advertisers", item_id)
         catalog = runtime.catalog.current
@@ -926,7 +1066,7 @@ def create_api(runtime: Runtime) -> FastAPI:
                 ("body", "events"), f"{', '.join(wrong)}: not an event; use one of {', '.join(sorted(known))}"
             )
         statuses = {k: Status(v) for k, v in body.statuses.items()}
-        await deals.put_names(db, item_id, body.events, statuses)
+        await deals.put_names(db, item_id, body.events, statuses, actor_of(who))
         await runtime.catalog.reload()
         return body
 
@@ -1023,7 +1163,9 @@ def create_api(runtime: Runtime) -> FastAPI:
         allow = runtime.settings.outbound_allowlist
         given = body.model_dump()
         return await template_saved(
-            outbound_service.create_template(db, runtime.catalog.current, allow, given, utcnow())
+            outbound_service.create_template(
+                db, runtime.catalog.current, allow, given, utcnow(), actor_of(who)
+            )
         )
 
     @api.get("/outbound/templates", tags=["outbound postbacks"])
@@ -1061,21 +1203,23 @@ def create_api(runtime: Runtime) -> FastAPI:
                 invalid(("body", name), "give a value, or leave the field out to keep it")
         allow = runtime.settings.outbound_allowlist
         return await template_saved(
-            outbound_service.change_template(db, runtime.catalog.current, allow, item_id, given, utcnow())
+            outbound_service.change_template(
+                db, runtime.catalog.current, allow, item_id, given, utcnow(), actor_of(who)
+            )
         )
 
     @api.put("/outbound/templates/{item_id}/status", tags=["outbound postbacks"])
     async def set_template_status(item_id: s.Id, body: s.StatusIn, who: Who) -> s.OutboundTemplateOut:
         """Pause (nothing is queued for it) or activate."""
         await own_template(item_id, who)
-        row = await outbound.change_template(db, item_id, {"status": body.status}, utcnow())
+        row = await outbound.change_template(db, item_id, {"status": body.status}, utcnow(), actor_of(who))
         return template_out(await changed(row))
 
     @api.delete("/outbound/templates/{item_id}", status_code=204, tags=["outbound postbacks"])
     async def delete_template(item_id: s.Id, who: Who) -> Response:
         """Deliveries already queued for it are still sent."""
         await own_template(item_id, who)
-        await outbound.delete_template(db, item_id)
+        await outbound.delete_template(db, item_id, actor_of(who))
         await runtime.catalog.reload()
         return Response(status_code=204)
 
@@ -1136,11 +1280,13 @@ def create_api(runtime: Runtime) -> FastAPI:
             runtime.dispatcher.wake()
 
     @api.post("/conversions/{conversion_id}/status", tags=["conversions"])
-    async def change_conversion_status(conversion_id: s.Id, body: s.ConversionStatusIn) -> s.ConversionOut:
-        """Approve, reject or cancel by hand, with a reason kept in its history: the ledger and
-        outbound postbacks follow as for a postback's status change."""
+    async def change_conversion_status(
+        conversion_id: s.Id, body: s.ConversionStatusIn, who: Who
+    ) -> s.ConversionOut:
+        """Approve, reject or cancel by hand, with a reason kept in its history and the audit
+        log: the ledger and outbound postbacks follow as for a postback's status change."""
         done = await runtime.postbacks.change_status(
-            conversion_id, Status(body.status), body.reason, utcnow()
+            conversion_id, Status(body.status), body.reason, utcnow(), actor_of(who)
         )
         if not done.found:
             raise HTTPException(404, f"conversion {conversion_id} does not exist")
@@ -1148,6 +1294,15 @@ def create_api(runtime: Runtime) -> FastAPI:
             raise HTTPException(409, done.problem)
         row = await postback_log.get_conversion(db, conversion_id)
         return s.ConversionOut(**row)  # type: ignore[arg-type]
+
+    # --- the audit log ------------------------------------------------------------------------
+    @api.get("/audit", tags=["audit log"])
+    async def list_audit(q: Annotated[s.AuditQuery, Query()]) -> s.Page[s.AuditOut]:
+        """Every change made through the API, newest first: who, when, to which row, and the
+        fields that changed before and after (secrets shown as `(hidden)`)."""
+        f = audit_store.AuditFilter(**q.values(), at=q.span())
+        page = await audit_store.page(db, f, q.cursor, q.limit)
+        return page_out(page, audit_out)
 
     # --- reference -----------------------------------------------------------------------------
     @api.get("/reasons", tags=["reference"])
@@ -1174,6 +1329,11 @@ def create_api(runtime: Runtime) -> FastAPI:
         )
 
     return api
+
+
+def audit_out(row: dict[str, Any]) -> s.AuditOut:
+    states = {k: row[k] and json.loads(row[k]) for k in ("before", "after")}
+    return s.AuditOut.model_validate(row | states)
 
 
 def conversion_out(row: dict[str, Any], who: Principal) -> s.ConversionOut:

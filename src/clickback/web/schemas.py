@@ -45,6 +45,9 @@ Name = Field(min_length=1, max_length=MAX_NAME_LEN, pattern=PRINTABLE)
 # Database integer keys: anything larger cannot exist, and would overflow the drivers.
 Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
 StatusWord = Literal["active", "paused"]
+# An offer's, affiliate's or link's: archived instead of deleted where history refers to it (its
+# clicks, conversions, commissions and reports stay); it takes no new click.
+CatalogState = Literal["active", "paused", "archived"]
 # How a postback arrived (core.intake S2S, PIXEL).
 Channel = Literal["s2s", "pixel"]
 VerticalWord = Literal["casino", "poker", "sportsbook", "ewallet"]
@@ -190,30 +193,91 @@ class OfferIn(Strict):
     @field_validator("url_template")
     @classmethod
     def _template(cls, value: str) -> str:
-        try:
-            compile_template(value)
-        except TemplateError as exc:
-            raise ValueError(str(exc)) from None
-        return value
+        return checked_template(value)
 
     @field_validator("custom_events")
     @classmethod
     def _custom(cls, value: list[str]) -> list[str]:
-        events = [normalise_event(e) for e in value]
-        if not all(e and len(e) <= MAX_EVENT_LEN and e.isidentifier() for e in events):
-            raise ValueError("use names of letters, digits and underscores")
-        return events
+        return checked_events(value)
 
     @model_validator(mode="after")
     def _payouts(self) -> "OfferIn":
-        payouts = {normalise_event(k): v for k, v in self.payouts.items()}
-        for event, amount in payouts.items():
-            if event not in STANDARD_EVENTS | set(self.custom_events):
-                raise ValueError(f"payouts: {event!r} is neither standard nor custom")
-            if not amount.is_finite() or parse_amount(str(amount)) is None:
-                raise ValueError(f"payouts: {event!r} needs a non-negative amount")
-        self.payouts = payouts
+        problem = payouts_problem(self.payouts, self.custom_events)
+        if problem:
+            raise ValueError(problem)
+        self.payouts = {normalise_event(k): v for k, v in self.payouts.items()}
         return self
+
+
+def checked_template(value: str) -> str:
+    """An offer's URL template as on create and on edit: macros known, the host literal (no open
+    redirect through a macro in the host)."""
+    try:
+        compile_template(value)
+    except TemplateError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def checked_events(value: list[str]) -> list[str]:
+    events = [normalise_event(e) for e in value]
+    if not all(e and len(e) <= MAX_EVENT_LEN and e.isidentifier() for e in events):
+        raise ValueError("use names of letters, digits and underscores")
+    return events
+
+
+def payouts_problem(payouts: dict[str, Decimal], custom_events: list[str]) -> str | None:
+    for event, amount in payouts.items():
+        event = normalise_event(event)
+        if event not in STANDARD_EVENTS | set(custom_events):
+            return f"payouts: {event!r} is neither standard nor custom"
+        if not amount.is_finite() or parse_amount(str(amount)) is None:
+            return f"payouts: {event!r} needs a non-negative amount"
+    return None
+
+
+class OfferChange(Strict):
+    """Every field optional: the ones given replace the stored ones, checked as on create. A new
+    URL template applies from the next click (on every process: docs/api.md, "Editing"); the
+    currency and payouts to conversions recorded from now on."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=MAX_NAME_LEN, pattern=PRINTABLE)
+    url_template: str | None = Field(
+        default=None,
+        min_length=8,
+        max_length=MAX_URL_LEN,
+        description="As on create: macros known, the host literal.",
+    )
+    currency: Currency | None = None
+    payouts: dict[str, Decimal] | None = Field(
+        default=None, max_length=50, description="Given, it replaces the whole map."
+    )
+    custom_events: list[str] | None = Field(default=None, max_length=50)
+
+    @field_validator("url_template")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        return None if value is None else checked_template(value)
+
+    @field_validator("custom_events")
+    @classmethod
+    def _custom(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else checked_events(value)
+
+
+class NameChange(Strict):
+    name: str = Name
+
+
+class LinkChange(Strict):
+    campaign: str = Field(max_length=MAX_NAME_LEN, pattern=PRINTABLE)
+
+
+class CatalogStatusIn(Strict):
+    status: CatalogState = Field(
+        description="archived: keeps its history and reports, takes no new click (reason "
+        "`link_archived` or `offer_archived`); it can be made active again."
+    )
 
 
 class OfferOut(BaseModel):
@@ -222,7 +286,7 @@ class OfferOut(BaseModel):
     name: str
     url_template: str
     currency: str
-    status: StatusWord
+    status: CatalogState
     payouts: dict[str, Decimal] = Field(description="In the offer's currency.")
     custom_events: list[str]
     vertical: str
@@ -250,7 +314,7 @@ class AffiliateIn(Strict):
 class AffiliateOut(BaseModel):
     id: int
     name: str
-    status: StatusWord
+    status: CatalogState
     created_at: datetime
 
 
@@ -344,7 +408,7 @@ class LinkOut(BaseModel):
     affiliate_id: int
     offer_id: int
     campaign: str
-    status: StatusWord
+    status: CatalogState
     url: str = Field(description="The tracking link to give the affiliate.")
     created_at: datetime
     cost: CostOut | None = Field(description="Its cost model; null: its traffic costs nothing.")
@@ -434,6 +498,10 @@ class ConversionOut(BaseModel):
         default=False,
         description="Its click is a test click of the postback tester: counted in no report, statement "
         "or commission, announced by no outbound postback.",
+    )
+    over_cap: bool = Field(
+        default=False,
+        description='It came past a cap of its offer (docs/api.md, "Caps"): recorded, not paid.',
     )
     history: list[HistoryOut] = Field(default_factory=list)
 
@@ -978,11 +1046,15 @@ class CatalogQuery(Paged):
     status: StatusWord | None = None
 
 
-class OffersQuery(CatalogQuery):
+class ArchivableQuery(Paged):
+    status: CatalogState | None = None
+
+
+class OffersQuery(ArchivableQuery):
     advertiser_id: Id | None = None
 
 
-class LinksQuery(CatalogQuery):
+class LinksQuery(ArchivableQuery):
     affiliate_id: Id | None = None
     offer_id: Id | None = None
 
@@ -1022,6 +1094,7 @@ class ConversionsQuery(Paged, Instants):
     sub1: IdText | None = None
     channel: Channel | None = Field(default=None, description="pixel: the conversions to review.")
     test: bool | None = Field(default=None, description="true: only the tester's; false: none of them.")
+    over_cap: bool | None = Field(default=None, description="true: the conversions past a cap (not paid).")
 
 
 class CommissionsQuery(Paged, Instants):
@@ -1506,3 +1579,63 @@ class WaitQuery(Filters):
     seen: int = Field(
         default=0, ge=0, le=1_000_000, description="Postbacks already seen for the click: wait for one more."
     )
+
+
+AuditKind = Literal[
+    "advertiser", "offer", "affiliate", "link", "deal", "cap", "conversion", "outbound_template"
+]
+
+
+class AuditQuery(Paged, Instants):
+    entity_kind: AuditKind | None = None
+    entity_id: Id | None = None
+    actor: str | None = Field(default=None, max_length=100, description="A user's login, or `bootstrap key`.")
+    user_id: Id | None = None
+    action: str | None = Field(default=None, max_length=32, pattern="^[a-z_]+$")
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: datetime
+    actor: str = Field(description="The user's login at the time, `bootstrap key` or `system`.")
+    user_id: int | None = Field(description="null: the bootstrap key (CLICKBACK_API_KEY) or the server.")
+    entity_kind: str
+    entity_id: int
+    action: str = Field(description="create, edit, status, deal, cost, change_status …")
+    before: dict[str, Any] | None = Field(description="The fields that changed, as they were; null: created.")
+    after: dict[str, Any] | None = Field(description="The same fields as they became.")
+    reason: str | None
+
+
+class ConversionDetailOut(ConversionOut):
+    """A conversion with what lies behind it (at most 200 of each, oldest first). Each party sees
+    their own: an advertiser the postbacks, an affiliate the ledger entries and deliveries."""
+
+    postbacks: list[PostbackLogOut] = Field(description="The postbacks that made and changed it.")
+    commissions: list[CommissionOut] = Field(description="Its commission ledger entries.")
+    deliveries: list[DeliveryOut] = Field(description="The outbound postbacks announcing it.")
+
+
+class CapIn(Strict):
+    """A conversion cap: past it a conversion is recorded, marked over_cap, and not paid. null: no
+    limit of that kind. Counts so far are kept when the cap changes."""
+
+    event: Literal["qualified_cpa"] = Field(
+        default="qualified_cpa", description="What is counted: the CPA qualification."
+    )
+    daily: int | None = Field(default=None, ge=0, le=10**9, description="At most this many a day in `zone`.")
+    total: int | None = Field(default=None, ge=0, le=10**9, description="At most this many ever.")
+    zone: str = Field(default="UTC", max_length=64, description="The IANA time zone of the daily cap's days.")
+
+
+class CapOut(BaseModel):
+    id: int
+    offer_id: int
+    affiliate_id: int | None = Field(description="null: the offer's, every affiliate together.")
+    event: str
+    daily: int | None
+    total: int | None
+    zone: str
+    today: int = Field(description="Counted on today's day in `zone`.")
+    counted: int = Field(description="Counted in total (while it had a total).")
+    updated_at: datetime

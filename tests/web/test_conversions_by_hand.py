@@ -1,0 +1,130 @@
+"""Conversions changed by hand: the same lifecycle and ledger rules as a postback's status change
+(commission reversed once), audited, and a conversion's page showing what lies behind it."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from clickback.core.accounts import Role
+from tests.conftest import Client, World
+from tests.receiver import Receiver, receiving
+from tests.web.personas import Keys, add_user
+from tests.web.test_outbound import eventually
+
+CPA_100 = {"kind": "cpa", "cpa": {"amount": "100", "ftd_min": "20"}}
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with receiving() as r:
+        yield r
+
+
+def ftd(client: Client, world: World) -> int:
+    """Alice's player P-1: registered, then a first deposit qualifying a CPA of 100."""
+    client.api("PUT", f"/offers/{world.casino['id']}/deal", json=CPA_100)
+    click_id = client.click(world.alice_casino)
+    client.flush()
+    client.postback(click_id=click_id, event="reg", player_id="P-1", token=world.token)
+    reply = client.postback(event="ftd", player_id="P-1", payout="25", txn_id="D-1", token=world.token)
+    assert reply.json()["result"] == "accepted", reply.text
+    return int(reply.json()["conversion_id"])
+
+
+def change(client: Client, conversion: int, status: str, reason: str, key: str | None = None) -> Any:
+    headers = Keys.header(key) if key else client.auth
+    return client.http.post(
+        f"/api/conversions/{conversion}/status", json={"status": status, "reason": reason}, headers=headers
+    )
+
+
+def cpa_sum(client: Client) -> float:
+    return sum(float(e["amount"]) for e in client.items("/commissions", kind="cpa"))
+
+
+def test_a_rejection_by_hand_reverses_the_cpa_once_and_is_audited(client: Client, world: World) -> None:
+    conversion = ftd(client, world)
+    assert cpa_sum(client) == 100
+    boss = add_user(client, "boss", Role.MANAGER)
+
+    rejected = change(client, conversion, "rejected", "fraud: same IP x50", boss)
+    assert rejected.status_code == 200, rejected.text
+    assert cpa_sum(client) == 0
+    # Cancelling the rejected conversion reverses nothing more.
+    assert change(client, conversion, "cancelled", "closed", boss).status_code == 200
+    assert cpa_sum(client) == 0
+    assert len(client.items("/commissions", kind="cpa")) == 2
+
+    entries = client.items("/audit", entity_kind="conversion", entity_id=conversion)
+    assert [(e["actor"], e["before"], e["after"], e["reason"]) for e in entries] == [
+        ("boss", {"status": "rejected"}, {"status": "cancelled"}, "closed"),
+        ("boss", {"status": "approved"}, {"status": "rejected"}, "fraud: same IP x50"),
+    ]
+
+
+def test_a_change_by_hand_needs_a_reason_and_a_possible_move(client: Client, world: World) -> None:
+    conversion = ftd(client, world)
+    for status, reason, expected in (
+        ("rejected", "", 422),
+        ("rejected", "x" * 513, 422),
+        ("pending", "why", 422),
+        ("approved", "already", 409),
+    ):
+        assert change(client, conversion, status, reason).status_code == expected, (status, reason)
+    assert client.items("/audit", entity_kind="conversion") == []
+    assert cpa_sum(client) == 100
+
+
+def test_a_conversions_page_shows_its_postbacks_entries_and_deliveries_to_each_their_own(
+    client: Client, world: World, receiver: Receiver
+) -> None:
+    template = {"affiliate_id": world.alice["id"], "url": receiver.url("/pb?st={status}"), "events": ["ftd"]}
+    client.api("POST", "/outbound/templates", json=template)
+    conversion = ftd(client, world)
+    change(client, conversion, "rejected", "chargeback")
+    receiver.wait_for(2)
+    keys = {
+        "manager": client.auth,
+        "alice": Keys.header(add_user(client, "alice", Role.AFFILIATE, affiliate_id=world.alice["id"])),
+        "northstar": Keys.header(
+            add_user(client, "northstar", Role.ADVERTISER, advertiser_id=world.northstar["id"])
+        ),
+    }
+    # Both sent and their attempts recorded (the dispatcher writes them after the answer).
+    eventually(
+        lambda: (
+            {d["state"] for d in client.api("GET", f"/conversions/{conversion}")["deliveries"]}
+            == {"delivered"}
+        )
+    )
+    seen: dict[str, dict[str, Any]] = {}
+    for who, headers in keys.items():
+        response = client.http.get(f"/api/conversions/{conversion}", headers=headers)
+        assert response.status_code == 200, response.text
+        seen[who] = response.json()
+
+    full = seen["manager"]
+    assert [h["to_status"] for h in full["history"]] == ["approved", "rejected"]
+    assert full["history"][-1]["reason"] == "chargeback"
+    assert [p["conversion_id"] for p in full["postbacks"]] == [conversion]
+    assert [e["amount"] for e in full["commissions"]] == ["100.00", "-100.00"]
+    assert {d["status"] for d in full["deliveries"]} == {"approved", "rejected"}
+    assert seen["alice"]["postbacks"] == [] and len(seen["alice"]["commissions"]) == 2
+    assert seen["northstar"]["commissions"] == seen["northstar"]["deliveries"] == []
+    assert len(seen["northstar"]["postbacks"]) == 1
+
+
+def test_conversions_are_searched_by_player_transaction_affiliate_and_status(
+    client: Client, world: World
+) -> None:
+    conversion = ftd(client, world)
+    for params in (
+        {"player_id": "P-1", "event": "first_deposit"},
+        {"txn_id": "D-1"},
+        {"affiliate_id": world.alice["id"], "status": "approved", "event": "first_deposit"},
+        {"offer_id": world.casino["id"], "txn_id": "D-1"},
+    ):
+        assert [c["id"] for c in client.items("/conversions", **params)] == [conversion], params
+    assert client.items("/conversions", txn_id="D-1", status="rejected") == []
+    assert client.items("/conversions", affiliate_id=world.bob["id"]) == []
