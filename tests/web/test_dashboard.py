@@ -96,9 +96,19 @@ def test_each_role_signs_in_to_its_own_pages_and_signs_out(
     browser: Browser, client: Client, seeded: Seeded
 ) -> None:
     expected_nav = {
-        "boss": ["Overview", "Reports", "Conversions", "Postback log", "Links", "Deliveries"],
-        "alice": ["Overview", "Reports", "Conversions", "Links", "Deliveries"],
-        "northstar": ["Overview", "Conversions", "Postback log"],
+        "boss": [
+            "Overview",
+            "Reports",
+            "Conversions",
+            "Postback log",
+            "Diagnosis",
+            "Links",
+            "Statements",
+            "Outbound",
+            "Deliveries",
+        ],
+        "alice": ["Overview", "Reports", "Conversions", "Links", "Statements", "Outbound", "Deliveries"],
+        "northstar": ["Overview", "Conversions", "Postback log", "Diagnosis"],
     }
     for login, nav in expected_nav.items():
         page = signed_in(browser, client, login)
@@ -112,6 +122,8 @@ def test_each_role_signs_in_to_its_own_pages_and_signs_out(
             page.goto("/postbacks")
             expect(page.locator("tbody tr")).to_have_count(4)
             shot(page, "postback-log")
+            page.get_by_role("link", name="Diagnosis").click()
+            assert [kpi(page, k) for k in ("postbacks", "accepted", "rejected")] == ["4", "4", "0"]
             page.goto("/reports")
             expect(page.get_by_role("alert")).to_have_text("This page is not open to you.")
         page.get_by_role("button", name="Sign out").click()
@@ -225,3 +237,9 @@ def test_an_affiliate_sees_their_own_records_and_not_another_affiliates_by_editi
         f"http://127.0.0.1/c/{seeded.world.alice_casino}?sub1={{zoneid}}"
     )
     shot(page, "links")
+
+    page.get_by_role("link", name="Statements").click()
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download CSV").click()
+    head = next(csv.reader(io.StringIO(Path(download.value.path()).read_text())))
+    assert page.locator("table.statement thead th").all_inner_texts() == head

@@ -3,7 +3,7 @@
 from starlette.routing import Route
 
 from clickback.service.runtime import Runtime
-from clickback.web import builder, overview, records
+from clickback.web import builder, overview, partners, records
 from clickback.web.pages import PAGES, Handler, asset, guarded
 
 HANDLERS: dict[str, Handler] = {
@@ -13,7 +13,11 @@ HANDLERS: dict[str, Handler] = {
     "/conversions": records.conversions,
     "/conversions/{conversion_id}": records.conversion,
     "/postbacks": records.postbacks,
+    "/diagnosis": partners.diagnosis,
     "/links": records.links,
+    "/statements": partners.statement,
+    "/statements.csv": partners.statement_download,
+    "/outbound": partners.outbound_settings,
     "/deliveries": records.deliveries,
     "/offers/{offer_id}/guide": records.guide,
 }

@@ -43,10 +43,15 @@ PAGES: Mapping[str, Access] = {
     "/reports.csv": AFF,
     "/conversions": ALL,
     "/conversions/{conversion_id}": ALL,
-    # The postback log: an advertiser's own postbacks, as GET /api/postbacks.
+    # The postback log and its diagnosis: an advertiser's own postbacks, as GET /api/postbacks.
     "/postbacks": ADV,
-    # An affiliate's tracking links and the link builder; their outbound delivery log.
+    "/diagnosis": ADV,
+    # An affiliate's tracking links and the link builder, statements, outbound postbacks and their
+    # delivery log.
     "/links": AFF,
+    "/statements": AFF,
+    "/statements.csv": AFF,
+    "/outbound": AFF,
     "/deliveries": AFF,
     # An advertiser's integration guide for one of their offers.
     "/offers/{offer_id}/guide": ADV,
@@ -58,7 +63,10 @@ NAV = (
     ("/reports", "Reports"),
     ("/conversions", "Conversions"),
     ("/postbacks", "Postback log"),
+    ("/diagnosis", "Diagnosis"),
     ("/links", "Links"),
+    ("/statements", "Statements"),
+    ("/outbound", "Outbound"),
     ("/deliveries", "Deliveries"),
 )
 
