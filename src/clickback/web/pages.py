@@ -110,9 +110,9 @@ def render(v: Viewer, name: str, status: int = 200, **values: Any) -> Response:
     who = v.who
     tenant = ""
     if who.affiliate_id is not None:
-        tenant = "affiliate " + owner_name(v.catalog, "affiliate", who.affiliate_id)
+        tenant = owner_name(v.catalog, "affiliate", who.affiliate_id)
     elif who.advertiser_id is not None:
-        tenant = "advertiser " + owner_name(v.catalog, "advertiser", who.advertiser_id)
+        tenant = owner_name(v.catalog, "advertiser", who.advertiser_id)
     nav = [(path, label) for path, label in NAV if who.may(PAGES[path])]
     layout = {
         "nav": nav,
