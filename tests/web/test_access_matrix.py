@@ -21,7 +21,7 @@ from clickback.service.accounts import SignedIn
 from clickback.web.access import ACCESS, access_of
 from clickback.web.api import create_api
 from clickback.web.app import create_app
-from clickback.web.pages import PAGES
+from clickback.web.pages import FORMS, PAGES
 from tests.conftest import Client, World
 from tests.web.personas import PASSWORD, Keys, make_keys
 
@@ -49,6 +49,7 @@ ROOT: dict[tuple[str, str], str] = {
     ("POST", "/logout"): "public",
     ("GET", "/assets/{name}"): "public",
     **{("GET", path): "page" for path in PAGES},
+    **{("POST", path): "page" for path in FORMS},
 }
 # Which seeded row a page's path parameter names.
 PAGE_KINDS = {"/conversions/{conversion_id}": "conversion", "/offers/{offer_id}/guide": "offer"}
@@ -365,4 +366,10 @@ def test_every_page_answers_each_signed_in_persona_as_the_pages_table_says(
                     want = 200
                 if status != want:
                     wrong.append(f"GET {url} as {login}: {status}, expected {want}")
+            if path in FORMS:
+                # A form posted without the session's CSRF token (from another site) runs nothing.
+                posted = client.http.post(path, data={"action": "click"}, headers={"cookie": cookies[login]})
+                want = 403
+                if posted.status_code != want:
+                    wrong.append(f"POST {path} as {login} without a token: {posted.status_code}")
     assert not wrong, "\n".join(wrong)

@@ -102,13 +102,14 @@ def test_each_role_signs_in_to_its_own_pages_and_signs_out(
             "Conversions",
             "Postback log",
             "Diagnosis",
+            "Tester",
             "Links",
             "Statements",
             "Outbound",
             "Deliveries",
         ],
         "alice": ["Overview", "Reports", "Conversions", "Links", "Statements", "Outbound", "Deliveries"],
-        "northstar": ["Overview", "Conversions", "Postback log", "Diagnosis"],
+        "northstar": ["Overview", "Conversions", "Postback log", "Diagnosis", "Tester"],
     }
     for login, nav in expected_nav.items():
         page = signed_in(browser, client, login)
@@ -124,6 +125,12 @@ def test_each_role_signs_in_to_its_own_pages_and_signs_out(
             shot(page, "postback-log")
             page.get_by_role("link", name="Diagnosis").click()
             assert [kpi(page, k) for k in ("postbacks", "accepted", "rejected")] == ["4", "4", "0"]
+            page.get_by_role("link", name="Tester").click()
+            page.get_by_role("button", name="Make a test click").click()
+            page.get_by_label("Event").select_option("registration")
+            page.get_by_role("button", name="Fire the postback").click()
+            expect(page.locator("[data-result]")).to_have_attribute("data-result", "accepted")
+            shot(page, "tester")
             page.goto("/reports")
             expect(page.get_by_role("alert")).to_have_text("This page is not open to you.")
         page.get_by_role("button", name="Sign out").click()

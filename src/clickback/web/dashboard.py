@@ -3,7 +3,7 @@
 from starlette.routing import Route
 
 from clickback.service.runtime import Runtime
-from clickback.web import builder, overview, partners, records
+from clickback.web import builder, overview, partners, records, testerpage
 from clickback.web.pages import PAGES, Handler, asset, guarded
 
 HANDLERS: dict[str, Handler] = {
@@ -14,6 +14,7 @@ HANDLERS: dict[str, Handler] = {
     "/conversions/{conversion_id}": records.conversion,
     "/postbacks": records.postbacks,
     "/diagnosis": partners.diagnosis,
+    "/tester": testerpage.tester,
     "/links": records.links,
     "/statements": partners.statement,
     "/statements.csv": partners.statement_download,

@@ -46,6 +46,8 @@ PAGES: Mapping[str, Access] = {
     # The postback log and its diagnosis: an advertiser's own postbacks, as GET /api/postbacks.
     "/postbacks": ADV,
     "/diagnosis": ADV,
+    # The postback tester on an advertiser's own offers (a form: GET shows it, POST runs it).
+    "/tester": ADV,
     # An affiliate's tracking links and the link builder, statements, outbound postbacks and their
     # delivery log.
     "/links": AFF,
@@ -57,6 +59,9 @@ PAGES: Mapping[str, Access] = {
     "/offers/{offer_id}/guide": ADV,
 }
 
+# Pages that take a form posted with the session's CSRF token as well.
+FORMS = frozenset({"/tester"})
+
 # The navigation: (path, label), shown to those the path is open to.
 NAV = (
     ("/", "Overview"),
@@ -64,6 +69,7 @@ NAV = (
     ("/conversions", "Conversions"),
     ("/postbacks", "Postback log"),
     ("/diagnosis", "Diagnosis"),
+    ("/tester", "Tester"),
     ("/links", "Links"),
     ("/statements", "Statements"),
     ("/outbound", "Outbound"),
@@ -154,7 +160,7 @@ def guarded(runtime: Runtime, path: str, handler: Handler) -> Route:
             problem = "The database cannot be reached right now. Try again in a moment."
             return render(v, "problem.html", 503, title="Try again", problem=problem)
 
-    return Route(path, endpoint, methods=["GET"])
+    return Route(path, endpoint, methods=["GET", "POST"] if path in FORMS else ["GET"])
 
 
 async def asset(request: Request) -> Response:
