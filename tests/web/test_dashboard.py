@@ -219,6 +219,26 @@ def test_a_wrong_value_in_the_url_is_named_not_a_failure(
     assert [a.split(":")[0] for a in alerts] == ["from", "zone", "by", "sort", "page"]
     assert [r[1] for r in table(page)] == ["6"]
 
+    listed = page.goto("/conversions?from=yesterday&status=lost&planet=mars")
+    assert listed is not None and listed.status == 200
+    named = [a.split(":")[0] for a in page.get_by_role("alert").all_inner_texts()]
+    assert sorted(named) == ["from", "planet", "status"]
+    expect(page.locator("tbody tr")).to_have_count(4)  # every conversion: the filters were dropped
+
+
+def test_a_long_report_pages(browser: Browser, client: Client, seeded: Seeded) -> None:
+    page = signed_in(browser, client, "boss")
+    page.goto("/reports?by=sub1&sort=-clicks&rows=1")
+    assert [r[0] for r in table(page)] == ["spring"]
+    expect(page.get_by_text("Page 1 of 3")).to_be_visible()
+    page.get_by_role("link", name="Next").click()
+    assert [r[0] for r in table(page)] == ["(none)"]
+    page.get_by_role("link", name="Next").click()
+    assert [r[0] for r in table(page)] == [HOSTILE]
+    expect(page.get_by_role("link", name="Next")).to_have_count(0)
+    # The totals are the whole report's, whatever the page.
+    assert page.locator("table.report tfoot td").first.inner_text() == "6"
+
 
 def test_an_affiliate_sees_their_own_records_and_not_another_affiliates_by_editing_the_url(
     browser: Browser, client: Client, seeded: Seeded

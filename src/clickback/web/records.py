@@ -29,7 +29,8 @@ Q = TypeVar("Q", bound=BaseModel)
 
 def read_filters(v: Viewer, model: type[Q]) -> tuple[Q, list[str], dict[str, str]]:
     """The list's filters by the API's query model; a value it refuses is named and dropped."""
-    given = {k: val for k, val in v.request.query_params.items() if val != ""}
+    # The page's size is the page's own: a `limit` asked for is not taken.
+    given = {k: val for k, val in v.request.query_params.items() if val != "" and k != "limit"}
     problems: list[str] = []
     for _ in range(len(given) + 1):
         try:
