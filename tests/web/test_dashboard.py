@@ -125,6 +125,7 @@ def test_each_role_signs_in_to_its_own_pages_and_signs_out(
             shot(page, "postback-log")
             page.get_by_role("link", name="Diagnosis").click()
             assert [kpi(page, k) for k in ("postbacks", "accepted", "rejected")] == ["4", "4", "0"]
+            shot(page, "diagnosis")
             page.get_by_role("link", name="Tester").click()
             page.get_by_role("button", name="Make a test click").click()
             page.get_by_label("Event").select_option("registration")
@@ -270,3 +271,4 @@ def test_an_affiliate_sees_their_own_records_and_not_another_affiliates_by_editi
         page.get_by_role("link", name="Download CSV").click()
     head = next(csv.reader(io.StringIO(Path(download.value.path()).read_text())))
     assert page.locator("table.statement thead th").all_inner_texts() == head
+    shot(page, "statement")
