@@ -11,6 +11,7 @@ import functools
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from importlib import resources
 from typing import Any
@@ -128,6 +129,7 @@ def render(v: Viewer, name: str, status: int = 200, **values: Any) -> Response:
         "tenant": tenant,
         "csrf": v.session.csrf,
         "nonce": nonce,
+        "when": when,
     }
     return page(name, status, {"content-security-policy": policy(nonce)}, **(layout | values))
 
@@ -199,6 +201,11 @@ def amount(value: object) -> str:
             return "0"
         return "; ".join(f"{_decimal(a)} {c}" for c, a in value.items())
     return str(value)
+
+
+def when(moment: datetime | None) -> str:
+    """A stored instant as pages show it: UTC, to the second."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else NOTHING
 
 
 def metric_text(name: str, value: object) -> str:
