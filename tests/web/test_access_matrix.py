@@ -7,8 +7,10 @@ Expected: no key 401; a role the route is not open to 403 (before anything runs)
 route open to them 2xx for their own row and 404 for the other tenant's (as for a row that does
 not exist), their lists holding their own rows only; managers reach every route."""
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -373,3 +375,10 @@ def test_every_page_answers_each_signed_in_persona_as_the_pages_table_says(
                 if posted.status_code != want:
                     wrong.append(f"POST {path} as {login} without a token: {posted.status_code}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_documented_pages_are_the_pages_table() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "access.md").read_text()
+    pages = text.split("## The dashboard's pages", 1)[1]
+    documented = dict(re.findall(r"^\| `GET (/[^` ]*)` \| (\w+) \|", pages, re.MULTILINE))
+    assert documented == {path: access.value for path, access in PAGES.items()}
