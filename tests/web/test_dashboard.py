@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from tests.conftest import Client, World, make_world
 from tests.web.personas import PASSWORD, Keys, make_keys
@@ -29,6 +29,17 @@ def browser() -> Iterator[Browser]:
         launched = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
         yield launched
         launched.close()
+
+
+# What went wrong in the browser during a test, beside what the test asserts.
+WRONG: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def clean_pages() -> Iterator[None]:
+    WRONG.clear()
+    yield
+    assert not WRONG, "\n".join(WRONG)
 
 
 @dataclass
@@ -64,14 +75,23 @@ def seeded(client: Client) -> Seeded:
 
 def signed_in(browser: Browser, client: Client, login: str, viewport: dict[str, int] = DESKTOP) -> Page:
     page = browser.new_context(viewport=viewport, base_url=client.node.base_url).new_page()
-    # No page of ours opens a dialog: one that does ran a script it was given.
-    page.on("dialog", lambda dialog: pytest.fail(f"a dialog opened: {dialog.message}"))
+    # No page of ours opens a dialog (one that does ran a script it was given), breaks its own
+    # content-security policy or asks for a file that is not there: `clean_pages` checks.
+    page.on("dialog", lambda dialog: (WRONG.append(f"a dialog: {dialog.message}"), dialog.dismiss()))
+    page.on("console", lambda m: complaint(page, m))
     page.goto("/login")
     page.get_by_label("Login").fill(login)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_text(f"Signed in as {login}")).to_be_visible()
     return page
+
+
+def complaint(page: Page, message: ConsoleMessage) -> None:
+    # A page answered 403 or 404 on purpose is reported too: only what it loads counts.
+    document = message.text.startswith("Failed to load resource") and message.location.get("url") == page.url
+    if message.type == "error" and not document:
+        WRONG.append(f"the browser said: {message.text} ({message.location.get('url')})")
 
 
 def shot(page: Page, name: str) -> None:

@@ -2,7 +2,7 @@
 
 pygal escapes every label and value it writes. Its SVG carries a <style> (the series' colours)
 and a <script> (settings for its optional tooltip script, which we never load): the style gets
-the page's CSP nonce, the script is left out."""
+the page's CSP nonce, the script and the tooltip's style attribute are left out."""
 
 import re
 from collections.abc import Mapping, Sequence
@@ -29,6 +29,8 @@ STYLE = Style(
 MAX_X_LABELS = 12
 _SCRIPT = re.compile(r"<script\b.*?</script>", re.S)
 _STYLE = re.compile(r"<style\b")
+# Its tooltip's inline style attribute (no nonce can allow one): the style sheet hides the tooltip.
+_STYLE_ATTRIBUTE = re.compile(r' style="[^"]*"')
 
 
 def chart(
@@ -68,6 +70,6 @@ def chart(
     for name, values in series.items():
         drawn.add(name, list(values))
     svg = drawn.render(is_unicode=True)
-    svg = _SCRIPT.sub("", svg)
+    svg = _STYLE_ATTRIBUTE.sub("", _SCRIPT.sub("", svg))
     svg = _STYLE.sub(f'<style nonce="{nonce}"', svg, count=1)
     return Markup(svg)  # noqa: S704 - pygal's own SVG, every label and value escaped by it

@@ -29,7 +29,8 @@ MAX_FORM_BYTES = 4096
 MAX_FORM_FIELDS = 8
 # Pages load nothing but our own style sheet and run nothing; their forms post to this server only.
 PAGE_POLICY = (
-    "default-src 'none'; style-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
 )
 
 Endpoint = Callable[[Request], Awaitable[Response]]

@@ -78,7 +78,11 @@ NAV = (
 )
 
 # Our own files, served from the package: the style sheet and the copy button's few lines.
-ASSETS = {"dashboard.css": "text/css; charset=utf-8", "dashboard.js": "text/javascript; charset=utf-8"}
+ASSETS = {
+    "dashboard.css": "text/css; charset=utf-8",
+    "dashboard.js": "text/javascript; charset=utf-8",
+    "icon.svg": "image/svg+xml",
+}
 
 
 @dataclass(frozen=True)
