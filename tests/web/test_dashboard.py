@@ -35,9 +35,14 @@ def browser() -> Iterator[Browser]:
 WRONG: list[str] = []
 
 
+# Screenshots are taken on one database's run only: the pages are the same on the other.
+SHOOTING: list[bool] = [False]
+
+
 @pytest.fixture(autouse=True)
-def clean_pages() -> Iterator[None]:
+def clean_pages(database_url: str) -> Iterator[None]:
     WRONG.clear()
+    SHOOTING[0] = database_url.startswith("sqlite")
     yield
     assert not WRONG, "\n".join(WRONG)
 
@@ -95,6 +100,8 @@ def complaint(page: Page, message: ConsoleMessage) -> None:
 
 
 def shot(page: Page, name: str) -> None:
+    if not SHOOTING[0]:
+        return
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
 

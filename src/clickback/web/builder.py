@@ -3,7 +3,7 @@
 reads them, the CSV written by the same function as the API's."""
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
@@ -30,13 +30,14 @@ from clickback.web.reportform import (
 _SHOWN_FIRST = DEFAULT_METRICS
 
 
-def today() -> datetime:
-    return datetime.now(UTC)
+def today() -> date:
+    """Today in UTC: the last day of a report that names none."""
+    return datetime.now(UTC).date()
 
 
 def form_of(v: Viewer) -> tuple[ReportForm, list[str]]:
     params = v.request.query_params.multi_items()
-    return read_form(params, today().date(), hidden_metrics(v.who.is_manager))
+    return read_form(params, today(), hidden_metrics(v.who.is_manager))
 
 
 def query_of(v: Viewer, form: ReportForm, *, limit: int | None = None) -> ReportQuery:

@@ -16,7 +16,6 @@ from decimal import Decimal
 from importlib import resources
 from typing import Any
 
-from markupsafe import Markup
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -252,8 +251,3 @@ def owner_name(catalog: Catalog, dimension: str, value: object) -> str:
         link = catalog.links.get(value)
         return f"{link.code} (#{value})" if link else f"#{value}"
     return "(none)" if value == "" else str(value)
-
-
-def markup(html: str) -> Markup:
-    """HTML we built from values already escaped (a chart's SVG): shown as it is."""
-    return Markup(html)  # noqa: S704 - built by web/charts.py from escaped values
