@@ -127,6 +127,7 @@ def test_each_role_signs_in_to_its_own_pages_and_signs_out(
             "Overview",
             "Reports",
             "Conversions",
+            "Players",
             "Postback log",
             "Diagnosis",
             "Tester",
@@ -135,7 +136,16 @@ def test_each_role_signs_in_to_its_own_pages_and_signs_out(
             "Outbound",
             "Deliveries",
         ],
-        "alice": ["Overview", "Reports", "Conversions", "Links", "Statements", "Outbound", "Deliveries"],
+        "alice": [
+            "Overview",
+            "Reports",
+            "Conversions",
+            "Players",
+            "Links",
+            "Statements",
+            "Outbound",
+            "Deliveries",
+        ],
         "northstar": ["Overview", "Conversions", "Postback log", "Diagnosis", "Tester"],
     }
     for login, nav in expected_nav.items():

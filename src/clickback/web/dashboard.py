@@ -12,6 +12,7 @@ HANDLERS: dict[str, Handler] = {
     "/reports.csv": builder.csv_download,
     "/conversions": records.conversions,
     "/conversions/{conversion_id}": records.conversion,
+    "/players": records.players,
     "/postbacks": records.postbacks,
     "/diagnosis": partners.diagnosis,
     "/tester": testerpage.tester,

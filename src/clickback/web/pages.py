@@ -43,6 +43,8 @@ PAGES: Mapping[str, Access] = {
     "/reports.csv": AFF,
     "/conversions": ALL,
     "/conversions/{conversion_id}": ALL,
+    # Players and what each is worth: an affiliate's own, as GET /api/players.
+    "/players": AFF,
     # The postback log and its diagnosis: an advertiser's own postbacks, as GET /api/postbacks.
     "/postbacks": ADV,
     "/diagnosis": ADV,
@@ -67,6 +69,7 @@ NAV = (
     ("/", "Overview"),
     ("/reports", "Reports"),
     ("/conversions", "Conversions"),
+    ("/players", "Players"),
     ("/postbacks", "Postback log"),
     ("/diagnosis", "Diagnosis"),
     ("/tester", "Tester"),

@@ -14,11 +14,11 @@ from clickback.core import integration
 from clickback.core.accounts import Role
 from clickback.core.outbound import mask_url
 from clickback.core.spans import Span
-from clickback.store import admin, ledger, outbound, paging, postback_log
+from clickback.store import admin, ledger, outbound, paging, postback_log, statements
 from clickback.web import schemas as s
 from clickback.web.access import scoped
 from clickback.web.api import conversion_out
-from clickback.web.pages import Viewer, owner_name, render
+from clickback.web.pages import NOTHING, Viewer, owner_name, render
 
 # Rows a list page shows; "next" pages on by the cursor, as the API does.
 PAGE_ROWS = 50
@@ -116,6 +116,23 @@ def _id(v: Viewer, name: str) -> int | None:
 def _delivery(row: dict[str, Any]) -> dict[str, Any]:
     # The URL as the API shows it: secrets in its query masked (core/outbound.mask_url).
     return row | {"url": mask_url(row["url"])}
+
+
+async def players(v: Viewer) -> Response:
+    """Players and what each is worth, as GET /api/players: an affiliate's own."""
+    q, problems, given = read_filters(v, s.PlayersQuery)
+    f = statements.PlayerFilter(**scoped(v.who, q.values()), span=q.span())
+    found = await statements.player_values(v.runtime.db, f, q.cursor, q.limit)
+    return render(
+        v,
+        "players.html",
+        title="Players",
+        problems=problems,
+        given=given,
+        rows=[s.PlayerOut.model_validate(row).model_dump(mode="json") for row in found.rows],
+        offer_name=lambda i: owner_name(v.catalog, "offer", i) if i else NOTHING,
+        next_page=next_link("/players", {k: x for k, x in given.items() if k != "cursor"}, found),
+    )
 
 
 # --- postback log, deliveries -------------------------------------------------------------------
