@@ -257,6 +257,14 @@ def test_a_wrong_value_in_the_url_is_named_not_a_failure(
     assert [a.split(":")[0] for a in alerts] == ["from", "zone", "by", "sort", "page"]
     assert [r[1] for r in table(page)] == ["6"]
 
+    # The first days a report may cover: no period before them to compare with.
+    first = page.goto("/?from=1970-01-02&to=1970-01-05&zone=Nowhere/Land")
+    assert first is not None and first.status == 200
+    assert [a.split(":")[0] for a in page.get_by_role("alert").all_inner_texts()] == ["zone"]
+    assert (
+        kpi(page, "clicks") == "0" and page.locator(".kpi .change").first.inner_text() == "no figures before"
+    )
+
     listed = page.goto("/conversions?from=yesterday&status=lost&planet=mars")
     assert listed is not None and listed.status == 200
     named = [a.split(":")[0] for a in page.get_by_role("alert").all_inner_texts()]
@@ -293,15 +301,29 @@ def test_an_affiliate_sees_their_own_records_and_not_another_affiliates_by_editi
     response = page.goto(f"/conversions/{seeded.bob_conversion}")
     assert response is not None and response.status == 404
     expect(page.get_by_role("alert")).to_have_text(f"conversion {seeded.bob_conversion} does not exist.")
+    # Asking the report builder for Bob's traffic gives her own.
+    page.goto(f"/reports?by=offer&affiliate={seeded.world.bob['id']}")
+    assert [r[:2] for r in table(page)] == [["Northstar Casino (#1)", "4"]]
+    assert "revenue" not in page.locator("table.report thead").inner_text()
+    # Another advertiser's offer named in the URL: its id, not its name.
+    rival = seeded.world.rival_offer["id"]
+    page.goto(f"/reports?offer={rival}")
+    expect(page.locator(".chip")).to_contain_text(f"offer = #{rival}")
+    assert "Southgate" not in page.content()
 
     page.goto("/links")
     expect(page.locator("code[id^=link-]")).to_have_count(2)  # her casino and sportsbook links
     page.get_by_label("sub1").fill("{zoneid}")
     page.get_by_role("button", name="Build").click()
-    expect(page.locator("#built")).to_have_text(
-        f"http://127.0.0.1/c/{seeded.world.alice_casino}?sub1={{zoneid}}"
-    )
+    built = f"http://127.0.0.1/c/{seeded.world.alice_casino}?sub1={{zoneid}}"
+    expect(page.locator("#built")).to_have_text(built)
     shot(page, "links")
+    # The copy button (our one script) puts it on the clipboard.
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    copy = page.locator('button.copy[data-copy="built"]')
+    copy.click()
+    expect(copy).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == built
 
     page.get_by_role("link", name="Statements").click()
     with page.expect_download() as download:
@@ -309,3 +331,13 @@ def test_an_affiliate_sees_their_own_records_and_not_another_affiliates_by_editi
     head = next(csv.reader(io.StringIO(Path(download.value.path()).read_text())))
     assert page.locator("table.statement thead th").all_inner_texts() == head
     shot(page, "statement")
+
+    # Her outbound postbacks: one added by the form, for her tracker.
+    page.get_by_role("link", name="Outbound", exact=True).click()
+    page.get_by_label("URL", exact=True).fill("http://127.0.0.1:9/pb?cid={clickid}&s={status}")
+    page.get_by_label("Events", exact=True).fill("registration, first_deposit")
+    page.get_by_role("button", name="Add").click()
+    expect(page.locator("tbody tr")).to_have_count(1)
+    expect(page.locator("tbody tr")).to_contain_text("first_deposit, registration")
+    expect(page.locator("tbody tr code")).to_have_text("http://127.0.0.1:9/pb?cid={clickid}&s={status}")
+    shot(page, "outbound")

@@ -3,7 +3,7 @@
 from datetime import date
 from decimal import Decimal
 
-from clickback.web.overview import days, kpis, series
+from clickback.web.overview import days, kpis, periods, series
 
 NOW = {
     "clicks": 150,
@@ -54,3 +54,15 @@ def test_a_day_without_figures_is_a_zero_and_money_a_series_per_currency() -> No
     assert series("clicks", labels, rows) == {"clicks": [3.0, 0.0, 7.0]}
     assert series("commission", labels, rows) == {"EUR": [0.0, 0.0, 1.5], "USD": [0.0, 0.0, 2.0]}
     assert series("revenue", labels, []) == {"revenue": [0.0, 0.0, 0.0]}
+
+
+def test_the_periods_offered_end_today_but_last_month() -> None:
+    offered = {label: (first, last) for label, first, last in periods(date(2026, 3, 1))}
+
+    assert offered == {
+        "Today": (date(2026, 3, 1), date(2026, 3, 1)),
+        "7 days": (date(2026, 2, 23), date(2026, 3, 1)),
+        "30 days": (date(2026, 1, 31), date(2026, 3, 1)),
+        "This month": (date(2026, 3, 1), date(2026, 3, 1)),
+        "Last month": (date(2026, 2, 1), date(2026, 2, 28)),
+    }

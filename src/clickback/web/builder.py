@@ -3,6 +3,7 @@
 reads them, the CSV written by the same function as the API's."""
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ from clickback.core.reporting import DIMENSIONS, MAX_LIMIT, ReportError, ReportQ
 from clickback.store import reports
 from clickback.web import reporting
 from clickback.web.api import affiliates_report
-from clickback.web.pages import Viewer, metric_text, owner_name, render
+from clickback.web.pages import Viewer, metric_text, render, shown_name
 from clickback.web.reportform import (
     DEFAULT_METRICS,
     MAX_BY,
@@ -37,7 +38,11 @@ def today() -> date:
 
 def form_of(v: Viewer) -> tuple[ReportForm, list[str]]:
     params = v.request.query_params.multi_items()
-    return read_form(params, today(), hidden_metrics(v.who.is_manager))
+    form, problems = read_form(params, today(), hidden_metrics(v.who.is_manager))
+    if v.who.role is Role.AFFILIATE:
+        # Their report is of their own traffic (query_of): another affiliate named is no filter.
+        form = replace(form, filters=tuple(f for f in form.filters if f[0] != "affiliate"))
+    return form, problems
 
 
 def query_of(v: Viewer, form: ReportForm, *, limit: int | None = None) -> ReportQuery:
@@ -106,7 +111,7 @@ async def builder(v: Viewer) -> Response:
         metric_kinds={m: kind(m) for m in METRICS},
         page_sizes=PAGE_SIZES,
         max_by=MAX_BY,
-        filter_labels=[(n, val, owner_name(v.catalog, n, _value(val))) for n, val in form.filters],
+        filter_labels=[(n, val, shown_name(v, n, _value(val))) for n, val in form.filters],
         source=found.source.value if found is not None else "",
         currencies=found.currencies if found is not None else (),
     )
@@ -114,7 +119,7 @@ async def builder(v: Viewer) -> Response:
 
 def cell(v: Viewer, form: ReportForm, dimension: str, value: object) -> dict[str, str]:
     """A row's value of a dimension: its name as shown and the drill-down link."""
-    text = owner_name(v.catalog, dimension, value)
+    text = shown_name(v, dimension, value)
     skip = frozenset({"affiliate", "advertiser"}) if v.who.role is Role.AFFILIATE else frozenset()
     link = form.drilled(dimension, str(value), skip) if drillable(dimension) and value != "" else ""
     return {"text": text, "link": link, "dimension": dimension}

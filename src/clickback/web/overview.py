@@ -7,15 +7,16 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.responses import Response
 
 from clickback.core.accounts import Role
-from clickback.core.reporting import ReportError, ReportQuery
+from clickback.core.reporting import FIRST_DAY, ReportError, ReportQuery
 from clickback.store import reports
-from clickback.web.builder import form_of, query_of
+from clickback.web.builder import form_of, query_of, today
 from clickback.web.charts import chart
-from clickback.web.pages import Viewer, amount, change, change_text, new_nonce, owner_name, render
+from clickback.web.pages import Viewer, amount, change, change_text, new_nonce, render, shown_name
 from clickback.web.reportform import ReportForm
 
 # The key figures, in the order shown; the network's own (revenue, profit) for managers only.
@@ -53,7 +54,8 @@ def kpis(now: dict[str, object], before: dict[str, object], network: bool) -> li
     for name, label in KPIS:
         if name in NETWORK_KPIS and not network:
             continue
-        value, earlier = now[name], before[name]
+        value = now[name]
+        earlier = before.get(name, {} if isinstance(value, dict) else 0)
         if isinstance(value, dict) and isinstance(earlier, dict):
             currencies = sorted(set(value) | set(earlier))
             lines = [
@@ -68,6 +70,19 @@ def kpis(now: dict[str, object], before: dict[str, object], network: bool) -> li
             lines = [(amount(value), change_text(change(value, earlier)))]
         out.append(Kpi(name, label, lines))
     return out
+
+
+def periods(today: date) -> list[tuple[str, date, date]]:
+    """The periods offered as links beside the form: (label, first day, last day)."""
+    month = today.replace(day=1)
+    before = (month - timedelta(days=1)).replace(day=1)
+    return [
+        ("Today", today, today),
+        ("7 days", today - timedelta(days=6), today),
+        ("30 days", today - timedelta(days=29), today),
+        ("This month", month, today),
+        ("Last month", before, month - timedelta(days=1)),
+    ]
 
 
 def days(first: date, last: date) -> list[str]:
@@ -106,7 +121,8 @@ async def overview(v: Viewer) -> Response:
     try:
         q = query_of(v, form)
         total, daily, *tops = await asyncio.gather(
-            reports.report(v.runtime.db, q, v.catalog, compare=True),
+            # The period before, unless it would start before the first day a report may cover.
+            reports.report(v.runtime.db, q, v.catalog, compare=q.previous().first >= FIRST_DAY),
             reports.report(v.runtime.db, _by(q, "day", "day", 10_000), v.catalog),
             *(reports.report(v.runtime.db, _by(q, d, "-clicks", TOP_N), v.catalog) for d, _ in TOP),
         )
@@ -137,7 +153,7 @@ async def overview(v: Viewer) -> Response:
             "dimension": dimension,
             "rows": [
                 {
-                    "name": owner_name(v.catalog, dimension, key[dimension]),
+                    "name": shown_name(v, dimension, key[dimension]),
                     "link": _drill(form, dimension, key[dimension]),
                     "figures": figures.metrics(),
                 }
@@ -147,6 +163,7 @@ async def overview(v: Viewer) -> Response:
         for (dimension, title), found in zip(TOP, tops, strict=True)
     ]
     previous = q.previous()
+    shortcuts = [(label, _period_link(form, first, last)) for label, first, last in periods(today())]
     return render(
         v,
         "overview.html",
@@ -157,6 +174,7 @@ async def overview(v: Viewer) -> Response:
         previous=(previous.first, previous.last),
         charts=charts,
         top=top,
+        shortcuts=shortcuts,
         nonce=nonce,
         amount=amount,
     )
@@ -165,6 +183,12 @@ async def overview(v: Viewer) -> Response:
 def _by(q: ReportQuery, dimension: str, sort: str, limit: int) -> ReportQuery:
     descending = sort.startswith("-")
     return replace(q, group_by=(dimension,), sort=((sort.lstrip("-"), descending),), limit=limit, offset=0)
+
+
+def _period_link(form: ReportForm, first: date, last: date) -> str:
+    """The overview of another period, in the same zone and with the same filters."""
+    pairs = [("from", first.isoformat()), ("to", last.isoformat()), ("zone", form.zone), *form.filters]
+    return "/?" + urlencode(pairs)
 
 
 def _drill(form: ReportForm, dimension: str, value: object) -> str:

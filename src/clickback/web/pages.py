@@ -62,7 +62,7 @@ PAGES: Mapping[str, Access] = {
 }
 
 # Pages that take a form posted with the session's CSRF token as well.
-FORMS = frozenset({"/tester"})
+FORMS = frozenset({"/tester", "/outbound"})
 
 # The navigation: (path, label), shown to those the path is open to.
 NAV = (
@@ -123,9 +123,9 @@ def render(v: Viewer, name: str, status: int = 200, **values: Any) -> Response:
     who = v.who
     tenant = ""
     if who.affiliate_id is not None:
-        tenant = owner_name(v.catalog, "affiliate", who.affiliate_id)
+        tenant = shown_name(v, "affiliate", who.affiliate_id)
     elif who.advertiser_id is not None:
-        tenant = owner_name(v.catalog, "advertiser", who.advertiser_id)
+        tenant = shown_name(v, "advertiser", who.advertiser_id)
     nav = [(path, label) for path, label in NAV if who.may(PAGES[path])]
     layout = {
         "nav": nav,
@@ -237,6 +237,40 @@ def change_text(fraction: float | None) -> str:
     if fraction is None:
         return "no figures before"
     return f"{fraction * 100:+.1f}%"
+
+
+def shown_name(v: Viewer, dimension: str, value: object) -> str:
+    """owner_name, for the owners the person may know the name of: a manager every one; a
+    tenant themselves and what their rows name (an affiliate the offers they have links to and
+    those offers' advertisers). Others are shown by id, as the API shows them: an affiliate
+    typing another advertiser's offer id into a URL learns no name."""
+    if v.who.is_manager or not isinstance(value, int) or _known(v, dimension, value):
+        return owner_name(v.catalog, dimension, value)
+    return f"#{value}"
+
+
+def own_offers(v: Viewer) -> set[int]:
+    """The offers the person has rows of: an affiliate's through their links, an advertiser's own."""
+    who, catalog = v.who, v.catalog
+    if who.affiliate_id is not None:
+        return {k.offer_id for k in catalog.links.values() if k.affiliate_id == who.affiliate_id}
+    return {o.id for o in catalog.offers.values() if who.owns(advertiser_id=o.advertiser_id)}
+
+
+def _known(v: Viewer, dimension: str, value: int) -> bool:
+    who, catalog = v.who, v.catalog
+    if dimension == "affiliate":
+        return value == who.affiliate_id
+    if dimension == "link":
+        link = catalog.links.get(value)
+        return link is not None and link.affiliate_id == who.affiliate_id
+    offers = own_offers(v)
+    if dimension == "offer":
+        return value in offers
+    if dimension == "advertiser":
+        advertisers = {catalog.offers[o].advertiser_id for o in offers if o in catalog.offers}
+        return value == who.advertiser_id or value in advertisers
+    return True
 
 
 def owner_name(catalog: Catalog, dimension: str, value: object) -> str:

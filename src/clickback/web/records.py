@@ -18,7 +18,7 @@ from clickback.store import admin, ledger, outbound, paging, postback_log, state
 from clickback.web import schemas as s
 from clickback.web.access import scoped
 from clickback.web.api import conversion_out
-from clickback.web.pages import NOTHING, Viewer, owner_name, render
+from clickback.web.pages import NOTHING, Viewer, render, shown_name
 
 # Rows a list page shows; "next" pages on by the cursor, as the API does.
 PAGE_ROWS = 50
@@ -66,7 +66,7 @@ async def conversions(v: Viewer) -> Response:
         problems=problems,
         given=given,
         rows=rows,
-        offer_name=lambda i: owner_name(v.catalog, "offer", i),
+        offer_name=lambda i: shown_name(v, "offer", i),
         next_page=next_link("/conversions", {k: x for k, x in given.items() if k != "cursor"}, found),
     )
 
@@ -103,8 +103,8 @@ async def conversion(v: Viewer) -> Response:
         entries=entries,
         postbacks=postbacks,
         deliveries=deliveries,
-        offer=owner_name(v.catalog, "offer", row["offer_id"]) if row["offer_id"] else "",
-        affiliate=owner_name(v.catalog, "affiliate", row["affiliate_id"]) if row["affiliate_id"] else "",
+        offer=shown_name(v, "offer", row["offer_id"]) if row["offer_id"] else "",
+        affiliate=shown_name(v, "affiliate", row["affiliate_id"]) if row["affiliate_id"] else "",
     )
 
 
@@ -130,7 +130,7 @@ async def players(v: Viewer) -> Response:
         problems=problems,
         given=given,
         rows=[s.PlayerOut.model_validate(row).model_dump(mode="json") for row in found.rows],
-        offer_name=lambda i: owner_name(v.catalog, "offer", i) if i else NOTHING,
+        offer_name=lambda i: shown_name(v, "offer", i) if i else NOTHING,
         next_page=next_link("/players", {k: x for k, x in given.items() if k != "cursor"}, found),
     )
 
@@ -190,10 +190,10 @@ async def links(v: Viewer) -> Response:
         "links.html",
         title="Links",
         rows=[
-            r | {"url": f"{public}/c/{r['code']}", "offer": owner_name(v.catalog, "offer", r["offer_id"])}
+            r | {"url": f"{public}/c/{r['code']}", "offer": shown_name(v, "offer", r["offer_id"])}
             for r in rows
         ],
-        affiliate_name=lambda i: owner_name(v.catalog, "affiliate", i),
+        affiliate_name=lambda i: shown_name(v, "affiliate", i),
         subs=subs,
         picked=picked["code"] if picked else "",
         built=built,

@@ -12,7 +12,7 @@ from clickback.core import integration
 from clickback.core.accounts import Role
 from clickback.service.tester import Problem, TestPostback
 from clickback.web.login import read_form, same_token
-from clickback.web.pages import Viewer, owner_name, render
+from clickback.web.pages import Viewer, render, shown_name
 
 MAX_VALUE_LEN = 200
 
@@ -23,7 +23,7 @@ async def tester(v: Viewer) -> Response:
         key=lambda o: o.id,
     )
     values: dict[str, Any] = {
-        "offers": [(o.id, owner_name(v.catalog, "offer", o.id)) for o in offers],
+        "offers": [(o.id, shown_name(v, "offer", o.id)) for o in offers],
         "click": None,
         "fired": None,
         "events": (),
