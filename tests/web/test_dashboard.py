@@ -23,7 +23,9 @@ PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def browser(database_url: str) -> Iterator[Browser]:
+    # After the database is made: Playwright's sync API runs an event loop in this thread, where
+    # making a database (asyncio.run) would then fail. A browser for each database's tests.
     with sync_playwright() as p:
         # Debian's chromium (`playwright install` cannot run here); --no-sandbox: root in a container.
         launched = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
