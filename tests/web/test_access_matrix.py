@@ -7,8 +7,10 @@ Expected: no key 401; a role the route is not open to 403 (before anything runs)
 route open to them 2xx for their own row and 404 for the other tenant's (as for a row that does
 not exist), their lists holding their own rows only; managers reach every route."""
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,12 +18,14 @@ import pytest
 from fastapi.routing import APIRoute
 from starlette.routing import Mount, Route
 
-from clickback.core.accounts import Access, Role
+from clickback.core.accounts import ALLOWED, Access, Role
+from clickback.service.accounts import SignedIn
 from clickback.web.access import ACCESS, access_of
 from clickback.web.api import create_api
 from clickback.web.app import create_app
+from clickback.web.pages import FORMS, PAGES
 from tests.conftest import Client, World
-from tests.web.personas import Keys, make_keys
+from tests.web.personas import PASSWORD, Keys, make_keys
 
 
 @dataclass(frozen=True)
@@ -36,15 +40,21 @@ class Persona:
 # The root app's routes beside the API, and what each persona's key gets there. Pages take a
 # session cookie, never a key: a key-holder is sent to /login like anyone (test_login.py signs in).
 # "public": 2xx or 3xx for everyone; "manager": 401 without a key, 403 for tenants.
+# "page": a dashboard page (web/pages.PAGES), sent to /login without a session (the last test
+# here signs each persona in).
 ROOT: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): "public",
     ("GET", "/readyz"): "public",
     ("GET", "/metrics"): "manager",
-    ("GET", "/"): "public",
     ("GET", "/login"): "public",
     ("POST", "/login"): "form",  # no CSRF cookie: 403 for anyone, key or not
     ("POST", "/logout"): "public",
+    ("GET", "/assets/{name}"): "public",
+    **{("GET", path): "page" for path in PAGES},
+    **{("POST", path): "page" for path in FORMS},
 }
+# Which seeded row a page's path parameter names.
+PAGE_KINDS = {"/conversions/{conversion_id}": "conversion", "/offers/{offer_id}/guide": "offer"}
 # Answered before the route table (web/app.ClickbackApp): the tracking endpoints, open to all.
 TRACKING = ("/c/{code}", "/postback", "/p/{code}")
 
@@ -289,10 +299,14 @@ def test_every_route_beside_the_api_answers_each_persona_as_expected(client: Cli
         for persona in personas(seeded):
             headers = Keys.header(persona.key) if persona.key else {}
             client.http.cookies.clear()
-            status = client.http.request(method, path, headers=headers).status_code
+            url = page_url(path, "own", seeded).replace("{name}", "dashboard.css")
+            response = client.http.request(method, url, headers=headers)
+            status = response.status_code
             rule = ROOT[(method, path)]
             if rule == "public":
                 ok = 200 <= status < 400
+            elif rule == "page":
+                ok = status == 303 and response.headers["location"] == "/login"
             elif rule == "form":
                 ok = status == 403
             else:
@@ -317,3 +331,54 @@ def test_every_route_beside_the_api_answers_each_persona_as_expected(client: Cli
                 wrong.append(f"{name} as {persona.name}: {response.status_code}, expected {want}")
     assert len(TRACKING) == 3
     assert not wrong, "\n".join(wrong)
+
+
+def page_url(path: str, side: str, s: Seeded) -> str:
+    kind = PAGE_KINDS.get(path)
+    if kind is None:
+        return path
+    return path.split("{")[0] + str(s.ids[kind][side]) + path.split("}")[1]
+
+
+def test_every_page_answers_each_signed_in_persona_as_the_pages_table_says(
+    client: Client, seeded: Seeded
+) -> None:
+    """A page open to the role: 200, and 404 for the other tenant's row; not open to it: 403."""
+    runtime = client.node.runtime
+    people = {"boss": Role.MANAGER, "alice": Role.AFFILIATE, "northstar": Role.ADVERTISER}
+    cookies = {}
+    for login in people:
+        signed = client.node.call(lambda login=login: runtime.accounts.sign_in(login, PASSWORD, "127.0.0.1"))
+        assert isinstance(signed, SignedIn)
+        cookies[login] = f"cb_session={signed.token}"
+    app = create_app(runtime.settings)
+    pages = sorted(r.path for r in app.routes if isinstance(r, Route) and r.path in PAGES)
+    assert pages == sorted(PAGES), "a page without a route, or a route of a page not in PAGES"
+    wrong = []
+    for path in pages:
+        for login, role in people.items():
+            for side in ("own", "other") if path in PAGE_KINDS else ("own",):
+                url = page_url(path, side, seeded)
+                status = client.http.get(url, headers={"cookie": cookies[login]}).status_code
+                if role not in ALLOWED[PAGES[path]]:
+                    want = 403
+                elif role is not Role.MANAGER and side == "other":
+                    want = 404
+                else:
+                    want = 200
+                if status != want:
+                    wrong.append(f"GET {url} as {login}: {status}, expected {want}")
+            if path in FORMS:
+                # A form posted without the session's CSRF token (from another site) runs nothing.
+                posted = client.http.post(path, data={"action": "click"}, headers={"cookie": cookies[login]})
+                want = 403
+                if posted.status_code != want:
+                    wrong.append(f"POST {path} as {login} without a token: {posted.status_code}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_documented_pages_are_the_pages_table() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "access.md").read_text()
+    pages = text.split("## The dashboard's pages", 1)[1]
+    documented = dict(re.findall(r"^\| `GET (/[^` ]*)` \| (\w+) \|", pages, re.MULTILINE))
+    assert documented == {path: access.value for path, access in PAGES.items()}

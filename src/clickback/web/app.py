@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clickback.config import Settings
 from clickback.service.runtime import Runtime
-from clickback.web import login, ops, pixel, tracking
+from clickback.web import dashboard, login, ops, pixel, tracking
 from clickback.web.access import route_access
 from clickback.web.api import PUBLIC_PATHS, create_api
 from clickback.web.guard import ApiGuard
@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None) -> ClickbackApp:
             Route("/readyz", tracking.readyz_endpoint(runtime)),
             Mount("/api", app=api),
             *login.routes(runtime),
+            *dashboard.routes(runtime),
         ],
         middleware=[Middleware(SecurityHeaders)],
         lifespan=lifespan,

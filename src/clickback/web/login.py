@@ -1,4 +1,4 @@
-"""Signing in and out in a browser (/login, /logout) and the landing page (/): plain Starlette
+"""Signing in and out in a browser (/login, /logout): plain Starlette
 routes on the root app, server-rendered, no script. docs/access.md, ADR 16.
 
 CSRF: the sign-in form is checked by double submit (a random cookie set with the form must come
@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from clickback.core.accounts import MAX_LOGIN_LEN, MAX_PASSWORD_LEN, MAX_TOKEN_LEN, new_token
-from clickback.service.accounts import Limited, Refused, Session
+from clickback.service.accounts import Accounts, Limited, Refused, Session
 from clickback.service.runtime import Runtime
 from clickback.web.tracking import forwarded_ip, read_capped
 
@@ -27,8 +27,11 @@ LOGIN_CSRF_COOKIE = "cb_login_csrf"
 # A sign-in or sign-out form: three short fields. Anything longer is no form of ours.
 MAX_FORM_BYTES = 4096
 MAX_FORM_FIELDS = 8
-# Pages load nothing and run nothing; their forms post to this server only.
-PAGE_POLICY = "default-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+# Pages load nothing but our own style sheet and run nothing; their forms post to this server only.
+PAGE_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -66,14 +69,25 @@ def _same(given: str, expected: str) -> bool:
     return bool(given and expected) and hmac.compare_digest(given.encode(), expected.encode())
 
 
+def same_token(given: str, expected: str) -> bool:
+    """Whether a form's CSRF field is the token expected (in constant time)."""
+    return _same(given[:MAX_TOKEN_LEN], expected)
+
+
+async def signed_in(accounts: Accounts, request: Request) -> Session | None:
+    """The browser's session, None when it has none (or an ended one)."""
+    token = request.cookies.get(SESSION_COOKIE, "")
+    return await accounts.by_session(token) if token and len(token) <= MAX_TOKEN_LEN else None
+
+
 def routes(runtime: Runtime) -> list[Route]:
+    """/login and /logout; the pages signed-in people see are web/dashboard.py's."""
     accounts = runtime.accounts
     secure = runtime.settings.public_url.lower().startswith("https://")
     lifetime = math.floor(runtime.settings.session_hours * 3600)
 
     async def session_of(request: Request) -> Session | None:
-        token = request.cookies.get(SESSION_COOKIE, "")
-        return await accounts.by_session(token) if token and len(token) <= MAX_TOKEN_LEN else None
+        return await signed_in(accounts, request)
 
     def login_form(status: int = 200, problem: str = "", login: str = "", **headers: str) -> Response:
         csrf = new_token()
@@ -91,10 +105,6 @@ def routes(runtime: Runtime) -> list[Route]:
         return page(
             "home.html", status, None, title="clickback", problem=problem, csrf=session.csrf, **values
         )
-
-    async def home(request: Request) -> Response:
-        session = await session_of(request)
-        return RedirectResponse("/login", 303) if session is None else home_page(session)
 
     async def login(request: Request) -> Response:
         if request.method == "GET":
@@ -146,7 +156,6 @@ def routes(runtime: Runtime) -> list[Route]:
         return reply
 
     return [
-        Route("/", home, methods=["GET"]),
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
     ]

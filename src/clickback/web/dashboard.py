@@ -1,0 +1,31 @@
+"""The dashboard's routes: every page of web/pages.PAGES with its handler, and our own assets."""
+
+from starlette.routing import Route
+
+from clickback.service.runtime import Runtime
+from clickback.web import builder, overview, partners, records, testerpage
+from clickback.web.pages import PAGES, Handler, asset, guarded
+
+HANDLERS: dict[str, Handler] = {
+    "/": overview.overview,
+    "/reports": builder.builder,
+    "/reports.csv": builder.csv_download,
+    "/conversions": records.conversions,
+    "/conversions/{conversion_id}": records.conversion,
+    "/players": records.players,
+    "/postbacks": records.postbacks,
+    "/diagnosis": partners.diagnosis,
+    "/tester": testerpage.tester,
+    "/links": records.links,
+    "/statements": partners.statement,
+    "/statements.csv": partners.statement_download,
+    "/outbound": partners.outbound_settings,
+    "/deliveries": records.deliveries,
+    "/offers/{offer_id}/guide": records.guide,
+}
+
+
+def routes(runtime: Runtime) -> list[Route]:
+    assert set(HANDLERS) == set(PAGES), "every page has an access entry and a handler"
+    pages = [guarded(runtime, path, handler) for path, handler in HANDLERS.items()]
+    return [*pages, Route("/assets/{name}", asset, methods=["GET"])]
