@@ -1,4 +1,4 @@
-"""Charts as SVG drawn on the server by pygal (ADR 17): no script, nothing the browser fetches.
+"""Charts as SVG drawn on the server by pygal (ADR 19): no script, nothing the browser fetches.
 
 pygal escapes every label and value it writes. Its SVG carries a <style> (the series' colours)
 and a <script> (settings for its optional tooltip script, which we never load): the style gets

@@ -1,6 +1,6 @@
 """What every dashboard page shares: who may open it (PAGES, as web/access.ACCESS is for the API),
 the session it needs, the layout it is drawn in, and how its figures are written. docs/access.md,
-ADR 17.
+ADR 19.
 
 A page is a plain GET route on the root app: it reads the signed-in person's session, checks the
 page's access, and calls the store or the use case directly (never this server's own API over
