@@ -21,7 +21,12 @@ class CatalogCache:
 
     async def reload(self) -> None:
         # Replaced whole: a request that already holds the old catalog finishes with it.
-        self.current = await load_catalog(self._db)
+        loaded = await load_catalog(self._db)
+        # Loads overlap (the refresh loop's, an API change's): one read before a change may end
+        # after the change's own, and must not put the older catalog back (the version counts
+        # every change, in the change's transaction, and is read with the catalog).
+        if not self.loaded or loaded.version >= self.current.version:
+            self.current = loaded
         self.loaded = True
 
     async def refresh(self) -> bool:
