@@ -4,27 +4,40 @@ pygal escapes every label and value it writes. Its SVG carries a <style> (the se
 and a <script> (settings for its optional tooltip script, which we never load): the style gets
 the page's CSP nonce, the script and the tooltip's style attribute are left out."""
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-import pygal
 from markupsafe import Markup
-from pygal.style import Style
 
-# Set once: every chart of the dashboard looks alike (colours as the style sheet's accents).
-STYLE = Style(
-    background="transparent",
-    plot_background="#ffffff",
-    foreground="#1f2933",
-    foreground_strong="#1f2933",
-    foreground_subtle="#7b8794",
-    colors=("#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2"),
-    font_family="system-ui, sans-serif",
-    label_font_size=12,
-    major_label_font_size=12,
-    legend_font_size=13,
-    title_font_size=15,
-)
+if TYPE_CHECKING:
+    from pygal.style import Style
+
+
+@functools.cache
+def _style() -> "Style":
+    """Every chart of the dashboard looks alike (colours as the style sheet's accents). pygal is
+    imported with the first chart: a worker that only answers clicks, postbacks and the API
+    keeps its 2 MB (issue 13: no worker above 150 MB while answering a report)."""
+    from pygal.style import Style
+
+    return Style(**_STYLE_OPTIONS)
+
+
+_STYLE_OPTIONS: dict[str, object] = {
+    "background": "transparent",
+    "plot_background": "#ffffff",
+    "foreground": "#1f2933",
+    "foreground_strong": "#1f2933",
+    "foreground_subtle": "#7b8794",
+    "colors": ("#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2"),
+    "font_family": "system-ui, sans-serif",
+    "label_font_size": 12,
+    "major_label_font_size": 12,
+    "legend_font_size": 13,
+    "title_font_size": 15,
+}
 # More x labels than this and only every n-th is written (a quarter's days stay readable).
 MAX_X_LABELS = 12
 _SCRIPT = re.compile(r"<script\b.*?</script>", re.S)
@@ -43,10 +56,12 @@ def chart(
     integers: bool = False,
 ) -> Markup:
     """A line or bar chart (`kind`) of `series` (name -> one value per label)."""
+    import pygal
+
     make = pygal.Bar if kind == "bar" else pygal.Line
     every = max(1, -(-len(labels) // MAX_X_LABELS))
     drawn = make(
-        style=STYLE,
+        style=_style(),
         title=title,
         width=640,
         height=300,
