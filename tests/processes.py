@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -90,3 +91,21 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def casino_and_link(api: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Through a running server's API (an httpx client with the key): an advertiser, its casino
+    offer in EUR, an affiliate and their link to it."""
+    advertiser = api.post("/api/advertisers", json={"name": "Northstar"}).json()
+    offer = api.post(
+        "/api/offers",
+        json={
+            "advertiser_id": advertiser["id"],
+            "name": "Casino",
+            "url_template": "https://casino.example.com/?cid={click_id}",
+            "currency": "EUR",
+        },
+    ).json()
+    affiliate = api.post("/api/affiliates", json={"name": "Alice"}).json()
+    link = api.post("/api/links", json={"affiliate_id": affiliate["id"], "offer_id": offer["id"]}).json()
+    return advertiser, offer, affiliate, link

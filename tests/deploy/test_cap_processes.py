@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import API_KEY, BACKENDS
 from tests.deploy.test_outbound_processes import click
 from tests.deploy.test_two_nodes import ServeNode, database, wait_until
-from tests.processes import clickback_env
+from tests.processes import casino_and_link, clickback_env
 
 CAP = 3
 PLAYERS = 12
@@ -68,19 +68,8 @@ def test_conversions_at_the_cap_on_two_processes_never_pay_past_it(backend: str,
 def setup(api: httpx.Client) -> tuple[str, str, int]:
     """An advertiser's offer paying a CPA of 10 on a first deposit, capped at CAP, and an
     affiliate's link to it: the advertiser's token, the link's code, the offer's id."""
-    advertiser = api.post("/api/advertisers", json={"name": "Northstar"}).json()
-    offer = api.post(
-        "/api/offers",
-        json={
-            "advertiser_id": advertiser["id"],
-            "name": "Casino",
-            "url_template": "https://casino.example.com/?cid={click_id}",
-            "currency": "EUR",
-        },
-    ).json()
+    advertiser, offer, _, link = casino_and_link(api)
     deal = {"kind": "cpa", "cpa": {"amount": "10", "require_registration": False, "ftd_min": "20"}}
     assert api.put(f"/api/offers/{offer['id']}/deal", json=deal).status_code == 200
     assert api.put(f"/api/offers/{offer['id']}/cap", json={"total": CAP}).status_code == 200
-    affiliate = api.post("/api/affiliates", json={"name": "Alice"}).json()
-    link = api.post("/api/links", json={"affiliate_id": affiliate["id"], "offer_id": offer["id"]}).json()
     return advertiser["token"], link["code"], offer["id"]

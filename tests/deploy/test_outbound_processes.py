@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import API_KEY, BACKENDS, BROWSER_UA
 from tests.deploy.test_two_nodes import ServeNode, database, wait_until
-from tests.processes import CLICKBACK, cli, clickback_env, clickback_serve
+from tests.processes import CLICKBACK, casino_and_link, cli, clickback_env, clickback_serve
 from tests.receiver import Answer, receiving
 
 
@@ -60,18 +60,7 @@ def test_a_delivery_in_flight_when_the_server_is_killed_is_sent_after_restart(
 def sale_setup(api: httpx.Client, url: str) -> dict[str, Any]:
     """An advertiser, its offer, an affiliate with a link and an outbound template to `url`: the
     advertiser, with "link" the link's code."""
-    advertiser = api.post("/api/advertisers", json={"name": "Northstar"}).json()
-    offer = api.post(
-        "/api/offers",
-        json={
-            "advertiser_id": advertiser["id"],
-            "name": "Casino",
-            "url_template": "https://casino.example.com/?cid={click_id}",
-            "currency": "EUR",
-        },
-    ).json()
-    affiliate = api.post("/api/affiliates", json={"name": "Alice"}).json()
-    link = api.post("/api/links", json={"affiliate_id": affiliate["id"], "offer_id": offer["id"]}).json()
+    advertiser, _, affiliate, link = casino_and_link(api)
     assert (
         api.post("/api/outbound/templates", json={"affiliate_id": affiliate["id"], "url": url}).status_code
         == 201

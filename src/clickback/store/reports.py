@@ -317,10 +317,7 @@ def _plan(q: ReportQuery, context: _Context, catalog: Catalog, measures: Sequenc
     advertisers = {o.id: o.advertiser_id for o in catalog.offers.values()}
     dims = [_dimension(name, fact, day, context.local, advertisers, source) for name in q.group_by]
     c = fact.c
-    where: list[ColumnElement[bool]] = []
-    for name, values in q.filters.items():
-        if name in ("offer", "affiliate"):
-            where.append(c[f"{name}_id"].in_([int(v) for v in values]))
+    where = _owned(q, c)
     if q.basis == Basis.CLICK:
         where.append(c.basis == CLICK_TIME)  # every figure of a cohort is in these rows
     return _Plan(q, context, source, fact, day, dims, where, advertisers)
@@ -388,6 +385,14 @@ def _rollup_rows(
     """A rollup's rows in the shape every store gives them (_fact)."""
     c = t.c
     return select(time, c.affiliate_id, c.offer_id, dimension, c.basis, c.currency, *(c[m] for m in measures))
+
+
+def _owned(q: ReportQuery, c: Any) -> list[ColumnElement[bool]]:
+    """The filters on offers and affiliates, over rows with offer_id and affiliate_id columns (an
+    advertiser's filter is its offers' by then)."""
+    return [
+        c[f"{n}_id"].in_([int(v) for v in vs]) for n, vs in q.filters.items() if n in ("offer", "affiliate")
+    ]
 
 
 def _filtered(stmt: Select[Any], q: ReportQuery, columns: Mapping[str, ColumnElement[Any]]) -> Select[Any]:
@@ -687,11 +692,12 @@ def _groups(plan: _Plan) -> Select[Any]:
     first_day, last_day = _days(q, plan.local)
     kind = CLICK_TIME if q.basis == Basis.CLICK else ANY_ROW
     stmt = select(t.c.day, t.c.affiliate_id, t.c.offer_id, t.c.country).where(
-        t.c.zone == plan.local.zone, t.c.kind == kind, t.c.day >= first_day, t.c.day <= last_day
+        t.c.zone == plan.local.zone,
+        t.c.kind == kind,
+        t.c.day >= first_day,
+        t.c.day <= last_day,
+        *_owned(q, t.c),
     )
-    for name in ("offer", "affiliate"):
-        if name in q.filters:
-            stmt = stmt.where(t.c[f"{name}_id"].in_([int(v) for v in q.filters[name]]))
     marks = _filtered(stmt, q, {"country": t.c.country}).subquery("m")
     dims = [
         _dimension(name, marks, marks.c.day, plan.local, plan.advertisers, Source.DAYS) for name in q.group_by
