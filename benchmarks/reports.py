@@ -211,6 +211,12 @@ class Target:
         if self.pg:
             admin(self.pg, f'CREATE DATABASE "{self.pg_db}"')
 
+    def exists(self) -> bool:
+        if self.pg:
+            return bool(admin(self.pg, "SELECT count(*) FROM pg_database WHERE datname = :n", n=self.pg_db))
+        assert self.sqlite_file is not None
+        return self.sqlite_file.exists()
+
     def manifest(self) -> dict[str, Any] | None:
         """What a completed generation left behind: on PostgreSQL the database's comment, on
         SQLite a file beside the database."""
@@ -1089,7 +1095,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--reuse",
         action="store_true",
-        help="keep the database, and time the one a previous run generated if it is complete",
+        help="keep the database, and time the one a previous run generated; refused when the "
+        "database is there but holds no complete data set (nothing is dropped)",
     )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--warm", type=int, default=5, help="warm runs of each report (default 5)")
@@ -1140,6 +1147,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             elif args.copy_from:
                 manifest = copy_data_set(args.copy_from, target, tmp)
+            elif args.reuse and target.exists():
+                # Generating drops what is there and takes an hour: never on a --reuse that found
+                # an older or unfinished data set.
+                raise BenchError(
+                    f"--reuse: {target.shown()} holds no complete data set of this version "
+                    f"({MANIFEST_VERSION}); drop it, or run without --reuse to generate a new one"
+                    + (", or --copy-from a SQLite data set" if args.pg else "")
+                )
             else:
                 manifest = generate(args, target, tmp)
             return timing(args, target, manifest, tmp)
