@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from clickback.core.addresses import NOTHING_ALLOWED, Allowlist, parse_allowlist
-from clickback.core.linkcheck import Code, Observed, Outcome, Verdict, judge
-from clickback.delivery.linkcheck import BROWSER_UA, LinkFetcher, Policy
+from clickback.core.linkcheck import Code, Observed, Outcome, Policy, Verdict, judge
+from clickback.delivery.linkcheck import BROWSER_UA, LinkFetcher
 from tests.receiver import Answer, Got, Receiver, receiving
 
 LOOPBACK = parse_allowlist(["127.0.0.1/32"])

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import select
 
-from clickback.delivery.linkcheck import Policy
+from clickback.core.linkcheck import Policy
 from clickback.service.linkchecks import KEEP_DAYS, LinkChecks
 from clickback.store import linkchecks as store
 from clickback.store.tables import link_checks

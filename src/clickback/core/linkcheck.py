@@ -72,6 +72,17 @@ class Failure(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Policy:
+    """How the checks are made (delivery/linkcheck.py)."""
+
+    # Each check's requests together, at most this long (a redirect chain shares it).
+    timeout: float = 15.0
+    slow_ms: int = DEFAULT_SLOW_MS
+    concurrency: int = 8
+    host_gap: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class Hop:
     """One request of the chain: its URL and answer (a redirect's Location as sent, if any)."""
 

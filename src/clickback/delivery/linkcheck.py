@@ -3,7 +3,7 @@
 Redirects are followed here, one request at a time, because each target must pass the guard
 before it is requested (aiohttp's own following would connect first) and because the chain is
 what the check reports. Every hop is checked by `destination_problem`, as a template's URL is,
-and connected through the guarded resolver (delivery/sender.py), as a postback is: a name
+and connected through the guarded resolver (delivery/guarded.py), as a postback is: a name
 resolving elsewhere between the two cannot reach the operator's network.
 
 Politeness: at most `concurrency` checks at once, at most one request to a host at a time, and
@@ -17,7 +17,6 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -26,15 +25,16 @@ from yarl import URL
 from clickback.core.addresses import Allowlist
 from clickback.core.limits import MAX_URL_LEN
 from clickback.core.linkcheck import (
-    DEFAULT_SLOW_MS,
     MAX_BODY_BYTES,
     MAX_ERROR_LEN,
     Failure,
     Hop,
     Observed,
+    Policy,
     next_hop,
 )
-from clickback.delivery.sender import Refused, destination_problem, guarded_connector
+from clickback.delivery.guarded import Refused, guarded_connector
+from clickback.delivery.sender import destination_problem
 
 # A current desktop browser: some landing pages answer bots (and unknown agents) differently,
 # and the check must see what a user sees.
@@ -47,15 +47,6 @@ HEADERS = {
     "accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
     "accept-language": "en-US,en;q=0.9",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Policy:
-    # Each check's requests together, at most this long (a redirect chain shares it).
-    timeout: float = 15.0
-    slow_ms: int = DEFAULT_SLOW_MS
-    concurrency: int = 8
-    host_gap: float = 1.0
 
 
 class _HostTurns:

@@ -1,37 +1,26 @@
-"""One attempt at one delivery over HTTP, behind the SSRF guard.
+"""One attempt at one delivery over HTTP, behind the SSRF guard: what is sent and what came back,
+and whether a destination may be used at all.
 
-Sent with aiohttp (ADR 11: httpx's AsyncClient managed 300-490 requests/s to a local receiver on
-this machine, aiohttp 3,300-4,600). The destination's name is resolved by the session's own
-resolver, which checks every address (core/addresses.py) and hands the connection only the
-addresses it checked, so a name that resolves elsewhere between a check and the connection (DNS
-rebinding) cannot steer it into the operator's network; TLS still verifies the name. An address
-written in the URL is checked before the request. Redirects are never followed: their target was
-not checked, and a postback that moved is the affiliate's to fix.
+The sending itself is delivery/guarded.py's (aiohttp), imported on a process's first delivery:
+aiohttp is 10 MB of a worker's memory (ADR 14's 150 MB), and most workers of a tracker that
+sends few postbacks never send one. Redirects are never followed: their target was not checked,
+and a postback that moved is the affiliate's to fix.
 """
 
 import asyncio
 import ipaddress
 import socket
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from yarl import URL
-
 from clickback.core.addresses import Allowlist, check_destination
-from clickback.core.outbound import (
-    DELIVERY_HEADER,
-    MAX_ERROR_LEN,
-    MAX_REPLY_BYTES,
-    SIGNATURE_HEADER,
-    signature,
-)
+from clickback.core.outbound import MAX_ERROR_LEN
 
-USER_AGENT = "clickback-postback/1"
+if TYPE_CHECKING:
+    from clickback.delivery.guarded import GuardedSender
+
 RESOLVE_SECONDS = 5
 
 
@@ -58,119 +47,28 @@ class Reply:
     refused: bool = False
 
 
-class Refused(OSError):
-    """A destination the SSRF guard refuses (raised inside the connection, told as a Reply)."""
-
-
-class _GuardedResolver(AbstractResolver):
-    def __init__(self, allow: Allowlist) -> None:
-        self._allow = allow
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, family=family
-        )
-        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-        problem = check_destination(host, addresses, self._allow)
-        if problem is not None:
-            raise Refused(problem)
-        return [
-            ResolveResult(
-                hostname=host,
-                host=str(info[4][0]),
-                port=port,
-                family=info[0],
-                proto=info[2],
-                flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
-            )
-            for info in infos
-        ]
-
-    async def close(self) -> None:
-        pass
-
-
-def guarded_connector(allow: Allowlist, connections: int) -> aiohttp.TCPConnector:
-    """Connections only to addresses the SSRF guard allows (also used by the link checker)."""
-    return aiohttp.TCPConnector(
-        resolver=_GuardedResolver(allow),
-        # Every new connection asks the guarded resolver (its cache would skip the check).
-        use_dns_cache=False,
-        limit=connections,
-    )
-
-
 class Sender:
+    """Sends each request through one aiohttp session, opened on the first request."""
+
     def __init__(self, allow: Allowlist, timeout: float, connections: int) -> None:
         self._allow = allow
         self._timeout = timeout
         self._connections = connections
-        self._session: aiohttp.ClientSession | None = None
-
-    def _open(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = guarded_connector(self._allow, self._connections)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
-                headers={"user-agent": USER_AGENT},
-                # Proxies from the environment would move the connection away from the checked address.
-                trust_env=False,
-            )
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        self._http: GuardedSender | None = None
 
     async def send(self, request: Request, now: datetime) -> Reply:
-        started = time.perf_counter()
+        if self._http is None:
+            from clickback.delivery.guarded import GuardedSender
 
-        def elapsed() -> int:
-            return round((time.perf_counter() - started) * 1000)
+            self._http = GuardedSender(self._allow, self._timeout, self._connections)
+        return await self._http.send(request, now)
 
-        try:
-            async with asyncio.timeout(self._timeout):
-                return await self._send(request, now, elapsed)
-        except TimeoutError:
-            return Reply(None, elapsed(), error=f"timed out after {self._timeout:g} s")
-        except aiohttp.ClientConnectorError as exc:
-            if isinstance(exc.os_error, Refused):
-                return Reply(None, elapsed(), error=str(exc.os_error)[:MAX_ERROR_LEN], refused=True)
-            return Reply(None, elapsed(), error=_error(exc))
-        except (aiohttp.ClientError, OSError) as exc:
-            return Reply(None, elapsed(), error=_error(exc))
-
-    async def _send(self, request: Request, now: datetime, elapsed: Callable[[], int]) -> Reply:
-        # Sent exactly as rendered (every value already escaped): not normalised again.
-        url = URL(request.url, encoded=True)
-        host = url.host or ""
-        if _is_address(host):
-            refused = check_destination(host, [host], self._allow)
-            if refused is not None:
-                return Reply(None, elapsed(), error=refused[:MAX_ERROR_LEN], refused=True)
-        body = request.body.encode()
-        headers = {DELIVERY_HEADER: request.delivery_id}
-        if request.content_type:
-            headers["content-type"] = request.content_type
-        if request.secret:
-            # GET: the request target as sent (path and query); POST: the body.
-            payload = body if request.method == "POST" else url.raw_path_qs.encode()
-            headers[SIGNATURE_HEADER] = signature(request.secret, int(now.timestamp()), payload)
-        session = self._open()
-        async with session.request(
-            request.method, url, data=body or None, headers=headers, allow_redirects=False
-        ) as response:
-            latency = elapsed()
-            first = await response.content.read(MAX_REPLY_BYTES)
-            status, retry_after = response.status, response.headers.get("retry-after")
-        reply = first.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
-        return Reply(status, latency, reply, retry_after=retry_after)
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
 
 
-def _is_address(host: str) -> bool:
+def is_address(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -180,13 +78,13 @@ def _is_address(host: str) -> bool:
 
 async def _resolve(host: str, port: int) -> list[str]:
     """Every address the name resolves to (an address literal: itself)."""
-    if _is_address(host):
+    if is_address(host):
         return [host]
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-def _error(exc: BaseException) -> str:
+def error_text(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return text[:MAX_ERROR_LEN]
 

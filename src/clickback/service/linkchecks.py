@@ -10,9 +10,8 @@ from datetime import datetime, timedelta
 
 from clickback.core.addresses import Allowlist
 from clickback.core.clickids import ClickIdCodec
-from clickback.core.linkcheck import checked_url, judge
+from clickback.core.linkcheck import Policy, checked_url, judge
 from clickback.core.model import Catalog, Offer, State
-from clickback.delivery.linkcheck import LinkFetcher, Policy
 from clickback.store import linkchecks as store
 from clickback.store.db import Database
 
@@ -51,6 +50,9 @@ class LinkChecks:
             return []
         now = self.clock()
         click_id = self.test_click_id
+        # Imported here: aiohttp (10 MB) is no part of a worker that checks no link.
+        from clickback.delivery.linkcheck import LinkFetcher
+
         fetcher = LinkFetcher(self.allow, self.policy)
 
         async def one(offer: Offer) -> store.Checked:

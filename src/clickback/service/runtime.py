@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from clickback.config import Settings
+from clickback.core import linkcheck
 from clickback.core.clickids import ClickIdCodec
 from clickback.core.intake import SIGNATURE_WINDOW
-from clickback.delivery import linkcheck
 from clickback.delivery.dispatcher import Dispatcher, Policy
 from clickback.delivery.sender import Sender
 from clickback.enrich import Enricher
