@@ -90,6 +90,26 @@ def test_an_affiliates_own_daily_cap_leaves_the_others_paid(client: Client, worl
     assert entry["after"]["daily"] == 1 and entry["before"] is None
 
 
+def test_a_lead_offer_caps_its_paid_registrations(client: Client, world: World) -> None:
+    """A CPL offer is a CPA deal whose rule is the registration alone: its cap counts leads."""
+    offer = world.casino["id"]
+    lead = {"kind": "cpa", "cpa": {"amount": "3", "require_registration": True}}
+    client.api("PUT", f"/offers/{offer}/deal", json=lead)
+    client.api("PUT", f"/offers/{offer}/cap", json={"daily": 2})
+
+    for n in range(3):
+        click_id = client.click(world.alice_casino)
+        client.flush()
+        reply = client.postback(
+            click_id=click_id, event="registration", player_id=f"L-{n}", txn_id=f"L-{n}", token=world.token
+        )
+        assert reply.json()["result"] == "accepted", reply.text
+
+    assert [e["amount"] for e in paid(client, world)] == ["3.00", "3.00"]
+    assert [c["player_id"] for c in cpas(client, over_cap=True)] == ["L-2"]
+    assert len(client.items("/conversions", event="registration")) == 3  # every lead recorded
+
+
 def test_a_reversed_payment_does_not_free_its_slot(client: Client, world: World) -> None:
     offer = world.casino["id"]
     client.api("PUT", f"/offers/{offer}/deal", json=CPA_10)
