@@ -1,12 +1,12 @@
 """The audit log's rows: written inside the caller's transaction (the change and its record
 commit together), read newest first."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clickback.core.audit import Change
@@ -72,4 +72,15 @@ async def page(db: Database, f: AuditFilter, cursor: str | None, limit: int) -> 
         },
     )
     query = paging.within(query, c.at, f.at)
+    return await paging.page(db, query, [paging.Key(c.id, descending=True)], cursor, limit)
+
+
+async def history(
+    db: Database, entities: Mapping[str, Sequence[int]], cursor: str | None, limit: int
+) -> paging.Page:
+    """The changes of several rows, newest first: an offer's page shows its own with its deals'
+    and caps' (entity kind -> ids)."""
+    c = audit_log.c
+    which = [(c.entity_kind == kind) & c.entity_id.in_(ids) for kind, ids in entities.items() if ids]
+    query = select(audit_log).where(or_(false(), *which))
     return await paging.page(db, query, [paging.Key(c.id, descending=True)], cursor, limit)

@@ -35,7 +35,6 @@ from clickback.core.accounts import (
 from clickback.core.activity import ActivityQuery
 from clickback.core.addresses import parse_networks
 from clickback.core.audit import actor_of
-from clickback.core.caps import TOTAL
 from clickback.core.cost import COST_SCALE
 from clickback.core.events import STANDARD_EVENTS
 from clickback.core.intake import SIGNATURE_FORMAT
@@ -902,19 +901,7 @@ def create_api(runtime: Runtime) -> FastAPI:
         return (await caps_out([await changes.put_cap(runtime, offer_id, affiliate_id, body, who)]))[0]
 
     async def caps_out(rows: list[dict[str, Any]]) -> list[s.CapOut]:
-        counted = await caps_store.counts(db, [r["id"] for r in rows])
-        now = utcnow()
-        out = []
-        for r in rows:
-            today = now.astimezone(parse_zone(r["zone"])).date().isoformat()
-            out.append(
-                s.CapOut(
-                    **(r | {"affiliate_id": r["affiliate_id"] or None}),
-                    today=counted.get((r["id"], today), 0),
-                    counted=counted.get((r["id"], TOTAL), 0),
-                )
-            )
-        return out
+        return await changes.caps_out(db, rows)
 
     @api.put("/offers/{item_id}/cap", tags=["caps"])
     async def put_offer_cap(item_id: s.Id, body: s.CapIn, who: Who) -> s.CapOut:

@@ -9,6 +9,7 @@ from typing import Any
 
 from clickback.core.accounts import Principal
 from clickback.core.audit import actor_of
+from clickback.core.caps import TOTAL
 from clickback.core.commission import DealKind, Tier, TierBasis
 from clickback.core.cost import CostError, CostKind, CostModel, check, stored
 from clickback.core.deals import DealChange, DealProblem, changed_deal
@@ -20,6 +21,7 @@ from clickback.service.clock import utcnow
 from clickback.service.runtime import Runtime
 from clickback.store import admin, deals
 from clickback.store import caps as caps_store
+from clickback.store.db import Database
 from clickback.web import schemas as s
 
 
@@ -156,6 +158,23 @@ async def put_cap(
         now=utcnow(),
         by=actor_of(who),
     )
+
+
+async def caps_out(db: Database, rows: list[dict[str, Any]]) -> list[s.CapOut]:
+    """Caps as the API shows them: with what each counted today (in its zone) and in total."""
+    counted = await caps_store.counts(db, [r["id"] for r in rows])
+    now = utcnow()
+    out = []
+    for r in rows:
+        today = now.astimezone(parse_zone(r["zone"])).date().isoformat()
+        out.append(
+            s.CapOut(
+                **(r | {"affiliate_id": r["affiliate_id"] or None}),
+                today=counted.get((r["id"], today), 0),
+                counted=counted.get((r["id"], TOTAL), 0),
+            )
+        )
+    return out
 
 
 def deal_change(body: s.DealIn) -> DealChange:
