@@ -117,9 +117,22 @@ def test_a_manager_creates_an_offer_then_edits_its_url_and_payouts_audited(
     }
     assert entry["after"]["url_template"] == "https://new.example.org/land?id={click_id}"
     # The offer's page shows the change: who, the field, before and after.
-    history = boss.get(f"/catalog/offers/{offer_id}").text.split('id="history"')[1]
+    shown = boss.get(f"/catalog/offers/{offer_id}").text
+    history = shown.split('id="history"')[1]
     assert 'data-action="edit"' in history and "boss" in history
     assert "https://slots.example.com/?c={click_id}" in html.unescape(history)
+    assert 'data-warning="click_id"' not in shown
+
+    # A URL without the click ID is the API's to accept (a pixel offer does without): a warning.
+    bare = {
+        "form": "edit",
+        "name": "Northstar Slots",
+        "url_template": "https://new.example.org/land",
+        "currency": "USD",
+        "payouts": "registration = 2",
+    }
+    assert boss.post(f"/catalog/offers/{offer_id}", bare).status_code == 303
+    assert 'data-warning="click_id"' in boss.get(f"/catalog/offers/{offer_id}").text
 
 
 # A refused value of the offer's edit form, the field its problem is shown beside, and words of it.

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response
 
 from clickback.core.audit import actor_of
+from clickback.core.macros import compile_template
 from clickback.core.model import EVERY_AFFILIATE
 from clickback.service.clock import utcnow
 from clickback.store import admin, deals, paging
@@ -152,6 +153,8 @@ async def _history(v: Viewer, entities: Mapping[str, list[int]], path: str) -> d
         before = json.loads(row["before"]) if row["before"] else {}
         after = json.loads(row["after"]) if row["after"] else {}
         names = list(dict.fromkeys([*before, *after]))
+        if row["before"] is None:  # a creation: the fields it was given, not every empty column
+            names = [n for n in names if after.get(n) not in (None, "", [], {})]
         entries.append(
             row
             | {
@@ -380,6 +383,8 @@ async def offer(v: Viewer) -> Response:
         advertiser=shown_name(v, "advertiser", row["advertiser_id"]),
         affiliate_name=lambda i: shown_name(v, "affiliate", i),
         links=sum(1 for k in v.catalog.links.values() if k.offer_id == item_id),
+        # A URL without {click_id} is the API's to accept (a pixel offer may do without): a warning.
+        no_click_id=not compile_template(row["url_template"]).passes_click_id,
         **await _history(v, {"offer": [item_id], "deal": deal_ids, "cap": [c.id for c in found_caps]}, path),
     )
 
