@@ -335,11 +335,12 @@ def test_without_the_token_or_for_another_role_a_form_changes_nothing(
         f"/catalog/affiliates/{world.alice['id']}": {"form": "status", "status": "archived"},
     }
     before = client.items("/audit")
+    alice.get("/outbound")  # a page of hers: her session's token
+    assert alice.csrf and alice.csrf != boss.csrf
     for path, data in posts.items():
         assert boss.post(path, data, csrf=False).status_code == 403, path
         assert boss.post(path, data | {"csrf": "forged"}, csrf=False).status_code == 403, path
         # Alice's own session token: the pages are not hers.
-        assert alice.get("/").status_code == 200
         assert alice.post(path, data).status_code == 403, path
         assert alice.get(path).status_code == 403, path
     assert client.items("/audit") == before
@@ -391,3 +392,17 @@ def test_malformed_forms_are_refused_with_a_reason_never_a_500(
         reply = client.http.post(path, content=body, headers=headers)
         assert reply.status_code == 400, (body[:40], reply.status_code)
     assert [e["action"] for e in audit(client, "offer", world.casino["id"])] == ["create"]
+
+
+def test_a_rows_history_pages(client: Client, world: World, boss: Browser) -> None:
+    affiliate = world.bob["id"]
+    for n in range(25):
+        client.api("PATCH", f"/affiliates/{affiliate}", json={"name": f"Bob {n}"})
+    page = boss.get(f"/catalog/affiliates/{affiliate}")
+    assert page.text.count('data-action="edit"') == 20
+    older = re.search(r'href="([^"]+)#history" rel="next">Older changes', page.text)
+    assert older
+    rest = boss.get(html.unescape(older.group(1)))
+    assert rest.text.count('data-action="edit"') == 5 and 'data-action="create"' in rest.text
+    # A cursor that is none of the log's: the newest changes again, not a failure.
+    assert boss.get(f"/catalog/affiliates/{affiliate}?history=bogus").text.count('data-action="edit"') == 20

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response
 
 from clickback.core.audit import actor_of
+from clickback.core.limits import MAX_CURSOR_LEN
 from clickback.core.macros import compile_template
 from clickback.core.model import EVERY_AFFILIATE
 from clickback.service.clock import utcnow
@@ -141,13 +142,16 @@ def _payouts_text(payouts: Mapping[str, object]) -> str:
     return "\n".join(f"{event} = {amount}" for event, amount in payouts.items())
 
 
-async def _history(v: Viewer, entities: Mapping[str, list[int]], path: str) -> dict[str, Any]:
-    """The rows' changes, newest first, each field before and after (the audit log's own)."""
+async def _history(
+    v: Viewer, read: Callable[[str | None], Awaitable[paging.Page]], path: str
+) -> dict[str, Any]:
+    """The row's changes, newest first, each field before and after (the audit log's own), a page
+    at a time (`history` holds the cursor: a wrong one starts again from the newest)."""
     cursor = v.request.query_params.get("history") or None
     try:
-        found = await audit_store.history(v.runtime.db, entities, cursor, HISTORY_ROWS)
+        found = await read(cursor[:MAX_CURSOR_LEN] if cursor else None)
     except paging.BadCursor:
-        found = await audit_store.history(v.runtime.db, entities, None, HISTORY_ROWS)
+        found = await read(None)
     entries = []
     for row in found.rows:
         before = json.loads(row["before"]) if row["before"] else {}
@@ -164,6 +168,13 @@ async def _history(v: Viewer, entities: Mapping[str, list[int]], path: str) -> d
         )
     older = f"{path}?history={found.next_cursor}" if found.next_cursor else ""
     return {"history": entries, "older": older}
+
+
+def _rows_history(v: Viewer, kind: str, item_id: int) -> Callable[[str | None], Awaitable[paging.Page]]:
+    def read(cursor: str | None) -> Awaitable[paging.Page]:
+        return audit_store.history(v.runtime.db, {kind: [item_id]}, cursor, HISTORY_ROWS)
+
+    return read
 
 
 def _shown(value: object) -> str:
@@ -254,7 +265,7 @@ async def advertiser(v: Viewer) -> Response:
         row=row,
         forms=forms,
         offers=offers,
-        **await _history(v, {"advertiser": [item_id]}, path),
+        **await _history(v, _rows_history(v, "advertiser", item_id), path),
     )
 
 
@@ -366,7 +377,6 @@ async def offer(v: Viewer) -> Response:
     found_deals = [deal_out(d) for d in (await deals.list_deals(db, item_id, None, 100)).rows]
     default = next((d for d in found_deals if d.affiliate_id is None), None)
     found_caps = await changes.caps_out(db, (await caps_store.list_caps(db, item_id, None, 100)).rows)
-    deal_ids = [d.id for d in found_deals]
     return render(
         v,
         "catalog_offer.html",
@@ -385,7 +395,9 @@ async def offer(v: Viewer) -> Response:
         links=sum(1 for k in v.catalog.links.values() if k.offer_id == item_id),
         # A URL without {click_id} is the API's to accept (a pixel offer may do without): a warning.
         no_click_id=not compile_template(row["url_template"]).passes_click_id,
-        **await _history(v, {"offer": [item_id], "deal": deal_ids, "cap": [c.id for c in found_caps]}, path),
+        **await _history(
+            v, lambda cursor: audit_store.offer_history(db, item_id, cursor, HISTORY_ROWS), path
+        ),
     )
 
 
@@ -531,7 +543,7 @@ async def affiliate(v: Viewer) -> Response:
         row=row,
         forms=forms,
         links=_count(v.catalog.links.values(), "affiliate_id").get(item_id, 0),
-        **await _history(v, {"affiliate": [item_id]}, path),
+        **await _history(v, _rows_history(v, "affiliate", item_id), path),
     )
 
 
@@ -612,5 +624,5 @@ async def catalog_link(v: Viewer) -> Response:
         offer=shown_name(v, "offer", row["offer_id"]),
         affiliate=shown_name(v, "affiliate", row["affiliate_id"]),
         cost=json.loads(row["cost"]) if row["cost"] else None,
-        **await _history(v, {"link": [item_id]}, path),
+        **await _history(v, _rows_history(v, "link", item_id), path),
     )
