@@ -103,15 +103,15 @@ async def _attempt(
         return Refused({"": str(exc)})
 
 
-async def _posted(v: Viewer) -> tuple[dict[str, str] | None, Response | None]:
+async def _posted(v: Viewer) -> dict[str, str] | Response:
     """The posted form, or the page's refusal of it: 403 without the session's CSRF token."""
     form = await read_form(v.request, MAX_FORM_BYTES, MAX_FORM_FIELDS)
-    if form is None or not same_token(form.get("csrf", ""), v.session.csrf):
-        problem = EXPIRED if form is not None else "That was not a form of this page. Try again."
-        return None, render(
-            v, "problem.html", 403 if form is not None else 400, title="Not saved", problem=problem
-        )
-    return form, None
+    if form is None:
+        problem = "That was not a form of this page. Try again."
+        return render(v, "problem.html", 400, title="Not saved", problem=problem)
+    if not same_token(form.get("csrf", ""), v.session.csrf):
+        return render(v, "problem.html", 403, title="Not saved", problem=EXPIRED)
+    return form
 
 
 def _id(v: Viewer, name: str, kind: str) -> int:
@@ -208,9 +208,9 @@ def _status_change(v: Viewer, kind: str, item_id: int, form: dict[str, str]) -> 
 async def advertisers(v: Viewer) -> Response:
     create, status = Form("create"), 200
     if v.request.method == "POST":
-        form, refused = await _posted(v)
-        if refused or form is None:
-            return refused or _redirect("/catalog/advertisers")
+        form = await _posted(v)
+        if isinstance(form, Response):
+            return form
 
         async def make() -> dict[str, Any]:
             body = s.AdvertiserIn.model_validate({"name": form.get("name", "")})
@@ -244,9 +244,9 @@ async def advertiser(v: Viewer) -> Response:
     forms = {"edit": Form("edit"), "status": Form("status")}
     status = 200
     if v.request.method == "POST":
-        form, refused = await _posted(v)
-        if refused or form is None:
-            return refused or _redirect(path)
+        form = await _posted(v)
+        if isinstance(form, Response):
+            return form
         which = form.get("form", "")
         if which == "status":
             done = await _attempt(lambda: _status_change(v, "advertisers", item_id, form), ("status",))
@@ -324,9 +324,9 @@ def _offer_values(form: dict[str, str]) -> dict[str, Any] | str:
 async def offers(v: Viewer) -> Response:
     create, status = Form("create"), 200
     if v.request.method == "POST":
-        form, refused = await _posted(v)
-        if refused or form is None:
-            return refused or _redirect("/catalog/offers")
+        form = await _posted(v)
+        if isinstance(form, Response):
+            return form
         values = _offer_values(form)
 
         async def make() -> dict[str, Any]:
@@ -367,9 +367,9 @@ async def offer(v: Viewer) -> Response:
     forms: dict[str, Form] = {}
     status = 200
     if v.request.method == "POST":
-        form, refused = await _posted(v)
-        if refused or form is None:
-            return refused or _redirect(path)
+        form = await _posted(v)
+        if isinstance(form, Response):
+            return form
         which, done = await _offer_change(v, item_id, form)
         if not isinstance(done, Refused):
             return _redirect(path)
@@ -487,9 +487,9 @@ async def _put_cap(v: Viewer, offer_id: int, form: dict[str, str]) -> dict[str, 
 async def affiliates(v: Viewer) -> Response:
     create, status = Form("create"), 200
     if v.request.method == "POST":
-        form, refused = await _posted(v)
-        if refused or form is None:
-            return refused or _redirect("/catalog/affiliates")
+        form = await _posted(v)
+        if isinstance(form, Response):
+            return form
 
         async def make() -> dict[str, Any]:
             body = s.AffiliateIn.model_validate({"name": form.get("name", "")})
@@ -523,9 +523,9 @@ async def affiliate(v: Viewer) -> Response:
     forms = {"edit": Form("edit"), "status": Form("status")}
     status = 200
     if v.request.method == "POST":
-        form, refused = await _posted(v)
-        if refused or form is None:
-            return refused or _redirect(path)
+        form = await _posted(v)
+        if isinstance(form, Response):
+            return form
         which = form.get("form", "")
         if which == "status":
             done = await _attempt(lambda: _status_change(v, "affiliates", item_id, form), ("status",))
@@ -555,9 +555,9 @@ LINK_FIELDS = ("affiliate_id", "offer_id", "campaign")
 async def catalog_links(v: Viewer) -> Response:
     create, status = Form("create"), 200
     if v.request.method == "POST":
-        form, refused = await _posted(v)
-        if refused or form is None:
-            return refused or _redirect("/catalog/links")
+        form = await _posted(v)
+        if isinstance(form, Response):
+            return form
 
         async def make() -> dict[str, Any]:
             given = {k: form.get(k, "") for k in LINK_FIELDS}
@@ -593,9 +593,9 @@ async def catalog_link(v: Viewer) -> Response:
     forms = {"edit": Form("edit"), "status": Form("status")}
     status = 200
     if v.request.method == "POST":
-        form, refused = await _posted(v)
-        if refused or form is None:
-            return refused or _redirect(path)
+        form = await _posted(v)
+        if isinstance(form, Response):
+            return form
         which = form.get("form", "")
         if which == "status":
             done = await _attempt(lambda: _status_change(v, "links", item_id, form), ("status",))
