@@ -406,3 +406,36 @@ def test_a_rows_history_pages(client: Client, world: World, boss: Browser) -> No
     assert rest.text.count('data-action="edit"') == 5 and 'data-action="create"' in rest.text
     # A cursor that is none of the log's: the newest changes again, not a failure.
     assert boss.get(f"/catalog/affiliates/{affiliate}?history=bogus").text.count('data-action="edit"') == 20
+
+
+def test_a_links_cost_model_is_set_by_its_form_as_the_api_sets_it(
+    client: Client, world: World, boss: Browser
+) -> None:
+    link = client.items("/links", affiliate_id=world.alice["id"], offer_id=world.casino["id"])[0]["id"]
+    path = f"/catalog/links/{link}"
+    cpc = {"form": "cost", "model": "cpc", "currency": "EUR", "amount": "0.05", "bots": "1"}
+    assert boss.post(path, cpc).status_code == 303
+    cost = client.api("GET", f"/links/{link}")["cost"]
+    assert (cost["model"], cost["currency"], cost["amount"], cost["bots"]) == ("cpc", "EUR", "0.05", True)
+    # Rates by country (the API's) are kept while the model stays CPC.
+    client.api(
+        "PUT", f"/links/{link}/cost", json={"model": "cpc", "currency": "EUR", "countries": {"DE": "0.1"}}
+    )
+    assert boss.post(path, cpc | {"amount": "0.07"}).status_code == 303
+    assert client.api("GET", f"/links/{link}")["cost"]["countries"] == {"DE": "0.1"}
+
+    for refused, field, words in (
+        ({"model": "revshare", "percent": "30"}, "currency", "each commission's currency"),
+        ({"model": "cpa", "amount": "20"}, "event", "names the event"),
+        ({"model": "revshare", "currency": "", "percent": "300"}, "percent", "less than or equal to 100"),
+        ({"model": "cpm", "currency": "EUR", "amount": ""}, "amount", "a rate is needed"),
+        ({"model": "barter"}, "model", "Input should be"),
+    ):
+        page = boss.post(path, cpc | refused)
+        assert page.status_code == 400, refused
+        assert words in problem(page, "cost", field), (refused, problem(page, "cost", field))
+        assert typed(page, "cost", "amount") == (cpc | refused)["amount"]
+    assert boss.post(path, {"form": "cost", "model": "none"}).status_code == 303
+    assert client.api("GET", f"/links/{link}")["cost"] is None
+    actions = [e["action"] for e in audit(client, "link", link) if e["actor"] == "boss"]
+    assert actions == ["cost", "cost", "cost"]

@@ -590,7 +590,7 @@ async def catalog_link(v: Viewer) -> Response:
     item_id = _id(v, "link_id", "link")
     path = f"/catalog/links/{item_id}"
     row = await admin.get(v.runtime.db, "links", item_id)
-    forms = {"edit": Form("edit"), "status": Form("status")}
+    forms = {"edit": Form("edit"), "status": Form("status"), "cost": Form("cost")}
     status = 200
     if v.request.method == "POST":
         form = await _posted(v)
@@ -599,6 +599,8 @@ async def catalog_link(v: Viewer) -> Response:
         which = form.get("form", "")
         if which == "status":
             done = await _attempt(lambda: _status_change(v, "links", item_id, form), ("status",))
+        elif which == "cost":
+            done = await _attempt(lambda: _set_cost(v, item_id, row, form), COST_FIELDS)
         else:
             which = "edit"
 
@@ -626,3 +628,23 @@ async def catalog_link(v: Viewer) -> Response:
         cost=json.loads(row["cost"]) if row["cost"] else None,
         **await _history(v, _rows_history(v, "link", item_id), path),
     )
+
+
+COST_FIELDS = ("model", "currency", "amount", "event", "percent", "bots")
+
+
+async def _set_cost(v: Viewer, link_id: int, row: dict[str, Any], form: dict[str, str]) -> dict[str, Any]:
+    """The link's cost model, as PUT /api/links/{id}/cost sets it. The form shows one rate; a
+    CPC model's rates by country (the API's) are kept while the model stays CPC."""
+    model = form.get("model", "") or "none"
+    given: dict[str, Any] = {"model": model, "bots": "bots" in form}
+    for name in ("currency", "amount", "event", "percent"):
+        if form.get(name, ""):
+            given[name] = form[name]
+    kept = json.loads(row["cost"]) if row["cost"] else None
+    if kept and kept["kind"] == "cpc" and model == "cpc" and kept["countries"]:
+        given["countries"] = kept["countries"]
+    body = s.CostIn.model_validate(given)
+    cost = changes.cost_json(body, ())
+    changed = await admin.set_link_cost(v.runtime.db, link_id, cost, actor_of(v.who))
+    return await changes.changed(v.runtime, changed)
