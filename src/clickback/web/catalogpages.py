@@ -116,7 +116,7 @@ async def _posted(v: Viewer) -> dict[str, str] | Response:
 
 def _id(v: Viewer, name: str, kind: str) -> int:
     raw = v.request.path_params[name]
-    if not (raw.isdigit() and len(raw) <= 9 and int(raw) > 0):
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9 and int(raw) > 0):
         raise admin.NotFound(f"{kind} {raw[:20]} does not exist")
     return int(raw)
 
@@ -159,13 +159,7 @@ async def _history(
         names = list(dict.fromkeys([*before, *after]))
         if row["before"] is None:  # a creation: the fields it was given, not every empty column
             names = [n for n in names if after.get(n) not in (None, "", [], {})]
-        entries.append(
-            row
-            | {
-                "fields": [(n, _shown(before.get(n)), _shown(after.get(n))) for n in names],
-                "created": row["before"] is None,
-            }
-        )
+        entries.append(row | {"fields": [(n, _shown(before.get(n)), _shown(after.get(n))) for n in names]})
     older = f"{path}?history={found.next_cursor}" if found.next_cursor else ""
     return {"history": entries, "older": older}
 
