@@ -208,3 +208,16 @@ def test_minted_click_ids_are_never_taken_for_placeholders() -> None:
     codec = ClickIdCodec(b"k" * 32)
     now = datetime(2025, 6, 1, tzinfo=UTC)
     assert [cid for cid in (codec.mint(now) for _ in range(2000)) if find_unreplaced_macro(cid)] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "passes"),
+    [
+        ("https://a.example/?c={click_id}", True),
+        ("https://a.example/?c={clickid}", True),
+        ("https://a.example/?s={sub1}", False),
+        ("https://a.example/click_id", False),
+    ],
+)
+def test_whether_a_template_passes_the_click_id(text: str, passes: bool) -> None:
+    assert compile_template(text).passes_click_id is passes

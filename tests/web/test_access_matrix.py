@@ -54,7 +54,14 @@ ROOT: dict[tuple[str, str], str] = {
     **{("POST", path): "page" for path in FORMS},
 }
 # Which seeded row a page's path parameter names.
-PAGE_KINDS = {"/conversions/{conversion_id}": "conversion", "/offers/{offer_id}/guide": "offer"}
+PAGE_KINDS = {
+    "/conversions/{conversion_id}": "conversion",
+    "/offers/{offer_id}/guide": "offer",
+    "/catalog/advertisers/{advertiser_id}": "advertiser",
+    "/catalog/offers/{offer_id}": "offer",
+    "/catalog/affiliates/{affiliate_id}": "affiliate",
+    "/catalog/links/{link_id}": "link",
+}
 # Answered before the route table (web/app.ClickbackApp): the tracking endpoints, open to all.
 TRACKING = ("/c/{code}", "/postback", "/p/{code}")
 
@@ -370,7 +377,11 @@ def test_every_page_answers_each_signed_in_persona_as_the_pages_table_says(
                     wrong.append(f"GET {url} as {login}: {status}, expected {want}")
             if path in FORMS:
                 # A form posted without the session's CSRF token (from another site) runs nothing.
-                posted = client.http.post(path, data={"action": "click"}, headers={"cookie": cookies[login]})
+                posted = client.http.post(
+                    page_url(path, "own", seeded),
+                    data={"action": "click"},
+                    headers={"cookie": cookies[login]},
+                )
                 want = 403
                 if posted.status_code != want:
                     wrong.append(f"POST {path} as {login} without a token: {posted.status_code}")

@@ -50,6 +50,12 @@ class UrlTemplate:
     # Literal text and click fields alternate: (literal, field, literal, field, ..., literal).
     _parts: tuple[str, ...]
 
+    @property
+    def passes_click_id(self) -> bool:
+        """Whether the offer gets the click ID: without it the advertiser has none to send back
+        in a postback (only the pixel, which reads its cookie, can attribute the click)."""
+        return "click_id" in self._parts[1::2]
+
     def render(self, values: Mapping[str, str]) -> str:
         parts = self._parts
         out = [parts[0]]

@@ -1,19 +1,19 @@
 """The audit log's rows: written inside the caller's transaction (the change and its record
 commit together), read newest first."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Select, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clickback.core.audit import Change
+from clickback.core.audit import Change, Kind
 from clickback.core.spans import Span
 from clickback.store import paging
 from clickback.store.db import Database
-from clickback.store.tables import audit_log
+from clickback.store.tables import audit_log, caps, deals
 
 
 async def record(conn: AsyncConnection, changes: Sequence[Change | None], at: datetime | None = None) -> None:
@@ -73,3 +73,27 @@ async def page(db: Database, f: AuditFilter, cursor: str | None, limit: int) -> 
     )
     query = paging.within(query, c.at, f.at)
     return await paging.page(db, query, [paging.Key(c.id, descending=True)], cursor, limit)
+
+
+async def history(
+    db: Database, entities: Mapping[str, Sequence[int] | Select[Any]], cursor: str | None, limit: int
+) -> paging.Page:
+    """The changes of several rows, newest first (entity kind -> their ids, or a query of them)."""
+    c = audit_log.c
+    which = [(c.entity_kind == kind) & c.entity_id.in_(ids) for kind, ids in entities.items()]
+    query = select(audit_log).where(or_(false(), *which))
+    return await paging.page(db, query, [paging.Key(c.id, descending=True)], cursor, limit)
+
+
+async def offer_history(db: Database, offer_id: int, cursor: str | None, limit: int) -> paging.Page:
+    """An offer's changes with those of its deals and caps (each their own rows in the log)."""
+    return await history(
+        db,
+        {
+            Kind.OFFER: [offer_id],
+            Kind.DEAL: select(deals.c.id).where(deals.c.offer_id == offer_id),
+            Kind.CAP: select(caps.c.id).where(caps.c.offer_id == offer_id),
+        },
+        cursor,
+        limit,
+    )

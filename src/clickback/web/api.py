@@ -35,11 +35,8 @@ from clickback.core.accounts import (
 from clickback.core.activity import ActivityQuery
 from clickback.core.addresses import parse_networks
 from clickback.core.audit import actor_of
-from clickback.core.caps import TOTAL
-from clickback.core.commission import DealKind, Tier, TierBasis
-from clickback.core.cost import COST_SCALE, CostError, CostKind, CostModel, check, stored
-from clickback.core.deals import DealChange, DealProblem, changed_deal
-from clickback.core.events import STANDARD_EVENTS, normalise_event
+from clickback.core.cost import COST_SCALE
+from clickback.core.events import STANDARD_EVENTS
 from clickback.core.intake import SIGNATURE_FORMAT
 from clickback.core.lifecycle import Status
 from clickback.core.model import EVERY_AFFILIATE
@@ -61,7 +58,7 @@ from clickback.core.reporting import (
 from clickback.core.spans import Span
 from clickback.core.statements import statement_csv, totals
 from clickback.core.tester import OutboundPreview
-from clickback.core.verticals import PRESETS, Vertical, preset_deal
+from clickback.core.verticals import PRESETS
 from clickback.service import outbound as outbound_service
 from clickback.service.clock import utcnow
 from clickback.service.diagnosis import diagnose
@@ -91,7 +88,7 @@ from clickback.store.catalog import deal_from_row, decoded
 from clickback.store.db import database_problem
 from clickback.store.diagnosis import Scope
 from clickback.web import activity as web_activity
-from clickback.web import reporting
+from clickback.web import changes, reporting
 from clickback.web import schemas as s
 from clickback.web.access import Who, owned, scoped
 
@@ -168,6 +165,12 @@ def create_api(runtime: Runtime) -> FastAPI:
     async def conflict(request: Request, exc: admin.Conflict) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
+    @api.exception_handler(changes.Invalid)
+    async def refused(request: Request, exc: changes.Invalid) -> JSONResponse:
+        # A rule beyond the models' (web/changes.py), answered as the models' own refusals are.
+        error = RequestValidationError([{"loc": exc.loc, "msg": exc.message, "type": "value_error"}])
+        return await unprocessable(request, error)
+
     @api.exception_handler(paging.BadCursor)
     async def bad_cursor(request: Request, exc: paging.BadCursor) -> JSONResponse:
         message = f"{exc}: give the next_cursor of a page of this list"
@@ -216,26 +219,6 @@ def create_api(runtime: Runtime) -> FastAPI:
         cost = stored and s.CostOut(**{"percent": "0", **stored, "model": stored["kind"]})
         return s.LinkOut(**{**row, "cost": cost}, url=f"{public}/c/{row['code']}")
 
-    def cost_json(body: s.CostIn | None, at: tuple[str, ...]) -> str | None:
-        """The model as links.cost keeps it, checked (core/cost.py); a 422 naming the field under
-        `at` if not."""
-        if body is None or body.model == "none":
-            return None
-        try:
-            model = CostModel(
-                kind=CostKind(body.model),
-                currency=body.currency or "",
-                amount=body.amount,
-                countries=body.countries,
-                event=body.event or "",
-                percent=body.percent,
-                bots=body.bots,
-            )
-            check(model)
-        except CostError as exc:
-            invalid((*at, exc.field), str(exc))
-        return json.dumps(stored(model))
-
     # --- advertisers -------------------------------------------------------------------------
     @api.post("/advertisers", status_code=201, tags=["advertisers"])
     async def create_advertiser(body: s.AdvertiserIn, who: Who) -> s.AdvertiserOut:
@@ -255,25 +238,7 @@ def create_api(runtime: Runtime) -> FastAPI:
     # --- offers ------------------------------------------------------------------------------
     @api.post("/offers", status_code=201, tags=["offers"])
     async def create_offer(body: s.OfferIn, who: Who) -> s.OfferOut:
-        row = await admin.create_offer(
-            db,
-            advertiser_id=body.advertiser_id,
-            name=body.name,
-            url_template=body.url_template,
-            currency=body.currency,
-            payouts=body.payouts,
-            custom_events=body.custom_events,
-            now=utcnow(),
-            vertical=body.vertical or "",
-            pixel=body.pixel,
-            attribution_days=body.attribution_days,
-            by=actor_of(who),
-        )
-        if body.vertical:
-            # A new offer of a known vertical earns from its first player on sensible terms.
-            deal = preset_deal(Vertical(body.vertical), row["currency"])
-            await deals.put_deal(db, row["id"], EVERY_AFFILIATE, deal, utcnow(), actor_of(who))
-        return offer_out(await changed(row))
+        return offer_out(await changes.create_offer(runtime, body, who))
 
     @api.get("/offers", tags=["offers"])
     async def list_offers(q: Annotated[s.OffersQuery, Query()], who: Who) -> s.Page[s.OfferOut]:
@@ -332,16 +297,7 @@ def create_api(runtime: Runtime) -> FastAPI:
     # --- links -------------------------------------------------------------------------------
     @api.post("/links", status_code=201, tags=["links"])
     async def create_link(body: s.LinkIn, who: Who) -> s.LinkOut:
-        row = await admin.create_link(
-            db,
-            affiliate_id=body.affiliate_id,
-            offer_id=body.offer_id,
-            campaign=body.campaign,
-            now=utcnow(),
-            cost=cost_json(body.cost, ("body", "cost")),
-            by=actor_of(who),
-        )
-        return link_out(await changed(row))
+        return link_out(await changes.create_link(runtime, body, who))
 
     @api.get("/links", tags=["links"])
     async def list_links(q: Annotated[s.LinksQuery, Query()], who: Who) -> s.Page[s.LinkOut]:
@@ -358,7 +314,7 @@ def create_api(runtime: Runtime) -> FastAPI:
     async def set_link_cost(item_id: s.Id, body: s.CostIn, who: Who) -> s.LinkOut:
         """What the link's traffic costs, from now on (clicks and conversions already recorded
         keep theirs). `{"model": "none"}` removes it."""
-        row = await admin.set_link_cost(db, item_id, cost_json(body, ("body",)), actor_of(who))
+        row = await admin.set_link_cost(db, item_id, changes.cost_json(body, ("body",)), actor_of(who))
         return link_out(await changed(row))
 
     # --- traffic cost --------------------------------------------------------------------------
@@ -447,19 +403,7 @@ def create_api(runtime: Runtime) -> FastAPI:
         """Change the offer's name, URL template (from the next click, on every process),
         currency, default payouts or custom events; checked as on create, recorded in the audit
         log. Its deal: PUT /offers/{id}/deal."""
-        values = given(body)
-        current = await admin.get(db, "offers", item_id)
-        if "payouts" in values or "custom_events" in values:
-            events = values.get("custom_events", json.loads(current["custom_events"]))
-            payouts = values.get(
-                "payouts", {k: Decimal(v) for k, v in json.loads(current["payouts"]).items()}
-            )
-            problem = s.payouts_problem(payouts, events)
-            if problem:
-                invalid(("body", "payouts"), problem)
-            values["payouts"] = json.dumps({normalise_event(k): str(v) for k, v in payouts.items()})
-            values["custom_events"] = json.dumps(sorted(set(events)))
-        return offer_out(await changed(await admin.edit(db, "offers", item_id, values, actor_of(who))))
+        return offer_out(await changes.edit_offer(runtime, item_id, given(body), who))
 
     @api.patch("/advertisers/{item_id}", tags=["advertisers"])
     async def edit_advertiser(item_id: s.Id, body: s.NameChange, who: Who) -> s.AdvertiserOut:
@@ -940,15 +884,7 @@ def create_api(runtime: Runtime) -> FastAPI:
         ]
 
     async def put_deal(offer_id: int, affiliate_id: int, body: s.DealIn, who: Principal) -> s.DealOut:
-        offer = await admin.get(db, "offers", offer_id)
-        if affiliate_id != EVERY_AFFILIATE:
-            await admin.get(db, "affiliates", affiliate_id)
-        stored = await deals.deal_in_force(db, offer_id, affiliate_id)
-        deal = changed_deal(stored, deal_change(body), offer["currency"], offer["vertical"])
-        if isinstance(deal, DealProblem):
-            invalid(("body", *deal.loc), deal.message)
-        row = await deals.put_deal(db, offer_id, affiliate_id, deal, utcnow(), actor_of(who))
-        return deal_out(await changed(row))
+        return deal_out(await changes.put_deal(runtime, offer_id, affiliate_id, body, who))
 
     @api.put("/offers/{item_id}/deal", tags=["deals"])
     async def put_offer_deal(item_id: s.Id, body: s.DealIn, who: Who) -> s.DealOut:
@@ -962,40 +898,10 @@ def create_api(runtime: Runtime) -> FastAPI:
 
     # --- caps (ADR 17) ----------------------------------------------------------------------------
     async def put_cap(offer_id: int, affiliate_id: int, body: s.CapIn, who: Principal) -> s.CapOut:
-        await admin.get(db, "offers", offer_id)
-        if affiliate_id != EVERY_AFFILIATE:
-            await admin.get(db, "affiliates", affiliate_id)
-        try:
-            parse_zone(body.zone)
-        except ReportError as exc:
-            invalid(("body", "zone"), str(exc))
-        row = await caps_store.put_cap(
-            db,
-            offer_id=offer_id,
-            affiliate_id=affiliate_id,
-            event=body.event,
-            daily=body.daily,
-            total=body.total,
-            zone=body.zone,
-            now=utcnow(),
-            by=actor_of(who),
-        )
-        return (await caps_out([row]))[0]
+        return (await caps_out([await changes.put_cap(runtime, offer_id, affiliate_id, body, who)]))[0]
 
     async def caps_out(rows: list[dict[str, Any]]) -> list[s.CapOut]:
-        counted = await caps_store.counts(db, [r["id"] for r in rows])
-        now = utcnow()
-        out = []
-        for r in rows:
-            today = now.astimezone(parse_zone(r["zone"])).date().isoformat()
-            out.append(
-                s.CapOut(
-                    **(r | {"affiliate_id": r["affiliate_id"] or None}),
-                    today=counted.get((r["id"], today), 0),
-                    counted=counted.get((r["id"], TOTAL), 0),
-                )
-            )
-        return out
+        return await changes.caps_out(db, rows)
 
     @api.put("/offers/{item_id}/cap", tags=["caps"])
     async def put_offer_cap(item_id: s.Id, body: s.CapIn, who: Who) -> s.CapOut:
@@ -1453,31 +1359,6 @@ def serve_docs(api: FastAPI) -> None:
 
 def page_out(page: paging.Page, out: Callable[[dict[str, Any]], T]) -> s.Page[T]:
     return s.Page[T](items=[out(row) for row in page.rows], next_cursor=page.next_cursor)
-
-
-def deal_change(body: s.DealIn) -> DealChange:
-    """The fields the request names: pydantic's model_fields_set tells a field left out (kept)
-    from one given as null (removed)."""
-    return DealChange(
-        kind=DealKind(body.kind) if body.kind else None,
-        currency=body.currency,
-        cpa=_given(body.cpa) if body.cpa is not None else None,
-        revshare=_given(body.revshare) if body.revshare is not None else None,
-        removed=frozenset(
-            part
-            for part, terms in (("cpa", body.cpa), ("revshare", body.revshare))
-            if terms is None and part in body.model_fields_set
-        ),
-    )
-
-
-def _given(terms: s.CpaTermsIn | s.RevShareTermsIn) -> dict[str, Any]:
-    given = {name: getattr(terms, name) for name in terms.model_fields_set}
-    if "tiers" in given:
-        given["tiers"] = tuple(Tier(t.threshold, t.percent) for t in given["tiers"])
-    if "tier_basis" in given:
-        given["tier_basis"] = TierBasis(given["tier_basis"])
-    return given
 
 
 def deal_out(row: dict[str, Any]) -> s.DealOut:

@@ -3,7 +3,7 @@
 from starlette.routing import Route
 
 from clickback.service.runtime import Runtime
-from clickback.web import builder, overview, partners, records, testerpage
+from clickback.web import builder, catalogpages, overview, partners, records, testerpage
 from clickback.web.pages import PAGES, Handler, asset, guarded
 
 HANDLERS: dict[str, Handler] = {
@@ -22,6 +22,14 @@ HANDLERS: dict[str, Handler] = {
     "/outbound": partners.outbound_settings,
     "/deliveries": records.deliveries,
     "/offers/{offer_id}/guide": records.guide,
+    "/catalog/advertisers": catalogpages.advertisers,
+    "/catalog/advertisers/{advertiser_id}": catalogpages.advertiser,
+    "/catalog/offers": catalogpages.offers,
+    "/catalog/offers/{offer_id}": catalogpages.offer,
+    "/catalog/affiliates": catalogpages.affiliates,
+    "/catalog/affiliates/{affiliate_id}": catalogpages.affiliate,
+    "/catalog/links": catalogpages.catalog_links,
+    "/catalog/links/{link_id}": catalogpages.catalog_link,
 }
 
 

@@ -49,14 +49,16 @@ def page(name: str, status: int = 200, headers: dict[str, str] | None = None, **
     return HTMLResponse(html, status, head)
 
 
-async def read_form(request: Request) -> dict[str, str] | None:
+async def read_form(
+    request: Request, max_bytes: int = MAX_FORM_BYTES, max_fields: int = MAX_FORM_FIELDS
+) -> dict[str, str] | None:
     """The form's fields (the first of each name), or None for a body that is no form of ours."""
     headers = dict(request.scope["headers"])
-    body = await read_capped(headers, request.receive, MAX_FORM_BYTES)
+    body = await read_capped(headers, request.receive, max_bytes)
     if not body.complete or body.too_large:
         return None
     try:
-        pairs = parse_qsl(body.data.decode(), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+        pairs = parse_qsl(body.data.decode(), keep_blank_values=True, max_num_fields=max_fields)
     except (UnicodeDecodeError, ValueError):
         return None
     form: dict[str, str] = {}

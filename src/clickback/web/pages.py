@@ -59,10 +59,20 @@ PAGES: Mapping[str, Access] = {
     "/deliveries": AFF,
     # An advertiser's integration guide for one of their offers.
     "/offers/{offer_id}/guide": ADV,
+    # The catalog, the manager's: lists with a form to create, and each row's page with its forms
+    # to edit, pause or archive it and its audit history (as the API's POST/PATCH/PUT routes).
+    "/catalog/advertisers": M,
+    "/catalog/advertisers/{advertiser_id}": M,
+    "/catalog/offers": M,
+    "/catalog/offers/{offer_id}": M,
+    "/catalog/affiliates": M,
+    "/catalog/affiliates/{affiliate_id}": M,
+    "/catalog/links": M,
+    "/catalog/links/{link_id}": M,
 }
 
 # Pages that take a form posted with the session's CSRF token as well.
-FORMS = frozenset({"/tester", "/outbound"})
+FORMS = frozenset({"/tester", "/outbound", *(path for path in PAGES if path.startswith("/catalog/"))})
 
 # The navigation: (path, label), shown to those the path is open to.
 NAV = (
@@ -77,6 +87,10 @@ NAV = (
     ("/statements", "Statements"),
     ("/outbound", "Outbound"),
     ("/deliveries", "Deliveries"),
+    ("/catalog/advertisers", "Advertisers"),
+    ("/catalog/offers", "Offers"),
+    ("/catalog/affiliates", "Affiliates"),
+    ("/catalog/links", "Manage links"),
 )
 
 # Our own files, served from the package: the style sheet and the copy button's few lines.
