@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clickback.core import audit as trail
@@ -422,22 +422,49 @@ async def pause(db: Database, destination: str, reason: str, now: datetime) -> N
         )
 
 
-async def replay(db: Database, ids: Sequence[int] | None, state: str | None, now: datetime) -> int:
+async def replay(
+    db: Database,
+    ids: Sequence[int] | None,
+    state: str | None,
+    now: datetime,
+    affiliate_id: int | None = None,
+    by: Actor = trail.SYSTEM,
+) -> int:
     """Deliveries sent again from their first attempt, with their delivery ID (receivers that
-    had them deduplicate): those named, or every one in `state` (e.g. dead). Returns how many."""
+    had them deduplicate): those named, or every one in `state` (e.g. dead); of `affiliate_id`
+    only when given (an affiliate's own). Each is recorded in the audit log with its state and
+    attempts before. Returns how many."""
     d = outbound_deliveries
-    where: list[ColumnElement[bool]] = []
+    where: list[ColumnElement[bool]] = [or_(d.c.state != WAITING, d.c.leased_until.is_(None))]
     if ids is not None:
         where.append(d.c.id.in_(list(ids)))
     if state is not None:
         where.append(d.c.state == state)
-    stmt = (
-        update(d)
-        .where(and_(*where), or_(d.c.state != WAITING, d.c.leased_until.is_(None)))
-        .values(state=WAITING, attempts=0, next_at=now, leased_until=None, lease_owner=None, updated_at=now)
-    )
+    if affiliate_id is not None:
+        where.append(d.c.affiliate_id == affiliate_id)
+    again = {"state": WAITING, "attempts": 0}
     async with db.write() as conn:
-        return int((await conn.execute(stmt)).rowcount)
+        # Read locked, then changed by id: the audit log's "before" is the row this replay moved.
+        found = (
+            await conn.execute(select(d.c.id, d.c.state, d.c.attempts).where(*where).with_for_update())
+        ).all()
+        if not found:
+            return 0
+        picked = [r.id for r in found]
+        for chunk in range(0, len(picked), 1000):
+            await conn.execute(
+                update(d)
+                .where(d.c.id.in_(picked[chunk : chunk + 1000]))
+                .values(next_at=now, leased_until=None, lease_owner=None, updated_at=now, **again)
+            )
+        changes = [
+            trail.change(
+                by, trail.Kind.DELIVERY, r.id, "replay", {"state": r.state, "attempts": r.attempts}, again
+            )
+            for r in found
+        ]
+        await audit.record(conn, changes, now)
+    return len(found)
 
 
 async def list_deliveries(
