@@ -266,6 +266,10 @@ def test_user_keys_revoked_passwords_replaced_users_deactivated(tmp_path: Path) 
     found, signed = asyncio.run(who("boss", password))
     assert found is not None and type(signed).__name__ == "SignedIn"
 
+    # The last active manager stays (core.accounts.deactivation_problem); with another, boss may go.
+    last = runner.invoke(app, ["user", "deactivate", "boss"], env=env)
+    assert last.exit_code != 0 and "the last active manager" in str(last.exception)
+    assert runner.invoke(app, ["user", "add", "--login", "ann", "--role", "manager"], env=env).exit_code == 0
     assert runner.invoke(app, ["user", "deactivate", "boss"], env=env).exit_code == 0
     found, signed = asyncio.run(who("boss", password))
     assert found is None and type(signed).__name__ == "Refused"

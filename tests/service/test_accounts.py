@@ -80,9 +80,9 @@ def test_an_api_key_names_its_user_until_revoked_or_the_user_is_deactivated(clea
     assert clean.call(lambda: accounts.by_key(key[:-1] + ("A" if key[-1] != "A" else "B"))) is None
     assert clean.call(lambda: accounts.by_key("cbk_" + key[4:16] + "_" + "A" * 43)) is None
 
-    clean.call(lambda: rows.set_active(clean.runtime.db, user["id"], False))
+    clean.call(lambda: rows.set_active(clean.runtime.db, user["id"], False, utcnow()))
     assert clean.call(lambda: accounts.by_key(other)) is None
-    clean.call(lambda: rows.set_active(clean.runtime.db, user["id"], True))
+    clean.call(lambda: rows.set_active(clean.runtime.db, user["id"], True, utcnow()))
     assert clean.call(lambda: accounts.by_key(other)) is not None
     clean.call(lambda: rows.revoke_keys(clean.runtime.db, user["id"], utcnow()))
     assert clean.call(lambda: accounts.by_key(key)) is None

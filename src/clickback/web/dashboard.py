@@ -3,7 +3,7 @@
 from starlette.routing import Route
 
 from clickback.service.runtime import Runtime
-from clickback.web import builder, overview, partners, records, testerpage
+from clickback.web import builder, outboundpages, overview, partners, records, testerpage, userpages
 from clickback.web.pages import PAGES, Handler, asset, guarded
 
 HANDLERS: dict[str, Handler] = {
@@ -20,8 +20,14 @@ HANDLERS: dict[str, Handler] = {
     "/statements": partners.statement,
     "/statements.csv": partners.statement_download,
     "/outbound": partners.outbound_settings,
-    "/deliveries": records.deliveries,
+    "/deliveries": outboundpages.deliveries,
     "/offers/{offer_id}/guide": records.guide,
+    "/outbound/{template_id}": outboundpages.template_page,
+    "/deliveries/{delivery_id}": outboundpages.delivery_page,
+    "/destinations": outboundpages.destinations,
+    "/users": userpages.users,
+    "/users/{user_id}": userpages.user,
+    "/account": userpages.account,
 }
 
 
