@@ -87,7 +87,7 @@ async def _add(v: Viewer, form: dict[str, str]) -> dict[str, Any]:
     kind, _, raw = form.get("tenant", "").partition(":")
     tenant = _number(raw)
     if role is not Role.MANAGER and (tenant is None or kind != role.value):
-        raise AccountError(f"tenant: a {role.value} user belongs to one {role.value}; choose it")
+        raise AccountError(f"tenant: choose the {role.value} the user belongs to")
     password = form.get("password", "") or None
     if password is not None and len(password) > MAX_PASSWORD_LEN:
         raise AccountError(f"a password has at most {MAX_PASSWORD_LEN} characters")
