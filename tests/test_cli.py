@@ -281,6 +281,22 @@ def test_user_keys_revoked_passwords_replaced_users_deactivated(tmp_path: Path) 
     given = runner.invoke(app, ["user", "password", "boss", "--password-stdin"], env=env, input="short\n")
     assert "12 to 256 characters" in str(given.exception)
 
+    # Every change is in the audit log, under the command line and the system user who ran it.
+    async def changes() -> list[tuple[str, str]]:
+        from clickback.store import audit
+
+        db = connect(Settings(data_dir=tmp_path).url)
+        try:
+            page = await audit.page(db, audit.AuditFilter(entity_kind="user"), None, 100)
+            return [(r["actor"], r["action"]) for r in reversed(page.rows)]
+        finally:
+            await db.close()
+
+    lines = asyncio.run(changes())
+    assert all(actor.startswith("command line (") for actor, _ in lines), lines
+    actions = ["create", "add_key", "password", "create", "deactivate", "activate", "revoke_keys"]
+    assert [action for _, action in lines] == actions
+
 
 def test_a_users_report_zone_is_set_and_a_wrong_one_refused(tmp_path: Path) -> None:
     env = _env(tmp_path)
