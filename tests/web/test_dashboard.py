@@ -15,8 +15,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect, sync_playwright
 
+from clickback.core.accounts import Role
 from tests.conftest import Client, World, make_world
-from tests.web.personas import PASSWORD, Keys, make_keys
+from tests.receiver import Answer, receiving
+from tests.web.personas import PASSWORD, Keys, add_user, make_keys
+from tests.web.test_outbound import add_template, convert, eventually
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 HOSTILE = "<script>alert(1)</script>"
@@ -152,6 +155,7 @@ def test_each_role_signs_in_to_its_own_pages_and_signs_out(
             "Statements",
             "Outbound",
             "Deliveries",
+            "Users",
         ],
         "alice": [
             "Overview",
@@ -358,3 +362,42 @@ def test_an_affiliate_sees_their_own_records_and_not_another_affiliates_by_editi
     expect(page.locator("tbody tr")).to_contain_text("first_deposit, registration")
     expect(page.locator("tbody tr code")).to_have_text("http://127.0.0.1:9/pb?cid={clickid}&s={status}")
     shot(page, "outbound")
+
+
+def test_an_affiliate_edits_an_outbound_postback_and_replays_a_delivery_that_failed(
+    browser: Browser, client: Client
+) -> None:
+    world = make_world(client)
+    add_user(client, "alice", Role.AFFILIATE, affiliate_id=world.alice["id"])
+    with receiving() as receiver:
+        receiver.script = [Answer(400, b"unknown subid")]  # permanent: the delivery fails
+        template = add_template(client, world, receiver.url("/pb?subid={subid}"))["id"]
+        convert(client, world)
+        receiver.wait_for(1)
+        delivery = eventually(lambda: client.items("/outbound/deliveries", state="failed"))[0]["id"]
+
+        page = signed_in(browser, client, "alice")
+        page.goto("/outbound")
+        go(page, page.get_by_role("link", name=f"#{template}"))
+        page.get_by_label("Name").fill("Keitaro")
+        page.get_by_label("approved").check()
+        go(page, page.get_by_role("button", name="Save"))
+        expect(page.get_by_label("Name")).to_have_value("Keitaro")
+        expect(page.locator("table.history tbody tr").first).to_contain_text("edit")
+        shot(page, "outbound-template")
+
+        page.goto("/deliveries")
+        go(page, page.locator(f'a[href="/deliveries/{delivery}"]'))
+        expect(page.locator("table.attempts tbody tr")).to_have_count(1)
+        expect(page.locator("table.attempts tbody tr")).to_contain_text("unknown subid")
+        go(page, page.get_by_role("button", name="Send again"))
+        receiver.wait_for(2)  # the replay reached the tracker, which answers 200 now
+        eventually(lambda: client.items("/outbound/deliveries", state="delivered"))
+        page.reload()
+        expect(page.locator("[data-state]")).to_have_text("delivered")
+        rows = page.locator("table.attempts tbody tr")
+        expect(rows).to_have_count(2)
+        expect(rows.nth(1).locator("td").nth(1)).to_have_text("200")
+        expect(page.locator("table.history tbody tr").first).to_contain_text("replay")
+        shot(page, "delivery")
+        page.context.close()
