@@ -218,17 +218,23 @@ async def set_active(
     """Deactivating a user also ends their sessions: their keys stop working at their next use.
     Never the last active manager (core.accounts.deactivation_problem)."""
     async with db.write() as conn:
-        user = await _locked(conn, user_id)
-        if not active and user["active"]:
-            # The active managers locked too: two managers deactivating each other at once
+        managers: set[int] = set()
+        if not active:
+            # Every active manager locked first, in id order: two managers deactivated at once
             # cannot both see the other still active (PostgreSQL rechecks a locked row's
-            # condition once its lock is released).
-            others = select(users.c.id).where(
-                users.c.role == Role.MANAGER.value, users.c.active, users.c.id != user_id
+            # condition once its lock is released), and take their locks in the same order
+            # (no deadlock). SQLite's writer holds the whole database anyway.
+            query = (
+                select(users.c.id)
+                .where(users.c.role == Role.MANAGER.value, users.c.active)
+                .order_by(users.c.id)
+                .with_for_update()
             )
-            count = len((await conn.execute(others.with_for_update())).all())
-            if problem := deactivation_problem(Role(user["role"]), count):
-                raise Refused(problem)
+            managers = set((await conn.execute(query)).scalars())
+        user = await _locked(conn, user_id)
+        problem = deactivation_problem(Role(user["role"]), len(managers - {user_id}))
+        if not active and user["active"] and problem:
+            raise Refused(problem)
         await _changed(conn, by, user_id, "activate" if active else "deactivate", {"active": active}, now)
         if not active:
             await conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
