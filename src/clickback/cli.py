@@ -291,7 +291,9 @@ def outbound_resume(
 ) -> None:
     """Resume a paused destination: its waiting deliveries are sent at once."""
     try:
-        count = with_db(load_settings(), lambda db: outbound_store.resume(db, destination, utcnow()))
+        count = with_db(
+            load_settings(), lambda db: outbound_store.resume(db, destination, utcnow(), _actor())
+        )
     except admin.NotFound as exc:
         raise typer.BadParameter(f"{exc} (clickback outbound status lists them)") from None
     console.print(f"{escape(destination)} resumed: {count} deliveries waiting are due now")

@@ -196,3 +196,10 @@ def test_a_manager_pauses_and_resumes_a_destination_on_its_page(client: Client, 
         and "destination &lt;nowhere&gt; has no failures on record." in unknown.text
     )
     assert boss.post("/destinations", {"action": "pause", "destination": "x"}, csrf=False).status_code == 403
+    resumed, paused_line = client.items("/audit", entity_kind="destination")
+    assert (paused_line["actor"], paused_line["action"], paused_line["before"]) == ("boss", "pause", None)
+    assert paused_line["after"]["destination"] == "127.0.0.1:9" and paused_line["after"]["paused_at"]
+    assert (resumed["action"], resumed["after"]) == (
+        "resume",
+        {"destination": "127.0.0.1:9", "paused_at": None},
+    )

@@ -49,6 +49,8 @@ class Kind(StrEnum):
     SPEND_IMPORT = "spend_import"
     # An outbound delivery sent again (replayed).
     DELIVERY = "delivery"
+    # A tracker's host paused or resumed: entity_id 0, the fields name it.
+    DESTINATION = "destination"
 
 
 # The tables of the catalog, by the kind of their rows in the log.

@@ -386,17 +386,41 @@ async def destinations(db: Database, paused_only: bool) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in (await conn.execute(query)).all()]
 
 
-async def resume(db: Database, destination: str, now: datetime) -> int:
+def _destination_change(
+    by: Actor, action: str, before: Mapping[str, Any] | None, after: Mapping[str, Any]
+) -> trail.Change | None:
+    """A destination's pause or resume for the audit log: a host has no number (entity_id 0), so
+    its name is kept beside what changed."""
+    fields = ("destination", "paused_at", "reason")
+    shown_before = {k: before[k] for k in fields} if before is not None else None
+    shown_after = {k: after[k] for k in fields}
+    return trail.change(
+        by, trail.Kind.DESTINATION, 0, action, shown_before, shown_after, keep=frozenset({"destination"})
+    )
+
+
+async def _destination(conn: AsyncConnection, destination: str) -> dict[str, Any] | None:
+    dest = outbound_destinations
+    found = (
+        await conn.execute(select(dest).where(dest.c.destination == destination).with_for_update())
+    ).first()
+    return None if found is None else dict(found._mapping)
+
+
+async def resume(db: Database, destination: str, now: datetime, by: Actor = trail.SYSTEM) -> int:
     """Unpause a destination: its waiting deliveries are due at once. Returns how many."""
     dest, d = outbound_destinations, outbound_deliveries
     async with db.write() as conn:
-        found = await conn.execute(
+        before = await _destination(conn, destination)
+        if before is None:
+            raise NotFound(f"destination {destination} has no failures on record")
+        await conn.execute(
             update(dest)
             .where(dest.c.destination == destination)
             .values(paused_at=None, failures=0, updated_at=now)
         )
-        if found.rowcount == 0:
-            raise NotFound(f"destination {destination} has no failures on record")
+        after = before | {"paused_at": None}
+        await audit.record(conn, [_destination_change(by, "resume", before, after)], now)
         # Not the rows a dispatcher is sending now (leased): it records their attempt in a
         # transaction that updates them and then this destination's row, the other way round
         # from this one, and PostgreSQL broke the deadlock by failing the resume (a 500). Their
@@ -408,9 +432,12 @@ async def resume(db: Database, destination: str, now: datetime) -> int:
     return int(due.rowcount)
 
 
-async def pause(db: Database, destination: str, reason: str, now: datetime) -> None:
+async def pause(db: Database, destination: str, reason: str, now: datetime, by: Actor = trail.SYSTEM) -> None:
     dest = outbound_destinations
     async with db.write() as conn:
+        before = await _destination(conn, destination)
+        after = {"destination": destination, "paused_at": now, "reason": reason}
+        await audit.record(conn, [_destination_change(by, "pause", before, after)], now)
         upsert = db.upsert(dest).values(
             destination=destination, failures=0, paused_at=now, reason=reason, updated_at=now
         )

@@ -1266,18 +1266,18 @@ def create_api(runtime: Runtime) -> FastAPI:
         return [s.DestinationOut(**r) for r in await outbound.destinations(db, paused)]
 
     @api.post("/outbound/destinations/{destination}/resume", tags=["outbound postbacks"])
-    async def resume_destination(destination: Annotated[str, Path(max_length=300)]) -> s.ResumeOut:
-        """Send to it again: its waiting deliveries are due at once."""
-        due = await outbound.resume(db, destination, utcnow())
+    async def resume_destination(destination: Annotated[str, Path(max_length=300)], who: Who) -> s.ResumeOut:
+        """Send to it again: its waiting deliveries are due at once. In the audit log."""
+        due = await outbound.resume(db, destination, utcnow(), actor_of(who))
         wake()
         return s.ResumeOut(destination=destination, due=due)
 
     @api.post("/outbound/destinations/{destination}/pause", tags=["outbound postbacks"])
     async def pause_destination(
-        destination: Annotated[str, Path(max_length=300)], body: s.PauseIn
+        destination: Annotated[str, Path(max_length=300)], body: s.PauseIn, who: Who
     ) -> s.ResumeOut:
-        """Hold its deliveries (they wait, none is dropped) until resumed."""
-        await outbound.pause(db, destination, body.reason, utcnow())
+        """Hold its deliveries (they wait, none is dropped) until resumed. In the audit log."""
+        await outbound.pause(db, destination, body.reason, utcnow(), actor_of(who))
         return s.ResumeOut(destination=destination, due=0)
 
     def wake() -> None:

@@ -251,9 +251,9 @@ async def destinations(v: Viewer) -> Response:
             now = datetime.now(UTC)
             try:
                 if form.get("action") == "pause":
-                    await outbound.pause(runtime.db, destination, "paused by hand", now)
+                    await outbound.pause(runtime.db, destination, "paused by hand", now, actor_of(v.who))
                 else:
-                    await outbound.resume(runtime.db, destination, now)
+                    await outbound.resume(runtime.db, destination, now, actor_of(v.who))
                     if runtime.dispatcher is not None:
                         runtime.dispatcher.wake()
                 return RedirectResponse("/destinations", 303)

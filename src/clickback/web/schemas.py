@@ -1666,6 +1666,7 @@ AuditKind = Literal[
     "fx_rate",
     "spend_import",
     "delivery",
+    "destination",
 ]
 
 
