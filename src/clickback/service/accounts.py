@@ -215,13 +215,14 @@ class Accounts:
         """A user's own new password, given the current one (a browser left signed in is not
         enough to take the account over); every session of theirs ends, this one too."""
         found = await self._user(user_id)
+        # The new one's length first: it tells nothing, and spares a verification.
+        if problem := password_problem(new):
+            raise AccountError(problem)
         matches = await asyncio.to_thread(
             password_matches, found["password_hash"], current[:MAX_PASSWORD_LEN]
         )
         if not matches:
             raise AccountError("the current password is not right")
-        if problem := password_problem(new):
-            raise AccountError(problem)
         hashed = await asyncio.to_thread(hash_password, new)
         await rows.set_password(self._db, user_id, hashed, self._clock(), by)
 
