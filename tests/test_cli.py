@@ -266,6 +266,10 @@ def test_user_keys_revoked_passwords_replaced_users_deactivated(tmp_path: Path) 
     found, signed = asyncio.run(who("boss", password))
     assert found is not None and type(signed).__name__ == "SignedIn"
 
+    # The last active manager stays (core.accounts.deactivation_problem); with another, boss may go.
+    last = runner.invoke(app, ["user", "deactivate", "boss"], env=env)
+    assert last.exit_code != 0 and "the last active manager" in str(last.exception)
+    assert runner.invoke(app, ["user", "add", "--login", "ann", "--role", "manager"], env=env).exit_code == 0
     assert runner.invoke(app, ["user", "deactivate", "boss"], env=env).exit_code == 0
     found, signed = asyncio.run(who("boss", password))
     assert found is None and type(signed).__name__ == "Refused"
@@ -276,6 +280,22 @@ def test_user_keys_revoked_passwords_replaced_users_deactivated(tmp_path: Path) 
     assert found is None and type(signed).__name__ == "SignedIn"
     given = runner.invoke(app, ["user", "password", "boss", "--password-stdin"], env=env, input="short\n")
     assert "12 to 256 characters" in str(given.exception)
+
+    # Every change is in the audit log, under the command line and the system user who ran it.
+    async def changes() -> list[tuple[str, str]]:
+        from clickback.store import audit
+
+        db = connect(Settings(data_dir=tmp_path).url)
+        try:
+            page = await audit.page(db, audit.AuditFilter(entity_kind="user"), None, 100)
+            return [(r["actor"], r["action"]) for r in reversed(page.rows)]
+        finally:
+            await db.close()
+
+    lines = asyncio.run(changes())
+    assert all(actor.startswith("command line (") for actor, _ in lines), lines
+    actions = ["create", "add_key", "password", "create", "deactivate", "activate", "revoke_keys"]
+    assert [action for _, action in lines] == actions
 
 
 def test_a_users_report_zone_is_set_and_a_wrong_one_refused(tmp_path: Path) -> None:

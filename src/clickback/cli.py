@@ -26,6 +26,7 @@ from rich.table import Table
 
 from clickback.config import Settings
 from clickback.core import integration
+from clickback.core.audit import Actor, command_line
 from clickback.core.limits import MAX_PARAM_VALUE_LEN
 from clickback.core.money import money_text, parse_period
 from clickback.core.outbound import mask_url
@@ -259,7 +260,9 @@ def outbound_replay(
         raise typer.BadParameter("name delivery ids, or give --dead for every dead letter")
     count = with_db(
         load_settings(),
-        lambda db: outbound_store.replay(db, ids or None, outbound_store.DEAD if dead else None, utcnow()),
+        lambda db: outbound_store.replay(
+            db, ids or None, outbound_store.DEAD if dead else None, utcnow(), by=_actor()
+        ),
     )
     console.print(f"{count} deliveries waiting to be sent again")
 
@@ -288,7 +291,9 @@ def outbound_resume(
 ) -> None:
     """Resume a paused destination: its waiting deliveries are sent at once."""
     try:
-        count = with_db(load_settings(), lambda db: outbound_store.resume(db, destination, utcnow()))
+        count = with_db(
+            load_settings(), lambda db: outbound_store.resume(db, destination, utcnow(), _actor())
+        )
     except admin.NotFound as exc:
         raise typer.BadParameter(f"{exc} (clickback outbound status lists them)") from None
     console.print(f"{escape(destination)} resumed: {count} deliveries waiting are due now")
@@ -350,8 +355,10 @@ def _save_template(template_id: int | None, fields: dict[str, Any]) -> dict[str,
         catalog, allow = await load_catalog(db), settings.outbound_allowlist
         try:
             if template_id is None:
-                return await outbound_service.create_template(db, catalog, allow, given, utcnow())
-            return await outbound_service.change_template(db, catalog, allow, template_id, given, utcnow())
+                return await outbound_service.create_template(db, catalog, allow, given, utcnow(), _actor())
+            return await outbound_service.change_template(
+                db, catalog, allow, template_id, given, utcnow(), _actor()
+            )
         except outbound_service.TemplateRefused as refused:
             raise typer.BadParameter(f"{refused.field}: {refused.message}") from None
 
@@ -517,6 +524,16 @@ fx_app = typer.Typer(
 app.add_typer(fx_app, name="fx")
 
 
+def _actor() -> Actor:
+    """Who the audit log says made a change from the command line: the system user running it."""
+    import getpass
+
+    try:
+        return command_line(getpass.getuser())
+    except (KeyError, OSError):  # no name for this uid (a container's)
+        return command_line("")
+
+
 def with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
     async def migrated() -> T:
         await _migrate(settings)
@@ -572,7 +589,13 @@ def user_add(
 
     async def add(db: Database) -> tuple[dict[str, Any], str | None]:
         return await _accounts(db).add_user(
-            login, chosen, affiliate_id=affiliate, advertiser_id=advertiser, password=password, zone=zone
+            login,
+            chosen,
+            affiliate_id=affiliate,
+            advertiser_id=advertiser,
+            password=password,
+            zone=zone,
+            by=_actor(),
         )
 
     try:
@@ -603,13 +626,13 @@ Login = Annotated[str, typer.Argument(help="The user's login.")]
 @user_app.command("key")
 def user_key(login: Login) -> None:
     """A new API key for the user, with the user's access. Printed once: only its hash is kept."""
-    console.print(_on_user(lambda accounts: accounts.new_key(login)), highlight=False)
+    console.print(_on_user(lambda accounts: accounts.new_key(login, _actor())), highlight=False)
 
 
 @user_app.command("revoke-keys")
 def user_revoke_keys(login: Login) -> None:
     """Every API key of the user stops working now (a key that leaked: revoke, then `user key`)."""
-    count = _on_user(lambda accounts: accounts.revoke_keys(login))
+    count = _on_user(lambda accounts: accounts.revoke_keys(login, _actor()))
     console.print(f"{count} key{'s' * (count != 1)} revoked")
 
 
@@ -618,21 +641,21 @@ def user_zone(
     login: Login, zone: Annotated[str, typer.Argument(help="An IANA zone, e.g. Europe/Berlin.")]
 ) -> None:
     """The zone of the user's reports (days, weeks, hours) when a report names none."""
-    _on_user(lambda accounts: accounts.set_zone(login, zone))
+    _on_user(lambda accounts: accounts.set_zone(login, zone, _actor()))
     console.print(f"{escape(login)}: reports in {escape(zone)}")
 
 
 @user_app.command("deactivate")
 def user_deactivate(login: Login) -> None:
     """The user can no longer sign in; their sessions end and their keys stop working."""
-    _on_user(lambda accounts: accounts.set_active(login, False))
+    _on_user(lambda accounts: accounts.set_active(login, False, _actor()))
     console.print(f"{escape(login)} deactivated")
 
 
 @user_app.command("activate")
 def user_activate(login: Login) -> None:
     """Undo `deactivate` (keys not revoked work again)."""
-    _on_user(lambda accounts: accounts.set_active(login, True))
+    _on_user(lambda accounts: accounts.set_active(login, True, _actor()))
     console.print(f"{escape(login)} active")
 
 
@@ -646,7 +669,7 @@ def user_password(
     """A new password for the user (generated and printed once unless --password-stdin); the
     user's browser sessions end."""
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
-    generated = _on_user(lambda accounts: accounts.new_password(login, password))
+    generated = _on_user(lambda accounts: accounts.new_password(login, password, by=_actor()))
     console.print(f"password: {generated}  (shown once: keep it now)" if generated else "password changed")
 
 
@@ -684,7 +707,10 @@ def fx_set(
         row = FxRateIn(base=base, quote=quote, rate=rate, day=day or utcnow().date())  # type: ignore[arg-type]
     except ValidationError as exc:
         raise typer.BadParameter(str(exc)) from None
-    with_db(load_settings(), lambda db: fx.put_rate(db, row.base, row.quote, row.day, row.rate, utcnow()))
+    with_db(
+        load_settings(),
+        lambda db: fx.put_rate(db, row.base, row.quote, row.day, row.rate, utcnow(), _actor()),
+    )
     console.print(f"{row.base}→{row.quote} {row.rate} from {row.day}")
 
 

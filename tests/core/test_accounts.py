@@ -8,6 +8,7 @@ from clickback.core.accounts import (
     Access,
     Principal,
     Role,
+    deactivation_problem,
     digest,
     key_prefix,
     login_problem,
@@ -118,3 +119,16 @@ def test_logins_wait_after_five_failures_until_the_oldest_counted_leaves_the_win
     # With six, the wait is until only four are left in the window.
     six = [*five, NOW - 12 * minute]
     assert login_wait(six, NOW) == LOGIN_WINDOW - 10 * minute
+
+
+@pytest.mark.parametrize(
+    ("role", "others", "refused"),
+    [
+        (Role.MANAGER, 0, True),
+        (Role.MANAGER, 1, False),
+        (Role.AFFILIATE, 0, False),
+        (Role.ADVERTISER, 0, False),
+    ],
+)
+def test_only_the_last_active_manager_cannot_be_deactivated(role: Role, others: int, refused: bool) -> None:
+    assert (deactivation_problem(role, others) is not None) is refused

@@ -11,6 +11,7 @@ from clickback.core.audit import (
     Kind,
     actor_of,
     change,
+    command_line,
 )
 
 BOSS = Actor("boss", 2)
@@ -65,3 +66,19 @@ def test_values_are_shown_as_text_and_cropped_to_their_limits() -> None:
     assert len(done.after or "") <= MAX_STATE_LEN and "cropped" in json.loads(done.after or "")
     assert json.loads(done.before or "")["amount"] == "1.50"
     assert len(done.action) == 32 and len(done.reason or "") == 500
+
+
+def test_fields_kept_name_a_row_beside_what_changed_and_nothing_changed_is_still_no_change() -> None:
+    pair = {"base": "EUR", "quote": "USD"}
+    done = change(
+        Actor("ann", 1),
+        Kind.FX_RATE,
+        0,
+        "edit",
+        pair | {"rate": "1"},
+        pair | {"rate": "2"},
+        keep=frozenset(pair),
+    )
+    assert done is not None and json.loads(done.after or "") == pair | {"rate": "2"}
+    assert change(Actor("ann", 1), Kind.FX_RATE, 0, "edit", pair, pair, keep=frozenset(pair)) is None
+    assert command_line("root") == Actor("command line (root)") and command_line("") == Actor("command line")

@@ -1,5 +1,6 @@
 """Users and API keys on the real database (SQLite and PostgreSQL)."""
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from clickback.store import accounts as rows
 from clickback.store import admin
 from clickback.store.tables import users
 from tests.conftest import Node
+from tests.web.personas import PASSWORD
 
 
 def add(node: Node, login: str, role: Role, **kwargs: Any) -> tuple[dict[str, Any], str | None]:
@@ -80,9 +82,9 @@ def test_an_api_key_names_its_user_until_revoked_or_the_user_is_deactivated(clea
     assert clean.call(lambda: accounts.by_key(key[:-1] + ("A" if key[-1] != "A" else "B"))) is None
     assert clean.call(lambda: accounts.by_key("cbk_" + key[4:16] + "_" + "A" * 43)) is None
 
-    clean.call(lambda: rows.set_active(clean.runtime.db, user["id"], False))
+    clean.call(lambda: rows.set_active(clean.runtime.db, user["id"], False, utcnow()))
     assert clean.call(lambda: accounts.by_key(other)) is None
-    clean.call(lambda: rows.set_active(clean.runtime.db, user["id"], True))
+    clean.call(lambda: rows.set_active(clean.runtime.db, user["id"], True, utcnow()))
     assert clean.call(lambda: accounts.by_key(other)) is not None
     clean.call(lambda: rows.revoke_keys(clean.runtime.db, user["id"], utcnow()))
     assert clean.call(lambda: accounts.by_key(key)) is None
@@ -92,3 +94,21 @@ def test_an_api_key_names_its_user_until_revoked_or_the_user_is_deactivated(clea
 def test_a_key_for_nobody_is_refused(clean: Node) -> None:
     with pytest.raises(AccountError, match="no user"):
         clean.call(lambda: clean.runtime.accounts.new_key("ghost"))
+
+
+def test_two_managers_deactivated_at_once_leave_one_active(clean: Node) -> None:
+    """The last-manager rule holds against a race: both changes read the managers locked."""
+    ann, _ = add(clean, "ann", Role.MANAGER, password=PASSWORD)
+    ben, _ = add(clean, "ben", Role.MANAGER, password=PASSWORD)
+    accounts = clean.runtime.accounts
+
+    async def both() -> list[object]:
+        return await asyncio.gather(
+            accounts.set_active(ann["id"], False),
+            accounts.set_active(ben["id"], False),
+            return_exceptions=True,
+        )
+
+    results = clean.call(both)
+    assert sorted(type(r).__name__ for r in results) == ["AccountError", "NoneType"], results
+    assert [u["active"] for u in clean.call(accounts.users)].count(True) == 1

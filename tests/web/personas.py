@@ -60,3 +60,28 @@ def make_keys(client: Client, world: World) -> Keys:
         northstar=add_user(client, "northstar", Role.ADVERTISER, advertiser_id=world.northstar["id"]),
         southgate=add_user(client, "southgate", Role.ADVERTISER, advertiser_id=world.southgate["id"]),
     )
+
+
+@dataclass
+class Browser:
+    """A signed-in browser at the HTTP level: its session cookie, and its CSRF token for forms."""
+
+    client: Client
+    cookie: str
+    csrf: str
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.client.http.get(path, params=params, headers={"cookie": self.cookie})
+
+    def post(self, path: str, form: dict[str, str], csrf: bool = True) -> Any:
+        data = form | ({"csrf": self.csrf} if csrf else {})
+        return self.client.http.post(path, data=data, headers={"cookie": self.cookie})
+
+
+def sign_in(client: Client, login: str, password: str = PASSWORD) -> Browser:
+    from clickback.service.accounts import SignedIn
+
+    node = client.node
+    signed = node.call(lambda: node.runtime.accounts.sign_in(login, password, "127.0.0.1"))
+    assert isinstance(signed, SignedIn), signed
+    return Browser(client, f"cb_session={signed.token}", signed.csrf)

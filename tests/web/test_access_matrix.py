@@ -61,6 +61,9 @@ PAGE_KINDS = {
     "/catalog/offers/{offer_id}": "offer",
     "/catalog/affiliates/{affiliate_id}": "affiliate",
     "/catalog/links/{link_id}": "link",
+    "/outbound/{template_id}": "template",
+    "/deliveries/{delivery_id}": "delivery",
+    "/users/{user_id}": "user",
 }
 # Answered before the route table (web/app.ClickbackApp): the tracking endpoints, open to all.
 TRACKING = ("/c/{code}", "/postback", "/p/{code}")
@@ -79,6 +82,7 @@ KINDS = {
     "/statements/{affiliate_id}/{period}": {"affiliate_id": "affiliate"},
     "/tester/clicks/{click_id}": {"click_id": "test_click"},
     "/outbound/destinations/{destination}": {"destination": "destination"},
+    "/users/{item_id}": {"item_id": "user"},
 }
 TODAY = datetime.now(UTC).date().isoformat()
 MONTH = TODAY[:7]
@@ -98,6 +102,7 @@ QUERIES: dict[str, dict[str, Any]] = {
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/outbound/templates/{item_id}"): {"name": "renamed"},
     ("PUT", "/outbound/templates/{item_id}/status"): {"status": "active"},
+    ("POST", "/outbound/deliveries/{item_id}/replay"): {},
 }
 
 
@@ -143,6 +148,10 @@ def seed(client: Client, world: World) -> Seeded:
         for side, offer in (("own", world.casino), ("other", world.rival_offer))
     }
     pixel = client.api("PUT", f"/offers/{world.casino['id']}/pixel", json={"enabled": True})["pixel_url"]
+    # Users: Alice's (own) and Bob's (other), whose keys no persona uses, and a spare for a
+    # manager to change.
+    client.api("POST", "/users", json={"login": "spare", "role": "manager", "password": PASSWORD})
+    users = {u["login"]: u["id"] for u in client.api("GET", "/users")}
     ids: dict[str, dict[str, Any]] = {
         "advertiser": {"own": world.northstar["id"], "other": world.southgate["id"]},
         "offer": {"own": world.casino["id"], "other": world.rival_offer["id"]},
@@ -155,6 +164,7 @@ def seed(client: Client, world: World) -> Seeded:
         "test_click": test_clicks,
         "destination": {"own": "127.0.0.1:9", "other": "127.0.0.1:9"},
         "pixel": {"own": pixel.split("/p/")[1].split("?")[0]},
+        "user": {"own": users["alice"], "other": users["bob"], "spare": users["spare"]},
     }
     return Seeded(ids, world, keys)
 
@@ -377,11 +387,8 @@ def test_every_page_answers_each_signed_in_persona_as_the_pages_table_says(
                     wrong.append(f"GET {url} as {login}: {status}, expected {want}")
             if path in FORMS:
                 # A form posted without the session's CSRF token (from another site) runs nothing.
-                posted = client.http.post(
-                    page_url(path, "own", seeded),
-                    data={"action": "click"},
-                    headers={"cookie": cookies[login]},
-                )
+                url = page_url(path, "own", seeded)
+                posted = client.http.post(url, data={"action": "click"}, headers={"cookie": cookies[login]})
                 want = 403
                 if posted.status_code != want:
                     wrong.append(f"POST {path} as {login} without a token: {posted.status_code}")

@@ -1,5 +1,7 @@
 """The audit log: every change made through the API, by whom, with the fields before and after."""
 
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from clickback.core.accounts import Role
@@ -115,3 +117,59 @@ def test_an_affiliates_own_template_changes_are_recorded_with_secrets_masked(
     assert entries[1]["after"] == {"status": "paused"}
     assert entries[0]["after"] is None and entries[0]["before"]["status"] == "paused"
     assert "s3cretvalue1234" not in str(entries)
+
+
+def test_an_exchange_rate_is_recorded_with_its_pair_and_the_rate_before_and_after(client: Client) -> None:
+    boss = Keys.header(add_user(client, "boss", Role.MANAGER))
+    for rate in ("1.08", "1.09", "1.09"):
+        body = {"base": "EUR", "quote": "USD", "day": "2026-12-01", "rate": rate}
+        assert client.http.post("/api/fx-rates", json=body, headers=boss).status_code == 201
+
+    lines = [
+        (e["actor"], e["action"], e["entity_id"], e["before"], e["after"])
+        for e in audit(client, entity_kind="fx_rate")
+    ]
+    pair = {"base": "EUR", "quote": "USD", "day": "2026-12-01"}
+    # The same rate again is no change.
+    assert lines == [
+        ("boss", "edit", 0, pair | {"rate": "1.08"}, pair | {"rate": "1.09"}),
+        ("boss", "create", 0, None, pair | {"rate": "1.08"}),
+    ]
+
+
+def test_a_spend_import_is_recorded_with_what_its_clicks_cost_before_and_after(
+    client: Client, world: World
+) -> None:
+    for _ in range(2):
+        client.click(world.alice_casino, sub1="s")
+    client.flush()
+    today = datetime.now(UTC).date().isoformat()
+    headers = {**client.auth, "content-type": "text/csv"}
+    for cost in ("3.00", "5.00"):
+        text = f"day,link,cost\n{today},{world.alice_casino},{cost}\n"
+        reply = client.http.post(
+            "/api/costs/import", content=text, params={"currency": "EUR"}, headers=headers
+        )
+        assert reply.status_code == 200, reply.text
+
+    second, first = audit(client, entity_kind="spend_import")
+    link = client.items("/links", affiliate_id=world.alice["id"])
+    link_id = next(k["id"] for k in link if k["code"] == world.alice_casino)
+    lines = client.items("/costs/imports")
+    assert (second["entity_id"], first["entity_id"]) == (lines[0]["id"], lines[1]["id"])
+    assert (first["actor"], first["action"], first["before"]) == (
+        "bootstrap key",
+        "import",
+        {"clicks_cost": {}},
+    )
+    assert {c: Decimal(a) for c, a in first["after"].pop("clicks_cost").items()} == {"EUR": Decimal(3)}
+    assert first["after"] == {
+        "lines": 1,
+        "clicks": 2,
+        "unmatched": 0,
+        "zone": "UTC",
+        "days": [today],
+        "links": [link_id],
+    }
+    assert Decimal(second["before"]["clicks_cost"]["EUR"]) == 3
+    assert Decimal(second["after"]["clicks_cost"]["EUR"]) == 5

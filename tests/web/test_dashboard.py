@@ -15,8 +15,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect, sync_playwright
 
+from clickback.core.accounts import Role
 from tests.conftest import Client, World, make_world
-from tests.web.personas import PASSWORD, Keys, make_keys
+from tests.receiver import Answer, receiving
+from tests.web.personas import PASSWORD, Keys, add_user, make_keys
+from tests.web.test_outbound import add_template, convert, eventually
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 HOSTILE = "<script>alert(1)</script>"
@@ -166,6 +169,7 @@ def test_each_role_signs_in_to_its_own_pages_and_signs_out(
             "Offers",
             "Affiliates",
             "Manage links",
+            "Users",
         ],
         "alice": [
             "Overview",
@@ -405,3 +409,42 @@ def test_a_manager_edits_an_offers_url_in_the_browser_and_the_next_click_goes_th
     # Usable on a phone: nothing wider than the screen but the tables' own scrolling boxes.
     page.set_viewport_size(PHONE)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), sticking_out(page)
+
+
+def test_an_affiliate_edits_an_outbound_postback_and_replays_a_delivery_that_failed(
+    browser: Browser, client: Client
+) -> None:
+    world = make_world(client)
+    add_user(client, "alice", Role.AFFILIATE, affiliate_id=world.alice["id"])
+    with receiving() as receiver:
+        receiver.script = [Answer(400, b"unknown subid")]  # permanent: the delivery fails
+        template = add_template(client, world, receiver.url("/pb?subid={subid}"))["id"]
+        convert(client, world)
+        receiver.wait_for(1)
+        delivery = eventually(lambda: client.items("/outbound/deliveries", state="failed"))[0]["id"]
+
+        page = signed_in(browser, client, "alice")
+        page.goto("/outbound")
+        go(page, page.get_by_role("link", name=f"#{template}"))
+        page.get_by_label("Name").fill("Keitaro")
+        page.get_by_label("approved").check()
+        go(page, page.get_by_role("button", name="Save"))
+        expect(page.get_by_label("Name")).to_have_value("Keitaro")
+        expect(page.locator("table.history tbody tr").first).to_contain_text("edit")
+        shot(page, "outbound-template")
+
+        page.goto("/deliveries")
+        go(page, page.locator(f'a[href="/deliveries/{delivery}"]'))
+        expect(page.locator("table.attempts tbody tr")).to_have_count(1)
+        expect(page.locator("table.attempts tbody tr")).to_contain_text("unknown subid")
+        go(page, page.get_by_role("button", name="Send again"))
+        receiver.wait_for(2)  # the replay reached the tracker, which answers 200 now
+        eventually(lambda: client.items("/outbound/deliveries", state="delivered"))
+        page.reload()
+        expect(page.locator("[data-state]")).to_have_text("delivered")
+        rows = page.locator("table.attempts tbody tr")
+        expect(rows).to_have_count(2)
+        expect(rows.nth(1).locator("td").nth(1)).to_have_text("200")
+        expect(page.locator("table.history tbody tr").first).to_contain_text("replay")
+        shot(page, "delivery")
+        page.context.close()

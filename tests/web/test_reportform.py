@@ -126,3 +126,12 @@ def test_an_affiliate_drilling_down_skips_their_own_id() -> None:
     drilled, _ = read_form(params(form.drilled("offer", "3", frozenset({"affiliate"}))), TODAY)
 
     assert drilled.by == ("link",)
+
+
+def test_a_form_naming_no_zone_is_in_the_persons_own_and_a_wrong_one_falls_back_to_it() -> None:
+    assert read_form([], TODAY, zone="Europe/Berlin")[0].zone == "Europe/Berlin"
+    assert read_form([("zone", "Asia/Tokyo")], TODAY, zone="Europe/Berlin")[0].zone == "Asia/Tokyo"
+    form, problems = read_form([("zone", "Mars/Base")], TODAY, zone="Europe/Berlin")
+    assert form.zone == "Europe/Berlin" and problems == [
+        "zone: 'Mars/Base' is no IANA time zone (e.g. Europe/Berlin, UTC); Europe/Berlin is shown"
+    ]

@@ -134,6 +134,15 @@ def tenant_problem(role: Role, affiliate_id: int | None, advertiser_id: int | No
     return None
 
 
+def deactivation_problem(role: Role, other_active_managers: int) -> str | None:
+    """Whether a user may be deactivated: never the last active manager, who alone can manage
+    users from the pages and the API (the command line and CLICKBACK_API_KEY remain, but a
+    network locked out of its dashboard is a support call, not a setting)."""
+    if role is Role.MANAGER and other_active_managers == 0:
+        return "the last active manager cannot be deactivated: make or activate another manager first"
+    return None
+
+
 def password_problem(password: str) -> str | None:
     if not MIN_PASSWORD_LEN <= len(password) <= MAX_PASSWORD_LEN:
         return f"a password has {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters"

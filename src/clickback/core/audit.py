@@ -40,6 +40,17 @@ class Kind(StrEnum):
     CAP = "cap"
     CONVERSION = "conversion"
     TEMPLATE = "outbound_template"
+    # Users and their keys (the command line's, the API's and the pages' changes alike).
+    USER = "user"
+    # A rate has no number of its own (its key is base, quote and day): entity_id 0, the fields
+    # name it.
+    FX_RATE = "fx_rate"
+    # An import of spend: entity_id the id of its first line in /api/costs/imports.
+    SPEND_IMPORT = "spend_import"
+    # An outbound delivery sent again (replayed).
+    DELIVERY = "delivery"
+    # A tracker's host paused or resumed: entity_id 0, the fields name it.
+    DESTINATION = "destination"
 
 
 # The tables of the catalog, by the kind of their rows in the log.
@@ -67,6 +78,12 @@ def actor_of(who: Principal) -> Actor:
 
 # Changes made by the server itself (none yet by hand), e.g. `clickback` commands.
 SYSTEM = Actor("system")
+# What the command line's changes are recorded under, with the system user who ran it.
+COMMAND_LINE = "command line"
+
+
+def command_line(os_user: str) -> Actor:
+    return Actor(f"{COMMAND_LINE} ({os_user})"[:MAX_ACTOR_LEN] if os_user else COMMAND_LINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +105,12 @@ def change(
     before: Mapping[str, Any] | None,
     after: Mapping[str, Any] | None,
     reason: str | None = None,
+    keep: frozenset[str] = frozenset(),
 ) -> Change | None:
     """The record of a change from row `before` to row `after`, keeping the fields that differ
     (all of them for a creation or deletion); None when nothing changed: a PUT of the same value
-    is no event worth a line."""
+    is no event worth a line. `keep`: fields kept beside those that changed, to name a row that
+    has no number of its own (an exchange rate's pair and day)."""
     if before is not None and after is not None:
         names = [
             k
@@ -100,6 +119,7 @@ def change(
         ]
         if not names:
             return None
+        names += [k for k in after if k in keep and k in before and k not in names]
         before, after = {k: before[k] for k in names}, {k: after[k] for k in names}
     return Change(
         actor=actor,

@@ -28,7 +28,9 @@ from clickback.core.accounts import (
     tenant_problem,
     zone_problem,
 )
+from clickback.core.audit import SYSTEM, Actor
 from clickback.store import accounts as rows
+from clickback.store.admin import NotFound
 from clickback.store.db import Database
 
 if TYPE_CHECKING:
@@ -121,6 +123,7 @@ class Accounts:
         advertiser_id: int | None = None,
         password: str | None = None,
         zone: str = "UTC",
+        by: Actor = SYSTEM,
     ) -> tuple[dict[str, Any], str | None]:
         """The user, and the password generated for it (None when one was given)."""
         login = normal_login(login)
@@ -144,47 +147,84 @@ class Accounts:
                 password_hash=hashed,
                 now=self._clock(),
                 zone=zone,
+                by=by,
             )
         except rows.LoginTaken as exc:
             raise AccountError(str(exc)) from None
         return row, generated
 
-    async def _user(self, login: str) -> dict[str, Any]:
-        user = await rows.user_by_login(self._db, normal_login(login))
-        if user is None:
-            raise AccountError(f"no user has the login {normal_login(login)}")
-        return user
+    async def _user(self, user: str | int) -> dict[str, Any]:
+        """The user of a login (the command line's way) or an id (the API's and the pages')."""
+        if isinstance(user, int):
+            found = await rows.user_by_id(self._db, user)
+            if found is None:
+                raise NotFound(f"user {user} does not exist")
+            return found
+        found = await rows.user_by_login(self._db, normal_login(user))
+        if found is None:
+            raise AccountError(f"no user has the login {normal_login(user)}")
+        return found
 
-    async def new_key(self, login: str) -> str:
+    async def user(self, user_id: int) -> dict[str, Any]:
+        """The user of that id (NotFound otherwise), without their password's hash."""
+        found = await self._user(user_id)
+        return {k: v for k, v in found.items() if k != "password_hash"}
+
+    async def new_key(self, user: str | int, by: Actor = SYSTEM) -> str:
         """A new API key of the user, to show once: only its hash is kept."""
-        user = await self._user(login)
+        found = await self._user(user)
         key, prefix = new_key()
-        await rows.add_key(self._db, user["id"], prefix, digest(key), self._clock())
+        await rows.add_key(self._db, found["id"], prefix, digest(key), self._clock(), by)
         return key
 
-    async def revoke_keys(self, login: str) -> int:
-        """Every key of the user stops working at once; how many were revoked."""
-        return await rows.revoke_keys(self._db, (await self._user(login))["id"], self._clock())
+    async def keys(self, user: str | int) -> list[dict[str, Any]]:
+        return await rows.keys_of(self._db, (await self._user(user))["id"])
 
-    async def set_zone(self, login: str, zone: str) -> None:
+    async def revoke_keys(self, user: str | int, by: Actor = SYSTEM, key_id: int | None = None) -> int:
+        """Every key of the user (or the one of `key_id`) stops working at once; how many were
+        revoked."""
+        return await rows.revoke_keys(self._db, (await self._user(user))["id"], self._clock(), by, key_id)
+
+    async def set_zone(self, user: str | int, zone: str, by: Actor = SYSTEM) -> None:
         """The zone of the user's reports when a request names none."""
         if problem := zone_problem(zone):
             raise AccountError(problem)
-        await rows.set_zone(self._db, (await self._user(login))["id"], zone)
+        await rows.set_zone(self._db, (await self._user(user))["id"], zone, self._clock(), by)
 
-    async def set_active(self, login: str, active: bool) -> None:
-        """A deactivated user cannot sign in, their sessions end and their keys stop working."""
-        await rows.set_active(self._db, (await self._user(login))["id"], active)
+    async def set_active(self, user: str | int, active: bool, by: Actor = SYSTEM) -> None:
+        """A deactivated user cannot sign in, their sessions end and their keys stop working.
+        The last active manager cannot be deactivated (core.accounts.deactivation_problem)."""
+        try:
+            await rows.set_active(self._db, (await self._user(user))["id"], active, self._clock(), by)
+        except rows.Refused as exc:
+            raise AccountError(str(exc)) from None
 
-    async def new_password(self, login: str, password: str | None = None) -> str | None:
+    async def new_password(
+        self, user: str | int, password: str | None = None, by: Actor = SYSTEM
+    ) -> str | None:
         """A new password (generated and returned when none is given); the user's sessions end."""
-        user = await self._user(login)
+        found = await self._user(user)
         if password is not None and (problem := password_problem(password)):
             raise AccountError(problem)
         generated = new_password() if password is None else None
         hashed = await asyncio.to_thread(hash_password, password or generated or "")
-        await rows.set_password(self._db, user["id"], hashed)
+        await rows.set_password(self._db, found["id"], hashed, self._clock(), by)
         return generated
+
+    async def change_own_password(self, user_id: int, current: str, new: str, by: Actor) -> None:
+        """A user's own new password, given the current one (a browser left signed in is not
+        enough to take the account over); every session of theirs ends, this one too."""
+        found = await self._user(user_id)
+        # The new one's length first: it tells nothing, and spares a verification.
+        if problem := password_problem(new):
+            raise AccountError(problem)
+        matches = await asyncio.to_thread(
+            password_matches, found["password_hash"], current[:MAX_PASSWORD_LEN]
+        )
+        if not matches:
+            raise AccountError("the current password is not right")
+        hashed = await asyncio.to_thread(hash_password, new)
+        await rows.set_password(self._db, user_id, hashed, self._clock(), by)
 
     async def users(self) -> list[dict[str, Any]]:
         return await rows.list_users(self._db)

@@ -1,18 +1,30 @@
-"""Users, their API keys, browser sessions and failed logins: the rows of service/accounts.py."""
+"""Users, their API keys, browser sessions and failed logins: the rows of service/accounts.py.
 
+Every change of a user or their keys is recorded in the audit log in its own transaction (ADR
+18), under whoever made it: a manager, the user themselves, or the command line."""
+
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clickback.store import admin
+from clickback.core import audit as trail
+from clickback.core.accounts import Role, deactivation_problem
+from clickback.core.audit import Actor
+from clickback.store import admin, audit
 from clickback.store.db import Database
 from clickback.store.tables import api_keys, login_failures, sessions, users
 
 
 class LoginTaken(ValueError):
     pass
+
+
+class Refused(ValueError):
+    """A change the rules refuse (core.accounts): the message says why."""
 
 
 # What a key or session lookup reads of its user.
@@ -37,6 +49,7 @@ async def create_user(
     password_hash: str,
     now: datetime,
     zone: str = "UTC",
+    by: Actor = trail.SYSTEM,
 ) -> dict[str, Any]:
     if affiliate_id is not None:
         await admin.get(db, "affiliates", affiliate_id)
@@ -54,10 +67,37 @@ async def create_user(
     }
     try:
         async with db.write() as conn:
-            row = (await conn.execute(users.insert().values(values).returning(*users.c))).one()
+            row = dict((await conn.execute(users.insert().values(values).returning(*users.c))).one()._mapping)
+            done = trail.change(by, trail.Kind.USER, row["id"], "create", None, row)
+            await audit.record(conn, [done], now)
     except IntegrityError:
         raise LoginTaken(f"the login {login} is taken") from None
+    return row
+
+
+async def user_by_id(db: Database, user_id: int) -> dict[str, Any] | None:
+    async with db.read() as conn:
+        row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
+    return None if row is None else dict(row._mapping)
+
+
+async def _locked(conn: AsyncConnection, user_id: int) -> dict[str, Any]:
+    """The user's row, locked for the change (FOR UPDATE on PostgreSQL; SQLite's writer holds
+    the database): two changes each record the other's result as their "before"."""
+    row = (await conn.execute(select(users).where(users.c.id == user_id).with_for_update())).first()
+    if row is None:
+        raise admin.NotFound(f"user {user_id} does not exist")
     return dict(row._mapping)
+
+
+async def _changed(
+    conn: AsyncConnection, by: Actor, user_id: int, action: str, values: Mapping[str, Any], now: datetime
+) -> dict[str, Any]:
+    before = await _locked(conn, user_id)
+    stmt = update(users).where(users.c.id == user_id).values(**values).returning(*users.c)
+    after = dict((await conn.execute(stmt)).one()._mapping)
+    await audit.record(conn, [trail.change(by, trail.Kind.USER, user_id, action, before, after)], now)
+    return after
 
 
 async def user_by_login(db: Database, login: str) -> dict[str, Any] | None:
@@ -66,10 +106,12 @@ async def user_by_login(db: Database, login: str) -> dict[str, Any] | None:
     return None if row is None else dict(row._mapping)
 
 
-async def set_password(db: Database, user_id: int, password_hash: str) -> None:
+async def set_password(
+    db: Database, user_id: int, password_hash: str, now: datetime, by: Actor = trail.SYSTEM
+) -> None:
     """A new password ends the user's sessions: a browser signed in with the old one is out."""
     async with db.write() as conn:
-        await conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash))
+        await _changed(conn, by, user_id, "password", {"password_hash": password_hash}, now)
         await conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
 
 
@@ -79,6 +121,11 @@ async def list_users(db: Database) -> list[dict[str, Any]]:
         select(func.count())
         .where(api_keys.c.user_id == users.c.id, api_keys.c.revoked_at.is_(None))
         .scalar_subquery()
+    )
+    # When one of their keys was last used (to the minute: KEY_USE_RESOLUTION); sign-ins are not
+    # kept once their session ends.
+    last_used = (
+        select(func.max(api_keys.c.last_used_at)).where(api_keys.c.user_id == users.c.id).scalar_subquery()
     )
     query = select(
         users.c.id,
@@ -90,16 +137,35 @@ async def list_users(db: Database) -> list[dict[str, Any]]:
         users.c.zone,
         users.c.created_at,
         keys.label("keys"),
+        last_used.label("last_key_use"),
     ).order_by(users.c.login)
     async with db.read() as conn:
         return [dict(r._mapping) for r in (await conn.execute(query)).all()]
 
 
-async def add_key(db: Database, user_id: int, prefix: str, key_hash: str, now: datetime) -> None:
+async def add_key(
+    db: Database, user_id: int, prefix: str, key_hash: str, now: datetime, by: Actor = trail.SYSTEM
+) -> None:
+    """A new key; the audit log keeps its public prefix (the key itself is shown once, never kept)."""
     async with db.write() as conn:
+        await _locked(conn, user_id)
         await conn.execute(
             api_keys.insert().values(user_id=user_id, prefix=prefix, key_hash=key_hash, created_at=now)
         )
+        done = trail.change(by, trail.Kind.USER, user_id, "add_key", {"key": None}, {"key": prefix})
+        await audit.record(conn, [done], now)
+
+
+async def keys_of(db: Database, user_id: int) -> list[dict[str, Any]]:
+    """The user's keys, newest first, revoked ones too (never their hash)."""
+    k = api_keys.c
+    query = (
+        select(k.id, k.prefix, k.created_at, k.last_used_at, k.revoked_at)
+        .where(k.user_id == user_id)
+        .order_by(k.id.desc())
+    )
+    async with db.read() as conn:
+        return [dict(r._mapping) for r in (await conn.execute(query)).all()]
 
 
 async def key_by_prefix(db: Database, prefix: str) -> dict[str, Any] | None:
@@ -119,25 +185,57 @@ async def key_used(db: Database, key_id: int, now: datetime) -> None:
         await conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(last_used_at=now))
 
 
-async def revoke_keys(db: Database, user_id: int, now: datetime) -> int:
+async def revoke_keys(
+    db: Database, user_id: int, now: datetime, by: Actor = trail.SYSTEM, key_id: int | None = None
+) -> int:
+    """Every key of the user not yet revoked (or only `key_id` of them); how many were. The
+    audit log names the keys by their public prefixes."""
+    k = api_keys.c
+    mine = [k.user_id == user_id, k.revoked_at.is_(None)] + ([k.id == key_id] if key_id is not None else [])
     async with db.write() as conn:
-        done = await conn.execute(
-            update(api_keys)
-            .where(api_keys.c.user_id == user_id, api_keys.c.revoked_at.is_(None))
-            .values(revoked_at=now)
+        await _locked(conn, user_id)
+        live = list(
+            (
+                await conn.execute(select(k.prefix).where(k.user_id == user_id, k.revoked_at.is_(None)))
+            ).scalars()
         )
-    return done.rowcount
+        done = await conn.execute(update(api_keys).where(*mine).values(revoked_at=now).returning(k.prefix))
+        gone = set(done.scalars())
+        left = [p for p in live if p not in gone]
+        change = trail.change(by, trail.Kind.USER, user_id, "revoke_keys", {"keys": live}, {"keys": left})
+        await audit.record(conn, [change], now)
+    return len(gone)
 
 
-async def set_zone(db: Database, user_id: int, zone: str) -> None:
+async def set_zone(db: Database, user_id: int, zone: str, now: datetime, by: Actor = trail.SYSTEM) -> None:
     async with db.write() as conn:
-        await conn.execute(update(users).where(users.c.id == user_id).values(zone=zone))
+        await _changed(conn, by, user_id, "zone", {"zone": zone}, now)
 
 
-async def set_active(db: Database, user_id: int, active: bool) -> None:
-    """Deactivating a user also ends their sessions: their keys stop working at their next use."""
+async def set_active(
+    db: Database, user_id: int, active: bool, now: datetime, by: Actor = trail.SYSTEM
+) -> None:
+    """Deactivating a user also ends their sessions: their keys stop working at their next use.
+    Never the last active manager (core.accounts.deactivation_problem)."""
     async with db.write() as conn:
-        await conn.execute(update(users).where(users.c.id == user_id).values(active=active))
+        managers: set[int] = set()
+        if not active:
+            # Every active manager locked first, in id order: two managers deactivated at once
+            # cannot both see the other still active (PostgreSQL rechecks a locked row's
+            # condition once its lock is released), and take their locks in the same order
+            # (no deadlock). SQLite's writer holds the whole database anyway.
+            query = (
+                select(users.c.id)
+                .where(users.c.role == Role.MANAGER.value, users.c.active)
+                .order_by(users.c.id)
+                .with_for_update()
+            )
+            managers = set((await conn.execute(query)).scalars())
+        user = await _locked(conn, user_id)
+        problem = deactivation_problem(Role(user["role"]), len(managers - {user_id}))
+        if not active and user["active"] and problem:
+            raise Refused(problem)
+        await _changed(conn, by, user_id, "activate" if active else "deactivate", {"active": active}, now)
         if not active:
             await conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
 

@@ -11,11 +11,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from clickback.core import audit as trail
+from clickback.core.audit import Actor
 from clickback.core.clicks import SUB_KEYS
 from clickback.core.cost import COST_SCALE
 from clickback.core.costimport import SpendLine, spread_lines
 from clickback.core.metrics import Contribution
-from clickback.store import paging
+from clickback.store import audit, paging
 from clickback.store.bulk import insert_all
 from clickback.store.db import Database
 from clickback.store.rollups import CLICK_TIME, Rollups, row_values
@@ -31,13 +33,20 @@ class Applied:
 
 
 async def apply_spend(
-    db: Database, groups: Mapping[tuple[date, int], Sequence[SpendLine]], zone: ZoneInfo, now: datetime
+    db: Database,
+    groups: Mapping[tuple[date, int], Sequence[SpendLine]],
+    zone: ZoneInfo,
+    now: datetime,
+    by: Actor = trail.SYSTEM,
 ) -> Applied:
     """Each (day in `zone`, link)'s clicks get what core.costimport.spread_lines gives them,
-    replacing what they cost before; the rollups move by the difference."""
+    replacing what they cost before; the rollups move by the difference. The audit log keeps
+    the import (its lines, days and links) with what the clicks it changed cost before and after."""
 
     def work(conn: Connection) -> Applied:
         applied = Applied()
+        cost_before: dict[str, Decimal] = {}
+        cost_after: dict[str, Decimal] = {}
         rollups = Rollups(db.local_days)
         changed: list[dict[str, Any]] = []
         log: list[dict[str, Any]] = []
@@ -69,6 +78,9 @@ async def apply_spend(
                     {"id": r["click_id"], "cost": Decimal(after[0]) / COST_SCALE, "currency": after[1]}
                 )
                 _move(rollups, r, before, after)
+                for (units, currency), sums in ((before, cost_before), (after, cost_after)):
+                    if units:
+                        sums[currency] = sums.get(currency, Decimal(0)) + Decimal(units) / COST_SCALE
         applied.clicks = len(changed)
         if changed:
             c = clicks.c
@@ -79,7 +91,27 @@ async def apply_spend(
                 changed,
             )
         insert_all(conn, rollups.write(conn, db))
-        conn.execute(insert(cost_imports), log)
+        ids = list(conn.execute(insert(cost_imports).returning(cost_imports.c.id), log).scalars())
+        if ids:
+            record = trail.Change(
+                by,
+                trail.Kind.SPEND_IMPORT,
+                min(ids),
+                "import",
+                trail.state({"clicks_cost": cost_before}),
+                trail.state(
+                    {
+                        "clicks_cost": cost_after,
+                        "lines": applied.lines,
+                        "clicks": applied.clicks,
+                        "unmatched": len(applied.unmatched),
+                        "zone": zone.key,
+                        "days": sorted({d.isoformat() for d, _ in groups}),
+                        "links": sorted({link for _, link in groups}),
+                    }
+                ),
+            )
+            audit.record_sync(conn, [record], now)
         return applied
 
     return await db.run_write(work)

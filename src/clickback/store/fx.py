@@ -1,4 +1,5 @@
-"""Dated exchange rates, maintained through the API and the CLI."""
+"""Dated exchange rates, maintained through the API and the CLI; each change recorded in the audit
+log in its own transaction (ADR 18)."""
 
 from dataclasses import replace
 from datetime import date, datetime
@@ -7,21 +8,37 @@ from typing import Any
 
 from sqlalchemy import Connection, case, select
 
+from clickback.core import audit as trail
+from clickback.core.audit import Actor
 from clickback.core.limits import MAX_PAGE_SIZE
 from clickback.core.spans import Span
-from clickback.store import paging
+from clickback.store import audit, paging
 from clickback.store.db import Database
 from clickback.store.tables import fx_rates
 
 
 async def put_rate(
-    db: Database, base: str, quote: str, day: date, rate: Decimal, now: datetime
+    db: Database, base: str, quote: str, day: date, rate: Decimal, now: datetime, by: Actor = trail.SYSTEM
 ) -> dict[str, Any]:
+    """The rate of the pair from `day` on, replacing one of the same day. The audit log names the
+    pair and day beside the rate before and after (a rate has no id: its entity_id is 0)."""
     values = {"rate": str(rate), "created_at": now}
     stmt = db.upsert(fx_rates).values(base=base, quote=quote, day=day, **values)
     stmt = stmt.on_conflict_do_update(index_elements=["base", "quote", "day"], set_=values)
+    r = fx_rates.c
+    key = {"base": base, "quote": quote, "day": day}
     async with db.write() as conn:
+        found = (
+            await conn.execute(
+                select(r.rate).where(r.base == base, r.quote == quote, r.day == day).with_for_update()
+            )
+        ).scalar()
         await conn.execute(stmt)
+        before = None if found is None else key | {"rate": str(Decimal(found))}
+        after = key | {"rate": str(rate)}
+        action = "create" if before is None else "edit"
+        done = trail.change(by, trail.Kind.FX_RATE, 0, action, before, after, keep=frozenset(key))
+        await audit.record(conn, [done], now)
     return {"base": base, "quote": quote, "day": day, "rate": rate}
 
 

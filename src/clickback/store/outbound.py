@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clickback.core import audit as trail
@@ -386,17 +386,41 @@ async def destinations(db: Database, paused_only: bool) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in (await conn.execute(query)).all()]
 
 
-async def resume(db: Database, destination: str, now: datetime) -> int:
+def _destination_change(
+    by: Actor, action: str, before: Mapping[str, Any] | None, after: Mapping[str, Any]
+) -> trail.Change | None:
+    """A destination's pause or resume for the audit log: a host has no number (entity_id 0), so
+    its name is kept beside what changed."""
+    fields = ("destination", "paused_at", "reason")
+    shown_before = {k: before[k] for k in fields} if before is not None else None
+    shown_after = {k: after[k] for k in fields}
+    return trail.change(
+        by, trail.Kind.DESTINATION, 0, action, shown_before, shown_after, keep=frozenset({"destination"})
+    )
+
+
+async def _destination(conn: AsyncConnection, destination: str) -> dict[str, Any] | None:
+    dest = outbound_destinations
+    found = (
+        await conn.execute(select(dest).where(dest.c.destination == destination).with_for_update())
+    ).first()
+    return None if found is None else dict(found._mapping)
+
+
+async def resume(db: Database, destination: str, now: datetime, by: Actor = trail.SYSTEM) -> int:
     """Unpause a destination: its waiting deliveries are due at once. Returns how many."""
     dest, d = outbound_destinations, outbound_deliveries
     async with db.write() as conn:
-        found = await conn.execute(
+        before = await _destination(conn, destination)
+        if before is None:
+            raise NotFound(f"destination {destination} has no failures on record")
+        await conn.execute(
             update(dest)
             .where(dest.c.destination == destination)
             .values(paused_at=None, failures=0, updated_at=now)
         )
-        if found.rowcount == 0:
-            raise NotFound(f"destination {destination} has no failures on record")
+        after = before | {"paused_at": None}
+        await audit.record(conn, [_destination_change(by, "resume", before, after)], now)
         # Not the rows a dispatcher is sending now (leased): it records their attempt in a
         # transaction that updates them and then this destination's row, the other way round
         # from this one, and PostgreSQL broke the deadlock by failing the resume (a 500). Their
@@ -408,9 +432,12 @@ async def resume(db: Database, destination: str, now: datetime) -> int:
     return int(due.rowcount)
 
 
-async def pause(db: Database, destination: str, reason: str, now: datetime) -> None:
+async def pause(db: Database, destination: str, reason: str, now: datetime, by: Actor = trail.SYSTEM) -> None:
     dest = outbound_destinations
     async with db.write() as conn:
+        before = await _destination(conn, destination)
+        after = {"destination": destination, "paused_at": now, "reason": reason}
+        await audit.record(conn, [_destination_change(by, "pause", before, after)], now)
         upsert = db.upsert(dest).values(
             destination=destination, failures=0, paused_at=now, reason=reason, updated_at=now
         )
@@ -422,22 +449,49 @@ async def pause(db: Database, destination: str, reason: str, now: datetime) -> N
         )
 
 
-async def replay(db: Database, ids: Sequence[int] | None, state: str | None, now: datetime) -> int:
+async def replay(
+    db: Database,
+    ids: Sequence[int] | None,
+    state: str | None,
+    now: datetime,
+    affiliate_id: int | None = None,
+    by: Actor = trail.SYSTEM,
+) -> int:
     """Deliveries sent again from their first attempt, with their delivery ID (receivers that
-    had them deduplicate): those named, or every one in `state` (e.g. dead). Returns how many."""
+    had them deduplicate): those named, or every one in `state` (e.g. dead); of `affiliate_id`
+    only when given (an affiliate's own). Each is recorded in the audit log with its state and
+    attempts before. Returns how many."""
     d = outbound_deliveries
-    where: list[ColumnElement[bool]] = []
+    where: list[ColumnElement[bool]] = [or_(d.c.state != WAITING, d.c.leased_until.is_(None))]
     if ids is not None:
         where.append(d.c.id.in_(list(ids)))
     if state is not None:
         where.append(d.c.state == state)
-    stmt = (
-        update(d)
-        .where(and_(*where), or_(d.c.state != WAITING, d.c.leased_until.is_(None)))
-        .values(state=WAITING, attempts=0, next_at=now, leased_until=None, lease_owner=None, updated_at=now)
-    )
+    if affiliate_id is not None:
+        where.append(d.c.affiliate_id == affiliate_id)
+    again = {"state": WAITING, "attempts": 0}
     async with db.write() as conn:
-        return int((await conn.execute(stmt)).rowcount)
+        # Read locked, then changed by id: the audit log's "before" is the row this replay moved.
+        found = (
+            await conn.execute(select(d.c.id, d.c.state, d.c.attempts).where(*where).with_for_update())
+        ).all()
+        if not found:
+            return 0
+        picked = [r.id for r in found]
+        for chunk in range(0, len(picked), 1000):
+            await conn.execute(
+                update(d)
+                .where(d.c.id.in_(picked[chunk : chunk + 1000]))
+                .values(next_at=now, leased_until=None, lease_owner=None, updated_at=now, **again)
+            )
+        changes = [
+            trail.change(
+                by, trail.Kind.DELIVERY, r.id, "replay", {"state": r.state, "attempts": r.attempts}, again
+            )
+            for r in found
+        ]
+        await audit.record(conn, changes, now)
+    return len(found)
 
 
 async def list_deliveries(

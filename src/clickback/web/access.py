@@ -103,8 +103,11 @@ ACCESS: Mapping[tuple[str, str], Access] = {
     ("DELETE", "/outbound/templates/{item_id}"): AFF,
     ("GET", "/outbound/deliveries"): AFF,
     ("GET", "/outbound/deliveries/{item_id}"): AFF,
-    ("POST", "/outbound/deliveries/{item_id}/replay"): M,
-    ("POST", "/outbound/replay"): M,
+    # Replays: an affiliate sends their own deliveries again (their tracker lost one, or was down
+    # past the retries); another affiliate's is a 404. A replay only repeats what was already
+    # queued for them, to the URL their own template rendered: nothing new can be aimed anywhere.
+    ("POST", "/outbound/deliveries/{item_id}/replay"): AFF,
+    ("POST", "/outbound/replay"): AFF,
     ("GET", "/outbound/destinations"): M,
     ("POST", "/outbound/destinations/{destination}/resume"): M,
     ("POST", "/outbound/destinations/{destination}/pause"): M,
@@ -112,6 +115,14 @@ ACCESS: Mapping[tuple[str, str], Access] = {
     ("GET", "/reasons"): ALL,
     ("GET", "/runtime"): M,
     ("GET", "/audit"): M,
+    # Users and their keys: managers only (a user's own password and keys: the /account page).
+    ("GET", "/users"): M,
+    ("POST", "/users"): M,
+    ("GET", "/users/{item_id}"): M,
+    ("PATCH", "/users/{item_id}"): M,
+    ("POST", "/users/{item_id}/password"): M,
+    ("POST", "/users/{item_id}/keys"): M,
+    ("DELETE", "/users/{item_id}/keys"): M,
 }
 
 

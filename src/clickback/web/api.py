@@ -60,6 +60,7 @@ from clickback.core.statements import statement_csv, totals
 from clickback.core.tester import OutboundPreview
 from clickback.core.verticals import PRESETS
 from clickback.service import outbound as outbound_service
+from clickback.service.accounts import AccountError
 from clickback.service.clock import utcnow
 from clickback.service.diagnosis import diagnose
 from clickback.service.runtime import Runtime
@@ -347,7 +348,7 @@ def create_api(runtime: Runtime) -> FastAPI:
             groups = costimport.resolve(costimport.parse_spend(text, currency), runtime.catalog.current)
         except costimport.SpendError as exc:
             invalid(("body", f"line {exc.line}", exc.field), str(exc))
-        applied = await costs.apply_spend(db, groups, where, utcnow())
+        applied = await costs.apply_spend(db, groups, where, utcnow(), actor_of(who))
         return s.SpendImportOut(
             lines=applied.lines,
             clicks=applied.clicks,
@@ -983,10 +984,12 @@ def create_api(runtime: Runtime) -> FastAPI:
         return s.NamesIn(events=dict(names.events), statuses={k: v.value for k, v in names.statuses.items()})
 
     @api.post("/fx-rates", status_code=201, tags=["exchange rates"])
-    async def put_fx_rate(body: s.FxRateIn) -> s.FxRateOut:
+    async def put_fx_rate(body: s.FxRateIn, who: Who) -> s.FxRateOut:
+        """Recorded in the audit log (the rate before and after)."""
         if body.base == body.quote:
             invalid(("body", "quote"), "base and quote must differ")
-        return s.FxRateOut(**await fx.put_rate(db, body.base, body.quote, body.day, body.rate, utcnow()))
+        put = fx.put_rate(db, body.base, body.quote, body.day, body.rate, utcnow(), actor_of(who))
+        return s.FxRateOut(**await put)
 
     @api.get("/fx-rates", tags=["exchange rates"])
     async def list_fx_rates(q: Annotated[s.FxRatesQuery, Query()]) -> s.Page[s.FxRateOut]:
@@ -1145,18 +1148,20 @@ def create_api(runtime: Runtime) -> FastAPI:
         return delivery_out(owned(who, row, f"delivery {item_id}", tenant="affiliate_id"))
 
     @api.post("/outbound/deliveries/{item_id}/replay", tags=["outbound postbacks"])
-    async def replay_delivery(item_id: s.Id) -> s.ReplayOut:
+    async def replay_delivery(item_id: s.Id, who: Who) -> s.ReplayOut:
         """Send it again from its first attempt, with the same delivery ID (any state: a dead
-        letter, a failure, or one delivered to a tracker that lost it)."""
-        await outbound.get_delivery(db, item_id)
-        count = await outbound.replay(db, [item_id], None, utcnow())
+        letter, a failure, or one delivered to a tracker that lost it). An affiliate their own;
+        recorded in the audit log."""
+        owned(who, await outbound.get_delivery(db, item_id), f"delivery {item_id}", tenant="affiliate_id")
+        count = await outbound.replay(db, [item_id], None, utcnow(), who.affiliate_id, actor_of(who))
         wake()
         return s.ReplayOut(replayed=count)
 
     @api.post("/outbound/replay", tags=["outbound postbacks"])
-    async def replay_deliveries(body: s.ReplayIn) -> s.ReplayOut:
-        """Many at once: every dead letter (`{"state": "dead"}`), or the deliveries named."""
-        count = await outbound.replay(db, body.ids, body.state, utcnow())
+    async def replay_deliveries(body: s.ReplayIn, who: Who) -> s.ReplayOut:
+        """Many at once: every dead letter (`{"state": "dead"}`), or the deliveries named. An
+        affiliate's of their own only (another's named are left alone, as ones that do not exist)."""
+        count = await outbound.replay(db, body.ids, body.state, utcnow(), who.affiliate_id, actor_of(who))
         wake()
         return s.ReplayOut(replayed=count)
 
@@ -1167,18 +1172,18 @@ def create_api(runtime: Runtime) -> FastAPI:
         return [s.DestinationOut(**r) for r in await outbound.destinations(db, paused)]
 
     @api.post("/outbound/destinations/{destination}/resume", tags=["outbound postbacks"])
-    async def resume_destination(destination: Annotated[str, Path(max_length=300)]) -> s.ResumeOut:
-        """Send to it again: its waiting deliveries are due at once."""
-        due = await outbound.resume(db, destination, utcnow())
+    async def resume_destination(destination: Annotated[str, Path(max_length=300)], who: Who) -> s.ResumeOut:
+        """Send to it again: its waiting deliveries are due at once. In the audit log."""
+        due = await outbound.resume(db, destination, utcnow(), actor_of(who))
         wake()
         return s.ResumeOut(destination=destination, due=due)
 
     @api.post("/outbound/destinations/{destination}/pause", tags=["outbound postbacks"])
     async def pause_destination(
-        destination: Annotated[str, Path(max_length=300)], body: s.PauseIn
+        destination: Annotated[str, Path(max_length=300)], body: s.PauseIn, who: Who
     ) -> s.ResumeOut:
-        """Hold its deliveries (they wait, none is dropped) until resumed."""
-        await outbound.pause(db, destination, body.reason, utcnow())
+        """Hold its deliveries (they wait, none is dropped) until resumed. In the audit log."""
+        await outbound.pause(db, destination, body.reason, utcnow(), actor_of(who))
         return s.ResumeOut(destination=destination, due=0)
 
     def wake() -> None:
@@ -1200,6 +1205,71 @@ def create_api(runtime: Runtime) -> FastAPI:
             raise HTTPException(409, done.problem)
         row = await postback_log.get_conversion(db, conversion_id)
         return s.ConversionOut(**row)  # type: ignore[arg-type]
+
+    # --- users and their keys (ADR 16; the same use cases as `clickback user …`) -----------------
+    accounts = runtime.accounts
+
+    async def user_out(user_id: int) -> s.UserOut:
+        await accounts.user(user_id)  # NotFound: a 404
+        return next(s.UserOut(**u) for u in await accounts.users() if u["id"] == user_id)
+
+    async def refused_as_422(work: Awaitable[T]) -> T:
+        try:
+            return await work
+        except AccountError as exc:
+            invalid(("body",), str(exc))
+
+    @api.get("/users", tags=["users"])
+    async def list_users() -> list[s.UserOut]:
+        """Every user, by login."""
+        return [s.UserOut(**u) for u in await accounts.users()]
+
+    @api.post("/users", status_code=201, tags=["users"])
+    async def create_user(body: s.UserIn, who: Who) -> s.UserCreatedOut:
+        """A user who signs in at /login; without a password one is generated and returned once."""
+        row, generated = await refused_as_422(
+            accounts.add_user(
+                body.login,
+                Role(body.role),
+                affiliate_id=body.affiliate_id,
+                advertiser_id=body.advertiser_id,
+                password=body.password,
+                zone=body.zone,
+                by=actor_of(who),
+            )
+        )
+        return s.UserCreatedOut(**(await user_out(row["id"])).model_dump(), password=generated)
+
+    @api.get("/users/{item_id}", tags=["users"])
+    async def get_user(item_id: s.Id) -> s.UserOut:
+        return await user_out(item_id)
+
+    @api.patch("/users/{item_id}", tags=["users"])
+    async def change_user(item_id: s.Id, body: s.UserChange, who: Who) -> s.UserOut:
+        """Zone, active or not (deactivating ends their sessions and refuses their keys; the last
+        active manager cannot be). Recorded in the audit log."""
+        await accounts.user(item_id)
+        if body.zone is not None:
+            await refused_as_422(accounts.set_zone(item_id, body.zone, actor_of(who)))
+        if body.active is not None:
+            await refused_as_422(accounts.set_active(item_id, body.active, actor_of(who)))
+        return await user_out(item_id)
+
+    @api.post("/users/{item_id}/password", tags=["users"])
+    async def reset_password(item_id: s.Id, body: s.PasswordIn, who: Who) -> s.PasswordOut:
+        """A new password (generated and returned once unless given); their sessions end."""
+        generated = await refused_as_422(accounts.new_password(item_id, body.password, actor_of(who)))
+        return s.PasswordOut(password=generated)
+
+    @api.post("/users/{item_id}/keys", status_code=201, tags=["users"])
+    async def create_key(item_id: s.Id, who: Who) -> s.KeyOut:
+        """A new API key of the user, with the user's access: returned once, only its hash kept."""
+        return s.KeyOut(key=await accounts.new_key(item_id, actor_of(who)))
+
+    @api.delete("/users/{item_id}/keys", tags=["users"])
+    async def revoke_keys(item_id: s.Id, who: Who) -> s.RevokedOut:
+        """Every key of the user stops working now."""
+        return s.RevokedOut(revoked=await accounts.revoke_keys(item_id, actor_of(who)))
 
     # --- the audit log ------------------------------------------------------------------------
     @api.get("/audit", tags=["audit log"])

@@ -12,7 +12,7 @@ from starlette.responses import Response, StreamingResponse
 
 from clickback.core.accounts import Role
 from clickback.core.metrics import COUNTS, METRICS, MONEY_METRICS
-from clickback.core.reporting import DIMENSIONS, MAX_LIMIT, ReportError, ReportQuery
+from clickback.core.reporting import DIMENSIONS, MAX_LIMIT, ReportError, ReportQuery, parse_zone
 from clickback.store import reports
 from clickback.web import reporting
 from clickback.web.api import affiliates_report
@@ -31,14 +31,19 @@ from clickback.web.reportform import (
 _SHOWN_FIRST = DEFAULT_METRICS
 
 
-def today() -> date:
-    """Today in UTC: the last day of a report that names none."""
-    return datetime.now(UTC).date()
+def today(zone: str = "UTC") -> date:
+    """Today in `zone`: the last day of a report that names none."""
+    try:
+        return datetime.now(parse_zone(zone)).date()
+    except ReportError:  # a zone the system's tzdata no longer knows: read_form says so
+        return datetime.now(UTC).date()
 
 
 def form_of(v: Viewer) -> tuple[ReportForm, list[str]]:
     params = v.request.query_params.multi_items()
-    form, problems = read_form(params, today(), hidden_metrics(v.who.is_manager))
+    # A form naming no zone is in the person's own (users.zone), as GET /api/reports is.
+    zone = v.who.zone
+    form, problems = read_form(params, today(zone), hidden_metrics(v.who.is_manager), zone)
     if v.who.role is Role.AFFILIATE:
         # Their report is of their own traffic (query_of): another affiliate named is no filter.
         form = replace(form, filters=tuple(f for f in form.filters if f[0] != "affiliate"))

@@ -3,7 +3,16 @@
 from starlette.routing import Route
 
 from clickback.service.runtime import Runtime
-from clickback.web import builder, catalogpages, overview, partners, records, testerpage
+from clickback.web import (
+    builder,
+    catalogpages,
+    outboundpages,
+    overview,
+    partners,
+    records,
+    testerpage,
+    userpages,
+)
 from clickback.web.pages import PAGES, Handler, asset, guarded
 
 HANDLERS: dict[str, Handler] = {
@@ -20,7 +29,7 @@ HANDLERS: dict[str, Handler] = {
     "/statements": partners.statement,
     "/statements.csv": partners.statement_download,
     "/outbound": partners.outbound_settings,
-    "/deliveries": records.deliveries,
+    "/deliveries": outboundpages.deliveries,
     "/offers/{offer_id}/guide": records.guide,
     "/catalog/advertisers": catalogpages.advertisers,
     "/catalog/advertisers/{advertiser_id}": catalogpages.advertiser,
@@ -30,6 +39,12 @@ HANDLERS: dict[str, Handler] = {
     "/catalog/affiliates/{affiliate_id}": catalogpages.affiliate,
     "/catalog/links": catalogpages.catalog_links,
     "/catalog/links/{link_id}": catalogpages.catalog_link,
+    "/outbound/{template_id}": outboundpages.template_page,
+    "/deliveries/{delivery_id}": outboundpages.delivery_page,
+    "/destinations": outboundpages.destinations,
+    "/users": userpages.users,
+    "/users/{user_id}": userpages.user,
+    "/account": userpages.account,
 }
 
 

@@ -24,9 +24,11 @@ from clickback.web.tracking import forwarded_ip, read_capped
 
 SESSION_COOKIE = "cb_session"
 LOGIN_CSRF_COOKIE = "cb_login_csrf"
-# A sign-in or sign-out form: three short fields. Anything longer is no form of ours.
-MAX_FORM_BYTES = 4096
-MAX_FORM_FIELDS = 8
+# Our largest form is an outbound template's (web/outboundpages.py): a 2,048-character URL and a
+# 4,096-character body, percent-encoded up to three bytes a character, and 15 fields. Anything
+# longer is no form of ours.
+MAX_FORM_BYTES = 24 * 1024
+MAX_FORM_FIELDS = 24
 # Pages load nothing but our own style sheet and run nothing; their forms post to this server only.
 PAGE_POLICY = (
     "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'; "

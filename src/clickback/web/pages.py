@@ -57,6 +57,16 @@ PAGES: Mapping[str, Access] = {
     "/statements.csv": AFF,
     "/outbound": AFF,
     "/deliveries": AFF,
+    # One template of theirs edited, paused, resumed or deleted; one delivery with its attempts,
+    # sent again. Another affiliate's is a 404 (as GET /api/outbound/templates/{id}).
+    "/outbound/{template_id}": AFF,
+    "/deliveries/{delivery_id}": AFF,
+    # Trackers that failed, paused or not (the API's /outbound/destinations).
+    "/destinations": M,
+    # Users and their keys (the API's /users); everyone's own password and keys.
+    "/users": M,
+    "/users/{user_id}": M,
+    "/account": ALL,
     # An advertiser's integration guide for one of their offers.
     "/offers/{offer_id}/guide": ADV,
     # The catalog, the manager's: lists with a form to create, and each row's page with its forms
@@ -72,7 +82,20 @@ PAGES: Mapping[str, Access] = {
 }
 
 # Pages that take a form posted with the session's CSRF token as well.
-FORMS = frozenset({"/tester", "/outbound", *(path for path in PAGES if path.startswith("/catalog/"))})
+FORMS = frozenset(
+    {
+        "/tester",
+        "/outbound",
+        "/outbound/{template_id}",
+        "/deliveries",
+        "/deliveries/{delivery_id}",
+        "/destinations",
+        "/users",
+        "/users/{user_id}",
+        "/account",
+        *(path for path in PAGES if path.startswith("/catalog/")),
+    }
+)
 
 # The navigation: (path, label), shown to those the path is open to.
 NAV = (
@@ -91,6 +114,7 @@ NAV = (
     ("/catalog/offers", "Offers"),
     ("/catalog/affiliates", "Affiliates"),
     ("/catalog/links", "Manage links"),
+    ("/users", "Users"),
 )
 
 # Our own files, served from the package: the style sheet and the copy button's few lines.

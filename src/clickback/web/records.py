@@ -4,6 +4,7 @@ links with the link builder, an advertiser's integration guide. Filters are read
 query models (web/schemas.py) and scoped by its own helpers (web/access.py), so a page shows a
 tenant exactly what their API key would."""
 
+from collections.abc import Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
@@ -154,14 +155,20 @@ async def postbacks(v: Viewer) -> Response:
     )
 
 
-async def deliveries(v: Viewer) -> Response:
-    q, problems, given = read_filters(v, s.DeliveriesQuery)
+async def deliveries(
+    v: Viewer, problems: Sequence[str] = (), status: int = 200, notice: str = ""
+) -> Response:
+    """The log; `problems`, `status` and `notice`: what a replay posted to it came to
+    (web/outboundpages.deliveries)."""
+    q, refused, given = read_filters(v, s.DeliveriesQuery)
     found = await outbound.list_deliveries(v.runtime.db, scoped(v.who, q.values()), q.cursor, q.limit)
     return render(
         v,
         "deliveries.html",
+        status,
         title="Deliveries",
-        problems=problems,
+        problems=[*problems, *refused],
+        notice=notice,
         given=given,
         rows=[_delivery(d) for d in found.rows],
         next_page=next_link("/deliveries", {k: x for k, x in given.items() if k != "cursor"}, found),

@@ -143,11 +143,12 @@ def drillable(dimension: str) -> bool:
 
 
 def read_form(
-    params: Sequence[tuple[str, str]], today: date, hidden: Iterable[str] = ()
+    params: Sequence[tuple[str, str]], today: date, hidden: Iterable[str] = (), zone: str = "UTC"
 ) -> tuple[ReportForm, list[str]]:
     """The form the query string asks for, and a sentence for each value that could not be used
     (replaced by its default). `hidden`: metrics the person may not see (an affiliate's:
-    core.accounts.NETWORK_METRICS)."""
+    core.accounts.NETWORK_METRICS). `zone`: the zone of a form that names none, the person's own
+    (users.zone), as GET /api/reports takes it."""
     problems: list[str] = []
     one = {name: value for name, value in reversed(params)}  # the first of each name
     kept_out = set(hidden)
@@ -169,12 +170,13 @@ def read_form(
     except ReportError as exc:
         problems.append(f"{exc.field}: {exc}; the last {DEFAULT_DAYS} days are shown")
         first, last = today - timedelta(days=DEFAULT_DAYS - 1), today
-    zone = one.get("zone", "UTC") or "UTC"
+    default_zone = zone
+    zone = one.get("zone", "") or default_zone
     try:
         parse_zone(zone)
     except ReportError as exc:
-        problems.append(f"zone: {exc}; UTC is shown")
-        zone = "UTC"
+        problems.append(f"zone: {exc}; {default_zone} is shown")
+        zone = default_zone
     try:
         basis = Basis(one.get("basis", Basis.CONVERSION.value))
     except ValueError:

@@ -1289,6 +1289,78 @@ class ReplayOut(BaseModel):
     replayed: int
 
 
+# --- users -------------------------------------------------------------------------------------
+
+Password = Annotated[str, Field(min_length=12, max_length=256)]
+UserZone = Annotated[
+    str, Field(max_length=64, description="An IANA zone: the user's reports' when they name none.")
+]
+
+
+class UserIn(Strict):
+    login: str = Field(
+        min_length=1,
+        max_length=64,
+        description="1-64 lower-case letters, digits and . _ @ - (compared lower-cased).",
+    )
+    role: Literal["manager", "affiliate", "advertiser"]
+    affiliate_id: Id | None = Field(default=None, description="An affiliate user's affiliate.")
+    advertiser_id: Id | None = Field(default=None, description="An advertiser user's advertiser.")
+    zone: UserZone = "UTC"
+    password: Password | None = Field(
+        default=None, description="Left out: one is generated and returned once, in the reply."
+    )
+
+
+class UserChange(Strict):
+    """Every field optional: the ones given are changed."""
+
+    zone: UserZone | None = None
+    active: bool | None = Field(
+        default=None,
+        description="false: no sign-in, sessions ended, keys refused (never the last active manager).",
+    )
+
+
+class UserOut(BaseModel):
+    id: int
+    login: str
+    role: str
+    affiliate_id: int | None
+    advertiser_id: int | None
+    active: bool
+    zone: str
+    created_at: datetime
+    keys: int = Field(description="API keys not revoked.")
+    last_key_use: datetime | None = Field(description="When one of their keys was last used (to the minute).")
+
+
+class UserCreatedOut(UserOut):
+    password: str | None = Field(
+        description="The generated password, shown this once; null when one was given."
+    )
+
+
+class PasswordIn(Strict):
+    password: Password | None = Field(
+        default=None, description="Left out: one is generated and returned once."
+    )
+
+
+class PasswordOut(BaseModel):
+    password: str | None = Field(
+        description="The generated password, shown this once; null when one was given."
+    )
+
+
+class KeyOut(BaseModel):
+    key: str = Field(description="The new API key, shown this once: only its hash is kept.")
+
+
+class RevokedOut(BaseModel):
+    revoked: int
+
+
 class DestinationOut(BaseModel):
     destination: str
     failures: int = Field(description="Failed attempts in a row.")
@@ -1582,7 +1654,19 @@ class WaitQuery(Filters):
 
 
 AuditKind = Literal[
-    "advertiser", "offer", "affiliate", "link", "deal", "cap", "conversion", "outbound_template"
+    "advertiser",
+    "offer",
+    "affiliate",
+    "link",
+    "deal",
+    "cap",
+    "conversion",
+    "outbound_template",
+    "user",
+    "fx_rate",
+    "spend_import",
+    "delivery",
+    "destination",
 ]
 
 
