@@ -137,6 +137,8 @@ def test_a_delivery_page_shows_each_attempt_and_an_affiliate_replays_only_their_
     # Bob's delivery: a 404 on the page and through the API, and not sent again by either.
     assert page.get(f"/deliveries/{bobs}").status_code == 404
     assert page.post(f"/deliveries/{bobs}", {}).status_code == 404
+    # An id no row has, in digits int() reads or fails on: a 404 as well, never a 500.
+    assert [page.get(f"/deliveries/{n}").status_code for n in ("\u00b2", "\u0661", "0")] == [404] * 3
     api = client.http.post(f"/api/outbound/deliveries/{bobs}/replay", headers=Keys.header(key))
     assert api.status_code == 404
     many = client.http.post("/api/outbound/replay", json={"ids": [bobs]}, headers=Keys.header(key))

@@ -27,7 +27,7 @@ from clickback.web import changes
 from clickback.web import schemas as s
 from clickback.web.api import deal_out
 from clickback.web.login import read_form, same_token
-from clickback.web.pages import Viewer, render, shown_name
+from clickback.web.pages import Viewer, number, render, shown_name
 from clickback.web.records import next_link, read_filters
 
 # An offer's form is the longest: a URL template (2048), payouts and events, and a deal's dozen
@@ -116,9 +116,10 @@ async def _posted(v: Viewer) -> dict[str, str] | Response:
 
 def _id(v: Viewer, name: str, kind: str) -> int:
     raw = v.request.path_params[name]
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9 and int(raw) > 0):
+    found = number(raw)
+    if found is None:
         raise admin.NotFound(f"{kind} {raw[:20]} does not exist")
-    return int(raw)
+    return found
 
 
 def _words(text: str) -> list[str]:
@@ -128,12 +129,12 @@ def _words(text: str) -> list[str]:
 def _payouts(text: str) -> dict[str, str] | str:
     """The payouts field: a line per event, `event = amount`; what is wrong with it otherwise."""
     found: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), 1):
+    for line_no, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         event, sep, amount = line.replace(":", "=").partition("=")
         if not sep or not event.strip() or not amount.strip():
-            return f"line {number}: write one event a line as event = amount (registration = 1.50)"
+            return f"line {line_no}: write one event a line as event = amount (registration = 1.50)"
         found[event.strip()] = amount.strip()
     return found
 

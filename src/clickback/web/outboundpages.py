@@ -20,8 +20,7 @@ from clickback.web import records
 from clickback.web import schemas as s
 from clickback.web.access import owned
 from clickback.web.api import audit_out
-from clickback.web.login import read_form, same_token
-from clickback.web.pages import Viewer, own_offers, render, shown_name
+from clickback.web.pages import Viewer, csrf_form, number, own_offers, render, shown_name
 
 EXPIRED = "The form expired or came from elsewhere. Try again."
 # Fields of the edit form a POST template alone takes.
@@ -31,19 +30,6 @@ STATUSES = ("pending", "approved", "rejected", "cancelled")
 REPLAYABLE = ("dead", "failed")
 # The history a page shows of its row (the audit log, newest first).
 HISTORY_ROWS = 20
-
-
-def _id(v: Viewer, name: str) -> int | None:
-    raw = v.request.path_params[name]
-    return int(raw) if raw.isdigit() and len(raw) <= 9 and int(raw) > 0 else None
-
-
-async def _form(v: Viewer) -> dict[str, str] | None:
-    """The posted form, None when it came without the session's CSRF token (or no form at all)."""
-    form = await read_form(v.request)
-    if form is None or not same_token(form.get("csrf", ""), v.session.csrf):
-        return None
-    return form
 
 
 async def history(v: Viewer, kind: Kind, entity_id: int) -> list[dict[str, Any]]:
@@ -57,7 +43,7 @@ async def history(v: Viewer, kind: Kind, entity_id: int) -> list[dict[str, Any]]
 
 
 async def _own_template(v: Viewer) -> dict[str, Any]:
-    template_id = _id(v, "template_id")
+    template_id = number(v.request.path_params["template_id"])
     row = await outbound.get_template(v.runtime.db, template_id) if template_id else None
     what = f"outbound template {v.request.path_params['template_id'][:20]}"
     if row is None:
@@ -109,7 +95,7 @@ async def template_page(v: Viewer) -> Response:
     status = 200
     shown = _shown(row)
     if v.request.method == "POST":
-        form = await _form(v)
+        form = await csrf_form(v)
         if form is None:
             problems, status = [EXPIRED], 403
         else:
@@ -177,13 +163,13 @@ async def _change(v: Viewer, row: dict[str, Any], form: dict[str, str]) -> Respo
 async def delivery_page(v: Viewer) -> Response:
     """/deliveries/{delivery_id}: what was sent and every attempt (its reply or error), when the
     next is due; a form sends it again (POST /api/outbound/deliveries/{id}/replay)."""
-    delivery_id = _id(v, "delivery_id")
+    delivery_id = number(v.request.path_params["delivery_id"])
     what = f"delivery {v.request.path_params['delivery_id'][:20]}"
     if delivery_id is None:
         raise admin.NotFound(f"{what} does not exist")
     row = owned(v.who, await outbound.get_delivery(v.runtime.db, delivery_id), what, tenant="affiliate_id")
     if v.request.method == "POST":
-        form = await _form(v)
+        form = await csrf_form(v)
         if form is None:
             return await _delivery(v, row, [EXPIRED], 403)
         await _replay(v, [delivery_id], None)
@@ -222,7 +208,7 @@ async def deliveries(v: Viewer) -> Response:
     or failed) again, the person's own (POST /api/outbound/replay), and says how many."""
     if v.request.method != "POST":
         return await records.deliveries(v)
-    form = await _form(v)
+    form = await csrf_form(v)
     if form is None:
         return await records.deliveries(v, problems=[EXPIRED], status=403)
     state = form.get("state", "")
@@ -243,7 +229,7 @@ async def destinations(v: Viewer) -> Response:
     problems: list[str] = []
     status = 200
     if v.request.method == "POST":
-        form = await _form(v)
+        form = await csrf_form(v)
         if form is None:
             problems, status = [EXPIRED], 403
         else:

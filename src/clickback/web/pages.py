@@ -28,7 +28,7 @@ from clickback.service.accounts import Session
 from clickback.service.runtime import Runtime
 from clickback.store.admin import NotFound
 from clickback.store.db import database_problem
-from clickback.web.login import page, signed_in
+from clickback.web.login import page, read_form, same_token, signed_in
 
 # What a page shows for no figure at all.
 NOTHING = "\u2013"
@@ -326,3 +326,17 @@ def owner_name(catalog: Catalog, dimension: str, value: object) -> str:
         link = catalog.links.get(value)
         return f"{link.code} (#{value})" if link else f"#{value}"
     return "(none)" if value == "" else str(value)
+
+
+def number(raw: str) -> int | None:
+    """A row id as a path or a form gives it: ASCII digits of a positive number, else None (no
+    such row). `int()` alone takes other scripts' digits and fails on a superscript."""
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 and int(raw) > 0 else None
+
+
+async def csrf_form(v: Viewer) -> dict[str, str] | None:
+    """The posted form, None when it came without the session's CSRF token (or no form at all)."""
+    form = await read_form(v.request)
+    if form is None or not same_token(form.get("csrf", ""), v.session.csrf):
+        return None
+    return form

@@ -13,9 +13,8 @@ from clickback.core.accounts import MAX_PASSWORD_LEN, Role
 from clickback.core.audit import Kind, actor_of
 from clickback.service.accounts import AccountError
 from clickback.store import admin
-from clickback.web.login import read_form, same_token
 from clickback.web.outboundpages import EXPIRED, history
-from clickback.web.pages import Viewer, render, shown_name
+from clickback.web.pages import Viewer, csrf_form, number, render, shown_name
 
 ROLES = tuple(r.value for r in Role)
 
@@ -28,17 +27,6 @@ def _tenant(v: Viewer, user: dict[str, Any]) -> str:
     return ""
 
 
-def _number(raw: str) -> int | None:
-    return int(raw) if raw.isdigit() and len(raw) <= 9 and int(raw) > 0 else None
-
-
-async def _form(v: Viewer) -> dict[str, str] | None:
-    form = await read_form(v.request)
-    if form is None or not same_token(form.get("csrf", ""), v.session.csrf):
-        return None
-    return form
-
-
 # --- a manager's users -----------------------------------------------------------------------------
 
 
@@ -49,7 +37,7 @@ async def users(v: Viewer) -> Response:
     given: dict[str, str] = {}
     created: dict[str, Any] | None = None
     if v.request.method == "POST":
-        form = await _form(v)
+        form = await csrf_form(v)
         if form is None:
             problems, status = [EXPIRED], 403
         else:
@@ -85,7 +73,7 @@ async def _add(v: Viewer, form: dict[str, str]) -> dict[str, Any]:
         raise AccountError(f"role: one of {', '.join(ROLES)}") from None
     # One tenant field: "affiliate:3" or "advertiser:2" (the form's list of both).
     kind, _, raw = form.get("tenant", "").partition(":")
-    tenant = _number(raw)
+    tenant = number(raw)
     if role is not Role.MANAGER and (tenant is None or kind != role.value):
         raise AccountError(f"tenant: choose the {role.value} the user belongs to")
     password = form.get("password", "") or None
@@ -107,7 +95,7 @@ async def user(v: Viewer) -> Response:
     """/users/{user_id}: one user; POST changes them (action: zone, activate, deactivate,
     password, key, revoke)."""
     accounts = v.runtime.accounts
-    user_id = _number(v.request.path_params["user_id"])
+    user_id = number(v.request.path_params["user_id"])
     if user_id is None:
         raise admin.NotFound(f"user {v.request.path_params['user_id'][:20]} does not exist")
     await accounts.user(user_id)  # NotFound: the page's 404
@@ -115,7 +103,7 @@ async def user(v: Viewer) -> Response:
     status = 200
     secret: dict[str, str] = {}
     if v.request.method == "POST":
-        form = await _form(v)
+        form = await csrf_form(v)
         if form is None:
             problems, status = [EXPIRED], 403
         else:
@@ -176,7 +164,7 @@ async def account(v: Viewer) -> Response:
     status = 200
     key = ""
     if v.request.method == "POST":
-        form = await _form(v)
+        form = await csrf_form(v)
         if form is None:
             problems, status = [EXPIRED], 403
         else:
@@ -194,7 +182,7 @@ async def account(v: Viewer) -> Response:
                 if action == "key":
                     key = await accounts.new_key(who.user_id, actor_of(who))
                 elif action == "revoke":
-                    key_id = _number(form.get("key", ""))
+                    key_id = number(form.get("key", ""))
                     mine = {k["id"] for k in await accounts.keys(who.user_id)}
                     if key_id not in mine:
                         raise AccountError("key: no key of yours has that number")
