@@ -9,7 +9,7 @@ import pytest
 from clickback.core.accounts import Role
 from tests.conftest import Client, World
 from tests.receiver import Receiver, receiving
-from tests.web.personas import Keys, add_user
+from tests.web.personas import Keys, add_user, sign_in
 from tests.web.test_outbound import eventually
 
 CPA_100 = {"kind": "cpa", "cpa": {"amount": "100", "ftd_min": "20"}}
@@ -128,3 +128,37 @@ def test_conversions_are_searched_by_player_transaction_affiliate_and_status(
         assert [c["id"] for c in client.items("/conversions", **params)] == [conversion], params
     assert client.items("/conversions", txn_id="D-1", status="rejected") == []
     assert client.items("/conversions", affiliate_id=world.bob["id"]) == []
+
+
+def test_a_manager_rejects_a_conversion_on_its_page_and_the_others_cannot(
+    client: Client, world: World
+) -> None:
+    conversion = ftd(client, world)
+    add_user(client, "boss", Role.MANAGER)
+    add_user(client, "alice", Role.AFFILIATE, affiliate_id=world.alice["id"])
+    boss, alice = sign_in(client, "boss"), sign_in(client, "alice")
+    page = f"/conversions/{conversion}"
+
+    # Her page shows no form; a form posted as her changes nothing, token or not.
+    assert 'data-form="status"' not in alice.get(page).text
+    assert alice.post(page, {"status": "rejected", "reason": "mine"}).status_code == 403
+    # A manager's form without the session's token, or with no reason: refused, nothing changed.
+    assert boss.post(page, {"status": "rejected", "reason": "fraud"}, csrf=False).status_code == 403
+    empty = boss.post(page, {"status": "rejected", "reason": "  "})
+    assert empty.status_code == 400 and "reason" in empty.text
+    assert boss.post(page, {"status": "lost", "reason": "x"}).status_code == 400
+    assert client.api("GET", f"/conversions/{conversion}")["status"] == "approved"
+
+    done = boss.post(page, {"status": "rejected", "reason": "<b>fraud</b>"})
+    assert done.status_code == 303 and done.headers["location"] == page
+    assert client.api("GET", f"/conversions/{conversion}")["status"] == "rejected"
+    shown = boss.get(page).text
+    assert "&lt;b&gt;fraud&lt;/b&gt;" in shown and "<b>fraud" not in shown  # the reason, as text
+    # The ledger followed, as for the API's change: the CPA reversed.
+    assert sum(float(e["amount"]) for e in client.items("/commissions", kind="cpa")) == 0
+    [entry] = client.items("/audit", entity_kind="conversion", entity_id=conversion)
+    assert entry["actor"].startswith("boss") and entry["after"]["status"] == "rejected"
+
+    # A change the lifecycle refuses: the page again, with why.
+    again = boss.post(page, {"status": "rejected", "reason": "twice"})
+    assert again.status_code == 409 and "rejected already" in again.text

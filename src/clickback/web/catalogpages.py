@@ -27,7 +27,7 @@ from clickback.web import changes
 from clickback.web import schemas as s
 from clickback.web.api import deal_out
 from clickback.web.login import read_form, same_token
-from clickback.web.pages import Viewer, number, render, shown_name
+from clickback.web.pages import EXPIRED, Viewer, number, render, shown_name
 from clickback.web.records import next_link, read_filters
 
 # An offer's form is the longest: a URL template (2048), payouts and events, and a deal's dozen
@@ -36,7 +36,6 @@ MAX_FORM_BYTES = 16384
 MAX_FORM_FIELDS = 24
 # Changes of a row shown at once on its page (older ones page on).
 HISTORY_ROWS = 20
-EXPIRED = "The form expired or came from elsewhere. Reload the page and try again."
 # The field a refusal of another row names: a link's affiliate or offer, a deal's affiliate.
 REFERENCED = {"advertisers": "advertiser_id", "offers": "offer_id", "affiliates": "affiliate_id"}
 T = TypeVar("T")

@@ -20,9 +20,8 @@ from clickback.web import records
 from clickback.web import schemas as s
 from clickback.web.access import owned
 from clickback.web.api import audit_out
-from clickback.web.pages import Viewer, csrf_form, number, own_offers, render, shown_name
+from clickback.web.pages import EXPIRED, Viewer, csrf_form, number, own_offers, render, shown_name
 
-EXPIRED = "The form expired or came from elsewhere. Try again."
 # Fields of the edit form a POST template alone takes.
 SUBS = ("sub1", "sub2", "sub3", "sub4", "sub5")
 STATUSES = ("pending", "approved", "rejected", "cancelled")

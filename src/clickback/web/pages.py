@@ -30,6 +30,8 @@ from clickback.store.admin import NotFound
 from clickback.store.db import database_problem
 from clickback.web.login import page, read_form, same_token, signed_in
 
+# A form posted without the session's CSRF token (an old page, or another site's).
+EXPIRED = "The form expired or came from elsewhere. Reload the page and try again."
 # What a page shows for no figure at all.
 NOTHING = "\u2013"
 M, AFF, ADV, ALL = Access.MANAGER, Access.AFFILIATE, Access.ADVERTISER, Access.TENANTS
@@ -81,9 +83,12 @@ PAGES: Mapping[str, Access] = {
     "/catalog/links/{link_id}": M,
 }
 
-# Pages that take a form posted with the session's CSRF token as well.
-FORMS = frozenset(
-    {
+# Pages that take a form posted with the session's CSRF token as well, and who may post it:
+# those who may open the page, but for a conversion's status, changed by a manager only (as
+# POST /api/conversions/{conversion_id}/status).
+FORMS: Mapping[str, Access] = {
+    path: PAGES[path]
+    for path in (
         "/tester",
         "/outbound",
         "/outbound/{template_id}",
@@ -94,8 +99,8 @@ FORMS = frozenset(
         "/users/{user_id}",
         "/account",
         *(path for path in PAGES if path.startswith("/catalog/")),
-    }
-)
+    )
+} | {"/conversions/{conversion_id}": M}
 
 # The navigation: (path, label), shown to those the path is open to.
 NAV = (
@@ -183,16 +188,16 @@ def new_nonce() -> str:
 
 
 def guarded(runtime: Runtime, path: str, handler: Handler) -> Route:
-    """The page at `path`: a session needed (else to /login), the role checked against PAGES (403),
-    another tenant's row or a missing one a 404."""
-    access = PAGES[path]
+    """The page at `path`: a session needed (else to /login), the role checked against PAGES (a
+    form posted: FORMS) (403), another tenant's row or a missing one a 404."""
+    access, posting = PAGES[path], FORMS.get(path)
 
     async def endpoint(request: Request) -> Response:
         session = await signed_in(runtime.accounts, request)
         if session is None:
             return RedirectResponse("/login", 303)
         v = Viewer(request, session, runtime)
-        if not v.who.may(access):
+        if not v.who.may(posting if request.method == "POST" and posting is not None else access):
             return render(v, "problem.html", 403, title="Not yours", problem="This page is not open to you.")
         try:
             return await handler(v)
@@ -328,10 +333,10 @@ def owner_name(catalog: Catalog, dimension: str, value: object) -> str:
     return "(none)" if value == "" else str(value)
 
 
-def number(raw: str) -> int | None:
+def number(raw: str, digits: int = 9) -> int | None:
     """A row id as a path or a form gives it: ASCII digits of a positive number, else None (no
     such row). `int()` alone takes other scripts' digits and fails on a superscript."""
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 and int(raw) > 0 else None
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= digits and int(raw) > 0 else None
 
 
 async def csrf_form(v: Viewer) -> dict[str, str] | None:

@@ -5,21 +5,24 @@ query models (web/schemas.py) and scoped by its own helpers (web/access.py), so 
 tenant exactly what their API key would."""
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 from urllib.parse import quote, urlencode
 
 from pydantic import BaseModel, ValidationError
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from clickback.core import integration
 from clickback.core.accounts import Role
+from clickback.core.audit import actor_of
+from clickback.core.lifecycle import Status
 from clickback.core.outbound import mask_url
 from clickback.core.spans import Span
+from clickback.service.clock import utcnow
 from clickback.store import admin, ledger, outbound, paging, postback_log, statements
 from clickback.web import schemas as s
 from clickback.web.access import scoped
 from clickback.web.api import conversion_out
-from clickback.web.pages import NOTHING, Viewer, render, shown_name
+from clickback.web.pages import EXPIRED, NOTHING, Viewer, csrf_form, number, render, shown_name
 
 # Rows a list page shows; "next" pages on by the cursor, as the API does.
 PAGE_ROWS = 50
@@ -72,12 +75,34 @@ async def conversions(v: Viewer) -> Response:
     )
 
 
+# What a manager may set by hand: what POST /api/conversions/{id}/status takes.
+CHANGEABLE: tuple[str, ...] = get_args(s.ConversionStatusIn.model_fields["status"].annotation)
+
+
 async def conversion(v: Viewer) -> Response:
-    conversion_id = _id(v, "conversion_id")
+    """A conversion with its history, ledger entries, postbacks and deliveries; a manager's form
+    approves, rejects or cancels it by hand with a reason, as POST /api/conversions/{id}/status
+    does (the same use case: history, audit, ledger and outbound postbacks follow)."""
+    conversion_id = number(v.request.path_params["conversion_id"], digits=18)
     row = await postback_log.get_conversion(v.runtime.db, conversion_id) if conversion_id else None
     if row is None or not v.who.owns(affiliate_id=row["affiliate_id"], advertiser_id=row["advertiser_id"]):
         shown_id = v.request.path_params["conversion_id"][:20]
         raise admin.NotFound(f"conversion {shown_id} does not exist")
+    assert conversion_id is not None  # a row was found under it
+    problems: list[str] = []
+    posted: dict[str, str] = {}
+    status = 200
+    if v.request.method == "POST":
+        form = await csrf_form(v)
+        if form is None:
+            problems, status = [EXPIRED], 403
+        else:
+            refused = await _change_status(v, conversion_id, form)
+            if refused is None:
+                return RedirectResponse(v.request.url.path, 303)
+            status, problem = refused
+            problems, posted = [problem], form
+        row = await postback_log.get_conversion(v.runtime.db, conversion_id) or row
     who, db = v.who, v.runtime.db
     shown = conversion_out(row, who).model_dump()
     # What each role may see of it: the ledger is the affiliate's (and the manager's), the
@@ -98,7 +123,11 @@ async def conversion(v: Viewer) -> Response:
     return render(
         v,
         "conversion.html",
+        status,
         title=f"Conversion {conversion_id}",
+        problems=problems,
+        posted=posted,
+        statuses=CHANGEABLE,
         c=shown,
         history=row["history"],
         entries=entries,
@@ -109,9 +138,22 @@ async def conversion(v: Viewer) -> Response:
     )
 
 
-def _id(v: Viewer, name: str) -> int | None:
-    raw = v.request.path_params[name]
-    return int(raw) if raw.isdigit() and len(raw) <= 18 and int(raw) > 0 else None
+async def _change_status(v: Viewer, conversion_id: int, form: dict[str, str]) -> tuple[int, str] | None:
+    """None when done; else the status and reason the API would refuse it with (400: the form,
+    409: the change, from the conversion's present status)."""
+    try:
+        body = s.ConversionStatusIn.model_validate(
+            {"status": form.get("status", ""), "reason": form.get("reason", "").strip()}
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        return 400, f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+    done = await v.runtime.postbacks.change_status(
+        conversion_id, Status(body.status), body.reason, utcnow(), actor_of(v.who)
+    )
+    if not done.found:
+        raise admin.NotFound(f"conversion {conversion_id} does not exist")
+    return (409, done.problem) if done.problem else None
 
 
 def _delivery(row: dict[str, Any]) -> dict[str, Any]:
@@ -208,7 +250,7 @@ async def links(v: Viewer) -> Response:
 
 
 async def guide(v: Viewer) -> Response:
-    offer_id = _id(v, "offer_id")
+    offer_id = number(v.request.path_params["offer_id"])
     offer = v.catalog.offers.get(offer_id or 0)
     if offer is None or not v.who.owns(advertiser_id=offer.advertiser_id):
         raise admin.NotFound(f"offer {v.request.path_params['offer_id'][:20]} does not exist")

@@ -13,8 +13,8 @@ from clickback.core.accounts import MAX_PASSWORD_LEN, Role
 from clickback.core.audit import Kind, actor_of
 from clickback.service.accounts import AccountError
 from clickback.store import admin
-from clickback.web.outboundpages import EXPIRED, history
-from clickback.web.pages import Viewer, csrf_form, number, render, shown_name
+from clickback.web.outboundpages import history
+from clickback.web.pages import EXPIRED, Viewer, csrf_form, number, render, shown_name
 
 ROLES = tuple(r.value for r in Role)
 
