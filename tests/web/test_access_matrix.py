@@ -72,6 +72,7 @@ KINDS = {
     "/statements/{affiliate_id}/{period}": {"affiliate_id": "affiliate"},
     "/tester/clicks/{click_id}": {"click_id": "test_click"},
     "/outbound/destinations/{destination}": {"destination": "destination"},
+    "/reconciliations/{item_id}": {"item_id": "reconciliation"},
 }
 TODAY = datetime.now(UTC).date().isoformat()
 MONTH = TODAY[:7]
@@ -136,6 +137,16 @@ def seed(client: Client, world: World) -> Seeded:
         for side, offer in (("own", world.casino), ("other", world.rival_offer))
     }
     pixel = client.api("PUT", f"/offers/{world.casino['id']}/pixel", json={"enabled": True})["pixel_url"]
+    # An operator's report of each advertiser (its mapping is then saved for the advertiser).
+    reconciliations = {
+        side: client.http.post(
+            "/api/reconciliations",
+            files={"file": ("report.csv", b"Player ID,NGR,Currency\r\nP-1,10.00,EUR\r\n")},
+            data={"advertiser_id": str(adv["id"]), "period": TODAY[:7]},
+            headers=client.auth,
+        ).json()["reconciliation"]["id"]
+        for side, adv in (("own", world.northstar), ("other", world.southgate))
+    }
     ids: dict[str, dict[str, Any]] = {
         "advertiser": {"own": world.northstar["id"], "other": world.southgate["id"]},
         "offer": {"own": world.casino["id"], "other": world.rival_offer["id"]},
@@ -148,6 +159,7 @@ def seed(client: Client, world: World) -> Seeded:
         "test_click": test_clicks,
         "destination": {"own": "127.0.0.1:9", "other": "127.0.0.1:9"},
         "pixel": {"own": pixel.split("/p/")[1].split("?")[0]},
+        "reconciliation": reconciliations,
     }
     return Seeded(ids, world, keys)
 

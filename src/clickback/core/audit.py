@@ -40,6 +40,10 @@ class Kind(StrEnum):
     CAP = "cap"
     CONVERSION = "conversion"
     TEMPLATE = "outbound_template"
+    # An operator's report imported, and the column mapping an advertiser's reports are read
+    # with (ADR 20); an item accepted is a conversion's change.
+    RECONCILIATION = "reconciliation"
+    RECONCILIATION_MAPPING = "reconciliation_mapping"
 
 
 # The tables of the catalog, by the kind of their rows in the log.

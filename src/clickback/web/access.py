@@ -112,6 +112,15 @@ ACCESS: Mapping[tuple[str, str], Access] = {
     ("GET", "/reasons"): ALL,
     ("GET", "/runtime"): M,
     ("GET", "/audit"): M,
+    # Reconciliation (ADR 20): an operator's report holds the whole network's players and
+    # commissions, so only a manager imports, reads and accepts (docs/access.md).
+    ("POST", "/reconciliations"): M,
+    ("POST", "/reconciliations/preview"): M,
+    ("GET", "/reconciliations"): M,
+    ("GET", "/reconciliations/{item_id}"): M,
+    ("GET", "/reconciliations/{item_id}.csv"): M,
+    ("GET", "/advertisers/{item_id}/reconciliation-mapping"): M,
+    ("PUT", "/advertisers/{item_id}/reconciliation-mapping"): M,
 }
 
 

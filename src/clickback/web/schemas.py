@@ -1582,7 +1582,16 @@ class WaitQuery(Filters):
 
 
 AuditKind = Literal[
-    "advertiser", "offer", "affiliate", "link", "deal", "cap", "conversion", "outbound_template"
+    "advertiser",
+    "offer",
+    "affiliate",
+    "link",
+    "deal",
+    "cap",
+    "conversion",
+    "outbound_template",
+    "reconciliation",
+    "reconciliation_mapping",
 ]
 
 

@@ -1,0 +1,312 @@
+"""Reconciling an operator's report with what clickback recorded (issue 15, ADR 20).
+
+    read      the file (service/reportfiles) → its lines through the column mapping (the one
+              given, else the advertiser's saved one, else proposed from the header) → rows, or
+              bad lines with their number and reason (core/reconcile)
+    once      a file seen before (its SHA-256) is that earlier reconciliation; a line whose row
+              key an earlier import holds is skipped and counted
+    compare   clickback's figures for the rows' players and months (store/reconciliations.gather)
+              → an item per player and month (core/reconcile_compare) → refused postbacks and
+              reporting postbacks as evidence → the summary per affiliate and month
+    save      the reconciliation, its lines and items, the mapping (saved for the advertiser's
+              next file) and the audit log, in one transaction
+
+The comparison reads outside the write transaction: on SQLite a write transaction is the file's
+one writer, and postbacks must not wait behind a 100,000-line comparison.
+"""
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from clickback.core.audit import Actor, Kind, change
+from clickback.core.model import Catalog
+from clickback.core.reconcile import (
+    PREVIEW_ROWS,
+    BadRow,
+    ColumnMapping,
+    Field,
+    MappingError,
+    ReportRow,
+    check_mapping,
+    figures_of,
+    mapping_from_json,
+    propose_mapping,
+    read_rows,
+)
+from clickback.core.reconcile_compare import Item, compare, summarise
+from clickback.core.reconcile_compare import Kind as ItemKind
+from clickback.service.reportfiles import FileError, ReportTable, read_report
+from clickback.store import audit
+from clickback.store import reconciliations as store
+from clickback.store.db import Database
+
+# Bad lines a reply lists (all are kept with the reconciliation).
+MAX_BAD_SHOWN = 100
+Progress = Callable[[str, int, int], None]
+
+
+class Problem(Exception):
+    """Why a file cannot be reconciled: `status` 404 (no such advertiser), 422 (not a report, a
+    mapping that does not fit it), 409 (the same lines imported meanwhile)."""
+
+    def __init__(self, message: str, status: int = 422, where: str = "file") -> None:
+        super().__init__(message)
+        self.status = status
+        self.where = where  # the form field at fault: "file" or "mapping"
+
+
+@dataclass(frozen=True, slots=True)
+class Imported:
+    reconciliation: dict[str, Any]
+    # The same file was reconciled before: `reconciliation` is that one, nothing was imported.
+    duplicate: bool
+    bad: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    header: list[str]
+    kind: str
+    reading: dict[str, str]
+    proposed: ColumnMapping
+    saved: dict[str, Any] | None
+    # The first lines: cells as read, then through the mapping that would be used.
+    lines: list[tuple[int, list[str]]]
+    rows: list[ReportRow | BadRow]
+    problem: str = ""
+
+
+def _nothing(stage: str, done: int, total: int) -> None:
+    pass
+
+
+def _advertiser(catalog: Catalog, advertiser_id: int) -> None:
+    if advertiser_id not in catalog.advertisers:
+        raise Problem(f"advertiser {advertiser_id} does not exist", 404)
+
+
+async def _table(data: bytes, name: str) -> ReportTable:
+    try:
+        return await asyncio.to_thread(read_report, data, name)
+    except FileError as exc:
+        raise Problem(str(exc)) from None
+
+
+async def _mapping(
+    db: Database, advertiser_id: int, given: dict[str, Any] | None, header: Sequence[str]
+) -> ColumnMapping:
+    try:
+        if given is not None:
+            mapping = mapping_from_json(given)
+        else:
+            saved = await store.saved_mapping(db, advertiser_id)
+            mapping = mapping_from_json(saved["mapping"]) if saved else propose_mapping(header)
+        check_mapping(mapping, header)
+    except MappingError as exc:
+        proposed = json.dumps(propose_mapping(header).as_json()["columns"])
+        raise Problem(f"mapping: {exc} (the file's header proposes {proposed})", where="mapping") from None
+    return mapping
+
+
+async def preview(
+    db: Database, catalog: Catalog, advertiser_id: int, data: bytes, name: str, given: dict[str, Any] | None
+) -> Preview:
+    """The file's first lines as read, the mapping its header proposes and the advertiser's saved
+    one, and those lines through the mapping an import would use (a problem with it, said)."""
+    _advertiser(catalog, advertiser_id)
+    table = await _table(data, name)
+    saved = await store.saved_mapping(db, advertiser_id)
+    lines = table.lines[:PREVIEW_ROWS]
+    try:
+        mapping = await _mapping(db, advertiser_id, given, table.header)
+        rows = list(read_rows(table.header, lines, mapping, table.reading))
+        problem = ""
+    except Problem as exc:
+        rows, problem = [], str(exc)
+    return Preview(
+        table.header,
+        table.kind,
+        _reading(table),
+        propose_mapping(table.header),
+        saved["mapping"] if saved else None,
+        lines,
+        rows,
+        problem,
+    )
+
+
+def _reading(table: ReportTable) -> dict[str, str]:
+    return {"decimal": table.reading.decimal, "encoding": table.encoding, "delimiter": table.delimiter}
+
+
+async def reconcile(
+    db: Database,
+    catalog: Catalog,
+    advertiser_id: int,
+    data: bytes,
+    name: str,
+    period: str | None,
+    given: dict[str, Any] | None,
+    by: Actor,
+    now: datetime,
+    progress: Progress = _nothing,
+) -> Imported:
+    _advertiser(catalog, advertiser_id)
+    file_hash = hashlib.sha256(data).hexdigest()
+    earlier = await store.by_hash(db, advertiser_id, file_hash)
+    if earlier is not None:
+        return Imported(store.decoded(earlier), True, await store.bad_rows(db, earlier["id"], MAX_BAD_SHOWN))
+    progress("read", 0, 1)
+    table = await _table(data, name)
+    mapping = await _mapping(db, advertiser_id, given, table.header)
+    read = await asyncio.to_thread(
+        lambda: list(read_rows(table.header, table.lines, mapping, table.reading, period))
+    )
+    progress("read", 1, 1)
+    cells = dict(table.lines)
+    good = [r for r in read if isinstance(r, ReportRow)]
+    bad = [r for r in read if isinstance(r, BadRow)]
+
+    def compare_all(conn: Connection) -> tuple[list[ReportRow], int, list[BadRow], list[Item]]:
+        known = store.known_keys(conn, advertiser_id, {r.key for r in good})
+        fresh, seen = [], set(known)
+        for row in good:
+            if row.key not in seen:
+                seen.add(row.key)
+                fresh.append(row)
+        figures, mixed = figures_of(fresh)
+        refused_lines = {b.line for b in mixed}
+        fresh = [r for r in fresh if r.line not in refused_lines]
+        months = {month for _, month in figures} | ({period} if period else set())
+        wanted = {key: (f.currency, f.tracking_code) for key, f in figures.items()}
+        recorded = store.gather(conn, catalog, advertiser_id, wanted, months, mapping.currency)
+        columns = frozenset(mapping.columns)
+        items = []
+        total = len(recorded.figures)
+        for n, (key, ours) in enumerate(recorded.figures.items()):
+            items.append(compare(figures.get(key), ours, recorded.rates, columns, mapping.currency))
+            if n % 5000 == 0:
+                progress("compare", n, total)
+        progress("compare", total, total)
+        return fresh, len(good) - len(fresh) - len(mixed), mixed, _with_evidence(conn, advertiser_id, items)
+
+    async with db.read() as conn:
+        fresh, skipped, mixed, items = await conn.run_sync(compare_all)
+    bad += mixed
+    summary = summarise(items)
+    new = store.NewReconciliation(
+        advertiser_id=advertiser_id,
+        file_name=name or "report",
+        file_hash=file_hash,
+        file_kind=table.kind,
+        period=period,
+        mapping=mapping.as_json(),
+        reading=_reading(table),
+        created_at=now,
+        created_by=by.name,
+        user_id=by.user_id,
+        lines=len(read),
+        skipped=skipped,
+    )
+
+    def write(conn: Connection) -> int:
+        if store.known_keys(conn, advertiser_id, {r.key for r in fresh}):
+            raise Problem("some of these lines were imported by another reconciliation meanwhile: retry", 409)
+        rid = store.save(conn, new, fresh, [(b, cells.get(b.line, [])) for b in bad], items, summary)
+        before = store.save_mapping(conn, advertiser_id, mapping, by.name, now)
+        shown = {"file_name": new.file_name, "file_hash": file_hash, "period": period, "lines": len(read)}
+        changes = [
+            change(
+                by, Kind.RECONCILIATION, rid, "import", None, shown | {"bad": len(bad), "skipped": skipped}
+            ),
+            change(
+                by,
+                Kind.RECONCILIATION_MAPPING,
+                advertiser_id,
+                "set_mapping",
+                json.loads(before) if before else None,
+                mapping.as_json(),
+            )
+            if before != json.dumps(mapping.as_json())
+            else None,
+        ]
+        audit.record_sync(conn, changes, now)
+        return rid
+
+    progress("save", 0, 1)
+    rid = await db.run_write(write)
+    progress("save", 1, 1)
+    saved = await store.get(db, rid)
+    assert saved is not None
+    bad.sort(key=lambda b: b.line)
+    return Imported(saved, False, [{"line": b.line, "reason": b.reason} for b in bad[:MAX_BAD_SHOWN]])
+
+
+def _with_evidence(conn: Connection, advertiser_id: int, items: list[Item]) -> list[Item]:
+    """Refused postbacks of the players clickback misses, and the postbacks that reported what the
+    operator does not count (dispute evidence)."""
+    missing = {
+        it.player_id: str(it.operator.get("tracking_code") or "")
+        for it in items
+        if it.kind is ItemKind.MISSING_IN_CLICKBACK
+    }
+    months = {it.month for it in items}
+    refused = store.refusals(conn, advertiser_id, missing, months)
+    extra = [it for it in items if it.kind is ItemKind.MISSING_AT_OPERATOR]
+    conversion_ids = {c["id"] for it in extra for c in it.evidence.get("conversions", [])}
+    reported = store.reported_by(conn, conversion_ids)
+    out = []
+    for it in items:
+        if it.kind is ItemKind.MISSING_IN_CLICKBACK and it.player_id in refused:
+            found = [
+                {
+                    "postback_id": r.postback_id,
+                    "received_at": r.received_at,
+                    "reason": r.reason,
+                    "detail": r.detail,
+                }
+                for r in refused[it.player_id]
+            ]
+            it = replace(it, evidence={**it.evidence, "refused_postbacks": found})
+        elif it.kind is ItemKind.MISSING_AT_OPERATOR:
+            postbacks = sorted(
+                {reported[c["id"]] for c in it.evidence.get("conversions", []) if c["id"] in reported}
+            )
+            it = replace(it, evidence={**it.evidence, "reported_by": postbacks})
+        out.append(it)
+    return out
+
+
+async def save_mapping(
+    db: Database, catalog: Catalog, advertiser_id: int, given: dict[str, Any], by: Actor, now: datetime
+) -> ColumnMapping:
+    """The advertiser's mapping from now on (checked against a file when one is imported)."""
+    _advertiser(catalog, advertiser_id)
+    try:
+        mapping = mapping_from_json(given)
+    except MappingError as exc:
+        raise Problem(f"mapping: {exc}", where="mapping") from None
+    if Field.PLAYER_ID not in mapping.columns:
+        raise Problem("mapping: no column is mapped to player_id", where="mapping")
+
+    def write(conn: Connection) -> None:
+        before = store.save_mapping(conn, advertiser_id, mapping, by.name, now)
+        done = change(
+            by,
+            Kind.RECONCILIATION_MAPPING,
+            advertiser_id,
+            "set_mapping",
+            json.loads(before) if before else None,
+            mapping.as_json(),
+        )
+        audit.record_sync(conn, [done], now)
+
+    await db.run_write(write)
+    return mapping
