@@ -96,6 +96,27 @@ def test_statement_fx_and_settle_commands_on_demo_data(demo_dir: tuple[Path, str
     assert runner.invoke(app, ["statement", "1", "2026-13"], env=env).exit_code == 2
 
 
+def test_reconcile_compares_a_report_with_a_progress_bar_once(
+    demo_dir: tuple[Path, str], tmp_path: Path
+) -> None:
+    env = _env(demo_dir[0])
+    month = utcnow().strftime("%Y-%m")
+    report = tmp_path / "operator.csv"
+    report.write_bytes(b"\xef\xbb\xbfPlayer ID;BTAG;Deposits;CPA Commission;Currency\r\n"
+                       b"nobody-1;x;10,00;100,00;EUR\r\nnobody-2;x;lots;0;EUR\r\n")  # fmt: skip
+
+    first = runner.invoke(app, ["reconcile", "1", str(report), "--period", month], env=env)
+    again = runner.invoke(app, ["reconcile", "1", str(report), "--period", month], env=env)
+
+    assert first.exit_code == 0, first.output
+    assert "2 lines, 1 imported, 0 imported before, 1 bad" in first.output
+    assert "line 3: deposits: 'lots' is not an amount" in first.output
+    assert "compare" in first.output and "100" in first.output  # the bar, the summary's table
+    assert again.exit_code == 0 and "this file was reconciled before" in again.output
+    assert runner.invoke(app, ["reconcile", "1", str(report), "--period", "2026-13"], env=env).exit_code == 2
+    assert runner.invoke(app, ["reconcile", "99", str(report)], env=env).exit_code == 2
+
+
 def test_test_postback_fires_each_event_of_the_offer_and_prints_the_trace(demo_dir: tuple[Path, str]) -> None:
     env = _env(demo_dir[0])
 
