@@ -11,6 +11,7 @@ currencies; dates as core/eventtime.py reads them, and the day-month forms sprea
 A bad line is a BadRow naming its line and why; the others go on.
 """
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -369,6 +370,8 @@ def sniff_decimal(cells: Iterable[str]) -> str:
     return "," if comma > point else "."
 
 
+# A report repeats its dates and many of its amounts (0,00, the CPA): each text is read once.
+@functools.lru_cache(maxsize=8192)
 def read_amount(raw: str, decimal: str, *, signed: bool) -> Decimal | None:
     """An amount as exports write it (a decimal comma or point, thousands marks, a currency
     symbol, a loss in parentheses), then checked as a postback's is (core/money.parse_amount):
@@ -388,6 +391,7 @@ _MONTH_YEAR = re.compile(r"([0-9]{1,2})[./-]([0-9]{4})")
 _ISO_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
 
 
+@functools.lru_cache(maxsize=4096)
 def read_date(raw: str, order: DateOrder) -> date | None:
     text = raw.strip()
     found = _DAY_FIRST.fullmatch(text)
@@ -402,6 +406,7 @@ def read_date(raw: str, order: DateOrder) -> date | None:
     return stated.at.date() if stated is not None else None
 
 
+@functools.lru_cache(maxsize=1024)
 def read_month(raw: str, order: DateOrder) -> str | None:
     """A period cell: a month (2026-11, 11/2026) or a day in it."""
     text = raw.strip()

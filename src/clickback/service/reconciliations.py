@@ -169,37 +169,45 @@ async def reconcile(
     read = await asyncio.to_thread(
         lambda: list(read_rows(table.header, table.lines, mapping, table.reading, period))
     )
-    progress("read", 1, 1)
-    cells = dict(table.lines)
-    good = [r for r in read if isinstance(r, ReportRow)]
+    good = [(r, r.key) for r in read if isinstance(r, ReportRow)]
     bad = [r for r in read if isinstance(r, BadRow)]
+    progress("read", 1, 1)
 
-    def compare_all(conn: Connection) -> tuple[list[ReportRow], int, list[BadRow], list[Item]]:
-        known = store.known_keys(conn, advertiser_id, {r.key for r in good})
-        fresh, seen = [], set(known)
-        for row in good:
-            if row.key not in seen:
-                seen.add(row.key)
-                fresh.append(row)
-        figures, mixed = figures_of(fresh)
-        refused_lines = {b.line for b in mixed}
-        fresh = [r for r in fresh if r.line not in refused_lines]
-        months = {month for _, month in figures} | ({period} if period else set())
-        wanted = {key: (f.currency, f.tracking_code) for key, f in figures.items()}
-        recorded = store.gather(conn, catalog, advertiser_id, wanted, months, mapping.currency)
-        columns = frozenset(mapping.columns)
+    # Reads on the read connection; the CPU-bound comparison in a thread (on SQLite, run_sync
+    # runs its Python on the event loop, which has clicks and postbacks to answer meanwhile).
+    async with db.read() as conn:
+        known = await conn.run_sync(lambda c: store.known_keys(c, advertiser_id, {key for _, key in good}))
+    fresh, seen = [], set(known)
+    for row, key in good:
+        if key not in seen:
+            seen.add(key)
+            fresh.append((row, key))
+    figures, mixed = await asyncio.to_thread(figures_of, [row for row, _ in fresh])
+    refused_lines = {b.line for b in mixed}
+    fresh = [(row, key) for row, key in fresh if row.line not in refused_lines]
+    skipped = len(good) - len(fresh) - len(mixed)
+    bad += mixed
+    months = {month for _, month in figures} | ({period} if period else set())
+    wanted = {key: (f.currency, f.tracking_code) for key, f in figures.items()}
+    async with db.read() as conn:
+        recorded = await conn.run_sync(
+            lambda c: store.gather(c, catalog, advertiser_id, wanted, months, mapping.currency)
+        )
+    columns = frozenset(mapping.columns)
+
+    def compare_all() -> list[Item]:
         items = []
         total = len(recorded.figures)
         for n, (key, ours) in enumerate(recorded.figures.items()):
             items.append(compare(figures.get(key), ours, recorded.rates, columns, mapping.currency))
             if n % 5000 == 0:
                 progress("compare", n, total)
-        progress("compare", total, total)
-        return fresh, len(good) - len(fresh) - len(mixed), mixed, _with_evidence(conn, advertiser_id, items)
+        return items
 
+    items = await asyncio.to_thread(compare_all)
     async with db.read() as conn:
-        fresh, skipped, mixed, items = await conn.run_sync(compare_all)
-    bad += mixed
+        items = await conn.run_sync(lambda c: _with_evidence(c, advertiser_id, items))
+    progress("compare", 1, 1)
     summary = summarise(items)
     new = store.NewReconciliation(
         advertiser_id=advertiser_id,
@@ -215,11 +223,14 @@ async def reconcile(
         lines=len(read),
         skipped=skipped,
     )
+    cells = dict(table.lines)
+    # The rows as written, built before the write transaction (which then only inserts).
+    rows = await asyncio.to_thread(
+        store.rows_of, new, fresh, [(b, cells.get(b.line, [])) for b in bad], items
+    )
 
     def write(conn: Connection) -> int:
-        if store.known_keys(conn, advertiser_id, {r.key for r in fresh}):
-            raise Problem("some of these lines were imported by another reconciliation meanwhile: retry", 409)
-        rid = store.save(conn, new, fresh, [(b, cells.get(b.line, [])) for b in bad], items, summary)
+        rid = store.save(conn, new, rows, len(fresh), len(bad), len(items), summary)
         before = store.save_mapping(conn, advertiser_id, mapping, by.name, now)
         shown = {"file_name": new.file_name, "file_hash": file_hash, "period": period, "lines": len(read)}
         changes = [
@@ -241,7 +252,14 @@ async def reconcile(
         return rid
 
     progress("save", 0, 1)
-    rid = await db.run_write(write)
+    try:
+        rid = await db.run_write(write)
+    except store.unique_violations(db):
+        # The unique keys (a file's hash, a line's row key) are the guard, not the look-up above:
+        # another import of the same file or lines committed meanwhile.
+        raise Problem(
+            "this file or some of its lines were imported meanwhile: retry to see how", 409
+        ) from None
     progress("save", 1, 1)
     saved = await store.get(db, rid)
     assert saved is not None

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from clickback.core.clickids import CLICK_ID_LEN
 from clickback.core.commission import LEDGER_SCALE, CpaRules, Deal, convert, period_bounds
@@ -19,6 +20,7 @@ from clickback.core.model import Catalog
 from clickback.core.reconcile import BadRow, ColumnMapping, ReportRow
 from clickback.core.reconcile_compare import ClickbackFigures, Item, Rates, Refusal, Summary
 from clickback.store import paging
+from clickback.store.bulk import insert_rows
 from clickback.store.db import Database
 from clickback.store.fx import rate_on
 from clickback.store.tables import (
@@ -35,6 +37,9 @@ from clickback.store.tables import (
 )
 
 T = TypeVar("T")
+# One encoder for every row: json.dumps with options builds a new encoder a call, which cost
+# more than the encoding at 100,000 lines.
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 # Rows per IN (...) list: well under SQLite's bound on a statement's parameters.
 CHUNK = 500
 # Refused postbacks looked through for evidence of missing players, at most (the newest).
@@ -124,12 +129,60 @@ class NewReconciliation:
     skipped: int
 
 
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """A reconciliation's lines and items as their tables take them (reconciliation_id to fill)."""
+
+    lines: list[dict[str, Any]]
+    items: list[dict[str, Any]]
+
+
+def rows_of(
+    new: NewReconciliation,
+    rows: Sequence[tuple[ReportRow, str]],
+    bad: Sequence[tuple[BadRow, Sequence[str]]],
+    items: Sequence[Item],
+) -> Rows:
+    """The rows to write, built outside the write transaction: `rows` with their keys."""
+    adv = new.advertiser_id
+    lines = [
+        {
+            "reconciliation_id": 0,
+            "advertiser_id": adv,
+            "line": row.line,
+            "row_key": key,
+            "data": _json(row.as_json()),
+            "reason": None,
+        }
+        for row, key in rows
+    ] + [
+        {
+            "reconciliation_id": 0,
+            "advertiser_id": adv,
+            "line": b.line,
+            "row_key": None,
+            "data": _json([c[:512] for c in cells[:200]]),
+            "reason": b.reason[:512],
+        }
+        for b, cells in bad
+    ]
+    return Rows(lines, [_item_row(0, it) for it in items])
+
+
+def unique_violations(db: Database) -> tuple[type[BaseException], ...]:
+    """What a broken unique key raises here: SQLAlchemy's error, and the drivers' own where
+    insert_rows uses their cursor (sqlite3's, asyncpg's as SQLAlchemy adapts it)."""
+    engines = [db.engine.sync_engine] + ([db.sync_engine] if db.sync_engine is not None else [])
+    return (IntegrityError, *(e.dialect.loaded_dbapi.IntegrityError for e in engines))
+
+
 def save(
     conn: Connection,
     new: NewReconciliation,
-    rows: Sequence[ReportRow],
-    bad: Sequence[tuple[BadRow, Sequence[str]]],
-    items: Sequence[Item],
+    rows: Rows,
+    imported: int,
+    bad: int,
+    items: int,
     summary: Sequence[Summary],
 ) -> int:
     """The reconciliation, its lines (good and bad) and its items, in the caller's transaction."""
@@ -147,42 +200,23 @@ def save(
             created_by=new.created_by[:100],
             user_id=new.user_id,
             lines=new.lines,
-            imported=len(rows),
+            imported=imported,
             skipped=new.skipped,
-            bad=len(bad),
-            items=len(items),
+            bad=bad,
+            items=items,
             summary=json.dumps([s.as_json() for s in summary]),
         )
     )
     key = result.inserted_primary_key
     assert key is not None
     rid = int(key[0])
-    line_rows = [
-        {
-            "reconciliation_id": rid,
-            "advertiser_id": new.advertiser_id,
-            "line": row.line,
-            "row_key": row.key,
-            "data": json.dumps(row.as_json(), ensure_ascii=False),
-            "reason": None,
-        }
-        for row in rows
-    ] + [
-        {
-            "reconciliation_id": rid,
-            "advertiser_id": new.advertiser_id,
-            "line": b.line,
-            "row_key": None,
-            "data": json.dumps([c[:512] for c in cells[:200]], ensure_ascii=False),
-            "reason": b.reason[:512],
-        }
-        for b, cells in bad
-    ]
-    for batch in chunks(line_rows, 5000):
-        conn.execute(reconciliation_rows.insert(), batch)
-    item_rows = [_item_row(rid, it) for it in items]
-    for batch in chunks(item_rows, 5000):
-        conn.execute(reconciliation_items.insert(), batch)
+    for table, written in ((reconciliation_rows, rows.lines), (reconciliation_items, rows.items)):
+        for row in written:
+            row["reconciliation_id"] = rid
+        # The driver's own executemany (store/bulk.py): SQLAlchemy's per-row parameter handling
+        # cost more than the database did for 100,000 lines.
+        for batch in chunks(written, 5000):
+            insert_rows(conn, table, batch)
     return rid
 
 
@@ -195,10 +229,10 @@ def _item_row(rid: int, it: Item) -> dict[str, Any]:
         "affiliate_id": it.affiliate_id,
         "currency": it.currency,
         "difference": it.difference.quantize(LEDGER_SCALE),
-        "operator": json.dumps(it.operator, ensure_ascii=False),
-        "clickback": json.dumps(it.clickback, ensure_ascii=False),
-        "causes": json.dumps([[c.value, f"{a:f}", d] for c, a, d in it.causes], ensure_ascii=False),
-        "evidence": json.dumps(it.evidence, ensure_ascii=False, default=str),
+        "operator": _json(it.operator),
+        "clickback": _json(it.clickback),
+        "causes": _json([[c.value, f"{a:f}", d] for c, a, d in it.causes]),
+        "evidence": _json(it.evidence),
         "lines": ",".join(map(str, it.lines))[:512],
     }
 
