@@ -73,6 +73,7 @@ KINDS = {
     "/tester/clicks/{click_id}": {"click_id": "test_click"},
     "/outbound/destinations/{destination}": {"destination": "destination"},
     "/reconciliations/{item_id}": {"item_id": "reconciliation"},
+    "/reconciliations/items/{item_id}": {"item_id": "reconciliation_item"},
 }
 TODAY = datetime.now(UTC).date().isoformat()
 MONTH = TODAY[:7]
@@ -160,6 +161,10 @@ def seed(client: Client, world: World) -> Seeded:
         "destination": {"own": "127.0.0.1:9", "other": "127.0.0.1:9"},
         "pixel": {"own": pixel.split("/p/")[1].split("?")[0]},
         "reconciliation": reconciliations,
+        "reconciliation_item": {
+            side: client.api("GET", f"/reconciliations/{rid}")["items"]["items"][0]["id"]
+            for side, rid in reconciliations.items()
+        },
     }
     return Seeded(ids, world, keys)
 

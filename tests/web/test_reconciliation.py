@@ -6,6 +6,7 @@ once, bad lines reported with the others imported, and the column mapping kept p
 import csv
 import io
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 
 from clickback.core.accounts import Role
 from tests.conftest import Client, World
+from tests.receiver import Receiver, receiving
 from tests.web.personas import Keys, add_user
 
 CPA_100 = {"kind": "cpa", "cpa": {"amount": "100", "ftd_min": "20"}}
@@ -289,3 +291,70 @@ def test_what_cannot_be_reconciled_is_a_4xx_with_a_reason(
     )
     assert reply.status_code == status, reply.text
     assert message in reply.text
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with receiving() as r:
+        yield r
+
+
+def test_accepting_the_operators_figure_books_it_through_the_intake_into_statement_and_outbound(
+    client: Client, world: World, receiver: Receiver
+) -> None:
+    client.api("PUT", f"/offers/{world.casino['id']}/deal", json=CPA_100)
+    template = {
+        "affiliate_id": world.alice["id"],
+        "url": receiver.url("/pb?cid={click_id}&e={event}"),
+        "events": ["ftd"],
+    }
+    client.api("POST", "/outbound/templates", json=template)
+    # Alice's click reached the operator; its registration and first deposit never came back.
+    cid = client.click(world.alice_casino)
+    client.flush()
+    today = datetime.now(UTC).date()
+    month = today.strftime("%Y-%m")
+    # Cellxpert's export: comma-separated, its own header names.
+    text = "User ID,afp,Registration Date,FTD Date,FTD Amount,Deposits,CPA,Currency\r\n"
+    text += f"C-1,{cid},{today},{today},50.00,50.00,100.00,EUR\r\nC-2,nobody,{today},,,,0,EUR\r\n"
+    rec = imported(client, text.encode(), "cellxpert.csv", world.northstar["id"], period=month)[
+        "reconciliation"
+    ]
+    items = items_by_player(client, rec["id"])
+    assert items["C-1"]["kind"] == "missing_in_clickback"
+
+    reply = client.http.post(f"/api/reconciliations/items/{items['C-1']['id']}/accept", headers=client.auth)
+    assert reply.status_code == 200, reply.text
+    accepted = reply.json()
+    assert [(p["event"], p["result"]) for p in accepted["postbacks"]] == [
+        ("registration", "accepted"),
+        ("first_deposit", "accepted"),
+    ]
+    conversion = client.api("GET", f"/conversions/{accepted['postbacks'][1]['conversion_id']}")
+    assert (conversion["channel"], conversion["affiliate_id"], conversion["player_id"]) == (
+        "recon",
+        world.alice["id"],
+        "C-1",
+    )
+    assert [p["channel"] for p in conversion["postbacks"]] == ["recon"]
+    # The ledger and the statement follow, and Alice's tracker hears of the FTD.
+    (line,) = client.api("GET", f"/statements/{world.alice['id']}/{month}")["lines"]
+    assert (line["ftds"], line["qualified_cpas"], Decimal(line["cpa_earnings"])) == (1, 1, 100)
+    (got,) = receiver.wait_for(1)
+    assert got.target == f"/pb?cid={cid}&e=first_deposit"
+
+    again = client.http.post(f"/api/reconciliations/items/{items['C-1']['id']}/accept", headers=client.auth)
+    assert again.status_code == 409 and "accepted by" in again.text
+    # C-2's tracking code is no click of clickback's: the intake refuses it and says why.
+    refused = client.http.post(f"/api/reconciliations/items/{items['C-2']['id']}/accept", headers=client.auth)
+    assert refused.status_code == 409 and "registration: malformed_click_id" in refused.text, refused.text
+    item = items_by_player(client, rec["id"])["C-1"]
+    assert (item["accepted_conversion_id"], item["accepted_by"]) == (
+        accepted["postbacks"][0]["conversion_id"],
+        "bootstrap key",
+    )
+    accepts = [e for e in client.items("/audit", entity_kind="reconciliation") if e["action"] == "accept"]
+    assert [e["after"]["player_id"] for e in accepts] == ["C-2", "C-1"]
+    # A later postback of the same first deposit from the advertiser is a duplicate.
+    late = client.postback(event="ftd", player_id="C-1", payout="50", token=world.token)
+    assert late.json()["result"] == "duplicate"

@@ -20,12 +20,16 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 from sqlalchemy import Connection
 
 from clickback.core.audit import Actor, Kind, change
+from clickback.core.commission import period_bounds
+from clickback.core.intake import RECON, RawPostback, sign
 from clickback.core.model import Catalog
 from clickback.core.reconcile import (
     PREVIEW_ROWS,
@@ -42,6 +46,7 @@ from clickback.core.reconcile import (
 )
 from clickback.core.reconcile_compare import Item, compare, summarise
 from clickback.core.reconcile_compare import Kind as ItemKind
+from clickback.service.postbacks import Postbacks
 from clickback.service.reportfiles import FileError, ReportTable, read_report
 from clickback.store import audit
 from clickback.store import reconciliations as store
@@ -328,3 +333,130 @@ async def save_mapping(
 
     await db.run_write(write)
     return mapping
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    item_id: int
+    # Each postback sent through intake: (event, result, reason code or "", conversion ID).
+    postbacks: list[tuple[str, str, str, int | None]]
+    conversion_id: int | None
+
+
+def _events_to_accept(item: dict[str, Any]) -> list[dict[str, str]]:
+    """The postbacks that book the operator's figure, as the advertiser would have sent them.
+    A missing player's events name the tracking code as their click (it must be one of
+    clickback's click IDs); a known player's are attributed through the player."""
+    op, cb, month = item["operator"], item["clickback"], item["month"]
+    kind = ItemKind(item["kind"])
+    wanted: list[dict[str, str]] = []
+    if kind is ItemKind.MISSING_IN_CLICKBACK:
+        missing = item["evidence"].get("missing_events", [])
+        if ("player" in missing or "registration" in missing) and op.get("registered_on"):
+            wanted.append({"event": "registration", "event_time": op["registered_on"]})
+        if ("player" in missing or "first_deposit" in missing) and op.get("ftd_on"):
+            amount = op.get("ftd_amount") or op.get("deposits") or "0"
+            wanted.append({"event": "first_deposit", "event_time": op["ftd_on"], "payout": amount})
+    elif kind is ItemKind.AMOUNT_DIFFERS:
+        # The part of the deposits and NGR clickback lacks, as a conversion of its own; what the
+        # ledger then books follows from the deal (nothing is edited in place).
+        last = period_bounds(month)[1] - timedelta(days=1)
+        for name, event in (("deposits", "deposit"), ("ngr", "net_revenue")):
+            if op.get(name) is None:
+                continue
+            short = Decimal(op[name]) - Decimal(cb[name])
+            if (event == "deposit" and short > 0) or (event == "net_revenue" and short):
+                wanted.append(
+                    {"event": event, "payout": f"{short:f}", "event_time": last.date().isoformat()}
+                    | ({"period": month} if event == "net_revenue" else {})
+                )
+    return wanted
+
+
+async def accept(
+    db: Database, catalog: Catalog, postbacks: Postbacks, item_id: int, by: Actor, now: datetime
+) -> Accepted:
+    """The operator's figure of one item booked through the postback intake (channel `recon`):
+    the conversions, their ledger entries, report counters and outbound postbacks follow as for
+    the advertiser's own postback. Claimed once (a second accept is a 409); audited."""
+    async with db.read() as conn:
+        item = await conn.run_sync(lambda c: store.item_with_file(c, item_id))
+    if item is None:
+        raise Problem(f"reconciliation item {item_id} does not exist", 404)
+    if item["accepted_at"] is not None:
+        raise Problem(f"item {item_id} was accepted by {item['accepted_by']} already", 409)
+    wanted = _events_to_accept(item)
+    if not wanted:
+        raise Problem(f"a {item['kind']} item has no figure of the operator's to book", 409)
+    advertiser = catalog.advertisers.get(item["advertiser_id"])
+    if advertiser is None:
+        raise Problem(f"advertiser {item['advertiser_id']} does not exist", 404)
+    if not await db.run_write(lambda c: store.claim(c, item_id, by.name, now)):
+        raise Problem(f"item {item_id} was accepted meanwhile", 409)
+    code = str(item["operator"].get("tracking_code") or "")
+    known = bool(item["clickback"].get("known"))
+    sent: list[tuple[str, str, str, int | None]] = []
+    for n, fields in enumerate(wanted):
+        params = {
+            "token": advertiser.token,
+            "player_id": item["player_id"],
+            "currency": item["currency"] or "",
+            "txn_id": f"recon-{item_id}-{fields['event']}"
+            if fields["event"] in ("deposit", "net_revenue")
+            else "",
+            **fields,
+        }
+        if not known:
+            params["click_id"] = code
+        query = urlencode({k: v for k, v in params.items() if v}).encode()
+        timestamp = signature = ""
+        if advertiser.signing_secret:
+            timestamp = str(int(now.timestamp()))
+            signature = "sha256=" + sign(advertiser.signing_secret, timestamp, query, b"")
+        ip = str(advertiser.allowed_ips[0].network_address) if advertiser.allowed_ips else "127.0.0.1"
+        raw = RawPostback(
+            now + timedelta(microseconds=n),
+            ip,
+            "GET",
+            query,
+            timestamp=timestamp,
+            signature=signature,
+            channel=RECON,
+        )
+        outcome = await postbacks.receive(raw)
+        reason = outcome.reason.code if outcome.reason else ""
+        sent.append((fields["event"], outcome.result.value, reason, outcome.conversion_id))
+        if n == 0 and not known and outcome.result.value == "accepted":
+            known = True  # the player exists now: later events go through them
+    booked = [c for _, result, _, c in sent if result in ("accepted", "duplicate") and c is not None]
+    first = booked[0] if booked else None
+    done = change(
+        by,
+        Kind.RECONCILIATION,
+        item["reconciliation_id"],
+        "accept",
+        None,
+        {
+            "item": item_id,
+            "player_id": item["player_id"],
+            "month": item["month"],
+            "file": item["file_name"],
+            "lines": item["lines"],
+            "postbacks": [
+                {"event": e, "result": r, "reason": why, "conversion_id": c} for e, r, why, c in sent
+            ],
+        },
+    )
+
+    def settle(conn: Connection) -> None:
+        if booked:
+            store.mark_accepted(conn, item_id, first, by.name, now)
+        else:
+            store.unclaim(conn, item_id)  # nothing booked: it can be accepted again once fixed
+        audit.record_sync(conn, [done], now)
+
+    await db.run_write(settle)
+    if not booked:
+        reasons = ", ".join(f"{e}: {why}" for e, _, why, _ in sent)
+        raise Problem(f"the intake refused the operator's figure ({reasons}); see the postback log", 409)
+    return Accepted(item_id, sent, first)

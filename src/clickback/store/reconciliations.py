@@ -301,18 +301,38 @@ async def bad_rows(db: Database, reconciliation_id: int, limit: int) -> list[dic
         return [dict(r._mapping) for r in rows]
 
 
-def item_for_update(conn: Connection, item_id: int) -> dict[str, Any] | None:
+def item_with_file(conn: Connection, item_id: int) -> dict[str, Any] | None:
+    """An item with its reconciliation's advertiser and file name."""
     i = reconciliation_items
     query = select(i, reconciliations.c.advertiser_id, reconciliations.c.file_name).join(
         reconciliations, reconciliations.c.id == i.c.reconciliation_id
     )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(of=i)
     row = conn.execute(query.where(i.c.id == item_id)).one_or_none()
     return None if row is None else decoded_item(dict(row._mapping))
 
 
-def mark_accepted(conn: Connection, item_id: int, conversion_id: int, by: str, now: datetime) -> None:
+def claim(conn: Connection, item_id: int, by: str, now: datetime) -> bool:
+    """Take the item for accepting: a conditional UPDATE, so that two people (or processes)
+    accepting it together book it once."""
+    i = reconciliation_items.c
+    done = conn.execute(
+        update(reconciliation_items)
+        .where(i.id == item_id, i.accepted_at.is_(None))
+        .values(accepted_at=now, accepted_by=by[:100])
+    )
+    return bool(done.rowcount == 1)
+
+
+def unclaim(conn: Connection, item_id: int) -> None:
+    i = reconciliation_items.c
+    conn.execute(
+        update(reconciliation_items)
+        .where(i.id == item_id)
+        .values(accepted_at=None, accepted_by=None, accepted_conversion_id=None)
+    )
+
+
+def mark_accepted(conn: Connection, item_id: int, conversion_id: int | None, by: str, now: datetime) -> None:
     i = reconciliation_items.c
     conn.execute(
         update(reconciliation_items)

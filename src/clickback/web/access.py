@@ -119,6 +119,7 @@ ACCESS: Mapping[tuple[str, str], Access] = {
     ("GET", "/reconciliations"): M,
     ("GET", "/reconciliations/{item_id}"): M,
     ("GET", "/reconciliations/{item_id}.csv"): M,
+    ("POST", "/reconciliations/items/{item_id}/accept"): M,
     ("GET", "/advertisers/{item_id}/reconciliation-mapping"): M,
     ("PUT", "/advertisers/{item_id}/reconciliation-mapping"): M,
 }

@@ -21,7 +21,7 @@ from clickback.core.reconcile import Field as ReportField
 from clickback.core.reconcile_compare import Kind
 from clickback.core.statements import csv_cell
 from clickback.service.clock import utcnow
-from clickback.service.reconciliations import Problem, preview, reconcile, save_mapping
+from clickback.service.reconciliations import Problem, accept, preview, reconcile, save_mapping
 from clickback.service.reportfiles import MAX_REPORT_FILE_BYTES
 from clickback.service.runtime import Runtime
 from clickback.store import reconciliations as store
@@ -173,6 +173,19 @@ class PreviewOut(BaseModel):
     problem: str = Field(
         description="Why the mapping an import would use cannot read the file; empty if it can."
     )
+
+
+class SentOut(BaseModel):
+    event: str
+    result: Literal["accepted", "duplicate", "updated", "rejected"]
+    reason: str = Field(description="The reason code of a refusal or a duplicate (docs/reasons.md).")
+    conversion_id: int | None
+
+
+class AcceptOut(BaseModel):
+    item_id: int
+    conversion_id: int | None = Field(description="The first conversion booked for the operator's figure.")
+    postbacks: list[SentOut] = Field(description="Each postback sent through the intake, in order.")
 
 
 class ItemsQuery(s.Paged):
@@ -328,6 +341,29 @@ def add_routes(api: FastAPI, runtime: Runtime) -> None:
             items=s.Page[ItemOut](
                 items=[ItemOut.model_validate(r) for r in page.rows], next_cursor=page.next_cursor
             ),
+        )
+
+    @api.post("/reconciliations/items/{item_id}/accept", tags=["reconciliations"])
+    async def accept_item(item_id: s.Id, who: Who) -> AcceptOut:
+        """Accept the operator's figure of an item (missing in clickback: its registration and
+        first deposit; an amount that differs: the deposits and NGR clickback lacks). It is sent
+        through the postback intake as the advertiser's postback would have been (channel
+        `recon`), so the ledger, statements, reports and outbound postbacks follow; audited.
+        409 for an item accepted already, one with nothing to book, or a figure the intake
+        refuses (the reasons said, the postbacks in the log)."""
+        try:
+            done = await accept(
+                db, runtime.catalog.current, runtime.postbacks, item_id, actor_of(who), utcnow()
+            )
+        except Problem as exc:
+            _refuse(exc)
+        return AcceptOut(
+            item_id=done.item_id,
+            conversion_id=done.conversion_id,
+            postbacks=[
+                SentOut(event=e, result=r, reason=why, conversion_id=c)  # type: ignore[arg-type]
+                for e, r, why, c in done.postbacks
+            ],
         )
 
     @api.get("/advertisers/{item_id}/reconciliation-mapping", tags=["reconciliations"])
