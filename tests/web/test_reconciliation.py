@@ -358,3 +358,28 @@ def test_accepting_the_operators_figure_books_it_through_the_intake_into_stateme
     # A later postback of the same first deposit from the advertiser is a duplicate.
     late = client.postback(event="ftd", player_id="C-1", payout="50", token=world.token)
     assert late.json()["result"] == "duplicate"
+
+
+def test_a_daily_report_books_its_lines_with_the_keys_of_postbacks(client: Client, world: World) -> None:
+    """An operator that sends no postbacks: its daily report (Affilka's columns) books them."""
+    cid = client.click(world.alice_casino)
+    client.flush()
+    today = datetime.now(UTC).date()
+    text = "Player ID,Stag,Sign Up At,First Deposit At,First Deposit Sum,Deposits Sum,Currency,"
+    text += "Transaction ID\r\n"
+    text += f"D-1,{cid},{today},{today},50.00,80.00,EUR,T-1\r\n"
+    body = imported(client, text.encode(), "daily.csv", world.northstar["id"], book="true")
+    assert body["booked"] == {"accepted": 3}
+    assert items_by_player(client, body["reconciliation"]["id"])["D-1"]["kind"] == "matched"
+    conversions = client.items("/conversions", player_id="D-1")
+    assert sorted((c["event"], c["channel"], Decimal(c["payout"])) for c in conversions) == [
+        ("deposit", "recon", 30),
+        ("first_deposit", "recon", 50),
+        ("registration", "recon", Decimal("1.5")),
+    ]
+    # The advertiser's own postback of the same transaction later is a duplicate.
+    late = client.postback(event="deposit", player_id="D-1", payout="30", txn_id="T-1", token=world.token)
+    assert late.json()["result"] == "duplicate"
+    # The next day's file repeating the line books nothing twice.
+    again = imported(client, text.encode() + b"\r\n", "daily2.csv", world.northstar["id"], book="true")
+    assert again["booked"] == {} and again["reconciliation"]["skipped"] == 1

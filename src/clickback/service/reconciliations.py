@@ -19,7 +19,7 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -73,6 +73,9 @@ class Imported:
     # The same file was reconciled before: `reconciliation` is that one, nothing was imported.
     duplicate: bool
     bad: list[dict[str, Any]]
+    # With `book` (a daily report of an operator that sends no postbacks): what the intake made
+    # of the lines' events, by result ("rejected: <reason>" for a refusal).
+    booked: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +165,10 @@ async def reconcile(
     by: Actor,
     now: datetime,
     progress: Progress = _nothing,
+    book: Postbacks | None = None,
 ) -> Imported:
+    """`book`: the intake the lines' own events are first sent through, as the advertiser's
+    postbacks (channel `recon`), for an operator that sends none (docs/reconciliation.md)."""
     _advertiser(catalog, advertiser_id)
     file_hash = hashlib.sha256(data).hexdigest()
     earlier = await store.by_hash(db, advertiser_id, file_hash)
@@ -187,6 +193,7 @@ async def reconcile(
         if key not in seen:
             seen.add(key)
             fresh.append((row, key))
+    booked = await _book(book, catalog, advertiser_id, [row for row, _ in fresh], now) if book else {}
     figures, mixed = await asyncio.to_thread(figures_of, [row for row, _ in fresh])
     refused_lines = {b.line for b in mixed}
     fresh = [(row, key) for row, key in fresh if row.line not in refused_lines]
@@ -269,7 +276,77 @@ async def reconcile(
     saved = await store.get(db, rid)
     assert saved is not None
     bad.sort(key=lambda b: b.line)
-    return Imported(saved, False, [{"line": b.line, "reason": b.reason} for b in bad[:MAX_BAD_SHOWN]])
+    return Imported(saved, False, [{"line": b.line, "reason": b.reason} for b in bad[:MAX_BAD_SHOWN]], booked)
+
+
+# Postbacks a daily import sends together: a group's worth (service/postbacks.MAX_GROUP).
+BOOK_CONCURRENCY = 200
+
+
+def _row_events(row: ReportRow) -> list[dict[str, str]]:
+    """A line's events as the advertiser's postbacks would carry them, with the same duplicate
+    keys: a registration the player's (once a player); the line's transaction ID its first
+    deposit's, else its deposits' (first deposits and deposits are one family of keys), and its
+    NGR's; deposits beside a first deposit on the same line `<transaction ID>-more`. Without a
+    transaction ID a first deposit takes the player's key, and deposits and NGR are not booked:
+    no key would make the advertiser's later postback of them a duplicate."""
+    txn = row.transaction_id
+    events: list[dict[str, str]] = []
+    if row.registered_on is not None:
+        events.append({"event": "registration", "event_time": row.registered_on.isoformat(), "txn_id": ""})
+    ftd = row.ftd_amount if row.ftd_amount is not None else Decimal(0)
+    if row.ftd_on is not None:
+        first = {"event": "first_deposit", "event_time": row.ftd_on.isoformat(), "payout": f"{ftd:f}"}
+        events.append(first | {"txn_id": txn})
+    day = (row.ftd_on or row.registered_on or period_bounds(row.month)[0].date()).isoformat()
+    rest = (row.deposits or Decimal(0)) - (ftd if row.ftd_on is not None else Decimal(0))
+    if txn and rest > 0:
+        more = f"{txn}-more" if row.ftd_on is not None else txn
+        events.append({"event": "deposit", "event_time": day, "payout": f"{rest:f}", "txn_id": more})
+    if txn and row.ngr:
+        ngr = {"event": "net_revenue", "event_time": day, "payout": f"{row.ngr:f}", "period": row.month}
+        events.append(ngr | {"txn_id": txn})
+    return events
+
+
+async def _book(
+    postbacks: Postbacks, catalog: Catalog, advertiser_id: int, rows: Sequence[ReportRow], now: datetime
+) -> dict[str, int]:
+    advertiser = catalog.advertisers[advertiser_id]
+    raws = []
+    for row in rows:
+        for fields in _row_events(row):
+            params = {
+                "token": advertiser.token,
+                "player_id": row.player_id,
+                "click_id": row.tracking_code,
+                "currency": row.currency or "",
+                **fields,
+            }
+            raws.append(_raw(advertiser, params, now))
+    counts: dict[str, int] = {}
+    for start in range(0, len(raws), BOOK_CONCURRENCY):
+        outcomes = await asyncio.gather(
+            *(postbacks.receive(raw) for raw in raws[start : start + BOOK_CONCURRENCY])
+        )
+        for outcome in outcomes:
+            key = outcome.result.value
+            if outcome.result.value == "rejected" and outcome.reason is not None:
+                key += ": " + outcome.reason.code
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _raw(advertiser: Any, params: dict[str, str], now: datetime) -> RawPostback:
+    """A postback as the advertiser would send it: its token, signed if it signs, from an address
+    its allowlist admits."""
+    query = urlencode({k: v for k, v in params.items() if v}).encode()
+    timestamp = signature = ""
+    if advertiser.signing_secret:
+        timestamp = str(int(now.timestamp()))
+        signature = "sha256=" + sign(advertiser.signing_secret, timestamp, query, b"")
+    ip = str(advertiser.allowed_ips[0].network_address) if advertiser.allowed_ips else "127.0.0.1"
+    return RawPostback(now, ip, "GET", query, timestamp=timestamp, signature=signature, channel=RECON)
 
 
 def _with_evidence(conn: Connection, advertiser_id: int, items: list[Item]) -> list[Item]:
@@ -408,21 +485,7 @@ async def accept(
         }
         if not known:
             params["click_id"] = code
-        query = urlencode({k: v for k, v in params.items() if v}).encode()
-        timestamp = signature = ""
-        if advertiser.signing_secret:
-            timestamp = str(int(now.timestamp()))
-            signature = "sha256=" + sign(advertiser.signing_secret, timestamp, query, b"")
-        ip = str(advertiser.allowed_ips[0].network_address) if advertiser.allowed_ips else "127.0.0.1"
-        raw = RawPostback(
-            now + timedelta(microseconds=n),
-            ip,
-            "GET",
-            query,
-            timestamp=timestamp,
-            signature=signature,
-            channel=RECON,
-        )
+        raw = _raw(advertiser, params, now + timedelta(microseconds=n))
         outcome = await postbacks.receive(raw)
         reason = outcome.reason.code if outcome.reason else ""
         sent.append((fields["event"], outcome.result.value, reason, outcome.conversion_id))

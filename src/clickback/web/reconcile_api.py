@@ -124,6 +124,11 @@ class ImportOut(BaseModel):
     reconciliation: ReconciliationOut
     duplicate: bool = Field(description="The same file was reconciled before: this is that reconciliation.")
     bad_lines: list[BadLineOut] = Field(description="The first 100 lines refused.")
+    booked: dict[str, int] = Field(
+        default_factory=dict,
+        description="With book=true: the lines' events sent through the intake, by result "
+        "(`rejected: <reason>` for a refusal).",
+    )
 
 
 class CauseOut(BaseModel):
@@ -237,6 +242,13 @@ def add_routes(api: FastAPI, runtime: Runtime) -> None:
                 max_length=20_000, description="A mapping (JSON, as PUT …/reconciliation-mapping takes it)."
             ),
         ] = None,
+        book: Annotated[
+            bool,
+            Form(
+                description="First send each new line's events through the postback intake, with the "
+                "duplicate keys of postbacks: for an operator that sends none (a daily report)."
+            ),
+        ] = False,
     ) -> ImportOut:
         """Import an operator's report and compare it with what clickback recorded, player by
         player and month. The mapping given, else the advertiser's saved one, else the one the
@@ -254,6 +266,7 @@ def add_routes(api: FastAPI, runtime: Runtime) -> None:
                 _mapping_field(mapping),
                 actor_of(who),
                 utcnow(),
+                book=runtime.postbacks if book else None,
             )
         except Problem as exc:
             _refuse(exc)
@@ -261,6 +274,7 @@ def add_routes(api: FastAPI, runtime: Runtime) -> None:
             reconciliation=_reconciliation_out(done.reconciliation),
             duplicate=done.duplicate,
             bad_lines=[BadLineOut(**b) for b in done.bad],
+            booked=done.booked,
         )
 
     @api.post("/reconciliations/preview", tags=["reconciliations"])
