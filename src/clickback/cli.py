@@ -740,6 +740,14 @@ def reconcile(
     period: Annotated[
         str | None, typer.Option("--period", help="The month the file covers: YYYY-MM.")
     ] = None,
+    book: Annotated[
+        bool,
+        typer.Option(
+            "--book",
+            help="First send each new line's events through the postback intake (an operator that "
+            "sends no postbacks: its daily report).",
+        ),
+    ] = False,
 ) -> None:
     """Compare an operator's report with what clickback recorded, player by player and month
     (docs/reconciliation.md). The advertiser's saved column mapping is used, else the one the
@@ -767,8 +775,32 @@ def reconcile(
                 db, catalog, advertiser_id, data, file.name, period, None, SYSTEM, utcnow(), progress
             )
 
+        async def booking() -> Any:
+            # The postback intake is the runtime's (its group commit, the outbox's dispatcher).
+            from clickback.service.runtime import Runtime
+
+            runtime = Runtime(settings)
+            await runtime.start()
+            try:
+                return await run_reconciliation(
+                    runtime.db,
+                    runtime.catalog.current,
+                    advertiser_id,
+                    data,
+                    file.name,
+                    period,
+                    None,
+                    SYSTEM,
+                    utcnow(),
+                    progress,
+                    book=runtime.postbacks,
+                )
+            finally:
+                await runtime.stop()
+
+        settings = load_settings()
         try:
-            done = with_db(load_settings(), work)
+            done = run(settings, booking()) if book else with_db(settings, work)
         except Problem as exc:
             raise typer.BadParameter(
                 str(exc), param_hint="FILE" if exc.status == 422 else "ADVERTISER_ID"
@@ -784,6 +816,8 @@ def reconcile(
     )
     for b in done.bad:
         say(f"  line {b['line']}: {b['reason']}")
+    for result, count in sorted(done.booked.items()):
+        say(f"  booked through the intake: {count} {result}")
     table = Table("affiliate", "month", "currency", "operator", "clickback", "difference", "explained by")
     for row in rec["summary"]:
         explained = ", ".join(f"{k} {v}" for k, v in row["explained"].items())
