@@ -3,8 +3,9 @@
 
 A fresh database (a SQLite file, or a new PostgreSQL database with --pg) with an advertiser, an
 affiliate's link and --known players of it (a fifth of the report's by default, written straight
-into the players table); then a MyAffiliates-shaped CSV of --rows lines (a BOM, semicolons,
-decimal commas, Windows line ends; one line a player, every 1,000th line bad) is reconciled by
+into the players table; on PostgreSQL then ANALYZE, as autovacuum would have); then a
+MyAffiliates-shaped CSV of --rows lines (a BOM, semicolons, decimal commas, Windows line ends;
+one line a player, every 1,000th line bad) is reconciled by
 the service the API and the CLI call (service/reconciliations.reconcile): read, checked, row keys
 looked up, clickback's side gathered, compared, and every line and item written. Prints the
 seconds of each run and the lines per second; the figure is the median.
@@ -78,6 +79,11 @@ async def run_once(url: str, data: bytes, known: int, month: str) -> float:
             ]
             for start in range(0, len(rows), 5000):
                 await conn.execute(insert(players), rows[start : start + 5000])
+        if db.dialect == "postgresql":
+            # The statistics autovacuum keeps on a database in use (it gathers them about once a
+            # minute, after a run would be over), as benchmarks/postbacks.py does.
+            async with db.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+                await conn.execute(text("ANALYZE"))
         catalog = await load_catalog(db)
         started = time.perf_counter()
         stages: dict[str, float] = {}
