@@ -96,6 +96,52 @@ def test_statement_fx_and_settle_commands_on_demo_data(demo_dir: tuple[Path, str
     assert runner.invoke(app, ["statement", "1", "2026-13"], env=env).exit_code == 2
 
 
+async def _set_mapping(path: Path, columns: dict[str, str]) -> None:
+    from clickback.core.audit import SYSTEM
+    from clickback.service.reconciliations import save_mapping
+    from clickback.store.catalog import load_catalog
+
+    db = connect(Settings(data_dir=path).url)
+    try:
+        given = {"columns": columns, "currency": "EUR"}
+        await save_mapping(db, await load_catalog(db), 1, given, SYSTEM, utcnow())
+    finally:
+        await db.close()
+
+
+def test_reconcile_compares_a_report_with_a_progress_bar_once(
+    demo_dir: tuple[Path, str], tmp_path: Path
+) -> None:
+    env = _env(demo_dir[0])
+    month = utcnow().strftime("%Y-%m")
+    report = tmp_path / "operator.csv"
+    report.write_bytes(b"\xef\xbb\xbfPlayer ID;BTAG;Deposits;CPA Commission;Currency\r\n"
+                       b"nobody-1;x;10,00;100,00;EUR\r\nnobody-2;x;lots;0;EUR\r\n")  # fmt: skip
+
+    first = runner.invoke(app, ["reconcile", "1", str(report), "--period", month], env=env)
+    # The mapping used is the advertiser's from now on: the daily file below names a sign-up date.
+    mapping = {"player_id": "Player ID", "tracking_code": "BTAG", "registration_date": "Sign Up Date"}
+    asyncio.run(_set_mapping(demo_dir[0], mapping))
+    again = runner.invoke(app, ["reconcile", "1", str(report), "--period", month], env=env)
+
+    assert first.exit_code == 0, first.output
+    assert "2 lines, 1 imported, 0 imported before, 1 bad" in first.output
+    assert "line 3: deposits: 'lots' is not an amount" in first.output
+    assert "compare" in first.output and "100" in first.output  # the bar, the summary's table
+    assert again.exit_code == 0 and "this file was reconciled before" in again.output
+    assert runner.invoke(app, ["reconcile", "1", str(report), "--period", "2026-13"], env=env).exit_code == 2
+    assert runner.invoke(app, ["reconcile", "99", str(report)], env=env).exit_code == 2
+    # A daily report booked: its line names no click of clickback's, so the intake refuses it.
+    daily = tmp_path / "daily.csv"
+    daily.write_text(
+        "Player ID,BTAG,Deposits,CPA Commission,Currency,Sign Up Date\n"
+        f"nobody-3,x,0,0,EUR,{utcnow():%Y-%m-%d}\n"
+    )
+    booked = runner.invoke(app, ["reconcile", "1", str(daily), "--book"], env=env)
+    assert booked.exit_code == 0, booked.output
+    assert "booked through the intake: 1 rejected: malformed_click_id" in booked.output
+
+
 def test_test_postback_fires_each_event_of_the_offer_and_prints_the_trace(demo_dir: tuple[Path, str]) -> None:
     env = _env(demo_dir[0])
 

@@ -757,6 +757,109 @@ def statement(
         console.print(f"total {currency} {money_text(total, currency)}")
 
 
+@app.command()
+def reconcile(
+    advertiser_id: Annotated[
+        int, typer.Argument(min=1, help="The advertiser (operator) the report is from.")
+    ],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="CSV or XLSX.")],
+    period: Annotated[
+        str | None, typer.Option("--period", help="The month the file covers: YYYY-MM.")
+    ] = None,
+    book: Annotated[
+        bool,
+        typer.Option(
+            "--book",
+            help="First send each new line's events through the postback intake (an operator that "
+            "sends no postbacks: its daily report).",
+        ),
+    ] = False,
+) -> None:
+    """Compare an operator's report with what clickback recorded, player by player and month
+    (docs/reconciliation.md). The advertiser's saved column mapping is used, else the one the
+    header proposes; a file imported before is that reconciliation."""
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+    from clickback.core.audit import SYSTEM
+    from clickback.service.reconciliations import Problem
+    from clickback.service.reconciliations import reconcile as run_reconciliation
+
+    if period is not None and parse_period(period) is None:
+        raise typer.BadParameter("use YYYY-MM", param_hint="--period")
+    data = file.read_bytes()
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), console=console
+    ) as bar:
+        tasks = {stage: bar.add_task(stage, total=1) for stage in ("read", "compare", "save")}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(tasks[stage], completed=done, total=max(total, 1))
+
+        async def work(db: Database) -> Any:
+            catalog = await load_catalog(db)
+            return await run_reconciliation(
+                db, catalog, advertiser_id, data, file.name, period, None, SYSTEM, utcnow(), progress
+            )
+
+        async def booking() -> Any:
+            # The postback intake is the runtime's (its group commit, the outbox's dispatcher).
+            from clickback.service.runtime import Runtime
+
+            runtime = Runtime(settings)
+            await runtime.start()
+            try:
+                return await run_reconciliation(
+                    runtime.db,
+                    runtime.catalog.current,
+                    advertiser_id,
+                    data,
+                    file.name,
+                    period,
+                    None,
+                    SYSTEM,
+                    utcnow(),
+                    progress,
+                    book=runtime.postbacks,
+                )
+            finally:
+                await runtime.stop()
+
+        settings = load_settings()
+        try:
+            done = run(settings, booking()) if book else with_db(settings, work)
+        except Problem as exc:
+            raise typer.BadParameter(
+                str(exc), param_hint="FILE" if exc.status == 422 else "ADVERTISER_ID"
+            ) from None
+    rec = done.reconciliation
+    if done.duplicate:
+        say(
+            f"this file was reconciled before: reconciliation {rec['id']}, {rec['created_at']:%Y-%m-%d %H:%M}"
+        )
+    say(
+        f"reconciliation {rec['id']}: {rec['lines']} lines, {rec['imported']} imported, {rec['skipped']} "
+        f"imported before, {rec['bad']} bad; {rec['items']} players' months compared"
+    )
+    for b in done.bad:
+        say(f"  line {b['line']}: {b['reason']}")
+    for result, count in sorted(done.booked.items()):
+        say(f"  booked through the intake: {count} {result}")
+    table = Table("affiliate", "month", "currency", "operator", "clickback", "difference", "explained by")
+    for row in rec["summary"]:
+        explained = ", ".join(f"{k} {v}" for k, v in row["explained"].items())
+        affiliate = str(row["affiliate_id"]) if row["affiliate_id"] is not None else "-"
+        table.add_row(
+            affiliate,
+            row["month"],
+            row["currency"] or "",
+            row["operator_total"],
+            row["clickback_total"],
+            row["difference"],
+            escape(explained),
+        )
+    console.print(table)
+
+
 @app.command("check-links")
 def check_links(
     offer: Annotated[

@@ -83,6 +83,8 @@ KINDS = {
     "/tester/clicks/{click_id}": {"click_id": "test_click"},
     "/outbound/destinations/{destination}": {"destination": "destination"},
     "/users/{item_id}": {"item_id": "user"},
+    "/reconciliations/{item_id}": {"item_id": "reconciliation"},
+    "/reconciliations/items/{item_id}": {"item_id": "reconciliation_item"},
 }
 TODAY = datetime.now(UTC).date().isoformat()
 MONTH = TODAY[:7]
@@ -152,6 +154,16 @@ def seed(client: Client, world: World) -> Seeded:
     # manager to change.
     client.api("POST", "/users", json={"login": "spare", "role": "manager", "password": PASSWORD})
     users = {u["login"]: u["id"] for u in client.api("GET", "/users")}
+    # An operator's report of each advertiser (its mapping is then saved for the advertiser).
+    reconciliations = {
+        side: client.http.post(
+            "/api/reconciliations",
+            files={"file": ("report.csv", b"Player ID,NGR,Currency\r\nP-1,10.00,EUR\r\n")},
+            data={"advertiser_id": str(adv["id"]), "period": TODAY[:7]},
+            headers=client.auth,
+        ).json()["reconciliation"]["id"]
+        for side, adv in (("own", world.northstar), ("other", world.southgate))
+    }
     ids: dict[str, dict[str, Any]] = {
         "advertiser": {"own": world.northstar["id"], "other": world.southgate["id"]},
         "offer": {"own": world.casino["id"], "other": world.rival_offer["id"]},
@@ -165,6 +177,11 @@ def seed(client: Client, world: World) -> Seeded:
         "destination": {"own": "127.0.0.1:9", "other": "127.0.0.1:9"},
         "pixel": {"own": pixel.split("/p/")[1].split("?")[0]},
         "user": {"own": users["alice"], "other": users["bob"], "spare": users["spare"]},
+        "reconciliation": reconciliations,
+        "reconciliation_item": {
+            side: client.api("GET", f"/reconciliations/{rid}")["items"]["items"][0]["id"]
+            for side, rid in reconciliations.items()
+        },
     }
     return Seeded(ids, world, keys)
 

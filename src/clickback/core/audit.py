@@ -51,6 +51,10 @@ class Kind(StrEnum):
     DELIVERY = "delivery"
     # A tracker's host paused or resumed: entity_id 0, the fields name it.
     DESTINATION = "destination"
+    # An operator's report imported, and the column mapping an advertiser's reports are read
+    # with (ADR 20); an item accepted is a conversion's change.
+    RECONCILIATION = "reconciliation"
+    RECONCILIATION_MAPPING = "reconciliation_mapping"
 
 
 # The tables of the catalog, by the kind of their rows in the log.

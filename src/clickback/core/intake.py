@@ -86,8 +86,10 @@ _INVALID = re.compile("[\x00-\x1f\x7f\ufffd]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-# How a postback arrived: the advertiser's server, or the user's browser on its thank-you page.
-S2S, PIXEL = "s2s", "pixel"
+# How a postback arrived: the advertiser's server, the user's browser on its thank-you page, or
+# a person accepting the operator's figure of a reconciliation (ADR 20), which takes the same
+# path as the advertiser's own postback would have.
+S2S, PIXEL, RECON = "s2s", "pixel", "recon"
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,10 +145,12 @@ class Postback:
     signature: str = ""
     # A pixel's offer: only clicks of that offer count.
     pixel_offer_id: int | None = None
+    # S2S or RECON (a pixel's is told by pixel_offer_id).
+    via: str = S2S
 
     @property
     def channel(self) -> str:
-        return S2S if self.pixel_offer_id is None else PIXEL
+        return self.via if self.pixel_offer_id is None else PIXEL
 
     @property
     def dedupe_key(self) -> str:
@@ -497,6 +501,7 @@ def read_postback(
         event_time=d.event_time,
         signature=d.signature,
         pixel_offer_id=d.pixel_offer.id if d.pixel_offer else None,
+        via=RECON if raw.channel == RECON else S2S,
     )
 
 

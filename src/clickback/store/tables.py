@@ -874,3 +874,92 @@ cap_counters = Table(
     Column("period", String(10), primary_key=True),
     Column("count", Integer, nullable=False),
 )
+
+
+# Reconciliations (ADR 20, docs/reconciliation.md): an operator's report compared with what
+# clickback recorded. A file is imported once per advertiser (its SHA-256); its lines are kept
+# (`reconciliation_rows`: each checked line's values, or a bad line's reason), so a
+# reconciliation is reopened without the file; the comparison's items and summary as they were
+# when it ran.
+reconciliations = Table(
+    "reconciliations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("advertiser_id", ForeignKey("advertisers.id"), nullable=False),
+    Column("file_name", String(255), nullable=False),
+    Column("file_hash", String(64), nullable=False),
+    Column("file_kind", String(8), nullable=False),
+    # The month the file covers, as given (NULL: the lines' own months).
+    Column("period", String(7), nullable=True),
+    # The mapping used and how the file was written (decimal mark, encoding, delimiter): JSON.
+    Column("mapping", Text, nullable=False),
+    Column("reading", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("created_by", String(100), nullable=False),
+    Column("user_id", Integer, nullable=True),
+    # Lines read, imported, skipped (the same row key imported before), refused (bad).
+    Column("lines", Integer, nullable=False),
+    Column("imported", Integer, nullable=False),
+    Column("skipped", Integer, nullable=False),
+    Column("bad", Integer, nullable=False),
+    Column("items", Integer, nullable=False),
+    # Per affiliate, month and currency (core.reconcile_compare.Summary.as_json), JSON.
+    Column("summary", Text, nullable=False),
+    UniqueConstraint("advertiser_id", "file_hash"),
+    Index(None, "advertiser_id", "id"),
+)
+
+# The column mapping an advertiser's reports are read with (core.reconcile.ColumnMapping as JSON).
+reconciliation_mappings = Table(
+    "reconciliation_mappings",
+    metadata,
+    Column("advertiser_id", ForeignKey("advertisers.id"), primary_key=True),
+    Column("mapping", Text, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("updated_by", String(100), nullable=False),
+)
+
+# A report's lines. `row_key` (core.reconcile.ReportRow.key) is unique per advertiser: the same
+# line in a later file is skipped and counted, never imported twice; NULL for a bad line, which
+# keeps its `reason` and its cells as read.
+reconciliation_rows = Table(
+    "reconciliation_rows",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("reconciliation_id", ForeignKey("reconciliations.id"), nullable=False),
+    Column("advertiser_id", Integer, nullable=False),
+    Column("line", Integer, nullable=False),
+    Column("row_key", String(40), nullable=True),
+    Column("data", Text, nullable=False),
+    Column("reason", String(512), nullable=True),
+    UniqueConstraint("advertiser_id", "row_key"),
+    Index(None, "reconciliation_id", "line"),
+)
+
+# One player's month, compared (core.reconcile_compare.Item): its class, both sides' figures,
+# the difference in commission (the operator's less clickback's, in `currency`), causes and
+# evidence as JSON; once the operator's figure is accepted, the conversion that booked it, who
+# and when.
+reconciliation_items = Table(
+    "reconciliation_items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("reconciliation_id", ForeignKey("reconciliations.id"), nullable=False),
+    Column("player_id", String(255), nullable=False),
+    Column("month", String(7), nullable=False),
+    Column("kind", String(24), nullable=False),
+    Column("affiliate_id", Integer, nullable=True),
+    Column("currency", String(3), nullable=True),
+    Column("difference", Money, nullable=False),
+    Column("operator", Text, nullable=False),
+    Column("clickback", Text, nullable=False),
+    Column("causes", Text, nullable=False),
+    Column("evidence", Text, nullable=False),
+    Column("lines", String(512), nullable=False),
+    Column("accepted_conversion_id", Integer, nullable=True),
+    Column("accepted_at", UtcDateTime, nullable=True),
+    Column("accepted_by", String(100), nullable=True),
+    Index(None, "reconciliation_id", "id"),
+    Index(None, "reconciliation_id", "kind", "id"),
+)

@@ -123,6 +123,16 @@ ACCESS: Mapping[tuple[str, str], Access] = {
     ("POST", "/users/{item_id}/password"): M,
     ("POST", "/users/{item_id}/keys"): M,
     ("DELETE", "/users/{item_id}/keys"): M,
+    # Reconciliation (ADR 20): an operator's report holds the whole network's players and
+    # commissions, so only a manager imports, reads and accepts (docs/access.md).
+    ("POST", "/reconciliations"): M,
+    ("POST", "/reconciliations/preview"): M,
+    ("GET", "/reconciliations"): M,
+    ("GET", "/reconciliations/{item_id}"): M,
+    ("GET", "/reconciliations/{item_id}.csv"): M,
+    ("POST", "/reconciliations/items/{item_id}/accept"): M,
+    ("GET", "/advertisers/{item_id}/reconciliation-mapping"): M,
+    ("PUT", "/advertisers/{item_id}/reconciliation-mapping"): M,
 }
 
 

@@ -89,7 +89,7 @@ from clickback.store.catalog import deal_from_row, decoded
 from clickback.store.db import database_problem
 from clickback.store.diagnosis import Scope
 from clickback.web import activity as web_activity
-from clickback.web import changes, reporting
+from clickback.web import changes, reconcile_api, reporting
 from clickback.web import schemas as s
 from clickback.web.access import Who, owned, scoped
 
@@ -1304,6 +1304,8 @@ def create_api(runtime: Runtime) -> FastAPI:
             postback_groups=runtime.postbacks.groups,
         )
 
+    # --- reconciliation (ADR 20) --------------------------------------------------------------
+    reconcile_api.add_routes(api, runtime)
     return api
 
 

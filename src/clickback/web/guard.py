@@ -12,9 +12,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from clickback.core.accounts import BOOTSTRAP, MAX_KEY_LEN, Access, Principal
 from clickback.core.limits import MAX_API_BODY_BYTES
 from clickback.service.accounts import Accounts
+from clickback.service.reportfiles import MAX_REPORT_FILE_BYTES
 from clickback.web.tracking import read_capped
 
 log = logging.getLogger(__name__)
+# Routes whose body is a file larger than a JSON body ever is (an operator's report: ADR 20),
+# with the multipart form's own fields on top.
+BODY_CAPS = {
+    path: MAX_REPORT_FILE_BYTES + 64 * 1024 for path in ("/reconciliations", "/reconciliations/preview")
+}
 
 
 class ApiGuard:
@@ -66,11 +72,12 @@ class ApiGuard:
             return
         # For the routes (web/access.principal): Starlette's request.state reads scope["state"].
         scope["state"] = {**scope.get("state", {}), "principal": who}
-        body = await read_capped(headers, receive, MAX_API_BODY_BYTES)
+        cap = BODY_CAPS.get(path, MAX_API_BODY_BYTES)
+        body = await read_capped(headers, receive, cap)
         if not body.complete:
             return  # the client went away: half a request is not one
         if body.too_large:
-            await _refusal(413, f"the request body is over {MAX_API_BODY_BYTES} bytes")(scope, receive, send)
+            await _refusal(413, f"the request body is over {cap} bytes")(scope, receive, send)
             return
         await self._api(scope, _replay(body.data, receive), send)
 

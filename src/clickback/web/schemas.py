@@ -48,8 +48,8 @@ StatusWord = Literal["active", "paused"]
 # An offer's, affiliate's or link's: archived instead of deleted where history refers to it (its
 # clicks, conversions, commissions and reports stay); it takes no new click.
 CatalogState = Literal["active", "paused", "archived"]
-# How a postback arrived (core.intake S2S, PIXEL).
-Channel = Literal["s2s", "pixel"]
+# How a postback arrived (core.intake S2S, PIXEL, RECON: a reconciliation's accepted figure).
+Channel = Literal["s2s", "pixel", "recon"]
 VerticalWord = Literal["casino", "poker", "sportsbook", "ewallet"]
 PERIOD = r"^20[0-9]{2}-(0[1-9]|1[0-2])$"
 Period = Annotated[str, Field(pattern=PERIOD, examples=["2026-10"])]
@@ -439,7 +439,8 @@ class PostbackLogOut(BaseModel):
     ignored: str
     channel: Channel = Field(
         description="s2s: GET|POST /postback from the advertiser's server; pixel: GET /p/{code} from "
-        "the user's browser (method is the request's HTTP method)."
+        "the user's browser (method is the request's HTTP method); recon: the operator's figure "
+        "accepted from a reconciliation (docs/reconciliation.md)."
     )
     test: bool = Field(default=False, description="It named a test click of the postback tester.")
 
@@ -488,7 +489,8 @@ class ConversionOut(BaseModel):
     attributed_at: datetime | None
     channel: Channel = Field(
         description="How its first postback arrived. A pixel conversion is recorded pending: anyone "
-        "who can open the tracking link can fire the pixel (docs/pixel.md)."
+        "who can open the tracking link can fire the pixel (docs/pixel.md). recon: accepted from a "
+        "reconciliation (docs/reconciliation.md)."
     )
     warnings: list[str] = Field(
         description="What looked wrong though it was accepted: a payout other than the offer's for "
@@ -1667,6 +1669,8 @@ AuditKind = Literal[
     "spend_import",
     "delivery",
     "destination",
+    "reconciliation",
+    "reconciliation_mapping",
 ]
 
 

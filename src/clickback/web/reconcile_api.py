@@ -1,0 +1,459 @@
+"""The reconciliation routes of the JSON API (ADR 20, docs/reconciliation.md): an operator's report
+uploaded and compared, its preview, the list, one reconciliation with its items, its CSV, and
+the column mapping per advertiser. Manager only (web/access.py): an operator's report is the
+whole network's players and commissions."""
+
+import csv
+import io
+import re
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal, NoReturn
+
+from fastapi import FastAPI, File, Form, HTTPException, Query, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from clickback.core.audit import actor_of
+from clickback.core.reconcile import AMOUNT_FIELDS, BadRow, ReportRow
+from clickback.core.reconcile import Field as ReportField
+from clickback.core.reconcile_compare import Kind
+from clickback.core.statements import csv_cell
+from clickback.service.clock import utcnow
+from clickback.service.reconciliations import Problem, accept, preview, reconcile, save_mapping
+from clickback.service.reportfiles import MAX_REPORT_FILE_BYTES
+from clickback.service.runtime import Runtime
+from clickback.store import reconciliations as store
+from clickback.web import schemas as s
+from clickback.web.access import Who
+
+
+def invalid(loc: tuple[str, ...], message: str) -> NoReturn:
+    """A 422 in FastAPI's own shape (web/api.invalid; imported from there it would be a cycle)."""
+    raise RequestValidationError([{"loc": loc, "msg": message, "type": "value_error"}])
+
+
+ItemKind = Literal[
+    "matched",
+    "missing_in_clickback",
+    "missing_at_operator",
+    "attributed_elsewhere",
+    "amount_differs",
+    "cpa_disagrees",
+]
+FieldName = Literal[
+    "player_id",
+    "tracking_code",
+    "period",
+    "registration_date",
+    "ftd_date",
+    "ftd_amount",
+    "deposits",
+    "ngr",
+    "cpa",
+    "revshare",
+    "commission",
+    "currency",
+    "transaction_id",
+]
+
+
+class MappingIn(BaseModel):
+    """Which column of the report holds each field (header names as the file writes them)."""
+
+    model_config = ConfigDict(extra="forbid")
+    columns: dict[FieldName, Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        description="field: the header of its column; player_id is needed, every other field optional."
+    )
+    date_order: Literal["dmy", "mdy"] = Field(
+        default="dmy", description="How 03/11/2026 is read: 3 November (dmy) or March 11 (mdy)."
+    )
+    currency: s.Currency | None = Field(
+        default=None, description="The amounts' currency where a line names none."
+    )
+
+
+class MappingOut(MappingIn):
+    advertiser_id: int
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+
+class SummaryOut(BaseModel):
+    affiliate_id: int | None = Field(description="null: players neither side attributes.")
+    month: str
+    currency: str | None
+    operator_total: Decimal = Field(description="The operator's commission (its total, else CPA + RevShare).")
+    clickback_total: Decimal = Field(
+        description="Clickback's CPA and RevShare for the same players and month."
+    )
+    difference: Decimal = Field(description="operator_total - clickback_total.")
+    items: dict[ItemKind, int]
+    explained: dict[ItemKind, Decimal] = Field(description="The part of the difference each class explains.")
+
+
+class ReconciliationOut(BaseModel):
+    id: int
+    advertiser_id: int
+    file_name: str
+    file_hash: str = Field(description="SHA-256 of the file: the same file is imported once per advertiser.")
+    file_kind: Literal["csv", "xlsx"]
+    period: str | None
+    mapping: dict[str, Any]
+    reading: dict[str, str] = Field(description="The decimal mark, encoding and delimiter found.")
+    status: str
+    created_at: datetime
+    created_by: str
+    lines: int = Field(description="Lines read (blank ones left out).")
+    imported: int
+    skipped: int = Field(
+        description="Lines an earlier import holds already (the same row key): not imported again."
+    )
+    bad: int = Field(description="Lines refused, each with its number and reason.")
+    items: int
+    summary: list[SummaryOut]
+
+
+class BadLineOut(BaseModel):
+    line: int = Field(description="In the file, the header being line 1.")
+    reason: str
+
+
+class ImportOut(BaseModel):
+    reconciliation: ReconciliationOut
+    duplicate: bool = Field(description="The same file was reconciled before: this is that reconciliation.")
+    bad_lines: list[BadLineOut] = Field(description="The first 100 lines refused.")
+    booked: dict[str, int] = Field(
+        default_factory=dict,
+        description="With book=true: the lines' events sent through the intake, by result "
+        "(`rejected: <reason>` for a refusal).",
+    )
+
+
+class CauseOut(BaseModel):
+    cause: Literal["chargeback", "rate", "cpa_not_qualified", "negative_carryover", "exchange_rate"]
+    amount: Decimal
+    detail: str
+
+
+class ItemOut(BaseModel):
+    id: int
+    player_id: str
+    month: str
+    kind: ItemKind
+    affiliate_id: int | None
+    currency: str | None
+    difference: Decimal = Field(description="The operator's commission less clickback's, in `currency`.")
+    operator: dict[str, Any]
+    clickback: dict[str, Any]
+    causes: list[CauseOut]
+    evidence: dict[str, Any]
+    lines: list[int]
+    accepted_conversion_id: int | None
+    accepted_at: datetime | None
+    accepted_by: str | None
+
+
+class ReconciliationDetailOut(BaseModel):
+    reconciliation: ReconciliationOut
+    bad_lines: list[BadLineOut]
+    items: s.Page[ItemOut]
+
+
+class PreviewRowOut(BaseModel):
+    line: int
+    cells: list[str] = Field(description="As read from the file.")
+    row: dict[str, Any] | None = Field(description="Through the mapping; null for a bad line.")
+    reason: str | None = None
+
+
+class PreviewOut(BaseModel):
+    header: list[str]
+    file_kind: Literal["csv", "xlsx"]
+    reading: dict[str, str]
+    proposed: MappingIn = Field(description="What the header names suggest.")
+    saved: MappingIn | None = Field(description="The advertiser's mapping, used when none is given.")
+    rows: list[PreviewRowOut]
+    problem: str = Field(
+        description="Why the mapping an import would use cannot read the file; empty if it can."
+    )
+
+
+class SentOut(BaseModel):
+    event: str
+    result: Literal["accepted", "duplicate", "updated", "rejected"]
+    reason: str = Field(description="The reason code of a refusal or a duplicate (docs/reasons.md).")
+    conversion_id: int | None
+
+
+class AcceptOut(BaseModel):
+    item_id: int
+    conversion_id: int | None = Field(description="The first conversion booked for the operator's figure.")
+    postbacks: list[SentOut] = Field(description="Each postback sent through the intake, in order.")
+
+
+class ItemsQuery(s.Paged):
+    kind: ItemKind | None = None
+
+
+def _refuse(exc: Problem) -> NoReturn:
+    if exc.status == 422:
+        # FastAPI's own shape, as the OpenAPI document promises every 422.
+        invalid(("body", exc.where), str(exc))
+    raise HTTPException(exc.status, str(exc))
+
+
+def _mapping_field(raw: str | None) -> dict[str, Any] | None:
+    if raw is None or not raw.strip():
+        return None
+    try:
+        given = MappingIn.model_validate_json(raw)
+    except ValueError as exc:
+        invalid(("body", "mapping"), f"mapping: not a mapping: {str(exc)[:300]}")
+    return given.model_dump()
+
+
+async def _read(file: UploadFile) -> bytes:
+    data = await file.read(MAX_REPORT_FILE_BYTES + 1)
+    if len(data) > MAX_REPORT_FILE_BYTES:
+        raise HTTPException(413, f"the file is over {MAX_REPORT_FILE_BYTES // (1024 * 1024)} MB")
+    return data
+
+
+def _reconciliation_out(row: dict[str, Any]) -> ReconciliationOut:
+    return ReconciliationOut.model_validate(row)
+
+
+def add_routes(api: FastAPI, runtime: Runtime) -> None:
+    db = runtime.db
+
+    @api.post("/reconciliations", tags=["reconciliations"])
+    async def import_report(
+        who: Who,
+        file: Annotated[UploadFile, File(description="The operator's report: CSV (any delimiter) or XLSX.")],
+        advertiser_id: Annotated[int, Form(ge=1, le=2**31 - 1)],
+        period: Annotated[
+            str | None, Form(pattern=s.PERIOD, description="The month the file covers.")
+        ] = None,
+        mapping: Annotated[
+            str | None,
+            Form(
+                max_length=20_000, description="A mapping (JSON, as PUT …/reconciliation-mapping takes it)."
+            ),
+        ] = None,
+        book: Annotated[
+            bool,
+            Form(
+                description="First send each new line's events through the postback intake, with the "
+                "duplicate keys of postbacks: for an operator that sends none (a daily report)."
+            ),
+        ] = False,
+    ) -> ImportOut:
+        """Import an operator's report and compare it with what clickback recorded, player by
+        player and month. The mapping given, else the advertiser's saved one, else the one the
+        header proposes; the one used is saved for the advertiser's next file. A file imported
+        before answers that reconciliation (`duplicate`); a line imported before is skipped and
+        counted; a bad line is refused with its number and reason, the others imported."""
+        try:
+            done = await reconcile(
+                db,
+                runtime.catalog.current,
+                advertiser_id,
+                await _read(file),
+                file.filename or "",
+                period,
+                _mapping_field(mapping),
+                actor_of(who),
+                utcnow(),
+                book=runtime.postbacks if book else None,
+            )
+        except Problem as exc:
+            _refuse(exc)
+        return ImportOut(
+            reconciliation=_reconciliation_out(done.reconciliation),
+            duplicate=done.duplicate,
+            bad_lines=[BadLineOut(**b) for b in done.bad],
+            booked=done.booked,
+        )
+
+    @api.post("/reconciliations/preview", tags=["reconciliations"])
+    async def preview_report(
+        file: Annotated[UploadFile, File()],
+        advertiser_id: Annotated[int, Form(ge=1, le=2**31 - 1)],
+        mapping: Annotated[str | None, Form(max_length=20_000)] = None,
+    ) -> PreviewOut:
+        """The file's first lines as read, the mapping its header proposes, the advertiser's saved
+        one, and the lines through the mapping an import would use. Nothing is kept."""
+        try:
+            seen = await preview(
+                db,
+                runtime.catalog.current,
+                advertiser_id,
+                await _read(file),
+                file.filename or "",
+                _mapping_field(mapping),
+            )
+        except Problem as exc:
+            _refuse(exc)
+        cells = dict(seen.lines)
+        rows = [
+            PreviewRowOut(
+                line=r.line,
+                cells=cells.get(r.line, []),
+                row=r.as_json() if isinstance(r, ReportRow) else None,
+                reason=r.reason if isinstance(r, BadRow) else None,
+            )
+            for r in seen.rows
+        ] or [PreviewRowOut(line=n, cells=c, row=None) for n, c in seen.lines]
+        return PreviewOut(
+            header=seen.header,
+            file_kind=seen.kind,  # type: ignore[arg-type]
+            reading=seen.reading,
+            proposed=MappingIn.model_validate(seen.proposed.as_json()),
+            saved=MappingIn.model_validate(seen.saved) if seen.saved else None,
+            rows=rows,
+            problem=seen.problem,
+        )
+
+    @api.get("/reconciliations", tags=["reconciliations"])
+    async def list_reconciliations(
+        advertiser_id: Annotated[s.Id | None, Query()] = None,
+        cursor: Annotated[str | None, Query(max_length=200, pattern="^[A-Za-z0-9_-]+$")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> s.Page[ReconciliationOut]:
+        """Reconciliations, newest first."""
+        page = await store.page_of(db, advertiser_id, cursor, limit)
+        return s.Page[ReconciliationOut](
+            items=[_reconciliation_out(r) for r in page.rows], next_cursor=page.next_cursor
+        )
+
+    @api.get("/reconciliations/{item_id}.csv", tags=["reconciliations"], response_class=Response)
+    async def reconciliation_csv(item_id: s.Id) -> Response:
+        """Every item as CSV (text a spreadsheet would run as a formula is quoted)."""
+        found = await store.get(db, item_id)
+        if found is None:
+            raise HTTPException(404, f"reconciliation {item_id} does not exist")
+        items = await store.all_items(db, item_id)
+        return Response(
+            items_csv(items),
+            media_type="text/csv; charset=utf-8",
+            headers={"content-disposition": f'attachment; filename="reconciliation-{item_id}.csv"'},
+        )
+
+    @api.get("/reconciliations/{item_id}", tags=["reconciliations"])
+    async def get_reconciliation(item_id: s.Id, q: Annotated[ItemsQuery, Query()]) -> ReconciliationDetailOut:
+        """A reconciliation: its summary per affiliate and month, its bad lines, and its items
+        (one player's month each) a page at a time, of one class if `kind` is given."""
+        found = await store.get(db, item_id)
+        if found is None:
+            raise HTTPException(404, f"reconciliation {item_id} does not exist")
+        page = await store.items_page(db, item_id, q.kind, q.cursor, q.limit)
+        return ReconciliationDetailOut(
+            reconciliation=_reconciliation_out(found),
+            bad_lines=[BadLineOut(**b) for b in await store.bad_rows(db, item_id, 100)],
+            items=s.Page[ItemOut](
+                items=[ItemOut.model_validate(r) for r in page.rows], next_cursor=page.next_cursor
+            ),
+        )
+
+    @api.post("/reconciliations/items/{item_id}/accept", tags=["reconciliations"])
+    async def accept_item(item_id: s.Id, who: Who) -> AcceptOut:
+        """Accept the operator's figure of an item (missing in clickback: its registration and
+        first deposit; an amount that differs: the deposits and NGR clickback lacks). It is sent
+        through the postback intake as the advertiser's postback would have been (channel
+        `recon`), so the ledger, statements, reports and outbound postbacks follow; audited.
+        409 for an item accepted already, one with nothing to book, or a figure the intake
+        refuses (the reasons said, the postbacks in the log)."""
+        try:
+            done = await accept(
+                db, runtime.catalog.current, runtime.postbacks, item_id, actor_of(who), utcnow()
+            )
+        except Problem as exc:
+            _refuse(exc)
+        return AcceptOut(
+            item_id=done.item_id,
+            conversion_id=done.conversion_id,
+            postbacks=[
+                SentOut(event=e, result=r, reason=why, conversion_id=c)  # type: ignore[arg-type]
+                for e, r, why, c in done.postbacks
+            ],
+        )
+
+    @api.get("/advertisers/{item_id}/reconciliation-mapping", tags=["reconciliations"])
+    async def get_mapping(item_id: s.Id) -> MappingOut:
+        """The mapping the advertiser's reports are read with (the last used or set); 404 if
+        none yet: a first import proposes one from the file's header."""
+        if item_id not in runtime.catalog.current.advertisers:
+            raise HTTPException(404, f"advertiser {item_id} does not exist")
+        saved = await store.saved_mapping(db, item_id)
+        if saved is None:
+            raise HTTPException(404, f"advertiser {item_id} has no mapping yet")
+        return MappingOut(
+            advertiser_id=item_id,
+            updated_at=saved["updated_at"],
+            updated_by=saved["updated_by"],
+            **saved["mapping"],
+        )
+
+    @api.put("/advertisers/{item_id}/reconciliation-mapping", tags=["reconciliations"])
+    async def put_mapping(item_id: s.Id, body: MappingIn, who: Who) -> MappingOut:
+        """The mapping the advertiser's next reports are read with (audited)."""
+        try:
+            await save_mapping(
+                db, runtime.catalog.current, item_id, body.model_dump(), actor_of(who), utcnow()
+            )
+        except Problem as exc:
+            _refuse(exc)
+        return await get_mapping(item_id)
+
+
+CSV_COLUMNS = (
+    "player_id",
+    "month",
+    "class",
+    "affiliate_id",
+    "currency",
+    "difference",
+    *(f"operator_{f.value}" for f in (ReportField.TRACKING_CODE, *AMOUNT_FIELDS)),
+    *(f"clickback_{name}" for name in ("deposits", "ngr", "cpa", "revshare", "commission")),
+    "causes",
+    "lines",
+    "accepted_conversion_id",
+)
+
+
+def items_csv(items: list[dict[str, Any]]) -> str:
+    """The items as CSV; every cell through core.statements.csv_cell (no formula runs when the
+    file is opened in a spreadsheet: a player ID of "=HYPERLINK(...)" stays text)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for it in items:
+        op, cb = it["operator"], it["clickback"]
+        values = [
+            it["player_id"],
+            it["month"],
+            Kind(it["kind"]).value,
+            it["affiliate_id"] if it["affiliate_id"] is not None else "",
+            it["currency"] or "",
+            it["difference"],
+            op.get("tracking_code") or "",
+            *(op.get(f.value) or "" for f in AMOUNT_FIELDS),
+            *(cb.get(name) or "" for name in ("deposits", "ngr", "cpa", "revshare", "commission")),
+            "; ".join(f"{c['cause']} {c['amount']}: {c['detail']}" for c in it["causes"]),
+            " ".join(map(str, it["lines"])),
+            it["accepted_conversion_id"] or "",
+        ]
+        writer.writerow([_cell(v) for v in values])
+    return buffer.getvalue()
+
+
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def _cell(value: object) -> str:
+    # Amounts kept as text are numbers again, so a negative one is written as it is.
+    if isinstance(value, str) and _NUMBER.fullmatch(value):
+        value = Decimal(value)
+    return csv_cell(value)

@@ -1,0 +1,385 @@
+"""Reconciliation (issue 15, ADR 20): an operator's report, shaped like the exports of MyAffiliates,
+NetRefer and Income Access, uploaded and compared with what clickback recorded player by player;
+every class of difference with its evidence, the summary, the CSV, a file or a line imported
+once, bad lines reported with the others imported, and the column mapping kept per advertiser."""
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import openpyxl
+import pytest
+
+from clickback.core.accounts import Role
+from tests.conftest import Client, World
+from tests.receiver import Receiver, receiving
+from tests.web.personas import Keys, add_user
+
+CPA_100 = {"kind": "cpa", "cpa": {"amount": "100", "ftd_min": "20"}}
+
+
+def upload(
+    client: Client,
+    data: bytes,
+    name: str,
+    advertiser_id: int,
+    path: str = "/api/reconciliations",
+    **form: str,
+) -> httpx.Response:
+    return client.http.post(
+        path,
+        files={"file": (name, data)},
+        data={"advertiser_id": str(advertiser_id), **form},
+        headers=client.auth,
+    )
+
+
+def imported(client: Client, data: bytes, name: str, advertiser_id: int, **form: str) -> dict[str, Any]:
+    reply = upload(client, data, name, advertiser_id, **form)
+    assert reply.status_code == 200, reply.text
+    body: dict[str, Any] = reply.json()
+    return body
+
+
+def items_by_player(client: Client, reconciliation_id: int) -> dict[str, dict[str, Any]]:
+    body = client.api("GET", f"/reconciliations/{reconciliation_id}", params={"limit": 1000})
+    return {it["player_id"]: it for it in body["items"]["items"]}
+
+
+def player(client: Client, world: World, name: str, link: str, deposit: str | None, **more: str) -> str:
+    """A player of Northstar's casino: a click of `link`, a registration, a first deposit."""
+    cid = client.click(link)
+    client.flush()
+    assert (
+        client.postback(click_id=cid, event="reg", player_id=name, token=world.token).json()["result"]
+        == "accepted"
+    )
+    if deposit is not None:
+        reply = client.postback(
+            event="ftd", player_id=name, payout=deposit, txn_id=f"D-{name}", token=world.token
+        )
+        assert reply.json()["result"] == "accepted", reply.text
+    for event, amount in more.items():
+        reply = client.postback(
+            event=event, player_id=name, payout=amount, txn_id=f"{event}-{name}", token=world.token
+        )
+        assert reply.json()["result"] == "accepted", reply.text
+    return cid
+
+
+def myaffiliates_csv(rows: list[list[str]]) -> bytes:
+    """MyAffiliates' export as a European spreadsheet saves it: a BOM, semicolons, decimal
+    commas, Windows line ends."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+    writer.writerow(
+        "PLAYER_ID TOKEN JOINED_DATE FIRST_DEPOSIT_DATE DEPOSITS NET_REVENUE CPA REV_SHARE CURRENCY".split()
+    )
+    writer.writerows(rows)
+    return b"\xef\xbb\xbf" + buffer.getvalue().encode()
+
+
+def test_every_class_with_its_evidence_from_a_myaffiliates_csv_imported_once(
+    client: Client, world: World
+) -> None:
+    client.api("PUT", f"/offers/{world.casino['id']}/deal", json=CPA_100)
+    today = datetime.now(UTC).date()
+    day, month = today.strftime("%d.%m.%Y"), today.strftime("%Y-%m")
+    matched = player(client, world, "P-match", world.alice_casino, "50")
+    player(client, world, "P-extra", world.alice_casino, "40")
+    player(client, world, "P-elsewhere", world.alice_casino, None)
+    cpa = player(client, world, "P-cpa", world.alice_casino, "25")
+    charged = player(client, world, "P-charged", world.alice_casino, "100", chargeback="30")
+    # The operator's FTD of P-lost never arrived with a click: clickback refused it.
+    refused = client.postback(
+        event="ftd", player_id="P-lost", payout="60", txn_id="D-lost", token=world.token
+    )
+    assert refused.json()["reason"] == "unknown_player"
+
+    data = myaffiliates_csv(
+        [
+            ["P-match", matched, day, day, "50,00", "", "100,00", "", "EUR"],
+            ["P-lost", "x", day, day, "60,00", "", "100,00", "", "EUR"],
+            ["P-elsewhere", world.bob_casino, day, "", "", "", "", "", "EUR"],
+            ["P-cpa", cpa, day, day, "25,00", "", "0,00", "", "EUR"],
+            ["P-charged", charged, day, day, "70,00", "", "100,00", "", "EUR"],
+            ["P-bad", "x", day, day, "lots", "", "", "", "EUR"],
+        ]
+    )
+    body = imported(client, data, "myaffiliates.csv", world.northstar["id"], period=month)
+    rec = body["reconciliation"]
+    assert body["duplicate"] is False
+    assert rec["reading"] == {"decimal": ",", "encoding": "utf-8-sig", "delimiter": ";"}
+    assert (rec["lines"], rec["imported"], rec["bad"], rec["skipped"]) == (6, 5, 1, 0)
+    assert body["bad_lines"] == [
+        {"line": 7, "reason": "deposits: 'lots' is not an amount (decimal mark ',', not negative, "
+         "4 decimals and 10^9 at most)"}
+    ]  # fmt: skip
+
+    items = items_by_player(client, rec["id"])
+    assert {p: it["kind"] for p, it in items.items()} == {
+        "P-match": "matched",
+        "P-lost": "missing_in_clickback",
+        "P-extra": "missing_at_operator",
+        "P-elsewhere": "attributed_elsewhere",
+        "P-cpa": "cpa_disagrees",
+        "P-charged": "amount_differs",
+    }
+    lost = items["P-lost"]["evidence"]
+    assert [r["reason"] for r in lost["refused_postbacks"]] == ["unknown_player"]
+    extra = items["P-extra"]
+    assert Decimal(extra["difference"]) == -100 and len(extra["evidence"]["reported_by"]) == 2
+    assert "affiliate" in items["P-elsewhere"]["evidence"]["attribution"]
+    assert (
+        items["P-cpa"]["evidence"]["qualification"]["rules"]
+        == "CPA 100 EUR; registration; first deposit ≥ 20"
+    )
+    assert items["P-cpa"]["causes"][0]["cause"] == "cpa_not_qualified"
+    assert [(c["cause"], Decimal(c["amount"])) for c in items["P-charged"]["causes"]] == [("chargeback", -30)]
+    assert Decimal(items["P-match"]["evidence"]["ledger"][0]["amount"]) == 100
+
+    (alice,) = [s for s in rec["summary"] if s["affiliate_id"] == world.alice["id"]]
+    assert (Decimal(alice["operator_total"]), Decimal(alice["clickback_total"])) == (200, 400)
+    assert {k: Decimal(v) for k, v in alice["explained"].items()} == {
+        "missing_at_operator": -100,
+        "cpa_disagrees": -100,
+    }
+    # P-lost is nobody's in clickback (its tracking code names no click or link of ours).
+    assert [Decimal(s["operator_total"]) for s in rec["summary"] if s["affiliate_id"] is None] == [100]
+
+    # The same file again is that reconciliation; the same lines in another file are skipped.
+    again = imported(client, data, "again.csv", world.northstar["id"], period=month)
+    assert again["duplicate"] is True and again["reconciliation"]["id"] == rec["id"]
+    longer = imported(client, data + b"\r\n", "longer.csv", world.northstar["id"], period=month)
+    assert (longer["reconciliation"]["imported"], longer["reconciliation"]["skipped"]) == (0, 5)
+    assert len(client.items("/reconciliations")) == 2
+
+    exported = client.http.get(f"/api/reconciliations/{rec['id']}.csv", headers=client.auth)
+    assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+    lines = list(csv.DictReader(io.StringIO(exported.text)))
+    assert {r["player_id"]: r["class"] for r in lines}["P-cpa"] == "cpa_disagrees"
+    assert Decimal({r["player_id"]: r["difference"] for r in lines}["P-extra"]) == -100
+
+    audited = client.items("/audit", entity_kind="reconciliation")
+    assert [(e["action"], e["entity_id"]) for e in audited][-1] == ("import", rec["id"])
+
+
+NETREFER_HEADER = (
+    "Customer ID,Marketing Tag,Month,Registration Date,First Deposit Date,First Deposit Amount,Deposits,NGR,"
+    "CPA Commission,RS Commission,Currency"
+).split(",")
+
+
+def netrefer_xlsx(rows: list[list[Any]]) -> bytes:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(NETREFER_HEADER)
+    for row in rows:
+        sheet.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def test_a_netrefer_xlsx_and_an_income_access_csv_with_a_bad_line_among_good_ones(
+    client: Client, world: World
+) -> None:
+    client.api("PUT", f"/offers/{world.casino['id']}/deal", json=CPA_100)
+    now = datetime.now(UTC).replace(tzinfo=None)  # a spreadsheet's dates have no zone
+    month = now.strftime("%Y-%m")
+    cid = player(client, world, "N-1", world.alice_casino, "50")
+    data = netrefer_xlsx(
+        [
+            ["N-1", cid, month, now, now, 50, 50, None, 100, None, "EUR"],
+            ["N-2", "t", month, now, now, 20, 20, None, 0, None, "EURO"],
+            ["N-3", "t", month, now, now, 20, -20, None, 0, None, "EUR"],
+        ]
+    )
+    body = imported(client, data, "netrefer.xlsx", world.northstar["id"])
+    rec = body["reconciliation"]
+    assert (rec["file_kind"], rec["imported"], rec["bad"]) == ("xlsx", 1, 2)
+    assert [(b["line"], b["reason"].split(":")[0]) for b in body["bad_lines"]] == [
+        (3, "currency"),
+        (4, "deposits"),
+    ]
+    assert items_by_player(client, rec["id"])["N-1"]["kind"] == "matched"
+    assert rec["mapping"]["columns"]["player_id"] == "Customer ID"
+
+    # Income Access: commas, a decimal point, Windows-1252 text, its own header names. The
+    # advertiser's saved mapping (NetRefer's) does not fit it: the import says so and what the
+    # header proposes; given that mapping, it imports.
+    text = "Player ID,BTAG,Period,Sign Up Date,FTD Date,Deposits,CPA Commission,Currency\r\n"
+    text += f"N-1,{cid},{month},{now:%d/%m/%Y},{now:%d/%m/%Y},50.00,100.00,EUR\r\n"
+    text += f"Zoë,x,{month},{now:%d/%m/%Y},,0.00,0.00,EUR\r\n"
+    refused = upload(client, text.encode("cp1252"), "ia.csv", world.northstar["id"])
+    assert refused.status_code == 422
+    assert "the file has no column 'Customer ID'" in refused.json()["detail"][0]["msg"]
+    seen = client.http.post(
+        "/api/reconciliations/preview",
+        files={"file": ("ia.csv", text.encode("cp1252"))},
+        data={"advertiser_id": str(world.northstar["id"])},
+        headers=client.auth,
+    ).json()
+    assert seen["proposed"]["columns"]["tracking_code"] == "BTAG" and seen["problem"]
+    assert seen["rows"][1]["cells"][0] == "Zoë"
+    mapping = seen["proposed"] | {"currency": "EUR"}
+    ia = imported(client, text.encode("cp1252"), "ia.csv", world.northstar["id"], mapping=json.dumps(mapping))
+    kinds = items_by_player(client, ia["reconciliation"]["id"])
+    assert kinds["N-1"]["kind"] == "matched" and kinds["Zoë"]["kind"] == "missing_in_clickback"
+    saved = client.api("GET", f"/advertisers/{world.northstar['id']}/reconciliation-mapping")
+    assert saved["columns"]["player_id"] == "Player ID" and saved["currency"] == "EUR"
+
+
+def test_the_mapping_is_set_checked_audited_and_only_a_managers(client: Client, world: World) -> None:
+    adv = world.northstar["id"]
+    assert (
+        client.http.get(f"/api/advertisers/{adv}/reconciliation-mapping", headers=client.auth).status_code
+        == 404
+    )
+    body = {"columns": {"player_id": "Spieler", "ngr": "NGR"}, "date_order": "dmy", "currency": "EUR"}
+    assert (
+        client.api("PUT", f"/advertisers/{adv}/reconciliation-mapping", json=body)["columns"]["player_id"]
+        == "Spieler"
+    )
+    for bad in ({"columns": {"ngr": "NGR"}}, {"columns": {"nonsense": "x"}}, {"columns": {"player_id": ""}}):
+        reply = client.http.put(
+            f"/api/advertisers/{adv}/reconciliation-mapping", json=bad, headers=client.auth
+        )
+        assert reply.status_code == 422, bad
+    assert (
+        client.http.put(
+            "/api/advertisers/999/reconciliation-mapping", json=body, headers=client.auth
+        ).status_code
+        == 404
+    )
+    (entry,) = client.items("/audit", entity_kind="reconciliation_mapping")
+    assert entry["after"]["columns"] == {"player_id": "Spieler", "ngr": "NGR"}
+
+    alice = Keys.header(add_user(client, "alice", Role.AFFILIATE, affiliate_id=world.alice["id"]))
+    assert client.http.get("/api/reconciliations", headers=alice).status_code == 403
+    reply = client.http.post(
+        "/api/reconciliations",
+        files={"file": ("a.csv", b"x")},
+        data={"advertiser_id": str(adv)},
+        headers=alice,
+    )
+    assert reply.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("data", "form", "status", "message"),
+    [
+        (b"", {}, 422, "no header"),
+        (b"PK\x03\x04junk", {}, 422, "not an XLSX file"),
+        (b"Player ID,NGR\nP,1\n", {"advertiser_id": "999"}, 404, "does not exist"),
+        (b"Player ID,NGR\nP,1\n", {"mapping": "{"}, 422, "not a mapping"),
+        (b"Player ID,NGR\nP,1\n", {"period": "2026-13"}, 422, ""),
+    ],
+)
+def test_what_cannot_be_reconciled_is_a_4xx_with_a_reason(
+    client: Client, world: World, data: bytes, form: dict[str, str], status: int, message: str
+) -> None:
+    fields = {"advertiser_id": str(world.northstar["id"])} | form
+    reply = client.http.post(
+        "/api/reconciliations", files={"file": ("f.csv", data)}, data=fields, headers=client.auth
+    )
+    assert reply.status_code == status, reply.text
+    assert message in reply.text
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with receiving() as r:
+        yield r
+
+
+def test_accepting_the_operators_figure_books_it_through_the_intake_into_statement_and_outbound(
+    client: Client, world: World, receiver: Receiver
+) -> None:
+    client.api("PUT", f"/offers/{world.casino['id']}/deal", json=CPA_100)
+    template = {
+        "affiliate_id": world.alice["id"],
+        "url": receiver.url("/pb?cid={click_id}&e={event}"),
+        "events": ["ftd"],
+    }
+    client.api("POST", "/outbound/templates", json=template)
+    # Alice's click reached the operator; its registration and first deposit never came back.
+    cid = client.click(world.alice_casino)
+    client.flush()
+    today = datetime.now(UTC).date()
+    month = today.strftime("%Y-%m")
+    # Cellxpert's export: comma-separated, its own header names.
+    text = "User ID,afp,Registration Date,FTD Date,FTD Amount,Deposits,CPA,Currency\r\n"
+    text += f"C-1,{cid},{today},{today},50.00,50.00,100.00,EUR\r\nC-2,nobody,{today},,,,0,EUR\r\n"
+    rec = imported(client, text.encode(), "cellxpert.csv", world.northstar["id"], period=month)[
+        "reconciliation"
+    ]
+    items = items_by_player(client, rec["id"])
+    assert items["C-1"]["kind"] == "missing_in_clickback"
+
+    reply = client.http.post(f"/api/reconciliations/items/{items['C-1']['id']}/accept", headers=client.auth)
+    assert reply.status_code == 200, reply.text
+    accepted = reply.json()
+    assert [(p["event"], p["result"]) for p in accepted["postbacks"]] == [
+        ("registration", "accepted"),
+        ("first_deposit", "accepted"),
+    ]
+    conversion = client.api("GET", f"/conversions/{accepted['postbacks'][1]['conversion_id']}")
+    assert (conversion["channel"], conversion["affiliate_id"], conversion["player_id"]) == (
+        "recon",
+        world.alice["id"],
+        "C-1",
+    )
+    assert [p["channel"] for p in conversion["postbacks"]] == ["recon"]
+    # The ledger and the statement follow, and Alice's tracker hears of the FTD.
+    (line,) = client.api("GET", f"/statements/{world.alice['id']}/{month}")["lines"]
+    assert (line["ftds"], line["qualified_cpas"], Decimal(line["cpa_earnings"])) == (1, 1, 100)
+    (got,) = receiver.wait_for(1)
+    assert got.target == f"/pb?cid={cid}&e=first_deposit"
+
+    again = client.http.post(f"/api/reconciliations/items/{items['C-1']['id']}/accept", headers=client.auth)
+    assert again.status_code == 409 and "accepted by" in again.text
+    # C-2's tracking code is no click of clickback's: the intake refuses it and says why.
+    refused = client.http.post(f"/api/reconciliations/items/{items['C-2']['id']}/accept", headers=client.auth)
+    assert refused.status_code == 409 and "registration: malformed_click_id" in refused.text, refused.text
+    item = items_by_player(client, rec["id"])["C-1"]
+    assert (item["accepted_conversion_id"], item["accepted_by"]) == (
+        accepted["postbacks"][0]["conversion_id"],
+        "bootstrap key",
+    )
+    accepts = [e for e in client.items("/audit", entity_kind="reconciliation") if e["action"] == "accept"]
+    assert [e["after"]["player_id"] for e in accepts] == ["C-2", "C-1"]
+    # A later postback of the same first deposit from the advertiser is a duplicate.
+    late = client.postback(event="ftd", player_id="C-1", payout="50", token=world.token)
+    assert late.json()["result"] == "duplicate"
+
+
+def test_a_daily_report_books_its_lines_with_the_keys_of_postbacks(client: Client, world: World) -> None:
+    """An operator that sends no postbacks: its daily report (Affilka's columns) books them."""
+    cid = client.click(world.alice_casino)
+    client.flush()
+    today = datetime.now(UTC).date()
+    text = "Player ID,Stag,Sign Up At,First Deposit At,First Deposit Sum,Deposits Sum,Currency,"
+    text += "Transaction ID\r\n"
+    text += f"D-1,{cid},{today},{today},50.00,80.00,EUR,T-1\r\n"
+    body = imported(client, text.encode(), "daily.csv", world.northstar["id"], book="true")
+    assert body["booked"] == {"accepted": 3}
+    assert items_by_player(client, body["reconciliation"]["id"])["D-1"]["kind"] == "matched"
+    conversions = client.items("/conversions", player_id="D-1")
+    assert sorted((c["event"], c["channel"], Decimal(c["payout"])) for c in conversions) == [
+        ("deposit", "recon", 30),
+        ("first_deposit", "recon", 50),
+        ("registration", "recon", Decimal("1.5")),
+    ]
+    # The advertiser's own postback of the same transaction later is a duplicate.
+    late = client.postback(event="deposit", player_id="D-1", payout="30", txn_id="T-1", token=world.token)
+    assert late.json()["result"] == "duplicate"
+    # The next day's file repeating the line books nothing twice.
+    again = imported(client, text.encode() + b"\r\n", "daily2.csv", world.northstar["id"], book="true")
+    assert again["booked"] == {} and again["reconciliation"]["skipped"] == 1
