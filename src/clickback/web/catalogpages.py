@@ -200,6 +200,37 @@ def _status_change(v: Viewer, kind: str, item_id: int, form: dict[str, str]) -> 
 
 
 async def advertisers(v: Viewer) -> Response:
+    offers = _count(v.catalog.offers.values(), "advertiser_id")
+    return await _named_list(v, NAMED["advertisers"], s.CatalogQuery, offers=offers)
+
+
+async def advertiser(v: Viewer) -> Response:
+    item_id = _id(v, "advertiser_id", "advertiser")
+    offers = sorted((o for o in v.catalog.offers.values() if o.advertiser_id == item_id), key=lambda o: o.id)
+    return await _named_row(v, NAMED["advertisers"], item_id, offers=offers)
+
+
+@dataclass(frozen=True)
+class Named:
+    """Advertisers and affiliates alike: a name and a status, made by a name, edited by both."""
+
+    table: str
+    kind: str
+    title: str
+    make: Callable[..., Awaitable[dict[str, Any]]]
+    body: type[s.AdvertiserIn] | type[s.AffiliateIn]
+
+
+NAMED = {
+    "advertisers": Named("advertisers", "advertiser", "Advertiser", admin.create_advertiser, s.AdvertiserIn),
+    "affiliates": Named("affiliates", "affiliate", "Affiliate", admin.create_affiliate, s.AffiliateIn),
+}
+
+
+async def _named_list(
+    v: Viewer, named: Named, query: type[s.CatalogQuery] | type[s.ArchivableQuery], **shown: Any
+) -> Response:
+    """The list of advertisers or affiliates, and its form to make one."""
     create, status = Form("create"), 200
     if v.request.method == "POST":
         form = await _posted(v)
@@ -207,34 +238,34 @@ async def advertisers(v: Viewer) -> Response:
             return form
 
         async def make() -> dict[str, Any]:
-            body = s.AdvertiserIn.model_validate({"name": form.get("name", "")})
-            row = await admin.create_advertiser(v.runtime.db, body.name, utcnow(), actor_of(v.who))
+            body = named.body.model_validate({"name": form.get("name", "")})
+            row = await named.make(v.runtime.db, body.name, utcnow(), actor_of(v.who))
             return await changes.changed(v.runtime, row)
 
         done = await _attempt(make, ("name",))
         if not isinstance(done, Refused):
-            return _redirect(f"/catalog/advertisers/{done['id']}")
+            return _redirect(f"/catalog/{named.table}/{done['id']}")
         create, status = Form("create", form, done.errors), 400
-    q, problems, given = read_filters(v, s.CatalogQuery)
-    found = await admin.list_page(v.runtime.db, "advertisers", q.values(), q.cursor, q.limit)
+    q, problems, given = read_filters(v, query)
+    found = await admin.list_page(v.runtime.db, named.table, q.values(), q.cursor, q.limit)
     return render(
         v,
-        "catalog_advertisers.html",
+        f"catalog_{named.table}.html",
         status,
-        title="Advertisers",
+        title=f"{named.title}s",
         problems=problems,
         given=given,
         rows=found.rows,
         create=create,
-        offers=_count(v.catalog.offers.values(), "advertiser_id"),
-        next_page=_next("/catalog/advertisers", given, found),
+        next_page=_next(f"/catalog/{named.table}", given, found),
+        **shown,
     )
 
 
-async def advertiser(v: Viewer) -> Response:
-    item_id = _id(v, "advertiser_id", "advertiser")
-    path = f"/catalog/advertisers/{item_id}"
-    row = await admin.get(v.runtime.db, "advertisers", item_id)
+async def _named_row(v: Viewer, named: Named, item_id: int, **shown: Any) -> Response:
+    """An advertiser's or affiliate's page: its name and status edited, its history."""
+    path = f"/catalog/{named.table}/{item_id}"
+    row = await admin.get(v.runtime.db, named.table, item_id)
     forms = {"edit": Form("edit"), "status": Form("status")}
     status = 200
     if v.request.method == "POST":
@@ -243,23 +274,22 @@ async def advertiser(v: Viewer) -> Response:
             return form
         which = form.get("form", "")
         if which == "status":
-            done = await _attempt(lambda: _status_change(v, "advertisers", item_id, form), ("status",))
+            done = await _attempt(lambda: _status_change(v, named.table, item_id, form), ("status",))
         else:
             which = "edit"
-            done = await _attempt(lambda: _rename(v, "advertisers", item_id, form.get("name", "")), ("name",))
+            done = await _attempt(lambda: _rename(v, named.table, item_id, form.get("name", "")), ("name",))
         if not isinstance(done, Refused):
             return _redirect(path)
         forms[which], status = Form(which, form, done.errors), 400
-    offers = sorted((o for o in v.catalog.offers.values() if o.advertiser_id == item_id), key=lambda o: o.id)
     return render(
         v,
-        "catalog_advertiser.html",
+        f"catalog_{named.kind}.html",
         status,
-        title=f"Advertiser: {row['name']}",
+        title=f"{named.title}: {row['name']}",
         row=row,
         forms=forms,
-        offers=offers,
-        **await _history(v, _rows_history(v, "advertiser", item_id), path),
+        **shown,
+        **await _history(v, _rows_history(v, named.kind, item_id), path),
     )
 
 
@@ -479,66 +509,14 @@ async def _put_cap(v: Viewer, offer_id: int, form: dict[str, str]) -> dict[str, 
 
 
 async def affiliates(v: Viewer) -> Response:
-    create, status = Form("create"), 200
-    if v.request.method == "POST":
-        form = await _posted(v)
-        if isinstance(form, Response):
-            return form
-
-        async def make() -> dict[str, Any]:
-            body = s.AffiliateIn.model_validate({"name": form.get("name", "")})
-            row = await admin.create_affiliate(v.runtime.db, body.name, utcnow(), actor_of(v.who))
-            return await changes.changed(v.runtime, row)
-
-        done = await _attempt(make, ("name",))
-        if not isinstance(done, Refused):
-            return _redirect(f"/catalog/affiliates/{done['id']}")
-        create, status = Form("create", form, done.errors), 400
-    q, problems, given = read_filters(v, s.ArchivableQuery)
-    found = await admin.list_page(v.runtime.db, "affiliates", q.values(), q.cursor, q.limit)
-    return render(
-        v,
-        "catalog_affiliates.html",
-        status,
-        title="Affiliates",
-        problems=problems,
-        given=given,
-        rows=found.rows,
-        create=create,
-        links=_count(v.catalog.links.values(), "affiliate_id"),
-        next_page=_next("/catalog/affiliates", given, found),
-    )
+    links = _count(v.catalog.links.values(), "affiliate_id")
+    return await _named_list(v, NAMED["affiliates"], s.ArchivableQuery, links=links)
 
 
 async def affiliate(v: Viewer) -> Response:
     item_id = _id(v, "affiliate_id", "affiliate")
-    path = f"/catalog/affiliates/{item_id}"
-    row = await admin.get(v.runtime.db, "affiliates", item_id)
-    forms = {"edit": Form("edit"), "status": Form("status")}
-    status = 200
-    if v.request.method == "POST":
-        form = await _posted(v)
-        if isinstance(form, Response):
-            return form
-        which = form.get("form", "")
-        if which == "status":
-            done = await _attempt(lambda: _status_change(v, "affiliates", item_id, form), ("status",))
-        else:
-            which = "edit"
-            done = await _attempt(lambda: _rename(v, "affiliates", item_id, form.get("name", "")), ("name",))
-        if not isinstance(done, Refused):
-            return _redirect(path)
-        forms[which], status = Form(which, form, done.errors), 400
-    return render(
-        v,
-        "catalog_affiliate.html",
-        status,
-        title=f"Affiliate: {row['name']}",
-        row=row,
-        forms=forms,
-        links=_count(v.catalog.links.values(), "affiliate_id").get(item_id, 0),
-        **await _history(v, _rows_history(v, "affiliate", item_id), path),
-    )
+    links = _count(v.catalog.links.values(), "affiliate_id").get(item_id, 0)
+    return await _named_row(v, NAMED["affiliates"], item_id, links=links)
 
 
 # --- links --------------------------------------------------------------------------------------
