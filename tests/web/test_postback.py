@@ -433,18 +433,24 @@ def test_an_api_call_on_a_connection_the_database_dropped_is_a_503_not_a_500(
     monkeypatch.setattr(store_db, "PING_AFTER_IDLE_SECONDS", 1e9)  # never pinged: used as it is
     assert client.items("/conversions") == []
     # The click writer held: its flush (every half second) would otherwise take a dropped
-    # connection from the pool first, and the API call find a new one.
+    # connection from the pool first, and the API call find a new one. The catalog refresh and
+    # the outbound dispatcher's poll may still take the dropped ones first on a slow machine:
+    # the drop is made again (at most 5 times) until an API call is the one that meets it.
+    seen: list[list[int]] = []
     with client.node.writer_held():
-        admin_sql(
-            runtime.settings.url,
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
-        )
-        try:
-            statuses = [
-                client.http.get("/api/conversions", headers=client.auth).status_code for _ in range(3)
-            ]
-        finally:
-            client.node.call(runtime.db.engine.dispose)
-    assert statuses[0] == 503 and 500 not in statuses
+        while len(seen) < 5 and not any(statuses[0] == 503 for statuses in seen):
+            admin_sql(
+                runtime.settings.url,
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND backend_type = 'client backend'",
+            )
+            try:
+                seen.append(
+                    [client.http.get("/api/conversions", headers=client.auth).status_code for _ in range(3)]
+                )
+            finally:
+                client.node.call(runtime.db.engine.dispose)
+    assert any(statuses[0] == 503 for statuses in seen), seen
+    assert all(status in (200, 503) for statuses in seen for status in statuses), seen
     assert client.http.get("/api/conversions", headers=client.auth).status_code == 200
