@@ -162,3 +162,31 @@ def test_a_manager_rejects_a_conversion_on_its_page_and_the_others_cannot(
     # A change the lifecycle refuses: the page again, with why.
     again = boss.post(page, {"status": "rejected", "reason": "twice"})
     assert again.status_code == 409 and "rejected already" in again.text
+
+
+def test_a_qualified_cpa_rejected_by_hand_is_disallowed_and_approved_again_is_paid_again(
+    client: Client, world: World
+) -> None:
+    first_deposit = ftd(client, world)
+    [qualified] = client.items("/conversions", player_id="P-1", event="qualified_cpa")
+    assert cpa_sum(client) == 100
+
+    # The operator refuses the CPA: the ledger reverses it; the deposit that qualified stands.
+    assert change(client, qualified["id"], "rejected", "operator: bonus abuse").status_code == 200
+    assert cpa_sum(client) == 0
+    assert client.api("GET", f"/conversions/{first_deposit}")["status"] == "approved"
+    [reversal] = [e for e in client.items("/commissions", kind="cpa") if e["reverses_id"]]
+    assert float(reversal["amount"]) == -100 and "by hand" in reversal["detail"]
+    # A later deposit does not book it again: the player qualified once.
+    client.postback(event="dep", player_id="P-1", payout="30", txn_id="D-2", token=world.token)
+    assert cpa_sum(client) == 0
+
+    # A dispute won: approved again, the CPA is booked again, once.
+    assert change(client, qualified["id"], "approved", "dispute won").status_code == 200
+    assert cpa_sum(client) == 100
+    assert change(client, qualified["id"], "approved", "twice").status_code == 409
+    assert sorted(float(e["amount"]) for e in client.items("/commissions", kind="cpa")) == [-100, 100, 100]
+    # Cancelled for good: reversed again, and nothing reopens it.
+    assert change(client, qualified["id"], "cancelled", "operator closed the account").status_code == 200
+    assert cpa_sum(client) == 0
+    assert client.api("GET", f"/conversions/{qualified['id']}")["status"] == "cancelled"

@@ -383,3 +383,74 @@ def test_a_daily_report_books_its_lines_with_the_keys_of_postbacks(client: Clien
     # The next day's file repeating the line books nothing twice.
     again = imported(client, text.encode() + b"\r\n", "daily2.csv", world.northstar["id"], book="true")
     assert again["booked"] == {} and again["reconciliation"]["skipped"] == 1
+
+
+def test_accepting_what_the_operator_does_not_count_rejects_it_through_the_status_change(
+    client: Client, world: World, receiver: Receiver
+) -> None:
+    client.api("PUT", f"/offers/{world.casino['id']}/deal", json=CPA_100)
+    template = {
+        "affiliate_id": world.alice["id"],
+        "url": receiver.url("/pb?e={event}&st={status}"),
+        "events": ["qualified_cpa"],
+    }
+    client.api("POST", "/outbound/templates", json=template)
+    today = datetime.now(UTC).date()
+    day, month = today.strftime("%d.%m.%Y"), today.strftime("%Y-%m")
+    matched = player(client, world, "P-match", world.alice_casino, "50")
+    player(client, world, "P-extra", world.alice_casino, "40")
+    cpa = player(client, world, "P-cpa", world.alice_casino, "25")
+    receiver.wait_for(3)  # each qualified CPA announced
+    # The operator lists neither P-extra nor a CPA for P-cpa.
+    data = myaffiliates_csv(
+        [
+            ["P-match", matched, day, day, "50,00", "", "100,00", "", "EUR"],
+            ["P-cpa", cpa, day, day, "25,00", "", "0,00", "", "EUR"],
+        ]
+    )
+    rec = imported(client, data, "myaffiliates.csv", world.northstar["id"], period=month)["reconciliation"]
+    items = items_by_player(client, rec["id"])
+    assert {p: it["kind"] for p, it in items.items()} == {
+        "P-match": "matched",
+        "P-extra": "missing_at_operator",
+        "P-cpa": "cpa_disagrees",
+    }
+    (before,) = client.api("GET", f"/statements/{world.alice['id']}/{month}")["lines"]
+    assert (before["ftds"], before["qualified_cpas"], Decimal(before["cpa_earnings"])) == (3, 3, 300)
+
+    def accept(name: str) -> httpx.Response:
+        return client.http.post(f"/api/reconciliations/items/{items[name]['id']}/accept", headers=client.auth)
+
+    # Not in the report: its registration and first deposit are rejected, and the CPA they paid reversed.
+    extra = accept("P-extra")
+    assert extra.status_code == 200, extra.text
+    assert extra.json()["postbacks"] == []
+    assert [(c["event"], c["status"], c["problem"]) for c in extra.json()["changes"]] == [
+        ("registration", "rejected", ""),
+        ("first_deposit", "rejected", ""),
+    ]
+    # The CPA the operator did not pay: disallowed, while P-cpa's first deposit stands.
+    disallowed = accept("P-cpa")
+    assert disallowed.status_code == 200, disallowed.text
+    [(conversion, event)] = [(c["conversion_id"], c["event"]) for c in disallowed.json()["changes"]]
+    assert event == "qualified_cpa"
+    (after,) = client.api("GET", f"/statements/{world.alice['id']}/{month}")["lines"]
+    assert Decimal(after["cpa_earnings"]) == 100
+    assert [c["status"] for c in client.items("/conversions", player_id="P-cpa", event="first_deposit")] == [
+        "approved"
+    ]
+    history = client.api("GET", f"/conversions/{conversion}")["history"]
+    assert history[-1]["to_status"] == "rejected"
+    assert f"reconciliation {rec['id']} (myaffiliates.csv, lines 3)" in history[-1]["reason"]
+    # Alice's tracker hears of both reversals, as of any status change.
+    statuses = sorted(r.target for r in receiver.wait_for(5)[3:])
+    assert statuses == ["/pb?e=qualified_cpa&st=rejected"] * 2
+    # Audited as changes by the acceptor, each with the reconciliation as its reason.
+    changed = client.items("/audit", entity_kind="conversion")
+    assert len(changed) == 3 and {e["actor"] for e in changed} == {"bootstrap key"}
+    [audited] = [e for e in client.items("/audit", entity_kind="reconciliation") if e["action"] == "accept"][:1]
+    assert [c["event"] for c in audited["after"]["changes"]] == ["qualified_cpa"]
+
+    assert accept("P-cpa").status_code == 409
+    matched_reply = accept("P-match")
+    assert matched_reply.status_code == 409 and "no figure" in matched_reply.text

@@ -28,7 +28,7 @@ from clickback.core.commission import (
 )
 from clickback.core.events import dedupe_family
 from clickback.core.intake import player_key
-from clickback.core.lifecycle import Status
+from clickback.core.lifecycle import PAYABLE, Status
 from clickback.core.model import Catalog
 from clickback.core.money import money_text
 from clickback.store import caps, ledger
@@ -54,7 +54,9 @@ def player_changed(
     if deal is None:
         return
     pays_cpa = deal.cpa is not None and deal.kind in (DealKind.CPA, DealKind.HYBRID)
-    if pays_cpa and cpa_may_change(cause["event"], arrived, player.qualified_at is not None):
+    if pays_cpa and cause["event"] == CAPPED_EVENT and not arrived:
+        _cpa_decided_by_hand(rec, player, deal, cause, now)
+    elif pays_cpa and cpa_may_change(cause["event"], arrived, player.qualified_at is not None):
         _cpa(rec, player, deal, cause["id"], now)
 
 
@@ -69,6 +71,27 @@ def _cpa(rec: Recording, player: Player, deal: Deal, cause: int, now: datetime) 
             _reverse_cpa(rec, player, booked, cause, now)
         else:
             _reject_unpaid(rec, player, now)
+
+
+def _cpa_decided_by_hand(
+    rec: Recording, player: Player, deal: Deal, qualified: Mapping[str, Any], now: datetime
+) -> None:
+    """A person (or a reconciliation) rejected or cancelled the player's qualified_cpa conversion:
+    the CPA is disallowed and its entry reversed, while the events that qualified stand (an
+    operator refusing a CPA keeps the deposits). Approved again (a dispute won): booked again,
+    if the rules still hold. The player stays qualified either way, so no later event books it."""
+    assert deal.cpa is not None
+    booked = ledger.booked_cpa(rec.conn, player.id)
+    if Status(qualified["status"]) not in PAYABLE:
+        if booked is not None:
+            why = f"conversion {qualified['id']} ({qualified['event']}) was {qualified['status']} by hand"
+            _reverse_cpa(rec, player, booked, qualified["id"], now, why)
+        return
+    verdict = qualify(deal.cpa, rec.player_events(player))
+    if booked is None and verdict is not None and not qualified.get("over_cap"):
+        hold_until = verdict.at + timedelta(days=deal.cpa.hold_days)
+        amount = deal.cpa_amount(player.country)
+        _append_cpa(rec, player, deal, verdict, amount, hold_until, rec.conversion(verdict.by), now)
 
 
 def _book_cpa(rec: Recording, player: Player, deal: Deal, q: Qualified, now: datetime) -> None:
@@ -150,7 +173,9 @@ def _append_cpa(
 _NOT_COPIED = frozenset({"id"})
 
 
-def _reverse_cpa(rec: Recording, player: Player, booked: Any, cause: int, now: datetime) -> None:
+def _reverse_cpa(
+    rec: Recording, player: Player, booked: Any, cause: int, now: datetime, why: str = ""
+) -> None:
     ledger.mark_reversed(rec.conn, booked.id, now)
     rec.append_entry(
         now,
@@ -166,10 +191,11 @@ def _reverse_cpa(rec: Recording, player: Player, booked: Any, cause: int, now: d
         fx_rate=booked.fx_rate,
         status=ledger.APPROVED,
         reverses_id=booked.id,
-        detail=f"reversal of entry {booked.id}: conversion {cause} changed and the rules no longer hold",
+        detail=f"reversal of entry {booked.id}: "
+        + (why or f"conversion {cause} changed and the rules no longer hold"),
     )
     qualified = rec.conversion_by_key((player.advertiser_id, player_key(player.player_id), "qualified_cpa"))
-    if qualified is not None and qualified["status"] != Status.REJECTED.value:
+    if qualified is not None and Status(qualified["status"]) in PAYABLE:
         rec.change_status(qualified, Status.REJECTED, now, None)
 
 

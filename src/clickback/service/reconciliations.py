@@ -30,6 +30,7 @@ from sqlalchemy import Connection
 from clickback.core.audit import Actor, Kind, change
 from clickback.core.commission import period_bounds
 from clickback.core.intake import RECON, RawPostback, sign
+from clickback.core.lifecycle import PAYABLE, Status, can_move
 from clickback.core.model import Catalog
 from clickback.core.reconcile import (
     PREVIEW_ROWS,
@@ -418,6 +419,16 @@ class Accepted:
     # Each postback sent through intake: (event, result, reason code or "", conversion ID).
     postbacks: list[tuple[str, str, str, int | None]]
     conversion_id: int | None
+    # Each conversion whose status was changed for it: (conversion ID, event, new status, why
+    # not, or "" when it changed).
+    changes: list[tuple[int, str, str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    conversion_id: int
+    event: str
+    status: Status
 
 
 def _events_to_accept(item: dict[str, Any]) -> list[dict[str, str]]:
@@ -450,26 +461,127 @@ def _events_to_accept(item: dict[str, Any]) -> list[dict[str, str]]:
     return wanted
 
 
+def _changes_to_accept(conn: Connection, advertiser_id: int, item: dict[str, Any]) -> list[_Change]:
+    """The status changes that make clickback's figure the operator's, as the advertiser's status
+    postback would: what the operator does not count is rejected; a CPA the operator did not pay
+    is rejected as a qualified_cpa conversion (the ledger reverses it, the deposits stand); a CPA
+    the operator paid that a person rejected before is approved again."""
+    kind, player, month = ItemKind(item["kind"]), item["player_id"], item["month"]
+    if kind is ItemKind.MISSING_AT_OPERATOR:
+        # Without the player in the report, none of their month counts; else the events it lacks.
+        events = item["evidence"].get("missing_events") or store.MONEY_EVENTS
+        found = store.month_conversions(conn, advertiser_id, player, month, events)
+        return [_Change(c["id"], c["event"], Status.REJECTED) for c in found]
+    if kind is not ItemKind.CPA_DISAGREES:
+        return []
+    cpa = store.qualified_cpa(conn, advertiser_id, player)
+    if cpa is None:
+        return []
+    paid_by_operator = item["evidence"].get("qualification", {}).get("operator") == "paid"
+    payable = Status(cpa["status"]) in PAYABLE
+    if payable and not paid_by_operator:
+        return [_Change(cpa["id"], cpa["event"], Status.REJECTED)]
+    if not payable and paid_by_operator and can_move(Status(cpa["status"]), Status.APPROVED):
+        return [_Change(cpa["id"], cpa["event"], Status.APPROVED)]
+    return []
+
+
 async def accept(
     db: Database, catalog: Catalog, postbacks: Postbacks, item_id: int, by: Actor, now: datetime
 ) -> Accepted:
-    """The operator's figure of one item booked through the postback intake (channel `recon`):
-    the conversions, their ledger entries, report counters and outbound postbacks follow as for
-    the advertiser's own postback. Claimed once (a second accept is a 409); audited."""
+    """The operator's figure of one item, made clickback's through the normal paths: what
+    clickback lacks is booked through the postback intake (channel `recon`), what the operator
+    does not count is rejected through the status-change use case; the conversions, their ledger
+    entries, report counters and outbound postbacks follow as for the advertiser's own postbacks.
+    Claimed once (a second accept is a 409); audited."""
     async with db.read() as conn:
         item = await conn.run_sync(lambda c: store.item_with_file(c, item_id))
     if item is None:
         raise Problem(f"reconciliation item {item_id} does not exist", 404)
     if item["accepted_at"] is not None:
         raise Problem(f"item {item_id} was accepted by {item['accepted_by']} already", 409)
-    wanted = _events_to_accept(item)
-    if not wanted:
-        raise Problem(f"a {item['kind']} item has no figure of the operator's to book", 409)
     advertiser = catalog.advertisers.get(item["advertiser_id"])
     if advertiser is None:
         raise Problem(f"advertiser {item['advertiser_id']} does not exist", 404)
+    wanted = _events_to_accept(item)
+    async with db.read() as conn:
+        changes = await conn.run_sync(lambda c: _changes_to_accept(c, advertiser.id, item))
+    if not wanted and not changes:
+        raise Problem(_nothing_to_accept(item), 409)
     if not await db.run_write(lambda c: store.claim(c, item_id, by.name, now)):
         raise Problem(f"item {item_id} was accepted meanwhile", 409)
+    sent = await _send(postbacks, advertiser, item, wanted, now) if wanted else []
+    because = (
+        f"reconciliation {item['reconciliation_id']} ({item['file_name']}"
+        + (f", lines {', '.join(map(str, item['lines']))}" if item["lines"] else "")
+        + f"): the operator's figure for {item['player_id']} in {item['month']} accepted"
+    )
+    changed = []
+    for c in changes:
+        by_hand = await postbacks.change_status(c.conversion_id, c.status, because, now, by)
+        problem = by_hand.problem if by_hand.found else f"conversion {c.conversion_id} does not exist"
+        changed.append((c.conversion_id, c.event, c.status.value, problem))
+    booked = [c for _, result, _, c in sent if result in ("accepted", "duplicate") and c is not None]
+    booked += [c for c, _, _, problem in changed if not problem]
+    first = booked[0] if booked else None
+    done = change(
+        by,
+        Kind.RECONCILIATION,
+        item["reconciliation_id"],
+        "accept",
+        None,
+        {
+            "item": item_id,
+            "player_id": item["player_id"],
+            "month": item["month"],
+            "file": item["file_name"],
+            "lines": item["lines"],
+            "postbacks": [
+                {"event": e, "result": r, "reason": why, "conversion_id": c} for e, r, why, c in sent
+            ],
+            "changes": [
+                {"conversion_id": c, "event": e, "status": st, "problem": problem}
+                for c, e, st, problem in changed
+            ],
+        },
+    )
+
+    def settle(conn: Connection) -> None:
+        if booked:
+            store.mark_accepted(conn, item_id, first, by.name, now)
+        else:
+            store.unclaim(conn, item_id)  # nothing booked: it can be accepted again once fixed
+        audit.record_sync(conn, [done], now)
+
+    await db.run_write(settle)
+    if not booked:
+        reasons = ", ".join([f"{e}: {why}" for e, _, why, _ in sent] + [p for *_, p in changed])
+        raise Problem(f"the operator's figure could not be booked ({reasons}); see the postback log", 409)
+    return Accepted(item_id, sent, first, changed)
+
+
+def _nothing_to_accept(item: dict[str, Any]) -> str:
+    kind = ItemKind(item["kind"])
+    if kind is ItemKind.CPA_DISAGREES:
+        rules = item["evidence"].get("qualification", {}).get("rules") or "none recorded"
+        return (
+            "clickback's CPA rules did not hold for this player (" + rules + "): a CPA is booked only "
+            "from the player's events, so send the event the rules lack or change the deal's rules"
+        )
+    if kind is ItemKind.ATTRIBUTED_ELSEWHERE:
+        return "a player attributed to another affiliate is not moved by reconciliation: see the evidence"
+    return f"a {kind} item has no figure of the operator's to book"
+
+
+async def _send(
+    postbacks: Postbacks,
+    advertiser: Any,
+    item: dict[str, Any],
+    wanted: list[dict[str, str]],
+    now: datetime,
+) -> list[tuple[str, str, str, int | None]]:
+    """The operator's events through the postback intake, in order."""
+    item_id = item["id"]
     code = str(item["operator"].get("tracking_code") or "")
     known = bool(item["clickback"].get("known"))
     sent: list[tuple[str, str, str, int | None]] = []
@@ -491,35 +603,4 @@ async def accept(
         sent.append((fields["event"], outcome.result.value, reason, outcome.conversion_id))
         if n == 0 and not known and outcome.result.value == "accepted":
             known = True  # the player exists now: later events go through them
-    booked = [c for _, result, _, c in sent if result in ("accepted", "duplicate") and c is not None]
-    first = booked[0] if booked else None
-    done = change(
-        by,
-        Kind.RECONCILIATION,
-        item["reconciliation_id"],
-        "accept",
-        None,
-        {
-            "item": item_id,
-            "player_id": item["player_id"],
-            "month": item["month"],
-            "file": item["file_name"],
-            "lines": item["lines"],
-            "postbacks": [
-                {"event": e, "result": r, "reason": why, "conversion_id": c} for e, r, why, c in sent
-            ],
-        },
-    )
-
-    def settle(conn: Connection) -> None:
-        if booked:
-            store.mark_accepted(conn, item_id, first, by.name, now)
-        else:
-            store.unclaim(conn, item_id)  # nothing booked: it can be accepted again once fixed
-        audit.record_sync(conn, [done], now)
-
-    await db.run_write(settle)
-    if not booked:
-        reasons = ", ".join(f"{e}: {why}" for e, _, why, _ in sent)
-        raise Problem(f"the intake refused the operator's figure ({reasons}); see the postback log", 409)
-    return Accepted(item_id, sent, first)
+    return sent

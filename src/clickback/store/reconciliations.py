@@ -47,7 +47,7 @@ MAX_REFUSALS_READ = 50_000
 # Evidence kept per item: a player's month has a handful of each; a runaway sender's are cut.
 MAX_EVIDENCE = 20
 _PAYABLE = sorted(s.value for s in PAYABLE)
-_MONEY_EVENTS = ("registration", "first_deposit", "deposit", "chargeback", "net_revenue")
+MONEY_EVENTS = ("registration", "first_deposit", "deposit", "chargeback", "net_revenue")
 
 
 def chunks(values: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
@@ -332,6 +332,36 @@ def unclaim(conn: Connection, item_id: int) -> None:
     )
 
 
+def month_conversions(
+    conn: Connection, advertiser_id: int, player_id: str, month: str, events: Collection[str]
+) -> list[dict[str, Any]]:
+    """The player's payable conversions of `events` in `month` (by event time; NGR by its
+    period), as the comparison counted them: what rejecting the operator's "not ours" touches."""
+    c = conversions.c
+    query = select(c.id, c.event, c.status, c.event_at, c.period).where(
+        c.advertiser_id == advertiser_id,
+        c.player_id == player_id,
+        ~c.test,
+        c.status.in_(_PAYABLE),
+        c.event.in_(sorted(events)),
+    )
+    rows = [dict(r) for r in conn.execute(query.order_by(c.id)).mappings()]
+    return [r for r in rows if _month_of(r) == month]
+
+
+def qualified_cpa(conn: Connection, advertiser_id: int, player_id: str) -> dict[str, Any] | None:
+    """The player's qualified_cpa conversion (one per player: its duplicate key is the player's)."""
+    c = conversions.c
+    query = select(c.id, c.event, c.status).where(
+        c.advertiser_id == advertiser_id,
+        c.player_id == player_id,
+        c.event == "qualified_cpa",
+        ~c.test,
+    )
+    row = conn.execute(query.order_by(c.id)).mappings().first()
+    return None if row is None else dict(row)
+
+
 def mark_accepted(conn: Connection, item_id: int, conversion_id: int | None, by: str, now: datetime) -> None:
     i = reconciliation_items.c
     conn.execute(
@@ -432,7 +462,7 @@ def _active_players(conn: Connection, advertiser_id: int, months: Collection[str
                 c.player_id != "",
                 ~c.test,
                 c.status.in_(_PAYABLE),
-                c.event.in_(_MONEY_EVENTS),
+                c.event.in_(MONEY_EVENTS),
                 or_(
                     and_(c.event != "net_revenue", c.event_at >= start, c.event_at < end),
                     and_(c.event == "net_revenue", c.period == month),
@@ -467,7 +497,7 @@ def _add_conversions(
             c.player_id.in_(batch),
             ~c.test,
             c.status.in_(_PAYABLE),
-            c.event.in_(_MONEY_EVENTS),
+            c.event.in_(MONEY_EVENTS),
         )
         for found_row in conn.execute(query.order_by(c.id)).mappings():
             row = dict(found_row)

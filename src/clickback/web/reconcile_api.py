@@ -187,10 +187,22 @@ class SentOut(BaseModel):
     conversion_id: int | None
 
 
+class ChangeOut(BaseModel):
+    conversion_id: int
+    event: str
+    status: Literal["approved", "rejected"]
+    problem: str = Field(description="Why the status did not change; empty when it did.")
+
+
 class AcceptOut(BaseModel):
     item_id: int
-    conversion_id: int | None = Field(description="The first conversion booked for the operator's figure.")
+    conversion_id: int | None = Field(
+        description="The first conversion booked or changed for the operator's figure."
+    )
     postbacks: list[SentOut] = Field(description="Each postback sent through the intake, in order.")
+    changes: list[ChangeOut] = Field(
+        description="Each conversion whose status was changed through the status-change use case."
+    )
 
 
 class ItemsQuery(s.Paged):
@@ -359,12 +371,15 @@ def add_routes(api: FastAPI, runtime: Runtime) -> None:
 
     @api.post("/reconciliations/items/{item_id}/accept", tags=["reconciliations"])
     async def accept_item(item_id: s.Id, who: Who) -> AcceptOut:
-        """Accept the operator's figure of an item (missing in clickback: its registration and
-        first deposit; an amount that differs: the deposits and NGR clickback lacks). It is sent
+        """Accept the operator's figure of an item. Missing in clickback: its registration and
+        first deposit; an amount that differs: the deposits and NGR clickback lacks; both sent
         through the postback intake as the advertiser's postback would have been (channel
-        `recon`), so the ledger, statements, reports and outbound postbacks follow; audited.
-        409 for an item accepted already, one with nothing to book, or a figure the intake
-        refuses (the reasons said, the postbacks in the log)."""
+        `recon`). Missing at the operator: clickback's conversions the operator does not count
+        are rejected; a CPA the operator did not pay: the qualified_cpa conversion is rejected
+        (its ledger entry reversed), one it paid that was rejected by hand is approved again;
+        both through the status-change use case, with the reconciliation as the reason. The
+        ledger, statements, reports and outbound postbacks follow; audited. 409 for an item
+        accepted already, one with nothing to book, or a figure refused (the reasons said)."""
         try:
             done = await accept(
                 db, runtime.catalog.current, runtime.postbacks, item_id, actor_of(who), utcnow()
@@ -377,6 +392,10 @@ def add_routes(api: FastAPI, runtime: Runtime) -> None:
             postbacks=[
                 SentOut(event=e, result=r, reason=why, conversion_id=c)  # type: ignore[arg-type]
                 for e, r, why, c in done.postbacks
+            ],
+            changes=[
+                ChangeOut(conversion_id=c, event=e, status=st, problem=p)  # type: ignore[arg-type]
+                for c, e, st, p in done.changes
             ],
         )
 
