@@ -14,6 +14,8 @@ costs a few microseconds, a tenth of a click.
 
 import functools
 import os
+from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -67,6 +69,14 @@ OUTBOUND_DELIVERIES = Counter(
     "later), failed (a 4xx: for good), dead (every retry failed).",
     [WORKER, "outcome"],
 )
+ENRICH_CACHE = Gauge(
+    "clickback_enrich_cache",
+    "Click enrichment cache lookups since the worker started, by cache (traits: the whole click's; "
+    "geo: an IP; device, bot: a User-Agent) and outcome (hit, miss: a parse or a lookup). Set at "
+    "each batch of clicks written.",
+    [WORKER, "cache", "outcome"],
+    multiprocess_mode="livesum",
+)
 LEDGER_ENTRIES = Counter("clickback_ledger_entries", "Commission entries booked, by kind.", [WORKER, "kind"])
 
 
@@ -77,6 +87,21 @@ def worker() -> str:
 
 
 os.register_at_fork(after_in_child=worker.cache_clear)
+
+# Caches whose hits and misses ENRICH_CACHE shows: name -> a functools cache's cache_info.
+_caches: dict[str, Callable[[], Any]] = {}
+
+
+def watch_cache(name: str, info: Callable[[], Any]) -> None:
+    _caches[name] = info
+
+
+def show_caches() -> None:
+    """ENRICH_CACHE from the watched caches' own counts: read once per batch, nothing per click."""
+    for name, info in _caches.items():
+        counts = info()
+        ENRICH_CACHE.labels(worker(), name, "hit").set(counts.hits)
+        ENRICH_CACHE.labels(worker(), name, "miss").set(counts.misses)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -74,6 +74,25 @@ def test_metrics_count_clicks_stored_and_refused_by_reason_and_the_writers_batch
     assert ("clickback_spool_files", ()) in now
 
 
+def test_the_enrichment_caches_hits_and_misses_are_shown_after_a_batch(client: Client, world: World) -> None:
+    before = samples(client)
+    # User-Agents no earlier test sent: the User-Agent caches live as long as the process.
+    first, second = (
+        f"Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/124.0.{n}{os.urandom(4).hex()}" for n in (1, 2)
+    )
+    for ua in (first, first, second):
+        reply = client.http.get(f"/c/{world.alice_casino}", headers={"user-agent": ua})
+        assert reply.status_code == 302
+    client.flush()
+    grew = growth(before, samples(client))
+
+    # The repeat is one whole click's traits found again; each new User-Agent is one parse.
+    assert grew("clickback_enrich_cache", cache="traits", outcome="hit") == 1
+    assert grew("clickback_enrich_cache", cache="traits", outcome="miss") == 2
+    assert grew("clickback_enrich_cache", cache="device", outcome="miss") == 2
+    assert grew("clickback_enrich_cache", cache="device", outcome="hit") == 0
+
+
 def test_outbound_attempts_are_counted_by_outcome(client: Client, world: World) -> None:
     before = samples(client)
 

@@ -9,6 +9,7 @@ from clickback.core.model import Traits
 from clickback.enrich.bots import BotReason, bot_reason
 from clickback.enrich.device import Device, parse_device
 from clickback.enrich.geo import Geo, GeoLookup
+from clickback.metrics import watch_cache
 
 __all__ = ["BotReason", "Device", "Enricher", "Enrichment", "Geo", "GeoLookup", "bot_reason", "parse_device"]
 
@@ -63,6 +64,13 @@ class Enricher:
         self._traits = functools.lru_cache(maxsize=TRAITS_CACHE_SIZE)(self._flat)
         parse_device(_WARM_UP_UA)
         bot_reason(_WARM_UP_UA, "GET")
+        for name, info in (
+            ("traits", self._traits.cache_info),
+            ("geo", self._geo.cache_info),
+            ("device", parse_device.cache_info),
+            ("bot", bot_reason.cache_info),
+        ):
+            watch_cache(name, info)
 
     def enrich(self, ip: str, user_agent: str, method: str) -> Enrichment:
         device = parse_device(user_agent)

@@ -67,6 +67,9 @@ class GeoLookup:
         # answers.
         self._cached = functools.lru_cache(maxsize=GEO_CACHE_SIZE)(self._resolve)
 
+    def cache_info(self) -> "functools._CacheInfo":
+        return self._cached.cache_info()
+
     def lookup(self, ip: str) -> Geo:
         """Never raises for a bad address: private, loopback, reserved, invalid or empty give NO_GEO."""
         return self._cached(ip)

@@ -24,7 +24,7 @@ from itertools import islice
 from clickback.core.model import Click
 from clickback.core.reasons import Rejected
 from clickback.core.reporting import hour_of
-from clickback.metrics import CLICK_BACKLOG, CLICK_BATCH_SECONDS, CLICKS, SPOOL_FILES, worker
+from clickback.metrics import CLICK_BACKLOG, CLICK_BATCH_SECONDS, CLICKS, SPOOL_FILES, show_caches, worker
 from clickback.service.spool import Spool, encode
 from clickback.store.clicks import prune_visitors, quarantine, write_batch
 from clickback.store.db import Database, refused_data
@@ -331,6 +331,7 @@ def _count(stored: int, refusals: Counter[tuple[int, str, str]]) -> None:
         by_reason[reason] += clicks
     for reason, clicks in by_reason.items():
         CLICKS.labels(worker(), "refused", reason).inc(clicks)
+    show_caches()
 
 
 def _why(error: BaseException) -> str:
