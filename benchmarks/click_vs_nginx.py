@@ -16,8 +16,26 @@ when it falls more than 5% short of R. --durable runs clickback with CLICKBACK_D
 --cost cpc gives the link a cost model (benchmarks/click_cost.py measures what that costs a click
 more precisely, in one process).
 
+--traffic realistic sends a campaign's clicks instead of one request over and over
+(benchmarks/traffic.py): each click its own IP (IPv4 and IPv6, many networks, some behind NAT
+gateways) passed in X-Forwarded-For (clickback runs with CLICKBACK_PROXY_HOPS=1, as behind a
+proxy), one of about 3,000 User-Agents in a long-tail mix (browsers, in-app webviews, bots), sub
+IDs, source and landing page varying per click, over several links of two offers whose URL
+templates use several macros. nginx gets the same requests. The run then prints the server's
+enrichment cache hit rates (from /metrics).
+
+--rate R is open loop (benchmarks/openloop.py): request k is due at k/R seconds whatever happened
+before, and its latency counts from when it was due, so a stall shows in every request due
+during it (p99.9 included). Before 2026-12-04 --rate paced wrk with a Lua delay() instead.
+
+--pg URL runs clickback on PostgreSQL (a fresh database per run on that server, dropped after).
+
+After each clickback run: the seconds from the end of the load until every redirected click is
+in the database, and each worker's peak RSS (VmHWM).
+
 Usage: python3 benchmarks/click_vs_nginx.py [--duration 10] [--runs 3] [--workers 1]
-           [--rate R] [--durable] [--wait-quiet] [--cost cpc|source]
+           [--rate R] [--durable] [--wait-quiet] [--cost cpc|source] [--traffic realistic]
+           [--pg postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
 """
 
 from __future__ import annotations
@@ -39,9 +57,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import openloop
+import traffic
 
 REPO = Path(__file__).resolve().parents[1]
 CLICKBACK = REPO / ".venv" / "bin" / "clickback"
@@ -71,30 +94,6 @@ QUIET_PATTERN = "benchmarks/faults.py"
 QUIET_LOAD = 1.0
 QUIET_POLL_S = 30.0
 QUIET_MAX_WAIT_S = 20 * 60.0
-
-# wrk calls delay() before each request of a connection and waits that many milliseconds (an
-# integer: it truncates). The pause is drawn uniformly from 0.5x to 1.5x the mean interval so that
-# the connections, which all start at once, do not stay in step and arrive as bursts of C requests;
-# adding a uniform [0, 1) before truncating rounds it without bias. Each wrk thread has its own Lua
-# state; setup() gives each a different seed.
-RATE_LUA = """\
--- written by benchmarks/click_vs_nginx.py: about {rate:g} requests/s over {connections} connections
-local interval_ms = {interval_ms!r}
-local threads = 0
-
-function setup(thread)
-    threads = threads + 1
-    thread:set("seed", threads)
-end
-
-function init(args)
-    math.randomseed(os.time() * 1000 + seed)
-end
-
-function delay()
-    return math.floor(interval_ms * (0.5 + math.random()) + math.random())
-end
-"""
 
 NGINX_CONF = """\
 worker_processes {workers};
@@ -134,16 +133,20 @@ class WrkResult:
     p90_ms: float
     p99_ms: float
     max_ms: float
+    p999_ms: float = float("nan")  # open-loop runs only (wrk prints no 99.9th percentile)
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One server under one wrk run."""
+    """One server under one load run."""
 
     wrk: WrkResult
     cpu_s: float
     clicks: int | None = None  # rows in clickback's `clicks` table; None for nginx
     reported: int | None = None  # clicks per the reports API, as a cross-check
+    stored_after_s: float | None = None  # from the end of the load until every click was stored
+    peak_rss_mb: tuple[float, ...] = ()  # each worker's VmHWM
+    cache_hits: dict[str, float] | None = None  # enrichment cache -> hit rate
 
     @property
     def redirects(self) -> int:
@@ -360,17 +363,41 @@ def parse_wrk(out: str) -> WrkResult:
     )
 
 
-def rate_script(args: argparse.Namespace, tmp: Path) -> Path:
-    """The Lua script that paces wrk at about args.rate requests/s in total."""
-    path = tmp / "rate.lua"
-    path.write_text(
-        RATE_LUA.format(rate=args.rate, connections=args.connections, interval_ms=args.interval_ms)
-    )
-    return path
+@dataclass(frozen=True)
+class Load:
+    """What a run sends: one request over and over (`path`), or a campaign's clicks (`mix`)."""
+
+    path: str
+    mix: traffic.Mix | None = None
 
 
-def run_wrk(wrk: str, url: str, args: argparse.Namespace) -> WrkResult:
-    script = ("-s", str(args.lua)) if args.rate else ()
+def load_for(args: argparse.Namespace, links: Sequence[str], path: str, run: int) -> Load:
+    if args.traffic == "realistic":
+        return Load(path, traffic.Mix(links, args.user_agents, seed=run))
+    return Load(path)
+
+
+def raw_requests(port: int, load: Load) -> Callable[[], bytes]:
+    """The open-loop client's requests: each a whole HTTP/1.1 request."""
+    host = f"Host: {HOST}:{port}\r\n"
+    if load.mix is None:
+        raw = f"GET {load.path} HTTP/1.1\r\n{host}User-Agent: {USER_AGENT}\r\n\r\n".encode()
+        return lambda: raw
+    mix = load.mix
+
+    def click() -> bytes:
+        path, ua, ip = mix.request()
+        return f"GET {path} HTTP/1.1\r\n{host}User-Agent: {ua}\r\nX-Forwarded-For: {ip}\r\n\r\n".encode()
+
+    return click
+
+
+def run_wrk(wrk: str, url: str, load: Load, args: argparse.Namespace, tmp: Path) -> WrkResult:
+    script: tuple[str, ...] = ()
+    if load.mix is not None:
+        lua = tmp / "traffic.lua"
+        lua.write_text(traffic.lua_script(load.mix))
+        script = ("-s", str(lua))
     cmd = (
         wrk,
         "-H",
@@ -388,17 +415,32 @@ def run_wrk(wrk: str, url: str, args: argparse.Namespace) -> WrkResult:
     return parse_wrk(done.stdout)
 
 
-def measure(pid: int, wrk: str, url: str, args: argparse.Namespace) -> tuple[WrkResult, float]:
-    """wrk against a ready server, plus the server's CPU seconds over the same window."""
-    before = tree_cpu_seconds(pid)
-    result = run_wrk(wrk, url, args)
-    return result, tree_cpu_seconds(pid) - before
+def run_open_loop(port: int, load: Load, args: argparse.Namespace) -> WrkResult:
+    got = openloop.run(HOST, port, raw_requests(port, load), args.rate, args.duration, args.connections)
+    return WrkResult(
+        requests=got.sent,
+        seconds=got.seconds,
+        rps=got.sent / got.seconds,
+        non_3xx=got.errors,
+        socket_errors=got.statuses.get(0, 0),
+        p50_ms=got.percentile(50),
+        p90_ms=got.percentile(90),
+        p99_ms=got.percentile(99),
+        max_ms=got.latencies_ms[-1] if got.latencies_ms else float("nan"),
+        p999_ms=got.percentile(99.9),
+    )
+
+
+def run_load(wrk: str, port: int, load: Load, args: argparse.Namespace, tmp: Path) -> WrkResult:
+    if args.rate:
+        return run_open_loop(port, load, args)
+    return run_wrk(wrk, f"http://{HOST}:{port}{load.path}", load, args, tmp)
 
 
 # --- nginx -------------------------------------------------------------------------------
 
 
-def bench_nginx(nginx: str, wrk: str, args: argparse.Namespace, tmp: Path) -> Sample:
+def bench_nginx(nginx: str, wrk: str, args: argparse.Namespace, tmp: Path, run: int) -> Sample:
     prefix = tmp / "nginx"
     (prefix / "tmp").mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -422,23 +464,29 @@ def bench_nginx(nginx: str, wrk: str, args: argparse.Namespace, tmp: Path) -> Sa
     with running(cmd, log) as proc:
         wait_ready(proc, port, "/", prefix / "error.log")
         check_redirect(port, "/")
-        result, cpu = measure(proc.pid, wrk, f"http://{HOST}:{port}/", args)
+        # The same clicks as clickback's, to links nginx answers all alike.
+        load = load_for(args, NGINX_LINKS, "/", run)
+        before = tree_cpu_seconds(proc.pid)
+        result = run_load(wrk, port, load, args, prefix)
+        cpu = tree_cpu_seconds(proc.pid) - before
     return Sample(result, cpu)
 
 
 # --- clickback ---------------------------------------------------------------------------
 
 
-def clickback_env(data: Path, durable: bool) -> dict[str, str]:
+def clickback_env(data: Path, args: argparse.Namespace, database: str) -> dict[str, str]:
     # Drop any CLICKBACK_* from the caller's shell so the run cannot touch a real database.
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKBACK_")}
     env |= {
         "CLICKBACK_DATA_DIR": str(data),  # durable mode's spool goes here too
-        "CLICKBACK_DATABASE_URL": f"sqlite+aiosqlite:///{data}/bench.db",
+        "CLICKBACK_DATABASE_URL": database,
         "CLICKBACK_API_KEY": API_KEY,
         "CLICKBACK_SECRET_KEY": secrets.token_hex(32),
-        "CLICKBACK_DURABLE_CLICKS": "true" if durable else "false",
+        "CLICKBACK_DURABLE_CLICKS": "true" if args.durable else "false",
     }
+    if args.traffic == "realistic":
+        env["CLICKBACK_PROXY_HOPS"] = "1"  # the visitor's address from X-Forwarded-For
     return env
 
 
@@ -471,23 +519,44 @@ COST_MODELS: dict[str, dict[str, object]] = {
 
 def create_link(port: int, cost: str | None = None) -> str:
     """Advertiser → offer → affiliate → link through the public API; returns the link code."""
+    return create_links(port, cost, offers=1, links_each=1)[0]
+
+
+# --traffic realistic: offers whose templates pass several of the click's fields, as a network's do.
+REALISTIC_TEMPLATES = (
+    "?cid={click_id}&s1={sub1}&s2={sub2}&src={source}&lp={lp}",
+    "?clickid={click_id}&aff={affiliate_id}&camp={campaign}&sub={sub1}",
+)
+REALISTIC_LINKS_EACH = 3
+NGINX_LINKS = tuple(f"nginxlink{n}" for n in range(len(REALISTIC_TEMPLATES) * REALISTIC_LINKS_EACH))
+
+
+def create_links(port: int, cost: str | None, offers: int, links_each: int) -> list[str]:
     adv = api_post(port, "/api/advertisers", {"name": "Bench Adv"})
-    offer = api_post(
-        port,
-        "/api/offers",
-        {
-            "advertiser_id": adv["id"],
-            "name": "Bench Offer",
-            "url_template": OFFER_URL + "?cid={click_id}&s1={sub1}",
-            "currency": "EUR",
-        },
-    )
-    aff = api_post(port, "/api/affiliates", {"name": "Bench Aff"})
-    body: dict[str, object] = {"affiliate_id": aff["id"], "offer_id": offer["id"], "campaign": "bench"}
-    if cost:
-        body["cost"] = COST_MODELS[cost]
-    link = api_post(port, "/api/links", body)
-    return str(link["code"])
+    codes = []
+    for n in range(offers):
+        template = "?cid={click_id}&s1={sub1}" if offers == 1 else REALISTIC_TEMPLATES[n]
+        offer = api_post(
+            port,
+            "/api/offers",
+            {
+                "advertiser_id": adv["id"],
+                "name": f"Bench Offer {n}",
+                "url_template": OFFER_URL + template,
+                "currency": "EUR",
+            },
+        )
+        for m in range(links_each):
+            aff = api_post(port, "/api/affiliates", {"name": f"Bench Aff {n}-{m}"})
+            body: dict[str, object] = {
+                "affiliate_id": aff["id"],
+                "offer_id": offer["id"],
+                "campaign": f"bench-{m}",
+            }
+            if cost:
+                body["cost"] = COST_MODELS[cost]
+            codes.append(str(api_post(port, "/api/links", body)["code"]))
+    return codes
 
 
 def reported_clicks(port: int) -> int | None:
@@ -520,17 +589,104 @@ def wait_flushed(port: int, expected: int) -> int | None:
     return seen
 
 
-def count_clicks(db: Path) -> int:
-    # Read-only URI: a missing file must be an error, not a new empty database.
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-            count: int = conn.execute("SELECT count(*) FROM clicks").fetchone()[0]
-            return count
-    except sqlite3.Error as exc:
-        raise BenchError(f"cannot count clicks in {db}: {exc}") from exc
+class Store:
+    """Where a clickback run keeps its clicks: a SQLite file, or a fresh PostgreSQL database
+    (created for the run, dropped after) on the --pg server, read with psql."""
+
+    def __init__(self, data: Path, pg: str | None, run: int) -> None:
+        self.file = data / "bench.db"
+        self.pg = urlsplit(pg) if pg else None
+        self.name = f"clickback_bench_{os.getpid()}_{run}"
+
+    @property
+    def url(self) -> str:
+        if self.pg is None:
+            return f"sqlite+aiosqlite:///{self.file}"
+        return urlunsplit(self.pg._replace(path=f"/{self.name}"))
+
+    def _psql(self, database: str, sql: str) -> str:
+        assert self.pg is not None
+        cmd = ["psql", "-X", "-q", "-tA", "-h", self.pg.hostname or HOST, "-p", str(self.pg.port or 5432)]
+        cmd += ["-U", self.pg.username or "postgres", "-d", database, "-c", sql]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+        if done.returncode != 0:
+            raise BenchError(f"psql {sql!r} failed: {done.stderr.strip()}")
+        return done.stdout.strip()
+
+    def __enter__(self) -> Store:
+        if self.pg is not None:
+            self._psql(self.pg.path.lstrip("/") or "postgres", f"CREATE DATABASE {self.name}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pg is not None:
+            self._psql(self.pg.path.lstrip("/") or "postgres", f"DROP DATABASE IF EXISTS {self.name}")
+
+    def count_clicks(self) -> int:
+        if self.pg is not None:
+            return int(self._psql(self.name, "SELECT count(*) FROM clicks"))
+        # Read-only URI: a missing file must be an error, not a new empty database.
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{self.file}?mode=ro", uri=True)) as conn:
+                count: int = conn.execute("SELECT count(*) FROM clicks").fetchone()[0]
+                return count
+        except sqlite3.Error as exc:
+            raise BenchError(f"cannot count clicks in {self.file}: {exc}") from exc
+
+    def stored_within(self, expected: int, limit: float = FLUSH_TIMEOUT_S) -> float | None:
+        """Seconds until the table holds `expected` clicks (None: not within `limit`)."""
+        began = time.monotonic()
+        while time.monotonic() - began < limit:
+            if self.count_clicks() >= expected:
+                return time.monotonic() - began
+            time.sleep(0.05)
+        return None
 
 
-def bench_clickback(wrk: str, args: argparse.Namespace, tmp: Path) -> Sample:
+def peak_rss_mb(root: int) -> tuple[float, ...]:
+    """VmHWM of each process under `root` (the server's workers), in MB."""
+    peaks = []
+    for pid in descendants(root):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks.append(int(line.split()[1]) / 1024)
+    return tuple(sorted(peaks))
+
+
+def descendants(root: int) -> list[int]:
+    parents = {int(p.name): read_stat(int(p.name)) for p in Path("/proc").iterdir() if p.name.isdigit()}
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        kids = [child for child, stat in parents.items() if stat is not None and stat[0] == pid]
+        out.extend(kids)
+        todo.extend(kids)
+    return out or [root]
+
+
+CACHE_LINE = re.compile(
+    r'^clickback_enrich_cache\{cache="(\w+)",outcome="(\w+)"(?:,worker="\d+")?\} ([\d.e+]+)$'
+)
+
+
+def cache_hit_rates(port: int) -> dict[str, float] | None:
+    """Each enrichment cache's hit rate over the server's life, summed over its workers."""
+    status, _, raw = request(port, "GET", "/metrics")
+    if status != 200:
+        return None
+    counts: dict[str, dict[str, float]] = {}
+    for line in raw.decode().splitlines():
+        match = CACHE_LINE.match(line)
+        if match:
+            by = counts.setdefault(match[1], {})
+            by[match[2]] = by.get(match[2], 0.0) + float(match[3])
+    return {
+        name: c.get("hit", 0) / max(1.0, c.get("hit", 0) + c.get("miss", 0)) for name, c in counts.items()
+    }
+
+
+def bench_clickback(wrk: str, args: argparse.Namespace, tmp: Path, run: int) -> Sample:
     data = tmp / "clickback"
     data.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -545,22 +701,41 @@ def bench_clickback(wrk: str, args: argparse.Namespace, tmp: Path) -> Sample:
         str(args.workers),
     )
     log = data / "server.log"
-    with running(cmd, log, clickback_env(data, args.durable)) as proc:
-        wait_ready(proc, port, "/healthz", log)
-        check_durable(port, args.durable)
-        path = f"/c/{create_link(port, args.cost)}?sub1=bench&source=wrk"
-        if args.cost == "source":
-            path += "&cost=0.0125"
-        wait_link_live(port, path)  # makes exactly one click: 404s record none
-        before = tree_cpu_seconds(proc.pid)
-        result = run_wrk(wrk, f"http://{HOST}:{port}{path}", args)
-        reported = wait_flushed(port, result.requests + 1)
-        cpu = tree_cpu_seconds(proc.pid) - before
-        if proc.poll() is not None:
-            raise BenchError(f"clickback died during the run:\n{tail(log)}")
-    # Stopped with SIGTERM, which flushes the buffer: the table now holds every click it kept.
-    clicks = count_clicks(data / "bench.db") - 1
-    return Sample(result, cpu, clicks, None if reported is None else max(reported - 1, 0))
+    realistic = args.traffic == "realistic"
+    offers, each = (len(REALISTIC_TEMPLATES), REALISTIC_LINKS_EACH) if realistic else (1, 1)
+    with Store(data, args.pg, run) as store:
+        with running(cmd, log, clickback_env(data, args, store.url)) as proc:
+            wait_ready(proc, port, "/healthz", log)
+            check_durable(port, args.durable)
+            links = create_links(port, args.cost, offers, each)
+            path = f"/c/{links[0]}?sub1=campaign-7&source=facebook"
+            if args.cost == "source":
+                path += "&cost=0.0125"
+            for code in links:  # one click by hand on each
+                wait_link_live(port, f"/c/{code}?sub1=campaign-7&source=facebook")
+            load = load_for(args, links, path, run)
+            before = tree_cpu_seconds(proc.pid)
+            result = run_load(wrk, port, load, args, data)
+            redirects = result.requests - result.non_3xx
+            stored_after = store.stored_within(redirects + len(links))
+            # The CPU window stays open until the clicks are written, or their cost would be left out.
+            reported = wait_flushed(port, result.requests + len(links))
+            cpu = tree_cpu_seconds(proc.pid) - before
+            caches = cache_hit_rates(port)
+            peaks = peak_rss_mb(proc.pid)
+            if proc.poll() is not None:
+                raise BenchError(f"clickback died during the run:\n{tail(log)}")
+        # Stopped with SIGTERM, which flushes the buffer: the table now holds every click it kept.
+        clicks = store.count_clicks() - len(links)
+    return Sample(
+        result,
+        cpu,
+        clicks,
+        None if reported is None else max(reported - len(links), 0),
+        stored_after,
+        peaks,
+        caches,
+    )
 
 
 # --- quiet machine -----------------------------------------------------------------------
@@ -615,8 +790,22 @@ def run_line(n: int, args: argparse.Namespace, ngx: Sample, app: Sample, state: 
         f"run {n}/{args.runs} ({state}): nginx {ngx.wrk.rps:,.0f} req/s, clickback {app.wrk.rps:,.0f} "
         f"req/s (ratio {app.wrk.rps / ngx.wrk.rps:.3f}); CPU ms/req nginx {ngx.cpu_ms_per_req:.4f}, "
         f"clickback {app.cpu_ms_per_req:.4f}; p99 ms nginx {ngx.wrk.p99_ms:.2f}, clickback "
-        f"{app.wrk.p99_ms:.2f}; clicks {app.clicks:,} / redirects {app.redirects:,}"
-        f" (reports API: {app.reported if app.reported is not None else 'n/a'}){flag}"
+        f"{app.wrk.p99_ms:.2f}"
+        + (f", p99.9 ms nginx {ngx.wrk.p999_ms:.2f}, clickback {app.wrk.p999_ms:.2f}" if args.rate else "")
+        + f"; clicks {app.clicks:,} / redirects {app.redirects:,}"
+        f" (reports API: {app.reported if app.reported is not None else 'n/a'}), all stored "
+        + (
+            f"{app.stored_after_s:.2f} s after the load"
+            if app.stored_after_s is not None
+            else "NOT within 30 s"
+        )
+        + f"; worker peak RSS {', '.join(f'{mb:.0f}' for mb in app.peak_rss_mb)} MB"
+        + (
+            "; cache hit rates " + ", ".join(f"{k} {v:.1%}" for k, v in sorted(app.cache_hits.items()))
+            if app.cache_hits
+            else ""
+        )
+        + flag
     )
 
 
@@ -627,16 +816,18 @@ def med(samples: Sequence[Sample], key: str) -> float:
         "p50": [s.wrk.p50_ms for s in samples],
         "p90": [s.wrk.p90_ms for s in samples],
         "p99": [s.wrk.p99_ms for s in samples],
+        "p99.9": [s.wrk.p999_ms for s in samples],
         "max": [s.wrk.max_ms for s in samples],
     }[key]
     return statistics.median(values)
 
 
 def mode(args: argparse.Namespace) -> str:
-    pace = f"--rate {args.rate:g} (Lua delay(), {args.interval_ms:g} ms mean pause per connection)"
+    pace = f"--rate {args.rate:g} open loop (latency from each request's scheduled time)"
     return (
         f"{args.workers} worker(s) each, {'durable' if args.durable else 'default (non-durable)'} "
-        f"clicks, {pace if args.rate else 'as fast as answered'}"
+        f"clicks, {pace if args.rate else 'as fast as answered'}, {args.traffic} traffic, "
+        f"{'PostgreSQL' if args.pg else 'SQLite'}"
         f"{f', link cost model {args.cost}' if args.cost else ''}"
     )
 
@@ -665,16 +856,21 @@ def summary(
     ]
     rows += [
         (f"latency {key} ms", f"{med(ngx, key):.2f}", f"{med(app, key):.2f}", "")
-        for key in ("p50", "p90", "p99", "max")
+        for key in ("p50", "p90", "p99", *(("p99.9",) if args.rate else ()), "max")
     ]
     table = "\n".join(f"| {a:<26} | {b:>9} | {c:>9} | {d:>15} |" for a, b, c, d in rows)
     head = (
         f"{dt.date.today().isoformat()}, medians of {args.runs} run(s): "
-        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency, {mode(args)}; "
+        + (
+            f"open-loop client, {args.connections} connections, {args.duration} s"
+            if args.rate
+            else f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency"
+        )
+        + f", {mode(args)}; "
         f"{os.cpu_count()} CPUs shared by wrk and the server; machine at the start of each run: "
         f"{'; '.join(states)}"
     )
-    lines = [head, table, clicks_line(app, args.connections), errors_line(ngx, app)]
+    lines = [head, table, clicks_line(app, args.connections), errors_line(ngx, app), after_line(app)]
     if args.rate:
         lines.append(rate_line(args, ngx, app))
     return "\n".join(lines)
@@ -694,6 +890,22 @@ def rate_line(args: argparse.Namespace, ngx: Sequence[Sample], app: Sequence[Sam
             "the latencies above are for a lighter load than asked for."
         )
     return f"achieved rate within {RATE_SHORTFALL:.0%} of {args.rate:g} req/s in every run"
+
+
+def after_line(app: Sequence[Sample]) -> str:
+    stored = ", ".join(
+        "not within 30" if s.stored_after_s is None else f"{s.stored_after_s:.2f}" for s in app
+    )
+    peak = max((mb for s in app for mb in s.peak_rss_mb), default=float("nan"))
+    rates: dict[str, list[float]] = {}
+    for s in app:
+        for name, rate in (s.cache_hits or {}).items():
+            rates.setdefault(name, []).append(rate)
+    caches = ", ".join(f"{name} {statistics.median(r):.1%}" for name, r in sorted(rates.items()))
+    return (
+        f"clickback, each run: every redirected click stored {stored} s after the load stopped; "
+        f"largest worker peak RSS {peak:.0f} MB; enrichment cache hit rates (median) {caches or 'n/a'}"
+    )
 
 
 def clicks_line(app: Sequence[Sample], connections: int) -> str:
@@ -734,8 +946,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--rate",
         type=float,
         default=0.0,
-        help=f"fixed total request rate, requests/s (at most {MAX_RATE:,} and 1000 x connections); "
-        "reports latency and CPU at that rate instead of maximum throughput",
+        help=f"fixed total request rate, requests/s (at most {MAX_RATE:,}), sent open loop; "
+        "reports latency from each request's scheduled time and CPU at that rate, not maximum throughput",
     )
     parser.add_argument(
         "--durable", action="store_true", help="run clickback with CLICKBACK_DURABLE_CLICKS=true"
@@ -753,6 +965,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="give the benchmark link a cost model: cpc (by GEO), or source (the cost passed on the link)",
     )
     parser.add_argument(
+        "--traffic",
+        choices=("simple", "realistic"),
+        default="simple",
+        help="simple: one link, User-Agent and IP; realistic: a campaign's clicks (benchmarks/traffic.py)",
+    )
+    parser.add_argument(
+        "--pg", help="run clickback on PostgreSQL: a fresh database per run on this server's URL"
+    )
+    parser.add_argument(
         "--install", action="store_true", help="apt-get install nginx-light and wrk if missing"
     )
     args = parser.parse_args(argv)
@@ -760,10 +981,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("duration, runs, workers and threads must be >= 1, and connections >= threads")
     if args.duration > 600 or args.runs > 20 or args.workers > 64 or args.connections > 10_000:
         parser.error("at most --duration 600, --runs 20, --workers 64 and --connections 10000")
-    if args.rate and not 1 <= args.rate <= min(MAX_RATE, 1000 * args.connections):
-        # wrk's delay() counts whole milliseconds: a connection cannot be paced below 1 ms.
-        parser.error(f"--rate must be between 1 and {min(MAX_RATE, 1000 * args.connections):,}")
-    args.interval_ms = args.connections * 1000 / args.rate if args.rate else 0.0
+    if args.rate and not 1 <= args.rate <= MAX_RATE:
+        parser.error(f"--rate must be between 1 and {MAX_RATE:,}")
+    args.user_agents = traffic.user_agents() if args.traffic == "realistic" else ()
     return args
 
 
@@ -773,13 +993,12 @@ def bench(
     ngx: list[Sample] = []
     app: list[Sample] = []
     states: list[str] = []
-    args.lua = rate_script(args, tmp) if args.rate else None
     # Alternate the servers run by run so drift on the machine hits both alike.
     for n in range(1, args.runs + 1):
         # Later runs do not wait for a low load: the previous run's own load would hold them up.
         state = wait_quiet(low_load=n == 1) if args.wait_quiet else f"load {os.getloadavg()[0]:.2f}"
-        ngx.append(bench_nginx(nginx, wrk, args, tmp / f"run{n}"))
-        app.append(bench_clickback(wrk, args, tmp / f"run{n}"))
+        ngx.append(bench_nginx(nginx, wrk, args, tmp / f"run{n}", n))
+        app.append(bench_clickback(wrk, args, tmp / f"run{n}", n))
         if args.wait_quiet and fault_scripts():
             state += ", FAULT SCRIPT RUNNING at the end of the run"
         states.append(state)
