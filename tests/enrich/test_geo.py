@@ -1,8 +1,10 @@
+import ipaddress
+import random
 from pathlib import Path
 
 import pytest
 
-from clickback.enrich.geo import NO_GEO, Geo, GeoLookup
+from clickback.enrich.geo import NO_GEO, Geo, GeoLookup, quick_global
 
 NOT_LOCATABLE = [
     "",
@@ -123,3 +125,45 @@ def test_lookups_are_cached(geolite2_city: Path) -> None:
 def test_each_lookup_keeps_its_own_cache(geolite2_city: Path) -> None:
     assert GeoLookup(geolite2_city).lookup("81.2.69.142").city == "London"
     assert GeoLookup(None).lookup("81.2.69.142").city == ""
+
+
+def _around(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> list[str]:
+    first, last = int(network[0]), int(network[-1])
+    top = 2**network.max_prefixlen - 1
+    cls = ipaddress.IPv4Address if network.version == 4 else ipaddress.IPv6Address
+    return [str(cls(n)) for n in (first - 1, first, (first + last) // 2, last, last + 1) if 0 <= n <= top]
+
+
+def test_the_quick_global_check_never_disagrees_with_the_ipaddress_module() -> None:
+    """Every special network's edges and middle, and random addresses of the whole space: what the
+    quick check calls global is global, and it calls most global addresses so."""
+    rng = random.Random(5)
+    special = [
+        *ipaddress._IPv4Constants._private_networks,  # type: ignore[attr-defined]
+        ipaddress._IPv4Constants._public_network,  # type: ignore[attr-defined]
+        *ipaddress._IPv6Constants._private_networks,  # type: ignore[attr-defined]
+    ]
+    addresses = [a for n in special for a in _around(n)]
+    addresses += [str(ipaddress.IPv4Address(rng.getrandbits(32))) for _ in range(20_000)]
+    addresses += [str(ipaddress.IPv6Address(rng.getrandbits(128))) for _ in range(5_000)]
+    # IPv6 as clicks bring it: global unicast, and the blocks beside the special ones.
+    for head in (0x2000, 0x2001, 0x2002, 0x2A00, 0x2C0F, 0xFC00, 0xFE80, 0x0100, 0x0000):
+        addresses += [str(ipaddress.IPv6Address((head << 112) | rng.getrandbits(112))) for _ in range(500)]
+    quick = {a: quick_global(a) for a in addresses}
+    wrong = [
+        a for a, v in quick.items() if v and not (ipaddress.ip_address(a).is_global and v == ip_version(a))
+    ]
+    assert wrong == []
+    # Outside the blocks that hold special networks every address is quick: most of IPv4, and all
+    # of IPv6's global unicast but 2001::/16 (a click's own address nearly always).
+    v4 = [a for a in addresses if "." in a and ipaddress.ip_address(a).is_global]
+    assert sum(1 for a in v4 if quick[a]) > 0.85 * len(v4)
+    assert all(quick[a] for a in addresses if a.startswith(("2a00:", "2c0f:")))
+    # Written otherwise than canonically (upper case, zeros): the slow path answers.
+    assert quick_global("2A00::1") == quick_global("2a00:0:0:0:0:0:0:1") == 0
+    assert quick_global("2a00::1") == 6 and quick_global("81.2.69.142") == 4
+    assert len(addresses) > 29_000
+
+
+def ip_version(address: str) -> int:
+    return ipaddress.ip_address(address).version

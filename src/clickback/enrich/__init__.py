@@ -50,6 +50,10 @@ MAINSTREAM_BROWSERS = frozenset(
 )
 
 
+watch_cache("device", parse_device.cache_info)
+watch_cache("bot", bot_reason.cache_info)
+
+
 @dataclass(frozen=True, slots=True)
 class Enrichment:
     geo: Geo
@@ -64,13 +68,8 @@ class Enricher:
         self._traits = functools.lru_cache(maxsize=TRAITS_CACHE_SIZE)(self._flat)
         parse_device(_WARM_UP_UA)
         bot_reason(_WARM_UP_UA, "GET")
-        for name, info in (
-            ("traits", self._traits.cache_info),
-            ("geo", self._geo.cache_info),
-            ("device", parse_device.cache_info),
-            ("bot", bot_reason.cache_info),
-        ):
-            watch_cache(name, info)
+        watch_cache("traits", self._traits.cache_info)
+        watch_cache("geo", self._geo.cache_info)
 
     def enrich(self, ip: str, user_agent: str, method: str) -> Enrichment:
         device = parse_device(user_agent)

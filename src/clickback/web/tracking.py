@@ -4,6 +4,7 @@ import json
 from collections.abc import Awaitable, Callable, Iterable
 from html import escape
 from ipaddress import ip_address
+from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 from typing import NamedTuple
 from urllib.parse import parse_qsl
 
@@ -28,10 +29,18 @@ def forwarded_ip(peer: str, forwarded_for: str, proxy_hops: int) -> str:
     hops = [h.strip() for h in forwarded_for.split(",")]
     if len(hops) < proxy_hops:
         return peer
+    # Without its zone ID ("fe80::1%eth0"): that names an interface of the proxy's host, is
+    # not part of the client's address, and has no length limit.
+    hop = hops[-proxy_hops].partition("%")[0]
+    # Written canonically by the C functions (0.3 us) rather than the ipaddress module (10-30 us
+    # for an IPv6 address, on every click of a campaign); the module judges what they refuse.
+    family = AF_INET6 if ":" in hop else AF_INET
     try:
-        # Without its zone ID ("fe80::1%eth0"): that names an interface of the proxy's host, is
-        # not part of the client's address, and has no length limit.
-        return str(ip_address(hops[-proxy_hops].partition("%")[0]))
+        return inet_ntop(family, inet_pton(family, hop))
+    except OSError:
+        pass
+    try:
+        return str(ip_address(hop))
     except ValueError:  # a proxy that writes garbage: fall back to what we can vouch for
         return peer
 
