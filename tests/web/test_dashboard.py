@@ -169,6 +169,7 @@ def test_each_role_signs_in_to_its_own_pages_and_signs_out(
             "Offers",
             "Affiliates",
             "Manage links",
+            "Reconciliations",
             "Users",
         ],
         "alice": [
