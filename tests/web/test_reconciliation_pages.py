@@ -46,7 +46,7 @@ def selected(reply: httpx.Response) -> dict[str, str]:
     """The preview's mapping: each field's select and the header chosen in it."""
     out = {}
     for field, options in re.findall(r'<select name="map_(\w+)">(.*?)</select>', reply.text):
-        chosen = re.search(r"<option selected>([^<]*)</option>", options)
+        chosen = re.search(r'<option value="([^"]*)" selected>', options)
         out[field] = html.unescape(chosen.group(1)) if chosen else ""
     return out
 
@@ -122,7 +122,7 @@ def test_malformed_and_oversized_uploads_are_refused_not_failures(
 
 
 def test_a_file_is_previewed_imported_with_its_mapping_and_shown_by_class_escaped(
-    client: Client, world: World, boss: Browser
+    client: Client, world: World, boss: Browser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client.api("PUT", f"/offers/{world.casino['id']}/deal", json=CPA_100)
     today = datetime.now(UTC).date()
@@ -214,6 +214,17 @@ def test_a_file_is_previewed_imported_with_its_mapping_and_shown_by_class_escape
     assert boss.get(f"/reconciliations/{rid}", kind="teleport").text.count("kind: not a class") == 1
     csv_text = boss.get(f"/reconciliations/{rid}.csv")
     assert csv_text.headers["content-type"].startswith("text/csv") and "P-extra" in csv_text.text
+    # Items a page at a time (one here), the class kept; a cursor not ours starts again.
+    monkeypatch.setattr(reconcilepages, "PAGE_ROWS", 1)
+    first_page = boss.get(f"/reconciliations/{rid}")
+    after = re.search(r'<a href="(/reconciliations/\d+\?cursor=[^"]+)" rel="next">', first_page.text)
+    assert after and len(item_ids(first_page)) == 1
+    second_page = boss.client.http.get(html.unescape(after.group(1)), headers={"cookie": boss.cookie})
+    assert len(item_ids(second_page)) == 1 and item_ids(second_page) != item_ids(first_page)
+    lost = boss.get(f"/reconciliations/{rid}", cursor="bm90LWEtY3Vyc29y")
+    assert lost.status_code == 200 and "cursor: not a page of this list" in lost.text
+    assert item_ids(lost) == item_ids(first_page)
+    monkeypatch.undo()
     as_json = boss.get(f"/reconciliations/{rid}.json").json()
     assert {it["player_id"]: it["kind"] for it in as_json["items"]}["P-extra"] == "missing_at_operator"
     assert as_json["reconciliation"]["id"] == rid and as_json["bad_lines"][0]["line"] == 4
@@ -242,6 +253,10 @@ def test_accepting_an_items_operator_figure_books_it_once(
     client.api(
         "PUT", f"/advertisers/{world.northstar['id']}/reconciliation-mapping", json={"columns": columns}
     )
+    # A file the saved mapping does not fit: its preview, with what its own header proposes.
+    other = upload(boss, b"Player ID,NGR\r\nP-9,1.00\r\n", "o.csv", advertiser_id=str(world.northstar["id"]))
+    assert other.status_code == 400 and "the file has no column &#39;User ID&#39;" in other.text
+    assert "Correct the mapping" in other.text and selected(other)["player_id"] == "Player ID"
     done = upload(
         boss, text.encode(), "cellxpert.csv", advertiser_id=str(world.northstar["id"]), action="import"
     )
@@ -253,7 +268,8 @@ def test_accepting_an_items_operator_figure_books_it_once(
 
     # Another reconciliation's page is not this item's.
     assert boss.post("/reconciliations/999", {"item": str(item)}).status_code == 404
-    assert boss.post(here, {"item": "0"}).status_code == 404
+    for wrong in ("0", "99999999999", "x", "\u0661"):  # none, past the column's range, not digits
+        assert boss.post(here, {"item": wrong}).status_code == 404, wrong
     assert boss.post(here, {"item": str(item)}, csrf=False).status_code == 403
     accepted = boss.post(here, {"item": str(item), "kind": "missing_in_clickback"})
     assert accepted.status_code == 303

@@ -152,7 +152,9 @@ def _whole_multipart(content_type: str, data: bytes) -> bool:
     if kind != b"multipart/form-data":
         return True
     boundary = options.get(b"boundary")
-    return bool(boundary) and b"--" + boundary + b"--" in data
+    if not boundary:
+        return False
+    return (b"--" + boundary + b"--") in data
 
 
 def _mapping_given(fields: Mapping[str, str]) -> dict[str, Any] | str | None:
@@ -289,7 +291,8 @@ async def _upload(v: Viewer) -> Response:
         if exc.where == "mapping":
             # The mapping does not fit the file: its preview, with the problem said and the
             # mapping to correct.
-            return await _preview_page(v, got, given, "", 400)
+            note = "Correct the mapping, choose the file again and import it."
+            return await _preview_page(v, got, given, note, 400)
         return await _list_page(v, _status(exc), [str(exc)], got)
     rid = done.reconciliation["id"]
     after: list[tuple[str, str]] = [("duplicate", "1")] if done.duplicate else []
@@ -330,7 +333,10 @@ async def _preview_page(
         seen = await preview(v.runtime.db, v.catalog, advertiser_id, got.data, got.name, given)
     except Problem as exc:
         return await _list_page(v, _status(exc), [str(exc)], got)
-    used = given or seen.saved or seen.proposed.as_json()
+    # The mapping the form starts from: the one posted, else the saved one if it fits the file,
+    # else the header's proposal (a saved one naming columns this file lacks has nothing to select).
+    saved = seen.saved if seen.saved and not seen.problem else None
+    used = given or saved or seen.proposed.as_json()
     cells = dict(seen.lines)
     rows = [
         {
@@ -484,7 +490,7 @@ async def _accept(v: Viewer, found: dict[str, Any]) -> Response:
     form = await csrf_form(v)
     if form is None:
         return await _detail_page(v, found, 403, [EXPIRED])
-    item_id = number(form.get("item", ""), digits=18)
+    item_id = number(form.get("item", ""))
     async with v.runtime.db.read() as conn:
         item = await conn.run_sync(lambda c: store.item_with_file(c, item_id)) if item_id else None
     if item is None or item["reconciliation_id"] != rid:
