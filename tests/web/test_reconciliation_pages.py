@@ -112,6 +112,12 @@ def test_malformed_and_oversized_uploads_are_refused_not_failures(
     # A field beyond our longest is no form of ours.
     longer = upload(boss, b"Player ID\r\nP\r\n", "a.csv", period="2026-11" * 1000, advertiser_id="1")
     assert longer.status_code == 400
+    # A report far larger than any form of a page (24 KB) is read: the upload has the API's cap.
+    lines = b"".join(b"P-%d,%d.00,EUR\r\n" % (n, n) for n in range(20_000))
+    assert len(lines) > 300_000
+    adv = str(world.northstar["id"])
+    seen = upload(boss, b"Player ID,NGR,Currency\r\n" + lines, "big.csv", advertiser_id=adv, action="preview")
+    assert seen.status_code == 200 and "Preview of big.csv" in seen.text
     # Over the API's cap for reports (made small here: sending 64 MB would only slow the test).
     monkeypatch.setattr(reconcilepages, "MAX_UPLOAD_BYTES", 2048)
     big = upload(
