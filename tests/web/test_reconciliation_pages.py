@@ -4,6 +4,7 @@ has none saved, then imported; the classes and their counts, every value escaped
 figure accepted once by the item's button; malformed, oversized and forged uploads refused."""
 
 import html
+import random
 import re
 from datetime import UTC, datetime
 
@@ -109,6 +110,23 @@ def test_malformed_and_oversized_uploads_are_refused_not_failures(
         headers=cookie | {"content-type": "multipart/form-data; boundary=x"},
     )
     assert broken.status_code == 400 and "upload" in broken.text
+    # A good upload cut anywhere, or with bytes changed: refused, never a failure.
+    good = httpx.Request(
+        "POST",
+        "http://x/",
+        files={"file": ("a.csv", b"Player ID,NGR\r\nP-1,1.00\r\n")},
+        data={"csrf": boss.csrf, "advertiser_id": str(world.northstar["id"]), "action": "preview"},
+    )
+    body, content_type = good.read(), good.headers["content-type"]
+    rnd = random.Random(15)
+    for n in range(40):
+        mutated = bytearray(body[: rnd.randrange(len(body))] if n % 2 else body)
+        for _ in range(n % 4):
+            mutated[rnd.randrange(len(mutated))] = rnd.randrange(256)
+        reply = client.http.post(
+            "/reconciliations", content=bytes(mutated), headers=cookie | {"content-type": content_type}
+        )
+        assert reply.status_code in (200, 400, 403), (n, reply.status_code)
     # A field beyond our longest is no form of ours.
     longer = upload(boss, b"Player ID\r\nP\r\n", "a.csv", period="2026-11" * 1000, advertiser_id="1")
     assert longer.status_code == 400
