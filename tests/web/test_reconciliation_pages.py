@@ -324,3 +324,24 @@ def test_the_advertisers_page_links_to_its_reconciliations(
     filtered = boss.get("/reconciliations", advertiser_id=str(adv))
     assert filtered.status_code == 200 and "advertiser = Northstar" in filtered.text
     assert "advertiser_id: not" in boss.get("/reconciliations", advertiser_id="x").text
+
+
+def test_a_daily_report_booked_from_the_page_says_what_the_intake_made_of_it(
+    client: Client, world: World, boss: Browser
+) -> None:
+    cid = client.click(world.alice_casino)
+    client.flush()
+    today = datetime.now(UTC).date()
+    text = "Player ID,Stag,Sign Up At,First Deposit At,First Deposit Sum,Deposits Sum,Currency,"
+    text += f"Transaction ID\r\nD-1,{cid},{today},{today},50.00,80.00,EUR,T-1\r\n"
+    adv = str(world.northstar["id"])
+    first = upload(boss, text.encode(), "daily.csv", advertiser_id=adv, book="1", action="import")
+    assert first.status_code == 200 and 'name="book" value="1" checked' in first.text  # kept
+    form = {f"map_{f}": h for f, h in selected(first).items()}
+    form |= {"mapped": "1", "previewed": hidden(first, "previewed"), "advertiser_id": adv, "book": "1"}
+    done = upload(boss, text.encode(), "daily.csv", **form | {"action": "import"})
+    assert done.status_code == 303 and done.headers["location"].endswith("?booked=accepted%3D3")
+    rid = done.headers["location"].split("?")[0].rsplit("/", 1)[1]
+    shown = boss.get(f"/reconciliations/{rid}", booked="accepted=3").text
+    assert "sent through the postback intake: accepted 3." in shown
+    assert sorted(c["channel"] for c in client.items("/conversions", player_id="D-1")) == ["recon"] * 3
