@@ -64,6 +64,9 @@ PAGE_KINDS = {
     "/outbound/{template_id}": "template",
     "/deliveries/{delivery_id}": "delivery",
     "/users/{user_id}": "user",
+    "/reconciliations/{reconciliation_id}": "reconciliation",
+    "/reconciliations/{reconciliation_id}.csv": "reconciliation",
+    "/reconciliations/{reconciliation_id}.json": "reconciliation",
 }
 # Answered before the route table (web/app.ClickbackApp): the tracking endpoints, open to all.
 TRACKING = ("/c/{code}", "/postback", "/p/{code}")

@@ -10,6 +10,7 @@ import io
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -169,6 +170,7 @@ def test_each_role_signs_in_to_its_own_pages_and_signs_out(
             "Offers",
             "Affiliates",
             "Manage links",
+            "Reconciliations",
             "Users",
         ],
         "alice": [
@@ -448,3 +450,49 @@ def test_an_affiliate_edits_an_outbound_postback_and_replays_a_delivery_that_fai
         expect(page.locator("table.history tbody tr").first).to_contain_text("replay")
         shot(page, "delivery")
         page.context.close()
+
+
+def test_a_manager_uploads_an_operators_report_checks_its_mapping_and_accepts_an_item(
+    browser: Browser, client: Client, seeded: Seeded
+) -> None:
+    world = seeded.world
+    # Alice's click reached the operator; its registration and first deposit never came back.
+    lost = client.click(world.alice_casino)
+    client.flush()
+    today = datetime.now(UTC).date()
+    report = "User ID,afp,Registration Date,FTD Date,FTD Amount,Deposits,Currency\r\n"
+    report += f"C-1,{lost},{today},{today},50.00,50.00,EUR\r\n"
+    file = {"name": "cellxpert.csv", "mimeType": "text/csv", "buffer": report.encode()}
+
+    page = signed_in(browser, client, "boss")
+    go(page, page.get_by_role("link", name="Reconciliations"))
+    form = page.locator('form[data-form="upload"]')
+    form.get_by_label("Advertiser").select_option(label="Northstar Gaming (#1)")
+    form.get_by_label("File", exact=False).set_input_files(file)
+    go(page, form.get_by_role("button", name="Import"))
+    # Northstar has no saved mapping: the preview comes first, with the header's proposal.
+    expect(page.locator("[data-note]")).to_contain_text("no saved mapping yet")
+    expect(page.locator('table.preview-rows tr[data-line="2"]')).to_contain_text("C-1")
+    expect(form.get_by_label("player_id")).to_have_value("User ID")
+    expect(form.get_by_label("tracking_code")).to_have_value("afp")
+    expect(form.get_by_label("Advertiser")).to_have_value(str(world.northstar["id"]))
+    shot(page, "reconciliation-preview")
+    form.get_by_label("File", exact=False).set_input_files(file)
+    go(page, form.get_by_role("button", name="Import with this mapping"))
+
+    expect(page.get_by_role("heading", name="cellxpert.csv")).to_be_visible()
+    go(page, page.get_by_role("link", name="missing_in_clickback (1)"))
+    item = page.locator('article.item[data-player="C-1"]')
+    expect(item.locator('tr[data-field="deposits"] td').first).to_have_text("50.00")
+    go(page, item.get_by_role("button", name="Accept the operator's figure"))
+    expect(item.locator("[data-accepted]")).to_contain_text("Accepted by boss at")
+    booked = item.locator("table.booked tbody tr")
+    expect(booked).to_have_count(2)
+    expect(booked.nth(1)).to_contain_text("first_deposit")
+    shot(page, "reconciliation")
+    ftd = booked.nth(1).get_by_role("link").inner_text()
+    go(page, booked.nth(1).get_by_role("link"))
+    expect(page.get_by_role("heading", name=f"Conversion {ftd}")).to_be_visible()
+    facts = page.locator("dl.facts").inner_text()
+    assert "first_deposit" in facts and "C-1" in facts and lost in facts
+    page.context.close()

@@ -9,6 +9,7 @@ from clickback.web import (
     outboundpages,
     overview,
     partners,
+    reconcilepages,
     records,
     testerpage,
     userpages,
@@ -45,6 +46,11 @@ HANDLERS: dict[str, Handler] = {
     "/users": userpages.users,
     "/users/{user_id}": userpages.user,
     "/account": userpages.account,
+    # The downloads before the page: `{reconciliation_id}` alone would match "7.csv" too.
+    "/reconciliations": reconcilepages.reconciliations,
+    "/reconciliations/{reconciliation_id}.csv": reconcilepages.csv_download,
+    "/reconciliations/{reconciliation_id}.json": reconcilepages.json_download,
+    "/reconciliations/{reconciliation_id}": reconcilepages.reconciliation,
 }
 
 

@@ -81,6 +81,13 @@ PAGES: Mapping[str, Access] = {
     "/catalog/affiliates/{affiliate_id}": M,
     "/catalog/links": M,
     "/catalog/links/{link_id}": M,
+    # Operators' reports reconciled (the API's /reconciliations, a manager's alone: the whole
+    # network's players and commissions): the list with the upload form, one with its items and
+    # the accept button, and its items as CSV and JSON.
+    "/reconciliations": M,
+    "/reconciliations/{reconciliation_id}.csv": M,
+    "/reconciliations/{reconciliation_id}.json": M,
+    "/reconciliations/{reconciliation_id}": M,
 }
 
 # Pages that take a form posted with the session's CSRF token as well, and who may post it:
@@ -98,6 +105,8 @@ FORMS: Mapping[str, Access] = {
         "/users",
         "/users/{user_id}",
         "/account",
+        "/reconciliations",
+        "/reconciliations/{reconciliation_id}",
         *(path for path in PAGES if path.startswith("/catalog/")),
     )
 } | {"/conversions/{conversion_id}": M}
@@ -119,6 +128,7 @@ NAV = (
     ("/catalog/offers", "Offers"),
     ("/catalog/affiliates", "Affiliates"),
     ("/catalog/links", "Manage links"),
+    ("/reconciliations", "Reconciliations"),
     ("/users", "Users"),
 )
 
