@@ -266,7 +266,11 @@ def test_accepting_an_items_operator_figure_books_it_once(
 ) -> None:
     client.api("PUT", f"/offers/{world.casino['id']}/deal", json=CPA_100)
     cid = client.click(world.alice_casino)
+    # A player of clickback's the operator does not list.
+    theirs = client.click(world.alice_casino)
     client.flush()
+    reply = client.postback(click_id=theirs, event="reg", player_id="P-x", token=world.token)
+    assert reply.json()["result"] == "accepted"
     today = datetime.now(UTC).date()
     text = "User ID,afp,Registration Date,FTD Date,FTD Amount,Deposits,CPA,Currency\r\n"
     text += f"C-1,{cid},{today},{today},50.00,50.00,100.00,EUR\r\n"
@@ -314,6 +318,18 @@ def test_accepting_an_items_operator_figure_books_it_once(
     assert len(client.items("/conversions", player_id="C-1")) == len(conversions)
     entries = [e for e in client.items("/audit", entity_kind="reconciliation") if e["action"] == "accept"]
     assert [(e["actor"], e["after"]["player_id"]) for e in entries] == [("boss", "C-1")]
+
+    # What the operator does not count: rejected by hand, the change shown on the item.
+    extra = item_ids(page)["P-x"]
+    assert boss.post(here, {"item": str(extra)}).status_code == 303
+    [registration] = client.items("/conversions", player_id="P-x")
+    assert registration["status"] == "rejected"
+    block = re.search(
+        rf'<article class="item" id="item-{extra}".*?</article>', boss.get(here).text, re.DOTALL
+    )
+    assert block is not None
+    assert "registration rejected by hand" in block.group(0) and "<td>changed</td>" in block.group(0)
+    assert f'<a href="/conversions/{registration["id"]}">' in block.group(0)
 
 
 def test_the_advertisers_page_links_to_its_reconciliations(

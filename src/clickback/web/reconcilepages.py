@@ -448,8 +448,8 @@ async def _detail_page(
 
 
 async def _accepted_postbacks(v: Viewer, rid: int, item_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    """What accepting each item sent through the intake, from the audit log's accept entries
-    (the item itself keeps the first conversion only)."""
+    """What accepting each item sent through the intake and the statuses it changed, from the
+    audit log's accept entries (the item itself keeps the first conversion only)."""
     if not item_ids:
         return {}
     f = audit_store.AuditFilter(entity_kind=Kind.RECONCILIATION.value, entity_id=rid, action="accept")
@@ -459,7 +459,16 @@ async def _accepted_postbacks(v: Viewer, rid: int, item_ids: list[int]) -> dict[
         after = json.loads(row["after"]) if row["after"] else {}
         item = after.get("item")
         if item in wanted and item not in out:  # newest first: the accept that held
-            out[item] = [p for p in after.get("postbacks", []) if isinstance(p, dict)]
+            out[item] = [p for p in after.get("postbacks", []) if isinstance(p, dict)] + [
+                {
+                    "event": f"{c.get('event')} {c.get('status')} by hand",
+                    "result": "not changed" if c.get("problem") else "changed",
+                    "reason": c.get("problem") or "",
+                    "conversion_id": c.get("conversion_id"),
+                }
+                for c in after.get("changes", [])
+                if isinstance(c, dict)
+            ]
     return out
 
 
