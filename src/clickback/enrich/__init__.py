@@ -7,7 +7,7 @@ from os import PathLike
 from clickback.core.clicks import fit_traits
 from clickback.core.model import Traits
 from clickback.enrich.bots import BotReason, bot_reason
-from clickback.enrich.device import Device, parse_device
+from clickback.enrich.device import DEVICE_CACHE_SIZE, Device, parse_device
 from clickback.enrich.geo import Geo, GeoLookup
 from clickback.metrics import watch_cache
 
@@ -50,10 +50,6 @@ MAINSTREAM_BROWSERS = frozenset(
 )
 
 
-watch_cache("device", parse_device.cache_info)
-watch_cache("bot", bot_reason.cache_info)
-
-
 @dataclass(frozen=True, slots=True)
 class Enrichment:
     geo: Geo
@@ -72,16 +68,7 @@ class Enricher:
         watch_cache("geo", self._geo.cache_info)
 
     def enrich(self, ip: str, user_agent: str, method: str) -> Enrichment:
-        device = parse_device(user_agent)
-        known = device.browser in MAINSTREAM_BROWSERS and device.os not in ("", "Other")
-        bot = bot_reason(user_agent, method, known)
-        # The two verdicts agree, so a report filtering on either counts the same clicks:
-        # ua-parser's spiders are (so far) a subset of crawlerdetect's, and anything bot_reason
-        # names is a bot whatever device it claims to be.
-        if not bot and device.type == "bot":
-            bot = "crawler"
-        elif bot and device.type != "bot":
-            device = replace(device, type="bot")
+        device, bot = _agent(user_agent, method)
         return Enrichment(self._geo.lookup(ip), device, bot)
 
     def traits(self, ip: str, user_agent: str, method: str) -> Traits:
@@ -90,17 +77,37 @@ class Enricher:
         return self._traits(ip, user_agent, method)
 
     def _flat(self, ip: str, user_agent: str, method: str) -> Traits:
-        enrichment = self.enrich(ip, user_agent, method)
-        geo, device = enrichment.geo, enrichment.device
+        # A campaign's clicks nearly all bring a new address while their User-Agents repeat: the
+        # User-Agent's half comes from a cache of its own, so a new visitor costs a GEO lookup.
+        geo = self._geo.lookup(ip)
         return fit_traits(
-            Traits(
-                country=geo.country,
-                region=geo.region,
-                city=geo.city,
-                asn=geo.asn,
-                device_type=device.type,
-                os=device.os,
-                browser=device.browser,
-                bot=enrichment.bot,
-            )
+            Traits(geo.country, geo.region, geo.city, geo.asn, *_agent_traits(user_agent, method))
         )
+
+
+def _agent(user_agent: str, method: str) -> tuple[Device, BotReason]:
+    device = parse_device(user_agent)
+    known = device.browser in MAINSTREAM_BROWSERS and device.os not in ("", "Other")
+    bot = bot_reason(user_agent, method, known)
+    # The two verdicts agree, so a report filtering on either counts the same clicks:
+    # ua-parser's spiders are (so far) a subset of crawlerdetect's, and anything bot_reason
+    # names is a bot whatever device it claims to be.
+    if not bot and device.type == "bot":
+        bot = "crawler"
+    elif bot and device.type != "bot":
+        device = replace(device, type="bot")
+    return device, bot
+
+
+@functools.lru_cache(maxsize=DEVICE_CACHE_SIZE)
+def _agent_traits(user_agent: str, method: str) -> tuple[str, str, str, str]:
+    """The User-Agent's half of the traits: device type, OS, browser, bot reason."""
+    device, bot = _agent(user_agent, method)
+    return device.type, device.os, device.browser, bot
+
+
+# The caches a click meets: the visitor's whole traits and the address's GEO (per Enricher), the
+# User-Agent's half; ua-parser's and crawlerdetect's own only on a User-Agent's first click.
+watch_cache("agent", _agent_traits.cache_info)
+watch_cache("device", parse_device.cache_info)
+watch_cache("bot", bot_reason.cache_info)
