@@ -147,6 +147,7 @@ class Sample:
     stored_after_s: float | None = None  # from the end of the load until every click was stored
     peak_rss_mb: tuple[float, ...] = ()  # each worker's VmHWM
     cache_hits: dict[str, float] | None = None  # enrichment cache -> hit rate
+    full_gcs: tuple[int, float] = (0, 0.0)  # full collections in the workers, the longest's bucket (s)
 
     @property
     def redirects(self) -> int:
@@ -670,6 +671,24 @@ CACHE_LINE = re.compile(
 )
 
 
+GC_BUCKET = re.compile(r'^clickback_gc_seconds_bucket\{le="([^"]+)",worker="\d+"\} ([\d.e+]+)$')
+
+
+def full_collections(port: int) -> tuple[int, float]:
+    """Full garbage collections in the server's workers since their start, and the upper bound
+    of the longest one's histogram bucket (seconds; inf when past the last bucket)."""
+    status, _, raw = request(port, "GET", "/metrics")
+    by_bound: dict[float, float] = {}
+    for line in raw.decode().splitlines() if status == 200 else ():
+        match = GC_BUCKET.match(line)
+        if match:
+            bound = float(match[1])
+            by_bound[bound] = by_bound.get(bound, 0.0) + float(match[2])
+    total = int(by_bound.get(float("inf"), 0))
+    longest = min((b for b, n in by_bound.items() if n >= total), default=0.0) if total else 0.0
+    return total, longest
+
+
 def cache_hit_rates(port: int) -> dict[str, float] | None:
     """Each enrichment cache's hit rate over the server's life, summed over its workers."""
     status, _, raw = request(port, "GET", "/metrics")
@@ -722,6 +741,7 @@ def bench_clickback(wrk: str, args: argparse.Namespace, tmp: Path, run: int) -> 
             reported = wait_flushed(port, result.requests + len(links))
             cpu = tree_cpu_seconds(proc.pid) - before
             caches = cache_hit_rates(port)
+            gcs = full_collections(port)
             peaks = peak_rss_mb(proc.pid)
             if proc.poll() is not None:
                 raise BenchError(f"clickback died during the run:\n{tail(log)}")
@@ -735,6 +755,7 @@ def bench_clickback(wrk: str, args: argparse.Namespace, tmp: Path, run: int) -> 
         stored_after,
         peaks,
         caches,
+        gcs,
     )
 
 
@@ -805,6 +826,7 @@ def run_line(n: int, args: argparse.Namespace, ngx: Sample, app: Sample, state: 
             if app.cache_hits
             else ""
         )
+        + f"; full GCs {app.full_gcs[0]} (longest <= {app.full_gcs[1] * 1000:g} ms)"
         + flag
     )
 

@@ -370,6 +370,17 @@ def test_two_workers_report_the_whole_servers_metrics_and_log_lines_without_secr
 
         (by_worker,) = accepted()  # whichever worker answers, every worker's figure
         assert sum(value for _, value in by_worker) == 10
+        # Each worker froze its start-up heap, and times the full collections left (issue 17).
+        figures = {
+            (s.name, s.labels["worker"]): s.value
+            for family in text_string_to_metric_families(http.get("/metrics").text)
+            for s in family.samples
+            if family.name in ("clickback_gc_frozen_objects", "clickback_gc_seconds")
+        }
+        frozen = {w: v for (name, w), v in figures.items() if name == "clickback_gc_frozen_objects"}
+        answered = {w for w, _ in by_worker}
+        assert set(frozen) >= answered and min(frozen.values()) > 10_000, frozen
+        assert {w for (name, w) in figures if name == "clickback_gc_seconds_count"} >= answered
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     postbacks = [line for line in lines if line.get("logger") == "clickback.service.postbacks"]
     assert len(postbacks) == 10 and {line["result"] for line in postbacks} == {"accepted"}

@@ -204,7 +204,7 @@ def serve(
     config = log_config()
     logging.config.dictConfig(config)
     run_server(
-        "clickback.web.app:create_app", settings, host=host, port=port, workers=workers, log_config=config
+        "clickback.web.app:served_app", settings, host=host, port=port, workers=workers, log_config=config
     )
 
 

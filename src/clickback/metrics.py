@@ -13,7 +13,9 @@ costs a few microseconds, a tenth of a click.
 """
 
 import functools
+import gc
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -77,6 +79,18 @@ ENRICH_CACHE = Gauge(
     [WORKER, "cache", "outcome"],
     multiprocess_mode="livesum",
 )
+GC_SECONDS = Histogram(
+    "clickback_gc_seconds",
+    "Full (generation 2) garbage collections of a serve worker and how long each held the event loop.",
+    [WORKER],
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5),
+)
+GC_FROZEN = Gauge(
+    "clickback_gc_frozen_objects",
+    "Objects of a serve worker's start frozen out of the garbage collector's walks.",
+    [WORKER],
+    multiprocess_mode="livesum",
+)
 LEDGER_ENTRIES = Counter("clickback_ledger_entries", "Commission entries booked, by kind.", [WORKER, "kind"])
 
 
@@ -87,6 +101,26 @@ def worker() -> str:
 
 
 os.register_at_fork(after_in_child=worker.cache_clear)
+
+
+def time_full_collections() -> None:
+    """GC_SECONDS from here on, and GC_FROZEN. The callback runs at every collection (a young one
+    every few hundred allocations): it returns at once for those."""
+    started = 0.0
+    GC_FROZEN.labels(worker()).set(gc.get_freeze_count())
+    GC_SECONDS.labels(worker())  # shown from the start, at 0
+
+    def timed(phase: str, info: dict[str, Any]) -> None:
+        nonlocal started
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            started = time.perf_counter()
+        else:
+            GC_SECONDS.labels(worker()).observe(time.perf_counter() - started)
+
+    gc.callbacks.append(timed)
+
 
 # Caches whose hits and misses ENRICH_CACHE shows: name -> a functools cache's cache_info.
 _caches: dict[str, Callable[[], Any]] = {}
