@@ -12,7 +12,7 @@ The mix, per click:
   users behind one address), the rest from a random host of a random network;
 - the User-Agent: one of `UA_COUNT` (about 3,000) written here from the browsers, versions,
   operating systems and devices a mobile-heavy iGaming campaign sees, in-app webviews (Facebook,
-  Instagram, TikTok), and bots and link previews (about 4% of the weight); drawn with a
+  Instagram, TikTok), and bots and link previews (about 2% of the weight); drawn with a
   Zipf-like long tail (the k-th most common UA about 1/k as likely);
 - the link: one of `LINKS` codes (given by the caller: links of several offers whose templates
   use several macros), Zipf-weighted too;
@@ -96,7 +96,7 @@ _BOTS = (
 def user_agents(count: int = UA_COUNT, seed: int = 7) -> list[str]:
     """`count` distinct User-Agents, most common first: mobile browsers and in-app webviews lead
     (iGaming traffic is mostly phones), desktops follow, and bots are spread through the list
-    (their share of the Zipf weight is about 4%)."""
+    (their share of the Zipf weight is about 2%)."""
     rng = random.Random(seed)
     seen: set[str] = set()
     out: list[str] = []
@@ -157,7 +157,7 @@ def user_agents(count: int = UA_COUNT, seed: int = 7) -> list[str]:
     makers = ((android, 0.50), (iphone, 0.30), (desktop, 0.20))
     bots = list(_BOTS)
     while len(out) < count:
-        # Bots sit at every 25th place from the 10th: about 4% of a 1/k weight over the list.
+        # Bots sit at every 25th place from the 10th: about 2% of a 1/k weight over the list.
         if bots and len(out) >= 10 and len(out) % 25 == 10:
             ua = bots.pop(0)
         else:
