@@ -193,6 +193,12 @@ def render(v: Viewer, name: str, status: int = 200, **values: Any) -> Response:
     return page(name, status, {"content-security-policy": policy(nonce)}, **(layout | values))
 
 
+def download(body: str, filename: str, media_type: str = "text/csv; charset=utf-8") -> Response:
+    """A file a page offers (a statement, a reconciliation): saved, not shown, and not cached."""
+    headers = {"content-disposition": f'attachment; filename="{filename}"', "cache-control": "no-store"}
+    return Response(body, media_type=media_type, headers=headers)
+
+
 def new_nonce() -> str:
     return secrets.token_urlsafe(18)
 

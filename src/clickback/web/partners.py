@@ -22,7 +22,7 @@ from clickback.store.diagnosis import Scope
 from clickback.web import schemas as s
 from clickback.web.access import scoped
 from clickback.web.login import read_form, same_token
-from clickback.web.pages import Viewer, amount, own_offers, render, shown_name
+from clickback.web.pages import Viewer, amount, download, own_offers, render, shown_name
 from clickback.web.records import read_filters
 
 _PERIOD = re.compile(s.PERIOD)
@@ -75,14 +75,7 @@ async def statement_download(v: Viewer) -> Response:
     if affiliate_id is None:
         raise admin.NotFound("no affiliate has a statement yet")
     lines = await statements.statement(v.runtime.db, affiliate_id, period, v.catalog.deals_of(affiliate_id))
-    return Response(
-        statement_csv(lines),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "content-disposition": f'attachment; filename="statement-{affiliate_id}-{period}.csv"',
-            "cache-control": "no-store",
-        },
-    )
+    return download(statement_csv(lines), f"statement-{affiliate_id}-{period}.csv")
 
 
 async def outbound_settings(v: Viewer) -> Response:

@@ -42,7 +42,7 @@ from clickback.store import audit as audit_store
 from clickback.store import reconciliations as store
 from clickback.web.guard import BODY_CAPS
 from clickback.web.login import same_token
-from clickback.web.pages import EXPIRED, NOTHING, Viewer, csrf_form, number, render, shown_name
+from clickback.web.pages import EXPIRED, NOTHING, Viewer, csrf_form, download, number, render, shown_name
 from clickback.web.reconcile_api import BadLineOut, ItemOut, MappingIn, ReconciliationOut, items_csv
 from clickback.web.records import PAGE_ROWS
 from clickback.web.tracking import read_capped
@@ -520,14 +520,7 @@ async def csv_download(v: Viewer) -> Response:
     """/reconciliations/{id}.csv: every item, as GET /api/reconciliations/{id}.csv gives it."""
     found = await _found(v)
     items = await store.all_items(v.runtime.db, found["id"])
-    return Response(
-        items_csv(items),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "content-disposition": f'attachment; filename="reconciliation-{found["id"]}.csv"',
-            "cache-control": "no-store",
-        },
-    )
+    return download(items_csv(items), f"reconciliation-{found['id']}.csv")
 
 
 async def json_download(v: Viewer) -> Response:
@@ -542,11 +535,4 @@ async def json_download(v: Viewer) -> Response:
         "bad_lines": [BadLineOut(**b).model_dump(mode="json") for b in bad],
         "items": [ItemOut.model_validate(it).model_dump(mode="json") for it in items],
     }
-    return Response(
-        json.dumps(body, ensure_ascii=False),
-        media_type="application/json",
-        headers={
-            "content-disposition": f'attachment; filename="reconciliation-{rid}.json"',
-            "cache-control": "no-store",
-        },
-    )
+    return download(json.dumps(body, ensure_ascii=False), f"reconciliation-{rid}.json", "application/json")
