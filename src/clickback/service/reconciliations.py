@@ -27,7 +27,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy import Connection
 
-from clickback.core.audit import Actor, Kind, change
+from clickback.core.audit import Actor, Change, Kind, change
 from clickback.core.commission import period_bounds
 from clickback.core.intake import RECON, RawPostback, sign
 from clickback.core.lifecycle import PAYABLE, Status, can_move
@@ -244,24 +244,13 @@ async def reconcile(
 
     def write(conn: Connection) -> int:
         rid = store.save(conn, new, rows, len(fresh), len(bad), len(items), summary)
-        before = store.save_mapping(conn, advertiser_id, mapping, by.name, now)
         shown = {"file_name": new.file_name, "file_hash": file_hash, "period": period, "lines": len(read)}
-        changes = [
-            change(
-                by, Kind.RECONCILIATION, rid, "import", None, shown | {"bad": len(bad), "skipped": skipped}
-            ),
-            change(
-                by,
-                Kind.RECONCILIATION_MAPPING,
-                advertiser_id,
-                "set_mapping",
-                json.loads(before) if before else None,
-                mapping.as_json(),
-            )
-            if before != json.dumps(mapping.as_json())
-            else None,
-        ]
-        audit.record_sync(conn, changes, now)
+        imported = change(
+            by, Kind.RECONCILIATION, rid, "import", None, shown | {"bad": len(bad), "skipped": skipped}
+        )
+        audit.record_sync(
+            conn, [imported, _mapping_saved(conn, advertiser_id, mapping, by, now, always=False)], now
+        )
         return rid
 
     progress("save", 0, 1)
@@ -398,19 +387,24 @@ async def save_mapping(
         raise Problem("mapping: no column is mapped to player_id", where="mapping")
 
     def write(conn: Connection) -> None:
-        before = store.save_mapping(conn, advertiser_id, mapping, by.name, now)
-        done = change(
-            by,
-            Kind.RECONCILIATION_MAPPING,
-            advertiser_id,
-            "set_mapping",
-            json.loads(before) if before else None,
-            mapping.as_json(),
-        )
-        audit.record_sync(conn, [done], now)
+        audit.record_sync(conn, [_mapping_saved(conn, advertiser_id, mapping, by, now, always=True)], now)
 
     await db.run_write(write)
     return mapping
+
+
+def _mapping_saved(
+    conn: Connection, advertiser_id: int, mapping: ColumnMapping, by: Actor, now: datetime, always: bool
+) -> Change | None:
+    """The mapping saved for the advertiser, and its audit change (an import that used the saved
+    mapping unchanged records none; a PUT always does)."""
+    before = store.save_mapping(conn, advertiser_id, mapping, by.name, now)
+    if not always and before == json.dumps(mapping.as_json()):
+        return None
+    before_json = json.loads(before) if before else None
+    return change(
+        by, Kind.RECONCILIATION_MAPPING, advertiser_id, "set_mapping", before_json, mapping.as_json()
+    )
 
 
 @dataclass(frozen=True, slots=True)
