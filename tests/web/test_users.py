@@ -3,6 +3,7 @@ password and keys (/account): the same use cases as `clickback user …`, each c
 log under who made it. And the report builder's zone: the signed-in person's own."""
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from clickback.core.accounts import Role
@@ -241,3 +242,21 @@ def test_the_report_builder_is_in_the_persons_own_zone_unless_the_url_names_one(
     wrong = berlin.get("/reports", zone="Mars/Base")
     assert "Europe/Berlin is shown" in wrong.text and '<input name="zone" value="Europe/Berlin"' in wrong.text
     assert '<input name="zone" value="UTC"' in sign_in(client, "boss").get("/reports").text
+
+
+def test_the_users_list_says_when_each_last_signed_in(client: Client, world: World) -> None:
+    add_user(client, "boss", Role.MANAGER)
+    add_user(client, "alice", Role.AFFILIATE, affiliate_id=world.alice["id"])
+    before = {u["login"]: u["last_sign_in_at"] for u in client.api("GET", "/users")}
+    assert before == {"alice": None, "boss": None}
+
+    boss = sign_in(client, "boss")
+    after = {u["login"]: u["last_sign_in_at"] for u in client.api("GET", "/users")}
+    assert after["alice"] is None and after["boss"] is not None
+    # A failed sign-in is no sign-in.
+    assert client.http.post("/login", data={"login": "alice", "password": "wrong"}).status_code != 303
+    assert {u["login"]: u["last_sign_in_at"] for u in client.api("GET", "/users")}["alice"] is None
+    # On the page: boss's row has two of today's times (signed in, added), alice's one (added).
+    page, today = boss.get("/users").text, datetime.now(UTC).strftime("%Y-%m-%d")
+    rows = {m[1]: m[0] for m in re.finditer(r"<tr><td><a href=\"/users/\d+\">(\w+)</a>.*?</tr>", page)}
+    assert (rows["boss"].count(today), rows["alice"].count(today)) == (2, 1)

@@ -122,8 +122,7 @@ async def list_users(db: Database) -> list[dict[str, Any]]:
         .where(api_keys.c.user_id == users.c.id, api_keys.c.revoked_at.is_(None))
         .scalar_subquery()
     )
-    # When one of their keys was last used (to the minute: KEY_USE_RESOLUTION); sign-ins are not
-    # kept once their session ends.
+    # When one of their keys was last used (to the minute: KEY_USE_RESOLUTION).
     last_used = (
         select(func.max(api_keys.c.last_used_at)).where(api_keys.c.user_id == users.c.id).scalar_subquery()
     )
@@ -136,6 +135,7 @@ async def list_users(db: Database) -> list[dict[str, Any]]:
         users.c.active,
         users.c.zone,
         users.c.created_at,
+        users.c.last_sign_in_at,
         keys.label("keys"),
         last_used.label("last_key_use"),
     ).order_by(users.c.login)
@@ -246,6 +246,7 @@ async def create_session(
     async with db.write() as conn:
         # Expired sessions go as new ones come: no task of its own to keep the table small.
         await conn.execute(delete(sessions).where(sessions.c.expires_at <= now))
+        await conn.execute(update(users).where(users.c.id == user_id).values(last_sign_in_at=now))
         await conn.execute(
             sessions.insert().values(
                 user_id=user_id,

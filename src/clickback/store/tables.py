@@ -770,6 +770,9 @@ users = Table(
     Column("created_at", UtcDateTime, nullable=False),
     # The IANA zone of the user's reports when a request names none (migration 0017).
     Column("zone", String(64), nullable=False, server_default=text("'UTC'")),
+    # When they last signed in to the dashboard (migration 0020): sessions are not kept once
+    # they end, and a manager looks here for accounts nobody uses any more.
+    Column("last_sign_in_at", UtcDateTime, nullable=True),
     # core.accounts.tenant_problem, held by the database too: no user of two tenants, or of none.
     CheckConstraint(
         "(role = 'manager' AND affiliate_id IS NULL AND advertiser_id IS NULL)"

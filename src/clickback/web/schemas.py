@@ -1335,6 +1335,7 @@ class UserOut(BaseModel):
     created_at: datetime
     keys: int = Field(description="API keys not revoked.")
     last_key_use: datetime | None = Field(description="When one of their keys was last used (to the minute).")
+    last_sign_in_at: datetime | None = Field(None, description="When they last signed in to the dashboard.")
 
 
 class UserCreatedOut(UserOut):
