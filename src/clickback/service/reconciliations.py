@@ -562,6 +562,12 @@ def _nothing_to_accept(item: dict[str, Any]) -> str:
             "clickback's CPA rules did not hold for this player (" + rules + "): a CPA is booked only "
             "from the player's events, so send the event the rules lack or change the deal's rules"
         )
+    if kind is ItemKind.AMOUNT_DIFFERS:
+        return (
+            "clickback has the operator's deposits and NGR already: what differs is the commission "
+            "the deal gives for them (see the item's causes), and a commission is booked only from "
+            "the player's events under the deal"
+        )
     if kind is ItemKind.ATTRIBUTED_ELSEWHERE:
         return "a player attributed to another affiliate is not moved by reconciliation: see the evidence"
     return f"a {kind} item has no figure of the operator's to book"
