@@ -36,12 +36,6 @@ def clickback_env(data_dir: Path, database_url: str = "", **settings: str) -> di
     }
 
 
-def cli(env: dict[str, str], *args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CLICKBACK, *map(str, args)], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
