@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import API_KEY, REPORT_ZONES, SECRET
+from tests.conftest import API_KEY, REPORT_ZONES, SECRET, TLS
 
 # The `clickback` command of the environment running the tests.
 CLICKBACK = Path(sys.executable).with_name("clickback")
@@ -82,7 +82,7 @@ def clickback_serve(env: dict[str, str], log: Path, *options: str) -> Iterator[s
 
 def _answers(url: str) -> bool:
     try:
-        return httpx.get(url, timeout=1).status_code == 200
+        return httpx.get(url, timeout=1, verify=TLS).status_code == 200
     except httpx.TransportError:
         return False
 
