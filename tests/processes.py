@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import API_KEY, REPORT_ZONES, SECRET
+from tests.conftest import API_KEY, REPORT_ZONES, SECRET, TLS
 
 # The `clickback` command of the environment running the tests.
 CLICKBACK = Path(sys.executable).with_name("clickback")
@@ -34,12 +34,6 @@ def clickback_env(data_dir: Path, database_url: str = "", **settings: str) -> di
         "CLICKBACK_REPORT_ZONES": ",".join(REPORT_ZONES),
         **{f"CLICKBACK_{name.upper()}": value for name, value in settings.items()},
     }
-
-
-def cli(env: dict[str, str], *args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CLICKBACK, *map(str, args)], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
 
 
 def free_port() -> int:
@@ -88,7 +82,7 @@ def clickback_serve(env: dict[str, str], log: Path, *options: str) -> Iterator[s
 
 def _answers(url: str) -> bool:
     try:
-        return httpx.get(url, timeout=1).status_code == 200
+        return httpx.get(url, timeout=1, verify=TLS).status_code == 200
     except httpx.TransportError:
         return False
 

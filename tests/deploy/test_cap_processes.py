@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, BACKENDS
+from tests.conftest import API_KEY, BACKENDS, TLS
 from tests.deploy.test_outbound_processes import click
 from tests.deploy.test_two_nodes import ServeNode, database, wait_until
 from tests.processes import casino_and_link, clickback_env
@@ -37,7 +37,10 @@ def test_conversions_at_the_cap_on_two_processes_never_pay_past_it(backend: str,
         token, code, offer = setup(api)
         click_ids = [click(nodes[0].base, code) for _ in range(PLAYERS)]
         # Node b knows the advertiser once its catalog refresh has brought the link (and all).
-        wait_until("node b has the link", lambda: httpx.get(f"{nodes[1].base}/c/{code}").status_code == 302)
+        wait_until(
+            "node b has the link",
+            lambda: httpx.get(f"{nodes[1].base}/c/{code}", verify=TLS).status_code == 302,
+        )
 
         def ftd(n: int) -> int:
             # Alternate processes: half the first deposits reach each.

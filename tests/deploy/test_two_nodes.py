@@ -27,7 +27,7 @@ from sqlalchemy.engine import make_url
 
 from clickback.store.db import connect
 from clickback.store.tables import clicks, conversions
-from tests.conftest import API_KEY, BACKENDS, BROWSER_UA, PG_URL, admin_sql
+from tests.conftest import API_KEY, BACKENDS, BROWSER_UA, PG_URL, TLS, admin_sql
 from tests.deploy.test_host import nginx
 from tests.processes import CLICKBACK, clickback_env, free_port
 
@@ -78,7 +78,7 @@ class ServeNode:
     def ready(self) -> bool:
         assert self.process and self.process.poll() is None, self.log.read_text()
         try:
-            return httpx.get(f"{self.base}/readyz", timeout=1).status_code == 200
+            return httpx.get(f"{self.base}/readyz", timeout=1, verify=TLS).status_code == 200
         except httpx.TransportError:
             return False
 

@@ -28,6 +28,8 @@ def test_a_user_gets_a_generated_password_stored_only_as_an_argon2id_hash(clean:
     assert password is not None and len(password) >= 20
     stored = str(user["password_hash"])
     assert stored.startswith("$argon2id$") and password not in stored
+    # argon2-cffi's defaults (the test personas' hash is a cheaper one: tests/web/personas.py).
+    assert "$m=65536,t=3,p=4$" in stored
     given, none = add(clean, "second", Role.MANAGER, password="a given password")
     assert none is None and str(given["password_hash"]).startswith("$argon2id$")
 
