@@ -1172,7 +1172,9 @@ def create_api(runtime: Runtime) -> FastAPI:
         return [s.DestinationOut(**r) for r in await outbound.destinations(db, paused)]
 
     @api.post("/outbound/destinations/{destination}/resume", tags=["outbound postbacks"])
-    async def resume_destination(destination: Annotated[str, Path(max_length=300)], who: Who) -> s.ResumeOut:
+    async def resume_destination(
+        destination: Annotated[str, Path(max_length=300, pattern=s.PRINTABLE)], who: Who
+    ) -> s.ResumeOut:
         """Send to it again: its waiting deliveries are due at once. In the audit log."""
         due = await outbound.resume(db, destination, utcnow(), actor_of(who))
         wake()
@@ -1180,7 +1182,7 @@ def create_api(runtime: Runtime) -> FastAPI:
 
     @api.post("/outbound/destinations/{destination}/pause", tags=["outbound postbacks"])
     async def pause_destination(
-        destination: Annotated[str, Path(max_length=300)], body: s.PauseIn, who: Who
+        destination: Annotated[str, Path(max_length=300, pattern=s.PRINTABLE)], body: s.PauseIn, who: Who
     ) -> s.ResumeOut:
         """Hold its deliveries (they wait, none is dropped) until resumed. In the audit log."""
         await outbound.pause(db, destination, body.reason, utcnow(), actor_of(who))

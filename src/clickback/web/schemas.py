@@ -41,6 +41,8 @@ from clickback.core.reasons import BY_CODE
 
 # Names are shown in pages and CSV and stored as text: no control characters (PostgreSQL refuses NUL).
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+# Free text that may hold line breaks and tabs (a body template), still no NUL.
+NO_NUL = r"^[^\x00]*$"
 Name = Field(min_length=1, max_length=MAX_NAME_LEN, pattern=PRINTABLE)
 # Database integer keys: anything larger cannot exist, and would overflow the drivers.
 Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
@@ -1068,7 +1070,9 @@ class CostImportsQuery(Paged):
 class PostbacksQuery(Paged):
     advertiser_id: Id | None = None
     result: Result | None = None
-    reason: str | None = Field(default=None, max_length=32, description="A code of GET /api/reasons.")
+    reason: str | None = Field(
+        default=None, max_length=32, pattern=PRINTABLE, description="A code of GET /api/reasons."
+    )
     click_id: ClickIdText | None = None
     channel: Channel | None = None
     test: bool | None = Field(default=None, description="true: only the tester's; false: none of them.")
@@ -1165,6 +1169,7 @@ class OutboundTemplateChange(Strict):
     body: str | None = Field(
         default=None,
         max_length=MAX_BODY_TEMPLATE_LEN,
+        pattern=NO_NUL,
         description='POST only: form (a={subid}&b={payout}) or a JSON object ({"click": "{subid}"}).',
     )
     events: list[OutboundEvent] | None = Field(default=None, max_length=50, description="Empty: every event.")
@@ -1199,7 +1204,7 @@ class OutboundTemplateIn(OutboundTemplateChange):
     statuses: list[StatusName] = Field(default_factory=list, max_length=4, description="Empty: every status.")
     status_map: dict[StatusName, MappedWord] = Field(default_factory=dict)
     click_id_sub: SubName = "sub1"
-    body: str = Field(default="", max_length=MAX_BODY_TEMPLATE_LEN)
+    body: str = Field(default="", max_length=MAX_BODY_TEMPLATE_LEN, pattern=NO_NUL)
 
 
 class OutboundTemplateOut(BaseModel):
@@ -1269,7 +1274,7 @@ class DeliveriesQuery(Paged):
     affiliate_id: Id | None = None
     template_id: Id | None = None
     conversion_id: Id | None = None
-    destination: str | None = Field(default=None, max_length=300)
+    destination: str | None = Field(default=None, max_length=300, pattern=PRINTABLE)
 
 
 class ReplayIn(Strict):
@@ -1678,7 +1683,9 @@ AuditKind = Literal[
 class AuditQuery(Paged, Instants):
     entity_kind: AuditKind | None = None
     entity_id: Id | None = None
-    actor: str | None = Field(default=None, max_length=100, description="A user's login, or `bootstrap key`.")
+    actor: str | None = Field(
+        default=None, max_length=100, pattern=PRINTABLE, description="A user's login, or `bootstrap key`."
+    )
     user_id: Id | None = None
     action: str | None = Field(default=None, max_length=32, pattern="^[a-z_]+$")
 
