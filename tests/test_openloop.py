@@ -40,6 +40,7 @@ def stalling_server() -> Iterator[int]:
     port = server.sockets[0].getsockname()[1]
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
+
     async def shut() -> None:
         server.close()
         handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
