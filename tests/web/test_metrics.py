@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from clickback.metrics import show_caches
 from tests.conftest import API_KEY, Client, World
 from tests.receiver import Answer, receiving
 from tests.web.test_outbound import add_template, convert, eventually
@@ -75,6 +76,8 @@ def test_metrics_count_clicks_stored_and_refused_by_reason_and_the_writers_batch
 
 
 def test_the_enrichment_caches_hits_and_misses_are_shown_after_a_batch(client: Client, world: World) -> None:
+    client.node.runtime.enricher.watch()  # this node's, not another test server's of the process
+    show_caches()
     before = samples(client)
     # User-Agents no earlier test sent: the User-Agent caches live as long as the process.
     first, second = (

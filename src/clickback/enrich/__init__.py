@@ -67,6 +67,10 @@ class Enricher:
         self._traits = functools.lru_cache(maxsize=TRAITS_CACHE_SIZE)(self._flat)
         parse_device(_WARM_UP_UA)
         bot_reason(_WARM_UP_UA, "GET")
+        self.watch()
+
+    def watch(self) -> None:
+        """Its caches are the ones /metrics shows (a worker has one Enricher; the last made wins)."""
         watch_cache("traits", self._traits.cache_info)
         watch_cache("geo", self._geo.cache_info)
 
