@@ -206,20 +206,25 @@ def read_stat(pid: int) -> tuple[int, int] | None:
     return int(fields[1]), sum(int(f) for f in fields[11:15])
 
 
-def tree_cpu_seconds(root: int) -> float:
-    """CPU time of a process and all its descendants (servers fork workers)."""
+def process_tree(root: int) -> dict[int, tuple[int, int]]:
+    """(parent pid, CPU ticks) of a process and all its descendants (servers fork workers)."""
     stats = {int(p.name): read_stat(int(p.name)) for p in Path("/proc").iterdir() if p.name.isdigit()}
     children: dict[int, list[int]] = {}
     for pid, stat in stats.items():
         if stat is not None:
             children.setdefault(stat[0], []).append(pid)
-    ticks, todo = 0, [root]
+    tree, todo = {}, [root]
     while todo:
         pid = todo.pop()
         stat = stats.get(pid)
-        ticks += stat[1] if stat else 0
+        if stat is not None:
+            tree[pid] = stat
         todo.extend(children.get(pid, ()))
-    return ticks / CLK_TCK
+    return tree
+
+
+def tree_cpu_seconds(root: int) -> float:
+    return sum(ticks for _, ticks in process_tree(root).values()) / CLK_TCK
 
 
 def start(cmd: Sequence[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -647,23 +652,12 @@ class Store:
 def peak_rss_mb(root: int) -> tuple[float, ...]:
     """VmHWM of each process under `root` (the server's workers), in MB."""
     peaks = []
-    for pid in descendants(root):
+    for pid in [pid for pid in process_tree(root) if pid != root] or [root]:
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
                     peaks.append(int(line.split()[1]) / 1024)
     return tuple(sorted(peaks))
-
-
-def descendants(root: int) -> list[int]:
-    parents = {int(p.name): read_stat(int(p.name)) for p in Path("/proc").iterdir() if p.name.isdigit()}
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        kids = [child for child, stat in parents.items() if stat is not None and stat[0] == pid]
-        out.extend(kids)
-        todo.extend(kids)
-    return out or [root]
 
 
 CACHE_LINE = re.compile(

@@ -19,6 +19,7 @@ from clickback.core.accounts import Role
 from tests.conftest import Client, World
 from tests.receiver import Receiver, receiving
 from tests.web.personas import Keys, add_user
+from tests.web.test_outbound import add_template
 
 CPA_100 = {"kind": "cpa", "cpa": {"amount": "100", "ftd_min": "20"}}
 
@@ -303,12 +304,7 @@ def test_accepting_the_operators_figure_books_it_through_the_intake_into_stateme
     client: Client, world: World, receiver: Receiver
 ) -> None:
     client.api("PUT", f"/offers/{world.casino['id']}/deal", json=CPA_100)
-    template = {
-        "affiliate_id": world.alice["id"],
-        "url": receiver.url("/pb?cid={click_id}&e={event}"),
-        "events": ["ftd"],
-    }
-    client.api("POST", "/outbound/templates", json=template)
+    add_template(client, world, receiver.url("/pb?cid={click_id}&e={event}"), events=["ftd"])
     # Alice's click reached the operator; its registration and first deposit never came back.
     cid = client.click(world.alice_casino)
     client.flush()
@@ -389,12 +385,7 @@ def test_accepting_what_the_operator_does_not_count_rejects_it_through_the_statu
     client: Client, world: World, receiver: Receiver
 ) -> None:
     client.api("PUT", f"/offers/{world.casino['id']}/deal", json=CPA_100)
-    template = {
-        "affiliate_id": world.alice["id"],
-        "url": receiver.url("/pb?e={event}&st={status}"),
-        "events": ["qualified_cpa"],
-    }
-    client.api("POST", "/outbound/templates", json=template)
+    add_template(client, world, receiver.url("/pb?e={event}&st={status}"), events=["qualified_cpa"])
     today = datetime.now(UTC).date()
     day, month = today.strftime("%d.%m.%Y"), today.strftime("%Y-%m")
     matched = player(client, world, "P-match", world.alice_casino, "50")

@@ -89,9 +89,7 @@ def _cpa_decided_by_hand(
         return
     verdict = qualify(deal.cpa, rec.player_events(player))
     if booked is None and verdict is not None and not qualified.get("over_cap"):
-        hold_until = verdict.at + timedelta(days=deal.cpa.hold_days)
-        amount = deal.cpa_amount(player.country)
-        _append_cpa(rec, player, deal, verdict, amount, hold_until, rec.conversion(verdict.by), now)
+        _append_cpa(rec, player, deal, verdict, rec.conversion(verdict.by), now)
 
 
 def _book_cpa(rec: Recording, player: Player, deal: Deal, q: Qualified, now: datetime) -> None:
@@ -99,8 +97,6 @@ def _book_cpa(rec: Recording, player: Player, deal: Deal, q: Qualified, now: dat
     assert deal.cpa is not None
     rec.change_player(player, qualified_at=q.at)
     amount = deal.cpa_amount(player.country)
-    # The hold counts from the qualifying event: one reported after its hold ended is due at once.
-    hold_until = q.at + timedelta(days=deal.cpa.hold_days)
     source = rec.conversion(q.by)
     # Caps (ADR 17): past one, the qualification is recorded, marked over-cap, and not paid.
     assert player.offer_id is not None and player.affiliate_id is not None
@@ -112,7 +108,7 @@ def _book_cpa(rec: Recording, player: Player, deal: Deal, q: Qualified, now: dat
             q.by, f"{OVER_CAP}: the CPA qualification came past a cap of offer {player.offer_id}: not paid"
         )
     else:
-        _append_cpa(rec, player, deal, q, amount, hold_until, source, now)
+        _append_cpa(rec, player, deal, q, source, now)
     # qualified_cpa as a conversion of its own: reports count it, outbound postbacks can fire on it.
     key = (player.advertiser_id, player_key(player.player_id), "qualified_cpa")
     if rec.conversion_by_key(key) is None:
@@ -146,12 +142,12 @@ def _append_cpa(
     player: Player,
     deal: Deal,
     q: Qualified,
-    amount: Decimal,
-    hold_until: datetime,
     source: Mapping[str, Any],
     now: datetime,
 ) -> None:
     assert deal.cpa is not None
+    # The hold counts from the qualifying event: one reported after its hold ended is due at once.
+    hold_until = q.at + timedelta(days=deal.cpa.hold_days)
     rec.append_entry(
         now,
         kind=ledger.CPA,
@@ -161,7 +157,7 @@ def _append_cpa(
         conversion_id=q.by,
         # The month the player qualified in, by event time, even when reported later.
         period=period_of(q.at),
-        amount=amount,
+        amount=deal.cpa_amount(player.country),
         currency=deal.currency,
         fx_rate=source["fx_rate"],
         status=ledger.PENDING if hold_until > now else ledger.APPROVED,

@@ -16,7 +16,6 @@ from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response
 
 from clickback.core.audit import actor_of
-from clickback.core.limits import MAX_CURSOR_LEN
 from clickback.core.macros import compile_template
 from clickback.core.model import EVERY_AFFILIATE
 from clickback.service.clock import utcnow
@@ -28,7 +27,7 @@ from clickback.web import schemas as s
 from clickback.web.api import deal_out
 from clickback.web.login import read_form, same_token
 from clickback.web.pages import EXPIRED, Viewer, number, render, shown_name
-from clickback.web.records import next_link, read_filters
+from clickback.web.records import next_link, page_at, read_filters
 
 # An offer's form is the longest: a URL template (2048), payouts and events, and a deal's dozen
 # fields. Anything longer is no form of ours.
@@ -147,11 +146,7 @@ async def _history(
 ) -> dict[str, Any]:
     """The row's changes, newest first, each field before and after (the audit log's own), a page
     at a time (`history` holds the cursor: a wrong one starts again from the newest)."""
-    cursor = v.request.query_params.get("history") or None
-    try:
-        found = await read(cursor[:MAX_CURSOR_LEN] if cursor else None)
-    except paging.BadCursor:
-        found = await read(None)
+    found, _ = await page_at(v.request.query_params.get("history") or None, read)
     entries = []
     for row in found.rows:
         before = json.loads(row["before"]) if row["before"] else {}

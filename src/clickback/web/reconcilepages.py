@@ -30,21 +30,20 @@ from starlette.responses import RedirectResponse, Response
 from starlette.types import Message, Receive
 
 from clickback.core.audit import Kind, actor_of
-from clickback.core.limits import MAX_CURSOR_LEN
 from clickback.core.reconcile import AMOUNT_FIELDS, BadRow, ReportRow
 from clickback.core.reconcile import Field as ReportField
 from clickback.core.reconcile_compare import Kind as ItemKind
 from clickback.service.clock import utcnow
 from clickback.service.reconciliations import Problem, accept, preview, reconcile
 from clickback.service.reportfiles import MAX_REPORT_FILE_BYTES
-from clickback.store import admin, paging
+from clickback.store import admin
 from clickback.store import audit as audit_store
 from clickback.store import reconciliations as store
 from clickback.web.guard import BODY_CAPS
 from clickback.web.login import same_token
 from clickback.web.pages import EXPIRED, NOTHING, Viewer, csrf_form, download, number, render, shown_name
 from clickback.web.reconcile_api import BadLineOut, ItemOut, MappingIn, ReconciliationOut, items_csv
-from clickback.web.records import PAGE_ROWS
+from clickback.web.records import BAD_CURSOR, PAGE_ROWS, next_link, page_at
 from clickback.web.tracking import read_capped
 
 # The upload's body: the API's cap for a report (the file and the form's few fields on top).
@@ -195,19 +194,14 @@ async def _list_page(
     advertiser_id = number(query.get("advertiser_id", "")) if query.get("advertiser_id") else None
     if query.get("advertiser_id") and advertiser_id is None:
         problems.append("advertiser_id: not an advertiser's number")
-    cursor = query.get("cursor") or None
-    try:
-        found = await store.page_of(
-            v.runtime.db, advertiser_id, cursor[:MAX_CURSOR_LEN] if cursor else None, PAGE_ROWS
-        )
-    except paging.BadCursor:
-        problems.append("cursor: not a page of this list; the first page is shown")
-        found = await store.page_of(v.runtime.db, advertiser_id, None, PAGE_ROWS)
+    found, refused = await page_at(
+        query.get("cursor") or None, lambda c: store.page_of(v.runtime.db, advertiser_id, c, PAGE_ROWS)
+    )
+    if refused:
+        problems.append(BAD_CURSOR)
     rows = [_listed(r) for r in found.rows]
     given = {"advertiser_id": str(advertiser_id)} if advertiser_id else {}
-    next_page = ""
-    if found.next_cursor:
-        next_page = "/reconciliations?" + urlencode(given | {"cursor": found.next_cursor})
+    next_page = next_link("/reconciliations", given, found)
     shown = posted or Upload({"advertiser_id": str(advertiser_id or "")})
     return render(
         v,
@@ -400,21 +394,15 @@ async def _detail_page(
         problems.append(f"kind: not a class ({', '.join(KINDS)})")
         kind = None
     cursor = query.get("cursor") or None
-    try:
-        page = await store.items_page(
-            v.runtime.db, rid, kind, cursor[:MAX_CURSOR_LEN] if cursor else None, PAGE_ROWS
-        )
-    except paging.BadCursor:
-        problems.append("cursor: not a page of this list; the first page is shown")
-        page, cursor = await store.items_page(v.runtime.db, rid, kind, None, PAGE_ROWS), None
+    page, refused = await page_at(cursor, lambda c: store.items_page(v.runtime.db, rid, kind, c, PAGE_ROWS))
+    if refused:
+        problems.append(BAD_CURSOR)
+        cursor = None
     counts: dict[str, int] = {}
     for s in found["summary"]:
         for k, n in s["items"].items():
             counts[k] = counts.get(k, 0) + n
-    here = {"kind": kind} if kind else {}
-    next_page = ""
-    if page.next_cursor:
-        next_page = f"/reconciliations/{rid}?" + urlencode(here | {"cursor": page.next_cursor})
+    next_page = next_link(f"/reconciliations/{rid}", {"kind": kind} if kind else {}, page)
     booked = [b.rpartition("=") for b in query.getlist("booked")[:20]]
     booked_shown = [(r[:60], n) for r, _, n in booked if n.isdigit()]
     items = page.rows

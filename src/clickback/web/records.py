@@ -4,7 +4,7 @@ links with the link builder, an advertiser's integration guide. Filters are read
 query models (web/schemas.py) and scoped by its own helpers (web/access.py), so a page shows a
 tenant exactly what their API key would."""
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, get_args
 from urllib.parse import quote, urlencode
 
@@ -15,6 +15,7 @@ from clickback.core import integration
 from clickback.core.accounts import Role
 from clickback.core.audit import actor_of
 from clickback.core.lifecycle import Status
+from clickback.core.limits import MAX_CURSOR_LEN
 from clickback.core.outbound import mask_url
 from clickback.core.spans import Span
 from clickback.service.clock import utcnow
@@ -47,6 +48,20 @@ def read_filters(v: Viewer, model: type[Q]) -> tuple[Q, list[str], dict[str, str
                     return model.model_validate({"limit": PAGE_ROWS}), problems, {}
                 given.pop(name)
     return model.model_validate({"limit": PAGE_ROWS}), problems, {}
+
+
+BAD_CURSOR = "cursor: not a page of this list; the first page is shown"
+
+
+async def page_at(
+    cursor: str | None, read: Callable[[str | None], Awaitable[paging.Page]]
+) -> tuple[paging.Page, bool]:
+    """The page a `cursor` from the URL names, or the first one when it names none of this list
+    (True: it was refused). Cropped to the cursor's limit before it is read."""
+    try:
+        return await read(cursor[:MAX_CURSOR_LEN] if cursor else None), False
+    except paging.BadCursor:
+        return await read(None), True
 
 
 def next_link(path: str, given: dict[str, str], page: paging.Page) -> str:
