@@ -5,6 +5,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -12,8 +13,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from clickback.core.outbound import destination_of, verify_signature
+from clickback.delivery.dispatcher import Dispatcher
 from clickback.delivery.sender import Sender
-from tests.conftest import Client, World
+from tests.conftest import Client, Node, World
 from tests.receiver import Answer, Receiver, receiving
 
 T = TypeVar("T")
@@ -57,6 +59,26 @@ def delivery(client: Client, state: str) -> Callable[[], dict[str, Any] | None]:
         return client.api("GET", f"/outbound/deliveries/{rows[0]['id']}") if rows else None
 
     return look
+
+
+@contextmanager
+def patient(node: Node) -> Iterator[Dispatcher]:
+    """`node`'s dispatcher giving each attempt a minute rather than the tests' second, for tests
+    whose receiver holds its replies: however slow the machine, no attempt times out (a timeout
+    would be retried, and free a slot of the destination's for one more delivery)."""
+    runtime = node.runtime
+    dispatcher = runtime.dispatcher
+    assert dispatcher is not None
+    policy, sender = dispatcher.policy, dispatcher._sender
+    dispatcher.policy = replace(policy, timeout=60)
+    dispatcher._sender = Sender(runtime.settings.outbound_allowlist, 60, policy.concurrency)
+    try:
+        yield dispatcher
+    finally:
+        held, dispatcher.policy, dispatcher._sender = dispatcher._sender, policy, sender
+        # The attempts still sending through it end (the receiver lets them go) before it closes.
+        eventually(lambda: None if dispatcher._in_flight else True)
+        node.call(held.close)
 
 
 def query_of(target: str) -> dict[str, str]:
@@ -421,33 +443,34 @@ def test_two_dispatchers_send_each_delivery_once(
         return Answer(200, hold=gate, hold_seconds=0.8)
 
     receiver.answer = answer
-    add_template(client, world, receiver.url("/pb?c={conversion_id}"))
-    second_node.call(second_node.runtime.catalog.reload)
-    destination = destination_of(receiver.url())
-    client.api("POST", f"/outbound/destinations/{destination}/pause", json={"reason": "backlog first"})
-    clicks = [client.click(world.alice_casino) for _ in range(40)]
-    client.flush()
-    for n, click_id in enumerate(clicks):
-        client.postback(click_id=click_id, event="sale", txn_id=f"t{n}", token=world.token)
-    assert client.api("POST", f"/outbound/destinations/{destination}/resume")["due"] == 40
-    receiver.wait_for(most)
+    with patient(client.node), patient(second_node):
+        add_template(client, world, receiver.url("/pb?c={conversion_id}"))
+        second_node.call(second_node.runtime.catalog.reload)
+        destination = destination_of(receiver.url())
+        client.api("POST", f"/outbound/destinations/{destination}/pause", json={"reason": "backlog first"})
+        clicks = [client.click(world.alice_casino) for _ in range(40)]
+        client.flush()
+        for n, click_id in enumerate(clicks):
+            client.postback(click_id=click_id, event="sale", txn_id=f"t{n}", token=world.token)
+        assert client.api("POST", f"/outbound/destinations/{destination}/resume")["due"] == 40
+        receiver.wait_for(most)
 
-    async def wake() -> None:
-        second_node.runtime.dispatcher.wake()
+        async def wake() -> None:
+            second_node.runtime.dispatcher.wake()
 
-    second_node.call(wake)
-    got = receiver.wait_for(40)
-    eventually(lambda: len(client.items("/outbound/deliveries", state="delivered")) == 40)
-    assert gate.is_set()
-    assert len(receiver.got) == 40
-    assert len({g.headers["x-clickback-delivery"] for g in got}) == 40
-    rows = [
-        client.api("GET", f"/outbound/deliveries/{r['id']}") for r in client.items("/outbound/deliveries")
-    ]
-    assert all(len(r["attempt_log"]) == 1 for r in rows), [
-        r["attempt_log"] for r in rows if len(r["attempt_log"]) > 1
-    ]
-    assert len({r["attempt_log"][0]["worker"] for r in rows}) == 2
+        second_node.call(wake)
+        got = receiver.wait_for(40)
+        eventually(lambda: len(client.items("/outbound/deliveries", state="delivered")) == 40)
+        assert gate.is_set()
+        assert len(receiver.got) == 40
+        assert len({g.headers["x-clickback-delivery"] for g in got}) == 40
+        rows = [
+            client.api("GET", f"/outbound/deliveries/{r['id']}") for r in client.items("/outbound/deliveries")
+        ]
+        assert all(len(r["attempt_log"]) == 1 for r in rows), [
+            r["attempt_log"] for r in rows if len(r["attempt_log"]) > 1
+        ]
+        assert len({r["attempt_log"][0]["worker"] for r in rows}) == 2
 
 
 def test_the_ssrf_guard_refuses_private_destinations_when_a_template_is_saved(
@@ -471,17 +494,9 @@ def test_the_ssrf_guard_refuses_private_destinations_when_a_template_is_saved(
 def test_a_slow_destination_does_not_delay_another(client: Client, world: World, receiver: Receiver) -> None:
     gate = threading.Event()
     receiver.answer = lambda got: Answer(200, hold=gate, hold_seconds=30)  # held until the end
-    runtime = client.node.runtime
-    dispatcher = runtime.dispatcher
-    assert dispatcher is not None
-    policy, sender = dispatcher.policy, dispatcher._sender
-    most = policy.per_destination
-    # No attempt times out meanwhile, however slow the machine (a timeout would free a slot of
-    # the slow destination's and let one more of its deliveries in).
-    dispatcher.policy = replace(policy, timeout=60)
-    dispatcher._sender = Sender(runtime.settings.outbound_allowlist, 60, policy.concurrency)
-    add_template(client, world, receiver.url("/slow"))
-    with receiving() as fast:
+    with patient(client.node) as dispatcher, receiving() as fast:
+        most = dispatcher.policy.per_destination
+        add_template(client, world, receiver.url("/slow"))
         add_template(client, world, fast.url("/fast"), affiliate_id=world.bob["id"])
         try:
             slow_clicks = [client.click(world.alice_casino) for _ in range(3 * most)]
@@ -497,10 +512,6 @@ def test_a_slow_destination_does_not_delay_another(client: Client, world: World,
             assert len(receiver.got) == most
         finally:
             gate.set()
-            held, dispatcher.policy, dispatcher._sender = dispatcher._sender, policy, sender
-            # The attempts still sending through it end (the gate is open) before it closes.
-            eventually(lambda: None if dispatcher._in_flight else True)
-            client.node.call(held.close)
 
 
 @pytest.mark.parametrize(
