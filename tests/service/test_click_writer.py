@@ -15,7 +15,7 @@ from clickback.service.spool import Spool, encode
 from clickback.store.bulk import _sqlite_insert
 from clickback.store.clicks import write_batch
 from clickback.store.db import Database, connect
-from clickback.store.tables import click_refusals, clicks, quarantined_clicks, report_hours
+from clickback.store.tables import click_refusals, clicks, quarantined_clicks, report_hours, report_values
 from tests.conftest import Client, World
 
 WINDOW_MS = 24 * 3_600_000
@@ -90,6 +90,38 @@ def test_a_batch_written_twice_is_stored_and_counted_once(client: Client, world:
         client.node.call(lambda: write_batch(db, batch, {}, WINDOW_MS))
 
     assert counts(client) == (20, 20, 20)
+
+
+def test_the_rollups_keep_every_text_exactly_and_count_each_value(client: Client, world: World) -> None:
+    # PostgreSQL takes a batch's rollup texts as a JSON array and its numbers as array text
+    # (store/bulk.py): quotes, backslashes, braces, commas, the word NULL and any Unicode must
+    # come back as sent, each value its own row with its own counts.
+    db = client.node.runtime.db
+    values = [
+        'say "hi"',
+        "back\\slash",
+        "{braces},comma",
+        "NULL",
+        "",
+        "caf\u00e9 \U0001f3b0",
+        "\u0645\u0631\u062d\u0628\u0627",
+    ]
+    batch = [
+        make(n, link_id=1, visitor=f"v{n}")._replace(subs=(value, "", "", "", ""))
+        for n, value in enumerate(values * 2 + values[:1])
+    ]
+    client.node.call(lambda: write_batch(db, batch, {}, WINDOW_MS))
+
+    async def sub1_rows() -> dict[str, tuple[int, int]]:
+        async with db.read() as conn:
+            rows = await conn.execute(
+                select(report_values.c.value, report_values.c.clicks, report_values.c.unique_clicks).where(
+                    report_values.c.dimension == "sub1", report_values.c.zone == "UTC"
+                )
+            )
+            return {r.value: (r.clicks, r.unique_clicks) for r in rows}
+
+    assert client.node.call(sub1_rows) == {v: (3, 3) if v == values[0] else (2, 2) for v in values}
 
 
 def test_batches_of_every_size_share_a_few_statements(client: Client, world: World) -> None:

@@ -257,6 +257,14 @@ def _adding(table: str, key: Sequence[str], counters: Sequence[str]) -> str:
     return f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {adding}"
 
 
+def _array_text(values: Sequence[int | bool | None]) -> str:
+    """Numbers or flags as PostgreSQL's array text ('{1,NULL,3}'; a flag's True and False it
+    reads as booleans)."""
+    if None in values:
+        return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
+    return "{" + ",".join(map(str, values)) + "}"
+
+
 _PG_ARRAYS = {int: "bigint[]", str: "text[]", bool: "boolean[]"}
 _PG_TYPES = {
     c.name: "bigint[]" if c.name in MONEY else _PG_ARRAYS[c.type.python_type]  # money: in units
@@ -267,10 +275,26 @@ _PG_TYPES = {
 
 class _Postgres(ClickBulk):
     def _select(self, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> tuple[str, dict[str, Any]]:
-        # The whole batch as one array parameter per column.
-        arrays = ", ".join(f"CAST(:{c} AS {_PG_TYPES[c]})" for c in columns)
-        values = map(list, zip(*rows, strict=True))
-        return f"SELECT * FROM unnest({arrays})", dict(zip(columns, values, strict=True))
+        """The whole batch as one text parameter per column, unnested together. Not as array
+        parameters: asyncpg checks each element of one against collections.abc, a Python call
+        per value, and the 20,000 values of the rollups of 500 clicks of a campaign held the
+        event loop (and every click waiting on it) 10 ms. Numbers and flags go as PostgreSQL's
+        array text, texts as a JSON array (exact for any text; PostgreSQL's array text would
+        need escapes of its own)."""
+        arrays = []
+        params: dict[str, str] = {}
+        for column, values in zip(columns, zip(*rows, strict=True), strict=True):
+            kind = _PG_TYPES[column]
+            if kind == "text[]":
+                arrays.append(
+                    f"ARRAY(SELECT v FROM json_array_elements_text(CAST(:{column} AS json))"
+                    " WITH ORDINALITY AS e(v, n) ORDER BY n)"
+                )
+                params[column] = json.dumps(values)
+            else:
+                arrays.append(f"CAST(CAST(:{column} AS text) AS {kind})")
+                params[column] = _array_text(values)
+        return f"SELECT * FROM unnest({', '.join(arrays)})", params
 
     def insert_clicks(self, rows: Sequence[tuple[Any, ...]]) -> set[str]:
         """COPY straight into clicks; if a click is already stored (a retried batch, a replayed

@@ -1,5 +1,6 @@
 """Writing clicks in batches with their report counters, and finding clicks by ID."""
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from itertools import pairwise
@@ -7,6 +8,7 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, delete
+from sqlalchemy.util import await_only
 
 from clickback.core.model import Click, Traits
 from clickback.store.bulk import ClickBulk, bulk_for
@@ -47,6 +49,10 @@ async def write_batch(
         for (hour, reason, code), n in refusals.items()
     ]
     add_refused = db.insert_adding(click_refusals, ["clicks"])
+    # On PostgreSQL the batch is worked out on the event loop (Database.run_write), between the
+    # clicks it answers: the work pauses between its pieces for the clicks waiting, or a batch of
+    # 500 held them 8 to 20 ms. On SQLite it runs in a thread of its own.
+    pause = _let_the_loop_run if db.sync_engine is None else _keep_going
 
     def write(conn: Connection) -> int:
         inserted: set[str] = set()
@@ -55,11 +61,13 @@ async def write_batch(
             # Each click's time in ms, computed once: (ms, click) pairs.
             stamped = [(int(c.clicked_at.timestamp() * 1000), c) for c in batch]
             unique = _unique(bulk, stamped, unique_window_ms)
+            pause()
             when = bulk.time_value
             inserted = bulk.insert_clicks([_record(c, c.click_id in unique, when) for c in batch])
             counted = [s for s in stamped if s[1].click_id in inserted]
             ordered = db.dialect == "postgresql"
-            for table, key, measures, rows in click_rows(counted, unique, db.local_days, ordered=ordered):
+            rollups = click_rows(counted, unique, db.local_days, ordered=ordered, pause=pause)
+            for table, key, measures, rows in rollups:
                 if not rows:
                     continue
                 bulk.add_clicks(table, key, measures, rows)
@@ -77,6 +85,14 @@ async def write_batch(
         return len(inserted)
 
     return await db.run_write(write)
+
+
+def _let_the_loop_run() -> None:
+    await_only(asyncio.sleep(0))
+
+
+def _keep_going() -> None:
+    pass
 
 
 async def quarantine(db: Database, rows: Sequence[tuple[str, str, str]], at: datetime) -> None:
