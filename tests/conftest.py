@@ -32,7 +32,7 @@ from clickback.config import Settings
 from clickback.service.runtime import Runtime
 from clickback.store.db import connect
 from clickback.store.migrate import upgrade
-from clickback.store.tables import metadata
+from clickback.store.tables import metadata, report_week_state, report_weeks
 from clickback.web.app import create_app
 from clickback.web.server import server_options
 
@@ -439,6 +439,10 @@ async def _rows(runtime: Runtime) -> dict[str, list[dict[str, Any]]]:
 async def _put_back(runtime: Runtime, rows: dict[str, list[dict[str, Any]]]) -> None:
     """`rows` inserted into the emptied database as they were, the catalog then reloaded."""
     async with runtime.db.write() as conn:
+        # The server's settling task (once a minute) may have summed the weeks of the emptied
+        # database since the wipe: its rows would clash with the ones put back.
+        for table in (report_weeks, report_week_state):
+            await conn.execute(table.delete())
         for table in _kept():
             if rows[table.name]:
                 await conn.execute(table.insert(), rows[table.name])
