@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 
 from clickback.config import Settings
 from clickback.service.runtime import Runtime
-from clickback.store.db import connect
+from clickback.store.db import _checked_in, connect
 from clickback.store.migrate import upgrade
 from clickback.store.tables import metadata, report_week_state, report_weeks
 from clickback.web.app import create_app
@@ -174,6 +174,19 @@ class Node:
                 lock.release()
 
             self.call(release)
+
+
+def forget_connections(node: Node) -> None:
+    """New connections for `node` after a test dropped its database's connections. The pool is
+    replaced once none of its connections is in use: one a background task held meanwhile would
+    go back to the discarded pool and be left to the collector, which cannot close an asyncpg
+    connection (a ResourceWarning in whichever later test it collects in)."""
+
+    async def replace() -> None:
+        await _checked_in(node.runtime.db.engine)
+        await node.runtime.db.engine.dispose()
+
+    node.call(replace)
 
 
 def serve(settings: Settings) -> Iterator[Node]:

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from clickback.cli import app
 from clickback.store.db import connect
 from clickback.store.migrate import head_revision
-from tests.conftest import API_KEY, BROWSER_UA, Node
+from tests.conftest import API_KEY, BROWSER_UA, Node, forget_connections
 from tests.processes import clickback_env, clickback_serve
 
 # The command-line tool runs in this process (its imports take seconds to start another); the
@@ -188,7 +188,7 @@ def test_a_backup_under_load_restores_all_that_was_acknowledged_before_it(
     got = counts(read_url)
     if session_node is not None:
         # Its pooled connections prepared statements on the tables dropped above.
-        session_node.call(session_node.runtime.db.engine.dispose)
+        forget_connections(session_node)
 
     assert made.exit_code == 0, made.output
     assert written_during > 0 and len(acknowledged_by_then) > len(acknowledged_before)  # under load

@@ -11,7 +11,7 @@ import pytest
 
 from clickback.core.clickids import ClickIdCodec
 from clickback.core.reasons import BY_CODE
-from tests.conftest import Client, Node, World
+from tests.conftest import Client, Node, World, forget_connections
 
 
 def reply_of(response: httpx.Response) -> tuple[int, str, str | None]:
@@ -415,7 +415,7 @@ def test_connections_the_database_dropped_while_idle_are_replaced_unseen(
     finally:
         # Connections this test killed but did not use stay dead in the pool: the tests after it
         # use this server within the second that pings them.
-        client.node.call(runtime.db.engine.dispose)
+        forget_connections(client.node)
 
     assert (response.status_code, response.json()["result"]) == (200, "accepted")
     assert [c["event"] for c in client.items("/conversions")] == ["registration"]
@@ -455,4 +455,4 @@ def test_an_api_call_on_a_connection_the_database_dropped_is_a_503_not_a_500(
             client.http.close()
     finally:
         # The shared server's connections were dropped too: new ones for the tests after this.
-        clean.call(clean.runtime.db.engine.dispose)
+        forget_connections(clean)
