@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 
 from clickback.config import Settings
 from clickback.service.runtime import Runtime
-from clickback.store.db import _checked_in, connect
+from clickback.store.db import checked_in, connect
 from clickback.store.migrate import upgrade
 from clickback.store.tables import metadata, report_week_state, report_weeks
 from clickback.web.app import create_app
@@ -177,13 +177,12 @@ class Node:
 
 
 def forget_connections(node: Node) -> None:
-    """New connections for `node` after a test dropped its database's connections. The pool is
-    replaced once none of its connections is in use: one a background task held meanwhile would
-    go back to the discarded pool and be left to the collector, which cannot close an asyncpg
-    connection (a ResourceWarning in whichever later test it collects in)."""
+    """New connections for `node` after a test dropped its database's connections: the pool is
+    replaced once none of its connections is in use (store.db.checked_in), or one a background
+    task held would be a ResourceWarning in whichever later test the collector finds it in."""
 
     async def replace() -> None:
-        await _checked_in(node.runtime.db.engine)
+        await checked_in(node.runtime.db.engine)
         await node.runtime.db.engine.dispose()
 
     node.call(replace)

@@ -13,7 +13,7 @@ from sqlalchemy.util import await_only
 from clickback.core.model import Click, Traits
 from clickback.store.bulk import ClickBulk, bulk_for
 from clickback.store.db import Database
-from clickback.store.rollups import click_rows
+from clickback.store.rollups import click_rows, no_pause
 from clickback.store.tables import (
     MONEY_SCALE,
     click_refusals,
@@ -52,7 +52,7 @@ async def write_batch(
     # On PostgreSQL the batch is worked out on the event loop (Database.run_write), between the
     # clicks it answers: the work pauses between its pieces for the clicks waiting, or a batch of
     # 500 held them 8 to 20 ms. On SQLite it runs in a thread of its own.
-    pause = _let_the_loop_run if db.sync_engine is None else _keep_going
+    pause = _let_the_loop_run if db.sync_engine is None else no_pause
 
     def write(conn: Connection) -> int:
         inserted: set[str] = set()
@@ -89,10 +89,6 @@ async def write_batch(
 
 def _let_the_loop_run() -> None:
     await_only(asyncio.sleep(0))
-
-
-def _keep_going() -> None:
-    pass
 
 
 async def quarantine(db: Database, rows: Sequence[tuple[str, str, str]], at: datetime) -> None:

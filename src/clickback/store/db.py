@@ -222,7 +222,7 @@ class Database:
         # unwinding from a cancellation) would be checked in to the discarded pool later and stay
         # open until the garbage collector finds it, which cannot close an asyncpg connection.
         for async_engine in {self.engine, self.read_engine}:
-            await _checked_in(async_engine)
+            await checked_in(async_engine)
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
@@ -316,7 +316,10 @@ def _div_floor(element: div_floor, compiler: SQLCompiler, **kw: Any) -> str:
     return f"(({a}) / ({b}))"
 
 
-async def _checked_in(engine: AsyncEngine) -> None:
+async def checked_in(engine: AsyncEngine) -> None:
+    """Once no connection of `engine`'s pool is in use (at most CLOSE_WAIT_SECONDS): one in use
+    when the pool is disposed would go back to the discarded pool, and be left to the garbage
+    collector, which cannot close an asyncpg connection."""
     pool: Any = engine.pool
     returned = asyncio.Event()
 

@@ -168,13 +168,17 @@ class ClickRows(NamedTuple):
     rows: list[tuple[Any, ...]]
 
 
+def no_pause() -> None:
+    """click_rows' `pause` where nothing waits on the batch's work (SQLite's writer thread)."""
+
+
 def click_rows(
     stamped: Sequence[tuple[int, Click]],
     unique: set[str],
     local: LocalDays,
     *,
     ordered: bool,
-    pause: Callable[[], object] = lambda: None,
+    pause: Callable[[], object] = no_pause,
 ) -> list[ClickRows]:
     """The click writer's rollup rows for a batch of (epoch ms, click): per rollup, its key
     columns and rows of the key and CLICK_COUNTS (and CLICK_MONEY, in units of 1/10,000, when a
