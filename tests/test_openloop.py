@@ -70,4 +70,6 @@ def test_a_stall_counts_in_every_request_due_during_it(stalling_server: int) -> 
     # timing from its own send (wrk) would see the stall in at most its 8 connections.
     slow = [ms for ms in got.latencies_ms if ms >= 100]
     assert len(slow) >= 40, got.latencies_ms[-60:]
-    assert got.percentile(50) < 100 and got.latencies_ms[-1] >= STALL_S * 1000 * 0.8
+    # The stall is not charged to every request: the first ones, answered before it, waited less
+    # (a median would be machine-dependent: on a starved CI machine every request was slow).
+    assert got.latencies_ms[0] < STALL_S * 1000 * 0.5 and got.latencies_ms[-1] >= STALL_S * 1000 * 0.8
