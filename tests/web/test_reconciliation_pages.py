@@ -361,3 +361,42 @@ def test_a_daily_report_booked_from_the_page_says_what_the_intake_made_of_it(
     shown = boss.get(f"/reconciliations/{rid}", booked="accepted=3").text
     assert "sent through the postback intake: accepted 3." in shown
     assert sorted(c["channel"] for c in client.items("/conversions", player_id="D-1")) == ["recon"] * 3
+
+
+def test_only_items_the_service_can_accept_have_the_button(
+    client: Client, world: World, boss: Browser
+) -> None:
+    client.api("PUT", f"/offers/{world.casino['id']}/deal", json=CPA_100)
+    today = datetime.now(UTC).date()
+    day, month = today.strftime("%d.%m.%Y"), today.strftime("%Y-%m")
+    matched = player(client, world, "P-match", world.alice_casino, "50")
+    player(client, world, "P-elsewhere", world.alice_casino, None)
+    data = myaffiliates_csv(
+        [
+            ["P-match", matched, day, day, "50,00", "", "100,00", "", "EUR"],
+            ["P-elsewhere", world.bob_casino, day, "", "", "", "", "", "EUR"],
+            ["P-lost", "x", day, day, "60,00", "", "100,00", "", "EUR"],
+        ]
+    )
+    reply = client.http.post(
+        "/api/reconciliations",
+        files={"file": ("m.csv", data)},
+        data={"advertiser_id": str(world.northstar["id"]), "period": month},
+        headers=client.auth,
+    )
+    assert reply.status_code == 200, reply.text
+    here = f"/reconciliations/{reply.json()['reconciliation']['id']}"
+    page = boss.get(here).text
+    buttons = {
+        player_id: "Accept the operator" in block
+        for player_id, block in re.findall(
+            r'<article class="item" id="item-\d+" data-kind="\w+" data-player="([^"]*)"(.*?)</article>',
+            page,
+            re.DOTALL,
+        )
+    }
+    assert buttons == {"P-match": False, "P-elsewhere": False, "P-lost": True}
+    # Posted by hand all the same, the item's refusal is said beside it.
+    elsewhere = item_ids(boss.get(here))["P-elsewhere"]
+    refused = boss.post(here, {"item": str(elsewhere)})
+    assert refused.status_code == 409 and "not moved by reconciliation" in refused.text

@@ -40,9 +40,13 @@ class Kind(StrEnum):
     CPA_DISAGREES = "cpa_disagrees"
 
 
-# What an item can be accepted as (the operator's figure booked through intake): the events
-# clickback lacks, or the amount it is short of.
-ACCEPTABLE = frozenset({Kind.MISSING_IN_CLICKBACK, Kind.AMOUNT_DIFFERS})
+# The classes whose operator figure can be accepted (service/reconciliations.accept, and the
+# page's button): what clickback lacks booked through the intake, what the operator does not count
+# rejected through the status change. A matched item has nothing to book, and a report does not
+# move a player to another affiliate (attribution is for life: docs/commissions.md).
+ACCEPTABLE = frozenset(
+    {Kind.MISSING_IN_CLICKBACK, Kind.MISSING_AT_OPERATOR, Kind.CPA_DISAGREES, Kind.AMOUNT_DIFFERS}
+)
 
 
 class Cause(StrEnum):

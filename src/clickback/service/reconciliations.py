@@ -45,7 +45,7 @@ from clickback.core.reconcile import (
     propose_mapping,
     read_rows,
 )
-from clickback.core.reconcile_compare import Item, compare, summarise
+from clickback.core.reconcile_compare import ACCEPTABLE, Item, compare, summarise
 from clickback.core.reconcile_compare import Kind as ItemKind
 from clickback.service.postbacks import Postbacks
 from clickback.service.reportfiles import FileError, ReportTable, read_report
@@ -494,6 +494,8 @@ async def accept(
         raise Problem(f"reconciliation item {item_id} does not exist", 404)
     if item["accepted_at"] is not None:
         raise Problem(f"item {item_id} was accepted by {item['accepted_by']} already", 409)
+    if ItemKind(item["kind"]) not in ACCEPTABLE:
+        raise Problem(_nothing_to_accept(item), 409)
     advertiser = catalog.advertisers.get(item["advertiser_id"])
     if advertiser is None:
         raise Problem(f"advertiser {item['advertiser_id']} does not exist", 404)

@@ -450,29 +450,31 @@ def items_csv(items: list[dict[str, Any]]) -> str:
     writer.writerow(CSV_COLUMNS)
     for it in items:
         op, cb = it["operator"], it["clickback"]
+        # Only amounts are read back as numbers: a player ID or tracking code is the operator's
+        # text whatever it looks like ("-2" is written "'-2", as any text a formula could start).
         values = [
             it["player_id"],
             it["month"],
             Kind(it["kind"]).value,
             it["affiliate_id"] if it["affiliate_id"] is not None else "",
             it["currency"] or "",
-            it["difference"],
+            _amount(it["difference"]),
             op.get("tracking_code") or "",
-            *(op.get(f.value) or "" for f in AMOUNT_FIELDS),
-            *(cb.get(name) or "" for name in ("deposits", "ngr", "cpa", "revshare", "commission")),
+            *(_amount(op.get(f.value) or "") for f in AMOUNT_FIELDS),
+            *(_amount(cb.get(name) or "") for name in ("deposits", "ngr", "cpa", "revshare", "commission")),
             "; ".join(f"{c['cause']} {c['amount']}: {c['detail']}" for c in it["causes"]),
             " ".join(map(str, it["lines"])),
             it["accepted_conversion_id"] or "",
         ]
-        writer.writerow([_cell(v) for v in values])
+        writer.writerow([csv_cell(v) for v in values])
     return buffer.getvalue()
 
 
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
-def _cell(value: object) -> str:
+def _amount(value: object) -> object:
     # Amounts kept as text are numbers again, so a negative one is written as it is.
     if isinstance(value, str) and _NUMBER.fullmatch(value):
-        value = Decimal(value)
-    return csv_cell(value)
+        return Decimal(value)
+    return value

@@ -32,6 +32,7 @@ from starlette.types import Message, Receive
 from clickback.core.audit import Kind, actor_of
 from clickback.core.reconcile import AMOUNT_FIELDS, BadRow, ReportRow
 from clickback.core.reconcile import Field as ReportField
+from clickback.core.reconcile_compare import ACCEPTABLE
 from clickback.core.reconcile_compare import Kind as ItemKind
 from clickback.service.clock import utcnow
 from clickback.service.reconciliations import Problem, accept, preview, reconcile
@@ -54,6 +55,9 @@ MAX_UPLOAD_FIELDS = 32
 # A field other than the file: a header name (100 characters) is the longest we take.
 MAX_FIELD_BYTES = 4096
 KINDS = tuple(k.value for k in ItemKind)
+# The classes whose items have the accept button: the service's own (a button that can only
+# answer 409 is not offered).
+ACCEPTED_KINDS = frozenset(k.value for k in ACCEPTABLE)
 FIELDS = tuple(f.value for f in ReportField)
 # The two sides of an item, field by field (the operator's report and clickback's records).
 SIDES = (
@@ -423,6 +427,7 @@ async def _detail_page(
         counts=counts,
         items=items,
         sides=SIDES,
+        acceptable=ACCEPTED_KINDS,
         accepted=accepted,
         next_page=next_page,
         cursor=cursor or "",
