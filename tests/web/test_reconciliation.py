@@ -52,17 +52,18 @@ def items_by_player(client: Client, reconciliation_id: int) -> dict[str, dict[st
     return {it["player_id"]: it for it in body["items"]["items"]}
 
 
-def player(client: Client, world: World, name: str, link: str, deposit: str | None, **more: str) -> str:
-    """A player of Northstar's casino: a click of `link`, a registration, a first deposit."""
+def player(client: Client, world: World, name: str, link: str, first: str | None, **more: str) -> str:
+    """A player of Northstar's casino: a click of `link`, a registration, a first deposit of
+    `first`, then each event of `more` with its amount."""
     cid = client.click(link)
     client.flush()
     assert (
         client.postback(click_id=cid, event="reg", player_id=name, token=world.token).json()["result"]
         == "accepted"
     )
-    if deposit is not None:
+    if first is not None:
         reply = client.postback(
-            event="ftd", player_id=name, payout=deposit, txn_id=f"D-{name}", token=world.token
+            event="ftd", player_id=name, payout=first, txn_id=f"D-{name}", token=world.token
         )
         assert reply.json()["result"] == "accepted", reply.text
     for event, amount in more.items():
@@ -379,6 +380,14 @@ def test_a_daily_report_books_its_lines_with_the_keys_of_postbacks(client: Clien
         ("first_deposit", "recon", 50),
         ("registration", "recon", Decimal("1.5")),
     ]
+    # Each conversion points back to the file and line it was booked from, and who booked it.
+    rec = body["reconciliation"]
+    for c in conversions:
+        (created,) = client.api("GET", f"/conversions/{c['id']}")["history"]
+        assert created["reason"] == (
+            f"daily report daily.csv (SHA-256 {rec['file_hash'][:16]}), line 2: booked by bootstrap key at "
+            f"{created['at'][:19]}+00:00"
+        )
     # The advertiser's own postback of the same transaction later is a duplicate.
     late = client.postback(event="deposit", player_id="D-1", payout="30", txn_id="T-1", token=world.token)
     assert late.json()["result"] == "duplicate"
@@ -438,7 +447,10 @@ def test_accepting_what_the_operator_does_not_count_rejects_it_through_the_statu
     ]
     history = client.api("GET", f"/conversions/{conversion}")["history"]
     assert history[-1]["to_status"] == "rejected"
-    assert f"reconciliation {rec['id']} (myaffiliates.csv, lines 3)" in history[-1]["reason"]
+    assert (
+        f"reconciliation {rec['id']} item {items['P-cpa']['id']} (myaffiliates.csv, lines 3)"
+        in (history[-1]["reason"])
+    )
     # Alice's tracker hears of both reversals, as of any status change.
     statuses = sorted(r.target for r in receiver.wait_for(5)[3:])
     assert statuses == ["/pb?e=qualified_cpa&st=rejected"] * 2
@@ -493,3 +505,110 @@ def _number(cell: str) -> bool:
     except ArithmeticError:
         return False
     return True
+
+
+HYBRID = {
+    "kind": "hybrid",
+    "cpa": {"amount": "100", "ftd_min": "20", "deposits_min": "100"},
+    "revshare": {"percent": "25"},
+}
+
+
+def test_accepting_a_differing_amount_books_the_difference_either_way_through_the_intake(
+    client: Client, world: World, receiver: Receiver
+) -> None:
+    """Deposits or NGR the operator counts more or less of are booked as the events that make
+    them so (a deposit, a chargeback, an NGR report of the month); the CPA and RevShare follow
+    from the deal. A commission that differs on the same activity has nothing to book."""
+    client.api("PUT", f"/offers/{world.casino['id']}/deal", json=HYBRID)
+    add_template(
+        client,
+        world,
+        receiver.url("/pb?e={event}&c={conversion_id}"),
+        events=["deposit", "chargeback", "ngr"],
+    )
+    month = datetime.now(UTC).strftime("%Y-%m")
+    # Each qualifies: a first deposit of 50 and 60 more (110, of the 100 the CPA needs).
+    codes = {
+        "P-low": player(client, world, "P-low", world.alice_casino, "50", deposit="60", ngr="200"),
+        "P-more": player(client, world, "P-more", world.alice_casino, "50", deposit="60", ngr="100"),
+        "P-rate": player(client, world, "P-rate", world.alice_casino, "50", deposit="60"),
+        "P-netted": player(
+            client, world, "P-netted", world.alice_casino, "50", deposit="60", chargeback="10"
+        ),
+    }
+    assert len(receiver.wait_for(7)) == 7  # the deposits, NGR reports and chargeback announced
+    (before,) = client.api("GET", f"/statements/{world.alice['id']}/{month}")["lines"]
+    assert (before["qualified_cpas"], Decimal(before["cpa_earnings"]), Decimal(before["ngr"])) == (
+        4,
+        400,
+        300,
+    )
+    assert Decimal(before["revshare_earnings"]) == 75
+
+    text = "Player ID,BTAG,Deposits,NGR,CPA,Currency\r\n"
+    text += f"P-low,{codes['P-low']},90.00,150.00,,EUR\r\n"  # a chargeback of 20 and 50 less NGR
+    text += f"P-more,{codes['P-more']},130.00,120.00,,EUR\r\n"  # 20 more of each
+    text += f"P-rate,{codes['P-rate']},110.00,0.00,120.00,EUR\r\n"  # the same activity, a CPA of 120
+    text += f"P-netted,{codes['P-netted']},100.00,,,EUR\r\n"  # clickback's chargeback netted out
+    rec = imported(client, text.encode(), "netted.csv", world.northstar["id"], period=month)["reconciliation"]
+    items = items_by_player(client, rec["id"])
+    assert {p: it["kind"] for p, it in items.items()} == dict.fromkeys(codes, "amount_differs")
+
+    def accept(name: str) -> httpx.Response:
+        return client.http.post(f"/api/reconciliations/items/{items[name]['id']}/accept", headers=client.auth)
+
+    low = accept("P-low")
+    assert low.status_code == 200, low.text
+    assert [(p["event"], p["result"]) for p in low.json()["postbacks"]] == [
+        ("chargeback", "accepted"),
+        ("net_revenue", "accepted"),
+    ]
+    sent = {p["event"]: p["conversion_id"] for p in low.json()["postbacks"]}
+    chargeback = client.api("GET", f"/conversions/{sent['chargeback']}")
+    assert (chargeback["player_id"], Decimal(chargeback["payout"]), chargeback["channel"]) == (
+        "P-low",
+        20,
+        "recon",
+    )
+    ngr = client.api("GET", f"/conversions/{sent['net_revenue']}")
+    assert (Decimal(ngr["payout"]), ngr["period"]) == (-50, month)
+    # The conversion points back to where its figure came from, who accepted it and when.
+    (created,) = ngr["history"]
+    assert created["reason"].startswith(
+        f"reconciliation {rec['id']} item {items['P-low']['id']} (netted.csv, lines 2): the operator's "
+        "figure for P-low in " + month + " accepted by bootstrap key at "
+    )
+    # 90 deposited now, under the CPA's 100: the CPA is reversed; RevShare on 250.
+    (after,) = client.api("GET", f"/statements/{world.alice['id']}/{month}")["lines"]
+    assert (after["cpa_reversals"], Decimal(after["cpa_earnings"]), Decimal(after["ngr"])) == (1, 300, 250)
+    assert Decimal(after["revshare_earnings"]) == Decimal("62.50")
+
+    more = accept("P-more")
+    assert more.status_code == 200, more.text
+    assert [(p["event"], p["result"]) for p in more.json()["postbacks"]] == [
+        ("deposit", "accepted"),
+        ("net_revenue", "accepted"),
+    ]
+    (last,) = client.api("GET", f"/statements/{world.alice['id']}/{month}")["lines"]
+    assert (Decimal(last["cpa_earnings"]), Decimal(last["ngr"]), Decimal(last["revshare_earnings"])) == (
+        300,
+        270,
+        Decimal("67.50"),
+    )
+    # Alice's tracker hears of each booked event, as of the advertiser's own.
+    booked = [*low.json()["postbacks"], *more.json()["postbacks"]]
+    assert sorted(r.target for r in receiver.wait_for(11)[7:]) == sorted(
+        f"/pb?e={p['event']}&c={p['conversion_id']}" for p in booked
+    )
+
+    # The same deposits and NGR, another CPA: the commission follows from the deal, nothing to book.
+    rate = accept("P-rate")
+    assert rate.status_code == 409 and "the ledger takes no entry by hand" in rate.text
+    # Lower deposits that are clickback's own chargeback netted out: nothing to book either.
+    netted = accept("P-netted")
+    assert netted.status_code == 409 and "chargebacks clickback has" in netted.text
+    assert [
+        it["accepted_at"] for name, it in items_by_player(client, rec["id"]).items() if "P-r" in name
+    ] == [None]
+    assert len(client.items("/conversions", player_id="P-netted")) == 5  # with its qualified_cpa: none booked

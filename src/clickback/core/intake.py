@@ -111,6 +111,11 @@ class RawPostback:
     # place of a token, and the click ID its cookie held.
     pixel_code: str = ""
     cookie_click_id: str = ""
+    # A postback clickback sends itself (channel RECON): where its figure comes from (the
+    # reconciliation, its file and lines, who and when), kept as the reason of the history row
+    # of the conversion it books, so the conversion points back to its source. Never read from
+    # a request.
+    note: str = ""
 
     @property
     def pixel(self) -> bool:

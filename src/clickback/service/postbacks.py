@@ -306,7 +306,8 @@ class _Group:
             ignored=postback.ignored,
             warnings=warnings,
         )
-        rec.history(row["id"], None, postback.status, now, rec.log(raw, advertiser, click_id, outcome, test))
+        logged = rec.log(raw, advertiser, click_id, outcome, test)
+        rec.history(row["id"], None, postback.status, now, logged, raw.note or None)
         if click is not None and not test:
             rec.count(row, postback.status, row["payout"], +1)
         if player is not None:

@@ -32,6 +32,7 @@ from clickback.core.commission import period_bounds
 from clickback.core.intake import RECON, RawPostback, sign
 from clickback.core.lifecycle import PAYABLE, Status, can_move
 from clickback.core.model import Catalog
+from clickback.core.money import minor_units
 from clickback.core.reconcile import (
     PREVIEW_ROWS,
     BadRow,
@@ -194,7 +195,10 @@ async def reconcile(
         if key not in seen:
             seen.add(key)
             fresh.append((row, key))
-    booked = await _book(book, catalog, advertiser_id, [row for row, _ in fresh], now) if book else {}
+    source = f"{name[:200] or 'report'} (SHA-256 {file_hash[:16]})"
+    booked = (
+        await _book(book, catalog, advertiser_id, [row for row, _ in fresh], now, source, by) if book else {}
+    )
     figures, mixed = await asyncio.to_thread(figures_of, [row for row, _ in fresh])
     refused_lines = {b.line for b in mixed}
     fresh = [(row, key) for row, key in fresh if row.line not in refused_lines]
@@ -300,11 +304,20 @@ def _row_events(row: ReportRow) -> list[dict[str, str]]:
 
 
 async def _book(
-    postbacks: Postbacks, catalog: Catalog, advertiser_id: int, rows: Sequence[ReportRow], now: datetime
+    postbacks: Postbacks,
+    catalog: Catalog,
+    advertiser_id: int,
+    rows: Sequence[ReportRow],
+    now: datetime,
+    source: str,
+    by: Actor,
 ) -> dict[str, int]:
+    """`source`: the file, named as the reconciliation will list it (its name and SHA-256; the
+    reconciliation's own ID is given once the comparison is saved, after the booking)."""
     advertiser = catalog.advertisers[advertiser_id]
-    raws = []
+    raws, when = [], now.isoformat(timespec="seconds")
     for row in rows:
+        note = f"daily report {source}, line {row.line}: booked by {by.name} at {when}"
         for fields in _row_events(row):
             params = {
                 "token": advertiser.token,
@@ -313,7 +326,7 @@ async def _book(
                 "currency": row.currency or "",
                 **fields,
             }
-            raws.append(_raw(advertiser, params, now))
+            raws.append(_raw(advertiser, params, now, note))
     counts: dict[str, int] = {}
     for start in range(0, len(raws), BOOK_CONCURRENCY):
         outcomes = await asyncio.gather(
@@ -327,16 +340,25 @@ async def _book(
     return counts
 
 
-def _raw(advertiser: Any, params: dict[str, str], now: datetime) -> RawPostback:
+def _raw(advertiser: Any, params: dict[str, str], now: datetime, note: str) -> RawPostback:
     """A postback as the advertiser would send it: its token, signed if it signs, from an address
-    its allowlist admits."""
+    its allowlist admits; `note` says where it comes from (kept in its conversion's history)."""
     query = urlencode({k: v for k, v in params.items() if v}).encode()
     timestamp = signature = ""
     if advertiser.signing_secret:
         timestamp = str(int(now.timestamp()))
         signature = "sha256=" + sign(advertiser.signing_secret, timestamp, query, b"")
     ip = str(advertiser.allowed_ips[0].network_address) if advertiser.allowed_ips else "127.0.0.1"
-    return RawPostback(now, ip, "GET", query, timestamp=timestamp, signature=signature, channel=RECON)
+    return RawPostback(
+        now,
+        ip,
+        "GET",
+        query,
+        timestamp=timestamp,
+        signature=signature,
+        channel=RECON,
+        note=note[:MAX_NOTE_LEN],
+    )
 
 
 def _with_evidence(conn: Connection, advertiser_id: int, items: list[Item]) -> list[Item]:
@@ -425,11 +447,11 @@ class _Change:
     status: Status
 
 
-def _events_to_accept(item: dict[str, Any]) -> list[dict[str, str]]:
+def _events_to_accept(item: dict[str, Any], now: datetime) -> list[dict[str, str]]:
     """The postbacks that book the operator's figure, as the advertiser would have sent them.
     A missing player's events name the tracking code as their click (it must be one of
     clickback's click IDs); a known player's are attributed through the player."""
-    op, cb, month = item["operator"], item["clickback"], item["month"]
+    op, month = item["operator"], item["month"]
     kind = ItemKind(item["kind"])
     wanted: list[dict[str, str]] = []
     if kind is ItemKind.MISSING_IN_CLICKBACK:
@@ -440,19 +462,37 @@ def _events_to_accept(item: dict[str, Any]) -> list[dict[str, str]]:
             amount = op.get("ftd_amount") or op.get("deposits") or "0"
             wanted.append({"event": "first_deposit", "event_time": op["ftd_on"], "payout": amount})
     elif kind is ItemKind.AMOUNT_DIFFERS:
-        # The part of the deposits and NGR clickback lacks, as a conversion of its own; what the
-        # ledger then books follows from the deal (nothing is edited in place).
-        last = period_bounds(month)[1] - timedelta(days=1)
-        for name, event in (("deposits", "deposit"), ("ngr", "net_revenue")):
-            if op.get(name) is None:
-                continue
-            short = Decimal(op[name]) - Decimal(cb[name])
-            if (event == "deposit" and short > 0) or (event == "net_revenue" and short):
-                wanted.append(
-                    {"event": event, "payout": f"{short:f}", "event_time": last.date().isoformat()}
-                    | ({"period": month} if event == "net_revenue" else {})
-                )
+        # The month's last second, or now in a month still running: the correction is the latest
+        # event of the month (a deposit dated a day, i.e. its midnight, before the player's first
+        # deposit would become their first), and the intake refuses an event time in the future.
+        last = period_bounds(month)[1] - timedelta(seconds=1)
+        wanted += amounts_to_accept(item, min(last, now).isoformat())
     return wanted
+
+
+def amounts_to_accept(item: dict[str, Any], at: str) -> list[dict[str, str]]:
+    """What makes clickback's deposits and NGR of an amount_differs item the operator's, each as
+    an event of its own (nothing is edited in place; what the ledger books then follows from the
+    deal): deposits the operator counts more of, a deposit of the difference; fewer, a chargeback
+    of what clickback's deposits net of its own chargebacks exceed them by (none when its own
+    chargebacks are the difference: the operator nets them out); NGR, a net_revenue report of the
+    month for the difference, either way (RevShare is computed from it). Differences under the
+    currency's minor unit are not differences (as in the comparison)."""
+    op, cb, month = item["operator"], item["clickback"], item["month"]
+    unit = Decimal(1).scaleb(-minor_units(item["currency"])) if item["currency"] else Decimal("0.01")
+    out: list[dict[str, str]] = []
+    if op.get("deposits") is not None:
+        theirs, ours = Decimal(op["deposits"]), Decimal(cb["deposits"])
+        net = ours - Decimal(cb.get("chargebacks") or 0)
+        if theirs - ours >= unit:
+            out.append({"event": "deposit", "payout": f"{theirs - ours:f}", "event_time": at})
+        elif ours - theirs >= unit and net - theirs >= unit:
+            out.append({"event": "chargeback", "payout": f"{net - theirs:f}", "event_time": at})
+    if op.get("ngr") is not None:
+        short = Decimal(op["ngr"]) - Decimal(cb["ngr"])
+        if abs(short) >= unit:
+            out.append({"event": "net_revenue", "payout": f"{short:f}", "event_time": at, "period": month})
+    return out
 
 
 def _changes_to_accept(conn: Connection, advertiser_id: int, item: dict[str, Any]) -> list[_Change]:
@@ -499,19 +539,15 @@ async def accept(
     advertiser = catalog.advertisers.get(item["advertiser_id"])
     if advertiser is None:
         raise Problem(f"advertiser {item['advertiser_id']} does not exist", 404)
-    wanted = _events_to_accept(item)
+    wanted = _events_to_accept(item, now)
     async with db.read() as conn:
         changes = await conn.run_sync(lambda c: _changes_to_accept(c, advertiser.id, item))
     if not wanted and not changes:
         raise Problem(_nothing_to_accept(item), 409)
     if not await db.run_write(lambda c: store.claim(c, item_id, by.name, now)):
         raise Problem(f"item {item_id} was accepted meanwhile", 409)
-    sent = await _send(postbacks, advertiser, item, wanted, now) if wanted else []
-    because = (
-        f"reconciliation {item['reconciliation_id']} ({item['file_name']}"
-        + (f", lines {', '.join(map(str, item['lines']))}" if item["lines"] else "")
-        + f"): the operator's figure for {item['player_id']} in {item['month']} accepted"
-    )
+    because = _accepted_because(item, by, now)
+    sent = await _send(postbacks, advertiser, item, wanted, now, because) if wanted else []
     changed = []
     for c in changes:
         by_hand = await postbacks.change_status(c.conversion_id, c.status, because, now, by)
@@ -556,6 +592,22 @@ async def accept(
     return Accepted(item_id, sent, first, changed)
 
 
+# A source note's length: conversion_history.reason's.
+MAX_NOTE_LEN = 512
+
+
+def _accepted_because(item: dict[str, Any], by: Actor, now: datetime) -> str:
+    """Where an accepted figure comes from, kept with what it books: the history reason of each
+    conversion booked or changed (the audit log has the rest)."""
+    lines = ", ".join(map(str, item["lines"][:20])) + (", …" if len(item["lines"]) > 20 else "")
+    return (
+        f"reconciliation {item['reconciliation_id']} item {item['id']} ({item['file_name'][:200]}"
+        + (f", lines {lines}" if lines else "")
+        + f"): the operator's figure for {item['player_id']} in {item['month']} accepted by "
+        + f"{by.name} at {now.isoformat(timespec='seconds')}"
+    )[:MAX_NOTE_LEN]
+
+
 def _nothing_to_accept(item: dict[str, Any]) -> str:
     kind = ItemKind(item["kind"])
     if kind is ItemKind.CPA_DISAGREES:
@@ -566,9 +618,11 @@ def _nothing_to_accept(item: dict[str, Any]) -> str:
         )
     if kind is ItemKind.AMOUNT_DIFFERS:
         return (
-            "clickback has the operator's deposits and NGR already: what differs is the commission "
-            "the deal gives for them (see the item's causes), and a commission is booked only from "
-            "the player's events under the deal"
+            "clickback has the operator's deposits and NGR already (lower deposits being the "
+            "chargebacks clickback has): what differs is the commission the deal gives for them "
+            "(see the item's causes). A commission is booked only from the player's events under "
+            "the deal, and the ledger takes no entry by hand: change the deal, or send the "
+            "activity that differs"
         )
     if kind is ItemKind.ATTRIBUTED_ELSEWHERE:
         return "a player attributed to another affiliate is not moved by reconciliation: see the evidence"
@@ -581,8 +635,9 @@ async def _send(
     item: dict[str, Any],
     wanted: list[dict[str, str]],
     now: datetime,
+    note: str,
 ) -> list[tuple[str, str, str, int | None]]:
-    """The operator's events through the postback intake, in order."""
+    """The operator's events through the postback intake, in order, each noting its source."""
     item_id = item["id"]
     code = str(item["operator"].get("tracking_code") or "")
     known = bool(item["clickback"].get("known"))
@@ -593,13 +648,13 @@ async def _send(
             "player_id": item["player_id"],
             "currency": item["currency"] or "",
             "txn_id": f"recon-{item_id}-{fields['event']}"
-            if fields["event"] in ("deposit", "net_revenue")
+            if fields["event"] in ("deposit", "chargeback", "net_revenue")
             else "",
             **fields,
         }
         if not known:
             params["click_id"] = code
-        raw = _raw(advertiser, params, now + timedelta(microseconds=n))
+        raw = _raw(advertiser, params, now + timedelta(microseconds=n), note)
         outcome = await postbacks.receive(raw)
         reason = outcome.reason.code if outcome.reason else ""
         sent.append((fields["event"], outcome.result.value, reason, outcome.conversion_id))

@@ -396,7 +396,7 @@ class Recording:
                 "from_status": old.value if old else None,
                 "to_status": new.value,
                 "postback_id": postback_id,
-                "reason": reason,
+                "reason": None if reason is None else reason[:512],  # the column's length
             }
         )
 

@@ -452,7 +452,12 @@ class HistoryOut(BaseModel):
     from_status: str | None
     to_status: str
     postback_id: int | None
-    reason: str | None = Field(default=None, description="Why a person changed it by hand.")
+    reason: str | None = Field(
+        default=None,
+        description="Why a person changed it by hand; for a conversion clickback booked itself (channel "
+        "recon), where its figure came from: the reconciliation, its item, file and lines, or the daily "
+        "report's file and line, who accepted or booked it and when.",
+    )
 
 
 class ConversionOut(BaseModel):
