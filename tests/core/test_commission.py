@@ -11,8 +11,10 @@ from clickback.core.commission import (
     DealKind,
     PlayerEvent,
     RevShareTerms,
+    RuleCheck,
     Tier,
     TierBasis,
+    check_rules,
     convert,
     next_period,
     period_bounds,
@@ -288,3 +290,107 @@ def test_every_preset_is_a_complete_deal_of_standard_events() -> None:
 
 def test_period_bounds() -> None:
     assert period_bounds("2026-12") == (datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+
+
+def checks(rules: CpaRules, events: list[PlayerEvent]) -> list[tuple[str, bool, str]]:
+    return [(c.rule, c.held, c.detail) for c in check_rules(rules, events, "EUR")]
+
+
+RULE_CHECKS = [
+    pytest.param(
+        VERIFIED,
+        [REG, ev(2, "first_deposit", 1, "60")],
+        [
+            ("registration", True, "held on 2026-10-01"),
+            ("verification", False, "missing"),
+            ("first deposit ≥ 20.00 EUR", True, "held on 2026-10-02, 60.00 EUR"),
+        ],
+        id="verification_missing",
+    ),
+    pytest.param(
+        BASELINE,
+        [REG, ev(2, "first_deposit", 1, "10"), ev(3, "deposit", 2, "500")],
+        [
+            ("registration", True, "held on 2026-10-01"),
+            ("first deposit ≥ 20.00 EUR", False, "not held: 10.00 EUR"),
+        ],
+        id="first_deposit_under_the_baseline",
+    ),
+    pytest.param(
+        BASELINE,
+        [ev(2, "first_deposit", 1, "25")],
+        [
+            ("registration", False, "missing"),
+            ("first deposit ≥ 20.00 EUR", True, "held on 2026-10-02, 25.00 EUR"),
+        ],
+        id="no_registration",
+    ),
+    # Chargebacks count from the start, whenever they arrive, as in qualify.
+    pytest.param(
+        CUMULATIVE,
+        [REG, ev(2, "first_deposit", 1, "30"), ev(3, "deposit", 3, "40"), ev(4, "chargeback", 9, "25")],
+        [
+            ("registration", True, "held on 2026-10-01"),
+            (
+                "deposits ≥ 50.00 EUR within 30 days",
+                False,
+                "not held: 45.00 EUR (after 25.00 EUR of chargebacks)",
+            ),
+        ],
+        id="chargeback_takes_deposits_under",
+    ),
+    pytest.param(
+        WAGER,
+        [REG, ev(2, "first_deposit", 1, "10"), ev(3, "wager", 2, "30"), ev(4, "wager", 4, "30")],
+        [
+            ("registration", True, "held on 2026-10-01"),
+            ("first deposit ≥ 10.00 EUR", True, "held on 2026-10-02, 10.00 EUR"),
+            ("wagered ≥ 50.00 EUR", True, "held on 2026-10-05, 60.00 EUR"),
+        ],
+        id="wager_reached_on_the_second",
+    ),
+    # The verification came after the 7-day window: not counted, and the window is why.
+    pytest.param(
+        WINDOWED,
+        [REG, ev(2, "first_deposit", 1, "25"), ev(3, "verification", 8)],
+        [
+            ("registration", True, "held on 2026-10-01"),
+            ("verification", False, "missing"),
+            ("first deposit ≥ 20.00 EUR", True, "held on 2026-10-02, 25.00 EUR"),
+            ("within 7 days of 2026-10-01", False, "1 later event not counted (after 2026-10-08)"),
+        ],
+        id="verified_after_the_window",
+    ),
+    pytest.param(
+        WINDOWED,
+        [REG, ev(2, "verification", 1), ev(3, "first_deposit", 2, "25"), ev(4, "deposit", 9, "5")],
+        [
+            ("registration", True, "held on 2026-10-01"),
+            ("verification", True, "held on 2026-10-02"),
+            ("first deposit ≥ 20.00 EUR", True, "held on 2026-10-03, 25.00 EUR"),
+            ("within 7 days of 2026-10-01", True, "1 later event not counted (after 2026-10-08)"),
+        ],
+        id="met_inside_the_window_a_later_deposit_aside",
+    ),
+    pytest.param(
+        BASELINE,
+        [],
+        [("registration", False, "missing"), ("first deposit ≥ 20.00 EUR", False, "missing")],
+        id="no_events",
+    ),
+]
+
+
+@pytest.mark.parametrize(("rules", "events", "expected"), RULE_CHECKS)
+def test_each_cpa_rule_is_checked_on_its_own(
+    rules: CpaRules, events: list[PlayerEvent], expected: list[tuple[str, bool, str]]
+) -> None:
+    assert checks(rules, events) == expected
+    # The rules all held exactly when qualify says the player qualified.
+    assert all(held for _, held, _ in expected) == (qualify(rules, events) is not None)
+
+
+def test_a_rule_checks_day_is_the_event_that_met_it() -> None:
+    (registration, ftd) = check_rules(BASELINE, [ev(2, "first_deposit", 3, "20"), REG], "EUR")
+    assert registration == RuleCheck("registration", True, T0.date(), "held on 2026-10-01")
+    assert ftd.on == at(3).date() and ftd.as_json()["on"] == "2026-10-04"

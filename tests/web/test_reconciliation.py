@@ -148,6 +148,16 @@ def test_every_class_with_its_evidence_from_a_myaffiliates_csv_imported_once(
         == "CPA 100 EUR; registration; first deposit ≥ 20"
     )
     assert items["P-cpa"]["causes"][0]["cause"] == "cpa_not_qualified"
+    # Each of the deal's rules checked on the player's events: both held, so clickback qualified.
+    assert items["P-cpa"]["evidence"]["rule_checks"] == [
+        {"rule": "registration", "held": True, "on": today.isoformat(), "detail": f"held on {today}"},
+        {
+            "rule": "first deposit ≥ 20.00 EUR",
+            "held": True,
+            "on": today.isoformat(),
+            "detail": f"held on {today}, 25.00 EUR",
+        },
+    ]
     assert [(c["cause"], Decimal(c["amount"])) for c in items["P-charged"]["causes"]] == [("chargeback", -30)]
     assert Decimal(items["P-match"]["evidence"]["ledger"][0]["amount"]) == 100
 
@@ -612,3 +622,71 @@ def test_accepting_a_differing_amount_books_the_difference_either_way_through_th
         it["accepted_at"] for name, it in items_by_player(client, rec["id"]).items() if "P-r" in name
     ] == [None]
     assert len(client.items("/conversions", player_id="P-netted")) == 5  # with its qualified_cpa: none booked
+
+
+def test_a_cpa_the_operator_paid_is_approved_again_and_one_the_rules_never_granted_is_refused(
+    client: Client, world: World, receiver: Receiver
+) -> None:
+    client.api("PUT", f"/offers/{world.casino['id']}/deal", json=CPA_100)
+    add_template(client, world, receiver.url("/pb?e={event}&st={status}"), events=["qualified_cpa"])
+    today = datetime.now(UTC).date()
+    day, month = today.strftime("%d.%m.%Y"), today.strftime("%Y-%m")
+    # P-again qualified; a person rejected the CPA since (a dispute the operator has now paid).
+    again = player(client, world, "P-again", world.alice_casino, "25")
+    (cpa,) = client.items("/conversions", player_id="P-again", event="qualified_cpa")
+    body = {"status": "rejected", "reason": "fraud check"}
+    assert (
+        client.http.post(f"/api/conversions/{cpa['id']}/status", json=body, headers=client.auth).status_code
+        == 200
+    )
+    # P-small's first deposit is under the deal's 20: clickback never granted the CPA.
+    small = player(client, world, "P-small", world.alice_casino, "10")
+    assert receiver.wait_for(2)[1].target == "/pb?e=qualified_cpa&st=rejected"
+    (before,) = client.api("GET", f"/statements/{world.alice['id']}/{month}")["lines"]
+    assert (before["cpa_reversals"], Decimal(before["cpa_earnings"])) == (1, 0)
+
+    data = myaffiliates_csv(
+        [
+            ["P-again", again, day, day, "25,00", "", "100,00", "", "EUR"],
+            ["P-small", small, day, day, "10,00", "", "100,00", "", "EUR"],
+        ]
+    )
+    rec = imported(client, data, "paid.csv", world.northstar["id"], period=month)["reconciliation"]
+    items = items_by_player(client, rec["id"])
+    assert {p: it["kind"] for p, it in items.items()} == {
+        "P-again": "cpa_disagrees",
+        "P-small": "cpa_disagrees",
+    }
+    assert items["P-again"]["evidence"]["qualification"]["operator"] == "paid"
+    assert [c["held"] for c in items["P-again"]["evidence"]["rule_checks"]] == [True, True]
+    assert items["P-small"]["evidence"]["rule_checks"][1] == {
+        "rule": "first deposit ≥ 20.00 EUR",
+        "held": False,
+        "on": None,
+        "detail": "not held: 10.00 EUR",
+    }
+
+    def accept(name: str) -> httpx.Response:
+        return client.http.post(f"/api/reconciliations/items/{items[name]['id']}/accept", headers=client.auth)
+
+    # The operator paid it: the qualified_cpa conversion approved again, the CPA booked again.
+    paid = accept("P-again")
+    assert paid.status_code == 200, paid.text
+    assert [(c["conversion_id"], c["event"], c["status"], c["problem"]) for c in paid.json()["changes"]] == [
+        (cpa["id"], "qualified_cpa", "approved", "")
+    ]
+    (after,) = client.api("GET", f"/statements/{world.alice['id']}/{month}")["lines"]
+    assert Decimal(after["cpa_earnings"]) == 100
+    assert receiver.wait_for(3)[2].target == "/pb?e=qualified_cpa&st=approved"
+    history = client.api("GET", f"/conversions/{cpa['id']}")["history"]
+    assert [h["to_status"] for h in history][-2:] == ["rejected", "approved"]
+    assert (
+        f"reconciliation {rec['id']} item {items['P-again']['id']} (paid.csv, lines 2)"
+        in history[-1]["reason"]
+    )
+
+    # The rules never held for P-small: nothing is booked, and the refusal names the rule.
+    refused = accept("P-small")
+    assert refused.status_code == 409
+    assert "not held: first deposit ≥ 20.00 EUR: not held: 10.00 EUR" in refused.json()["detail"]
+    assert client.items("/conversions", player_id="P-small", event="qualified_cpa") == []

@@ -371,9 +371,11 @@ def test_only_items_the_service_can_accept_have_the_button(
     day, month = today.strftime("%d.%m.%Y"), today.strftime("%Y-%m")
     matched = player(client, world, "P-match", world.alice_casino, "50")
     player(client, world, "P-elsewhere", world.alice_casino, None)
+    cpa = player(client, world, "P-cpa", world.alice_casino, "25")
     data = myaffiliates_csv(
         [
             ["P-match", matched, day, day, "50,00", "", "100,00", "", "EUR"],
+            ["P-cpa", cpa, day, day, "25,00", "", "0,00", "", "EUR"],
             ["P-elsewhere", world.bob_casino, day, "", "", "", "", "", "EUR"],
             ["P-lost", "x", day, day, "60,00", "", "100,00", "", "EUR"],
         ]
@@ -395,7 +397,15 @@ def test_only_items_the_service_can_accept_have_the_button(
             re.DOTALL,
         )
     }
-    assert buttons == {"P-match": False, "P-elsewhere": False, "P-lost": True}
+    assert buttons == {"P-match": False, "P-elsewhere": False, "P-lost": True, "P-cpa": True}
+    # A CPA disagreement's evidence: each of the deal's rules, whether it held, when, with what.
+    checks = re.search(r'<table class="evidence" data-evidence="rule_checks">.*?</table>', page, re.DOTALL)
+    assert checks is not None
+    assert re.findall(r"<tr><td[^>]*>([^<]*)</td><td[^>]*>(\w+)</td>", checks.group(0)) == [
+        ("registration", "True"),
+        ("first deposit ≥ 20.00 EUR", "True"),
+    ]
+    assert f"held on {today}, 25.00 EUR" in checks.group(0)
     # Posted by hand all the same, the item's refusal is said beside it.
     elsewhere = item_ids(boss.get(here))["P-elsewhere"]
     refused = boss.post(here, {"item": str(elsewhere)})

@@ -8,14 +8,14 @@ deal's currency) and a period's NGR, these decide. Rounding rules (docs/commissi
   of a period's ledger entries is exactly the period's RevShare).
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from clickback.core.lifecycle import PAYABLE
-from clickback.core.money import minor_units
+from clickback.core.money import minor_units, money_text
 
 # Events that move a player's deposits (chargebacks take money back out).
 DEPOSIT_EVENTS = frozenset({"first_deposit", "deposit"})
@@ -213,6 +213,101 @@ class _Progress:
         if r.window_days is not None:
             parts.append(f"all within {r.window_days} days of {self.start.date().isoformat()}")
         return "; ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleCheck:
+    """One CPA rule and whether the player's events met it: `on` the day it first held."""
+
+    rule: str
+    held: bool
+    on: date | None
+    detail: str
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "rule": self.rule,
+            "held": self.held,
+            "on": self.on.isoformat() if self.on else None,
+            "detail": self.detail,
+        }
+
+
+def check_rules(rules: CpaRules, events: Sequence[PlayerEvent], currency: str) -> tuple[RuleCheck, ...]:
+    """Each rule of `rules` on its own, walking the player's events as `qualify` does (time order,
+    chargebacks taken from the start, nothing after the window): whether it held, when it first
+    did and with what figure, or what is missing. The evidence of a CPA disagreement: which rule
+    the player met and which not, where `qualify` says only whether all did."""
+    ordered = sorted(events, key=lambda e: (e.at, e.conversion_id))
+    registrations = [e for e in ordered if e.event == "registration"]
+    start = registrations[0].at if registrations else ordered[0].at if ordered else None
+    charged_back = sum((e.amount for e in ordered if e.event == "chargeback"), Decimal(0))
+    state = _Progress(rules, start or datetime.min.replace(tzinfo=UTC), deposits=-charged_back)
+
+    def money(amount: Decimal) -> str:
+        return f"{money_text(amount, currency)} {currency}"
+
+    # (rule, whether it holds in the state so far, the figure it reads)
+    tests: list[tuple[str, Callable[[], bool], Callable[[], str]]] = []
+    if rules.require_registration:
+        tests.append(("registration", lambda: state.registration, lambda: ""))
+    if rules.require_verification:
+        tests.append(("verification", lambda: state.verification, lambda: ""))
+    if (ftd_min := rules.ftd_min) is not None:
+        tests.append(
+            (
+                f"first deposit ≥ {money(ftd_min)}",
+                lambda: state.ftd is not None and state.ftd >= ftd_min,
+                lambda: money(state.ftd) if state.ftd is not None else "",
+            )
+        )
+    if (deposits_min := rules.deposits_min) is not None:
+        days = f" within {rules.deposits_days} days" if rules.deposits_days is not None else ""
+        tests.append(
+            (
+                f"deposits ≥ {money(deposits_min)}{days}",
+                lambda: state.deposits >= deposits_min,
+                lambda: (
+                    money(state.deposits)
+                    + (f" (after {money(charged_back)} of chargebacks)" if charged_back else "")
+                ),
+            )
+        )
+    if (wager_min := rules.wager_min) is not None:
+        tests.append(
+            (f"wagered ≥ {money(wager_min)}", lambda: state.wager >= wager_min, lambda: money(state.wager))
+        )
+    held: dict[str, tuple[date, str]] = {}
+    late = 0
+    for e in ordered:
+        if not state.within(e.at, rules.window_days):
+            late += 1
+            continue
+        state.add(e)
+        for rule, holds, figure in tests:
+            if rule not in held and holds():
+                held[rule] = (e.at.date(), figure())
+    out = []
+    for rule, _, figure in tests:
+        if rule in held:
+            on, shown = held[rule]
+            out.append(
+                RuleCheck(rule, True, on, f"held on {on.isoformat()}" + (f", {shown}" if shown else ""))
+            )
+        else:
+            shown = figure()
+            out.append(RuleCheck(rule, False, None, f"not held: {shown}" if shown else "missing"))
+    if rules.window_days is not None and start is not None:
+        until = (start + timedelta(days=rules.window_days)).date().isoformat()
+        rule = f"within {rules.window_days} days of {start.date().isoformat()}"
+        detail = (
+            f"{late} later event{'s' if late != 1 else ''} not counted (after {until})"
+            if late
+            else f"every event by {until}"
+        )
+        # The window failed the player only if an event it left out came while a rule was unmet.
+        out.append(RuleCheck(rule, not late or len(held) == len(tests), None, detail))
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)

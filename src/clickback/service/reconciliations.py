@@ -28,7 +28,7 @@ from urllib.parse import urlencode
 from sqlalchemy import Connection
 
 from clickback.core.audit import Actor, Change, Kind, change
-from clickback.core.commission import period_bounds
+from clickback.core.commission import check_rules, period_bounds
 from clickback.core.intake import RECON, RawPostback, sign
 from clickback.core.lifecycle import PAYABLE, Status, can_move
 from clickback.core.model import Catalog
@@ -223,7 +223,7 @@ async def reconcile(
 
     items = await asyncio.to_thread(compare_all)
     async with db.read() as conn:
-        items = await conn.run_sync(lambda c: _with_evidence(c, advertiser_id, items))
+        items = await conn.run_sync(lambda c: _with_evidence(c, catalog, advertiser_id, items))
     progress("compare", 1, 1)
     summary = summarise(items)
     new = store.NewReconciliation(
@@ -361,9 +361,10 @@ def _raw(advertiser: Any, params: dict[str, str], now: datetime, note: str) -> R
     )
 
 
-def _with_evidence(conn: Connection, advertiser_id: int, items: list[Item]) -> list[Item]:
-    """Refused postbacks of the players clickback misses, and the postbacks that reported what the
-    operator does not count (dispute evidence)."""
+def _with_evidence(conn: Connection, catalog: Catalog, advertiser_id: int, items: list[Item]) -> list[Item]:
+    """Refused postbacks of the players clickback misses, the postbacks that reported what the
+    operator does not count (dispute evidence), and each CPA rule checked on the player's events
+    where the two sides disagree on a CPA."""
     missing = {
         it.player_id: str(it.operator.get("tracking_code") or "")
         for it in items
@@ -374,6 +375,8 @@ def _with_evidence(conn: Connection, advertiser_id: int, items: list[Item]) -> l
     extra = [it for it in items if it.kind is ItemKind.MISSING_AT_OPERATOR]
     conversion_ids = {c["id"] for it in extra for c in it.evidence.get("conversions", [])}
     reported = store.reported_by(conn, conversion_ids)
+    disputed = {it.player_id for it in items if it.kind is ItemKind.CPA_DISAGREES}
+    histories = store.cpa_histories(conn, advertiser_id, disputed) if disputed else {}
     out = []
     for it in items:
         if it.kind is ItemKind.MISSING_IN_CLICKBACK and it.player_id in refused:
@@ -392,8 +395,23 @@ def _with_evidence(conn: Connection, advertiser_id: int, items: list[Item]) -> l
                 {reported[c["id"]] for c in it.evidence.get("conversions", []) if c["id"] in reported}
             )
             it = replace(it, evidence={**it.evidence, "reported_by": postbacks})
+        elif it.kind is ItemKind.CPA_DISAGREES and it.player_id in histories:
+            checked = _rule_checks(catalog, histories[it.player_id])
+            if checked:
+                it = replace(it, evidence={**it.evidence, "rule_checks": checked})
         out.append(it)
     return out
+
+
+def _rule_checks(catalog: Catalog, history: store.CpaHistory) -> list[dict[str, object]]:
+    """The deal's CPA rules in force for the player, each checked on their events (none without
+    a CPA in the deal)."""
+    if history.offer_id is None or history.affiliate_id is None:
+        return []
+    deal = catalog.deal_for(history.offer_id, history.affiliate_id)
+    if deal is None or deal.cpa is None:
+        return []
+    return [c.as_json() for c in check_rules(deal.cpa, history.events, deal.currency)]
 
 
 async def save_mapping(
@@ -612,9 +630,15 @@ def _nothing_to_accept(item: dict[str, Any]) -> str:
     kind = ItemKind(item["kind"])
     if kind is ItemKind.CPA_DISAGREES:
         rules = item["evidence"].get("qualification", {}).get("rules") or "none recorded"
+        checked = [
+            f"{c['rule']}: {c['detail']}" for c in item["evidence"].get("rule_checks", []) if not c["held"]
+        ]
         return (
-            "clickback's CPA rules did not hold for this player (" + rules + "): a CPA is booked only "
-            "from the player's events, so send the event the rules lack or change the deal's rules"
+            "clickback's CPA rules did not hold for this player ("
+            + rules
+            + (f"; not held: {'; '.join(checked)}" if checked else "")
+            + "): a CPA is booked only from the player's events, so send the event the rules lack "
+            "or change the deal's rules"
         )
     if kind is ItemKind.AMOUNT_DIFFERS:
         return (

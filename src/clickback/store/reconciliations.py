@@ -14,7 +14,15 @@ from sqlalchemy import Connection, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from clickback.core.clickids import CLICK_ID_LEN
-from clickback.core.commission import LEDGER_SCALE, CpaRules, Deal, convert, period_bounds
+from clickback.core.commission import (
+    CPA_EVENTS,
+    LEDGER_SCALE,
+    CpaRules,
+    Deal,
+    PlayerEvent,
+    convert,
+    period_bounds,
+)
 from clickback.core.lifecycle import PAYABLE
 from clickback.core.model import Catalog
 from clickback.core.reconcile import BadRow, ColumnMapping, ReportRow
@@ -360,6 +368,40 @@ def qualified_cpa(conn: Connection, advertiser_id: int, player_id: str) -> dict[
     )
     row = conn.execute(query.order_by(c.id)).mappings().first()
     return None if row is None else dict(row)
+
+
+@dataclass(frozen=True, slots=True)
+class CpaHistory:
+    """A player's attribution and the events CPA rules read: payable, in the deal's currency."""
+
+    offer_id: int | None
+    affiliate_id: int | None
+    events: list[PlayerEvent]
+
+
+def cpa_histories(conn: Connection, advertiser_id: int, player_ids: Collection[str]) -> dict[str, CpaHistory]:
+    """The players' events as service/commissions gives them to the CPA rules (every month: the
+    rules count from the registration), for the rules' evidence of a CPA disagreement."""
+    p, c = players.c, conversions.c
+    out: dict[str, CpaHistory] = {}
+    for batch in chunks(sorted(player_ids)):
+        query = select(p.player_id, p.offer_id, p.affiliate_id).where(
+            p.advertiser_id == advertiser_id, p.player_id.in_(batch)
+        )
+        for player, offer, affiliate in conn.execute(query):
+            out[player] = CpaHistory(offer, affiliate, [])
+        query = select(c.id, c.player_id, c.event, c.event_at, c.deal_amount).where(
+            c.advertiser_id == advertiser_id,
+            c.player_id.in_(batch),
+            ~c.test,
+            c.status.in_(_PAYABLE),
+            c.event.in_(sorted(CPA_EVENTS)),
+        )
+        for row in conn.execute(query.order_by(c.id)):
+            if row.player_id in out:
+                amount = row.deal_amount if row.deal_amount is not None else Decimal(0)
+                out[row.player_id].events.append(PlayerEvent(row.id, row.event, row.event_at, amount))
+    return out
 
 
 def mark_accepted(conn: Connection, item_id: int, conversion_id: int | None, by: str, now: datetime) -> None:
