@@ -148,7 +148,11 @@ class ItemOut(BaseModel):
     operator: dict[str, Any]
     clickback: dict[str, Any]
     causes: list[CauseOut]
-    evidence: dict[str, Any]
+    evidence: dict[str, Any] = Field(
+        description="By class (docs/reconciliation.md): conversions, ledger entries, refused postbacks, "
+        "rates, the attribution, missing events, the postbacks that reported them; a CPA disagreement's "
+        "qualification and rule_checks (each deal rule: rule, held, on, detail)."
+    )
     lines: list[int]
     accepted_conversion_id: int | None
     accepted_at: datetime | None
@@ -372,11 +376,15 @@ def add_routes(api: FastAPI, runtime: Runtime) -> None:
     @api.post("/reconciliations/items/{item_id}/accept", tags=["reconciliations"])
     async def accept_item(item_id: s.Id, who: Who) -> AcceptOut:
         """Accept the operator's figure of an item. Missing in clickback: its registration and
-        first deposit; an amount that differs: the deposits and NGR clickback lacks; both sent
+        first deposit; an amount that differs: the difference in deposits (more: a deposit;
+        fewer: a chargeback) and in NGR (a net_revenue report of the month, either sign); sent
         through the postback intake as the advertiser's postback would have been (channel
-        `recon`). Missing at the operator: clickback's conversions the operator does not count
-        are rejected; a CPA the operator did not pay: the qualified_cpa conversion is rejected
-        (its ledger entry reversed), one it paid that was rejected by hand is approved again;
+        `recon`), each conversion's history naming the reconciliation, item, file, lines, who
+        and when. A commission differing on the same activity is a 409: the ledger takes no
+        entry by hand. Matched and attributed-elsewhere items: 409. Missing at the operator:
+        clickback's conversions the operator does not count are rejected; a CPA the operator
+        did not pay: the qualified_cpa conversion is rejected (its ledger entry reversed), one
+        it paid that was rejected by hand is approved again;
         both through the status-change use case, with the reconciliation as the reason. The
         ledger, statements, reports and outbound postbacks follow; audited. 409 for an item
         accepted already, one with nothing to book, or a figure refused (the reasons said)."""
