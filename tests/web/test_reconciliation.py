@@ -7,7 +7,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +19,7 @@ from clickback.core.accounts import Role
 from tests.conftest import Client, World
 from tests.receiver import Receiver, receiving
 from tests.web.personas import Keys, add_user
+from tests.web.test_event_times import old_click
 from tests.web.test_outbound import add_template
 
 CPA_100 = {"kind": "cpa", "cpa": {"amount": "100", "ftd_min": "20"}}
@@ -404,6 +405,30 @@ def test_a_daily_report_books_its_lines_with_the_keys_of_postbacks(client: Clien
     # The next day's file repeating the line books nothing twice.
     again = imported(client, text.encode() + b"\r\n", "daily2.csv", world.northstar["id"], book="true")
     assert again["booked"] == {} and again["reconciliation"]["skipped"] == 1
+
+
+def test_a_daily_reports_later_deposit_is_dated_its_own_day_and_stays_a_deposit(
+    client: Client, world: World
+) -> None:
+    """A line of a later day with deposits and no first deposit is booked on the day it reports:
+    dated the sign-up day or the month's first, it came before the player's real first deposit,
+    and the intake (which labels deposits by time) made it the first deposit."""
+    first_of_month = datetime.now(UTC).date().replace(day=1)
+    month_before = (first_of_month - timedelta(days=1)).replace(day=1)
+    signed, second = month_before.replace(day=10), month_before.replace(day=15)
+    cid = old_click(client, world.alice_casino, datetime(signed.year, signed.month, 9, tzinfo=UTC))
+    text = "Date,Player ID,Stag,Sign Up At,First Deposit At,First Deposit Sum,Deposits Sum,Currency,"
+    text += "Transaction ID\r\n"
+    text += f"{signed},D-2,{cid},{signed},{signed},50.00,50.00,EUR,T-2\r\n"
+    text += f"{second},D-2,{cid},,,,30.00,EUR,T-3\r\n"
+    body = imported(client, text.encode(), "daily.csv", world.northstar["id"], book="true")
+    assert body["booked"] == {"accepted": 3}, body["booked"]
+    conversions = client.items("/conversions", player_id="D-2")
+    assert sorted((c["event"], Decimal(c["payout"]), c["event_at"][:10]) for c in conversions) == [
+        ("deposit", 30, second.isoformat()),
+        ("first_deposit", 50, signed.isoformat()),
+        ("registration", Decimal("1.5"), signed.isoformat()),
+    ]
 
 
 def test_accepting_what_the_operator_does_not_count_rejects_it_through_the_status_change(

@@ -266,6 +266,10 @@ class ReportRow:
     commission: Decimal | None = None
     currency: str | None = None
     transaction_id: str = ""
+    # The day the line reports, where its period cell is a date (a daily report). Not part of
+    # `key`: lines imported before it was kept keep their keys, and a day's transaction ID tells
+    # its line from another day's.
+    day: date | None = None
 
     @property
     def key(self) -> str:
@@ -463,6 +467,8 @@ def _row(
         raise BadValue(f"transaction_id: longer than {MAX_TXN_ID_LEN} characters")
     dates = {name: _date(name, values.get(name, ""), mapping.date_order) for name in DATE_FIELDS[1:]}
     month = _month(values, mapping.date_order, dates, period)
+    raw_period = values.get(Field.PERIOD, "")
+    day = read_date(raw_period, mapping.date_order) if raw_period else None
     amounts = {
         name: _amount(name, values.get(name, ""), reading.decimal) for name in AMOUNT_FIELDS if name in values
     }
@@ -488,6 +494,7 @@ def _row(
         commission=amounts.get(Field.COMMISSION),
         currency=currency,
         transaction_id=txn,
+        day=day,
     )
 
 

@@ -277,13 +277,18 @@ async def reconcile(
 BOOK_CONCURRENCY = 200
 
 
-def _row_events(row: ReportRow) -> list[dict[str, str]]:
+def _row_events(row: ReportRow, now: datetime) -> list[dict[str, str]]:
     """A line's events as the advertiser's postbacks would carry them, with the same duplicate
     keys: a registration the player's (once a player); the line's transaction ID its first
     deposit's, else its deposits' (first deposits and deposits are one family of keys), and its
     NGR's; deposits beside a first deposit on the same line `<transaction ID>-more`. Without a
     transaction ID a first deposit takes the player's key, and deposits and NGR are not booked:
-    no key would make the advertiser's later postback of them a duplicate."""
+    no key would make the advertiser's later postback of them a duplicate.
+
+    Deposits and NGR are dated the day the line reports, else its first deposit's day, else the
+    month's last second (now in a month still running): never before the day they were made. A
+    deposit dated earlier than the player's first deposit would take its place (the intake labels
+    deposits by time: core.events.deposit_label), as the sign-up day or the month's first did."""
     txn = row.transaction_id
     events: list[dict[str, str]] = []
     if row.registered_on is not None:
@@ -292,7 +297,10 @@ def _row_events(row: ReportRow) -> list[dict[str, str]]:
     if row.ftd_on is not None:
         first = {"event": "first_deposit", "event_time": row.ftd_on.isoformat(), "payout": f"{ftd:f}"}
         events.append(first | {"txn_id": txn})
-    day = (row.ftd_on or row.registered_on or period_bounds(row.month)[0].date()).isoformat()
+    if row.day is not None or row.ftd_on is not None:
+        day = max(d for d in (row.day, row.ftd_on) if d is not None).isoformat()
+    else:
+        day = min(period_bounds(row.month)[1] - timedelta(seconds=1), now).isoformat()
     rest = (row.deposits or Decimal(0)) - (ftd if row.ftd_on is not None else Decimal(0))
     if txn and rest > 0:
         more = f"{txn}-more" if row.ftd_on is not None else txn
@@ -318,7 +326,7 @@ async def _book(
     raws, when = [], now.isoformat(timespec="seconds")
     for row in rows:
         note = f"daily report {source}, line {row.line}: booked by {by.name} at {when}"
-        for fields in _row_events(row):
+        for fields in _row_events(row, now):
             params = {
                 "token": advertiser.token,
                 "player_id": row.player_id,
