@@ -142,6 +142,36 @@ def test_reconcile_compares_a_report_with_a_progress_bar_once(
     assert "booked through the intake: 1 rejected: malformed_click_id" in booked.output
 
 
+def test_reconcile_preview_shows_the_reading_the_mapping_and_the_first_lines_and_imports_nothing(
+    demo_dir: tuple[Path, str], tmp_path: Path
+) -> None:
+    env = _env(demo_dir[0])
+    report = tmp_path / "netrefer.csv"
+    report.write_bytes(b"\xef\xbb\xbfPlayer ID;BTAG;Deposits;CPA Commission;Currency\r\n"
+                       b"p-1;x;1.234,50;100,00;EUR\r\np-2;x;lots;0;EUR\r\n")  # fmt: skip
+
+    # The advertiser's saved mapping (another test may have saved one that fits no file here).
+    mapping = {"player_id": "Player ID", "tracking_code": "BTAG", "deposits": "Deposits"}
+    asyncio.run(_set_mapping(demo_dir[0], mapping | {"cpa": "CPA Commission", "currency": "Currency"}))
+
+    month = utcnow().strftime("%Y-%m")
+    shown = runner.invoke(app, ["reconcile", "1", str(report), "--preview", "--period", month], env=env)
+
+    assert shown.exit_code == 0, shown.output
+    assert "encoding utf-8-sig, delimiter ';', decimal mark ','" in shown.output
+    assert "saved mapping: player_id = Player ID, tracking_code = BTAG" in shown.output
+    assert "1234.50" in shown.output  # the decimal comma read
+    assert "not an amount" in shown.output  # line 3's problem, shown beside it
+    # Nothing was imported: the real import afterwards reads both lines as new.
+    imported = runner.invoke(app, ["reconcile", "1", str(report), "--period", month], env=env)
+    assert imported.exit_code == 0 and "2 lines, 1 imported, 0 imported before, 1 bad" in imported.output
+    # A file no mapping fits is said so, with exit status 1.
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,2\n")
+    unmapped = runner.invoke(app, ["reconcile", "1", str(other), "--preview"], env=env)
+    assert unmapped.exit_code == 1 and "an import would be refused" in unmapped.output
+
+
 def test_test_postback_fires_each_event_of_the_offer_and_prints_the_trace(demo_dir: tuple[Path, str]) -> None:
     env = _env(demo_dir[0])
 

@@ -46,6 +46,7 @@ from clickback.store.rollups import forget_zone
 
 if TYPE_CHECKING:
     from clickback.service.accounts import Accounts
+    from clickback.service.reconciliations import Problem
     from clickback.service.tester import Trace
 
 app = typer.Typer(
@@ -774,6 +775,14 @@ def reconcile(
             "sends no postbacks: its daily report).",
         ),
     ] = False,
+    preview: Annotated[
+        bool,
+        typer.Option(
+            "--preview",
+            help="Import nothing: show how the file is read, the column mapping an import would use "
+            "(the saved one, else the one the header proposes) and the first lines through it.",
+        ),
+    ] = False,
 ) -> None:
     """Compare an operator's report with what clickback recorded, player by player and month
     (docs/reconciliation.md). The advertiser's saved column mapping is used, else the one the
@@ -787,6 +796,9 @@ def reconcile(
     if period is not None and parse_period(period) is None:
         raise typer.BadParameter("use YYYY-MM", param_hint="--period")
     data = file.read_bytes()
+    if preview:
+        _preview_report(advertiser_id, data, file.name, period)
+        return
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), console=console
     ) as bar:
@@ -828,9 +840,7 @@ def reconcile(
         try:
             done = run(settings, booking()) if book else with_db(settings, work)
         except Problem as exc:
-            raise typer.BadParameter(
-                str(exc), param_hint="FILE" if exc.status == 422 else "ADVERTISER_ID"
-            ) from None
+            raise _refused(exc) from None
     rec = done.reconciliation
     if done.duplicate:
         say(
@@ -858,6 +868,62 @@ def reconcile(
             escape(explained),
         )
     console.print(table)
+
+
+def _refused(exc: "Problem") -> typer.BadParameter:
+    """A reconciliation refused: the file's fault (422) or the advertiser's (not found)."""
+    return typer.BadParameter(str(exc), param_hint="FILE" if exc.status == 422 else "ADVERTISER_ID")
+
+
+def _preview_report(advertiser_id: int, data: bytes, name: str, period: str | None) -> None:
+    """`reconcile --preview`: the file as read and the mapping an import would use, nothing saved."""
+    from clickback.core.reconcile import BadRow
+    from clickback.service.reconciliations import Problem
+    from clickback.service.reconciliations import preview as preview_report
+
+    async def read(db: Database) -> Any:
+        return await preview_report(db, await load_catalog(db), advertiser_id, data, name, None, period)
+
+    try:
+        shown = with_db(load_settings(), read)
+    except Problem as exc:
+        raise _refused(exc) from None
+    reading = shown.reading
+    say(
+        f"{shown.kind}: encoding {reading['encoding']}, delimiter {reading['delimiter']!r}, "
+        f"decimal mark {reading['decimal']!r}; {len(shown.header)} columns"
+    )
+    if shown.saved is not None:
+        saved = shown.saved["columns"].items()
+        say("the advertiser's saved mapping: " + ", ".join(f"{k} = {v}" for k, v in saved))
+    say(
+        "the mapping the header proposes: "
+        + ", ".join(f"{f.value} = {h}" for f, h in shown.proposed.columns.items())
+    )
+    if shown.problem:
+        say(f"an import would be refused: {shown.problem}")
+        raise typer.Exit(1)
+    say(f"the first {len(shown.rows)} lines through it:")
+    for row in shown.rows:
+        if isinstance(row, BadRow):
+            say(f"  line {row.line}: {row.reason}")
+            continue
+        fields = {
+            "tracking code": row.tracking_code,
+            "month": row.month,
+            "day": row.day,
+            "registered": row.registered_on,
+            "first deposit": f"{row.ftd_on or ''} {'' if row.ftd_amount is None else row.ftd_amount}".strip(),
+            "deposits": row.deposits,
+            "NGR": row.ngr,
+            "CPA": row.cpa,
+            "RevShare": row.revshare,
+            "commission": row.commission,
+            "currency": row.currency,
+            "transaction": row.transaction_id,
+        }
+        shown_fields = ", ".join(f"{k} {v}" for k, v in fields.items() if v not in (None, ""))
+        say(f"  line {row.line}: player {row.player_id}, {shown_fields}")
 
 
 @app.command("check-links")

@@ -126,17 +126,24 @@ async def _mapping(
 
 
 async def preview(
-    db: Database, catalog: Catalog, advertiser_id: int, data: bytes, name: str, given: dict[str, Any] | None
+    db: Database,
+    catalog: Catalog,
+    advertiser_id: int,
+    data: bytes,
+    name: str,
+    given: dict[str, Any] | None,
+    period: str | None = None,
 ) -> Preview:
     """The file's first lines as read, the mapping its header proposes and the advertiser's saved
-    one, and those lines through the mapping an import would use (a problem with it, said)."""
+    one, and those lines through the mapping an import would use (a problem with it, said), in
+    `period` as an import of it would read them."""
     _advertiser(catalog, advertiser_id)
     table = await _table(data, name)
     saved = await store.saved_mapping(db, advertiser_id)
     lines = table.lines[:PREVIEW_ROWS]
     try:
         mapping = await _mapping(db, advertiser_id, given, table.header)
-        rows = list(read_rows(table.header, lines, mapping, table.reading))
+        rows = list(read_rows(table.header, lines, mapping, table.reading, period))
         problem = ""
     except Problem as exc:
         rows, problem = [], str(exc)

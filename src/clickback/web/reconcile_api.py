@@ -298,6 +298,9 @@ def add_routes(api: FastAPI, runtime: Runtime) -> None:
         file: Annotated[UploadFile, File()],
         advertiser_id: Annotated[int, Form(ge=1, le=2**31 - 1)],
         mapping: Annotated[str | None, Form(max_length=20_000)] = None,
+        period: Annotated[
+            str | None, Form(pattern=s.PERIOD, description="The month the file covers, as for the import.")
+        ] = None,
     ) -> PreviewOut:
         """The file's first lines as read, the mapping its header proposes, the advertiser's saved
         one, and the lines through the mapping an import would use. Nothing is kept."""
@@ -309,6 +312,7 @@ def add_routes(api: FastAPI, runtime: Runtime) -> None:
                 await _read(file),
                 file.filename or "",
                 _mapping_field(mapping),
+                period,
             )
         except Problem as exc:
             _refuse(exc)
