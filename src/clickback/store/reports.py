@@ -718,6 +718,11 @@ def _page(plan: _Plan, *, counted: bool = False) -> Select[Any]:
         expression = by_name.get(name)
         if expression is None:
             expression = _sort_metric(plan, name)
+            if name not in MEASURES:
+                # A derived metric with no figure (no clicks: no EPC) last either way, on both
+                # dialects (PostgreSQL would put NULL first when descending). Sums are never NULL.
+                order.append((expression.desc() if descending else expression.asc()).nulls_last())
+                continue
         order.append(expression.desc() if descending else expression.asc())
     order.extend(dim.asc() for dim in plan.dims)  # a stable order for paging
     stmt = select(*plan.dims, *([func.count().over()] if counted else [])).select_from(plan.fact)
@@ -759,9 +764,15 @@ def _sort_metric(plan: _Plan, name: str) -> ColumnElement[Any]:
         return total(name)
     commission = total("cpa_commission") + total("revshare_commission")
     cost = total("click_cost") + total("conversion_cost")
+
+    def where_revenue_known(value: ColumnElement[Any]) -> ColumnElement[Any]:
+        # core.metrics.known_revenue, over the currencies together: NULL (sorted last) where
+        # the group converted but holds no revenue.
+        return case(((total("revenue") != 0) | (total("conversions") == 0), value))
+
     derived = {
         "commission": lambda: commission,
-        "profit": lambda: total("revenue") - commission,
+        "profit": lambda: where_revenue_known(total("revenue") - commission),
         "cr_registration": lambda: ratio(total("registrations"), total("clicks")),
         "cr_ftd": lambda: ratio(total("ftds"), total("clicks")),
         "ftd_per_registration": lambda: ratio(total("ftds"), total("registrations")),
@@ -774,8 +785,8 @@ def _sort_metric(plan: _Plan, name: str) -> ColumnElement[Any]:
         "cost_per_ftd": lambda: ratio(cost, total("ftds")),
         "traffic_profit": lambda: commission - cost,
         "roi": lambda: ratio(commission - cost, cost),
-        "revenue_profit": lambda: total("revenue") - cost,
-        "revenue_roi": lambda: ratio(total("revenue") - cost, cost),
+        "revenue_profit": lambda: where_revenue_known(total("revenue") - cost),
+        "revenue_roi": lambda: where_revenue_known(ratio(total("revenue") - cost, cost)),
     }
     return derived[name]()
 

@@ -129,8 +129,13 @@ def csv_cells(
         ]
     cells += [csv_cell(figures[m]) for m in metrics.COUNTS]
     for m in (m for m in _MONEY_COLUMNS if m not in hidden):
-        amounts = figures[m] or {}
-        cells += [csv_cell(amounts.get(c, Decimal(0))) for c in currencies]
+        amounts = figures[m]
+        if amounts is None:  # no figure at all (no clicks: no EPC), as the ratios' empty cells
+            cells += ["" for _ in currencies]
+            continue
+        # Where a currency left out is no figure (no known revenue, nothing spent): empty, not 0.
+        missing = "" if m in metrics.PARTIAL_MONEY else csv_cell(Decimal(0))
+        cells += [csv_cell(amounts[c]) if c in amounts else missing for c in currencies]
     cells += ["" if figures[m] is None else f"{figures[m]:.6f}" for m in _RATIOS]
     return cells
 
