@@ -72,6 +72,9 @@ def read_query(
     if "advertiser" in filters:
         named = [int(v) for v in filters.get("offer", [])]
         filters["offer"] = list(catalog.offers_filtered([int(v) for v in filters["advertiser"]], named))
+    if "campaign" in filters:
+        named = [int(v) for v in filters.get("link", [])]
+        filters["link"] = list(catalog.links_filtered([str(v) for v in filters["campaign"]], named))
     if not 1 <= limit <= MAX_LIMIT:
         raise ReportError("limit", f"1 to {MAX_LIMIT} rows a page")
     if offset < 0:
