@@ -104,6 +104,8 @@ class Facts:
     offers: dict[int, dict[str, Any]]
     # Each link's cost model as stored (JSON decoded), None for none.
     costs: dict[int, dict[str, Any] | None] = field(default_factory=dict)
+    # Each link's campaign as the links table names it now (what reports group by).
+    campaigns: dict[int, str] = field(default_factory=dict)
 
 
 async def load(db: Database) -> Facts:
@@ -112,13 +114,14 @@ async def load(db: Database) -> Facts:
         conversion_rows = (await conn.execute(select(conversions))).mappings().all()
         entry_rows = (await conn.execute(select(commissions))).mappings().all()
         offer_rows = (await conn.execute(select(offers))).mappings().all()
-        link_rows = (await conn.execute(select(links.c.id, links.c.cost))).all()
+        link_rows = (await conn.execute(select(links.c.id, links.c.cost, links.c.campaign))).all()
     return Facts(
         {r["click_id"]: dict(r) for r in click_rows},
         {r["id"]: dict(r) for r in conversion_rows},
         [dict(r) for r in entry_rows],
         {r["id"]: dict(r) for r in offer_rows},
         {r.id: json.loads(r.cost) if r.cost else None for r in link_rows},
+        {r.id: r.campaign for r in link_rows},
     )
 
 
@@ -129,6 +132,7 @@ def dimensions(click: Mapping[str, Any], facts: Facts) -> dict[str, Any]:
         "offer": click["offer_id"],
         "advertiser": facts.offers[click["offer_id"]]["advertiser_id"],
         "link": click["link_id"],
+        "campaign": facts.campaigns[click["link_id"]],
         **{f"sub{i}": click[f"sub{i}"] for i in range(1, 6)},
         **{
             name: click[name]
