@@ -29,7 +29,8 @@ def test_no_clicks_leaves_rates_and_epc_empty_not_an_error() -> None:
         None
     ] * 4
     assert (out["epc"], out["player_value"]) == (None, None)
-    assert (out["commission"], out["profit"], out["revenue"]) == ({}, {}, {})
+    assert (out["commission"], out["revenue"]) == ({}, {})
+    assert (out["profit"], out["revenue_profit"], out["revenue_roi"]) == (None, None, None)
 
 
 def test_rates_divide_the_counts_they_name() -> None:
@@ -54,6 +55,45 @@ def test_commission_profit_epc_and_player_value_stay_in_their_currencies() -> No
     # Per click and per FTD player, to 1/10,000 where the currency's cents do not say it all.
     assert out["epc"] == {EUR: Decimal("59.8333"), USD: Decimal("1.3333")}
     assert out["player_value"] == {EUR: Decimal("89.75"), USD: Decimal("2.00")}
+
+
+def test_profit_only_where_revenue_is_known() -> None:
+    """Revenue is known in a currency the row holds revenue in: profit there, none elsewhere
+    (an FTD of an offer listing no price earns an unknown amount, not 0)."""
+    unpriced = figures(
+        sums(clicks=10, conversions=2, ftds=2),
+        money(ftd_amount={EUR: "100"}, cpa_commission={EUR: "60", USD: "5"}, click_cost={EUR: "8"}),
+    )
+    assert unpriced["commission"] == {EUR: Decimal("60.00"), USD: Decimal("5.00")}
+    assert (unpriced["profit"], unpriced["revenue_profit"], unpriced["revenue_roi"]) == (None, None, None)
+    # The media buyer's figures need no revenue: they stay.
+    assert unpriced["traffic_profit"] == {EUR: Decimal("52.00"), USD: Decimal("5.00")}
+
+    partly = figures(
+        sums(clicks=10, conversions=3),
+        money(
+            revenue={EUR: "60"},
+            cpa_commission={EUR: "60", USD: "5"},
+            click_cost={EUR: "20", USD: "1"},
+        ),
+    )
+    # Known in EUR only; a profit of exactly 0 there is a figure, shown.
+    assert partly["profit"] == {EUR: Decimal("0.00")}
+    assert partly["revenue_profit"] == {EUR: Decimal("40.00")}
+    assert partly["revenue_roi"] == {EUR: Decimal("2.0000")}
+    assert partly["roi"] == {EUR: Decimal("2.0000"), USD: Decimal("4.0000")}
+
+
+def test_a_row_that_converted_nothing_knows_its_revenue_is_none() -> None:
+    """No payable conversion: the revenue is 0 in every currency, known. Traffic bought that
+    earned nothing shows its loss; a reversal on a day without conversions gives back."""
+    out = figures(
+        sums(clicks=50, declined=1),
+        money(click_cost={USD: "12.5"}, cpa_commission={EUR: "-30"}),
+    )
+    assert out["profit"] == {EUR: Decimal("30.00")}
+    assert out["revenue_profit"] == {USD: Decimal("-12.50")}
+    assert out["revenue_roi"] == {USD: Decimal("-1.0000")}
 
 
 def test_amounts_show_their_currencys_decimals_and_zero_ones_are_left_out() -> None:

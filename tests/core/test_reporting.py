@@ -117,6 +117,11 @@ KEPT = {"hours": 0, "days:UTC": 0, "days:Europe/Berlin": 0}
         ({"group_by": ("sub1", "country")}, "UTC", KEPT, Source.RAW),
         ({"group_by": ("hour", "sub1")}, "UTC", KEPT, Source.RAW),
         ({"group_by": ("link", "country")}, "UTC", KEPT, Source.RAW),
+        # A campaign is its links: where the link is, and beside another value dimension, raw.
+        ({"group_by": ("day", "campaign")}, "UTC", KEPT, Source.VALUES),
+        ({"group_by": ("campaign", "link")}, "UTC", KEPT, Source.VALUES),
+        ({"group_by": ("sub1",), "filters": {"campaign": ("spring",)}}, "UTC", KEPT, Source.RAW),
+        ({"group_by": ("campaign",), "zone": "America/New_York"}, "America/New_York", KEPT, Source.RAW),
         ({"group_by": ("hour", "device_type")}, "UTC", KEPT, Source.RAW),
         ({"group_by": ("day",), "zone": "Asia/Kolkata"}, "Asia/Kolkata", KEPT, Source.RAW),
         # A zone kept only from later than the period's start cannot answer it.

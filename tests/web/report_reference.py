@@ -56,6 +56,8 @@ MONEY = (
     "traffic_profit",
     "revenue_profit",
 )
+# Figures only in the currencies revenue is known in (derive).
+KNOWN_ONLY = frozenset({"profit", "revenue_profit"})
 # Ratios of two counts, and money per count (per currency).
 RATIOS = {
     "cr_registration": ("registrations", "clicks"),
@@ -102,6 +104,8 @@ class Facts:
     offers: dict[int, dict[str, Any]]
     # Each link's cost model as stored (JSON decoded), None for none.
     costs: dict[int, dict[str, Any] | None] = field(default_factory=dict)
+    # Each link's campaign as the links table names it now (what reports group by).
+    campaigns: dict[int, str] = field(default_factory=dict)
 
 
 async def load(db: Database) -> Facts:
@@ -110,13 +114,14 @@ async def load(db: Database) -> Facts:
         conversion_rows = (await conn.execute(select(conversions))).mappings().all()
         entry_rows = (await conn.execute(select(commissions))).mappings().all()
         offer_rows = (await conn.execute(select(offers))).mappings().all()
-        link_rows = (await conn.execute(select(links.c.id, links.c.cost))).all()
+        link_rows = (await conn.execute(select(links.c.id, links.c.cost, links.c.campaign))).all()
     return Facts(
         {r["click_id"]: dict(r) for r in click_rows},
         {r["id"]: dict(r) for r in conversion_rows},
         [dict(r) for r in entry_rows],
         {r["id"]: dict(r) for r in offer_rows},
         {r.id: json.loads(r.cost) if r.cost else None for r in link_rows},
+        {r.id: r.campaign for r in link_rows},
     )
 
 
@@ -127,6 +132,7 @@ def dimensions(click: Mapping[str, Any], facts: Facts) -> dict[str, Any]:
         "offer": click["offer_id"],
         "advertiser": facts.offers[click["offer_id"]]["advertiser_id"],
         "link": click["link_id"],
+        "campaign": facts.campaigns[click["link_id"]],
         **{f"sub{i}": click[f"sub{i}"] for i in range(1, 6)},
         **{
             name: click[name]
@@ -283,22 +289,31 @@ def derive(f: Figures) -> None:
     for currency in {*m["cpa_commission"], *m["revshare_commission"]}:
         f.add("commission", currency, m["cpa_commission"].get(currency, Decimal(0)))
         f.add("commission", currency, m["revshare_commission"].get(currency, Decimal(0)))
-    for currency in {*m["revenue"], *m["commission"]}:
-        f.add("profit", currency, m["revenue"].get(currency, Decimal(0)) - m["commission"].get(currency, 0))
     for currency in {*m["click_cost"], *m["conversion_cost"]}:
         f.add("cost", currency, m["click_cost"].get(currency, Decimal(0)))
         f.add("cost", currency, m["conversion_cost"].get(currency, Decimal(0)))
+    # Profits only in the currencies revenue is known in: those it was earned in; when nothing
+    # payable converted (no revenue, and that is known), those the other side is not 0 in.
+    for name, against in (("profit", "commission"), ("revenue_profit", "cost")):
+        known = {c for c, a in m["revenue"].items() if a}
+        if f.counts["conversions"] == 0:
+            known |= {c for c, a in m[against].items() if a}
+        for currency in known:
+            f.add(name, currency, m["revenue"].get(currency, Decimal(0)) - m[against].get(currency, 0))
     for currency in {*m["commission"], *m["cost"]}:
         earned, spent = m["commission"].get(currency, Decimal(0)), m["cost"].get(currency, Decimal(0))
         f.add("traffic_profit", currency, earned - spent)
-    for currency in {*m["revenue"], *m["cost"]}:
-        f.add("revenue_profit", currency, m["revenue"].get(currency, Decimal(0)) - m["cost"].get(currency, 0))
 
 
 def roi(f: Figures, earned: str = "commission") -> dict[str, Decimal]:
-    """(earned - cost) / cost in each currency something was spent in."""
+    """(earned - cost) / cost in each currency something was spent in; for revenue, only where
+    it is known (where revenue_profit has a figure)."""
     m = f.money
-    return {c: (m[earned].get(c, Decimal(0)) - spent) / spent for c, spent in m["cost"].items() if spent}
+    return {
+        c: (m[earned].get(c, Decimal(0)) - spent) / spent
+        for c, spent in m["cost"].items()
+        if spent and (earned != "revenue" or c in m["revenue_profit"])
+    }
 
 
 # --- comparing with the API's reply -----------------------------------------------------------
@@ -316,7 +331,12 @@ def differences(where: str, api: Mapping[str, Any], ref: Figures) -> list[str]:
         if api.get(name) != ref.counts[name]:
             out.append(f"{where}: {name}: api {api.get(name)!r} != reference {ref.counts[name]}")
     for name in MONEY:
-        got, want = money_of(api.get(name)), money_of(ref.money[name])
+        if name in KNOWN_ONLY:
+            # Every currency, zeros included: a profit of 0 is a figure, a missing one is none.
+            got = {c: Decimal(str(a)) for c, a in (api.get(name) or {}).items()}
+            want = ref.money[name]
+        else:
+            got, want = money_of(api.get(name)), money_of(ref.money[name])
         if got != want:
             out.append(f"{where}: {name}: api {_show(got)} != reference {_show(want)}")
     for name, (num, den) in RATIOS.items():

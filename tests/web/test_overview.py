@@ -34,6 +34,14 @@ def test_each_key_figure_changes_against_the_period_before() -> None:
     assert shown["revenue"] == [("80.00 EUR", "no figures before")]
 
 
+def test_a_profit_with_no_figure_is_a_dash() -> None:
+    """No revenue known (core.metrics.known_revenue): profit is None, neither 0 nor an error."""
+    shown = {k.name: k.lines for k in kpis(NOW | {"profit": None}, BEFORE, network=True)}
+    assert shown["profit"] == [("\u2013", "no figures before")]
+    shown = {k.name: k.lines for k in kpis(NOW, BEFORE | {"profit": None}, network=True)}
+    assert shown["profit"] == [("50.00 EUR", "no figures before")]
+
+
 def test_an_affiliate_sees_no_revenue_or_profit() -> None:
     assert [k.name for k in kpis(NOW, BEFORE, network=False)] == [
         "clicks",

@@ -62,6 +62,8 @@ GROUPINGS = (
     ("sub1",),
     ("affiliate", "offer"),
     ("day", "affiliate", "offer", "country"),
+    ("day", "campaign"),
+    ("campaign", "sub1"),
 )
 BOT_REASONS = ("crawler:Googlebot", "datacenter", "headless")
 UA = (
@@ -322,8 +324,11 @@ def build(client: Client, world: World, rng: random.Random) -> Made:
             "payouts": {"registration": "2", "first_deposit": "40"},
         },
     )
+    # Two links of one campaign (alice_casino's too): a report by campaign merges them.
     alice_slots = client.api(
-        "POST", "/links", json={"affiliate_id": world.alice["id"], "offer_id": slots["id"]}
+        "POST",
+        "/links",
+        json={"affiliate_id": world.alice["id"], "offer_id": slots["id"], "campaign": "spring"},
     )
     bob_slots = client.api("POST", "/links", json={"affiliate_id": world.bob["id"], "offer_id": slots["id"]})
     deal(

@@ -17,6 +17,7 @@ from clickback.store.rollups import forget_zone, keep_zones
 from clickback.store.tables import report_rollups, report_week_state
 from clickback.store.weeks import sum_weeks
 from tests.conftest import Client, World
+from tests.web.test_commissions import CPA_100, deal
 
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
 
@@ -172,6 +173,62 @@ def test_csv_has_the_tables_rows_and_totals_and_is_safe_in_a_spreadsheet(
     assert body[2][header.index("ftd_amount USD")] == "75.50"
     assert total[0] == "total" and int(total[header.index("clicks")]) == table["totals"]["clicks"] == 3
     assert total[header.index("cr_ftd")] == f"{1 / 3:.6f}"
+
+
+def test_profit_is_shown_only_where_revenue_is_known(client: Client, world: World) -> None:
+    """The casino lists prices for registrations and first deposits (revenue known); the
+    sportsbook lists none: its FTD earns the affiliate a CPA, its profit is no figure (not minus
+    the commission), in JSON and in CSV."""
+    for offer in (world.casino, world.sportsbook):
+        deal(client, offer, CPA_100)
+    for n, link in enumerate((world.alice_casino, world.alice_sportsbook)):
+        cid = client.click(link)
+        client.flush()
+        # The registration with no payout (its price, if the offer lists one), the deposit with its own.
+        for event, extra in (("reg", {}), ("ftd", {"payout": "30"})):
+            reply = client.postback(
+                click_id=cid,
+                event=event,
+                player_id=f"P-{n}",
+                txn_id=f"{event}-{n}",
+                token=world.token,
+                **extra,
+            )
+            assert reply.json()["result"] == "accepted", reply.text
+    query = {"group_by": "offer", "sort": "offer"}
+    found = client.report(**query)
+    rows = {r["key"]["offer"]: r for r in found["rows"]}
+    casino, sportsbook = rows[world.casino["id"]], rows[world.sportsbook["id"]]
+    assert (casino["revenue"], casino["commission"], casino["profit"]) == (
+        {"EUR": "51.50"},
+        {"EUR": "100.00"},
+        {"EUR": "-48.50"},
+    )
+    assert (sportsbook["revenue"], sportsbook["commission"]) == ({}, {"EUR": "100.00"})
+    assert [sportsbook[m] for m in ("profit", "revenue_profit", "revenue_roi")] == [None] * 3
+    assert sportsbook["traffic_profit"] == {"EUR": "100.00"}  # the affiliate's view needs no revenue
+    # The totals know EUR revenue: their profit is it less all of their commission.
+    assert found["totals"]["profit"] == {"EUR": "-148.50"}
+    # Sorted by profit, the one without a figure comes last either way.
+    for sort in ("profit", "-profit"):
+        order = [r["key"]["offer"] for r in client.report(group_by="offer", sort=sort)["rows"]]
+        assert order == [world.casino["id"], world.sportsbook["id"]], sort
+    lines = list(
+        csv.reader(
+            io.StringIO(
+                client.http.get(
+                    "/api/reports", params={**table_params(), **query, "format": "csv"}, headers=client.auth
+                ).text
+            )
+        )
+    )
+    header = lines[0]
+    profit = header.index("profit EUR")
+    assert [(r[1], r[profit]) for r in lines[1:]] == [
+        (str(world.casino["id"]), "-48.50"),
+        (str(world.sportsbook["id"]), ""),
+        ("", "-148.50"),
+    ]
 
 
 def table_params() -> dict[str, str]:

@@ -159,6 +159,45 @@ def _cost(m: Money) -> dict[str, Decimal]:
     return added(m["click_cost"], m["conversion_cost"])
 
 
+def known_revenue(c: Sums, m: Money, *against: Mapping[str, Decimal]) -> dict[str, Decimal]:
+    """The revenue of each currency it is known in: where the row holds revenue in it. A row
+    with no payable conversion knows its revenue in every currency: none; so it is 0 in the
+    currencies it holds what it is set `against` in (commission, cost). Where a row converted but
+    holds no revenue in a currency (its offers list no price for player money), it is not known:
+    not 0. Rollups keep sums, not how many amounts were known, so an amount summing to exactly 0
+    in a currency (revenue priced at 0, a commission and its reversal) holds nothing there."""
+    known = {currency: amount for currency, amount in m["revenue"].items() if amount}
+    if not c["conversions"]:
+        for amounts in against:
+            for currency, amount in amounts.items():
+                if amount:
+                    known.setdefault(currency, Decimal(0))
+    return known
+
+
+def less(known: Mapping[str, Decimal], spent: Mapping[str, Decimal]) -> dict[str, Decimal] | None:
+    """`known - spent` in each currency `known` holds (revenue, where it is known); None where
+    it holds none."""
+    out = {currency: amount - spent.get(currency, Decimal(0)) for currency, amount in known.items()}
+    return out or None
+
+
+def _profit(c: Sums, m: Money) -> dict[str, Decimal] | None:
+    commission = _commission(m)
+    return less(known_revenue(c, m, commission), commission)
+
+
+def _revenue_profit(c: Sums, m: Money) -> dict[str, Decimal] | None:
+    cost = _cost(m)
+    return less(known_revenue(c, m, cost), cost)
+
+
+def _revenue_roi(c: Sums, m: Money) -> dict[str, Decimal] | None:
+    cost = _cost(m)
+    known = known_revenue(c, m, cost)
+    return returned(known, {currency: spent for currency, spent in cost.items() if currency in known})
+
+
 @dataclass(frozen=True, slots=True)
 class Derived:
     name: str
@@ -172,11 +211,8 @@ DERIVED: tuple[Derived, ...] = (
         "cpa_commission + revshare_commission",
         lambda c, m: added(m["cpa_commission"], m["revshare_commission"]),
     ),
-    Derived(
-        "profit",
-        "revenue - commission (per currency)",
-        lambda c, m: added(m["revenue"], m["cpa_commission"], m["revshare_commission"], sign=(1, -1, -1)),
-    ),
+    # Only where revenue is known (known_revenue): an offer listing no price is not one earning 0.
+    Derived("profit", "revenue - commission (per currency revenue is known in)", _profit),
     Derived("cr_registration", "registrations / clicks", lambda c, m: ratio(c["registrations"], c["clicks"])),
     Derived("cr_ftd", "ftds / clicks", lambda c, m: ratio(c["ftds"], c["clicks"])),
     Derived(
@@ -217,20 +253,19 @@ DERIVED: tuple[Derived, ...] = (
         lambda c, m: returned(_commission(m), _cost(m)),
     ),
     # The same for a network buying traffic itself: what the advertiser pays against the cost.
-    Derived(
-        "revenue_profit",
-        "revenue - cost (per currency)",
-        lambda c, m: added(m["revenue"], _cost(m), sign=(1, -1)),
-    ),
+    Derived("revenue_profit", "revenue - cost (per currency revenue is known in)", _revenue_profit),
     Derived(
         "revenue_roi",
-        "(revenue - cost) / cost (per currency spent in)",
-        lambda c, m: returned(m["revenue"], _cost(m)),
+        "(revenue - cost) / cost (per currency spent in and revenue is known in)",
+        _revenue_roi,
     ),
 )
 DERIVED_NAMES = tuple(d.name for d in DERIVED)
 # Returns: a ratio of amounts in one currency, where exactly 0 is a figure.
 RATIOS_OF_MONEY = frozenset({"roi", "revenue_roi"})
+# Money figures held only in some currencies (where revenue is known, where something was
+# spent): a currency left out has no figure, which is not 0, and exactly 0 is a figure.
+PARTIAL_MONEY = RATIOS_OF_MONEY | {"profit", "revenue_profit"}
 METRICS = MEASURES + DERIVED_NAMES
 # Shown per currency. ROI is a ratio, but of amounts in one currency: per currency too.
 MONEY_METRICS = frozenset(MONEY) | {
@@ -258,8 +293,8 @@ def figures(counts: Sums, money: Money) -> dict[str, object]:
         out[name] = _shown(full[name])
     for d in DERIVED:
         value = d.compute(counts, full)
-        # A return of exactly nothing (ROI 0) is a figure, not an absent one.
-        out[d.name] = _shown(value, zeros=d.name in RATIOS_OF_MONEY) if isinstance(value, dict) else value
+        # A return or a profit of exactly nothing is a figure, not an absent one.
+        out[d.name] = _shown(value, zeros=d.name in PARTIAL_MONEY) if isinstance(value, dict) else value
     return out
 
 

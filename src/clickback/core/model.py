@@ -217,6 +217,15 @@ class Catalog:
             theirs &= set(offers)
         return sorted(theirs) or [0]
 
+    def links_filtered(self, campaigns: Collection[str], links: Collection[int]) -> list[int]:
+        """The links a report filter on campaigns names: a campaign is its links' name, so it is
+        a filter on the links named so now (and on the links named too, if any); [0], no link,
+        when none is left."""
+        theirs = {link.id for link in self.links.values() if link.campaign in set(campaigns)}
+        if links:
+            theirs &= set(links)
+        return sorted(theirs) or [0]
+
     def custom_events_of(self, advertiser_id: int) -> frozenset[str]:
         events: frozenset[str] = frozenset()
         for offer in self.offers.values():

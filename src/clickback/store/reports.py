@@ -29,6 +29,7 @@ from sqlalchemy import (
     cast,
     func,
     literal,
+    literal_column,
     select,
     text,
     tuple_,
@@ -43,6 +44,7 @@ from clickback.core.cost import CostKind, basis_points
 from clickback.core.metrics import CLICK_COUNTS, CLICK_MEASURES, CLICK_MONEY, COUNTS, MEASURES, MONEY
 from clickback.core.model import Catalog
 from clickback.core.reporting import (
+    NAMED_DIMENSIONS,
     OWNER_DIMENSIONS,
     SECONDS_PER_DAY,
     TIME_DIMENSIONS,
@@ -135,6 +137,7 @@ class _Plan:
     dims: Sequence[ColumnElement[Any]]
     where: Sequence[ColumnElement[bool]]
     advertisers: Mapping[int, int]  # each offer's
+    campaigns: Mapping[str, Sequence[int]]  # each campaign's links, by their name now
 
     @property
     def local(self) -> Clock:
@@ -315,12 +318,16 @@ def _plan(q: ReportQuery, context: _Context, catalog: Catalog, measures: Sequenc
     source = choose_source(q, context.local, context.kept)
     fact, day = _fact(q, source, context, catalog, measures)
     advertisers = {o.id: o.advertiser_id for o in catalog.offers.values()}
-    dims = [_dimension(name, fact, day, context.local, advertisers, source) for name in q.group_by]
+    campaigns: dict[str, list[int]] = {}
+    for link in sorted(catalog.links.values(), key=lambda each: each.id):
+        if link.campaign:
+            campaigns.setdefault(link.campaign, []).append(link.id)
+    dims = [_dimension(name, fact, day, context.local, advertisers, source, campaigns) for name in q.group_by]
     c = fact.c
     where = _owned(q, c)
     if q.basis == Basis.CLICK:
         where.append(c.basis == CLICK_TIME)  # every figure of a cohort is in these rows
-    return _Plan(q, context, source, fact, day, dims, where, advertisers)
+    return _Plan(q, context, source, fact, day, dims, where, advertisers, campaigns)
 
 
 def _fact(
@@ -331,9 +338,9 @@ def _fact(
     local = context.local
     first_day, last_day = _days(q, local)
     owned = ("advertiser", "offer", "affiliate")
-    wanted = [
-        d for d in dict.fromkeys((*q.group_by, *q.filters)) if d not in TIME_DIMENSIONS and d not in owned
-    ]
+    # A campaign is read as its links (its filter is theirs by now: web.reporting.read_query).
+    named = (NAMED_DIMENSIONS.get(d, d) for d in (*q.group_by, *q.filters))
+    wanted = [d for d in dict.fromkeys(named) if d not in TIME_DIMENSIONS and d not in owned]
     if source == Source.DAYS:
         t = report_days
         stmt = _rollup_rows(t, t.c.day, t.c.country, measures)
@@ -632,6 +639,7 @@ def _dimension(
     local: Clock,
     advertisers: Mapping[int, int],
     source: Source,
+    campaigns: Mapping[str, Sequence[int]],
 ) -> ColumnElement[Any]:
     c = fact.c
     if name == "hour":
@@ -656,9 +664,27 @@ def _dimension(
         return case(advertisers, value=c.offer_id, else_=0) if advertisers else literal(0)
     if name == "link":
         return cast(c.link, Integer) if source == Source.VALUES else c.link_id
+    if name == "campaign":
+        return _campaign(c.link if source == Source.VALUES else c.link_id, campaigns, source)
     if name in OWNER_DIMENSIONS:
         return c[f"{name}_id"]
     return c[name]
+
+
+def _campaign(
+    link: ColumnElement[Any], campaigns: Mapping[str, Sequence[int]], source: Source
+) -> ColumnElement[Any]:
+    """Each link's campaign as the catalog names it now ('' for none): a CASE, as the
+    advertiser of an offer. The links' ids are written into the statement, not bound: a
+    parameter each would meet PostgreSQL's limit of 32,767 with enough links. The values
+    rollup keeps a link as text."""
+    if not campaigns:
+        return literal("")
+
+    def ids(links: Sequence[int]) -> list[ColumnElement[Any]]:
+        return [literal_column(f"'{int(i)}'" if source == Source.VALUES else str(int(i))) for i in links]
+
+    return case(*((link.in_(ids(links)), literal(name)) for name, links in campaigns.items()), else_="")
 
 
 # --- the statements -----------------------------------------------------------------------------
@@ -700,7 +726,8 @@ def _groups(plan: _Plan) -> Select[Any]:
     )
     marks = _filtered(stmt, q, {"country": t.c.country}).subquery("m")
     dims = [
-        _dimension(name, marks, marks.c.day, plan.local, plan.advertisers, Source.DAYS) for name in q.group_by
+        _dimension(name, marks, marks.c.day, plan.local, plan.advertisers, Source.DAYS, plan.campaigns)
+        for name in q.group_by
     ]
     groups = select(*dims).select_from(marks)
     # The other dimensions (advertiser, week, month) follow from these four.
@@ -718,6 +745,11 @@ def _page(plan: _Plan, *, counted: bool = False) -> Select[Any]:
         expression = by_name.get(name)
         if expression is None:
             expression = _sort_metric(plan, name)
+            if name not in MEASURES:
+                # A derived metric with no figure (no clicks: no EPC) last either way, on both
+                # dialects (PostgreSQL would put NULL first when descending). Sums are never NULL.
+                order.append((expression.desc() if descending else expression.asc()).nulls_last())
+                continue
         order.append(expression.desc() if descending else expression.asc())
     order.extend(dim.asc() for dim in plan.dims)  # a stable order for paging
     stmt = select(*plan.dims, *([func.count().over()] if counted else [])).select_from(plan.fact)
@@ -759,9 +791,15 @@ def _sort_metric(plan: _Plan, name: str) -> ColumnElement[Any]:
         return total(name)
     commission = total("cpa_commission") + total("revshare_commission")
     cost = total("click_cost") + total("conversion_cost")
+
+    def where_revenue_known(value: ColumnElement[Any]) -> ColumnElement[Any]:
+        # core.metrics.known_revenue, over the currencies together: NULL (sorted last) where
+        # the group converted but holds no revenue.
+        return case(((total("revenue") != 0) | (total("conversions") == 0), value))
+
     derived = {
         "commission": lambda: commission,
-        "profit": lambda: total("revenue") - commission,
+        "profit": lambda: where_revenue_known(total("revenue") - commission),
         "cr_registration": lambda: ratio(total("registrations"), total("clicks")),
         "cr_ftd": lambda: ratio(total("ftds"), total("clicks")),
         "ftd_per_registration": lambda: ratio(total("ftds"), total("registrations")),
@@ -774,8 +812,8 @@ def _sort_metric(plan: _Plan, name: str) -> ColumnElement[Any]:
         "cost_per_ftd": lambda: ratio(cost, total("ftds")),
         "traffic_profit": lambda: commission - cost,
         "roi": lambda: ratio(commission - cost, cost),
-        "revenue_profit": lambda: total("revenue") - cost,
-        "revenue_roi": lambda: ratio(total("revenue") - cost, cost),
+        "revenue_profit": lambda: where_revenue_known(total("revenue") - cost),
+        "revenue_roi": lambda: where_revenue_known(ratio(total("revenue") - cost, cost)),
     }
     return derived[name]()
 

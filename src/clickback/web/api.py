@@ -421,8 +421,9 @@ def create_api(runtime: Runtime) -> FastAPI:
 
     @api.patch("/links/{item_id}", tags=["links"])
     async def edit_link(item_id: s.Id, body: s.LinkChange, who: Who) -> s.LinkOut:
-        """Move the link to another campaign (its clicks so far keep theirs in reports). Recorded
-        in the audit log."""
+        """Move the link to another campaign: reports by campaign count its clicks so far under
+        the new name too (each click row keeps the one it was made under). Recorded in the audit
+        log."""
         return link_out(await changed(await admin.edit(db, "links", item_id, given(body), actor_of(who))))
 
     status_route("advertisers", advertiser_out)

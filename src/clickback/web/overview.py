@@ -56,7 +56,10 @@ def kpis(now: dict[str, object], before: dict[str, object], network: bool) -> li
             continue
         value = now[name]
         earlier = before.get(name, {} if isinstance(value, dict) else 0)
-        if isinstance(value, dict) and isinstance(earlier, dict):
+        if value is None:  # no figure (profit where no revenue is known): a dash, no change
+            lines = [(amount(None), change_text(None))]
+        elif isinstance(value, dict) and isinstance(earlier, dict | None):
+            earlier = earlier or {}
             currencies = sorted(set(value) | set(earlier))
             lines = [
                 (

@@ -72,6 +72,9 @@ def read_query(
     if "advertiser" in filters:
         named = [int(v) for v in filters.get("offer", [])]
         filters["offer"] = list(catalog.offers_filtered([int(v) for v in filters["advertiser"]], named))
+    if "campaign" in filters:
+        named = [int(v) for v in filters.get("link", [])]
+        filters["link"] = list(catalog.links_filtered([str(v) for v in filters["campaign"]], named))
     if not 1 <= limit <= MAX_LIMIT:
         raise ReportError("limit", f"1 to {MAX_LIMIT} rows a page")
     if offset < 0:
@@ -129,8 +132,13 @@ def csv_cells(
         ]
     cells += [csv_cell(figures[m]) for m in metrics.COUNTS]
     for m in (m for m in _MONEY_COLUMNS if m not in hidden):
-        amounts = figures[m] or {}
-        cells += [csv_cell(amounts.get(c, Decimal(0))) for c in currencies]
+        amounts = figures[m]
+        if amounts is None:  # no figure at all (no clicks: no EPC), as the ratios' empty cells
+            cells += ["" for _ in currencies]
+            continue
+        # Where a currency left out is no figure (no known revenue, nothing spent): empty, not 0.
+        missing = "" if m in metrics.PARTIAL_MONEY else csv_cell(Decimal(0))
+        cells += [csv_cell(amounts[c]) if c in amounts else missing for c in currencies]
     cells += ["" if figures[m] is None else f"{figures[m]:.6f}" for m in _RATIOS]
     return cells
 

@@ -556,7 +556,9 @@ class FiguresOut(BaseModel):
     click_cost: Amounts = Field(description="What the clicks cost (CPC, CPM, the source's figure).")
     bot_cost: Amounts = Field(description="The part of click_cost bot clicks cost.")
     commission: Amounts
-    profit: Amounts = Field(description="revenue - commission")
+    profit: Amounts | None = Field(
+        description="revenue - commission, in each currency revenue is known in (null: in none)"
+    )
     cr_registration: float | None
     cr_ftd: float | None
     ftd_per_registration: float | None
@@ -571,8 +573,12 @@ class FiguresOut(BaseModel):
     roi: Amounts | None = Field(
         description="(commission - cost) / cost, in each currency something was spent in"
     )
-    revenue_profit: Amounts = Field(description="revenue - cost: a network buying traffic itself")
-    revenue_roi: Amounts | None = Field(description="(revenue - cost) / cost")
+    revenue_profit: Amounts | None = Field(
+        description="revenue - cost, in each currency revenue is known in: a network buying traffic itself"
+    )
+    revenue_roi: Amounts | None = Field(
+        description="(revenue - cost) / cost, in each currency spent in and revenue is known in"
+    )
 
 
 class PlacementOut(BaseModel):
