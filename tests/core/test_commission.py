@@ -372,6 +372,19 @@ RULE_CHECKS = [
         ],
         id="met_inside_the_window_a_later_deposit_aside",
     ),
+    # Unverified in the window; a wager and a chargeback after it: no rule reads the wager, and a
+    # chargeback counts from the start, so the window did not fail the player, the verification did.
+    pytest.param(
+        WINDOWED,
+        [REG, ev(2, "first_deposit", 1, "25"), ev(3, "wager", 9, "50"), ev(4, "chargeback", 10, "1")],
+        [
+            ("registration", True, "held on 2026-10-01"),
+            ("verification", False, "missing"),
+            ("first deposit ≥ 20.00 EUR", True, "held on 2026-10-02, 25.00 EUR"),
+            ("within 7 days of 2026-10-01", True, "1 later event not counted (after 2026-10-08)"),
+        ],
+        id="unverified_a_later_wager_and_chargeback_aside",
+    ),
     pytest.param(
         BASELINE,
         [],

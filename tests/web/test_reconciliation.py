@@ -642,11 +642,76 @@ def test_accepting_a_differing_amount_books_the_difference_either_way_through_th
     assert rate.status_code == 409 and "the ledger takes no entry by hand" in rate.text
     # Lower deposits that are clickback's own chargeback netted out: nothing to book either.
     netted = accept("P-netted")
-    assert netted.status_code == 409 and "chargebacks clickback has" in netted.text
+    assert netted.status_code == 409 and "10 of them charged back" in netted.text
     assert [
-        it["accepted_at"] for name, it in items_by_player(client, rec["id"]).items() if "P-r" in name
-    ] == [None]
+        it["accepted_at"]
+        for name, it in items_by_player(client, rec["id"]).items()
+        if name in ("P-rate", "P-netted")
+    ] == [None, None]
     assert len(client.items("/conversions", player_id="P-netted")) == 5  # with its qualified_cpa: none booked
+
+
+def test_accepting_a_differing_amount_books_against_clickbacks_figures_now_not_at_the_import(
+    client: Client, world: World
+) -> None:
+    """The advertiser's own deposit postback arriving between the import and the accept is not
+    booked a second time; nor is a difference another file's item corrected already."""
+    month = datetime.now(UTC).strftime("%Y-%m")
+    code = player(client, world, "P-late", world.alice_casino, "50", deposit="60")
+    text = f"Player ID,BTAG,Deposits,Currency\r\nP-late,{code},130.00,EUR\r\n"
+    first = imported(client, text.encode(), "first.csv", world.northstar["id"], period=month)[
+        "reconciliation"
+    ]
+    # The operator's next export of the month: the same figure, as a line of its own.
+    text2 = f"Player ID,BTAG,Deposits,Currency,Transaction ID\r\nP-late,{code},130.00,EUR,E-2\r\n"
+    columns = {"player_id": "Player ID", "tracking_code": "BTAG", "deposits": "Deposits"}
+    mapping = json.dumps({"columns": columns | {"currency": "Currency", "transaction_id": "Transaction ID"}})
+    second = imported(
+        client, text2.encode(), "second.csv", world.northstar["id"], period=month, mapping=mapping
+    )
+    items = [items_by_player(client, r["id"])["P-late"] for r in (first, second["reconciliation"])]
+    assert [(it["kind"], Decimal(it["clickback"]["deposits"])) for it in items] == [
+        ("amount_differs", 110)
+    ] * 2
+
+    def accept(item: dict[str, Any]) -> httpx.Response:
+        return client.http.post(f"/api/reconciliations/items/{item['id']}/accept", headers=client.auth)
+
+    late = client.postback(event="deposit", player_id="P-late", payout="5", txn_id="L-1", token=world.token)
+    assert late.json()["result"] == "accepted"
+    booked = accept(items[0])
+    assert booked.status_code == 200, booked.text
+    (sent,) = booked.json()["postbacks"]
+    assert (sent["event"], Decimal(client.api("GET", f"/conversions/{sent['conversion_id']}")["payout"])) == (
+        "deposit",
+        15,  # 130 less the 115 clickback has now, not the 110 it had at the import
+    )
+    # The second file's item, compared before the first was accepted: nothing is left to book.
+    again = accept(items[1])
+    assert again.status_code == 409 and "no event would bring" in again.text
+    deposits = [c for c in client.items("/conversions", player_id="P-late") if "deposit" in c["event"]]
+    assert sum(Decimal(c["payout"]) for c in deposits) == 130
+
+
+def test_a_differing_amount_in_another_currency_without_a_rate_is_not_booked(
+    client: Client, world: World
+) -> None:
+    """Without the month's rate clickback's euros stand unconverted beside the operator's dollars:
+    their difference is no amount to book."""
+    month = datetime.now(UTC).strftime("%Y-%m")
+    code = player(client, world, "P-usd", world.alice_casino, "50")
+    text = f"Player ID,BTAG,Deposits,Currency\r\nP-usd,{code},80.00,USD\r\n"
+    rec = imported(client, text.encode(), "usd.csv", world.northstar["id"], period=month)["reconciliation"]
+    item = items_by_player(client, rec["id"])["P-usd"]
+    assert item["kind"] == "amount_differs" and f"EUR→USD {month}: no rate" in item["evidence"]["rates"]
+
+    refused = client.http.post(f"/api/reconciliations/items/{item['id']}/accept", headers=client.auth)
+
+    assert refused.status_code == 409 and "record the month's exchange rate" in refused.text
+    assert sorted(c["event"] for c in client.items("/conversions", player_id="P-usd")) == [
+        "first_deposit",
+        "registration",
+    ]
 
 
 def test_a_cpa_the_operator_paid_is_approved_again_and_one_the_rules_never_granted_is_refused(

@@ -229,6 +229,13 @@ def test_profit_is_shown_only_where_revenue_is_known(client: Client, world: Worl
         (str(world.sportsbook["id"]), ""),
         ("", "-148.50"),
     ]
+    # So does traffic that converted nothing and earned nobody anything: no figure, not 0.
+    client.click(world.rival_link)
+    client.flush()
+    for sort in ("profit", "-profit"):
+        by_offer = client.report(group_by="offer", sort=sort)["rows"]
+        assert (by_offer[0]["key"]["offer"], by_offer[0]["profit"]) == (world.casino["id"], {"EUR": "-48.50"})
+        assert [r["profit"] for r in by_offer[1:]] == [None, None], sort
 
 
 def table_params() -> dict[str, str]:

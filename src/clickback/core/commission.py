@@ -247,16 +247,17 @@ def check_rules(rules: CpaRules, events: Sequence[PlayerEvent], currency: str) -
     def money(amount: Decimal) -> str:
         return f"{money_text(amount, currency)} {currency}"
 
-    # (rule, whether it holds in the state so far, the figure it reads)
-    tests: list[tuple[str, Callable[[], bool], Callable[[], str]]] = []
+    # (rule, the events it reads, whether it holds in the state so far, the figure it reads)
+    tests: list[tuple[str, frozenset[str], Callable[[], bool], Callable[[], str]]] = []
     if rules.require_registration:
-        tests.append(("registration", lambda: state.registration, lambda: ""))
+        tests.append(("registration", frozenset({"registration"}), lambda: state.registration, lambda: ""))
     if rules.require_verification:
-        tests.append(("verification", lambda: state.verification, lambda: ""))
+        tests.append(("verification", frozenset({"verification"}), lambda: state.verification, lambda: ""))
     if (ftd_min := rules.ftd_min) is not None:
         tests.append(
             (
                 f"first deposit ≥ {money(ftd_min)}",
+                frozenset({"first_deposit"}),
                 lambda: state.ftd is not None and state.ftd >= ftd_min,
                 lambda: money(state.ftd) if state.ftd is not None else "",
             )
@@ -266,6 +267,7 @@ def check_rules(rules: CpaRules, events: Sequence[PlayerEvent], currency: str) -
         tests.append(
             (
                 f"deposits ≥ {money(deposits_min)}{days}",
+                DEPOSIT_EVENTS,
                 lambda: state.deposits >= deposits_min,
                 lambda: (
                     money(state.deposits)
@@ -275,20 +277,29 @@ def check_rules(rules: CpaRules, events: Sequence[PlayerEvent], currency: str) -
         )
     if (wager_min := rules.wager_min) is not None:
         tests.append(
-            (f"wagered ≥ {money(wager_min)}", lambda: state.wager >= wager_min, lambda: money(state.wager))
+            (
+                f"wagered ≥ {money(wager_min)}",
+                frozenset({"wager"}),
+                lambda: state.wager >= wager_min,
+                lambda: money(state.wager),
+            )
         )
     held: dict[str, tuple[date, str]] = {}
-    late = 0
+    # Events after the window, by kind; chargebacks are not among them: they count from the
+    # start, wherever they fall (as in qualify).
+    late: list[str] = []
     for e in ordered:
+        if e.event == "chargeback":
+            continue
         if not state.within(e.at, rules.window_days):
-            late += 1
+            late.append(e.event)
             continue
         state.add(e)
-        for rule, holds, figure in tests:
+        for rule, _, holds, figure in tests:
             if rule not in held and holds():
                 held[rule] = (e.at.date(), figure())
     out = []
-    for rule, _, figure in tests:
+    for rule, _, _, figure in tests:
         if rule in held:
             on, shown = held[rule]
             out.append(
@@ -301,12 +312,13 @@ def check_rules(rules: CpaRules, events: Sequence[PlayerEvent], currency: str) -
         until = (start + timedelta(days=rules.window_days)).date().isoformat()
         rule = f"within {rules.window_days} days of {start.date().isoformat()}"
         detail = (
-            f"{late} later event{'s' if late != 1 else ''} not counted (after {until})"
+            f"{len(late)} later event{'s' if len(late) != 1 else ''} not counted (after {until})"
             if late
             else f"every event by {until}"
         )
-        # The window failed the player only if an event it left out came while a rule was unmet.
-        out.append(RuleCheck(rule, not late or len(held) == len(tests), None, detail))
+        # The window failed the player only if an event it left out is one a rule still unmet reads.
+        unmet = set().union(*(reads for name, reads, _, _ in tests if name not in held))
+        out.append(RuleCheck(rule, not unmet.intersection(late), None, detail))
     return tuple(out)
 
 

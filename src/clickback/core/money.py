@@ -35,6 +35,12 @@ def minor_units(currency: str) -> int:
     return _MINOR_UNITS.get(currency, 2)
 
 
+def minor_unit(currency: str | None) -> Decimal:
+    """The currency's smallest unit as an amount (0.01 for none, or a code it does not know):
+    differences under it are not differences."""
+    return Decimal(1).scaleb(-minor_units(currency)) if currency else Decimal("0.01")
+
+
 def finer_than_minor_unit(amount: Decimal, currency: str) -> str | None:
     """Why `amount` cannot be paid in `currency`, or None when it can."""
     places = minor_units(currency)

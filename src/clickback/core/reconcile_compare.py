@@ -25,7 +25,7 @@ from enum import StrEnum
 from typing import Any
 
 from clickback.core.commission import convert
-from clickback.core.money import minor_units
+from clickback.core.money import minor_unit
 from clickback.core.reconcile import Field, OperatorFigures
 
 ZERO = Decimal(0)
@@ -100,6 +100,10 @@ class ClickbackFigures:
     # The affiliate the operator's tracking code names (a click or a link of clickback's), if any.
     code_affiliate_id: int | None = None
     code_is_ours: bool = False
+    # Conversions whose amount could not be brought into `currency` (no rate for the month),
+    # noted as the comparison notes its own conversions ("EUR→USD 2026-11: no rate"): their
+    # amounts are counted as they are, which the evidence must say.
+    unconverted: list[str] = field(default_factory=list)
 
     @property
     def has_events(self) -> bool:
@@ -140,7 +144,7 @@ def compare(
     them). `rates` bring clickback's amounts into the operator's currency where they differ;
     `columns`: the fields the report has (a report without sign-up dates says nothing of them)."""
     currency = (operator.currency if operator else None) or ours.currency or default_currency
-    notes: list[str] = []
+    notes: list[str] = list(ours.unconverted)
     into = _Converter(rates, currency, ours.month, notes)
     cb_deposits = into(ours.deposits, ours.currency)
     cb_ngr = into(ours.ngr, ours.currency)
@@ -151,7 +155,7 @@ def compare(
     cb_commission = cb_cpa + cb_revshare
     op_commission = operator.commission_total if operator else ZERO
     difference = op_commission - cb_commission
-    unit = Decimal(1).scaleb(-minor_units(currency)) if currency else Decimal("0.01")
+    unit = minor_unit(currency)
 
     evidence: dict[str, Any] = {
         "conversions": ours.conversions,
@@ -241,6 +245,22 @@ def compare(
     return item(Kind.MATCHED)
 
 
+def amounts_now(
+    ours: ClickbackFigures, rates: Rates, currency: str | None
+) -> tuple[dict[str, str], list[str]]:
+    """Clickback's deposits, chargebacks and NGR of a player's month in `currency`, as `compare`
+    shows them, and the rates used (a missing one noted "no rate"): what an accepted
+    amount_differs item books its difference against, at the time it is accepted."""
+    notes: list[str] = list(ours.unconverted)
+    into = _Converter(rates, currency, ours.month, notes)
+    amounts = {
+        "deposits": _text(into(ours.deposits, ours.currency)),
+        "chargebacks": _text(into(ours.chargebacks, ours.currency)),
+        "ngr": _text(into(ours.ngr, ours.currency)),
+    }
+    return amounts, notes
+
+
 def _refusal(r: Refusal) -> dict[str, Any]:
     return {
         "postback_id": r.postback_id,
@@ -248,6 +268,11 @@ def _refusal(r: Refusal) -> dict[str, Any]:
         "reason": r.reason,
         "detail": r.detail,
     }
+
+
+def rate_note(base: str, quote: str, month: str, rate: Decimal | None) -> str:
+    """An exchange rate a figure was converted at, or its absence, as the evidence shows it."""
+    return f"{base}→{quote} {month}: " + (f"{rate}" if rate is not None else "no rate")
 
 
 class _Converter:
@@ -261,7 +286,7 @@ class _Converter:
         if not amount or source is None or self.currency is None or source == self.currency:
             return amount
         rate = self.rates.get((source, self.currency, self.month))
-        note = f"{source}→{self.currency} {self.month}: " + (f"{rate}" if rate is not None else "no rate")
+        note = rate_note(source, self.currency, self.month, rate)
         if note not in self.notes:
             self.notes.append(note)
         return amount if rate is None else convert(amount, rate)

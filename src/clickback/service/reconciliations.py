@@ -20,7 +20,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -32,7 +32,7 @@ from clickback.core.commission import check_rules, period_bounds
 from clickback.core.intake import RECON, RawPostback, sign
 from clickback.core.lifecycle import PAYABLE, Status, can_move
 from clickback.core.model import Catalog
-from clickback.core.money import minor_units
+from clickback.core.money import minor_unit
 from clickback.core.reconcile import (
     PREVIEW_ROWS,
     BadRow,
@@ -46,7 +46,7 @@ from clickback.core.reconcile import (
     propose_mapping,
     read_rows,
 )
-from clickback.core.reconcile_compare import ACCEPTABLE, Item, compare, summarise
+from clickback.core.reconcile_compare import ACCEPTABLE, Item, amounts_now, compare, summarise
 from clickback.core.reconcile_compare import Kind as ItemKind
 from clickback.service.postbacks import Postbacks
 from clickback.service.reportfiles import FileError, ReportTable, read_report
@@ -292,10 +292,11 @@ def _row_events(row: ReportRow, now: datetime) -> list[dict[str, str]]:
     transaction ID a first deposit takes the player's key, and deposits and NGR are not booked:
     no key would make the advertiser's later postback of them a duplicate.
 
-    Deposits and NGR are dated the day the line reports, else its first deposit's day, else the
-    month's last second (now in a month still running): never before the day they were made. A
-    deposit dated earlier than the player's first deposit would take its place (the intake labels
-    deposits by time: core.events.deposit_label), as the sign-up day or the month's first did."""
+    Deposits and NGR are dated the last second of the day the line reports (or of its first
+    deposit's day, if later), else of the month (now, where that is earlier): never before they
+    were made. A deposit dated earlier than the player's first deposit would take its place (the
+    intake labels deposits by time: core.events.deposit_label), as the sign-up day or the month's
+    first did, and a day's midnight could be before that day's first deposit."""
     txn = row.transaction_id
     events: list[dict[str, str]] = []
     if row.registered_on is not None:
@@ -305,9 +306,10 @@ def _row_events(row: ReportRow, now: datetime) -> list[dict[str, str]]:
         first = {"event": "first_deposit", "event_time": row.ftd_on.isoformat(), "payout": f"{ftd:f}"}
         events.append(first | {"txn_id": txn})
     if row.day is not None or row.ftd_on is not None:
-        day = max(d for d in (row.day, row.ftd_on) if d is not None).isoformat()
+        last = max(d for d in (row.day, row.ftd_on) if d is not None)
+        day = min(datetime.combine(last, time(23, 59, 59), UTC), now).isoformat()
     else:
-        day = min(period_bounds(row.month)[1] - timedelta(seconds=1), now).isoformat()
+        day = _latest_in(row.month, now).isoformat()
     rest = (row.deposits or Decimal(0)) - (ftd if row.ftd_on is not None else Decimal(0))
     if txn and rest > 0:
         more = f"{txn}-more" if row.ftd_on is not None else txn
@@ -495,12 +497,16 @@ def _events_to_accept(item: dict[str, Any], now: datetime) -> list[dict[str, str
             amount = op.get("ftd_amount") or op.get("deposits") or "0"
             wanted.append({"event": "first_deposit", "event_time": op["ftd_on"], "payout": amount})
     elif kind is ItemKind.AMOUNT_DIFFERS:
-        # The month's last second, or now in a month still running: the correction is the latest
-        # event of the month (a deposit dated a day, i.e. its midnight, before the player's first
-        # deposit would become their first), and the intake refuses an event time in the future.
-        last = period_bounds(month)[1] - timedelta(seconds=1)
-        wanted += amounts_to_accept(item, min(last, now).isoformat())
+        # The correction is the latest event of the month (a deposit dated a day, i.e. its
+        # midnight, before the player's first deposit would become their first).
+        wanted += amounts_to_accept(item, _latest_in(month, now).isoformat())
     return wanted
+
+
+def _latest_in(month: str, now: datetime) -> datetime:
+    """The month's last second, or now in a month still running (the intake refuses an event
+    time in the future)."""
+    return min(period_bounds(month)[1] - timedelta(seconds=1), now)
 
 
 def amounts_to_accept(item: dict[str, Any], at: str) -> list[dict[str, str]]:
@@ -512,7 +518,7 @@ def amounts_to_accept(item: dict[str, Any], at: str) -> list[dict[str, str]]:
     month for the difference, either way (RevShare is computed from it). Differences under the
     currency's minor unit are not differences (as in the comparison)."""
     op, cb, month = item["operator"], item["clickback"], item["month"]
-    unit = Decimal(1).scaleb(-minor_units(item["currency"])) if item["currency"] else Decimal("0.01")
+    unit = minor_unit(item["currency"])
     out: list[dict[str, str]] = []
     if op.get("deposits") is not None:
         theirs, ours = Decimal(op["deposits"]), Decimal(cb["deposits"])
@@ -572,6 +578,8 @@ async def accept(
     advertiser = catalog.advertisers.get(item["advertiser_id"])
     if advertiser is None:
         raise Problem(f"advertiser {item['advertiser_id']} does not exist", 404)
+    if ItemKind(item["kind"]) is ItemKind.AMOUNT_DIFFERS:
+        item = await _as_now(db, catalog, advertiser.id, item)
     wanted = _events_to_accept(item, now)
     async with db.read() as conn:
         changes = await conn.run_sync(lambda c: _changes_to_accept(c, advertiser.id, item))
@@ -625,6 +633,31 @@ async def accept(
     return Accepted(item_id, sent, first, changed)
 
 
+async def _as_now(db: Database, catalog: Catalog, advertiser_id: int, item: dict[str, Any]) -> dict[str, Any]:
+    """The item with clickback's deposits, chargebacks and NGR as they are now, not as compared at
+    the import: a postback that came since, or another file's item accepted for the same month,
+    is then not corrected a second time. Refused (409) where clickback's figures cannot be
+    brought into the operator's currency: a difference of two currencies is no amount to book."""
+    key = (item["player_id"], item["month"])
+    code = str(item["operator"].get("tracking_code") or "")
+    currency = item["currency"]
+    async with db.read() as conn:
+        recorded = await conn.run_sync(
+            lambda c: store.gather(
+                c, catalog, advertiser_id, {key: (currency, code)}, {item["month"]}, currency, unnamed=False
+            )
+        )
+    amounts, notes = amounts_now(recorded.figures[key], recorded.rates, currency)
+    missing = [note for note in notes if note.endswith("no rate")]
+    if missing:
+        raise Problem(
+            f"clickback's figures cannot be brought into {currency} ({'; '.join(missing)}): record the "
+            "month's exchange rate (POST /api/fx-rates) and accept again",
+            409,
+        )
+    return item | {"clickback": item["clickback"] | amounts}
+
+
 # A source note's length: conversion_history.reason's.
 MAX_NOTE_LEN = 512
 
@@ -656,12 +689,14 @@ def _nothing_to_accept(item: dict[str, Any]) -> str:
             "or change the deal's rules"
         )
     if kind is ItemKind.AMOUNT_DIFFERS:
+        op, cb = item["operator"], item["clickback"]
         return (
-            "clickback has the operator's deposits and NGR already (lower deposits being the "
-            "chargebacks clickback has): what differs is the commission the deal gives for them "
-            "(see the item's causes). A commission is booked only from the player's events under "
-            "the deal, and the ledger takes no entry by hand: change the deal, or send the "
-            "activity that differs"
+            f"no event would bring clickback's figures (deposits {cb['deposits']}, "
+            f"{cb.get('chargebacks') or 0} of them charged back; NGR {cb['ngr']}) nearer the operator's "
+            f"(deposits {op.get('deposits') or '-'}; NGR {op.get('ngr') or '-'}): what differs is the "
+            "commission the deal gives for them (see the item's causes), or chargebacks the operator "
+            "counts only in part. A commission is booked only from the player's events under the deal, "
+            "and the ledger takes no entry by hand: change the deal, or send the activity that differs"
         )
     if kind is ItemKind.ATTRIBUTED_ELSEWHERE:
         return "a player attributed to another affiliate is not moved by reconciliation: see the evidence"

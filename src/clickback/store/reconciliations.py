@@ -26,7 +26,7 @@ from clickback.core.commission import (
 from clickback.core.lifecycle import PAYABLE
 from clickback.core.model import Catalog
 from clickback.core.reconcile import BadRow, ColumnMapping, ReportRow
-from clickback.core.reconcile_compare import ClickbackFigures, Item, Rates, Refusal, Summary
+from clickback.core.reconcile_compare import ClickbackFigures, Item, Rates, Refusal, Summary, rate_note
 from clickback.store import paging
 from clickback.store.bulk import insert_rows
 from clickback.store.db import Database
@@ -427,10 +427,12 @@ def gather(
     wanted: Mapping[tuple[str, str], tuple[str | None, str]],
     months: Collection[str],
     default_currency: str | None,
+    *,
+    unnamed: bool = True,
 ) -> Recorded:
     """Clickback's figures for each (player, month) of `wanted` (its value: the operator's
-    currency and tracking code), and for each player clickback counts in `months` that the report
-    does not name. Deposits and NGR come in the operator's currency (the conversion's own amount
+    currency and tracking code), and (`unnamed`) for each player clickback counts in `months` that
+    the report does not name. Deposits and NGR come in the operator's currency (the conversion's own amount
     when it is in it, else the deal's when that is, else converted at the month's rate); CPA and
     RevShare in the deal's currency, with the rates the comparison needs to bring them over."""
     figures: dict[tuple[str, str], ClickbackFigures] = {}
@@ -446,7 +448,8 @@ def gather(
 
     # Players the report names, and those with payable conversions in its months.
     names = {player for player, _ in wanted}
-    names |= _active_players(conn, advertiser_id, months)
+    if unnamed:
+        names |= _active_players(conn, advertiser_id, months)
     p = players.c
     found: dict[str, dict[str, Any]] = {}
     for batch in chunks(sorted(names)):
@@ -588,7 +591,12 @@ def _in_currency(row: Mapping[str, Any], f: ClickbackFigures, month: str, rate: 
     if row["deal_currency"] == f.currency and row["deal_amount"] is not None:
         return Decimal(row["deal_amount"])
     found = rate(row["currency"], f.currency, month)
-    return payout if found is None else convert(payout, found)
+    if found is None:
+        note = rate_note(row["currency"], f.currency, month, None)
+        if note not in f.unconverted:
+            f.unconverted.append(note)
+        return payout
+    return convert(payout, found)
 
 
 def _add_ledger(

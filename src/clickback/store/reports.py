@@ -792,14 +792,16 @@ def _sort_metric(plan: _Plan, name: str) -> ColumnElement[Any]:
     commission = total("cpa_commission") + total("revshare_commission")
     cost = total("click_cost") + total("conversion_cost")
 
-    def where_revenue_known(value: ColumnElement[Any]) -> ColumnElement[Any]:
-        # core.metrics.known_revenue, over the currencies together: NULL (sorted last) where
-        # the group converted but holds no revenue.
-        return case(((total("revenue") != 0) | (total("conversions") == 0), value))
+    def where_revenue_known(value: ColumnElement[Any], against: ColumnElement[Any]) -> ColumnElement[Any]:
+        # core.metrics.known_revenue, over the currencies together: NULL (sorted last) where the
+        # group holds no revenue, unless it converted nothing and holds what the figure sets
+        # revenue against (commission, cost): then its revenue is known, none.
+        known = (total("revenue") != 0) | ((total("conversions") == 0) & (against != 0))
+        return case((known, value))
 
     derived = {
         "commission": lambda: commission,
-        "profit": lambda: where_revenue_known(total("revenue") - commission),
+        "profit": lambda: where_revenue_known(total("revenue") - commission, commission),
         "cr_registration": lambda: ratio(total("registrations"), total("clicks")),
         "cr_ftd": lambda: ratio(total("ftds"), total("clicks")),
         "ftd_per_registration": lambda: ratio(total("ftds"), total("registrations")),
@@ -812,8 +814,8 @@ def _sort_metric(plan: _Plan, name: str) -> ColumnElement[Any]:
         "cost_per_ftd": lambda: ratio(cost, total("ftds")),
         "traffic_profit": lambda: commission - cost,
         "roi": lambda: ratio(commission - cost, cost),
-        "revenue_profit": lambda: where_revenue_known(total("revenue") - cost),
-        "revenue_roi": lambda: where_revenue_known(ratio(total("revenue") - cost, cost)),
+        "revenue_profit": lambda: where_revenue_known(total("revenue") - cost, cost),
+        "revenue_roi": lambda: where_revenue_known(ratio(total("revenue") - cost, cost), cost),
     }
     return derived[name]()
 
