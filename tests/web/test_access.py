@@ -125,6 +125,28 @@ def test_an_affiliates_report_is_of_their_traffic_without_the_networks_figures(
     assert "revenue EUR" in manager_csv.text.splitlines()[0]
 
 
+def test_an_affiliates_campaign_is_of_their_own_links_when_another_uses_its_name(
+    client: Client, world: World, keys: Keys
+) -> None:
+    for code in (world.alice_casino, world.bob_casino):
+        client.api("PATCH", f"/links/{link_of(client, code)['id']}", json={"campaign": "shared"})
+    client.click(world.alice_casino)
+    for _ in range(2):
+        client.click(world.bob_casino)
+    client.flush()
+    today = datetime.now(UTC).date().isoformat()
+    span = {"from": today, "to": today}
+
+    assert [(r["key"], r["clicks"]) for r in client.report(group_by="campaign")["rows"]] == [
+        ({"campaign": "shared"}, 3)
+    ]
+    for params in ({"group_by": "campaign"}, {"group_by": "campaign", "campaign": "shared"}):
+        status, mine = get(client, keys.alice, "/reports", **span, **params)
+        assert status == 200
+        assert [(r["key"], r["clicks"]) for r in mine["rows"]] == [({"campaign": "shared"}, 1)]  # type: ignore[index]
+        assert mine["totals"]["clicks"] == 1  # type: ignore[index]
+
+
 def test_an_advertiser_sees_their_offers_and_conversions_without_affiliates_earnings(
     client: Client, world: World, keys: Keys
 ) -> None:
