@@ -477,3 +477,12 @@ def click_id(client: Client, world: World) -> str:
     cid = client.click(world.alice_casino, sub1="s1")
     client.flush()
     return cid
+
+
+@pytest.fixture
+def proxied(clean: Node, database_url: str, tmp_path: Path) -> Iterator[Client]:
+    """A server behind one proxy, so that tests choose the visitor's address (and so GEO)."""
+    for node in private_node(clean, database_url, tmp_path, proxy_hops=1):
+        c = Client(node)
+        yield c
+        c.http.close()

@@ -2,10 +2,8 @@
 
 import asyncio
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,7 +11,7 @@ import pytest
 
 from clickback.core.commission import RevShareTerms, revshare_period
 from clickback.store import ledger as store_ledger
-from tests.conftest import Client, Node, World, make_world, private_node
+from tests.conftest import Client, World, make_world
 
 THIS_MONTH = datetime.now(UTC).strftime("%Y-%m")
 CPA_100 = {"kind": "cpa", "cpa": {"amount": "100", "ftd_min": "20"}}
@@ -535,15 +533,6 @@ def test_money_is_shown_at_its_currencys_precision(client: Client, world: World)
     totals = client.report(offer_id=str(offer["id"]))["totals"]
     assert (totals["revenue"], totals["deposit_amount"]) == ({"JPY": "100"}, {"JPY": "12000.5"})
     assert (totals["cpa_commission"], totals["profit"]) == ({"JPY": "5000"}, {"JPY": "-4900"})
-
-
-@pytest.fixture
-def proxied(clean: Node, database_url: str, tmp_path: Path) -> Iterator[Client]:
-    """A server behind one proxy, so that tests choose the visitor's address (and so GEO)."""
-    for node in private_node(clean, database_url, tmp_path, proxy_hops=1):
-        c = Client(node)
-        yield c
-        c.http.close()
 
 
 def test_cpa_amount_follows_the_players_country(proxied: Client) -> None:

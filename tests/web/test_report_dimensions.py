@@ -7,10 +7,8 @@ import csv
 import io
 import re
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,7 +16,7 @@ import pytest
 
 from clickback.core.accounts import Role
 from clickback.core.reporting import DIMENSIONS, TIME_DIMENSIONS
-from tests.conftest import Client, Node, World, make_world, private_node
+from tests.conftest import Client, World, make_world
 from tests.web.personas import add_user
 from tests.web.test_catalog_pages import Browser
 from tests.web.test_reports import link_of, write_click
@@ -72,15 +70,6 @@ VISITS = (
 # Which stores answer the dimensions in each zone (UTC and Europe/Berlin are kept in the tests'
 # CLICKBACK_REPORT_ZONES; New York is whole hours off UTC; Kolkata is not).
 SOURCES = {"UTC": {"values", "days"}, "America/New_York": {"hours", "raw"}, "Asia/Kolkata": {"raw"}}
-
-
-@pytest.fixture
-def proxied(clean: Node, database_url: str, tmp_path: Path) -> Iterator[Client]:
-    """A server behind one proxy, so that clicks come from the addresses chosen (and so GEO)."""
-    for node in private_node(clean, database_url, tmp_path, proxy_hops=1):
-        c = Client(node)
-        yield c
-        c.http.close()
 
 
 def expected_values(client: Client, world: World, visit: Visit) -> dict[str, Any]:
