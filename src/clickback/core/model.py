@@ -212,19 +212,23 @@ class Catalog:
     def offers_filtered(self, advertisers: Collection[int], offers: Collection[int]) -> list[int]:
         """The offers a report filter on advertisers names: advertisers own offers, so it is a
         filter on theirs (and on the offers named too, if any); [0], no offer, when none is left."""
-        theirs = {o.id for o in self.offers.values() if o.advertiser_id in set(advertisers)}
-        if offers:
-            theirs &= set(offers)
-        return sorted(theirs) or [0]
+        wanted = set(advertisers)
+        return _narrowed({o.id for o in self.offers.values() if o.advertiser_id in wanted}, offers)
+
+    def campaigns(self) -> dict[str, list[int]]:
+        """Each campaign's links, in id order: a campaign is the name its links bear now (links
+        without one are in none)."""
+        out: dict[str, list[int]] = {}
+        for link in sorted(self.links.values(), key=lambda each: each.id):
+            if link.campaign:
+                out.setdefault(link.campaign, []).append(link.id)
+        return out
 
     def links_filtered(self, campaigns: Collection[str], links: Collection[int]) -> list[int]:
-        """The links a report filter on campaigns names: a campaign is its links' name, so it is
-        a filter on the links named so now (and on the links named too, if any); [0], no link,
-        when none is left."""
-        theirs = {link.id for link in self.links.values() if link.campaign in set(campaigns)}
-        if links:
-            theirs &= set(links)
-        return sorted(theirs) or [0]
+        """The links a report filter on campaigns names: a filter on the links named so now (and
+        on the links named too, if any); [0], no link, when none is left."""
+        wanted = set(campaigns)
+        return _narrowed({link.id for link in self.links.values() if link.campaign in wanted}, links)
 
     def custom_events_of(self, advertiser_id: int) -> frozenset[str]:
         events: frozenset[str] = frozenset()
@@ -235,3 +239,10 @@ class Catalog:
 
 
 EMPTY_CATALOG = Catalog.build(0, [], [], [], [])
+
+
+def _narrowed(theirs: set[int], named: Collection[int]) -> list[int]:
+    """A filter's ids that are also among those named, if any are; [0] (none) when none is left."""
+    if named:
+        theirs &= set(named)
+    return sorted(theirs) or [0]

@@ -318,10 +318,8 @@ def _plan(q: ReportQuery, context: _Context, catalog: Catalog, measures: Sequenc
     source = choose_source(q, context.local, context.kept)
     fact, day = _fact(q, source, context, catalog, measures)
     advertisers = {o.id: o.advertiser_id for o in catalog.offers.values()}
-    campaigns: dict[str, list[int]] = {}
-    for link in sorted(catalog.links.values(), key=lambda each: each.id):
-        if link.campaign:
-            campaigns.setdefault(link.campaign, []).append(link.id)
+    # Only a report by campaign puts links under their names (a filter on one is its links').
+    campaigns = catalog.campaigns() if "campaign" in q.group_by else {}
     dims = [_dimension(name, fact, day, context.local, advertisers, source, campaigns) for name in q.group_by]
     c = fact.c
     where = _owned(q, c)
