@@ -99,6 +99,25 @@ class Receiver:
             )
             return list(self.got)
 
+    def deliveries(self, count: int, timeout: float = 30) -> list[Got]:
+        """Once at least `count` distinct deliveries arrived: the first request of each, in order.
+
+        Delivery is at least once: an attempt that outlives the sender's timeout (1 s in tests, and
+        a loaded machine can take that long to answer) is sent again under the same delivery ID,
+        which is what a tracker deduplicates on. Tests of what was announced count deliveries."""
+
+        def firsts() -> list[Got]:
+            seen: dict[str, Got] = {}
+            for got in self.got:
+                seen.setdefault(got.headers.get("x-clickback-delivery", str(id(got))), got)
+            return list(seen.values())
+
+        with self._changed:
+            assert self._changed.wait_for(lambda: len(firsts()) >= count, timeout), (
+                f"{len(firsts())} of {count} deliveries arrived"
+            )
+            return firsts()
+
 
 @contextmanager
 def receiving(port: int = 0) -> Iterator[Receiver]:

@@ -67,7 +67,7 @@ def test_under_and_at_the_cap_are_paid_past_it_recorded_unpaid_and_announced(
     assert logged[ftd].startswith("over_cap: ")
     assert sum("over_cap" in d for d in logged.values()) == 1
     got = sorted(
-        parse_qs(urlsplit(g.target).query, keep_blank_values=True)["cap"][0] for g in receiver.wait_for(3)
+        parse_qs(urlsplit(g.target).query, keep_blank_values=True)["cap"][0] for g in receiver.deliveries(3)
     )
     assert got == ["", "", "over_cap"]
 

@@ -301,7 +301,7 @@ def test_commission_is_the_affiliates_and_a_cpa_reversal_fires_its_template(
     )
     assert ftd.json()["result"] == "accepted"
 
-    got = receiver.wait_for(2)
+    got = receiver.deliveries(2)
     by_path = {urlsplit(g.target).path: query_of(g.target) for g in got}
     # The advertiser's 500 is the deposit; the affiliate earns the CPA, announced by qualified_cpa.
     assert by_path["/ftd"] == {"payout": "0.00", "adv": "500.00", "st": "approved"}
@@ -316,7 +316,7 @@ def test_commission_is_the_affiliates_and_a_cpa_reversal_fires_its_template(
         status="rejected",
         token=world.token,
     )
-    got = receiver.wait_for(4)
+    got = receiver.deliveries(4)
     later = sorted((urlsplit(g.target).path, query_of(g.target)["st"]) for g in got[2:])
     assert later == [("/cpa", "2"), ("/ftd", "rejected")]
 

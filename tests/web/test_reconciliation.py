@@ -354,7 +354,7 @@ def test_accepting_the_operators_figure_books_it_through_the_intake_into_stateme
     # The ledger and the statement follow, and Alice's tracker hears of the FTD.
     (line,) = client.api("GET", f"/statements/{world.alice['id']}/{month}")["lines"]
     assert (line["ftds"], line["qualified_cpas"], Decimal(line["cpa_earnings"])) == (1, 1, 100)
-    (got,) = receiver.wait_for(1)
+    (got,) = receiver.deliveries(1)
     assert got.target == f"/pb?cid={cid}&e=first_deposit"
 
     again = client.http.post(f"/api/reconciliations/items/{items['C-1']['id']}/accept", headers=client.auth)
@@ -441,7 +441,7 @@ def test_accepting_what_the_operator_does_not_count_rejects_it_through_the_statu
     matched = player(client, world, "P-match", world.alice_casino, "50")
     player(client, world, "P-extra", world.alice_casino, "40")
     cpa = player(client, world, "P-cpa", world.alice_casino, "25")
-    receiver.wait_for(3)  # each qualified CPA announced
+    receiver.deliveries(3)  # each qualified CPA announced
     # The operator lists neither P-extra nor a CPA for P-cpa.
     data = myaffiliates_csv(
         [
@@ -487,7 +487,7 @@ def test_accepting_what_the_operator_does_not_count_rejects_it_through_the_statu
         in (history[-1]["reason"])
     )
     # Alice's tracker hears of both reversals, as of any status change.
-    statuses = sorted(r.target for r in receiver.wait_for(5)[3:])
+    statuses = sorted(r.target for r in receiver.deliveries(5)[3:])
     assert statuses == ["/pb?e=qualified_cpa&st=rejected"] * 2
     # Audited as changes by the acceptor, each with the reconciliation as its reason.
     changed = client.items("/audit", entity_kind="conversion")
@@ -572,7 +572,7 @@ def test_accepting_a_differing_amount_books_the_difference_either_way_through_th
             client, world, "P-netted", world.alice_casino, "50", deposit="60", chargeback="10"
         ),
     }
-    assert len(receiver.wait_for(7)) == 7  # the deposits, NGR reports and chargeback announced
+    assert len(receiver.deliveries(7)) == 7  # the deposits, NGR reports and chargeback announced
     (before,) = client.api("GET", f"/statements/{world.alice['id']}/{month}")["lines"]
     assert (before["qualified_cpas"], Decimal(before["cpa_earnings"]), Decimal(before["ngr"])) == (
         4,
@@ -633,7 +633,7 @@ def test_accepting_a_differing_amount_books_the_difference_either_way_through_th
     )
     # Alice's tracker hears of each booked event, as of the advertiser's own.
     booked = [*low.json()["postbacks"], *more.json()["postbacks"]]
-    assert sorted(r.target for r in receiver.wait_for(11)[7:]) == sorted(
+    assert sorted(r.target for r in receiver.deliveries(11)[7:]) == sorted(
         f"/pb?e={p['event']}&c={p['conversion_id']}" for p in booked
     )
 
@@ -731,7 +731,7 @@ def test_a_cpa_the_operator_paid_is_approved_again_and_one_the_rules_never_grant
     )
     # P-small's first deposit is under the deal's 20: clickback never granted the CPA.
     small = player(client, world, "P-small", world.alice_casino, "10")
-    assert receiver.wait_for(2)[1].target == "/pb?e=qualified_cpa&st=rejected"
+    assert receiver.deliveries(2)[1].target == "/pb?e=qualified_cpa&st=rejected"
     (before,) = client.api("GET", f"/statements/{world.alice['id']}/{month}")["lines"]
     assert (before["cpa_reversals"], Decimal(before["cpa_earnings"])) == (1, 0)
 
@@ -767,7 +767,7 @@ def test_a_cpa_the_operator_paid_is_approved_again_and_one_the_rules_never_grant
     ]
     (after,) = client.api("GET", f"/statements/{world.alice['id']}/{month}")["lines"]
     assert Decimal(after["cpa_earnings"]) == 100
-    assert receiver.wait_for(3)[2].target == "/pb?e=qualified_cpa&st=approved"
+    assert receiver.deliveries(3)[2].target == "/pb?e=qualified_cpa&st=approved"
     history = client.api("GET", f"/conversions/{cpa['id']}")["history"]
     assert [h["to_status"] for h in history][-2:] == ["rejected", "approved"]
     assert (
