@@ -65,8 +65,7 @@ async def write_batch(
             when = bulk.time_value
             inserted = bulk.insert_clicks([_record(c, c.click_id in unique, when) for c in batch])
             counted = [s for s in stamped if s[1].click_id in inserted]
-            ordered = db.dialect == "postgresql"
-            rollups = click_rows(counted, unique, db.local_days, ordered=ordered, pause=pause)
+            rollups = click_rows(counted, unique, db.local_days, pause=pause)
             for table, key, measures, rows in rollups:
                 if not rows:
                     continue
@@ -75,7 +74,7 @@ async def write_batch(
                     # A drained spool's clicks of a week over: added to the week's sums too.
                     seconds = [ms // 1000 for ms, _ in counted]
                     touched = weeks_between(db, min(seconds), max(seconds))
-                    weeks = weekly(conn, db, rows, len(measures), ordered=ordered, touched=touched)
+                    weeks = weekly(conn, db, rows, len(measures), ordered=True, touched=touched)
                     if weeks:
                         bulk.add_clicks(report_weeks, WEEK_KEY, measures, weeks)
             if currencies := sorted({c.cost_currency for _, c in counted if c.cost}):
