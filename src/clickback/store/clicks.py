@@ -109,7 +109,9 @@ def _unique(bulk: ClickBulk, stamped: Sequence[tuple[int, Click]], window_ms: in
     runs: dict[tuple[int, str], list[tuple[int, Click]]] = {}
     for pair in sorted(stamped, key=itemgetter(0)):
         runs.setdefault((pair[1].link_id, pair[1].visitor), []).append(pair)
-    rows = [(key[0], key[1], run[-1][0], run[0][0]) for key, run in runs.items()]
+    # In key order, as the rollups' rows (store.rollups.click_rows): SQLite walks its B-tree in
+    # order, and two PostgreSQL processes lock the rows they share alike.
+    rows = sorted((key[0], key[1], run[-1][0], run[0][0]) for key, run in runs.items())
     unique_at = {(link, visitor): at for link, visitor, at in bulk.upsert_visitors(rows, window_ms)}
     unique = set()
     for key, run in runs.items():
