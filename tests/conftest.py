@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 
 from clickback.config import Settings
 from clickback.service.runtime import Runtime
-from clickback.store.db import checked_in, connect
+from clickback.store.db import connect
 from clickback.store.migrate import upgrade
 from clickback.store.tables import metadata, report_week_state, report_weeks
 from clickback.web.app import create_app
@@ -178,14 +178,11 @@ class Node:
 
 def forget_connections(node: Node) -> None:
     """New connections for `node` after a test dropped its database's connections: the pool is
-    replaced once none of its connections is in use (store.db.checked_in), or one a background
-    task held would be a ResourceWarning in whichever later test the collector finds it in."""
-
-    async def replace() -> None:
-        await checked_in(node.runtime.db.engine)
-        await node.runtime.db.engine.dispose()
-
-    node.call(replace)
+    replaced at once and the old one's connections closed as they come back (Database.renew).
+    The server's background tasks go on using the pool meanwhile: a connection one of them took
+    while the old pool was being closed, left open in it, would be a ResourceWarning in whichever
+    later test the collector found it in."""
+    node.call(node.runtime.db.renew)
 
 
 def serve(settings: Settings) -> Iterator[Node]:

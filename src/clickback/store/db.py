@@ -21,9 +21,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.pool import Pool
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.util import greenlet_spawn
 
 from clickback.core.reporting import LocalDays
 from clickback.errors import StartupError
@@ -217,15 +219,17 @@ class Database:
         once per table: building it costs more than running it)."""
         return _insert_adding(self.dialect, table, tuple(counters))
 
-    async def close(self) -> None:
-        # dispose() closes only the connections in the pool: one still checked out (by a task
-        # unwinding from a cancellation) would be checked in to the discarded pool later and stay
-        # open until the garbage collector finds it, which cannot close an asyncpg connection.
+    async def renew(self) -> None:
+        """New connections from now on (after the database dropped this process's, or the
+        tables their prepared statements name were replaced); the old ones closed, each once
+        it is no longer in use (replaced_pool)."""
         for async_engine in {self.engine, self.read_engine}:
-            await checked_in(async_engine)
-        await self.engine.dispose()
-        if self.read_engine is not self.engine:
-            await self.read_engine.dispose()
+            await replaced_pool(async_engine)
+
+    async def close(self) -> None:
+        # Every connection closed, those still in use (by a task unwinding from a cancellation)
+        # once they are returned: see replaced_pool.
+        await self.renew()
         if self.sync_engine is not None and self.executor is not None:
             engine = self.sync_engine
             await asyncio.get_running_loop().run_in_executor(self.executor, engine.dispose)
@@ -316,11 +320,31 @@ def _div_floor(element: div_floor, compiler: SQLCompiler, **kw: Any) -> str:
     return f"(({a}) / ({b}))"
 
 
-async def checked_in(engine: AsyncEngine) -> None:
-    """Once no connection of `engine`'s pool is in use (at most CLOSE_WAIT_SECONDS): one in use
-    when the pool is disposed would go back to the discarded pool, and be left to the garbage
-    collector, which cannot close an asyncpg connection."""
-    pool: Any = engine.pool
+async def replaced_pool(engine: AsyncEngine) -> None:
+    """`engine` given a new, empty pool, and every connection of its old one closed, those in
+    use once they are returned (CLOSE_WAIT_SECONDS at most).
+
+    Not AsyncEngine.dispose(): it closes the pooled connections first, awaiting each close, and
+    only then replaces the pool. A task that takes a connection meanwhile (on a running server:
+    the dispatcher's poll, the catalog's refresh, the click writer) returns it to the discarded
+    pool after the closing is over, where it stays open until the garbage collector finds it,
+    which cannot close an asyncpg connection: a ResourceWarning for its connection and its
+    transport in whatever runs then. Here the pool is replaced before the first await, so no
+    connection can be taken from the old one while it is being closed."""
+    sync_engine = engine.sync_engine
+    old = sync_engine.pool
+    # Listeners (_ping_when_idle's) go over to the new pool, as with dispose().
+    sync_engine.pool = old.recreate()
+    await checked_in(old)
+    # The pool closes connections through the async driver: from a greenlet, as dispose() does.
+    await greenlet_spawn(old.dispose)
+
+
+async def checked_in(pool: Pool) -> None:
+    """Once no connection of `pool` is in use (at most CLOSE_WAIT_SECONDS): one in use when the
+    pool is disposed would go back to the discarded pool, and be left to the garbage collector,
+    which cannot close an asyncpg connection."""
+    counted: Any = pool  # checkedout() is QueuePool's (and so AsyncAdaptedQueuePool's)
     returned = asyncio.Event()
 
     def on_checkin(*_: Any) -> None:
@@ -329,11 +353,11 @@ async def checked_in(engine: AsyncEngine) -> None:
     event.listen(pool, "checkin", on_checkin)
     try:
         async with asyncio.timeout(CLOSE_WAIT_SECONDS):
-            while pool.checkedout():
+            while counted.checkedout():
                 await returned.wait()
                 returned.clear()
     except TimeoutError:
-        log.warning("closing the database with %d connection(s) still in use", pool.checkedout())
+        log.warning("closing the database with %d connection(s) still in use", counted.checkedout())
     finally:
         event.remove(pool, "checkin", on_checkin)
 
