@@ -247,10 +247,6 @@ def click_rows(
                 bot_cost[every[i]] += batch[i].cost
         return cost, bot_cost
 
-    def in_order(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        rows.sort()
-        return rows
-
     # The clicks of each price, and the bots among them (masks over the batch).
     prices: dict[int, tuple[list[bool], list[bool]]] = {}
     distinct = {batch[i].cost for i in costed}
@@ -261,7 +257,7 @@ def click_rows(
 
     hours = zip((s // 3600 for s in seconds), affiliates, offers, countries, currencies, strict=True)
     hour_rows = [(h, a, o, country, CLICK_TIME, cur, *m) for (h, a, o, country, cur), m in counted(hours)]
-    out = [ClickRows(report_hours, HOUR_KEY, measures, in_order(hour_rows))]
+    out = [ClickRows(report_hours, HOUR_KEY, measures, sorted(hour_rows))]
     columns = list(zip(*(click_values(c) for c in batch), strict=True))
     day_rows: list[tuple[Any, ...]] = []
     value_rows: list[tuple[Any, ...]] = []
@@ -273,7 +269,7 @@ def click_rows(
             for k in zip(days, affiliates, offers, currencies, strict=True)
         ]
         owned = list(numbers)
-        day_rows += in_order(
+        day_rows += sorted(
             [
                 (zone, d, a, o, country, CLICK_TIME, cur, *m)
                 for (n, country), m in counted(zip(owner, countries, strict=True))
@@ -281,7 +277,7 @@ def click_rows(
             ]
         )
         for dimension, values in zip(VALUE_DIMENSIONS, columns, strict=True):
-            value_rows += in_order(
+            value_rows += sorted(
                 [
                     (zone, dimension, d, value, a, o, CLICK_TIME, cur, *m)
                     for (value, n), m in counted(zip(values, owner, strict=True))
