@@ -33,48 +33,6 @@ def test_migrated_schema_matches_the_declared_tables(database_url: str) -> None:
     assert schema_diff(database_url) == []
 
 
-def test_the_rollups_are_stored_for_their_updates(database_url: str) -> None:
-    """Storage options are not compared by Alembic, so they are read back here: on PostgreSQL a
-    fifth of each page of the rollups every click batch updates is left free for heap-only
-    updates (ADR 22); on SQLite the rollups are kept in key order (WITHOUT ROWID)."""
-    postgresql = database_url.startswith("postgresql")
-    query = (
-        "SELECT relname, array_to_string(reloptions, ',') FROM pg_class WHERE relkind = 'r'"
-        if postgresql
-        else "SELECT name, sql LIKE '%WITHOUT ROWID%' FROM sqlite_master WHERE type = 'table'"
-    )
-
-    async def run() -> dict[str, object]:
-        db = connect(database_url)
-        try:
-            async with db.read() as conn:
-                rows = await conn.execute(text(query))
-                return {name: option for name, option in rows if name.startswith("report_")}
-        finally:
-            await db.close()
-
-    found = asyncio.run(run())
-    if postgresql:
-        declared = {
-            t.name: ",".join(f"{k}={v}" for k, v in (t.dialect_options["postgresql"]["with"] or {}).items())
-            or None
-            for t in metadata.sorted_tables
-            if t.name.startswith("report_")
-        }
-        assert found == declared
-        assert sorted(n for n, options in found.items() if options == "fillfactor=80") == [
-            "report_days",
-            "report_hours",
-            "report_values",
-        ]
-    else:
-        assert {n for n, kept_in_key_order in found.items() if kept_in_key_order} >= {
-            "report_days",
-            "report_hours",
-            "report_values",
-        }
-
-
 def downgrade(conn: Connection, revision: str) -> None:
     command.downgrade(alembic_config(conn), revision)
 

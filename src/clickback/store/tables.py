@@ -240,11 +240,6 @@ def _basis_currency() -> list[Column[Any]]:
 
 # SQLite keeps these tables in their key's order (WITHOUT ROWID): a period's rows are read
 # in one sweep, and grouped in that order, rather than looked up one by one through the key.
-# PostgreSQL leaves a fifth of each page free in the three that every click batch adds to:
-# nearly all its upserts update a row, and an update that finds room on its page is a heap-only
-# tuple, with no new index entries (ADR 22): the values rollup's upserts took a quarter less
-# time, and the table came out half the size of one bloated by updates that found no room.
-ROLLUP_STORAGE = {"fillfactor": 80}
 report_hours = Table(
     "report_hours",
     metadata,
@@ -256,7 +251,6 @@ report_hours = Table(
     Index(None, "affiliate_id", "hour"),
     Index(None, "offer_id", "hour"),
     sqlite_with_rowid=False,
-    postgresql_with=ROLLUP_STORAGE,
 )
 
 report_days = Table(
@@ -271,7 +265,6 @@ report_days = Table(
     *_measures(),
     Index(None, "zone", "affiliate_id", "day"),
     sqlite_with_rowid=False,
-    postgresql_with=ROLLUP_STORAGE,
 )
 
 # The groups of report_days without their basis and currency: one row per local day, affiliate,
@@ -303,7 +296,6 @@ report_values = Table(
     *_measures(),
     Index(None, "zone", "dimension", "affiliate_id", "day"),
     sqlite_with_rowid=False,
-    postgresql_with=ROLLUP_STORAGE,
 )
 
 # report_values summed by local week (Monday to Sunday), for the weeks a period covers whole: a
