@@ -261,6 +261,31 @@ def amounts_now(
     return amounts, notes
 
 
+def amounts_to_accept(item: dict[str, Any], at: str) -> list[dict[str, str]]:
+    """What makes clickback's deposits and NGR of an amount_differs item the operator's, each as
+    an event of its own (nothing is edited in place; what the ledger books then follows from the
+    deal): deposits the operator counts more of, a deposit of the difference; fewer, a chargeback
+    of what clickback's deposits net of its own chargebacks exceed them by (none when its own
+    chargebacks are the difference: the operator nets them out); NGR, a net_revenue report of the
+    month for the difference, either way (RevShare is computed from it). Differences under the
+    currency's minor unit are not differences (as in the comparison)."""
+    op, cb, month = item["operator"], item["clickback"], item["month"]
+    unit = minor_unit(item["currency"])
+    out: list[dict[str, str]] = []
+    if op.get("deposits") is not None:
+        theirs, ours = Decimal(op["deposits"]), Decimal(cb["deposits"])
+        net = ours - Decimal(cb.get("chargebacks") or 0)
+        if theirs - ours >= unit:
+            out.append({"event": "deposit", "payout": f"{theirs - ours:f}", "event_time": at})
+        elif ours - theirs >= unit and net - theirs >= unit:
+            out.append({"event": "chargeback", "payout": f"{net - theirs:f}", "event_time": at})
+    if op.get("ngr") is not None:
+        short = Decimal(op["ngr"]) - Decimal(cb["ngr"])
+        if abs(short) >= unit:
+            out.append({"event": "net_revenue", "payout": f"{short:f}", "event_time": at, "period": month})
+    return out
+
+
 def _refusal(r: Refusal) -> dict[str, Any]:
     return {
         "postback_id": r.postback_id,
@@ -270,9 +295,13 @@ def _refusal(r: Refusal) -> dict[str, Any]:
     }
 
 
+# How a rate note (rate_note) says the rate is missing.
+NO_RATE = "no rate"
+
+
 def rate_note(base: str, quote: str, month: str, rate: Decimal | None) -> str:
     """An exchange rate a figure was converted at, or its absence, as the evidence shows it."""
-    return f"{base}→{quote} {month}: " + (f"{rate}" if rate is not None else "no rate")
+    return f"{base}→{quote} {month}: " + (f"{rate}" if rate is not None else NO_RATE)
 
 
 class _Converter:

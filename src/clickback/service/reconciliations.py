@@ -32,7 +32,6 @@ from clickback.core.commission import check_rules, period_bounds
 from clickback.core.intake import RECON, RawPostback, sign
 from clickback.core.lifecycle import PAYABLE, Status, can_move
 from clickback.core.model import Catalog
-from clickback.core.money import minor_unit
 from clickback.core.reconcile import (
     PREVIEW_ROWS,
     BadRow,
@@ -46,7 +45,15 @@ from clickback.core.reconcile import (
     propose_mapping,
     read_rows,
 )
-from clickback.core.reconcile_compare import ACCEPTABLE, Item, amounts_now, compare, summarise
+from clickback.core.reconcile_compare import (
+    ACCEPTABLE,
+    NO_RATE,
+    Item,
+    amounts_now,
+    amounts_to_accept,
+    compare,
+    summarise,
+)
 from clickback.core.reconcile_compare import Kind as ItemKind
 from clickback.service.postbacks import Postbacks
 from clickback.service.reportfiles import FileError, ReportTable, read_report
@@ -374,7 +381,7 @@ def _raw(advertiser: Any, params: dict[str, str], now: datetime, note: str) -> R
         timestamp=timestamp,
         signature=signature,
         channel=RECON,
-        note=note[:MAX_NOTE_LEN],
+        note=note,
     )
 
 
@@ -509,31 +516,6 @@ def _latest_in(month: str, now: datetime) -> datetime:
     return min(period_bounds(month)[1] - timedelta(seconds=1), now)
 
 
-def amounts_to_accept(item: dict[str, Any], at: str) -> list[dict[str, str]]:
-    """What makes clickback's deposits and NGR of an amount_differs item the operator's, each as
-    an event of its own (nothing is edited in place; what the ledger books then follows from the
-    deal): deposits the operator counts more of, a deposit of the difference; fewer, a chargeback
-    of what clickback's deposits net of its own chargebacks exceed them by (none when its own
-    chargebacks are the difference: the operator nets them out); NGR, a net_revenue report of the
-    month for the difference, either way (RevShare is computed from it). Differences under the
-    currency's minor unit are not differences (as in the comparison)."""
-    op, cb, month = item["operator"], item["clickback"], item["month"]
-    unit = minor_unit(item["currency"])
-    out: list[dict[str, str]] = []
-    if op.get("deposits") is not None:
-        theirs, ours = Decimal(op["deposits"]), Decimal(cb["deposits"])
-        net = ours - Decimal(cb.get("chargebacks") or 0)
-        if theirs - ours >= unit:
-            out.append({"event": "deposit", "payout": f"{theirs - ours:f}", "event_time": at})
-        elif ours - theirs >= unit and net - theirs >= unit:
-            out.append({"event": "chargeback", "payout": f"{net - theirs:f}", "event_time": at})
-    if op.get("ngr") is not None:
-        short = Decimal(op["ngr"]) - Decimal(cb["ngr"])
-        if abs(short) >= unit:
-            out.append({"event": "net_revenue", "payout": f"{short:f}", "event_time": at, "period": month})
-    return out
-
-
 def _changes_to_accept(conn: Connection, advertiser_id: int, item: dict[str, Any]) -> list[_Change]:
     """The status changes that make clickback's figure the operator's, as the advertiser's status
     postback would: what the operator does not count is rejected; a CPA the operator did not pay
@@ -648,7 +630,7 @@ async def _as_now(db: Database, catalog: Catalog, advertiser_id: int, item: dict
             )
         )
     amounts, notes = amounts_now(recorded.figures[key], recorded.rates, currency)
-    missing = [note for note in notes if note.endswith("no rate")]
+    missing = [note for note in notes if note.endswith(NO_RATE)]
     if missing:
         raise Problem(
             f"clickback's figures cannot be brought into {currency} ({'; '.join(missing)}): record the "
@@ -656,10 +638,6 @@ async def _as_now(db: Database, catalog: Catalog, advertiser_id: int, item: dict
             409,
         )
     return item | {"clickback": item["clickback"] | amounts}
-
-
-# A source note's length: conversion_history.reason's.
-MAX_NOTE_LEN = 512
 
 
 def _accepted_because(item: dict[str, Any], by: Actor, now: datetime) -> str:
@@ -671,7 +649,7 @@ def _accepted_because(item: dict[str, Any], by: Actor, now: datetime) -> str:
         + (f", lines {lines}" if lines else "")
         + f"): the operator's figure for {item['player_id']} in {item['month']} accepted by "
         + f"{by.name} at {now.isoformat(timespec='seconds')}"
-    )[:MAX_NOTE_LEN]
+    )
 
 
 def _nothing_to_accept(item: dict[str, Any]) -> str:
