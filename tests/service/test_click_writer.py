@@ -3,13 +3,16 @@ through the spool with nothing lost and nothing counted twice."""
 
 import asyncio
 import shutil
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from clickback.core.model import Click, Traits
 from clickback.core.reasons import Reason, Rejected
+from clickback.service import clickwriter
 from clickback.service.clickwriter import ClickWriter
 from clickback.service.spool import Spool, encode
 from clickback.store.bulk import _sqlite_insert
@@ -403,3 +406,31 @@ def test_a_flush_ends_while_traffic_outruns_the_writer_and_spills(
     assert (first, left, second) == (10, 1, 10)
     assert capacity > 0
     assert counts(client) == (20, 20, 20)
+
+
+def test_a_held_redirect_goes_after_the_hold_limit_and_a_failing_writer_holds_none(
+    client: Client, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live = client.node.runtime
+    monkeypatch.setattr(clickwriter, "HOLD_SECONDS", 0.3)
+
+    async def behind_for_good() -> tuple[list[bool], float, list[bool]]:
+        w = writer(live.db, tmp_path)  # batches of 100: held from 200 waiting
+        await w.take(make(0, link_id=1))
+        await w.flush()  # the writer is storing batches ...
+        waits = [w.put(make(n, link_id=1, visitor=f"v{n}")) for n in range(1, 202)]
+        started = time.monotonic()
+        await asyncio.gather(*(h for h in waits if h is not None))  # ... and never catches up
+        waited = time.monotonic() - started
+        w.failing = 1  # a flush failed: the database is away, nobody is held
+        failing = [w.put(make(n, link_id=1, visitor=f"v{n}")) is not None for n in range(202, 220)]
+        w.failing = 0
+        await w.flush()
+        await w.close()
+        return [h is not None for h in waits], waited, failing
+
+    held, waited, failing = client.node.call(behind_for_good)
+    assert held == [False] * 199 + [True] * 2  # the 200th click waiting and the one after it
+    assert waited >= 0.3
+    assert failing == [False] * 18
+    assert counts(client) == (220, 220, 220)

@@ -1,12 +1,15 @@
 """The click endpoint over HTTP: redirect, recording, refusals, hostile parameters."""
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from clickback.service import clickwriter
 from clickback.store.tables import clicks
 from tests.conftest import Client, Node, World, make_world, private_node, serve, settings_for
 
@@ -199,3 +202,40 @@ def test_in_durable_mode_a_click_is_on_disk_before_its_redirect(
     assert click_id.encode() in on_disk
     assert left == []
     assert stored == {click_id}
+
+
+def test_a_redirect_waits_for_a_writer_behind_the_traffic_and_not_for_a_stalled_one(
+    clean: Node, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No time limit on a hold here: what sends the held redirect must be the writer catching up.
+    monkeypatch.setattr(clickwriter, "HOLD_SECONDS", 30.0)
+    for node in private_node(clean, database_url, tmp_path, click_batch_size=5):
+        c = Client(node)
+        world = make_world(c)
+        c.click(world.alice_casino)
+        c.flush()  # a batch stored just now: the writer is keeping up with the database
+        with ThreadPoolExecutor(1) as pool, node.writer_held():  # ... and then falls behind
+            taken = [c.click(world.alice_casino, sub1=str(n)) for n in range(10)]  # two batches wait
+            held = pool.submit(c.click, world.alice_casino, sub1="eleventh")
+            with pytest.raises(TimeoutError):
+                held.result(timeout=0.5)
+        held_id = held.result(timeout=30)  # sent once the writer has stored the backlog
+        runtime = c.api("GET", "/runtime")
+        stored = {r["click_id"] for r in recorded(c)}
+
+        # A writer that stored nothing for HOLD_SECONDS (a locked or failing database) holds no
+        # one: the backlog grows in memory, as in an outage.
+        monkeypatch.setattr(clickwriter, "HOLD_SECONDS", 0.0)
+        with node.writer_held():
+            stalled = [c.click(world.alice_casino, sub1=f"s{n}") for n in range(20)]
+            pending = node.runtime.writer.pending
+        c.flush()
+        stored_after = {r["click_id"] for r in recorded(c)}
+        c.http.close()
+
+    assert held_id in stored
+    assert set(taken) < stored
+    assert runtime["clicks_held"] == 1
+    assert pending == 20
+    assert node.runtime.writer.held == 1
+    assert set(stalled) < stored_after

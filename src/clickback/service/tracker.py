@@ -1,7 +1,7 @@
-"""Taking a click: the redirect never waits for the database (service/postbacks.py receives postbacks)."""
+"""Taking a click: the redirect never waits for the database, only, when the traffic outruns the
+writer, for the writer to catch up (service/postbacks.py receives postbacks)."""
 
-import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from clickback.core.clickids import ClickIdCodec
@@ -33,12 +33,13 @@ class Tracker:
 
     @property
     def redirect_waits(self) -> bool:
-        """Whether a redirect must wait for the click to reach the disk (durable mode)."""
-        return self._writer.durable
+        """Whether a redirect may have to wait: for the click to reach the disk (durable mode), or
+        for the writer to catch up with the traffic (ClickWriter.behind)."""
+        return self._writer.durable or self._writer.behind
 
     def take(self, request: ClickRequest) -> ClickTaken | Rejected:
         """Take a click without waiting: only when `redirect_waits` is false."""
-        taken, synced = self._take(request)
+        taken, synced = self._take(request, may_hold=False)
         assert synced is None, "durable mode: use click(), which waits for the spool"
         return taken
 
@@ -64,7 +65,9 @@ class Tracker:
         await self._writer.flush()
         return taken
 
-    def _take(self, request: ClickRequest) -> "tuple[ClickTaken | Rejected, asyncio.Future[None] | None]":
+    def _take(
+        self, request: ClickRequest, *, may_hold: bool = True
+    ) -> tuple[ClickTaken | Rejected, Awaitable[None] | None]:
         now = self._clock()
         if not self._catalog.loaded:
             return Rejected(Reason.NOT_READY), None
@@ -72,6 +75,6 @@ class Tracker:
         if isinstance(taken, ClickTaken):
             if taken.refused is not None:
                 self._writer.refuse(Rejected(taken.refused, request.code), now)
-            return taken, self._writer.put(taken.click)
+            return taken, self._writer.put(taken.click, may_hold=may_hold)
         self._writer.refuse(taken, now)
         return taken, None

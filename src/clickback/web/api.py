@@ -1296,6 +1296,7 @@ def create_api(runtime: Runtime) -> FastAPI:
             clicks_pending=w.pending,
             clicks_written=w.written,
             clicks_spilled=w.spilled,
+            clicks_held=w.held,
             click_write_capacity=w.write_capacity,
             spool_files=w.spool.files,
             flush_failures=w.failures,

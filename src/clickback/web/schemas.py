@@ -721,10 +721,16 @@ class RuntimeOut(BaseModel):
         description="Clicks moved to the spool because the database failed or could not keep up "
         "(more than CLICKBACK_CLICK_BUFFER_MAX pending)."
     )
+    clicks_held: int = Field(
+        description="Redirects held (up to 1 s each) because two batches of clicks were waiting for a "
+        "writer that was storing them: under more traffic than the database takes, clicks are taken as "
+        "fast as they are stored instead of piling up in memory."
+    )
     click_write_capacity: int = Field(
         description="Clicks a second this process stored while writing, over its batches of the last "
         "10 s (0 if none): the click rate it can keep up with now. On SQLite every worker shares one "
-        "file; a steady rate above it grows clicks_pending, then the spool."
+        "file; a steady rate above it holds redirects (clicks_held). While the database fails, "
+        "clicks_pending grows, then the spool."
     )
     spool_files: int
     flush_failures: int
