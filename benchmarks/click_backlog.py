@@ -2,9 +2,10 @@
 """Does the click writer keep up? Clicks served against clicks written, under full load, on SQLite.
 
 `clickback serve --workers N` on a fresh SQLite file (every worker's writer shares it and queues on
-its write lock), loaded by wrk as fast as it answers (or at `--rate R`). While wrk runs and after,
-every SAMPLE_S the script counts the rows in `clicks` (a read-only connection: WAL readers do not
-wait for writers) and reads each worker's resident memory from /proc. It prints, per run:
+its write lock), loaded by wrk as fast as it answers (or at `--rate R`, open loop, by
+click_vs_nginx.py's client, benchmarks/openloop.py). While the load runs and after, every SAMPLE_S
+the script counts the rows in `clicks` (a read-only connection: WAL readers do not wait for
+writers) and reads each worker's resident memory from /proc. It prints, per run:
 
 - served/s: the redirects wrk received, per second of load;
 - written/s: rows added to `clicks` during the load, per second: the rate the writers sustained
@@ -142,8 +143,9 @@ def one_run(wrk: str, args: argparse.Namespace, tmp: Path) -> Run:
         str(args.workers),
     )
     log = data / "server.log"
-    db = data / "bench.db"
-    env = cvn.clickback_env(data, durable=False)
+    store = cvn.Store(data, None, 0)  # SQLite: data / "bench.db"
+    db = store.file
+    env = cvn.clickback_env(data, args, store.url)
     if args.buffer_max:
         env["CLICKBACK_CLICK_BUFFER_MAX"] = str(args.buffer_max)
     with cvn.running(cmd, log, env) as proc:
@@ -158,7 +160,7 @@ def one_run(wrk: str, args: argparse.Namespace, tmp: Path) -> Run:
             time.sleep(3 * SAMPLE_S)
             cpu_before = cvn.tree_cpu_seconds(proc.pid)
             began = time.monotonic()
-            result = cvn.run_wrk(wrk, f"http://{cvn.HOST}:{port}{path}", args)
+            result = cvn.run_load(wrk, port, cvn.Load(path), args, data)
             ended = time.monotonic()
             expected = result.requests - result.non_3xx + 1
             deadline = ended + CATCH_UP_TIMEOUT_S
@@ -173,7 +175,7 @@ def one_run(wrk: str, args: argparse.Namespace, tmp: Path) -> Run:
         finally:
             samples.stop.set()
             sampler.join(10)
-    stored_final = cvn.count_clicks(db)
+    stored_final = store.count_clicks()
     load_s = ended - began
     written = samples.at(ended) - samples.at(began)
     return Run(
@@ -215,17 +217,20 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rate", type=float, default=0.0, help="fixed total rate (requests/s)")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="fixed total rate (requests/s), sent open loop"
+    )
     parser.add_argument("--buffer-max", type=int, default=0, help="CLICKBACK_CLICK_BUFFER_MAX (>= 1000)")
     args = parser.parse_args()
     if not (1 <= args.duration <= 600 and 1 <= args.runs <= 20 and 1 <= args.workers <= 16):
         parser.error("--duration 1..600, --runs 1..20, --workers 1..16")
-    args.interval_ms = args.connections * 1000 / args.rate if args.rate else 0.0
+    if args.rate and not 1 <= args.rate <= cvn.MAX_RATE:
+        parser.error(f"--rate must be between 1 and {cvn.MAX_RATE:,}")
+    args.durable, args.traffic = False, "simple"  # what cvn.clickback_env and cvn.run_load read
     _, wrk = cvn.ensure_tools(install=False)
     signal.signal(signal.SIGTERM, cvn.interrupt)  # stop the server through `finally`
     runs = []
     with tempfile.TemporaryDirectory(prefix="clickback-backlog-") as tmp:
-        args.lua = cvn.rate_script(args, Path(tmp)) if args.rate else None
         try:
             for n in range(1, args.runs + 1):
                 state = f"load {os.getloadavg()[0]:.2f}"
