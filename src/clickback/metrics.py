@@ -44,6 +44,11 @@ CLICK_BACKLOG = Gauge(
     [WORKER],
     multiprocess_mode="livesum",
 )
+CLICKS_HELD = Counter(
+    "clickback_clicks_held",
+    "Redirects held for the click writer to catch up (two batches waiting while it stores them).",
+    [WORKER],
+)
 CLICK_BATCH_SECONDS = Histogram(
     "clickback_click_batch_seconds",
     "Time to write one batch of clicks.",

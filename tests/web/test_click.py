@@ -12,6 +12,7 @@ from sqlalchemy import select
 from clickback.service import clickwriter
 from clickback.store.tables import clicks
 from tests.conftest import Client, Node, World, make_world, private_node, serve, settings_for
+from tests.web.test_metrics import growth, samples
 
 
 def recorded(client: Client) -> list[dict[str, object]]:
@@ -214,6 +215,7 @@ def test_a_redirect_waits_for_a_writer_behind_the_traffic_and_not_for_a_stalled_
         world = make_world(c)
         c.click(world.alice_casino)
         c.flush()  # a batch stored just now: the writer is keeping up with the database
+        before = samples(c)
         with ThreadPoolExecutor(1) as pool, node.writer_held():  # ... and then falls behind
             taken = [c.click(world.alice_casino, sub1=str(n)) for n in range(10)]  # two batches wait
             held = pool.submit(c.click, world.alice_casino, sub1="eleventh")
@@ -222,6 +224,7 @@ def test_a_redirect_waits_for_a_writer_behind_the_traffic_and_not_for_a_stalled_
         held_id = held.result(timeout=30)  # sent once the writer has stored the backlog
         runtime = c.api("GET", "/runtime")
         stored = {r["click_id"] for r in recorded(c)}
+        held_counted = growth(before, samples(c))("clickback_clicks_held_total")
 
         # A writer that stored nothing for HOLD_SECONDS (a locked or failing database) holds no
         # one: the backlog grows in memory, as in an outage.
@@ -236,6 +239,7 @@ def test_a_redirect_waits_for_a_writer_behind_the_traffic_and_not_for_a_stalled_
     assert held_id in stored
     assert set(taken) < stored
     assert runtime["clicks_held"] == 1
+    assert held_counted == 1
     assert pending == 20
     assert node.runtime.writer.held == 1
     assert set(stalled) < stored_after

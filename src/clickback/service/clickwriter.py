@@ -30,7 +30,15 @@ from itertools import islice
 from clickback.core.model import Click
 from clickback.core.reasons import Rejected
 from clickback.core.reporting import hour_of
-from clickback.metrics import CLICK_BACKLOG, CLICK_BATCH_SECONDS, CLICKS, SPOOL_FILES, show_caches, worker
+from clickback.metrics import (
+    CLICK_BACKLOG,
+    CLICK_BATCH_SECONDS,
+    CLICKS,
+    CLICKS_HELD,
+    SPOOL_FILES,
+    show_caches,
+    worker,
+)
 from clickback.service.spool import Spool, encode
 from clickback.store.clicks import prune_visitors, quarantine, write_batch
 from clickback.store.db import Database, refused_data
@@ -84,6 +92,7 @@ class ClickWriter:
         self.spool_failures = 0
         self.quarantined = 0
         self.held = 0  # redirects held for the writer to catch up
+        self._held_shown = 0  # of them, counted in CLICKS_HELD (at each batch, not each click)
         # Held redirects wait on this; resolved when the backlog is under _hold_at again.
         self._caught_up: asyncio.Future[None] | None = None
         self._hold_at = min(2 * batch_size, max_pending // 2)
@@ -199,6 +208,9 @@ class ClickWriter:
 
     def _gauges(self) -> None:
         self._let_go()
+        if self.held > self._held_shown:
+            CLICKS_HELD.labels(worker()).inc(self.held - self._held_shown)
+            self._held_shown = self.held
         CLICK_BACKLOG.labels(worker()).set(self.pending)
         SPOOL_FILES.labels(worker()).set(self.spool.files)
 
