@@ -31,7 +31,8 @@ during it (p99.9 included). Before 2026-12-04 --rate paced wrk with a Lua delay(
 --pg URL runs clickback on PostgreSQL (a fresh database per run on that server, dropped after).
 
 After each clickback run: the seconds from the end of the load until every redirected click is
-in the database, and each worker's peak RSS (VmHWM).
+in the database, the clicks stored a second over the load and those seconds (what the server both
+answered and stored), and each worker's peak RSS (VmHWM).
 
 Usage: python3 benchmarks/click_vs_nginx.py [--duration 10] [--runs 3] [--workers 1]
            [--rate R] [--durable] [--wait-quiet] [--cost cpc|source] [--traffic realistic]
@@ -156,6 +157,15 @@ class Sample:
     @property
     def cpu_ms_per_req(self) -> float:
         return self.cpu_s * 1000 / max(self.wrk.requests, 1)
+
+    @property
+    def stored_per_s(self) -> float | None:
+        """Clicks stored a second, over the load and the time after it until all were stored:
+        what the server both answered and stored (a server answering faster than it stores pays
+        for the difference after the load)."""
+        if self.clicks is None or self.stored_after_s is None or not self.wrk.rps:
+            return None
+        return self.clicks / (self.wrk.requests / self.wrk.rps + self.stored_after_s)
 
 
 # --- tools -------------------------------------------------------------------------------
@@ -810,8 +820,8 @@ def run_line(n: int, args: argparse.Namespace, ngx: Sample, app: Sample, state: 
         + f"; clicks {app.clicks:,} / redirects {app.redirects:,}"
         f" (reports API: {app.reported if app.reported is not None else 'n/a'}), all stored "
         + (
-            f"{app.stored_after_s:.2f} s after the load"
-            if app.stored_after_s is not None
+            f"{app.stored_after_s:.2f} s after the load ({app.stored_per_s:,.0f} stored/s)"
+            if app.stored_after_s is not None and app.stored_per_s is not None
             else "NOT within 30 s"
         )
         + f"; worker peak RSS {', '.join(f'{mb:.0f}' for mb in app.peak_rss_mb)} MB"
@@ -918,8 +928,10 @@ def after_line(app: Sequence[Sample]) -> str:
         for name, rate in (s.cache_hits or {}).items():
             rates.setdefault(name, []).append(rate)
     caches = ", ".join(f"{name} {statistics.median(r):.1%}" for name, r in sorted(rates.items()))
+    per_s = ", ".join("n/a" if s.stored_per_s is None else f"{s.stored_per_s:,.0f}" for s in app)
     return (
-        f"clickback, each run: every redirected click stored {stored} s after the load stopped; "
+        f"clickback, each run: every redirected click stored {stored} s after the load stopped"
+        f" (clicks stored a second over the load and that time: {per_s}); "
         f"largest worker peak RSS {peak:.0f} MB; enrichment cache hit rates (median) {caches or 'n/a'}"
     )
 
