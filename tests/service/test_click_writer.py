@@ -431,6 +431,6 @@ def test_a_held_redirect_goes_after_the_hold_limit_and_a_failing_writer_holds_no
 
     held, waited, failing = client.node.call(behind_for_good)
     assert held == [False] * 199 + [True] * 2  # the 200th click waiting and the one after it
-    assert waited >= 0.3
+    assert waited >= 0.29  # held for the limit (the loop may run a timer up to a clock tick early)
     assert failing == [False] * 18
     assert counts(client) == (220, 220, 220)
