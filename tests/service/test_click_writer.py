@@ -408,29 +408,40 @@ def test_a_flush_ends_while_traffic_outruns_the_writer_and_spills(
     assert counts(client) == (20, 20, 20)
 
 
-def test_a_held_redirect_goes_after_the_hold_limit_and_a_failing_writer_holds_none(
+def test_a_held_redirect_goes_at_the_hold_limit_and_holds_stop_while_the_traffic_outruns_the_writer(
     client: Client, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     live = client.node.runtime
     monkeypatch.setattr(clickwriter, "HOLD_SECONDS", 0.3)
+    monkeypatch.setattr(clickwriter, "STALLED_SECONDS", 60.0)  # the writer counts as storing throughout
 
-    async def behind_for_good() -> tuple[list[bool], float, list[bool]]:
+    async def outrun() -> tuple[list[bool], list[bool], float, list[bool], list[bool]]:
         w = writer(live.db, tmp_path)  # batches of 100: held from 200 waiting
         await w.take(make(0, link_id=1))
-        await w.flush()  # the writer is storing batches ...
-        waits = [w.put(make(n, link_id=1, visitor=f"v{n}")) for n in range(1, 202)]
-        started = time.monotonic()
-        await asyncio.gather(*(h for h in waits if h is not None))  # ... and never catches up
-        waited = time.monotonic() - started
-        w.failing = 1  # a flush failed: the database is away, nobody is held
-        failing = [w.put(make(n, link_id=1, visitor=f"v{n}")) is not None for n in range(202, 220)]
+        await w.flush()  # the writer is storing batches
+        w.failing = 1  # ... until a flush fails: the database is away, nobody is held
+        failing = [w.put(make(n, link_id=1, visitor=f"v{n}")) is not None for n in range(1, 202)]
         w.failing = 0
-        await w.flush()
+        waits = [w.put(make(n, link_id=1, visitor=f"v{n}")) for n in range(202, 205)]
+        started = time.monotonic()
+        await asyncio.gather(*(h for h in waits if h is not None))  # the writer never caught up
+        waited = time.monotonic() - started
+        # Holding did not keep the traffic in step: the next redirects go at once ...
+        after = [w.put(make(n, link_id=1, visitor=f"v{n}")) is not None for n in range(205, 210)]
+        await w.flush()  # ... until the writer has caught up
+        monkeypatch.setattr(clickwriter, "HOLD_SECONDS", 60.0)
+        holds = [w.put(make(n, link_id=1, visitor=f"v{n}")) for n in range(210, 412)]
+        holding = asyncio.gather(*(h for h in holds if h is not None))
+        await asyncio.sleep(0)  # they wait ...
+        w.stop()  # ... until a shutdown lets them go, long before the limit
+        await asyncio.wait_for(holding, 30)
         await w.close()
-        return [h is not None for h in waits], waited, failing
+        return failing, [h is not None for h in waits], waited, after, [h is not None for h in holds]
 
-    held, waited, failing = client.node.call(behind_for_good)
-    assert held == [False] * 199 + [True] * 2  # the 200th click waiting and the one after it
+    failing, held, waited, after, again = client.node.call(outrun)
+    assert failing == [False] * 201
+    assert held == [True] * 3
     assert waited >= 0.29  # held for the limit (the loop may run a timer up to a clock tick early)
-    assert failing == [False] * 18
-    assert counts(client) == (220, 220, 220)
+    assert after == [False] * 5
+    assert again == [False] * 200 + [True] * 2  # from the click after two batches waited
+    assert counts(client) == (412, 412, 412)

@@ -208,8 +208,9 @@ def test_in_durable_mode_a_click_is_on_disk_before_its_redirect(
 def test_a_redirect_waits_for_a_writer_behind_the_traffic_and_not_for_a_stalled_one(
     clean: Node, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # No time limit on a hold here: what sends the held redirect must be the writer catching up.
+    # No time limits here: what sends the held redirect must be the writer catching up.
     monkeypatch.setattr(clickwriter, "HOLD_SECONDS", 30.0)
+    monkeypatch.setattr(clickwriter, "STALLED_SECONDS", 30.0)
     for node in private_node(clean, database_url, tmp_path, click_batch_size=5):
         c = Client(node)
         world = make_world(c)
@@ -226,9 +227,9 @@ def test_a_redirect_waits_for_a_writer_behind_the_traffic_and_not_for_a_stalled_
         stored = {r["click_id"] for r in recorded(c)}
         held_counted = growth(before, samples(c))("clickback_clicks_held_total")
 
-        # A writer that stored nothing for HOLD_SECONDS (a locked or failing database) holds no
-        # one: the backlog grows in memory, as in an outage.
-        monkeypatch.setattr(clickwriter, "HOLD_SECONDS", 0.0)
+        # A writer that stored nothing for STALLED_SECONDS (a locked or failing database) holds
+        # no one: the backlog grows in memory, as in an outage.
+        monkeypatch.setattr(clickwriter, "STALLED_SECONDS", 0.0)
         with node.writer_held():
             stalled = [c.click(world.alice_casino, sub1=f"s{n}") for n in range(20)]
             pending = node.runtime.writer.pending

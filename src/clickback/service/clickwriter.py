@@ -7,10 +7,13 @@ database has been failing so long that memory is full: then the backlog moves to
 (service/spool.py) and is read back once the database returns.
 
 While the database takes batches but more slowly than clicks come in (a traffic peak on a
-server's whole CPU), the backlog does not grow in memory: once two batches are waiting, a redirect
-is held until the writer catches up, for at most HOLD_SECONDS, so clicks are taken as fast as they
-are stored. A writer that has stored nothing for HOLD_SECONDS (the database failing or locked) holds
-nothing: users reach the offer, and the backlog goes to the spool as in an outage.
+server's whole CPU), the backlog need not grow in memory: once two batches are waiting, a redirect
+is held until the writer catches up, for at most HOLD_SECONDS, so clients that wait for their
+answers (a proxy's or a load generator's connections) send clicks as fast as they are stored.
+Nothing is held while the writer has stored nothing for STALLED_SECONDS (the database failing or
+locked), nor, once a hold ran out, until the backlog is under two batches again (traffic that keeps
+coming whatever the answers, which holding only slows): the backlog then grows and goes to the
+spool as in an outage, and users reach the offer at once.
 
 A batch that fails because the database refuses one of its values (store.db.refused_data) is not
 retried whole, for ever: it is halved until each refused click stands alone, the rest is stored,
@@ -50,10 +53,11 @@ RETRY_MAX_SECONDS = 5.0
 MAX_REASON_LEN = 512
 MAX_UNREADABLE_LEN = 64 * 1024
 CAPACITY_SECONDS = 10.0
-# The longest a redirect is held for a writer behind the traffic, and how recent the writer's last
+# The longest a redirect is held for a writer behind the traffic; and how recent the writer's last
 # stored batch must be for it to hold any: a batch of 1,000 took up to 0.9 s on a loaded 2-core
-# machine, and a stuck writer must not slow every redirect.
+# machine, and a stalled writer must not slow every redirect.
 HOLD_SECONDS = 1.0
+STALLED_SECONDS = 1.0
 
 
 class ClickWriter:
@@ -95,7 +99,13 @@ class ClickWriter:
         self._held_shown = 0  # of them, counted in CLICKS_HELD (at each batch, not each click)
         # Held redirects wait on this; resolved when the backlog is under _hold_at again.
         self._caught_up: asyncio.Future[None] | None = None
-        self._hold_at = min(2 * batch_size, max_pending // 2)
+        self._hold_at = max(batch_size, min(2 * batch_size, max_pending // 2))
+        # Redirects held now: at most a batch's worth, so that traffic which does not wait for
+        # its answers cannot pile up waiters on one future (each removed from it on its timeout).
+        self._holding = 0
+        # A hold ran out before the writer caught up: traffic that does not wait for its answers
+        # (new users keep coming), which holding only slows. No more holds until it catches up.
+        self._outrun = False
         self._stored_at = float("-inf")  # time.monotonic() of the last batch stored
         # (when, clicks, seconds) of the last batches written, for write_capacity
         self._batches: deque[tuple[float, int, float]] = deque(maxlen=1000)
@@ -110,6 +120,9 @@ class ClickWriter:
         """Accept a redirected click without waiting. Returns what `synced` must await before
         the redirect is sent (durable mode: the spool's fsync; a held redirect: the writer
         catching up), or None: the click is already taken."""
+        # Decided before the click is added, as the fast click path asks `behind` before it
+        # takes a click: both hold from the click after the backlog reached two batches.
+        hold = may_hold and self.behind
         # Into the spool file and into memory in one synchronous step, before any await: a flush
         # then either sees the click in memory or finds its line in a segment it must not delete.
         synced = self._spool(click) if self.durable else None
@@ -117,40 +130,61 @@ class ClickWriter:
         if len(self._pending) >= self._max_pending:
             # The database has been failing for a long time: keep the backlog on disk instead.
             self._spill()
-        elif len(self._pending) >= self._batch_size:
+            return synced
+        if len(self._pending) >= self._batch_size:
             self._wake.set()
-            if may_hold and self.behind:
-                self.held += 1
-                return self._hold(synced)
-        return synced
+        return self._hold(synced) if hold else synced
 
     @property
     def behind(self) -> bool:
         """Whether a redirect taken now is held: the backlog is two batches or more while the
-        writer is storing batches."""
+        writer is storing batches, and holding keeps the traffic in step with it."""
+        return self._backlogged and self._holding < self._batch_size and not self._outrun and self._storing
+
+    @property
+    def _backlogged(self) -> bool:
+        return len(self._pending) >= self._hold_at
+
+    @property
+    def _storing(self) -> bool:
+        """The writer is storing batches: none failing, not stopping, one stored lately."""
         return (
-            len(self._pending) >= self._hold_at
-            and not self.failing
+            not self.failing
             and not self._stopping.is_set()
-            and time.monotonic() - self._stored_at < HOLD_SECONDS
+            and time.monotonic() - self._stored_at < STALLED_SECONDS
         )
 
     def _hold(self, synced: Awaitable[None] | None) -> Coroutine[None, None, None]:
+        loop = asyncio.get_running_loop()
         if self._caught_up is None or self._caught_up.done():
-            self._caught_up = asyncio.get_running_loop().create_future()
+            self._caught_up = loop.create_future()
         caught_up = self._caught_up
+        deadline = loop.time() + HOLD_SECONDS  # from now: a durable click's fsync included
+        self.held += 1
 
         async def held() -> None:
-            await self.synced(synced)
-            await asyncio.wait([caught_up], timeout=HOLD_SECONDS)
+            self._holding += 1
+            try:
+                await self.synced(synced)
+                left = deadline - loop.time()
+                if left > 0:
+                    await asyncio.wait([caught_up], timeout=left)
+                if not caught_up.done():
+                    self._outrun = True
+            finally:
+                self._holding -= 1
 
         return held()
 
     def _let_go(self) -> None:
         """Send the held redirects once the backlog is under two batches or the writer stopped
         storing (a failing database, a shutdown)."""
-        if self._caught_up is not None and not self.behind and not self._caught_up.done():
-            self._caught_up.set_result(None)
+        backlogged = self._backlogged
+        if not backlogged:
+            self._outrun = False
+        caught_up = self._caught_up
+        if caught_up is not None and not caught_up.done() and not (backlogged and self._storing):
+            caught_up.set_result(None)
 
     async def synced(self, synced: Awaitable[None] | None) -> None:
         if synced is not None:

@@ -61,7 +61,7 @@ class Tracker:
         if isinstance(taken, Rejected):
             return taken
         taken = taken._replace(click=taken.click._replace(test=True))
-        await self._writer.synced(self._writer.put(taken.click))
+        await self._writer.synced(self._writer.put(taken.click, may_hold=False))  # flushed below
         await self._writer.flush()
         return taken
 

@@ -62,7 +62,8 @@ class ClickProtocol(HttpToolsProtocol):
     """Uvicorn's httptools protocol, with `GET|HEAD /c/...` answered as soon as its headers are
     parsed, when the app offers `answer_click` and the answer can be given now: keep-alive
     HTTP/1.1, no earlier response still pending on the connection (pipelining keeps its order),
-    a client reading its replies, no upgrade, and a click that need not wait for the disk.
+    a client reading its replies, no upgrade, and a click that need not wait (for the disk in durable
+    mode, or for a click writer behind the traffic: ADR 22).
     Anything else takes the ASGI path, where the same endpoint answers it."""
 
     def __init__(self, *args: Any, limits: ConnectionLimits = NO_LIMITS, **kwargs: Any) -> None:

@@ -131,7 +131,8 @@ AnswerClick = Callable[[str, str, bytes, Iterable[tuple[bytes, bytes]], str], Cl
 
 def click_answerer(runtime: Runtime) -> AnswerClick:
     """The click endpoint as one synchronous call, for a server that can write the reply itself.
-    It answers None when the redirect must wait (durable mode): then the ASGI endpoint must serve."""
+    It answers None when the redirect may have to wait (durable mode, or a click writer behind the
+    traffic): then the ASGI endpoint must serve."""
     tracker = runtime.tracker
     proxy_hops = runtime.settings.proxy_hops
     cookie = click_cookie_attributes(runtime.settings)
