@@ -1,5 +1,6 @@
-"""Taking a click: the redirect never waits for the database, only, when the traffic outruns the
-writer, for the writer to catch up (service/postbacks.py receives postbacks)."""
+"""Taking a click: the redirect never waits for the database. It may wait, for a second at most,
+for a click writer behind the traffic to catch up (ADR 22). service/postbacks.py receives
+postbacks."""
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
