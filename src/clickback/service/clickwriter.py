@@ -238,10 +238,10 @@ class ClickWriter:
         try:
             return await self._flush()
         finally:
+            self._let_go()
             self._gauges()
 
     def _gauges(self) -> None:
-        self._let_go()
         if self.held > self._held_shown:
             CLICKS_HELD.labels(worker()).inc(self.held - self._held_shown)
             self._held_shown = self.held
