@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Click batch writer throughput, SQLite and PostgreSQL, against the driver's own ceiling.
 
-For each database it writes the same synthetic clicks (1000 per batch, 200 distinct visitors per
+For each database it writes the same synthetic clicks (1000 a batch unless --batch, 200 visitors a
 link so the unique-click upsert does real work) through `store.clicks.write_batch` — the click
 insert (COPY on PostgreSQL), the unique-visitor upsert and the hourly counters, one transaction a
 batch — and, as the reference in the same run, the driver's own executemany of the same rows into a
