@@ -64,6 +64,23 @@ GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.
         ),
         (IPAD_SAFARI, Device("tablet", "iOS", "Mobile Safari")),
         (GALAXY_TAB_CHROME, Device("tablet", "Android", "Chrome")),
+        # Tablets that ua-parser's rules of makers' models name (clickback does not read those
+        # rules): without "Mobile", they are tablets like any other maker's.
+        (
+            "Mozilla/5.0 (Linux; Android 12; Lenovo TB-X606F) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/120.0.0.0 Safari/537.36",
+            Device("tablet", "Android", "Chrome"),
+        ),
+        (
+            "Mozilla/5.0 (Linux; Android 13; Pixel Tablet) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/120.0.0.0 Safari/537.36",
+            Device("tablet", "Android", "Chrome"),
+        ),
+        (
+            "Mozilla/5.0 (Linux; Android 7.0; SM-T585 Build/NRD90M; wv) AppleWebKit/537.36 (KHTML, like "
+            "Gecko) Version/4.0 Chrome/90.0.4430.210 Safari/537.36 [FB_IAB/FB4A;FBAV/300.0.0.49.115;]",
+            Device("tablet", "Android", "Facebook"),
+        ),
         (
             "Mozilla/5.0 (Android 14; Tablet; rv:125.0) Gecko/125.0 Firefox/125.0",
             Device("tablet", "Android", "Firefox Mobile"),
