@@ -172,6 +172,7 @@ def test_signature_round_trip() -> None:
     assert not verify_signature("k" * 16, header, b"/pb?subid=2")
     assert not verify_signature("x" * 16, header, b"/pb?subid=1")
     assert not verify_signature("k" * 16, "garbage", b"/pb?subid=1")
+    assert not verify_signature("k" * 16, "t=\u00b9,v1=00", b"/pb?subid=1")
 
 
 @pytest.mark.parametrize(
@@ -210,6 +211,7 @@ def test_retries_last_more_than_a_day_at_the_default_base() -> None:
         ("Wed, 02 Dec 2026 12:01:00 GMT", timedelta(minutes=1)),
         ("99999999", MAX_RETRY_AFTER),
         ("soon", None),
+        ("\u00b2", None),  # isdigit(), but no number int() reads: the attempt went unrecorded
         ("", None),
         (None, None),
         ("Wed, 02 Dec 2026 11:00:00 GMT", timedelta()),

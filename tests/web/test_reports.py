@@ -287,6 +287,7 @@ def test_the_previous_period_and_a_report_currency(client: Client, world: World)
         ({"from": "2026-11-02", "to": "2026-11-01"}, "to"),
         ({"from": "2020-01-01", "to": "2026-01-01"}, "to"),
         ({"affiliate": "abc"}, "affiliate"),
+        ({"offer": "\u00b2"}, "offer"),  # isdigit() but no int(): a 500 until 2026-12-06
         ({"sub1": "x" * 2000}, "sub1"),
         ({"limit": "0"}, "limit"),
         ({"basis": "payday"}, "basis"),

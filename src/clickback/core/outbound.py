@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from clickback.core.caps import cap_status
+from clickback.core.digits import is_digits
 from clickback.core.lifecycle import Status
 from clickback.core.limits import MAX_URL_LEN
 from clickback.core.money import money_text
@@ -350,7 +351,7 @@ def signature(secret: str, timestamp: int, payload: bytes) -> str:
 def verify_signature(secret: str, header: str, payload: bytes) -> bool:
     """What a receiver does (docs/outbound.md shows the same in ten lines)."""
     fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
-    if not fields.get("t", "").isdigit():
+    if not is_digits(fields.get("t", "")):
         return False
     expected = signature(secret, int(fields["t"]), payload).split("v1=", 1)[1]
     return hmac.compare_digest(expected, fields.get("v1", ""))

@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 
+from clickback.core.digits import is_digits
+
 MAX_ATTEMPTS = 15
 CAP_FACTOR = 720
 JITTER = 0.2
@@ -60,7 +62,7 @@ def retry_after(header: str | None, now: datetime) -> timedelta | None:
     if not header:
         return None
     value = header.strip()[:64]
-    if value.isdigit():
+    if is_digits(value):
         wait = timedelta(seconds=int(value[:8]))
     else:
         try:

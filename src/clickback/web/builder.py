@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response, StreamingResponse
 
 from clickback.core.accounts import Role
+from clickback.core.digits import is_digits
 from clickback.core.metrics import COUNTS, METRICS, MONEY_METRICS
 from clickback.core.reporting import DIMENSIONS, MAX_LIMIT, ReportError, ReportQuery, parse_zone
 from clickback.store import reports
@@ -132,7 +133,7 @@ def cell(v: Viewer, form: ReportForm, dimension: str, value: object) -> dict[str
 
 def _value(raw: str) -> str | int:
     # An owner's id names it (offer 3 is "Northstar Casino (#3)"); other values are themselves.
-    return int(raw) if raw.isdigit() and len(raw) <= 18 else raw
+    return int(raw) if is_digits(raw) and len(raw) <= 18 else raw
 
 
 def kind(metric: str) -> str:

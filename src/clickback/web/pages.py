@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from clickback.core import metrics
 from clickback.core.accounts import Access, Principal
+from clickback.core.digits import is_digits
 from clickback.core.model import Catalog
 from clickback.service.accounts import Session
 from clickback.service.runtime import Runtime
@@ -351,8 +352,8 @@ def owner_name(catalog: Catalog, dimension: str, value: object) -> str:
 
 def number(raw: str, digits: int = 9) -> int | None:
     """A row id as a path or a form gives it: ASCII digits of a positive number, else None (no
-    such row). `int()` alone takes other scripts' digits and fails on a superscript."""
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= digits and int(raw) > 0 else None
+    such row)."""
+    return int(raw) if is_digits(raw) and len(raw) <= digits and int(raw) > 0 else None
 
 
 async def csrf_form(v: Viewer) -> dict[str, str] | None:

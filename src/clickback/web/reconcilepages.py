@@ -30,6 +30,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.types import Message, Receive
 
 from clickback.core.audit import Kind, actor_of
+from clickback.core.digits import is_digits
 from clickback.core.reconcile import AMOUNT_FIELDS, BadRow, ReportRow
 from clickback.core.reconcile import Field as ReportField
 from clickback.core.reconcile_compare import ACCEPTABLE
@@ -408,7 +409,7 @@ async def _detail_page(
             counts[k] = counts.get(k, 0) + n
     next_page = next_link(f"/reconciliations/{rid}", {"kind": kind} if kind else {}, page)
     booked = [b.rpartition("=") for b in query.getlist("booked")[:20]]
-    booked_shown = [(r[:60], n) for r, _, n in booked if n.isdigit()]
+    booked_shown = [(r[:60], n) for r, _, n in booked if is_digits(n)]
     items = page.rows
     accepted = await _accepted_postbacks(v, rid, [it["id"] for it in items if it["accepted_at"]])
     return render(

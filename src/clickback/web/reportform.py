@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from urllib.parse import urlencode
 
 from clickback.core.accounts import NETWORK_METRICS
+from clickback.core.digits import is_digits
 from clickback.core.metrics import METRICS
 from clickback.core.reporting import (
     ALIASES,
@@ -225,7 +226,7 @@ def read_form(
 def _number(raw: str, default: int, low: int, high: int, name: str, problems: list[str]) -> int:
     if not raw:
         return default
-    if not raw.isdigit() or not low <= int(raw[:12]) <= high:
+    if not is_digits(raw) or not low <= int(raw[:12]) <= high:
         problems.append(f"{name}: a whole number from {low} to {high}; {default} is shown")
         return default
     return int(raw)

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from clickback.core import metrics
+from clickback.core.digits import is_digits
 from clickback.core.model import Catalog
 from clickback.core.reporting import (
     ALIASES,
@@ -64,7 +65,7 @@ def read_query(
         if len(values) >= MAX_FILTER_VALUES:
             raise ReportError(raw_name, f"at most {MAX_FILTER_VALUES} values a filter")
         if name in OWNER_DIMENSIONS:
-            if not value.isdigit() or len(value) > 18:
+            if not is_digits(value) or len(value) > 18:
                 raise ReportError(raw_name, f"'{value[:40]}' is no id")
             values.append(int(value))
         else:
