@@ -277,6 +277,10 @@ REFUSALS = [
     pytest.param(raw(query(event="deposit", payout="-5")), Reason.INVALID_PAYOUT, id="negative_deposit"),
     pytest.param(raw(query(event="ngr", period="2026-13")), Reason.INVALID_PERIOD, id="month_13"),
     pytest.param(raw(query(event="ngr", period="10/2026")), Reason.INVALID_PERIOD, id="period_not_iso"),
+    pytest.param(raw(query(event="ngr", period="2025-07")), Reason.PERIOD_IN_THE_FUTURE, id="next_month"),
+    pytest.param(
+        raw(query(event="ngr", period="2099-12")), Reason.PERIOD_IN_THE_FUTURE, id="period_far_ahead"
+    ),
     pytest.param(raw(query(event_time="30/11/2026")), Reason.INVALID_EVENT_TIME, id="event_time_not_iso"),
     pytest.param(raw(query(date="yesterday")), Reason.INVALID_EVENT_TIME, id="event_date_word"),
     pytest.param(raw(query(ts="2025-06-01T13:00:00Z")), Reason.EVENT_TIME_OUT_OF_RANGE, id="event_in_future"),
@@ -399,6 +403,30 @@ def test_missing_click_id_points_at_the_parameter_that_holds_one() -> None:
     assert result.rejected == Rejected(
         Reason.MISSING_CLICK_ID, "parameter 'clid' holds a click ID: send it as click_id"
     )
+
+
+def test_a_period_is_this_month_or_one_before_and_next_month_a_day_early() -> None:
+    assert accepted(read(query(event="ngr", period="2025-06"))).period == "2025-06"
+    assert accepted(read(query(event="ngr", period="2024-12"))).period == "2024-12"
+    # 2025-06-30 at 12:00 UTC is already July east of UTC+12.
+    last_day = replace(
+        raw(query(event="ngr", period="2025-07")), received_at=datetime(2025, 6, 30, 12, tzinfo=UTC)
+    )
+    assert accepted(read_postback(last_day, CATALOG, CODEC)).period == "2025-07"
+
+
+def test_a_json_body_may_start_with_a_byte_order_mark() -> None:
+    body, kind = json_body(params())
+    assert accepted(read(b"", "\ufeff".encode() + body, kind)).click.value == CLICK_ID
+
+
+def test_a_json_body_in_another_encoding_than_utf8_is_refused() -> None:
+    # json.loads reads UTF-16 too; the postback log, which keeps bodies as UTF-8, could not mask
+    # the token in one.
+    result = read(b"", json.dumps(params()).encode("utf-16"), "application/json")
+    assert reason_of(result) is Reason.INVALID_CHARACTERS
+    assert isinstance(result, Refused)
+    assert result.rejected.detail == "the JSON body is not UTF-8"
 
 
 def test_json_body_nested_too_deeply_is_refused_not_raised() -> None:
@@ -758,6 +786,8 @@ def test_a_signed_postback_is_accepted_and_carries_its_signature() -> None:
         ({"query": query(token=GUARDED.token, event="deposit")}, Reason.BAD_SIGNATURE),
         ({"body": b"sub1=changed"}, Reason.BAD_SIGNATURE),
         ({"timestamp": "1e9"}, Reason.BAD_SIGNATURE),
+        # str.isdigit() holds for superscripts, which int() refuses: a 500 until 2026-12-06.
+        ({"timestamp": "\u00b9\u00b2\u00b3"}, Reason.BAD_SIGNATURE),
         ({"signature": ""}, Reason.MISSING_SIGNATURE),
         ({"received_at": NOW + timedelta(seconds=301)}, Reason.SIGNATURE_EXPIRED),
     ],

@@ -32,6 +32,11 @@ def test_a_query_keeps_everything_but_the_token(sent: str, kept: str) -> None:
         ('{"token": "0123', '{"token": "***"'),  # cut short
         ('{"\\ud800": null}', '{"\\ud800": null}'),  # as sent, escapes included
         (f"token={TOKEN}&event=sale", "token=***cdef&event=sale"),  # a form body
+        # What intake's JSON reader also takes: a byte order mark, a name or a value escaped.
+        (f'\ufeff{{"token": "{TOKEN}"}}', '\ufeff{"token": "***cdef"}'),
+        (f'{{"\\u0074oken": "{TOKEN}"}}', '{"\\u0074oken": "***cdef"}'),
+        ('{"token": "0123456789abcde\\u0066"}', '{"token": "***cdef"}'),
+        ('{"a": "token", "b": "x\\": 1", "token": 7}', '{"a": "token", "b": "x\\": 1", "token": "***"}'),
     ],
 )
 def test_a_body_keeps_everything_but_the_token(sent: str, kept: str) -> None:

@@ -20,6 +20,8 @@ from urllib.parse import parse_qsl
 
 from clickback.core.clickids import ClickIdCodec, VerifiedClickId
 from clickback.core.clicks import SUB_KEYS
+from clickback.core.commission import period_bounds
+from clickback.core.digits import is_digits
 from clickback.core.events import SIGNED_EVENTS, STANDARD_EVENTS, normalise_event
 from clickback.core.eventtime import EventTime, check_age, event_moment, parse_event_time
 from clickback.core.lifecycle import DEFAULT_STATUS, Status, can_move, parse_status
@@ -236,8 +238,14 @@ def _body_pairs(raw: RawPostback) -> list[tuple[str, str]] | Rejected:
     kind = raw.content_type.split(";", 1)[0].strip().lower()
     if kind == "application/json":
         try:
-            doc = json.loads(raw.body)
-        except (UnicodeDecodeError, ValueError, RecursionError):
+            # UTF-8 only (RFC 8259), a byte order mark allowed: json.loads would also read UTF-16
+            # and UTF-32, which the postback log, keeping the body as UTF-8, could not mask.
+            text = raw.body.decode("utf-8").removeprefix("\ufeff")
+        except UnicodeDecodeError:
+            return Rejected(Reason.INVALID_CHARACTERS, "the JSON body is not UTF-8")
+        try:
+            doc = json.loads(text)
+        except (ValueError, RecursionError):
             return Rejected(Reason.INVALID_CHARACTERS, "the JSON body does not parse")
         if not isinstance(doc, dict) or len(doc) > MAX_PARAMS:
             return Rejected(Reason.TOO_MANY_PARAMETERS, "send one flat JSON object")
@@ -310,7 +318,7 @@ def signature(d: _Draft) -> Rejected | None:
     stamp, given = d.raw.timestamp.strip(), d.raw.signature.strip()
     if not stamp or not given:
         return Rejected(Reason.MISSING_SIGNATURE)
-    if not stamp.isdigit() or len(stamp) > 12:
+    if not is_digits(stamp) or len(stamp) > 12:
         return Rejected(Reason.BAD_SIGNATURE, "X-Clickback-Timestamp must be Unix seconds")
     skew = abs(d.raw.received_at.timestamp() - int(stamp))
     if skew > SIGNATURE_WINDOW.total_seconds():
@@ -430,6 +438,9 @@ def period(d: _Draft) -> Rejected | None:
         d.period = parse_period(raw)
         if d.period is None:
             return Rejected(Reason.INVALID_PERIOD, raw)
+        # A month is a month somewhere: the next one begins a day early east of UTC.
+        if period_bounds(d.period)[0] > d.raw.received_at + timedelta(days=1):
+            return Rejected(Reason.PERIOD_IN_THE_FUTURE, d.period)
     return None
 
 

@@ -186,6 +186,12 @@ class Reason(Enum):
         "The period is not a month in the form YYYY-MM.",
         "Send the month the revenue belongs to, e.g. period=2026-10, or leave period out.",
     )
+    PERIOD_IN_THE_FUTURE = (
+        "period_in_the_future",
+        422,
+        "The period is a month that has not begun yet.",
+        "Send the month the revenue was earned in; check the sender's month and time zone.",
+    )
     INVALID_EVENT_TIME = (
         "invalid_event_time",
         422,

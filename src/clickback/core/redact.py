@@ -3,6 +3,7 @@ replaced by its last characters, so a manager can still tell an old token from t
 without the log (or a backup of it, or whoever reads the API) being able to post as the
 advertiser. Everything else stays as it arrived."""
 
+import json
 import re
 from urllib.parse import quote, unquote_plus
 
@@ -12,12 +13,10 @@ SECRET_NAMES = frozenset(ALIASES["token"])
 # Fewer characters than this are hidden whole: the tail of a short value gives too much away.
 SHOWN_FROM = 16
 SHOWN = 4
-_NAMES = "|".join(map(re.escape, sorted(SECRET_NAMES)))
-# A JSON member named like a secret (names are trimmed and case-blind, as intake reads them), its
-# value a string (perhaps cut off by the log's limit) or a number.
-_JSON_SECRET = re.compile(
-    r'("\s*(?:' + _NAMES + r')\s*"\s*:\s*)(?:"((?:[^"\\]|\\.)*)(?:"|$)|(-?[0-9][0-9.eE+-]*))', re.IGNORECASE
-)
+# A JSON member (its name a string as sent, escapes included), its value a string (perhaps cut off
+# by the log's limit) or a number. The name is decoded before it is compared: "\u0074oken" is a
+# token to intake's JSON reader, so it is one here.
+_JSON_MEMBER = re.compile(r'("((?:[^"\\]|\\.)*)"\s*:\s*)(?:"((?:[^"\\]|\\.)*)(?:"|$)|(-?[0-9][0-9.eE+-]*))')
 
 
 def masked(value: str) -> str:
@@ -36,8 +35,27 @@ def redact_query(text: str) -> str:
 
 
 def redact_body(text: str) -> str:
-    """A body as the postback log keeps it: in a JSON object the secret members' values masked
-    in place (the rest as sent, escapes included), any other body treated as a form."""
-    if not text.lstrip().startswith("{"):
+    """A body as the postback log keeps it: in a JSON object (after a byte order mark, which
+    intake allows) the secret members' values masked in place (the rest as sent, escapes
+    included), any other body treated as a form."""
+    if not text.lstrip(_JSON_LEADING).startswith("{"):
         return redact_query(text)
-    return _JSON_SECRET.sub(lambda m: f'{m.group(1)}"{masked(m.group(2) or m.group(3) or "")}"', text)
+    return _JSON_MEMBER.sub(_masked_member, text)
+
+
+_JSON_LEADING = "\ufeff \t\r\n"
+
+
+def _masked_member(m: re.Match[str]) -> str:
+    if _json_text(m.group(2)).strip().lower() not in SECRET_NAMES:
+        return m.group(0)
+    return f'{m.group(1)}"{masked(_json_text(m.group(3)) if m.group(3) is not None else m.group(4))}"'
+
+
+def _json_text(raw: str) -> str:
+    """A JSON string's text from between its quotes; as sent if its escapes do not decode."""
+    try:
+        decoded = json.loads(f'"{raw}"')
+    except ValueError:
+        return raw
+    return decoded if isinstance(decoded, str) else raw
