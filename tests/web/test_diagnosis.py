@@ -111,6 +111,13 @@ def test_a_period_out_of_order_is_refused(client: Client, world: World) -> None:
     assert response.status_code == 422 and "since must be before until" in response.text
 
 
+def test_an_until_too_early_for_the_default_week_before_it_is_refused(client: Client, world: World) -> None:
+    # The 7 days before it would be before the calendar's first day: a 500 until 2026-12-06.
+    params = {"until": "0001-01-05T00:00:00Z"}
+    response = client.http.get("/api/diagnosis", params=params, headers=client.auth)
+    assert response.status_code == 422 and "until must leave room" in response.text
+
+
 def test_an_offer_whose_latest_link_check_failed_is_found(client: Client, world: World) -> None:
     async def checked(offer_id: int, verdict: str, code: str) -> None:
         async with client.node.runtime.db.write() as conn:

@@ -125,11 +125,18 @@ def parse_sort(raw: str, group_by: Sequence[str]) -> tuple[tuple[str, bool], ...
         if not part:
             continue
         descending = part.startswith("-")
-        name = ALIASES.get(part.lstrip("-+"), part.lstrip("-+"))
+        name = sort_name(part)
         if name not in METRICS and name not in group_by:
             raise ReportError("sort", f"'{name[:40]}' is neither a metric nor a dimension grouped by")
         out.append((name, descending))
     return tuple(out)
+
+
+def sort_name(part: str) -> str:
+    """The metric or dimension one key of a sort names, as parse_sort reads it ("+revenue",
+    "-revenue" and "revenue" are one)."""
+    bare = part.strip().lstrip("-+")
+    return ALIASES.get(bare, bare)
 
 
 def parse_zone(raw: str) -> ZoneInfo:

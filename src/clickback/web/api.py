@@ -8,7 +8,7 @@ import re
 from base64 import b64encode
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, fields
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from hashlib import sha256
 from typing import Annotated, Any, Literal, NoReturn, TypeVar
@@ -54,6 +54,7 @@ from clickback.core.reporting import (
     Basis,
     ReportError,
     parse_zone,
+    sort_name,
 )
 from clickback.core.spans import Span
 from clickback.core.statements import statement_csv, totals
@@ -477,6 +478,8 @@ def create_api(runtime: Runtime) -> FastAPI:
         pending, offers gone silent) each with a hint."""
         now = utcnow()
         until = q.until or now
+        if q.since is None and until < datetime.min.replace(tzinfo=UTC) + timedelta(days=7):
+            invalid(("query", "until"), "until must leave room for the 7 days before it")
         since = q.since or until - timedelta(days=7)
         if not since < until or until - since > timedelta(days=s.MAX_DIAGNOSIS_DAYS):
             invalid(
@@ -1333,7 +1336,7 @@ def conversion_out(row: dict[str, Any], who: Principal) -> s.ConversionOut:
 def affiliates_report(params: list[tuple[str, str]], sort: str, who: Principal) -> list[tuple[str, str]]:
     """An affiliate's report parameters: their own traffic whatever the filters say, sorted by
     nothing they may not see."""
-    hidden = {key.strip().lstrip("-") for key in sort.split(",")} & NETWORK_METRICS
+    hidden = {sort_name(key) for key in sort.split(",")} & NETWORK_METRICS
     if hidden:
         invalid(("query", "sort"), f"{', '.join(sorted(hidden))}: not among your report's metrics")
     kept = [(k, v) for k, v in params if REPORT_ALIASES.get(k, k) != "affiliate"]
