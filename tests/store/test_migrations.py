@@ -59,19 +59,16 @@ def test_downgrade_to_empty_and_upgrade_again(tmp_path: Path) -> None:
     assert schema_diff(url) == []
 
 
-def test_tokens_logged_before_0007_are_masked_by_it(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'old-log.db'}"
-    token = "0123456789abcdef0123456789abcdef"
-    logged = [
-        (f"click_id=x&token={token}&event=sale", ""),
-        ("click_id=y&event=sale", f'{{"secret": "{token}"}}'),
-        ("click_id=z&event=sale", ""),
-    ]
+TOKEN = "0123456789abcdef0123456789abcdef"
+
+
+def logged_then_migrated(url: str, before: str, logged: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The postback log's (query, body) after rows written at revision `before` are migrated."""
 
     async def scenario() -> list[tuple[str, str]]:
         db = connect(url)
         try:
-            await upgrade(db, "0006")
+            await upgrade(db, before)
             async with db.write() as conn:
                 for n, (query, body) in enumerate(logged, 1):
                     await conn.execute(
@@ -90,8 +87,32 @@ def test_tokens_logged_before_0007_are_masked_by_it(tmp_path: Path) -> None:
         finally:
             await db.close()
 
-    assert asyncio.run(scenario()) == [
+    return asyncio.run(scenario())
+
+
+def test_tokens_logged_before_0007_are_masked_by_it(tmp_path: Path) -> None:
+    logged = [
+        (f"click_id=x&token={TOKEN}&event=sale", ""),
+        ("click_id=y&event=sale", f'{{"secret": "{TOKEN}"}}'),
+        ("click_id=z&event=sale", ""),
+    ]
+    assert logged_then_migrated(f"sqlite+aiosqlite:///{tmp_path / 'old-log.db'}", "0006", logged) == [
         ("click_id=x&token=***cdef&event=sale", ""),
         ("click_id=y&event=sale", '{"secret": "***cdef"}'),
         ("click_id=z&event=sale", ""),
+    ]
+
+
+def test_tokens_logged_under_escaped_names_or_after_a_byte_order_mark_are_masked_by_0021(
+    tmp_path: Path,
+) -> None:
+    logged = [
+        ("", f'{{"\\u0074oken": "{TOKEN}", "event": "sale"}}'),
+        ("", f'\ufeff{{"token": "{TOKEN}"}}'),
+        ("", '{"sub1": "caf\\u00e9"}'),
+    ]
+    assert logged_then_migrated(f"sqlite+aiosqlite:///{tmp_path / 'log.db'}", "0020", logged) == [
+        ("", '{"\\u0074oken": "***cdef", "event": "sale"}'),
+        ("", '\ufeff{"token": "***cdef"}'),
+        ("", '{"sub1": "caf\\u00e9"}'),
     ]

@@ -12,14 +12,13 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from clickback.core.redact import SECRET_NAMES, redact_body, redact_query
+from clickback.core.redact import SECRET_NAMES
+from clickback.store.logmask import LOG, mask_logged_tokens
 
 revision: str = "0007"
 down_revision: str | Sequence[str] | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-BATCH = 1000
 
 
 def upgrade() -> None:
@@ -45,34 +44,10 @@ def upgrade() -> None:
 
 def _mask_logged_tokens() -> None:
     """The postback log kept tokens as they came until now: masked as new entries are."""
-    conn = op.get_bind()
-    log = sa.table("postbacks", sa.column("id", sa.Integer), sa.column("query"), sa.column("body"))
     maybe = sa.or_(
-        *(log.c[col].ilike(f"%{name}%") for name in sorted(SECRET_NAMES) for col in ("query", "body"))
+        *(LOG.c[col].ilike(f"%{name}%") for name in sorted(SECRET_NAMES) for col in ("query", "body"))
     )
-    after = 0
-    while True:
-        rows = conn.execute(
-            sa.select(log.c.id, log.c.query, log.c.body)
-            .where(maybe & (log.c.id > after))
-            .order_by(log.c.id)
-            .limit(BATCH)
-        ).all()
-        if not rows:
-            return
-        changed = [
-            {"row_id": r.id, "q": redact_query(r.query), "b": redact_body(r.body)}
-            for r in rows
-            if (redact_query(r.query), redact_body(r.body)) != (r.query, r.body)
-        ]
-        if changed:
-            conn.execute(
-                log.update()
-                .where(log.c.id == sa.bindparam("row_id"))
-                .values(query=sa.bindparam("q"), body=sa.bindparam("b")),
-                changed,
-            )
-        after = rows[-1].id
+    mask_logged_tokens(op.get_bind(), maybe)
 
 
 def downgrade() -> None:
