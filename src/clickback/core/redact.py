@@ -13,6 +13,8 @@ SECRET_NAMES = frozenset(ALIASES["token"])
 # Fewer characters than this are hidden whole: the tail of a short value gives too much away.
 SHOWN_FROM = 16
 SHOWN = 4
+# What may come before a JSON body's "{": whitespace, and a byte order mark (intake allows one).
+_JSON_LEADING = "\ufeff \t\r\n"
 # A JSON member (its name a string as sent, escapes included), its value a string (perhaps cut off
 # by the log's limit) or a number. The name is decoded before it is compared: "\u0074oken" is a
 # token to intake's JSON reader, so it is one here.
@@ -35,15 +37,11 @@ def redact_query(text: str) -> str:
 
 
 def redact_body(text: str) -> str:
-    """A body as the postback log keeps it: in a JSON object (after a byte order mark, which
-    intake allows) the secret members' values masked in place (the rest as sent, escapes
-    included), any other body treated as a form."""
+    """A body as the postback log keeps it: in a JSON object the secret members' values masked
+    in place (the rest as sent, escapes included), any other body treated as a form."""
     if not text.lstrip(_JSON_LEADING).startswith("{"):
         return redact_query(text)
     return _JSON_MEMBER.sub(_masked_member, text)
-
-
-_JSON_LEADING = "\ufeff \t\r\n"
 
 
 def _masked_member(m: re.Match[str]) -> str:
