@@ -98,6 +98,15 @@ def test_a_mapping_naming_a_missing_column_or_no_player_is_refused() -> None:
         ("NaN", ".", False, None),
         ("12.34567", ".", False, None),
         ("2000000000", ".", False, None),
+        # A thousands mark that groups no three digits is a decimal mark misread: refused, not
+        # read as 100 times the amount.
+        ("12,50", ".", False, None),
+        ("3,1", ".", False, None),
+        ("1 234,56", ".", False, None),
+        ("1.5", ",", False, None),
+        ("12.345.678,9", ",", False, Decimal("12345678.9")),
+        ("1 234 567", ".", False, Decimal("1234567")),
+        ("-1,234", ".", True, Decimal("-1234")),
     ],
 )
 def test_amounts_read_as_exports_write_them_within_the_postback_limits(

@@ -170,6 +170,10 @@ def test_a_wrong_line_refuses_the_whole_file_naming_it(client: Client, world: Wo
         reply = send(client, text)
         assert reply.status_code == 422, (text, reply.text)
         assert reply.json()["detail"][0]["loc"] == ["body", line, field], (text, reply.json())
+    # The same link by its code and by its id: one line's spend was lost until 2026-12-06.
+    link_id = next(link["id"] for link in client.items("/links") if link["code"] == code)
+    twice = send(client, f"day,link,cost,currency\n{good}\n{DAY},{link_id},2.00,EUR\n")
+    assert twice.status_code == 422 and twice.json()["detail"][0]["loc"] == ["body", "line 3", "line"]
     bad_zone = send(client, f"day,link,cost,currency\n{good}\n", zone="Mars/Olympus")
     assert bad_zone.status_code == 422 and bad_zone.json()["detail"][0]["loc"] == ["query", "zone"]
     not_utf8 = client.http.post(

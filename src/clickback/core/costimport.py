@@ -136,6 +136,11 @@ def resolve(lines: Sequence[SpendLine], catalog: Catalog) -> dict[tuple[date, in
             raise SpendError(
                 spend.line, "line", f"line {group[0].line} of the same day and link names other sub IDs"
             )
+        # The same link named once by its code and once by its id: the second would take the
+        # first's clicks and its spend would be lost.
+        twin = next((other for other in group if other.subs == spend.subs), None)
+        if twin is not None:
+            raise SpendError(spend.line, "line", f"the same day, link and sub IDs as line {twin.line}")
         group.append(spend)
     return groups
 

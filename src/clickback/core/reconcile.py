@@ -380,14 +380,24 @@ def read_amount(raw: str, decimal: str, *, signed: bool) -> Decimal | None:
     """An amount as exports write it (a decimal comma or point, thousands marks, a currency
     symbol, a loss in parentheses), then checked as a postback's is (core/money.parse_amount):
     None when it is not one."""
-    text = _SPACES.sub("", _SYMBOLS.sub("", raw.strip()).strip())
+    text = _SYMBOLS.sub("", raw.strip()).strip()
     if text.startswith("(") and text.endswith(")"):
         text = "-" + text[1:-1]
     thousands = "." if decimal == "," else ","
-    text = text.replace(thousands, "")
+    whole = text.split(decimal, 1)[0]
+    # Thousands marks (or spaces) only between groups of three digits: "12,50" in a file of
+    # decimal points is a decimal comma misread, not 1,250.
+    if (thousands in whole or _SPACES.search(whole)) and not _GROUPED.fullmatch(
+        _SPACES.sub(thousands, whole).replace(thousands, ",")
+    ):
+        return None
+    text = _SPACES.sub("", text).replace(thousands, "")
     if decimal == ",":
         text = text.replace(",", ".")
     return parse_amount(text, signed=signed)
+
+
+_GROUPED = re.compile(r"-?[0-9]{1,3}(?:,[0-9]{3})+")
 
 
 _DAY_FIRST = re.compile(r"([0-9]{1,2})[./-]([0-9]{1,2})[./-]([0-9]{4})(?:[ T].*)?")
