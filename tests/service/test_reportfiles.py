@@ -54,8 +54,46 @@ def test_an_xlsx_sheet_with_numbers_and_dates_as_values() -> None:
         (b"PK\x03\x04 not really a zip", "", "not an XLSX file"),
         (b"a,b\x00,c\n", "", "NUL"),
         (b"\n\n", "", "no header"),
+        # A byte order mark, then bytes its encoding does not decode: a 500 until 2026-12-06.
+        (b"\xef\xbb\xbfplayer_id,month,ngr\nP1,2026-11,\xff\n", "", "starts as UTF-8-SIG but is not"),
+        (b"\xff\xfeP\x00,", "", "starts as UTF-16 but is not"),
     ],
 )
 def test_what_is_not_a_report_is_refused_with_a_reason(data: bytes, name: str, message: str) -> None:
     with pytest.raises(FileError, match=message):
         read_report(data, name)
+
+
+def test_an_xlsx_sheet_declaring_a_huge_size_is_read_for_the_cells_it_has() -> None:
+    # 16,384 columns declared, rows far apart: every row was read 16,384 cells wide, and the
+    # empty rows between them kept (1 GB for 8,000 rows).
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["Player ID", "NGR"])
+    sheet.cell(row=3000, column=1, value="P-1")
+    sheet.cell(row=3000, column=2, value=5)
+    sheet.cell(row=3000, column=16384, value=None)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    declared = buffer.getvalue()
+    table = read_report(declared, "report.xlsx")
+    assert table.header == ["Player ID", "NGR"] and table.lines == [(3000, ["P-1", "5"])]
+
+
+def test_an_xlsx_header_wider_than_a_report_may_be_is_refused() -> None:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append([f"c{n}" for n in range(201)])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    with pytest.raises(FileError, match="at most 200 columns"):
+        read_report(buffer.getvalue(), "report.xlsx")
+
+
+def test_the_delimiter_is_sniffed_from_the_files_first_kilobytes() -> None:
+    # csv.Sniffer took 12 s on 40 KB of ',"' (quadratic), holding the worker; now a few KB.
+    data = b"Player ID;NGR\nP-1;12,50\n" + b"P-2;1,00\n" * 5000 + b',"' * 20_000
+    table = read_report(data)
+    assert table.delimiter == ";" and table.lines[0] == (2, ["P-1", "12,50"])

@@ -31,6 +31,7 @@ from clickback.core.reconcile import (
 # A 100,000-line export with a dozen columns is about 10 MB as CSV.
 MAX_REPORT_FILE_BYTES = 64 * 1024 * 1024
 _DELIMITERS = ",;\t|"
+SNIFF_CHARS = 4096
 _XLSX_MAGIC = b"PK\x03\x04"
 
 
@@ -64,7 +65,10 @@ def _decode(data: bytes) -> tuple[str, str]:
         (codecs.BOM_UTF16_BE, "utf-16"),
     ):
         if data.startswith(bom):
-            return data.decode(encoding), encoding
+            try:
+                return data.decode(encoding), encoding
+            except UnicodeDecodeError:
+                raise FileError(f"the file starts as {encoding.upper()} but is not") from None
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -79,7 +83,9 @@ def _csv(data: bytes) -> ReportTable:
     text, encoding = _decode(data)
     if "\x00" in text:
         raise FileError("the file is neither XLSX nor CSV text (it holds NUL bytes)")
-    sample = "\n".join(text[: 64 * 1024].splitlines()[:50])
+    # A few KB: csv.Sniffer's patterns take time quadratic in the sample on some texts (40 KB of
+    # ',"' held the worker, clicks and all, for 12 s), and a header with a few lines is enough.
+    sample = "\n".join(text[:SNIFF_CHARS].splitlines()[:50])
     try:
         delimiter = csv.Sniffer().sniff(sample, delimiters=_DELIMITERS).delimiter
     except csv.Error:
@@ -125,17 +131,33 @@ def _xlsx(data: bytes) -> ReportTable:
         sheet = book.worksheets[0] if book.worksheets else None
         if sheet is None:
             raise FileError("the workbook has no sheet")
-        rows = sheet.iter_rows(values_only=True)
+        # Not the size the sheet declares, and one column past the most a report may have (the
+        # header then says it has too many): a 1.5 KB file declaring A1:XFD1048576 had every row
+        # read as 16,384 cells, and its empty rows kept (read_rows skips them), 1 GB for 8,000 rows.
+        sheet.reset_dimensions()
+        rows = sheet.iter_rows(values_only=True, max_col=MAX_REPORT_COLUMNS + 1)
         first = next(rows, None)
         if first is None or not any(_cell(v).strip() for v in first):
             raise FileError("the sheet has no header line")
-        header = [_cell(v) for v in first]
-        lines = [(n, [_cell(v) for v in row]) for n, row in enumerate(_bounded_rows(rows), start=2)]
+        header = _cells(first)
+        lines = [
+            (n, _cells(row))
+            for n, row in enumerate(_bounded_rows(rows), start=2)
+            if any(v is not None for v in row)
+        ]
     finally:
         book.close()
     # Numbers are values, written by _cell with a decimal point whatever the sheet showed: the
     # decimal mark sniffed is that of amounts typed as text, if any.
     return _table(header, lines, "xlsx")
+
+
+def _cells(row: Sequence[object]) -> list[str]:
+    """A row's cells as text, without the empty ones after its last (iter_rows pads to max_col)."""
+    end = len(row)
+    while end and row[end - 1] is None:
+        end -= 1
+    return [_cell(v) for v in row[:end]]
 
 
 def _bounded_rows(rows: Iterator[Sequence[object]]) -> Iterator[Sequence[object]]:
