@@ -1,6 +1,6 @@
 import pytest
 
-from clickback.core.digits import is_digits
+from clickback.core.digits import id_of, is_digits
 
 
 @pytest.mark.parametrize(
@@ -19,3 +19,20 @@ from clickback.core.digits import is_digits
 )
 def test_only_ascii_digits_are_digits(text: str, digits: bool) -> None:
     assert is_digits(text) is digits
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("1", 1),
+        ("2147483647", 2**31 - 1),
+        ("2147483648", None),  # past the database's INTEGER: PostgreSQL failed the query (a 500)
+        ("999999999999999999", None),
+        ("0", None),
+        ("007", 7),
+        ("\u00b2", None),
+        ("", None),
+    ],
+)
+def test_an_id_is_a_positive_integer_the_database_can_hold(text: str, found: int | None) -> None:
+    assert id_of(text) == found

@@ -437,3 +437,19 @@ def test_a_links_cost_model_is_set_by_its_form_as_the_api_sets_it(
     assert client.api("GET", f"/links/{link}")["cost"] is None
     actions = [e["action"] for e in audit(client, "link", link) if e["actor"] == "boss"]
     assert actions == ["cost", "cost", "cost"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/conversions", "/players", "/postbacks", "/deliveries", "/catalog/offers", "/catalog/links"],
+)
+def test_a_cursor_that_is_not_the_lists_is_a_clear_400_not_a_500(boss: Browser, path: str) -> None:
+    page = boss.get(f"{path}?cursor=x")
+    assert page.status_code == 400 and "not one of this list" in page.text
+    assert boss.get(path).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/conversions/2147483648", "/conversions/0", "/conversions/%C2%B2"])
+def test_an_id_no_row_can_have_is_not_found(boss: Browser, path: str) -> None:
+    # Past the database's INTEGER, PostgreSQL failed the query: a 500 until 2026-12-06.
+    assert boss.get(path).status_code == 404

@@ -51,6 +51,7 @@ def test_the_url_a_form_writes_reads_back_as_the_same_form() -> None:
         ([("from", "2026-02-30")], "from"),
         ([("from", "2026-12-05"), ("to", "2026-12-01")], "to"),
         ([("from", "2020-01-01"), ("to", "2026-01-01")], "to"),
+        ([("to", "0001-01-06")], "from"),  # no week before it: a 500 until 2026-12-06
         ([("zone", "Mars/Base")], "zone"),
         ([("basis", "moon")], "basis"),
         ([("by", "planet")], "by"),

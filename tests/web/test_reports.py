@@ -288,6 +288,7 @@ def test_the_previous_period_and_a_report_currency(client: Client, world: World)
         ({"from": "2020-01-01", "to": "2026-01-01"}, "to"),
         ({"affiliate": "abc"}, "affiliate"),
         ({"offer": "\u00b2"}, "offer"),  # isdigit() but no int(): a 500 until 2026-12-06
+        ({"affiliate": "2147483648"}, "affiliate"),  # past INTEGER: PostgreSQL's 500 until then
         ({"sub1": "x" * 2000}, "sub1"),
         ({"limit": "0"}, "limit"),
         ({"basis": "payday"}, "basis"),

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response, StreamingResponse
 
 from clickback.core.accounts import Role
-from clickback.core.digits import is_digits
+from clickback.core.digits import id_of
 from clickback.core.metrics import COUNTS, METRICS, MONEY_METRICS
 from clickback.core.reporting import DIMENSIONS, MAX_LIMIT, ReportError, ReportQuery, parse_zone
 from clickback.store import reports
@@ -133,7 +133,8 @@ def cell(v: Viewer, form: ReportForm, dimension: str, value: object) -> dict[str
 
 def _value(raw: str) -> str | int:
     # An owner's id names it (offer 3 is "Northstar Casino (#3)"); other values are themselves.
-    return int(raw) if is_digits(raw) and len(raw) <= 18 else raw
+    found = id_of(raw)
+    return raw if found is None else found
 
 
 def kind(metric: str) -> str:

@@ -23,12 +23,13 @@ from starlette.routing import Route
 
 from clickback.core import metrics
 from clickback.core.accounts import Access, Principal
-from clickback.core.digits import is_digits
+from clickback.core.digits import id_of
 from clickback.core.model import Catalog
 from clickback.service.accounts import Session
 from clickback.service.runtime import Runtime
 from clickback.store.admin import NotFound
 from clickback.store.db import database_problem
+from clickback.store.paging import BadCursor
 from clickback.web.login import page, read_form, same_token, signed_in
 
 # A form posted without the session's CSRF token (an old page, or another site's).
@@ -220,6 +221,9 @@ def guarded(runtime: Runtime, path: str, handler: Handler) -> Route:
             return await handler(v)
         except NotFound as exc:
             return render(v, "problem.html", 404, title="Not found", problem=f"{exc}.")
+        except BadCursor:
+            problem = "This link to a later page is not one of this list's: start again from its first page."
+            return render(v, "problem.html", 400, title="Not a page of this list", problem=problem)
         except (SQLAlchemyError, OSError) as exc:
             # The database away: a page to retry, as the API's 503 (web/api.py), not a 500.
             lost = isinstance(exc, DBAPIError) and exc.connection_invalidated
@@ -350,10 +354,9 @@ def owner_name(catalog: Catalog, dimension: str, value: object) -> str:
     return "(none)" if value == "" else str(value)
 
 
-def number(raw: str, digits: int = 9) -> int | None:
-    """A row id as a path or a form gives it: ASCII digits of a positive number, else None (no
-    such row)."""
-    return int(raw) if is_digits(raw) and len(raw) <= digits and int(raw) > 0 else None
+def number(raw: str) -> int | None:
+    """A row id as a path or a form gives it, else None (no such row)."""
+    return id_of(raw)
 
 
 async def csrf_form(v: Viewer) -> dict[str, str] | None:

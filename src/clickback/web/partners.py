@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response
 
 from clickback.core.accounts import Role
-from clickback.core.digits import is_digits
+from clickback.core.digits import id_of
 from clickback.core.reasons import BY_CODE
 from clickback.core.statements import COLUMNS, line_cells, statement_csv, totals
 from clickback.service.diagnosis import diagnose
@@ -41,8 +41,8 @@ def _statement_of(v: Viewer) -> tuple[int | None, str, list[str]]:
     if v.who.role is Role.AFFILIATE:
         return v.who.affiliate_id, period, problems
     raw = v.request.query_params.get("affiliate", "")
-    if is_digits(raw) and len(raw) <= 18 and int(raw) in v.catalog.affiliates:
-        return int(raw), period, problems
+    if (affiliate_id := id_of(raw)) in v.catalog.affiliates:
+        return affiliate_id, period, problems
     if raw:
         problems.append(f"affiliate: no affiliate {raw[:20]}")
     return min(v.catalog.affiliates, default=None), period, problems
@@ -155,7 +155,7 @@ async def diagnosis(v: Viewer) -> Response:
     advertiser_id = v.who.advertiser_id
     if v.who.is_manager:
         raw = v.request.query_params.get("advertiser", "")
-        advertiser_id = int(raw) if is_digits(raw) and len(raw) <= 18 else None
+        advertiser_id = id_of(raw)
     scope = Scope(now - timedelta(days=DIAGNOSIS_DAYS), now, advertiser_id, None)
     found = await diagnose(v.runtime.db, v.catalog, scope, now, 7, 24)
     summary = found.summary

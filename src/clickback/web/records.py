@@ -98,7 +98,7 @@ async def conversion(v: Viewer) -> Response:
     """A conversion with its history, ledger entries, postbacks and deliveries; a manager's form
     approves, rejects or cancels it by hand with a reason, as POST /api/conversions/{id}/status
     does (the same use case: history, audit, ledger and outbound postbacks follow)."""
-    conversion_id = number(v.request.path_params["conversion_id"], digits=18)
+    conversion_id = number(v.request.path_params["conversion_id"])
     row = await postback_log.get_conversion(v.runtime.db, conversion_id) if conversion_id else None
     if row is None or not v.who.owns(affiliate_id=row["affiliate_id"], advertiser_id=row["advertiser_id"]):
         shown_id = v.request.path_params["conversion_id"][:20]

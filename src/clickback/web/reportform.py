@@ -165,7 +165,9 @@ def read_form(
             return default
 
     last = day("to", today)
-    first = day("from", last - timedelta(days=DEFAULT_DAYS - 1))
+    # A `to` in the calendar's first week has no week before it (an OverflowError, a 500): the
+    # default `from` then stays within the calendar, and check_period refuses that `to`.
+    first = day("from", max(last, date.min + timedelta(days=DEFAULT_DAYS)) - timedelta(days=DEFAULT_DAYS - 1))
     try:
         check_period(first, last)
     except ReportError as exc:

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from clickback.core import metrics
-from clickback.core.digits import is_digits
+from clickback.core.digits import id_of
 from clickback.core.model import Catalog
 from clickback.core.reporting import (
     ALIASES,
@@ -65,9 +65,10 @@ def read_query(
         if len(values) >= MAX_FILTER_VALUES:
             raise ReportError(raw_name, f"at most {MAX_FILTER_VALUES} values a filter")
         if name in OWNER_DIMENSIONS:
-            if not is_digits(value) or len(value) > 18:
+            found = id_of(value)
+            if found is None:
                 raise ReportError(raw_name, f"'{value[:40]}' is no id")
-            values.append(int(value))
+            values.append(found)
         else:
             values.append(value)
     if "advertiser" in filters:

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from clickback.core import integration
 from clickback.core.accounts import Role
-from clickback.core.digits import is_digits
+from clickback.core.digits import id_of
 from clickback.service.tester import Problem, TestPostback
 from clickback.web.login import read_form, same_token
 from clickback.web.pages import Viewer, render, shown_name
@@ -39,7 +39,7 @@ async def tester(v: Viewer) -> Response:
     try:
         if form.get("action") == "click":
             raw = form.get("offer", "")
-            offer = v.catalog.offers.get(int(raw)) if is_digits(raw) and len(raw) <= 18 else None
+            offer = v.catalog.offers.get(id_of(raw) or 0)
             if offer is None or not v.who.owns(advertiser_id=offer.advertiser_id):
                 raise Problem(f"offer {raw[:20]} does not exist", not_found=True)
             click = await runtime.tester.click(offer.id, None)
