@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from starlette.types import Message
 
@@ -409,3 +410,18 @@ def test_a_users_reports_are_in_their_zone_unless_the_request_names_one(
     assert named["zone"] == "UTC" and [r["key"]["day"] for r in named["rows"]] == [late.date().isoformat()]
     status, bootstrap = get(client, keys.bootstrap, "/reports", **days)
     assert status == 200 and isinstance(bootstrap, dict) and bootstrap["zone"] == "UTC"
+
+
+def test_an_affiliates_template_tells_no_offer_it_has_no_link_to_from_one_that_does_not_exist(
+    client: Client, world: World, keys: Keys
+) -> None:
+    def template(offer_id: int) -> httpx.Response:
+        body = {"affiliate_id": world.alice["id"], "url": "https://93.184.216.34/pb", "offer_id": offer_id}
+        return client.http.post("/api/outbound/templates", json=body, headers=Keys.header(keys.alice))
+
+    # Southgate's poker offer exists; Alice has no link to it. Until 2026-12-06 it was accepted
+    # (201) where an offer that does not exist was a 404: which ids exist showed.
+    theirs, missing = template(world.rival_offer["id"]), template(999_999)
+    assert (theirs.status_code, missing.status_code) == (422, 422)
+    assert [r.json()["detail"][0]["loc"] for r in (theirs, missing)] == [["body", "offer_id"]] * 2
+    assert template(world.casino["id"]).status_code == 201

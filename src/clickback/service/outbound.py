@@ -103,8 +103,13 @@ async def _checked(
         raise TemplateRefused(
             "events", f"{', '.join(wrong)}: not an event; use one of {', '.join(sorted(known))}"
         )
-    if values.get("offer_id") is not None:
-        await admin.get(db, "offers", values["offer_id"])
+    offer_id, affiliate_id = values.get("offer_id"), values["affiliate_id"]
+    # An offer the affiliate sends no traffic to: the same refusal whether it exists or not, or an
+    # affiliate writing templates would learn which offer ids exist (docs/access.md).
+    if offer_id is not None and not any(
+        link.offer_id == offer_id and link.affiliate_id == affiliate_id for link in catalog.links.values()
+    ):
+        raise TemplateRefused("offer_id", f"affiliate {affiliate_id} has no link to offer {offer_id}")
     problem = await destination_problem(values["url"], allow)
     if problem is not None:
         raise TemplateRefused("url", problem)
