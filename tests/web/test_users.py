@@ -229,6 +229,18 @@ def test_a_user_changes_their_own_password_and_keys_on_their_page(client: Client
     assert lines[:3] == [("alice", "password"), ("alice", "revoke_keys"), ("alice", "add_key")]
 
 
+def test_wrong_current_passwords_count_as_failed_sign_ins(client: Client, world: World) -> None:
+    # A session alone was a way to guess its password at hashing speed, never limited.
+    add_user(client, "alice", Role.AFFILIATE, affiliate_id=world.alice["id"])
+    alice = sign_in(client, "alice")
+    change = {"action": "password", "new": "n" * 12, "repeat": "n" * 12}
+    for _ in range(5):
+        wrong = alice.post("/account", {**change, "current": "nope"})
+        assert wrong.status_code == 400 and "the current password is not right." in wrong.text
+    limited = alice.post("/account", {**change, "current": PASSWORD})  # no hash is checked
+    assert limited.status_code == 400 and "too many wrong passwords" in limited.text
+
+
 def test_the_report_builder_is_in_the_persons_own_zone_unless_the_url_names_one(
     client: Client, world: World
 ) -> None:

@@ -211,17 +211,24 @@ class Accounts:
         await rows.set_password(self._db, found["id"], hashed, self._clock(), by)
         return generated
 
-    async def change_own_password(self, user_id: int, current: str, new: str, by: Actor) -> None:
+    async def change_own_password(self, user_id: int, current: str, new: str, by: Actor, ip: str) -> None:
         """A user's own new password, given the current one (a browser left signed in is not
-        enough to take the account over); every session of theirs ends, this one too."""
+        enough to take the account over); every session of theirs ends, this one too. A wrong
+        current password counts as a failed sign-in, and the same limit applies: a session alone
+        was a way to guess the password at hashing speed."""
         found = await self._user(user_id)
         # The new one's length first: it tells nothing, and spares a verification.
         if problem := password_problem(new):
             raise AccountError(problem)
+        now, login = self._clock(), str(found["login"])
+        of_login, of_ip = await rows.failures(self._db, login, ip, now - LOGIN_WINDOW)
+        if login_wait(of_login, now) is not None or login_wait(of_ip, now) is not None:
+            raise AccountError("too many wrong passwords: try again in a few minutes")
         matches = await asyncio.to_thread(
             password_matches, found["password_hash"], current[:MAX_PASSWORD_LEN]
         )
         if not matches:
+            await rows.record_failure(self._db, login[:64], ip, now, now - LOGIN_WINDOW)
             raise AccountError("the current password is not right")
         hashed = await asyncio.to_thread(hash_password, new)
         await rows.set_password(self._db, user_id, hashed, self._clock(), by)

@@ -123,10 +123,7 @@ def routes(runtime: Runtime) -> list[Route]:
             return login_form(403, "The form expired or came from elsewhere. Sign in again.")
         name = form.get("login", "")[: MAX_LOGIN_LEN + 1]
         password = form.get("password", "")[: MAX_PASSWORD_LEN + 1]
-        peer = request.client.host if request.client else ""
-        forwarded = request.headers.get("x-forwarded-for", "")
-        ip = forwarded_ip(peer, forwarded, runtime.settings.proxy_hops)[:45]
-        outcome = await accounts.sign_in(name, password, ip)
+        outcome = await accounts.sign_in(name, password, person_ip(request, runtime.settings.proxy_hops))
         shown = name[:MAX_LOGIN_LEN]
         if isinstance(outcome, Limited):
             seconds = max(1, math.ceil(outcome.retry_after.total_seconds()))
@@ -163,3 +160,9 @@ def routes(runtime: Runtime) -> list[Route]:
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
     ]
+
+
+def person_ip(request: Request, proxy_hops: int) -> str:
+    """The address a person signs in (or gives a password) from, as the sign-in limit counts it."""
+    peer = request.client.host if request.client else ""
+    return forwarded_ip(peer, request.headers.get("x-forwarded-for", ""), proxy_hops)[:45]

@@ -13,6 +13,7 @@ from clickback.core.accounts import MAX_PASSWORD_LEN, Role
 from clickback.core.audit import Kind, actor_of
 from clickback.service.accounts import AccountError
 from clickback.store import admin
+from clickback.web.login import person_ip
 from clickback.web.outboundpages import history
 from clickback.web.pages import EXPIRED, Viewer, csrf_form, number, render, shown_name
 
@@ -174,8 +175,9 @@ async def account(v: Viewer) -> Response:
                     new = form.get("new", "")
                     if new != form.get("repeat", ""):
                         raise AccountError("the new password and its repetition differ")
+                    ip = person_ip(v.request, v.runtime.settings.proxy_hops)
                     await accounts.change_own_password(
-                        who.user_id, form.get("current", ""), new, actor_of(who)
+                        who.user_id, form.get("current", ""), new, actor_of(who), ip
                     )
                     # Every session of theirs has ended, this one too: sign in with the new one.
                     return RedirectResponse("/login", 303)
