@@ -425,3 +425,14 @@ def test_an_affiliates_template_tells_no_offer_it_has_no_link_to_from_one_that_d
     assert (theirs.status_code, missing.status_code) == (422, 422)
     assert [r.json()["detail"][0]["loc"] for r in (theirs, missing)] == [["body", "offer_id"]] * 2
     assert template(world.casino["id"]).status_code == 201
+
+
+def test_an_affiliates_template_refused_for_its_events_names_no_other_advertisers_events(
+    client: Client, world: World, keys: Keys
+) -> None:
+    client.api("PATCH", f"/offers/{world.rival_offer['id']}", json={"custom_events": ["rival_secret"]})
+    body = {"affiliate_id": world.alice["id"], "url": "https://93.184.216.34/pb", "events": ["nope"]}
+    refused = client.http.post("/api/outbound/templates", json=body, headers=Keys.header(keys.alice))
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "events"]
+    # Her own offers' custom events are named; Southgate's are not (they were until 2026-12-06).
+    assert "vip_level" in refused.text and "rival_secret" not in refused.text

@@ -96,20 +96,23 @@ async def _checked(
         template_of(values)
     except OutboundError as exc:
         raise TemplateRefused("body" if "body" in str(exc) else "url", str(exc)) from None
-    known = STANDARD_EVENTS | {e for o in catalog.offers.values() for e in o.custom_events}
+    offer_id, affiliate_id = values.get("offer_id"), values["affiliate_id"]
+    linked = {link.offer_id for link in catalog.links.values() if link.affiliate_id == affiliate_id}
+    # An offer the affiliate sends no traffic to: the same refusal whether it exists or not, or an
+    # affiliate writing templates would learn which offer ids exist (docs/access.md).
+    if offer_id is not None and offer_id not in linked:
+        raise TemplateRefused("offer_id", f"affiliate {affiliate_id} has no link to offer {offer_id}")
+    # The custom events of the affiliate's own offers: the refusal names them, and other
+    # advertisers' event names are theirs.
+    known = STANDARD_EVENTS | {
+        e for o in linked if o in catalog.offers for e in catalog.offers[o].custom_events
+    }
     values["events"] = [normalise_event(e) for e in values["events"]]
     wrong = sorted(e for e in values["events"] if e not in known)
     if wrong:
         raise TemplateRefused(
             "events", f"{', '.join(wrong)}: not an event; use one of {', '.join(sorted(known))}"
         )
-    offer_id, affiliate_id = values.get("offer_id"), values["affiliate_id"]
-    # An offer the affiliate sends no traffic to: the same refusal whether it exists or not, or an
-    # affiliate writing templates would learn which offer ids exist (docs/access.md).
-    if offer_id is not None and not any(
-        link.offer_id == offer_id and link.affiliate_id == affiliate_id for link in catalog.links.values()
-    ):
-        raise TemplateRefused("offer_id", f"affiliate {affiliate_id} has no link to offer {offer_id}")
     problem = await destination_problem(values["url"], allow)
     if problem is not None:
         raise TemplateRefused("url", problem)
