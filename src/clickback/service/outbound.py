@@ -58,9 +58,9 @@ async def create_template(
     by: Actor = SYSTEM,
 ) -> dict[str, Any]:
     """A new template (the API's and the command line's), checked first: TemplateRefused or
-    NotFound (the affiliate, the offer) say what to fix."""
+    NotFound (the affiliate) say what to fix."""
     await admin.get(db, "affiliates", given["affiliate_id"])
-    values = await _checked(db, catalog, allow, dict(given))
+    values = await _checked(catalog, allow, dict(given))
     return await outbox.create_template(db, values, now, by)
 
 
@@ -75,18 +75,16 @@ async def change_template(
 ) -> dict[str, Any]:
     """The fields given replace the stored ones; the template as a whole is checked again."""
     stored = decoded(await outbox.get_template(db, template_id))
-    values = await _checked(db, catalog, allow, stored | dict(given))
+    values = await _checked(catalog, allow, stored | dict(given))
     return await outbox.change_template(
         db, template_id, {k: v for k, v in values.items() if k in CHANGEABLE}, now, by
     )
 
 
-async def _checked(
-    db: Database, catalog: Catalog, allow: Allowlist, values: dict[str, Any]
-) -> dict[str, Any]:
+async def _checked(catalog: Catalog, allow: Allowlist, values: dict[str, Any]) -> dict[str, Any]:
     """A template's fields as they are saved, or TemplateRefused naming what to fix: its macros
-    and shape (core/outbound.py), its events, its offer (NotFound), its destination (the SSRF
-    guard)."""
+    and shape (core/outbound.py), its offer (one the affiliate has a link to), its events, its
+    destination (the SSRF guard)."""
     body_format = values.get("body_format")
     if values["method"] == "GET":
         values["body_format"] = None
