@@ -212,6 +212,8 @@ def test_retries_last_more_than_a_day_at_the_default_base() -> None:
         ("99999999", MAX_RETRY_AFTER),
         ("soon", None),
         ("\u00b2", None),  # isdigit(), but no number int() reads: the attempt went unrecorded
+        ("Mon, 01 Jan 99999999999999 00:00:00 GMT", None),  # past datetime: the same
+        ("Mon, 01 Jan 2027 00:00:00 +99999999999999999", None),
         ("", None),
         (None, None),
         ("Wed, 02 Dec 2026 11:00:00 GMT", timedelta()),

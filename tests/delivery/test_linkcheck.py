@@ -41,6 +41,9 @@ def site(got: Got) -> Answer:
         return Answer(200, page, {"content-type": "text/html; charset=iso-8859-1"})
     if path == "/metadata":
         return Answer(302, b"", {"location": "http://169.254.169.254/latest/meta-data/"})
+    if path == "/bad-location":
+        # Sent as the bytes FF FE (latin-1): not UTF-8.
+        return Answer(302, b"", {"location": "ftp://x/\xff\xfe"})
     if path == "/hop":
         return Answer(301, b"", {"location": "/ok"})
     if path == "/cookie":
@@ -152,3 +155,12 @@ def test_one_request_per_host_at_a_time_and_a_gap_between(server: Receiver) -> N
     assert all(later - earlier >= 0.4 for earlier, later in itertools.pairwise(times))
     # The wait for the host's turn (0.8 s for the last) is not the offer's time.
     assert all(s.elapsed_ms < 700 for s, _ in results)
+
+
+def test_a_location_that_is_not_utf8_is_kept_as_text_a_database_stores(server: Receiver) -> None:
+    # aiohttp kept its bytes as lone surrogates, which the database refused: the round of checks
+    # failed, and in `serve` the checks of every offer stopped until a restart.
+    ((seen, outcome),) = observe([server.url("/bad-location")])
+    location = seen.chain[-1].location
+    assert location == "ftp://x/\ufffd\ufffd" and location.encode("utf-8")
+    assert outcome.verdict is not Verdict.OK

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from clickback.core.linkcheck import Policy
+from clickback.core.model import Catalog
 from clickback.service.linkchecks import KEEP_DAYS, LinkChecks
 from clickback.store import linkchecks as store
 from clickback.store.tables import link_checks
@@ -166,3 +167,29 @@ def test_serve_runs_the_scheduled_task_when_set(clean: Node, database_url: str, 
     for node in private_node(clean, database_url, tmp_path, link_check_minutes=30):
         assert node.runtime.settings.link_check_every == timedelta(minutes=30)
         assert "link-checks" in {t.get_name() for t in node.runtime._tasks}
+
+
+def test_a_round_that_fails_for_any_reason_does_not_end_the_scheduled_checks(client: Client) -> None:
+    # A Location of bytes no database stores raised UnicodeEncodeError out of a round: the task
+    # ended, and no offer was checked again until a restart.
+    runtime = client.node.runtime
+    calls: list[int] = []
+
+    def catalog() -> Catalog:
+        calls.append(1)
+        if len(calls) <= 2:
+            raise RuntimeError("a round's own fault")
+        third.set()
+        return runtime.catalog.current
+
+    async def scheduled() -> None:
+        task = asyncio.create_task(checks_of(client.node).run(catalog, timedelta(milliseconds=10)))
+        try:
+            await asyncio.wait_for(third.wait(), 10)
+        finally:
+            task.cancel()
+        assert not task.done() or task.cancelled()
+
+    third = asyncio.Event()
+    client.node.call(scheduled)
+    assert len(calls) >= 3

@@ -67,7 +67,9 @@ def retry_after(header: str | None, now: datetime) -> timedelta | None:
     else:
         try:
             when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
+            # OverflowError: a year or offset past what datetime holds. Raised, it left the
+            # attempt unrecorded, and the delivery was sent again at every lease's end, forever.
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)

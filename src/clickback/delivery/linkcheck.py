@@ -145,7 +145,7 @@ class LinkFetcher:
             address, allow_redirects=False, cookies=jar.filter_cookies(address)
         ) as response:
             jar.update_cookies(response.cookies, response.url)
-            location = response.headers.get("location", "")[:MAX_URL_LEN]
+            location = _header_text(response.headers.get("location", ""))[:MAX_URL_LEN]
             hop = Hop(target, response.status, location)
             if 300 <= response.status < 400 and location:
                 return hop, "", ""  # a redirect's own page is never shown
@@ -155,7 +155,13 @@ class LinkFetcher:
                 text = data.decode(charset, errors="replace")
             except LookupError:  # a charset Python does not know
                 text = data.decode("utf-8", errors="replace")
-            return hop, text, response.headers.get("content-type", "")[:200]
+            return hop, text, _header_text(response.headers.get("content-type", ""))[:200]
+
+
+def _header_text(value: str) -> str:
+    """A header as text a database stores: aiohttp keeps bytes that are not UTF-8 as lone
+    surrogates, which no database takes (a Location of them stopped every offer's checks)."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 class _Refused(Exception):

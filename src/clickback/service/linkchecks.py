@@ -92,3 +92,7 @@ class LinkChecks:
                 await self.round(catalog(), every)
             except self.db.errors as exc:
                 log.warning("link checks failed (%s); trying again in %g s", exc, tick)
+            except Exception:
+                # Anything else one round meets (an offer's strange answer, a fault of ours) must
+                # not end the checks of every offer until a restart.
+                log.exception("a round of link checks failed; trying again in %g s", tick)
