@@ -114,6 +114,8 @@ def test_values_are_escaped_for_their_place(value: str, in_url: str, in_json: st
         ({"url": "https://user@t.example/pb"}, "host part"),
         ({"url": "https://t.example/p b"}, "spaces"),
         ({"url": "https://t.example:99999/pb"}, "port"),
+        # Saved, its host was percent-encoded and never resolved: every postback a dead letter.
+        ({"url": "https://b\u00fccher.example/pb"}, "as DNS knows it: xn--bcher-kva.example"),
         ({"url": "https://t.example/pb", "body": "a=1"}, "GET postback has no body"),
         (
             {

@@ -245,6 +245,14 @@ def template(
     head = url.split("//", 1)[1].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
     if "{" in head or "@" in head or "\\" in url:
         raise OutboundError("the host part of the URL must be written out, without macros or user info")
+    if not head.isascii():
+        # Its letters would be percent-encoded with the rest, and no DNS knows that name: every
+        # postback would fail for a day and become a dead letter.
+        try:
+            known = (parts.hostname or "").encode("idna").decode("ascii")
+        except UnicodeError:
+            raise OutboundError("the URL's host is not a name DNS can know") from None
+        raise OutboundError(f"write the URL's host as DNS knows it: {known}")
     try:
         port = parts.port  # None when not given; raises on one that is not a number in range
     except ValueError:
