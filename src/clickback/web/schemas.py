@@ -1169,14 +1169,18 @@ SubName = Literal["sub1", "sub2", "sub3", "sub4", "sub5"]
 _URL_HELP = (
     "The affiliate's postback URL with macros, e.g. "
     "https://tracker.example.com/postback?subid={subid}&status={status}&payout={payout} "
-    "(docs/outbound.md lists the macros). http or https; the host must be public and literal."
+    "(docs/outbound.md lists the macros). http or https; the host must be public and literal, in"
+    " ASCII (an internationalised name as xn--...)."
 )
 
 
 class OutboundTemplateChange(Strict):
     """Every field optional: the ones given replace the stored ones."""
 
-    offer_id: Id | None = Field(default=None, description="Only this offer's conversions; null: every offer.")
+    offer_id: Id | None = Field(
+        default=None,
+        description="Only this offer's conversions (one the affiliate has a link to); null: every offer.",
+    )
     name: str | None = Field(default=None, max_length=MAX_NAME_LEN, pattern=PRINTABLE)
     url: str | None = Field(default=None, min_length=8, max_length=MAX_URL_LEN, description=_URL_HELP)
     method: Literal["GET", "POST"] | None = None
