@@ -52,6 +52,8 @@ def _masked_member(m: re.Match[str]) -> str:
 
 def _json_text(raw: str) -> str:
     """A JSON string's text from between its quotes; as sent if its escapes do not decode."""
+    if "\\" not in raw:  # nearly every name and value: nothing to decode, no parser run
+        return raw
     try:
         decoded = json.loads(f'"{raw}"')
     except ValueError:

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response
 
 from clickback.core.audit import actor_of
+from clickback.core.digits import id_of
 from clickback.core.macros import compile_template
 from clickback.core.model import EVERY_AFFILIATE
 from clickback.service.clock import utcnow
@@ -26,7 +27,7 @@ from clickback.web import changes
 from clickback.web import schemas as s
 from clickback.web.api import deal_out
 from clickback.web.login import read_form, same_token
-from clickback.web.pages import EXPIRED, Viewer, number, render, shown_name
+from clickback.web.pages import EXPIRED, Viewer, render, shown_name
 from clickback.web.records import next_link, page_at, read_filters
 
 # An offer's form is the longest: a URL template (2048), payouts and events, and a deal's dozen
@@ -114,7 +115,7 @@ async def _posted(v: Viewer) -> dict[str, str] | Response:
 
 def _id(v: Viewer, name: str, kind: str) -> int:
     raw = v.request.path_params[name]
-    found = number(raw)
+    found = id_of(raw)
     if found is None:
         raise admin.NotFound(f"{kind} {raw[:20]} does not exist")
     return found

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response
 
 from clickback.core.audit import Kind, actor_of
+from clickback.core.digits import id_of
 from clickback.core.outbound import mask_url
 from clickback.service.outbound import TemplateRefused, change_template
 from clickback.store import admin, outbound
@@ -20,7 +21,7 @@ from clickback.web import records
 from clickback.web import schemas as s
 from clickback.web.access import owned
 from clickback.web.api import audit_out
-from clickback.web.pages import EXPIRED, Viewer, csrf_form, number, own_offers, render, shown_name
+from clickback.web.pages import EXPIRED, Viewer, csrf_form, own_offers, render, shown_name
 
 # Fields of the edit form a POST template alone takes.
 SUBS = ("sub1", "sub2", "sub3", "sub4", "sub5")
@@ -42,7 +43,7 @@ async def history(v: Viewer, kind: Kind, entity_id: int) -> list[dict[str, Any]]
 
 
 async def _own_template(v: Viewer) -> dict[str, Any]:
-    template_id = number(v.request.path_params["template_id"])
+    template_id = id_of(v.request.path_params["template_id"])
     row = await outbound.get_template(v.runtime.db, template_id) if template_id else None
     what = f"outbound template {v.request.path_params['template_id'][:20]}"
     if row is None:
@@ -162,7 +163,7 @@ async def _change(v: Viewer, row: dict[str, Any], form: dict[str, str]) -> Respo
 async def delivery_page(v: Viewer) -> Response:
     """/deliveries/{delivery_id}: what was sent and every attempt (its reply or error), when the
     next is due; a form sends it again (POST /api/outbound/deliveries/{id}/replay)."""
-    delivery_id = number(v.request.path_params["delivery_id"])
+    delivery_id = id_of(v.request.path_params["delivery_id"])
     what = f"delivery {v.request.path_params['delivery_id'][:20]}"
     if delivery_id is None:
         raise admin.NotFound(f"{what} does not exist")

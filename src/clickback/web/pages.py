@@ -23,7 +23,6 @@ from starlette.routing import Route
 
 from clickback.core import metrics
 from clickback.core.accounts import Access, Principal
-from clickback.core.digits import id_of
 from clickback.core.model import Catalog
 from clickback.service.accounts import Session
 from clickback.service.runtime import Runtime
@@ -352,11 +351,6 @@ def owner_name(catalog: Catalog, dimension: str, value: object) -> str:
         link = catalog.links.get(value)
         return f"{link.code} (#{value})" if link else f"#{value}"
     return "(none)" if value == "" else str(value)
-
-
-def number(raw: str) -> int | None:
-    """A row id as a path or a form gives it, else None (no such row)."""
-    return id_of(raw)
 
 
 async def csrf_form(v: Viewer) -> dict[str, str] | None:

@@ -30,7 +30,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.types import Message, Receive
 
 from clickback.core.audit import Kind, actor_of
-from clickback.core.digits import is_digits
+from clickback.core.digits import id_of, is_digits
 from clickback.core.reconcile import AMOUNT_FIELDS, BadRow, ReportRow
 from clickback.core.reconcile import Field as ReportField
 from clickback.core.reconcile_compare import ACCEPTABLE
@@ -43,7 +43,7 @@ from clickback.store import audit as audit_store
 from clickback.store import reconciliations as store
 from clickback.web.guard import BODY_CAPS
 from clickback.web.login import same_token
-from clickback.web.pages import EXPIRED, NOTHING, Viewer, csrf_form, download, number, render, shown_name
+from clickback.web.pages import EXPIRED, NOTHING, Viewer, csrf_form, download, render, shown_name
 from clickback.web.reconcile_api import BadLineOut, ItemOut, MappingIn, ReconciliationOut, items_csv
 from clickback.web.records import BAD_CURSOR, PAGE_ROWS, next_link, page_at
 from clickback.web.tracking import read_capped
@@ -196,7 +196,7 @@ async def _list_page(
 ) -> Response:
     query = v.request.query_params
     problems = list(problems)
-    advertiser_id = number(query.get("advertiser_id", "")) if query.get("advertiser_id") else None
+    advertiser_id = id_of(query.get("advertiser_id", "")) if query.get("advertiser_id") else None
     if query.get("advertiser_id") and advertiser_id is None:
         problems.append("advertiser_id: not an advertiser's number")
     found, refused = await page_at(
@@ -301,7 +301,7 @@ async def _upload(v: Viewer) -> Response:
 
 def _check_upload(v: Viewer, got: Upload) -> str:
     """What is wrong with the form beside the file and the mapping (the service checks those)."""
-    advertiser_id = number(got.fields.get("advertiser_id", ""))
+    advertiser_id = id_of(got.fields.get("advertiser_id", ""))
     if advertiser_id is None or advertiser_id not in v.catalog.advertisers:
         return "advertiser: choose the advertiser whose operator sent the report"
     if not got.name and not got.data:
@@ -372,7 +372,7 @@ async def _preview_page(
 
 async def _found(v: Viewer) -> dict[str, Any]:
     raw = v.request.path_params["reconciliation_id"]
-    rid = number(raw)
+    rid = id_of(raw)
     found = await store.get(v.runtime.db, rid) if rid else None
     if found is None:
         raise admin.NotFound(f"reconciliation {raw[:20]} does not exist")
@@ -489,7 +489,7 @@ async def _accept(v: Viewer, found: dict[str, Any]) -> Response:
     form = await csrf_form(v)
     if form is None:
         return await _detail_page(v, found, 403, [EXPIRED])
-    item_id = number(form.get("item", ""))
+    item_id = id_of(form.get("item", ""))
     async with v.runtime.db.read() as conn:
         item = await conn.run_sync(lambda c: store.item_with_file(c, item_id)) if item_id else None
     if item is None or item["reconciliation_id"] != rid:

@@ -14,6 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from clickback.core import integration
 from clickback.core.accounts import Role
 from clickback.core.audit import actor_of
+from clickback.core.digits import id_of
 from clickback.core.lifecycle import Status
 from clickback.core.limits import MAX_CURSOR_LEN
 from clickback.core.outbound import mask_url
@@ -23,7 +24,7 @@ from clickback.store import admin, ledger, outbound, paging, postback_log, state
 from clickback.web import schemas as s
 from clickback.web.access import scoped
 from clickback.web.api import conversion_out
-from clickback.web.pages import EXPIRED, NOTHING, Viewer, csrf_form, number, render, shown_name
+from clickback.web.pages import EXPIRED, NOTHING, Viewer, csrf_form, render, shown_name
 
 # Rows a list page shows; "next" pages on by the cursor, as the API does.
 PAGE_ROWS = 50
@@ -98,7 +99,7 @@ async def conversion(v: Viewer) -> Response:
     """A conversion with its history, ledger entries, postbacks and deliveries; a manager's form
     approves, rejects or cancels it by hand with a reason, as POST /api/conversions/{id}/status
     does (the same use case: history, audit, ledger and outbound postbacks follow)."""
-    conversion_id = number(v.request.path_params["conversion_id"])
+    conversion_id = id_of(v.request.path_params["conversion_id"])
     row = await postback_log.get_conversion(v.runtime.db, conversion_id) if conversion_id else None
     if row is None or not v.who.owns(affiliate_id=row["affiliate_id"], advertiser_id=row["advertiser_id"]):
         shown_id = v.request.path_params["conversion_id"][:20]
@@ -265,7 +266,7 @@ async def links(v: Viewer) -> Response:
 
 
 async def guide(v: Viewer) -> Response:
-    offer_id = number(v.request.path_params["offer_id"])
+    offer_id = id_of(v.request.path_params["offer_id"])
     offer = v.catalog.offers.get(offer_id or 0)
     if offer is None or not v.who.owns(advertiser_id=offer.advertiser_id):
         raise admin.NotFound(f"offer {v.request.path_params['offer_id'][:20]} does not exist")

@@ -11,11 +11,12 @@ from starlette.responses import RedirectResponse, Response
 
 from clickback.core.accounts import MAX_PASSWORD_LEN, Role
 from clickback.core.audit import Kind, actor_of
+from clickback.core.digits import id_of
 from clickback.service.accounts import AccountError
 from clickback.store import admin
 from clickback.web.login import person_ip
 from clickback.web.outboundpages import history
-from clickback.web.pages import EXPIRED, Viewer, csrf_form, number, render, shown_name
+from clickback.web.pages import EXPIRED, Viewer, csrf_form, render, shown_name
 
 ROLES = tuple(r.value for r in Role)
 
@@ -74,7 +75,7 @@ async def _add(v: Viewer, form: dict[str, str]) -> dict[str, Any]:
         raise AccountError(f"role: one of {', '.join(ROLES)}") from None
     # One tenant field: "affiliate:3" or "advertiser:2" (the form's list of both).
     kind, _, raw = form.get("tenant", "").partition(":")
-    tenant = number(raw)
+    tenant = id_of(raw)
     if role is not Role.MANAGER and (tenant is None or kind != role.value):
         raise AccountError(f"tenant: choose the {role.value} the user belongs to")
     password = form.get("password", "") or None
@@ -96,7 +97,7 @@ async def user(v: Viewer) -> Response:
     """/users/{user_id}: one user; POST changes them (action: zone, activate, deactivate,
     password, key, revoke)."""
     accounts = v.runtime.accounts
-    user_id = number(v.request.path_params["user_id"])
+    user_id = id_of(v.request.path_params["user_id"])
     if user_id is None:
         raise admin.NotFound(f"user {v.request.path_params['user_id'][:20]} does not exist")
     await accounts.user(user_id)  # NotFound: the page's 404
@@ -184,7 +185,7 @@ async def account(v: Viewer) -> Response:
                 if action == "key":
                     key = await accounts.new_key(who.user_id, actor_of(who))
                 elif action == "revoke":
-                    key_id = number(form.get("key", ""))
+                    key_id = id_of(form.get("key", ""))
                     mine = {k["id"] for k in await accounts.keys(who.user_id)}
                     if key_id not in mine:
                         raise AccountError("key: no key of yours has that number")
