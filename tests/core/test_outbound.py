@@ -238,6 +238,14 @@ def test_retry_after(header: str | None, wait: timedelta | None) -> None:
         ("0.0.0.0", "private"),  # noqa: S104 - an address refused, not bound,
         ("8.8.8.8", None),
         ("2606:4700::1111", None),
+        # Addresses with an IPv4 one inside: what is inside decides.
+        ("2002:7f00:1::", "6to4 loopback"),
+        ("2002:a9fe:a9fe::1", "6to4 link-local (cloud metadata)"),
+        ("2002:0a00:0005::", "6to4 private"),
+        ("2002:0808:0808::1", None),
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "private"),  # Teredo
+        ("64:ff9b::7f00:1", "not public"),  # NAT64
+        ("::127.0.0.1", "not public"),  # IPv4-compatible
     ],
 )
 def test_which_addresses_are_refused(address: str, why: str | None) -> None:

@@ -69,6 +69,12 @@ def refused_because(address: IPAddress) -> str | None:
     """Why an address is no place to send to, or None when it is public."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    if isinstance(address, ipaddress.IPv6Address) and address.sixtofour is not None:
+        # 2002:7f00:1:: counts as global, but a 6to4 relay (the operator's own, if it runs one)
+        # delivers it to 127.0.0.1: the IPv4 address inside decides. Teredo's and NAT64's forms
+        # are already refused (private, reserved).
+        inside = refused_because(address.sixtofour)
+        return None if inside is None else f"6to4 {inside}"
     if address.is_loopback:
         return "loopback"
     if address.is_link_local:
