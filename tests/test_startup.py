@@ -10,7 +10,6 @@ import socketserver
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import make_url
 
 from tests.conftest import API_KEY, BROWSER_UA, PG_URL, SECRET, admin_sql
+from tests.receiver import in_a_thread
 
 CLICKBACK = Path(sys.executable).parent / "clickback"
 ROOT = Path(__file__).parent.parent
@@ -223,13 +223,8 @@ def relay(port: int, target: tuple[str, int]) -> Iterator[None]:
     socketserver.ThreadingTCPServer.allow_reuse_address = True
     server = socketserver.ThreadingTCPServer(("127.0.0.1", port), Relay)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with in_a_thread(server):
         yield
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_serve_starts_while_postgresql_is_unreachable_and_catches_up(tmp_path: Path) -> None:

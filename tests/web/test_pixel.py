@@ -3,7 +3,6 @@ headers and the log, one conversion with an S2S postback, and 503 when nothing w
 
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +15,7 @@ import pytest
 
 from clickback.web.pixel import GIF, SNIPPET
 from tests.conftest import BROWSER_UA, Client, Node, World
+from tests.receiver import in_a_thread
 
 
 @pytest.fixture
@@ -297,8 +297,8 @@ def test_the_snippet_on_another_sites_page_fires_the_pixel_in_a_real_browser(
             pass
 
     # The advertiser's site: another origin than the tracking server's.
-    with ThreadingHTTPServer(("127.0.0.1", 0), ThankYou) as site:
-        threading.Thread(target=site.serve_forever, daemon=True).start()
+    site = ThreadingHTTPServer(("127.0.0.1", 0), ThankYou)
+    with in_a_thread(site):
         subprocess.run(
             [
                 chromium,
@@ -314,7 +314,6 @@ def test_the_snippet_on_another_sites_page_fires_the_pixel_in_a_real_browser(
             timeout=60,
             check=True,
         )
-        site.shutdown()
 
     # The browser may exit as the pixel's request leaves: its answer comes after the commit.
     deadline = time.monotonic() + 10
