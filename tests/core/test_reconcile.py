@@ -73,6 +73,11 @@ def test_a_mapping_naming_a_missing_column_or_no_player_is_refused() -> None:
         check_mapping(ColumnMapping({Field.NGR: "NGR"}), ["NGR"])
     with pytest.raises(MappingError, match="no column 'Player'"):
         check_mapping(ColumnMapping({Field.PLAYER_ID: "Player"}), ["NGR"])
+    # Two columns of one name: which holds the figures is not for clickback to guess.
+    two = ColumnMapping({Field.PLAYER_ID: "Player", Field.NGR: "NGR"})
+    with pytest.raises(MappingError, match="ngr: the file has 2 columns named 'NGR'; rename all but one"):
+        check_mapping(two, ["Player", "NGR", " NGR "])
+    check_mapping(two, ["Player", "NGR", "Other", "Other"])  # an unmapped column may repeat
     for bad in (
         {"columns": {"nonsense": "x"}},
         {"columns": {"ngr": ""}},

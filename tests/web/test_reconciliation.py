@@ -299,6 +299,7 @@ def test_the_mapping_is_set_checked_audited_and_only_a_managers(client: Client, 
         (b"Player ID,NGR\nP,1\n", {"advertiser_id": "999"}, 404, "does not exist"),
         (b"Player ID,NGR\nP,1\n", {"mapping": "{"}, 422, "not a mapping"),
         (b"Player ID,NGR\nP,1\n", {"period": "2026-13"}, 422, ""),
+        (b"Player ID,NGR,NGR\nP,1,100\n", {}, 422, "2 columns named 'NGR'"),
     ],
 )
 def test_what_cannot_be_reconciled_is_a_4xx_with_a_reason(

@@ -14,6 +14,7 @@ A bad line is a BadRow naming its line and why; the others go on.
 import functools
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -239,10 +240,16 @@ def check_mapping(mapping: ColumnMapping, header: Sequence[str]) -> None:
     """MappingError unless the mapping can read a file with this header."""
     if Field.PLAYER_ID not in mapping.columns:
         raise MappingError("no column is mapped to player_id")
-    present = {h.strip() for h in header}
+    present = Counter(h.strip() for h in header)
     for name, column in mapping.columns.items():
         if column.strip() not in present:
             raise MappingError(f"{name.value}: the file has no column {column[:MAX_HEADER_LEN]!r}")
+        if present[column.strip()] > 1:
+            # Which of them holds the figures is a guess either way: the operator says.
+            raise MappingError(
+                f"{name.value}: the file has {present[column.strip()]} columns named"
+                f" {column.strip()[:MAX_HEADER_LEN]!r}; rename all but one"
+            )
     used = [c.strip() for c in mapping.columns.values()]
     if len(set(used)) != len(used):
         raise MappingError("a column is mapped to two fields")
