@@ -187,6 +187,9 @@ def test_signature_round_trip() -> None:
         (429, Verdict.RETRY),
         (500, Verdict.RETRY),
         (503, Verdict.RETRY),
+        (0, Verdict.RETRY),  # "HTTP/1.1 000": no status HTTP defines
+        (99, Verdict.RETRY),
+        (999, Verdict.RETRY),
         (301, Verdict.PERMANENT),
         (400, Verdict.PERMANENT),
         (404, Verdict.PERMANENT),

@@ -31,7 +31,9 @@ class Verdict(StrEnum):
 
 def verdict(status: int | None) -> Verdict:
     """What an attempt's HTTP status (None: no reply — refused, timed out, reset) means."""
-    if status is None or status in RETRIED_STATUSES or status >= 500:
+    # A status outside 100-599 (`000`, `999`) is no answer HTTP defines: a receiver half broken
+    # for now, like one that does not answer, not one that understood and refused.
+    if status is None or status in RETRIED_STATUSES or not 100 <= status < 500:
         return Verdict.RETRY
     if 200 <= status < 300:
         return Verdict.DELIVERED
