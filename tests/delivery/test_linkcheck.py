@@ -39,6 +39,11 @@ def site(got: Got) -> Answer:
     if path == "/es":
         page = "<html><title>Error</title><h1>Página no encontrada</h1></html>".encode("latin-1")
         return Answer(200, page, {"content-type": "text/html; charset=iso-8859-1"})
+    if path == "/idna":
+        # A charset naming one of Python's codecs that is no text encoding.
+        return Answer(
+            200, b"<html><h1>Offer expired</h1></html>", {"content-type": "text/html; charset=idna"}
+        )
     if path == "/metadata":
         return Answer(302, b"", {"location": "http://169.254.169.254/latest/meta-data/"})
     if path == "/bad-location":
@@ -122,7 +127,10 @@ def test_an_answer_later_than_the_timeout_is_broken(server: Receiver) -> None:
     assert seen.chain == () and 300 <= seen.elapsed_ms < 2000
 
 
-@pytest.mark.parametrize(("path", "phrase"), [("/expired", "Offer expired"), ("/es", "Página no encontrada")])
+@pytest.mark.parametrize(
+    ("path", "phrase"),
+    [("/expired", "Offer expired"), ("/es", "Página no encontrada"), ("/idna", "Offer expired")],
+)
 def test_a_soft_404_page_is_found(server: Receiver, path: str, phrase: str) -> None:
     [(seen, outcome)] = observe([server.url(path)])
     assert (outcome.verdict, outcome.code) == (Verdict.SOFT_404, Code.SOFT_404)

@@ -153,7 +153,9 @@ class LinkFetcher:
             charset = response.charset or "utf-8"
             try:
                 text = data.decode(charset, errors="replace")
-            except LookupError:  # a charset Python does not know
+            except (LookupError, UnicodeError):
+                # A charset Python does not know, or a codec of Python's that is no text encoding
+                # (`idna`, which refuses `errors="replace"`): the page is read as UTF-8.
                 text = data.decode("utf-8", errors="replace")
             return hop, text, _header_text(response.headers.get("content-type", ""))[:200]
 
