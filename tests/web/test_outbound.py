@@ -491,6 +491,35 @@ def test_the_ssrf_guard_refuses_private_destinations_when_a_template_is_saved(
         c.http.close()
 
 
+def test_a_template_for_a_link_made_through_another_server_is_accepted_at_once(
+    client: Client, world: World, database_url: str, tmp_path: Any
+) -> None:
+    """Two servers behind a load balancer: the link is made through one, the template through the
+    other straight after, before that one's catalog refresh would have seen the link."""
+    from tests.conftest import serve, settings_for
+
+    for other in serve(settings_for(database_url, tmp_path, catalog_refresh_seconds=60)):
+        new = [
+            client.api("POST", "/links", json={"affiliate_id": world.bob["id"], "offer_id": offer["id"]})
+            for offer in (world.sportsbook, world.rival_offer)
+        ]
+        elsewhere = Client(other)
+        try:
+            body = {
+                "affiliate_id": world.bob["id"],
+                "offer_id": new[0]["offer_id"],
+                "url": "http://127.0.0.1:9/pb",
+            }
+            made = elsewhere.http.post("/api/outbound/templates", json=body, headers=elsewhere.auth)
+            assert made.status_code == 201, made.text
+            change = {"offer_id": new[1]["offer_id"]}
+            path = f"/api/outbound/templates/{made.json()['id']}"
+            changed = elsewhere.http.patch(path, json=change, headers=elsewhere.auth)
+            assert changed.status_code == 200, changed.text
+        finally:
+            elsewhere.http.close()
+
+
 def test_a_slow_destination_does_not_delay_another(client: Client, world: World, receiver: Receiver) -> None:
     gate = threading.Event()
     receiver.answer = lambda got: Answer(200, hold=gate, hold_seconds=30)  # held until the end

@@ -36,6 +36,12 @@ class CatalogCache:
         await self.reload()
         return True
 
+    async def fresh(self) -> Catalog:
+        """The catalog as the database holds it now, for a change checked against it: one that
+        another process made under a second ago is not yet in `current`."""
+        await self.refresh()
+        return self.current
+
     async def watch(self) -> None:
         while True:
             await asyncio.sleep(self._refresh_seconds)

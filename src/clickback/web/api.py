@@ -1077,7 +1077,7 @@ def create_api(runtime: Runtime) -> FastAPI:
         given = body.model_dump()
         return await template_saved(
             outbound_service.create_template(
-                db, runtime.catalog.current, allow, given, utcnow(), actor_of(who)
+                db, await runtime.catalog.fresh(), allow, given, utcnow(), actor_of(who)
             )
         )
 
@@ -1117,7 +1117,7 @@ def create_api(runtime: Runtime) -> FastAPI:
         allow = runtime.settings.outbound_allowlist
         return await template_saved(
             outbound_service.change_template(
-                db, runtime.catalog.current, allow, item_id, given, utcnow(), actor_of(who)
+                db, await runtime.catalog.fresh(), allow, item_id, given, utcnow(), actor_of(who)
             )
         )
 

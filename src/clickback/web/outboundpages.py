@@ -148,7 +148,8 @@ async def _change(v: Viewer, row: dict[str, Any], form: dict[str, str]) -> Respo
     allow = runtime.settings.outbound_allowlist
     given = body.model_dump(exclude_unset=True)
     try:
-        await change_template(runtime.db, v.catalog, allow, template_id, given, now, actor_of(who))
+        catalog = await runtime.catalog.fresh()
+        await change_template(runtime.db, catalog, allow, template_id, given, now, actor_of(who))
     except TemplateRefused as refused:
         return [f"{refused.field}: {refused.message}"], 400
     except admin.NotFound as exc:

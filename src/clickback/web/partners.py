@@ -140,7 +140,8 @@ async def _add_template(v: Viewer) -> tuple[list[str], int] | None:
     runtime = v.runtime
     allow = runtime.settings.outbound_allowlist
     try:
-        await create_template(runtime.db, v.catalog, allow, body.model_dump(), datetime.now(UTC))
+        catalog = await runtime.catalog.fresh()
+        await create_template(runtime.db, catalog, allow, body.model_dump(), datetime.now(UTC))
     except TemplateRefused as refused:
         return [f"{refused.field}: {refused.message}"], 400
     except admin.NotFound as exc:
