@@ -735,6 +735,19 @@ def test_transaction_id_seen_on_another_click_is_a_conflict() -> None:
     assert result == Rejected(Reason.TRANSACTION_CONFLICT, "T-1")
 
 
+def test_transaction_id_seen_for_another_player_of_the_click_is_a_conflict() -> None:
+    """Two players from one click, and a platform numbering transactions per player: the second
+    player's transaction 1 neither repeats nor changes the first player's."""
+    theirs = Existing(1, CLICK_ID, Status.APPROVED, player_id="P1")
+    for status in (None, "rejected"):
+        repeat = postback(txn_id="1", player_id="P2", status=status)
+        assert on_repeat(repeat, theirs) == Rejected(Reason.TRANSACTION_CONFLICT, "1: recorded for player P1")
+    assert on_repeat(postback(txn_id="1", player_id="P1", status="rejected"), theirs) == StatusChange(
+        Status.REJECTED
+    )
+    assert on_repeat(postback(txn_id="1", status="rejected"), theirs) == StatusChange(Status.REJECTED)
+
+
 # --- postback security: token rotation, allowlist, signature -------------------------------------
 
 

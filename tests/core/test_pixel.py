@@ -160,3 +160,15 @@ def test_a_pixel_and_a_postback_of_one_transaction_are_one_conversion(
     existing: Existing, repeat: Postback, outcome: Duplicate | StatusChange
 ) -> None:
     assert on_repeat(repeat, existing) == outcome
+
+
+def test_a_server_postback_naming_another_click_than_the_pixels_is_a_conflict() -> None:
+    """A known player's postback takes the player's click (`repeat` below): the click it named
+    decides whether it confirms what the browser reported."""
+    reported = Existing(1, CLICK_ID, Status.PENDING, PIXEL)
+    repeat = s2s()
+    assert on_repeat(repeat, reported, named_click="another-click") == Rejected(
+        Reason.TRANSACTION_CONFLICT, f"the pixel reported it on click {CLICK_ID}"
+    )
+    assert on_repeat(repeat, reported, named_click=CLICK_ID) == StatusChange(Status.APPROVED)
+    assert on_repeat(repeat, reported, named_click="") == StatusChange(Status.APPROVED)  # player only

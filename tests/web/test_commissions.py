@@ -96,6 +96,25 @@ def test_player_qualifies_for_cpa_through_later_events_naming_only_the_player(
     )
 
 
+def test_another_players_transaction_of_the_same_click_neither_repeats_nor_changes_it(
+    client: Client, world: World
+) -> None:
+    """Two players of one click (one household) and transaction IDs numbered per player."""
+    deal(client, world.casino, CPA_100)
+    click_id = register(client, world, world.alice_casino, "P1")
+    assert send(client, world, click_id=click_id, event="reg", player_id="P2").json()["result"] == "accepted"
+    first = send(client, world, event="deposit", player_id="P1", payout="50", txn_id="1")
+
+    for status in ("approved", "rejected"):
+        other = send(client, world, event="deposit", player_id="P2", payout="70", txn_id="1", status=status)
+        assert (other.status_code, other.json()["reason"]) == (409, "transaction_conflict"), other.text
+        assert other.json()["detail"] == "1: recorded for player P1"
+
+    kept = client.api("GET", f"/conversions/{first.json()['conversion_id']}")
+    assert (kept["event"], kept["status"], kept["player_id"]) == ("first_deposit", "approved", "P1")
+    assert [(e["amount"], e["status"]) for e in ledger(client, kind="cpa")] == [("100.00", "approved")]
+
+
 def test_a_player_qualifies_once_and_only_the_first_deposit_is_the_ftd(client: Client, world: World) -> None:
     deal(client, world.casino, CPA_100)
     register(client, world, world.alice_casino, "P-2")

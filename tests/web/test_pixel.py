@@ -179,6 +179,25 @@ def test_pixel_then_postback_of_the_same_transaction_is_one_conversion_approved_
     ]
 
 
+def test_a_pixels_player_is_not_confirmed_by_a_postback_naming_another_affiliates_click(
+    client: Client, world: World, pixel: str, browser: httpx.Client
+) -> None:
+    """Anyone can fire a pixel: a browser reporting a registration under Alice's click must not
+    have the advertiser's own postback, which names Bob's click, confirm it as Alice's."""
+    alices, _ = click(browser, world.alice_casino)
+    bobs, _ = click(browser, world.bob_casino)
+    client.flush()
+    fired = browser.get(pixel, params={"click_id": alices, "event": "registration", "player_id": "P-100"})
+    assert told(fired) == (200, "accepted", None)
+
+    s2s = client.postback(click_id=bobs, event="registration", player_id="P-100", token=world.token)
+
+    assert (s2s.status_code, s2s.json()["reason"]) == (409, "transaction_conflict"), s2s.text
+    assert f"the pixel reported it on click {alices}" in s2s.json()["detail"]
+    (conversion,) = conversions(client)
+    assert (conversion["channel"], conversion["status"]) == ("pixel", "pending")
+
+
 def test_postback_then_pixel_of_the_same_transaction_is_one_conversion(
     client: Client, world: World, pixel: str, browser: httpx.Client
 ) -> None:

@@ -618,6 +618,7 @@ class Existing:
     click_id: str
     status: Status
     channel: str = S2S
+    player_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -630,14 +631,31 @@ class StatusChange:
     new: Status
 
 
-def on_repeat(postback: Postback, existing: Existing) -> Duplicate | StatusChange | Rejected:
+def on_repeat(
+    postback: Postback, existing: Existing, named_click: str = ""
+) -> Duplicate | StatusChange | Rejected:
+    """`named_click`: the click ID the postback itself carried, before a known player's click
+    took its place ("" when it named only the player)."""
+    txn = postback.txn_id or ""
     if existing.click_id != postback.click_value:
-        return Rejected(Reason.TRANSACTION_CONFLICT, postback.txn_id or "")
+        return Rejected(Reason.TRANSACTION_CONFLICT, txn)
+    # One click can bring two players (one device, one household), and a platform may number
+    # transactions per player: another player's transaction is not this one's to change.
+    if postback.player_id and existing.player_id and postback.player_id != existing.player_id:
+        return _conflict(txn, f"recorded for player {existing.player_id[:64]}")
     # The advertiser's server confirming what the browser's pixel reported: its status counts,
     # stated or not (a postback without one means approved).
     confirms = existing.channel == PIXEL and postback.channel == S2S
+    # ...but only for the click the pixel reported: a browser must not choose the affiliate of a
+    # conversion the advertiser's server attributes to another click.
+    if confirms and named_click and named_click != existing.click_id:
+        return _conflict(txn, f"the pixel reported it on click {existing.click_id[:64]}")
     if not (postback.status_given or confirms) or postback.status is existing.status:
         return Duplicate()
     if not can_move(existing.status, postback.status):
         return Rejected(Reason.INVALID_STATUS_TRANSITION, f"{existing.status} → {postback.status}")
     return StatusChange(postback.status)
+
+
+def _conflict(txn: str, why: str) -> Rejected:
+    return Rejected(Reason.TRANSACTION_CONFLICT, f"{txn[:64]}: {why}" if txn else why)

@@ -241,8 +241,9 @@ class Reason(Enum):
     TRANSACTION_CONFLICT = (
         "transaction_conflict",
         409,
-        "This transaction ID is already recorded for this event on a different click.",
-        "Transaction IDs must be unique per event; check the macro used for txn_id.",
+        "This transaction ID is already recorded for this event on a different click or player.",
+        "Transaction IDs must be unique per event; check the macro used for txn_id, and that"
+        " click_id and player_id are this transaction's.",
     )
     DUPLICATE = (
         "duplicate",

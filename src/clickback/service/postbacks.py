@@ -256,7 +256,7 @@ class _Group:
             replayed = Rejected(Reason.REPLAYED_SIGNATURE)
             refused = Refused(replayed, advertiser, postback.click_value, postback.ignored)
             return _refuse(rec, raw, refused, self._test(postback.click_value))
-        player = None
+        player, named_click = None, postback.click_value
         if postback.player_id:
             # A known player stays attributed to the click of their first postback, whatever click
             # ID later postbacks carry; a postback naming only the player is attributed through it.
@@ -283,7 +283,7 @@ class _Group:
         key = (advertiser, postback.dedupe_key, dedupe_family(postback.event))
         existing = rec.conversion_by_key(key)
         if existing is not None:
-            return self._repeat(rec, raw, postback, existing, player)
+            return self._repeat(rec, raw, postback, existing, player, named_click)
 
         priced = _priced(rec, self._catalog, postback, attribution)
         if isinstance(priced, Rejected):
@@ -325,12 +325,17 @@ class _Group:
         postback: Postback,
         existing: dict[str, Any],
         player: Player | None,
+        named_click: str,
     ) -> Outcome:
         """The same transaction again: a duplicate, a status change, or a conflict."""
-        decision = on_repeat(
-            postback,
-            Existing(existing["id"], existing["click_id"], Status(existing["status"]), existing["channel"]),
+        stored = Existing(
+            existing["id"],
+            existing["click_id"],
+            Status(existing["status"]),
+            existing["channel"],
+            existing["player_id"] or "",
         )
+        decision = on_repeat(postback, stored, named_click)
         ignored = postback.ignored
         if isinstance(decision, Rejected):
             outcome = Outcome(Result.REJECTED, decision.reason, decision.detail, ignored=ignored)
