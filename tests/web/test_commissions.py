@@ -115,6 +115,91 @@ def test_another_players_transaction_of_the_same_click_neither_repeats_nor_chang
     assert [(e["amount"], e["status"]) for e in ledger(client, kind="cpa")] == [("100.00", "approved")]
 
 
+def cpa_total(client: Client) -> Decimal:
+    return sum((Decimal(e["amount"]) for e in ledger(client, kind="cpa")), Decimal(0))
+
+
+def qualified_status(client: Client) -> str:
+    (qualified,) = client.items("/conversions", event="qualified_cpa")
+    return str(qualified["status"])
+
+
+def test_the_deposit_after_a_cancelled_first_one_is_the_first_deposit_and_qualifies(
+    client: Client, world: World
+) -> None:
+    """A first payment declined, the second gone through: the second is the player's FTD."""
+    deal(client, world.casino, CPA_100)
+    register(client, world, world.alice_casino, "P1")
+    first = send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1", status="pending")
+    assert (first.json()["event"], cpa_total(client)) == ("first_deposit", Decimal(100))
+    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1", status="cancelled")
+    assert cpa_total(client) == 0
+
+    second = send(client, world, event="deposit", player_id="P1", payout="60", txn_id="T2")
+
+    assert second.json()["event"] == "first_deposit", second.text
+    assert (cpa_total(client), qualified_status(client)) == (Decimal(100), "approved")
+    (player,) = client.items("/players", player_id="P1")
+    assert player["qualified_at"] is not None
+    line = statement(client, world.alice)["lines"][0]
+    assert (line["ftds"], line["qualified_cpas"], line["cpa_reversals"], line["cpa_earnings"]) == (
+        1,
+        2,
+        1,
+        "100.00",
+    )
+    # The declined one keeps its name (no FTD figure counts it); the one that went through is first.
+    labels = {
+        c["txn_id"]: (c["event"], c["status"]) for c in client.items("/conversions", event="first_deposit")
+    }
+    assert labels == {"T1": ("first_deposit", "cancelled"), "T2": ("first_deposit", "approved")}
+
+
+def test_a_first_deposit_rejected_then_approved_again_takes_its_place_back(
+    client: Client, world: World
+) -> None:
+    deal(client, world.casino, CPA_100)
+    register(client, world, world.alice_casino, "P1")
+    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1")
+    send(client, world, event="deposit", player_id="P1", payout="10", txn_id="T2")  # below the 20 baseline
+    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1", status="rejected")
+    # T2 is the first deposit now, and below the baseline: the CPA is reversed.
+    events = {c["txn_id"]: c["event"] for c in client.items("/conversions") if c["txn_id"]}
+    assert (events, cpa_total(client), qualified_status(client)) == (
+        {"T1": "first_deposit", "T2": "first_deposit"},
+        Decimal(0),
+        "rejected",
+    )
+
+    back = send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1", status="approved")
+
+    assert back.json()["result"] == "updated"
+    events = {c["txn_id"]: c["event"] for c in client.items("/conversions") if c["txn_id"]}
+    assert events == {"T1": "first_deposit", "T2": "deposit"}
+    assert (cpa_total(client), qualified_status(client)) == (Decimal(100), "approved")
+    amounts = sorted(Decimal(e["amount"]) for e in ledger(client, kind="cpa"))
+    assert amounts == [Decimal(-100), Decimal(100), Decimal(100)]
+    line = statement(client, world.alice)["lines"][0]
+    assert (line["ftds"], line["cpa_earnings"]) == (1, "100.00")
+
+
+def test_a_cpa_a_person_disallowed_is_not_booked_again_by_later_events(client: Client, world: World) -> None:
+    deal(client, world.casino, CPA_100)
+    register(client, world, world.alice_casino, "P1")
+    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1")
+    (qualified,) = client.items("/conversions", event="qualified_cpa")
+    client.api(
+        "POST", f"/conversions/{qualified['id']}/status", json={"status": "rejected", "reason": "fraud"}
+    )
+    assert cpa_total(client) == 0
+
+    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1", status="rejected")
+    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1", status="approved")
+    send(client, world, event="deposit", player_id="P1", payout="80", txn_id="T3")
+
+    assert (cpa_total(client), qualified_status(client)) == (Decimal(0), "rejected")
+
+
 def test_a_player_qualifies_once_and_only_the_first_deposit_is_the_ftd(client: Client, world: World) -> None:
     deal(client, world.casino, CPA_100)
     register(client, world, world.alice_casino, "P-2")
@@ -192,9 +277,13 @@ def test_rejected_ftd_reverses_the_cpa_with_a_visible_entry(client: Client, worl
         "0.00",
         "0.00",
     )
-    # A player qualifies at most once: a new big deposit does not book a second CPA.
-    send(client, world, event="deposit", player_id="P-4", payout="500", txn_id="D-2")
-    assert len(ledger(client)) == 2
+    # The rejected FTD was no deposit: the next one is the player's first, and qualifies them
+    # again. Net, one CPA; a further deposit books nothing more.
+    again = send(client, world, event="deposit", player_id="P-4", payout="500", txn_id="D-2")
+    assert again.json()["event"] == "first_deposit"
+    assert sorted(e["amount"] for e in ledger(client)) == ["-100.00", "100.00", "100.00"]
+    send(client, world, event="deposit", player_id="P-4", payout="500", txn_id="D-3")
+    assert len(ledger(client)) == 3 and qualified_status(client) == "approved"
 
 
 def test_chargeback_that_breaks_the_rules_reverses_the_cpa(client: Client, world: World) -> None:

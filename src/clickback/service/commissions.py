@@ -66,11 +66,18 @@ def _cpa(rec: Recording, player: Player, deal: Deal, cause: int, now: datetime) 
     if verdict is not None and player.qualified_at is None:
         _book_cpa(rec, player, deal, verdict, now)
     elif verdict is None and player.qualified_at is not None:
+        qualified = rec.conversion_by_key(_qualified_key(player))
+        # A CPA a person (or a reconciliation) disallowed stays disallowed, whatever the events do.
+        disallowed = qualified is not None and Status(qualified["status"]) not in PAYABLE
         booked = ledger.booked_cpa(rec.conn, player.id)
         if booked is not None:
             _reverse_cpa(rec, player, booked, cause, now)
         else:
             _reject_unpaid(rec, player, now)
+        if not disallowed:
+            # The rules may hold again (a deposit's dispute won, the next deposit after a declined
+            # first one): the player qualifies again then, and the CPA is booked again.
+            rec.change_player(player, qualified_at=None)
 
 
 def _cpa_decided_by_hand(
@@ -92,12 +99,27 @@ def _cpa_decided_by_hand(
         _append_cpa(rec, player, deal, verdict, rec.conversion(verdict.by), now)
 
 
+def _qualified_key(player: Player) -> tuple[int, str, str]:
+    return (player.advertiser_id, player_key(player.player_id), "qualified_cpa")
+
+
 def _book_cpa(rec: Recording, player: Player, deal: Deal, q: Qualified, now: datetime) -> None:
-    """A player qualifies at most once: qualified_at is set once, under the player's row lock."""
+    """A player qualifies once at a time: qualified_at is set under the player's row lock, and
+    cleared only when the rules stop holding (_cpa)."""
     assert deal.cpa is not None
     rec.change_player(player, qualified_at=q.at)
     amount = deal.cpa_amount(player.country)
     source = rec.conversion(q.by)
+    again = rec.conversion_by_key(_qualified_key(player))
+    if again is not None:
+        # Qualified again after the rules stopped holding: the same qualification, in the cap
+        # slot it took the first time (a reversal frees none, ADR 17), paid again unless it was
+        # past the cap then.
+        if not again.get("over_cap"):
+            _append_cpa(rec, player, deal, q, source, now)
+        if Status(again["status"]) not in PAYABLE:
+            rec.change_status(again, Status.APPROVED, now, None)
+        return
     # Caps (ADR 17): past one, the qualification is recorded, marked over-cap, and not paid.
     assert player.offer_id is not None and player.affiliate_id is not None
     over_cap = not caps.take(rec.db, rec.conn, player.offer_id, player.affiliate_id, CAPPED_EVENT, q.at)
@@ -110,7 +132,7 @@ def _book_cpa(rec: Recording, player: Player, deal: Deal, q: Qualified, now: dat
     else:
         _append_cpa(rec, player, deal, q, source, now)
     # qualified_cpa as a conversion of its own: reports count it, outbound postbacks can fire on it.
-    key = (player.advertiser_id, player_key(player.player_id), "qualified_cpa")
+    key = _qualified_key(player)
     if rec.conversion_by_key(key) is None:
         values = {name: value for name, value in source.items() if name not in _NOT_COPIED}
         values |= {
@@ -190,7 +212,7 @@ def _reverse_cpa(
         detail=f"reversal of entry {booked.id}: "
         + (why or f"conversion {cause} changed and the rules no longer hold"),
     )
-    qualified = rec.conversion_by_key((player.advertiser_id, player_key(player.player_id), "qualified_cpa"))
+    qualified = rec.conversion_by_key(_qualified_key(player))
     if qualified is not None and Status(qualified["status"]) in PAYABLE:
         rec.change_status(qualified, Status.REJECTED, now, None)
 
@@ -198,7 +220,7 @@ def _reverse_cpa(
 def _reject_unpaid(rec: Recording, player: Player, now: datetime) -> None:
     """A qualification past a cap (ADR 17) whose rules no longer hold: nothing was paid, so
     nothing is reversed, but its qualified_cpa conversion is rejected, as a paid one's is."""
-    qualified = rec.conversion_by_key((player.advertiser_id, player_key(player.player_id), "qualified_cpa"))
+    qualified = rec.conversion_by_key(_qualified_key(player))
     if qualified is not None and qualified.get("over_cap") and qualified["status"] != Status.REJECTED.value:
         rec.change_status(qualified, Status.REJECTED, now, None)
 

@@ -42,7 +42,7 @@ from clickback.core.intake import (
     price,
     read_postback,
 )
-from clickback.core.lifecycle import Status, can_move
+from clickback.core.lifecycle import PAYABLE, Status, can_move
 from clickback.core.model import Catalog, Click
 from clickback.core.outcome import Outcome, Result
 from clickback.core.reasons import Reason, Rejected
@@ -373,15 +373,44 @@ class _Group:
                 # A deposit made earlier but reported later is the player's first: the old first
                 # deposit is a plain deposit from now on, in reports and in its month's RevShare.
                 old = rec.conversion(player.ftd_conversion_id)
-                rec.change_conversion(old, event="deposit", updated_at=now)
-                if old["attributed_at"] is not None and old["link_id"] is not None:
-                    rec.count({**old, "event": "first_deposit"}, Status(old["status"]), old["payout"], -1)
-                    rec.count(old, Status(old["status"]), old["payout"], +1)
-                commissions.player_changed(
-                    rec, self._catalog, player, {**old, "event": "first_deposit"}, False, now
-                )
+                _relabel(rec, self._catalog, player, old, "deposit", now)
             rec.change_player(player, ftd_conversion_id=row["id"], ftd_at=at)
         commissions.player_changed(rec, self._catalog, player, row, True, now)
+
+
+def _relabel(
+    rec: Recording, catalog: Catalog, player: Player, row: dict[str, Any], event: str, now: datetime
+) -> None:
+    """A deposit of the player becomes, or stops being, their first: in reports, in its month's
+    RevShare and in the player's CPA."""
+    before = {**row}
+    rec.change_conversion(row, event=event, updated_at=now)
+    if row["attributed_at"] is not None and row["link_id"] is not None:
+        rec.count(before, Status(row["status"]), row["payout"], -1)
+        rec.count(row, Status(row["status"]), row["payout"], +1)
+    commissions.player_changed(rec, catalog, player, before, False, now)
+
+
+def _first_deposit_again(rec: Recording, catalog: Catalog, player: Player, now: datetime) -> None:
+    """After one of the player's deposits changed status: their first deposit is the earliest
+    that stands (pending or approved). A first deposit declined or cancelled was no deposit, and
+    the next one takes its place (a first payment refused, the second gone through); one that
+    stands again (a dispute won) takes its place back if it came first."""
+    standing = [e for e in rec.player_events(player) if dedupe_family(e.event) == "deposit"]
+    first = min(standing, key=lambda e: (e.at, e.conversion_id), default=None)
+    first_id = first.conversion_id if first is not None else None
+    if first_id == player.ftd_conversion_id:
+        return
+    if player.ftd_conversion_id is not None:
+        old = rec.conversion(player.ftd_conversion_id)
+        # One that no longer stands keeps its name: a declined first deposit counts in no FTD figure.
+        if old["event"] == "first_deposit" and Status(old["status"]) in PAYABLE:
+            _relabel(rec, catalog, player, old, "deposit", now)
+    if first is not None:
+        row = rec.conversion(first.conversion_id)
+        if row["event"] != "first_deposit":
+            _relabel(rec, catalog, player, row, "first_deposit", now)
+    rec.change_player(player, ftd_conversion_id=first_id, ftd_at=first.at if first is not None else None)
 
 
 def _change_status(
@@ -399,6 +428,8 @@ def _change_status(
     if existing["player_id"] and not existing["test"]:
         player = player or rec.player((existing["advertiser_id"], existing["player_id"]))
     if player is not None:
+        if existing["player_id"] == player.player_id and dedupe_family(existing["event"]) == "deposit":
+            _first_deposit_again(rec, catalog, player, now)
         commissions.player_changed(rec, catalog, player, existing, False, now)
 
 
