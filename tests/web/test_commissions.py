@@ -200,6 +200,24 @@ def test_a_cpa_a_person_disallowed_is_not_booked_again_by_later_events(client: C
     assert (cpa_total(client), qualified_status(client)) == (Decimal(0), "rejected")
 
 
+def test_a_player_whose_events_all_came_before_their_click_landed_qualifies_when_it_lands(
+    client: Client, world: World
+) -> None:
+    """Registration with the click ID and the first deposit naming only the player, both while
+    the click is still in the writer's buffer: the CPA is decided once both are attributed."""
+    deal(client, world.casino, CPA_100)
+    with client.node.writer_held():
+        click_id = client.click(world.alice_casino)
+        send(client, world, click_id=click_id, event="reg", player_id="P1")
+        ftd = send(client, world, event="deposit", player_id="P1", payout="25", txn_id="T1")
+        assert ftd.json()["event"] == "first_deposit" and ledger(client) == []
+    client.flush()  # the click lands; the conversions waiting for it are attributed after it
+
+    (entry,) = ledger(client, kind="cpa")
+    assert (entry["amount"], entry["conversion_id"]) == ("100.00", ftd.json()["conversion_id"])
+    assert qualified_status(client) == "approved"
+
+
 def test_a_player_qualifies_once_and_only_the_first_deposit_is_the_ftd(client: Client, world: World) -> None:
     deal(client, world.casino, CPA_100)
     register(client, world, world.alice_casino, "P-2")

@@ -611,10 +611,22 @@ def _attribute_waiting(rec: Recording, catalog: Catalog, now: datetime) -> int:
     waiting = rec.unattributed()
     landed = rec.clicks([row["click_id"] for row in waiting]) if waiting else {}
     done = 0
+    arrived: dict[tuple[int, str], list[dict[str, Any]]] = {}
     for row in waiting:
         click = landed.get(row["click_id"])
         if click is not None and _attribute_late(rec, catalog, row, click, now):
             done += 1
+            if row["player_id"] and not click.test:
+                arrived.setdefault((row["advertiser_id"], row["player_id"]), []).append(row)
+    # A player's CPA is decided once all their waiting events are attributed and priced: decided
+    # at their registration, it would not see the deposit attributed after it, and nothing would
+    # decide it again (the player is attributed by then).
+    rec.load_players(arrived)
+    for key, rows in arrived.items():
+        player = rec.player(key)
+        if player is not None:
+            for row in rows:
+                commissions.player_changed(rec, catalog, player, row, True, now)
     rec.flush()
     commissions.recompute_months(rec, catalog, now)
     outbound.enqueue(rec, catalog, landed, now)
@@ -655,7 +667,5 @@ def _attribute_late(
         return True  # previewed by the tester only (ADR 13)
     rec.notify(row)
     rec.count(row, Status(row["status"]), payout, +1)
-    for player in rec.attribute_players(row["advertiser_id"], click):
-        if player.player_id == row["player_id"]:
-            commissions.player_changed(rec, catalog, player, row, True, now)
+    rec.attribute_players(row["advertiser_id"], click)
     return True
