@@ -410,6 +410,84 @@ def test_hybrid_pays_cpa_and_revshare_for_the_same_player(client: Client, world:
     assert statement(client, world.alice)["totals"] == {"EUR": "110.00"}
 
 
+def ledger_sums(entries: list[dict[str, Any]]) -> dict[tuple[int, str, str], Decimal]:
+    """The ledger summed per offer, currency and kind: what a statement must show."""
+    sums: dict[tuple[int, str, str], Decimal] = {}
+    for e in entries:
+        key = (e["offer_id"], e["currency"], e["kind"])
+        sums[key] = sums.get(key, Decimal(0)) + Decimal(e["amount"])
+    return sums
+
+
+def statement_sums(lines: list[dict[str, Any]]) -> dict[tuple[int, str, str], Decimal]:
+    sums: dict[tuple[int, str, str], Decimal] = {}
+    for line in lines:
+        for kind, column in (("cpa", "cpa_earnings"), ("revshare", "revshare_earnings")):
+            if line[column] is not None and Decimal(line[column]):
+                key = (line["offer_id"], line["currency"], kind)
+                sums[key] = sums.get(key, Decimal(0)) + Decimal(line[column])
+    return sums
+
+
+def currency_totals(entries: list[dict[str, Any]]) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = {}
+    for e in entries:
+        totals[e["currency"]] = totals.get(e["currency"], Decimal(0)) + Decimal(e["amount"])
+    return totals
+
+
+def test_a_deal_changing_currency_mid_month_gives_each_currency_its_cpa_line(
+    client: Client, world: World
+) -> None:
+    deal(client, world.casino, CPA_100)
+    register(client, world, world.alice_casino, "E-1")
+    send(client, world, event="ftd", player_id="E-1", payout="25", txn_id="D-1")
+    deal(client, world.casino, {"currency": "USD", "cpa": {"amount": "120"}})
+    register(client, world, world.alice_casino, "U-1")
+    send(client, world, event="ftd", player_id="U-1", payout="25", currency="USD", txn_id="D-2")
+
+    entries = ledger(client)
+    month = statement(client, world.alice)
+    csv = client.http.get(
+        f"/api/statements/{world.alice['id']}/{THIS_MONTH}", params={"format": "csv"}, headers=client.auth
+    )
+
+    assert sorted((e["amount"], e["currency"]) for e in entries) == [("100.00", "EUR"), ("120.00", "USD")]
+    assert [(ln["currency"], ln["qualified_cpas"], ln["cpa_earnings"]) for ln in month["lines"]] == [
+        ("EUR", 1, "100.00"),
+        ("USD", 1, "120.00"),
+    ]
+    assert statement_sums(month["lines"]) == ledger_sums(entries)
+    assert {c: Decimal(t) for c, t in month["totals"].items()} == currency_totals(entries)
+    # Players and FTDs are the offer's, counted once whatever the currency.
+    assert sum(ln["players"] for ln in month["lines"]) == 2
+    assert sum(ln["ftds"] for ln in month["lines"]) == 2
+    rows = csv.text.strip().split("\r\n")[1:]
+    assert [row.split(",")[2] for row in rows] == ["EUR", "USD"]
+
+
+def test_a_deal_changing_currency_mid_month_gives_each_currency_its_revshare_line(
+    client: Client, world: World
+) -> None:
+    deal(client, world.casino, {"revshare": {"percent": "25"}})
+    register(client, world, world.alice_casino, "E-2")
+    send(client, world, event="ngr", player_id="E-2", payout="100", txn_id="N-1")
+    deal(client, world.casino, {"currency": "USD"})
+    register(client, world, world.alice_casino, "U-2")
+    send(client, world, event="ngr", player_id="U-2", payout="300", currency="USD", txn_id="N-2")
+
+    entries = ledger(client)
+    month = statement(client, world.alice)
+
+    assert sorted((e["amount"], e["currency"]) for e in entries) == [("25.00", "EUR"), ("75.00", "USD")]
+    assert [(ln["currency"], ln["ngr"], ln["revshare_earnings"]) for ln in month["lines"]] == [
+        ("EUR", "100.00", "25.00"),
+        ("USD", "300.00", "75.00"),
+    ]
+    assert statement_sums(month["lines"]) == ledger_sums(entries)
+    assert {c: Decimal(t) for c, t in month["totals"].items()} == currency_totals(entries)
+
+
 def test_ftd_tiers_raise_the_month_share(client: Client, world: World) -> None:
     tiers = [{"threshold": "2", "percent": "40"}]
     deal(client, world.casino, {"revshare": {"percent": "20", "tiers": tiers, "tier_basis": "ftds"}})

@@ -92,10 +92,11 @@ async def statement(
             )
         ).all()
         names = {r.id: r.name for r in (await conn.execute(select(offers.c.id, offers.c.name))).all()}
-    line: dict[int, dict[str, Any]] = defaultdict(dict)
+    # One line per offer and currency: a deal whose currency changed during the month has
+    # entries in both, and amounts in different currencies are never added together.
+    line: dict[tuple[int, str], dict[str, Any]] = defaultdict(dict)
     for row in ledger:
-        entry = line[row.offer_id]
-        entry["currency"] = row.currency
+        entry = line[row.offer_id, row.currency]
         if row.kind == "cpa":
             entry |= {
                 "qualified_cpas": row.booked,
@@ -109,32 +110,35 @@ async def statement(
         last[row.offer_id] = row
     for offer_id, row in last.items():
         if row.period == period:
-            line[offer_id] |= {
-                "currency": row.currency,
+            line[offer_id, row.currency] |= {
                 "revshare_percent": Decimal(row.percent),
                 "carry_in": row.carry_in,
                 "carry_out": row.carry_out,
             }
         elif row.carry_out:
-            line[offer_id] |= {
-                "currency": row.currency,
-                "carry_in": row.carry_out,
-                "carry_out": row.carry_out,
-            }
-    for offer_id, count in registered:
-        line[offer_id]["players"] = count
-    for offer_id, count in ftds:
-        line[offer_id]["ftds"] = count
+            line[offer_id, row.currency] |= {"carry_in": row.carry_out, "carry_out": row.carry_out}
     for offer_id, currency, amount in ngr:
-        line[offer_id].setdefault("currency", currency)
-        line[offer_id]["ngr"] = amount
+        line[offer_id, currency]["ngr"] = amount
+    # Players and FTDs are counted once per offer, whatever the currency: on its line in the
+    # deal's currency, else on its first line.
+    for offer_id, count in registered:
+        line[_counts_line(line, offer_id, deals.get(offer_id))]["players"] = count
+    for offer_id, count in ftds:
+        line[_counts_line(line, offer_id, deals.get(offer_id))]["ftds"] = count
     return [
-        _line(offer_id, names.get(offer_id, ""), facts, deals.get(offer_id))
-        for offer_id, facts in sorted(line.items())
+        _line(offer_id, names.get(offer_id, ""), currency, facts, deals.get(offer_id))
+        for (offer_id, currency), facts in sorted(line.items())
     ]
 
 
-def _line(offer_id: int, name: str, facts: dict[str, Any], deal: Deal | None) -> StatementLine:
+def _counts_line(line: Mapping[tuple[int, str], object], offer_id: int, deal: Deal | None) -> tuple[int, str]:
+    currency = deal.currency if deal else ""
+    if (offer_id, currency) in line:
+        return offer_id, currency
+    return min((key for key in line if key[0] == offer_id), default=(offer_id, currency))
+
+
+def _line(offer_id: int, name: str, currency: str, facts: dict[str, Any], deal: Deal | None) -> StatementLine:
     """RevShare columns say "not part of this deal" (None) rather than 0 where the deal pays none
     and nothing was booked for it."""
     revshare = (
@@ -144,7 +148,7 @@ def _line(offer_id: int, name: str, facts: dict[str, Any], deal: Deal | None) ->
     return StatementLine(
         offer_id=offer_id,
         offer=name,
-        currency=facts.get("currency") or (deal.currency if deal else ""),
+        currency=currency,
         deal=deal.kind.value if deal else "",
         players=facts.get("players", 0),
         ftds=facts.get("ftds", 0),
