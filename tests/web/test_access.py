@@ -128,6 +128,46 @@ def test_an_affiliates_report_is_of_their_traffic_without_the_networks_figures(
     assert "revenue EUR" in manager_csv.text.splitlines()[0]
 
 
+def test_an_affiliates_report_is_in_their_own_currencies_not_the_networks(
+    client: Client, world: World, keys: Keys
+) -> None:
+    # Alice's traffic is in EUR; USD is only on Bob's link to another advertiser's offer.
+    dollars = {
+        "advertiser_id": world.southgate["id"],
+        "name": "Southgate Dollars",
+        "url_template": "https://poker.example.net/?cid={click_id}",
+        "currency": "USD",
+    }
+    offer = client.api("POST", "/offers", json=dollars)
+    bobs = client.api("POST", "/links", json={"affiliate_id": world.bob["id"], "offer_id": offer["id"]})
+    alices_click, bobs_click = client.click(world.alice_casino), client.click(bobs["code"])
+    client.flush()
+    for click_id, payout, currency, token in (
+        (alices_click, "50", "EUR", world.token),
+        (bobs_click, "40", "USD", world.southgate["token"]),
+    ):
+        reply = client.postback(
+            click_id=click_id, event="sale", payout=payout, currency=currency, txn_id="t1", token=token
+        )
+        assert reply.status_code == 200, reply.text
+    today = datetime.now(UTC).date().isoformat()
+    span = {"from": today, "to": today, "group_by": "offer"}
+
+    status, mine = get(client, keys.alice, "/reports", **span)
+    status_in_eur, in_eur = get(client, keys.alice, "/reports", **span, currency="EUR")
+    _, csv = get(client, keys.alice, "/reports", **span, format="csv")
+    manager = client.report(**span)
+    no_rate = client.http.get("/api/reports", params={**span, "currency": "EUR"}, headers=client.auth)
+
+    assert status == 200 and mine["currencies"] == ["EUR"]  # type: ignore[index]
+    assert status_in_eur == 200, in_eur  # no USD→EUR rate needed: Alice has no USD
+    assert in_eur["currencies"] == ["EUR"]  # type: ignore[index]
+    assert "USD" not in str(csv).splitlines()[0]
+    assert manager["currencies"] == ["EUR", "USD"]
+    assert no_rate.status_code == 422
+    assert "USD→EUR" in no_rate.text and "POST /api/fx-rates" in no_rate.text
+
+
 def test_an_affiliates_campaign_is_of_their_own_links_when_another_uses_its_name(
     client: Client, world: World, keys: Keys
 ) -> None:

@@ -77,8 +77,10 @@ async def write_batch(
                     weeks = weekly(conn, db, rows, len(measures), ordered=True, touched=touched)
                     if weeks:
                         bulk.add_clicks(report_weeks, WEEK_KEY, measures, weeks)
-            if currencies := sorted({c.cost_currency for _, c in counted if c.cost}):
-                conn.execute(db.insert_ignore(report_currencies), [{"currency": c} for c in currencies])
+            costs = {(c.affiliate_id, c.offer_id, c.cost_currency) for _, c in counted if c.cost}
+            if costs:
+                held = [{"affiliate_id": a, "offer_id": o, "currency": c} for a, o, c in sorted(costs)]
+                conn.execute(db.insert_ignore(report_currencies), held)
         if refused:
             conn.execute(add_refused, refused)
         return len(inserted)

@@ -302,7 +302,10 @@ REPORT_WORK_MEM = "64MB"
 async def _context(conn: AsyncConnection, q: ReportQuery) -> _Context:
     zone = ZoneInfo(q.zone)
     kept = {r.name: int(r.since) for r in await conn.execute(select(report_rollups))}
-    held = tuple(sorted((await conn.execute(select(report_currencies.c.currency))).scalars()))
+    # The currencies of the report's own affiliates and offers (an affiliate's report is scoped to
+    # them): another tenant's currency is neither shown nor needs a rate.
+    currencies = select(report_currencies.c.currency).distinct().where(*_owned(q, report_currencies.c))
+    held = tuple(sorted((await conn.execute(currencies)).scalars()))
     rates = await _rates(conn, q, held) if q.currency else {}
     shown = (q.currency,) if q.currency else held
     local = clock(zone, q.first, q.last)
@@ -624,7 +627,7 @@ async def _rates(
         if not steps or steps[0][0] > (q.first - date(1970, 1, 1)).days:
             raise ReportError(
                 "currency",
-                f"no {code}→{target} exchange rate on or before {q.first}: record one (PUT /api/fx)",
+                f"no {code}→{target} exchange rate on or before {q.first}: record one (POST /api/fx-rates)",
             )
         out[code] = steps
     return out

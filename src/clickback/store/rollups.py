@@ -102,7 +102,9 @@ class Rollups:
         other rows in its one statement (rows in key order, so that two processes adding to the
         same rows lock them alike). On SQLite: written here, by INSERTs of many rows each (an
         executemany of dictionaries cost more than the rest of a plain postback's recording)."""
-        tables, currencies = self._tables(), sorted({k[-1] for k in self.hours} - {""})
+        # HOUR_KEY's affiliate, offer and currency.
+        tables = self._tables()
+        currencies = sorted({(k[1], k[2], k[-1]) for k in self.hours if k[-1]})
         value_rows = [(*k, *sums) for k, sums in self.values.items()]
         marks = day_marks((k for k, sums in self.days.items() if any(sums)), ordered=True)
         self.hours, self.days, self.values = {}, {}, {}
@@ -112,7 +114,7 @@ class Rollups:
         postgresql = conn.dialect.name == "postgresql"
         out: list[tuple[Table, list[dict[str, Any]], Any]] = []
         if currencies:
-            rows = [{"currency": c} for c in currencies]
+            rows = [{"affiliate_id": a, "offer_id": o, "currency": c} for a, o, c in currencies]
             out.append((report_currencies, rows, db.insert_ignore(report_currencies)))
         for table, key, collected in tables:
             kept = [(k, sums) for k, sums in collected.items() if any(sums)]

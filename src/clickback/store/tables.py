@@ -327,11 +327,16 @@ report_week_state = Table(
     Column("kept", Boolean, nullable=False, server_default=text("false")),
 )
 
-# Every currency the rollups hold money in: a report's money columns, one per currency.
+# Every currency the rollups hold money in, per affiliate and offer: a report's money columns,
+# one per currency of the rows it may read (an affiliate's, never the network's). A row per
+# pair and currency the writers ever added to, so a report reads a few rows, never the rollups.
 report_currencies = Table(
     "report_currencies",
     metadata,
+    Column("affiliate_id", Integer, primary_key=True),
+    Column("offer_id", Integer, primary_key=True),
     Column("currency", String(3), primary_key=True),
+    sqlite_with_rowid=False,
 )
 
 # Each rollup ('hours', 'days:<zone>') and the UTC second from which it counts everything: a zone
