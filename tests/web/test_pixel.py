@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -196,6 +197,43 @@ def test_a_pixels_player_is_not_confirmed_by_a_postback_naming_another_affiliate
     assert f"the pixel reported it on click {alices}" in s2s.json()["detail"]
     (conversion,) = conversions(client)
     assert (conversion["channel"], conversion["status"]) == ("pixel", "pending")
+
+
+def test_the_servers_amount_replaces_the_browsers_when_it_confirms_a_pixel_conversion(
+    client: Client, world: World, pixel: str, browser: httpx.Client
+) -> None:
+    """A browser can write any amount on the pixel; the advertiser's server states the deposit
+    that was made, and that is what reports and the CPA baseline count."""
+    client.api(
+        "PUT",
+        f"/offers/{world.casino['id']}/deal",
+        json={"kind": "cpa", "cpa": {"amount": "100", "ftd_min": "20"}},
+    )
+    click_id, _ = click(browser, world.alice_casino)
+    client.flush()
+    client.postback(click_id=click_id, event="registration", player_id="P-200", token=world.token)
+    fired = {"click_id": click_id, "event": "deposit", "txn_id": "Y1", "payout": "5000", "player_id": "P-200"}
+    assert told(browser.get(pixel, params=fired)) == (200, "accepted", None)
+
+    s2s = client.postback(
+        click_id=click_id, event="deposit", txn_id="Y1", payout="5", player_id="P-200", token=world.token
+    )
+
+    assert (s2s.status_code, s2s.json()["result"]) == (200, "updated"), s2s.text
+    confirmed = client.api("GET", f"/conversions/{s2s.json()['conversion_id']}")
+    assert (confirmed["status"], confirmed["payout"], confirmed["deal_amount"]) == (
+        "approved",
+        "5.00",
+        "5.00",
+    )
+    # 5 is under the CPA's baseline of 20: no CPA stands on the browser's 5000.
+    assert sum(Decimal(e["amount"]) for e in client.items("/commissions", kind="cpa")) == 0
+    (day,) = client.report(group_by="day")["rows"]
+    assert (day["ftd_amount"], day["deposit_amount"], day["qualified_cpas"]) == (
+        {"EUR": "5.00"},
+        {"EUR": "5.00"},
+        0,
+    )
 
 
 def test_postback_then_pixel_of_the_same_transaction_is_one_conversion(

@@ -657,5 +657,12 @@ def on_repeat(
     return StatusChange(postback.status)
 
 
+def restates_amount(postback: Postback, existing: Existing) -> bool:
+    """Whether a status change's postback also replaces the recorded amount: the advertiser's
+    server confirming a pixel conversion with an amount of its own. The browser's figure is
+    anyone's to write (docs/pixel.md); the server's is the deposit that was made."""
+    return existing.channel == PIXEL and postback.channel == S2S and postback.payout is not None
+
+
 def _conflict(txn: str, why: str) -> Rejected:
     return Rejected(Reason.TRANSACTION_CONFLICT, f"{txn[:64]}: {why}" if txn else why)

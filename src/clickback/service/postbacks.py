@@ -41,6 +41,7 @@ from clickback.core.intake import (
     on_repeat,
     price,
     read_postback,
+    restates_amount,
 )
 from clickback.core.lifecycle import PAYABLE, Status, can_move
 from clickback.core.model import Catalog, Click
@@ -283,7 +284,7 @@ class _Group:
         key = (advertiser, postback.dedupe_key, dedupe_family(postback.event))
         existing = rec.conversion_by_key(key)
         if existing is not None:
-            return self._repeat(rec, raw, postback, existing, player, named_click)
+            return self._repeat(rec, raw, postback, attribution, existing, player, named_click)
 
         priced = _priced(rec, self._catalog, postback, attribution)
         if isinstance(priced, Rejected):
@@ -323,6 +324,7 @@ class _Group:
         rec: Recording,
         raw: RawPostback,
         postback: Postback,
+        attribution: Attribution,
         existing: dict[str, Any],
         player: Player | None,
         named_click: str,
@@ -336,6 +338,10 @@ class _Group:
             existing["player_id"] or "",
         )
         decision = on_repeat(postback, stored, named_click)
+        restated: _Priced | None = None
+        if isinstance(decision, StatusChange) and restates_amount(postback, stored):
+            priced = _priced(rec, self._catalog, postback, attribution)
+            decision, restated = (priced, None) if isinstance(priced, Rejected) else (decision, priced)
         ignored = postback.ignored
         if isinstance(decision, Rejected):
             outcome = Outcome(Result.REJECTED, decision.reason, decision.detail, ignored=ignored)
@@ -358,6 +364,8 @@ class _Group:
             )
         log_id = rec.log(raw, postback.advertiser.id, postback.click_value, outcome, bool(existing["test"]))
         if isinstance(decision, StatusChange):
+            if restated is not None:
+                _restate(rec, existing, attribution, restated, raw.received_at)
             _change_status(rec, self._catalog, existing, decision.new, raw.received_at, log_id, player)
         return outcome
 
@@ -411,6 +419,26 @@ def _first_deposit_again(rec: Recording, catalog: Catalog, player: Player, now: 
         if row["event"] != "first_deposit":
             _relabel(rec, catalog, player, row, "first_deposit", now)
     rec.change_player(player, ftd_conversion_id=first_id, ftd_at=first.at if first is not None else None)
+
+
+def _restate(
+    rec: Recording, row: dict[str, Any], attribution: Attribution, priced: _Priced, now: datetime
+) -> None:
+    """The conversion's amount as the advertiser's server states it, in reports and (through
+    the status change that follows) in its player's CPA."""
+    before = {**row}
+    rec.change_conversion(
+        row,
+        payout=attribution.payout,
+        currency=attribution.currency,
+        deal_amount=priced.amount,
+        deal_currency=priced.currency,
+        fx_rate=None if priced.rate is None else str(priced.rate),
+        updated_at=now,
+    )
+    if row["attributed_at"] is not None and row["link_id"] is not None:
+        rec.count(before, Status(before["status"]), before["payout"], -1)
+        rec.count(row, Status(row["status"]), row["payout"], +1)
 
 
 def _change_status(
