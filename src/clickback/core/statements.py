@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import astuple, dataclass, fields
 from decimal import Decimal
@@ -11,6 +12,11 @@ from clickback.core.money import money_text
 # What a statement cell says where RevShare does not apply: never 0.00, which reads as "earned
 # nothing" (or, for carry-in, "no deficit").
 NOT_IN_DEAL = "not part of this deal"
+# What starts a formula in a spreadsheet, full-width forms included (some read them as ASCII).
+FORMULA_SIGNS = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
+# Spreadsheets skip these before reading a formula: " =1+2" and "\n=1+2" run as "=1+2" does.
+# Quotes too, for a cell read back from a file written without quoting.
+_LEADING = re.compile(r'\A[\s"]+')
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,4 +86,6 @@ def csv_cell(value: object) -> str:
     if isinstance(value, int):
         return str(value)
     text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    if text[:1] in ("\t", "\r") or _LEADING.sub("", text, count=1)[:1] in FORMULA_SIGNS:
+        return "'" + text
+    return text
