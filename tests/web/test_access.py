@@ -278,6 +278,23 @@ def test_an_advertiser_tests_their_own_offers_without_seeing_earnings(
         }
 
 
+def test_the_tester_tells_an_advertiser_nothing_of_which_affiliates_exist(
+    client: Client, world: World, keys: Keys
+) -> None:
+    def test_click(key: str, affiliate_id: int) -> tuple[int, str]:
+        body = {"offer_id": world.sportsbook["id"], "affiliate_id": affiliate_id}
+        made = client.http.post("/api/tester/clicks", json=body, headers=Keys.header(key))
+        detail = made.json()["detail"]
+        return made.status_code, re.sub(rf"(affiliates?) {affiliate_id}\b", r"\1 N", detail)
+
+    # Bob exists, with links to other offers (one of another advertiser's), none to the sportsbook.
+    unlinked, missing = test_click(keys.northstar, world.bob["id"]), test_click(keys.northstar, 999)
+    assert unlinked == missing
+    assert unlinked[0] == 409 and "has no active link for affiliate N" in unlinked[1]
+    # The manager sees every affiliate: told which one is not there.
+    assert test_click(keys.manager, 999) == (404, "affiliates N does not exist")
+
+
 def test_an_affiliate_keeps_their_own_outbound_postbacks(client: Client, world: World, keys: Keys) -> None:
     auth = Keys.header(keys.alice)
     url = "http://127.0.0.1:9/pb?cid={click_id}"

@@ -148,9 +148,11 @@ class Tester:
         self._public = public_url.rstrip("/")
         self._clock = clock
 
-    async def click(self, offer_id: int, affiliate_id: int | None) -> TestClick:
+    async def click(self, offer_id: int, affiliate_id: int | None, sees_affiliates: bool = True) -> TestClick:
+        """`sees_affiliates` False (an advertiser): an affiliate that does not exist is answered
+        as one without a link to the offer, so that no one learns which affiliates exist."""
         catalog = self._catalog.current
-        link = _link_for(catalog, offer_id, affiliate_id)
+        link = _link_for(catalog, offer_id, affiliate_id, sees_affiliates)
         taken = await self._tracker.test_click(link.code)
         if isinstance(taken, Rejected):
             raise Problem(f"{taken.reason.sentence} ({taken.reason.code})")
@@ -317,11 +319,11 @@ def no_test_click(click_id: str) -> Problem:
     return Problem(f"no test click {click_id!r}: create one with POST /api/tester/clicks", not_found=True)
 
 
-def _link_for(catalog: Catalog, offer_id: int, affiliate_id: int | None) -> Link:
+def _link_for(catalog: Catalog, offer_id: int, affiliate_id: int | None, sees_affiliates: bool) -> Link:
     offer = catalog.offers.get(offer_id)
     if offer is None:
         raise Problem(f"offers {offer_id} does not exist", not_found=True)
-    if affiliate_id is not None and affiliate_id not in catalog.affiliates:
+    if sees_affiliates and affiliate_id is not None and affiliate_id not in catalog.affiliates:
         raise Problem(f"affiliates {affiliate_id} does not exist", not_found=True)
     links = sorted(
         (k for k in catalog.links_by_code.values() if k.offer_id == offer_id and k.status is State.ACTIVE),

@@ -577,7 +577,8 @@ def create_api(runtime: Runtime) -> FastAPI:
         offer = runtime.catalog.current.offers.get(body.offer_id)
         if offer is None or not who.owns(advertiser_id=offer.advertiser_id):
             raise Problem(f"offers {body.offer_id} does not exist", not_found=True)
-        return test_click_out(await tester.click(body.offer_id, body.affiliate_id), who)
+        made = await tester.click(body.offer_id, body.affiliate_id, sees_affiliates=who.is_manager)
+        return test_click_out(made, who)
 
     @api.post("/tester/postbacks", tags=["postback tester"])
     async def fire_test_postback(body: s.TestPostbackIn, who: Who) -> s.FiredOut:
