@@ -1,6 +1,7 @@
 """Signing in and out in a browser: argon2id passwords, server-side sessions in a cookie, CSRF
 tokens on every form, failed sign-ins limited per login and per address (in the database)."""
 
+import asyncio
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -125,6 +126,30 @@ def test_five_failures_limit_the_login_with_retry_after(client: Client, boss: st
     assert 0 < int(limited.headers["retry-after"]) <= LOGIN_WINDOW.total_seconds()
     assert "Too many failed sign-ins" in limited.text
     assert "cb_session" not in client.http.cookies
+
+
+def test_guesses_sent_at_once_are_checked_five_times_at_most(client: Client, boss: str) -> None:
+    # Right passwords use none of the address's allowance: six in a row, then five wrong ones.
+    for _ in range(6):
+        assert sign_in(client, "boss", PASSWORD).status_code == 303
+        client.http.cookies.clear()  # signed out: the form again
+    form = client.http.get("/login")
+    token = form_token(form)
+
+    async def guess(browser: httpx.AsyncClient, password: str) -> int:
+        data = {"csrf": token, "login": "boss", "password": password}
+        return (await browser.post("/login", data=data)).status_code
+
+    async def at_once(passwords: list[str]) -> list[int]:
+        async with httpx.AsyncClient(
+            base_url=client.node.base_url, cookies={"cb_login_csrf": token}, timeout=30
+        ) as browser:
+            return list(await asyncio.gather(*(guess(browser, p) for p in passwords)))
+
+    # Each checked in a thread for a tenth of a second: all twelve are in flight together.
+    statuses = asyncio.run(at_once([f"wrong {n}" for n in range(12)]))
+    assert sorted(statuses) == [401] * 5 + [429] * 7
+    assert sign_in(client, "boss", PASSWORD).status_code == 429  # the right one too, while limited
 
 
 def test_failures_count_per_login_and_per_address_in_the_database(clean: Node) -> None:

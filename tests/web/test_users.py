@@ -2,9 +2,12 @@
 password and keys (/account): the same use cases as `clickback user …`, each change in the audit
 log under who made it. And the report builder's zone: the signed-in person's own."""
 
+import asyncio
 import re
 from datetime import UTC, datetime
 from typing import Any
+
+import httpx
 
 from clickback.core.accounts import Role
 from tests.conftest import Client, World
@@ -238,6 +241,26 @@ def test_wrong_current_passwords_count_as_failed_sign_ins(client: Client, world:
         wrong = alice.post("/account", {**change, "current": "nope"})
         assert wrong.status_code == 400 and "the current password is not right." in wrong.text
     limited = alice.post("/account", {**change, "current": PASSWORD})  # no hash is checked
+    assert limited.status_code == 400 and "too many wrong passwords" in limited.text
+
+
+def test_wrong_current_passwords_sent_at_once_are_checked_five_times_at_most(
+    client: Client, world: World
+) -> None:
+    add_user(client, "alice", Role.AFFILIATE, affiliate_id=world.alice["id"])
+    alice = sign_in(client, "alice")
+    change = {"action": "password", "new": "n" * 12, "repeat": "n" * 12, "csrf": alice.csrf}
+
+    async def at_once(n: int) -> list[str]:
+        headers = {"cookie": alice.cookie}
+        async with httpx.AsyncClient(base_url=client.node.base_url, headers=headers, timeout=30) as browser:
+            sent = [browser.post("/account", data={**change, "current": f"nope {i}"}) for i in range(n)]
+            return [r.text for r in await asyncio.gather(*sent)]
+
+    answers = asyncio.run(at_once(12))
+    assert sum("the current password is not right." in a for a in answers) == 5
+    assert sum("too many wrong passwords" in a for a in answers) == 7
+    limited = alice.post("/account", {**change, "current": PASSWORD})
     assert limited.status_code == 400 and "too many wrong passwords" in limited.text
 
 

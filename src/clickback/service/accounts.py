@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from clickback.core.accounts import (
-    LOGIN_WINDOW,
     MAX_KEY_LEN,
+    MAX_LOGIN_LEN,
     MAX_PASSWORD_LEN,
     MAX_TOKEN_LEN,
     Principal,
@@ -19,7 +19,6 @@ from clickback.core.accounts import (
     digest,
     key_prefix,
     login_problem,
-    login_wait,
     new_key,
     new_password,
     new_token,
@@ -220,16 +219,15 @@ class Accounts:
         # The new one's length first: it tells nothing, and spares a verification.
         if problem := password_problem(new):
             raise AccountError(problem)
-        now, login = self._clock(), str(found["login"])
-        of_login, of_ip = await rows.failures(self._db, login, ip, now - LOGIN_WINDOW)
-        if login_wait(of_login, now) is not None or login_wait(of_ip, now) is not None:
+        attempt = await rows.begin_attempt(self._db, str(found["login"]), ip, self._clock())
+        if isinstance(attempt, timedelta):
             raise AccountError("too many wrong passwords: try again in a few minutes")
         matches = await asyncio.to_thread(
             password_matches, found["password_hash"], current[:MAX_PASSWORD_LEN]
         )
         if not matches:
-            await rows.record_failure(self._db, login[:64], ip, now, now - LOGIN_WINDOW)
             raise AccountError("the current password is not right")
+        await rows.attempt_succeeded(self._db, attempt)
         hashed = await asyncio.to_thread(hash_password, new)
         await rows.set_password(self._db, user_id, hashed, self._clock(), by)
 
@@ -262,21 +260,20 @@ class Accounts:
     async def sign_in(self, login: str, password: str, ip: str) -> SignedIn | Refused | Limited:
         """A session for the right password; refused otherwise; limited after too many
         failures of this login or from this address (core.accounts.login_wait), before any hash
-        is checked."""
+        is checked. Each attempt counts as a failure before its hash is checked, until it
+        succeeds: attempts made at once cannot all pass the limit."""
         now = self._clock()
         login = normal_login(login)
-        of_login, of_ip = await rows.failures(self._db, login, ip, now - LOGIN_WINDOW)
-        waits = [w for w in (login_wait(of_login, now), login_wait(of_ip, now)) if w is not None]
-        if waits:
-            return Limited(max(waits))
+        attempt = await rows.begin_attempt(self._db, login[:MAX_LOGIN_LEN], ip, now)
+        if isinstance(attempt, timedelta):
+            return Limited(attempt)
         user = await rows.user_by_login(self._db, login) if not login_problem(login) else None
         stored = user["password_hash"] if user is not None else None
         # In a thread: a verification takes a tenth of a second or more (ADR 16).
         matches = await asyncio.to_thread(password_matches, stored, password[:MAX_PASSWORD_LEN])
         if user is None or not matches or not user["active"] or len(password) > MAX_PASSWORD_LEN:
-            await rows.record_failure(self._db, login[:64], ip, now, now - LOGIN_WINDOW)
             return Refused()
-        await rows.clear_failures(self._db, login)
+        await rows.attempt_succeeded(self._db, attempt, login)
         token, csrf = new_token(), new_token()
         expires = now + self._lifetime
         await rows.create_session(
