@@ -407,3 +407,19 @@ def test_a_rule_checks_day_is_the_event_that_met_it() -> None:
     (registration, ftd) = check_rules(BASELINE, [ev(2, "first_deposit", 3, "20"), REG], "EUR")
     assert registration == RuleCheck("registration", True, T0.date(), "held on 2026-10-01")
     assert ftd.on == at(3).date() and ftd.as_json()["on"] == "2026-10-04"
+
+
+@pytest.mark.parametrize(
+    ("amount", "rate", "converted"),
+    [
+        (Decimal(1000), Decimal(1000000), Decimal(10**9)),  # the largest amount there is
+        (Decimal(-1000), Decimal(1000000), Decimal(-(10**9))),  # a negative NGR as well
+        (Decimal("1000.0001"), Decimal(1000000), None),
+        (Decimal(10**9), Decimal(1000000), None),  # did not fit the database's integer
+        (Decimal(-(10**9)), Decimal(10**9), None),
+    ],
+)
+def test_a_converted_amount_past_max_payout_is_none(
+    amount: Decimal, rate: Decimal, converted: Decimal | None
+) -> None:
+    assert convert(amount, rate) == converted

@@ -341,6 +341,7 @@ def test_every_reason_read_postback_can_give_is_in_the_table() -> None:
         Reason.WRONG_PIXEL,
         Reason.EVENT_BEFORE_CLICK,
         Reason.MISSING_EXCHANGE_RATE,
+        Reason.CONVERTED_AMOUNT_TOO_LARGE,
         Reason.TRANSACTION_CONFLICT,
         Reason.INVALID_STATUS_TRANSITION,
         Reason.DUPLICATE,

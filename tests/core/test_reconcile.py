@@ -27,7 +27,15 @@ from clickback.core.reconcile import (
     row_from_json,
     sniff_decimal,
 )
-from clickback.core.reconcile_compare import Cause, ClickbackFigures, Kind, compare, summarise
+from clickback.core.reconcile_compare import (
+    UNCONVERTED,
+    Cause,
+    ClickbackFigures,
+    Kind,
+    amounts_now,
+    compare,
+    summarise,
+)
 
 INCOME_ACCESS = (
     "Player ID,BTAG,Period,Sign Up Date,FTD Date,"
@@ -294,3 +302,13 @@ def test_the_summary_splits_each_affiliates_difference_by_class() -> None:
     assert s.explained == {Kind.MISSING_AT_OPERATOR: -100, Kind.AMOUNT_DIFFERS: 50}
     assert sum(s.explained.values()) == s.difference
     assert s.items == {Kind.MATCHED: 1, Kind.MISSING_AT_OPERATOR: 1, Kind.AMOUNT_DIFFERS: 1}
+
+
+def test_an_amount_too_large_once_converted_is_left_as_it_is_and_noted() -> None:
+    rates = {("EUR", "VND", "2026-11"): Decimal(1000000)}
+    amounts, notes = amounts_now(ours(deposits=Decimal(10**9), ngr=Decimal(5)), rates, "VND")
+
+    assert (amounts["deposits"], amounts["ngr"]) == ("1000000000", "5000000.0000")
+    too_large = "EUR→VND 2026-11: 1000000, more than 1000000000 once converted"
+    assert notes == [too_large, "EUR→VND 2026-11: 1000000"]
+    assert notes[0].endswith(UNCONVERTED) and not notes[1].endswith(UNCONVERTED)

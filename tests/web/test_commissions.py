@@ -530,6 +530,31 @@ def test_amounts_in_another_currency_need_a_dated_rate(client: Client, world: Wo
     assert entry["fx_rate"] == conversion["fx_rate"]  # the rate behind the entry is on it
 
 
+def test_an_amount_too_large_once_converted_is_refused_and_logged(client: Client, world: World) -> None:
+    # Amount and rate each within MAX_PAYOUT; their product, 10^15 VND, was past what the
+    # database holds: a 500, and the postback missing from the log.
+    offer = new_offer(client, world, "Northstar Dong", "VND")
+    deal(client, offer, {"kind": "revshare", "revshare": {"percent": "30"}})
+    register(client, world, alice_link(client, world, offer), "P1")
+    today = datetime.now(UTC).date().isoformat()
+    client.api("POST", "/fx-rates", json={"base": "USD", "quote": "VND", "day": today, "rate": "1000000"})
+
+    big = {"event": "ngr", "player_id": "P1", "currency": "USD", "txn_id": "N1"}
+    refused = send(client, world, amount="1000000000", **big)
+
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["reason"] == "converted_amount_too_large"
+    assert "USD→VND" in refused.json()["detail"]
+    (logged,) = client.items("/postbacks", reason="converted_amount_too_large")
+    assert (logged["result"], logged["http_status"]) == ("rejected", 422)
+    assert client.items("/conversions", event="net_revenue") == []
+    # The largest amount that fits, converted, is taken.
+    fits = send(client, world, amount="1000", **big)
+    assert fits.status_code == 200 and fits.json()["result"] == "accepted", fits.text
+    conversion = client.api("GET", f"/conversions/{fits.json()['conversion_id']}")
+    assert (conversion["deal_amount"], conversion["deal_currency"]) == ("1000000000", "VND")
+
+
 def test_advertiser_names_map_to_ours_and_unmapped_names_are_explained(client: Client, world: World) -> None:
     names = {
         "events": {"Depo-Sit": "deposit", "signup_ok": "registration"},

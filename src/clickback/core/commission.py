@@ -15,6 +15,7 @@ from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from clickback.core.lifecycle import PAYABLE
+from clickback.core.limits import MAX_PAYOUT
 from clickback.core.money import minor_units, money_text
 
 # Events that move a player's deposits (chargebacks take money back out).
@@ -32,8 +33,12 @@ def round_commission(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(Decimal(1).scaleb(-minor_units(currency)), ROUND_HALF_UP)
 
 
-def convert(amount: Decimal, rate: Decimal) -> Decimal:
-    return (amount * rate).quantize(LEDGER_SCALE, ROUND_HALF_EVEN)
+def convert(amount: Decimal, rate: Decimal) -> Decimal | None:
+    """`amount` at `rate`; None past MAX_PAYOUT either way, as no amount from outside may be.
+    Amounts and rates are each bounded by it, their product is not: 10^9 at a rate of 10^6 did
+    not fit the database's integer of 1/10,000 (a 500, the postback unlogged)."""
+    converted = (amount * rate).quantize(LEDGER_SCALE, ROUND_HALF_EVEN)
+    return converted if abs(converted) <= MAX_PAYOUT else None
 
 
 class DealKind(StrEnum):

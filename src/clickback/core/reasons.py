@@ -226,6 +226,14 @@ class Reason(Enum):
         "The amount's currency differs from the deal's and no exchange rate is on record for that day.",
         "Ask the affiliate manager to add the rate (API /api/fx-rates or clickback fx set), then resend.",
     )
+    CONVERTED_AMOUNT_TOO_LARGE = (
+        "converted_amount_too_large",
+        422,
+        "The amount, converted into the deal's currency at that day's exchange rate, is larger than"
+        " clickback can record.",
+        f"Check the amount and its currency (converted, an amount may be at most {MAX_PAYOUT}); if"
+        " both are right, ask the affiliate manager to check that day's exchange rate, then resend.",
+    )
     UNKNOWN_CURRENCY = (
         "unknown_currency",
         422,

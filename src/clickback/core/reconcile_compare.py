@@ -25,6 +25,7 @@ from enum import StrEnum
 from typing import Any
 
 from clickback.core.commission import convert
+from clickback.core.limits import MAX_PAYOUT
 from clickback.core.money import minor_unit
 from clickback.core.reconcile import Field, OperatorFigures
 
@@ -297,11 +298,17 @@ def _refusal(r: Refusal) -> dict[str, Any]:
 
 # How a rate note (rate_note) says the rate is missing.
 NO_RATE = "no rate"
+TOO_LARGE = f"more than {MAX_PAYOUT} once converted"
+# The notes of amounts left in their own currency: a difference across currencies is no amount.
+UNCONVERTED = (NO_RATE, TOO_LARGE)
 
 
-def rate_note(base: str, quote: str, month: str, rate: Decimal | None) -> str:
-    """An exchange rate a figure was converted at, or its absence, as the evidence shows it."""
-    return f"{base}→{quote} {month}: " + (f"{rate}" if rate is not None else NO_RATE)
+def rate_note(base: str, quote: str, month: str, rate: Decimal | None, too_large: bool = False) -> str:
+    """An exchange rate a figure was converted at, or its absence, as the evidence shows it;
+    `too_large`: an amount the rate made larger than any amount may be, left unconverted."""
+    return f"{base}→{quote} {month}: " + (
+        NO_RATE if rate is None else f"{rate}, {TOO_LARGE}" if too_large else f"{rate}"
+    )
 
 
 class _Converter:
@@ -315,10 +322,13 @@ class _Converter:
         if not amount or source is None or self.currency is None or source == self.currency:
             return amount
         rate = self.rates.get((source, self.currency, self.month))
-        note = rate_note(source, self.currency, self.month, rate)
+        converted = None if rate is None else convert(amount, rate)
+        note = rate_note(
+            source, self.currency, self.month, rate, too_large=rate is not None and converted is None
+        )
         if note not in self.notes:
             self.notes.append(note)
-        return amount if rate is None else convert(amount, rate)
+        return amount if converted is None else converted
 
 
 def _missing_events(op: OperatorFigures, ours: ClickbackFigures) -> list[str]:

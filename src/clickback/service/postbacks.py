@@ -557,7 +557,13 @@ def _in_deal_currency(
     rate = rec.rate(currency, deal.currency, day)
     if rate is None:
         return Rejected(Reason.MISSING_EXCHANGE_RATE, f"{currency}→{deal.currency} on {day.isoformat()}")
-    return _Priced(convert(amount, rate), deal.currency, rate)
+    converted = convert(amount, rate)
+    if converted is None:
+        return Rejected(
+            Reason.CONVERTED_AMOUNT_TOO_LARGE,
+            f"{amount} {currency} at {rate} ({currency}→{deal.currency} on {day.isoformat()})",
+        )
+    return _Priced(converted, deal.currency, rate)
 
 
 def _period(event: str, stated: str | None, at: datetime) -> str | None:

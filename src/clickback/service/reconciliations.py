@@ -47,7 +47,7 @@ from clickback.core.reconcile import (
 )
 from clickback.core.reconcile_compare import (
     ACCEPTABLE,
-    NO_RATE,
+    UNCONVERTED,
     Item,
     amounts_now,
     amounts_to_accept,
@@ -630,11 +630,11 @@ async def _as_now(db: Database, catalog: Catalog, advertiser_id: int, item: dict
             )
         )
     amounts, notes = amounts_now(recorded.figures[key], recorded.rates, currency)
-    missing = [note for note in notes if note.endswith(NO_RATE)]
+    missing = [note for note in notes if note.endswith(UNCONVERTED)]
     if missing:
         raise Problem(
             f"clickback's figures cannot be brought into {currency} ({'; '.join(missing)}): record the "
-            "month's exchange rate (POST /api/fx-rates) and accept again",
+            "month's exchange rate, or correct it (POST /api/fx-rates), and accept again",
             409,
         )
     return item | {"clickback": item["clickback"] | amounts}

@@ -591,12 +591,13 @@ def _in_currency(row: Mapping[str, Any], f: ClickbackFigures, month: str, rate: 
     if row["deal_currency"] == f.currency and row["deal_amount"] is not None:
         return Decimal(row["deal_amount"])
     found = rate(row["currency"], f.currency, month)
-    if found is None:
-        note = rate_note(row["currency"], f.currency, month, None)
+    converted = None if found is None else convert(payout, found)
+    if converted is None:
+        note = rate_note(row["currency"], f.currency, month, found, too_large=found is not None)
         if note not in f.unconverted:
             f.unconverted.append(note)
         return payout
-    return convert(payout, found)
+    return converted
 
 
 def _add_ledger(
