@@ -11,7 +11,7 @@ from clickback.core.commission import CpaRules, Deal, DealKind, RevShareTerms, T
 from clickback.core.lifecycle import Status
 from clickback.core.model import NO_NAMES, AdvertiserNames
 from clickback.core.outbound import template
-from clickback.core.tester import preview_commission, preview_outbound, read_parameters
+from clickback.core.tester import as_one_player, preview_commission, preview_outbound, read_parameters
 
 T0 = datetime(2026, 11, 3, 12, tzinfo=UTC)
 D = Decimal
@@ -88,6 +88,28 @@ def test_cpa_preview_says_whether_and_why_the_player_would_qualify() -> None:
     done = preview_commission(CPA, "FR", [*registered, conversion(2, "first_deposit", "30", 1)])
     assert done.cpa_qualified is True and "first deposit 30 ≥ 20" in done.cpa_explanation
     assert done.revshare_percent is None and done.revshare_earnings is None
+
+
+def test_a_test_clicks_deposits_are_named_as_one_players_would_be() -> None:
+    """Sent as plain deposits (a test click has no player row), the earliest standing one is the
+    first deposit, as it would be for a real player: the CPA preview qualifies on it."""
+    declined = conversion(2, "deposit", "500", 1, status="rejected")
+    rows = [
+        conversion(1, "registration"),
+        conversion(4, "deposit", "30", 3),
+        declined,
+        conversion(3, "deposit", "25", 2),
+    ]
+    named = as_one_player(rows)
+    assert [(r["id"], r["event"]) for r in named] == [
+        (1, "registration"),
+        (4, "deposit"),
+        (2, "deposit"),
+        (3, "first_deposit"),
+    ]
+    assert rows[3]["event"] == "deposit"  # the rows read are left as they are
+    assert preview_commission(CPA, "FR", named).cpa_qualified is True
+    assert preview_commission(CPA, "FR", rows).cpa_qualified is False
 
 
 def test_revshare_preview_is_one_month_of_the_clicks_ngr_and_ftds() -> None:

@@ -75,6 +75,14 @@ def test_the_trace_goes_from_the_click_to_the_commission_and_outbound_previews(
     assert [o["event"] for o in trace["cpa_outbound"]] == ["qualified_cpa"]
     assert "c=100.00" in trace["cpa_outbound"][0]["url"]
 
+    # A plain deposit on a new test click is its first deposit, as a real player's would be.
+    other = new_click(client, world)["click_id"]
+    fire(client, other, "registration")
+    deposit = fire(client, other, "deposit", payout="50")["trace"]
+    assert [c["event"] for c in deposit["conversions"]] == ["registration", "first_deposit"]
+    assert deposit["commission"]["cpa_qualified"] is True
+    assert "e=first_deposit" in deposit["conversions"][1]["outbound"][0]["url"]
+
     ngr = fire(client, click_id, "net_revenue", payout="200")
     assert ngr["trace"]["commission"]["revshare_earnings"] == "60.00"
     assert "c=60.00" in ngr["trace"]["conversions"][2]["outbound"][0]["url"]

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from clickback.core.commission import Deal, PlayerEvent, qualify, revshare_period
-from clickback.core.events import normalise_event
+from clickback.core.events import dedupe_family, normalise_event
 from clickback.core.intake import field_of
 from clickback.core.lifecycle import PAYABLE, Status, parse_status
 from clickback.core.limits import MAX_PARAM_NAME_LEN, MAX_PARAM_VALUE_LEN, MAX_PARAMS
@@ -80,6 +80,20 @@ class CommissionPreview:
     revshare_ngr: Decimal = Decimal(0)
     revshare_ftds: int = 0
     revshare_earnings: Decimal | None = None
+
+
+def as_one_player(conversions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """A test click's conversions as a real player's would be recorded: its earliest standing
+    deposit is the first_deposit, every other one a deposit (a test click gets no player row, so
+    intake names its deposits as sent)."""
+    rows = [dict(c) for c in conversions]
+    deposits = [r for r in rows if dedupe_family(r["event"]) == "deposit"]
+    standing = [r for r in deposits if r["status"] in _QUALIFYING_STATUSES]
+    first = min(standing, key=lambda r: (r["event_at"], r["id"]), default=None)
+    for r in deposits:
+        if r["status"] in _QUALIFYING_STATUSES:
+            r["event"] = "first_deposit" if r is first else "deposit"
+    return rows
 
 
 def preview_commission(

@@ -32,6 +32,7 @@ from clickback.core.tester import (
     CommissionPreview,
     OutboundPreview,
     Parameter,
+    as_one_player,
     preview_commission,
     preview_outbound,
     qualified_cpa_notice,
@@ -219,7 +220,7 @@ class Tester:
         row = await self._click_row(click_id)
         catalog = self._catalog.current
         logged = await store.test_postbacks(self._db, click_id, MAX_TRACE_ROWS)
-        converted = await store.test_conversions(self._db, click_id, MAX_TRACE_ROWS)
+        converted = as_one_player(await store.test_conversions(self._db, click_id, MAX_TRACE_ROWS))
         offer = catalog.offers.get(row["offer_id"])
         names = catalog.names_of(offer.advertiser_id) if offer is not None else catalog.names_of(0)
         deal = catalog.deal_for(row["offer_id"], row["affiliate_id"])
