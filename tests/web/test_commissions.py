@@ -218,6 +218,30 @@ def test_a_player_whose_events_all_came_before_their_click_landed_qualifies_when
     assert qualified_status(client) == "approved"
 
 
+def test_a_month_that_has_ended_keeps_its_terms_when_the_deal_changes_after_it(
+    client: Client, world: World
+) -> None:
+    """25 % until the deal is raised to 40 %: a late adjustment of a month that had ended is
+    priced at its 25 %, not the whole month again at 40 %; the running month follows the deal."""
+    ended = (datetime.now(UTC).replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    deal(client, world.casino, {"kind": "revshare", "revshare": {"percent": "25"}})
+    register(client, world, world.alice_casino, "P1")
+    send(client, world, event="ngr", player_id="P1", payout="10000", period=ended, txn_id="N1")
+    send(client, world, event="ngr", player_id="P1", payout="1000", period=THIS_MONTH, txn_id="N2")
+    assert [e["amount"] for e in ledger(client, period=ended)] == ["2500.00"]
+
+    deal(client, world.casino, {"kind": "revshare", "revshare": {"percent": "40"}})
+    adjusted = send(client, world, event="ngr", player_id="P1", payout="1", period=ended, txn_id="N1-adj")
+    running = send(client, world, event="ngr", player_id="P1", payout="1", period=THIS_MONTH, txn_id="N2-adj")
+
+    assert adjusted.status_code == running.status_code == 200
+    assert sorted(e["amount"] for e in ledger(client, period=ended)) == ["0.25", "2500.00"]
+    # The running month is priced at the deal in force: 1001 at 40 %, 250 booked before.
+    assert sorted(e["amount"] for e in ledger(client, period=THIS_MONTH)) == ["150.40", "250.00"]
+    line = statement(client, world.alice, ended)["lines"][0]
+    assert (line["revshare_earnings"], line["revshare_percent"]) == ("2500.25", "25")
+
+
 def test_a_player_qualifies_once_and_only_the_first_deposit_is_the_ftd(client: Client, world: World) -> None:
     deal(client, world.casino, CPA_100)
     register(client, world, world.alice_casino, "P-2")

@@ -259,7 +259,9 @@ def _cascade(
     counted: dict[str, tuple[Decimal, int]] = {}
     for period in sorted(set(changes) - set(booked)):
         inputs = ledger.month_inputs(conn, affiliate_id, offer_id, period)
-        created = ledger.new_month(rec.db, conn, affiliate_id, offer_id, period, deal.currency, inputs, now)
+        created = ledger.new_month(
+            rec.db, conn, affiliate_id, offer_id, period, deal.currency, terms, inputs, now
+        )
         if created is not None:
             counted[period] = inputs
         booked[period] = created or ledger.lock_months(conn, affiliate_id, offer_id, period)[period]
@@ -267,7 +269,12 @@ def _cascade(
     causes: list[int] = []
     for period, row in sorted(booked.items()):
         change = changes.get(period)
-        carry_in = carry if terms.negative_carryover else Decimal(0)
+        # A month that has ended keeps the terms it was priced under: a deal changed since (a new
+        # percentage from December) applies to the running month and those after it, not to
+        # October's late adjustment. Months booked before the terms were kept take the deal's.
+        stored = ledger.month_terms(row) if period_bounds(period)[1] <= now else None
+        month_terms = stored or terms
+        carry_in = carry if month_terms.negative_carryover else Decimal(0)
         if change is None and row.carry_in == carry_in:
             if period > last:
                 return  # nothing changes from here on
@@ -281,9 +288,9 @@ def _cascade(
             ngr, ftds = row.ngr, row.ftds
         # A later month whose carry-in changed is caused by what changed the months before it.
         causes = change.causes if change is not None else causes
-        month = revshare_period(terms, deal.currency, ngr, ftds, carry)
+        month = revshare_period(month_terms, deal.currency, ngr, ftds, carry)
         _book_month(rec, affiliate_id, offer_id, period, month, row.earnings, causes, deal, now)
-        ledger.save_month(conn, affiliate_id, offer_id, period, month, now)
+        ledger.save_month(conn, affiliate_id, offer_id, period, month, month_terms, now)
         carry = month.carry_out
 
 

@@ -9,9 +9,19 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, func, select, update
 
-from clickback.core.commission import EntryKind, EntryStatus, RevSharePeriod, period_bounds, period_of
+from clickback.core.commission import (
+    Deal,
+    DealKind,
+    EntryKind,
+    EntryStatus,
+    RevSharePeriod,
+    RevShareTerms,
+    period_bounds,
+    period_of,
+)
 from clickback.core.spans import Span
 from clickback.store import paging
+from clickback.store.catalog import deal_from_row, terms_to_json
 from clickback.store.db import Database
 from clickback.store.tables import PAYABLE_STATUSES, commissions, conversions, revshare_periods
 
@@ -77,6 +87,7 @@ def new_month(
     offer_id: int,
     period: str,
     currency: str,
+    terms: RevShareTerms,
     inputs: tuple[Decimal, int],
     now: datetime,
 ) -> Row[Any] | None:
@@ -95,6 +106,7 @@ def new_month(
         earnings=ZERO,
         carry_out=ZERO,
         updated_at=now,
+        terms=_terms_text(terms),
     )
     if not conn.execute(stmt).rowcount:
         return None
@@ -129,8 +141,26 @@ def month_inputs(conn: Connection, affiliate_id: int, offer_id: int, period: str
     return Decimal(ngr or 0), int(ftds)
 
 
+def month_terms(row: Row[Any]) -> RevShareTerms | None:
+    """The terms a booked month was last priced under (None: booked before they were kept)."""
+    if row.terms is None:
+        return None
+    return deal_from_row(DealKind.REVSHARE.value, row.currency, row.terms).revshare
+
+
+def _terms_text(terms: RevShareTerms) -> str:
+    # A deal's JSON (the currency is the month row's own).
+    return terms_to_json(Deal(DealKind.REVSHARE, "", revshare=terms))
+
+
 def save_month(
-    conn: Connection, affiliate_id: int, offer_id: int, period: str, month: RevSharePeriod, now: datetime
+    conn: Connection,
+    affiliate_id: int,
+    offer_id: int,
+    period: str,
+    month: RevSharePeriod,
+    terms: RevShareTerms,
+    now: datetime,
 ) -> None:
     stmt = update(revshare_periods).where(
         _month_key(affiliate_id, offer_id) & (revshare_periods.c.period == period)
@@ -144,6 +174,7 @@ def save_month(
             earnings=month.earnings,
             carry_out=month.carry_out,
             updated_at=now,
+            terms=_terms_text(terms),
         )
     )
 

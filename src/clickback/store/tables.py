@@ -630,6 +630,9 @@ revshare_periods = Table(
     Column("earnings", Money, nullable=False),
     Column("carry_out", Money, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # The deal's terms (store/deals.terms_to_json) the month was last priced under: a month that
+    # has ended keeps them when it is recomputed after a deal change. NULL: booked before 0023.
+    Column("terms", Text, nullable=True),
 )
 
 
