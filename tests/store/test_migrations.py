@@ -116,3 +116,50 @@ def test_tokens_logged_under_escaped_names_or_after_a_byte_order_mark_are_masked
         ("", '\ufeff{"token": "***cdef"}'),
         ("", '{"sub1": "caf\\u00e9"}'),
     ]
+
+
+AT = "2026-12-01 00:00:00.000000"
+AFFILIATE = text("INSERT INTO affiliates (id, name, status, created_at) VALUES (1, 'a', 'active', :at)")
+TEMPLATE = text(
+    "INSERT INTO outbound_templates (id, affiliate_id, name, url, method, body, events, statuses,"
+    " status_map, click_id_sub, status, created_at, updated_at) VALUES (:id, 1, 't',"
+    " 'https://x.example/', 'GET', '', '[]', '[]', '{}', 'sub1', 'active', :at, :at)"
+)
+DELIVERY = text(
+    "INSERT INTO outbound_deliveries (delivery_id, template_id, affiliate_id, conversion_id, event,"
+    " status, method, url, body, content_type, destination, state, attempts, next_at, last_error,"
+    " created_at, updated_at) VALUES ('d', :template, 1, 1, 'sale', 'approved', 'GET',"
+    " 'https://x.example/', '', '', 'x.example', 'waiting', 0, :at, '', :at, :at)"
+)
+AUDITED = text(
+    "INSERT INTO audit_log (at, actor, entity_kind, entity_id, action)"
+    " VALUES (:at, 'x', 'outbound_template', :template, 'delete')"
+)
+
+
+def test_0024_never_gives_a_template_an_id_a_deleted_one_had(tmp_path: Path) -> None:
+    # Before 0024, SQLite handed a deleted template's id to the next one: only its deliveries and
+    # its audit lines still name the ids it had.
+    url = f"sqlite+aiosqlite:///{tmp_path / 'templates.db'}"
+
+    async def scenario() -> list[int]:
+        db = connect(url)
+        try:
+            await upgrade(db, "0023")
+            async with db.write() as conn:
+                await conn.execute(AFFILIATE, {"at": AT})
+                await conn.execute(TEMPLATE, {"id": 3, "at": AT})
+                await conn.execute(DELIVERY, {"template": 7, "at": AT})
+                await conn.execute(AUDITED, {"template": 8, "at": AT})
+            await upgrade(db)
+            async with db.write() as conn:
+                await conn.execute(TEMPLATE, {"id": None, "at": AT})
+                await conn.execute(text("DELETE FROM outbound_templates WHERE id = 9"))
+                await conn.execute(TEMPLATE, {"id": None, "at": AT})
+            async with db.read() as conn:
+                ids = await conn.execute(text("SELECT id FROM outbound_templates ORDER BY id"))
+                return list(ids.scalars())
+        finally:
+            await db.close()
+
+    assert asyncio.run(scenario()) == [3, 10]

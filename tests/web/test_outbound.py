@@ -411,6 +411,40 @@ def test_templates_are_listed_changed_paused_and_deleted(
     assert client.http.get(f"/api/outbound/templates/{first['id']}", headers=client.auth).status_code == 404
 
 
+OLD_SECRET, NEW_SECRET = "secret-of-the-deleted-template", "secret-of-the-template-made-after"
+
+
+@pytest.mark.parametrize(("old", "new"), [(None, NEW_SECRET), (OLD_SECRET, None), (OLD_SECRET, NEW_SECRET)])
+def test_a_deleted_templates_queued_delivery_is_sent_as_it_was_made(
+    client: Client, world: World, receiver: Receiver, old: str | None, new: str | None
+) -> None:
+    # Paused by hand, the destination keeps the delivery queued while its template is deleted
+    # and another made: on SQLite the new one used to take the deleted one's id, and its secret
+    # (or none) signed the queued delivery.
+    destination = f"127.0.0.1:{receiver.port}"
+    client.api("POST", f"/outbound/destinations/{destination}/pause", json={"reason": "hold"})
+    deleted = add_template(client, world, receiver.url("/old?x={subid}"), secret=old)
+    convert(client, world)
+    eventually(lambda: client.api("GET", "/outbound/destinations", params={"paused": "true"})[0]["waiting"])
+    gone = client.http.delete(f"/api/outbound/templates/{deleted['id']}", headers=client.auth)
+    assert gone.status_code == 204
+    made = add_template(client, world, receiver.url("/new?x={subid}"), secret=new)
+    assert made["id"] != deleted["id"]
+    history = client.items("/audit", entity_kind="outbound_template", entity_id=str(made["id"]))
+    assert [h["action"] for h in history] == ["create"]
+
+    client.api("POST", f"/outbound/destinations/{destination}/resume")
+
+    (got,) = receiver.wait_for(1)
+    assert urlsplit(got.target).path == "/old"
+    header = got.headers.get("x-clickback-signature")
+    if old is None:
+        assert header is None
+    else:
+        assert header is not None and verify_signature(old, header, got.target.encode())
+    assert eventually(delivery(client, "delivered"))["template_id"] == deleted["id"]
+
+
 def test_a_rolled_back_postback_sends_nothing(client: Client, world: World, receiver: Receiver) -> None:
     add_template(client, world, receiver.url())
     click_id = client.click(world.alice_casino)

@@ -212,5 +212,6 @@ def template_from_row(row: Mapping[str, Any]) -> Template:
 
 
 async def load_templates(conn: AsyncConnection) -> list[Template]:
-    rows = (await conn.execute(select(outbound_templates).order_by(outbound_templates.c.id))).all()
+    t = outbound_templates
+    rows = (await conn.execute(select(t).where(t.c.deleted_at.is_(None)).order_by(t.c.id))).all()
     return [template_from_row(dict(r._mapping)) for r in rows]

@@ -4,7 +4,7 @@ dispatchers claim, the attempt log, and destinations paused after failing in a r
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, bindparam, func, or_, select, update
@@ -45,7 +45,10 @@ def template_values(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def _shown(row: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """A template as the audit log keeps it: its URL's secrets masked, as in the delivery log."""
-    return None if row is None else dict(row) | {"url": mask_url(row["url"])}
+    if row is None:
+        return None
+    shown = {k: v for k, v in row.items() if k != "deleted_at"}
+    return shown | {"url": mask_url(row["url"])}
 
 
 async def create_template(
@@ -61,11 +64,15 @@ async def create_template(
     return created
 
 
+def _kept(template_id: int) -> ColumnElement[bool]:
+    """The template of that id, unless deleted."""
+    t = outbound_templates
+    return (t.c.id == template_id) & t.c.deleted_at.is_(None)
+
+
 async def get_template(db: Database, template_id: int) -> dict[str, Any]:
     async with db.read() as conn:
-        row = (
-            await conn.execute(select(outbound_templates).where(outbound_templates.c.id == template_id))
-        ).first()
+        row = (await conn.execute(select(outbound_templates).where(_kept(template_id)))).first()
     if row is None:
         raise NotFound(f"outbound template {template_id} does not exist")
     return dict(row._mapping)
@@ -75,7 +82,7 @@ async def change_template(
     db: Database, template_id: int, values: Mapping[str, Any], now: datetime, by: Actor = trail.SYSTEM
 ) -> dict[str, Any]:
     """The change and its line in the audit log, in one transaction (the row read locked)."""
-    mine = outbound_templates.c.id == template_id
+    mine = _kept(template_id)
     async with db.write() as conn:
         found = (await conn.execute(select(outbound_templates).where(mine).with_for_update())).first()
         if found is None:
@@ -96,19 +103,23 @@ async def change_template(
     return row
 
 
-async def delete_template(db: Database, template_id: int, by: Actor = trail.SYSTEM) -> None:
-    """Its deliveries stay (they name the template by id only): the log of what was sent. The
-    audit log keeps the template as it was."""
-    mine = outbound_templates.c.id == template_id
+async def delete_template(
+    db: Database, template_id: int, by: Actor = trail.SYSTEM, now: datetime | None = None
+) -> None:
+    """Gone from the catalog, the API and the pages, but its row stays: its deliveries (queued,
+    or replayed later) are still sent as they were made, signed with its secret. The audit log
+    keeps the template as it was."""
+    mine = _kept(template_id)
+    now = now or datetime.now(UTC)
     async with db.write() as conn:
         found = (await conn.execute(select(outbound_templates).where(mine).with_for_update())).first()
         if found is None:
             raise NotFound(f"outbound template {template_id} does not exist")
-        await conn.execute(outbound_templates.delete().where(mine))
+        await conn.execute(update(outbound_templates).where(mine).values(deleted_at=now, updated_at=now))
         done = trail.change(
             by, trail.Kind.TEMPLATE, template_id, "delete", _shown(dict(found._mapping)), None
         )
-        await audit.record(conn, [done])
+        await audit.record(conn, [done], now)
         await bump_version(conn)
 
 
@@ -116,7 +127,9 @@ async def list_templates(
     db: Database, filters: Mapping[str, object], cursor: str | None, limit: int
 ) -> paging.Page:
     t = outbound_templates
-    query = paging.equal(select(t), {t.c[name]: value for name, value in filters.items()})
+    query = paging.equal(
+        select(t).where(t.c.deleted_at.is_(None)), {t.c[name]: value for name, value in filters.items()}
+    )
     return await paging.page(db, query, [paging.Key(t.c.id)], cursor, limit)
 
 
@@ -204,6 +217,7 @@ async def claim(
         rows = (await conn.execute(stmt)).all()
         if not rows:
             return []
+        # Deleted templates too: what they queued is still theirs to sign.
         t = outbound_templates
         ids = sorted({r.template_id for r in rows})
         found = await conn.execute(select(t.c.id, t.c.secret).where(t.c.id.in_(ids)))

@@ -659,6 +659,12 @@ outbound_templates = Table(
     Column("status", String(16), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # Deleted: out of the catalog and the API, but its deliveries still queued (or replayed) are
+    # signed with its secret, which only this row holds.
+    Column("deleted_at", UtcDateTime, nullable=True),
+    # Without AUTOINCREMENT SQLite hands a deleted highest id to the next row: deliveries, replays
+    # and the audit log name templates by id.
+    sqlite_autoincrement=True,
 )
 
 # The outbox: one row per message to send, written in the transaction that caused it.

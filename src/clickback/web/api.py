@@ -1131,7 +1131,8 @@ def create_api(runtime: Runtime) -> FastAPI:
 
     @api.delete("/outbound/templates/{item_id}", status_code=204, tags=["outbound postbacks"])
     async def delete_template(item_id: s.Id, who: Who) -> Response:
-        """Deliveries already queued for it are still sent."""
+        """Deliveries already queued for it are still sent as they were made, signed with its
+        secret; its id is never given to another template."""
         await own_template(item_id, who)
         await outbound.delete_template(db, item_id, actor_of(who))
         await runtime.catalog.reload()
