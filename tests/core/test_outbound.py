@@ -135,6 +135,58 @@ def test_bad_templates_are_refused_saying_what_to_fix(fields: dict[str, Any], me
         template(id=1, affiliate_id=1, **fields)
 
 
+POST_FORM = {"url": "https://t.example/pb", "method": Method.POST, "body_format": BodyFormat.FORM}
+POST_JSON = {"url": "https://t.example/pb", "method": Method.POST, "body_format": BodyFormat.JSON}
+
+
+@pytest.mark.parametrize(
+    ("fields", "stray"),
+    [
+        ({"url": "https://t.example/pb?x={{subid}}"}, "{{subid}}"),
+        ({"url": "https://t.example/pb?y=[clickid]"}, "[clickid]"),
+        ({"url": "https://t.example/pb?y=[[clickid]]"}, "[[clickid]]"),
+        ({"url": "https://t.example/pb?z=${payout}"}, "${payout}"),
+        ({"url": "https://t.example/pb?w=%7Bclick_id%7D"}, "{click_id}"),
+        ({"url": "https://t.example/pb?w=%7B{subid}%7D"}, "%7B{subid}%7D"),
+        ({"url": "https://t.example/pb?w={subid}}"}, "{subid}}"),
+        ({"url": "https://t.example/pb?v={click-id}"}, "{click-id}"),
+        ({"url": "https://t.example/pb?v=#clickid#"}, "#clickid#"),
+        ({"url": "https://t.example/pb?v=%25clickid%25"}, "%clickid%"),
+        ({"url": "https://t.example/pb?v={subid"}, "{subid"),
+        ({"url": "https://t.example/pb/{{click_id}}/done"}, "{{click_id}}"),
+        (POST_FORM | {"body": "x={{subid}}"}, "{{subid}}"),
+        (POST_FORM | {"body": "x={subid}&y=[clickid]"}, "[clickid]"),
+        (POST_FORM | {"body": "w=%7Bclick_id%7D"}, "{click_id}"),
+        (POST_JSON | {"body": '{"x": "{{subid}}"}'}, "{{subid}}"),
+        (POST_JSON | {"body": '{"x": "${payout}"}'}, "${payout}"),
+        (POST_JSON | {"body": '{"x": "[clickid]", "y": "{subid}"}'}, "[clickid]"),
+        (POST_JSON | {"body": '{"x": {"y": ["{click-id}"]}}'}, "{click-id}"),
+        (POST_JSON | {"body": '{"{subid}}": 1}'}, "}"),
+    ],
+)
+def test_another_trackers_placeholders_are_refused_by_name(fields: dict[str, Any], stray: str) -> None:
+    # Nothing would replace them: the tracker would get the text, or a value with `$` or braces.
+    with pytest.raises(OutboundError) as refused:
+        template(id=1, affiliate_id=1, **fields)
+    assert repr(stray) in str(refused.value)
+    assert "would be sent as written" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        # Form and query syntax that only looks like a placeholder.
+        {"url": "https://t.example/pb?filter[status]={status}&a[]={subid}&price=100%25"},
+        {"url": "https://t.example/pb?cur=%E2%82%AC&s={subid}#top"},
+        POST_FORM | {"body": "data[click]={subid}&amount={payout}"},
+        POST_JSON
+        | {"body": '{"amount": {payout}, "nested": {"click": "{subid}", "list": [{conversion_id}]}}'},
+    ],
+)
+def test_look_alikes_of_placeholders_are_accepted(fields: dict[str, Any]) -> None:
+    template(id=1, affiliate_id=1, **fields)
+
+
 def test_an_unknown_macro_lists_the_known_ones() -> None:
     with pytest.raises(OutboundError) as refused:
         template(id=1, affiliate_id=1, url="https://t.example/pb?x={subacc4}")

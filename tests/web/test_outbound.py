@@ -595,6 +595,15 @@ def test_a_malformed_destination_is_a_422_not_a_500(client: Client, world: World
     assert refused.status_code == 422, refused.text
 
 
+def test_another_trackers_placeholder_is_a_422_naming_it(client: Client, world: World) -> None:
+    url = "http://127.0.0.1:9/ok?x={{subid}}&y=[clickid]&z=${payout}&w=%7Bclick_id%7D&v={click-id}"
+    body = {"affiliate_id": world.alice["id"], "url": url}
+    refused = client.http.post("/api/outbound/templates", json=body, headers=client.auth)
+    assert refused.status_code == 422, refused.text
+    assert "'{{subid}}' in the URL" in refused.text
+    assert client.items("/outbound/templates") == []
+
+
 def test_a_manual_rejection_reverses_the_cpa_as_a_postback_would(
     client: Client, world: World, receiver: Receiver
 ) -> None:

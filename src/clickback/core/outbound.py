@@ -20,12 +20,13 @@ from datetime import UTC
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from clickback.core.caps import cap_status
 from clickback.core.digits import is_digits
 from clickback.core.lifecycle import Status
 from clickback.core.limits import MAX_URL_LEN
+from clickback.core.macros import find_unreplaced_macro
 from clickback.core.money import money_text
 
 MAX_BODY_TEMPLATE_LEN = 4096
@@ -151,12 +152,67 @@ URL_ESCAPE = Escape("url")
 JSON_ESCAPE = Escape("json")
 
 
-def _compile(text: str, where: str, quote_literals: bool) -> Compiled:
+def _stray_placeholder(pieces: Sequence[str], json_body: bool = False) -> str | None:
+    """The first placeholder of another syntax ({{subid}}, ${payout}, [clickid], %7Bclick_id%7D,
+    {click-id}) in a template's pieces, as written; None if there is none. Nothing replaces
+    them, so the tracker would get the text itself (or a value with a `$` or braces around it)
+    and never match the conversion. URL and form text is checked as the receiver decodes it; a
+    JSON body's text once parsed (_stray_in_json), where a brace may close the object."""
+    for i in range(1, len(pieces), 2):
+        before, after = pieces[i - 1], pieces[i + 1]
+        if json_body:
+            # A brace after a macro may close the object ({"amount": {payout}}).
+            opened = "{" if before.endswith("{") else ""
+            closed = "}" if opened and after.startswith("}") else ""
+        else:
+            opened = next((o for o in ("{", "%7B", "%7b") if before.endswith(o)), "")
+            closed = next((c for c in ("}", "%7D", "%7d") if after.startswith(c)), "")
+        if opened or closed:
+            return opened + "{" + pieces[i] + "}" + closed
+        if before.endswith("$"):
+            return "${" + pieces[i] + "}"
+    if json_body:
+        return None
+    for decoded in map(unquote, pieces[::2]):
+        for segment in re.split(r"[?&]", decoded):
+            # Only the value: a name like filter[status] is a form's own syntax, not a macro.
+            found = find_unreplaced_macro(segment.split("=", 1)[-1])
+            if found is not None:
+                return found
+        braced = next((part for part in re.split(r"[?&/=]", decoded) if "{" in part or "}" in part), None)
+        if braced is not None:
+            return braced
+    return None
+
+
+def _stray_in_json(value: Any) -> str | None:
+    """The first placeholder of another syntax, or stray brace, in a JSON body's keys and strings."""
+    if isinstance(value, str):
+        found = find_unreplaced_macro(value)
+        return found if found is not None else (value if "{" in value or "}" in value else None)
+    items: list[Any] = []
+    if isinstance(value, dict):
+        items = [x for pair in value.items() for x in pair]
+    elif isinstance(value, list):
+        items = value
+    return next((f for f in map(_stray_in_json, items) if f is not None), None)
+
+
+def _refuse_stray(found: str | None, where: str) -> None:
+    if found is not None:
+        raise OutboundError(
+            f"{found!r} in the {where} is no macro of clickback's and would be sent as written:"
+            f" write each macro as {{name}}, one of: {known_macros()}"
+        )
+
+
+def _compile(text: str, where: str, quote_literals: bool, json_body: bool = False) -> Compiled:
     pieces = _PLACEHOLDER.split(text)
     unknown = sorted({name for name in pieces[1::2] if name not in MACROS})
     if unknown:
         names = ", ".join("{" + n + "}" for n in unknown)
         raise OutboundError(f"unknown macro {names} in the {where}; known macros: {known_macros()}")
+    _refuse_stray(_stray_placeholder(pieces, json_body=json_body), where)
     fields = tuple(
         MACROS[p] if i % 2 else (quote(p, safe=_LITERAL_SAFE) if quote_literals else p)
         for i, p in enumerate(pieces)
@@ -267,7 +323,7 @@ def template(
         body_format = body_format or BodyFormat.FORM
         if len(body) > MAX_BODY_TEMPLATE_LEN:
             raise OutboundError(f"the body is longer than {MAX_BODY_TEMPLATE_LEN} characters")
-        compiled_body = _compile(body, "body", quote_literals=False)
+        compiled_body = _compile(body, "body", quote_literals=False, json_body=body_format is BodyFormat.JSON)
         if body_format is BodyFormat.JSON:
             # A macro stands for a JSON string's content, and only a number may stand outside
             # quotes: a sample with text or a number in each place must be a JSON object, else
@@ -285,6 +341,12 @@ def template(
                     " (numbers may stand alone: {conversion_id}, {commission}, {payout}, {offer_id}, "
                     "{affiliate_id}, {link_id}, {conversion_timestamp})"
                 )
+            # The macros out of the way (empty, or 0 where a number stands alone), what is left
+            # of each string is the template's own text.
+            blank = compiled_body.render(
+                {f: "0" if f in NUMERIC_FIELDS else "" for f in MACROS.values()}, JSON_ESCAPE
+            )
+            _refuse_stray(_stray_in_json(json.loads(blank)), "body")
     if click_id_sub not in CLICK_ID_SUBS:
         raise OutboundError(f"click_id_sub must be one of {', '.join(CLICK_ID_SUBS)}")
     for ours, theirs in (status_map or {}).items():
