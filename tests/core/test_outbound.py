@@ -19,6 +19,7 @@ from clickback.core.outbound import (
     destination_of,
     mask_url,
     notice,
+    redirect_error,
     signature,
     template,
     verify_signature,
@@ -185,6 +186,36 @@ def test_another_trackers_placeholders_are_refused_by_name(fields: dict[str, Any
 )
 def test_look_alikes_of_placeholders_are_accepted(fields: dict[str, Any]) -> None:
     template(id=1, affiliate_id=1, **fields)
+
+
+NOT_FOLLOWED = "redirects are not followed; fix the URL"
+
+
+@pytest.mark.parametrize(
+    ("status", "location", "error"),
+    [
+        (
+            302,
+            "https://new.example/pb?api_key=k&x=1",
+            "HTTP 302 redirect to https://new.example/pb?api_key=***&x=1: " + NOT_FOLLOWED,
+        ),
+        (301, "/moved", "HTTP 301 redirect to /moved: " + NOT_FOLLOWED),
+        (307, None, "HTTP 307 without a Location: " + NOT_FOLLOWED),
+        (
+            308,
+            "https://n.example/" + "a" * 300,
+            "HTTP 308 redirect to https://n.example/"
+            + "a" * 181
+            + "…: redirects are not followed; fix the URL",
+        ),
+        (200, "https://n.example/", ""),
+        (404, None, ""),
+    ],
+)
+def test_a_redirect_says_where_it_pointed_and_that_it_is_not_followed(
+    status: int, location: str | None, error: str
+) -> None:
+    assert redirect_error(status, location) == error
 
 
 def test_an_unknown_macro_lists_the_known_ones() -> None:

@@ -143,14 +143,19 @@ def test_a_timeout_is_retried(client: Client, world: World, receiver: Receiver) 
 
 
 def test_a_redirect_is_not_followed_and_fails(client: Client, world: World, receiver: Receiver) -> None:
-    receiver.script = [Answer(301, headers={"location": receiver.url("/elsewhere")})]
+    receiver.script = [Answer(301, headers={"location": receiver.url("/elsewhere?token=s3cr3t")})]
     add_template(client, world, receiver.url("/pb"))
 
     convert(client, world)
 
     failed = eventually(delivery(client, "failed"))
     assert [g.target for g in receiver.got] == ["/pb"]
-    assert failed["attempt_log"][0]["http_status"] == 301
+    (attempt,) = failed["attempt_log"]
+    assert attempt["http_status"] == 301
+    # The log says why, and where to point the template instead (its secrets masked).
+    where = receiver.url("/elsewhere?token=***")
+    why = f"HTTP 301 redirect to {where}: redirects are not followed; fix the URL"
+    assert attempt["error"] == why and failed["last_error"] == why
 
 
 def test_400_is_permanent(client: Client, world: World, receiver: Receiver) -> None:

@@ -406,6 +406,24 @@ def mask_url(url: str) -> str:
     return scheme + sep + head + "?" + "&".join(masked)
 
 
+# Of a redirect's Location in the attempt's error: enough to recognise the URL to write instead.
+MAX_SHOWN_LOCATION_LEN = 200
+
+
+def redirect_error(status: int, location: str | None) -> str:
+    """Why a 3xx reply failed the delivery (empty for any other status): redirects are never
+    followed, since only the template's destination passed the address check. The Location
+    shown as the delivery log shows URLs: secrets masked, and cut short."""
+    if not 300 <= status < 400:
+        return ""
+    if not location:
+        return f"HTTP {status} without a Location: redirects are not followed; fix the URL"
+    shown = "".join(ch for ch in mask_url(location) if ch.isprintable())
+    if len(shown) > MAX_SHOWN_LOCATION_LEN:
+        shown = shown[: MAX_SHOWN_LOCATION_LEN - 1] + "…"
+    return f"HTTP {status} redirect to {shown}: redirects are not followed; fix the URL"
+
+
 SIGNATURE_HEADER = "X-Clickback-Signature"
 DELIVERY_HEADER = "X-Clickback-Delivery"
 

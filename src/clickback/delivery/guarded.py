@@ -25,6 +25,7 @@ from clickback.core.outbound import (
     MAX_ERROR_LEN,
     MAX_REPLY_BYTES,
     SIGNATURE_HEADER,
+    redirect_error,
     signature,
 )
 from clickback.delivery.sender import Reply, Request, error_text, is_address
@@ -140,5 +141,6 @@ class GuardedSender:
             latency = elapsed()
             first = await response.content.read(MAX_REPLY_BYTES)
             status, retry_after = response.status, response.headers.get("retry-after")
+            error = redirect_error(status, response.headers.get("location"))
         reply = first.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
-        return Reply(status, latency, reply, retry_after=retry_after)
+        return Reply(status, latency, reply, error=error, retry_after=retry_after)
