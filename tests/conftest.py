@@ -43,7 +43,7 @@ T = TypeVar("T")
 # locally every run explores new ones.
 settings.register_profile("ci", derandomize=True, database=None)
 settings.load_profile("ci" if os.environ.get("CI") else "default")
-API_KEY = "test-api-key"
+API_KEY = "test-api-key-of-the-bootstrap-manager"
 # Clicks in tests come from a phone's browser: httpx's own user agent is (rightly) taken for a bot.
 BROWSER_UA = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "

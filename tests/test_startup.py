@@ -63,9 +63,13 @@ def test_each_wrong_setting_is_told_in_a_line_or_two(tmp_path: Path) -> None:
                 "CLICKBACK_CLICK_FLUSH_SECONDS": "soon",
                 "CLICKBACK_LINK_CHECK_MINUTES": "hourly",
                 "CLICKBACK_REPORT_ZONES": "UTC,Mars/Olympus",
+                # The bootstrap manager's key: every right, so never a guessable one.
+                "CLICKBACK_API_KEY": "letmein123",
             },
             2,
             [
+                "CLICKBACK_API_KEY is 10 characters: it must be at least 24",
+                "openssl rand -hex 24",
                 "CLICKBACK_REPORT_ZONES='UTC,Mars/Olympus': 'Mars/Olympus' is no IANA time zone",
                 "CLICKBACK_DATABASE_URL='notaurl': not a database URL: use postgresql+asyncpg://",
                 "CLICKBACK_SECRET_KEY is 32 hex characters: it must be at least 64",
@@ -130,6 +134,7 @@ def test_each_wrong_setting_is_told_in_a_line_or_two(tmp_path: Path) -> None:
         assert err.startswith("clickback: ") and "Traceback" not in err, err
         assert all(words in err for words in said), (said, err)
         assert "5e" * 16 not in err and "z" * 64 not in err and ":pw@" not in err  # no secret shown
+        assert "letmein123" not in err
     debug_err = outputs[-1][1]
     assert runs[-1].returncode == 2
     assert "Traceback" in debug_err and "CLICKBACK_SECRET_KEY is not hex" in debug_err

@@ -31,6 +31,9 @@ PREFIX = "CLICKBACK_"
 # CLICKBACK_ variables that are not settings of the server.
 OTHER_VARIABLES = {"CLICKBACK_TEST_POSTGRES_URL"}  # the test suite's PostgreSQL
 MIN_SECRET_BYTES = 32
+# The bootstrap key is a manager's, with every right: short enough to guess is not a key. A
+# generated one is 48 hex characters (docs/deployment.md: openssl rand -hex 24).
+MIN_API_KEY_LEN = 24
 DEFAULT_PORT = 8000
 
 
@@ -50,7 +53,7 @@ class Settings(BaseSettings):
     database_url: str = ""
     # Keys the click ID MAC (hex, ≥ 32 bytes). Changing it makes every earlier click ID "forged".
     secret_key: str = Field(default="", repr=False)
-    # Bearer key for the JSON API.
+    # Bearer key for the JSON API (the bootstrap manager's), at least MIN_API_KEY_LEN characters.
     api_key: str = Field(default="", repr=False)
     # Clicks are written in batches: at this many, or after this many seconds, whichever is first.
     click_batch_size: int = Field(default=1000, ge=1, le=100_000)
@@ -149,6 +152,16 @@ class Settings(BaseSettings):
         problem = check(value) if value else None
         if problem:
             raise ValueError(problem)
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _long_enough(cls, value: str) -> str:
+        if value and len(value) < MIN_API_KEY_LEN:
+            raise ValueError(
+                f"is {len(value)} characters: it must be at least {MIN_API_KEY_LEN}\n"
+                "  make one with: openssl rand -hex 24 (or leave it unset: one is generated)"
+            )
         return value
 
     @field_validator("report_zones")

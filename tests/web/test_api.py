@@ -15,7 +15,7 @@ from tests.web.test_server import Reply, exchange
 def test_every_api_call_needs_the_key(client: Client) -> None:
     no_key = client.http.get("/api/advertisers")
     wrong = client.http.get("/api/advertisers", headers={"Authorization": "Bearer nope"})
-    header = client.http.get("/api/advertisers", headers={"X-API-Key": "test-api-key"})
+    header = client.http.get("/api/advertisers", headers={"X-API-Key": API_KEY})
 
     assert (no_key.status_code, wrong.status_code, header.status_code) == (401, 401, 200)
     assert client.http.post("/api/affiliates", json={"name": "x"}).status_code == 401
