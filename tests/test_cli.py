@@ -389,3 +389,37 @@ def test_a_users_report_zone_is_set_and_a_wrong_one_refused(tmp_path: Path) -> N
         app, ["user", "add", "--login", "x", "--role", "manager", "--zone", "Nowhere"], env=env
     )
     assert refused.exit_code != 0 and "is no IANA time zone" in str(refused.exception)
+
+
+def test_a_command_about_something_that_is_not_there_says_so(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    assert runner.invoke(app, ["migrate"], env=env).exit_code == 0
+
+    # Neither an empty statement nor "0 deliveries waiting": as if all were well.
+    statement = runner.invoke(app, ["statement", "999", "2026-12"], env=env)
+    assert statement.exit_code == 2 and "affiliate 999 does not exist" in statement.output
+    replay = runner.invoke(app, ["outbound", "replay", "99999"], env=env)
+    assert replay.exit_code == 2 and "delivery 99999 does not exist" in replay.output
+
+
+def test_a_wrong_setting_or_url_is_told_as_what_it_is(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    assert runner.invoke(app, ["migrate"], env=env).exit_code == 0
+
+    async def affiliate() -> None:
+        db = connect(Settings(data_dir=tmp_path).url)
+        try:
+            await admin.create_affiliate(db, "Alice", utcnow())
+        finally:
+            await db.close()
+
+    asyncio.run(affiliate())
+    ftp = runner.invoke(app, ["outbound", "templates", "add", "1", "ftp://x"], env=env)
+    assert ftp.exit_code == 2 and "must start with http:// or https://" in ftp.output
+    for nan in ("nan", "inf"):
+        wrong = env | {"CLICKBACK_OUTBOUND_POLL_SECONDS": nan}
+        polled = runner.invoke(app, ["outbound", "status"], env=wrong)
+        assert polled.exit_code != 0
+        assert f"CLICKBACK_OUTBOUND_POLL_SECONDS='{nan}': Input should be a finite number" in str(
+            polled.exception
+        ), polled.output

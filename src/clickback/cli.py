@@ -259,12 +259,19 @@ def outbound_replay(
     """Send deliveries again from their first attempt, with their delivery ID."""
     if not ids and not dead:
         raise typer.BadParameter("name delivery ids, or give --dead for every dead letter")
-    count = with_db(
-        load_settings(),
-        lambda db: outbound_store.replay(
+
+    async def replay(db: Database) -> int:
+        # A mistyped id would otherwise read as "0 deliveries waiting": as if it were in flight.
+        for delivery in ids or ():
+            await outbound_store.get_delivery(db, delivery)
+        return await outbound_store.replay(
             db, ids or None, outbound_store.DEAD if dead else None, utcnow(), by=_actor()
-        ),
-    )
+        )
+
+    try:
+        count = with_db(load_settings(), replay)
+    except admin.NotFound as exc:
+        raise typer.BadParameter(f"{exc} (GET /api/outbound/deliveries lists them)") from None
     console.print(f"{count} deliveries waiting to be sent again")
 
 
@@ -743,10 +750,15 @@ def statement(
         raise typer.BadParameter("use YYYY-MM", param_hint="PERIOD")
 
     async def read(db: Database) -> list[StatementLine]:
+        await admin.get(db, "affiliates", affiliate_id)  # else an empty statement, as if owed nothing
         deals = (await load_catalog(db)).deals_of(affiliate_id)
         return await statements.statement(db, affiliate_id, period, deals)
 
-    lines = with_db(load_settings(), read)
+    try:
+        lines = with_db(load_settings(), read)
+    except admin.NotFound:
+        unknown = f"affiliate {affiliate_id} does not exist"
+        raise typer.BadParameter(unknown, param_hint="AFFILIATE_ID") from None
     if csv:
         print(statement_csv(lines), end="")
         return

@@ -44,7 +44,9 @@ def default_data_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True)
+    # nan passes no bound check pydantic can word ("should be less than or equal to 60"): refused
+    # first, as no number.
+    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, allow_inf_nan=False)
 
     # Where the embedded SQLite database, generated secrets and the click spool live. A relative
     # path is taken from the working directory at start and shown in full.

@@ -1182,7 +1182,7 @@ class OutboundTemplateChange(Strict):
         description="Only this offer's conversions (one the affiliate has a link to); null: every offer.",
     )
     name: str | None = Field(default=None, max_length=MAX_NAME_LEN, pattern=PRINTABLE)
-    url: str | None = Field(default=None, min_length=8, max_length=MAX_URL_LEN, description=_URL_HELP)
+    url: str | None = Field(default=None, min_length=1, max_length=MAX_URL_LEN, description=_URL_HELP)
     method: Literal["GET", "POST"] | None = None
     body_format: Literal["form", "json"] | None = Field(
         default=None, description="POST only: form (default) or json; values are escaped for it."
@@ -1217,7 +1217,8 @@ class OutboundTemplateChange(Strict):
 class OutboundTemplateIn(OutboundTemplateChange):
     affiliate_id: Id
     name: str = Field(default="", max_length=MAX_NAME_LEN, pattern=PRINTABLE)
-    url: str = Field(min_length=8, max_length=MAX_URL_LEN, description=_URL_HELP)
+    # No length floor: the template's own check says what a short URL lacks (http:// or https://).
+    url: str = Field(min_length=1, max_length=MAX_URL_LEN, description=_URL_HELP)
     method: Literal["GET", "POST"] = "GET"
     events: list[OutboundEvent] = Field(
         default_factory=list, max_length=50, description="Empty: every event."
