@@ -71,7 +71,7 @@ REPO = Path(__file__).resolve().parents[1]
 CLICKBACK = REPO / ".venv" / "bin" / "clickback"
 INSTALL_CMD = ("apt-get", "install", "-y", "nginx-light", "wrk")
 HOST = "127.0.0.1"  # loopback only: this benchmark never sends traffic anywhere else
-API_KEY = "bench-key"
+API_KEY = "bench-key-of-the-bootstrap-manager"
 OFFER_URL = "https://offer.example.com/landing"
 # A browser's User-Agent on every request: without one clickback files the click as a bot, and
 # the benchmark would measure that path instead of a real visitor's (UA parsing, bot check).

@@ -53,7 +53,7 @@ from urllib.parse import parse_qs, urlsplit
 REPO = Path(__file__).resolve().parents[1]
 CLICKBACK = REPO / ".venv" / "bin" / "clickback"
 HOST = "127.0.0.1"  # loopback only: nothing this script starts listens or connects anywhere else
-API_KEY = "faults-key"
+API_KEY = "faults-key-of-the-bootstrap-manager"
 OFFER_TEMPLATE = "https://offer.example.com/l?cid={click_id}"
 # A browser's User-Agent: without one a click is filed as a bot's, and a different path is measured.
 USER_AGENT = (
