@@ -102,10 +102,12 @@ def test(args: list[str]) -> None:
     run(BIN / "ruff", "check", ".")
     run(BIN / "ruff", "format", "--check", ".")
     run(BIN / "mypy")
-    # Two test processes per CPU (pytest-xdist): most tests spend their time waiting for a server,
-    # a subprocess or the database, and one a CPU left the CPUs half idle (2 cores: 283 s with
-    # two, 177 s with four). `python3 dev.py test -n 0` runs them in this one.
-    workers = str(2 * (os.cpu_count() or 1))
+    # Three test processes per two CPUs (pytest-xdist): many tests wait for a server, a subprocess
+    # or the database, and one a CPU left the CPUs idle (2 cores: 283 s with two, 177 s with
+    # four, on a smaller suite); with the suite's CPU grown, four kept 2 cores 98 % busy and
+    # contending (271-286 s) where three took 229-252 s. `python3 dev.py test -n 0` runs them in
+    # this one.
+    workers = str(max(2, (3 * (os.cpu_count() or 1) + 1) // 2))
     # Bytecode cached even where the environment says not to (PYTHONDONTWRITEBYTECODE, as in some
     # containers): otherwise each test worker compiles clickback and rewrites every test module
     # afresh, and so does each of the suite's `clickback` processes (30 s of CPU a run on 2 cores).
