@@ -391,11 +391,7 @@ def _relabel(
 ) -> None:
     """A deposit of the player becomes, or stops being, their first: in reports, in its month's
     RevShare and in the player's CPA."""
-    before = {**row}
-    rec.change_conversion(row, event=event, updated_at=now)
-    if row["attributed_at"] is not None and row["link_id"] is not None:
-        rec.count(before, Status(row["status"]), row["payout"], -1)
-        rec.count(row, Status(row["status"]), row["payout"], +1)
+    before = rec.recount(row, event=event, updated_at=now)
     commissions.player_changed(rec, catalog, player, before, False, now)
 
 
@@ -426,8 +422,7 @@ def _restate(
 ) -> None:
     """The conversion's amount as the advertiser's server states it, in reports and (through
     the status change that follows) in its player's CPA."""
-    before = {**row}
-    rec.change_conversion(
+    rec.recount(
         row,
         payout=attribution.payout,
         currency=attribution.currency,
@@ -436,9 +431,6 @@ def _restate(
         fx_rate=None if priced.rate is None else str(priced.rate),
         updated_at=now,
     )
-    if row["attributed_at"] is not None and row["link_id"] is not None:
-        rec.count(before, Status(before["status"]), before["payout"], -1)
-        rec.count(row, Status(row["status"]), row["payout"], +1)
 
 
 def _change_status(

@@ -429,6 +429,17 @@ class Recording:
                 basis, int(moment.timestamp()), owners, row["country"], values, contributions, sign
             )
 
+    def recount(self, row: dict[str, Any], **values: Any) -> dict[str, Any]:
+        """A conversion's event or amount changed: moved in the report rollups from what it was
+        (returned) to what it is."""
+        before = {**row}
+        self.change_conversion(row, **values)
+        if row["attributed_at"] is not None and row["link_id"] is not None:
+            status = Status(row["status"])
+            self.count(before, status, before["payout"], -1)
+            self.count(row, status, row["payout"], +1)
+        return before
+
     def change_status(
         self,
         row: dict[str, Any],
