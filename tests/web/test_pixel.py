@@ -236,6 +236,39 @@ def test_the_servers_amount_replaces_the_browsers_when_it_confirms_a_pixel_conve
     )
 
 
+def test_the_player_the_server_names_on_confirming_a_pixel_deposit_gets_it_and_qualifies(
+    client: Client, world: World, pixel: str, browser: httpx.Client
+) -> None:
+    """The thank-you page knew no player; the advertiser's server does: the deposit becomes the
+    player's first, and their CPA is booked, as if the server had reported it first."""
+    cpa = {"kind": "cpa", "cpa": {"amount": "100", "ftd_min": "20"}}
+    client.api("PUT", f"/offers/{world.casino['id']}/deal", json=cpa)
+    click_id, _ = click(browser, world.alice_casino)
+    client.flush()
+    client.postback(click_id=click_id, event="registration", player_id="P-300", token=world.token)
+    fired = {"click_id": click_id, "event": "deposit", "txn_id": "Y1", "payout": "50"}
+    assert told(browser.get(pixel, params=fired)) == (200, "accepted", None)
+    assert client.items("/commissions") == []
+
+    s2s = client.postback(
+        click_id=click_id, event="deposit", txn_id="Y1", player_id="P-300", token=world.token
+    )
+
+    assert (s2s.status_code, s2s.json()["result"]) == (200, "updated"), s2s.text
+    confirmed = client.api("GET", f"/conversions/{s2s.json()['conversion_id']}")
+    assert (confirmed["player_id"], confirmed["event"], confirmed["status"]) == (
+        "P-300",
+        "first_deposit",
+        "approved",
+    )
+    (entry,) = client.items("/commissions", kind="cpa")
+    assert (entry["amount"], entry["conversion_id"]) == ("100.00", confirmed["id"])
+    (player,) = client.items("/players", player_id="P-300")
+    assert player["deposits"] == "50.00" and player["qualified_at"] is not None
+    (day,) = client.report(group_by="day")["rows"]
+    assert (day["ftds"], day["deposits"], day["qualified_cpas"]) == (1, 1, 1)
+
+
 def test_postback_then_pixel_of_the_same_transaction_is_one_conversion(
     client: Client, world: World, pixel: str, browser: httpx.Client
 ) -> None:

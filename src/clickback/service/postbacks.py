@@ -29,6 +29,7 @@ from clickback.core.commission import AMOUNT_EVENTS, convert, period_of, rate_da
 from clickback.core.diagnosis import conversion_warnings
 from clickback.core.events import dedupe_family, deposit_label
 from clickback.core.intake import (
+    PIXEL,
     Attribution,
     Duplicate,
     Existing,
@@ -366,8 +367,31 @@ class _Group:
         if isinstance(decision, StatusChange):
             if restated is not None:
                 _restate(rec, existing, attribution, restated, raw.received_at)
+            if (
+                stored.channel == PIXEL
+                and postback.player_id
+                and not existing["player_id"]
+                and not existing["test"]
+            ):
+                player = self._player_named(rec, postback, existing, player, raw.received_at)
             _change_status(rec, self._catalog, existing, decision.new, raw.received_at, log_id, player)
         return outcome
+
+    def _player_named(
+        self, rec: Recording, postback: Postback, row: dict[str, Any], player: Player | None, now: datetime
+    ) -> Player:
+        """The advertiser's server names the player of a conversion the pixel reported without
+        one (a thank-you page rarely knows it): it becomes one of the player's events, as it
+        would have had the server reported it first (their first deposit, their CPA)."""
+        key = (postback.advertiser.id, postback.player_id)
+        if player is None:
+            player = rec.new_player(key, row["click_id"], self._clicks.get(row["click_id"]), now)
+        rec.change_conversion(row, player_id=postback.player_id)
+        event, demote = deposit_label(row["event"], player.ftd_at, row["event_at"])
+        if event != row["event"]:
+            rec.recount(row, event=event, updated_at=now)
+        self._player_event(rec, player, row, demote, now)
+        return player
 
     def _player_event(
         self, rec: Recording, player: Player, row: dict[str, Any], demote: bool, now: datetime

@@ -312,6 +312,8 @@ class Recording:
     def change_conversion(self, row: dict[str, Any], **values: Any) -> None:
         before = _share(row)
         row.update(values)
+        if "player_id" in values:
+            self._index_player_row(row)  # one of the player's events from now on
         self._moved(before, _share(row), row["id"])
         if not any(row is new for new in self._new_conversions):
             self._changed_conversions.setdefault(row["id"], {}).update(values)
