@@ -183,6 +183,42 @@ def test_a_first_deposit_rejected_then_approved_again_takes_its_place_back(
     assert (line["ftds"], line["cpa_earnings"]) == (1, "100.00")
 
 
+def test_a_cpa_cancelled_by_hand_after_the_rules_reversed_it_is_not_booked_again(
+    client: Client, world: World
+) -> None:
+    deal(client, world.casino, CPA_100)
+    register(client, world, world.alice_casino, "P1")
+    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1")
+    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1", status="rejected")
+    (qualified,) = client.items("/conversions", event="qualified_cpa")
+    client.api(
+        "POST", f"/conversions/{qualified['id']}/status", json={"status": "cancelled", "reason": "abuse"}
+    )
+
+    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1", status="approved")
+
+    assert (cpa_total(client), qualified_status(client)) == (Decimal(0), "cancelled")
+
+
+def test_a_declined_first_deposit_approved_after_an_earlier_one_became_first_is_a_deposit(
+    client: Client, world: World
+) -> None:
+    """One first deposit at a time, whatever order the statuses and the late reports come in."""
+    deal(client, world.casino, CPA_100)
+    register(client, world, world.alice_casino, "P1")
+    before_d1 = datetime.now(UTC).isoformat()  # after the click, before D1 arrives
+    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="D1")
+    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="D1", status="rejected")
+    made_first = {"event_time": before_d1}  # reported late, made before D1
+    send(client, world, event="deposit", player_id="P1", payout="40", txn_id="D0", **made_first)
+    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="D1", status="approved")
+
+    events = {c["txn_id"]: c["event"] for c in client.items("/conversions") if c["txn_id"]}
+    assert events == {"D0": "first_deposit", "D1": "deposit"}
+    assert statement(client, world.alice)["lines"][0]["ftds"] == 1
+    assert client.report(group_by="day")["rows"][0]["ftds"] == 1
+
+
 def test_a_cpa_a_person_disallowed_is_not_booked_again_by_later_events(client: Client, world: World) -> None:
     deal(client, world.casino, CPA_100)
     register(client, world, world.alice_casino, "P1")

@@ -236,6 +236,29 @@ def test_the_servers_amount_replaces_the_browsers_when_it_confirms_a_pixel_conve
     )
 
 
+def test_the_servers_amount_replaces_the_browsers_also_when_the_status_stays(
+    client: Client, world: World, pixel: str, browser: httpx.Client
+) -> None:
+    click_id, _ = click(browser, world.alice_casino)
+    client.flush()
+    fired = {"click_id": click_id, "event": "deposit", "txn_id": "Y1", "payout": "5000"}
+    assert told(browser.get(pixel, params=fired)) == (200, "accepted", None)
+
+    s2s = client.postback(
+        click_id=click_id, event="deposit", txn_id="Y1", payout="5", status="pending", token=world.token
+    )
+    again = client.postback(
+        click_id=click_id, event="deposit", txn_id="Y1", payout="5", status="pending", token=world.token
+    )
+
+    assert (s2s.json()["result"], again.json()["result"]) == ("updated", "duplicate"), s2s.text
+    confirmed = client.api("GET", f"/conversions/{s2s.json()['conversion_id']}")
+    assert (confirmed["status"], confirmed["payout"]) == ("pending", "5.00")
+    assert [h["to_status"] for h in confirmed["history"]] == ["pending"]  # no status change recorded
+    (day,) = client.report(group_by="day")["rows"]
+    assert day["deposit_amount"] == {"EUR": "5.00"}
+
+
 def test_the_player_the_server_names_on_confirming_a_pixel_deposit_gets_it_and_qualifies(
     client: Client, world: World, pixel: str, browser: httpx.Client
 ) -> None:

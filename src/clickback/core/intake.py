@@ -619,6 +619,8 @@ class Existing:
     status: Status
     channel: str = S2S
     player_id: str = ""
+    payout: Decimal | None = None
+    currency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -644,15 +646,17 @@ def on_repeat(
     if postback.player_id and existing.player_id and postback.player_id != existing.player_id:
         return _conflict(txn, f"recorded for player {existing.player_id[:64]}")
     # The advertiser's server confirming what the browser's pixel reported: its status counts,
-    # stated or not (a postback without one means approved).
+    # stated or not (a postback without one means approved), and so does its amount.
     confirms = existing.channel == PIXEL and postback.channel == S2S
     # ...but only for the click the pixel reported: a browser must not choose the affiliate of a
     # conversion the advertiser's server attributes to another click.
     if confirms and named_click and named_click != existing.click_id:
         return _conflict(txn, f"the pixel reported it on click {existing.click_id[:64]}")
-    if not (postback.status_given or confirms) or postback.status is existing.status:
+    stated = (postback.payout, postback.currency or existing.currency)
+    restated = restates_amount(postback, existing) and stated != (existing.payout, existing.currency)
+    if not (postback.status_given or confirms) or (postback.status is existing.status and not restated):
         return Duplicate()
-    if not can_move(existing.status, postback.status):
+    if postback.status is not existing.status and not can_move(existing.status, postback.status):
         return Rejected(Reason.INVALID_STATUS_TRANSITION, f"{existing.status} → {postback.status}")
     return StatusChange(postback.status)
 

@@ -28,7 +28,7 @@ from clickback.core.commission import (
 )
 from clickback.core.events import dedupe_family
 from clickback.core.intake import player_key
-from clickback.core.lifecycle import PAYABLE, Status
+from clickback.core.lifecycle import PAYABLE, Status, can_move
 from clickback.core.model import Catalog
 from clickback.core.money import money_text
 from clickback.store import caps, ledger
@@ -86,17 +86,23 @@ def _cpa_decided_by_hand(
     """A person (or a reconciliation) rejected or cancelled the player's qualified_cpa conversion:
     the CPA is disallowed and its entry reversed, while the events that qualified stand (an
     operator refusing a CPA keeps the deposits). Approved again (a dispute won): booked again,
-    if the rules still hold. The player stays qualified either way, so no later event books it."""
+    if the rules still hold, else once they hold. Disallowed, the player stays qualified, so no
+    later event books it: also when the rules had already reversed it (qualified_at cleared)."""
     assert deal.cpa is not None
     booked = ledger.booked_cpa(rec.conn, player.id)
     if Status(qualified["status"]) not in PAYABLE:
         if booked is not None:
             why = f"conversion {qualified['id']} ({qualified['event']}) was {qualified['status']} by hand"
             _reverse_cpa(rec, player, booked, qualified["id"], now, why)
+        if player.qualified_at is None:
+            rec.change_player(player, qualified_at=qualified["event_at"])
         return
     verdict = qualify(deal.cpa, rec.player_events(player))
     if booked is None and verdict is not None and not qualified.get("over_cap"):
         _append_cpa(rec, player, deal, verdict, rec.conversion(verdict.by), now)
+    elif verdict is None:
+        # Allowed again while the rules do not hold: booked when they do (_cpa).
+        rec.change_player(player, qualified_at=None)
 
 
 def _qualified_key(player: Player) -> tuple[int, str, str]:
@@ -114,10 +120,13 @@ def _book_cpa(rec: Recording, player: Player, deal: Deal, q: Qualified, now: dat
     if again is not None:
         # Qualified again after the rules stopped holding: the same qualification, in the cap
         # slot it took the first time (a reversal frees none, ADR 17), paid again unless it was
-        # past the cap then.
+        # past the cap then. (One disallowed by hand keeps the player qualified: not here.)
+        status = Status(again["status"])
+        if status not in PAYABLE and not can_move(status, Status.APPROVED):
+            return  # cancelled: final
         if not again.get("over_cap"):
             _append_cpa(rec, player, deal, q, source, now)
-        if Status(again["status"]) not in PAYABLE:
+        if status not in PAYABLE:
             rec.change_status(again, Status.APPROVED, now, None)
         return
     # Caps (ADR 17): past one, the qualification is recorded, marked over-cap, and not paid.

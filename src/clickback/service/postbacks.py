@@ -44,7 +44,7 @@ from clickback.core.intake import (
     read_postback,
     restates_amount,
 )
-from clickback.core.lifecycle import PAYABLE, Status, can_move
+from clickback.core.lifecycle import Status, can_move
 from clickback.core.model import Catalog, Click
 from clickback.core.outcome import Outcome, Result
 from clickback.core.reasons import Reason, Rejected
@@ -337,6 +337,8 @@ class _Group:
             Status(existing["status"]),
             existing["channel"],
             existing["player_id"] or "",
+            existing["payout"],
+            existing["currency"],
         )
         decision = on_repeat(postback, stored, named_click)
         restated: _Priced | None = None
@@ -426,19 +428,16 @@ def _first_deposit_again(rec: Recording, catalog: Catalog, player: Player, now: 
     stands again (a dispute won) takes its place back if it came first."""
     standing = [e for e in rec.player_events(player) if dedupe_family(e.event) == "deposit"]
     first = min(standing, key=lambda e: (e.at, e.conversion_id), default=None)
+    # Every other standing one is a plain deposit: also one that kept its name while declined
+    # (no FTD figure counts a declined one) and stands again after another became the first.
+    for event in standing:
+        if event is not first and event.event == "first_deposit":
+            _relabel(rec, catalog, player, rec.conversion(event.conversion_id), "deposit", now)
+    if first is not None and first.event != "first_deposit":
+        _relabel(rec, catalog, player, rec.conversion(first.conversion_id), "first_deposit", now)
     first_id = first.conversion_id if first is not None else None
-    if first_id == player.ftd_conversion_id:
-        return
-    if player.ftd_conversion_id is not None:
-        old = rec.conversion(player.ftd_conversion_id)
-        # One that no longer stands keeps its name: a declined first deposit counts in no FTD figure.
-        if old["event"] == "first_deposit" and Status(old["status"]) in PAYABLE:
-            _relabel(rec, catalog, player, old, "deposit", now)
-    if first is not None:
-        row = rec.conversion(first.conversion_id)
-        if row["event"] != "first_deposit":
-            _relabel(rec, catalog, player, row, "first_deposit", now)
-    rec.change_player(player, ftd_conversion_id=first_id, ftd_at=first.at if first is not None else None)
+    if first_id != player.ftd_conversion_id:
+        rec.change_player(player, ftd_conversion_id=first_id, ftd_at=first.at if first is not None else None)
 
 
 def _restate(
@@ -467,8 +466,11 @@ def _change_status(
     player: Player | None,
     reason: str | None = None,
 ) -> None:
-    """A conversion's status changes (a postback or a person): history, counters, its player's CPA."""
-    rec.change_status(existing, new, now, postback_id, reason)
+    """A conversion's status changes (a postback or a person): history, counters, its player's CPA.
+    The same status: only its amount changed (a pixel's, as the server states it), and with it
+    perhaps its player's CPA."""
+    if Status(existing["status"]) is not new:
+        rec.change_status(existing, new, now, postback_id, reason)
     if existing["player_id"] and not existing["test"]:
         player = player or rec.player((existing["advertiser_id"], existing["player_id"]))
     if player is not None:
