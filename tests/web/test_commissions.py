@@ -1,6 +1,7 @@
 """Players, deals and the commission ledger end to end over HTTP postbacks, on both databases."""
 
 import asyncio
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -8,9 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select, update
 
 from clickback.core.commission import RevShareTerms, revshare_period
 from clickback.store import ledger as store_ledger
+from clickback.store.tables import revshare_periods
 from tests.conftest import Client, World, make_world
 
 THIS_MONTH = datetime.now(UTC).strftime("%Y-%m")
@@ -276,6 +279,41 @@ def test_a_month_that_has_ended_keeps_its_terms_when_the_deal_changes_after_it(
     assert sorted(e["amount"] for e in ledger(client, period=THIS_MONTH)) == ["150.40", "250.00"]
     line = statement(client, world.alice, ended)["lines"][0]
     assert (line["revshare_earnings"], line["revshare_percent"]) == ("2500.25", "25")
+
+
+def month_terms(client: Client, period: str) -> str | None:
+    async def read() -> str | None:
+        async with client.node.runtime.db.read() as conn:
+            query = select(revshare_periods.c.terms).where(revshare_periods.c.period == period)
+            return (await conn.execute(query)).scalar_one()
+
+    return client.node.call(read)
+
+
+def test_a_deal_change_keeps_the_outgoing_terms_for_ended_months_and_none_for_the_running_one(
+    client: Client, world: World
+) -> None:
+    """The terms a month keeps are those in force when it ended: a month booked before they
+    were kept gets the outgoing deal's at the change; the running month's are cleared, so that
+    once it ends (its reports come late) it is priced under the deal that was in force then."""
+    ended = (datetime.now(UTC).replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    deal(client, world.casino, {"kind": "revshare", "revshare": {"percent": "25"}})
+    register(client, world, world.alice_casino, "P1")
+    send(client, world, event="ngr", player_id="P1", payout="10000", period=ended, txn_id="N1")
+    send(client, world, event="ngr", player_id="P1", payout="1000", period=THIS_MONTH, txn_id="N2")
+
+    async def as_booked_before_0023() -> None:
+        async with client.node.runtime.db.write() as conn:
+            await conn.execute(update(revshare_periods).values(terms=None))
+
+    client.node.call(as_booked_before_0023)
+    deal(client, world.casino, {"kind": "revshare", "revshare": {"percent": "40"}})
+
+    kept = month_terms(client, ended)
+    assert kept is not None and json.loads(kept)["revshare"]["percent"] == "25"
+    assert month_terms(client, THIS_MONTH) is None
+    send(client, world, event="ngr", player_id="P1", payout="1", period=ended, txn_id="N1-adj")
+    assert sorted(e["amount"] for e in ledger(client, period=ended)) == ["0.25", "2500.00"]
 
 
 def test_a_player_qualifies_once_and_only_the_first_deposit_is_the_ftd(client: Client, world: World) -> None:

@@ -4,17 +4,18 @@ status names: both held in the in-memory catalog, changed through the API."""
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Row, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clickback.core import audit as trail
 from clickback.core.audit import Actor
-from clickback.core.commission import Deal
+from clickback.core.commission import Deal, period_of
 from clickback.core.lifecycle import Status
 from clickback.core.model import EVERY_AFFILIATE
 from clickback.store import audit, paging
 from clickback.store.catalog import bump_version, deal_from_row, terms_to_json
 from clickback.store.db import Database
-from clickback.store.tables import advertiser_names, deals
+from clickback.store.tables import advertiser_names, deals, revshare_periods
 
 
 async def put_deal(
@@ -32,12 +33,40 @@ async def put_deal(
     mine = (deals.c.offer_id == offer_id) & (deals.c.affiliate_id == affiliate_id)
     async with db.write() as conn:
         found = (await conn.execute(select(deals).where(mine).with_for_update())).first()
+        await _months_keep_their_terms(conn, offer_id, affiliate_id, found, now)
         row = dict((await conn.execute(stmt.returning(*deals.c))).one()._mapping)
         before = None if found is None else dict(found._mapping)
         done = trail.change(by, trail.Kind.DEAL, row["id"], "put", before, row)
         await audit.record(conn, [done], now)
         await bump_version(conn)
     return row
+
+
+async def _months_keep_their_terms(
+    conn: AsyncConnection, offer_id: int, affiliate_id: int, found: Row[Any] | None, now: datetime
+) -> None:
+    """Before a deal changes: the RevShare months it priced that have ended keep the terms they
+    were priced under (the outgoing deal's, where their row has none kept: booked before 0023,
+    or last recomputed while running), and the running month and later ones take the new deal
+    (their terms are cleared). service/commissions._cascade reads them."""
+    p = revshare_periods.c
+    scope = p.offer_id == offer_id
+    if affiliate_id == EVERY_AFFILIATE:
+        own = select(deals.c.affiliate_id).where(
+            (deals.c.offer_id == offer_id) & (deals.c.affiliate_id != EVERY_AFFILIATE)
+        )
+        scope &= p.affiliate_id.not_in(own)
+    else:
+        scope &= p.affiliate_id == affiliate_id
+    outgoing = found
+    if outgoing is None and affiliate_id != EVERY_AFFILIATE:  # the offer's default was in force
+        default = (deals.c.offer_id == offer_id) & (deals.c.affiliate_id == EVERY_AFFILIATE)
+        outgoing = (await conn.execute(select(deals).where(default))).first()
+    running = period_of(now)
+    if outgoing is not None:
+        ended = scope & (p.period < running) & p.terms.is_(None)
+        await conn.execute(update(revshare_periods).where(ended).values(terms=outgoing.terms))
+    await conn.execute(update(revshare_periods).where(scope & (p.period >= running)).values(terms=None))
 
 
 async def deal_in_force(db: Database, offer_id: int, affiliate_id: int) -> Deal | None:
