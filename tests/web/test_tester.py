@@ -217,3 +217,27 @@ def test_the_tester_refuses_what_it_cannot_test(client: Client, world: World) ->
     assert status("POST", "/tester/clicks", json=body) == 409
     assert status("POST", "/tester/postbacks", json={"click_id": "x" * 65, "event": "sale"}) == 422
     assert status("GET", "/tester/clicks/" + "x" * 65 + "/trace") == 422
+
+
+def test_a_test_postback_naming_a_real_players_id_earns_them_nothing(client: Client, world: World) -> None:
+    """An advertiser testing with a real player's ID: the conversion is the test click's, not
+    the player's, and no commission is booked."""
+    client.api(
+        "PUT",
+        f"/offers/{world.casino['id']}/deal",
+        json={"kind": "cpa", "cpa": {"amount": "100", "ftd_min": "20"}},
+    )
+    real = client.click(world.alice_casino)
+    client.flush()
+    client.postback(click_id=real, event="registration", player_id="P1", token=world.token)
+    test_click = new_click(client, world, affiliate_id=world.alice["id"])["click_id"]
+
+    fired = fire(client, test_click, "deposit", payout="50", player_id="P1")
+
+    assert fired["outcome"]["result"] == "accepted"
+    assert [c["event"] for c in fired["trace"]["conversions"]] == ["first_deposit"]
+    assert client.items("/commissions") == []
+    listed = {(c["event"], c["test"], c["click_id"]) for c in client.items("/conversions")}
+    assert listed == {("registration", False, real), ("deposit", True, test_click)}
+    (player,) = client.items("/players", player_id="P1")
+    assert (player["deposits"], player["qualified_at"]) == ("0.00", None)

@@ -259,7 +259,9 @@ class _Group:
             refused = Refused(replayed, advertiser, postback.click_value, postback.ignored)
             return _refuse(rec, raw, refused, self._test(postback.click_value))
         player, named_click = None, postback.click_value
-        if postback.player_id:
+        # A test click's postback is never a player's (ADR 13), even naming a real player's ID:
+        # through the player it would be attributed to their real click, and paid.
+        if postback.player_id and not self._test(named_click):
             # A known player stays attributed to the click of their first postback, whatever click
             # ID later postbacks carry; a postback naming only the player is attributed through it.
             player = rec.player((advertiser, postback.player_id))

@@ -237,7 +237,8 @@ class Recording:
         return [
             PlayerEvent(r["id"], r["event"], r["event_at"], r["deal_amount"] or Decimal(0))
             for r in self._player_rows[key].values()
-            if Status(r["status"]) in PAYABLE
+            # A test conversion naming the player earns them nothing (ADR 13).
+            if Status(r["status"]) in PAYABLE and not r["test"]
         ]
 
     def rate(self, base: str, quote: str, day: date) -> Decimal | None:
