@@ -186,6 +186,23 @@ def test_a_first_deposit_rejected_then_approved_again_takes_its_place_back(
     assert (line["ftds"], line["cpa_earnings"]) == (1, "100.00")
 
 
+def test_a_player_qualifying_again_after_the_deal_changed_is_shown_at_the_amount_booked(
+    client: Client, world: World
+) -> None:
+    deal(client, world.casino, CPA_100)
+    register(client, world, world.alice_casino, "P1")
+    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1")
+    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1", status="rejected")
+    deal(client, world.casino, {"kind": "cpa", "cpa": {"amount": "120", "ftd_min": "20"}})
+
+    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1", status="approved")
+
+    assert cpa_total(client) == Decimal(120)  # +100, -100, +120
+    (qualified,) = client.items("/conversions", event="qualified_cpa")
+    assert (qualified["status"], qualified["payout"]) == ("approved", "120.00")
+    assert client.report(group_by="day")["rows"][0]["cpa_commission"] == {"EUR": "120.00"}
+
+
 def test_a_cpa_cancelled_by_hand_after_the_rules_reversed_it_is_not_booked_again(
     client: Client, world: World
 ) -> None:

@@ -126,6 +126,16 @@ def _book_cpa(rec: Recording, player: Player, deal: Deal, q: Qualified, now: dat
             return  # cancelled: final
         if not again.get("over_cap"):
             _append_cpa(rec, player, deal, q, source, now)
+            if (again["payout"], again["currency"]) != (amount, deal.currency):
+                # Reports show what the ledger now holds (the deal may have changed since).
+                rec.recount(
+                    again,
+                    payout=amount,
+                    currency=deal.currency,
+                    deal_amount=amount,
+                    deal_currency=deal.currency,
+                    updated_at=now,
+                )
         if status not in PAYABLE:
             rec.change_status(again, Status.APPROVED, now, None)
         return
