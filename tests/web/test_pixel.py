@@ -292,6 +292,45 @@ def test_the_player_the_server_names_on_confirming_a_pixel_deposit_gets_it_and_q
     assert (day["ftds"], day["deposits"], day["qualified_cpas"]) == (1, 1, 1)
 
 
+def test_a_pixel_conversion_is_confirmed_once_then_repeats_are_the_servers_own(
+    client: Client, world: World, pixel: str, browser: httpx.Client
+) -> None:
+    """After the server's postback, a retry without a status is a duplicate (a rejection stands)
+    and its amount changes nothing, as for a conversion the server reported first."""
+    click_id, _ = click(browser, world.alice_casino)
+    client.flush()
+    fired = {"click_id": click_id, "event": "deposit", "txn_id": "PX", "payout": "50"}
+    assert told(browser.get(pixel, params=fired)) == (200, "accepted", None)
+    fields = {"click_id": click_id, "event": "deposit", "txn_id": "PX", "token": world.token}
+    rejected = client.postback(**fields, payout="50", status="rejected")
+    assert rejected.json()["result"] == "updated"
+
+    replies = [client.postback(**fields, payout=amount).json()["result"] for amount in ("50", "70")]
+
+    assert replies == ["duplicate", "duplicate"]
+    kept = client.api("GET", f"/conversions/{rejected.json()['conversion_id']}")
+    assert (kept["status"], kept["payout"]) == ("rejected", "50.00")
+
+
+def test_the_reply_to_a_confirmation_says_what_the_conversion_became(
+    client: Client, world: World, pixel: str, browser: httpx.Client
+) -> None:
+    click_id, _ = click(browser, world.alice_casino)
+    client.flush()
+    s2s = {"click_id": click_id, "token": world.token, "player_id": "P"}
+    client.postback(**s2s, event="registration")
+    assert (
+        client.postback(**s2s, event="deposit", txn_id="D0", payout="30").json()["event"] == "first_deposit"
+    )
+    fired = {"click_id": click_id, "event": "first_deposit", "txn_id": "PX", "payout": "40"}
+    assert told(browser.get(pixel, params=fired)) == (200, "accepted", None)
+
+    confirmed = client.postback(**s2s, event="deposit", txn_id="PX", payout="40")
+
+    assert (confirmed.json()["result"], confirmed.json()["event"]) == ("updated", "deposit"), confirmed.text
+    assert client.api("GET", f"/conversions/{confirmed.json()['conversion_id']}")["event"] == "deposit"
+
+
 def test_postback_then_pixel_of_the_same_transaction_is_one_conversion(
     client: Client, world: World, pixel: str, browser: httpx.Client
 ) -> None:

@@ -30,6 +30,7 @@ from clickback.core.diagnosis import conversion_warnings
 from clickback.core.events import dedupe_family, deposit_label
 from clickback.core.intake import (
     PIXEL,
+    S2S,
     Attribution,
     Duplicate,
     Existing,
@@ -333,11 +334,16 @@ class _Group:
         named_click: str,
     ) -> Outcome:
         """The same transaction again: a duplicate, a status change, or a conflict."""
+        channel = existing["channel"]
+        if channel == PIXEL and postback.channel == S2S and rec.confirmed_by_server(existing["id"]):
+            # Confirmed by the server once: a retry, or a later status, is the server's own repeat
+            # (no status is a duplicate, the amount stays), not another confirmation.
+            channel = S2S
         stored = Existing(
             existing["id"],
             existing["click_id"],
             Status(existing["status"]),
-            existing["channel"],
+            channel,
             existing["player_id"] or "",
             existing["payout"],
             existing["currency"],
@@ -379,6 +385,8 @@ class _Group:
             ):
                 player = self._player_named(rec, postback, existing, player, raw.received_at)
             _change_status(rec, self._catalog, existing, decision.new, raw.received_at, log_id, player)
+            # What it became: a deposit the change made the player's first, or no longer.
+            outcome = replace(outcome, event=existing["event"])
         return outcome
 
     def _player_named(

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, delete, select, update
 
 from clickback.core.commission import MonthShare, PlayerEvent, month_share
-from clickback.core.intake import RawPostback
+from clickback.core.intake import S2S, RawPostback
 from clickback.core.lifecycle import PAYABLE, Status
 from clickback.core.limits import MAX_RAW_LOG_LEN
 from clickback.core.metrics import Contribution, conversion_contributions, ledger_contribution
@@ -375,6 +375,19 @@ class Recording:
             }
         )
         return log_id
+
+    def confirmed_by_server(self, conversion_id: int) -> bool:
+        """Whether an S2S postback was taken for the conversion (accepted, or changing it): a
+        pixel conversion is confirmed once; later postbacks repeat the server's own."""
+        taken = ("accepted", "updated")
+        if any(
+            log["conversion_id"] == conversion_id and log["channel"] == S2S and log["result"] in taken
+            for log in self._logs
+        ):
+            return True
+        p = postbacks.c
+        mine = (p.conversion_id == conversion_id) & (p.channel == S2S) & p.result.in_(taken)
+        return self.conn.execute(select(p.id).where(mine).limit(1)).first() is not None
 
     def note(self, conversion_id: int, text: str) -> None:
         """Add `text` to the detail of this group's logged postbacks of the conversion (what was
