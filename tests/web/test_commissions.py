@@ -239,6 +239,25 @@ def test_a_declined_first_deposit_approved_after_an_earlier_one_became_first_is_
     assert client.report(group_by="day")["rows"][0]["ftds"] == 1
 
 
+def test_a_cpa_the_rules_reversed_can_still_be_rejected_by_hand_and_stays_unpaid(
+    client: Client, world: World
+) -> None:
+    deal(client, world.casino, CPA_100)
+    register(client, world, world.alice_casino, "P1")
+    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1")
+    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1", status="rejected")
+    (qualified,) = client.items("/conversions", event="qualified_cpa")
+    assert qualified["status"] == "rejected"
+
+    body = {"status": "rejected", "reason": "bonus abuse"}
+    client.api("POST", f"/conversions/{qualified['id']}/status", json=body)
+    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1", status="approved")
+
+    assert (cpa_total(client), qualified_status(client)) == (Decimal(0), "rejected")
+    history = client.api("GET", f"/conversions/{qualified['id']}")["history"]
+    assert history[-1]["reason"] == "bonus abuse"
+
+
 def test_a_cpa_a_person_disallowed_is_not_booked_again_by_later_events(client: Client, world: World) -> None:
     deal(client, world.casino, CPA_100)
     register(client, world, world.alice_casino, "P1")

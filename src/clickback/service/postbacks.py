@@ -45,7 +45,7 @@ from clickback.core.intake import (
     read_postback,
     restates_amount,
 )
-from clickback.core.lifecycle import Status, can_move
+from clickback.core.lifecycle import PAYABLE, Status, can_move
 from clickback.core.model import Catalog, Click
 from clickback.core.outcome import Outcome, Result
 from clickback.core.reasons import Reason, Rejected
@@ -514,10 +514,15 @@ def _change_by_hand(
     if row is None:
         return ManualChange(False)
     old = Status(row["status"])
-    if old is new:
+    # A CPA the rules already reversed (its qualified_cpa rejected) is still the person's to
+    # disallow: rejected by hand too, it is not paid should the rules hold again.
+    disallowing = row["event"] == "qualified_cpa" and new not in PAYABLE
+    if old is new and not disallowing:
         return ManualChange(True, f"the conversion is {old} already")
-    if not can_move(old, new):
+    if old is not new and not can_move(old, new):
         return ManualChange(True, f"a conversion cannot go from {old} to {new}")
+    if old is new:
+        rec.history(row["id"], old, new, now, None, reason)
     _change_status(rec, catalog, row, new, now, None, None, reason)
     done = change(
         by, Kind.CONVERSION, conversion_id, "change_status", {"status": old}, {"status": new}, reason
