@@ -118,6 +118,23 @@ def test_another_players_transaction_of_the_same_click_neither_repeats_nor_chang
     assert [(e["amount"], e["status"]) for e in ledger(client, kind="cpa")] == [("100.00", "approved")]
 
 
+def t1(client: Client, world: World, status: str | None = None) -> httpx.Response:
+    """Player P1's deposit T1 of 50 (the CPA's baseline is 20), with a status when given."""
+    given = {"status": status} if status else {}
+    return send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1", **given)
+
+
+def reversed_by_the_rules(client: Client, world: World) -> dict[str, Any]:
+    """P1 qualifies for a CPA of 100 with T1, then T1 is rejected: the CPA is reversed. The
+    qualified_cpa conversion, rejected by the rules."""
+    deal(client, world.casino, CPA_100)
+    register(client, world, world.alice_casino, "P1")
+    t1(client, world)
+    t1(client, world, "rejected")
+    (qualified,) = client.items("/conversions", event="qualified_cpa")
+    return dict(qualified)
+
+
 def cpa_total(client: Client) -> Decimal:
     return sum((Decimal(e["amount"]) for e in ledger(client, kind="cpa")), Decimal(0))
 
@@ -133,9 +150,9 @@ def test_the_deposit_after_a_cancelled_first_one_is_the_first_deposit_and_qualif
     """A first payment declined, the second gone through: the second is the player's FTD."""
     deal(client, world.casino, CPA_100)
     register(client, world, world.alice_casino, "P1")
-    first = send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1", status="pending")
+    first = t1(client, world, "pending")
     assert (first.json()["event"], cpa_total(client)) == ("first_deposit", Decimal(100))
-    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1", status="cancelled")
+    t1(client, world, "cancelled")
     assert cpa_total(client) == 0
 
     second = send(client, world, event="deposit", player_id="P1", payout="60", txn_id="T2")
@@ -163,9 +180,9 @@ def test_a_first_deposit_rejected_then_approved_again_takes_its_place_back(
 ) -> None:
     deal(client, world.casino, CPA_100)
     register(client, world, world.alice_casino, "P1")
-    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1")
+    t1(client, world)
     send(client, world, event="deposit", player_id="P1", payout="10", txn_id="T2")  # below the 20 baseline
-    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1", status="rejected")
+    t1(client, world, "rejected")
     # T2 is the first deposit now, and below the baseline: the CPA is reversed.
     events = {c["txn_id"]: c["event"] for c in client.items("/conversions") if c["txn_id"]}
     assert (events, cpa_total(client), qualified_status(client)) == (
@@ -174,7 +191,7 @@ def test_a_first_deposit_rejected_then_approved_again_takes_its_place_back(
         "rejected",
     )
 
-    back = send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1", status="approved")
+    back = t1(client, world, "approved")
 
     assert back.json()["result"] == "updated"
     events = {c["txn_id"]: c["event"] for c in client.items("/conversions") if c["txn_id"]}
@@ -189,13 +206,10 @@ def test_a_first_deposit_rejected_then_approved_again_takes_its_place_back(
 def test_a_player_qualifying_again_after_the_deal_changed_is_shown_at_the_amount_booked(
     client: Client, world: World
 ) -> None:
-    deal(client, world.casino, CPA_100)
-    register(client, world, world.alice_casino, "P1")
-    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1")
-    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1", status="rejected")
+    reversed_by_the_rules(client, world)
     deal(client, world.casino, {"kind": "cpa", "cpa": {"amount": "120", "ftd_min": "20"}})
 
-    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1", status="approved")
+    t1(client, world, "approved")
 
     assert cpa_total(client) == Decimal(120)  # +100, -100, +120
     (qualified,) = client.items("/conversions", event="qualified_cpa")
@@ -206,16 +220,12 @@ def test_a_player_qualifying_again_after_the_deal_changed_is_shown_at_the_amount
 def test_a_cpa_cancelled_by_hand_after_the_rules_reversed_it_is_not_booked_again(
     client: Client, world: World
 ) -> None:
-    deal(client, world.casino, CPA_100)
-    register(client, world, world.alice_casino, "P1")
-    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1")
-    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1", status="rejected")
-    (qualified,) = client.items("/conversions", event="qualified_cpa")
+    qualified = reversed_by_the_rules(client, world)
     client.api(
         "POST", f"/conversions/{qualified['id']}/status", json={"status": "cancelled", "reason": "abuse"}
     )
 
-    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1", status="approved")
+    t1(client, world, "approved")
 
     assert (cpa_total(client), qualified_status(client)) == (Decimal(0), "cancelled")
 
@@ -242,16 +252,12 @@ def test_a_declined_first_deposit_approved_after_an_earlier_one_became_first_is_
 def test_a_cpa_the_rules_reversed_can_still_be_rejected_by_hand_and_stays_unpaid(
     client: Client, world: World
 ) -> None:
-    deal(client, world.casino, CPA_100)
-    register(client, world, world.alice_casino, "P1")
-    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1")
-    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1", status="rejected")
-    (qualified,) = client.items("/conversions", event="qualified_cpa")
+    qualified = reversed_by_the_rules(client, world)
     assert qualified["status"] == "rejected"
 
     body = {"status": "rejected", "reason": "bonus abuse"}
     client.api("POST", f"/conversions/{qualified['id']}/status", json=body)
-    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1", status="approved")
+    t1(client, world, "approved")
 
     assert (cpa_total(client), qualified_status(client)) == (Decimal(0), "rejected")
     history = client.api("GET", f"/conversions/{qualified['id']}")["history"]
@@ -261,15 +267,15 @@ def test_a_cpa_the_rules_reversed_can_still_be_rejected_by_hand_and_stays_unpaid
 def test_a_cpa_a_person_disallowed_is_not_booked_again_by_later_events(client: Client, world: World) -> None:
     deal(client, world.casino, CPA_100)
     register(client, world, world.alice_casino, "P1")
-    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1")
+    t1(client, world)
     (qualified,) = client.items("/conversions", event="qualified_cpa")
     client.api(
         "POST", f"/conversions/{qualified['id']}/status", json={"status": "rejected", "reason": "fraud"}
     )
     assert cpa_total(client) == 0
 
-    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1", status="rejected")
-    send(client, world, event="deposit", player_id="P1", payout="50", txn_id="T1", status="approved")
+    t1(client, world, "rejected")
+    t1(client, world, "approved")
     send(client, world, event="deposit", player_id="P1", payout="80", txn_id="T3")
 
     assert (cpa_total(client), qualified_status(client)) == (Decimal(0), "rejected")

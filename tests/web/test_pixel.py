@@ -39,6 +39,15 @@ def click(browser: httpx.Client, code: str, **headers: str) -> tuple[str, httpx.
     return parse_qs(urlsplit(response.headers["location"]).query)["cid"][0], response
 
 
+def fired(client: Client, world: World, pixel: str, browser: httpx.Client, **fields: str) -> str:
+    """A click on Alice's casino link, landed, and the pixel fired for it with `fields`,
+    accepted: its click ID."""
+    click_id, _ = click(browser, world.alice_casino)
+    client.flush()
+    assert told(browser.get(pixel, params={"click_id": click_id, **fields})) == (200, "accepted", None)
+    return click_id
+
+
 def conversions(client: Client) -> list[dict[str, Any]]:
     return client.items("/conversions")
 
@@ -239,10 +248,7 @@ def test_the_servers_amount_replaces_the_browsers_when_it_confirms_a_pixel_conve
 def test_the_servers_amount_replaces_the_browsers_also_when_the_status_stays(
     client: Client, world: World, pixel: str, browser: httpx.Client
 ) -> None:
-    click_id, _ = click(browser, world.alice_casino)
-    client.flush()
-    fired = {"click_id": click_id, "event": "deposit", "txn_id": "Y1", "payout": "5000"}
-    assert told(browser.get(pixel, params=fired)) == (200, "accepted", None)
+    click_id = fired(client, world, pixel, browser, event="deposit", txn_id="Y1", payout="5000")
 
     s2s = client.postback(
         click_id=click_id, event="deposit", txn_id="Y1", payout="5", status="pending", token=world.token
@@ -297,10 +303,7 @@ def test_a_pixel_conversion_is_confirmed_once_then_repeats_are_the_servers_own(
 ) -> None:
     """After the server's postback, a retry without a status is a duplicate (a rejection stands)
     and its amount changes nothing, as for a conversion the server reported first."""
-    click_id, _ = click(browser, world.alice_casino)
-    client.flush()
-    fired = {"click_id": click_id, "event": "deposit", "txn_id": "PX", "payout": "50"}
-    assert told(browser.get(pixel, params=fired)) == (200, "accepted", None)
+    click_id = fired(client, world, pixel, browser, event="deposit", txn_id="PX", payout="50")
     fields = {"click_id": click_id, "event": "deposit", "txn_id": "PX", "token": world.token}
     rejected = client.postback(**fields, payout="50", status="rejected")
     assert rejected.json()["result"] == "updated"

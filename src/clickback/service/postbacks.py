@@ -417,34 +417,27 @@ class _Group:
                 # A deposit made earlier but reported later is the player's first: the old first
                 # deposit is a plain deposit from now on, in reports and in its month's RevShare.
                 old = rec.conversion(player.ftd_conversion_id)
-                _relabel(rec, self._catalog, player, old, "deposit", now)
+                before = rec.recount(old, event="deposit", updated_at=now)
+                commissions.player_changed(rec, self._catalog, player, before, False, now)
             rec.change_player(player, ftd_conversion_id=row["id"], ftd_at=at)
         commissions.player_changed(rec, self._catalog, player, row, True, now)
 
 
-def _relabel(
-    rec: Recording, catalog: Catalog, player: Player, row: dict[str, Any], event: str, now: datetime
-) -> None:
-    """A deposit of the player becomes, or stops being, their first: in reports, in its month's
-    RevShare and in the player's CPA."""
-    before = rec.recount(row, event=event, updated_at=now)
-    commissions.player_changed(rec, catalog, player, before, False, now)
-
-
-def _first_deposit_again(rec: Recording, catalog: Catalog, player: Player, now: datetime) -> None:
+def _first_deposit_again(rec: Recording, player: Player, now: datetime) -> None:
     """After one of the player's deposits changed status: their first deposit is the earliest
     that stands (pending or approved). A first deposit declined or cancelled was no deposit, and
     the next one takes its place (a first payment refused, the second gone through); one that
-    stands again (a dispute won) takes its place back if it came first."""
+    stands again (a dispute won) takes its place back if it came first. Moved in reports and
+    RevShare months here; the caller decides the player's CPA after."""
     standing = [e for e in rec.player_events(player) if dedupe_family(e.event) == "deposit"]
     first = min(standing, key=lambda e: (e.at, e.conversion_id), default=None)
     # Every other standing one is a plain deposit: also one that kept its name while declined
     # (no FTD figure counts a declined one) and stands again after another became the first.
     for event in standing:
         if event is not first and event.event == "first_deposit":
-            _relabel(rec, catalog, player, rec.conversion(event.conversion_id), "deposit", now)
+            rec.recount(rec.conversion(event.conversion_id), event="deposit", updated_at=now)
     if first is not None and first.event != "first_deposit":
-        _relabel(rec, catalog, player, rec.conversion(first.conversion_id), "first_deposit", now)
+        rec.recount(rec.conversion(first.conversion_id), event="first_deposit", updated_at=now)
     first_id = first.conversion_id if first is not None else None
     if first_id != player.ftd_conversion_id:
         rec.change_player(player, ftd_conversion_id=first_id, ftd_at=first.at if first is not None else None)
@@ -485,7 +478,7 @@ def _change_status(
         player = player or rec.player((existing["advertiser_id"], existing["player_id"]))
     if player is not None:
         if existing["player_id"] == player.player_id and dedupe_family(existing["event"]) == "deposit":
-            _first_deposit_again(rec, catalog, player, now)
+            _first_deposit_again(rec, player, now)
         commissions.player_changed(rec, catalog, player, existing, False, now)
 
 
