@@ -19,13 +19,17 @@ class CatalogCache:
         # not answer "no such link" for every link (clicks and postbacks are answered not ready).
         self.loaded = False
 
-    async def reload(self) -> None:
+    async def reload(self, seen: int | None = None) -> None:
+        """`seen`: the version a write transaction found in the database (StaleCatalog), taken
+        even if lower than the one held (a database restored under a running server), so that
+        the transaction can be done again under it."""
         # Replaced whole: a request that already holds the old catalog finishes with it.
         loaded = await load_catalog(self._db)
         # Loads overlap (the refresh loop's, an API change's): one read before a change may end
         # after the change's own, and must not put the older catalog back (the version counts
         # every change, in the change's transaction, and is read with the catalog).
-        if not self.loaded or loaded.version >= self.current.version:
+        floor = self.current.version if seen is None else min(seen, self.current.version)
+        if not self.loaded or loaded.version >= floor:
             self.current = loaded
         self.loaded = True
 

@@ -2,7 +2,10 @@
 
     read      core/intake: parse → alias → macros → token → click ID → event → status → amount
               → currency → period → event time (no I/O; a refusal is only logged)
-    group     service/group_commit: postbacks arriving together share one transaction
+    group     service/group_commit: postbacks arriving together share one transaction, which
+              first checks that the catalog it prices with is the database's (a deal set through
+              another process a moment ago): else the catalog is reloaded and the group read and
+              applied again under it
     accept    for each, in that transaction: its player (locked) → its click (the local buffer,
               else the database, else "in flight") → attribute (core/intake, with the event time)
               → price in the deal's currency → the conversion, exactly once (a repeat is a
@@ -19,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection
@@ -56,6 +60,7 @@ from clickback.service.catalog_cache import CatalogCache
 from clickback.service.clickwriter import ClickWriter
 from clickback.service.group_commit import GroupCommit
 from clickback.store import audit
+from clickback.store.catalog import StaleCatalog
 from clickback.store.db import Database
 from clickback.store.recording import Player, Recording, clicks_landed
 from clickback.store.tables import conversions, postbacks
@@ -72,6 +77,8 @@ MAX_GROUP = 200
 class _Item:
     raw: RawPostback
     read: Postback | Refused
+    # The version of the catalog it was read with.
+    version: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,15 +141,17 @@ class Postbacks:
             # Started while the database was unreachable: no token can be checked yet, and
             # nothing can be recorded. The sender retries later.
             return Outcome(Result.REJECTED, Reason.STORAGE_UNAVAILABLE)
-        read = read_postback(raw, self._catalog.current, self._codec, self._max_event_age)
         try:
-            outcome = await self._group.submit(_Item(raw, read))
+            outcome = await self._group.submit(self._read(raw, self._catalog.current))
         except self._db.errors as exc:
             # Nothing was committed, so the sender must not get a 2xx: it retries later.
             self._failures.failed(exc)
             return Outcome(Result.REJECTED, Reason.STORAGE_UNAVAILABLE)
         self._failures.succeeded()
         return outcome
+
+    def _read(self, raw: RawPostback, catalog: Catalog) -> _Item:
+        return _Item(raw, read_postback(raw, catalog, self._codec, self._max_event_age), catalog.version)
 
     async def close(self) -> None:
         await self._group.close()
@@ -156,15 +165,25 @@ class Postbacks:
         return self._group.groups
 
     async def _apply(self, items: Sequence[_Item]) -> list[Outcome]:
-        # Clicks still in this process's buffer are looked up here, on the event loop that owns
-        # the buffer; the group's database work may run in another thread (Database.run_write).
-        buffered = {}
-        for item in items:
-            click = self._clicks.get(_click_named(item.read))
-            if click is not None:
-                buffered[click.click_id] = click
-        group = _Group(self._codec, self._in_flight_window, self._catalog.current, buffered)
-        return await self._write(lambda rec: group.write(rec, items))
+        def group_for(catalog: Catalog) -> Callable[[Recording], list[Outcome]]:
+            # A postback read with another catalog than the group is written with (it changed
+            # while the postback waited, or the group found it stale) is read again: its token,
+            # names and offer as they are now.
+            read = [
+                item if item.version == catalog.version else self._read(item.raw, catalog) for item in items
+            ]
+            # Clicks still in this process's buffer are looked up here, on the event loop that
+            # owns the buffer; the group's database work may run in another thread
+            # (Database.run_write).
+            buffered = {}
+            for item in read:
+                click = self._clicks.get(_click_named(item.read))
+                if click is not None:
+                    buffered[click.click_id] = click
+            group = _Group(self._codec, self._in_flight_window, catalog, buffered)
+            return lambda rec: group.write(rec, read)
+
+        return await self._write(group_for)
 
     async def attribute_waiting(self, now: datetime) -> int:
         """Attribute conversions that arrived before their click row did (those whose click never
@@ -176,25 +195,35 @@ class Postbacks:
         """
         if not await clicks_landed(self._db):
             return 0
-        catalog = self._catalog.current
-        return await self._write(lambda rec: _attribute_waiting(rec, catalog, now))
+        return await self._write(lambda catalog: lambda rec: _attribute_waiting(rec, catalog, now))
 
-    async def _write(self, work: Callable[[Recording], T]) -> T:
-        """`work` in one write transaction; once it has committed, the entries it booked count."""
-        recordings: list[Recording] = []
-
-        def run(conn: Connection) -> T:
-            recordings.append(Recording(self._db, conn, self._catalog.current))
-            result = work(recordings[-1])
-            recordings[-1].finish()
-            return result
-
-        result = await self._db.run_write(run)
-        for kind, booked in recordings[-1].entries.items():
+    async def _write(self, work_for: Callable[[Catalog], Callable[[Recording], T]]) -> T:
+        """The work `work_for` makes for the catalog in memory, in one write transaction that
+        checks that catalog against the database's before deciding anything
+        (Recording.check_catalog). Another process may have changed it (a deal set) less than a
+        refresh ago: the transaction is then rolled back, the catalog reloaded, and the work made
+        again, so that whatever is recorded after a change is decided under it. Once the work
+        has committed, the entries it booked count."""
+        while True:
+            catalog = self._catalog.current
+            try:
+                result, rec = await self._db.run_write(partial(self._run, catalog, work_for(catalog)))
+                break
+            except StaleCatalog as stale:
+                log.info("catalog %d is out of date (%d): reloaded", catalog.version, stale.version)
+                await self._catalog.reload(stale.version)
+        for kind, booked in rec.entries.items():
             LEDGER_ENTRIES.labels(worker(), kind).inc(booked)
-        if recordings[-1].enqueued:
+        if rec.enqueued:
             self.on_outbound()
         return result
+
+    def _run(self, catalog: Catalog, work: Callable[[Recording], T], conn: Connection) -> tuple[T, Recording]:
+        rec = Recording(self._db, conn, catalog)
+        result = work(rec)
+        assert rec.catalog_checked, "decided with a catalog not checked against the database's"
+        rec.finish()
+        return result, rec
 
     async def change_status(
         self, conversion_id: int, new: Status, reason: str, now: datetime, by: Actor = SYSTEM
@@ -202,9 +231,8 @@ class Postbacks:
         """A person approves, rejects or cancels a conversion: the same change a postback makes
         (history, report counters, the ledger, outbound postbacks), with their reason kept and
         the change in the audit log, in the same transaction."""
-        catalog = self._catalog.current
         return await self._write(
-            lambda rec: _change_by_hand(rec, catalog, conversion_id, new, reason, now, by)
+            lambda catalog: lambda rec: _change_by_hand(rec, catalog, conversion_id, new, reason, now, by)
         )
 
 
@@ -226,7 +254,8 @@ class _Group:
     def write(self, rec: Recording, items: Sequence[_Item]) -> list[Outcome]:
         read = [item.read for item in items if isinstance(item.read, Postback)]
         # Everything the group will look at, read at once: players (locked), clicks, conversions
-        # already recorded under the same duplicate keys (locked).
+        # already recorded under the same duplicate keys (locked), and the catalog's version
+        # (rec.load checks the group's catalog with it: Recording.check_catalog).
         rec.load_players((p.advertiser.id, p.player_id) for p in read if p.player_id)
         players = [rec.player((p.advertiser.id, p.player_id)) for p in read if p.player_id]
         wanted = {p.click.value for p in read if p.click} | {p.click_id for p in players if p is not None}
@@ -499,6 +528,7 @@ def _change_by_hand(
     now: datetime,
     by: Actor = SYSTEM,
 ) -> ManualChange:
+    rec.check_catalog()
     # The player first, then the conversion, as a postback group locks them (no deadlock).
     key = rec.player_of(conversion_id)
     if key is not None:
@@ -668,6 +698,7 @@ def _attribution_columns(click: Click | None, now: datetime) -> dict[str, Any]:
 
 
 def _attribute_waiting(rec: Recording, catalog: Catalog, now: datetime) -> int:
+    rec.check_catalog()
     waiting = rec.unattributed()
     landed = rec.clicks([row["click_id"] for row in waiting]) if waiting else {}
     done = 0

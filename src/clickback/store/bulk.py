@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import chain
-from typing import Any
+from typing import Any, Literal
 
 from asyncpg.exceptions import UniqueViolationError  # type: ignore[import-untyped]
 from sqlalchemy import Connection, String, Table, text
@@ -437,8 +437,12 @@ def select_keys(
     return rows
 
 
+# A lookup's row lock on PostgreSQL (SQLite's writers hold the whole database): none (False),
+# FOR UPDATE (True) or FOR SHARE (SHARE: held by many transactions at once, waited on by a change).
+SHARE: Literal["share"] = "share"
+Lock = bool | Literal["share"]
 # (table, key columns, keys, lock): one lookup of select_keys.
-Lookup = tuple[Table, tuple[str, ...], Iterable[tuple[Any, ...]], bool]
+Lookup = tuple[Table, tuple[str, ...], Iterable[tuple[Any, ...]], Lock]
 
 
 def select_keys_together(conn: Connection, lookups: Sequence[Lookup]) -> list[list[dict[str, Any]]]:
@@ -488,7 +492,7 @@ class _SelectPlans:
 
 
 @functools.cache
-def _select_plans(dialect: Dialect, lookups: tuple[tuple[Table, tuple[str, ...], bool], ...]) -> _SelectPlans:
+def _select_plans(dialect: Dialect, lookups: tuple[tuple[Table, tuple[str, ...], Lock], ...]) -> _SelectPlans:
     parts, first = [], 1
     for table, columns, lock in lookups:
         parts.append(_select_plan(dialect, table, columns, lock, first))
@@ -499,7 +503,7 @@ def _select_plans(dialect: Dialect, lookups: tuple[tuple[Table, tuple[str, ...],
 
 
 def _select_plan(
-    dialect: Dialect, table: Table, columns: tuple[str, ...], lock: bool, first: int
+    dialect: Dialect, table: Table, columns: tuple[str, ...], lock: Lock, first: int
 ) -> tuple[str, tuple[str, ...], Readers]:
     names = tuple(c.name for c in table.columns)
     selected = ", ".join(f"t.{name}" for name in names)
@@ -518,7 +522,7 @@ def _select_plan(
     if "id" in table.c:
         sql += " ORDER BY t.id"
     if lock and dialect.name == "postgresql":
-        sql += " FOR UPDATE OF t"
+        sql += " FOR SHARE OF t" if lock == SHARE else " FOR UPDATE OF t"
     readers = ((name, _reader(dialect, table.c[name].type)) for name in names)
     return sql, names, tuple((name, r) for name, r in readers if r is not None)
 

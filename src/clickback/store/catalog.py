@@ -38,8 +38,25 @@ async def current_version(db: Database) -> int:
 
 
 async def bump_version(conn: AsyncConnection) -> None:
-    """Called in the same transaction as any change to what the catalog holds."""
+    """Called in the same transaction as any change to what the catalog holds. Its row lock is
+    what orders the change with postback groups (Recording.check_catalog, which holds the row
+    FOR SHARE on PostgreSQL): a change that also writes rows those groups lock (RevShare months)
+    bumps first, so that it never holds one of those while waiting for a group."""
     await conn.execute(update(catalog_version).values(version=catalog_version.c.version + 1))
+
+
+# catalog_version's one row.
+VERSION_ROW = 1
+
+
+class StaleCatalog(Exception):
+    """A write transaction was given another catalog than the database holds (another process
+    changed it less than a refresh ago): rolled back, to be done again once the catalog is
+    reloaded (service/postbacks.py)."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(f"the catalog in memory is not the database's version {version}")
+        self.version = version
 
 
 def cost_model(link_id: int, raw: str | None) -> CostModel:

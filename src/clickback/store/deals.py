@@ -32,13 +32,17 @@ async def put_deal(
     stmt = stmt.on_conflict_do_update(index_elements=["offer_id", "affiliate_id"], set_=values)
     mine = (deals.c.offer_id == offer_id) & (deals.c.affiliate_id == affiliate_id)
     async with db.write() as conn:
+        # First: postback groups hold the version's row while they price (FOR SHARE, PostgreSQL),
+        # so the change waits for those under way and those after it wait for the change, then
+        # price under it (Recording.check_catalog); taken after the months below, a group
+        # locking one of them while holding the version would deadlock with the change.
+        await bump_version(conn)
         found = (await conn.execute(select(deals).where(mine).with_for_update())).first()
         await _months_keep_their_terms(conn, offer_id, affiliate_id, found, now)
         row = dict((await conn.execute(stmt.returning(*deals.c))).one()._mapping)
         before = None if found is None else dict(found._mapping)
         done = trail.change(by, trail.Kind.DEAL, row["id"], "put", before, row)
         await audit.record(conn, [done], now)
-        await bump_version(conn)
     return row
 
 

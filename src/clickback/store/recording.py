@@ -28,11 +28,13 @@ from clickback.core.model import Catalog, Click
 from clickback.core.outcome import Outcome
 from clickback.core.redact import redact_body, redact_query
 from clickback.store import fx, ledger
-from clickback.store.bulk import insert_all, select_keys, select_keys_together
+from clickback.store.bulk import SHARE, insert_all, select_keys, select_keys_together
+from clickback.store.catalog import VERSION_ROW, StaleCatalog
 from clickback.store.clicks import clicks_from_rows
 from clickback.store.db import Database
 from clickback.store.rollups import CLICK_TIME, EVENT_TIME, Rollups, row_values
 from clickback.store.tables import (
+    catalog_version,
     clicks,
     conversion_history,
     conversions,
@@ -106,6 +108,7 @@ class Recording:
         # Offers' listed payouts: the revenue of player money (core.metrics).
         self.catalog = catalog
         self.conn = conn
+        self._catalog_checked = catalog is None
         self._by_id: dict[int, dict[str, Any]] = {}
         self._by_key: dict[Key, dict[str, Any] | None] = {}
         self._players: dict[PlayerKey, Player | None] = {}
@@ -143,21 +146,43 @@ class Recording:
         self, click_ids: Sequence[str], keys: Iterable[Key], signatures: Iterable[SignatureKey] = ()
     ) -> dict[str, Click]:
         """The clicks named, load_conversions(keys), and which of the signatures were seen
-        before (first_use), in one round trip on PostgreSQL."""
+        before (first_use), in one round trip on PostgreSQL; the first time, check_catalog's
+        read too."""
         wanted = [k for k in dict.fromkeys(keys) if k not in self._by_key]
         self._by_key.update(dict.fromkeys(wanted))
-        found_clicks, found, seen = select_keys_together(
+        version, found_clicks, found, seen = select_keys_together(
             self.conn,
             [
+                (catalog_version, ("id",), [] if self._catalog_checked else [(VERSION_ROW,)], SHARE),
                 (clicks, ("click_id",), [(i,) for i in click_ids], False),
                 (conversions, _DUPLICATE_KEY, wanted, True),
                 (postback_signatures, ("advertiser_id", "signature"), signatures, False),
             ],
         )
+        if not self._catalog_checked:
+            self._catalog_checked = True
+            assert self.catalog is not None
+            if version[0]["version"] != self.catalog.version:
+                raise StaleCatalog(version[0]["version"])
         for row in found:
             self._remember(row)
         self._signatures |= {(row["advertiser_id"], row["signature"]) for row in seen}
         return clicks_from_rows(found_clicks)
+
+    def check_catalog(self) -> None:
+        """That the catalog this transaction decides with (deals, offers' payouts, templates) is
+        the one the database holds, else StaleCatalog: another process may have changed it less
+        than a refresh ago, and a deposit priced without the deal set then would be left unpriced
+        for good. Made by a group's first load (no round trip of its own), before anything is
+        decided. On PostgreSQL the version's row is held FOR SHARE until the commit: a change
+        (which updates it) commits either before this read, which then sees it, or after this
+        transaction; groups do not wait for each other. SQLite's writers take turns anyway."""
+        if not self._catalog_checked:
+            self.load((), ())
+
+    @property
+    def catalog_checked(self) -> bool:
+        return self._catalog_checked
 
     def first_use(self, key: SignatureKey, now: datetime) -> bool:
         """Whether a signed postback's signature is new (it is then kept: a replay is refused).
