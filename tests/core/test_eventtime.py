@@ -4,7 +4,16 @@ from urllib.parse import urlencode
 
 import pytest
 
-from clickback.core.eventtime import CLOCK_SKEW, EventTime, check_age, event_moment, parse_event_time
+from clickback.core.commission import next_period
+from clickback.core.eventtime import (
+    CLOCK_SKEW,
+    EventTime,
+    check_age,
+    check_period,
+    check_period_after_click,
+    event_moment,
+    parse_event_time,
+)
 from clickback.core.intake import Attribution, RawPostback, attribute, read_postback
 from clickback.core.reasons import Reason, Rejected
 from tests.core.test_intake import CATALOG, CLICK_ID, CLICKED_AT, CODEC, IN_FLIGHT, NOW, TOKEN
@@ -119,3 +128,76 @@ def test_attribution_carries_the_event_time_and_refuses_one_before_the_click() -
     assert isinstance(unstated, Attribution) and unstated.event_at == NOW
     early = attributed(timestamp=str(int((CLICKED_AT - timedelta(hours=1)).timestamp())))
     assert isinstance(early, Rejected) and early.reason is Reason.EVENT_BEFORE_CLICK
+
+
+def month(at: datetime, shift: int) -> str:
+    """The month `shift` months after (before, if negative) the one `at` falls in."""
+    index = at.year * 12 + at.month - 1 + shift
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+@pytest.mark.parametrize(
+    ("received", "shift", "refused"),
+    [
+        # This month, the one before, and next month only once it has begun somewhere.
+        (NOW, 0, None),
+        (NOW, -1, None),
+        (NOW, 1, Reason.PERIOD_IN_THE_FUTURE),
+        # The limit is 180 days: a month some of which (a day's slack) is within it is accepted.
+        (NOW, -6, None),
+        (NOW, -7, Reason.PERIOD_TOO_OLD),
+        (NOW, -60, Reason.PERIOD_TOO_OLD),
+    ],
+)
+def test_a_reports_month_has_begun_and_ended_within_the_maximum_age(
+    received: datetime, shift: int, refused: Reason | None
+) -> None:
+    rejected = check_period(month(received, shift), received, AGE)
+    assert (rejected.reason if rejected else None) is refused
+
+
+def test_a_month_is_too_old_once_it_ended_more_than_the_maximum_age_and_a_day_ago() -> None:
+    label = month(NOW, -3)
+    end = datetime.fromisoformat(next_period(label) + "-01").replace(tzinfo=UTC)
+    assert check_period(label, end + AGE + timedelta(days=1), AGE) is None
+    rejected = check_period(label, end + AGE + timedelta(days=1, seconds=1), AGE)
+    assert rejected == Rejected(
+        Reason.PERIOD_TOO_OLD, f"{label} ended more than 180 days ago (CLICKBACK_MAX_EVENT_AGE_DAYS)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("clicked_at", "shift", "refused"),
+    [
+        (CLICK, 0, False),
+        (CLICK, 1, False),
+        (CLICK, -1, True),
+        (CLICK, -12, True),
+        # Clicked on the 1st, early: the month before is still the click's west of UTC.
+        (datetime(2026, 12, 1, 20, 0, tzinfo=UTC), -1, False),
+        (datetime(2026, 12, 2, 0, 0, tzinfo=UTC), -1, False),
+        (datetime(2026, 12, 2, 0, 0, 1, tzinfo=UTC), -1, True),
+    ],
+)
+def test_a_reports_month_does_not_end_before_its_click(
+    clicked_at: datetime, shift: int, refused: bool
+) -> None:
+    rejected = check_period_after_click(month(clicked_at, shift), clicked_at)
+    assert (rejected is not None) is refused
+    if rejected is not None:
+        assert rejected.reason is Reason.PERIOD_BEFORE_CLICK
+
+
+def test_attribution_refuses_a_report_for_a_month_before_the_click() -> None:
+    def attributed(period: str) -> Attribution | Rejected:
+        query = urlencode(
+            {"token": TOKEN, "click_id": CLICK_ID, "event": "ngr", "payout": "5", "period": period}
+        )
+        postback = read_postback(RawPostback(NOW, "203.0.113.7", "GET", query.encode()), CATALOG, CODEC)
+        assert not isinstance(postback, Rejected) and hasattr(postback, "period"), postback
+        return attribute(postback, None, CATALOG, NOW, IN_FLIGHT)  # type: ignore[arg-type]
+
+    assert isinstance(attributed(month(CLICKED_AT, 0)), Attribution)
+    early = attributed(month(CLICKED_AT, -2))
+    assert isinstance(early, Rejected) and early.reason is Reason.PERIOD_BEFORE_CLICK
+    assert early.detail.startswith(f"{month(CLICKED_AT, -2)} ended before the click at ")

@@ -281,6 +281,7 @@ REFUSALS = [
     pytest.param(
         raw(query(event="ngr", period="2099-12")), Reason.PERIOD_IN_THE_FUTURE, id="period_far_ahead"
     ),
+    pytest.param(raw(query(event="ngr", period="2024-11")), Reason.PERIOD_TOO_OLD, id="period_too_old"),
     pytest.param(raw(query(event_time="30/11/2026")), Reason.INVALID_EVENT_TIME, id="event_time_not_iso"),
     pytest.param(raw(query(date="yesterday")), Reason.INVALID_EVENT_TIME, id="event_date_word"),
     pytest.param(raw(query(ts="2025-06-01T13:00:00Z")), Reason.EVENT_TIME_OUT_OF_RANGE, id="event_in_future"),
@@ -340,6 +341,7 @@ def test_every_reason_read_postback_can_give_is_in_the_table() -> None:
         Reason.UNKNOWN_PIXEL,
         Reason.WRONG_PIXEL,
         Reason.EVENT_BEFORE_CLICK,
+        Reason.PERIOD_BEFORE_CLICK,
         Reason.MISSING_EXCHANGE_RATE,
         Reason.CONVERTED_AMOUNT_TOO_LARGE,
         Reason.TRANSACTION_CONFLICT,

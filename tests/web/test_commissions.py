@@ -11,12 +11,26 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from clickback.core.commission import RevShareTerms, revshare_period
+from clickback.core.clicks import ClickRequest, ClickTaken, take_click
+from clickback.core.commission import RevShareTerms, period_bounds, revshare_period
 from clickback.store import ledger as store_ledger
 from clickback.store.tables import revshare_periods
-from tests.conftest import Client, World, make_world
+from tests.conftest import BROWSER_UA, Client, World, make_world
 
 THIS_MONTH = datetime.now(UTC).strftime("%Y-%m")
+
+
+def month(shift: int, at: datetime | None = None) -> str:
+    """The month (YYYY-MM) `shift` months after the one `at` (now) falls in; before it if negative."""
+    at = at or datetime.now(UTC)
+    index = at.year * 12 + at.month - 1 + shift
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+# The months NGR tests report: ended ones, all within the maximum event age (180 days by default),
+# each after the click of the players they register (LONG_AGO).
+EARLIEST_MONTH = -5
+LONG_AGO = period_bounds(month(EARLIEST_MONTH))[0] + timedelta(hours=1)
 CPA_100 = {"kind": "cpa", "cpa": {"amount": "100", "ftd_min": "20"}}
 
 
@@ -52,9 +66,30 @@ def send(client: Client, world: World, **params: str) -> httpx.Response:
     return client.postback(token=world.token, **params)
 
 
-def register(client: Client, world: World, link: str, player: str) -> str:
-    click_id = client.click(link)
-    client.flush()
+def old_click(client: Client, code: str, at: datetime, **params: str) -> str:
+    """A click taken `at` (in the past), through the real click rule and writer."""
+    runtime = client.node.runtime
+
+    async def take() -> str:
+        request = ClickRequest(code, params, "203.0.113.9", BROWSER_UA, "")
+        taken = take_click(
+            request, runtime.catalog.current, runtime.tracker.codec, at, runtime.settings.privacy
+        )
+        assert isinstance(taken, ClickTaken)
+        await runtime.writer.take(taken.click)
+        await runtime.writer.flush()
+        return taken.click.click_id
+
+    return client.node.call(take)
+
+
+def register(client: Client, world: World, link: str, player: str, clicked_at: datetime | None = None) -> str:
+    """A player registered through a click now, or one taken `clicked_at`."""
+    if clicked_at is None:
+        click_id = client.click(link)
+        client.flush()
+    else:
+        click_id = old_click(client, link, clicked_at)
     reply = send(client, world, click_id=click_id, event="reg", player_id=player)
     assert reply.json()["result"] == "accepted", reply.text
     return click_id
@@ -306,7 +341,7 @@ def test_a_month_that_has_ended_keeps_its_terms_when_the_deal_changes_after_it(
     priced at its 25 %, not the whole month again at 40 %; the running month follows the deal."""
     ended = (datetime.now(UTC).replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
     deal(client, world.casino, {"kind": "revshare", "revshare": {"percent": "25"}})
-    register(client, world, world.alice_casino, "P1")
+    register(client, world, world.alice_casino, "P1", clicked_at=LONG_AGO)
     send(client, world, event="ngr", player_id="P1", payout="10000", period=ended, txn_id="N1")
     send(client, world, event="ngr", player_id="P1", payout="1000", period=THIS_MONTH, txn_id="N2")
     assert [e["amount"] for e in ledger(client, period=ended)] == ["2500.00"]
@@ -340,7 +375,7 @@ def test_a_deal_change_keeps_the_outgoing_terms_for_ended_months_and_none_for_th
     once it ends (its reports come late) it is priced under the deal that was in force then."""
     ended = (datetime.now(UTC).replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
     deal(client, world.casino, {"kind": "revshare", "revshare": {"percent": "25"}})
-    register(client, world, world.alice_casino, "P1")
+    register(client, world, world.alice_casino, "P1", clicked_at=LONG_AGO)
     send(client, world, event="ngr", player_id="P1", payout="10000", period=ended, txn_id="N1")
     send(client, world, event="ngr", player_id="P1", payout="1000", period=THIS_MONTH, txn_id="N2")
 
@@ -479,10 +514,11 @@ def test_affiliate_deal_overrides_the_offer_default(client: Client, world: World
 
 def test_revshare_with_negative_carryover_across_three_months(client: Client, world: World) -> None:
     deal(client, world.casino, {"revshare": {"percent": "25", "negative_carryover": True}})
-    register(client, world, world.alice_casino, "P-6")
-    for month, ngr in (("2026-07", "-1000"), ("2026-08", "600"), ("2026-09", "1000")):
+    register(client, world, world.alice_casino, "P-6", clicked_at=LONG_AGO)
+    first, second, third = month(-5), month(-4), month(-3)
+    for period, ngr in ((first, "-1000"), (second, "600"), (third, "1000")):
         reply = send(
-            client, world, event="ngr", player_id="P-6", payout=ngr, period=month, txn_id="NGR-" + month
+            client, world, event="ngr", player_id="P-6", payout=ngr, period=period, txn_id="NGR-" + period
         )
         assert reply.status_code == 200, reply.text
 
@@ -490,25 +526,23 @@ def test_revshare_with_negative_carryover_across_three_months(client: Client, wo
         (line,) = statement(client, world.alice, period)["lines"]
         return line["ngr"], line["carry_in"], line["revshare_earnings"], line["carry_out"]
 
-    assert month_figures("2026-07") == ("-1000.00", "0.00", "0.00", "-1000.00")
-    assert month_figures("2026-08") == ("600.00", "-1000.00", "0.00", "-400.00")
-    assert month_figures("2026-09") == ("1000.00", "-400.00", "150.00", "0.00")
+    assert month_figures(first) == ("-1000.00", "0.00", "0.00", "-1000.00")
+    assert month_figures(second) == ("600.00", "-1000.00", "0.00", "-400.00")
+    assert month_figures(third) == ("1000.00", "-400.00", "150.00", "0.00")
 
-    # A late report for July wipes out its loss: August and September are recomputed and the
+    # A late report for the first month wipes out its loss: the two after it are recomputed and the
     # difference is booked as new entries caused by that report, never as edits.
-    late = send(
-        client, world, event="ngr", player_id="P-6", payout="1000", period="2026-07", txn_id="NGR-late"
-    )
+    late = send(client, world, event="ngr", player_id="P-6", payout="1000", period=first, txn_id="NGR-late")
 
-    assert month_figures("2026-07") == ("0.00", "0.00", "0.00", "0.00")
-    assert month_figures("2026-08")[2] == "150.00"
-    assert month_figures("2026-09")[2] == "250.00"
+    assert month_figures(first) == ("0.00", "0.00", "0.00", "0.00")
+    assert month_figures(second)[2] == "150.00"
+    assert month_figures(third)[2] == "250.00"
     entries = ledger(client, kind="revshare")
-    for period, earned in (("2026-08", "150"), ("2026-09", "250")):
+    for period, earned in ((second, "150"), (third, "250")):
         assert sum(Decimal(e["amount"]) for e in entries if e["period"] == period) == Decimal(earned)
-    assert {e["conversion_id"] for e in entries if e["period"] == "2026-08"} == {late.json()["conversion_id"]}
+    assert {e["conversion_id"] for e in entries if e["period"] == second} == {late.json()["conversion_id"]}
     assert {e["percent"] for e in entries} == {"25"}
-    assert entries[0]["detail"] == (  # newest first: September, the end of the cascade
+    assert entries[0]["detail"] == (  # newest first: the third month, the end of the cascade
         f"NGR 1000.00, carry-in 0.00, FTDs 0, 25% ⇒ 250.00 (booked 150.00); "
         f"after conversion {late.json()['conversion_id']}"
     )
@@ -518,10 +552,11 @@ def test_revshare_with_negative_carryover_across_three_months(client: Client, wo
 
 def test_rejected_ngr_report_is_reversed(client: Client, world: World) -> None:
     deal(client, world.casino, {"revshare": {"percent": "30"}})
-    register(client, world, world.alice_casino, "P-7")
-    send(client, world, event="ngr", player_id="P-7", payout="200", period="2026-08", txn_id="N-1")
+    register(client, world, world.alice_casino, "P-7", clicked_at=LONG_AGO)
+    ended = month(-2)
+    send(client, world, event="ngr", player_id="P-7", payout="200", period=ended, txn_id="N-1")
 
-    send(client, world, event="ngr", player_id="P-7", status="rejected", period="2026-08", txn_id="N-1")
+    send(client, world, event="ngr", player_id="P-7", status="rejected", period=ended, txn_id="N-1")
 
     reversal, original = ledger(client)
     assert (original["amount"], reversal["amount"], reversal["reverses_id"]) == (
@@ -529,7 +564,7 @@ def test_rejected_ngr_report_is_reversed(client: Client, world: World) -> None:
         "-60.00",
         original["id"],
     )
-    (line,) = statement(client, world.alice, "2026-08")["lines"]
+    (line,) = statement(client, world.alice, ended)["lines"]
     assert (line["ngr"], line["revshare_earnings"]) == ("0.00", "0.00")
 
 
@@ -928,9 +963,9 @@ def test_revshare_ledger_always_sums_to_the_months_recomputed_from_scratch(
     """Reports in any order, late ones, rejections: the incremental ledger must equal a fresh
     month-by-month computation over the final NGR."""
     deal(client, world.casino, {"revshare": {"percent": "30", "negative_carryover": True}})
-    register(client, world, world.alice_casino, "R")
+    register(client, world, world.alice_casino, "R", clicked_at=LONG_AGO)
     rng = random.Random(seed)
-    months = ["2026-05", "2026-06", "2026-07", "2026-08"]
+    months = [month(n) for n in range(EARLIEST_MONTH, EARLIEST_MONTH + 4)]
     live: dict[str, tuple[str, Decimal]] = {}
     for n in range(10):
         if live and rng.random() < 0.25:

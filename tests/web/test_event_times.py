@@ -5,28 +5,11 @@ from typing import Any
 
 import pytest
 
-from clickback.core.clicks import ClickRequest, ClickTaken, take_click
-from tests.conftest import BROWSER_UA, Client, World
-from tests.web.test_commissions import deal, ledger, send, statement
+from clickback.core.commission import period_bounds
+from tests.conftest import Client, World
+from tests.web.test_commissions import deal, ledger, month, old_click, send, statement
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-def old_click(client: Client, code: str, at: datetime, **params: str) -> str:
-    """A click taken `at` (in the past), through the real click rule and writer."""
-    runtime = client.node.runtime
-
-    async def take() -> str:
-        request = ClickRequest(code, params, "203.0.113.9", BROWSER_UA, "")
-        taken = take_click(
-            request, runtime.catalog.current, runtime.tracker.codec, at, runtime.settings.privacy
-        )
-        assert isinstance(taken, ClickTaken)
-        await runtime.writer.take(taken.click)
-        await runtime.writer.flush()
-        return taken.click.click_id
-
-    return client.node.call(take)
 
 
 def stamp(at: datetime) -> str:
@@ -197,3 +180,45 @@ def test_an_event_time_that_cannot_be_right_is_refused_with_its_reason(
     (logged,) = client.items("/postbacks", **{"reason": reason})
     assert logged["detail"] == reply.json()["detail"]
     assert client.items("/conversions") == []
+
+
+@pytest.mark.parametrize(
+    ("clicked_months_ago", "period_after_click", "by", "reason"),
+    [
+        # The 11th of two months ago: the month before it ended ten days before the click.
+        (2, -1, "player_id", "period_before_click"),
+        (2, -2, "click_id", "period_before_click"),
+        # After the click, but ended more than CLICKBACK_MAX_EVENT_AGE_DAYS (180) ago.
+        (9, 1, "player_id", "period_too_old"),
+        (2, 0, "player_id", None),
+        (2, 1, "click_id", None),
+    ],
+)
+def test_a_revenue_report_for_a_month_before_its_click_or_too_old_books_nothing(
+    client: Client,
+    world: World,
+    clicked_months_ago: int,
+    period_after_click: int,
+    by: str,
+    reason: str | None,
+) -> None:
+    deal(client, world.casino, {"kind": "revshare", "revshare": {"percent": "30"}})
+    clicked = period_bounds(month(-clicked_months_ago))[0] + timedelta(days=10, hours=12)
+    click_id = old_click(client, world.alice_casino, clicked)
+    assert send(client, world, click_id=click_id, event="reg", player_id="N").json()["result"] == "accepted"
+    period = month(period_after_click, clicked)
+    named = {"player_id": "N"} if by == "player_id" else {"click_id": click_id}
+
+    reply = send(client, world, event="ngr", payout="1000", txn_id="N1", period=period, **named)
+
+    if reason is None:
+        assert (reply.status_code, reply.json()["result"]) == (200, "accepted"), reply.text
+        assert [e["period"] for e in ledger(client)] == [period]
+        return
+    assert (reply.status_code, reply.json()["reason"]) == (422, reason)
+    assert reply.json()["detail"].startswith(period)
+    (logged,) = client.items("/postbacks", reason=reason)
+    assert (logged["detail"], logged["advertiser_id"]) == (reply.json()["detail"], world.northstar["id"])
+    assert [c["event"] for c in client.items("/conversions")] == ["registration"]
+    assert ledger(client) == []
+    assert statement(client, world.alice, period)["lines"] == []

@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from clickback.store.tables import players
 from tests.conftest import Client, World
-from tests.web.test_commissions import CPA_100, THIS_MONTH, deal, register, send
+from tests.web.test_commissions import CPA_100, LONG_AGO, THIS_MONTH, deal, month, register, send
 
 LISTS = [
     "/advertisers",
@@ -181,10 +181,10 @@ def test_commission_ledger_pages_newest_first_and_filters(client: Client, world:
     deal(client, world.sportsbook, {"revshare": {"percent": "25"}})
     register(client, world, world.alice_casino, "A")
     register(client, world, world.bob_casino, "B")
-    register(client, world, world.alice_sportsbook, "S")
+    register(client, world, world.alice_sportsbook, "S", clicked_at=LONG_AGO)
     alice_ftd = send(client, world, event="ftd", player_id="A", payout="30", txn_id="D-A").json()
     send(client, world, event="ftd", player_id="B", payout="30", txn_id="D-B")
-    send(client, world, event="ngr", player_id="S", payout="400", period="2026-08", txn_id="N-S")
+    send(client, world, event="ngr", player_id="S", payout="400", period=month(-2), txn_id="N-S")
     send(client, world, event="ftd", player_id="A", txn_id="D-A", status="rejected")
     # Bob's deal asks for no deposit: his player qualified on registering.
     reversal, ngr, alice_cpa, bob_cpa = client.items("/commissions")
@@ -208,7 +208,7 @@ def test_commission_ledger_pages_newest_first_and_filters(client: Client, world:
     assert found(kind="cpa", status="approved") == [reversal["id"]]
     assert found(status="pending") == [bob_cpa["id"]]
     assert found(status="reversed") == [alice_cpa["id"]]
-    assert found(period="2026-08") == [ngr["id"]]
+    assert found(period=month(-2)) == [ngr["id"]]
     assert found(period=THIS_MONTH, affiliate_id=world.alice["id"]) == [reversal["id"], alice_cpa["id"]]
     day = datetime.fromisoformat(ngr["created_at"]).date()
     assert found(**{"from": str(day), "to": str(day)}) == ids([reversal, ngr, alice_cpa, bob_cpa])

@@ -23,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
+from clickback.core.commission import period_of
 from clickback.core.intake import RawPostback
 from clickback.core.model import Click, Link, Traits
 from clickback.store.clicks import write_batch
@@ -257,7 +258,8 @@ class Generator:
             at = self.later(registered, timedelta(hours=1), timedelta(days=5))
             txn = f"{player}-N"
             payout = "300" if force else rng.choice(["300", "-120", "75.25"])
-            period = {"period": "2026-10"} if rng.random() < 0.5 else {}
+            # A stated month: the click's, which may be before the event's.
+            period = {"period": period_of(click.clicked_at)} if rng.random() < 0.5 else {}
             self.post(
                 "accepted",
                 event="ngr",

@@ -9,9 +9,11 @@ from hypothesis import strategies as st
 
 from clickback.core.commission import RevShareTerms, Tier, TierBasis, revshare_period
 from tests.conftest import Client, World
-from tests.web.test_commissions import deal, register, send, statement
+from tests.web.test_commissions import EARLIEST_MONTH, LONG_AGO, deal, month, register, send, statement
 
-MONTHS = ["2026-03", "2026-04", "2026-05", "2026-06", "2026-07", "2026-08", "2026-09"]
+# Every month that has ended and is still within the maximum event age.
+MONTHS = [month(n) for n in range(EARLIEST_MONTH, 0)]
+FIVE_AGO, FOUR_AGO, THREE_AGO, TWO_AGO = (month(n) for n in (-5, -4, -3, -2))
 
 
 def booked(client: Client, affiliate: dict[str, Any], period: str) -> Decimal:
@@ -32,16 +34,16 @@ def test_a_late_report_for_a_month_without_one_reaches_the_months_after_it(
     deal(
         client, world.casino, {"kind": "revshare", "revshare": {"percent": "25", "negative_carryover": True}}
     )
-    register(client, world, world.alice_casino, "P")
-    send(client, world, event="ngr", player_id="P", payout="-1000", period="2026-08", txn_id="AUG")
-    send(client, world, event="ngr", player_id="P", payout="3000", period="2026-10", txn_id="OCT")
-    assert booked(client, world.alice, "2026-10") == Decimal("500.00")  # 3000 - 1000 carried in
+    register(client, world, world.alice_casino, "P", clicked_at=LONG_AGO)
+    send(client, world, event="ngr", player_id="P", payout="-1000", period=FOUR_AGO, txn_id="AUG")
+    send(client, world, event="ngr", player_id="P", payout="3000", period=TWO_AGO, txn_id="OCT")
+    assert booked(client, world.alice, TWO_AGO) == Decimal("500.00")  # 3000 - 1000 carried in
 
-    late = send(client, world, event="ngr", player_id="P", payout="1200", period="2026-09", txn_id="SEP")
+    late = send(client, world, event="ngr", player_id="P", payout="1200", period=THREE_AGO, txn_id="SEP")
 
     september, october = (
-        month_line(client, world.alice, "2026-09"),
-        month_line(client, world.alice, "2026-10"),
+        month_line(client, world.alice, THREE_AGO),
+        month_line(client, world.alice, TWO_AGO),
     )
     assert september is not None and october is not None
     assert (september["carry_in"], september["revshare_earnings"], september["carry_out"]) == (
@@ -54,8 +56,8 @@ def test_a_late_report_for_a_month_without_one_reaches_the_months_after_it(
         "750.00",
         "0.00",
     )
-    assert booked(client, world.alice, "2026-10") == Decimal("750.00")
-    cascaded = client.items("/commissions", period="2026-10", conversion_id=late.json()["conversion_id"])
+    assert booked(client, world.alice, TWO_AGO) == Decimal("750.00")
+    cascaded = client.items("/commissions", period=TWO_AGO, conversion_id=late.json()["conversion_id"])
     assert [e["amount"] for e in cascaded] == ["250.00"]
 
 
@@ -63,10 +65,10 @@ def test_a_month_that_only_carries_a_deficit_has_its_statement_line(client: Clie
     deal(
         client, world.casino, {"kind": "revshare", "revshare": {"percent": "25", "negative_carryover": True}}
     )
-    register(client, world, world.alice_casino, "P")
-    send(client, world, event="ngr", player_id="P", payout="-400", period="2026-07", txn_id="JUL")
+    register(client, world, world.alice_casino, "P", clicked_at=LONG_AGO)
+    send(client, world, event="ngr", player_id="P", payout="-400", period=FIVE_AGO, txn_id="JUL")
 
-    august = month_line(client, world.alice, "2026-08")
+    august = month_line(client, world.alice, FOUR_AGO)
 
     assert august is not None
     assert (august["ngr"], august["carry_in"], august["revshare_earnings"], august["carry_out"]) == (
@@ -79,10 +81,10 @@ def test_a_month_that_only_carries_a_deficit_has_its_statement_line(client: Clie
 
 def test_ngr_is_shown_under_a_cpa_only_deal(client: Client, world: World) -> None:
     deal(client, world.casino, {"kind": "cpa", "cpa": {"amount": "50", "ftd_min": "10"}})
-    register(client, world, world.alice_casino, "P")
-    send(client, world, event="ngr", player_id="P", payout="-120.5", period="2026-09", txn_id="N")
+    register(client, world, world.alice_casino, "P", clicked_at=LONG_AGO)
+    send(client, world, event="ngr", player_id="P", payout="-120.5", period=THREE_AGO, txn_id="N")
 
-    line = month_line(client, world.alice, "2026-09")
+    line = month_line(client, world.alice, THREE_AGO)
 
     assert line is not None
     assert (
@@ -128,7 +130,7 @@ def test_revshare_months_always_equal_a_computation_from_scratch(
     terms = {"percent": "30", "tiers": tiers, "tier_basis": "ngr", "negative_carryover": True}
     deal(client, world.casino, {"kind": "revshare", "revshare": terms}, affiliate=affiliate)
     player = f"prop-{affiliate['id']}"
-    register(client, world, link["code"], player)
+    register(client, world, link["code"], player, clicked_at=LONG_AGO)
     reports: list[dict[str, Any]] = []
     for kind, target, amount in steps:
         if kind == "report":
@@ -199,12 +201,12 @@ def test_a_rejected_first_deposit_leaves_its_months_ftd_count(client: Client, wo
 
 def test_revshare_paid_from_mid_month_counts_the_months_earlier_reports(client: Client, world: World) -> None:
     deal(client, world.casino, {"kind": "cpa", "cpa": {"amount": "50", "ftd_min": "10"}})
-    register(client, world, world.alice_casino, "P")
-    send(client, world, event="ngr", player_id="P", payout="300", period="2026-09", txn_id="N1")
+    register(client, world, world.alice_casino, "P", clicked_at=LONG_AGO)
+    send(client, world, event="ngr", player_id="P", payout="300", period=THREE_AGO, txn_id="N1")
 
     deal(client, world.casino, {"kind": "hybrid", "revshare": {"percent": "10"}})
-    send(client, world, event="ngr", player_id="P", payout="200", period="2026-09", txn_id="N2")
+    send(client, world, event="ngr", player_id="P", payout="200", period=THREE_AGO, txn_id="N2")
 
-    line = month_line(client, world.alice, "2026-09")
+    line = month_line(client, world.alice, THREE_AGO)
     assert line is not None
     assert (line["ngr"], line["revshare_earnings"]) == ("500.00", "50.00")

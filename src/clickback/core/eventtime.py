@@ -13,9 +13,12 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from clickback.core.commission import period_bounds
 from clickback.core.reasons import Reason, Rejected
 from clickback.core.spans import utc
 
+# A month is a month somewhere: it begins a day early east of UTC and ends a day late west of it.
+MONTH_SLACK = timedelta(days=1)
 # A sender's clock may run a little ahead of ours (and a click ID's time is ours): within this,
 # an event "in the future" or "before its click" is the same moment, not an error.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -83,3 +86,28 @@ def event_moment(
             f"at {clicked_at.isoformat(timespec='seconds')}",
         )
     return min(max(stated.at, clicked_at), received_at)
+
+
+def check_period(period: str, received_at: datetime, max_age: timedelta) -> Rejected | None:
+    """A report's month (YYYY-MM): begun already, and not ended longer ago than the configured
+    limit (a month some of which is within it is accepted, as an event time of that day would be)."""
+    start, end = period_bounds(period)
+    if start > received_at + MONTH_SLACK:
+        return Rejected(Reason.PERIOD_IN_THE_FUTURE, period)
+    if end + MONTH_SLACK < received_at - max_age:
+        return Rejected(
+            Reason.PERIOD_TOO_OLD,
+            f"{period} ended more than {max_age.days} days ago (CLICKBACK_MAX_EVENT_AGE_DAYS)",
+        )
+    return None
+
+
+def check_period_after_click(period: str, clicked_at: datetime) -> Rejected | None:
+    """Revenue is earned after the click: a month that ended before it is another player's (or
+    another click's), and booked it would change a month the affiliate had no player in."""
+    if period_bounds(period)[1] + MONTH_SLACK < clicked_at:
+        return Rejected(
+            Reason.PERIOD_BEFORE_CLICK,
+            f"{period} ended before the click at {clicked_at.isoformat(timespec='seconds')}",
+        )
+    return None

@@ -20,10 +20,16 @@ from urllib.parse import parse_qsl
 
 from clickback.core.clickids import ClickIdCodec, VerifiedClickId
 from clickback.core.clicks import SUB_KEYS
-from clickback.core.commission import period_bounds
 from clickback.core.digits import is_digits
 from clickback.core.events import SIGNED_EVENTS, STANDARD_EVENTS, normalise_event
-from clickback.core.eventtime import EventTime, check_age, event_moment, parse_event_time
+from clickback.core.eventtime import (
+    EventTime,
+    check_age,
+    check_period,
+    check_period_after_click,
+    event_moment,
+    parse_event_time,
+)
 from clickback.core.lifecycle import DEFAULT_STATUS, Status, can_move, parse_status
 from clickback.core.limits import (
     MAX_BODY_BYTES,
@@ -438,9 +444,7 @@ def period(d: _Draft) -> Rejected | None:
         d.period = parse_period(raw)
         if d.period is None:
             return Rejected(Reason.INVALID_PERIOD, raw)
-        # A month is a month somewhere: the next one begins a day early east of UTC.
-        if period_bounds(d.period)[0] > d.raw.received_at + timedelta(days=1):
-            return Rejected(Reason.PERIOD_IN_THE_FUTURE, d.period)
+        return check_period(d.period, d.raw.received_at, d.max_event_age)
     return None
 
 
@@ -547,6 +551,10 @@ def attribute(
     event_at = event_moment(postback.event_time, postback.click.clicked_at, now)
     if isinstance(event_at, Rejected):
         return event_at
+    if postback.period is not None:
+        rejected = check_period_after_click(postback.period, postback.click.clicked_at)
+        if rejected is not None:
+            return rejected
     if click is None:
         # A genuine ID this young may still be in a node's write buffer: keep the conversion.
         if now - postback.click.clicked_at > in_flight_window:

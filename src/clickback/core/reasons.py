@@ -192,6 +192,20 @@ class Reason(Enum):
         "The period is a month that has not begun yet.",
         "Send the month the revenue was earned in; check the sender's month and time zone.",
     )
+    PERIOD_TOO_OLD = (
+        "period_too_old",
+        422,
+        "The period is a month that ended longer ago than clickback accepts.",
+        "Send the month the revenue was earned in; months that ended more than"
+        " CLICKBACK_MAX_EVENT_AGE_DAYS (180 by default) ago need the affiliate manager to raise it.",
+    )
+    PERIOD_BEFORE_CLICK = (
+        "period_before_click",
+        422,
+        "The period is a month that ended before the click the report is attributed to.",
+        "Send the month the revenue was earned in (revenue comes after the click), and check that"
+        " the click ID or player_id belongs to this report.",
+    )
     INVALID_EVENT_TIME = (
         "invalid_event_time",
         422,
