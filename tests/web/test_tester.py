@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 
 from tests.conftest import Client, Node, World
 
@@ -241,3 +242,35 @@ def test_a_test_postback_naming_a_real_players_id_earns_them_nothing(client: Cli
     assert listed == {("registration", False, real), ("deposit", True, test_click)}
     (player,) = client.items("/players", player_id="P1")
     assert (player["deposits"], player["qualified_at"]) == ("0.00", None)
+
+
+@pytest.mark.parametrize("tested_first", [True, False], ids=["tested_first", "real_first"])
+def test_a_test_postback_and_a_real_one_never_share_a_transaction(
+    client: Client, world: World, tested_first: bool
+) -> None:
+    """An advertiser tries an order number out with the tester, then a player makes that order
+    (or the other way round): each is recorded on its own click, and neither blocks, repeats
+    nor changes the other."""
+    real = client.click(world.alice_casino)
+    client.flush()
+    test_click = new_click(client, world)["click_id"]
+
+    def real_postback(**extra: str) -> httpx.Response:
+        return client.postback(
+            click_id=real, event="deposit", payout="30", txn_id="ORDER-1", token=world.token, **extra
+        )
+
+    def test_postback(**extra: str) -> dict[str, Any]:
+        return fire(client, test_click, "deposit", payout="50", txn_id="ORDER-1", **extra)
+
+    if tested_first:
+        tested, sent = test_postback(), real_postback()
+    else:
+        sent, tested = real_postback(), test_postback()
+
+    assert (sent.status_code, sent.json()["result"]) == (200, "accepted"), sent.text
+    assert tested["outcome"]["result"] == "accepted", tested["outcome"]
+    assert real_postback(status="rejected").json()["result"] == "updated"
+    assert test_postback()["outcome"]["result"] == "duplicate"
+    listed = {(c["click_id"], c["status"], c["payout"], c["test"]) for c in client.items("/conversions")}
+    assert listed == {(real, "rejected", "30.00", False), (test_click, "approved", "50.00", True)}

@@ -32,7 +32,7 @@ from clickback.core.lifecycle import PAYABLE, Status, can_move
 from clickback.core.model import Catalog
 from clickback.core.money import money_text
 from clickback.store import caps, ledger
-from clickback.store.recording import MonthChange, Player, Recording
+from clickback.store.recording import Key, MonthChange, Player, Recording
 
 MAX_CAUSES_SHOWN = 5
 
@@ -105,8 +105,9 @@ def _cpa_decided_by_hand(
         rec.change_player(player, qualified_at=None)
 
 
-def _qualified_key(player: Player) -> tuple[int, str, str]:
-    return (player.advertiser_id, player_key(player.player_id), "qualified_cpa")
+def _qualified_key(player: Player) -> Key:
+    # A player's CPA is never a test's: a test click's postbacks make no player (ADR 13).
+    return (player.advertiser_id, player_key(player.player_id), "qualified_cpa", False)
 
 
 def _book_cpa(rec: Recording, player: Player, deal: Deal, q: Qualified, now: datetime) -> None:

@@ -314,8 +314,10 @@ class _Group:
         )
         if isinstance(attribution, Rejected):
             return _refuse(rec, raw, Refused(attribution, advertiser, click_id, postback.ignored), test)
-        key = (advertiser, postback.dedupe_key, dedupe_family(postback.event))
-        existing = rec.conversion_by_key(key)
+        # Test and real conversions keep to their own keys: neither repeats nor blocks the other.
+        existing = rec.conversion_by_key(
+            (advertiser, postback.dedupe_key, dedupe_family(postback.event), test)
+        )
         if existing is not None:
             return self._repeat(rec, raw, postback, attribution, existing, player, named_click)
 

@@ -44,13 +44,17 @@ from clickback.store.tables import (
     postbacks,
 )
 
-# (advertiser_id, dedupe_key, dedupe_event): a conversion's duplicate key.
-Key = tuple[int, str, str]
+# (advertiser_id, dedupe_key, dedupe_event, test): a conversion's duplicate key. A test
+# conversion's (ADR 13) is never a real one's.
+Key = tuple[int, str, str, bool]
+# The same without the test flag: what a group reads by, before it knows which clicks are tests.
+LookupKey = tuple[int, str, str]
 # (advertiser_id, player_id)
 PlayerKey = tuple[int, str]
 # (advertiser_id, signature) of a signed postback
 SignatureKey = tuple[int, str]
-_DUPLICATE_KEY = ("advertiser_id", "dedupe_key", "dedupe_event")
+# A LookupKey's columns: the rows of both flags are read (and locked) at once.
+_LOOKUP_KEY = ("advertiser_id", "dedupe_key", "dedupe_event")
 _PLAYER_KEY = ("advertiser_id", "player_id")
 
 
@@ -110,7 +114,8 @@ class Recording:
         self.conn = conn
         self._catalog_checked = catalog is None
         self._by_id: dict[int, dict[str, Any]] = {}
-        self._by_key: dict[Key, dict[str, Any] | None] = {}
+        self._by_key: dict[Key, dict[str, Any]] = {}
+        self._looked_up: set[LookupKey] = set()
         self._players: dict[PlayerKey, Player | None] = {}
         self._player_rows: dict[PlayerKey, dict[int, dict[str, Any]]] | None = None
         self._rates: dict[tuple[str, str, date], Decimal | None] = {}
@@ -143,19 +148,19 @@ class Recording:
         return self.load(ids, ())
 
     def load(
-        self, click_ids: Sequence[str], keys: Iterable[Key], signatures: Iterable[SignatureKey] = ()
+        self, click_ids: Sequence[str], keys: Iterable[LookupKey], signatures: Iterable[SignatureKey] = ()
     ) -> dict[str, Click]:
         """The clicks named, load_conversions(keys), and which of the signatures were seen
         before (first_use), in one round trip on PostgreSQL; the first time, check_catalog's
         read too."""
-        wanted = [k for k in dict.fromkeys(keys) if k not in self._by_key]
-        self._by_key.update(dict.fromkeys(wanted))
+        wanted = [k for k in dict.fromkeys(keys) if k not in self._looked_up]
+        self._looked_up.update(wanted)
         version, found_clicks, found, seen = select_keys_together(
             self.conn,
             [
                 (catalog_version, ("id",), [] if self._catalog_checked else [(VERSION_ROW,)], SHARE),
                 (clicks, ("click_id",), [(i,) for i in click_ids], False),
-                (conversions, _DUPLICATE_KEY, wanted, True),
+                (conversions, _LOOKUP_KEY, wanted, True),
                 (postback_signatures, ("advertiser_id", "signature"), signatures, False),
             ],
         )
@@ -212,16 +217,16 @@ class Recording:
             self.load_players([key])
         return self._players[key]
 
-    def load_conversions(self, keys: Iterable[Key]) -> None:
+    def load_conversions(self, keys: Iterable[LookupKey]) -> None:
         """The conversions already recorded under these duplicate keys, locked (FOR UPDATE: two
         status changes racing on PostgreSQL apply one after the other; SQLite writers are
         serialised already)."""
         self.load((), keys)
 
     def conversion_by_key(self, key: Key) -> dict[str, Any] | None:
-        if key not in self._by_key:
-            self.load_conversions([key])
-        return self._by_key[key]
+        if key[:3] not in self._looked_up:
+            self.load_conversions([key[:3]])
+        return self._by_key.get(key)
 
     def conversion(self, conversion_id: int, *, lock: bool = False) -> dict[str, Any]:
         if conversion_id not in self._by_id:
@@ -277,7 +282,7 @@ class Recording:
         known = self._by_id.get(row["id"])
         if known is None:
             known = self._by_id[row["id"]] = row
-            self._by_key[(known["advertiser_id"], known["dedupe_key"], known["dedupe_event"])] = known
+            self._by_key[_key_of(known)] = known
             self._index_player_row(known)
         return known
 
@@ -331,12 +336,16 @@ class Recording:
         self._new_conversions.append(added)
         self.notify(added)
         self._by_id[added["id"]] = added
-        self._by_key[(added["advertiser_id"], added["dedupe_key"], added["dedupe_event"])] = added
+        self._by_key[_key_of(added)] = added
         self._index_player_row(added)
         return added
 
     def change_conversion(self, row: dict[str, Any], **values: Any) -> None:
         before = _share(row)
+        if "test" in values and self._by_key.get(_key_of(row)) is row:
+            # A conversion that came before its click, the click a test's: its key moves with it.
+            del self._by_key[_key_of(row)]
+            self._by_key[_key_of({**row, "test": values["test"]})] = row
         row.update(values)
         if "player_id" in values:
             self._index_player_row(row)  # one of the player's events from now on
@@ -567,6 +576,10 @@ async def forget_signatures(db: Database, before: datetime) -> None:
     """Signatures older than their timestamps' window: a replay of those is refused by its time."""
     async with db.write() as conn:
         await conn.execute(delete(postback_signatures).where(postback_signatures.c.seen_at < before))
+
+
+def _key_of(row: Mapping[str, Any]) -> Key:
+    return (row["advertiser_id"], row["dedupe_key"], row["dedupe_event"], bool(row["test"]))
 
 
 def _update_by_id(conn: Connection, table: Table, changes: Mapping[int, Mapping[str, Any]]) -> None:

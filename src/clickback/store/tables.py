@@ -440,8 +440,10 @@ conversions = Table(
     Column("pixel_offer_id", Integer, nullable=True),
     # Its click is a test click (ADR 13): out of reports, statements, players and the ledger.
     Column("test", Boolean, nullable=False, server_default=text("false")),
-    # Exactly-once comes from this key, not from check-then-insert.
-    UniqueConstraint("advertiser_id", "dedupe_key", "dedupe_event"),
+    # Exactly-once comes from this key, not from check-then-insert. Test conversions have keys of
+    # their own (migration 0025): a transaction ID tried out with the tester is free for the real
+    # postback, and a real one never blocks, repeats or changes a test.
+    UniqueConstraint("advertiser_id", "dedupe_key", "dedupe_event", "test"),
     # Led by player_id: led by advertiser_id it competed with the unique key above for the
     # dedupe lookups, and won on a table not yet analyzed (migration 0005).
     Index(None, "player_id", "advertiser_id"),
