@@ -163,6 +163,15 @@ POST_JSON = {"url": "https://t.example/pb", "method": Method.POST, "body_format"
         (POST_JSON | {"body": '{"x": "[clickid]", "y": "{subid}"}'}, "[clickid]"),
         (POST_JSON | {"body": '{"x": {"y": ["{click-id}"]}}'}, "{click-id}"),
         (POST_JSON | {"body": '{"{subid}}": 1}'}, "}"),
+        # A bare dollar sign before a name: $payout, $x$ (trackers that write them so).
+        ({"url": "https://t.example/pb?p=$payout"}, "$payout"),
+        ({"url": "https://t.example/pb?c={subid}&p=$payout$"}, "$payout$"),
+        ({"url": "https://t.example/pb?c=$click_id&s={subid}"}, "$click_id"),
+        ({"url": "https://t.example/pb?c=id-$sub1"}, "$sub1"),
+        ({"url": "https://t.example/pb/$clickid/done?s={subid}"}, "$clickid"),
+        (POST_FORM | {"body": "x={subid}&amount=$payout"}, "$payout"),
+        (POST_JSON | {"body": '{"x": "{subid}", "amount": "$payout"}'}, "$payout"),
+        (POST_JSON | {"body": '{"x": {"y": ["$x$"]}}'}, "$x$"),
     ],
 )
 def test_another_trackers_placeholders_are_refused_by_name(fields: dict[str, Any], stray: str) -> None:
@@ -182,6 +191,14 @@ def test_another_trackers_placeholders_are_refused_by_name(fields: dict[str, Any
         POST_FORM | {"body": "data[click]={subid}&amount={payout}"},
         POST_JSON
         | {"body": '{"amount": {payout}, "nested": {"click": "{subid}", "list": [{conversion_id}]}}'},
+        # A dollar sign that starts no name, ends a word or follows one, is percent-encoded, or
+        # is in a parameter's name: data, not a placeholder.
+        {"url": "https://t.example/pb?price=$5&cur=US$&x=$&s={subid}"},
+        {"url": "https://t.example/pb?token=ab$cd&s={subid}"},
+        {"url": "https://t.example/pb?note=%24payout&s={subid}"},
+        {"url": "https://t.example/pb?$format=json&$top=1&s={subid}"},
+        POST_FORM | {"body": "price=$5&note=%24payout&s={subid}"},
+        POST_JSON | {"body": '{"$set": {"click": "{subid}"}, "price": "$5", "cur": "US$", "k": "a$b"}'},
     ],
 )
 def test_look_alikes_of_placeholders_are_accepted(fields: dict[str, Any]) -> None:

@@ -609,6 +609,28 @@ def test_another_trackers_placeholder_is_a_422_naming_it(client: Client, world: 
     assert client.items("/outbound/templates") == []
 
 
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("http://127.0.0.1:9/ok?c={subid}&p=$payout", "'$payout' in the URL"),
+        ("http://127.0.0.1:9/ok?c=$clickid$&p={payout}", "'$clickid$' in the URL"),
+    ],
+)
+def test_a_dollar_placeholder_is_a_422_naming_it(client: Client, world: World, url: str, named: str) -> None:
+    body = {"affiliate_id": world.alice["id"], "url": url}
+    refused = client.http.post("/api/outbound/templates", json=body, headers=client.auth)
+    assert refused.status_code == 422, refused.text
+    assert named in refused.text and "%24" in refused.text
+    assert client.items("/outbound/templates") == []
+
+
+def test_a_dollar_sign_that_is_data_is_saved_as_written(
+    client: Client, world: World, receiver: Receiver
+) -> None:
+    saved = add_template(client, world, receiver.url("/pb?price=$5&cur=US$&k=ab$cd&note=%24payout&s={sub1}"))
+    assert "?price=$5&cur=US$&k=ab$cd&note=%24payout&s={sub1}" in saved["url"]
+
+
 def test_a_manual_rejection_reverses_the_cpa_as_a_postback_would(
     client: Client, world: World, receiver: Receiver
 ) -> None:

@@ -38,6 +38,12 @@ _UNREPLACED = re.compile(
     r"|\$\{?[A-Za-z_][\w.\-]*\}"
 )
 
+# Placeholders written with a bare dollar sign ($payout, $clickid$), in a template of ours: a
+# dollar sign that starts a name, and is not itself after a letter, digit, "_" or "$" (a token
+# "ab$cd", "US$" or "$5" is data). Only templates are checked for these: their author can write a
+# dollar meant as data as %24, which an incoming value, already decoded, could not tell apart.
+_DOLLAR_PLACEHOLDER = re.compile(r"(?<![A-Za-z0-9_$])\$[A-Za-z_][A-Za-z0-9_]*\$?")
+
 
 class TemplateError(ValueError):
     """An offer URL template that cannot be used; the message says what to fix."""
@@ -98,4 +104,10 @@ def compile_template(text: str) -> UrlTemplate:
 
 def find_unreplaced_macro(value: str) -> str | None:
     match = _UNREPLACED.search(value)
+    return match.group(0) if match else None
+
+
+def find_dollar_placeholder(text: str) -> str | None:
+    """The first `$name` or `$name$` in a template's text as written (see _DOLLAR_PLACEHOLDER)."""
+    match = _DOLLAR_PLACEHOLDER.search(text)
     return match.group(0) if match else None

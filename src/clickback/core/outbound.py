@@ -26,7 +26,7 @@ from clickback.core.caps import cap_status
 from clickback.core.digits import is_digits
 from clickback.core.lifecycle import Status
 from clickback.core.limits import MAX_URL_LEN
-from clickback.core.macros import find_unreplaced_macro
+from clickback.core.macros import find_dollar_placeholder, find_unreplaced_macro
 from clickback.core.money import money_text
 
 MAX_BODY_TEMPLATE_LEN = 4096
@@ -173,6 +173,12 @@ def _stray_placeholder(pieces: Sequence[str], json_body: bool = False) -> str | 
             return "${" + pieces[i] + "}"
     if json_body:
         return None
+    for written in pieces[::2]:
+        # As written, not decoded: %24 is how a template says a dollar sign is data.
+        for segment in re.split(r"[?&]", written):
+            found = find_dollar_placeholder(segment.split("=", 1)[-1])
+            if found is not None:
+                return found
     for decoded in map(unquote, pieces[::2]):
         for segment in re.split(r"[?&]", decoded):
             # Only the value: a name like filter[status] is a form's own syntax, not a macro.
@@ -185,23 +191,25 @@ def _stray_placeholder(pieces: Sequence[str], json_body: bool = False) -> str | 
     return None
 
 
-def _stray_in_json(value: Any) -> str | None:
-    """The first placeholder of another syntax, or stray brace, in a JSON body's keys and strings."""
+def _stray_in_json(value: Any, key: bool = False) -> str | None:
+    """The first placeholder of another syntax, or stray brace, in a JSON body's keys and strings
+    (a `$name` in its strings only: a key such as "$set" is the receiver's own syntax)."""
     if isinstance(value, str):
-        found = find_unreplaced_macro(value)
+        found = find_unreplaced_macro(value) or (None if key else find_dollar_placeholder(value))
         return found if found is not None else (value if "{" in value or "}" in value else None)
-    items: list[Any] = []
+    items: list[tuple[Any, bool]] = []
     if isinstance(value, dict):
-        items = [x for pair in value.items() for x in pair]
+        items = [x for k, v in value.items() for x in ((k, True), (v, False))]
     elif isinstance(value, list):
-        items = value
-    return next((f for f in map(_stray_in_json, items) if f is not None), None)
+        items = [(v, False) for v in value]
+    return next((f for f in (_stray_in_json(v, k) for v, k in items) if f is not None), None)
 
 
 def _refuse_stray(found: str | None, where: str) -> None:
     if found is not None:
+        data = " (a dollar sign meant as data is written %24)" if find_dollar_placeholder(found) else ""
         raise OutboundError(
-            f"{found!r} in the {where} is no macro of clickback's and would be sent as written:"
+            f"{found!r} in the {where} is no macro of clickback's and would be sent as written{data}:"
             f" write each macro as {{name}}, one of: {known_macros()}"
         )
 
