@@ -1,5 +1,6 @@
 """Which failures are the data's (the click writer isolates the refused clicks) and which are
-not (the batch is retried whole, as when the database is away)."""
+not (the batch is retried whole, as when the database is away); which are a race on a unique key
+lost to another transaction (a postback group runs again)."""
 
 import sqlite3
 
@@ -7,7 +8,7 @@ import asyncpg.exceptions as pg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from clickback.store.db import refused_data
+from clickback.store.db import lost_race, refused_data
 
 
 def caused(error: BaseException, by: BaseException) -> BaseException:
@@ -46,3 +47,20 @@ def during(error: BaseException, handling: BaseException) -> BaseException:
 )
 def test_only_refusals_of_the_values_themselves_are_the_datas(error: BaseException, data: bool) -> None:
     assert refused_data(error) is data
+
+
+@pytest.mark.parametrize(
+    ("error", "lost"),
+    [
+        (pg.UniqueViolationError('duplicate key value violates unique constraint "uq_conversions"'), True),
+        (DBAPIError("INSERT ...", None, caused(Exception("adapted"), pg.UniqueViolationError("dup"))), True),
+        (pg.NotNullViolationError("null value in column"), False),
+        (pg.ForeignKeyViolationError("violates foreign key constraint"), False),
+        (pg.StringDataRightTruncationError("value too long"), False),
+        (sqlite3.IntegrityError("UNIQUE constraint failed"), False),  # a writer holds the lock
+        (during(pg.ConnectionDoesNotExistError("closed"), pg.UniqueViolationError("dup")), False),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v),
+)
+def test_only_a_unique_key_taken_meanwhile_is_a_lost_race(error: BaseException, lost: bool) -> None:
+    assert lost_race(error) is lost

@@ -61,7 +61,7 @@ from clickback.service.clickwriter import ClickWriter
 from clickback.service.group_commit import GroupCommit
 from clickback.store import audit
 from clickback.store.catalog import StaleCatalog
-from clickback.store.db import Database
+from clickback.store.db import Database, lost_race
 from clickback.store.recording import Player, Recording, clicks_landed
 from clickback.store.tables import conversions, postbacks
 from clickback.store.tables import players as player_table
@@ -71,6 +71,9 @@ T = TypeVar("T")
 # Large enough to amortise a commit, small enough that the first postback of a group is not
 # kept waiting by the last.
 MAX_GROUP = 200
+# Each attempt after a lost race reads the rows the winner committed; more than one lost race in
+# a row takes yet other processes recording the group's keys meanwhile.
+RACE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +206,14 @@ class Postbacks:
         (Recording.check_catalog). Another process may have changed it (a deal set) less than a
         refresh ago: the transaction is then rolled back, the catalog reloaded, and the work made
         again, so that whatever is recorded after a change is decided under it. Once the work
-        has committed, the entries it booked count."""
+        has committed, the entries it booked count.
+
+        Two processes given the same new conversion (or player, or signature) at once both find
+        its key free, and both insert it: PostgreSQL makes the second wait for the first and,
+        once that commits, refuses it (store.db.lost_race). Nothing of it was written, so the
+        work runs again in a new transaction, which reads the first one's rows: the postback is
+        then the repeat it is (a duplicate, as a retry sent later is answered), not a 503."""
+        races = 0
         while True:
             catalog = self._catalog.current
             try:
@@ -212,6 +222,11 @@ class Postbacks:
             except StaleCatalog as stale:
                 log.info("catalog %d is out of date (%d): reloaded", catalog.version, stale.version)
                 await self._catalog.reload(stale.version)
+            except self._db.errors as exc:
+                races += 1
+                if races == RACE_ATTEMPTS or not lost_race(exc):
+                    raise
+                log.info("a write lost a race on a unique key to another process; running it again")
         for kind, booked in rec.entries.items():
             LEDGER_ENTRIES.labels(worker(), kind).inc(booked)
         if rec.enqueued:

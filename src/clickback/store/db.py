@@ -8,7 +8,7 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -250,6 +250,31 @@ def refused_data(exc: BaseException) -> bool:
     without them would succeed: the click writer then stores the rest of a batch and sets those
     apart. Anything else (a lost connection, a locked or full database, a bug) is not the data's
     fault, and a batch failing that way is retried whole."""
+    for e in _causes(exc):
+        if isinstance(e, _DATA_ERRORS):
+            return True
+        state = getattr(e, "sqlstate", None)
+        if isinstance(state, str) and state[:2] in _DATA_CLASSES:
+            return True
+    return False
+
+
+# SQLSTATE unique_violation.
+_UNIQUE_VIOLATION = "23505"
+
+
+def lost_race(exc: BaseException) -> bool:
+    """Whether a transaction failed on a unique key another transaction took first and has
+    committed (PostgreSQL: an INSERT of a key that another open transaction inserted waits for
+    it, and fails only once it commits). The same work in a new transaction then reads that
+    row and decides with it. SQLite writers hold the write lock from their first read, so the
+    rows a transaction read stay as they were until it ends: no race to lose."""
+    return any(getattr(e, "sqlstate", None) == _UNIQUE_VIOLATION for e in _causes(exc))
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The error and those it was raised from: asyncpg's errors and SQLAlchemy's wrappers of
+    them both name the SQLSTATE."""
     seen: list[BaseException] = []
     todo: list[BaseException | None] = [exc]
     while todo:
@@ -257,16 +282,10 @@ def refused_data(exc: BaseException) -> bool:
         if e is None or any(e is s for s in seen):
             continue
         seen.append(e)
-        if isinstance(e, _DATA_ERRORS):
-            return True
-        # asyncpg's errors and SQLAlchemy's wrappers of them both name the SQLSTATE.
-        state = getattr(e, "sqlstate", None)
-        if isinstance(state, str) and state[:2] in _DATA_CLASSES:
-            return True
+        yield e
         # Not __context__: an error raised while handling another (a rollback that failed on a
         # lost connection) is not caused by it.
         todo += [e.__cause__, getattr(e, "orig", None)]
-    return False
 
 
 class utc_month(FunctionElement[str]):

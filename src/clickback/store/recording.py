@@ -191,8 +191,8 @@ class Recording:
 
     def first_use(self, key: SignatureKey, now: datetime) -> bool:
         """Whether a signed postback's signature is new (it is then kept: a replay is refused).
-        Another process keeping the same one meanwhile fails this group's commit, and its
-        postbacks are applied again one by one, finding it."""
+        Another process keeping the same one meanwhile fails this group's insert, and the group
+        runs again (service.postbacks: store.db.lost_race), finding it."""
         if key in self._signatures:
             return False
         self._signatures.add(key)
@@ -329,7 +329,8 @@ class Recording:
     def add_conversion(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """A new conversion; its id is given here. The caller has made sure its key is free: a
         conversion that another process records under the same key meanwhile makes the
-        group's commit fail, and each postback is then applied again on its own."""
+        group's insert fail, and the group runs again (service.postbacks: store.db.lost_race),
+        finding it."""
         # Every row of a group's insert has the same columns: over_cap is set by a cap only.
         added = {"over_cap": False, **row, "id": self._next_id(conversions)}
         self._moved(None, _share(added), added["id"])
