@@ -128,30 +128,42 @@ QUALIFICATION = [
 
 @pytest.mark.parametrize(("rules", "events", "by"), QUALIFICATION)
 def test_qualification(rules: CpaRules, events: list[PlayerEvent], by: int | None) -> None:
-    verdict = qualify(rules, events)
+    verdict = qualify(rules, events, "EUR")
     assert (verdict.by if verdict else None) == by
 
 
 def test_qualification_does_not_depend_on_arrival_order() -> None:
     events = [ev(3, "verification", 5), ev(2, "first_deposit", 1, "25"), REG]
-    verdict = qualify(VERIFIED, events)
+    verdict = qualify(VERIFIED, events, "EUR")
     assert verdict is not None
     assert (verdict.at, verdict.because) == (at(5), (1, 2, 3))
 
 
 def test_reversal_after_approval_is_a_verdict_that_no_longer_holds() -> None:
     events = [REG, ev(2, "first_deposit", 1, "25")]
-    assert qualify(BASELINE, events) is not None
+    assert qualify(BASELINE, events, "EUR") is not None
     # The FTD rejected afterwards: the store passes only payable events, and the rules fail.
-    assert qualify(BASELINE, events[:1]) is None
+    assert qualify(BASELINE, events[:1], "EUR") is None
 
 
 def test_explanation_names_each_rule_and_its_figures() -> None:
-    verdict = qualify(WINDOWED, [REG, ev(2, "first_deposit", 1, "25"), ev(3, "verification", 2)])
+    verdict = qualify(WINDOWED, [REG, ev(2, "first_deposit", 1, "25"), ev(3, "verification", 2)], "EUR")
     assert verdict is not None
     assert (
-        verdict.explanation == "registered; verified; first deposit 25 ≥ 20; all within 7 days of 2026-10-01"
+        verdict.explanation
+        == "registered; verified; first deposit 25.00 ≥ 20.00; all within 7 days of 2026-10-01"
     )
+
+
+def test_explanation_shows_amounts_with_the_deal_currencys_decimals() -> None:
+    # A baseline kept as Decimal writes it (2E+1: as a deal once stored it), a deposit read
+    # back from the database with 4 decimals: both as the currency shows amounts.
+    rules = CpaRules(amount=D(100), ftd_min=D("2E+1"))
+    events = [REG, ev(2, "first_deposit", 1, "20.0000")]
+    for currency, shown in (("EUR", "20.00 ≥ 20.00"), ("JPY", "20 ≥ 20"), ("KWD", "20.000 ≥ 20.000")):
+        verdict = qualify(rules, events, currency)
+        assert verdict is not None
+        assert verdict.explanation == f"registered; first deposit {shown}"
 
 
 def test_geo_amount_overrides_the_default() -> None:
@@ -400,7 +412,7 @@ def test_each_cpa_rule_is_checked_on_its_own(
 ) -> None:
     assert checks(rules, events) == expected
     # The rules all held exactly when qualify says the player qualified.
-    assert all(held for _, held, _ in expected) == (qualify(rules, events) is not None)
+    assert all(held for _, held, _ in expected) == (qualify(rules, events, "EUR") is not None)
 
 
 def test_a_rule_checks_day_is_the_event_that_met_it() -> None:

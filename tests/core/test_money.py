@@ -5,7 +5,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clickback.core.limits import MAX_PAYOUT, PAYOUT_DECIMALS
-from clickback.core.money import CURRENCIES, minor_units, money_text, parse_amount, parse_currency
+from clickback.core.money import (
+    CURRENCIES,
+    minor_units,
+    money_text,
+    parse_amount,
+    parse_currency,
+    plain,
+    written_plainly,
+)
 
 
 @pytest.mark.parametrize(
@@ -71,6 +79,21 @@ def test_anything_but_digits_with_an_optional_dot_is_refused(raw: str) -> None:
 @pytest.mark.parametrize("raw", [str(MAX_PAYOUT + 1), f"{MAX_PAYOUT}.0001", "999999999999", "1" * 13])
 def test_amount_over_the_maximum_payout_is_refused(raw: str) -> None:
     assert parse_amount(raw) is None
+
+
+def test_a_rate_may_have_more_decimals_than_an_amount() -> None:
+    assert parse_amount("0.0000000123", decimals=10) == Decimal("0.0000000123")
+    assert parse_amount("0.0000000123") is None
+    assert parse_amount("1E-8", decimals=10) is None
+    assert (written_plainly("0.0000000123", 10), written_plainly("1.2e2", 10)) == (True, False)
+
+
+@pytest.mark.parametrize(
+    ("number", "shown"),
+    [("1.5E+2", "150"), ("2E+1", "20"), ("1E-8", "0.00000001"), ("1.0842", "1.0842"), ("20.0000", "20.0000")],
+)
+def test_plain_never_writes_an_exponent(number: str, shown: str) -> None:
+    assert plain(Decimal(number)) == shown
 
 
 @settings(max_examples=200)

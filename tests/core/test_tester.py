@@ -77,7 +77,8 @@ def test_cpa_preview_says_whether_and_why_the_player_would_qualify() -> None:
     waiting = preview_commission(CPA, "DE", registered)
     assert (waiting.cpa_amount, waiting.cpa_qualified) == (D("120.00"), False)
     assert (
-        waiting.cpa_explanation == "not yet: a registration, a first deposit of at least 20 (amounts in EUR)"
+        waiting.cpa_explanation
+        == "not yet: a registration, a first deposit of at least 20.00 (amounts in EUR)"
     )
 
     small = preview_commission(CPA, "FR", [*registered, conversion(2, "first_deposit", "10", 1)])
@@ -86,7 +87,7 @@ def test_cpa_preview_says_whether_and_why_the_player_would_qualify() -> None:
     assert preview_commission(CPA, "FR", [*registered, rejected]).cpa_qualified is False
 
     done = preview_commission(CPA, "FR", [*registered, conversion(2, "first_deposit", "30", 1)])
-    assert done.cpa_qualified is True and "first deposit 30 ≥ 20" in done.cpa_explanation
+    assert done.cpa_qualified is True and "first deposit 30.00 ≥ 20.00" in done.cpa_explanation
     assert done.revshare_percent is None and done.revshare_earnings is None
 
 

@@ -207,8 +207,8 @@ def test_the_deal_and_caps_are_edited_on_the_offers_page_and_shown_in_its_histor
         stored["cpa"]["hold_days"],
     ) == (
         "cpa",
-        "40",
-        "20",
+        "40.00",
+        "20.00",
         7,
     )
     # Hybrid needs RevShare terms: refused by the API's own rule, beside the percent.

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from clickback.core.clicks import ClickRequest, ClickTaken, take_click
 from clickback.core.commission import RevShareTerms, period_bounds, revshare_period
 from clickback.store import ledger as store_ledger
-from clickback.store.tables import revshare_periods
+from clickback.store.tables import deals, revshare_periods
 from tests.conftest import BROWSER_UA, Client, World, make_world
 
 THIS_MONTH = datetime.now(UTC).strftime("%Y-%m")
@@ -507,8 +507,8 @@ def test_affiliate_deal_overrides_the_offer_default(client: Client, world: World
     assert incomplete.status_code == 422 and "needs revshare terms" in incomplete.text
     deals = client.items(f"/offers/{world.casino['id']}/deals")
     assert [(d["affiliate_id"], d["cpa"]["amount"]) for d in deals] == [
-        (None, "100"),
-        (world.bob["id"], "150"),
+        (None, "100.00"),
+        (world.bob["id"], "150.00"),
     ]
 
 
@@ -791,6 +791,16 @@ def test_player_stays_with_the_click_of_their_first_postback(client: Client, wor
     assert conversion["affiliate_id"] == world.alice["id"]
 
 
+def in_cents(cpa: dict[str, Any]) -> dict[str, Any]:
+    """A preset's CPA terms (amounts as written) as a deal in EUR or GBP shows them."""
+
+    def cents(amount: str | None) -> str | None:
+        return None if amount is None else f"{Decimal(amount):.2f}"
+
+    money = {name: cents(cpa[name]) for name in ("amount", "ftd_min", "deposits_min", "wager_min")}
+    return cpa | money | {"geo_amounts": {k: cents(v) for k, v in cpa["geo_amounts"].items()}}
+
+
 def test_vertical_preset_gives_a_new_offer_its_deal(client: Client, world: World) -> None:
     presets = {p["vertical"]: p for p in client.api("GET", "/presets")}
     offer = new_offer(client, world, "Northstar Poker", "GBP", vertical="poker")
@@ -803,7 +813,7 @@ def test_vertical_preset_gives_a_new_offer_its_deal(client: Client, world: World
     assert (changed["kind"], changed["revshare"]["percent"], changed["cpa"]) == (
         "revshare",
         "35",
-        presets["poker"]["cpa"],
+        in_cents(presets["poker"]["cpa"]),
     )
 
 
@@ -822,13 +832,13 @@ def test_a_deal_change_keeps_the_rest_of_the_deal_in_force(client: Client, world
     # The preset's FTD, deposit and hold rules stay: only the amount changed.
     assert (changed["kind"], changed["cpa"], changed["revshare"]) == (
         "hybrid",
-        preset["cpa"] | {"amount": "55"},
+        in_cents(preset["cpa"]) | {"amount": "55.00"},
         preset["revshare"],
     )
     # Bob's own deal starts from the offer's default in force.
     assert (bobs["kind"], bobs["cpa"], bobs["revshare"]) == (
         "hybrid",
-        preset["cpa"] | {"amount": "55", "ftd_min": None},
+        in_cents(preset["cpa"]) | {"amount": "55.00", "ftd_min": None},
         preset["revshare"] | {"tiers": []},
     )
     assert bare.status_code == 422
@@ -1044,3 +1054,78 @@ def test_cohort_ftds_count_only_first_deposits_still_payable(client: Client, wor
         2,
         "60.00",
     )
+
+
+def test_amounts_in_exponent_notation_are_refused_as_postbacks_refuse_them(
+    client: Client, world: World
+) -> None:
+    # Decimal reads 1.5E+2; a postback's payout of 1e2 is invalid_payout: the API reads its
+    # amounts as postbacks do, and never shows one in exponent notation.
+    path = f"/api/offers/{world.casino['id']}/deal"
+    exponents = {
+        "kind": "hybrid",
+        "cpa": {"amount": "1.5E+2", "ftd_min": "2E+1", "geo_amounts": {"DE": "1.2e2"}},
+    }
+    exponents["revshare"] = {"percent": "2.5E+1", "tiers": [{"threshold": "1E+3", "percent": "3E+1"}]}
+    refused = client.http.put(path, headers=client.auth, json=exponents)
+    payout = send(client, world, click_id=client.click(world.alice_casino), event="sale", payout="1e2")
+
+    assert refused.status_code == 422
+    assert sorted(tuple(e["loc"][1:]) for e in refused.json()["detail"]) == [
+        ("cpa", "amount"),
+        ("cpa", "ftd_min"),
+        ("cpa", "geo_amounts", "DE"),
+        ("revshare", "percent"),
+        ("revshare", "tiers", 0, "percent"),
+        ("revshare", "tiers", 0, "threshold"),
+    ]
+    assert "no exponent" in refused.json()["detail"][0]["msg"]
+    assert payout.json()["reason"] == "invalid_payout"
+    assert client.items(f"/offers/{world.casino['id']}/deals") == []
+
+    # Written plainly (or as JSON numbers), amounts are shown with the deal currency's decimals.
+    plainly = {"kind": "hybrid", "cpa": {"amount": 150, "ftd_min": "20", "geo_amounts": {"DE": "120.5"}}}
+    plainly["revshare"] = {"percent": "25", "tiers": [{"threshold": "1000", "percent": "30"}]}
+    shown = deal(client, world.casino, plainly)
+    assert (shown["cpa"]["amount"], shown["cpa"]["ftd_min"], shown["cpa"]["geo_amounts"]) == (
+        "150.00",
+        "20.00",
+        {"DE": "120.50"},
+    )
+    assert shown["revshare"]["tiers"] == [{"threshold": "1000.00", "percent": "30"}]
+    assert client.items(f"/offers/{world.casino['id']}/deals")[0]["cpa"] == shown["cpa"]
+
+    register(client, world, world.alice_casino, "P1")
+    send(client, world, event="deposit", player_id="P1", payout="20", txn_id="T1")
+    (cpa,) = ledger(client, kind="cpa")
+    assert "first deposit 20.00 ≥ 20.00" in cpa["detail"], cpa["detail"]
+
+    # A deal stored while exponents were read shows its amounts as any other.
+    async def stored_with_exponents() -> None:
+        async with client.node.runtime.db.write() as conn:
+            row = (await conn.execute(select(deals.c.id, deals.c.terms))).one()
+            terms = json.loads(row.terms)
+            terms["cpa"] |= {"amount": "1.5E+2", "ftd_min": "2E+1", "geo_amounts": {"DE": "1.2E+2"}}
+            await conn.execute(update(deals).where(deals.c.id == row.id).values(terms=json.dumps(terms)))
+
+    client.node.call(stored_with_exponents)
+    cpa_terms = client.items(f"/offers/{world.casino['id']}/deals")[0]["cpa"]
+    assert (cpa_terms["amount"], cpa_terms["ftd_min"], cpa_terms["geo_amounts"]) == (
+        "150.00",
+        "20.00",
+        {"DE": "120.00"},
+    )
+
+
+def test_exchange_rates_are_read_and_shown_as_digits_with_a_dot(client: Client) -> None:
+    def put(rate: object) -> httpx.Response:
+        body = {"base": "USD", "quote": "EUR", "day": "2026-01-01", "rate": rate}
+        return client.http.post("/api/fx-rates", headers=client.auth, json=body)
+
+    refused = put("1E-8")
+    tiny = put("0.00000001")
+
+    assert refused.status_code == 422 and "no exponent" in refused.json()["detail"][0]["msg"]
+    assert (tiny.status_code, tiny.json()["rate"]) == (201, "0.00000001")
+    assert put(1e-8).json()["rate"] == "0.00000001"  # a JSON number, whatever its text
+    assert [r["rate"] for r in client.items("/fx-rates")] == ["0.00000001"]

@@ -146,7 +146,7 @@ def test_every_class_with_its_evidence_from_a_myaffiliates_csv_imported_once(
     assert items_by_player(client, rec["id"])["P-elsewhere"]["accepted_at"] is None
     assert (
         items["P-cpa"]["evidence"]["qualification"]["rules"]
-        == "CPA 100 EUR; registration; first deposit ≥ 20"
+        == "CPA 100.00 EUR; registration; first deposit ≥ 20.00"
     )
     assert items["P-cpa"]["causes"][0]["cause"] == "cpa_not_qualified"
     # Each of the deal's rules checked on the player's events: both held, so clickback qualified.

@@ -140,8 +140,9 @@ class Qualified:
     explanation: str
 
 
-def qualify(rules: CpaRules, events: Sequence[PlayerEvent]) -> Qualified | None:
-    """The first moment the player met every rule, walking their events in time order."""
+def qualify(rules: CpaRules, events: Sequence[PlayerEvent], currency: str) -> Qualified | None:
+    """The first moment the player met every rule, walking their events in time order; the
+    explanation shows amounts as `currency` (the deal's) does."""
     ordered = sorted(events, key=lambda e: (e.at, e.conversion_id))
     if not ordered:
         return None
@@ -155,7 +156,7 @@ def qualify(rules: CpaRules, events: Sequence[PlayerEvent]) -> Qualified | None:
             break
         state.add(e)
         if state.met():
-            return Qualified(e.at, e.conversion_id, tuple(state.counted), state.explain())
+            return Qualified(e.at, e.conversion_id, tuple(state.counted), state.explain(currency))
     return None
 
 
@@ -201,20 +202,24 @@ class _Progress:
             and (r.wager_min is None or self.wager >= r.wager_min)
         )
 
-    def explain(self) -> str:
+    def explain(self, currency: str) -> str:
         r = self.rules
         parts = []
+
+        def money(amount: Decimal | None) -> str:
+            return "none" if amount is None else money_text(amount, currency)
+
         if r.require_registration:
             parts.append("registered")
         if r.require_verification:
             parts.append("verified")
         if r.ftd_min is not None:
-            parts.append(f"first deposit {self.ftd} ≥ {r.ftd_min}")
+            parts.append(f"first deposit {money(self.ftd)} ≥ {money(r.ftd_min)}")
         if r.deposits_min is not None:
             days = f" within {r.deposits_days} days" if r.deposits_days is not None else ""
-            parts.append(f"deposits {self.deposits} ≥ {r.deposits_min}{days}")
+            parts.append(f"deposits {money(self.deposits)} ≥ {money(r.deposits_min)}{days}")
         if r.wager_min is not None:
-            parts.append(f"wagered {self.wager} ≥ {r.wager_min}")
+            parts.append(f"wagered {money(self.wager)} ≥ {money(r.wager_min)}")
         if r.window_days is not None:
             parts.append(f"all within {r.window_days} days of {self.start.date().isoformat()}")
         return "; ".join(parts)

@@ -28,6 +28,8 @@ MAX_NAME_LEN = 200
 MAX_RAW_LOG_LEN = 4096
 MAX_PAYOUT = 10**9
 PAYOUT_DECIMALS = 4
+# An exchange rate's decimals (0.0000000123: a rate between currencies far apart in value).
+RATE_DECIMALS = 10
 # Lists: rows per page (the `limit` parameter) and the length of a cursor handed back.
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000

@@ -1,13 +1,12 @@
 """Amounts and currencies: as they arrive from outside, their precision, and how they are shown."""
 
+import functools
 import re
 from collections.abc import Mapping
 from decimal import Decimal
 
 from clickback.core.limits import MAX_PAYOUT, PAYOUT_DECIMALS
 
-# Digits with an optional dot: no exponent, sign, comma, NaN or Infinity reaches Decimal.
-_AMOUNT = re.compile(rf"-?[0-9]{{1,12}}(\.[0-9]{{1,{PAYOUT_DECIMALS}}})?")
 _PERIOD = re.compile(r"(20[0-9]{2})-(0[1-9]|1[0-2])")
 
 # ISO 4217 active codes (2026), plus XAU/XAG-style units left out on purpose: payouts are money.
@@ -52,13 +51,31 @@ def finer_than_minor_unit(amount: Decimal, currency: str) -> str | None:
     return f"{currency} amounts have {places} decimals: {amount:f} is finer than {unit}"
 
 
-def parse_amount(raw: str, *, signed: bool = False) -> Decimal | None:
-    """`signed` admits a leading minus (a period's net gaming revenue may be a loss)."""
+@functools.cache
+def _number(decimals: int) -> re.Pattern[str]:
+    # Digits with an optional dot: no exponent, sign, comma, NaN or Infinity reaches Decimal.
+    return re.compile(rf"-?[0-9]{{1,12}}(\.[0-9]{{1,{decimals}}})?")
+
+
+def parse_amount(raw: str, *, signed: bool = False, decimals: int = PAYOUT_DECIMALS) -> Decimal | None:
+    """`signed` admits a leading minus (a period's net gaming revenue may be a loss); `decimals`,
+    more decimals than an amount's (an exchange rate's)."""
     text = raw.strip()
-    if not _AMOUNT.fullmatch(text) or (text.startswith("-") and not signed):
+    if not _number(decimals).fullmatch(text) or (text.startswith("-") and not signed):
         return None
     amount = Decimal(text)
     return amount if abs(amount) <= MAX_PAYOUT else None
+
+
+def written_plainly(raw: str, decimals: int = PAYOUT_DECIMALS) -> bool:
+    """Whether a number's text is as parse_amount reads one (its range aside)."""
+    return _number(decimals).fullmatch(raw.strip()) is not None
+
+
+def plain(number: Decimal) -> str:
+    """A number as digits with a dot, as amounts are read: never in exponent notation, which is
+    how str() writes some Decimals (1E-8, and 1.5E+2 for one read from that text)."""
+    return f"{number:f}"
 
 
 def parse_period(raw: str) -> str | None:

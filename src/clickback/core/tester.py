@@ -14,7 +14,7 @@ from clickback.core.intake import field_of
 from clickback.core.lifecycle import PAYABLE, Status, parse_status
 from clickback.core.limits import MAX_PARAM_NAME_LEN, MAX_PARAM_VALUE_LEN, MAX_PARAMS
 from clickback.core.model import AdvertiserNames
-from clickback.core.money import parse_amount, parse_currency, parse_period
+from clickback.core.money import money_text, parse_amount, parse_currency, parse_period
 from clickback.core.outbound import Template, mask_url, notice
 
 # Where a tester's click says it comes from: visible in exports and outbound {source} previews.
@@ -110,7 +110,7 @@ def preview_commission(
         events = [
             PlayerEvent(c["id"], c["event"], c["event_at"], c["deal_amount"] or Decimal(0)) for c in payable
         ]
-        verdict = qualify(deal.cpa, events)
+        verdict = qualify(deal.cpa, events, deal.currency)
         cpa = {
             "cpa_amount": deal.cpa_amount(country),
             "cpa_qualified": verdict is not None,
@@ -137,17 +137,21 @@ def needs(deal: Deal) -> str:
     assert deal.cpa is not None
     r = deal.cpa
     parts = []
+
+    def money(amount: Decimal) -> str:
+        return money_text(amount, deal.currency)
+
     if r.require_registration:
         parts.append("a registration")
     if r.require_verification:
         parts.append("a verification")
     if r.ftd_min is not None:
-        parts.append(f"a first deposit of at least {r.ftd_min}")
+        parts.append(f"a first deposit of at least {money(r.ftd_min)}")
     if r.deposits_min is not None:
         days = f" within {r.deposits_days} days" if r.deposits_days is not None else ""
-        parts.append(f"deposits of at least {r.deposits_min}{days}")
+        parts.append(f"deposits of at least {money(r.deposits_min)}{days}")
     if r.wager_min is not None:
-        parts.append(f"wagers of at least {r.wager_min}")
+        parts.append(f"wagers of at least {money(r.wager_min)}")
     if r.window_days is not None:
         parts.append(f"all within {r.window_days} days")
     return ", ".join(parts) + f" (amounts in {deal.currency})" if parts else "any payable event"

@@ -62,7 +62,7 @@ def player_changed(
 
 def _cpa(rec: Recording, player: Player, deal: Deal, cause: int, now: datetime) -> None:
     assert deal.cpa is not None
-    verdict = qualify(deal.cpa, rec.player_events(player))
+    verdict = qualify(deal.cpa, rec.player_events(player), deal.currency)
     if verdict is not None and player.qualified_at is None:
         _book_cpa(rec, player, deal, verdict, now)
     elif verdict is None and player.qualified_at is not None:
@@ -97,7 +97,7 @@ def _cpa_decided_by_hand(
         if player.qualified_at is None:
             rec.change_player(player, qualified_at=qualified["event_at"])
         return
-    verdict = qualify(deal.cpa, rec.player_events(player))
+    verdict = qualify(deal.cpa, rec.player_events(player), deal.currency)
     if booked is None and verdict is not None and not qualified.get("over_cap"):
         _append_cpa(rec, player, deal, verdict, rec.conversion(verdict.by), now)
     elif verdict is None:

@@ -51,6 +51,7 @@ from clickback.core.intake import (
 )
 from clickback.core.lifecycle import PAYABLE, Status, can_move
 from clickback.core.model import Catalog, Click
+from clickback.core.money import plain
 from clickback.core.outcome import Outcome, Result
 from clickback.core.reasons import Reason, Rejected
 from clickback.logs import Repeated
@@ -500,7 +501,7 @@ def _restate(
         currency=attribution.currency,
         deal_amount=priced.amount,
         deal_currency=priced.currency,
-        fx_rate=None if priced.rate is None else str(priced.rate),
+        fx_rate=None if priced.rate is None else plain(priced.rate),
         updated_at=now,
     )
 
@@ -634,7 +635,7 @@ def _in_deal_currency(
     if converted is None:
         return Rejected(
             Reason.CONVERTED_AMOUNT_TOO_LARGE,
-            f"{amount} {currency} at {rate} ({currency}→{deal.currency} on {day.isoformat()})",
+            f"{plain(amount)} {currency} at {plain(rate)} ({currency}→{deal.currency} on {day.isoformat()})",
         )
     return _Priced(converted, deal.currency, rate)
 
@@ -667,7 +668,7 @@ def _conversion(
         "player_id": postback.player_id,
         "deal_amount": priced.amount,
         "deal_currency": priced.currency,
-        "fx_rate": None if priced.rate is None else str(priced.rate),
+        "fx_rate": None if priced.rate is None else plain(priced.rate),
         "period": _period(event, postback.period, attribution.event_at),
         "clicked_at": postback.click.clicked_at,
         "event_at": attribution.event_at,
@@ -768,7 +769,7 @@ def _attribute_late(
         values |= {
             "deal_amount": priced.amount,
             "deal_currency": priced.currency,
-            "fx_rate": str(priced.rate),
+            "fx_rate": None if priced.rate is None else plain(priced.rate),
         }
     rec.change_conversion(row, **values)
     if click.test:

@@ -16,6 +16,7 @@ from clickback.core.cost import NO_COST, CostError, CostModel, model_of
 from clickback.core.lifecycle import Status
 from clickback.core.macros import compile_template
 from clickback.core.model import Advertiser, AdvertiserNames, Affiliate, Catalog, Link, Offer, State
+from clickback.core.money import plain
 from clickback.core.outbound import BodyFormat, Method, Template, template
 from clickback.store.db import Database
 from clickback.store.tables import (
@@ -136,19 +137,19 @@ async def load_catalog(db: Database) -> Catalog:
 
 
 def terms_to_json(deal: Deal) -> str:
-    def plain(value: Any) -> Any:
+    def jsonable(value: Any) -> Any:
         if isinstance(value, Decimal):
-            return str(value)
+            return plain(value)  # never 1.5E+2, as str() writes an amount read from that
         if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
+            return {k: jsonable(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
-            return [plain(v) for v in value]
+            return [jsonable(v) for v in value]
         return value
 
     return json.dumps(
         {
-            "cpa": plain(asdict(deal.cpa)) if deal.cpa else None,
-            "revshare": plain(asdict(deal.revshare)) if deal.revshare else None,
+            "cpa": jsonable(asdict(deal.cpa)) if deal.cpa else None,
+            "revshare": jsonable(asdict(deal.revshare)) if deal.revshare else None,
         }
     )
 

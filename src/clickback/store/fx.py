@@ -11,6 +11,7 @@ from sqlalchemy import Connection, case, select
 from clickback.core import audit as trail
 from clickback.core.audit import Actor
 from clickback.core.limits import MAX_PAGE_SIZE
+from clickback.core.money import plain
 from clickback.core.spans import Span
 from clickback.store import audit, paging
 from clickback.store.db import Database
@@ -22,7 +23,7 @@ async def put_rate(
 ) -> dict[str, Any]:
     """The rate of the pair from `day` on, replacing one of the same day. The audit log names the
     pair and day beside the rate before and after (a rate has no id: its entity_id is 0)."""
-    values = {"rate": str(rate), "created_at": now}
+    values = {"rate": plain(rate), "created_at": now}
     stmt = db.upsert(fx_rates).values(base=base, quote=quote, day=day, **values)
     stmt = stmt.on_conflict_do_update(index_elements=["base", "quote", "day"], set_=values)
     r = fx_rates.c
@@ -34,8 +35,8 @@ async def put_rate(
             )
         ).scalar()
         await conn.execute(stmt)
-        before = None if found is None else key | {"rate": str(Decimal(found))}
-        after = key | {"rate": str(rate)}
+        before = None if found is None else key | {"rate": plain(Decimal(found))}
+        after = key | {"rate": plain(rate)}
         action = "create" if before is None else "edit"
         done = trail.change(by, trail.Kind.FX_RATE, 0, action, before, after, keep=frozenset(key))
         await audit.record(conn, [done], now)

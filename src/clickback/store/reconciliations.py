@@ -25,6 +25,7 @@ from clickback.core.commission import (
 )
 from clickback.core.lifecycle import PAYABLE
 from clickback.core.model import Catalog
+from clickback.core.money import money_text
 from clickback.core.reconcile import BadRow, ColumnMapping, ReportRow
 from clickback.core.reconcile_compare import ClickbackFigures, Item, Rates, Refusal, Summary, rate_note
 from clickback.store import paging
@@ -708,18 +709,21 @@ def _add_rules(
 
 
 def describe_rules(deal: Deal, rules: CpaRules) -> str:
-    parts = [f"CPA {rules.amount} {deal.currency}"]
+    def money(amount: Decimal) -> str:
+        return money_text(amount, deal.currency)
+
+    parts = [f"CPA {money(rules.amount)} {deal.currency}"]
     if rules.require_registration:
         parts.append("registration")
     if rules.require_verification:
         parts.append("verification")
     if rules.ftd_min is not None:
-        parts.append(f"first deposit ≥ {rules.ftd_min}")
+        parts.append(f"first deposit ≥ {money(rules.ftd_min)}")
     if rules.deposits_min is not None:
         days = f" within {rules.deposits_days} days" if rules.deposits_days else ""
-        parts.append(f"deposits ≥ {rules.deposits_min}{days}")
+        parts.append(f"deposits ≥ {money(rules.deposits_min)}{days}")
     if rules.wager_min is not None:
-        parts.append(f"wagered ≥ {rules.wager_min}")
+        parts.append(f"wagered ≥ {money(rules.wager_min)}")
     if rules.window_days is not None:
         parts.append(f"all within {rules.window_days} days")
     return "; ".join(parts)

@@ -35,11 +35,13 @@ from clickback.core.accounts import (
 from clickback.core.activity import ActivityQuery
 from clickback.core.addresses import parse_networks
 from clickback.core.audit import actor_of
+from clickback.core.commission import TierBasis
 from clickback.core.cost import COST_SCALE
 from clickback.core.events import STANDARD_EVENTS
 from clickback.core.intake import SIGNATURE_FORMAT
 from clickback.core.lifecycle import Status
 from clickback.core.model import EVERY_AFFILIATE
+from clickback.core.money import money_text
 from clickback.core.outbound import mask_url
 from clickback.core.reasons import BY_CODE, Reason
 from clickback.core.reporting import (
@@ -1444,14 +1446,42 @@ def page_out(page: paging.Page, out: Callable[[dict[str, Any]], T]) -> s.Page[T]
 
 def deal_out(row: dict[str, Any]) -> s.DealOut:
     deal = deal_from_row(row["kind"], row["currency"], row["terms"])
+
+    def money(amount: Decimal | None) -> Decimal | None:
+        """With the deal currency's decimals (20.00 EUR), as every amount is shown (a deal
+        stored before amounts were read as postbacks' are may hold 2E+1)."""
+        return None if amount is None else Decimal(money_text(amount, deal.currency))
+
+    cpa = revshare = None
+    if deal.cpa is not None:
+        c = deal.cpa
+        amounts = {
+            "amount": c.amount,
+            "ftd_min": c.ftd_min,
+            "deposits_min": c.deposits_min,
+            "wager_min": c.wager_min,
+        }
+        cpa = s.CpaTerms(
+            **asdict(c)
+            | {name: money(value) for name, value in amounts.items()}
+            | {"geo_amounts": {country: money(value) for country, value in c.geo_amounts.items()}}
+        )
+    if deal.revshare is not None:
+        r = deal.revshare
+        by_ngr = r.tier_basis is TierBasis.NGR  # else a count of FTDs
+        tiers = [
+            {"threshold": money(t.threshold) if by_ngr else t.threshold, "percent": t.percent}
+            for t in r.tiers
+        ]
+        revshare = s.RevShareTerms(**asdict(r) | {"tiers": tiers})
     return s.DealOut(
         id=row["id"],
         offer_id=row["offer_id"],
         affiliate_id=row["affiliate_id"] or None,
         kind=deal.kind.value,
         currency=deal.currency,
-        cpa=s.CpaTerms(**asdict(deal.cpa)) if deal.cpa else None,
-        revshare=s.RevShareTerms(**asdict(deal.revshare)) if deal.revshare else None,
+        cpa=cpa,
+        revshare=revshare,
         updated_at=row["updated_at"],
     )
 

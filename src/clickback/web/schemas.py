@@ -7,8 +7,10 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     PlainValidator,
     ValidationInfo,
     WithJsonSchema,
@@ -32,9 +34,11 @@ from clickback.core.limits import (
     MAX_SUB_ID_LEN,
     MAX_TXN_ID_LEN,
     MAX_URL_LEN,
+    PAYOUT_DECIMALS,
+    RATE_DECIMALS,
 )
 from clickback.core.macros import TemplateError, compile_template
-from clickback.core.money import money_text, parse_amount, parse_currency
+from clickback.core.money import money_text, parse_amount, parse_currency, plain, written_plainly
 from clickback.core.outbound import MAX_BODY_TEMPLATE_LEN, MAX_MAPPED_STATUS_LEN
 from clickback.core.outcome import Result
 from clickback.core.reasons import BY_CODE
@@ -55,8 +59,40 @@ Channel = Literal["s2s", "pixel", "recon"]
 VerticalWord = Literal["casino", "poker", "sportsbook", "ewallet"]
 PERIOD = r"^20[0-9]{2}-(0[1-9]|1[0-2])$"
 Period = Annotated[str, Field(pattern=PERIOD, examples=["2026-10"])]
-Amount = Annotated[Decimal, Field(ge=0, le=MAX_PAYOUT, decimal_places=4)]
-Percent = Annotated[Decimal, Field(ge=0, le=100, decimal_places=4)]
+
+
+def _written_plainly(decimals: int) -> BeforeValidator:
+    """A number sent as text is read as a postback's amount is (core.money.parse_amount): digits
+    with an optional dot. Decimal alone reads 1.5E+2 too, and a deal kept it so, shown so."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and not written_plainly(value, decimals):
+            raise ValueError(
+                f"write {value[:40]!r} as digits with an optional dot and at most {decimals} decimals"
+                " (150.00), as in postbacks: no exponent (1.5E+2), plus sign or comma"
+            )
+        return value
+
+    return BeforeValidator(check)
+
+
+# Shown as digits with a dot, never in exponent notation (core.money.plain).
+_PLAIN = PlainSerializer(plain, return_type=str, when_used="json")
+Amount = Annotated[
+    Decimal,
+    _written_plainly(PAYOUT_DECIMALS),
+    Field(ge=0, le=MAX_PAYOUT, decimal_places=PAYOUT_DECIMALS),
+    _PLAIN,
+]
+Percent = Annotated[
+    Decimal, _written_plainly(PAYOUT_DECIMALS), Field(ge=0, le=100, decimal_places=PAYOUT_DECIMALS), _PLAIN
+]
+Rate = Annotated[
+    Decimal,
+    _written_plainly(RATE_DECIMALS),
+    Field(gt=0, le=MAX_PAYOUT, decimal_places=RATE_DECIMALS),
+    _PLAIN,
+]
 Days = Annotated[int, Field(ge=0, le=3650)]
 Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
 CurrencyCode = Annotated[str, Field(pattern="^[A-Z]{3}$")]
@@ -527,6 +563,10 @@ class ConversionOut(BaseModel):
     def _deal_amount(self, amount: Decimal | None) -> str | None:
         return _shown(amount, self.deal_currency)
 
+    @field_serializer("fx_rate")
+    def _fx_rate(self, rate: Decimal | None) -> str | None:
+        return None if rate is None else plain(rate)
+
 
 Amounts = dict[str, Decimal]
 
@@ -863,9 +903,7 @@ class FxRateIn(Strict):
     base: Currency
     quote: Currency
     day: date = Field(description="The rate applies to amounts of this day and later, until a newer one.")
-    rate: Annotated[Decimal, Field(gt=0, le=MAX_PAYOUT, decimal_places=10)] = Field(
-        description="1 unit of base in quote.", examples=["1.0842"]
-    )
+    rate: Rate = Field(description="1 unit of base in quote.", examples=["1.0842"])
 
 
 class FxRateOut(BaseModel):
@@ -873,6 +911,10 @@ class FxRateOut(BaseModel):
     quote: str
     day: date
     rate: Decimal
+
+    @field_serializer("rate")
+    def _rate(self, rate: Decimal) -> str:
+        return plain(rate)
 
 
 class CommissionOut(BaseModel):
@@ -898,6 +940,10 @@ class CommissionOut(BaseModel):
     @field_serializer("amount")
     def _amount(self, amount: Decimal) -> str:
         return money_text(amount, self.currency)
+
+    @field_serializer("fx_rate", "percent")
+    def _plain(self, number: Decimal | None) -> str | None:
+        return None if number is None else plain(number)
 
 
 class StatementLineOut(BaseModel):
