@@ -92,6 +92,38 @@ QUALIFICATION = [
         None,
         id="chargeback_after_qualifying_undoes_it",
     ),
+    # A chargeback names no deposit: it is taken from the first one first (the presets'
+    # sportsbook, poker and ewallet deals read no deposit total), down to 0 and no further.
+    pytest.param(
+        BASELINE,
+        [REG, ev(2, "first_deposit", 1, "30"), ev(3, "chargeback", 2, "30")],
+        None,
+        id="chargeback_of_the_whole_ftd",
+    ),
+    pytest.param(
+        BASELINE,
+        [REG, ev(2, "first_deposit", 1, "30"), ev(3, "chargeback", 2, "10")],
+        2,
+        id="chargeback_leaving_the_ftd_at_the_baseline",
+    ),
+    pytest.param(
+        BASELINE,
+        [REG, ev(2, "first_deposit", 1, "30"), ev(3, "chargeback", 2, "10.0001")],
+        None,
+        id="chargeback_leaving_the_ftd_under_the_baseline",
+    ),
+    pytest.param(
+        BASELINE,
+        [REG, ev(2, "first_deposit", 1, "30"), ev(3, "deposit", 2, "500"), ev(4, "chargeback", 3, "15")],
+        None,
+        id="chargeback_taken_from_the_ftd_before_later_deposits",
+    ),
+    pytest.param(
+        CpaRules(amount=D(100), ftd_min=D(0)),
+        [REG, ev(2, "first_deposit", 1, "30"), ev(3, "chargeback", 2, "80")],
+        2,
+        id="chargeback_past_the_ftd_leaves_it_at_zero",
+    ),
     pytest.param(
         VERIFIED,
         [REG, ev(2, "first_deposit", 1, "25"), ev(3, "verification", 5)],
@@ -352,6 +384,15 @@ RULE_CHECKS = [
         id="chargeback_takes_deposits_under",
     ),
     pytest.param(
+        BASELINE,
+        [REG, ev(2, "first_deposit", 1, "30"), ev(3, "deposit", 2, "500"), ev(4, "chargeback", 9, "45")],
+        [
+            ("registration", True, "held on 2026-10-01"),
+            ("first deposit ≥ 20.00 EUR", False, "not held: 0.00 EUR (after 45.00 EUR of chargebacks)"),
+        ],
+        id="chargebacks_take_the_first_deposit_first",
+    ),
+    pytest.param(
         WAGER,
         [REG, ev(2, "first_deposit", 1, "10"), ev(3, "wager", 2, "30"), ev(4, "wager", 4, "30")],
         [
@@ -392,7 +433,11 @@ RULE_CHECKS = [
         [
             ("registration", True, "held on 2026-10-01"),
             ("verification", False, "missing"),
-            ("first deposit ≥ 20.00 EUR", True, "held on 2026-10-02, 25.00 EUR"),
+            (
+                "first deposit ≥ 20.00 EUR",
+                True,
+                "held on 2026-10-02, 24.00 EUR (after 1.00 EUR of chargebacks)",
+            ),
             ("within 7 days of 2026-10-01", True, "1 later event not counted (after 2026-10-08)"),
         ],
         id="unverified_a_later_wager_and_chargeback_aside",

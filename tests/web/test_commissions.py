@@ -491,6 +491,38 @@ def test_chargeback_that_breaks_the_rules_reverses_the_cpa(client: Client, world
     assert amounts == ["-80.00", "80.00"]
 
 
+FTD_ONLY = {"kind": "cpa", "cpa": {"amount": "100", "ftd_min": "20", "deposits_min": None, "hold_days": 3}}
+
+
+def test_a_chargeback_of_the_first_deposit_reverses_a_cpa_on_the_ftd_alone(
+    client: Client, world: World
+) -> None:
+    """The presets' sportsbook, poker and ewallet deals read the first deposit and no deposit
+    total: a chargeback counts against the first deposit, up to its amount."""
+    deal(client, world.casino, FTD_ONLY)
+    register(client, world, world.alice_casino, "H1")
+    send(client, world, event="deposit", player_id="H1", payout="30", txn_id="H1D")
+    assert (cpa_total(client), qualified_status(client)) == (Decimal(100), "approved")
+
+    # Partly charged back, the first deposit still meets the baseline (30 - 10 = 20 ≥ 20).
+    send(client, world, event="chargeback", player_id="H1", payout="10", txn_id="H1CB0")
+    assert (cpa_total(client), qualified_status(client)) == (Decimal(100), "approved")
+    # All of it charged back: the CPA is reversed, the qualified_cpa rejected.
+    cb = send(client, world, event="chargeback", player_id="H1", payout="20", txn_id="H1CB")
+    assert cb.json()["result"] == "accepted", cb.text
+    assert (cpa_total(client), qualified_status(client)) == (Decimal(0), "rejected")
+    (reversal,) = [e for e in ledger(client, kind="cpa") if e["reverses_id"]]
+    assert reversal["conversion_id"] == cb.json()["conversion_id"]
+    # A later deposit does not make up for the first one's baseline.
+    send(client, world, event="deposit", player_id="H1", payout="500", txn_id="H1D2")
+    assert cpa_total(client) == 0
+
+    # The chargeback's dispute won: the first deposit counts again, and so does the CPA.
+    send(client, world, event="chargeback", player_id="H1", payout="20", txn_id="H1CB", status="rejected")
+    assert (cpa_total(client), qualified_status(client)) == (Decimal(100), "approved")
+    assert sorted(Decimal(e["amount"]) for e in ledger(client, kind="cpa")) == [-100, 100, 100]
+
+
 def test_affiliate_deal_overrides_the_offer_default(client: Client, world: World) -> None:
     deal(client, world.casino, CPA_100)
     deal(client, world.casino, {"cpa": {"amount": "150", "ftd_min": "20"}}, affiliate=world.bob)

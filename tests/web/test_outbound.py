@@ -661,6 +661,28 @@ def test_a_manual_rejection_reverses_the_cpa_as_a_postback_would(
     assert query_of(got.target) == {"e": "qualified_cpa", "p": "100.00"}
 
 
+def test_a_chargeback_that_reverses_a_cpa_on_the_first_deposit_alone_fires_the_template(
+    client: Client, world: World, receiver: Receiver
+) -> None:
+    deal = {"kind": "cpa", "cpa": {"amount": "100", "ftd_min": "20", "deposits_min": None, "hold_days": 3}}
+    client.api("PUT", f"/offers/{world.casino['id']}/deal", json=deal)
+    add_template(
+        client, world, receiver.url("/pb?e={event}&st={status}&p={payout}"), events=["qualified_cpa"]
+    )
+    click_id = client.click(world.alice_casino)
+    client.flush()
+    client.postback(click_id=click_id, event="registration", player_id="H1", token=world.token)
+    client.postback(event="deposit", player_id="H1", payout="30", txn_id="H1D", token=world.token)
+
+    client.postback(event="chargeback", player_id="H1", payout="30", txn_id="H1CB", token=world.token)
+
+    got = receiver.deliveries(2)
+    assert [query_of(g.target) for g in got] == [
+        {"e": "qualified_cpa", "st": "approved", "p": "100.00"},
+        {"e": "qualified_cpa", "st": "rejected", "p": "100.00"},
+    ]
+
+
 def test_a_conversion_attributed_late_fires_once_its_click_lands(
     client: Client, world: World, receiver: Receiver, second_node: Any
 ) -> None:

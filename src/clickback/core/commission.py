@@ -150,7 +150,7 @@ def qualify(rules: CpaRules, events: Sequence[PlayerEvent], currency: str) -> Qu
     start = registrations[0].at if registrations else ordered[0].at
     # A chargeback takes back a deposit already made, whenever it arrives: it counts from the start.
     charged_back = sum((e.amount for e in ordered if e.event == "chargeback"), Decimal(0))
-    state = _Progress(rules, start, deposits=-charged_back)
+    state = _Progress(rules, start, deposits=-charged_back, charged_back=charged_back)
     for e in ordered:
         if not state.within(e.at, rules.window_days):
             break
@@ -169,7 +169,17 @@ class _Progress:
     ftd: Decimal | None = None
     deposits: Decimal = Decimal(0)
     wager: Decimal = Decimal(0)
+    charged_back: Decimal = Decimal(0)
     counted: list[int] = field(default_factory=list)
+
+    @property
+    def ftd_net(self) -> Decimal | None:
+        """The first deposit less the player's chargebacks, down to 0 at most. A chargeback names
+        no deposit: it is taken from the first one first, the deposit a CPA pays for (depositing
+        the baseline to qualify, then charging it back, is the fraud chargebacks catch)."""
+        if self.ftd is None:
+            return None
+        return self.ftd - min(self.ftd, max(self.charged_back, Decimal(0)))
 
     def within(self, at: datetime, days: int | None) -> bool:
         return days is None or at <= self.start + timedelta(days=days)
@@ -197,7 +207,7 @@ class _Progress:
         return (
             (self.registration or not r.require_registration)
             and (self.verification or not r.require_verification)
-            and (r.ftd_min is None or (self.ftd is not None and self.ftd >= r.ftd_min))
+            and (r.ftd_min is None or ((ftd := self.ftd_net) is not None and ftd >= r.ftd_min))
             and (r.deposits_min is None or self.deposits >= r.deposits_min)
             and (r.wager_min is None or self.wager >= r.wager_min)
         )
@@ -214,7 +224,8 @@ class _Progress:
         if r.require_verification:
             parts.append("verified")
         if r.ftd_min is not None:
-            parts.append(f"first deposit {money(self.ftd)} ≥ {money(r.ftd_min)}")
+            after = f" (after {money(self.charged_back)} of chargebacks)" if self.charged_back else ""
+            parts.append(f"first deposit {money(self.ftd_net)}{after} ≥ {money(r.ftd_min)}")
         if r.deposits_min is not None:
             days = f" within {r.deposits_days} days" if r.deposits_days is not None else ""
             parts.append(f"deposits {money(self.deposits)} ≥ {money(r.deposits_min)}{days}")
@@ -252,7 +263,9 @@ def check_rules(rules: CpaRules, events: Sequence[PlayerEvent], currency: str) -
     registrations = [e for e in ordered if e.event == "registration"]
     start = registrations[0].at if registrations else ordered[0].at if ordered else None
     charged_back = sum((e.amount for e in ordered if e.event == "chargeback"), Decimal(0))
-    state = _Progress(rules, start or datetime.min.replace(tzinfo=UTC), deposits=-charged_back)
+    state = _Progress(
+        rules, start or datetime.min.replace(tzinfo=UTC), deposits=-charged_back, charged_back=charged_back
+    )
 
     def money(amount: Decimal) -> str:
         return f"{money_text(amount, currency)} {currency}"
@@ -268,8 +281,12 @@ def check_rules(rules: CpaRules, events: Sequence[PlayerEvent], currency: str) -
             (
                 f"first deposit ≥ {money(ftd_min)}",
                 frozenset({"first_deposit"}),
-                lambda: state.ftd is not None and state.ftd >= ftd_min,
-                lambda: money(state.ftd) if state.ftd is not None else "",
+                lambda: (ftd := state.ftd_net) is not None and ftd >= ftd_min,
+                lambda: (
+                    money(ftd) + (f" (after {money(charged_back)} of chargebacks)" if charged_back else "")
+                    if (ftd := state.ftd_net) is not None
+                    else ""
+                ),
             )
         )
     if (deposits_min := rules.deposits_min) is not None:

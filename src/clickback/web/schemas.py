@@ -801,7 +801,8 @@ class CpaTermsIn(Strict):
     require_registration: bool = True
     require_verification: bool = False
     ftd_min: Amount | None = Field(
-        default=None, description="Baseline: the first deposit must be at least this."
+        default=None,
+        description="Baseline: the first deposit, less chargebacks (taken from it first), is at least this.",
     )
     deposits_min: Amount | None = Field(default=None, description="Cumulative deposits (net of chargebacks).")
     deposits_days: Days | None = Field(default=None, description="...counted within this many days.")
