@@ -10,7 +10,7 @@ from clickback.core.accounts import Role
 from tests.conftest import Client, World
 from tests.receiver import Receiver, receiving
 from tests.web.personas import Keys, add_user, sign_in
-from tests.web.test_outbound import eventually
+from tests.web.test_outbound import eventually, query_of
 
 CPA_100 = {"kind": "cpa", "cpa": {"amount": "100", "ftd_min": "20"}}
 
@@ -190,3 +190,50 @@ def test_a_qualified_cpa_rejected_by_hand_is_disallowed_and_approved_again_is_pa
     assert change(client, qualified["id"], "cancelled", "operator closed the account").status_code == 200
     assert cpa_sum(client) == 0
     assert client.api("GET", f"/conversions/{qualified['id']}")["status"] == "cancelled"
+
+
+def test_a_qualified_cpa_whose_rules_do_not_hold_is_not_approved_by_hand(
+    client: Client, world: World, receiver: Receiver
+) -> None:
+    """Its status and the ledger agree: approved, it is paid; while the rules do not hold, the
+    ledger pays nothing, so approving it is refused, naming the rule not met."""
+    template = {"affiliate_id": world.alice["id"], "url": receiver.url("/pb?st={status}&p={payout}")}
+    client.api("POST", "/outbound/templates", json=template | {"events": ["qualified_cpa"]})
+    first_deposit = ftd(client, world)
+    [qualified] = client.items("/conversions", player_id="P-1", event="qualified_cpa")
+    # The first deposit declined: the rules reverse the CPA, its qualified_cpa rejected.
+    client.postback(
+        event="ftd", player_id="P-1", payout="25", txn_id="D-1", status="rejected", token=world.token
+    )
+    assert client.api("GET", f"/conversions/{qualified['id']}")["status"] == "rejected"
+    assert cpa_sum(client) == 0
+    receiver.deliveries(2)  # approved, then rejected
+
+    refused = change(client, qualified["id"], "approved", "operator says it qualified")
+
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["detail"] == (
+        "the CPA's rules do not hold now (first deposit ≥ 20.00 EUR: missing): the ledger would "
+        "pay nothing; it can be approved once they hold"
+    )
+    shown = client.api("GET", f"/conversions/{qualified['id']}")
+    assert (shown["status"], [h["to_status"] for h in shown["history"]]) == (
+        "rejected",
+        ["approved", "rejected"],
+    )
+    assert cpa_sum(client) == 0
+    assert client.items("/audit", entity_kind="conversion") == []
+    # Disallowed by hand too: approving it still needs the rules to hold.
+    assert change(client, qualified["id"], "rejected", "bonus abuse").status_code == 200
+    assert change(client, qualified["id"], "approved", "dispute won").status_code == 409
+    # Once they hold (the deposit's dispute won), approving it pays it, once.
+    client.postback(
+        event="ftd", player_id="P-1", payout="25", txn_id="D-1", status="approved", token=world.token
+    )
+    assert client.api("GET", f"/conversions/{first_deposit}")["status"] == "approved"
+    assert cpa_sum(client) == 0  # disallowed by hand: the rules alone do not book it
+    assert change(client, qualified["id"], "approved", "dispute won").status_code == 200
+    assert cpa_sum(client) == 100
+    statuses = [query_of(g.target)["st"] for g in receiver.deliveries(3)]
+    assert statuses == ["approved", "rejected", "approved"]  # never approved while unpaid
+    assert len(client.api("GET", f"/conversions/{qualified['id']}")["deliveries"]) == 3

@@ -20,6 +20,7 @@ from clickback.core.commission import (
     DealKind,
     Qualified,
     RevSharePeriod,
+    check_rules,
     cpa_may_change,
     period_bounds,
     period_of,
@@ -60,6 +61,34 @@ def player_changed(
         _cpa(rec, player, deal, cause["id"], now)
 
 
+def approval_refused(rec: Recording, catalog: Catalog, qualified: Mapping[str, Any]) -> str:
+    """Why a person may not approve the player's `qualified_cpa` conversion now ('' if they may):
+    approved, the CPA is paid, so under a deal paying CPAs its status and the ledger agree only
+    while the rules hold. (One the rules reversed is approved again by them once they hold; one
+    disallowed by hand, by a person then.) Without such a deal the conversion is the
+    advertiser's own report, which no rule of clickback's decides."""
+    if not qualified["player_id"]:
+        return ""
+    player = rec.player((qualified["advertiser_id"], qualified["player_id"]))
+    if player is None or player.offer_id is None or player.affiliate_id is None:
+        return ""
+    deal = catalog.deal_for(player.offer_id, player.affiliate_id)
+    if deal is None or deal.cpa is None or deal.kind not in (DealKind.CPA, DealKind.HYBRID):
+        return ""
+    events = rec.player_events(player)
+    if qualify(deal.cpa, events) is not None:
+        return ""
+    missing = "; ".join(
+        f"{c.rule}: {c.detail.removeprefix('not held: ')}"
+        for c in check_rules(deal.cpa, events, deal.currency)
+        if not c.held
+    )
+    return (
+        f"the CPA's rules do not hold now ({missing}): the ledger would pay nothing; "
+        "it can be approved once they hold"
+    )
+
+
 def _cpa(rec: Recording, player: Player, deal: Deal, cause: int, now: datetime) -> None:
     assert deal.cpa is not None
     verdict = qualify(deal.cpa, rec.player_events(player), deal.currency)
@@ -85,9 +114,11 @@ def _cpa_decided_by_hand(
 ) -> None:
     """A person (or a reconciliation) rejected or cancelled the player's qualified_cpa conversion:
     the CPA is disallowed and its entry reversed, while the events that qualified stand (an
-    operator refusing a CPA keeps the deposits). Approved again (a dispute won): booked again,
-    if the rules still hold, else once they hold. Disallowed, the player stays qualified, so no
-    later event books it: also when the rules had already reversed it (qualified_at cleared)."""
+    operator refusing a CPA keeps the deposits). Approved again (a dispute won): booked again;
+    a person may do so only while the rules hold (approval_refused), an advertiser's status
+    postback of it also when they do not: booked then once they hold. Disallowed, the player
+    stays qualified, so no later event books it: also when the rules had already reversed it
+    (qualified_at cleared)."""
     assert deal.cpa is not None
     booked = ledger.booked_cpa(rec.conn, player.id)
     if Status(qualified["status"]) not in PAYABLE:

@@ -562,6 +562,10 @@ def _change_by_hand(
         return ManualChange(True, f"the conversion is {old} already")
     if old is not new and not can_move(old, new):
         return ManualChange(True, f"a conversion cannot go from {old} to {new}")
+    # Approved, a CPA is paid: not while the ledger would pay nothing (its rules do not hold).
+    approving = row["event"] == "qualified_cpa" and new in PAYABLE and old not in PAYABLE and not row["test"]
+    if approving and (refused := commissions.approval_refused(rec, catalog, row)):
+        return ManualChange(True, refused)
     if old is new:
         rec.history(row["id"], old, new, now, None, reason)
     _change_status(rec, catalog, row, new, now, None, None, reason)
