@@ -152,15 +152,16 @@ def test_ngr_is_signed_player_money() -> None:
     assert "revenue" not in c.values
 
 
-def test_a_cpa_entry_counts_a_qualified_player_and_its_reversal_takes_it_back() -> None:
-    assert ledger_contribution("cpa", Decimal(100), EUR, False).values == {
-        "cpa_commission": Decimal(100),
-        "qualified_cpas": 1,
-    }
-    assert ledger_contribution("cpa", Decimal(-100), EUR, True).values == {
-        "cpa_commission": Decimal(-100),
-        "qualified_cpas": -1,
-    }
-    assert ledger_contribution("revshare", Decimal("7.5"), USD, False) == Contribution(
+def test_a_cpa_entry_is_commission_and_qualified_players_are_their_qualified_cpa() -> None:
+    assert ledger_contribution("cpa", Decimal(-100), EUR) == Contribution(
+        EUR, {"cpa_commission": Decimal(-100)}
+    )
+    assert ledger_contribution("revshare", Decimal("7.5"), USD) == Contribution(
         USD, {"revshare_commission": Decimal("7.5")}
     )
+    # Every standing qualification, paid or past a cap (amount 0): rejected, it counts no more.
+    for payout in (Decimal(100), Decimal(0)):
+        (cpa,) = conversion_contributions("qualified_cpa", Status.APPROVED, payout, EUR, None)
+        assert cpa.values["qualified_cpas"] == 1
+    (rejected,) = conversion_contributions("qualified_cpa", Status.REJECTED, Decimal(100), EUR, None)
+    assert "qualified_cpas" not in rejected.values

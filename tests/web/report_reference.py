@@ -238,7 +238,6 @@ def report(facts: Facts, q: Query) -> tuple[dict[Key, Figures], Figures]:
             f.add("conversion_cost", e["currency"], Decimal(int(units)) / 10_000)
         if e["kind"] == "cpa":
             f.add("cpa_commission", e["currency"], amount)
-            f.counts["qualified_cpas"] += -1 if e["reverses_id"] is not None else 1
         else:
             f.add("revshare_commission", e["currency"], amount)
 
@@ -271,6 +270,9 @@ def conversion_figures(v: Mapping[str, Any], facts: Facts) -> Iterable[tuple[str
         yield ("deposit_amount", currency, payout)
     if event == "net_revenue":
         yield ("ngr", currency, payout)
+    if event == "qualified_cpa":
+        # Every standing qualification, paid or past a cap (ADR 17); the ledger says what was paid.
+        yield ("qualified_cpas", None, Decimal(1))
     if event not in PRICED_ONLY:
         yield ("revenue", currency, payout)
     else:

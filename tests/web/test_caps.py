@@ -6,7 +6,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from alembic import command
 
+from clickback.store.migrate import alembic_config, upgrade
 from tests.conftest import Client, World
 from tests.receiver import Receiver, receiving
 
@@ -143,3 +145,60 @@ def test_a_bad_cap_is_refused_naming_its_field(client: Client, world: World) -> 
     missing = client.http.put("/api/offers/99999/cap", json={"total": 1}, headers=client.auth)
     assert missing.status_code == 404
     assert client.items("/audit", entity_kind="cap") == []
+
+
+def test_reports_count_every_qualification_and_commission_only_what_was_paid(
+    client: Client, world: World
+) -> None:
+    """ADR 17: the reports show the advertiser's volume (over-cap qualifications included), the
+    ledger what is paid; a qualification rejected counts no more, paid or not."""
+    offer = world.casino["id"]
+    client.api("PUT", f"/offers/{offer}/deal", json=CPA_10)
+    client.api("PUT", f"/offers/{offer}/cap", json={"daily": 2, "total": 10})
+    for n in range(6):
+        qualify(client, world, world.alice_casino, f"P-{n}")
+    assert (len(cpas(client)), len(cpas(client, over_cap=True))) == (6, 4)
+
+    def figures() -> list[tuple[int, dict[str, str]]]:
+        # By offer from the rollups; by two sub IDs from the raw tables: the same figures.
+        by_offer, raw = client.report(group_by="offer"), client.report(group_by="sub1,sub2")
+        assert (by_offer["source"], raw["source"]) == ("values", "raw")
+        [offer_row], [raw_row] = by_offer["rows"], raw["rows"]
+        return [(r["qualified_cpas"], r["cpa_commission"]) for r in (offer_row, raw_row)]
+
+    assert figures() == [(6, {"EUR": "20.00"})] * 2
+    # One paid and one over-cap qualification rejected (their first deposits declined).
+    for player in ("P-0", "P-5"):
+        ftd = client.items("/conversions", event="first_deposit", player_id=player)[0]["id"]
+        client.api("POST", f"/conversions/{ftd}/status", json={"status": "rejected", "reason": "fraud"})
+    assert figures() == [(4, {"EUR": "10.00"})] * 2
+    # The paid one's first deposit approved again: qualified and paid again.
+    ftd = client.items("/conversions", event="first_deposit", player_id="P-0")[0]["id"]
+    client.api("POST", f"/conversions/{ftd}/status", json={"status": "approved", "reason": "dispute won"})
+    assert figures() == [(5, {"EUR": "20.00"})] * 2
+
+
+def test_migration_0026_recounts_the_rollups_qualified_cpas(client: Client, world: World) -> None:
+    """Rollups written before 0026 counted CPA entries less reversals (0026's downgrade counts
+    them so again); 0026 counts every standing qualification, as the raw tables do."""
+    offer = world.casino["id"]
+    client.api("PUT", f"/offers/{offer}/deal", json=CPA_10)
+    client.api("PUT", f"/offers/{offer}/cap", json={"total": 2})
+    for n in range(4):
+        qualify(client, world, world.alice_casino, f"P-{n}")
+    ftd = client.items("/conversions", event="first_deposit", player_id="P-0")[0]["id"]
+    client.api("POST", f"/conversions/{ftd}/status", json={"status": "rejected", "reason": "fraud"})
+    db = client.node.runtime.db
+
+    def migrated(revision: str) -> tuple[int, int]:
+        async def run() -> None:
+            async with db.write() as conn:
+                await conn.run_sync(lambda c: command.downgrade(alembic_config(c), revision))
+
+        client.node.call(run if revision != "head" else lambda: upgrade(db))
+        # By offer from the rollups; by two sub IDs from the raw tables.
+        by_offer, raw = client.report(group_by="offer"), client.report(group_by="sub1,sub2")
+        return by_offer["rows"][0]["qualified_cpas"], raw["rows"][0]["qualified_cpas"]
+
+    assert migrated("0025") == (1, 3)  # P-1 paid (P-0's CPA reversed); P-2, P-3 past the cap
+    assert migrated("head") == (3, 3)

@@ -222,7 +222,9 @@ class Generator:
         )
         if rng.random() < 0.1:
             self.restatable.append(({"event": "registration", "player_id": player}, "approved"))
-        n = {"demote": 2, "reverse": 1, "usd": 1}.get(force, rng.choice([0, 1, 1, 2, 3]))
+        n = {"demote": 2, "reverse": 1, "usd": 1, "cap1": 1, "cap2": 1}.get(
+            force, rng.choice([0, 1, 1, 2, 3])
+        )
         times = sorted(self.later(registered, timedelta(minutes=5), timedelta(days=4)) for _ in range(n))
         deposits = [(f"{player}-D{i}", at) for i, at in enumerate(times)]
         if force == "demote":
@@ -231,9 +233,7 @@ class Generator:
             rng.shuffle(deposits)
         for i, (txn, at) in enumerate(deposits):
             # The scripted players qualify for a CPA in a known currency; the others may not.
-            currency = {"usd": "USD", "demote": "EUR", "reverse": "EUR"}.get(force) or rng.choice(
-                ["EUR", "EUR", "USD"]
-            )
+            currency = {"usd": "USD"}.get(force, "EUR" if force else "") or rng.choice(["EUR", "EUR", "USD"])
             amount = "60" if force else rng.choice(["5", "15", "25", "60", "120.50"])
             status = {} if force or rng.random() < 0.7 else {"status": "pending"}
             event = "ftd" if i == 0 and rng.random() < 0.3 else "deposit"
@@ -247,7 +247,7 @@ class Generator:
             self.post("accepted", **params, **status, **self.stamp(at))
             if force == "usd" or (not force and rng.random() < 0.2):
                 self.post("duplicate", **params, **status, **self.stamp(at))
-            if force == "reverse" or (not force and rng.random() < 0.3):
+            if force in ("reverse", "cap2") or (not force and rng.random() < 0.3):
                 self.restatable.append(
                     (
                         {"event": "deposit", "player_id": player, "txn_id": txn},
@@ -340,6 +340,8 @@ def build(client: Client, world: World, rng: random.Random) -> Made:
     )
     deal(client, world.casino, {"cpa": {"amount": "150"}}, affiliate=world.bob)
     deal(client, world.sportsbook, {"kind": "cpa", "cpa": {"amount": "30", "ftd_min": "10"}})
+    # One paid sportsbook qualification: the others are recorded over the cap, unpaid (ADR 17).
+    client.api("PUT", f"/offers/{world.sportsbook['id']}/cap", json={"total": 1})
     deal(
         client,
         slots,
@@ -412,6 +414,9 @@ def build(client: Client, world: World, rng: random.Random) -> Made:
         "usd": g.click(
             links[alice_slots["code"]], g.later(REPEATED_HOUR[1], timedelta(minutes=5), timedelta(minutes=50))
         ),
+        # Sportsbook players past its cap (the second at least): qualified unpaid, one re-statused.
+        "cap1": g.click(sportsbook, g.instant()),
+        "cap2": g.click(sportsbook, g.instant()),
     }
     # Clicks whose postbacks arrive before them.
     early = [
@@ -520,6 +525,8 @@ def check_world(facts: Facts, made: Made) -> None:
     assert any(c["test"] for c in clicks) and any(v["test"] for v in facts.conversions.values())
     assert {e["kind"] for e in entries} == {"cpa", "revshare"}
     assert any(e["kind"] == "cpa" and e["reverses_id"] is not None for e in entries), "no CPA reversal"
+    over_cap = [v for v in facts.conversions.values() if v["event"] == "qualified_cpa" and v["over_cap"]]
+    assert over_cap, "no qualification past a cap"
     assert {e["currency"] for e in entries} == {"EUR", "USD"}
     assert {
         v["currency"] for v in facts.conversions.values() if v["event"] in ("first_deposit", "deposit")

@@ -35,18 +35,21 @@ CONVERSION_COUNTS = (
     "registrations",
     "ftds",
     "deposits",
+    # Standing (pending or approved) qualified_cpa conversions: every CPA qualification, over a
+    # cap too (ADR 17), moved by its status as the rules or a person change it; what was paid is
+    # the ledger's cpa_commission.
+    "qualified_cpas",
 )
 # conversion_cost: what a CPA cost model (core/cost.py) pays for the conversion, and what a
 # partner's RevShare takes of the commission it earned (added with the ledger entry).
 CONVERSION_MONEY = ("ftd_amount", "deposit_amount", "ngr", "revenue", "conversion_cost")
-# Ledger measures: counted when an entry is appended (entries are never edited but for their status).
-LEDGER_COUNTS = ("qualified_cpas",)
+# Ledger measures: added when an entry is appended (entries are never edited but for their status).
 LEDGER_MONEY = ("cpa_commission", "revshare_commission")
 # What clicks cost (CPC, CPM, the source's own figure), at the click's time like the click counts;
 # bot_cost is the part of click_cost that bot clicks cost.
 CLICK_MONEY = ("click_cost", "bot_cost")
 
-COUNTS = CLICK_COUNTS + CONVERSION_COUNTS + LEDGER_COUNTS
+COUNTS = CLICK_COUNTS + CONVERSION_COUNTS
 MONEY = CONVERSION_MONEY + LEDGER_MONEY + CLICK_MONEY
 MEASURES = COUNTS + MONEY
 # Counted at the click's time whatever the report's date basis.
@@ -95,6 +98,8 @@ def conversion_contributions(
             money["deposit_amount"] = payout
         if event == "net_revenue":
             money["ngr"] = payout
+        if event == "qualified_cpa":
+            counts["qualified_cpas"] = 1
         if event not in PRICED_ONLY:
             revenue = (payout, currency)
         elif offer_price is not None:
@@ -107,12 +112,10 @@ def conversion_contributions(
     return [Contribution(c, values) for c, values in by_currency.items()]
 
 
-def ledger_contribution(kind: str, amount: Decimal, currency: str, reverses: bool) -> Contribution:
-    """A ledger entry's figures: its amount as CPA or RevShare commission; a CPA entry counts a
-    qualified player, its reversal takes one away."""
-    if kind == "cpa":
-        return Contribution(currency, {"cpa_commission": amount, "qualified_cpas": -1 if reverses else 1})
-    return Contribution(currency, {"revshare_commission": amount})
+def ledger_contribution(kind: str, amount: Decimal, currency: str) -> Contribution:
+    """A ledger entry's figures: its amount as CPA or RevShare commission, a reversal's negative.
+    (Qualified players are counted by their qualified_cpa conversions, paid or not.)"""
+    return Contribution(currency, {"cpa_commission" if kind == "cpa" else "revshare_commission": amount})
 
 
 # --- derived metrics --------------------------------------------------------------------------

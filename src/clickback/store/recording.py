@@ -372,8 +372,7 @@ class Recording:
         cause = entry.get("conversion_id")
         row = self.find_conversion(int(cause)) if cause is not None else None
         if row is not None:
-            reverses = entry.get("reverses_id") is not None
-            counted = [ledger_contribution(str(entry["kind"]), entry["amount"], entry["currency"], reverses)]
+            counted = [ledger_contribution(str(entry["kind"]), entry["amount"], entry["currency"])]
             link = self.catalog.links.get(row["link_id"]) if self.catalog is not None else None
             if link is not None and (share := link.cost.of_commission(entry["amount"])):
                 # A partner's RevShare of the commission is what this traffic cost.

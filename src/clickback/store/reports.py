@@ -475,6 +475,7 @@ def _raw(q: ReportQuery, local: Clock, wanted: Sequence[str], catalog: Catalog) 
                 "ftd_amount": when(payable & (v.event == "first_deposit"), _raw_money(v.payout)),
                 "deposit_amount": when(payable & v.event.in_(sorted(metrics.DEPOSITS)), _raw_money(v.payout)),
                 "ngr": when(payable & (v.event == "net_revenue"), _raw_money(v.payout)),
+                "qualified_cpas": when(payable & (v.event == "qualified_cpa")),
                 "revenue": when(payable & ~priced_only, _raw_money(v.payout)),
             }
         ),
@@ -492,7 +493,6 @@ def _raw(q: ReportQuery, local: Clock, wanted: Sequence[str], catalog: Catalog) 
             e.currency,
             *measures(
                 {
-                    "qualified_cpas": when(e.kind == "cpa", case((e.reverses_id.is_(None), 1), else_=-1)),
                     "cpa_commission": when(e.kind == "cpa", _raw_money(e.amount)),
                     "revshare_commission": when(e.kind == "revshare", _raw_money(e.amount)),
                     "conversion_cost": _partners_share(_raw_money(e.amount), v.link_id, catalog),

@@ -585,7 +585,10 @@ class FiguresOut(BaseModel):
     registrations: int
     ftds: int
     deposits: int = Field(description="First and later deposits.")
-    qualified_cpas: int = Field(description="CPAs booked, less those reversed.")
+    qualified_cpas: int = Field(
+        description="Standing CPA qualifications (pending or approved qualified_cpa conversions), "
+        "over a cap too; what was paid is cpa_commission."
+    )
     ftd_amount: Amounts
     deposit_amount: Amounts
     ngr: Amounts
