@@ -76,7 +76,7 @@ def approval_refused(rec: Recording, catalog: Catalog, qualified: Mapping[str, A
     if deal is None or deal.cpa is None or deal.kind not in (DealKind.CPA, DealKind.HYBRID):
         return ""
     events = rec.player_events(player)
-    if qualify(deal.cpa, events) is not None:
+    if qualify(deal.cpa, events, deal.currency) is not None:
         return ""
     missing = "; ".join(
         f"{c.rule}: {c.detail.removeprefix('not held: ')}"
