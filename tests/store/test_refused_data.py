@@ -54,6 +54,7 @@ def test_only_refusals_of_the_values_themselves_are_the_datas(error: BaseExcepti
     [
         (pg.UniqueViolationError('duplicate key value violates unique constraint "uq_conversions"'), True),
         (DBAPIError("INSERT ...", None, caused(Exception("adapted"), pg.UniqueViolationError("dup"))), True),
+        (pg.DeadlockDetectedError("deadlock detected"), True),  # rolled back whole: done again
         (pg.NotNullViolationError("null value in column"), False),
         (pg.ForeignKeyViolationError("violates foreign key constraint"), False),
         (pg.StringDataRightTruncationError("value too long"), False),
@@ -62,5 +63,5 @@ def test_only_refusals_of_the_values_themselves_are_the_datas(error: BaseExcepti
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v),
 )
-def test_only_a_unique_key_taken_meanwhile_is_a_lost_race(error: BaseException, lost: bool) -> None:
+def test_a_unique_key_taken_meanwhile_or_a_deadlock_is_a_lost_race(error: BaseException, lost: bool) -> None:
     assert lost_race(error) is lost

@@ -260,16 +260,19 @@ def refused_data(exc: BaseException) -> bool:
 
 
 # SQLSTATE unique_violation.
-_UNIQUE_VIOLATION = "23505"
+# A unique key another transaction took first; this transaction chosen as a deadlock's victim.
+_LOST_RACE = frozenset({"23505", "40P01"})
 
 
 def lost_race(exc: BaseException) -> bool:
     """Whether a transaction failed on a unique key another transaction took first and has
     committed (PostgreSQL: an INSERT of a key that another open transaction inserted waits for
     it, and fails only once it commits). The same work in a new transaction then reads that
-    row and decides with it. SQLite writers hold the write lock from their first read, so the
-    rows a transaction read stay as they were until it ends: no race to lose."""
-    return any(getattr(e, "sqlstate", None) == _UNIQUE_VIOLATION for e in _causes(exc))
+    row and decides with it. A deadlock's victim is rolled back whole, and the same work done
+    again after the other transaction is the same safe retry. SQLite writers hold the write lock
+    from their first read, so the rows a transaction read stay as they were until it ends: no
+    race to lose."""
+    return any(getattr(e, "sqlstate", None) in _LOST_RACE for e in _causes(exc))
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
