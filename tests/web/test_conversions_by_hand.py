@@ -237,3 +237,42 @@ def test_a_qualified_cpa_whose_rules_do_not_hold_is_not_approved_by_hand(
     statuses = [query_of(g.target)["st"] for g in receiver.deliveries(3)]
     assert statuses == ["approved", "rejected", "approved"]  # never approved while unpaid
     assert len(client.api("GET", f"/conversions/{qualified['id']}")["deliveries"]) == 3
+
+
+def test_an_advertisers_postback_approving_a_qualified_cpa_whose_rules_do_not_hold_is_refused(
+    client: Client, world: World, receiver: Receiver
+) -> None:
+    """As a person's approval: approved, a CPA is paid, so a postback approving the player's
+    qualified_cpa while the ledger would pay nothing is refused with a reason, and nothing moves;
+    once the rules hold, clickback approves it itself."""
+    template = {"affiliate_id": world.alice["id"], "url": receiver.url("/pb?st={status}&p={payout}")}
+    client.api("POST", "/outbound/templates", json=template | {"events": ["qualified_cpa"]})
+    first_deposit = ftd(client, world)
+    [qualified] = client.items("/conversions", player_id="P-1", event="qualified_cpa")
+    client.postback(
+        event="ftd", player_id="P-1", payout="25", txn_id="D-1", status="rejected", token=world.token
+    )
+    assert client.api("GET", f"/conversions/{qualified['id']}")["status"] == "rejected"
+    receiver.deliveries(2)  # approved, then rejected
+
+    refused = client.postback(event="qualified_cpa", player_id="P-1", status="approved", token=world.token)
+
+    assert refused.status_code == 409, refused.text
+    assert (refused.json()["reason"], refused.json()["detail"]) == (
+        "cpa_rules_not_met",
+        "the CPA's rules do not hold now (first deposit ≥ 20.00 EUR: missing): the ledger would "
+        "pay nothing; it can be approved once they hold",
+    )
+    [logged] = client.items("/postbacks", reason="cpa_rules_not_met")
+    assert (logged["result"], logged["http_status"]) == ("rejected", 409)
+    assert client.api("GET", f"/conversions/{qualified['id']}")["status"] == "rejected"
+    assert cpa_sum(client) == 0
+    # The rules hold again (the deposit's dispute won): the CPA is booked and approved, once.
+    client.postback(
+        event="ftd", player_id="P-1", payout="25", txn_id="D-1", status="approved", token=world.token
+    )
+    assert client.api("GET", f"/conversions/{first_deposit}")["status"] == "approved"
+    assert client.api("GET", f"/conversions/{qualified['id']}")["status"] == "approved"
+    assert cpa_sum(client) == 100
+    statuses = [query_of(g.target)["st"] for g in receiver.deliveries(3)]
+    assert statuses == ["approved", "rejected", "approved"]

@@ -260,6 +260,14 @@ class Reason(Enum):
         "The conversion cannot move from its current status to the one sent.",
         "A cancelled conversion is final; send a new transaction ID for a new conversion.",
     )
+    CPA_RULES_NOT_MET = (
+        "cpa_rules_not_met",
+        409,
+        "The postback approves a qualified CPA whose rules do not hold now: the ledger would pay"
+        " nothing for it.",
+        "Approve it once the player meets the deal's CPA rules again (the detail names the rules"
+        " missing); the CPA is then booked and approved by clickback itself.",
+    )
     TRANSACTION_CONFLICT = (
         "transaction_conflict",
         409,

@@ -400,6 +400,17 @@ class _Group:
         if isinstance(decision, StatusChange) and restates_amount(postback, stored):
             priced = _priced(rec, self._catalog, postback, attribution)
             decision, restated = (priced, None) if isinstance(priced, Rejected) else (decision, priced)
+        if (
+            isinstance(decision, StatusChange)
+            and existing["event"] == "qualified_cpa"
+            and decision.new in PAYABLE
+            and stored.status not in PAYABLE
+            and not existing["test"]
+            and (refused := commissions.approval_refused(rec, self._catalog, existing))
+        ):
+            # As a person's approval (_change_by_hand): approved, a CPA is paid, so not while
+            # the ledger would pay nothing; the affiliate would be told of a CPA never booked.
+            decision = Rejected(Reason.CPA_RULES_NOT_MET, refused)
         ignored = postback.ignored
         if isinstance(decision, Rejected):
             outcome = Outcome(Result.REJECTED, decision.reason, decision.detail, ignored=ignored)
