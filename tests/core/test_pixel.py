@@ -134,6 +134,10 @@ def test_a_pixel_counts_only_its_own_offers_clicks() -> None:
     assert not isinstance(attribute(read, click_on(CASINO), CATALOG, NOW, IN_FLIGHT), Rejected)
     other = attribute(read, click_on(SPORTSBOOK), CATALOG, NOW, IN_FLIGHT)
     assert isinstance(other, Rejected) and other.reason is Reason.WRONG_PIXEL
+    # Another advertiser's click too: a pixel has no token to change (foreign_click's hint), and
+    # the detail names no offer of theirs.
+    rival = attribute(read, click_on(POKER), CATALOG, NOW, IN_FLIGHT)
+    assert rival == Rejected(Reason.WRONG_PIXEL, f"pixel of offer {CASINO.id}")
 
 
 def s2s(**params: str) -> Postback:

@@ -376,6 +376,24 @@ def test_a_pixel_counts_only_clicks_of_its_own_offer(
     assert conversions(client) == []
 
 
+def test_a_pixel_for_a_click_of_another_advertisers_offer_is_the_wrong_pixel(
+    client: Client, world: World, pixel: str, browser: httpx.Client
+) -> None:
+    """A pixel has no token: `foreign_click` and its hint (use the other advertiser's token) are
+    not its reasons, and its log entry, which the pixel's advertiser reads, names no other
+    advertiser's offer."""
+    rival_click, _ = click(browser, world.rival_link)
+    client.flush()
+
+    response = browser.get(pixel, params={"click_id": rival_click, "event": "registration"})
+
+    assert told(response) == (403, "rejected", "wrong_pixel")
+    (entry,) = client.items("/postbacks", channel="pixel")
+    assert (entry["reason"], entry["advertiser_id"]) == ("wrong_pixel", world.northstar["id"])
+    assert entry["detail"] == f"pixel of offer {world.casino['id']}"
+    assert conversions(client) == []
+
+
 def test_a_pixel_for_another_offers_click_still_in_flight_is_rejected_when_the_click_lands(
     client: Client, world: World, pixel: str, second_node: Node
 ) -> None:

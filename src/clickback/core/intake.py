@@ -593,10 +593,15 @@ def check_offer(
 ) -> Rejected | None:
     """The click must be on an offer of the posting advertiser (on the pixel's own offer, for a
     pixel), and the event one it knows."""
+    if pixel_offer_id is not None and (offer is None or offer.id != pixel_offer_id):
+        # A pixel has no token to change, whoever's the click is (foreign_click's hint would say
+        # to use another one); and its log, the pixel's advertiser's to read, names no offer of
+        # another advertiser's.
+        if offer is None or offer.advertiser_id != advertiser_id:
+            return Rejected(Reason.WRONG_PIXEL, f"pixel of offer {pixel_offer_id}")
+        return Rejected(Reason.WRONG_PIXEL, f"click of offer {offer.id}, pixel of offer {pixel_offer_id}")
     if offer is None or offer.advertiser_id != advertiser_id:
         return Rejected(Reason.FOREIGN_CLICK, click_value)
-    if pixel_offer_id is not None and offer.id != pixel_offer_id:
-        return Rejected(Reason.WRONG_PIXEL, f"click of offer {offer.id}, pixel of offer {pixel_offer_id}")
     known = STANDARD_EVENTS | offer.custom_events
     if event_name not in known:
         return Rejected(Reason.UNKNOWN_EVENT, _event_detail(event_name, known, catalog, advertiser_id))
