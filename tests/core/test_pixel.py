@@ -151,14 +151,15 @@ def s2s(**params: str) -> Postback:
         # The advertiser's server confirms a pixel conversion, stating its status or not.
         (Existing(1, CLICK_ID, Status.PENDING, PIXEL), s2s(), StatusChange(Status.APPROVED)),
         (Existing(1, CLICK_ID, Status.PENDING, PIXEL), s2s(status="rejected"), StatusChange(Status.REJECTED)),
-        (Existing(1, CLICK_ID, Status.PENDING, PIXEL), s2s(status="pending"), Duplicate()),
+        # Confirmed pending: the server's all the same (its amount, its later postbacks repeats).
+        (Existing(1, CLICK_ID, Status.PENDING, PIXEL), s2s(status="pending"), StatusChange(Status.PENDING)),
         # Without a status, an S2S repeat of an S2S conversion changes nothing (as before).
         (Existing(1, CLICK_ID, Status.PENDING, S2S), s2s(), Duplicate()),
         # A pixel after the server's postback is a duplicate: it states no status.
         (Existing(1, CLICK_ID, Status.APPROVED, S2S), accepted(pixel(click_id=CLICK_ID)), Duplicate()),
         (Existing(1, CLICK_ID, Status.PENDING, PIXEL), accepted(pixel(click_id=CLICK_ID)), Duplicate()),
     ],
-    ids=["confirmed", "rejected_by_server", "pending_again", "s2s_repeat", "pixel_after_s2s", "pixel_again"],
+    ids=["confirmed", "rejected_by_server", "confirmed_pending", "s2s_repeat", "pixel_after_s2s", "pixel_again"],
 )
 def test_a_pixel_and_a_postback_of_one_transaction_are_one_conversion(
     existing: Existing, repeat: Postback, outcome: Duplicate | StatusChange

@@ -280,7 +280,7 @@ def test_the_player_the_server_names_on_confirming_a_pixel_deposit_gets_it_and_q
     assert client.items("/commissions") == []
 
     s2s = client.postback(
-        click_id=click_id, event="deposit", txn_id="Y1", player_id="P-300", token=world.token
+        click_id=click_id, event="deposit", txn_id="Y1", payout="50", player_id="P-300", token=world.token
     )
 
     assert (s2s.status_code, s2s.json()["result"]) == (200, "updated"), s2s.text

@@ -625,15 +625,14 @@ def _event_detail(arrived: str, known: frozenset[str], catalog: Catalog, adverti
 
 @dataclass(frozen=True, slots=True)
 class Existing:
-    """The conversion already recorded under the same advertiser, transaction ID and event."""
+    """The conversion already recorded under the same advertiser, transaction ID and event.
+    `channel` is PIXEL only while the advertiser's server has not confirmed it."""
 
     id: int
     click_id: str
     status: Status
     channel: str = S2S
     player_id: str = ""
-    payout: Decimal | None = None
-    currency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -660,25 +659,26 @@ def on_repeat(
         return _conflict(txn, f"recorded for player {existing.player_id[:64]}")
     # The advertiser's server confirming what the browser's pixel reported: its status counts,
     # stated or not (a postback without one means approved), and so does its amount.
-    confirms = existing.channel == PIXEL and postback.channel == S2S
+    confirms = restates_amount(postback, existing)
     # ...but only for the click the pixel reported: a browser must not choose the affiliate of a
     # conversion the advertiser's server attributes to another click.
     if confirms and named_click and named_click != existing.click_id:
         return _conflict(txn, f"the pixel reported it on click {existing.click_id[:64]}")
-    stated = (postback.payout, postback.currency or existing.currency)
-    restated = restates_amount(postback, existing) and stated != (existing.payout, existing.currency)
-    if not (postback.status_given or confirms) or (postback.status is existing.status and not restated):
+    if not confirms and (not postback.status_given or postback.status is existing.status):
         return Duplicate()
     if postback.status is not existing.status and not can_move(existing.status, postback.status):
         return Rejected(Reason.INVALID_STATUS_TRANSITION, f"{existing.status} → {postback.status}")
+    # A confirmation keeping the status is one all the same: the amount becomes the server's, and
+    # the conversion the server's own (its later postbacks are repeats, not confirmations).
     return StatusChange(postback.status)
 
 
 def restates_amount(postback: Postback, existing: Existing) -> bool:
-    """Whether a status change's postback also replaces the recorded amount: the advertiser's
-    server confirming a pixel conversion with an amount of its own. The browser's figure is
-    anyone's to write (docs/pixel.md); the server's is the deposit that was made."""
-    return existing.channel == PIXEL and postback.channel == S2S and postback.payout is not None
+    """Whether the postback confirms a pixel conversion, and so replaces its amount with what the
+    advertiser's server would have recorded on its own: the amount it states, else the offer's
+    payout for the event (price), never the browser's. The browser's figure is anyone's to write
+    (docs/pixel.md); the server's is the deposit that was made."""
+    return existing.channel == PIXEL and postback.channel == S2S
 
 
 def _conflict(txn: str, why: str) -> Rejected:

@@ -392,8 +392,6 @@ class _Group:
             Status(existing["status"]),
             channel,
             existing["player_id"] or "",
-            existing["payout"],
-            existing["currency"],
         )
         decision = on_repeat(postback, stored, named_click)
         restated: _Priced | None = None
