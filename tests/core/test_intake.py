@@ -735,7 +735,7 @@ def test_repeated_transaction_on_the_same_click(
 def test_transaction_id_seen_on_another_click_is_a_conflict() -> None:
     repeat = postback(txn_id="T-1", status="approved")
     result = on_repeat(repeat, Existing(1, OTHER_CLICK_ID, Status.PENDING))
-    assert result == Rejected(Reason.TRANSACTION_CONFLICT, "T-1")
+    assert result == Rejected(Reason.TRANSACTION_CONFLICT, f"T-1: recorded on click {OTHER_CLICK_ID}")
 
 
 def test_transaction_id_seen_for_another_player_of_the_click_is_a_conflict() -> None:

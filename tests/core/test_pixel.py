@@ -10,6 +10,7 @@ from clickback.core.intake import (
     S2S,
     Duplicate,
     Existing,
+    Overrides,
     Postback,
     RawPostback,
     Refused,
@@ -159,7 +160,14 @@ def s2s(**params: str) -> Postback:
         (Existing(1, CLICK_ID, Status.APPROVED, S2S), accepted(pixel(click_id=CLICK_ID)), Duplicate()),
         (Existing(1, CLICK_ID, Status.PENDING, PIXEL), accepted(pixel(click_id=CLICK_ID)), Duplicate()),
     ],
-    ids=["confirmed", "rejected_by_server", "confirmed_pending", "s2s_repeat", "pixel_after_s2s", "pixel_again"],
+    ids=[
+        "confirmed",
+        "rejected_by_server",
+        "confirmed_pending",
+        "s2s_repeat",
+        "pixel_after_s2s",
+        "pixel_again",
+    ],
 )
 def test_a_pixel_and_a_postback_of_one_transaction_are_one_conversion(
     existing: Existing, repeat: Postback, outcome: Duplicate | StatusChange
@@ -167,13 +175,34 @@ def test_a_pixel_and_a_postback_of_one_transaction_are_one_conversion(
     assert on_repeat(repeat, existing) == outcome
 
 
-def test_a_server_postback_naming_another_click_than_the_pixels_is_a_conflict() -> None:
+def test_a_server_postback_naming_another_click_than_the_pixels_overrides_it() -> None:
     """A known player's postback takes the player's click (`repeat` below): the click it named
-    decides whether it confirms what the browser reported."""
+    decides whether it confirms what the browser reported. The server is the authority: another
+    click is its own conversion, the pixel's claim rejected (the caller does both)."""
     reported = Existing(1, CLICK_ID, Status.PENDING, PIXEL)
     repeat = s2s()
-    assert on_repeat(repeat, reported, named_click="another-click") == Rejected(
-        Reason.TRANSACTION_CONFLICT, f"the pixel reported it on click {CLICK_ID}"
+    assert on_repeat(repeat, reported, named_click="another-click") == Overrides(
+        "the advertiser's server named another click (another-click)"
+    )
+    assert on_repeat(s2s(click_id=OTHER_CLICK_ID), reported, OTHER_CLICK_ID) == Overrides(
+        f"the advertiser's server named another click ({OTHER_CLICK_ID})"
     )
     assert on_repeat(repeat, reported, named_click=CLICK_ID) == StatusChange(Status.APPROVED)
     assert on_repeat(repeat, reported, named_click="") == StatusChange(Status.APPROVED)  # player only
+    # A pixel's conversion recorded with a player (before pixels stopped naming players).
+    theirs = Existing(1, CLICK_ID, Status.PENDING, PIXEL, player_id="P1")
+    assert on_repeat(s2s(player_id="P2"), theirs, CLICK_ID) == Overrides(
+        "the advertiser's server named another player (P2)"
+    )
+
+
+def test_once_the_server_confirmed_it_another_click_is_a_conflict_naming_the_click() -> None:
+    confirmed = Existing(1, CLICK_ID, Status.APPROVED, S2S)
+    assert on_repeat(s2s(click_id=OTHER_CLICK_ID, txn_id="T"), confirmed, OTHER_CLICK_ID) == Rejected(
+        Reason.TRANSACTION_CONFLICT, f"T: recorded on click {CLICK_ID}"
+    )
+    # A pixel repeating another click's transaction never overrides anything.
+    pixels = accepted(pixel(click_id=OTHER_CLICK_ID, txn_id="T"))
+    assert on_repeat(pixels, Existing(1, CLICK_ID, Status.PENDING, PIXEL)) == Rejected(
+        Reason.TRANSACTION_CONFLICT, f"T: recorded on click {CLICK_ID}"
+    )

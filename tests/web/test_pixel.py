@@ -193,7 +193,9 @@ def test_a_pixels_player_is_not_confirmed_by_a_postback_naming_another_affiliate
     client: Client, world: World, pixel: str, browser: httpx.Client
 ) -> None:
     """Anyone can fire a pixel: a browser reporting a registration under Alice's click must not
-    have the advertiser's own postback, which names Bob's click, confirm it as Alice's."""
+    have the advertiser's own postback, which names Bob's click, confirm it as Alice's, nor be
+    refused for it: the server's registration is Bob's, the browser's claim rejected
+    (tests/web/test_pixel_and_server.py follows every consequence)."""
     alices, _ = click(browser, world.alice_casino)
     bobs, _ = click(browser, world.bob_casino)
     client.flush()
@@ -202,10 +204,11 @@ def test_a_pixels_player_is_not_confirmed_by_a_postback_naming_another_affiliate
 
     s2s = client.postback(click_id=bobs, event="registration", player_id="P-100", token=world.token)
 
-    assert (s2s.status_code, s2s.json()["reason"]) == (409, "transaction_conflict"), s2s.text
-    assert f"the pixel reported it on click {alices}" in s2s.json()["detail"]
-    (conversion,) = conversions(client)
-    assert (conversion["channel"], conversion["status"]) == ("pixel", "pending")
+    assert (s2s.status_code, s2s.json()["result"]) == (200, "accepted"), s2s.text
+    statuses = sorted((c["channel"], c["status"], c["click_id"]) for c in conversions(client))
+    assert statuses == [("pixel", "rejected", alices), ("s2s", "approved", bobs)]
+    (player,) = client.items("/players", player_id="P-100")
+    assert player["affiliate_id"] == world.bob["id"]
 
 
 def test_the_servers_amount_replaces_the_browsers_when_it_confirms_a_pixel_conversion(

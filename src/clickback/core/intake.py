@@ -645,25 +645,45 @@ class StatusChange:
     new: Status
 
 
+# Why a pixel's conversion was rejected when the advertiser's server reported its transaction for
+# another click or player (kept in the conversion's history).
+OVERRIDDEN = "the advertiser's server named another click"
+OVERRIDDEN_PLAYER = "the advertiser's server named another player"
+
+
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    """The advertiser's server reports, for another click or player, the transaction of a pixel
+    conversion it has not confirmed: the server's postback is recorded as a conversion of its own,
+    and the pixel's is rejected, `why` kept in its history. Anyone can fire a pixel with a guessed
+    order ID; it must not keep the server's conversion out, nor give it to its own click."""
+
+    why: str
+
+
 def on_repeat(
     postback: Postback, existing: Existing, named_click: str = ""
-) -> Duplicate | StatusChange | Rejected:
+) -> Duplicate | StatusChange | Overrides | Rejected:
     """`named_click`: the click ID the postback itself carried, before a known player's click
     took its place ("" when it named only the player)."""
     txn = postback.txn_id or ""
+    # The advertiser's server confirming what the browser's pixel reported: its status counts,
+    # stated or not (a postback without one means approved), and so does its amount.
+    confirms = restates_amount(postback, existing)
+    if confirms:
+        # ...but only for the click (and player) the pixel reported: the authenticated server
+        # decides whose conversion it is, a browser's claim it has not confirmed does not.
+        for click in (postback.click_value, named_click):
+            if click and click != existing.click_id:
+                return Overrides(f"{OVERRIDDEN} ({click[:64]})")
+        if postback.player_id and existing.player_id and postback.player_id != existing.player_id:
+            return Overrides(f"{OVERRIDDEN_PLAYER} ({postback.player_id[:64]})")
     if existing.click_id != postback.click_value:
-        return Rejected(Reason.TRANSACTION_CONFLICT, txn)
+        return _conflict(txn, f"recorded on click {existing.click_id[:64]}")
     # One click can bring two players (one device, one household), and a platform may number
     # transactions per player: another player's transaction is not this one's to change.
     if postback.player_id and existing.player_id and postback.player_id != existing.player_id:
         return _conflict(txn, f"recorded for player {existing.player_id[:64]}")
-    # The advertiser's server confirming what the browser's pixel reported: its status counts,
-    # stated or not (a postback without one means approved), and so does its amount.
-    confirms = restates_amount(postback, existing)
-    # ...but only for the click the pixel reported: a browser must not choose the affiliate of a
-    # conversion the advertiser's server attributes to another click.
-    if confirms and named_click and named_click != existing.click_id:
-        return _conflict(txn, f"the pixel reported it on click {existing.click_id[:64]}")
     if not confirms and (not postback.status_given or postback.status is existing.status):
         return Duplicate()
     if postback.status is not existing.status and not can_move(existing.status, postback.status):

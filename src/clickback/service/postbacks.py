@@ -38,6 +38,7 @@ from clickback.core.intake import (
     Attribution,
     Duplicate,
     Existing,
+    Overrides,
     Postback,
     RawPostback,
     Refused,
@@ -306,8 +307,10 @@ class _Group:
             return _refuse(rec, raw, refused, self._test(postback.click_value))
         player, named_click = None, postback.click_value
         # A test click's postback is never a player's (ADR 13), even naming a real player's ID:
-        # through the player it would be attributed to their real click, and paid.
-        if postback.player_id and not self._test(named_click):
+        # through the player it would be attributed to their real click, and paid. Nor a pixel's:
+        # anyone can write any player ID on it, and a player is attributed for life; the server
+        # names the player when it confirms the conversion (_player_named).
+        if postback.player_id and not self._test(named_click) and postback.pixel_offer_id is None:
             # A known player stays attributed to the click of their first postback, whatever click
             # ID later postbacks carry; a postback naming only the player is attributed through it.
             player = rec.player((advertiser, postback.player_id))
@@ -334,13 +337,20 @@ class _Group:
         existing = rec.conversion_by_key(
             (advertiser, postback.dedupe_key, dedupe_family(postback.event), test)
         )
+        overrides = None
         if existing is not None:
-            return self._repeat(rec, raw, postback, attribution, existing, player, named_click)
+            repeat = self._repeat(rec, raw, postback, attribution, existing, player, named_click)
+            if isinstance(repeat, Outcome):
+                return repeat
+            overrides = repeat
 
         priced = _priced(rec, self._catalog, postback, attribution)
         if isinstance(priced, Rejected):
             return _refuse(rec, raw, Refused(priced, advertiser, click_id, postback.ignored), test)
-        if player is None and postback.player_id and not test:
+        if overrides is not None:
+            assert existing is not None
+            rec.release_key(existing)  # the pixel's: the server's conversion takes its key
+        if player is None and postback.player_id and not test and postback.pixel_offer_id is None:
             player = rec.new_player((advertiser, postback.player_id), click_id, click, now)
         event, demote = postback.event, False
         if player is not None:
@@ -364,7 +374,21 @@ class _Group:
             rec.count(row, postback.status, row["payout"], +1)
         if player is not None:
             self._player_event(rec, player, row, demote, now)
+        if existing is not None and overrides is not None:
+            self._overridden(rec, existing, overrides, now, logged)
         return outcome
+
+    def _overridden(
+        self, rec: Recording, row: dict[str, Any], overrides: Overrides, now: datetime, postback_id: int
+    ) -> None:
+        """The pixel's claim the server's conversion replaced: rejected as any conversion is, so
+        that what it counted moves out with it (reports, RevShare months, a CPA of its player),
+        and its affiliate's tracker is told of the rejection as of any other."""
+        old = Status(row["status"])
+        if old is not Status.REJECTED and can_move(old, Status.REJECTED):
+            _change_status(rec, self._catalog, row, Status.REJECTED, now, postback_id, None, overrides.why)
+        else:  # declined already: only its history says why it no longer holds its transaction
+            rec.history(row["id"], old, old, now, postback_id, overrides.why)
 
     def _test(self, click_id: str) -> bool:
         click = self._clicks.get(click_id)
@@ -379,8 +403,9 @@ class _Group:
         existing: dict[str, Any],
         player: Player | None,
         named_click: str,
-    ) -> Outcome:
-        """The same transaction again: a duplicate, a status change, or a conflict."""
+    ) -> Outcome | Overrides:
+        """The same transaction again: a duplicate, a status change, or a conflict; or the
+        server's own conversion over a pixel's (Overrides), recorded by the caller."""
         channel = existing["channel"]
         if channel == PIXEL and postback.channel == S2S and rec.confirmed_by_server(existing["id"]):
             # Confirmed by the server once: a retry, or a later status, is the server's own repeat
@@ -394,6 +419,13 @@ class _Group:
             existing["player_id"] or "",
         )
         decision = on_repeat(postback, stored, named_click)
+        if isinstance(decision, Overrides):
+            if bool(existing["test"]) == self._test(postback.click_value):
+                return decision
+            # A test click's postback and a real conversion stay apart (ADR 13): neither replaces
+            # the other.
+            txn = f"{postback.txn_id[:64]}: " if postback.txn_id else ""
+            decision = Rejected(Reason.TRANSACTION_CONFLICT, f"{txn}recorded on click {existing['click_id']}")
         restated: _Priced | None = None
         if isinstance(decision, StatusChange) and restates_amount(postback, stored):
             priced = _priced(rec, self._catalog, postback, attribution)
@@ -678,7 +710,8 @@ def _conversion(
         "status": postback.status.value,
         "payout": attribution.payout,
         "currency": attribution.currency,
-        "player_id": postback.player_id,
+        # A pixel's player ID is not the player's until the server names it (_player_named).
+        "player_id": postback.player_id if postback.pixel_offer_id is None else "",
         "deal_amount": priced.amount,
         "deal_currency": priced.currency,
         "fx_rate": None if priced.rate is None else plain(priced.rate),

@@ -56,6 +56,7 @@ SignatureKey = tuple[int, str]
 # A LookupKey's columns: the rows of both flags are read (and locked) at once.
 _LOOKUP_KEY = ("advertiser_id", "dedupe_key", "dedupe_event")
 _PLAYER_KEY = ("advertiser_id", "player_id")
+MAX_DEDUPE_KEY_LEN = 300  # conversions.dedupe_key
 
 
 @dataclass(slots=True)
@@ -353,6 +354,20 @@ class Recording:
         self._moved(before, _share(row), row["id"])
         if not any(row is new for new in self._new_conversions):
             self._changed_conversions.setdefault(row["id"], {}).update(values)
+
+    def release_key(self, row: dict[str, Any]) -> None:
+        """Free a conversion's duplicate key for the conversion recorded in its place (the
+        server's, over a pixel's it never confirmed). Its transaction ID stays. Written at once
+        for a stored row: the group inserts its new rows before it changes stored ones."""
+        if self._by_key.get(_key_of(row)) is row:
+            del self._by_key[_key_of(row)]
+        released = f"overridden:{row['id']}:{row['dedupe_key']}"[:MAX_DEDUPE_KEY_LEN]
+        row["dedupe_key"] = released
+        self._by_key[_key_of(row)] = row
+        self._looked_up.add((row["advertiser_id"], released, row["dedupe_event"]))
+        if not any(row is new for new in self._new_conversions):
+            stmt = update(conversions).where(conversions.c.id == row["id"]).values(dedupe_key=released)
+            self.conn.execute(stmt)
 
     def _moved(self, before: MonthShare | None, after: MonthShare | None, cause: int) -> None:
         for share, sign in ((before, -1), (after, +1)):
