@@ -345,6 +345,7 @@ def test_every_reason_read_postback_can_give_is_in_the_table() -> None:
         Reason.MISSING_EXCHANGE_RATE,
         Reason.CONVERTED_AMOUNT_TOO_LARGE,
         Reason.TRANSACTION_CONFLICT,
+        Reason.CPA_RULES_NOT_MET,  # the service, with the player's events (test_conversions_by_hand)
         Reason.INVALID_STATUS_TRANSITION,
         Reason.DUPLICATE,
         Reason.REPLAYED_SIGNATURE,
