@@ -140,6 +140,43 @@ def test_each_wrong_setting_is_told_in_a_line_or_two(tmp_path: Path) -> None:
     assert "Traceback" in debug_err and "CLICKBACK_SECRET_KEY is not hex" in debug_err
 
 
+def test_an_empty_or_short_api_key_file_stops_the_server(tmp_path: Path) -> None:
+    """The API key read from api.key is held to CLICKBACK_API_KEY's length: an empty file was the
+    key "", which every request sending no key matched (the bootstrap manager, every right)."""
+    contents = {"empty": "", "newline": "\n", "short": "letmein123\n"}
+    for name, text in contents.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "api.key").write_text(text)
+    runs = {
+        name: subprocess.Popen(
+            [CLICKBACK, "serve", "--port", str(free_port())],
+            env=environment(tmp_path / name),
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in contents
+    }
+    try:
+        outputs = {name: run.communicate(timeout=WAIT_SECONDS)[1] for name, run in runs.items()}
+    finally:
+        for run in runs.values():
+            if run.poll() is None:  # it served: stopped, not left behind
+                run.kill()
+                run.wait()
+    for name, err in outputs.items():
+        key_file = tmp_path / name / "api.key"
+        length = len(contents[name].strip())
+        assert runs[name].returncode == 2, (name, err)
+        assert err.strip().splitlines() == [
+            f"clickback: {key_file} (the generated CLICKBACK_API_KEY) is {length} characters: it must be"
+            " at least 24; delete it (a new one is generated) or write one made with openssl rand -hex 24"
+        ], (name, err)
+        assert key_file.read_text() == contents[name]  # left as found: it is the operator's to fix
+        assert "letmein123" not in err
+
+
 def test_data_directory_is_the_users_not_the_working_one(tmp_path: Path) -> None:
     env = environment(tmp_path) | {"XDG_DATA_HOME": str(tmp_path / "xdg")}
     del env["CLICKBACK_DATA_DIR"]

@@ -240,7 +240,21 @@ class Settings(BaseSettings):
 
     @cached_property
     def api_token(self) -> str:
-        return self.api_key or self._generated("api.key", 24)
+        if self.api_key:
+            return self.api_key
+        key = self._generated("api.key", 24)
+        # The file is read as the variable would be, and checked as it is: an empty one (a
+        # truncated copy, a secret mounted empty) was a key "" that every request without one
+        # matched, as the bootstrap manager. Refused rather than replaced: whoever wrote it
+        # meant some key, and a new one would silently differ from what their tooling sends.
+        if len(key) < MIN_API_KEY_LEN:
+            path = self.data_dir / "api.key"
+            raise StartupError(
+                f"{path} (the generated CLICKBACK_API_KEY) is {len(key)} characters: it must be at"
+                f" least {MIN_API_KEY_LEN}; delete it (a new one is generated) or write one made with"
+                " openssl rand -hex 24"
+            )
+        return key
 
     @cached_property
     def privacy(self) -> Privacy:

@@ -5,9 +5,11 @@ import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
+from starlette.requests import Request
 from starlette.types import Message
 
 from clickback.core.accounts import Access, Role, new_key
@@ -16,6 +18,7 @@ from clickback.store import accounts as rows
 from clickback.store.db import connect
 from clickback.web.access import ACCESS
 from clickback.web.guard import ApiGuard
+from clickback.web.ops import metrics
 from tests.conftest import Client, World
 from tests.web.personas import PASSWORD, Keys, add_user, make_keys
 from tests.web.test_reports import link_of, write_click
@@ -443,6 +446,45 @@ def test_a_users_key_while_the_database_is_away_is_a_503_to_retry() -> None:
     start, body = asyncio.run(run())
     assert start["status"] == 503 and (b"retry-after", b"1") in start["headers"]
     assert b"retry" in body["body"]
+
+
+def test_an_empty_bootstrap_key_lets_no_request_in() -> None:
+    """An empty CLICKBACK_API_KEY (an empty api.key once read as one) matched every request
+    sending no key: each was the bootstrap manager, on the API and /metrics."""
+
+    async def run() -> list[int]:
+        # Never reached: a request without a key is refused before any user's key is looked up.
+        db = connect("postgresql+asyncpg://postgres@127.0.0.1:1/none")
+        accounts = Accounts(db, datetime.now, timedelta(hours=1))
+
+        async def api(scope: object, receive: object, send: object) -> None:
+            raise AssertionError("the API was reached without a key")
+
+        guard = ApiGuard(api, "", (), accounts, lambda s: Access.MANAGER)
+        runtime = SimpleNamespace(settings=SimpleNamespace(api_token=""), accounts=accounts)
+        statuses: list[int] = []
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        try:
+            for headers in ([], [(b"x-api-key", b"")], [(b"authorization", b"Bearer ")]):
+                scope = {"type": "http", "method": "GET", "path": "/api/users", "root_path": "/api"}
+                await guard(scope | {"headers": headers}, receive, send)
+                request = Request(
+                    {"type": "http", "method": "GET", "path": "/metrics", "headers": headers, "app": None}
+                )
+                request.scope["app"] = SimpleNamespace(state=SimpleNamespace(runtime=runtime))
+                statuses.append((await metrics(request)).status_code)
+        finally:
+            await db.close()
+        return statuses
+
+    assert asyncio.run(run()) == [401] * 6
 
 
 def test_a_users_reports_are_in_their_zone_unless_the_request_names_one(

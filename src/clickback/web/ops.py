@@ -1,14 +1,12 @@
 """Operators' endpoints beside the API: Prometheus metrics."""
 
-import hmac
-
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from clickback.metrics import exposition
 from clickback.service.runtime import Runtime
-from clickback.web.guard import given_key
+from clickback.web.guard import given_key, is_bootstrap_key
 
 
 async def metrics(request: Request) -> Response:
@@ -18,7 +16,7 @@ async def metrics(request: Request) -> Response:
     # The API key, as `Authorization: Bearer` (what Prometheus sends) or `X-API-Key`: the
     # bootstrap key, or a manager's own.
     given = given_key(dict(request.scope["headers"]))
-    if not hmac.compare_digest(given, runtime.settings.api_token.encode()):
+    if not is_bootstrap_key(given, runtime.settings.api_token.encode()):
         try:
             who = await runtime.accounts.by_key(given.decode("ascii", "replace"))
         except (SQLAlchemyError, OSError):
