@@ -245,10 +245,16 @@ def test_backup_and_restore_refuse_what_they_cannot_do_safely(tmp_path: Path) ->
 
     assert no_database[0] == 1 and "no database at" in no_database[1]
     assert made[0] == 0 and f"0 clicks, 0 conversions, schema revision {HEAD}" in made[1]
+    # It holds advertisers' tokens and signing secrets and trackers' credentials: said, not denied.
+    assert "no secrets" not in made[1] and "advertisers' postback tokens and signing secrets" in made[1]
+    assert "keep it as secret as the server" in made[1]
+    assert backup_file.stat().st_mode & 0o777 == 0o600
     assert again[0] == 1 and "already exists" in again[1]
     assert not_sqlite[0] == 1 and "is not a clickback SQLite database" in not_sqlite[1]
     assert too_new[0] == 1 and "revision 9999, which this version of clickback does not know" in too_new[1]
     assert missing[0] == 1 and "no backup file at" in missing[1]
     assert into_nothing[0] == 0 and "kept as" not in into_nothing[1]
-    assert (tmp_path / "elsewhere" / "clickback.db").exists()
+    # Restored where there was no database: created readable by its owner only, as migrate does.
+    assert (tmp_path / "elsewhere" / "clickback.db").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "data" / "clickback.db").stat().st_mode & 0o777 == 0o600
     assert not list(tmp_path.glob("*.partial")) and not list((tmp_path / "data").glob("*.before-restore-*"))

@@ -207,7 +207,9 @@ def test_data_directory_is_the_users_not_the_working_one(tmp_path: Path) -> None
     assert [first.returncode, second.returncode] == [0, 0], first.stderr + second.stderr
     assert f"data directory: {default}  (the default)" in first.stdout
     assert f"data directory: {default}  (the default)" in second.stdout
-    assert (default / "clickback.db").exists()
+    # Readable by its owner only, as secret.key and api.key: it holds advertisers' postback
+    # tokens and signing secrets (SQLite alone would make it 0644 under umask 022).
+    assert (default / "clickback.db").stat().st_mode & 0o777 == 0o600
     assert list((tmp_path / "one").iterdir()) == list((tmp_path / "two").iterdir()) == []
     assert refused.returncode == 2, refused.stderr
     assert "the database already holds clicks" in refused.stderr
@@ -418,6 +420,10 @@ def test_two_workers_report_the_whole_servers_metrics_and_log_lines_without_secr
         answered = {w for w, _ in by_worker}
         assert set(frozen) >= answered and min(frozen.values()) > 10_000, frozen
         assert {w for (name, w) in figures if name == "clickback_gc_seconds_count"} >= answered
+        # The live database and its write-ahead log: the owner's only, like the secrets beside them.
+        modes = {f.name: f.stat().st_mode & 0o777 for f in tmp_path.glob("clickback.db*")}
+        assert modes.keys() >= {"clickback.db", "clickback.db-wal", "clickback.db-shm"}, modes
+        assert set(modes.values()) == {0o600}, modes
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     postbacks = [line for line in lines if line.get("logger") == "clickback.service.postbacks"]
     assert len(postbacks) == 10 and {line["result"] for line in postbacks} == {"accepted"}

@@ -1123,7 +1123,12 @@ def backup(
     say(f"backup of {_database_name(settings)} written to {path}: {_described(contents)}")
     key = "CLICKBACK_SECRET_KEY" if settings.secret_key else str(settings.data_dir / "secret.key")
     say(
-        f"it holds no secrets: keep the click-ID key ({key}) with it, or click IDs issued before a "
+        "it holds secrets: advertisers' postback tokens and signing secrets, affiliates' outbound "
+        "postback URLs (their trackers' credentials) and signing secrets, users' password hashes, "
+        "visitors' IP addresses: keep it as secret as the server (the file is readable by its owner only)"
+    )
+    say(
+        f"keep the click-ID key ({key}) too, though not beside it, or click IDs issued before a "
         "restore will read as forged"
     )
 

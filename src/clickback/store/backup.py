@@ -17,7 +17,7 @@ from sqlalchemy import make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clickback.store.db import SQLITE_BUSY_MS, connect
+from clickback.store.db import SQLITE_BUSY_MS, connect, create_private
 from clickback.store.migrate import known_revision
 
 # What a backup holds, as the operator is told it: read in the backup's own snapshot.
@@ -116,7 +116,7 @@ def _sqlite_restore(backup_file: Path, target: Path, now: datetime) -> Restored:
                 f"{backup_file} has schema revision {contents.revision}, which this version of "
                 "clickback does not know: restore it with the version that made it, or a newer one"
             )
-        target.parent.mkdir(parents=True, exist_ok=True)
+        create_private(target)
         live = sqlite3.connect(target, timeout=0, isolation_level=None)
         try:
             _hold_alone(live, target)

@@ -10,7 +10,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -410,7 +410,7 @@ def connect(url: str, report_zones: Sequence[str] = ("UTC",)) -> Database:
     if url.startswith("sqlite"):
         path = make_url(url).database
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            create_private(Path(path))
         args = {"timeout": SQLITE_BUSY_MS / 1000}
         writer = create_async_engine(url, connect_args=args)
         reader = create_async_engine(url, connect_args=args)
@@ -429,6 +429,17 @@ def connect(url: str, report_zones: Sequence[str] = ("UTC",)) -> Database:
     )
     _ping_when_idle(engine.sync_engine)
     return Database(engine, engine, local_days=LocalDays(report_zones))
+
+
+def create_private(path: Path) -> None:
+    """The SQLite database file, created empty (an empty file is an empty database) and readable
+    by its owner only, unless it exists: it holds advertisers' postback tokens and signing
+    secrets, as secret.key and api.key beside it are secrets. SQLite would create it with the
+    process's umask (0644: readable by every user of the machine); its -wal, -shm and -journal
+    files take the database file's mode. An existing file keeps the mode it has."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def url_problem(url: str) -> str | None:
