@@ -394,6 +394,14 @@ def test_refusal_keeps_the_advertiser_and_click_id_learnt_before_it() -> None:
     )
 
 
+def test_a_name_too_long_is_quoted_cut_between_words_never_inside_one() -> None:
+    """A name holding what was sent (a JSON body read as a form is one long name) is quoted up to a
+    word cut short: the beginning of a token, which the reply and the log could not find to mask."""
+    result = read(b"click_id=" + CLICK_ID.encode() + b"&see+" + b"T" * 70)
+    assert isinstance(result, Refused) and result.rejected.reason is Reason.PARAMETER_TOO_LONG
+    assert result.rejected.detail == "see …"
+
+
 def test_refusal_before_authentication_names_no_advertiser() -> None:
     result = read(query(token="nope"))
     assert isinstance(result, Refused)

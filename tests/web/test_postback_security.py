@@ -2,6 +2,7 @@
 masked in the postback log, token rotation with an overlap, an IP allowlist, HMAC signatures
 with a time window and replays refused (across processes too)."""
 
+import json
 import time
 from datetime import timedelta
 from urllib.parse import urlencode
@@ -14,6 +15,8 @@ from clickback.service.clock import utcnow
 from clickback.store.recording import forget_signatures
 from clickback.store.tables import postback_signatures
 from tests.conftest import Client, Node, World
+
+FORM = "application/x-www-form-urlencoded"
 
 
 def northstar(
@@ -176,3 +179,52 @@ def test_signatures_older_than_their_window_are_forgotten(
     assert client.node.call(kept) == 1
     client.node.call(lambda: forget_signatures(db, utcnow() + timedelta(seconds=1)))
     assert client.node.call(kept) == 0
+
+
+def test_the_token_and_signing_secret_reach_no_log_or_reply_whatever_their_shape(
+    client: Client, world: World, click_id: str
+) -> None:
+    """Issue (audit): the token was kept in clear when a JSON body came without its content type
+    (in the refusal's detail, and lowercased among the ignored names, of the reply and the log)
+    or under a misspelt name (in the log's query). Whatever the shape, neither the token nor the
+    signing secret is sent back or kept; only their last four characters may be."""
+    token = world.token
+    base = {"click_id": click_id, "event": "registration"}
+    plain = {"content-type": "text/plain"}
+    # The cut of a refusal's excerpt (64 characters) falls 20 characters into the token.
+    cut_inside = '{"n":"' + "x" * 26 + '","foo":"' + token + '","event":"registration"}'
+    replies = [
+        # A JSON body without its content type: read as a form, the body is one long name...
+        client.http.post("/postback", content=json.dumps({"token": token, **base}), headers=plain),
+        client.http.post("/postback", content=cut_inside, headers=plain),
+        # ...or a short one, lowercased among the ignored names (curl -d's form type too).
+        client.http.post("/postback", content=json.dumps({"token": token}), headers=plain),
+        client.http.post("/postback", content=json.dumps({"tokn": token}), headers={"content-type": FORM}),
+        # Misspelt names, and the token under a name that is no credential's.
+        client.postback(tokn=token, **base),
+        client.postback(api_key=token, **base),
+        client.postback(**{"X-Api-Key": token}, **base),
+        client.postback(note=token, token=token, **base, txn_id="t-note"),
+        client.http.post("/postback", json={"Password": token, **base}),
+    ]
+    secret = str(northstar(client, world, "/security", "PUT", signing=True)["signing_secret"])
+    # Unsigned, so refused: the secret sent where it never belongs, under any name.
+    replies.append(client.postback(token=token, sig=secret, note=secret, **base))
+    replies.append(client.http.post("/postback", content=f'{{"x":"{secret}"}}', headers=plain))
+
+    assert replies[7].json()["result"] in ("accepted", "duplicate")  # the token was right there
+    logged = client.items("/postbacks")
+    assert len(logged) == len(replies)
+    for shown in [r.text for r in replies] + [json.dumps(e) for e in logged]:
+        # Not even a part of either: a cut excerpt must not begin one.
+        for part in (token[:12], token[12:24], secret[:12], secret[20:32]):
+            assert part.lower() not in shown.lower(), shown
+    queries = " ".join(e["query"] for e in logged)
+    assert f"tokn=***{token[-4:]}" in queries and f"api_key=***{token[-4:]}" in queries
+    assert f"note=***{token[-4:]}" in queries and f"sig=***{secret[-4:]}" in queries
+    # The refusals still say what came (while a JSON body without its type is read as a form).
+    too_long, short = replies[0].json(), replies[2].json()
+    if too_long.get("reason") == "parameter_too_long":
+        assert too_long["detail"].startswith('{"token": "***'), too_long
+    if "ignored_parameters" in short:
+        assert short["ignored_parameters"] == [f'{{"token": "***{token[-4:].lower()}"}}'], short

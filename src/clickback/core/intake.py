@@ -92,6 +92,8 @@ _INVALID = re.compile("[\x00-\x1f\x7f\ufffd]")
 # Lone surrogates: JSON can carry them ("\ud800"), UTF-8 cannot, so no database, log or reply could
 # hold them: refused as the body is read, before anything echoes the name or value.
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# What an excerpt must not end inside: a run of the characters of a token, a key, a click ID.
+_WORD_AT_END = re.compile(r"[A-Za-z0-9_-]+$")
 
 
 # How a postback arrived: the advertiser's server, the user's browser on its thank-you page, or
@@ -216,7 +218,7 @@ def parse(d: _Draft) -> Rejected | None:
         return Rejected(Reason.TOO_MANY_PARAMETERS, str(len(pairs)))
     for name, value in pairs:
         if len(name) > MAX_PARAM_NAME_LEN:
-            return Rejected(Reason.PARAMETER_TOO_LONG, name[:MAX_PARAM_NAME_LEN])
+            return Rejected(Reason.PARAMETER_TOO_LONG, _excerpt(name, MAX_PARAM_NAME_LEN))
         key = name.strip().lower()
         limit = _LIMITS.get(_FIELD_OF.get(key, ""), MAX_PARAM_VALUE_LEN)
         if len(value) > limit:
@@ -226,6 +228,15 @@ def parse(d: _Draft) -> Rejected | None:
         if d.params.setdefault(key, value) != value:
             return Rejected(Reason.REPEATED_PARAMETER, key)
     return None
+
+
+def _excerpt(text: str, limit: int) -> str:
+    """The beginning of something sent (a JSON body read as a form is one long name), for the
+    reply and the log: cut between words, never inside one. The whole of a secret in it is masked
+    on the way out (core/redact.py); the first characters of one cut short could not be."""
+    if len(text) <= limit:
+        return text
+    return _WORD_AT_END.sub("", text[:limit]) + "…"
 
 
 def _pairs(data: bytes) -> list[tuple[str, str]] | Rejected:

@@ -163,6 +163,9 @@ class Catalog:
     # pixel code → the offer, for offers whose pixel is on
     offers_by_pixel: Mapping[str, Offer] = field(default_factory=dict)
     links: Mapping[int, Link] = field(default_factory=dict)
+    # Signing secrets, by digest, as tokens are: never to authenticate with (core/redact.py finds
+    # one sent where it does not belong, to mask it).
+    advertisers_by_secret: Mapping[bytes, Advertiser] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -195,6 +198,9 @@ class Catalog:
             outbound=by_affiliate,
             offers_by_pixel={o.pixel_code: o for o in offers if o.pixel_code},
             links={link.id: link for link in links},
+            advertisers_by_secret={
+                token_digest(a.signing_secret): a for a in advertisers if a.signing_secret
+            },
         )
 
     def names_of(self, advertiser_id: int) -> AdvertiserNames:

@@ -55,6 +55,7 @@ from clickback.core.model import Catalog, Click
 from clickback.core.money import plain
 from clickback.core.outcome import Outcome, Result
 from clickback.core.reasons import Reason, Rejected
+from clickback.core.redact import known_secrets, scrubbed
 from clickback.logs import Repeated
 from clickback.metrics import LEDGER_ENTRIES, POSTBACK_SECONDS, POSTBACKS, worker
 from clickback.service import commissions, outbound
@@ -146,14 +147,20 @@ class Postbacks:
             # Started while the database was unreachable: no token can be checked yet, and
             # nothing can be recorded. The sender retries later.
             return Outcome(Result.REJECTED, Reason.STORAGE_UNAVAILABLE)
+        catalog = self._catalog.current
+        item = self._read(raw, catalog)
         try:
-            outcome = await self._group.submit(self._read(raw, self._catalog.current))
+            outcome = await self._group.submit(item)
         except self._db.errors as exc:
             # Nothing was committed, so the sender must not get a 2xx: it retries later.
             self._failures.failed(exc)
             return Outcome(Result.REJECTED, Reason.STORAGE_UNAVAILABLE)
         self._failures.succeeded()
-        return outcome
+        # What the reply echoes (a detail, ignored names) masked as the log keeps it: the token
+        # may have come where intake did not look for it (a JSON body read as a form).
+        read = item.read
+        advertiser = read.advertiser.id if isinstance(read, Postback) else read.advertiser_id
+        return scrubbed(outcome, known_secrets(raw, catalog, advertiser))
 
     def _read(self, raw: RawPostback, catalog: Catalog) -> _Item:
         return _Item(raw, read_postback(raw, catalog, self._codec, self._max_event_age), catalog.version)

@@ -26,7 +26,7 @@ from clickback.core.limits import MAX_RAW_LOG_LEN
 from clickback.core.metrics import Contribution, conversion_contributions, ledger_contribution
 from clickback.core.model import Catalog, Click
 from clickback.core.outcome import Outcome
-from clickback.core.redact import redact_body, redact_query
+from clickback.core.redact import known_secrets, mask_known, redact_body, redact_query, scrubbed
 from clickback.store import fx, ledger
 from clickback.store.bulk import SHARE, insert_all, select_keys, select_keys_together
 from clickback.store.catalog import VERSION_ROW, StaleCatalog
@@ -400,8 +400,12 @@ class Recording:
     def log(
         self, raw: RawPostback, advertiser_id: int | None, click_id: str, outcome: Outcome, test: bool = False
     ) -> int:
-        """The postback as it arrived, with its outcome; returns its id."""
+        """The postback as it arrived, with its outcome; returns its id. The token and signing
+        secret masked wherever they are (core/redact.py): the log shows how it came, never a secret."""
         log_id = self._next_id(postbacks)
+        secrets = known_secrets(raw, self.catalog, advertiser_id) if self.catalog is not None else ()
+        outcome = scrubbed(outcome, secrets)
+        query, body = _text(raw.query, len(raw.query)), _text(raw.body, len(raw.body))
         self._logs.append(
             {
                 "id": log_id,
@@ -415,9 +419,8 @@ class Recording:
                 "detail": _text(outcome.detail.encode(errors="replace"), 512),
                 "conversion_id": outcome.conversion_id,
                 "http_status": outcome.http_status,
-                # The token masked (core/redact.py): the log shows how it came, never the secret.
-                "query": redact_query(_text(raw.query, len(raw.query)))[:MAX_RAW_LOG_LEN],
-                "body": redact_body(_text(raw.body, len(raw.body)))[:MAX_RAW_LOG_LEN],
+                "query": mask_known(redact_query(query), secrets)[:MAX_RAW_LOG_LEN],
+                "body": mask_known(redact_body(body), secrets)[:MAX_RAW_LOG_LEN],
                 "ignored": _text(",".join(outcome.ignored).encode(errors="replace"), 1024),
                 "channel": raw.channel,
                 "test": test,
