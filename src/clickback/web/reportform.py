@@ -24,7 +24,7 @@ from clickback.core.reporting import (
     check_period,
     parse_zone,
 )
-from clickback.web.reporting import FILTERABLE, MAX_FILTER_LENGTH, MAX_FILTER_VALUES
+from clickback.web.reporting import FILTERABLE, MAX_FILTER_VALUES, filter_problem
 
 # Dimensions a report is grouped by at once: more make a table nobody reads.
 MAX_BY = 3
@@ -207,8 +207,12 @@ def read_form(
         name = ALIASES.get(raw_name, raw_name)
         if name not in FILTERABLE or not value:
             continue
-        if len(value) > MAX_FILTER_LENGTH or len(filters) >= MAX_FILTER_VALUES:
-            problems.append(f"{name}: a filter too long, or too many; left out")
+        problem = filter_problem(value)
+        if problem is not None:
+            problems.append(f"{name}: {problem}; left out")
+            continue
+        if len(filters) >= MAX_FILTER_VALUES:
+            problems.append(f"{name}: at most {MAX_FILTER_VALUES} filters; left out")
             continue
         if (name, value) not in filters:
             filters.append((name, value))

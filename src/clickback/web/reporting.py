@@ -3,6 +3,7 @@ CSV streamed row by row (docs/reports.md)."""
 
 import csv
 import io
+import re
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import date
 from decimal import Decimal
@@ -28,10 +29,23 @@ from clickback.core.reporting import (
 )
 from clickback.core.statements import csv_cell
 from clickback.store.reports import Figures
+from clickback.web.schemas import PRINTABLE
 
 MAX_FILTER_VALUES = 100
 MAX_FILTER_LENGTH = 1024
 FILTERABLE = frozenset(DIMENSIONS) - set(TIME_DIMENSIONS)
+# As /api/conversions checks its filters: no value the tables hold has a control character (the
+# click path drops them), and PostgreSQL refuses a NUL in a text parameter (a 500).
+_PRINTABLE = re.compile(PRINTABLE)
+
+
+def filter_problem(value: str) -> str | None:
+    """Why a filter's value cannot be used, or None."""
+    if len(value) > MAX_FILTER_LENGTH:
+        return f"a filter value holds at most {MAX_FILTER_LENGTH} characters"
+    if not _PRINTABLE.match(value):
+        return "a filter value holds no control characters"
+    return None
 
 
 def read_query(
@@ -59,8 +73,9 @@ def read_query(
         name = ALIASES.get(raw_name, raw_name)
         if name not in FILTERABLE:
             continue
-        if len(value) > MAX_FILTER_LENGTH:
-            raise ReportError(raw_name, f"a filter value holds at most {MAX_FILTER_LENGTH} characters")
+        problem = filter_problem(value)
+        if problem is not None:
+            raise ReportError(raw_name, problem)
         values = filters.setdefault(dimension(name), [])
         if len(values) >= MAX_FILTER_VALUES:
             raise ReportError(raw_name, f"at most {MAX_FILTER_VALUES} values a filter")
