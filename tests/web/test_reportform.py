@@ -63,6 +63,7 @@ def test_the_url_a_form_writes_reads_back_as_the_same_form() -> None:
         ([("rows", "100000")], "rows"),
         ([("country", "\x00")], "country"),  # PostgreSQL's 500 until 2026-12-06
         ([("sub1", "a\x00b")], "sub1"),
+        ([("day", "2026-11-07")], "day"),  # a time is the period: ignored until 2026-12-06
     ],
 )
 def test_a_wrong_value_is_named_and_replaced_by_its_default(query: list[tuple[str, str]], named: str) -> None:
@@ -141,7 +142,9 @@ def test_a_form_naming_no_zone_is_in_the_persons_own_and_a_wrong_one_falls_back_
 
 
 def test_a_filter_it_cannot_use_is_left_out_and_other_fields_are_no_problem() -> None:
-    form, problems = read_form([("sub1", "a\x00b"), ("sub1", "spring"), ("submit", ""), ("utm", "x")], TODAY)
+    form, problems = read_form(
+        [("sub1", "a\x00b"), ("month", "2026-11"), ("sub1", "spring"), ("submit", ""), ("utm", "x")], TODAY
+    )
 
     assert form.filters == (("sub1", "spring"),)
-    assert [p.split(":")[0] for p in problems] == ["sub1"]
+    assert [p.split(":")[0] for p in problems] == ["sub1", "month"]

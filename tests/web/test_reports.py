@@ -314,6 +314,16 @@ def test_a_bad_request_is_refused_naming_the_parameter(
         ({"sub2": "\x00"}, "sub2"),
         ({"landing_page": "\x00"}, "landing_page"),
         ({"campaign": "\x00"}, "campaign"),
+        # A misspelt parameter, or a time used as a filter, was left out silently: unfiltered
+        # figures answered as if filtered, until 2026-12-06.
+        ({"affilate": "2"}, "affilate"),
+        ({"contry": "DE"}, "contry"),
+        ({"sub6": "x"}, "sub6"),
+        ({"foo": "bar"}, "foo"),
+        ({"day": "2026-10-25"}, "day"),
+        ({"hour": "2026"}, "hour"),
+        ({"week": "x"}, "week"),
+        ({"month": "2026-11"}, "month"),
     ],
 )
 def test_a_bad_filter_is_refused_by_every_report_endpoint(
@@ -331,6 +341,34 @@ def test_a_bad_filter_is_refused_by_every_report_endpoint(
     response = client.http.get("/api/reports", params=table_params() | params, headers=Keys.header(alice))
     assert response.status_code == 422, response.text
     assert response.json()["detail"][0]["loc"][-1] == field, response.text
+
+
+def test_a_time_used_as_a_filter_is_refused_pointing_to_the_period(client: Client) -> None:
+    found = refused(client, **table_params(), day="2026-10-25")
+    assert "from" in found["detail"][0]["msg"] and "to" in found["detail"][0]["msg"], found
+
+
+def test_every_parameter_of_the_reports_is_known_to_them(client: Client, world: World) -> None:
+    """The documented parameters, old names included, are not taken for misspellings."""
+    every = {
+        **table_params(),
+        "zone": "UTC",
+        "basis": "click",
+        "group_by": "offer",
+        "sort": "-clicks",
+        "limit": "10",
+        "offset": "0",
+        "compare": "previous",
+        "bots": "include",
+        "format": "json",
+        "affiliate_id": str(world.alice["id"]),
+        "offer_id": str(world.casino["id"]),
+        "link_id": "1",
+    }
+    assert get(client, **every)["group_by"] == ["offer"]
+    placements = {**table_params(), "currency": "EUR", "by": "sub1", "zone": "UTC", "min_spend": "0"}
+    placements |= {"max_roi": "0", "target_roi": "0.3", "limit": "5", "earnings": "commission"}
+    assert client.api("GET", "/reports/stop-or-scale", params=placements)["by"] == "sub1"
 
 
 def test_the_report_builder_names_a_nul_in_a_filter_and_leaves_it_out(client: Client, world: World) -> None:

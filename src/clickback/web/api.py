@@ -618,6 +618,28 @@ def create_api(runtime: Runtime) -> FastAPI:
         return trace_out(trace, who)
 
     # --- reports -----------------------------------------------------------------------------
+    # Each report endpoint's own parameters: any other name but a dimension's (a filter) is
+    # refused by reporting.read_query, a misspelling named rather than answered unfiltered.
+    placement_params = frozenset(
+        {"from", "to", "currency", "by", "zone", "min_spend", "max_roi", "target_roi", "limit", "earnings"}
+    )
+    report_params = frozenset(
+        {
+            "from",
+            "to",
+            "group_by",
+            "zone",
+            "basis",
+            "sort",
+            "limit",
+            "offset",
+            "compare",
+            "currency",
+            "bots",
+            "format",
+        }
+    )
+
     @api.get(
         "/reports/stop-or-scale",
         tags=["reports"],
@@ -680,6 +702,7 @@ def create_api(runtime: Runtime) -> FastAPI:
                 offset=0,
                 include_bots=False,
                 currency=currency,
+                known=placement_params,
             )
             found = await reports.report(db, q, catalog)
             return [(key, f.metrics()) for key, f in found.rows], found.total_rows > len(found.rows)
@@ -744,7 +767,8 @@ def create_api(runtime: Runtime) -> FastAPI:
         format: Literal["json", "csv"] = "json",
     ) -> Any:
         """Figures by any dimensions, filtered by any (each dimension's name as a parameter,
-        repeatable: `affiliate=3&affiliate=4&country=DE&sub1=spring`). Answered from the report
+        repeatable: `affiliate=3&affiliate=4&country=DE&sub1=spring`; not a time: the period is
+        `from` and `to`; any other parameter is refused, naming it). Answered from the report
         rollups where they hold what is asked, else from the raw tables (`source`). An affiliate's
         report is of their own traffic, without the network's revenue and profit. docs/reports.md"""
         catalog = runtime.catalog.current
@@ -765,6 +789,7 @@ def create_api(runtime: Runtime) -> FastAPI:
                 offset=offset,
                 include_bots=bots == "include",
                 currency=currency,
+                known=report_params,
             )
             if format == "csv":
                 shown, rows = await reports.stream(db, q, catalog)

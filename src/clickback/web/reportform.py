@@ -205,6 +205,9 @@ def read_form(
     filters: list[tuple[str, str]] = []
     for raw_name, value in params:
         name = ALIASES.get(raw_name, raw_name)
+        if name in TIME_DIMENSIONS and value:
+            problems.append(f"{name}: a time is no filter, the period is from and to; left out")
+            continue
         if name not in FILTERABLE or not value:
             continue
         problem = filter_problem(value)

@@ -62,9 +62,13 @@ def read_query(
     offset: int,
     include_bots: bool,
     currency: str | None,
+    known: frozenset[str] = frozenset(),
 ) -> ReportQuery:
     """The report asked for; filters are the dimensions' own names as parameters, repeatable
-    (`affiliate=3&affiliate=4&country=DE`). Raises ReportError naming the parameter at fault."""
+    (`affiliate=3&affiliate=4&country=DE`); `known`: the endpoint's other parameters. Any other
+    name is refused, a misspelt filter as much as a time (the period is from..to): left out, it
+    would answer unfiltered figures as if filtered. Raises ReportError naming the parameter at
+    fault."""
     check_period(first, last)
     parse_zone(zone)
     dims = parse_group_by(group_by)
@@ -72,6 +76,12 @@ def read_query(
     for raw_name, value in params:
         name = ALIASES.get(raw_name, raw_name)
         if name not in FILTERABLE:
+            if name in TIME_DIMENSIONS:
+                raise ReportError(raw_name, "a time is no filter: give the period as from and to")
+            if raw_name not in known:
+                raise ReportError(
+                    raw_name, "no such parameter: a filter is a dimension's name (docs/reports.md)"
+                )
             continue
         problem = filter_problem(value)
         if problem is not None:
