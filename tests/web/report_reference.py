@@ -227,7 +227,9 @@ def report(facts: Facts, q: Query) -> tuple[dict[Key, Figures], Figures]:
         v = facts.conversions[e["conversion_id"]]
         if v["test"]:
             continue
-        f = bucket(dimensions(facts.clicks[v["click_id"]], facts), when(v))
+        # A CPA reversal, by conversion date, when it was booked (ADR 7: the month it happens).
+        reversal = e["kind"] == "cpa" and e["reverses_id"] is not None and q.basis == "conversion"
+        f = bucket(dimensions(facts.clicks[v["click_id"]], facts), e["created_at"] if reversal else when(v))
         if f is None:
             continue
         amount = Decimal(e["amount"])

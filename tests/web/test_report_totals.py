@@ -186,12 +186,35 @@ class Generator:
         """A postback as the endpoint hands it to the service, `arrived` when its click was still
         in a writer's buffer: the in-flight window counts from arrival, so an October postback
         of this kind is replayed with its October arrival time."""
-        query = urlencode({"token": self.world.token, **params}).encode()
-        raw = RawPostback(received_at=arrived, ip="198.51.100.7", method="GET", query=query)
-        body = self.node.call(lambda: self.runtime.postbacks.receive(raw)).body()
-        assert body["result"] == "accepted", f"{params}: {body}"
+        body = self.arrived(arrived, "accepted", **params)
         self.made.saw("in_flight")
+        return body
+
+    def arrived(self, at: datetime, expect: str, **params: str) -> dict[str, Any]:
+        """A postback as the endpoint hands it to the service, received `at` (in the past)."""
+        query = urlencode({"token": self.world.token, **params}).encode()
+        raw = RawPostback(received_at=at, ip="198.51.100.7", method="GET", query=query)
+        body = self.node.call(lambda: self.runtime.postbacks.receive(raw)).body()
+        assert body["result"] == expect, f"{params}: {body}"
         return dict(body)
+
+    def late_reversal(self, click: Click) -> None:
+        """A player's CPA booked on the day of their first deposit and reversed days later, all
+        inside the period: by conversion date the reversal lands on the day it happened (ADR 7:
+        the ledger books it in the month it happens), by click date on the click's."""
+        deposited = self.later(click.clicked_at, timedelta(hours=1), timedelta(hours=5))
+        player, txn = "S-late", "S-late-D"
+        self.arrived(
+            deposited - timedelta(minutes=30),
+            "accepted",
+            click_id=click.click_id,
+            event="registration",
+            player_id=player,
+        )
+        deposit = {"event": "first_deposit", "player_id": player, "txn_id": txn}
+        self.arrived(deposited, "accepted", **deposit, payout="60", currency="EUR")
+        rejected = self.later(deposited, timedelta(days=3), timedelta(days=5))
+        self.arrived(rejected, "updated", **deposit, status="rejected")
 
     def stamp(self, at: datetime) -> dict[str, str]:
         """The event time in one of the forms senders use."""
@@ -417,6 +440,11 @@ def build(client: Client, world: World, rng: random.Random) -> Made:
         # Sportsbook players past its cap (the second at least): qualified unpaid, one re-statused.
         "cap1": g.click(sportsbook, g.instant()),
         "cap2": g.click(sportsbook, g.instant()),
+        # Early in the period: its CPA reversed days later, still inside it.
+        "late": g.click(
+            links[world.bob_casino],
+            g.later(datetime(2026, 10, 22, 6, tzinfo=UTC), timedelta(0), timedelta(days=2)),
+        ),
     }
     # Clicks whose postbacks arrive before them.
     early = [
@@ -457,7 +485,10 @@ def build(client: Client, world: World, rng: random.Random) -> Made:
 
     # Players, reported weeks late through the real endpoint.
     for force, click in scripted.items():
-        g.player(f"S-{force}", click, has_ngr=click.offer_id in has_ngr, force=force)
+        if force == "late":
+            g.late_reversal(click)
+        else:
+            g.player(f"S-{force}", click, has_ngr=click.offer_id in has_ngr, force=force)
     candidates = [c for c in clicks if not c.test and c.link_id != rival.id and c not in scripted.values()]
     for n, click in enumerate(rng.sample(candidates, k=len(candidates) * 2 // 5)):
         g.player(f"P{n}", click, has_ngr=click.offer_id in has_ngr)
@@ -527,6 +558,17 @@ def check_world(facts: Facts, made: Made) -> None:
     assert any(e["kind"] == "cpa" and e["reverses_id"] is not None for e in entries), "no CPA reversal"
     over_cap = [v for v in facts.conversions.values() if v["event"] == "qualified_cpa" and v["over_cap"]]
     assert over_cap, "no qualification past a cap"
+    period = (
+        datetime.combine(FIRST_DAY, datetime.min.time(), UTC),
+        datetime.combine(LAST_DAY, datetime.min.time(), UTC),
+    )
+    assert any(
+        e["kind"] == "cpa"
+        and e["reverses_id"] is not None
+        and period[0] <= e["created_at"] < period[1]
+        and e["created_at"] - facts.conversions[e["conversion_id"]]["event_at"] > timedelta(days=2)
+        for e in entries
+    ), "no CPA reversed days after its event, inside the period"
     assert {e["currency"] for e in entries} == {"EUR", "USD"}
     assert {
         v["currency"] for v in facts.conversions.values() if v["event"] in ("first_deposit", "deposit")

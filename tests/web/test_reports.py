@@ -6,11 +6,13 @@ import io
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import Connection, select
 
 from clickback.core.accounts import Role
+from clickback.core.intake import RawPostback
 from clickback.core.model import Click, Traits
 from clickback.errors import StartupError
 from clickback.store import clicks as click_store
@@ -119,6 +121,47 @@ def test_every_store_gives_the_same_answer(client: Client, world: World) -> None
     assert client.report(group_by="day", zone="America/New_York")["source"] == "hours"
     assert client.report(group_by="day", zone="Europe/Berlin")["source"] == "values"  # the links' rows
     assert client.report(group_by="day,country", zone="Europe/Berlin")["source"] == "days"
+
+
+def received(client: Client, world: World, at: datetime, **params: str) -> dict[str, Any]:
+    """A postback as the endpoint hands it to the service, received `at` (in the past)."""
+    query = urlencode({"token": world.token, **params}).encode()
+    raw = RawPostback(received_at=at, ip="198.51.100.7", method="GET", query=query)
+    runtime = client.node.runtime
+    return dict(client.node.call(lambda: runtime.postbacks.receive(raw)).body())
+
+
+def test_a_cpa_reversed_months_later_counts_in_the_month_it_happens(client: Client, world: World) -> None:
+    """A CPA booked for a first deposit of 25 October, reversed on 6 December: the ledger books
+    the reversal in December (ADR 7), and so does the report by conversion date, from the rollups
+    and from the raw tables alike; by click date both are the click's (October)."""
+    deal(client, world.casino, CPA_100)
+    link = link_of(client, world.bob_casino)
+    click_id = write_click(client, link, datetime(2026, 10, 25, 9, tzinfo=UTC))
+    deposited = datetime(2026, 10, 25, 10, tzinfo=UTC)
+    registration = {"click_id": click_id, "event": "registration", "player_id": "P5"}
+    assert received(client, world, deposited, **registration)["result"] == "accepted"
+    deposit = {"event": "deposit", "player_id": "P5", "txn_id": "P5-d1"}
+    assert received(client, world, deposited, **deposit, payout="50")["result"] == "accepted"
+    reversed_on = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    assert received(client, world, reversed_on, **deposit, status="rejected")["result"] == "updated"
+    entries = client.items("/commissions", affiliate_id=world.bob["id"])
+    assert sorted((e["period"], e["amount"]) for e in entries) == [
+        ("2026-10", "100.00"),
+        ("2026-12", "-100.00"),
+    ]
+
+    base = {"from": "2026-10-01", "to": "2026-12-31", "affiliate": str(world.bob["id"])}
+    # By month: from a rollup; by month and two value dimensions: from the raw tables.
+    for group_by, raw in (("month", False), ("month,country,sub1", True)):
+        reply = get(client, **base, group_by=group_by)
+        source = reply["source"]
+        assert (source == "raw") == raw, source
+        months = [(r["key"]["month"], r["cpa_commission"], r["qualified_cpas"]) for r in reply["rows"]]
+        assert months == [("2026-10", {"EUR": "100.00"}, 1), ("2026-12", {"EUR": "-100.00"}, -1)], source
+        assert reply["totals"]["cpa_commission"] == {}  # +100 and -100
+        cohort = get(client, **base, group_by=group_by, basis="click")
+        assert [(r["key"]["month"], r["qualified_cpas"]) for r in cohort["rows"]] == [("2026-10", 0)], source
 
 
 def test_days_follow_the_zone_and_the_basis_is_named(client: Client, world: World) -> None:

@@ -53,7 +53,8 @@ class Basis(StrEnum):
 BASIS_NOTES = {
     Basis.CONVERSION: (
         "by conversion date (activity): clicks at their click time; conversions and the commission "
-        "they caused at the time the event happened (event_time, else its first postback's arrival)"
+        "they caused at the time the event happened (event_time, else its first postback's arrival); "
+        "a CPA reversal when it was booked"
     ),
     Basis.CLICK: (
         "by click date (cohort): clicks, and the conversions and commission of those clicks, all "

@@ -392,7 +392,10 @@ class Recording:
             if link is not None and (share := link.cost.of_commission(entry["amount"])):
                 # A partner's RevShare of the commission is what this traffic cost.
                 counted.append(Contribution(entry["currency"], {"conversion_cost": share}))
-            self._roll(row, counted, 1)
+            # A CPA reversal happens now: by conversion date it counts now, as the ledger books
+            # it in this month (ADR 7), not at its conversion's event months before.
+            reversed_now = now if reverses and entry["kind"] == ledger.CPA else None
+            self._roll(row, counted, 1, event_at=reversed_now)
         if entry["kind"] == ledger.REVSHARE and entry.get("conversion_id") is not None:
             cause = int(entry["conversion_id"])
             self.revshare[cause] = self.revshare.get(cause, Decimal(0)) + entry["amount"]
@@ -488,11 +491,19 @@ class Recording:
         contributions = conversion_contributions(row["event"], status, payout, row["currency"], price, cost)
         self._roll(row, contributions, sign)
 
-    def _roll(self, row: Mapping[str, Any], contributions: list[Contribution], sign: int) -> None:
+    def _roll(
+        self,
+        row: Mapping[str, Any],
+        contributions: list[Contribution],
+        sign: int,
+        event_at: datetime | None = None,
+    ) -> None:
+        """Under the conversion's click's dimensions, at its event's time (else `event_at`) and
+        at its click's."""
         if row.get("test") or row["link_id"] is None:
             return  # a test counts nowhere (ADR 13); an unattributed one once attributed
         owners, values = (row["affiliate_id"], row["offer_id"]), row_values(row)
-        for basis, moment in ((EVENT_TIME, row["event_at"]), (CLICK_TIME, row["clicked_at"])):
+        for basis, moment in ((EVENT_TIME, event_at or row["event_at"]), (CLICK_TIME, row["clicked_at"])):
             self.rollups.add(
                 basis, int(moment.timestamp()), owners, row["country"], values, contributions, sign
             )

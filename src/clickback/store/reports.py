@@ -481,7 +481,12 @@ def _raw(q: ReportQuery, local: Clock, wanted: Sequence[str], catalog: Catalog) 
         ),
     ).where(~v.test, v.link_id.is_not(None), second >= local.start, second < local.end)
     e = commissions.c
-    entry_second = _epoch(basis_time)
+    # A CPA reversal counts when it was booked by conversion date (ADR 7: in the month it happens),
+    # as store.recording.Recording.append_entry rolls it up; by click date at its click's time.
+    reversal = (e.kind == "cpa") & e.reverses_id.is_not(None)
+    entry_second = (
+        second if q.basis == Basis.CLICK else case((reversal, _epoch(e.created_at)), else_=_epoch(v.event_at))
+    )
     ledger_rows = (
         select(
             entry_second.label("second"),
