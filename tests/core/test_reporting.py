@@ -48,7 +48,7 @@ def test_local_days_follow_the_zone_not_utc() -> None:
     days = LocalDays(("UTC", "Europe/Berlin", "America/New_York"))
     utc_day, berlin_day, new_york_day = days.of(late_evening_utc)
     assert berlin_day == utc_day + 1 == new_york_day + 1
-    assert label("day", berlin_day, BERLIN) == "2026-10-25"
+    assert label("day", berlin_day, clock(BERLIN, date(2026, 10, 25), date(2026, 10, 25))) == "2026-10-25"
     # Cached by the quarter hour, the same answer as computed afresh.
     assert days.of(late_evening_utc + 60) == (utc_day, berlin_day, new_york_day)
 
@@ -56,23 +56,38 @@ def test_local_days_follow_the_zone_not_utc() -> None:
 def test_a_zone_off_by_half_an_hour_has_its_own_hours() -> None:
     kolkata = ZoneInfo("Asia/Kolkata")
     c = clock(kolkata, date(2026, 11, 1), date(2026, 11, 1))
-    assert not c.whole_hours and c.hour_shift == 1800
-    first = (c.start + c.hour_shift) // 3600
-    assert label("hour", first, kolkata, c.hour_shift) == "2026-11-01T00:00+05:30"
+    assert not c.whole_hours
+    assert label("hour", c.start, c) == "2026-11-01T00:00+05:30"
+    assert label("hour", c.start + 3600, c) == "2026-11-01T01:00+05:30"
 
 
 def test_the_two_hours_named_0200_on_the_night_clocks_go_back_are_told_apart() -> None:
-    first, second = epoch(2026, 10, 25, 0) // 3600, epoch(2026, 10, 25, 1) // 3600
-    assert label("hour", first, BERLIN) == "2026-10-25T02:00+02:00"
-    assert label("hour", second, BERLIN) == "2026-10-25T02:00+01:00"
+    c = clock(BERLIN, date(2026, 10, 25), date(2026, 10, 25))
+    first, second = epoch(2026, 10, 25, 0), epoch(2026, 10, 25, 1)
+    assert label("hour", first, c) == "2026-10-25T02:00+02:00"
+    assert label("hour", second, c) == "2026-10-25T02:00+01:00"
+
+
+def test_hours_of_a_zone_whose_clocks_move_by_half_an_hour_carry_the_offset_of_their_hour() -> None:
+    # Lord_Howe: +10:30 to +11:00 at 15:30 UTC on 2026-10-03, back at 15:00 UTC on 2027-04-03.
+    c = clock(ZoneInfo("Australia/Lord_Howe"), date(2026, 10, 1), date(2027, 4, 30))
+    assert not c.whole_hours
+    assert label("hour", epoch(2026, 10, 3, 14, 30), c) == "2026-10-04T01:00+10:30"
+    # 02:00+11:00 starts at 15:00 UTC (then 01:30+10:30): its facts are those from 15:30.
+    assert label("hour", epoch(2026, 10, 3, 15), c) == "2026-10-04T02:00+11:00"
+    assert label("hour", epoch(2026, 10, 25, 21), c) == "2026-10-26T08:00+11:00"
+    # The repeated half hour 01:30-02:00 is an hour of its own.
+    assert label("hour", epoch(2027, 4, 3, 14), c) == "2027-04-04T01:00+11:00"
+    assert label("hour", epoch(2027, 4, 3, 14, 30), c) == "2027-04-04T01:00+10:30"
 
 
 def test_weeks_start_on_monday_and_months_start_on_the_first() -> None:
     monday = (date(2026, 11, 30) - date(1970, 1, 1)).days
     assert week_of(monday) == week_of(monday + 6) != week_of(monday - 1)
-    assert label("week", week_of(monday + 3), BERLIN) == "2026-11-30"
+    c = clock(BERLIN, date(2026, 10, 1), date(2026, 12, 31))
+    assert label("week", week_of(monday + 3), c) == "2026-11-30"
     starts = month_starts(monday - 40, monday + 2)
-    assert [label("month", m, BERLIN) for _, m in starts] == ["2026-10", "2026-11", "2026-12"]
+    assert [label("month", m, c) for _, m in starts] == ["2026-10", "2026-11", "2026-12"]
     assert starts[1][0] == (date(2026, 11, 1) - date(1970, 1, 1)).days
     assert local_day(epoch(2026, 11, 1), 0) == starts[1][0]
 

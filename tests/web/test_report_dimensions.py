@@ -8,7 +8,7 @@ import io
 import re
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -197,6 +197,68 @@ def test_hours_days_weeks_and_months_are_the_zones(
         "America/New_York": ({"2026-11-16": 1, "2026-11-23": 2, "2026-11-30": 3}, {"2026-11": 6}),
         "Asia/Kolkata": ({"2026-11-23": 1, "2026-11-30": 5}, {"2026-11": 3, "2026-12": 3}),
     }[zone]
+
+
+# Australia/Lord_Howe moves its clocks by half an hour: forward on 2026-10-04 at 02:00 (+10:30 to
+# +11:00, 15:30 UTC the day before), back on 2027-04-04 at 02:00 (+11:00 to +10:30, 15:00 UTC).
+LORD_HOWE_MOMENTS = (
+    datetime(2026, 10, 3, 15, 15, tzinfo=UTC),  # 01:45+10:30
+    datetime(2026, 10, 3, 15, 45, tzinfo=UTC),  # 02:45+11:00: the clocks went forward
+    datetime(2026, 10, 3, 16, 5, tzinfo=UTC),  # 03:05+11:00
+    datetime(2026, 10, 25, 21, 40, tzinfo=UTC),  # 08:40+11:00
+    datetime(2027, 4, 3, 14, 45, tzinfo=UTC),  # 01:45+11:00
+    datetime(2027, 4, 3, 15, 15, tzinfo=UTC),  # 01:45+10:30: the same hour again, clocks back
+)
+
+
+def clock_hour(at: datetime, zone: ZoneInfo) -> str:
+    """The hour the zone's clock shows at a moment, with the offset it is at then: the half hour
+    repeated when clocks go back is an hour of its own (01:00+10:30 after 01:00+11:00), and the
+    first hour after they went forward has the new offset (02:00+11:00)."""
+    local = at.astimezone(zone)
+    offset = timezone(local.utcoffset() or timedelta(0))
+    return datetime(local.year, local.month, local.day, local.hour, tzinfo=offset).isoformat(
+        timespec="minutes"
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "source"),
+    [
+        ("2026-10-01", "2027-04-30", "raw"),
+        ("2026-10-01", "2026-10-31", "raw"),
+        ("2026-10-20", "2026-10-26", "hours"),
+    ],
+)
+def test_hours_of_a_zone_whose_clocks_move_by_half_an_hour_are_its_clocks_hours(
+    client: Client, world: World, first: str, last: str, source: str
+) -> None:
+    """Hours, days, weeks and months of Lord_Howe are its own from the raw tables as from the
+    hourly rollup (a period all at +11:00): hours on the local clock's whole hours, half past the
+    UTC hour at +10:30 and on it at +11:00. The raw tables bucketed every hour by the period's
+    first offset (08:30+11:00) until 2026-12-06."""
+    zone = ZoneInfo("Australia/Lord_Howe")
+    link = link_of(client, world.alice_casino)
+    for n, at in enumerate(LORD_HOWE_MOMENTS):
+        write_click(client, link, at, sub1=str(n))
+    period = {"from": first, "to": last, "zone": zone.key}
+    inside = [at for at in LORD_HOWE_MOMENTS if first <= at.astimezone(zone).date().isoformat() <= last]
+    keys = [local_keys(at, zone) | {"hour": clock_hour(at, zone)} for at in inside]
+    for grain in TIME_DIMENSIONS:
+        found = client.report(**period, group_by=grain)
+        assert found["source"] == source, grain
+        assert {r["key"][grain]: r["clicks"] for r in found["rows"]} == Counter(k[grain] for k in keys), grain
+    hours = [r["key"]["hour"] for r in client.report(**period, group_by="hour")["rows"]]
+    assert hours == sorted(set(hours), key=datetime.fromisoformat)  # in time order, each once
+    if last == "2027-04-30":
+        assert hours == [
+            "2026-10-04T01:00+10:30",
+            "2026-10-04T02:00+11:00",
+            "2026-10-04T03:00+11:00",
+            "2026-10-26T08:00+11:00",
+            "2027-04-04T01:00+11:00",
+            "2027-04-04T01:00+10:30",
+        ]
 
 
 def test_the_report_builder_groups_by_campaign(client: Client, world: World) -> None:

@@ -3,7 +3,7 @@ and the local clock of a time zone as integer arithmetic the database can do (AD
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -200,10 +200,17 @@ class Clock:
         """Local days start on UTC hours: hourly rollups can answer."""
         return all(offset % 3600 == 0 for _, offset in self.pieces)
 
-    @property
-    def hour_shift(self) -> int:
-        """Seconds from a UTC hour to a local hour's start (Asia/Kolkata: 1800); zero for most."""
-        return self.pieces[0][1] % 3600
+    def hour_offset(self, start: int) -> int:
+        """The offset of the local hour that starts at UTC second `start` (an hour's key): that
+        of the piece it overlaps whose clock reads a whole hour at `start`. Australia/Lord_Howe's
+        02:00+11:00 on the night its clocks go forward by half an hour starts at 15:00 UTC, when
+        they still read 01:30+10:30; it holds only the half hour from 15:30."""
+        found = self.pieces[0][1]
+        for n, (since, offset) in enumerate(self.pieces):
+            until = self.pieces[n + 1][0] if n + 1 < len(self.pieces) else start + 3600
+            if since < start + 3600 and until > start and (start + offset) % 3600 == 0:
+                found = offset
+        return found
 
 
 def clock(zone: ZoneInfo, first: date, last: date) -> Clock:
@@ -304,12 +311,13 @@ def month_instants(zone: ZoneInfo, first: int, last: int) -> list[int]:
     return [_instant(zone, date(m // 12, m % 12 + 1, 1)) for m in range(first, last + 2)]
 
 
-def label(grain: str, number: int, zone: ZoneInfo, shift: int = 0) -> str:
-    """A time bucket's key as the reply shows it. Hours carry their UTC offset, so the two 02:00
-    hours of a night when clocks go back are two rows, each named unambiguously."""
+def label(grain: str, number: int, local: Clock) -> str:
+    """A time bucket's key as the reply shows it; an hour's `number` is the UTC second it starts
+    at. Hours carry their UTC offset, so the two 02:00 hours of a night when clocks go back are
+    two rows, each named unambiguously."""
     if grain == "hour":
-        moment = datetime.fromtimestamp(number * 3600 - shift, UTC).astimezone(zone)
-        return moment.isoformat(timespec="minutes")
+        offset = timezone(timedelta(seconds=local.hour_offset(number)))
+        return datetime.fromtimestamp(number, offset).isoformat(timespec="minutes")
     if grain == "day":
         return (date(1970, 1, 1) + timedelta(days=number)).isoformat()
     if grain == "week":

@@ -649,9 +649,12 @@ def _dimension(
 ) -> ColumnElement[Any]:
     c = fact.c
     if name == "hour":
+        # Keyed by the UTC second the local hour starts at (core.reporting.label): the zone's
+        # offset at each fact, as a day's, since it may move by half an hour (Lord_Howe).
         if source == Source.HOURS:
-            return c.hour
-        return div_floor(c.second + local.hour_shift, 3600)
+            return cast(c.hour, BigInteger) * 3600  # a zone whole hours off UTC: its UTC hours
+        offset = _offset(c.second, local)
+        return div_floor(c.second + offset, 3600) * 3600 - offset
     if name == "day":
         return day
     if name == "week":
@@ -894,7 +897,7 @@ def _key(plan: _Plan, key: Key) -> dict[str, str | int]:
     out: dict[str, str | int] = {}
     for name, value in zip(plan.query.group_by, key, strict=True):
         if name in TIME_DIMENSIONS:
-            out[name] = label(name, int(value), plan.context.zone, plan.local.hour_shift)
+            out[name] = label(name, int(value), plan.local)
         elif name in OWNER_DIMENSIONS:
             out[name] = int(value)
         else:
