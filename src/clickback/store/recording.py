@@ -394,6 +394,7 @@ class Recording:
                 counted.append(Contribution(entry["currency"], {"conversion_cost": share}))
             # A CPA reversal happens now: by conversion date it counts now, as the ledger books
             # it in this month (ADR 7), not at its conversion's event months before.
+            reverses = entry.get("reverses_id") is not None
             reversed_now = now if reverses and entry["kind"] == ledger.CPA else None
             self._roll(row, counted, 1, event_at=reversed_now)
         if entry["kind"] == ledger.REVSHARE and entry.get("conversion_id") is not None:
