@@ -242,6 +242,12 @@ REFUSALS = [
         raw(b"", *json_body(params() | {"sub1": True})), Reason.INVALID_CHARACTERS, id="json_boolean_value"
     ),
     pytest.param(
+        raw(b"", json_body(params())[0], "application/x-www-form-urlencoded"),
+        Reason.WRONG_CONTENT_TYPE,
+        id="json_sent_as_a_form",
+    ),
+    pytest.param(raw(b"", json_body(params())[0]), Reason.WRONG_CONTENT_TYPE, id="json_without_content_type"),
+    pytest.param(
         raw(query() + b"&click_id=" + OTHER_CLICK_ID.encode()),
         Reason.REPEATED_PARAMETER,
         id="repeated_click_id",
@@ -587,6 +593,40 @@ def test_form_body_is_read() -> None:
 def test_body_without_content_type_is_read_as_a_form() -> None:
     postback = accepted(read(b"", urlencode(params(event="reg")).encode()))
     assert postback.event == "registration"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/json", "application/vnd.api+json", "Application/Problem+JSON; charset=utf-8", "text/plain"],
+)
+def test_json_under_another_json_type_or_as_plain_text_is_read(content_type: str) -> None:
+    body = json.dumps(params(event="ftd", token=None) | {"payout": 25.5}).encode()
+    postback = accepted(read(urlencode({"token": TOKEN}).encode(), b"\xef\xbb\xbf\n" + body, content_type))
+    assert (postback.advertiser, postback.event, postback.payout) == (
+        NORTHSTAR,
+        "first_deposit",
+        Decimal("25.5"),
+    )
+
+
+def test_plain_text_that_is_no_json_object_is_read_as_a_form() -> None:
+    assert accepted(read(b"", urlencode(params()).encode(), "text/plain")).click.value == CLICK_ID
+
+
+@pytest.mark.parametrize("content_type", ["", "application/x-www-form-urlencoded", "multipart/form-data"])
+def test_a_json_object_not_sent_as_json_is_refused_saying_so_without_echoing_the_body(
+    content_type: str,
+) -> None:
+    # Long enough that, read as a form, it was one parameter over its limit.
+    body = json.dumps(params(sub1="s" * 100)).encode()
+    result = read(b"", body, content_type)
+    assert isinstance(result, Refused)
+    assert result.rejected.reason is Reason.WRONG_CONTENT_TYPE
+    assert "Content-Type: application/json" in result.rejected.reason.hint
+    assert result.rejected.detail == (
+        f"sent as {content_type}" if content_type else "sent without a Content-Type"
+    )
+    assert result.ignored == ()
 
 
 def test_blank_body_is_ignored() -> None:

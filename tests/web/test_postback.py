@@ -257,6 +257,34 @@ def test_post_form_and_json_bodies_are_read(client: Client, world: World, click_
     assert reply_of(as_json) == (200, "accepted", None)
 
 
+def test_json_sent_as_plain_text_is_read_and_as_a_form_is_refused_with_what_to_fix(
+    client: Client, world: World, click_id: str
+) -> None:
+    body = json.dumps({"click_id": click_id, "event": "registration", "token": world.token}).encode()
+    # curl -d's default type, and none at all.
+    as_form = client.http.post(
+        "/postback", content=body, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    untyped = client.http.post("/postback", content=body)
+    as_text = client.http.post("/postback", content=body, headers={"content-type": "text/plain"})
+    as_api = client.http.post(
+        "/postback",
+        content=json.dumps({"click_id": click_id, "event": "deposit", "token": world.token}),
+        headers={"content-type": "application/vnd.api+json"},
+    )
+
+    assert reply_of(as_form) == (415, "rejected", "wrong_content_type")
+    assert "Content-Type: application/json" in as_form.json()["hint"]
+    assert as_form.json()["detail"] == "sent as application/x-www-form-urlencoded"
+    assert "ignored_parameters" not in as_form.json()
+    assert reply_of(untyped) == (415, "rejected", "wrong_content_type")
+    assert reply_of(as_text) == (200, "accepted", None)
+    assert reply_of(as_api) == (200, "accepted", None)
+    logged = client.items("/postbacks")
+    assert [p["reason"] for p in logged] == [None, None, "wrong_content_type", "wrong_content_type"]
+    assert all(world.token not in p["body"] for p in logged)
+
+
 def test_huge_body_is_refused_without_reading_it(client: Client, world: World) -> None:
     response = client.http.post("/postback", content=b"a=" + b"x" * 100_000)
 

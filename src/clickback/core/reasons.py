@@ -36,6 +36,13 @@ class Reason(Enum):
         "A parameter contains control characters or invalid UTF-8.",
         "URL-encode values as UTF-8 and strip line breaks from them.",
     )
+    WRONG_CONTENT_TYPE = (
+        "wrong_content_type",
+        415,
+        "The body is a JSON object, but the request's Content-Type does not say it is JSON.",
+        "Send the JSON body with the header Content-Type: application/json, or send the parameters"
+        " in the query string.",
+    )
     REPEATED_PARAMETER = (
         "repeated_parameter",
         400,
