@@ -415,6 +415,58 @@ def test_refusal_before_authentication_names_no_advertiser() -> None:
     assert result.click_id == CLICK_ID
 
 
+@pytest.mark.parametrize(
+    ("sent", "reason"),
+    [
+        (raw(query(click_id="{clickid}")), Reason.UNREPLACED_MACRO),
+        (raw(query() + b"&event=deposit"), Reason.REPEATED_PARAMETER),
+        (raw(query(cid=OTHER_CLICK_ID)), Reason.CONFLICTING_ALIASES),
+        (raw(query(sub1="a\nb")), Reason.INVALID_CHARACTERS),
+        (raw(query() + b"&sub1=%ff"), Reason.INVALID_CHARACTERS),
+        (raw(query(sub1="s" * (MAX_SUB_ID_LEN + 1))), Reason.PARAMETER_TOO_LONG),
+        (raw(query(**EXTRA)), Reason.TOO_MANY_PARAMETERS),
+        (raw(query(), body_too_large=True), Reason.BODY_TOO_LARGE),
+        # The token in a body that did not parse.
+        (raw(b"", *form(**params(sub1="a\nb"))), Reason.INVALID_CHARACTERS),
+        (raw(b"", *json_body(params(sub1={"nested": 1}))), Reason.INVALID_CHARACTERS),  # type: ignore[arg-type]
+        (
+            raw(b"", *json_body(params(secret=TOKEN, token=None, click_id="[clickid]"))),
+            Reason.UNREPLACED_MACRO,
+        ),
+    ],
+)
+def test_a_refusal_before_authentication_names_the_advertiser_of_a_valid_token(
+    sent: RawPostback, reason: Reason
+) -> None:
+    result = read_postback(sent, CATALOG, CODEC)
+    assert isinstance(result, Refused)
+    assert (result.rejected.reason, result.advertiser_id) == (reason, NORTHSTAR.id)
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        raw(query(click_id="{clickid}", token="nope")),
+        raw(query(click_id="{clickid}", token=None)),
+        # Two advertisers' tokens: whose it is cannot be told.
+        raw(query(secret="southgate-token")),
+        raw(query(sub1="a\nb", token=TOKEN.upper())),
+    ],
+)
+def test_a_refusal_before_authentication_names_no_advertiser_without_one_valid_token(
+    sent: RawPostback,
+) -> None:
+    result = read_postback(sent, CATALOG, CODEC)
+    assert isinstance(result, Refused)
+    assert result.advertiser_id is None
+
+
+def test_a_refusal_before_authentication_names_the_advertiser_of_a_previous_token() -> None:
+    result = read_postback(raw(query(token="rotated-token-old", click_id="{clickid}")), CATALOG, CODEC)
+    assert isinstance(result, Refused)
+    assert (result.rejected.reason, result.advertiser_id) == (Reason.UNREPLACED_MACRO, ROTATED.id)
+
+
 def test_missing_click_id_points_at_the_parameter_that_holds_one() -> None:
     result = read(query(click_id=None, clid=CLICK_ID))
     assert isinstance(result, Refused)

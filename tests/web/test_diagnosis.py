@@ -63,6 +63,39 @@ def test_a_broken_integration_is_diagnosed_with_examples_and_hints(client: Clien
     assert casino["postbacks"] == 3
 
 
+def test_a_refusal_before_the_token_check_is_the_advertisers_when_the_token_is_valid(
+    client: Client, world: World
+) -> None:
+    from clickback.core.accounts import Role
+    from tests.web.personas import Keys, add_user
+
+    cid = client.click(world.alice_casino)
+    client.flush()
+    token = world.token
+    client.http.get(f"/postback?click_id={{clickid}}&event=registration&token={token}")  # curl -g
+    client.http.get(f"/postback?click_id={cid}&cid={cid[::-1]}&event=registration&secret={token}")
+    client.http.get(f"/postback?click_id={cid}&event=registration&sub1=a%0Ab&token={token}")
+    client.http.get("/postback?click_id={clickid}&event=registration&token=not-a-token")
+
+    logged = client.items("/postbacks")
+    assert [(p["reason"], p["advertiser_id"]) for p in logged] == [
+        ("unreplaced_macro", None),
+        ("invalid_characters", world.northstar["id"]),
+        ("conflicting_aliases", world.northstar["id"]),
+        ("unreplaced_macro", world.northstar["id"]),
+    ]
+    assert len(client.items("/postbacks", advertiser_id=world.northstar["id"])) == 3
+    assert diagnosis(client, world)["by_reason"] == {
+        "conflicting_aliases": 1,
+        "invalid_characters": 1,
+        "unreplaced_macro": 1,
+    }
+    # The advertiser's own key sees them too.
+    key = add_user(client, "northstar-dev", Role.ADVERTISER, advertiser_id=world.northstar["id"])
+    own = client.http.get("/api/postbacks", headers=Keys.header(key)).json()["items"]
+    assert [p["reason"] for p in own] == ["invalid_characters", "conflicting_aliases", "unreplaced_macro"]
+
+
 def test_a_healthy_integration_has_no_findings(client: Client, world: World) -> None:
     for n in range(12):
         cid = client.click(world.alice_casino)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 from clickback.core.clickids import ClickIdCodec, VerifiedClickId
 from clickback.core.clicks import SUB_KEYS
@@ -342,14 +342,11 @@ def authenticate(d: _Draft) -> Rejected | None:
     token = d.fields.get("token", "")
     if not token:
         return Rejected(Reason.MISSING_TOKEN)
-    advertiser = d.catalog.advertisers_by_token.get(token_digest(token))
-    if advertiser is None:
+    owner = _token_owner(d.catalog, token)
+    if owner is None:
         return Rejected(Reason.BAD_TOKEN)
-    if not hmac.compare_digest(token.encode(), advertiser.token.encode()):
-        if not advertiser.previous_token or not hmac.compare_digest(
-            token.encode(), advertiser.previous_token.encode()
-        ):
-            return Rejected(Reason.BAD_TOKEN)
+    advertiser, current = owner
+    if not current:
         until = advertiser.previous_token_until
         if until is None or d.raw.received_at >= until:
             d.advertiser = advertiser  # the log names whose old token it was
@@ -360,6 +357,62 @@ def authenticate(d: _Draft) -> Rejected | None:
     if not advertiser.allows(d.raw.ip):
         return Rejected(Reason.IP_NOT_ALLOWED, d.raw.ip[:45])
     return None
+
+
+def _token_owner(catalog: Catalog, token: str) -> tuple[Advertiser, bool] | None:
+    """The advertiser whose token this is, and whether it is their current one (else their
+    previous one, whatever its overlap): found by the token's digest, compared in constant time."""
+    advertiser = catalog.advertisers_by_token.get(token_digest(token))
+    if advertiser is None:
+        return None
+    if hmac.compare_digest(token.encode(), advertiser.token.encode()):
+        return advertiser, True
+    if advertiser.previous_token and hmac.compare_digest(token.encode(), advertiser.previous_token.encode()):
+        return advertiser, False
+    return None
+
+
+# A request naming more tokens than this is not read for them.
+_MAX_TOKENS_READ = 4
+
+
+def _sender(d: _Draft) -> Advertiser | None:
+    """Whose postback a request refused before authentication is, so that the advertiser's
+    diagnosis, log and key see it: the one advertiser its token(s) belong to, else None (no
+    token, a wrong one, or the tokens of two advertisers). The request may not have parsed: its
+    query and body are read leniently here, for the token alone."""
+    if d.raw.pixel:
+        offer = d.catalog.offers_by_pixel.get(d.raw.pixel_code)
+        return d.catalog.advertisers[offer.advertiser_id] if offer is not None else None
+    owners = {}
+    for token in _tokens_sent(d.raw)[:_MAX_TOKENS_READ]:
+        # A lone surrogate (JSON can carry one) has no UTF-8 to digest, and is no one's token.
+        owner = None if _SURROGATE.search(token) else _token_owner(d.catalog, token)
+        if owner is not None:
+            owners[owner[0].id] = owner[0]
+    return next(iter(owners.values())) if len(owners) == 1 else None
+
+
+def _tokens_sent(raw: RawPostback) -> list[str]:
+    texts = [raw.query.decode("utf-8", "replace")]
+    if raw.body and not raw.body_too_large:
+        if _is_json_object(raw.body):
+            doc = json.loads(raw.body.decode("utf-8").removeprefix("\ufeff"))
+            return [
+                *_tokens_in(texts[0]),
+                *(str(v) for k, v in doc.items() if str(k).strip().lower() in ALIASES["token"]),
+            ]
+        texts.append(raw.body.decode("utf-8", "replace"))
+    return [token for text in texts for token in _tokens_in(text)]
+
+
+def _tokens_in(text: str) -> list[str]:
+    found = []
+    for piece in text.split("&"):
+        name, sep, value = piece.partition("=")
+        if sep and value and unquote_plus(name).strip().lower() in ALIASES["token"]:
+            found.append(unquote_plus(value))
+    return found
 
 
 def signature(d: _Draft) -> Rejected | None:
@@ -523,6 +576,9 @@ STEPS: Sequence[Callable[[_Draft], Rejected | None]] = (
     period,
     event_time,
 )
+# Refusals decided before the token is checked: their log entry still names the advertiser
+# whose token the request carries (see _sender).
+_BEFORE_AUTHENTICATION = STEPS[: STEPS.index(authenticate)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -545,6 +601,8 @@ def read_postback(
     for step in STEPS:
         rejected = step(d)
         if rejected is not None:
+            if d.advertiser is None and step in _BEFORE_AUTHENTICATION:
+                d.advertiser = _sender(d)
             return Refused(
                 rejected,
                 d.advertiser.id if d.advertiser else None,
