@@ -40,6 +40,22 @@ def test_a_test_click_goes_through_the_offers_link_and_names_the_postback_url(
     assert new_click(client, world)["link_code"] == world.alice_casino
 
 
+def test_the_examples_of_two_test_clicks_are_two_transactions(client: Client, world: World) -> None:
+    first, second = new_click(client, world), new_click(client, world)
+
+    sent = []
+    for made in (first, second):
+        url = made["examples"]["registration"]
+        sent.append(client.http.get(url[url.index("/postback") :]).json())
+
+    assert [s["result"] for s in sent] == ["accepted", "accepted"], sent
+    txn_ids = [parse_qs(urlsplit(m["examples"]["registration"]).query)["txn_id"][0] for m in (first, second)]
+    assert txn_ids[0] != txn_ids[1]
+    # The trace describes the click with the same examples.
+    trace = client.api("GET", f"/tester/clicks/{first['click_id']}/trace")
+    assert trace["click"]["examples"] == first["examples"]
+
+
 def test_the_trace_goes_from_the_click_to_the_commission_and_outbound_previews(
     client: Client, world: World
 ) -> None:

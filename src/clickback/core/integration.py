@@ -150,7 +150,11 @@ def offer_events(offer: Offer) -> tuple[str, ...]:
     return tuple(events) or ("sale",)
 
 
-def guide(public_url: str, advertiser: Advertiser, offer: Offer, names: AdvertiserNames) -> Guide:
+def guide(
+    public_url: str, advertiser: Advertiser, offer: Offer, names: AdvertiserNames, txn_suffix: str = "1001"
+) -> Guide:
+    """`txn_suffix`: what the examples' transaction IDs end in (`reg-1001`); the tester gives each
+    test click its own, so that the examples of two test clicks are two transactions."""
     base = f"{public_url.rstrip('/')}/postback"
     generic = {f: "{" + f + "}" for f in PLACEHOLDERS}
     events = offer_events(offer)
@@ -162,15 +166,17 @@ def guide(public_url: str, advertiser: Advertiser, offer: Offer, names: Advertis
         postback_url=_url(base, generic, advertiser.token),
         fields=tuple(Field(name, ALIASES[name], meaning) for name, meaning in MEANINGS.items()),
         events=events,
-        examples=tuple(Example(e, _url(base, _example(e, offer), advertiser.token)) for e in events),
+        examples=tuple(
+            Example(e, _url(base, _example(e, offer, txn_suffix), advertiser.token)) for e in events
+        ),
         statuses=statuses,
         reasons=tuple(Reason),
         presets=tuple(_preset(base, p, advertiser.token) for p in PLATFORMS),
     )
 
 
-def _example(event: str, offer: Offer) -> dict[str, str]:
-    values = {"click_id": "{click_id}", "event": event, "txn_id": f"{event[:3]}-1001"}
+def _example(event: str, offer: Offer, txn_suffix: str) -> dict[str, str]:
+    values = {"click_id": "{click_id}", "event": event, "txn_id": f"{event[:3]}-{txn_suffix}"}
     amount = EXAMPLE_VALUES.get(event, "10.00")
     if amount:
         values |= {"payout": amount, "currency": offer.currency}

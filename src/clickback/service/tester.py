@@ -24,7 +24,7 @@ from clickback.core.clicks import ClickTaken
 from clickback.core.commission import revshare_period
 from clickback.core.events import IGAMING_EVENTS
 from clickback.core.intake import RawPostback, sign
-from clickback.core.model import AdvertiserNames, Catalog, Link, State
+from clickback.core.model import AdvertiserNames, Catalog, Link, Offer, State
 from clickback.core.outcome import Outcome, Result
 from clickback.core.reasons import BY_CODE, Rejected
 from clickback.core.redact import redact_query
@@ -162,8 +162,7 @@ class Tester:
     def _test_click(self, catalog: Catalog, taken: ClickTaken, link: Link) -> TestClick:
         click = taken.click
         offer = catalog.offers[click.offer_id]
-        advertiser = catalog.advertisers[offer.advertiser_id]
-        guide = integration.guide(self._public, advertiser, offer, catalog.names_of(advertiser.id))
+        guide = _guide(self._public, catalog, offer, click.click_id)
         return TestClick(
             click.click_id,
             click.offer_id,
@@ -290,9 +289,8 @@ class Tester:
             return TestClick(
                 row["click_id"], row["offer_id"], row["affiliate_id"], "", row["clicked_at"], "", "", {}
             )
-        advertiser = catalog.advertisers[offer.advertiser_id]
-        guide = integration.guide(self._public, advertiser, offer, catalog.names_of(advertiser.id))
         click_id = row["click_id"]
+        guide = _guide(self._public, catalog, offer, click_id)
         return TestClick(
             click_id,
             row["offer_id"],
@@ -314,6 +312,16 @@ class Tester:
             guide.postback_url.replace("{click_id}", click_id),
             {e.event: e.url.replace("{click_id}", click_id) for e in guide.examples},
         )
+
+
+def _guide(public_url: str, catalog: Catalog, offer: Offer, click_id: str) -> integration.Guide:
+    """The integration guide of a test click's offer, its examples' transaction IDs the click's
+    own (`reg-<click ID>`): the same example fired from two test clicks is two transactions, where
+    one `reg-1001` for every click made the second a transaction_conflict."""
+    advertiser = catalog.advertisers[offer.advertiser_id]
+    return integration.guide(
+        public_url, advertiser, offer, catalog.names_of(advertiser.id), txn_suffix=click_id
+    )
 
 
 def no_test_click(click_id: str) -> Problem:
