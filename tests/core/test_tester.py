@@ -51,6 +51,38 @@ def test_parameters_keep_their_order_and_a_form_bodys_encoding() -> None:
     ]
 
 
+def test_a_json_bodys_parameters_are_read_after_the_querys() -> None:
+    body = '\ufeff {"click_id": "abc", "event": "ngr", "payout": -12.5, "token": "***abcd"}'
+    read = read_parameters("sub1=x", NO_NAMES, body)
+    assert [(p.name, p.field, p.understood) for p in read] == [
+        ("sub1", "sub1", "x"),
+        ("click_id", "click_id", "abc"),
+        ("event", "event", "net_revenue"),
+        ("payout", "payout", "-12.5"),
+        ("token", "token", "the advertiser's token (masked)"),
+    ]
+    # A body the log cut short shows no parameters; a form body shows its own.
+    assert read_parameters("", NO_NAMES, '{"click_id": "ab') == ()
+    assert [p.name for p in read_parameters("", NO_NAMES, "event=sale&sub2=y")] == ["event", "sub2"]
+
+
+@pytest.mark.parametrize(
+    ("query", "understood"),
+    [
+        ("event=lead&payout=-1", "not an amount for this event: '-1' (only net_revenue may be negative)"),
+        ("payout=-1", "not an amount for this event: '-1' (only net_revenue may be negative)"),
+        ("payout=-1&event=ngr", "-1"),
+        ("event=net_revenue&amount=-120.50", "-120.50"),
+        ("event=lead&payout=5", "5"),
+    ],
+)
+def test_a_negative_amount_is_understood_only_for_an_event_that_may_be_negative(
+    query: str, understood: str
+) -> None:
+    (payout,) = [p for p in read_parameters(query, NO_NAMES) if p.field == "payout"]
+    assert payout.understood == understood
+
+
 def conversion(
     cid: int, event: str, amount: str = "0", days: float = 0, status: str = "approved"
 ) -> dict[str, Any]:

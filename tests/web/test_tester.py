@@ -56,6 +56,36 @@ def test_the_examples_of_two_test_clicks_are_two_transactions(client: Client, wo
     assert trace["click"]["examples"] == first["examples"]
 
 
+def test_the_trace_reads_a_json_postback_parameter_by_parameter(client: Client, world: World) -> None:
+    click_id = new_click(client, world)["click_id"]
+    body = {"click_id": click_id, "event": "ftd", "amount": 30, "token": world.token}
+
+    assert client.http.post("/postback", json=body).json()["result"] == "accepted"
+
+    (logged,) = client.api("GET", f"/tester/clicks/{click_id}/trace")["postbacks"]
+    assert [(p["name"], p["field"], p["understood"]) for p in logged["parameters"]] == [
+        ("click_id", "click_id", click_id),
+        ("event", "event", "first_deposit"),
+        ("amount", "payout", "30"),
+        ("token", "token", "the advertiser's token (masked)"),
+    ]
+    assert world.token not in str(logged)
+
+
+def test_a_negative_amount_the_intake_refuses_is_not_shown_as_understood(
+    client: Client, world: World
+) -> None:
+    click_id = new_click(client, world)["click_id"]
+
+    fired = fire(client, click_id, "lead", payout="-1")
+
+    assert fired["outcome"]["reason"] == "invalid_payout"
+    (payout,) = [p for p in fired["parameters"] if p["field"] == "payout"]
+    assert payout["understood"].startswith("not an amount for this event: '-1'")
+    (logged,) = fired["trace"]["postbacks"]
+    assert [p["understood"] for p in logged["parameters"] if p["field"] == "payout"] == [payout["understood"]]
+
+
 def test_the_trace_goes_from_the_click_to_the_commission_and_outbound_previews(
     client: Client, world: World
 ) -> None:

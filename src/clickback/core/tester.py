@@ -9,8 +9,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from clickback.core.commission import Deal, PlayerEvent, qualify, revshare_period
-from clickback.core.events import dedupe_family, normalise_event
-from clickback.core.intake import field_of
+from clickback.core.events import SIGNED_EVENTS, dedupe_family, normalise_event
+from clickback.core.intake import field_of, json_pairs
 from clickback.core.lifecycle import PAYABLE, Status, parse_status
 from clickback.core.limits import MAX_PARAM_NAME_LEN, MAX_PARAM_VALUE_LEN, MAX_PARAMS
 from clickback.core.model import AdvertiserNames
@@ -21,6 +21,8 @@ from clickback.core.outbound import Template, mask_url, notice
 TEST_SOURCE = "clickback-tester"
 # The events a CPA's rules count (registration, deposits, wagers...) when they are payable.
 _QUALIFYING_STATUSES = frozenset(s.value for s in PAYABLE)
+# What may come before a JSON body's "{" (core/redact's, intake's).
+_JSON_LEADING = "\ufeff \t\r\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,31 +36,48 @@ class Parameter:
     understood: str
 
 
-def read_parameters(query: str, names: AdvertiserNames) -> tuple[Parameter, ...]:
-    """The parameters of a query string (or form body), one by one, as intake reads them."""
-    pairs = parse_qsl(query, keep_blank_values=True, max_num_fields=None)[:MAX_PARAMS]
-    return tuple(
-        _read(name[:MAX_PARAM_NAME_LEN], value[:MAX_PARAM_VALUE_LEN], names) for name, value in pairs
-    )
+def read_parameters(query: str, names: AdvertiserNames, body: str = "") -> tuple[Parameter, ...]:
+    """The parameters of a query string and a body (a form, or a JSON object), one by one, as
+    intake reads them."""
+    pairs = parse_qsl(query, keep_blank_values=True, max_num_fields=None) + _body_pairs(body)
+    cropped = [(name[:MAX_PARAM_NAME_LEN], value[:MAX_PARAM_VALUE_LEN]) for name, value in pairs[:MAX_PARAMS]]
+    # An amount may be negative for the events that allow it only, as intake reads it.
+    event = next((v.strip() for n, v in cropped if field_of(n) == "event"), "")
+    signed = normalise_event(event, names.events) in SIGNED_EVENTS if event else False
+    return tuple(_read(name, value, names, signed) for name, value in cropped)
 
 
-def _read(name: str, value: str, names: AdvertiserNames) -> Parameter:
+def _body_pairs(body: str) -> list[tuple[str, str]]:
+    if not body.strip():
+        return []
+    # A JSON object, as the postback log keeps one (core/redact reads a body the same way);
+    # one the log cut short no longer parses, and shows no parameters.
+    if body.lstrip(_JSON_LEADING).startswith("{"):
+        pairs = json_pairs(body)
+        return pairs if isinstance(pairs, list) else []
+    return parse_qsl(body, keep_blank_values=True, max_num_fields=None)
+
+
+def _read(name: str, value: str, names: AdvertiserNames, signed: bool) -> Parameter:
     field = field_of(name)
     if field is None:
         return Parameter(name, value, None, "ignored: not a parameter clickback reads")
     if field == "token":
         return Parameter(name, value, field, "the advertiser's token (masked)")
-    return Parameter(name, value, field, _understood(field, value.strip(), names))
+    return Parameter(name, value, field, _understood(field, value.strip(), names, signed))
 
 
-def _understood(field: str, value: str, names: AdvertiserNames) -> str:
+def _understood(field: str, value: str, names: AdvertiserNames, signed: bool) -> str:
     if field == "event":
         return normalise_event(value, names.events)
     if field == "status":
         status = names.statuses.get(value.lower()) or parse_status(value)
         return status.value if status is not None else f"not a status word: {value!r}"
     if field == "payout":
-        amount = parse_amount(value, signed=True)
+        amount = parse_amount(value, signed=signed)
+        if amount is None and parse_amount(value, signed=True) is not None:
+            only = ", ".join(sorted(SIGNED_EVENTS))
+            return f"not an amount for this event: {value!r} (only {only} may be negative)"
         return str(amount) if amount is not None else f"not an amount: {value!r}"
     if field == "currency":
         return parse_currency(value) or f"not a currency code: {value!r}"

@@ -360,9 +360,7 @@ def _logged(row: Mapping[str, Any], names: AdvertiserNames) -> LoggedPostback:
         row["http_status"],
         row["conversion_id"],
         row["query"],
-        # A form body's parameters count as the query's (a JSON body is shown as it came).
-        read_parameters(
-            row["query"] + ("&" + row["body"] if row["body"][:1] not in ("", "{") else ""), names
-        ),
+        # A body's parameters (a form's or a JSON object's) after the query's.
+        read_parameters(row["query"], names, row["body"]),
         tuple(i for i in row["ignored"].split(",") if i),
     )
