@@ -25,6 +25,17 @@ from clickback.core.diagnosis import (
         ("evnt", "event"),
         ("curency", "currency"),
         ("txnid", "txn_id"),
+        ("click-id", "click_id"),
+        # Never a name that means something else: subid is a click ID, event_time a time.
+        ("sub_id", "sub1"),
+        ("sub_id3", "sub3"),
+        ("subid2", "sub2"),
+        ("sub_9", None),
+        ("event_name", "event"),
+        ("currency_code", "currency"),
+        ("payout_amount", "payout"),
+        ("event_id", None),
+        ("player_name", None),
         ("payout", None),  # known
         ("cid", None),  # an alias
         ("aff_sub", None),  # sent on purpose by networks
@@ -34,6 +45,19 @@ from clickback.core.diagnosis import (
 )
 def test_an_ignored_name_close_to_a_known_one_is_named(name: str, meant: str | None) -> None:
     assert did_you_mean(name) == meant
+
+
+def test_no_suggestion_renames_a_parameter_into_one_the_postback_already_sends() -> None:
+    from decimal import Decimal
+
+    from clickback.core.diagnosis import conversion_warnings
+
+    ignored = ("sub_id", "event_name")
+    assert conversion_warnings("lead", None, {}, ignored, {"click_id", "event", "token"}) == (
+        "misspelt_parameter: 'sub_id' was ignored, did you mean 'sub1'?",
+    )
+    sent = {"click_id", "event", "token", "sub1"}
+    assert conversion_warnings("lead", Decimal(1), {}, ignored, sent) == ()
 
 
 def test_misspelt_parameters_are_findings_most_frequent_first() -> None:

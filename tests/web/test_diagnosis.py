@@ -96,6 +96,27 @@ def test_a_refusal_before_the_token_check_is_the_advertisers_when_the_token_is_v
     assert [p["reason"] for p in own] == ["invalid_characters", "conflicting_aliases", "unreplaced_macro"]
 
 
+def test_a_suggested_rename_keeps_the_postback_accepted(client: Client, world: World) -> None:
+    cid = client.click(world.alice_casino)
+    client.flush()
+    token = world.token
+    sent = {"click_id": cid, "event": "lead", "sub_id": "fb-ads", "event_name": "purchase", "token": token}
+
+    warnings = client.postback(**sent).json()["warnings"]
+
+    assert warnings == ["misspelt_parameter: 'sub_id' was ignored, did you mean 'sub1'?"]
+    assert codes(diagnosis(client, world))["misspelt_parameter"] == ["event_name", "sub_id"]
+    # Followed, the advice is a postback clickback takes, with the sub ID kept.
+    renamed = {name: value for name, value in sent.items() if name != "sub_id"}
+    renamed |= {"sub1": sent["sub_id"], "txn_id": "again"}
+    followed = client.postback(**renamed).json()
+    assert (followed["result"], followed["ignored_parameters"], followed.get("warnings")) == (
+        "accepted",
+        ["event_name"],
+        None,
+    )
+
+
 def test_a_healthy_integration_has_no_findings(client: Client, world: World) -> None:
     for n in range(12):
         cid = client.click(world.alice_casino)

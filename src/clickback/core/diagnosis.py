@@ -3,17 +3,31 @@ hold: each finding a warning with a code, what was seen, and what to do. Pure: t
 this decides."""
 
 import difflib
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from clickback.core.intake import ALIASES
+from clickback.core.clicks import SUB_KEYS
+from clickback.core.intake import ALIASES, Postback, field_of
 from clickback.core.reasons import Reason
 
 KNOWN_NAMES = sorted({alias for aliases in ALIASES.values() for alias in aliases})
 # Names that platforms send on purpose and clickback ignores: never "misspelt".
 _NOT_MISSPELT = frozenset({"adv_sub", "aff_sub", "offer_id", "affiliate_id", "goal_id", "source"})
+_SEPARATORS = re.compile(r"[\s_.\-]+")
+# Sub IDs as platforms name them (sub_id, sub_id2, subid3, sub-4): postbacks take them as sub1…sub5.
+# Not "subid" itself: Keitaro's click ID, one of click_id's names.
+_SUB_ID = re.compile(r"sub[_.\-]?id[_.\-]?([1-5])?|sub[_.\-]([1-5])")
+# A field's name and a word that does not change what it names: event_name is the event.
+_SAME_THING: Mapping[str, frozenset[str]] = {
+    "event": frozenset({"name", "code"}),
+    "goal": frozenset({"name"}),
+    "status": frozenset({"name", "code"}),
+    "currency": frozenset({"code"}),
+    **{name: frozenset({"amount", "value"}) - {name} for name in ALIASES["payout"]},
+}
 # A refusal rate this many times the earlier one, and this much higher, over at least this many
 # refusals, is a jump worth a look (an integration changed, a token rotated, a macro broke).
 SPIKE_FACTOR = 2.0
@@ -24,18 +38,43 @@ SILENT_MIN_CLICKS = 50
 
 
 def conversion_warnings(
-    event: str, payout: Decimal | None, offer_payouts: Mapping[str, Decimal], ignored: Iterable[str]
+    event: str,
+    payout: Decimal | None,
+    offer_payouts: Mapping[str, Decimal],
+    ignored: Iterable[str],
+    sent: Collection[str] = (),
 ) -> tuple[str, ...]:
-    """What looks wrong in an accepted postback: kept on its conversion, said in the reply."""
+    """What looks wrong in an accepted postback: kept on its conversion, said in the reply.
+    `sent`: the fields the postback filled (sent_fields)."""
     warnings = []
     configured = offer_payouts.get(event)
     if payout is not None and configured is not None and payout != configured:
         warnings.append(f"payout_differs: sent {payout}, the offer pays {configured} for {event}")
     for name in ignored:
         meant = did_you_mean(name)
-        if meant is not None:
+        # Renamed, a name whose field the postback already fills would repeat it: refused if the
+        # two values differ (event=lead&event_name=purchase). Nothing to suggest then.
+        if meant is not None and field_of(meant) not in sent:
             warnings.append(f"misspelt_parameter: '{name}' was ignored, did you mean '{meant}'?")
     return tuple(warnings)
+
+
+def sent_fields(postback: Postback) -> frozenset[str]:
+    """The fields an accepted postback filled, as far as what intake kept of it tells."""
+    given = {
+        "click_id": postback.click is not None,
+        "event": True,
+        "token": True,
+        "status": postback.status_given,
+        "payout": postback.payout is not None,
+        "currency": postback.currency is not None,
+        "txn_id": postback.txn_id is not None,
+        "player_id": bool(postback.player_id),
+        "period": postback.period is not None,
+        "event_time": postback.event_time is not None,
+        **{key: bool(value) for key, value in zip(SUB_KEYS, postback.subs, strict=True)},
+    }
+    return frozenset(name for name, filled in given.items() if filled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +88,35 @@ class Finding:
 
 
 def did_you_mean(name: str) -> str | None:
-    """The postback parameter a name ignored as unknown was probably meant to be."""
+    """The postback parameter a name ignored as unknown was probably meant to be: never one that
+    means something else (`sub_id` is a sub ID, not `subid`, a click ID; `event_name` is the event,
+    not `event_time`)."""
     if name in _NOT_MISSPELT or name in KNOWN_NAMES:
         return None
-    close = difflib.get_close_matches(name, KNOWN_NAMES, n=1, cutoff=0.75)
-    return close[0] if close else None
+    sub = _SUB_ID.fullmatch(name)
+    if sub is not None:
+        return "sub" + (sub.group(1) or sub.group(2) or "1")
+    words = _words(name)
+    if len(words) == 2 and words[1] in _SAME_THING.get(words[0], ()):
+        return words[0]
+    compact = "".join(words)
+    same = next((known for known in KNOWN_NAMES if "".join(_words(known)) == compact), None)
+    if same is not None:
+        return same
+    # A typo, word for word: "clik_id" is click_id, "event_name" is not event_time.
+    for close in difflib.get_close_matches(name, KNOWN_NAMES, n=3, cutoff=0.75):
+        theirs = _words(close)
+        if len(theirs) == len(words) and all(_typo(a, b) for a, b in zip(words, theirs, strict=True)):
+            return close
+    return None
+
+
+def _words(name: str) -> list[str]:
+    return [w for w in _SEPARATORS.split(name.lower()) if w]
+
+
+def _typo(a: str, b: str) -> bool:
+    return a == b or difflib.SequenceMatcher(None, a, b).ratio() >= 0.75
 
 
 def misspelt_parameters(ignored: Mapping[str, int]) -> list[Finding]:
@@ -66,7 +129,8 @@ def misspelt_parameters(ignored: Mapping[str, int]) -> list[Finding]:
                 Finding(
                     "misspelt_parameter",
                     f"{count} postback(s) sent '{name}', which clickback ignores: did you mean '{meant}'?",
-                    f"Rename '{name}' to '{meant}' in the postback template; until then its value is lost.",
+                    f"Rename '{name}' to '{meant}' in the postback template (or drop it, if the"
+                    f" template already sends '{meant}' under another name); until then its value is lost.",
                     name,
                     count,
                 )

@@ -30,7 +30,7 @@ from sqlalchemy import Connection
 from clickback.core.audit import SYSTEM, Actor, Kind, change
 from clickback.core.clickids import CLICK_ID_LEN, ClickIdCodec
 from clickback.core.commission import AMOUNT_EVENTS, convert, period_of, rate_day
-from clickback.core.diagnosis import conversion_warnings
+from clickback.core.diagnosis import conversion_warnings, sent_fields
 from clickback.core.events import dedupe_family, deposit_label
 from clickback.core.intake import (
     PIXEL,
@@ -364,7 +364,11 @@ class _Group:
             event, demote = deposit_label(postback.event, player.ftd_at, attribution.event_at)
         offer = self._catalog.offers.get(click.offer_id) if click is not None else None
         warnings = conversion_warnings(
-            postback.event, postback.payout, offer.payouts if offer else {}, postback.ignored
+            postback.event,
+            postback.payout,
+            offer.payouts if offer else {},
+            postback.ignored,
+            sent_fields(postback),
         )
         row = rec.add_conversion(_conversion(raw, postback, attribution, event, priced, warnings, test))
         outcome = Outcome(
