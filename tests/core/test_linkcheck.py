@@ -62,6 +62,7 @@ def test_an_error_after_redirects_names_them() -> None:
         (Failure.TIMEOUT, Code.TIMEOUT),
         (Failure.CONNECTION, Code.CONNECTION_ERROR),
         (Failure.REFUSED, Code.REFUSED_ADDRESS),
+        (Failure.UNRESOLVED, Code.CONNECTION_ERROR),
     ],
 )
 def test_no_answer_is_broken_with_its_reason(failure: Failure, code: Code) -> None:
@@ -72,6 +73,11 @@ def test_no_answer_is_broken_with_its_reason(failure: Failure, code: Code) -> No
 
 def test_a_refused_address_says_which_setting_allows_it() -> None:
     assert "CLICKBACK_OUTBOUND_ALLOW" in judge(seen(failure=Failure.REFUSED)).hint
+
+
+def test_a_host_that_does_not_resolve_is_no_address_to_allow() -> None:
+    hint = judge(seen(failure=Failure.UNRESOLVED, error="x.invalid does not resolve")).hint
+    assert "CLICKBACK_OUTBOUND_ALLOW" not in hint and "check the host name" in hint
 
 
 def test_slow_only_beyond_the_threshold() -> None:

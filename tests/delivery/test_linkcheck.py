@@ -149,6 +149,14 @@ def test_a_loopback_offer_url_is_refused_unless_allowlisted(server: Receiver) ->
     assert server.got == []
 
 
+def test_a_host_that_does_not_resolve_is_a_connection_error_not_a_refused_address() -> None:
+    # .invalid never resolves (RFC 2606): the answer comes from the resolver, not the network.
+    [(seen, outcome)] = observe(["http://nonexistent.invalid/x?c=1"], allow=NOTHING_ALLOWED)
+    assert (outcome.verdict, outcome.code) == (Verdict.BROKEN, Code.CONNECTION_ERROR)
+    assert "nonexistent.invalid does not resolve" in seen.error
+    assert "CLICKBACK_OUTBOUND_ALLOW" not in outcome.hint and "host name" in outcome.hint
+
+
 def test_nothing_listening_is_a_connection_error(server: Receiver) -> None:
     with receiving() as gone:
         url = gone.url("/ok")

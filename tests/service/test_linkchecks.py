@@ -105,6 +105,24 @@ def test_a_round_checks_every_active_offer_with_the_test_click_id(client: Client
     assert client.report()["totals"]["clicks"] == 0
 
 
+def test_an_offer_whose_host_does_not_resolve_is_a_connection_error(client: Client) -> None:
+    advertiser = client.api("POST", "/advertisers", json={"name": "Northstar Gaming"})
+    body = {
+        "advertiser_id": advertiser["id"],
+        "name": "Gone",
+        "url_template": "http://nonexistent.invalid/x?c={click_id}",
+        "currency": "EUR",
+    }
+    offer = client.api("POST", "/offers", json=body)["id"]
+
+    (checked,) = round_of(client.node, checks_of(client.node))
+
+    assert (checked.offer_id, checked.outcome.code.value) == (offer, "connection_error")
+    (stored,) = rows(client.node)
+    assert stored["verdict"] == "broken" and "not public" not in stored["hint"]
+    assert "nonexistent.invalid does not resolve" in stored["hint"]
+
+
 def test_an_offer_is_checked_again_only_once_its_interval_has_passed(
     client: Client, server: Receiver
 ) -> None:

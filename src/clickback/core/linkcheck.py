@@ -69,6 +69,7 @@ class Failure(StrEnum):
     TIMEOUT = "timeout"
     CONNECTION = "connection"
     REFUSED = "refused"  # the SSRF guard: a private, loopback or link-local address
+    UNRESOLVED = "unresolved"  # the host name does not resolve: a connection_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +200,12 @@ def _failed(seen: Observed) -> Outcome:
         hint = (
             f"not requested{where}: the address is not public{detail}; if it is meant to be reached,"
             " add it to CLICKBACK_OUTBOUND_ALLOW"
+        )
+    elif seen.failure is Failure.UNRESOLVED:
+        code = Code.CONNECTION_ERROR
+        hint = (
+            f"no connection{where}{detail}: check the host name in the URL, or ask the advertiser"
+            " whether the domain moved"
         )
     else:
         code, hint = Code.CONNECTION_ERROR, f"no connection{where}{detail}"

@@ -2,7 +2,7 @@
 
 Redirects are followed here, one request at a time, because each target must pass the guard
 before it is requested (aiohttp's own following would connect first) and because the chain is
-what the check reports. Every hop is checked by `destination_problem`, as a template's URL is,
+what the check reports. Every hop is checked by `destination_check`, as a template's URL is,
 and connected through the guarded resolver (delivery/guarded.py), as a postback is: a name
 resolving elsewhere between the two cannot reach the operator's network.
 
@@ -34,7 +34,7 @@ from clickback.core.linkcheck import (
     next_hop,
 )
 from clickback.delivery.guarded import Refused, guarded_connector
-from clickback.delivery.sender import destination_problem
+from clickback.delivery.sender import destination_check
 
 # A current desktop browser: some landing pages answer bots (and unknown agents) differently,
 # and the check must see what a user sees.
@@ -120,6 +120,8 @@ class LinkFetcher:
                     failure, error = Failure.TIMEOUT, f"no answer within {self.policy.timeout:g} s"
                 except _Refused as exc:
                     failure, error = Failure.REFUSED, str(exc)
+                except _Unresolved as exc:
+                    failure, error = Failure.UNRESOLVED, str(exc)
                 except aiohttp.ClientConnectorError as exc:
                     refused = isinstance(exc.os_error, Refused)
                     failure = Failure.REFUSED if refused else Failure.CONNECTION
@@ -137,9 +139,9 @@ class LinkFetcher:
             target = step
 
     async def _request(self, target: str, jar: aiohttp.CookieJar) -> tuple[Hop, str, str]:
-        problem = await destination_problem(target, self._allow)
+        problem = await destination_check(target, self._allow)
         if problem is not None:
-            raise _Refused(problem)
+            raise _Unresolved(problem.text) if problem.unresolved else _Refused(problem.text)
         address = URL(target)
         async with self._open().get(
             address, allow_redirects=False, cookies=jar.filter_cookies(address)
@@ -168,6 +170,10 @@ def _header_text(value: str) -> str:
 
 class _Refused(Exception):
     """A hop the SSRF guard refuses before any connection."""
+
+
+class _Unresolved(Exception):
+    """A hop whose host name does not resolve: nothing to request, nothing refused."""
 
 
 async def _first_bytes(stream: aiohttp.StreamReader) -> bytes:

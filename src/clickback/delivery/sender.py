@@ -91,6 +91,20 @@ def error_text(exc: BaseException) -> str:
 
 async def destination_problem(url: str, allow: Allowlist) -> str | None:
     """Why a template's URL may not be used (the SSRF guard, as at each attempt), or None."""
+    found = await destination_check(url, allow)
+    return found.text if found is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    text: str
+    # The name does not resolve (now): no address was refused, there is none to connect to.
+    unresolved: bool = False
+
+
+async def destination_check(url: str, allow: Allowlist) -> Problem | None:
+    """Why a URL may not be requested, telling a name that does not resolve (a connection
+    problem, as the link checker reports it) from an address the guard refuses."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -101,5 +115,9 @@ async def destination_problem(url: str, allow: Allowlist) -> str | None:
             addresses = await _resolve(host, port)
     except (OSError, TimeoutError, UnicodeError) as exc:
         # UnicodeError: a name no DNS label can encode.
-        return f"{host} does not resolve ({getattr(exc, 'strerror', None) or 'no answer'})"
-    return check_destination(host, addresses, allow)
+        why = getattr(exc, "strerror", None) or "no answer"
+        return Problem(f"{host} does not resolve ({why})", unresolved=True)
+    if not addresses:
+        return Problem(f"{host} does not resolve to any address", unresolved=True)
+    refused = check_destination(host, addresses, allow)
+    return Problem(refused) if refused is not None else None
