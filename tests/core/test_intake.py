@@ -475,6 +475,31 @@ def test_missing_click_id_points_at_the_parameter_that_holds_one() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("name", "field"), [("transaction_id", "txn_id"), ("sub1", "sub1"), ("txid", "txn_id")]
+)
+def test_missing_click_id_points_at_another_fields_parameter_that_holds_one(name: str, field: str) -> None:
+    result = read(query(click_id=None, **{name: CLICK_ID}))
+    assert isinstance(result, Refused)
+    assert result.rejected == Rejected(
+        Reason.MISSING_CLICK_ID,
+        f"parameter '{name}' holds a click ID: send it as click_id ('{name}' is read as {field})",
+    )
+
+
+@pytest.mark.parametrize(
+    ("sent", "detail"),
+    [
+        ("$clickid", "click_id=$clickid"),
+        ("%7Bclick_id%7D", "click_id={click_id} (URL-encoded)"),
+    ],
+)
+def test_a_dollar_or_double_encoded_placeholder_is_an_unreplaced_macro(sent: str, detail: str) -> None:
+    result = read(query(click_id=sent))
+    assert isinstance(result, Refused)
+    assert result.rejected == Rejected(Reason.UNREPLACED_MACRO, detail)
+
+
 def test_a_period_is_this_month_or_one_before_and_next_month_a_day_early() -> None:
     assert accepted(read(query(event="ngr", period="2025-06"))).period == "2025-06"
     assert accepted(read(query(event="ngr", period="2024-12"))).period == "2024-12"

@@ -175,6 +175,11 @@ def test_template_host_is_the_literal_host(text: str, host: str) -> None:
         ("{status:lead=0 sale=1 rejected=2}", "{status:lead=0 sale=1 rejected=2}"),
         ("abc{click_id}def", "{click_id}"),
         ("12.50{payout}", "{payout}"),
+        ("$clickid", "$clickid"),
+        # Encoded once more than the sender's server decoded (%257B arrives as %7B), or twice.
+        ("%7Bclick_id%7D", "{click_id} (URL-encoded)"),
+        ("%257Bclick_id%257D", "{click_id} (URL-encoded)"),
+        ("%24clickid", "$clickid (URL-encoded)"),
     ],
 )
 def test_unreplaced_placeholder_is_found(value: str, found: str) -> None:
@@ -197,6 +202,9 @@ def test_unreplaced_placeholder_is_found(value: str, found: str) -> None:
         "{}",
         "{1}",
         "$100",
+        "US$5",
+        "$",
+        "50%25",
         "https://casino.example.com/?a=b&c=d#top",
     ],
 )

@@ -81,6 +81,22 @@ def test_each_malformed_input_has_its_reason(client: Client, world: World) -> No
     assert len(client.items("/postbacks", limit=500)) == len(cases) + 1
 
 
+def test_a_placeholder_or_a_click_id_in_the_wrong_name_is_told_as_such(client: Client, world: World) -> None:
+    cid = client.click(world.alice_casino)
+    client.flush()
+    # A shell-like macro, and one encoded twice: %257B reaches intake as %7B.
+    for query in ("click_id=$clickid", "click_id=%257Bclick_id%257D"):
+        sent = client.http.get(f"/postback?{query}&event=registration&token={world.token}").json()
+        assert sent["reason"] == "unreplaced_macro", sent
+    # A click ID under the transaction ID's name: the refusal says where it is.
+    sent = client.http.get(f"/postback?transaction_id={cid}&event=registration&token={world.token}").json()
+    assert (sent["reason"], sent["detail"]) == (
+        "missing_click_id",
+        "parameter 'transaction_id' holds a click ID: send it as click_id"
+        " ('transaction_id' is read as txn_id)",
+    )
+
+
 def test_head_request_records_nothing(client: Client, world: World) -> None:
     response = client.http.head("/postback", params={"event": "x"})
 

@@ -484,9 +484,14 @@ def click_id(d: _Draft) -> Rejected | None:
 
 
 def _guess_click_param(d: _Draft) -> str:
-    for name in d.ignored:
+    # Ignored names first (clk_id), then another field's (transaction_id, sub1): any name but the
+    # click ID's own may be where the sender's template put it.
+    named = [*d.ignored, *(name for name in d.params if _FIELD_OF.get(name) not in (None, "click_id"))]
+    for name in named:
         if isinstance(d.codec.verify(d.params[name], d.raw.received_at), VerifiedClickId):
-            return f"parameter '{name}' holds a click ID: send it as click_id"
+            read_as = _FIELD_OF.get(name)
+            also = f" ('{name}' is read as {read_as})" if read_as else ""
+            return f"parameter '{name}' holds a click ID: send it as click_id{also}"
     return ""
 
 

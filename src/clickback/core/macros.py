@@ -4,7 +4,7 @@ URL-encoded, and the inbound check for placeholders a sender forgot to substitut
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from clickback.core.limits import MAX_URL_LEN
 
@@ -28,7 +28,7 @@ OFFER_MACROS: Mapping[str, str] = {
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_]+)\}")
 _URL_SAFE = re.compile(r"[A-Za-z0-9_.~-]*")
 _LITERAL_SAFE = "".join(chr(c) for c in range(33, 127))
-# Placeholder syntaxes of other platforms ({x}, {{x}}, [x], [[x]], #x#, %X%, ${x}), found anywhere
+# Placeholder syntaxes of other platforms ({x}, {{x}}, [x], [[x]], #x#, %X%, ${x}; $x below), found anywhere
 # in a value: a literal "{subacc4}" arriving instead of a value is the most common postback fault.
 _UNREPLACED = re.compile(
     r"\{\{?\s*[A-Za-z_][\w.:\- =]*\}?\}"
@@ -102,9 +102,28 @@ def compile_template(text: str) -> UrlTemplate:
     return UrlTemplate(text, parts.hostname, fields)
 
 
+# A bare `$name` (shell-like templates): only as the whole value, as "$100" or "US$5" are values.
+_DOLLAR = re.compile(r"\$[A-Za-z_]\w*")
+# A placeholder the sender URL-encoded once or twice more than it decoded: `%257Bclick_id%257D`
+# arrives as `%7Bclick_id%7D`.
+_ENCODINGS_UNDONE = 2
+
+
 def find_unreplaced_macro(value: str) -> str | None:
     match = _UNREPLACED.search(value)
-    return match.group(0) if match else None
+    if match:
+        return match.group(0)
+    if _DOLLAR.fullmatch(value.strip()):
+        return value.strip()
+    decoded = value
+    for _ in range(_ENCODINGS_UNDONE):
+        if "%" not in decoded:
+            break
+        decoded = unquote(decoded)
+        match = _UNREPLACED.search(decoded) or _DOLLAR.fullmatch(decoded.strip())
+        if match:
+            return f"{match.group(0).strip()} (URL-encoded)"
+    return None
 
 
 def find_dollar_placeholder(text: str) -> str | None:
