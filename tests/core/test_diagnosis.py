@@ -139,6 +139,43 @@ def test_an_accepted_postback_is_warned_of_a_payout_other_than_the_offers() -> N
     assert [f.subject for f in payout_differences([("offer 1", 2), ("offer 2", 0)])] == ["offer 1"]
 
 
+@pytest.mark.parametrize(
+    ("payout", "currency", "warning"),
+    [
+        (
+            "50",
+            "USD",
+            "payout_differs: sent 50 USD, the offer pays 50 EUR for first_deposit (another currency)",
+        ),
+        (
+            "10",
+            "USD",
+            "payout_differs: sent 10 USD, the offer pays 50 EUR for first_deposit (another currency)",
+        ),
+        ("45", "EUR", "payout_differs: sent 45, the offer pays 50 for first_deposit"),
+        ("45", None, "payout_differs: sent 45, the offer pays 50 for first_deposit"),
+        ("50", "EUR", None),
+        ("50", None, None),
+    ],
+)
+def test_a_payout_in_another_currency_than_the_offers_is_told_as_such(
+    payout: str, currency: str | None, warning: str | None
+) -> None:
+    from decimal import Decimal
+
+    from clickback.core.diagnosis import conversion_warnings
+
+    found = conversion_warnings(
+        "first_deposit",
+        Decimal(payout),
+        {"first_deposit": Decimal(50)},
+        (),
+        currency=currency,
+        offer_currency="EUR",
+    )
+    assert found == ((warning,) if warning else ())
+
+
 def test_failed_link_checks_are_findings_with_the_checks_hint() -> None:
     from clickback.core.diagnosis import failed_links
 

@@ -73,3 +73,27 @@ def test_warnings_are_kept_on_the_conversion_said_in_the_reply_and_diagnosed(
     by_code = {f["code"]: f for f in found["findings"]}
     assert by_code["payout_differs"]["count"] == 1
     assert by_code["misspelt_parameter"]["subject"] == "curency"
+
+
+def test_a_payout_in_another_currency_is_warned_of_as_such(client: Client, world: World) -> None:
+    cid = client.click(world.alice_casino)
+    client.flush()
+    # The casino offer pays 50 EUR for a first deposit; the advertiser sends dollars.
+    same_figure = client.postback(
+        click_id=cid, event="first_deposit", payout="50", currency="USD", txn_id="d1", token=world.token
+    ).json()
+    smaller = client.postback(
+        click_id=cid, event="first_deposit", payout="10", currency="USD", txn_id="d2", token=world.token
+    ).json()
+    euros = client.postback(
+        click_id=cid, event="first_deposit", payout="50", currency="EUR", txn_id="d3", token=world.token
+    ).json()
+
+    assert same_figure["warnings"] == [
+        "payout_differs: sent 50 USD, the offer pays 50 EUR for first_deposit (another currency)"
+    ]
+    # Not "sent 10, the offer pays 50": ten dollars are not ten euros.
+    assert smaller["warnings"] == [
+        "payout_differs: sent 10 USD, the offer pays 50 EUR for first_deposit (another currency)"
+    ]
+    assert euros["result"] == "accepted" and "warnings" not in euros

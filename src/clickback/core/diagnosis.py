@@ -43,13 +43,25 @@ def conversion_warnings(
     offer_payouts: Mapping[str, Decimal],
     ignored: Iterable[str],
     sent: Collection[str] = (),
+    currency: str | None = None,
+    offer_currency: str = "",
 ) -> tuple[str, ...]:
     """What looks wrong in an accepted postback: kept on its conversion, said in the reply.
-    `sent`: the fields the postback filled (sent_fields)."""
+    `sent`: the fields the postback filled (sent_fields); `currency`: the one it stated (None:
+    the offer's), `offer_currency` the one the offer's payouts are in."""
     warnings = []
     configured = offer_payouts.get(event)
-    if payout is not None and configured is not None and payout != configured:
-        warnings.append(f"payout_differs: sent {payout}, the offer pays {configured} for {event}")
+    stated = currency or offer_currency
+    if payout is not None and configured is not None:
+        # Amounts in two currencies are not compared (10 USD is not "10, the offer pays 50"):
+        # the currency itself is what differs.
+        if stated != offer_currency:
+            warnings.append(
+                f"payout_differs: sent {payout} {stated}, the offer pays {configured} {offer_currency}"
+                f" for {event} (another currency)"
+            )
+        elif payout != configured:
+            warnings.append(f"payout_differs: sent {payout}, the offer pays {configured} for {event}")
     for name in ignored:
         meant = did_you_mean(name)
         # Renamed, a name whose field the postback already fills would repeat it: refused if the

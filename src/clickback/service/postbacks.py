@@ -369,6 +369,8 @@ class _Group:
             offer.payouts if offer else {},
             postback.ignored,
             sent_fields(postback),
+            postback.currency,
+            offer.currency if offer else "",
         )
         row = rec.add_conversion(_conversion(raw, postback, attribution, event, priced, warnings, test))
         outcome = Outcome(
