@@ -31,6 +31,17 @@ def test_postback_guide_names_every_accepted_alias() -> None:
         assert numbered.fullmatch(macro) or f"{{{macro}}}" in guide, macro
 
 
+def test_listen_mode_is_documented_within_the_apis_cap() -> None:
+    from clickback.web.schemas import MAX_WAIT_SECONDS
+
+    documented = [
+        int(seconds)
+        for page in DOCS.rglob("*.md")
+        for seconds in re.findall(r"/wait\?timeout=(\d+)", page.read_text())
+    ]
+    assert documented and all(seconds <= MAX_WAIT_SECONDS for seconds in documented), documented
+
+
 def test_outbound_guide_names_every_macro_and_shows_the_tested_signature_check() -> None:
     import inspect
 
