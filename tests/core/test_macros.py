@@ -7,7 +7,13 @@ from hypothesis import strategies as st
 
 from clickback.core.clickids import ClickIdCodec
 from clickback.core.limits import MAX_URL_LEN
-from clickback.core.macros import OFFER_MACROS, TemplateError, compile_template, find_unreplaced_macro
+from clickback.core.macros import (
+    OFFER_MACROS,
+    TemplateError,
+    compile_template,
+    find_unreplaced_macro,
+    find_unsent_macro,
+)
 
 OFFER_URL = "https://casino.example.com/go?cid={click_id}&s1={sub1}&src={source}#lp={lp}"
 
@@ -183,7 +189,12 @@ def test_template_host_is_the_literal_host(text: str, host: str) -> None:
     ],
 )
 def test_unreplaced_placeholder_is_found(value: str, found: str) -> None:
-    assert find_unreplaced_macro(value) == found
+    assert find_unsent_macro(value) == found
+    # In a template's text, a bare $name and a percent-encoded one are left to its own check
+    # (core/outbound: %24 is how a dollar sign is written as data).
+    as_written = find_unreplaced_macro(value)
+    bare = found.startswith("$") and "{" not in found
+    assert as_written == (None if bare or "URL-encoded" in found else found)
 
 
 @pytest.mark.parametrize(
@@ -209,13 +220,14 @@ def test_unreplaced_placeholder_is_found(value: str, found: str) -> None:
     ],
 )
 def test_plain_value_is_not_a_placeholder(value: str) -> None:
+    assert find_unsent_macro(value) is None
     assert find_unreplaced_macro(value) is None
 
 
 def test_minted_click_ids_are_never_taken_for_placeholders() -> None:
     codec = ClickIdCodec(b"k" * 32)
     now = datetime(2025, 6, 1, tzinfo=UTC)
-    assert [cid for cid in (codec.mint(now) for _ in range(2000)) if find_unreplaced_macro(cid)] == []
+    assert [cid for cid in (codec.mint(now) for _ in range(2000)) if find_unsent_macro(cid)] == []
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,7 @@ from clickback.core.limits import (
     MAX_SUB_ID_LEN,
     MAX_TXN_ID_LEN,
 )
-from clickback.core.macros import find_unreplaced_macro
+from clickback.core.macros import find_unsent_macro
 from clickback.core.model import Advertiser, Catalog, Click, Offer, token_digest
 from clickback.core.money import parse_amount, parse_currency, parse_period
 from clickback.core.reasons import Reason, Rejected
@@ -330,7 +330,7 @@ def alias(d: _Draft) -> Rejected | None:
 
 def macros(d: _Draft) -> Rejected | None:
     for name, value in d.fields.items():
-        found = find_unreplaced_macro(value)
+        found = find_unsent_macro(value)
         if found is not None:
             return Rejected(Reason.UNREPLACED_MACRO, f"{name}={found}")
     return None

@@ -110,6 +110,15 @@ _ENCODINGS_UNDONE = 2
 
 
 def find_unreplaced_macro(value: str) -> str | None:
+    """A placeholder of another syntax (`{x}`, `{{x}}`, `[x]`, `%x%`…) in `value`."""
+    match = _UNREPLACED.search(value)
+    return match.group(0) if match else None
+
+
+def find_unsent_macro(value: str) -> str | None:
+    """As find_unreplaced_macro, in a value a postback received, where a bare `$name`, or a
+    placeholder URL-encoded once or twice more than decoded, is also one the sender's platform
+    never replaced. (In a template's text a `%24` is how a dollar sign is written as data.)"""
     match = _UNREPLACED.search(value)
     if match:
         return match.group(0)
