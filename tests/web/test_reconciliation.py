@@ -781,3 +781,113 @@ def test_a_cpa_the_operator_paid_is_approved_again_and_one_the_rules_never_grant
     assert refused.status_code == 409
     assert "not held: first deposit ≥ 20.00 EUR: not held: 10.00 EUR" in refused.json()["detail"]
     assert client.items("/conversions", player_id="P-small", event="qualified_cpa") == []
+
+
+def test_a_report_saved_again_compares_the_lines_imported_before_and_changes_nothing(
+    client: Client, world: World
+) -> None:
+    """The same export saved again (Windows line ends turned Unix: not the same bytes) imports
+    none of its lines, yet they are still the operator's figures for the players it names: each
+    is compared on them, and nothing is rejected or reversed for a player whose figures agree."""
+    client.api("PUT", f"/offers/{world.casino['id']}/deal", json=CPA_100)
+    today = datetime.now(UTC).date()
+    day, month = today.strftime("%d.%m.%Y"), today.strftime("%Y-%m")
+    codes = {name: player(client, world, name, world.alice_casino, "50") for name in ("P-1", "P-2")}
+    data = myaffiliates_csv(
+        [[name, code, day, day, "50,00", "", "100,00", "", "EUR"] for name, code in codes.items()]
+    )
+    first = imported(client, data, "november.csv", world.northstar["id"], period=month)["reconciliation"]
+    resaved = imported(
+        client, data.replace(b"\r\n", b"\n"), "november-unix.csv", world.northstar["id"], period=month
+    )
+    rec = resaved["reconciliation"]
+    assert resaved["duplicate"] is False and (rec["imported"], rec["skipped"]) == (0, 2)
+    for r in (first, rec):
+        items = items_by_player(client, r["id"])
+        assert {p: it["kind"] for p, it in items.items()} == dict.fromkeys(codes, "matched")
+        assert [(it["lines"], Decimal(it["difference"])) for it in items.values()] == [([2], 0), ([3], 0)]
+    (summary,) = rec["summary"]
+    assert (Decimal(summary["operator_total"]), Decimal(summary["clickback_total"])) == (200, 200)
+
+    for it in items_by_player(client, rec["id"]).values():
+        reply = client.http.post(f"/api/reconciliations/items/{it['id']}/accept", headers=client.auth)
+        assert reply.status_code == 409 and "no figure" in reply.text
+    (line,) = client.api("GET", f"/statements/{world.alice['id']}/{month}")["lines"]
+    assert (line["players"], line["ftds"], line["qualified_cpas"], line["cpa_reversals"]) == (2, 2, 2, 0)
+    for name in codes:
+        assert {c["status"] for c in client.items("/conversions", player_id=name)} <= {"pending", "approved"}
+
+
+def test_an_overlapping_export_compares_a_player_on_every_line_it_holds_and_books_nothing_twice(
+    client: Client, world: World
+) -> None:
+    """The operator's next export repeats the lines of the last one and adds new ones: a player
+    is compared on all of them (those skipped as imported before too). A difference accepted from
+    the first file is not booked again from the second, nor one accepted from the second again
+    from the first."""
+    month = datetime.now(UTC).strftime("%Y-%m")
+    codes = {
+        "P-two": player(client, world, "P-two", world.alice_casino, "50", deposit="30"),  # 80 in two lines
+        "P-old": player(client, world, "P-old", world.alice_casino, "50"),  # only in the repeated line
+        "P-once": player(client, world, "P-once", world.alice_casino, "50"),  # 70: accepted from file 1
+        "P-later": player(client, world, "P-later", world.alice_casino, "50"),  # 70: accepted from file 2
+    }
+    header = "Player ID,BTAG,Deposits,Currency\r\n"
+    repeated = "".join(
+        f"{name},{codes[name]},{amount},EUR\r\n"
+        for name, amount in (
+            ("P-two", "50.00"),
+            ("P-old", "50.00"),
+            ("P-once", "70.00"),
+            ("P-later", "70.00"),
+        )
+    )
+    first = imported(client, (header + repeated).encode(), "week1.csv", world.northstar["id"], period=month)
+    items1 = items_by_player(client, first["reconciliation"]["id"])
+    assert {p: it["kind"] for p, it in items1.items()} == {
+        "P-two": "amount_differs",  # 50 of clickback's 80 so far
+        "P-old": "matched",
+        "P-once": "amount_differs",
+        "P-later": "amount_differs",
+    }
+
+    def accept(item: dict[str, Any]) -> httpx.Response:
+        return client.http.post(f"/api/reconciliations/items/{item['id']}/accept", headers=client.auth)
+
+    once = accept(items1["P-once"])
+    assert once.status_code == 200, once.text
+    assert [(p["event"], p["result"]) for p in once.json()["postbacks"]] == [("deposit", "accepted")]
+
+    text = header + repeated + f"P-two,{codes['P-two']},30.00,EUR\r\n"
+    second = imported(client, text.encode(), "week2.csv", world.northstar["id"], period=month)
+    rec = second["reconciliation"]
+    assert (rec["imported"], rec["skipped"]) == (1, 4)
+    items2 = items_by_player(client, rec["id"])
+    assert {p: (it["kind"], it["lines"], it["operator"]["deposits"]) for p, it in items2.items()} == {
+        "P-two": ("matched", [2, 6], "80.00"),
+        "P-old": ("matched", [3], "50.00"),
+        "P-once": ("matched", [4], "70.00"),  # the deposit accepted from the first file counts
+        "P-later": ("amount_differs", [5], "70.00"),
+    }
+    for name in ("P-two", "P-old", "P-once"):
+        reply = accept(items2[name])
+        assert reply.status_code == 409 and "no figure" in reply.text, reply.text
+    later = accept(items2["P-later"])
+    assert later.status_code == 200, later.text
+    assert [(p["event"], p["result"]) for p in later.json()["postbacks"]] == [("deposit", "accepted")]
+    # The first file's item, compared before the second's was accepted: nothing is left to book.
+    again = accept(items1["P-later"])
+    assert again.status_code == 409 and "no event would bring" in again.text, again.text
+    assert "accepted by bootstrap key already" in accept(items1["P-once"]).text
+
+    def deposited(name: str) -> Decimal:
+        conversions = client.items("/conversions", player_id=name)
+        assert {c["status"] for c in conversions} <= {"pending", "approved"}
+        return sum((Decimal(c["payout"]) for c in conversions if "deposit" in c["event"]), Decimal(0))
+
+    assert {name: deposited(name) for name in codes} == {
+        "P-two": 80,
+        "P-old": 50,
+        "P-once": 70,
+        "P-later": 70,
+    }

@@ -4,8 +4,9 @@
               given, else the advertiser's saved one, else proposed from the header) → rows, or
               bad lines with their number and reason (core/reconcile)
     once      a file seen before (its SHA-256) is that earlier reconciliation; a line whose row
-              key an earlier import holds is skipped and counted
-    compare   clickback's figures for the rows' players and months (store/reconciliations.gather)
+              key an earlier import holds is skipped (not kept or booked again) and counted
+    compare   every line of the file, skipped ones too, summed by player and month, against
+              clickback's figures for those players and months (store/reconciliations.gather)
               → an item per player and month (core/reconcile_compare) → refused postbacks and
               reporting postbacks as evidence → the summary per affiliate and month
     save      the reconciliation, its lines and items, the mapping (saved for the advertiser's
@@ -204,16 +205,23 @@ async def reconcile(
     # runs its Python on the event loop, which has clicks and postbacks to answer meanwhile).
     async with db.read() as conn:
         known = await conn.run_sync(lambda c: store.known_keys(c, advertiser_id, {key for _, key in good}))
-    fresh, seen = [], set(known)
+    # A line imported before is not imported (kept, booked) again, but it is still the operator's
+    # figure for its player and month: the comparison takes every line the file holds, once each,
+    # or a file saved again would leave its players with nothing at the operator. Accepting stays
+    # exactly-once whatever the items compared: an accept books against clickback's figures as
+    # they are then (_as_now), under the item's own transaction IDs.
+    held, fresh, seen = [], [], set()
     for row, key in good:
         if key not in seen:
             seen.add(key)
-            fresh.append((row, key))
+            held.append(row)
+            if key not in known:
+                fresh.append((row, key))
     source = f"{name[:200] or 'report'} (SHA-256 {file_hash[:16]})"
     booked = (
         await _book(book, catalog, advertiser_id, [row for row, _ in fresh], now, source, by) if book else {}
     )
-    figures, mixed = await asyncio.to_thread(figures_of, [row for row, _ in fresh])
+    figures, mixed = await asyncio.to_thread(figures_of, held)
     refused_lines = {b.line for b in mixed}
     fresh = [(row, key) for row, key in fresh if row.line not in refused_lines]
     skipped = len(good) - len(fresh) - len(mixed)
