@@ -1161,3 +1161,31 @@ def test_exchange_rates_are_read_and_shown_as_digits_with_a_dot(client: Client) 
     assert (tiny.status_code, tiny.json()["rate"]) == (201, "0.00000001")
     assert put(1e-8).json()["rate"] == "0.00000001"  # a JSON number, whatever its text
     assert [r["rate"] for r in client.items("/fx-rates")] == ["0.00000001"]
+
+
+def test_a_statements_players_are_the_registrations_that_stand_as_in_reports(
+    client: Client, world: World
+) -> None:
+    """A player whose registration was rejected (the advertiser's status postback, or by hand as
+    a reconciliation's accept does) is no player of the month's statement, as in reports."""
+    deal(client, world.casino, CPA_100)
+    for name in ("P-1", "P-2", "P-3", "P-4"):
+        register(client, world, world.alice_casino, name)
+    assert send(client, world, event="reg", player_id="P-2", status="rejected").json()["result"] == "updated"
+    (reg,) = client.items("/conversions", player_id="P-3", event="registration")
+    changed = client.http.post(
+        f"/api/conversions/{reg['id']}/status",
+        json={"status": "cancelled", "reason": "test"},
+        headers=client.auth,
+    )
+    assert changed.status_code == 200, changed.text
+    (line,) = statement(client, world.alice)["lines"]
+    assert line["players"] == 2 == client.report()["totals"]["registrations"]
+    csv = client.http.get(
+        f"/api/statements/{world.alice['id']}/{THIS_MONTH}", params={"format": "csv"}, headers=client.auth
+    )
+    header, row = csv.text.strip().split("\r\n")
+    assert dict(zip(header.split(","), row.split(","), strict=True))["players"] == "2"
+    # Approved again, the registration counts again.
+    send(client, world, event="reg", player_id="P-2", status="approved")
+    assert statement(client, world.alice)["lines"][0]["players"] == 3

@@ -25,7 +25,7 @@ class StatementLine:
     offer: str
     currency: str
     deal: str  # cpa, revshare or hybrid: the deal in force; "" without one
-    players: int  # registered this month
+    players: int  # registered this month, the registration standing (pending or approved)
     ftds: int
     qualified_cpas: int
     cpa_reversals: int

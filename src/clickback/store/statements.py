@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, case, func, select, type_coerce
+from sqlalchemy import BigInteger, Select, case, distinct, func, select, type_coerce
 
 from clickback.core.commission import DEPOSIT_EVENTS, Deal, DealKind, period_bounds
 from clickback.core.spans import Span
@@ -34,7 +34,7 @@ async def statement(
     """Every offer with anything to say this month: earnings, players, FTDs, NGR, or a deficit
     carried through it. `deals` are the deals in force for the affiliate, by offer."""
     start, end = period_bounds(period)
-    c, p, r, v = commissions, players, revshare_periods, conversions
+    c, r, v = commissions, revshare_periods, conversions
     async with db.read() as conn:
         ledger = (
             await conn.execute(
@@ -59,19 +59,17 @@ async def statement(
                 .order_by(r.c.offer_id, r.c.period)
             )
         ).all()
-        registered = (
-            await conn.execute(
-                select(p.c.offer_id, func.count())
-                .where(
-                    (p.c.affiliate_id == affiliate_id)
-                    & (p.c.registered_at >= start)
-                    & (p.c.registered_at < end)
-                )
-                .group_by(p.c.offer_id)
-            )
-        ).all()
         # Test conversions (ADR 13) count in no statement.
         mine = (v.c.affiliate_id == affiliate_id) & v.c.status.in_(PAYABLE_STATUSES) & ~v.c.test
+        # Players: a registration of the month that stands, as reports count them. The player's
+        # registered_at stays when the registration is rejected (the operator disowns the player).
+        registered = (
+            await conn.execute(
+                select(v.c.offer_id, func.count(distinct(v.c.player_id)))
+                .where(mine & (v.c.event == "registration") & (v.c.event_at >= start) & (v.c.event_at < end))
+                .group_by(v.c.offer_id)
+            )
+        ).all()
         ftds = (
             await conn.execute(
                 select(v.c.offer_id, func.count())
