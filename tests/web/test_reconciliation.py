@@ -529,7 +529,7 @@ def test_the_csv_export_keeps_formulas_in_the_operators_cells_as_text(client: Cl
     for n, text in enumerate(FORMULAS):
         row = rows["'" + text.strip()]
         assert row["operator_tracking_code"] == "'" + (text.strip() if n % 2 else f"-{n}")
-        assert (row["operator_ngr"], row["difference"]) == ("-12.50", "0")
+        assert (row["operator_ngr"], row["difference"]) == ("-12.50", "0.00")
     dangerous = ("=", "+", "-", "@", "\t", "\r")
     cells = [c for r in csv.reader(io.StringIO(exported.text)) for c in r]
     assert [c for c in cells if c.startswith(dangerous) and not _number(c)] == []
@@ -891,3 +891,47 @@ def test_an_overlapping_export_compares_a_player_on_every_line_it_holds_and_book
         "P-once": 70,
         "P-later": 70,
     }
+
+
+def test_a_reconciliations_amounts_are_shown_with_their_currencys_decimals(
+    client: Client, world: World
+) -> None:
+    """Every amount of the API's reconciliation (summary, items' figures on both sides, the
+    difference, causes, the evidence's conversions, ledger entries and differences) and of its CSV
+    is shown as amounts are everywhere (docs/commissions.md, Rounding): EUR with 2 decimals."""
+    client.api("PUT", f"/offers/{world.casino['id']}/deal", json=CPA_100)
+    month = datetime.now(UTC).strftime("%Y-%m")
+    code = player(client, world, "P-cb", world.alice_casino, "100", chargeback="30")
+    text = f"Player ID,BTAG,Deposits,NGR,CPA,Currency\r\nP-cb,{code},70,12.5,112.5,EUR\r\n"
+    rec = imported(client, text.encode(), "eur.csv", world.northstar["id"], period=month)["reconciliation"]
+    body = client.api("GET", f"/reconciliations/{rec['id']}")
+    amounts: list[str] = []
+    for s in body["reconciliation"]["summary"]:
+        amounts += [s["operator_total"], s["clickback_total"], s["difference"], *s["explained"].values()]
+    (item,) = body["items"]["items"]
+    assert item["kind"] == "amount_differs"
+    assert (item["difference"], item["clickback"]["deposits"], item["clickback"]["chargebacks"]) == (
+        "12.50",
+        "100.00",
+        "30.00",
+    )
+    amounts += [item["difference"], *(c["amount"] for c in item["causes"])]
+    amounts += [
+        v for k, v in item["operator"].items() if k not in ("tracking_code", "registered_on", "ftd_on") and v
+    ]
+    amounts += [
+        item["clickback"][k] for k in ("ftd_amount", "deposits", "chargebacks", "ngr", "cpa", "revshare")
+    ]
+    for figures in item["evidence"]["differences"].values():
+        amounts += figures.values()
+    amounts += [c["payout"] for c in item["evidence"]["conversions"] if c["payout"] is not None]
+    amounts += [e["amount"] for e in item["evidence"]["ledger"]]
+    assert amounts and [a for a in amounts if len(a.partition(".")[2]) != 2] == []
+    exported = client.http.get(f"/api/reconciliations/{rec['id']}.csv", headers=client.auth)
+    (row,) = csv.DictReader(io.StringIO(exported.text))
+    assert (row["difference"], row["clickback_deposits"], row["clickback_cpa"], row["operator_ngr"]) == (
+        "12.50",
+        "100.00",
+        "100.00",
+        "12.50",
+    )

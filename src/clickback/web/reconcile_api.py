@@ -13,9 +13,10 @@ from typing import Annotated, Any, Literal, NoReturn
 from fastapi import FastAPI, File, Form, HTTPException, Query, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from clickback.core.audit import actor_of
+from clickback.core.money import money_text
 from clickback.core.reconcile import AMOUNT_FIELDS, BadRow, ReportRow
 from clickback.core.reconcile import Field as ReportField
 from clickback.core.reconcile_compare import Kind
@@ -80,6 +81,47 @@ class MappingOut(MappingIn):
     updated_by: str | None = None
 
 
+# Amounts are shown at their currency's decimals (docs/commissions.md, Rounding), also those of
+# reconciliations saved before they were: each model's serializers read its own currency field.
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+# The amounts of an item's operator and clickback figures (the rest: codes, days, ids).
+FIGURES = ("ftd_amount", "deposits", "chargebacks", "ngr", "cpa", "revshare", "commission")
+
+
+def shown(value: Any, currency: str | None) -> Any:
+    """An amount (a Decimal, or kept as text) at its currency's decimals; anything else as it is."""
+    if isinstance(value, str) and _NUMBER.fullmatch(value):
+        value = Decimal(value)
+    return money_text(value, currency) if isinstance(value, Decimal) else value
+
+
+def _figures(figures: dict[str, Any], currency: str | None) -> dict[str, Any]:
+    return {k: shown(v, currency) if k in FIGURES else v for k, v in figures.items()}
+
+
+def _evidence(evidence: dict[str, Any], currency: str | None) -> dict[str, Any]:
+    """The evidence's amounts: the differences in the item's currency, each conversion's and
+    ledger entry's in its own."""
+    out = dict(evidence)
+    if isinstance(out.get("differences"), dict):
+        out["differences"] = {
+            name: {k: shown(v, currency) for k, v in figures.items()}
+            for name, figures in out["differences"].items()
+        }
+    if isinstance(out.get("conversions"), list):
+        out["conversions"] = [
+            c
+            | {
+                "payout": shown(c.get("payout"), c.get("currency")),
+                "deal_amount": shown(c.get("deal_amount"), c.get("deal_currency")),
+            }
+            for c in out["conversions"]
+        ]
+    if isinstance(out.get("ledger"), list):
+        out["ledger"] = [e | {"amount": shown(e.get("amount"), e.get("currency"))} for e in out["ledger"]]
+    return out
+
+
 class SummaryOut(BaseModel):
     affiliate_id: int | None = Field(description="null: players neither side attributes.")
     month: str
@@ -91,6 +133,14 @@ class SummaryOut(BaseModel):
     difference: Decimal = Field(description="operator_total - clickback_total.")
     items: dict[ItemKind, int]
     explained: dict[ItemKind, Decimal] = Field(description="The part of the difference each class explains.")
+
+    @field_serializer("operator_total", "clickback_total", "difference")
+    def _amount(self, amount: Decimal) -> str:
+        return money_text(amount, self.currency)
+
+    @field_serializer("explained")
+    def _explained(self, explained: dict[ItemKind, Decimal]) -> dict[str, str]:
+        return {str(k): money_text(v, self.currency) for k, v in explained.items()}
 
 
 class ReconciliationOut(BaseModel):
@@ -157,6 +207,22 @@ class ItemOut(BaseModel):
     accepted_conversion_id: int | None
     accepted_at: datetime | None
     accepted_by: str | None
+
+    @field_serializer("difference")
+    def _difference(self, amount: Decimal) -> str:
+        return money_text(amount, self.currency)
+
+    @field_serializer("operator", "clickback")
+    def _figures(self, figures: dict[str, Any]) -> dict[str, Any]:
+        return _figures(figures, self.currency)
+
+    @field_serializer("causes")
+    def _causes(self, causes: list[CauseOut]) -> list[dict[str, str]]:
+        return [c.model_dump() | {"amount": money_text(c.amount, self.currency)} for c in causes]
+
+    @field_serializer("evidence")
+    def _evidence(self, evidence: dict[str, Any]) -> dict[str, Any]:
+        return _evidence(evidence, self.currency)
 
 
 class ReconciliationDetailOut(BaseModel):
@@ -461,7 +527,7 @@ def items_csv(items: list[dict[str, Any]]) -> str:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for it in items:
-        op, cb = it["operator"], it["clickback"]
+        op, cb, currency = it["operator"], it["clickback"], it["currency"]
         # Only amounts are read back as numbers: a player ID or tracking code is the operator's
         # text whatever it looks like ("-2" is written "'-2", as any text a formula could start).
         values = [
@@ -470,11 +536,14 @@ def items_csv(items: list[dict[str, Any]]) -> str:
             Kind(it["kind"]).value,
             it["affiliate_id"] if it["affiliate_id"] is not None else "",
             it["currency"] or "",
-            _amount(it["difference"]),
+            _amount(it["difference"], currency),
             op.get("tracking_code") or "",
-            *(_amount(op.get(f.value) or "") for f in AMOUNT_FIELDS),
-            *(_amount(cb.get(name) or "") for name in ("deposits", "ngr", "cpa", "revshare", "commission")),
-            "; ".join(f"{c['cause']} {c['amount']}: {c['detail']}" for c in it["causes"]),
+            *(_amount(op.get(f.value) or "", currency) for f in AMOUNT_FIELDS),
+            *(
+                _amount(cb.get(name) or "", currency)
+                for name in ("deposits", "ngr", "cpa", "revshare", "commission")
+            ),
+            "; ".join(f"{c['cause']} {shown(c['amount'], currency)}: {c['detail']}" for c in it["causes"]),
             " ".join(map(str, it["lines"])),
             it["accepted_conversion_id"] or "",
         ]
@@ -482,11 +551,8 @@ def items_csv(items: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
-
-
-def _amount(value: object) -> object:
-    # Amounts kept as text are numbers again, so a negative one is written as it is.
-    if isinstance(value, str) and _NUMBER.fullmatch(value):
-        return Decimal(value)
-    return value
+def _amount(value: object, currency: str | None) -> object:
+    # Amounts kept as text are numbers again, so a negative one is written as it is; at the
+    # currency's decimals, as the API shows them.
+    text = shown(value, currency)
+    return Decimal(text) if text is not value else value
