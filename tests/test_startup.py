@@ -51,6 +51,8 @@ def test_each_wrong_setting_is_told_in_a_line_or_two(tmp_path: Path) -> None:
     busy = listening.getsockname()[1]
     a_file = tmp_path / "a-file"
     a_file.write_text("")
+    not_mmdb = tmp_path / "GeoLite2-City.mmdb"
+    not_mmdb.write_text("<html>403 Forbidden</html>")  # what a failed download leaves
     # (arguments, variables, exit status, what the message must say)
     cases: list[tuple[list[str], dict[str, str], int, list[str]]] = [
         (["migrate"], {"CLICKBACK_DATABSE_URL": "x"}, 2, ["did you mean CLICKBACK_DATABASE_URL?"]),
@@ -97,6 +99,20 @@ def test_each_wrong_setting_is_told_in_a_line_or_two(tmp_path: Path) -> None:
         (["migrate"], {"CLICKBACK_DATA_DIR": str(a_file)}, 1, ["cannot open the SQLite database"]),
         (["demo"], {"CLICKBACK_DATA_DIR": str(a_file)}, 2, [f"CLICKBACK_DATA_DIR={a_file}: cannot write"]),
         (["serve", "--port", str(busy)], {}, 1, [f"port {busy} is in use", "--port"]),
+        # The .mmdb is opened with the settings: a line before `serve` says it runs, not a
+        # worker's traceback.
+        (
+            ["serve", "--port", str(closed)],
+            {"CLICKBACK_GEOIP_MMDB": str(tmp_path / "nowhere.mmdb")},
+            2,
+            [f"CLICKBACK_GEOIP_MMDB='{tmp_path / 'nowhere.mmdb'}': no such file", "GeoLite2-City.mmdb"],
+        ),
+        (
+            ["serve", "--port", str(closed)],
+            {"CLICKBACK_GEOIP_MMDB": str(not_mmdb)},
+            2,
+            [f"CLICKBACK_GEOIP_MMDB='{not_mmdb}': not a MaxMind DB file", "or unset it"],
+        ),
     ]
     if PG_URL:
         missing_database = pg_url(database="clickback_h4_missing")
@@ -127,7 +143,8 @@ def test_each_wrong_setting_is_told_in_a_line_or_two(tmp_path: Path) -> None:
     outputs = [run.communicate(timeout=WAIT_SECONDS) for run in runs]
     listening.close()
 
-    for (args, variables, status, said), run, (_, err) in zip(cases, runs[:-1], outputs[:-1], strict=True):
+    for (args, variables, status, said), run, (out, err) in zip(cases, runs[:-1], outputs[:-1], strict=True):
+        assert "clickback on" not in out, (args, out)  # nothing said to be running
         lines = err.strip().splitlines()
         # A line or two for each problem: here one per variable set (or one).
         assert (run.returncode, len(lines) <= 2 * max(1, len(variables))) == (status, True), (args, err)

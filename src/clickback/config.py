@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clickback.core.addresses import Allowlist, parse_allowlist
 from clickback.core.privacy import IpMode, Privacy
+from clickback.enrich.geo import mmdb_problem
 from clickback.errors import StartupError
 from clickback.store.db import sqlite_holds_clicks, url_problem, url_shown
 
@@ -164,6 +165,16 @@ class Settings(BaseSettings):
                 f"is {len(value)} characters: it must be at least {MIN_API_KEY_LEN}\n"
                 "  make one with: openssl rand -hex 24 (or leave it unset: one is generated)"
             )
+        return value
+
+    @field_validator("geoip_mmdb")
+    @classmethod
+    def _mmdb(cls, value: Path | None) -> Path | None:
+        # Opened once here, so a wrong file is a line at start, before `serve` says it runs,
+        # and not a worker's traceback.
+        problem = mmdb_problem(value) if value else None
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("report_zones")

@@ -20,6 +20,7 @@ the file, and overwriting it in place changes the bytes under a running process.
 
 import functools
 import ipaddress
+import os
 import socket
 from dataclasses import dataclass
 from os import PathLike
@@ -92,6 +93,26 @@ class Geo:
 
 
 NO_GEO = Geo()
+
+
+def mmdb_problem(path: str | PathLike[str]) -> str | None:
+    """What is wrong with `path` as CLICKBACK_GEOIP_MMDB (missing, unreadable, not a MaxMind DB) and
+    what to do, found by opening it once; None when it opens."""
+    wanted = (
+        "point it at a MaxMind DB (.mmdb) file such as GeoLite2-City.mmdb or dbip-city-lite.mmdb,"
+        " or unset it (the country needs none)"
+    )
+    if os.path.isdir(path):
+        return f"is a directory: {wanted}"
+    try:
+        maxminddb.open_database(path, maxminddb.MODE_AUTO).close()
+    except FileNotFoundError:
+        return f"no such file: {wanted}"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc}): {wanted}"
+    except (maxminddb.InvalidDatabaseError, ValueError):
+        return f"not a MaxMind DB file: {wanted}"
+    return None
 
 
 class GeoLookup:
