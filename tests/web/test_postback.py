@@ -528,3 +528,52 @@ def test_an_api_call_on_a_connection_the_database_dropped_is_a_503_not_a_500(
     finally:
         # The shared server's connections were dropped too: new ones for the tests after this.
         forget_connections(clean)
+
+
+@pytest.mark.postgresql_only  # SQLite has no server to refuse connections
+def test_api_calls_while_postgresql_refuses_connections_are_503s(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database closed to connections (`ALTER DATABASE … ALLOW_CONNECTIONS false`, its sessions
+    ended: maintenance) refuses each new one with SQLSTATE 55000. The API says to retry, as
+    postbacks and /readyz do, rather than failing as a bug: whatever PostgreSQL says while a
+    connection is being made is the database away."""
+    from sqlalchemy import make_url
+
+    from clickback.store import db as store_db
+    from tests.conftest import admin_sql, fresh_schema, serve, settings_for
+
+    monkeypatch.setattr(store_db, "PING_AFTER_IDLE_SECONDS", 0.0)  # each call needs a connection
+    name = f"{make_url(database_url).database}_closed"
+    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    server = make_url(database_url).set(database="postgres").render_as_string(hide_password=False)
+    if admin_sql(server, "SELECT 1 FROM pg_database WHERE datname = :name", name=name):
+        admin_sql(server, f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+        admin_sql(server, f'DROP DATABASE "{name}" WITH (FORCE)')
+    admin_sql(server, f'CREATE DATABASE "{name}"')
+    try:
+        fresh_schema(url)
+        settings = settings_for(url, tmp_path, outbound_dispatch=False, catalog_refresh_seconds=60)
+        for node in serve(settings):
+            client = Client(node)
+            assert client.items("/advertisers") == []
+            admin_sql(server, f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+            admin_sql(
+                server,
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = :name",
+                name=name,
+            )
+            answers = {}
+            for path in ("/advertisers", "/commissions", "/reports?from=2026-12-01&to=2026-12-02"):
+                response = client.http.get("/api" + path, headers=client.auth)
+                answers[path] = (response.status_code, response.headers.get("retry-after"))
+            ready = client.http.get("/readyz")
+            admin_sql(server, f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+            assert set(answers.values()) == {(503, "1")}, answers
+            assert ready.status_code == 503
+            assert "not currently accepting connections" in ready.json()["database"]["error"]
+            assert client.items("/advertisers") == []  # open again: served at once
+            client.http.close()
+    finally:
+        admin_sql(server, f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+        admin_sql(server, f'DROP DATABASE "{name}" WITH (FORCE)')

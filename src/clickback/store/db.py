@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import URL, BigInteger, Engine, String, Table, create_engine, event, func, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.ext.compiler import compiles
@@ -428,6 +428,7 @@ def connect(url: str, report_zones: Sequence[str] = ("UTC",)) -> Database:
         url, pool_size=10, max_overflow=10, connect_args={"timeout": CONNECT_TIMEOUT_SECONDS}
     )
     _ping_when_idle(engine.sync_engine)
+    _refused_connection_is_unavailable(engine.sync_engine)
     return Database(engine, engine, local_days=LocalDays(report_zones))
 
 
@@ -504,7 +505,8 @@ def database_problem(exc: BaseException, url: str) -> StartupError | None:
             "correct the user and password in the URL, or create the role (CREATE ROLE ... LOGIN)",
             status=1,
         )
-    if sqlstate in TRANSIENT_SQLSTATES:
+    lost = isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if sqlstate in TRANSIENT_SQLSTATES or lost:
         return StartupError(
             f"{prefix}: PostgreSQL at {where} cannot take connections now: {message}",
             "wait for it, or check its logs",
@@ -575,6 +577,20 @@ def _ping_when_idle(engine: Engine) -> None:
         except Exception as exc:
             # The pool discards the connection and checks out another (a new one if need be).
             raise DisconnectionError(f"pooled connection lost: {exc!r}") from exc
+
+
+def _refused_connection_is_unavailable(engine: Engine) -> None:
+    """Whatever PostgreSQL answers while a connection is being made (a database closed to
+    connections: 55000, starting or shutting down, too many clients, or a code yet unseen) is the
+    database away, not a bug in a statement: the error is marked as a lost connection
+    (`connection_invalidated`), which the API and the pages answer with 503 and Retry-After and
+    `database_problem` words as a database that cannot take connections now."""
+
+    @event.listens_for(engine, "handle_error")
+    def on_error(context: ExceptionContext) -> None:
+        # No connection yet: SQLAlchemy's own pre-ping has none either, and decides for itself.
+        if context.connection is None and not context.is_pre_ping:
+            context.is_disconnect = True
 
 
 def _tune_sqlite(engine: Engine, begin: str) -> None:
