@@ -1,6 +1,10 @@
 """The `clickback` command, run in-process against a fresh SQLite data directory (and `dev.py serve`)."""
 
 import asyncio
+import csv
+import io
+import re
+import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +21,7 @@ from clickback.service.clock import utcnow
 from clickback.store import admin, reports
 from clickback.store.db import connect
 from tests.receiver import Answer, Got, receiving
-from tests.test_startup import ROOT, answers, environment, free_port, serving, wait_for
+from tests.test_startup import CLICKBACK, ROOT, answers, environment, free_port, serving, wait_for
 
 runner = CliRunner()
 
@@ -94,6 +98,35 @@ def test_statement_fx_and_settle_commands_on_demo_data(demo_dir: tuple[Path, str
     assert "2026-11-01  EUR→USD  1.0842" in listed.output
     assert settled.exit_code == 0 and "commission entries approved" in settled.output
     assert runner.invoke(app, ["statement", "1", "2026-13"], env=env).exit_code == 2
+
+
+def test_statement_figures_are_never_cut_however_narrow_the_terminal(demo_dir: tuple[Path, str]) -> None:
+    """rich fits a table wider than the terminal by cutting its cells ("50…" for 500.00, "o…" for
+    offer_id): a statement too wide is printed a block of lines per offer instead. Piped, the
+    width is COLUMNS (80 without it)."""
+    env = _env(demo_dir[0])
+    month = (utcnow() - timedelta(days=1)).strftime("%Y-%m")
+    given = runner.invoke(app, ["statement", "1", month, "--csv"], env=env).output
+    header, *rows = list(csv.reader(io.StringIO(given)))
+    assert rows
+
+    for columns in ("40", "100", "300"):
+        shown = subprocess.run(
+            [CLICKBACK, "statement", "1", month],
+            env=environment(demo_dir[0], COLUMNS=columns),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+        assert "…" not in shown, (columns, shown)
+        assert all(name in shown for name in header), (columns, shown)
+        for row in rows:  # every figure whole, in its line's order
+            assert re.search(r"\D+".join(re.escape(cell) for cell in row[4:]), shown, re.S), (
+                columns,
+                row,
+                shown,
+            )
 
 
 async def _set_mapping(path: Path, columns: dict[str, str]) -> None:

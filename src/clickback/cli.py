@@ -13,7 +13,7 @@ import shutil
 import socket
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -22,6 +22,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 
 from clickback.config import Settings
@@ -762,10 +763,8 @@ def statement(
     if csv:
         print(statement_csv(lines), end="")
         return
-    table = Table(*COLUMNS, title=f"affiliate {affiliate_id}, {period}")
-    for line in lines:
-        table.add_row(*line_cells(line))
-    console.print(table)
+    rows = [[escape(cell) for cell in line_cells(line)] for line in lines]
+    print_table(COLUMNS, rows, title=f"affiliate {affiliate_id}, {period}")
     for currency, total in totals(lines).items():
         console.print(f"total {currency} {money_text(total, currency)}")
 
@@ -866,20 +865,46 @@ def reconcile(
         say(f"  line {b['line']}: {b['reason']}")
     for result, count in sorted(done.booked.items()):
         say(f"  booked through the intake: {count} {result}")
-    table = Table("affiliate", "month", "currency", "operator", "clickback", "difference", "explained by")
+    rows = []
     for row in rec["summary"]:
         explained = ", ".join(f"{k} {v}" for k, v in row["explained"].items())
         affiliate = str(row["affiliate_id"]) if row["affiliate_id"] is not None else "-"
-        table.add_row(
-            affiliate,
-            row["month"],
-            row["currency"] or "",
-            row["operator_total"],
-            row["clickback_total"],
-            row["difference"],
-            escape(explained),
+        rows.append(
+            [
+                affiliate,
+                row["month"],
+                row["currency"] or "",
+                row["operator_total"],
+                row["clickback_total"],
+                row["difference"],
+                escape(explained),
+            ]
         )
-    console.print(table)
+    print_table(
+        ("affiliate", "month", "currency", "operator", "clickback", "difference", "explained by"), rows
+    )
+
+
+def print_table(columns: Sequence[str], rows: Sequence[Sequence[str]], title: str | None = None) -> None:
+    """Rows as a table when the terminal (or COLUMNS; 80 when piped) is wide enough for every cell
+    whole; else each row as a block of `column  value` lines. A table wider than the console has
+    its cells cut by rich ("50…" for 500.00, headers "o…"): never wanted for money."""
+    table = Table(*columns, title=title)
+    for row in rows:
+        table.add_row(*row)
+    # The table's own width, measured as if the console had no edge.
+    natural = Measurement.get(console, console.options.update_width(10**6), table).maximum
+    if natural <= console.width:
+        console.print(table)
+        return
+    if title:
+        console.print(title)
+    pad = max(map(len, columns))
+    for row in rows:
+        console.print()
+        # Plain lines (the console soft-wraps): however narrow the terminal, nothing is cut.
+        for column, cell in zip(columns, row, strict=True):
+            console.print(f"[bold]{column:<{pad}}[/bold]  {cell}")
 
 
 def _refused(exc: "Problem") -> typer.BadParameter:
