@@ -258,3 +258,32 @@ def test_backup_and_restore_refuse_what_they_cannot_do_safely(tmp_path: Path) ->
     assert (tmp_path / "elsewhere" / "clickback.db").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "data" / "clickback.db").stat().st_mode & 0o777 == 0o600
     assert not list(tmp_path.glob("*.partial")) and not list((tmp_path / "data").glob("*.before-restore-*"))
+
+
+def test_the_backup_guide_shows_what_backup_and_restore_print(tmp_path: Path) -> None:
+    """docs/backups.md's examples are the commands' output, but for paths, counts and times."""
+    import re
+
+    guide = (Path(__file__).parent.parent / "docs" / "backups.md").read_text()
+    examples = re.findall(r"```\n(backup of .*?|restored .*?)```", guide.replace("\n  ", "\n"), re.S)
+    data = tmp_path / "var"
+    backup_file = tmp_path / "clickback-2026-12-02.db"
+    # The secret generated into the data directory, as where the guide's server runs.
+    env = clickback_env(data) | {"CLICKBACK_SECRET_KEY": ""}
+    assert runner.invoke(app, ["migrate"], env=env).exit_code == 0
+
+    printed = [
+        runner.invoke(app, [command, str(backup_file)], env=env).output for command in ("backup", "restore")
+    ]
+
+    def as_in_the_guide(output: str) -> str:
+        output = output.replace(str(backup_file), "/backups/clickback-2026-12-02.db").replace(
+            str(data), "var"
+        )
+        output = output.replace("0 clicks, 0 conversions", "48,210 clicks, 1,377 conversions")
+        return re.sub(r"before-restore-\d{8}T\d{6}Z", "before-restore-20261202T101500Z", output)
+
+    def any_revision(text: str) -> str:  # the guide's need not follow every migration
+        return re.sub(r"schema revision \d+", "schema revision N", text)
+
+    assert [any_revision(e) for e in examples] == [any_revision(as_in_the_guide(o)) for o in printed]
