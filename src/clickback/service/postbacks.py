@@ -158,6 +158,8 @@ class Postbacks:
         self._failures.succeeded()
         # What the reply echoes (a detail, ignored names) masked as the log keeps it: the token
         # may have come where intake did not look for it (a JSON body read as a form).
+        if not outcome.detail and not outcome.ignored:
+            return outcome  # nothing echoed: no secrets to look for (most postbacks)
         read = item.read
         advertiser = read.advertiser.id if isinstance(read, Postback) else read.advertiser_id
         return scrubbed(outcome, known_secrets(raw, catalog, advertiser))
