@@ -180,6 +180,10 @@ def test_another_trackers_placeholders_are_refused_by_name(fields: dict[str, Any
         template(id=1, affiliate_id=1, **fields)
     assert repr(stray) in str(refused.value)
     assert "would be sent as written" in str(refused.value)
+    if stray.startswith("$") and "{" not in stray:
+        # How to write a dollar sign as data where it is: %24 in a URL or form, \u0024 in JSON.
+        written = "\\u0024 in a JSON string" if fields.get("body_format") is BodyFormat.JSON else "%24"
+        assert f"a dollar sign meant as data is written {written}" in str(refused.value)
 
 
 @pytest.mark.parametrize(
@@ -199,6 +203,8 @@ def test_another_trackers_placeholders_are_refused_by_name(fields: dict[str, Any
         {"url": "https://t.example/pb?$format=json&$top=1&s={subid}"},
         POST_FORM | {"body": "price=$5&note=%24payout&s={subid}"},
         POST_JSON | {"body": '{"$set": {"click": "{subid}"}, "price": "$5", "cur": "US$", "k": "a$b"}'},
+        # In a JSON body (not URL-decoded), a dollar sign meant as data is written \u0024.
+        POST_JSON | {"body": '{"note": "\\u0024payout", "click": "{subid}"}'},
     ],
 )
 def test_look_alikes_of_placeholders_are_accepted(fields: dict[str, Any]) -> None:

@@ -191,23 +191,41 @@ def _stray_placeholder(pieces: Sequence[str], json_body: bool = False) -> str | 
     return None
 
 
-def _stray_in_json(value: Any, key: bool = False) -> str | None:
+def _stray_in_json(value: Any) -> str | None:
     """The first placeholder of another syntax, or stray brace, in a JSON body's keys and strings
-    (a `$name` in its strings only: a key such as "$set" is the receiver's own syntax)."""
+    once parsed (a `$name` is looked for in the text as written: _dollar_in_json_text)."""
     if isinstance(value, str):
-        found = find_unreplaced_macro(value) or (None if key else find_dollar_placeholder(value))
+        found = find_unreplaced_macro(value)
         return found if found is not None else (value if "{" in value or "}" in value else None)
-    items: list[tuple[Any, bool]] = []
+    items: list[Any] = []
     if isinstance(value, dict):
-        items = [x for k, v in value.items() for x in ((k, True), (v, False))]
+        items = [x for item in value.items() for x in item]
     elif isinstance(value, list):
-        items = [(v, False) for v in value]
-    return next((f for f in (_stray_in_json(v, k) for v, k in items) if f is not None), None)
+        items = list(value)
+    return next((f for f in map(_stray_in_json, items) if f is not None), None)
 
 
-def _refuse_stray(found: str | None, where: str) -> None:
+# A JSON string literal as written (escapes kept), and whether it is a member's name.
+_JSON_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"(\s*:)?')
+
+
+def _dollar_in_json_text(text: str) -> str | None:
+    """The first `$name` in a JSON body's string values as written: a name such as "$set" is
+    the receiver's own syntax, and `\\u0024` is how a dollar sign is written as data there (a
+    JSON body is not URL-decoded, so %24 would be sent as it is)."""
+    for string in _JSON_STRING.finditer(text):
+        found = None if string.group(2) else find_dollar_placeholder(string.group(1))
+        if found is not None:
+            return found
+    return None
+
+
+def _refuse_stray(found: str | None, where: str, json_body: bool = False) -> None:
     if found is not None:
-        data = " (a dollar sign meant as data is written %24)" if find_dollar_placeholder(found) else ""
+        written = "\\u0024 in a JSON string" if json_body else "%24"
+        data = (
+            f" (a dollar sign meant as data is written {written})" if find_dollar_placeholder(found) else ""
+        )
         raise OutboundError(
             f"{found!r} in the {where} is no macro of clickback's and would be sent as written{data}:"
             f" write each macro as {{name}}, one of: {known_macros()}"
@@ -354,7 +372,8 @@ def template(
             blank = compiled_body.render(
                 {f: "0" if f in NUMERIC_FIELDS else "" for f in MACROS.values()}, JSON_ESCAPE
             )
-            _refuse_stray(_stray_in_json(json.loads(blank)), "body")
+            stray = _stray_in_json(json.loads(blank)) or _dollar_in_json_text(blank)
+            _refuse_stray(stray, "body", json_body=True)
     if click_id_sub not in CLICK_ID_SUBS:
         raise OutboundError(f"click_id_sub must be one of {', '.join(CLICK_ID_SUBS)}")
     for ours, theirs in (status_map or {}).items():

@@ -115,8 +115,8 @@ def _cpa_decided_by_hand(
     """A person (or a reconciliation) rejected or cancelled the player's qualified_cpa conversion:
     the CPA is disallowed and its entry reversed, while the events that qualified stand (an
     operator refusing a CPA keeps the deposits). Approved again (a dispute won): booked again;
-    a person may do so only while the rules hold (approval_refused), an advertiser's status
-    postback of it also when they do not: booked then once they hold. Disallowed, the player
+    a person, or an advertiser's status postback of it, may do so only while the rules hold
+    (approval_refused; the postback is refused cpa_rules_not_met). Disallowed, the player
     stays qualified, so no later event books it: also when the rules had already reversed it
     (qualified_at cleared)."""
     assert deal.cpa is not None
