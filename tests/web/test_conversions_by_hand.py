@@ -192,22 +192,28 @@ def test_a_qualified_cpa_rejected_by_hand_is_disallowed_and_approved_again_is_pa
     assert client.api("GET", f"/conversions/{qualified['id']}")["status"] == "cancelled"
 
 
-def test_a_qualified_cpa_whose_rules_do_not_hold_is_not_approved_by_hand(
-    client: Client, world: World, receiver: Receiver
-) -> None:
-    """Its status and the ledger agree: approved, it is paid; while the rules do not hold, the
-    ledger pays nothing, so approving it is refused, naming the rule not met."""
+def reversed_by_the_rules(client: Client, world: World, receiver: Receiver) -> tuple[int, dict[str, Any]]:
+    """P-1's first deposit and qualified_cpa, the deposit then declined: the rules reversed the
+    CPA (its qualified_cpa rejected), and Alice's tracker was told approved, then rejected."""
     template = {"affiliate_id": world.alice["id"], "url": receiver.url("/pb?st={status}&p={payout}")}
     client.api("POST", "/outbound/templates", json=template | {"events": ["qualified_cpa"]})
     first_deposit = ftd(client, world)
     [qualified] = client.items("/conversions", player_id="P-1", event="qualified_cpa")
-    # The first deposit declined: the rules reverse the CPA, its qualified_cpa rejected.
     client.postback(
         event="ftd", player_id="P-1", payout="25", txn_id="D-1", status="rejected", token=world.token
     )
     assert client.api("GET", f"/conversions/{qualified['id']}")["status"] == "rejected"
     assert cpa_sum(client) == 0
-    receiver.deliveries(2)  # approved, then rejected
+    receiver.deliveries(2)
+    return first_deposit, qualified
+
+
+def test_a_qualified_cpa_whose_rules_do_not_hold_is_not_approved_by_hand(
+    client: Client, world: World, receiver: Receiver
+) -> None:
+    """Its status and the ledger agree: approved, it is paid; while the rules do not hold, the
+    ledger pays nothing, so approving it is refused, naming the rule not met."""
+    first_deposit, qualified = reversed_by_the_rules(client, world, receiver)
 
     refused = change(client, qualified["id"], "approved", "operator says it qualified")
 
@@ -245,15 +251,7 @@ def test_an_advertisers_postback_approving_a_qualified_cpa_whose_rules_do_not_ho
     """As a person's approval: approved, a CPA is paid, so a postback approving the player's
     qualified_cpa while the ledger would pay nothing is refused with a reason, and nothing moves;
     once the rules hold, clickback approves it itself."""
-    template = {"affiliate_id": world.alice["id"], "url": receiver.url("/pb?st={status}&p={payout}")}
-    client.api("POST", "/outbound/templates", json=template | {"events": ["qualified_cpa"]})
-    first_deposit = ftd(client, world)
-    [qualified] = client.items("/conversions", player_id="P-1", event="qualified_cpa")
-    client.postback(
-        event="ftd", player_id="P-1", payout="25", txn_id="D-1", status="rejected", token=world.token
-    )
-    assert client.api("GET", f"/conversions/{qualified['id']}")["status"] == "rejected"
-    receiver.deliveries(2)  # approved, then rejected
+    first_deposit, qualified = reversed_by_the_rules(client, world, receiver)
 
     refused = client.postback(event="qualified_cpa", player_id="P-1", status="approved", token=world.token)
 
