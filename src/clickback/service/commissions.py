@@ -61,13 +61,20 @@ def player_changed(
         _cpa(rec, player, deal, cause["id"], now)
 
 
-def approval_refused(rec: Recording, catalog: Catalog, qualified: Mapping[str, Any]) -> str:
-    """Why a person may not approve the player's `qualified_cpa` conversion now ('' if they may):
-    approved, the CPA is paid, so under a deal paying CPAs its status and the ledger agree only
-    while the rules hold. (One the rules reversed is approved again by them once they hold; one
-    disallowed by hand, by a person then.) Without such a deal the conversion is the
-    advertiser's own report, which no rule of clickback's decides."""
-    if not qualified["player_id"]:
+def approval_refused(rec: Recording, catalog: Catalog, qualified: Mapping[str, Any], new: Status) -> str:
+    """Why a conversion may not move to `new` now ('' if it may), by a person or by an
+    advertiser's status postback: a `qualified_cpa` approved is a CPA paid, so under a deal
+    paying CPAs its status and the ledger agree only while the rules hold. (One the rules
+    reversed is approved again by them once they hold; one disallowed by hand, by a person then.)
+    Without such a deal the conversion is the advertiser's own report, which no rule of
+    clickback's decides."""
+    approving = new in PAYABLE and Status(qualified["status"]) not in PAYABLE
+    if (
+        qualified["event"] != "qualified_cpa"
+        or not approving
+        or qualified["test"]
+        or not qualified["player_id"]
+    ):
         return ""
     player = rec.player((qualified["advertiser_id"], qualified["player_id"]))
     if player is None or player.offer_id is None or player.affiliate_id is None:

@@ -435,23 +435,14 @@ class _Group:
         )
         decision = on_repeat(postback, stored, named_click)
         if isinstance(decision, Overrides):
-            if bool(existing["test"]) == self._test(postback.click_value):
-                return decision
-            # A test click's postback and a real conversion stay apart (ADR 13): neither replaces
-            # the other.
-            txn = f"{postback.txn_id[:64]}: " if postback.txn_id else ""
-            decision = Rejected(Reason.TRANSACTION_CONFLICT, f"{txn}recorded on click {existing['click_id']}")
+            # The same kind: test and real conversions have keys of their own (ADR 13).
+            return decision
         restated: _Priced | None = None
         if isinstance(decision, StatusChange) and restates_amount(postback, stored):
             priced = _priced(rec, self._catalog, postback, attribution)
             decision, restated = (priced, None) if isinstance(priced, Rejected) else (decision, priced)
-        if (
-            isinstance(decision, StatusChange)
-            and existing["event"] == "qualified_cpa"
-            and decision.new in PAYABLE
-            and stored.status not in PAYABLE
-            and not existing["test"]
-            and (refused := commissions.approval_refused(rec, self._catalog, existing))
+        if isinstance(decision, StatusChange) and (
+            refused := commissions.approval_refused(rec, self._catalog, existing, decision.new)
         ):
             # As a person's approval (_change_by_hand): approved, a CPA is paid, so not while
             # the ledger would pay nothing; the affiliate would be told of a CPA never booked.
@@ -619,8 +610,7 @@ def _change_by_hand(
     if old is not new and not can_move(old, new):
         return ManualChange(True, f"a conversion cannot go from {old} to {new}")
     # Approved, a CPA is paid: not while the ledger would pay nothing (its rules do not hold).
-    approving = row["event"] == "qualified_cpa" and new in PAYABLE and old not in PAYABLE and not row["test"]
-    if approving and (refused := commissions.approval_refused(rec, catalog, row)):
+    if refused := commissions.approval_refused(rec, catalog, row, new):
         return ManualChange(True, refused)
     if old is new:
         rec.history(row["id"], old, new, now, None, reason)
