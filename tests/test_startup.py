@@ -448,3 +448,34 @@ def test_two_workers_report_the_whole_servers_metrics_and_log_lines_without_secr
     assert {worker for worker, _ in by_worker} == {str(line["pid"]) for line in postbacks}
     assert any(line.get("path") == "/api/links" and line.get("status") == 201 for line in lines)
     assert token not in log.read_text() and API_KEY not in log.read_text()
+
+
+# A worker's start slowed by this much, before it can answer Uvicorn's supervisor: longer than
+# Uvicorn's own 5 s for an answer, as on a loaded machine (7 to 10 s measured on 2 cores).
+SLOW_START_SECONDS = 7
+
+
+def test_a_worker_slow_to_start_is_not_killed_as_hung(tmp_path: Path) -> None:
+    """Each worker waits SLOW_START_SECONDS before it imports anything (a sitecustomize that only
+    the spawned workers run): both start, serve, and are never killed and replaced."""
+    slow = tmp_path / "slow"
+    slow.mkdir()
+    (slow / "sitecustomize.py").write_text(
+        f"import sys, time\nif '--multiprocessing-fork' in sys.argv:\n    time.sleep({SLOW_START_SECONDS})\n"
+    )
+    path = os.pathsep.join(p for p in (str(slow), os.environ.get("PYTHONPATH", "")) if p)
+    env = environment(tmp_path, CLICKBACK_API_KEY=API_KEY, CLICKBACK_SECRET_KEY=SECRET, PYTHONPATH=path)
+    port = free_port()
+    args = [str(CLICKBACK), "serve", "--port", str(port), "--workers", "2"]
+    with (
+        httpx.Client(base_url=f"http://127.0.0.1:{port}") as http,
+        serving(args, env, tmp_path) as (proc, log),
+    ):
+        wait_for(lambda: log.read_text().count("Application startup complete") == 2, proc, log)
+        assert answers(http, "/healthz", 200)(), log.read_text()
+        # Uvicorn's supervisor checks each worker every 0.5 s: a round after both started.
+        started = time.monotonic()
+        wait_for(lambda: time.monotonic() - started > 1, proc, log)
+        text = log.read_text()
+    assert "died" not in text, text
+    assert text.count('"message": "Started server process') == 2, text

@@ -300,6 +300,15 @@ class ClickProtocol(HttpToolsProtocol):
         self._reading, self._since, self._limit = _IDLE, self._now, self.timeout_keep_alive
 
 
+# How long Uvicorn's supervisor waits for a worker's answer before it kills the worker (SIGKILL)
+# and starts another; also how long a worker may take to start. Uvicorn's 5 s counted a worker's
+# imports and start-up: on a loaded 2-core machine a worker took 7 to 10 s to start, was killed
+# as hung before it answered, and its replacement, as slow, could be killed in turn. A worker
+# killed so loses the clicks it holds in memory; one truly hung is rare (its answer comes from a
+# thread of its own), and the supervisor still replaces it.
+WORKER_HEALTHCHECK_SECONDS = 60
+
+
 def server_options(settings: Settings) -> dict[str, Any]:
     """Uvicorn's options for `clickback serve`, which the test suite's server shares."""
     limits = ConnectionLimits(
@@ -319,6 +328,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "access_log": False,
         # No WebSocket routes; and ClickProtocol's timer takes the connection to stay HTTP.
         "ws": "none",
+        "timeout_worker_healthcheck": WORKER_HEALTHCHECK_SECONDS,
     }
 
 
