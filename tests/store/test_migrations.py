@@ -1,17 +1,28 @@
 """Alembic builds exactly the schema the code declares, on SQLite and on PostgreSQL."""
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 
+from clickback.core.intake import RawPostback, excerpt
+from clickback.core.limits import MAX_PARAM_NAME_LEN
+from clickback.core.model import Advertiser, Catalog
+from clickback.core.redact import known_secrets, mask_known, redact_body, redact_query, redact_text
+from clickback.store import logmask
 from clickback.store.db import connect
 from clickback.store.migrate import alembic_config, upgrade
 from clickback.store.tables import metadata
+from tests.conftest import BACKENDS, PG_URL, admin_sql
 
 
 def schema_diff(url: str) -> list[object]:
@@ -163,3 +174,151 @@ def test_0024_never_gives_a_template_an_id_a_deleted_one_had(tmp_path: Path) -> 
             await db.close()
 
     assert asyncio.run(scenario()) == [3, 10]
+
+
+# --- 0027: the log's old rows masked by name and by value, as a new row is --------------------
+
+OTHER = "AbCdEfGhIjKlMnOpQrStUvWxYz-_0123"  # the first advertiser's previous token
+SIGNING = "9f" * 32
+SECOND = "z" * 32  # the second advertiser's token
+ADVERTISERS = [
+    Advertiser(1, "Northstar", TOKEN, previous_token=OTHER, signing_secret=SIGNING),
+    Advertiser(2, "Other", SECOND),
+]
+WHEN = datetime(2026, 12, 1, tzinfo=UTC)
+ADVERTISER = text(
+    "INSERT INTO advertisers (id, name, token, status, created_at, previous_token, signing_secret)"
+    " VALUES (:id, :name, :token, 'active', :at, :previous, :signing)"
+)
+LOGGED = text(
+    "INSERT INTO postbacks (id, received_at, ip, method, advertiser_id, click_id, result, reason,"
+    " detail, http_status, query, body, ignored) VALUES (:id, :at, '1.2.3.4', 'GET', :advertiser, '',"
+    " 'rejected', :reason, :detail, 400, :query, :body, :ignored)"
+)
+
+
+@dataclass(frozen=True)
+class Logged:
+    advertiser: int | None
+    reason: str | None = None
+    query: str = ""
+    body: str = ""
+    detail: str = ""
+    ignored: str = ""
+
+    def as_new_row(self, quoted: str | None = None) -> "Logged":
+        """What store/recording.log keeps of this postback today; `quoted`: the name too long
+        the detail quotes (intake quotes its beginning)."""
+        raw = RawPostback(datetime.now(UTC), "1.2.3.4", "GET", self.query.encode(), self.body.encode())
+        secrets = known_secrets(raw, Catalog.build(1, ADVERTISERS, [], [], []), self.advertiser)
+        detail = self.detail if quoted is None else excerpt(quoted, MAX_PARAM_NAME_LEN)
+        return Logged(
+            self.advertiser,
+            self.reason,
+            mask_known(redact_query(self.query), secrets),
+            mask_known(redact_body(self.body), secrets),
+            mask_known(redact_text(detail), secrets),
+            mask_known(redact_text(self.ignored), secrets),
+        )
+
+
+READ_BACK = text("SELECT advertiser_id, reason, query, body, detail, ignored FROM postbacks ORDER BY id")
+# A JSON body sent as a form: one long parameter name, refused (parameter_too_long), quoted in
+# the detail (its first 64 characters, before the token's first ones were kept out of it).
+LONG_NAME = '{"click_id":"' + "d" * 24 + '","x":"' + TOKEN + '"}'
+# Written before 0027: masked by the rules of their day (the token under its own names), not
+# by today's.
+OLD_ROWS = [
+    # A misspelt name, another platform's.
+    Logged(1, query=f"click_id=a&tokn={TOKEN}&api_key={SIGNING}&event=sale"),
+    # The token under an innocent name, of a postback that resolved to no advertiser.
+    Logged(None, query=f"click_id=b&note={TOKEN}&event=sale"),
+    # The signing secret and the previous token in a JSON body, found by the row's advertiser.
+    Logged(1, query="event=sale", body=f'{{"click_id": "c", "memo": "{SIGNING}", "old": "{OTHER}"}}'),
+    Logged(1, "parameter_too_long", body=LONG_NAME, detail=LONG_NAME[:MAX_PARAM_NAME_LEN]),
+    # A JSON body sent as a form, accepted: the body one ignored name, lowercased.
+    Logged(1, query=f"click_id=e&token={TOKEN}", ignored=f'{{"note":"{SIGNING.upper()}"}}'),
+    # Another advertiser's token, in a postback of the first.
+    Logged(1, query=f"click_id=f&x={SECOND}"),
+    # Nothing to mask: left as they are, byte for byte.
+    Logged(
+        1, None, "click_id=g&event=sale&payout=12.5&sub1=%7Bx%7D", '{"sub1": "caf\\u00e9"}', "", "foo,bar"
+    ),
+    Logged(2, "unknown_click", f"click_id=h&x={TOKEN[:15]}", detail="h"),
+    Logged(1, "parameter_too_long", detail="s" * (MAX_PARAM_NAME_LEN - 11) + " (limit 255)"),
+    # Masked by an earlier migration (the token's tail shown): masked again, the tail stays.
+    Logged(1, query="click_id=i&token=***cdef&tokn=***"),
+]
+
+
+@contextlib.contextmanager
+def empty_database(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A database of its own, empty: a SQLite file, or a new PostgreSQL database beside the test one."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'old-log.db'}"
+        return
+    name = f"{make_url(PG_URL).database}_migrations"
+    # Through the server's own database: the test one need not exist yet.
+    server = make_url(PG_URL).set(database="postgres").render_as_string(hide_password=False)
+    admin_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin_sql(server, f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        admin_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def log_rows(url: str, before: str, rows: list[Logged], *after: str) -> list[list[Logged]]:
+    """`rows` written to the log at revision `before`; the log as it reads after each revision
+    of `after` is reached (an earlier one by a downgrade)."""
+
+    async def scenario() -> list[list[Logged]]:
+        db = connect(url)
+        try:
+            await upgrade(db, before)
+            async with db.write() as conn:
+                for a in ADVERTISERS:
+                    values = {"previous": a.previous_token or None, "signing": a.signing_secret or None}
+                    await conn.execute(
+                        ADVERTISER, {"id": a.id, "name": a.name, "token": a.token, "at": WHEN} | values
+                    )
+                for n, r in enumerate(rows, 1):
+                    await conn.execute(LOGGED, {"id": n, "at": WHEN} | asdict(r))
+            seen = []
+            for revision in after:
+                if revision == "head":
+                    await upgrade(db)
+                else:
+                    async with db.write() as conn:
+                        await conn.run_sync(downgrade, revision)
+                async with db.read() as conn:
+                    found = await conn.execute(READ_BACK)
+                    seen.append([Logged(*r) for r in found])
+            return seen
+        finally:
+            await db.close()
+
+    return asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rows_logged_before_0027_read_as_a_new_row_would_be_masked(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logmask, "BATCH", 3)  # the log read in several batches
+    with empty_database(backend, tmp_path) as url:
+        migrated, downgraded, again = log_rows(url, "0026", OLD_ROWS, "head", "0026", "head")
+    assert migrated == [r.as_new_row(LONG_NAME if n == 3 else None) for n, r in enumerate(OLD_ROWS)]
+    # What that is, spelt out.
+    assert migrated[0].query == "click_id=a&tokn=***cdef&api_key=***9f9f&event=sale"
+    assert migrated[1].query == "click_id=b&note=***cdef&event=sale"
+    assert migrated[2].body == '{"click_id": "c", "memo": "***9f9f", "old": "***0123"}'
+    assert (migrated[3].body, migrated[3].detail) == (
+        LONG_NAME.replace(TOKEN, "***cdef"),
+        '{"click_id":"' + "d" * 24 + '","x":"…',
+    )
+    assert migrated[4].ignored == '{"note":"***9F9F"}'
+    assert migrated[5].query == "click_id=f&x=***zzzz"
+    assert migrated[6:] == OLD_ROWS[6:]
+    # A masked secret stays masked; run again, 0027 changes nothing.
+    assert downgraded == again == migrated

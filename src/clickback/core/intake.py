@@ -218,7 +218,7 @@ def parse(d: _Draft) -> Rejected | None:
         return Rejected(Reason.TOO_MANY_PARAMETERS, str(len(pairs)))
     for name, value in pairs:
         if len(name) > MAX_PARAM_NAME_LEN:
-            return Rejected(Reason.PARAMETER_TOO_LONG, _excerpt(name, MAX_PARAM_NAME_LEN))
+            return Rejected(Reason.PARAMETER_TOO_LONG, excerpt(name, MAX_PARAM_NAME_LEN))
         key = name.strip().lower()
         limit = _LIMITS.get(_FIELD_OF.get(key, ""), MAX_PARAM_VALUE_LEN)
         if len(value) > limit:
@@ -230,13 +230,18 @@ def parse(d: _Draft) -> Rejected | None:
     return None
 
 
-def _excerpt(text: str, limit: int) -> str:
+def excerpt(text: str, limit: int) -> str:
     """The beginning of something sent (a JSON body read as a form is one long name), for the
     reply and the log: cut between words, never inside one. The whole of a secret in it is masked
     on the way out (core/redact.py); the first characters of one cut short could not be."""
     if len(text) <= limit:
         return text
-    return _WORD_AT_END.sub("", text[:limit]) + "…"
+    return cut_between_words(text[:limit])
+
+
+def cut_between_words(start: str) -> str:
+    """The first characters of something longer, quoted as excerpt quotes it."""
+    return _WORD_AT_END.sub("", start) + "…"
 
 
 def _pairs(data: bytes) -> list[tuple[str, str]] | Rejected:

@@ -25,6 +25,7 @@ _KEYLIKE = re.compile(r"[A-Za-z0-9_-]{16,}")
 # Fewer characters than this are hidden whole: the tail of a short value gives too much away.
 SHOWN_FROM = 16
 SHOWN = 4
+_MASKED = re.compile(rf"\*\*\*(?:.{{{SHOWN}}})?", re.DOTALL)
 # What may come before a JSON body's "{": whitespace, and a byte order mark (intake allows one).
 _JSON_LEADING = "\ufeff \t\r\n"
 # A JSON member (its name a string as sent, escapes included), its value a string (perhaps cut off
@@ -34,6 +35,10 @@ _JSON_MEMBER = re.compile(r'("((?:[^"\\]|\\.)*)"\s*:\s*)(?:"((?:[^"\\]|\\.)*)(?:
 
 
 def masked(value: str) -> str:
+    if _MASKED.fullmatch(value):
+        # Already what this gives (a log row masked again by a migration): its tail is the
+        # secret's, kept, not hidden as a short value would be.
+        return value
     return "***" + value[-SHOWN:] if len(value) >= SHOWN_FROM else "***"
 
 
@@ -78,14 +83,20 @@ def known_secrets(raw: RawPostback, catalog: Catalog, advertiser_id: int | None)
     found: dict[int, Advertiser] = {}
     if advertiser_id is not None and advertiser_id in catalog.advertisers:
         found[advertiser_id] = catalog.advertisers[advertiser_id]
-    for run in _keylike_runs(raw):
+    texts = (raw.query.decode("utf-8", "replace"), raw.body.decode("utf-8", "replace"))
+    for run in keylike_runs(*texts):
         digest = token_digest(run)
         for by_digest in (catalog.advertisers_by_token, catalog.advertisers_by_secret):
             advertiser = by_digest.get(digest)
             if advertiser is not None:
                 found[advertiser.id] = advertiser
-    secrets = {s for a in found.values() for s in (a.token, a.previous_token, a.signing_secret) if s}
-    return tuple(sorted(secrets, key=lambda s: (-len(s), s)))  # the longest first: none masks part of another
+    return longest_first(s for a in found.values() for s in (a.token, a.previous_token, a.signing_secret))
+
+
+def longest_first(secrets: Iterable[str]) -> tuple[str, ...]:
+    """Secrets (the empty left out) in the order mask_known takes them: the longest first, so
+    none masks part of another."""
+    return tuple(sorted({s for s in secrets if s}, key=lambda s: (-len(s), s)))
 
 
 def mask_known(text: str, secrets: Iterable[str]) -> str:
@@ -110,18 +121,20 @@ def scrubbed(outcome: Outcome, secrets: Iterable[str]) -> Outcome:
     )
 
 
-def _keylike_runs(raw: RawPostback) -> set[str]:
-    """Every run of token characters in the query and the body, as sent, percent-decoded, and
-    (a JSON body, whatever its content type) as JSON decodes its strings."""
-    texts = [raw.query.decode("utf-8", "replace"), raw.body.decode("utf-8", "replace")]
-    texts += [unquote_plus(t) for t in texts if "%" in t or "+" in t]
-    if "\\" in texts[1] and texts[1].lstrip(_JSON_LEADING).startswith("{"):
-        try:
-            doc = json.loads(texts[1].lstrip(_JSON_LEADING))
-        except (ValueError, RecursionError):
-            doc = None
-        if isinstance(doc, dict):
-            texts += [str(part) for item in doc.items() for part in item]
+def keylike_runs(*sent: str) -> set[str]:
+    """Every run of token characters in what was sent (a query, a body; or what the log keeps of
+    them), as it is, percent-decoded, and (a JSON object, whatever its content type) as JSON
+    decodes its strings."""
+    texts = list(sent)
+    texts += [unquote_plus(t) for t in sent if "%" in t or "+" in t]
+    for text in sent:
+        if "\\" in text and text.lstrip(_JSON_LEADING).startswith("{"):
+            try:
+                doc = json.loads(text.lstrip(_JSON_LEADING))
+            except (ValueError, RecursionError):
+                doc = None
+            if isinstance(doc, dict):
+                texts += [str(part) for item in doc.items() for part in item]
     return {run for text in texts for run in _KEYLIKE.findall(text)}
 
 
