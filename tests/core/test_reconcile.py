@@ -203,7 +203,7 @@ def ours(**values: Any) -> ClickbackFigures:
 
 
 def theirs(**values: Any) -> OperatorFigures:
-    row = ReportRow(2, "P-1", "2026-11", "code", currency="EUR", **values)
+    row = ReportRow(2, "P-1", "2026-11", "code", **({"currency": "EUR"} | values))
     return figures_of([row])[0][("P-1", "2026-11")]
 
 
@@ -312,3 +312,40 @@ def test_an_amount_too_large_once_converted_is_left_as_it_is_and_noted() -> None
     too_large = "EUR→VND 2026-11: 1000000, more than 1000000000 once converted"
     assert notes == [too_large, "EUR→VND 2026-11: 1000000"]
     assert notes[0].endswith(UNCONVERTED) and not notes[1].endswith(UNCONVERTED)
+
+
+def test_cause_texts_show_amounts_as_the_api_does_at_their_currencys_decimals() -> None:
+    # Amounts come from the database at four decimals: the texts show them as money_text does.
+    charged = compare(
+        theirs(deposits=Decimal(70), ngr=Decimal(30)),
+        ours(deposits=Decimal("100.0000"), chargebacks=Decimal("30.0000"), ngr=Decimal("30.0000")),
+        {},
+        ALL,
+    )
+    assert [d for _, _, d in charged.causes] == ["deposits: the operator nets 30.00 of chargebacks out"]
+    yen = compare(
+        theirs(deposits=Decimal(7000), currency="JPY"),
+        ours(deposits=Decimal("10000.0000"), chargebacks=Decimal("3E+3"), currency="JPY"),
+        {},
+        ALL,
+    )
+    assert [d for _, _, d in yen.causes] == ["deposits: the operator nets 3000 of chargebacks out"]
+
+    def carried(ledger: str) -> str:
+        item = compare(
+            theirs(ngr=Decimal(1000), revshare=Decimal(250)),
+            ours(
+                ngr=Decimal(1000),
+                revshare=Decimal("200.0000"),
+                revshare_percent=Decimal(25),
+                carry_in=Decimal("-200.5000"),
+                ledger_currency=ledger,
+            ),
+            {(ledger, "EUR", "2026-11"): Decimal(1)},
+            ALL,
+        )
+        return next(d for c, _, d in item.causes if c is Cause.NEGATIVE_CARRYOVER)
+
+    assert carried("EUR") == "the affiliate's month carries in -200.50 of earlier losses"
+    # The carry-in is the deal's currency's: named when the report's is another.
+    assert carried("KWD") == "the affiliate's month carries in -200.500 KWD of earlier losses"

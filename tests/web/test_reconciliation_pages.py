@@ -410,3 +410,90 @@ def test_only_items_the_service_can_accept_have_the_button(
     elsewhere = item_ids(boss.get(here))["P-elsewhere"]
     refused = boss.post(here, {"item": str(elsewhere)})
     assert refused.status_code == 409 and "not moved by reconciliation" in refused.text
+
+
+def test_the_page_shows_every_amount_as_the_api_does_at_its_currencys_decimals(
+    client: Client, world: World, boss: Browser
+) -> None:
+    """The summary, an item's difference, its figures on both sides, its causes (amount and
+    text) and the list's totals, in euros and in yen: as the API shows them (money_text), not
+    as stored (four decimals)."""
+    client.api("PUT", f"/offers/{world.casino['id']}/deal", json=CPA_100)
+    today = datetime.now(UTC).date()
+    month = today.strftime("%Y-%m")
+    client.api(
+        "POST", "/fx-rates", json={"base": "EUR", "quote": "JPY", "day": today.isoformat(), "rate": "160"}
+    )
+    euros = player(client, world, "P-eur", world.alice_casino, "100", chargeback="30")
+    yen = player(client, world, "P-jpy", world.alice_casino, None)
+    for event, amount in (("ftd", "16000"), ("chargeback", "3000")):
+        reply = client.postback(
+            event=event,
+            player_id="P-jpy",
+            payout=amount,
+            currency="JPY",
+            txn_id=f"{event}-jpy",
+            token=world.token,
+        )
+        assert reply.json()["result"] == "accepted", reply.text
+    text = "Player ID,BTAG,Deposits,CPA,Currency\r\n"
+    text += f"P-eur,{euros},70,112.5,EUR\r\nP-jpy,{yen},13000,16500,JPY\r\n"
+    reply = client.http.post(
+        "/api/reconciliations",
+        files={"file": ("two.csv", text.encode())},
+        data={"advertiser_id": str(world.northstar["id"]), "period": month},
+        headers=client.auth,
+    )
+    assert reply.status_code == 200, reply.text
+    rid = reply.json()["reconciliation"]["id"]
+    api = client.api("GET", f"/reconciliations/{rid}")
+    by_player = {it["player_id"]: it for it in api["items"]["items"]}
+
+    page = boss.get(f"/reconciliations/{rid}")
+    assert page.status_code == 200
+    items = dict(re.findall(r'data-player="([^"]*)">(.*?)</article>', page.text, re.DOTALL))
+    expected = {
+        "P-eur": (
+            "12.50 EUR",
+            "-30.00",
+            "deposits: the operator nets 30.00 of chargebacks out",
+            "70.00",
+            "100.00",
+        ),
+        "P-jpy": (
+            "500 JPY",
+            "-3000",
+            "deposits: the operator nets 3000 of chargebacks out",
+            "13000",
+            "16000",
+        ),
+    }
+    for name, (difference, amount, detail, theirs, ours) in expected.items():
+        shown, it = items[name], by_player[name]
+        assert it["kind"] == "amount_differs"
+        assert f"<strong data-difference>{difference}</strong>" in shown
+        assert f"{it['difference']} {it['currency']}" == difference
+        assert [(c["cause"], c["amount"], c["detail"]) for c in it["causes"]] == [
+            ("chargeback", amount, detail)
+        ]
+        assert f"<strong>chargeback</strong> {amount}: {html.escape(detail)}</li>" in shown
+        deposits = re.search(r'<tr data-field="deposits">(.*?)</tr>', shown)
+        assert deposits and re.findall(r'<td class="num sub">([^<]*)</td>', deposits.group(1)) == [
+            theirs,
+            ours,
+        ]
+    summary = re.search(r'<table class="summary">(.*?)</table>', page.text, re.DOTALL)
+    assert summary
+    rows = re.findall(
+        r"<tr><td>[^<]*</td><td>[^<]*</td><td>(\w+)</td>" + r'<td class="num">([^<]*)</td>' * 3,
+        summary.group(1),
+    )
+    assert sorted(rows) == [("EUR", "112.50", "100.00", "12.50"), ("JPY", "16500", "16000", "500")]
+    assert sorted(rows) == sorted(
+        (s["currency"], s["operator_total"], s["clickback_total"], s["difference"])
+        for s in api["reconciliation"]["summary"]
+    )
+    for shown in [summary.group(1), *(it.split("<details")[0] for it in items.values())]:
+        assert not re.search(r"[0-9]\.[0-9]*0000|E[+-][0-9]", shown), shown  # as stored
+    listed_row = re.search(rf'<tr data-id="{rid}">.*?</tr>', boss.get("/reconciliations").text)
+    assert listed_row and "112.50 / 100.00 EUR<br>16500 / 16000 JPY" in listed_row.group(0)

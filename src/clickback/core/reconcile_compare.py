@@ -26,7 +26,7 @@ from typing import Any
 
 from clickback.core.commission import convert
 from clickback.core.limits import MAX_PAYOUT
-from clickback.core.money import minor_unit
+from clickback.core.money import minor_unit, money_text
 from clickback.core.reconcile import Field, OperatorFigures
 
 ZERO = Decimal(0)
@@ -240,7 +240,9 @@ def compare(
     if differs:
         evidence["differences"] = differs
         causes.extend(
-            _causes(operator, ours, cb_deposits, cb_ngr, cb_chargebacks, cb_revshare, difference, unit, notes)
+            _causes(
+                operator, ours, cb_deposits, cb_ngr, cb_chargebacks, cb_revshare, difference, currency, notes
+            )
         )
         return item(Kind.AMOUNT_DIFFERS)
     return item(Kind.MATCHED)
@@ -398,16 +400,19 @@ def _causes(
     chargebacks: Decimal,
     revshare: Decimal,
     difference: Decimal,
-    unit: Decimal,
+    currency: str | None,
     notes: Sequence[str],
 ) -> list[tuple[Cause, Decimal, str]]:
+    """The known causes of a differing amount; their texts name amounts as the API shows them
+    (core.money.money_text), in the item's currency unless they say another."""
     out: list[tuple[Cause, Decimal, str]] = []
+    unit = minor_unit(currency)
     if chargebacks:
         # The operator nets chargebacks out of deposits or NGR where clickback keeps them apart
         # (or the other way round): the figures agree once the chargebacks are taken out.
         for name, theirs, mine in (("deposits", op.deposits, deposits), ("ngr", op.ngr, ngr)):
             if theirs is not None and abs(theirs - (mine - chargebacks)) < unit:
-                detail = f"{name}: the operator nets {_text(chargebacks)} of chargebacks out"
+                detail = f"{name}: the operator nets {money_text(chargebacks, currency)} of chargebacks out"
                 out.append((Cause.CHARGEBACK, theirs - mine, detail))
     if op.revshare is not None and op.ngr and ours.revshare_percent is not None:
         theirs_percent = (op.revshare / op.ngr * 100).quantize(Decimal("0.01"))
@@ -420,11 +425,15 @@ def _causes(
                 )
             )
     if op.revshare is not None and ours.carry_in < 0 and op.revshare != revshare:
+        # The carry-in is the affiliate's month's, in the deal's currency: named when another.
+        ledger = ours.ledger_currency
+        named = f" {ledger}" if ledger and ledger != currency else ""
+        carried = f"{money_text(ours.carry_in, ledger or currency)}{named}"
         out.append(
             (
                 Cause.NEGATIVE_CARRYOVER,
                 op.revshare - revshare,
-                f"the affiliate's month carries in {_text(ours.carry_in)} of earlier losses",
+                f"the affiliate's month carries in {carried} of earlier losses",
             )
         )
     if any("→" in n for n in notes) and not out:

@@ -31,6 +31,7 @@ from starlette.types import Message, Receive
 
 from clickback.core.audit import Kind, actor_of
 from clickback.core.digits import id_of, is_digits
+from clickback.core.money import money_text
 from clickback.core.reconcile import AMOUNT_FIELDS, BadRow, ReportRow
 from clickback.core.reconcile import Field as ReportField
 from clickback.core.reconcile_compare import ACCEPTABLE
@@ -44,7 +45,14 @@ from clickback.store import reconciliations as store
 from clickback.web.guard import BODY_CAPS
 from clickback.web.login import same_token
 from clickback.web.pages import EXPIRED, NOTHING, Viewer, csrf_form, download, render, shown_name
-from clickback.web.reconcile_api import BadLineOut, ItemOut, MappingIn, ReconciliationOut, items_csv
+from clickback.web.reconcile_api import (
+    BadLineOut,
+    ItemOut,
+    MappingIn,
+    ReconciliationOut,
+    SummaryOut,
+    items_csv,
+)
 from clickback.web.records import BAD_CURSOR, PAGE_ROWS, next_link, page_at
 from clickback.web.tracking import read_capped
 
@@ -236,9 +244,10 @@ def _listed(row: dict[str, Any]) -> dict[str, Any]:
         sums[0] += Decimal(s["operator_total"])
         sums[1] += Decimal(s["clickback_total"])
     months = sorted({s["month"] for s in row["summary"]})
+    shown = [(c, op, cb, op - cb) for c, (op, cb) in sorted(totals.items())]
     return row | {
         "counts": [(k, counts[k]) for k in KINDS if counts.get(k)],
-        "totals": [(c, op, cb, op - cb) for c, (op, cb) in sorted(totals.items())],
+        "totals": [(c, *(money_text(a, c or None) for a in amounts)) for c, *amounts in shown],
         "months": months,
     }
 
@@ -410,7 +419,10 @@ async def _detail_page(
     next_page = next_link(f"/reconciliations/{rid}", {"kind": kind} if kind else {}, page)
     booked = [b.rpartition("=") for b in query.getlist("booked")[:20]]
     booked_shown = [(r[:60], n) for r, _, n in booked if is_digits(n)]
-    items = page.rows
+    # In the API's shapes: every amount (the summary's, an item's figures, difference, causes and
+    # evidence) shown at its currency's decimals as the API and the CSV show it.
+    items = [ItemOut.model_validate(it).model_dump() for it in page.rows]
+    summary = [SummaryOut.model_validate(s).model_dump(mode="json") for s in found["summary"]]
     accepted = await _accepted_postbacks(v, rid, [it["id"] for it in items if it["accepted_at"]])
     return render(
         v,
@@ -421,7 +433,7 @@ async def _detail_page(
         r=found,
         advertiser=shown_name(v, "advertiser", found["advertiser_id"]),
         affiliate_name=lambda i: shown_name(v, "affiliate", i) if i is not None else "(nobody's)",
-        summary=found["summary"],
+        summary=summary,
         bad_lines=await store.bad_rows(v.runtime.db, rid, 100),
         kinds=KINDS,
         kind=kind,
