@@ -5,13 +5,15 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.engine import Connection, make_url
 
 from clickback.core.intake import RawPostback, excerpt
@@ -21,7 +23,7 @@ from clickback.core.redact import known_secrets, mask_known, redact_body, redact
 from clickback.store import logmask
 from clickback.store.db import connect
 from clickback.store.migrate import alembic_config, upgrade
-from clickback.store.tables import metadata
+from clickback.store.tables import conversion_history, conversions, metadata, postbacks, revshare_periods
 from tests.conftest import BACKENDS, PG_URL, admin_sql
 
 
@@ -322,3 +324,97 @@ def test_rows_logged_before_0027_read_as_a_new_row_would_be_masked(
     assert migrated[6:] == OLD_ROWS[6:]
     # A masked secret stays masked; run again, 0027 changes nothing.
     assert downgraded == again == migrated
+
+
+def as_at_0027(**values: Any) -> dict[str, Any]:
+    """A conversion row as 0027 held it (as 0026 did): `values`, and something for every other column that
+    must have one."""
+    filler: dict[type, Any] = {str: "", int: 1}
+    row = {
+        column.name: filler.get(column.type.python_type, datetime(2026, 11, 5, tzinfo=UTC))  # the times
+        for column in conversions.columns
+        if not column.nullable and column.server_default is None and not column.primary_key
+    }
+    return row | values
+
+
+@contextlib.contextmanager
+def database(backend: str, tmp_path: Path) -> Iterator[str]:
+    """An empty database of its own: a SQLite file, or a new PostgreSQL database beside the test one."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'migrated.db'}"
+        return
+    name = f"{make_url(PG_URL).database}_migrations"
+    admin_sql(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin_sql(PG_URL, f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        admin_sql(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_0028_takes_the_unconfirmed_pixel_claims_out_of_their_months(backend: str, tmp_path: Path) -> None:
+    """Before 0028 a pixel's claim counted, pending, in its RevShare month: the month's kept NGR
+    and FTDs lose those nobody confirmed, and keep the ones the server confirmed or a person
+    approved (which count from now on)."""
+    with database(backend, tmp_path) as url:
+        confirmed, kept = asyncio.run(claims_migrated(url))
+
+    assert confirmed == [(1, False), (2, True), (3, True), (4, False), (5, False), (6, False)]
+    assert kept == (Decimal(1340), 0)
+
+
+async def claims_migrated(url: str) -> tuple[list[tuple[int, bool]], tuple[Decimal, int]]:
+    month = {"affiliate_id": 1, "offer_id": 2}
+    ngr = {**month, "event": "net_revenue", "period": "2026-11", "status": "pending", "channel": "pixel"}
+    rows = [
+        as_at_0027(id=1, dedupe_key="a", **ngr, deal_amount=Decimal(5000)),  # a claim
+        as_at_0027(id=2, dedupe_key="b", **ngr, deal_amount=Decimal(300)),  # the server's since
+        as_at_0027(id=3, dedupe_key="c", **(ngr | {"status": "approved"}), deal_amount=Decimal(40)),
+        as_at_0027(id=4, dedupe_key="d", **(ngr | {"channel": "s2s"}), deal_amount=Decimal(1000)),
+        as_at_0027(
+            id=5, dedupe_key="e", **(ngr | {"event": "first_deposit", "period": None}), deal_amount=None
+        ),
+        as_at_0027(id=6, dedupe_key="f", **(ngr | {"status": "rejected"}), deal_amount=Decimal(70)),
+    ]
+
+    db = connect(url)
+    try:
+        await upgrade(db, "0027")
+        async with db.write() as conn:
+            await conn.execute(insert(conversions), rows)
+            when = datetime(2026, 11, 6, tzinfo=UTC)
+            logged = {"ip": "1.2.3.4", "method": "GET", "click_id": "", "detail": "", "http_status": 200}
+            logged |= {"query": "", "body": "", "ignored": "", "received_at": when}
+            # The server's postback that confirmed conversion 2; a person approving conversion 3.
+            await conn.execute(
+                insert(postbacks).values(id=1, result="updated", conversion_id=2, channel="s2s", **logged)
+            )
+            await conn.execute(
+                insert(conversion_history).values(
+                    conversion_id=3, at=when, from_status="pending", to_status="approved"
+                )
+            )
+            # Everything that stands counted, as the months were kept before.
+            kept = {"period": "2026-11", "currency": "EUR", "ngr": Decimal(6340), "ftds": 1}
+            await conn.execute(
+                insert(revshare_periods).values(
+                    **month,
+                    **kept,
+                    carry_in=Decimal(0),
+                    percent="25",
+                    earnings=Decimal(1585),
+                    carry_out=Decimal(0),
+                    updated_at=datetime(2026, 11, 30, tzinfo=UTC),
+                )
+            )
+        await upgrade(db)
+        async with db.read() as conn:
+            c = conversions.c
+            confirmed = await conn.execute(select(c.id, c.confirmed).order_by(c.id))
+            r = revshare_periods.c
+            kept_now = (await conn.execute(select(r.ngr, r.ftds))).one()
+            return [(i, bool(v)) for i, v in confirmed], (kept_now.ngr, kept_now.ftds)
+    finally:
+        await db.close()

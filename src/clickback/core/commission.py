@@ -404,9 +404,15 @@ def month_share(
     period: str | None,
     at: datetime,
     deal_amount: Decimal | None,
+    *,
+    claim: bool,
 ) -> MonthShare | None:
-    """A conversion counts in a month only while it is attributed and pending or approved."""
-    if affiliate_id is None or offer_id is None or status not in _PAYABLE_WORDS:
+    """A conversion counts in a month only while it is attributed and pending or approved, and
+    is not a `claim`: a pixel conversion neither the advertiser's server has confirmed nor anyone
+    approved. Anyone who opens an affiliate's link can fire the pixel with any amount, and a
+    month's RevShare is approved once the month has ended, reviewed or not: a claim's NGR, or its
+    FTD raising a tier, would pay the affiliate for what they wrote themselves (docs/pixel.md)."""
+    if affiliate_id is None or offer_id is None or status not in _PAYABLE_WORDS or claim:
         return None
     if event == "net_revenue" and period is not None and deal_amount is not None:
         return MonthShare(affiliate_id, offer_id, period, ngr=deal_amount)

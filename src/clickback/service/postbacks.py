@@ -471,6 +471,8 @@ class _Group:
         if isinstance(decision, StatusChange):
             if restated is not None:
                 _restate(rec, existing, attribution, restated, raw.received_at)
+                # The server's word: no longer a claim, it counts in commissions (with this status).
+                rec.change_conversion(existing, confirmed=True)
             if (
                 stored.channel == PIXEL
                 and postback.player_id
@@ -566,6 +568,9 @@ def _change_status(
     """A conversion's status changes (a postback or a person): history, counters, its player's CPA.
     The same status: only its amount changed (a pixel's, as the server states it), and with it
     perhaps its player's CPA."""
+    if new is Status.APPROVED and existing["channel"] == PIXEL and not existing["confirmed"]:
+        # Approved (by a person, a reconciliation), a pixel's claim counts in commissions.
+        rec.change_conversion(existing, confirmed=True)
     if Status(existing["status"]) is not new:
         rec.change_status(existing, new, now, postback_id, reason)
     if existing["player_id"] and not existing["test"]:

@@ -19,6 +19,7 @@ from clickback.core.commission import (
     period_bounds,
     period_of,
 )
+from clickback.core.intake import PIXEL
 from clickback.core.spans import Span
 from clickback.store import paging
 from clickback.store.catalog import deal_from_row, terms_to_json
@@ -28,6 +29,9 @@ from clickback.store.tables import PAYABLE_STATUSES, commissions, conversions, r
 CPA, REVSHARE = EntryKind.CPA, EntryKind.REVSHARE
 PENDING, APPROVED, REVERSED = EntryStatus.PENDING, EntryStatus.APPROVED, EntryStatus.REVERSED
 ZERO = Decimal(0)
+# A conversion counts in a commission unless it is a pixel's claim that no one has confirmed
+# (core.commission.month_share, which keeps the months' figures: the two must agree).
+NOT_A_CLAIM = (conversions.c.channel != PIXEL) | conversions.c.confirmed
 
 
 # --- CPA --------------------------------------------------------------------------------------
@@ -128,7 +132,7 @@ def month_inputs(conn: Connection, affiliate_id: int, offer_id: int, period: str
     scratch: for a month's first row (later changes are added as they happen)."""
     c = conversions.c
     owned = (c.affiliate_id == affiliate_id) & (c.offer_id == offer_id) & c.status.in_(PAYABLE_STATUSES)
-    owned &= ~c.test  # a test conversion earns nothing (ADR 13)
+    owned &= ~c.test & NOT_A_CLAIM  # a test conversion earns nothing (ADR 13), nor a pixel's claim
     ngr_query = select(func.sum(c.deal_amount)).where(
         owned & (c.event == "net_revenue") & (c.period == period)
     )

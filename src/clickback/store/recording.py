@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, delete, select, update
 
 from clickback.core.commission import MonthShare, PlayerEvent, month_share
-from clickback.core.intake import S2S, RawPostback
+from clickback.core.intake import PIXEL, S2S, RawPostback
 from clickback.core.lifecycle import PAYABLE, Status
 from clickback.core.limits import MAX_RAW_LOG_LEN
 from clickback.core.metrics import Contribution, conversion_contributions, ledger_contribution
@@ -104,6 +104,7 @@ def _share(row: Mapping[str, Any]) -> MonthShare | None:
         row["period"],
         row["event_at"],
         row["deal_amount"],
+        claim=row["channel"] == PIXEL and not row["confirmed"],
     )
 
 
@@ -332,8 +333,9 @@ class Recording:
         conversion that another process records under the same key meanwhile makes the
         group's insert fail, and the group runs again (service.postbacks: store.db.lost_race),
         finding it."""
-        # Every row of a group's insert has the same columns: over_cap is set by a cap only.
-        added = {"over_cap": False, **row, "id": self._next_id(conversions)}
+        # Every row of a group's insert has the same columns: over_cap is set by a cap only,
+        # confirmed by a confirmation only.
+        added = {"over_cap": False, "confirmed": False, **row, "id": self._next_id(conversions)}
         self._moved(None, _share(added), added["id"])
         self._new_conversions.append(added)
         self.notify(added)

@@ -14,6 +14,7 @@ from clickback.core.spans import Span
 from clickback.core.statements import StatementLine
 from clickback.store import paging
 from clickback.store.db import Database, utc_month
+from clickback.store.ledger import NOT_A_CLAIM
 from clickback.store.tables import (
     MONEY_SCALE,
     PAYABLE_STATUSES,
@@ -61,6 +62,8 @@ async def statement(
         ).all()
         # Test conversions (ADR 13) count in no statement.
         mine = (v.c.affiliate_id == affiliate_id) & v.c.status.in_(PAYABLE_STATUSES) & ~v.c.test
+        # The FTDs and NGR the month's RevShare was priced on: not a pixel's unconfirmed claim.
+        priced = mine & NOT_A_CLAIM
         # Players: a registration of the month that stands, as reports count them. The player's
         # registered_at stays when the registration is rejected (the operator disowns the player).
         registered = (
@@ -73,7 +76,9 @@ async def statement(
         ftds = (
             await conn.execute(
                 select(v.c.offer_id, func.count())
-                .where(mine & (v.c.event == "first_deposit") & (v.c.event_at >= start) & (v.c.event_at < end))
+                .where(
+                    priced & (v.c.event == "first_deposit") & (v.c.event_at >= start) & (v.c.event_at < end)
+                )
                 .group_by(v.c.offer_id)
             )
         ).all()
@@ -81,7 +86,7 @@ async def statement(
             await conn.execute(
                 select(v.c.offer_id, v.c.deal_currency, func.sum(v.c.deal_amount))
                 .where(
-                    mine
+                    priced
                     & (v.c.event == "net_revenue")
                     & (v.c.period == period)
                     & v.c.deal_amount.is_not(None)

@@ -438,6 +438,10 @@ conversions = Table(
     # The offer whose pixel reported it: only that offer's click counts, also when the click
     # lands after the conversion (service.postbacks._attribute_late).
     Column("pixel_offer_id", Integer, nullable=True),
+    # A pixel conversion the advertiser's server has confirmed (an S2S postback of it) or that was
+    # approved (a person, a reconciliation): until then it is anyone's claim and counts in no
+    # commission (core.commission.month_share). Never unset; unused on other channels.
+    Column("confirmed", Boolean, nullable=False, server_default=text("false")),
     # Its click is a test click (ADR 13): out of reports, statements, players and the ledger.
     Column("test", Boolean, nullable=False, server_default=text("false")),
     # Exactly-once comes from this key, not from check-then-insert. Test conversions have keys of

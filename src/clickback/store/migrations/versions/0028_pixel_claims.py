@@ -1,0 +1,114 @@
+"""conversions: `confirmed`, a pixel conversion the advertiser's server confirmed or that was
+approved; until then it is a claim and counts in no RevShare month. The months' kept NGR and FTDs
+no longer count the claims they held
+
+Revision ID: 0028
+Revises: 0027
+Create Date: 2026-12-06
+
+The months' inputs are corrected so that what changes from now on moves them right (a claim
+confirmed later is added once, not twice; one rejected was never there). What those months have
+booked is not: each books the difference the next time it is recomputed (a report or a status
+change of one of its conversions, a carry-in change).
+"""
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+import sqlalchemy as sa
+from alembic import op
+
+from clickback.core.commission import period_of
+from clickback.store.tables import Money, UtcDateTime
+
+revision: str = "0028"
+down_revision: str | Sequence[str] | None = "0027"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_CONVERSIONS = sa.table(
+    "conversions",
+    sa.column("id", sa.Integer()),
+    sa.column("event", sa.String()),
+    sa.column("status", sa.String()),
+    sa.column("test", sa.Boolean()),
+    sa.column("channel", sa.String()),
+    sa.column("confirmed", sa.Boolean()),
+    sa.column("affiliate_id", sa.Integer()),
+    sa.column("offer_id", sa.Integer()),
+    sa.column("period", sa.String()),
+    sa.column("event_at", UtcDateTime()),
+    sa.column("deal_amount", Money()),
+)
+_POSTBACKS = sa.table(
+    "postbacks",
+    sa.column("conversion_id", sa.Integer()),
+    sa.column("channel", sa.String()),
+    sa.column("result", sa.String()),
+)
+_HISTORY = sa.table(
+    "conversion_history", sa.column("conversion_id", sa.Integer()), sa.column("to_status", sa.String())
+)
+_MONTHS = sa.table(
+    "revshare_periods",
+    sa.column("affiliate_id", sa.Integer()),
+    sa.column("offer_id", sa.Integer()),
+    sa.column("period", sa.String()),
+    sa.column("ngr", Money()),
+    sa.column("ftds", sa.Integer()),
+)
+
+
+def upgrade() -> None:
+    # Added in place: SQLite's batch mode would copy the table, which other tables' rows point at.
+    op.add_column(
+        "conversions", sa.Column("confirmed", sa.Boolean(), server_default=sa.text("false"), nullable=False)
+    )
+    bind = op.get_bind()
+    c = _CONVERSIONS.c
+    pixel = c.channel == "pixel"
+    # Confirmed: an S2S postback of it was taken (service.postbacks: Recording.confirmed_by_server),
+    # or it was approved once (a pixel is recorded pending: anyone else approved it).
+    by_server = sa.exists().where(
+        (_POSTBACKS.c.conversion_id == c.id)
+        & (_POSTBACKS.c.channel == "s2s")
+        & _POSTBACKS.c.result.in_(("accepted", "updated"))
+    )
+    approved = sa.exists().where((_HISTORY.c.conversion_id == c.id) & (_HISTORY.c.to_status == "approved"))
+    bind.execute(sa.update(_CONVERSIONS).where(pixel & (by_server | approved)).values(confirmed=True))
+    # What the claims left added to their months (core.commission.month_share, before this).
+    claims = bind.execute(
+        sa.select(c.event, c.period, c.event_at, c.deal_amount, c.affiliate_id, c.offer_id).where(
+            pixel
+            & ~c.confirmed
+            & ~c.test
+            & c.status.in_(("pending", "approved"))
+            & c.affiliate_id.is_not(None)
+            & c.offer_id.is_not(None)
+            & c.event.in_(("net_revenue", "first_deposit"))
+        )
+    ).all()
+    held: dict[tuple[int, int, str], tuple[Decimal, int]] = {}
+    for row in claims:
+        if row.event == "net_revenue" and (row.period is None or row.deal_amount is None):
+            continue
+        key = (
+            row.affiliate_id,
+            row.offer_id,
+            row.period if row.event == "net_revenue" else period_of(row.event_at),
+        )
+        ngr, ftds = held.get(key, (Decimal(0), 0))
+        held[key] = (ngr + row.deal_amount, ftds) if row.event == "net_revenue" else (ngr, ftds + 1)
+    m = _MONTHS.c
+    for (affiliate_id, offer_id, period), (ngr, ftds) in sorted(held.items()):
+        month = (m.affiliate_id == affiliate_id) & (m.offer_id == offer_id) & (m.period == period)
+        found = bind.execute(sa.select(m.ngr, m.ftds).where(month)).first()
+        if found is not None:  # a month never booked counts its inputs from scratch when it is
+            bind.execute(sa.update(_MONTHS).where(month).values(ngr=found.ngr - ngr, ftds=found.ftds - ftds))
+
+
+def downgrade() -> None:
+    # The months' inputs stay without the claims: the code before this counts them again only as
+    # they change.
+    with op.batch_alter_table("conversions", schema=None) as batch_op:
+        batch_op.drop_column("confirmed")
