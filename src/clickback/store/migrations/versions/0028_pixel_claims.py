@@ -109,6 +109,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # The months' inputs stay without the claims: the code before this counts them again only as
-    # they change.
-    with op.batch_alter_table("conversions", schema=None) as batch_op:
-        batch_op.drop_column("confirmed")
+    # they change. Dropped in place (SQLite 3.35+ and PostgreSQL), as it was added.
+    op.execute("ALTER TABLE conversions DROP COLUMN confirmed")
