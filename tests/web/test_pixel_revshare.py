@@ -166,3 +166,17 @@ def test_a_pixel_after_the_servers_postback_changes_nothing(
 
     assert month_figures(client, world.alice) == ("1500.00", 1, "20", "300.00")
     assert booked(client, world.alice) == Decimal("300.00")
+
+
+def test_pixel_registration_claims_add_no_player_to_the_statement(
+    client: Client, world: World, pixel: str, browser: httpx.Client
+) -> None:
+    """A pixel makes no player (its player_id is not kept): its registrations, claims, are no
+    players of the month's statement, however many and whatever player_id they wrote."""
+    real_month(client, world)
+
+    for n in range(2):
+        claim(client, world, pixel, browser, event="registration", txn_id=f"R-{n}", player_id=f"X-{n}")
+
+    (line,) = statement(client, world.alice)["lines"]
+    assert line["players"] == 1

@@ -66,10 +66,17 @@ async def statement(
         priced = mine & NOT_A_CLAIM
         # Players: a registration of the month that stands, as reports count them. The player's
         # registered_at stays when the registration is rejected (the operator disowns the player).
+        # A registration naming no player (a pixel's claim keeps none) is no player.
         registered = (
             await conn.execute(
                 select(v.c.offer_id, func.count(distinct(v.c.player_id)))
-                .where(mine & (v.c.event == "registration") & (v.c.event_at >= start) & (v.c.event_at < end))
+                .where(
+                    priced
+                    & (v.c.player_id != "")
+                    & (v.c.event == "registration")
+                    & (v.c.event_at >= start)
+                    & (v.c.event_at < end)
+                )
                 .group_by(v.c.offer_id)
             )
         ).all()
