@@ -198,6 +198,22 @@ def test_an_oversized_request_head_is_refused_and_the_connection_closed(
         assert stream.read() == b""  # closed by the server
 
     assert reply.status == 431
+    assert reply.body == b"The request's URL and headers are larger than 65536 bytes.\n"
+    assert app.answered == []
+    assert app.through_asgi == []
+
+
+def test_an_oversized_url_is_refused_as_too_long_a_uri_saying_so(stub: tuple[StubApp, int]) -> None:
+    app, port = stub
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(get(b"/c/one?sub1=" + b"a" * MAX_HEAD_BYTES))
+        stream = conn.makefile("rb")
+        reply = read_reply(stream, head=False)
+        assert stream.read() == b""  # closed by the server
+
+    assert (reply.status, reply.headers["content-type"]) == (414, "text/plain; charset=utf-8")
+    assert reply.body == b"The URL is longer than 65536 bytes.\n"
     assert app.answered == []
     assert app.through_asgi == []
 

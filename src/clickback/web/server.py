@@ -31,8 +31,24 @@ log = logging.getLogger(__name__)
 # eight times nginx's default and far beyond any browser's.
 MAX_HEAD_BYTES = 64 * 1024
 _CLOSE = b"connection: close\r\ncontent-length: 0\r\n\r\n"
-_HEAD_TOO_LARGE = STATUS_LINE[431] + _CLOSE
 _FAILED = STATUS_LINE[500] + _CLOSE
+
+
+def _refusal(status: int, sentence: bytes) -> bytes:
+    """A last response saying in its body why the request was not read."""
+    return b"".join(
+        (
+            STATUS_LINE[status],
+            b"connection: close\r\ncontent-type: text/plain; charset=utf-8\r\n",
+            b"content-length: %d\r\n\r\n" % len(sentence),
+            sentence,
+        )
+    )
+
+
+# A URL over the limit is a 414 (RFC 9110 15.5.15), not a 431, which names the header fields.
+_URL_TOO_LONG = _refusal(414, b"The URL is longer than %d bytes.\n" % MAX_HEAD_BYTES)
+_HEAD_TOO_LARGE = _refusal(431, b"The request's URL and headers are larger than %d bytes.\n" % MAX_HEAD_BYTES)
 
 
 # What a connection is waiting for from its client: a request (its first, or the next), the rest
@@ -55,7 +71,7 @@ NO_LIMITS = ConnectionLimits()
 
 class HeadTooLarge(Exception):
     """Raised from a parser callback: httptools turns it into a parser error, and Uvicorn's
-    handler of those calls send_400_response, which answers 431 instead."""
+    handler of those calls send_400_response, which answers 414 or 431 instead."""
 
 
 class ClickProtocol(HttpToolsProtocol):
@@ -73,7 +89,7 @@ class ClickProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_reads = 0
         self._head_began_in_this_read = False
-        self._head_too_large = False
+        self._head_too_large = b""  # the response refusing a head over MAX_HEAD_BYTES, once found
         self._unsent: list[bytes] = []
         # The wait for the client (see "Waiting for the client" below): what for, since when,
         # for how long at most; and the one timer that checks it.
@@ -136,7 +152,7 @@ class ClickProtocol(HttpToolsProtocol):
     def on_url(self, url: bytes) -> None:
         self._head_bytes += len(url)
         if self._head_bytes > MAX_HEAD_BYTES:
-            self._head_too_large = True
+            self._head_too_large = _URL_TOO_LONG
             raise HeadTooLarge
         self.url += url
 
@@ -145,7 +161,7 @@ class ClickProtocol(HttpToolsProtocol):
         # for every header of every request, so not through super().
         self._head_bytes += len(name) + len(value) + 4
         if self._head_bytes > MAX_HEAD_BYTES:
-            self._head_too_large = True
+            self._head_too_large = _HEAD_TOO_LARGE
             raise HeadTooLarge
         name = name.lower()
         if name == b"expect" and value.lower() == b"100-continue":
@@ -188,7 +204,7 @@ class ClickProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         if self._head_too_large:
-            self._close_with(_HEAD_TOO_LARGE)
+            self._close_with(self._head_too_large)
         elif self._answered:
             # A malformed body of a click already answered: that request has its one reply.
             self._close_with(b"")
