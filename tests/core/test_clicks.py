@@ -63,3 +63,16 @@ def test_every_request_value_lands_in_its_own_field(mode: IpMode) -> None:
         f"https://casino.example.com/go?cid={click.click_id}&s1=one&s2=two&s3=three&s4=four&s5=five"
         "&a=3&o=7&l=abc&c=spring&src=src&lp=page"
     )
+
+
+def test_c1_control_characters_are_removed_as_c0_ones_are() -> None:
+    params = {"sub1": "a\x85b\x9fc\x80", "sub2": "\x00x\x7fy\r\n", "source": "caf\xe9 \u202eok"}
+    request = REQUEST._replace(params=params, user_agent="Agent\x85/1.0", referrer="https://r.example/\x9b")
+
+    taken = take_click(request, CATALOG, CODEC, NOW, Privacy(IpMode.FULL, KEY))
+
+    assert isinstance(taken, ClickTaken)
+    click = taken.click
+    assert click.subs[:2] == ("abc", "xy")
+    assert click.source == "caf\xe9 \u202eok"  # printable, or a format character: data
+    assert (click.user_agent, click.referrer) == ("Agent/1.0", "https://r.example/")

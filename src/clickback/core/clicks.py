@@ -30,7 +30,10 @@ from clickback.core.privacy import Privacy
 from clickback.core.reasons import Reason, Rejected
 
 MAX_LINK_CODE_LEN = 32
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0, DEL and C1 (U+0080-U+009F, among them NEL, U+0085, a line break to str.splitlines and to
+# some CSV readers): Unicode's control characters, all of them not printable, so the check below
+# sends every value holding one here.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 SUB_KEYS = ("sub1", "sub2", "sub3", "sub4", "sub5")
 
 
