@@ -172,6 +172,21 @@ def test_behind_a_proxy_the_client_address_comes_from_x_forwarded_for(
     assert ips == {"p1": "203.0.113.9", "p2": "127.0.0.1", "p3": "fe80::1"}
 
 
+def test_behind_two_proxies_each_x_forwarded_for_line_is_part_of_the_list(
+    clean: Node, database_url: str, tmp_path: Path
+) -> None:
+    for node in private_node(clean, database_url, tmp_path, proxy_hops=2):
+        behind = Client(node)
+        world = make_world(behind)
+        # The first proxy appended to the client's line; the second added a line of its own.
+        lines = [("x-forwarded-for", "6.6.6.6, 203.0.113.9"), ("x-forwarded-for", "10.0.0.2")]
+        behind.http.get(f"/c/{world.alice_casino}", headers=lines)
+        [row] = recorded(behind)
+        behind.http.close()
+
+    assert row["ip"] == "203.0.113.9"
+
+
 def test_a_link_created_on_one_node_is_served_by_another_after_its_refresh(
     client: Client, world: World, second_node: Node
 ) -> None:

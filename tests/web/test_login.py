@@ -10,10 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import select
+from starlette.requests import Request
 
 from clickback.core.accounts import LOGIN_WINDOW, Role
 from clickback.service.accounts import Accounts, Limited, Refused, SignedIn
 from clickback.store.tables import sessions
+from clickback.web.login import person_ip
 from tests.conftest import Client, Node, fresh_schema, serve, settings_for
 from tests.web.personas import PASSWORD, add_user
 
@@ -212,3 +214,13 @@ def test_cookies_are_secure_when_the_public_url_is_https(https_node: Node) -> No
     assert signed.status_code == 303
     assert "Secure" in set_cookie(signed, "cb_session")
     client.http.close()
+
+
+@pytest.mark.parametrize(("hops", "address"), [(0, "10.0.0.1"), (1, "203.0.113.9"), (2, "6.6.6.6")])
+def test_the_sign_in_address_is_never_the_clients_own_x_forwarded_for_line(hops: int, address: str) -> None:
+    # A proxy that adds a line of its own (HAProxy's `option forwardfor`) after the client's:
+    # the sign-in limit per address must count the proxy's entry, not the one the client wrote.
+    lines = [(b"x-forwarded-for", b"6.6.6.6"), (b"x-forwarded-for", b"203.0.113.9")]
+    request = Request({"type": "http", "headers": lines, "client": ("10.0.0.1", 40000)})
+
+    assert person_ip(request, hops) == address

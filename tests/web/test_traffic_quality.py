@@ -131,3 +131,21 @@ def test_the_raw_ip_is_stored_only_in_full_mode(
     assert row["country"] == "GB"  # GEO saw the full address whatever is kept
     assert row["ip"].startswith(kept)
     assert (LONDON_IP in stored) is (mode == "full")
+
+
+def test_an_ipv4_client_in_ipv6_form_is_the_same_visitor_and_kept_as_ipv4(
+    clean: Node, database_url: str, tmp_path: Path
+) -> None:
+    # As a dual-stack socket or proxy writes an IPv4 client: ::ffff:81.2.69.142.
+    for node in private_node(clean, database_url, tmp_path, proxy_hops=1, ip_mode="truncated"):
+        c = Client(node)
+        world = make_world(c)
+        for address in ("::ffff:" + LONDON_IP, LONDON_IP):
+            c.http.get(f"/c/{world.alice_casino}", headers={"x-forwarded-for": address})
+        stored = rows(c)
+        totals = c.report()["totals"]
+        c.http.close()
+
+    assert [(r["ip"], r["country"]) for r in stored] == [("81.2.69.0", "GB")] * 2
+    assert sorted(r["is_unique"] for r in stored) == [False, True]
+    assert (totals["clicks"], totals["unique_clicks"]) == (2, 1)

@@ -165,4 +165,4 @@ def routes(runtime: Runtime) -> list[Route]:
 def person_ip(request: Request, proxy_hops: int) -> str:
     """The address a person signs in (or gives a password) from, as the sign-in limit counts it."""
     peer = request.client.host if request.client else ""
-    return forwarded_ip(peer, request.headers.get("x-forwarded-for", ""), proxy_hops)[:45]
+    return forwarded_ip(peer, ",".join(request.headers.getlist("x-forwarded-for")), proxy_hops)[:45]

@@ -1,7 +1,7 @@
 """The hot endpoints: each parses the request, makes one call, and maps the result to a response."""
 
 import json
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from html import escape
 from socket import inet_ntop
 from typing import NamedTuple
@@ -24,16 +24,48 @@ from clickback.web.headers import NOSNIFF, STRICT_CSP
 
 
 def forwarded_ip(peer: str, forwarded_for: str, proxy_hops: int) -> str:
+    """The client's address: the peer's, or behind `proxy_hops` proxies the entry of
+    `forwarded_for` (every X-Forwarded-For line joined: forwarded_for_header) that many from the
+    right. An IPv4 client is always written as such (unmapped)."""
     if not proxy_hops:
-        return peer
-    hops = [h.strip() for h in forwarded_for.split(",")]
+        return unmapped(peer)
+    hops = forwarded_for.split(",")
     if len(hops) < proxy_hops:
-        return peer
+        return unmapped(peer)
+    hop = hops[-proxy_hops].strip()
     # Without its zone ID ("fe80::1%eth0"): that names an interface of the proxy's host, is
     # not part of the client's address, and has no length limit.
-    found = packed_address(hops[-proxy_hops].partition("%")[0])
+    found = packed_address(hop.partition("%")[0])
+    if found is None:
+        # With a port, as some load balancers write it ("192.0.2.1:5678", "[2001:db8::1]:443"):
+        # refused as garbage, every click behind them had the proxy's address.
+        found = packed_address(_without_port(hop).partition("%")[0])
     # A proxy that writes garbage: fall back to what we can vouch for.
-    return peer if found is None else inet_ntop(*found)
+    return unmapped(peer if found is None else inet_ntop(*found))
+
+
+def _without_port(hop: str) -> str:
+    if hop.startswith("["):
+        inside, closed, _ = hop[1:].partition("]")
+        return inside if closed else ""
+    return hop.partition(":")[0] if hop.count(":") == 1 else hop
+
+
+def unmapped(ip: str) -> str:
+    """An IPv4 address as a dual-stack socket (`--host ::`) or proxy writes it, ::ffff:192.0.2.1,
+    in its own form: kept mapped, it was another visitor than the same client's plain address,
+    and the truncated IP mode (a /48 of IPv6) stored it as "::", whatever the client. `ip` is in
+    canonical form (the socket's, or inet_ntop's): lower case, dotted."""
+    return ip[7:] if ip.startswith("::ffff:") and "." in ip else ip
+
+
+def forwarded_for_header(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """Every X-Forwarded-For line of a request, in order, as one list: lines of a field are one
+    comma-separated list (RFC 9110 5.3), and a proxy may add a line of its own rather than
+    append to the client's (HAProxy's `option forwardfor`). Read as the last line alone, a
+    second proxy's entry was missing (the proxy's address taken for every client); as the first,
+    the client's own line (the address its writer chose)."""
+    return ",".join([value.decode("latin-1") for name, value in headers if name == b"x-forwarded-for"])
 
 
 class ClickReply(NamedTuple):
@@ -43,14 +75,12 @@ class ClickReply(NamedTuple):
 
 
 def click_request(
-    method: str, path: str, query: bytes, headers: Iterable[tuple[bytes, bytes]], peer: str, proxy_hops: int
+    method: str, path: str, query: bytes, headers: Sequence[tuple[bytes, bytes]], peer: str, proxy_hops: int
 ) -> ClickRequest:
     """A click from the parts of an HTTP request as ASGI gives them: `path` (`/c/{code}`) decoded,
     header names in lower case."""
     wanted = dict(headers)
-    ip = peer
-    if proxy_hops:
-        ip = forwarded_ip(peer, wanted.get(b"x-forwarded-for", b"").decode("latin-1"), proxy_hops)
+    ip = forwarded_ip(peer, forwarded_for_header(headers), proxy_hops) if proxy_hops else unmapped(peer)
     # Positional (code, params, ip, user_agent, referrer, method): see take_click's Click.
     return ClickRequest(
         path[3 : 3 + MAX_LINK_CODE_LEN],
@@ -126,7 +156,7 @@ def click_endpoint(runtime: Runtime) -> ASGIApp:
 
 
 # (method, decoded path, query string, headers with lower-case names, peer address) → the reply
-AnswerClick = Callable[[str, str, bytes, Iterable[tuple[bytes, bytes]], str], ClickReply | None]
+AnswerClick = Callable[[str, str, bytes, Sequence[tuple[bytes, bytes]], str], ClickReply | None]
 
 
 def click_answerer(runtime: Runtime) -> AnswerClick:
@@ -138,7 +168,7 @@ def click_answerer(runtime: Runtime) -> AnswerClick:
     cookie = click_cookie_attributes(runtime.settings)
 
     def answer(
-        method: str, path: str, query: bytes, headers: Iterable[tuple[bytes, bytes]], peer: str
+        method: str, path: str, query: bytes, headers: Sequence[tuple[bytes, bytes]], peer: str
     ) -> ClickReply | None:
         if tracker.redirect_waits:
             return None
@@ -182,7 +212,7 @@ def postback_endpoint(runtime: Runtime) -> ASGIApp:
         peer = scope["client"][0] if scope.get("client") else ""
         raw = RawPostback(
             received_at=utcnow(),
-            ip=forwarded_ip(peer, headers.get(b"x-forwarded-for", b"").decode("latin-1"), proxy_hops),
+            ip=forwarded_ip(peer, forwarded_for_header(scope["headers"]), proxy_hops),
             method=method,
             query=scope["query_string"],
             body=body.data,
