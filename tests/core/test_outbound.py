@@ -113,6 +113,7 @@ def test_values_are_escaped_for_their_place(value: str, in_url: str, in_json: st
         ({"url": "https://t.example/pb?x={nope}"}, "unknown macro {nope}"),
         ({"url": "https://{sub1}.example/pb"}, "host part"),
         ({"url": "https://user@t.example/pb"}, "host part"),
+        ({"url": "https://[v1.x:t.example]/pb"}, "in brackets, an IPv6 address"),
         ({"url": "https://t.example/p b"}, "spaces"),
         ({"url": "https://t.example:99999/pb"}, "port"),
         # Saved, its host was percent-encoded and never resolved: every postback a dead letter.

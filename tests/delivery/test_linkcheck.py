@@ -11,6 +11,7 @@ import pytest
 from clickback.core.addresses import NOTHING_ALLOWED, Allowlist, parse_allowlist
 from clickback.core.linkcheck import Code, Observed, Outcome, Policy, Verdict, judge
 from clickback.delivery.linkcheck import BROWSER_UA, LinkFetcher
+from tests.dns import PUBLIC, Dns
 from tests.receiver import Answer, Got, Receiver, receiving
 
 LOOPBACK = parse_allowlist(["127.0.0.1/32"])
@@ -70,12 +71,16 @@ def server() -> Iterator[Receiver]:
     released.clear()
 
 
-def observe(urls: list[str], allow: Allowlist = LOOPBACK, **policy: float) -> list[tuple[Observed, Outcome]]:
+def observe(
+    urls: list[str], allow: Allowlist = LOOPBACK, dns: Dns | None = None, **policy: float
+) -> list[tuple[Observed, Outcome]]:
     # Slowness and time-outs only where a test is about them: a loaded machine answers a local
     # request in 0.4 s now and then, which is no reason for a working page to be called slow.
     chosen = Policy(**({"timeout": 10.0, "host_gap": 0.0, "slow_ms": 5000} | policy))  # type: ignore[arg-type]
 
     async def run() -> list[Observed]:
+        if dns is not None:
+            dns.install()
         fetcher = LinkFetcher(allow, chosen)
         try:
             return list(await asyncio.gather(*(fetcher.observe(u) for u in urls)))
@@ -141,6 +146,18 @@ def test_a_redirect_to_a_private_address_is_refused_without_a_request(server: Re
     [(seen, outcome)] = observe([server.url("/metadata")])
     assert (outcome.verdict, outcome.code) == (Verdict.BROKEN, Code.REFUSED_ADDRESS)
     assert "169.254.169.254" in seen.error and len(seen.chain) == 1
+
+
+@pytest.mark.parametrize("host", ["inside.rebind.test", "[v1.x:inside.rebind.test]"])
+def test_a_redirect_to_a_name_rebound_when_connected_to_is_refused(server: Receiver, host: str) -> None:
+    # The landing page sends the check to a name that is public when the hop is checked and the
+    # operator's network when it is connected to (DNS rebinding); the IPvFuture form is one
+    # aiohttp connected to without the guarded resolver.
+    with receiving() as inside:
+        server.answer = lambda got: Answer(302, b"", {"location": f"http://{host}:{inside.port}/admin"})
+        [(seen, outcome)] = observe([server.url("/away")], dns=Dns(PUBLIC, "::ffff:127.0.0.1"))
+        assert inside.got == []
+        assert outcome.code is Code.REFUSED_ADDRESS and len(seen.chain) == 1
 
 
 def test_a_loopback_offer_url_is_refused_unless_allowlisted(server: Receiver) -> None:

@@ -12,6 +12,7 @@ never the advertiser's amount, which only `{advertiser_payout}` gives.
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -324,6 +325,10 @@ def template(
         raise OutboundError("the URL is malformed: check its host") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise OutboundError("the URL must start with http:// or https:// and name a host")
+    if "[" in parts.netloc and not _is_address(parts.hostname.split("%", 1)[0]):
+        # An IPvFuture ([v1.x:y]): no tracker has one, and the sender refuses it (a host with a
+        # colon is connected to as an address, without the SSRF guard's resolver).
+        raise OutboundError("the URL is malformed: check its host (in brackets, an IPv6 address)")
     head = url.split("//", 1)[1].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
     if "{" in head or "@" in head or "\\" in url:
         raise OutboundError("the host part of the URL must be written out, without macros or user info")
@@ -515,3 +520,11 @@ def notice(
 
 def _text(value: object) -> str:
     return "" if value is None else str(value)
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

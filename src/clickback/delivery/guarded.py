@@ -6,7 +6,8 @@ this machine, aiohttp 3,300-4,600). The destination's name is resolved by the se
 resolver, which checks every address (core/addresses.py) and hands the connection only the
 addresses it checked, so a name that resolves elsewhere between a check and the connection (DNS
 rebinding) cannot steer it into the operator's network; TLS still verifies the name. An address
-written in the URL is checked before the request.
+written in the URL is checked before the request: aiohttp connects to what it takes for an
+address without asking the resolver.
 """
 
 import asyncio
@@ -17,6 +18,7 @@ from datetime import datetime
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.helpers import is_ip_address
 from yarl import URL
 
 from clickback.core.addresses import Allowlist, check_destination
@@ -65,6 +67,19 @@ class _GuardedResolver(AbstractResolver):
 
     async def close(self) -> None:
         pass
+
+
+def literal_problem(host: str, allow: Allowlist) -> str | None:
+    """Why a URL's host that aiohttp takes for an address (and so connects to without asking the
+    guarded resolver) may not be used; None for a name, left to the resolver. aiohttp's own test
+    decides: any host with a colon is one, so `[v1.x:y.example]` (an IPvFuture, which the URL
+    parsers take) went to the system's resolver at connection time, unchecked, and reached
+    whatever the name resolved to then."""
+    if not is_ip_address(host):
+        return None
+    if not is_address(host):
+        return f"{host[:100]} is neither a host name nor an IP address"
+    return check_destination(host, [host], allow)
 
 
 def guarded_connector(allow: Allowlist, connections: int) -> aiohttp.TCPConnector:
@@ -121,11 +136,9 @@ class GuardedSender:
     async def _send(self, request: Request, now: datetime, elapsed: Callable[[], int]) -> Reply:
         # Sent exactly as rendered (every value already escaped): not normalised again.
         url = URL(request.url, encoded=True)
-        host = url.host or ""
-        if is_address(host):
-            refused = check_destination(host, [host], self._allow)
-            if refused is not None:
-                return Reply(None, elapsed(), error=refused[:MAX_ERROR_LEN], refused=True)
+        refused = literal_problem(url.host or "", self._allow)
+        if refused is not None:
+            return Reply(None, elapsed(), error=refused[:MAX_ERROR_LEN], refused=True)
         body = request.body.encode()
         headers = {DELIVERY_HEADER: request.delivery_id}
         if request.content_type:

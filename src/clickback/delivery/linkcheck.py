@@ -33,7 +33,7 @@ from clickback.core.linkcheck import (
     Policy,
     next_hop,
 )
-from clickback.delivery.guarded import Refused, guarded_connector
+from clickback.delivery.guarded import Refused, guarded_connector, literal_problem
 from clickback.delivery.sender import destination_check
 
 # A current desktop browser: some landing pages answer bots (and unknown agents) differently,
@@ -143,6 +143,9 @@ class LinkFetcher:
         if problem is not None:
             raise _Unresolved(problem.text) if problem.unresolved else _Refused(problem.text)
         address = URL(target)
+        # The URL as aiohttp reads it: an address there is connected to without the resolver.
+        if (refused := literal_problem(address.host or "", self._allow)) is not None:
+            raise _Refused(refused)
         async with self._open().get(
             address, allow_redirects=False, cookies=jar.filter_cookies(address)
         ) as response:
