@@ -356,6 +356,7 @@ def test_retry_after(header: str | None, wait: timedelta | None) -> None:
         ("2001:0:4136:e378:8000:63bf:80ff:fffe", "private"),  # Teredo
         ("64:ff9b::7f00:1", "not public"),  # NAT64
         ("::127.0.0.1", "not public"),  # IPv4-compatible
+        ("fec0::1", "site-local"),
     ],
 )
 def test_which_addresses_are_refused(address: str, why: str | None) -> None:

@@ -81,6 +81,10 @@ def refused_because(address: IPAddress) -> str | None:
         return "link-local (cloud metadata)"
     if address.is_private:
         return "private"
+    if isinstance(address, ipaddress.IPv6Address) and address.is_site_local:
+        # fec0::/10, deprecated (RFC 3879) but still routed where a network kept it: Python's
+        # ipaddress counts it as global.
+        return "site-local"
     if address.is_multicast or address.is_unspecified or address.is_reserved or not address.is_global:
         return "not public"
     return None
