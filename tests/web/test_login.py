@@ -95,6 +95,32 @@ def test_a_sign_in_form_without_its_cookie_is_refused(client: Client, boss: str)
     assert "cb_session" not in client.http.cookies
 
 
+@pytest.mark.parametrize(
+    ("sent_by", "status"), [("same-site", 403), ("cross-site", 403), ("same-origin", 303)]
+)
+def test_a_sign_in_form_another_origin_posted_is_refused_with_its_cookie(
+    client: Client, boss: str, sent_by: str, status: int
+) -> None:
+    # Another origin of the same site can set the form's cookie (cookies know no port; a sibling
+    # subdomain sets them for the parent domain): the browser's Sec-Fetch-Site tells it apart.
+    token = form_token(client.http.get("/login"))
+    posted = client.http.post(
+        "/login",
+        data={"csrf": token, "login": "boss", "password": PASSWORD},
+        headers={"sec-fetch-site": sent_by},
+    )
+    assert posted.status_code == status
+    assert ("cb_session" in client.http.cookies) is (status == 303)
+
+
+def test_signing_out_without_a_session_leaves_the_cookies_alone(client: Client, boss: str) -> None:
+    # Another site's form comes without the session cookie (SameSite=Lax): deleting it in the
+    # reply signed the person out.
+    out = client.http.post("/logout", headers={"cookie": "cb_login_csrf=x"})
+    assert out.status_code == 303 and out.headers["location"] == "/login"
+    assert out.headers.get_list("set-cookie") == []
+
+
 def test_wrong_passwords_and_unknown_logins_read_alike(client: Client, boss: str) -> None:
     wrong = sign_in(client, "boss", PASSWORD + "!")
     nobody = sign_in(client, "nobody", PASSWORD)

@@ -2,8 +2,10 @@
 routes on the root app, server-rendered, no script. docs/access.md, ADR 16.
 
 CSRF: the sign-in form is checked by double submit (a random cookie set with the form must come
-back as the form's field: another site can post the form but cannot read or set the cookie);
-every form of a signed-in browser carries its session's token, kept with the session."""
+back as the form's field: another site can post the form but cannot read or set the cookie), and
+refused when the browser says another origin of the same site posted it (that one can set the
+cookie: cookies know no port, and a sibling subdomain sets them for the parent domain); every form
+of a signed-in browser carries its session's token, kept with the session."""
 
 import functools
 import hmac
@@ -118,7 +120,8 @@ def routes(runtime: Runtime) -> list[Route]:
         form = await read_form(request)
         if form is None:
             return login_form(400, "That was not a sign-in form. Try again.")
-        if not _same(form.get("csrf", "")[:MAX_TOKEN_LEN], request.cookies.get(LOGIN_CSRF_COOKIE, "")):
+        csrf = form.get("csrf", "")[:MAX_TOKEN_LEN]
+        if from_elsewhere(request) or not _same(csrf, request.cookies.get(LOGIN_CSRF_COOKIE, "")):
             # No cookie, or another one: a form posted from elsewhere, or cookies switched off.
             return login_form(403, "The form expired or came from elsewhere. Sign in again.")
         name = form.get("login", "")[: MAX_LOGIN_LEN + 1]
@@ -147,11 +150,14 @@ def routes(runtime: Runtime) -> list[Route]:
 
     async def logout(request: Request) -> Response:
         session = await session_of(request)
+        if session is None:
+            # No session came with the form, so none to end; and the cookie is left alone: another
+            # site's form comes without it (SameSite=Lax), and deleting it signed the person out.
+            return RedirectResponse("/login", 303)
         form = await read_form(request)
-        if session is not None:
-            if form is None or not _same(form.get("csrf", "")[:MAX_TOKEN_LEN], session.csrf):
-                return home_page(session, 403, "The form expired or came from elsewhere: still signed in.")
-            await accounts.sign_out(request.cookies.get(SESSION_COOKIE, ""))
+        if form is None or not _same(form.get("csrf", "")[:MAX_TOKEN_LEN], session.csrf):
+            return home_page(session, 403, "The form expired or came from elsewhere: still signed in.")
+        await accounts.sign_out(request.cookies.get(SESSION_COOKIE, ""))
         reply = RedirectResponse("/login", 303)
         reply.delete_cookie(SESSION_COOKIE, path="/", secure=secure, httponly=True, samesite="lax")
         return reply
@@ -160,6 +166,13 @@ def routes(runtime: Runtime) -> list[Route]:
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
     ]
+
+
+def from_elsewhere(request: Request) -> bool:
+    """Whether the browser says another origin sent the request (Fetch Metadata, a header no page
+    can set; browsers since 2023 send it). Our own forms are `same-origin`; a client that is no
+    browser sends none."""
+    return request.headers.get("sec-fetch-site", "") in ("same-site", "cross-site")
 
 
 def person_ip(request: Request, proxy_hops: int) -> str:
