@@ -27,11 +27,11 @@ import uvloop
 from hypothesis import settings
 from sqlalchemy import Table, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from clickback.config import Settings
 from clickback.service.runtime import Runtime
-from clickback.store.db import connect
+from clickback.store.db import connect, lost_race
 from clickback.store.migrate import upgrade
 from clickback.store.tables import metadata, report_week_state, report_weeks
 from clickback.web.app import create_app
@@ -290,11 +290,13 @@ async def _wipe(runtime: Runtime) -> None:
         try:
             await _delete_all(runtime)
             break
-        except IntegrityError:
+        except DBAPIError as exc:
             # The dispatcher recorded an attempt of a delivery the previous test left between
             # this transaction's DELETE of attempts and its DELETE of deliveries (PostgreSQL
-            # reads each statement's rows afresh): the foreign key refuses it; wipe again.
-            if attempt == 2:
+            # reads each statement's rows afresh): the foreign key refuses it. Or it updated a
+            # delivery while this deleted them in another order: one of the two is a deadlock's
+            # victim. Either way, wipe again.
+            if attempt == 2 or not (isinstance(exc, IntegrityError) or lost_race(exc)):
                 raise
     await runtime.catalog.reload()
 
