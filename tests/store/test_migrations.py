@@ -23,7 +23,14 @@ from clickback.core.redact import known_secrets, mask_known, redact_body, redact
 from clickback.store import logmask
 from clickback.store.db import connect
 from clickback.store.migrate import alembic_config, upgrade
-from clickback.store.tables import conversion_history, conversions, metadata, postbacks, revshare_periods
+from clickback.store.tables import (
+    conversion_history,
+    conversions,
+    metadata,
+    postbacks,
+    revshare_due,
+    revshare_periods,
+)
 from tests.conftest import BACKENDS, PG_URL, admin_sql
 
 
@@ -357,15 +364,19 @@ def database(backend: str, tmp_path: Path) -> Iterator[str]:
 def test_0028_takes_the_unconfirmed_pixel_claims_out_of_their_months(backend: str, tmp_path: Path) -> None:
     """Before 0028 a pixel's claim counted, pending, in its RevShare month: the month's kept NGR
     and FTDs lose those nobody confirmed, and keep the ones the server confirmed or a person
-    approved (which count from now on)."""
+    approved (which count from now on). The month is listed for the settle job to book its
+    difference (tests/web/test_revshare_due.py), caused by its last claim."""
     with database(backend, tmp_path) as url:
-        confirmed, kept = asyncio.run(claims_migrated(url))
+        confirmed, kept, due = asyncio.run(claims_migrated(url))
 
     assert confirmed == [(1, False), (2, True), (3, True), (4, False), (5, False), (6, False)]
     assert kept == (Decimal(1340), 0)
+    assert due == [(1, 2, "2026-11", 5, "recomputed: pixel claims no longer count")]
 
 
-async def claims_migrated(url: str) -> tuple[list[tuple[int, bool]], tuple[Decimal, int]]:
+async def claims_migrated(
+    url: str,
+) -> tuple[list[tuple[int, bool]], tuple[Decimal, int], list[tuple[Any, ...]]]:
     month = {"affiliate_id": 1, "offer_id": 2}
     ngr = {**month, "event": "net_revenue", "period": "2026-11", "status": "pending", "channel": "pixel"}
     rows = [
@@ -415,6 +426,7 @@ async def claims_migrated(url: str) -> tuple[list[tuple[int, bool]], tuple[Decim
             confirmed = await conn.execute(select(c.id, c.confirmed).order_by(c.id))
             r = revshare_periods.c
             kept_now = (await conn.execute(select(r.ngr, r.ftds))).one()
-            return [(i, bool(v)) for i, v in confirmed], (kept_now.ngr, kept_now.ftds)
+            due = [tuple(row) for row in await conn.execute(select(revshare_due))]
+            return [(i, bool(v)) for i, v in confirmed], (kept_now.ngr, kept_now.ftds), due
     finally:
         await db.close()

@@ -300,6 +300,19 @@ def recompute_months(rec: Recording, catalog: Catalog, now: datetime) -> None:
     rec.months.clear()
 
 
+def recompute_due(rec: Recording, catalog: Catalog, now: datetime, limit: int) -> int:
+    """Up to `limit` months whose kept inputs a migration corrected (store.ledger.take_due),
+    recomputed as a group's change of nothing to them would: each books the difference from
+    what it booked, and each later month whose carry-in changes with it books its own."""
+    rec.check_catalog()
+    due = ledger.take_due(rec.conn, limit)
+    for row in due:
+        key = (row.affiliate_id, row.offer_id, row.period)
+        rec.months[key] = MonthChange(causes=[row.conversion_id], why=row.why)
+    recompute_months(rec, catalog, now)
+    return len(due)
+
+
 def _cascade(
     rec: Recording,
     affiliate_id: int,
@@ -325,6 +338,7 @@ def _cascade(
         booked[period] = created or ledger.lock_months(conn, affiliate_id, offer_id, period)[period]
     carry = ledger.carry_before(conn, affiliate_id, offer_id, first)
     causes: list[int] = []
+    why = ""
     for period, row in sorted(booked.items()):
         change = changes.get(period)
         # A month that has ended keeps the terms it was priced under: a deal changed since (a new
@@ -345,9 +359,9 @@ def _cascade(
         else:
             ngr, ftds = row.ngr, row.ftds
         # A later month whose carry-in changed is caused by what changed the months before it.
-        causes = change.causes if change is not None else causes
+        causes, why = (change.causes, change.why) if change is not None else (causes, why)
         month = revshare_period(month_terms, deal.currency, ngr, ftds, carry)
-        _book_month(rec, affiliate_id, offer_id, period, month, row.earnings, causes, deal, now)
+        _book_month(rec, affiliate_id, offer_id, period, month, row.earnings, causes, why, deal, now)
         ledger.save_month(conn, affiliate_id, offer_id, period, month, month_terms, now)
         carry = month.carry_out
 
@@ -360,10 +374,12 @@ def _book_month(
     month: RevSharePeriod,
     booked: Decimal,
     causes: list[int],
+    why: str,
     deal: Deal,
     now: datetime,
 ) -> None:
-    """The difference between the month's RevShare and what is booked, as an entry."""
+    """The difference between the month's RevShare and what is booked, as an entry; `why`, if
+    given, says what changed it instead of the causes."""
     delta = month.earnings - booked
     if not delta:
         return
@@ -386,7 +402,7 @@ def _book_month(
         detail=(
             f"NGR {money_text(month.ngr, currency)}, carry-in {money_text(month.carry_in, currency)}, "
             f"FTDs {month.ftds}, {month.percent}% ⇒ {money_text(month.earnings, currency)} "
-            f"(booked {money_text(booked, currency)}); after conversion"
-            f"{'s' if len(causes) > 1 else ''} {shown}"
+            f"(booked {money_text(booked, currency)}); "
+            + (why or f"after conversion{'s' if len(causes) > 1 else ''} {shown}")
         ),
     )

@@ -62,7 +62,7 @@ from clickback.service import commissions, outbound
 from clickback.service.catalog_cache import CatalogCache
 from clickback.service.clickwriter import ClickWriter
 from clickback.service.group_commit import GroupCommit
-from clickback.store import audit
+from clickback.store import audit, ledger
 from clickback.store.catalog import StaleCatalog
 from clickback.store.db import Database, lost_race
 from clickback.store.recording import Player, Recording, clicks_landed
@@ -77,6 +77,9 @@ MAX_GROUP = 200
 # Each attempt after a lost race reads the rows the winner committed; more than one lost race in
 # a row takes yet other processes recording the group's keys meanwhile.
 RACE_ATTEMPTS = 3
+# RevShare months a migration corrected, recomputed per transaction (recompute_due): a database
+# with thousands of them is worked off in short transactions, not in one that holds them all.
+DUE_MONTHS_AT_ONCE = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +213,20 @@ class Postbacks:
         if not await clicks_landed(self._db):
             return 0
         return await self._write(lambda catalog: lambda rec: _attribute_waiting(rec, catalog, now))
+
+    async def recompute_due(self, now: datetime) -> int:
+        """Recompute the RevShare months a migration corrected (store.ledger.take_due), each
+        booking its difference as a postback's change would; returns how many. Every process
+        may: each month is taken by one transaction."""
+        done = 0
+        while await ledger.months_due(self._db):
+            taken = await self._write(
+                lambda catalog: lambda rec: commissions.recompute_due(rec, catalog, now, DUE_MONTHS_AT_ONCE)
+            )
+            if not taken:
+                break  # the rest are another process's right now
+            done += taken
+        return done
 
     async def _write(self, work_for: Callable[[Catalog], Callable[[Recording], T]]) -> T:
         """The work `work_for` makes for the catalog in memory, in one write transaction that

@@ -154,19 +154,22 @@ class Runtime:
         return {"ready": all(part["ok"] for part in parts.values()), **parts}
 
     async def _settle(self) -> None:
-        """Approve commissions whose hold has passed, forget signatures too old to replay, and
-        sum the report weeks that are over; every process may, each is idempotent."""
+        """Approve commissions whose hold has passed, forget signatures too old to replay, sum
+        the report weeks that are over, and recompute the RevShare months a migration corrected
+        (postbacks.recompute_due); every process may, each is idempotent."""
         while True:
             try:
                 now = utcnow()
                 await ledger.settle(self.db, now)
                 await forget_signatures(self.db, now - 2 * SIGNATURE_WINDOW)
                 await sum_weeks(self.db, int(now.timestamp()))
+                await self.postbacks.recompute_due(now)
             except (SQLAlchemyError, OSError) as exc:
                 # The database being away is said in a line; anything else keeps its traceback.
                 known = database_problem(exc, self.settings.url) is not None
                 log.warning(
-                    "settling (commissions, signatures, report weeks) failed (%s); retrying in a minute",
+                    "settling (commissions, signatures, report weeks, RevShare months) failed (%s); "
+                    "retrying in a minute",
                     self._why(exc),
                     exc_info=not known,
                 )

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select, update
+from sqlalchemy import Connection, Row, delete, func, select, update
 
 from clickback.core.commission import (
     Deal,
@@ -24,7 +24,7 @@ from clickback.core.spans import Span
 from clickback.store import paging
 from clickback.store.catalog import deal_from_row, terms_to_json
 from clickback.store.db import Database
-from clickback.store.tables import PAYABLE_STATUSES, commissions, conversions, revshare_periods
+from clickback.store.tables import PAYABLE_STATUSES, commissions, conversions, revshare_due, revshare_periods
 
 CPA, REVSHARE = EntryKind.CPA, EntryKind.REVSHARE
 PENDING, APPROVED, REVERSED = EntryStatus.PENDING, EntryStatus.APPROVED, EntryStatus.REVERSED
@@ -181,6 +181,27 @@ def save_month(
             terms=_terms_text(terms),
         )
     )
+
+
+async def months_due(db: Database) -> bool:
+    """Whether a month waits in revshare_due: a cheap read, so that nothing takes the write lock
+    for it otherwise (the table is empty once the months a migration listed are done)."""
+    async with db.read() as conn:
+        return (await conn.execute(select(revshare_due.c.period).limit(1))).first() is not None
+
+
+def take_due(conn: Connection, limit: int) -> list[Row[Any]]:
+    """Up to `limit` months waiting in revshare_due, deleted in this transaction, which books
+    them. Locked first, in key order: another process's transaction taking them waits for this
+    one and then finds them gone (not SKIP LOCKED: a settle that returns has seen every month
+    listed booked); SQLite's writers take turns."""
+    d = revshare_due.c
+    query = select(revshare_due).order_by(d.affiliate_id, d.offer_id, d.period).limit(limit)
+    due = conn.execute(query.with_for_update()).all()
+    for row in due:
+        mine = (d.affiliate_id == row.affiliate_id) & (d.offer_id == row.offer_id) & (d.period == row.period)
+        conn.execute(delete(revshare_due).where(mine))
+    return list(due)
 
 
 def reversible(conn: Connection, cause: int) -> int | None:

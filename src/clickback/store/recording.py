@@ -91,6 +91,9 @@ class MonthChange:
     ngr: Decimal = Decimal(0)
     ftds: int = 0
     causes: list[int] = field(default_factory=list)
+    # Said in the entries instead of the causes when no change of theirs moved the month (a
+    # correction of its kept inputs: store.ledger.take_due).
+    why: str = ""
 
 
 def _share(row: Mapping[str, Any]) -> MonthShare | None:

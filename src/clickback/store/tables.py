@@ -641,6 +641,21 @@ revshare_periods = Table(
     Column("terms", Text, nullable=True),
 )
 
+# RevShare months whose kept inputs a migration corrected (0028: pixel claims that no longer
+# count) but whose booked RevShare it did not: the settle job recomputes each through the path a
+# postback takes, books the difference, and deletes the row in the same transaction.
+revshare_due = Table(
+    "revshare_due",
+    metadata,
+    Column("affiliate_id", Integer, primary_key=True),
+    Column("offer_id", Integer, primary_key=True),
+    Column("period", String(7), primary_key=True),
+    # The entry's cause: a conversion the correction took out (reports count the entry under it).
+    Column("conversion_id", Integer, nullable=False),
+    # Why, in the entry's detail.
+    Column("why", String(200), nullable=False),
+)
+
 
 # An affiliate's outbound postback: where and how to tell their tracker about a conversion.
 outbound_templates = Table(

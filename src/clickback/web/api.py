@@ -1041,9 +1041,12 @@ def create_api(runtime: Runtime) -> FastAPI:
 
     @api.post("/commissions/settle", tags=["commissions"])
     async def settle_commissions() -> dict[str, int]:
-        """Approve CPA entries whose hold has passed and RevShare of ended months (also done
-        by every server process once a minute)."""
-        return {"approved": await ledger.settle(db, utcnow())}
+        """Recompute the RevShare months a migration corrected (`recomputed`: how many), then
+        approve CPA entries whose hold has passed and RevShare of ended months (also done by
+        every server process once a minute)."""
+        now = utcnow()
+        recomputed = await runtime.postbacks.recompute_due(now)
+        return {"approved": await ledger.settle(db, now), "recomputed": recomputed}
 
     @api.get("/statements/{affiliate_id}/{period}", tags=["commissions"], response_model=s.StatementOut)
     async def affiliate_statement(

@@ -8,8 +8,11 @@ Create Date: 2026-12-06
 
 The months' inputs are corrected so that what changes from now on moves them right (a claim
 confirmed later is added once, not twice; one rejected was never there). What those months have
-booked is not: each books the difference the next time it is recomputed (a report or a status
-change of one of its conversions, a carry-in change).
+booked is corrected by the server: each month corrected here is listed in `revshare_due`, and
+the settle job (every server process, once a minute; `POST /api/commissions/settle` at once)
+recomputes it as a postback would, books the difference ("recomputed: pixel claims no longer
+count", caused by the month's last claim), and the months after it follow as their carry-in
+does. A month ended keeps the terms it was priced under, and its correcting entry is approved.
 """
 
 from collections.abc import Sequence
@@ -49,6 +52,15 @@ _POSTBACKS = sa.table(
 _HISTORY = sa.table(
     "conversion_history", sa.column("conversion_id", sa.Integer()), sa.column("to_status", sa.String())
 )
+_DUE = sa.table(
+    "revshare_due",
+    sa.column("affiliate_id", sa.Integer()),
+    sa.column("offer_id", sa.Integer()),
+    sa.column("period", sa.String()),
+    sa.column("conversion_id", sa.Integer()),
+    sa.column("why", sa.String()),
+)
+WHY = "recomputed: pixel claims no longer count"
 _MONTHS = sa.table(
     "revshare_periods",
     sa.column("affiliate_id", sa.Integer()),
@@ -64,6 +76,15 @@ def upgrade() -> None:
     op.add_column(
         "conversions", sa.Column("confirmed", sa.Boolean(), server_default=sa.text("false"), nullable=False)
     )
+    op.create_table(
+        "revshare_due",
+        sa.Column("affiliate_id", sa.Integer(), nullable=False),
+        sa.Column("offer_id", sa.Integer(), nullable=False),
+        sa.Column("period", sa.String(length=7), nullable=False),
+        sa.Column("conversion_id", sa.Integer(), nullable=False),
+        sa.Column("why", sa.String(length=200), nullable=False),
+        sa.PrimaryKeyConstraint("affiliate_id", "offer_id", "period"),
+    )
     bind = op.get_bind()
     c = _CONVERSIONS.c
     pixel = c.channel == "pixel"
@@ -78,7 +99,7 @@ def upgrade() -> None:
     bind.execute(sa.update(_CONVERSIONS).where(pixel & (by_server | approved)).values(confirmed=True))
     # What the claims left added to their months (core.commission.month_share, before this).
     claims = bind.execute(
-        sa.select(c.event, c.period, c.event_at, c.deal_amount, c.affiliate_id, c.offer_id).where(
+        sa.select(c.id, c.event, c.period, c.event_at, c.deal_amount, c.affiliate_id, c.offer_id).where(
             pixel
             & ~c.confirmed
             & ~c.test
@@ -89,6 +110,7 @@ def upgrade() -> None:
         )
     ).all()
     held: dict[tuple[int, int, str], tuple[Decimal, int]] = {}
+    last: dict[tuple[int, int, str], int] = {}  # the month's last claim: its correction's cause
     for row in claims:
         if row.event == "net_revenue" and (row.period is None or row.deal_amount is None):
             continue
@@ -99,15 +121,22 @@ def upgrade() -> None:
         )
         ngr, ftds = held.get(key, (Decimal(0), 0))
         held[key] = (ngr + row.deal_amount, ftds) if row.event == "net_revenue" else (ngr, ftds + 1)
+        last[key] = max(last.get(key, 0), row.id)
     m = _MONTHS.c
     for (affiliate_id, offer_id, period), (ngr, ftds) in sorted(held.items()):
         month = (m.affiliate_id == affiliate_id) & (m.offer_id == offer_id) & (m.period == period)
         found = bind.execute(sa.select(m.ngr, m.ftds).where(month)).first()
         if found is not None:  # a month never booked counts its inputs from scratch when it is
             bind.execute(sa.update(_MONTHS).where(month).values(ngr=found.ngr - ngr, ftds=found.ftds - ftds))
+            # Its booked RevShare is corrected by the server's settle job (the docstring).
+            due = {"affiliate_id": affiliate_id, "offer_id": offer_id, "period": period}
+            cause = last[affiliate_id, offer_id, period]
+            bind.execute(sa.insert(_DUE).values(**due, conversion_id=cause, why=WHY))
 
 
 def downgrade() -> None:
     # The months' inputs stay without the claims: the code before this counts them again only as
-    # they change. Dropped in place (SQLite 3.35+ and PostgreSQL), as it was added.
+    # they change. Dropped in place (SQLite 3.35+ and PostgreSQL), as it was added. Months not yet
+    # recomputed stay as booked, as before this.
+    op.drop_table("revshare_due")
     op.execute("ALTER TABLE conversions DROP COLUMN confirmed")
