@@ -16,6 +16,8 @@ from clickback.core.commission import (
     TierBasis,
     check_rules,
     convert,
+    crossing_day,
+    in_month_currency,
     next_period,
     period_bounds,
     period_of,
@@ -316,6 +318,59 @@ def test_revshare_is_rounded_once_on_the_month() -> None:
 )
 def test_conversion_keeps_four_decimals_half_even(amount: str, rate: str, converted: str) -> None:
     assert str(convert(D(amount), D(rate))) == converted
+
+
+# A month in USD: the rates on record (its first day's) and what comes from elsewhere into it.
+EUR_USD = {("EUR", "USD"): D("1.5")}
+NGR_TIER = RevShareTerms(D(25), (Tier(D(1000), D(40)),), TierBasis.NGR, negative_carryover=True)
+
+
+@pytest.mark.parametrize(
+    ("carry", "carry_currency", "rates", "carry_in", "note"),
+    [
+        ("-400", "USD", {}, "-400", ""),  # the same currency: nothing to convert
+        ("-400", "", {}, "-400", ""),  # no month before
+        ("0", "EUR", {}, "0", ""),  # nothing carried: no rate needed
+        ("-400", "EUR", EUR_USD, "-600.0", "-400.00 EUR at 1.5"),
+        ("-0.01", "EUR", EUR_USD, "-0.0150", "-0.01 EUR at 1.5"),  # the ledger's scale, not cents
+        ("-400", "EUR", {}, "0", "-400.00 EUR not converted: no EUR→USD rate on 2026-11-01"),
+    ],
+)
+def test_a_deficit_carried_into_a_month_of_another_currency_is_converted_on_its_first_day(
+    carry: str, carry_currency: str, rates: dict[tuple[str, str], Decimal], carry_in: str, note: str
+) -> None:
+    asked: list[tuple[str, str, object]] = []
+
+    def rate(base: str, quote: str, day: object) -> Decimal | None:
+        asked.append((base, quote, day))
+        return rates.get((base, quote))
+
+    month = in_month_currency("USD", "2026-11", NGR_TIER, "USD", D(carry), carry_currency, rate)
+
+    assert (month.carry_in, month.carry_note, month.terms) == (D(carry_in), note, NGR_TIER)
+    assert {day for _, _, day in asked} <= {crossing_day("2026-11")} == {datetime(2026, 11, 1).date()}
+
+
+@pytest.mark.parametrize(
+    ("terms", "rates", "threshold", "note"),
+    [
+        (NGR_TIER, {("EUR", "USD"): D("1.25")}, "1250.0000", "NGR tiers in EUR at 1.25"),
+        (NGR_TIER, {}, None, "NGR tiers in EUR not applied: no EUR→USD rate on 2026-11-01"),
+        # FTD thresholds are counts: nothing to convert, no rate asked for.
+        (RevShareTerms(D(25), (Tier(D(3), D(40)),), TierBasis.FTDS), {}, "3", ""),
+    ],
+)
+def test_ngr_tiers_in_another_currency_are_converted_into_the_months(
+    terms: RevShareTerms, rates: dict[tuple[str, str], Decimal], threshold: str | None, note: str
+) -> None:
+    month = in_month_currency("USD", "2026-11", terms, "EUR", D(0), "", lambda b, q, _: rates.get((b, q)))
+
+    assert [str(t.threshold) for t in month.terms.tiers] == ([] if threshold is None else [threshold])
+    assert (month.terms.percent, month.terms.negative_carryover, month.terms_note) == (
+        terms.percent,
+        terms.negative_carryover,
+        note,
+    )
 
 
 def test_periods() -> None:

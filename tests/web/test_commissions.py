@@ -673,24 +673,36 @@ def test_a_deal_changing_currency_mid_month_gives_each_currency_its_cpa_line(
     assert [row.split(",")[2] for row in rows] == ["EUR", "USD"]
 
 
-def test_a_deal_changing_currency_mid_month_gives_each_currency_its_revshare_line(
+def test_a_deal_changing_currency_mid_month_moves_its_cpas_not_its_revshare_month(
     client: Client, world: World
 ) -> None:
-    deal(client, world.casino, {"revshare": {"percent": "25"}})
+    """After the change CPAs are booked in USD, on a line of their own; the RevShare month was
+    booked in EUR and stays in EUR, a report sent in USD converted into it: one month, one
+    currency (test_revshare_currency.py)."""
+    today = datetime.now(UTC).date().isoformat()
+    client.api("POST", "/fx-rates", json={"base": "EUR", "quote": "USD", "day": today, "rate": "1.5"})
+    hybrid = {"kind": "hybrid", "cpa": {"amount": "100", "ftd_min": "20"}, "revshare": {"percent": "25"}}
+    deal(client, world.casino, hybrid)
     register(client, world, world.alice_casino, "E-2")
     send(client, world, event="ngr", player_id="E-2", payout="100", txn_id="N-1")
-    deal(client, world.casino, {"currency": "USD"})
+    deal(client, world.casino, {"currency": "USD", "cpa": {"amount": "120"}})
     register(client, world, world.alice_casino, "U-2")
+    send(client, world, event="ftd", player_id="U-2", payout="30", currency="USD", txn_id="D-2")
     send(client, world, event="ngr", player_id="U-2", payout="300", currency="USD", txn_id="N-2")
 
     entries = ledger(client)
     month = statement(client, world.alice)
 
-    assert sorted((e["amount"], e["currency"]) for e in entries) == [("25.00", "EUR"), ("75.00", "USD")]
-    assert [(ln["currency"], ln["ngr"], ln["revshare_earnings"]) for ln in month["lines"]] == [
-        ("EUR", "100.00", "25.00"),
-        ("USD", "300.00", "75.00"),
+    # 300 USD at 1.5 is 200 EUR: the month's NGR is 300 EUR, 75 EUR at 25 %.
+    assert sorted((e["kind"], e["amount"], e["currency"]) for e in entries) == [
+        ("cpa", "120.00", "USD"),
+        ("revshare", "25.00", "EUR"),
+        ("revshare", "50.00", "EUR"),
     ]
+    assert [
+        (ln["currency"], ln["qualified_cpas"], ln["cpa_earnings"], ln["ngr"], ln["revshare_earnings"])
+        for ln in month["lines"]
+    ] == [("EUR", 0, "0.00", "300.00", "75.00"), ("USD", 1, "120.00", "0.00", "0.00")]
     assert statement_sums(month["lines"]) == ledger_sums(entries)
     assert {c: Decimal(t) for c, t in month["totals"].items()} == currency_totals(entries)
 

@@ -326,6 +326,26 @@ def test_commission_is_the_affiliates_and_a_cpa_reversal_fires_its_template(
     assert later == [("/cpa", "2"), ("/ftd", "rejected")]
 
 
+def test_an_ngr_report_after_a_change_of_currency_announces_its_months_currency(
+    client: Client, world: World, receiver: Receiver
+) -> None:
+    """The RevShare month was booked in EUR: a report after the deal moved to USD is priced and
+    paid in EUR, and its commission is announced so (docs/commissions.md)."""
+    deal = f"/offers/{world.casino['id']}/deal"
+    client.api("PUT", deal, json={"kind": "revshare", "revshare": {"percent": "25"}})
+    add_template(client, world, receiver.url("/ngr?payout={payout}&cur={currency}"), events=["net_revenue"])
+    click_id = client.click(world.alice_casino)
+    client.flush()
+    client.postback(click_id=click_id, event="registration", player_id="p1", token=world.token)
+    report = {"click_id": click_id, "event": "net_revenue", "player_id": "p1", "token": world.token}
+    assert client.postback(**report, txn_id="n1", payout="100").json()["result"] == "accepted"
+    client.api("PUT", deal, json={"currency": "USD"})
+    assert client.postback(**report, txn_id="n2", payout="200").json()["result"] == "accepted"
+
+    got = sorted((query_of(g.target)["payout"], query_of(g.target)["cur"]) for g in receiver.deliveries(2))
+    assert got == [("25.00", "EUR"), ("50.00", "EUR")]
+
+
 def test_a_manual_rejection_keeps_its_reason_and_fires_the_template(
     client: Client, world: World, receiver: Receiver
 ) -> None:

@@ -141,7 +141,9 @@ def kept_and_from_scratch(
             return [
                 (
                     (row.ngr, row.ftds),
-                    await conn.run_sync(ledger.month_inputs, affiliate["id"], offer["id"], row.period),
+                    await conn.run_sync(
+                        ledger.month_inputs, affiliate["id"], offer["id"], row.period, row.currency
+                    ),
                 )
                 for row in rows
             ]

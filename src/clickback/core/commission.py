@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from clickback.core.lifecycle import PAYABLE
 from clickback.core.limits import MAX_PAYOUT
-from clickback.core.money import minor_units, money_text
+from clickback.core.money import minor_units, money_text, plain
 
 # Events that move a player's deposits (chargebacks take money back out).
 DEPOSIT_EVENTS = frozenset({"first_deposit", "deposit"})
@@ -37,8 +37,14 @@ def convert(amount: Decimal, rate: Decimal) -> Decimal | None:
     """`amount` at `rate`; None past MAX_PAYOUT either way, as no amount from outside may be.
     Amounts and rates are each bounded by it, their product is not: 10^9 at a rate of 10^6 did
     not fit the database's integer of 1/10,000 (a 500, the postback unlogged)."""
-    converted = (amount * rate).quantize(LEDGER_SCALE, ROUND_HALF_EVEN)
+    converted = at_rate(amount, rate)
     return converted if abs(converted) <= MAX_PAYOUT else None
+
+
+def at_rate(amount: Decimal, rate: Decimal) -> Decimal:
+    """`amount` at `rate`, at the ledger's scale: an amount of clickback's own (a month's
+    deficit, a tier's threshold), which no bound on amounts from outside applies to."""
+    return (amount * rate).quantize(LEDGER_SCALE, ROUND_HALF_EVEN)
 
 
 class DealKind(StrEnum):
@@ -97,6 +103,19 @@ class RevShareTerms:
     tiers: tuple[Tier, ...] = ()
     tier_basis: TierBasis = TierBasis.NGR
     negative_carryover: bool = False
+
+    @property
+    def ngr_tiers(self) -> bool:
+        """Whether a threshold is an amount (of NGR), in the terms' currency."""
+        return self.tier_basis is TierBasis.NGR and bool(self.tiers)
+
+    def at_rate(self, rate: Decimal) -> "RevShareTerms":
+        """The terms for a month in another currency than theirs: NGR thresholds at `rate`
+        (FTD thresholds are counts)."""
+        if not self.ngr_tiers:
+            return self
+        tiers = tuple(Tier(at_rate(t.threshold, rate), t.percent) for t in self.tiers)
+        return RevShareTerms(self.percent, tiers, self.tier_basis, self.negative_carryover)
 
     def percent_for(self, ngr: Decimal, ftds: int) -> Decimal:
         basis = ngr if self.tier_basis is TierBasis.NGR else Decimal(ftds)
@@ -375,6 +394,62 @@ def revshare_period(
     return RevSharePeriod(ngr, ftds, carry_in, percent, earnings, Decimal(0))
 
 
+def crossing_day(period: str) -> date:
+    """The day whose rate converts into a RevShare month what comes from another currency than
+    the month's (a deficit carried in from a month of another one, a deal's NGR tiers): its
+    first (the newest rate dated on or before it)."""
+    return period_bounds(period)[0].date()
+
+
+# The rate of `base` into `quote` on a day, None when none is on record.
+RateOf = Callable[[str, str, date], Decimal | None]
+
+
+@dataclass(frozen=True, slots=True)
+class InMonthCurrency:
+    """A RevShare month's terms and carry-in in the month's currency, and what was converted to
+    get them (the notes say it in the month's ledger entry)."""
+
+    terms: RevShareTerms
+    carry_in: Decimal
+    carry_note: str = ""
+    terms_note: str = ""
+
+
+def in_month_currency(
+    currency: str,
+    period: str,
+    terms: RevShareTerms,
+    terms_currency: str,
+    carry: Decimal,
+    carry_currency: str,
+    rate: RateOf,
+) -> InMonthCurrency:
+    """A month priced wholly in its `currency`: a deficit carried from a month of another
+    currency, and NGR tiers in another, converted at the rate of the month's first day. Without
+    that rate the deficit is left out and the tiers are not applied (no more is paid on a guess),
+    and the notes say so: a recomputation once the rate is on record books the difference."""
+    day = crossing_day(period)
+    terms_note = ""
+    if terms_currency != currency and terms.ngr_tiers:
+        found = rate(terms_currency, currency, day)
+        if found is None:
+            terms = RevShareTerms(terms.percent, (), terms.tier_basis, terms.negative_carryover)
+            terms_note = (
+                f"NGR tiers in {terms_currency} not applied: no {terms_currency}→{currency} rate on {day}"
+            )
+        else:
+            terms, terms_note = terms.at_rate(found), f"NGR tiers in {terms_currency} at {plain(found)}"
+    if not carry or carry_currency in ("", currency):
+        return InMonthCurrency(terms, carry, "", terms_note)
+    was = f"{money_text(carry, carry_currency)} {carry_currency}"
+    found = rate(carry_currency, currency, day)
+    if found is None:
+        missing = f"{was} not converted: no {carry_currency}→{currency} rate on {day}"
+        return InMonthCurrency(terms, Decimal(0), missing, terms_note)
+    return InMonthCurrency(terms, at_rate(carry, found), f"{was} at {plain(found)}", terms_note)
+
+
 def cpa_may_change(event: str, arrived: bool, qualified: bool) -> bool:
     """Whether an event's arrival (or a status change, `arrived` false) can change the player's
     CPA: a qualified player's new deposit, wager or verification cannot, and the rules never read
@@ -387,7 +462,7 @@ def cpa_may_change(event: str, arrived: bool, qualified: bool) -> bool:
 @dataclass(frozen=True, slots=True)
 class MonthShare:
     """What one conversion adds to its affiliate's RevShare month: NGR (a net_revenue report's
-    amount in the deal's currency) or one FTD (a first deposit, in the month it was made)."""
+    amount in the month's currency) or one FTD (a first deposit, in the month it was made)."""
 
     affiliate_id: int
     offer_id: int
@@ -414,10 +489,20 @@ def month_share(
     FTD raising a tier, would pay the affiliate for what they wrote themselves (docs/pixel.md)."""
     if affiliate_id is None or offer_id is None or status not in _PAYABLE_WORDS or claim:
         return None
-    if event == "net_revenue" and period is not None and deal_amount is not None:
-        return MonthShare(affiliate_id, offer_id, period, ngr=deal_amount)
+    counted = counted_month(event, period, at)
+    if counted is None:
+        return None
+    if event == "net_revenue":
+        return None if deal_amount is None else MonthShare(affiliate_id, offer_id, counted, ngr=deal_amount)
+    return MonthShare(affiliate_id, offer_id, counted, ftds=1)
+
+
+def counted_month(event: str, period: str | None, at: datetime) -> str | None:
+    """The RevShare month an event counts in: an NGR report's period, a first deposit's month."""
+    if event == "net_revenue":
+        return period
     if event == "first_deposit":
-        return MonthShare(affiliate_id, offer_id, period_of(at), ftds=1)
+        return period_of(at)
     return None
 
 

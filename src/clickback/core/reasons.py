@@ -244,7 +244,8 @@ class Reason(Enum):
     MISSING_EXCHANGE_RATE = (
         "missing_exchange_rate",
         422,
-        "The amount's currency differs from the deal's and no exchange rate is on record for that day.",
+        "The amount must be converted (into the deal's currency, or an NGR report's RevShare month's) "
+        "and no exchange rate is on record for that day.",
         "Ask the affiliate manager to add the rate (API /api/fx-rates or clickback fx set), then resend.",
     )
     CONVERTED_AMOUNT_TOO_LARGE = (

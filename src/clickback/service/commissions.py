@@ -18,10 +18,13 @@ from clickback.core.caps import CAPPED_EVENT, OVER_CAP
 from clickback.core.commission import (
     Deal,
     DealKind,
+    InMonthCurrency,
     Qualified,
     RevSharePeriod,
     check_rules,
     cpa_may_change,
+    crossing_day,
+    in_month_currency,
     period_bounds,
     period_of,
     qualify,
@@ -32,6 +35,7 @@ from clickback.core.intake import player_key
 from clickback.core.lifecycle import PAYABLE, Status, can_move
 from clickback.core.model import Catalog
 from clickback.core.money import money_text
+from clickback.core.reasons import Reason, Rejected
 from clickback.store import caps, ledger
 from clickback.store.recording import Key, MonthChange, Player, Recording
 
@@ -283,6 +287,48 @@ def _reject_unpaid(rec: Recording, player: Player, now: datetime) -> None:
         rec.change_status(qualified, Status.REJECTED, now, None)
 
 
+def month_currency(rec: Recording, deal: Deal, affiliate_id: int, offer_id: int, period: str) -> str:
+    """The one currency a RevShare month is priced in, every NGR report of it converted into it
+    (service/postbacks prices them): the currency its row was first booked in, the deal's then.
+    A deal changing currency changes it only for months first booked after the change. Before
+    its first row, the currency its first NGR report was priced in (under a deal that paid no
+    RevShare then); before anything, the deal's."""
+    return rec.month_currency(affiliate_id, offer_id, period) or deal.currency
+
+
+def month_refused(
+    rec: Recording, catalog: Catalog, affiliate_id: int, offer_id: int, period: str, now: datetime
+) -> Rejected | None:
+    """A postback counting in RevShare month `period` (an NGR report, a first deposit) refused
+    missing_exchange_rate, as one whose own amount has no rate is, while recomputing this month
+    or a later one would need a rate not on record: a deficit carried in from a month of another
+    currency, NGR tiers of a deal in another currency than the month's (converted at the rate of
+    the month's first day: core/commission.in_month_currency). A rate once on record stays, so
+    the months never lack one later, but for what nothing could refuse (a conversion attributed
+    when its click lands)."""
+    deal = catalog.deal_for(offer_id, affiliate_id)
+    if deal is None or deal.revshare is None or deal.kind is DealKind.CPA:
+        return None
+    terms = deal.revshare
+    months = dict(rec.booked_months(affiliate_id, offer_id))
+    months.setdefault(period, month_currency(rec, deal, affiliate_id, offer_id, period))
+    previous = ""
+    for month, currency in sorted(months.items()):
+        needed = []
+        if month >= period and terms.negative_carryover and previous not in ("", currency):
+            needed.append((previous, "the deficit carried into"))
+        if month >= period and terms.ngr_tiers and period_bounds(month)[1] > now:
+            needed.append((deal.currency, "the NGR tiers of"))
+        for base, what in needed:
+            day = crossing_day(month)
+            if base != currency and rec.rate(base, currency, day) is None:
+                missing = f"{base}→{currency} on {day.isoformat()}"
+                why = f"{what} RevShare month {month}, priced in {currency}"
+                return Rejected(Reason.MISSING_EXCHANGE_RATE, f"{missing} ({why})")
+        previous = currency
+    return None
+
+
 def recompute_months(rec: Recording, catalog: Catalog, now: datetime) -> None:
     """The RevShare months whose inputs the group changed (Recording.months), and each later
     month whose carry-in changes as a result. The group's rows must be written (flush) first: a
@@ -329,13 +375,13 @@ def _cascade(
     # A month's first row counts its inputs from scratch, this group's own conversions included.
     counted: dict[str, tuple[Decimal, int]] = {}
     for period in sorted(set(changes) - set(booked)):
-        inputs = ledger.month_inputs(conn, affiliate_id, offer_id, period)
-        created = ledger.new_month(
-            rec.db, conn, affiliate_id, offer_id, period, deal.currency, terms, inputs, now
-        )
+        currency = month_currency(rec, deal, affiliate_id, offer_id, period)
+        inputs = ledger.month_inputs(conn, affiliate_id, offer_id, period, currency)
+        created = ledger.new_month(rec.db, conn, affiliate_id, offer_id, period, currency, terms, inputs, now)
         if created is not None:
             counted[period] = inputs
         booked[period] = created or ledger.lock_months(conn, affiliate_id, offer_id, period)[period]
+    # The deficit carried on, in the currency of the month it comes from.
     carry = ledger.carry_before(conn, affiliate_id, offer_id, first)
     causes: list[int] = []
     why = ""
@@ -345,12 +391,14 @@ def _cascade(
         # percentage from December) applies to the running month and those after it, not to
         # October's late adjustment. Months booked before the terms were kept take the deal's.
         stored = ledger.month_terms(row) if period_bounds(period)[1] <= now else None
-        month_terms = stored or terms
-        carry_in = carry if month_terms.negative_carryover else Decimal(0)
+        # Kept terms are in the month's currency; the deal's are in its own.
+        terms_currency = row.currency if stored is not None else deal.currency
+        converted = in_month_currency(row.currency, period, stored or terms, terms_currency, *carry, rec.rate)
+        carry_in = converted.carry_in if converted.terms.negative_carryover else Decimal(0)
         if change is None and row.carry_in == carry_in:
             if period > last:
                 return  # nothing changes from here on
-            carry = row.carry_out
+            carry = (row.carry_out, row.currency)
             continue
         if period in counted:
             ngr, ftds = counted[period]
@@ -360,10 +408,10 @@ def _cascade(
             ngr, ftds = row.ngr, row.ftds
         # A later month whose carry-in changed is caused by what changed the months before it.
         causes, why = (change.causes, change.why) if change is not None else (causes, why)
-        month = revshare_period(month_terms, deal.currency, ngr, ftds, carry)
-        _book_month(rec, affiliate_id, offer_id, period, month, row.earnings, causes, why, deal, now)
-        ledger.save_month(conn, affiliate_id, offer_id, period, month, month_terms, now)
-        carry = month.carry_out
+        month = revshare_period(converted.terms, row.currency, ngr, ftds, converted.carry_in)
+        _book_month(rec, affiliate_id, offer_id, period, month, row, causes, why, converted, now)
+        ledger.save_month(conn, affiliate_id, offer_id, period, month, converted.terms, now)
+        carry = (month.carry_out, row.currency)
 
 
 def _book_month(
@@ -372,20 +420,22 @@ def _book_month(
     offer_id: int,
     period: str,
     month: RevSharePeriod,
-    booked: Decimal,
+    row: Any,
     causes: list[int],
     why: str,
-    deal: Deal,
+    converted: InMonthCurrency,
     now: datetime,
 ) -> None:
-    """The difference between the month's RevShare and what is booked, as an entry; `why`, if
-    given, says what changed it instead of the causes."""
-    delta = month.earnings - booked
+    """The difference between the month's RevShare and what is booked, as an entry in the
+    month's currency; `why`, if given, says what changed it instead of the causes."""
+    delta = month.earnings - row.earnings
     if not delta:
         return
     cause = causes[-1]
     shown = ", ".join(map(str, causes[-MAX_CAUSES_SHOWN:]))
-    currency = deal.currency
+    currency = row.currency
+    carry_note = f" ({converted.carry_note})" if converted.carry_note else ""
+    terms_note = f" ({converted.terms_note})" if converted.terms_note else ""
     rec.append_entry(
         now,
         kind=ledger.REVSHARE,
@@ -400,9 +450,10 @@ def _book_month(
         status=ledger.APPROVED if period_bounds(period)[1] <= now else ledger.PENDING,
         reverses_id=ledger.reversible(rec.conn, cause) if delta < 0 else None,
         detail=(
-            f"NGR {money_text(month.ngr, currency)}, carry-in {money_text(month.carry_in, currency)}, "
-            f"FTDs {month.ftds}, {month.percent}% ⇒ {money_text(month.earnings, currency)} "
-            f"(booked {money_text(booked, currency)}); "
+            f"NGR {money_text(month.ngr, currency)}, "
+            f"carry-in {money_text(month.carry_in, currency)}{carry_note}, "
+            f"FTDs {month.ftds}, {month.percent}%{terms_note} ⇒ {money_text(month.earnings, currency)} "
+            f"(booked {money_text(row.earnings, currency)}); "
             + (why or f"after conversion{'s' if len(causes) > 1 else ''} {shown}")
         ),
     )

@@ -178,4 +178,9 @@ def _commission(rec: Recording, catalog: Catalog, row: Mapping[str, Any]) -> tup
     currency = deal.currency if deal is not None else (row["deal_currency"] or row["currency"] or "")
     if row["event"] == "qualified_cpa":
         return row["payout"] or Decimal(0), row["currency"] or currency
-    return rec.revshare.get(row["id"], Decimal(0)), currency
+    booked = rec.revshare.get(row["id"], {})
+    if row["event"] == "net_revenue" and row["deal_currency"]:
+        currency = row["deal_currency"]  # its RevShare month's, which may not be the deal's now
+    elif len(booked) == 1:
+        (currency,) = booked
+    return booked.get(currency, Decimal(0)), currency

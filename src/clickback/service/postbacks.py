@@ -29,7 +29,7 @@ from sqlalchemy import Connection
 
 from clickback.core.audit import SYSTEM, Actor, Kind, change
 from clickback.core.clickids import CLICK_ID_LEN, ClickIdCodec
-from clickback.core.commission import AMOUNT_EVENTS, convert, period_of, rate_day
+from clickback.core.commission import AMOUNT_EVENTS, convert, counted_month, period_of, rate_day
 from clickback.core.diagnosis import conversion_warnings, sent_fields
 from clickback.core.events import dedupe_family, deposit_label
 from clickback.core.intake import (
@@ -92,7 +92,8 @@ class _Item:
 
 @dataclass(frozen=True, slots=True)
 class _Priced:
-    """The amount in the deal's currency, that currency, and the rate that made it."""
+    """The amount in the currency its deal counts it in (an NGR report's: its RevShare month's),
+    that currency, and the rate that made it."""
 
     amount: Decimal | None = None
     currency: str | None = None
@@ -370,17 +371,21 @@ class _Group:
                 return repeat
             overrides = repeat
 
-        priced = _priced(rec, self._catalog, postback, attribution)
+        # What the player's deposit is recorded as (their first?) decides the RevShare month it
+        # counts in, which its pricing checks.
+        event, demote = postback.event, False
+        names_player = bool(postback.player_id) and not test and postback.pixel_offer_id is None
+        if player is not None or names_player:
+            ftd_at = player.ftd_at if player is not None else None
+            event, demote = deposit_label(postback.event, ftd_at, attribution.event_at)
+        priced = _priced(rec, self._catalog, postback, attribution, event, now)
         if isinstance(priced, Rejected):
             return _refuse(rec, raw, Refused(priced, advertiser, click_id, postback.ignored), test)
         if overrides is not None:
             assert existing is not None
             rec.release_key(existing)  # the pixel's: the server's conversion takes its key
-        if player is None and postback.player_id and not test and postback.pixel_offer_id is None:
+        if player is None and names_player:
             player = rec.new_player((advertiser, postback.player_id), click_id, click, now)
-        event, demote = postback.event, False
-        if player is not None:
-            event, demote = deposit_label(postback.event, player.ftd_at, attribution.event_at)
         offer = self._catalog.offers.get(click.offer_id) if click is not None else None
         warnings = conversion_warnings(
             postback.event,
@@ -456,7 +461,7 @@ class _Group:
             return decision
         restated: _Priced | None = None
         if isinstance(decision, StatusChange) and restates_amount(postback, stored):
-            priced = _priced(rec, self._catalog, postback, attribution)
+            priced = _priced(rec, self._catalog, postback, attribution, existing["event"], raw.received_at)
             decision, restated = (priced, None) if isinstance(priced, Rejected) else (decision, priced)
         if isinstance(decision, StatusChange) and (
             refused := commissions.approval_refused(rec, self._catalog, existing, decision.new)
@@ -674,17 +679,27 @@ def _refuse(rec: Recording, raw: RawPostback, refused: Refused, test: bool = Fal
 
 
 def _priced(
-    rec: Recording, catalog: Catalog, postback: Postback, attribution: Attribution
+    rec: Recording,
+    catalog: Catalog,
+    postback: Postback,
+    attribution: Attribution,
+    event: str,
+    now: datetime,
 ) -> _Priced | Rejected:
+    """The amount as its deal counts it; refused without a rate that it, or the RevShare month it
+    counts in (service/commissions.month_refused), needs."""
     click = attribution.click
     if click is None:
         return _Priced()  # priced when the click lands (_attribute_late)
-    day = rate_day(
-        postback.event, _period(postback.event, postback.period, attribution.event_at), attribution.event_at
+    period = _period(postback.event, postback.period, attribution.event_at)
+    day = rate_day(postback.event, period, attribution.event_at)
+    priced = _in_deal_currency(
+        rec, catalog, click, postback.event, attribution.payout, attribution.currency, day, period
     )
-    return _in_deal_currency(
-        rec, catalog, click, postback.event, attribution.payout, attribution.currency, day
-    )
+    month = counted_month(event, period, attribution.event_at)
+    if isinstance(priced, Rejected) or month is None or click.test:
+        return priced
+    return commissions.month_refused(rec, catalog, click.affiliate_id, click.offer_id, month, now) or priced
 
 
 def _in_deal_currency(
@@ -695,21 +710,28 @@ def _in_deal_currency(
     amount: Decimal | None,
     currency: str | None,
     day: date,
+    period: str | None,
 ) -> _Priced | Rejected:
-    """The amount in the currency of the click's deal, at the rate of the day it happened."""
+    """The amount in the currency the click's deal counts it in, at the rate of the day it
+    happened: the deal's, and for an NGR report its RevShare month's (a month is priced in one
+    currency: service/commissions.month_currency). A test click's is in the deal's: it counts in
+    no month (ADR 13)."""
     deal = catalog.deal_for(click.offer_id, click.affiliate_id)
     if deal is None or event not in AMOUNT_EVENTS or amount is None or currency is None:
         return _Priced()
-    rate = rec.rate(currency, deal.currency, day)
+    target = deal.currency
+    if event == "net_revenue" and period is not None and not click.test:
+        target = commissions.month_currency(rec, deal, click.affiliate_id, click.offer_id, period)
+    rate = rec.rate(currency, target, day)
     if rate is None:
-        return Rejected(Reason.MISSING_EXCHANGE_RATE, f"{currency}→{deal.currency} on {day.isoformat()}")
+        return Rejected(Reason.MISSING_EXCHANGE_RATE, f"{currency}→{target} on {day.isoformat()}")
     converted = convert(amount, rate)
     if converted is None:
         return Rejected(
             Reason.CONVERTED_AMOUNT_TOO_LARGE,
-            f"{plain(amount)} {currency} at {plain(rate)} ({currency}→{deal.currency} on {day.isoformat()})",
+            f"{plain(amount)} {currency} at {plain(rate)} ({currency}→{target} on {day.isoformat()})",
         )
-    return _Priced(converted, deal.currency, rate)
+    return _Priced(converted, target, rate)
 
 
 def _period(event: str, stated: str | None, at: datetime) -> str | None:
@@ -836,7 +858,7 @@ def _attribute_late(
         "test": click.test,
     }
     day = rate_day(row["event"], row["period"], row["event_at"])
-    priced = _in_deal_currency(rec, catalog, click, row["event"], payout, currency, day)
+    priced = _in_deal_currency(rec, catalog, click, row["event"], payout, currency, day, row["period"])
     # No rate on record leaves the amount out of commissions (it cannot be refused any more).
     if isinstance(priced, _Priced) and priced.currency is not None:
         values |= {

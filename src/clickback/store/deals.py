@@ -69,6 +69,12 @@ async def _months_keep_their_terms(
     running = period_of(now)
     if outgoing is not None:
         ended = scope & (p.period < running) & p.terms.is_(None)
+        kept = deal_from_row(outgoing.kind, outgoing.currency, outgoing.terms).revshare
+        if kept is not None and kept.ngr_tiers:
+            # A month's terms are in its currency: NGR thresholds in another one would be read as
+            # if they were in it. Such a month takes the deal in force when recomputed, its
+            # thresholds converted then (core/commission.in_month_currency).
+            ended &= p.currency == outgoing.currency
         await conn.execute(update(revshare_periods).where(ended).values(terms=outgoing.terms))
     await conn.execute(update(revshare_periods).where(scope & (p.period >= running)).values(terms=None))
 

@@ -60,16 +60,46 @@ def _month_key(affiliate_id: int, offer_id: int) -> Any:
     return (revshare_periods.c.affiliate_id == affiliate_id) & (revshare_periods.c.offer_id == offer_id)
 
 
-def carry_before(conn: Connection, affiliate_id: int, offer_id: int, period: str) -> Decimal:
-    """The carry-out of the last booked month before `period` (months without a row carry it on)."""
+def carry_before(conn: Connection, affiliate_id: int, offer_id: int, period: str) -> tuple[Decimal, str]:
+    """The carry-out of the last booked month before `period` (months without a row carry it on),
+    in that month's currency ("" without one)."""
+    r = revshare_periods.c
     query = (
-        select(revshare_periods.c.carry_out)
-        .where(_month_key(affiliate_id, offer_id) & (revshare_periods.c.period < period))
-        .order_by(revshare_periods.c.period.desc())
+        select(r.carry_out, r.currency)
+        .where(_month_key(affiliate_id, offer_id) & (r.period < period))
+        .order_by(r.period.desc())
         .limit(1)
     )
-    found: Decimal | None = (conn.execute(query)).scalar_one_or_none()
-    return found if found is not None else ZERO
+    found = conn.execute(query).first()
+    return (found.carry_out, found.currency) if found is not None else (ZERO, "")
+
+
+def booked_currencies(conn: Connection, affiliate_id: int, offer_id: int) -> dict[str, str]:
+    """Every booked month of the affiliate on the offer, and the currency it is priced in."""
+    r = revshare_periods.c
+    query = select(r.period, r.currency).where(_month_key(affiliate_id, offer_id))
+    return {row.period: row.currency for row in conn.execute(query)}
+
+
+def reports_currency(conn: Connection, affiliate_id: int, offer_id: int, period: str) -> str | None:
+    """The currency a month without a row was first priced in: its first NGR report's (under a
+    deal that paid no RevShare then), whatever that report's status now."""
+    c = conversions.c
+    query = (
+        select(c.deal_currency)
+        .where(
+            (c.affiliate_id == affiliate_id)
+            & (c.offer_id == offer_id)
+            & (c.event == "net_revenue")
+            & (c.period == period)
+            & c.deal_currency.is_not(None)
+            & ~c.test
+        )
+        .order_by(c.id)
+        .limit(1)
+    )
+    found: str | None = conn.execute(query).scalar_one_or_none()
+    return found
 
 
 def lock_months(conn: Connection, affiliate_id: int, offer_id: int, first: str) -> dict[str, Row[Any]]:
@@ -127,14 +157,18 @@ def add_to_month(
     conn.execute(stmt.values(ngr=revshare_periods.c.ngr + ngr, ftds=revshare_periods.c.ftds + ftds))
 
 
-def month_inputs(conn: Connection, affiliate_id: int, offer_id: int, period: str) -> tuple[Decimal, int]:
-    """The month's NGR (its reports, in the deal's currency) and its first deposits, counted from
-    scratch: for a month's first row (later changes are added as they happen)."""
+def month_inputs(
+    conn: Connection, affiliate_id: int, offer_id: int, period: str, currency: str
+) -> tuple[Decimal, int]:
+    """The month's NGR (its reports, in the month's `currency`) and its first deposits, counted
+    from scratch: for a month's first row (later changes are added as they happen). Its reports
+    are priced in its currency (service/commissions.month_currency); one priced otherwise before
+    that rule held is left out rather than added as if it were in it."""
     c = conversions.c
     owned = (c.affiliate_id == affiliate_id) & (c.offer_id == offer_id) & c.status.in_(PAYABLE_STATUSES)
     owned &= ~c.test & NOT_A_CLAIM  # a test conversion earns nothing (ADR 13), nor a pixel's claim
     ngr_query = select(func.sum(c.deal_amount)).where(
-        owned & (c.event == "net_revenue") & (c.period == period)
+        owned & (c.event == "net_revenue") & (c.period == period) & (c.deal_currency == currency)
     )
     start, end = period_bounds(period)
     ftd_query = select(func.count()).where(

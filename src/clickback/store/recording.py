@@ -124,6 +124,8 @@ class Recording:
         self._players: dict[PlayerKey, Player | None] = {}
         self._player_rows: dict[PlayerKey, dict[int, dict[str, Any]]] | None = None
         self._rates: dict[tuple[str, str, date], Decimal | None] = {}
+        self._booked_months: dict[tuple[int, int], dict[str, str]] = {}
+        self._reports_currencies: dict[MonthKey, str | None] = {}
         self._ids: dict[str, list[int]] = {}
         self._given: dict[str, int] = {}
         self._new_players: list[Player] = []
@@ -141,9 +143,10 @@ class Recording:
         # add_conversion and change_conversion are the only ways a group changes one).
         self.months: dict[MonthKey, MonthChange] = {}
         # What outbound postbacks announce, in order: a conversion (the row as the group leaves
-        # it) and the status it reached; RevShare booked per causing conversion.
+        # it) and the status it reached; RevShare booked per causing conversion, per currency (a
+        # late report's cascade can reach a month of another currency).
         self.notices: list[tuple[dict[str, Any], Status]] = []
-        self.revshare: dict[int, Decimal] = {}
+        self.revshare: dict[int, dict[str, Decimal]] = {}
         self.outbound: list[dict[str, Any]] = []
         self.enqueued = 0
 
@@ -283,6 +286,25 @@ class Recording:
             self._rates[key] = fx.rate_on(self.conn, base, quote, day)
         return self._rates[key]
 
+    def booked_months(self, affiliate_id: int, offer_id: int) -> Mapping[str, str]:
+        """The affiliate's booked RevShare months on the offer and their currencies (store/ledger),
+        read once per group, before its months are recomputed."""
+        key = (affiliate_id, offer_id)
+        if key not in self._booked_months:
+            self._booked_months[key] = ledger.booked_currencies(self.conn, affiliate_id, offer_id)
+        return self._booked_months[key]
+
+    def month_currency(self, affiliate_id: int, offer_id: int, period: str) -> str | None:
+        """The currency a RevShare month is priced in: its row's, else its first NGR report's;
+        None before anything of it was priced."""
+        booked = self.booked_months(affiliate_id, offer_id)
+        if period in booked:
+            return booked[period]
+        key = (affiliate_id, offer_id, period)
+        if key not in self._reports_currencies:
+            self._reports_currencies[key] = ledger.reports_currency(self.conn, affiliate_id, offer_id, period)
+        return self._reports_currencies[key]
+
     def _remember(self, row: dict[str, Any]) -> dict[str, Any]:
         known = self._by_id.get(row["id"])
         if known is None:
@@ -403,8 +425,8 @@ class Recording:
             reversed_now = now if reverses and entry["kind"] == ledger.CPA else None
             self._roll(row, counted, 1, event_at=reversed_now)
         if entry["kind"] == ledger.REVSHARE and entry.get("conversion_id") is not None:
-            cause = int(entry["conversion_id"])
-            self.revshare[cause] = self.revshare.get(cause, Decimal(0)) + entry["amount"]
+            booked = self.revshare.setdefault(int(entry["conversion_id"]), {})
+            booked[entry["currency"]] = booked.get(entry["currency"], Decimal(0)) + entry["amount"]
 
     def log(
         self, raw: RawPostback, advertiser_id: int | None, click_id: str, outcome: Outcome, test: bool = False

@@ -517,8 +517,10 @@ class ConversionOut(BaseModel):
     player_id: str
     deal_amount: Decimal | None = Field(description="The amount in deal_currency, when a deal counts it.")
     deal_currency: str | None = Field(
-        description="The currency of the deal that priced the conversion; null when unattributed, "
-        "without a deal, or an event whose amount no deal counts."
+        description="The currency of the deal that priced the conversion; for a net_revenue report, "
+        "that of its RevShare month (the deal's when the month was first booked: a month is priced "
+        "in one currency); null when unattributed, without a deal, or an event whose amount no "
+        "deal counts."
     )
     fx_rate: Decimal | None = Field(description="The exchange rate that made deal_amount.")
     period: str | None = Field(description="The month a net_revenue report covers.")

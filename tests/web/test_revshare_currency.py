@@ -1,0 +1,273 @@
+"""A RevShare month priced in one currency when its deal changes currency, over HTTP postbacks, on
+both databases: the currency its row was first booked in (docs/commissions.md)."""
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+
+from clickback.core.commission import period_bounds
+from clickback.store.tables import revshare_periods
+from tests.conftest import Client, World
+from tests.web.test_commissions import (
+    LONG_AGO,
+    THIS_MONTH,
+    deal,
+    ledger,
+    month,
+    register,
+    send,
+    statement,
+)
+
+# A day before every month these tests report: EUR→USD 1.25 from then on (USD→EUR 0.8).
+EARLY = period_bounds(month(-7))[0].date()
+REVSHARE_25 = {"kind": "revshare", "revshare": {"percent": "25", "negative_carryover": True}}
+
+
+def rate(client: Client, base: str, quote: str, value: str, day: Any = EARLY) -> None:
+    client.api(
+        "POST", "/fx-rates", json={"base": base, "quote": quote, "day": day.isoformat(), "rate": value}
+    )
+
+
+def ngr(client: Client, world: World, txn: str, amount: str, **more: str) -> dict[str, Any]:
+    reply = send(client, world, event="ngr", player_id="P", payout=amount, txn_id=txn, **more)
+    assert reply.status_code == 200 and reply.json()["result"] in ("accepted", "updated"), reply.text
+    return dict(reply.json())
+
+
+def conversion(client: Client, reply: dict[str, Any]) -> tuple[str, str]:
+    found = client.api("GET", f"/conversions/{reply['conversion_id']}")
+    return found["deal_amount"], found["deal_currency"]
+
+
+def month_row(client: Client, period: str) -> tuple[str, Decimal, Decimal, Decimal]:
+    """The month's revshare_periods row: currency, NGR, carry-in, earnings."""
+
+    async def read() -> Any:
+        async with client.node.runtime.db.read() as conn:
+            r = revshare_periods.c
+            query = select(r.currency, r.ngr, r.carry_in, r.earnings).where(r.period == period)
+            return (await conn.execute(query)).one()
+
+    row = client.node.call(read)
+    return row.currency, row.ngr, row.carry_in, row.earnings
+
+
+def booked(client: Client, period: str) -> dict[str, Decimal]:
+    """The month's RevShare entries summed per currency."""
+    sums: dict[str, Decimal] = {}
+    for e in ledger(client, kind="revshare", period=period):
+        sums[e["currency"]] = sums.get(e["currency"], Decimal(0)) + Decimal(e["amount"])
+    return sums
+
+
+def line_of(client: Client, world: World, period: str) -> dict[str, Any]:
+    (line,) = statement(client, world.alice, period)["lines"]
+    return line
+
+
+def revshare_deal_then_usd(client: Client, world: World, terms: dict[str, Any] = REVSHARE_25) -> None:
+    deal(client, world.casino, terms)
+    register(client, world, world.alice_casino, "P", clicked_at=LONG_AGO)
+
+
+def test_reports_after_a_change_of_currency_are_priced_in_the_running_months_currency(
+    client: Client, world: World
+) -> None:
+    """The month was booked in EUR: a report after the deal moved to USD, sent in EUR or in USD,
+    adds euros to it, never dollars; its RevShare is booked in EUR, one line on the statement."""
+    rate(client, "EUR", "USD", "1.25")
+    revshare_deal_then_usd(client, world)
+    ngr(client, world, "N1", "-100")
+
+    deal(client, world.casino, {"currency": "USD"})
+    in_eur = ngr(client, world, "N2", "300")
+    in_usd = ngr(client, world, "N3", "125", currency="USD")
+
+    # -100 + 300 + 125 USD (100 EUR) = 300 EUR at 25 %.
+    assert conversion(client, in_eur) == ("300.00", "EUR")
+    assert conversion(client, in_usd) == ("100.00", "EUR")
+    assert month_row(client, THIS_MONTH) == ("EUR", Decimal(300), Decimal(0), Decimal(75))
+    assert booked(client, THIS_MONTH) == {"EUR": Decimal("75.00")}
+    month_statement = statement(client, world.alice)
+    assert [(ln["currency"], ln["ngr"], ln["revshare_earnings"]) for ln in month_statement["lines"]] == [
+        ("EUR", "300.00", "75.00")
+    ]
+    assert month_statement["totals"] == {"EUR": "75.00"}
+    csv = client.http.get(
+        f"/api/statements/{world.alice['id']}/{THIS_MONTH}", params={"format": "csv"}, headers=client.auth
+    )
+    (row,) = csv.text.strip().split("\r\n")[1:]
+    assert row.split(",")[2:3] == ["EUR"] and row.endswith(",75.00")
+
+
+def test_a_late_report_for_a_month_that_ended_before_the_change_keeps_its_currency(
+    client: Client, world: World
+) -> None:
+    """A month that ended in EUR stays in EUR; the first month booked after the change is in USD."""
+    ended = month(-1)
+    rate(client, "EUR", "USD", "1.25")
+    revshare_deal_then_usd(client, world, {"kind": "revshare", "revshare": {"percent": "25"}})
+    ngr(client, world, "N1", "1000", period=ended)
+
+    deal(client, world.casino, {"currency": "USD"})
+    late_eur = ngr(client, world, "N2", "100", period=ended)
+    late_usd = ngr(client, world, "N3", "50", currency="USD", period=ended)
+    running = ngr(client, world, "N4", "1000", period=THIS_MONTH)
+
+    assert (conversion(client, late_eur), conversion(client, late_usd)) == (
+        ("100.00", "EUR"),
+        ("40.00", "EUR"),
+    )
+    assert conversion(client, running) == ("1250.00", "USD")
+    assert booked(client, ended) == {"EUR": Decimal("285.00")}  # 1140 EUR at 25 %
+    assert booked(client, THIS_MONTH) == {"USD": Decimal("312.50")}
+    before, after = line_of(client, world, ended), line_of(client, world, THIS_MONTH)
+    assert (before["currency"], before["ngr"], before["revshare_earnings"]) == ("EUR", "1140.00", "285.00")
+    assert (after["currency"], after["ngr"], after["revshare_earnings"]) == ("USD", "1250.00", "312.50")
+
+
+def test_a_report_rejected_after_the_change_is_reversed_in_its_months_currency(
+    client: Client, world: World
+) -> None:
+    rate(client, "EUR", "USD", "1.25")
+    revshare_deal_then_usd(client, world)
+    ngr(client, world, "N1", "1000")
+    deal(client, world.casino, {"currency": "USD"})
+    added = ngr(client, world, "N2", "500", currency="USD")  # 400 EUR
+
+    ngr(client, world, "N2", "500", currency="USD", status="rejected")
+
+    reversal, original, first = ledger(client, kind="revshare")
+    assert [(e["amount"], e["currency"]) for e in (first, original, reversal)] == [
+        ("250.00", "EUR"),
+        ("100.00", "EUR"),
+        ("-100.00", "EUR"),
+    ]
+    assert (original["conversion_id"], reversal["conversion_id"]) == (added["conversion_id"],) * 2
+    assert reversal["reverses_id"] == original["id"]
+    assert month_row(client, THIS_MONTH) == ("EUR", Decimal(1000), Decimal(0), Decimal(250))
+    line = line_of(client, world, THIS_MONTH)
+    assert (line["currency"], line["ngr"], line["revshare_earnings"]) == ("EUR", "1000.00", "250.00")
+
+
+def test_a_deficit_carried_into_a_month_of_the_new_currency_is_converted_on_its_first_day(
+    client: Client, world: World
+) -> None:
+    euros, dollars = month(-3), month(-2)
+    rate(client, "EUR", "USD", "1.25")
+    rate(client, "EUR", "USD", "1.5", period_bounds(dollars)[0].date())
+    revshare_deal_then_usd(client, world)
+    ngr(client, world, "A", "-400", period=euros)
+
+    deal(client, world.casino, {"currency": "USD"})
+    ngr(client, world, "B", "1000", currency="USD", period=dollars)
+
+    # -400 EUR at 1.5 (the rate of the dollar month's first day) is -600 USD: 400 at 25 %.
+    assert month_row(client, dollars) == ("USD", Decimal(1000), Decimal(-600), Decimal(100))
+    (entry,) = ledger(client, kind="revshare", period=dollars)
+    assert (entry["amount"], entry["currency"]) == ("100.00", "USD")
+    assert "carry-in -600.00 (-400.00 EUR at 1.5)" in entry["detail"]
+
+    # A late report halves the euro deficit: the dollar month gets half of it, converted again.
+    late = ngr(client, world, "A2", "200", period=euros)
+
+    assert month_row(client, euros) == ("EUR", Decimal(-200), Decimal(0), Decimal(0))
+    assert month_row(client, dollars) == ("USD", Decimal(1000), Decimal(-300), Decimal(175))
+    (cascaded,) = ledger(client, kind="revshare", period=dollars, conversion_id=late["conversion_id"])
+    assert (cascaded["amount"], cascaded["currency"]) == ("75.00", "USD")
+    before, after = line_of(client, world, euros), line_of(client, world, dollars)
+    assert (before["currency"], before["carry_out"]) == ("EUR", "-200.00")
+    assert (after["currency"], after["carry_in"], after["revshare_earnings"]) == ("USD", "-300.00", "175.00")
+
+
+def test_ngr_tiers_of_a_deal_in_another_currency_are_converted_into_the_months(
+    client: Client, world: World
+) -> None:
+    rate(client, "EUR", "USD", "1.25")
+    revshare_deal_then_usd(client, world, {"kind": "revshare", "revshare": {"percent": "25"}})
+    ngr(client, world, "N1", "500")
+
+    tiers = [{"threshold": "1000", "percent": "40"}]  # USD: 800 EUR
+    deal(client, world.casino, {"currency": "USD", "revshare": {"tiers": tiers, "tier_basis": "ngr"}})
+    ngr(client, world, "N2", "400")
+
+    line = line_of(client, world, THIS_MONTH)
+    assert (line["currency"], line["ngr"], line["revshare_percent"]) == ("EUR", "900.00", "40")
+    assert booked(client, THIS_MONTH) == {"EUR": Decimal("360.00")}
+
+
+def test_a_report_needing_a_rate_not_on_record_is_refused_and_nothing_recorded(
+    client: Client, world: World
+) -> None:
+    revshare_deal_then_usd(client, world)
+    ngr(client, world, "N1", "100")
+    deal(client, world.casino, {"currency": "USD"})
+    today_entries = ledger(client)
+
+    refused = send(client, world, event="ngr", player_id="P", payout="50", currency="USD", txn_id="N2")
+
+    assert (refused.status_code, refused.json()["reason"]) == (422, "missing_exchange_rate")
+    assert refused.json()["detail"].startswith("USD→EUR on ")
+    assert [c["txn_id"] for c in client.items("/conversions", event="net_revenue")] == ["N1"]
+    assert ledger(client) == today_entries
+    assert month_row(client, THIS_MONTH) == ("EUR", Decimal(100), Decimal(0), Decimal(25))
+    (logged,) = client.items("/postbacks", reason="missing_exchange_rate")
+    assert logged["result"] == "rejected"
+
+
+def test_a_deficit_that_cannot_be_converted_refuses_the_months_reports_until_a_rate_exists(
+    client: Client, world: World
+) -> None:
+    euros, dollars = month(-3), month(-2)
+    revshare_deal_then_usd(client, world)
+    ngr(client, world, "A", "-400", period=euros)
+    deal(client, world.casino, {"currency": "USD"})
+    first_day = period_bounds(dollars)[0].date()
+
+    refused = send(
+        client, world, event="ngr", player_id="P", payout="1000", currency="USD", period=dollars, txn_id="B"
+    )
+
+    assert (refused.status_code, refused.json()["reason"]) == (422, "missing_exchange_rate")
+    assert refused.json()["detail"].startswith(f"EUR→USD on {first_day.isoformat()}")
+    assert [c["txn_id"] for c in client.items("/conversions", event="net_revenue")] == ["A"]
+    assert ledger(client, period=dollars) == []
+
+    rate(client, "USD", "EUR", "0.5", first_day - timedelta(days=3))  # inverted: EUR→USD 2
+    ngr(client, world, "B", "1000", currency="USD", period=dollars)
+
+    assert month_row(client, dollars) == ("USD", Decimal(1000), Decimal(-800), Decimal(50))
+
+
+def test_a_deficit_that_could_not_be_converted_when_a_click_landed_is_carried_once_a_rate_exists(
+    client: Client, world: World
+) -> None:
+    """A report attributed only when its click lands can no longer be refused: its month is booked
+    without the deficit it cannot convert, and says so; the next recomputation after the rate is
+    on record carries it."""
+    euros = month(-3)
+    revshare_deal_then_usd(client, world)
+    ngr(client, world, "A", "-400", period=euros)
+    deal(client, world.casino, {"currency": "USD"})
+    with client.node.writer_held():
+        click_id = client.click(world.alice_casino)
+        send(client, world, click_id=click_id, event="reg", player_id="Q")
+        waiting = send(client, world, event="ngr", player_id="Q", payout="1000", currency="USD", txn_id="Q1")
+        assert waiting.json()["result"] == "accepted" and ledger(client, period=THIS_MONTH) == []
+    client.flush()  # the click lands: the report is attributed and priced
+
+    first_day = period_bounds(THIS_MONTH)[0].date()
+    (uncarried,) = ledger(client, period=THIS_MONTH)
+    assert (uncarried["amount"], uncarried["currency"]) == ("250.00", "USD")
+    assert f"(-400.00 EUR not converted: no EUR→USD rate on {first_day.isoformat()})" in uncarried["detail"]
+
+    rate(client, "EUR", "USD", "1.5", first_day)
+    send(client, world, event="ngr", player_id="Q", payout="100", currency="USD", txn_id="Q2")
+
+    # 1100 USD less 600 USD (-400 EUR at 1.5): 500 at 25 %.
+    assert month_row(client, THIS_MONTH) == ("USD", Decimal(1100), Decimal(-600), Decimal(125))
+    assert booked(client, THIS_MONTH) == {"USD": Decimal("125.00")}
