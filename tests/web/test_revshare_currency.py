@@ -5,10 +5,10 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 
 from clickback.core.commission import period_bounds
-from clickback.store.tables import revshare_periods
+from clickback.store.tables import revshare_due, revshare_periods
 from tests.conftest import Client, World
 from tests.web.test_commissions import (
     LONG_AGO,
@@ -271,3 +271,30 @@ def test_a_deficit_that_could_not_be_converted_when_a_click_landed_is_carried_on
     # 1100 USD less 600 USD (-400 EUR at 1.5): 500 at 25 %.
     assert month_row(client, THIS_MONTH) == ("USD", Decimal(1100), Decimal(-600), Decimal(125))
     assert booked(client, THIS_MONTH) == {"USD": Decimal("125.00")}
+
+
+def test_a_month_the_settle_job_recomputes_after_the_change_books_in_its_currency(
+    client: Client, world: World
+) -> None:
+    """A month a migration corrected (revshare_due) is recomputed by the settle job through the
+    same path as a postback: in the currency it was booked in, whatever the deal's now."""
+    ended = month(-1)
+    revshare_deal_then_usd(client, world)
+    first = ngr(client, world, "N1", "1000", period=ended)
+    deal(client, world.casino, {"currency": "USD"})
+
+    async def corrected() -> None:
+        async with client.node.runtime.db.write() as conn:
+            r = revshare_periods.c
+            await conn.execute(update(revshare_periods).where(r.period == ended).values(ngr=Decimal(800)))
+            due = {"conversion_id": first["conversion_id"], "why": "recomputed: a test's correction"}
+            keys = {"affiliate_id": world.alice["id"], "offer_id": world.casino["id"], "period": ended}
+            await conn.execute(insert(revshare_due).values(**keys, **due))
+
+    client.node.call(corrected)
+    assert client.api("POST", "/commissions/settle")["recomputed"] == 1
+
+    correction, _ = ledger(client, kind="revshare", period=ended)
+    assert (correction["amount"], correction["currency"]) == ("-50.00", "EUR")
+    assert correction["detail"].endswith("recomputed: a test's correction")
+    assert month_row(client, ended) == ("EUR", Decimal(800), Decimal(0), Decimal(200))
