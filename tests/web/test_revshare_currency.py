@@ -5,11 +5,11 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from clickback.core.commission import period_bounds
-from clickback.store.tables import revshare_due, revshare_periods
-from tests.conftest import Client, World
+from clickback.store.tables import fx_rates, revshare_due, revshare_periods
+from tests.conftest import Client, Node, World
 from tests.web.test_commissions import (
     LONG_AGO,
     THIS_MONTH,
@@ -298,3 +298,39 @@ def test_a_month_the_settle_job_recomputes_after_the_change_books_in_its_currenc
     assert (correction["amount"], correction["currency"]) == ("-50.00", "EUR")
     assert correction["detail"].endswith("recomputed: a test's correction")
     assert month_row(client, ended) == ("EUR", Decimal(800), Decimal(0), Decimal(200))
+
+
+def test_a_month_another_process_booked_in_another_currency_is_seen_after_the_deal_changes_back(
+    client: Client, world: World, second_node: Node
+) -> None:
+    """A process remembers the currencies of the months it read (Recording.in_one_currency) for
+    the catalog version it read them under. Here it read only euro months; another process then
+    booked a dollar month while the deal was in USD, and the deal went back to EUR: all it
+    remembers is in the deal's currency again, but a late euro report must still see the dollar
+    month, whose carry-in now needs a rate that is not on record."""
+    euros, dollars = month(-3), month(-2)
+    rate(client, "EUR", "USD", "1.25")
+    revshare_deal_then_usd(client, world)
+    ngr(client, world, "A", "-400", period=euros)
+    ngr(client, world, "A1", "-100", period=euros)  # read with the euro month booked: remembered
+    deal(client, world.casino, {"currency": "USD"})
+    second_node.call(second_node.runtime.catalog.refresh)
+    other = Client(second_node)
+    booked_there = send(
+        other, world, event="ngr", player_id="P", payout="1000", currency="USD", txn_id="B", period=dollars
+    )
+    assert booked_there.json()["result"] == "accepted", booked_there.text
+    other.http.close()
+    assert month_row(client, dollars)[0] == "USD"
+    deal(client, world.casino, {"currency": "EUR"})
+
+    async def forget_rates() -> None:
+        async with client.node.runtime.db.write() as conn:
+            await conn.execute(delete(fx_rates))
+
+    client.node.call(forget_rates)
+
+    late = send(client, world, event="ngr", player_id="P", payout="100", txn_id="A2", period=euros)
+
+    assert (late.status_code, late.json()["reason"]) == (422, "missing_exchange_rate"), late.text
+    assert "the deficit carried into RevShare month " + dollars in late.json()["detail"]

@@ -310,6 +310,10 @@ def month_refused(
     if deal is None or deal.revshare is None or deal.kind is DealKind.CPA:
         return None
     terms = deal.revshare
+    if not (terms.negative_carryover or terms.ngr_tiers):
+        return None  # no month of these terms converts anything
+    if rec.in_one_currency(affiliate_id, offer_id, period, deal.currency):
+        return None  # nothing to convert: no rate to miss
     months = dict(rec.booked_months(affiliate_id, offer_id))
     months.setdefault(period, month_currency(rec, deal, affiliate_id, offer_id, period))
     previous = ""

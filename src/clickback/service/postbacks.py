@@ -65,7 +65,7 @@ from clickback.service.group_commit import GroupCommit
 from clickback.store import audit, ledger
 from clickback.store.catalog import StaleCatalog
 from clickback.store.db import Database, lost_race
-from clickback.store.recording import Player, Recording, clicks_landed
+from clickback.store.recording import KnownMonths, Player, Recording, clicks_landed
 from clickback.store.tables import conversions, postbacks
 from clickback.store.tables import players as player_table
 
@@ -117,6 +117,7 @@ class Postbacks:
         self._in_flight_window = in_flight_window
         self._max_event_age = max_event_age
         self._group: GroupCommit[_Item, Outcome] = GroupCommit(self._apply, MAX_GROUP)
+        self._known_months: KnownMonths = {}  # Recording.in_one_currency
         self._failures = Repeated(log, "postbacks not recorded (answered 503 storage_unavailable)")
         # Called once a transaction that wrote outbound deliveries has committed (the dispatcher
         # of this process sends them at once instead of at its next look).
@@ -263,7 +264,7 @@ class Postbacks:
         return result
 
     def _run(self, catalog: Catalog, work: Callable[[Recording], T], conn: Connection) -> tuple[T, Recording]:
-        rec = Recording(self._db, conn, catalog)
+        rec = Recording(self._db, conn, catalog, self._known_months)
         result = work(rec)
         assert rec.catalog_checked, "decided with a catalog not checked against the database's"
         rec.finish()
