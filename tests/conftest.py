@@ -86,6 +86,24 @@ def admin_sql(url: str, statement: str, **params: Any) -> Any:
     return asyncio.run(run())
 
 
+@contextmanager
+def scratch_database(backend: str, tmp_path: Path) -> Iterator[str]:
+    """An empty database of its own for a test that migrates or shares one between processes: a
+    SQLite file, or a new PostgreSQL database beside the test one (made through the server's
+    own `postgres` database: the test one need not exist yet)."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'scratch.db'}"
+        return
+    name = f"{make_url(PG_URL).database}_scratch"
+    server = make_url(PG_URL).set(database="postgres").render_as_string(hide_password=False)
+    admin_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin_sql(server, f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        admin_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 # The longest tests first: under pytest-xdist, no worker is then left running one of them alone
 # at the end while the others have finished.
 SLOW_FIRST = (

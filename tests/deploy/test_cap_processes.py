@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, BACKENDS, TLS
+from tests.conftest import API_KEY, BACKENDS, TLS, scratch_database
 from tests.deploy.test_outbound_processes import click
-from tests.deploy.test_two_nodes import ServeNode, database, wait_until
+from tests.deploy.test_two_nodes import ServeNode, wait_until
 from tests.processes import casino_and_link, clickback_env
 
 CAP = 3
@@ -20,7 +20,7 @@ PLAYERS = 12
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_conversions_at_the_cap_on_two_processes_never_pay_past_it(backend: str, tmp_path: Path) -> None:
-    with database(backend, tmp_path) as url, contextlib.ExitStack() as stack:
+    with scratch_database(backend, tmp_path) as url, contextlib.ExitStack() as stack:
         nodes = [
             ServeNode(n, clickback_env(tmp_path / n, url, catalog_refresh_seconds="0.2"), tmp_path)
             for n in ("a", "b")

@@ -17,8 +17,8 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from clickback.cli import app
-from tests.conftest import API_KEY, BACKENDS, BROWSER_UA
-from tests.deploy.test_two_nodes import ServeNode, database, wait_until
+from tests.conftest import API_KEY, BACKENDS, BROWSER_UA, scratch_database
+from tests.deploy.test_two_nodes import ServeNode, wait_until
 from tests.processes import CLICKBACK, casino_and_link, clickback_env, clickback_serve
 from tests.receiver import Answer, receiving
 
@@ -40,7 +40,7 @@ def test_a_delivery_in_flight_when_the_server_is_killed_is_sent_after_restart(
         "outbound_timeout_seconds": "1",  # its claim lasts 3 x 1 s + 5 s
         "outbound_retry_base_seconds": "0.001",
     }
-    with database(backend, tmp_path) as url, receiving() as receiver, contextlib.ExitStack() as stack:
+    with scratch_database(backend, tmp_path) as url, receiving() as receiver, contextlib.ExitStack() as stack:
         gate = threading.Event()
         receiver.script = [Answer(200, hold=gate, hold_seconds=5)]
         node = ServeNode("a", clickback_env(tmp_path, url, **settings), tmp_path)

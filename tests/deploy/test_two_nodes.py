@@ -23,11 +23,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
 from clickback.store.db import connect
 from clickback.store.tables import clicks, conversions
-from tests.conftest import API_KEY, BACKENDS, BROWSER_UA, PG_URL, TLS, admin_sql
+from tests.conftest import API_KEY, BACKENDS, BROWSER_UA, TLS, scratch_database
 from tests.deploy.test_host import nginx
 from tests.processes import CLICKBACK, clickback_env, free_port
 
@@ -37,21 +36,6 @@ SENDERS = 4
 # slows the test down rather than leaving one side of the kill without traffic.
 ANSWERS_EACH_SIDE = 40
 WAIT_SECONDS = 30
-
-
-@contextlib.contextmanager
-def database(backend: str, tmp_path: Path) -> Iterator[str]:
-    """An empty database of its own: a SQLite file, or a new PostgreSQL database beside the test one."""
-    if backend == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
-        return
-    name = f"{make_url(PG_URL).database}_two_nodes"
-    admin_sql(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin_sql(PG_URL, f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin_sql(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class ServeNode:
@@ -212,7 +196,7 @@ async def counted(url: str) -> tuple[set[str], dict[str, int], int]:
 def test_two_nodes_behind_nginx_keep_every_acknowledged_click_and_postback_when_one_is_killed(
     backend: str, tmp_path: Path
 ) -> None:
-    with database(backend, tmp_path) as url, contextlib.ExitStack() as stack:
+    with scratch_database(backend, tmp_path) as url, contextlib.ExitStack() as stack:
         (tmp_path / "a").mkdir()
         (tmp_path / "b").mkdir()
         settings = {"catalog_refresh_seconds": str(REFRESH_SECONDS), "durable_clicks": "true"}

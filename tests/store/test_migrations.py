@@ -1,8 +1,6 @@
 """Alembic builds exactly the schema the code declares, on SQLite and on PostgreSQL."""
 
 import asyncio
-import contextlib
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -14,7 +12,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import insert, inspect, select, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 
 from clickback.core.intake import RawPostback, excerpt
 from clickback.core.limits import MAX_PARAM_NAME_LEN
@@ -31,7 +29,7 @@ from clickback.store.tables import (
     revshare_due,
     revshare_periods,
 )
-from tests.conftest import BACKENDS, PG_URL, admin_sql
+from tests.conftest import BACKENDS, scratch_database
 
 
 def schema_diff(url: str) -> list[object]:
@@ -260,23 +258,6 @@ OLD_ROWS = [
 ]
 
 
-@contextlib.contextmanager
-def empty_database(backend: str, tmp_path: Path) -> Iterator[str]:
-    """A database of its own, empty: a SQLite file, or a new PostgreSQL database beside the test one."""
-    if backend == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'old-log.db'}"
-        return
-    name = f"{make_url(PG_URL).database}_migrations"
-    # Through the server's own database: the test one need not exist yet.
-    server = make_url(PG_URL).set(database="postgres").render_as_string(hide_password=False)
-    admin_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin_sql(server, f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def log_rows(url: str, before: str, rows: list[Logged], *after: str) -> list[list[Logged]]:
     """`rows` written to the log at revision `before`; the log as it reads after each revision
     of `after` is reached (an earlier one by a downgrade)."""
@@ -315,7 +296,7 @@ def test_rows_logged_before_0027_read_as_a_new_row_would_be_masked(
     backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(logmask, "BATCH", 3)  # the log read in several batches
-    with empty_database(backend, tmp_path) as url:
+    with scratch_database(backend, tmp_path) as url:
         migrated, downgraded, again = log_rows(url, "0026", OLD_ROWS, "head", "0026", "head")
     assert migrated == [r.as_new_row(LONG_NAME if n == 3 else None) for n, r in enumerate(OLD_ROWS)]
     # What that is, spelt out.
@@ -345,28 +326,13 @@ def as_at_0027(**values: Any) -> dict[str, Any]:
     return row | values
 
 
-@contextlib.contextmanager
-def database(backend: str, tmp_path: Path) -> Iterator[str]:
-    """An empty database of its own: a SQLite file, or a new PostgreSQL database beside the test one."""
-    if backend == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'migrated.db'}"
-        return
-    name = f"{make_url(PG_URL).database}_migrations"
-    admin_sql(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin_sql(PG_URL, f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin_sql(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_0028_takes_the_unconfirmed_pixel_claims_out_of_their_months(backend: str, tmp_path: Path) -> None:
     """Before 0028 a pixel's claim counted, pending, in its RevShare month: the month's kept NGR
     and FTDs lose those nobody confirmed, and keep the ones the server confirmed or a person
     approved (which count from now on). The month is listed for the settle job to book its
     difference (tests/web/test_revshare_due.py), caused by its last claim."""
-    with database(backend, tmp_path) as url:
+    with scratch_database(backend, tmp_path) as url:
         confirmed, kept, due = asyncio.run(claims_migrated(url))
 
     assert confirmed == [(1, False), (2, True), (3, True), (4, False), (5, False), (6, False)]

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from clickback.core.accounts import Role
 from tests.conftest import Client, make_world
@@ -24,15 +24,6 @@ from tests.web.personas import PASSWORD, add_user
 
 # A page's answer: its HTML and the headers it is sent with.
 Site = Callable[[str], tuple[str, dict[str, str]]]
-
-
-@pytest.fixture(scope="module")
-def browser(database_url: str) -> Iterator[Browser]:
-    # After the database is made (see tests/web/test_dashboard.py's own fixture).
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
-        yield launched
-        launched.close()
 
 
 @contextmanager
@@ -69,8 +60,8 @@ def posting(action: str, fields: dict[str, str], enctype: str = "application/x-w
     )
 
 
-def sign_in(browser: Browser, base_url: str, login: str) -> Page:
-    page = browser.new_context(base_url=base_url).new_page()
+def sign_in(chromium: Browser, base_url: str, login: str) -> Page:
+    page = chromium.new_context(base_url=base_url).new_page()
     page.goto("/login")
     page.get_by_label("Login").fill(login)
     page.get_by_label("Password").fill(PASSWORD)
@@ -108,10 +99,10 @@ def boss(client: Client) -> None:
 
 
 def test_another_sites_form_does_not_sign_the_person_out(
-    browser: Browser, client: Client, boss: None
+    chromium: Browser, client: Client, boss: None
 ) -> None:
     base = client.node.base_url
-    page = sign_in(browser, base, "boss")
+    page = sign_in(chromium, base, "boss")
     with attacker(lambda path: (posting(f"{base}/logout", {}), {})) as port:
         # The session cookie does not come with another site's post; the reply deleted it.
         visit(page, f"http://localhost:{port}/", f"{base}/logout")
@@ -119,13 +110,13 @@ def test_another_sites_form_does_not_sign_the_person_out(
 
 
 def test_a_page_of_the_same_site_cannot_sign_the_person_in_as_another(
-    browser: Browser, client: Client, boss: None
+    chromium: Browser, client: Client, boss: None
 ) -> None:
     # Login CSRF: the page sets the sign-in form's cookie itself (cookies know no port), posts the
     # form with the same value and the attacker's own login; the person would then work in the
     # attacker's account (and type there what the attacker reads).
     base = client.node.base_url
-    page = sign_in(browser, base, "boss")
+    page = sign_in(chromium, base, "boss")
     planted = "p" * 43
     form = posting(f"{base}/login", {"csrf": planted, "login": "mallory", "password": PASSWORD})
     cookie = {"set-cookie": f"cb_login_csrf={planted}; Path=/login; SameSite=Strict"}
@@ -136,10 +127,10 @@ def test_a_page_of_the_same_site_cannot_sign_the_person_in_as_another(
 
 @pytest.mark.parametrize("origin", ["http://localhost", "http://127.0.0.1"], ids=["cross-site", "same-site"])
 def test_forms_and_scripts_of_another_origin_change_nothing(
-    browser: Browser, client: Client, boss: None, origin: str
+    chromium: Browser, client: Client, boss: None, origin: str
 ) -> None:
     base = client.node.base_url
-    page = sign_in(browser, base, "boss")
+    page = sign_in(chromium, base, "boss")
     users_before = client.api("GET", "/users")
     users, api = f"{base}/users", f"{base}/api/users"
     # Path of the attacker's page -> (the page, where it posts).
@@ -175,11 +166,11 @@ def test_forms_and_scripts_of_another_origin_change_nothing(
 
 
 def test_a_read_by_another_origin_is_refused_by_the_browser(
-    browser: Browser, client: Client, boss: None
+    chromium: Browser, client: Client, boss: None
 ) -> None:
     # The session's CSRF token is in every page: no other origin may read one (no CORS headers).
     base = client.node.base_url
-    page = sign_in(browser, base, "boss")
+    page = sign_in(chromium, base, "boss")
     script = (
         "<script>fetch('" + base + "/users', {credentials: 'include'}).then(r => r.text())"
         ".then(t => { document.title = 'read ' + t.length }, e => { document.title = 'refused' })</script>"
@@ -192,10 +183,10 @@ def test_a_read_by_another_origin_is_refused_by_the_browser(
         tab.close()
 
 
-def test_pages_with_forms_cannot_be_framed(browser: Browser, client: Client, boss: None) -> None:
+def test_pages_with_forms_cannot_be_framed(chromium: Browser, client: Client, boss: None) -> None:
     # Clickjacking: the page under a decoy would take the person's clicks on its buttons.
     base = client.node.base_url
-    page = sign_in(browser, base, "boss")
+    page = sign_in(chromium, base, "boss")
     framing = f'<iframe src="{base}/users"></iframe>'
     with attacker(lambda path: (framing, {})) as port:
         tab = page.context.new_page()

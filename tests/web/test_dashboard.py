@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect
 
 from clickback.core.accounts import Role
 from tests.conftest import Client, World, make_world
@@ -26,17 +26,6 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 HOSTILE = "<script>alert(1)</script>"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture(scope="module")
-def browser(database_url: str) -> Iterator[Browser]:
-    # After the database is made: Playwright's sync API runs an event loop in this thread, where
-    # making a database (asyncio.run) would then fail. A browser for each database's tests.
-    with sync_playwright() as p:
-        # Debian's chromium (`playwright install` cannot run here); --no-sandbox: root in a container.
-        launched = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
-        yield launched
-        launched.close()
 
 
 # What went wrong in the browser during a test, beside what the test asserts.
@@ -89,8 +78,8 @@ def seeded(client: Client) -> Seeded:
     return Seeded(world, keys, first, other)
 
 
-def signed_in(browser: Browser, client: Client, login: str, viewport: dict[str, int] = DESKTOP) -> Page:
-    page = browser.new_context(viewport=viewport, base_url=client.node.base_url).new_page()
+def signed_in(chromium: Browser, client: Client, login: str, viewport: dict[str, int] = DESKTOP) -> Page:
+    page = chromium.new_context(viewport=viewport, base_url=client.node.base_url).new_page()
     # No page of ours opens a dialog (one that does ran a script it was given), breaks its own
     # content-security policy or asks for a file that is not there: `clean_pages` checks.
     page.on("dialog", lambda dialog: (WRONG.append(f"a dialog: {dialog.message}"), dialog.dismiss()))
@@ -151,7 +140,7 @@ def table(page: Page) -> list[list[str]]:
 
 
 def test_each_role_signs_in_to_its_own_pages_and_signs_out(
-    browser: Browser, client: Client, seeded: Seeded
+    chromium: Browser, client: Client, seeded: Seeded
 ) -> None:
     expected_nav = {
         "boss": [
@@ -186,7 +175,7 @@ def test_each_role_signs_in_to_its_own_pages_and_signs_out(
         "northstar": ["Overview", "Conversions", "Postback log", "Diagnosis", "Tester"],
     }
     for login, nav in expected_nav.items():
-        page = signed_in(browser, client, login)
+        page = signed_in(chromium, client, login)
         assert page.locator("header nav a").all_inner_texts() == nav
         if login == "northstar":
             # An advertiser's overview: their offers and each one's integration guide.
@@ -218,9 +207,9 @@ def test_each_role_signs_in_to_its_own_pages_and_signs_out(
 
 
 def test_the_overview_shows_the_seeded_figures_and_a_hostile_sub_id_as_text(
-    browser: Browser, client: Client, seeded: Seeded
+    chromium: Browser, client: Client, seeded: Seeded
 ) -> None:
-    page = signed_in(browser, client, "boss")
+    page = signed_in(chromium, client, "boss")
 
     assert [kpi(page, k) for k in ("clicks", "registrations", "ftds")] == ["6", "3", "1"]
     # The offer's payouts: 1.50 a registration, 50 an FTD.
@@ -235,7 +224,7 @@ def test_the_overview_shows_the_seeded_figures_and_a_hostile_sub_id_as_text(
     shot(page, "overview")
 
     # An affiliate's overview is of their own traffic, without the network's revenue.
-    alice = signed_in(browser, client, "alice", PHONE)
+    alice = signed_in(chromium, client, "alice", PHONE)
     assert [kpi(alice, k) for k in ("clicks", "registrations", "ftds")] == ["4", "2", "1"]
     assert alice.locator('[data-kpi="revenue"]').count() == 0
     assert chart_values(alice, "clicks")[-1] == "4"
@@ -245,9 +234,9 @@ def test_the_overview_shows_the_seeded_figures_and_a_hostile_sub_id_as_text(
 
 
 def test_the_report_builder_groups_drills_down_sorts_and_downloads_what_it_shows(
-    browser: Browser, client: Client, seeded: Seeded
+    chromium: Browser, client: Client, seeded: Seeded
 ) -> None:
-    page = signed_in(browser, client, "boss")
+    page = signed_in(chromium, client, "boss")
     go(page, page.get_by_role("link", name="Reports"))
     assert [r[1] for r in table(page)] == ["6"]  # by day: today, 6 clicks
 
@@ -285,9 +274,9 @@ def test_the_report_builder_groups_drills_down_sorts_and_downloads_what_it_shows
 
 
 def test_a_wrong_value_in_the_url_is_named_not_a_failure(
-    browser: Browser, client: Client, seeded: Seeded
+    chromium: Browser, client: Client, seeded: Seeded
 ) -> None:
-    page = signed_in(browser, client, "boss")
+    page = signed_in(chromium, client, "boss")
     response = page.goto("/reports?from=2026-13-45&zone=Mars/Base&by=planet&sort=-nothing&page=x")
     assert response is not None and response.status == 200
     alerts = page.get_by_role("alert").all_inner_texts()
@@ -309,8 +298,8 @@ def test_a_wrong_value_in_the_url_is_named_not_a_failure(
     expect(page.locator("tbody tr")).to_have_count(4)  # every conversion: the filters were dropped
 
 
-def test_a_long_report_pages(browser: Browser, client: Client, seeded: Seeded) -> None:
-    page = signed_in(browser, client, "boss")
+def test_a_long_report_pages(chromium: Browser, client: Client, seeded: Seeded) -> None:
+    page = signed_in(chromium, client, "boss")
     page.goto("/reports?by=sub1&sort=-clicks&rows=1")
     assert [r[0] for r in table(page)] == ["spring"]
     expect(page.get_by_text("Page 1 of 3")).to_be_visible()
@@ -324,9 +313,9 @@ def test_a_long_report_pages(browser: Browser, client: Client, seeded: Seeded) -
 
 
 def test_an_affiliate_sees_their_own_records_and_not_another_affiliates_by_editing_the_url(
-    browser: Browser, client: Client, seeded: Seeded
+    chromium: Browser, client: Client, seeded: Seeded
 ) -> None:
-    page = signed_in(browser, client, "alice")
+    page = signed_in(chromium, client, "alice")
     page.get_by_role("link", name="Conversions").click()
     expect(page.locator("tbody tr")).to_have_count(3)
     shot(page, "conversions")
@@ -381,10 +370,10 @@ def test_an_affiliate_sees_their_own_records_and_not_another_affiliates_by_editi
 
 
 def test_a_manager_edits_an_offers_url_in_the_browser_and_the_next_click_goes_there(
-    browser: Browser, client: Client, seeded: Seeded
+    chromium: Browser, client: Client, seeded: Seeded
 ) -> None:
     world = seeded.world
-    page = signed_in(browser, client, "boss")
+    page = signed_in(chromium, client, "boss")
     go(page, page.get_by_role("link", name="Offers", exact=True))
     go(page, page.get_by_role("link", name="Northstar Casino", exact=True))
     form = page.locator('form[data-form="edit"]')
@@ -414,7 +403,7 @@ def test_a_manager_edits_an_offers_url_in_the_browser_and_the_next_click_goes_th
 
 
 def test_an_affiliate_edits_an_outbound_postback_and_replays_a_delivery_that_failed(
-    browser: Browser, client: Client
+    chromium: Browser, client: Client
 ) -> None:
     world = make_world(client)
     add_user(client, "alice", Role.AFFILIATE, affiliate_id=world.alice["id"])
@@ -425,7 +414,7 @@ def test_an_affiliate_edits_an_outbound_postback_and_replays_a_delivery_that_fai
         receiver.wait_for(1)
         delivery = eventually(lambda: client.items("/outbound/deliveries", state="failed"))[0]["id"]
 
-        page = signed_in(browser, client, "alice")
+        page = signed_in(chromium, client, "alice")
         page.goto("/outbound")
         go(page, page.get_by_role("link", name=f"#{template}"))
         page.get_by_label("Name").fill("Keitaro")
@@ -453,7 +442,7 @@ def test_an_affiliate_edits_an_outbound_postback_and_replays_a_delivery_that_fai
 
 
 def test_a_manager_uploads_an_operators_report_checks_its_mapping_and_accepts_an_item(
-    browser: Browser, client: Client, seeded: Seeded
+    chromium: Browser, client: Client, seeded: Seeded
 ) -> None:
     world = seeded.world
     # Alice's click reached the operator; its registration and first deposit never came back.
@@ -464,7 +453,7 @@ def test_a_manager_uploads_an_operators_report_checks_its_mapping_and_accepts_an
     report += f"C-1,{lost},{today},{today},50.00,50.00,EUR\r\n"
     file = {"name": "cellxpert.csv", "mimeType": "text/csv", "buffer": report.encode()}
 
-    page = signed_in(browser, client, "boss")
+    page = signed_in(chromium, client, "boss")
     go(page, page.get_by_role("link", name="Reconciliations"))
     form = page.locator('form[data-form="upload"]')
     form.get_by_label("Advertiser").select_option(label="Northstar Gaming (#1)")

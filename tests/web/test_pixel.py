@@ -4,7 +4,6 @@ headers and the log, one conversion with an S2S postback, and 503 when nothing w
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,22 +14,8 @@ import httpx
 import pytest
 
 from clickback.web.pixel import GIF, SNIPPET
-from tests.conftest import BROWSER_UA, Client, Node, World
+from tests.conftest import Client, Node, World
 from tests.receiver import in_a_thread
-
-
-@pytest.fixture
-def pixel(client: Client, world: World) -> str:
-    """The casino offer's pixel URL (its pixel switched on), without its query."""
-    offer = client.api("PUT", f"/offers/{world.casino['id']}/pixel", json={"enabled": True})
-    return str(offer["pixel_url"]).partition("?")[0].removeprefix("http://127.0.0.1")
-
-
-@pytest.fixture
-def browser(client: Client) -> Iterator[httpx.Client]:
-    """A user's browser: its own cookie jar."""
-    with httpx.Client(base_url=client.node.base_url, headers={"user-agent": BROWSER_UA}) as http:
-        yield http
 
 
 def click(browser: httpx.Client, code: str, **headers: str) -> tuple[str, httpx.Response]:

@@ -10,24 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import BROWSER_UA, Client, World
+from tests.conftest import Client, World
 from tests.receiver import Receiver, receiving
 from tests.web.test_pixel import click, conversions, told
 
 CPA_100 = {"kind": "cpa", "cpa": {"amount": "100", "ftd_min": "20"}}
 OVERRIDDEN = "the advertiser's server named another click"
-
-
-@pytest.fixture
-def pixel(client: Client, world: World) -> str:
-    offer = client.api("PUT", f"/offers/{world.casino['id']}/pixel", json={"enabled": True})
-    return str(offer["pixel_url"]).partition("?")[0].removeprefix("http://127.0.0.1")
-
-
-@pytest.fixture
-def browser(client: Client) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=client.node.base_url, headers={"user-agent": BROWSER_UA}) as http:
-        yield http
 
 
 @pytest.fixture

@@ -3,14 +3,13 @@ it, with any amount. Until the advertiser's server confirms it or a person appro
 in no RevShare month, neither its NGR nor as an FTD of a tier; confirmed or approved, it counts
 as any conversion does, and leaves the month when it is rejected."""
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import BROWSER_UA, Client, World
+from tests.conftest import Client, World
 from tests.web.test_commissions import THIS_MONTH, deal, register, send, statement
 from tests.web.test_pixel import click, told
 
@@ -19,18 +18,6 @@ BY_FTDS = {
     "kind": "revshare",
     "revshare": {"percent": "20", "tiers": [{"threshold": "2", "percent": "40"}], "tier_basis": "ftds"},
 }
-
-
-@pytest.fixture
-def pixel(client: Client, world: World) -> str:
-    offer = client.api("PUT", f"/offers/{world.casino['id']}/pixel", json={"enabled": True})
-    return str(offer["pixel_url"]).partition("?")[0].removeprefix("http://127.0.0.1")
-
-
-@pytest.fixture
-def browser(client: Client) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=client.node.base_url, headers={"user-agent": BROWSER_UA}) as http:
-        yield http
 
 
 def booked(client: Client, affiliate: dict[str, Any]) -> Decimal:

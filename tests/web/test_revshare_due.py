@@ -30,8 +30,8 @@ from clickback.store.tables import (
     revshare_due,
     revshare_periods,
 )
-from tests.conftest import API_KEY, BACKENDS, serve, settings_for
-from tests.store.test_migrations import as_at_0027, database
+from tests.conftest import API_KEY, BACKENDS, scratch_database, serve, settings_for
+from tests.store.test_migrations import as_at_0027
 from tests.web.test_commissions import month
 from tests.web.test_outbound import eventually
 
@@ -50,7 +50,7 @@ WHY = "recomputed: pixel claims no longer count"
 def test_months_booked_on_pixel_claims_book_their_difference_once(
     backend: str, by: str, tmp_path: Path
 ) -> None:
-    with database(backend, tmp_path) as url:
+    with scratch_database(backend, tmp_path) as url:
         due = asyncio.run(booked_at_0027_then_migrated(url))
         assert due == [(ALICE, OFFER, TIERED), (ALICE, OFFER, FORGED)]
 
