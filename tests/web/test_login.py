@@ -226,19 +226,51 @@ def https_node(clean: Node, database_url: str, tmp_path: Path) -> Iterator[Node]
     )
 
 
-def test_cookies_are_secure_when_the_public_url_is_https(https_node: Node) -> None:
+def test_cookies_are_secure_and_host_only_when_the_public_url_is_https(https_node: Node) -> None:
     client = Client(https_node)
     add_user(client, "boss", Role.MANAGER)
     form = client.http.get("/login")
-    assert "Secure" in set_cookie(form, "cb_login_csrf")
+    csrf = set_cookie(form, "__Host-cb_login_csrf")
+    # What a browser requires of a __Host- cookie (else it drops it): Secure, path /, no domain.
+    assert "Secure" in csrf and "Path=/;" in csrf + ";" and "Domain" not in csrf
     # httpx keeps a Secure cookie from going back over http: sent by hand.
     signed = client.http.post(
         "/login",
         data={"csrf": form_token(form), "login": "boss", "password": PASSWORD},
-        headers={"cookie": f"cb_login_csrf={form_token(form)}"},
+        headers={"cookie": f"__Host-cb_login_csrf={form_token(form)}"},
     )
     assert signed.status_code == 303
-    assert "Secure" in set_cookie(signed, "cb_session")
+    session = set_cookie(signed, "__Host-cb_session")
+    assert "Secure" in session and "Path=/;" in session and "Domain" not in session
+    token = session.partition("=")[2].partition(";")[0]
+    assert client.http.get("/account", headers={"cookie": f"__Host-cb_session={token}"}).status_code == 200
+    client.http.close()
+
+
+def test_over_https_a_session_cookie_a_sibling_subdomain_could_set_is_no_session(https_node: Node) -> None:
+    """evil.example.com can set `cb_session` for example.com, and the browser sends it to
+    track.example.com too; it cannot set a __Host- cookie. Over https only the latter counts, so
+    a session planted that way (the attacker's own, to have the person work in their account)
+    signs nobody in; the same for the sign-in form's token."""
+    client = Client(https_node)
+    add_user(client, "mallory", Role.MANAGER)
+    form = client.http.get("/login")
+    signed = client.http.post(
+        "/login",
+        data={"csrf": form_token(form), "login": "mallory", "password": PASSWORD},
+        headers={"cookie": f"__Host-cb_login_csrf={form_token(form)}"},
+    )
+    token = set_cookie(signed, "__Host-cb_session").partition("=")[2].partition(";")[0]
+
+    planted = client.http.get("/account", headers={"cookie": f"cb_session={token}"})
+    planted_form = client.http.post(
+        "/login",
+        data={"csrf": "x" * 32, "login": "mallory", "password": PASSWORD},
+        headers={"cookie": f"cb_login_csrf={'x' * 32}"},
+    )
+
+    assert planted.status_code == 303 and planted.headers["location"].startswith("/login")
+    assert planted_form.status_code == 403
     client.http.close()
 
 

@@ -20,12 +20,18 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from clickback.core.accounts import MAX_LOGIN_LEN, MAX_PASSWORD_LEN, MAX_TOKEN_LEN, new_token
-from clickback.service.accounts import Accounts, Limited, Refused, Session
+from clickback.service.accounts import Limited, Refused, Session
 from clickback.service.runtime import Runtime
 from clickback.web.tracking import forwarded_ip, read_capped
 
 SESSION_COOKIE = "cb_session"
 LOGIN_CSRF_COOKIE = "cb_login_csrf"
+# Over https the cookies' names carry this prefix: a browser then keeps such a cookie only as this
+# host set it itself (over https, for path /, for no domain), never one that a sibling subdomain
+# set for the parent domain, which it would otherwise send here too: a page on
+# evil.example.com could plant its own session for track.example.com and sign people in to the
+# attacker's account without a form.
+HOST_ONLY = "__Host-"
 # Our largest form is an outbound template's (web/outboundpages.py): a 2,048-character URL and a
 # 4,096-character body, percent-encoded up to three bytes a character, and 15 fields. Anything
 # longer is no form of ours.
@@ -80,27 +86,39 @@ def same_token(given: str, expected: str) -> bool:
     return _same(given[:MAX_TOKEN_LEN], expected)
 
 
-async def signed_in(accounts: Accounts, request: Request) -> Session | None:
+def secure_cookies(runtime: Runtime) -> bool:
+    """Whether the dashboard is served over https (its public URL's): its cookies are then Secure
+    and host-only (HOST_ONLY)."""
+    return runtime.settings.public_url.lower().startswith("https://")
+
+
+def cookie_name(name: str, secure: bool) -> str:
+    return HOST_ONLY + name if secure else name
+
+
+async def signed_in(runtime: Runtime, request: Request) -> Session | None:
     """The browser's session, None when it has none (or an ended one)."""
-    token = request.cookies.get(SESSION_COOKIE, "")
-    return await accounts.by_session(token) if token and len(token) <= MAX_TOKEN_LEN else None
+    token = request.cookies.get(cookie_name(SESSION_COOKIE, secure_cookies(runtime)), "")
+    return await runtime.accounts.by_session(token) if token and len(token) <= MAX_TOKEN_LEN else None
 
 
 def routes(runtime: Runtime) -> list[Route]:
     """/login and /logout; the pages signed-in people see are web/dashboard.py's."""
     accounts = runtime.accounts
-    secure = runtime.settings.public_url.lower().startswith("https://")
+    secure = secure_cookies(runtime)
+    session_cookie = cookie_name(SESSION_COOKIE, secure)
+    csrf_cookie = cookie_name(LOGIN_CSRF_COOKIE, secure)
+    # A host-only cookie must be for the whole site; over http the form's token goes to /login only.
+    csrf_path = "/" if secure else "/login"
     lifetime = math.floor(runtime.settings.session_hours * 3600)
 
     async def session_of(request: Request) -> Session | None:
-        return await signed_in(accounts, request)
+        return await signed_in(runtime, request)
 
     def login_form(status: int = 200, problem: str = "", login: str = "", **headers: str) -> Response:
         csrf = new_token()
         reply = page("login.html", status, headers, title="Sign in", csrf=csrf, problem=problem, login=login)
-        reply.set_cookie(
-            LOGIN_CSRF_COOKIE, csrf, path="/login", secure=secure, httponly=True, samesite="strict"
-        )
+        reply.set_cookie(csrf_cookie, csrf, path=csrf_path, secure=secure, httponly=True, samesite="strict")
         return reply
 
     def home_page(session: Session, status: int = 200, problem: str = "") -> Response:
@@ -121,7 +139,7 @@ def routes(runtime: Runtime) -> list[Route]:
         if form is None:
             return login_form(400, "That was not a sign-in form. Try again.")
         csrf = form.get("csrf", "")[:MAX_TOKEN_LEN]
-        if from_elsewhere(request) or not _same(csrf, request.cookies.get(LOGIN_CSRF_COOKIE, "")):
+        if from_elsewhere(request) or not _same(csrf, request.cookies.get(csrf_cookie, "")):
             # No cookie, or another one: a form posted from elsewhere, or cookies switched off.
             return login_form(403, "The form expired or came from elsewhere. Sign in again.")
         name = form.get("login", "")[: MAX_LOGIN_LEN + 1]
@@ -137,7 +155,7 @@ def routes(runtime: Runtime) -> list[Route]:
             return login_form(401, "Wrong login or password.", shown)
         reply = RedirectResponse("/", 303)
         reply.set_cookie(
-            SESSION_COOKIE,
+            session_cookie,
             outcome.token,
             max_age=lifetime,
             path="/",
@@ -145,7 +163,7 @@ def routes(runtime: Runtime) -> list[Route]:
             httponly=True,
             samesite="lax",
         )
-        reply.delete_cookie(LOGIN_CSRF_COOKIE, path="/login", secure=secure, httponly=True, samesite="strict")
+        reply.delete_cookie(csrf_cookie, path=csrf_path, secure=secure, httponly=True, samesite="strict")
         return reply
 
     async def logout(request: Request) -> Response:
@@ -157,9 +175,9 @@ def routes(runtime: Runtime) -> list[Route]:
         form = await read_form(request)
         if form is None or not _same(form.get("csrf", "")[:MAX_TOKEN_LEN], session.csrf):
             return home_page(session, 403, "The form expired or came from elsewhere: still signed in.")
-        await accounts.sign_out(request.cookies.get(SESSION_COOKIE, ""))
+        await accounts.sign_out(request.cookies.get(session_cookie, ""))
         reply = RedirectResponse("/login", 303)
-        reply.delete_cookie(SESSION_COOKIE, path="/", secure=secure, httponly=True, samesite="lax")
+        reply.delete_cookie(session_cookie, path="/", secure=secure, httponly=True, samesite="lax")
         return reply
 
     return [

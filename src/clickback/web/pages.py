@@ -210,7 +210,7 @@ def guarded(runtime: Runtime, path: str, handler: Handler) -> Route:
     access, posting = PAGES[path], FORMS.get(path)
 
     async def endpoint(request: Request) -> Response:
-        session = await signed_in(runtime.accounts, request)
+        session = await signed_in(runtime, request)
         if session is None:
             return RedirectResponse("/login", 303)
         v = Viewer(request, session, runtime)
