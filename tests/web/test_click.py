@@ -51,6 +51,21 @@ def test_click_redirects_with_macros_replaced_and_is_recorded(client: Client, wo
     assert row["ip"] == "127.0.0.1"
 
 
+def test_a_user_agent_and_referrer_in_utf_8_are_kept_as_written(client: Client, world: World) -> None:
+    """An app's webview names itself in its User-Agent, in UTF-8; bytes that are no UTF-8 are
+    read as Latin-1 (every byte a character), never refused."""
+    app = "Mozilla/5.0 (Linux; Android 14) 小米浏览器/17.1 Überweisung"
+    client.http.get(
+        f"/c/{world.alice_casino}",
+        headers={"user-agent": app.encode(), "referer": "https://blog.example.org/café".encode()},
+    )
+    client.http.get(f"/c/{world.alice_casino}", headers={"user-agent": b"Agent \xe9t\xe9"})
+
+    agents = sorted((str(r["user_agent"]), str(r["referrer"])) for r in recorded(client))
+
+    assert agents == [("Agent été", ""), (app, "https://blog.example.org/café")]
+
+
 def test_every_click_gets_its_own_click_id(client: Client, world: World) -> None:
     ids = {client.click(world.alice_casino) for _ in range(20)}
 

@@ -86,10 +86,20 @@ def click_request(
         path[3 : 3 + MAX_LINK_CODE_LEN],
         query_params(query),
         ip,
-        wanted.get(b"user-agent", b"").decode("latin-1"),
-        wanted.get(b"referer", b"").decode("latin-1"),
+        header_text(wanted.get(b"user-agent", b"")),
+        header_text(wanted.get(b"referer", b"")),
         method,
     )
+
+
+def header_text(value: bytes) -> str:
+    """A header's value as text: UTF-8, as an app's webview writes its name in its User-Agent
+    ("小米浏览器"; read as Latin-1, it was stored as "å°\x8fç±³…"), else Latin-1, which reads any
+    bytes (a value no UTF-8 encoder wrote)."""
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
 
 
 def click_reply(taken: ClickTaken | Rejected, cookie: bytes) -> ClickReply:
