@@ -9,7 +9,8 @@ from sqlalchemy import delete, insert, select, update
 
 from clickback.core.commission import period_bounds
 from clickback.store.tables import fx_rates, revshare_due, revshare_periods
-from tests.conftest import Client, Node, World
+from tests.conftest import Client, Node, World, make_world
+from tests.conftest import _wipe as wipe
 from tests.web.test_commissions import (
     LONG_AGO,
     THIS_MONTH,
@@ -334,3 +335,83 @@ def test_a_month_another_process_booked_in_another_currency_is_seen_after_the_de
 
     assert (late.status_code, late.json()["reason"]) == (422, "missing_exchange_rate"), late.text
     assert "the deficit carried into RevShare month " + dollars in late.json()["detail"]
+
+
+# 20 %, 40 % from 1,000 of NGR (in the deal's currency).
+NGR_TIERS = {
+    "kind": "revshare",
+    "revshare": {"percent": "20", "tiers": [{"threshold": "1000", "percent": "40"}], "tier_basis": "ngr"},
+}
+
+
+def test_an_ended_month_first_booked_in_another_currency_converts_the_deals_ngr_tiers(
+    client: Client, world: World
+) -> None:
+    """A rejected report pinned last month to EUR; the deal then moved to USD, its threshold 1,000
+    USD (800 EUR). A late 900 EUR books that month for the first time: 40 %, not 20 % as if the
+    threshold were 1,000 EUR. And the mirror: pinned to USD, the deal moved to EUR (1,250 USD),
+    1,200 USD stays at 20 %."""
+    ended = month(-1)
+    rate(client, "EUR", "USD", "1.25")
+    revshare_deal_then_usd(client, world, NGR_TIERS)
+    ngr(client, world, "N0", "10", period=ended, status="rejected")
+    deal(client, world.casino, {"currency": "USD"})
+
+    ngr(client, world, "N1", "900", period=ended)
+
+    assert booked(client, ended) == {"EUR": Decimal("360.00")}
+    (entry,) = ledger(client, kind="revshare", period=ended)
+    assert "NGR tiers in USD at 0.8" in entry["detail"]
+
+
+def test_an_ended_month_pinned_to_usd_keeps_a_euro_threshold_converted(client: Client, world: World) -> None:
+    ended = month(-1)
+    rate(client, "EUR", "USD", "1.25")
+    revshare_deal_then_usd(client, world, {**NGR_TIERS, "currency": "USD"})
+    ngr(client, world, "N0", "10", period=ended, status="rejected", currency="USD")
+    deal(client, world.casino, {"currency": "EUR"})
+
+    ngr(client, world, "N1", "1200", period=ended, currency="USD")
+
+    assert booked(client, ended) == {"USD": Decimal("240.00")}
+
+
+def test_tiers_left_out_for_want_of_a_rate_are_applied_once_it_is_on_record(
+    client: Client, world: World
+) -> None:
+    """Without a USD→EUR rate the ended month is priced without its tiers (and says so); they are
+    not kept so: the next recomputation, with the rate on record, applies them."""
+    ended = month(-1)
+    revshare_deal_then_usd(client, world, NGR_TIERS)
+    ngr(client, world, "N0", "10", period=ended, status="rejected")
+    deal(client, world.casino, {"currency": "USD"})
+    ngr(client, world, "N1", "900", period=ended)
+    assert booked(client, ended) == {"EUR": Decimal("180.00")}
+
+    rate(client, "USD", "EUR", "0.8")
+    ngr(client, world, "N2", "0.01", period=ended)
+
+    assert booked(client, ended) == {"EUR": Decimal("360.00")}
+
+
+def test_a_month_is_priced_in_its_own_currency_after_the_database_is_emptied(
+    client: Client, world: World
+) -> None:
+    """A process remembers the months' currencies it read for the catalog version it read them
+    under: emptied (ids from 1 again, as between tests) and built anew with a USD deal, the same
+    affiliate and offer ids price this month in USD, not in the EUR remembered."""
+    deal(client, world.casino, REVSHARE_25)
+    register(client, world, world.alice_casino, "P", clicked_at=LONG_AGO)
+    ngr(client, world, "A", "50")
+    ngr(client, world, "B", "100")  # read with the month booked in EUR: remembered
+    client.node.call(lambda: wipe(client.node.runtime))
+    again = make_world(client)
+    assert (again.alice["id"], again.casino["id"]) == (world.alice["id"], world.casino["id"])
+    rate(client, "EUR", "USD", "1.25")
+    deal(client, again.casino, {**REVSHARE_25, "currency": "USD"})
+    register(client, again, again.alice_casino, "P", clicked_at=LONG_AGO)
+
+    reply = ngr(client, again, "C", "100")
+
+    assert conversion(client, reply) == ("125.00", "USD")
+    assert month_row(client, THIS_MONTH)[0] == "USD"

@@ -414,6 +414,7 @@ class InMonthCurrency:
     carry_in: Decimal
     carry_note: str = ""
     terms_note: str = ""
+    tiers_dropped: bool = False  # the deal's NGR tiers left out: no rate to convert them
 
 
 def in_month_currency(
@@ -431,23 +432,27 @@ def in_month_currency(
     and the notes say so: a recomputation once the rate is on record books the difference."""
     day = crossing_day(period)
     terms_note = ""
+    dropped = False
     if terms_currency != currency and terms.ngr_tiers:
         found = rate(terms_currency, currency, day)
         if found is None:
-            terms = RevShareTerms(terms.percent, (), terms.tier_basis, terms.negative_carryover)
+            terms, dropped = (
+                RevShareTerms(terms.percent, (), terms.tier_basis, terms.negative_carryover),
+                True,
+            )
             terms_note = (
                 f"NGR tiers in {terms_currency} not applied: no {terms_currency}→{currency} rate on {day}"
             )
         else:
             terms, terms_note = terms.at_rate(found), f"NGR tiers in {terms_currency} at {plain(found)}"
     if not carry or carry_currency in ("", currency):
-        return InMonthCurrency(terms, carry, "", terms_note)
+        return InMonthCurrency(terms, carry, "", terms_note, dropped)
     was = f"{money_text(carry, carry_currency)} {carry_currency}"
     found = rate(carry_currency, currency, day)
     if found is None:
         missing = f"{was} not converted: no {carry_currency}→{currency} rate on {day}"
-        return InMonthCurrency(terms, Decimal(0), missing, terms_note)
-    return InMonthCurrency(terms, at_rate(carry, found), f"{was} at {plain(found)}", terms_note)
+        return InMonthCurrency(terms, Decimal(0), missing, terms_note, dropped)
+    return InMonthCurrency(terms, at_rate(carry, found), f"{was} at {plain(found)}", terms_note, dropped)
 
 
 def cpa_may_change(event: str, arrived: bool, qualified: bool) -> bool:

@@ -394,7 +394,10 @@ def _cascade(
         # A month that has ended keeps the terms it was priced under: a deal changed since (a new
         # percentage from December) applies to the running month and those after it, not to
         # October's late adjustment. Months booked before the terms were kept take the deal's.
-        stored = ledger.month_terms(row) if period_bounds(period)[1] <= now else None
+        # A month first booked here holds the deal's terms as they are, in the deal's currency,
+        # not yet its own: priced as the deal's (its NGR tiers converted), then kept converted.
+        ended = period_bounds(period)[1] <= now and period not in counted
+        stored = ledger.month_terms(row) if ended else None
         # Kept terms are in the month's currency; the deal's are in its own.
         terms_currency = row.currency if stored is not None else deal.currency
         converted = in_month_currency(row.currency, period, stored or terms, terms_currency, *carry, rec.rate)
@@ -414,7 +417,10 @@ def _cascade(
         causes, why = (change.causes, change.why) if change is not None else (causes, why)
         month = revshare_period(converted.terms, row.currency, ngr, ftds, converted.carry_in)
         _book_month(rec, affiliate_id, offer_id, period, month, row, causes, why, converted, now)
-        ledger.save_month(conn, affiliate_id, offer_id, period, month, converted.terms, now)
+        # Tiers left out for want of a rate are not kept so: the month takes the deal's again
+        # when recomputed, and converts them once the rate is on record.
+        kept = None if converted.tiers_dropped else converted.terms
+        ledger.save_month(conn, affiliate_id, offer_id, period, month, kept, now)
         carry = (month.carry_out, row.currency)
 
 

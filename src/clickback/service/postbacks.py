@@ -462,7 +462,11 @@ class _Group:
             return decision
         restated: _Priced | None = None
         if isinstance(decision, StatusChange) and restates_amount(postback, stored):
-            priced = _priced(rec, self._catalog, postback, attribution, existing["event"], raw.received_at)
+            # Priced for the month it counts in, the row's (a server's confirmation of a pixel's
+            # NGR claim may state another): an amount in another month's currency would be added
+            # to this one.
+            restating = replace(postback, period=existing["period"]) if existing["period"] else postback
+            priced = _priced(rec, self._catalog, restating, attribution, existing["event"], raw.received_at)
             decision, restated = (priced, None) if isinstance(priced, Rejected) else (decision, priced)
         if isinstance(decision, StatusChange) and (
             refused := commissions.approval_refused(rec, self._catalog, existing, decision.new)

@@ -81,6 +81,24 @@ def booked_currencies(conn: Connection, affiliate_id: int, offer_id: int) -> dic
     return {row.period: row.currency for row in conn.execute(query)}
 
 
+def reported_currencies(conn: Connection, affiliate_id: int, offer_id: int) -> frozenset[str]:
+    """Every currency an NGR report of the affiliate on the offer was priced in (whatever its
+    status now): each may pin a month without a row (reports_currency)."""
+    c = conversions.c
+    query = (
+        select(c.deal_currency)
+        .where(
+            (c.affiliate_id == affiliate_id)
+            & (c.offer_id == offer_id)
+            & (c.event == "net_revenue")
+            & c.deal_currency.is_not(None)
+            & ~c.test
+        )
+        .distinct()
+    )
+    return frozenset(conn.execute(query).scalars())
+
+
 def reports_currency(conn: Connection, affiliate_id: int, offer_id: int, period: str) -> str | None:
     """The currency a month without a row was first priced in: its first NGR report's (under a
     deal that paid no RevShare then), whatever that report's status now."""
@@ -197,9 +215,11 @@ def save_month(
     offer_id: int,
     period: str,
     month: RevSharePeriod,
-    terms: RevShareTerms,
+    terms: RevShareTerms | None,
     now: datetime,
 ) -> None:
+    """The month's figures, and the terms it was priced under in its currency (None: none kept,
+    the deal's are taken when it is recomputed)."""
     stmt = update(revshare_periods).where(
         _month_key(affiliate_id, offer_id) & (revshare_periods.c.period == period)
     )
@@ -212,7 +232,7 @@ def save_month(
             earnings=month.earnings,
             carry_out=month.carry_out,
             updated_at=now,
-            terms=_terms_text(terms),
+            terms=None if terms is None else _terms_text(terms),
         )
     )
 

@@ -82,9 +82,10 @@ class Player:
 _PLAYER_COLUMNS = [f.name for f in fields(Player)]
 # (affiliate_id, offer_id, period): a RevShare month.
 MonthKey = tuple[int, int, str]
-# (affiliate, offer) → the catalog version and the booked RevShare months with their currencies,
-# as a process last read them (Recording.booked_months): kept by service.postbacks across groups.
-KnownMonths = dict[tuple[int, int], tuple[int, dict[str, str]]]
+# (affiliate, offer) → the catalog version, the booked RevShare months with their currencies,
+# and the currencies any NGR report was priced in, as a process last read them under that version
+# (Recording.booked_months): kept by service.postbacks across groups.
+KnownMonths = dict[tuple[int, int], tuple[int, dict[str, str], frozenset[str]]]
 
 
 @dataclass(slots=True)
@@ -304,28 +305,47 @@ class Recording:
             booked = ledger.booked_currencies(self.conn, affiliate_id, offer_id)
             self._booked_months[key] = booked
             if self.catalog is not None:
-                self._known_months[key] = (self.catalog.version, booked)
+                version = self.catalog.version
+                known = self._known_months.get(key)
+                # A report pins the currency of a month without a row (month_currency); under one
+                # catalog version no report is priced in a currency none of these is in, nor
+                # the deal's: read once a version.
+                reported = (
+                    known[2]
+                    if known is not None and known[0] == version
+                    else ledger.reported_currencies(self.conn, affiliate_id, offer_id)
+                )
+                self._known_months[key] = (version, booked, reported)
         return self._booked_months[key]
+
+    def _known(self, affiliate_id: int, offer_id: int) -> tuple[dict[str, str], frozenset[str]] | None:
+        """What this process last read of the months, if under this group's catalog version (a
+        test's wipe, a deal's change: another version)."""
+        known = self._known_months.get((affiliate_id, offer_id))
+        if known is None or self.catalog is None or known[0] != self.catalog.version:
+            return None
+        return known[1], known[2]
 
     def in_one_currency(self, affiliate_id: int, offer_id: int, period: str, currency: str) -> bool:
         """Whether `period` and every other booked month of the affiliate on the offer are in
-        `currency`, as this process last read them under this group's catalog version, without
-        reading them again. A month's currency never changes once booked, and a month booked
-        since under the same version is in its deal's currency (a deal changing currency is a
-        new catalog version). Asked on every NGR report and first deposit of a RevShare deal: the
-        read it spares cost a casino's postbacks 10-15% of their throughput on PostgreSQL."""
-        known = self._known_months.get((affiliate_id, offer_id))
-        if known is None or self.catalog is None or known[0] != self.catalog.version:
+        `currency`, and every NGR report of theirs was priced in it, as this process last read
+        them under this group's catalog version, without reading them again. A month's currency
+        never changes once booked, and a month booked since under the same version takes its
+        first report's currency or its deal's (a deal changing currency is a new catalog
+        version). Asked on every NGR report and first deposit of a RevShare deal: the read it
+        spares cost a casino's postbacks 10-15% of their throughput on PostgreSQL."""
+        known = self._known(affiliate_id, offer_id)
+        if known is None:
             return False
-        months = known[1]
-        return period in months and all(c == currency for c in months.values())
+        months, reported = known
+        return period in months and all(c == currency for c in months.values()) and reported <= {currency}
 
     def month_currency(self, affiliate_id: int, offer_id: int, period: str) -> str | None:
         """The currency a RevShare month is priced in: its row's, else its first NGR report's;
         None before anything of it was priced."""
-        known = self._known_months.get((affiliate_id, offer_id))
-        if known is not None and period in known[1]:
-            return known[1][period]  # booked: its currency for good
+        known = self._known(affiliate_id, offer_id)
+        if known is not None and period in known[0]:
+            return known[0][period]  # booked: its currency for good
         booked = self.booked_months(affiliate_id, offer_id)
         if period in booked:
             return booked[period]
