@@ -393,6 +393,12 @@ async def claims_migrated(
             r = revshare_periods.c
             kept_now = (await conn.execute(select(r.ngr, r.ftds))).one()
             due = [tuple(row) for row in await conn.execute(select(revshare_due))]
-            return [(i, bool(v)) for i, v in confirmed], (kept_now.ngr, kept_now.ftds), due
+        # Downgraded, the months count the claims again, as the code before 0028 does.
+        async with db.write() as conn:
+            await conn.run_sync(downgrade, "0027")
+        async with db.read() as conn:
+            r = revshare_periods.c
+            assert tuple((await conn.execute(select(r.ngr, r.ftds))).one()) == (Decimal(6340), 1)
+        return [(i, bool(v)) for i, v in confirmed], (kept_now.ngr, kept_now.ftds), due
     finally:
         await db.close()

@@ -97,10 +97,45 @@ def upgrade() -> None:
     )
     approved = sa.exists().where((_HISTORY.c.conversion_id == c.id) & (_HISTORY.c.to_status == "approved"))
     bind.execute(sa.update(_CONVERSIONS).where(pixel & (by_server | approved)).values(confirmed=True))
-    # What the claims left added to their months (core.commission.month_share, before this).
+    held, last = _claims_by_month(bind)
+    m = _MONTHS.c
+    for (affiliate_id, offer_id, period), (ngr, ftds) in sorted(held.items()):
+        month = (m.affiliate_id == affiliate_id) & (m.offer_id == offer_id) & (m.period == period)
+        found = bind.execute(sa.select(m.ngr, m.ftds).where(month)).first()
+        if found is not None:  # a month never booked counts its inputs from scratch when it is
+            bind.execute(sa.update(_MONTHS).where(month).values(ngr=found.ngr - ngr, ftds=found.ftds - ftds))
+            # Its booked RevShare is corrected by the server's settle job (the docstring).
+            due = {"affiliate_id": affiliate_id, "offer_id": offer_id, "period": period}
+            cause = last[affiliate_id, offer_id, period]
+            bind.execute(sa.insert(_DUE).values(**due, conversion_id=cause, why=WHY))
+
+
+def downgrade() -> None:
+    # The months' inputs count the claims again, as the code before this counts them (it would
+    # take a claim rejected later out of a month that no longer held it). What the months booked
+    # since stays: the code before recomputes them as their conversions change. Dropped in place
+    # (SQLite 3.35+ and PostgreSQL), as it was added.
+    bind = op.get_bind()
+    held, _ = _claims_by_month(bind)
+    m = _MONTHS.c
+    for (affiliate_id, offer_id, period), (ngr, ftds) in sorted(held.items()):
+        month = (m.affiliate_id == affiliate_id) & (m.offer_id == offer_id) & (m.period == period)
+        found = bind.execute(sa.select(m.ngr, m.ftds).where(month)).first()
+        if found is not None:
+            bind.execute(sa.update(_MONTHS).where(month).values(ngr=found.ngr + ngr, ftds=found.ftds + ftds))
+    op.drop_table("revshare_due")
+    op.execute("ALTER TABLE conversions DROP COLUMN confirmed")
+
+
+def _claims_by_month(
+    bind: sa.Connection,
+) -> tuple[dict[tuple[int, int, str], tuple[Decimal, int]], dict[tuple[int, int, str], int]]:
+    """What the unconfirmed claims add to their months under the code before this
+    (core.commission.month_share then), by month; and each month's last claim."""
+    c = _CONVERSIONS.c
     claims = bind.execute(
         sa.select(c.id, c.event, c.period, c.event_at, c.deal_amount, c.affiliate_id, c.offer_id).where(
-            pixel
+            (c.channel == "pixel")
             & ~c.confirmed
             & ~c.test
             & c.status.in_(("pending", "approved"))
@@ -122,21 +157,4 @@ def upgrade() -> None:
         ngr, ftds = held.get(key, (Decimal(0), 0))
         held[key] = (ngr + row.deal_amount, ftds) if row.event == "net_revenue" else (ngr, ftds + 1)
         last[key] = max(last.get(key, 0), row.id)
-    m = _MONTHS.c
-    for (affiliate_id, offer_id, period), (ngr, ftds) in sorted(held.items()):
-        month = (m.affiliate_id == affiliate_id) & (m.offer_id == offer_id) & (m.period == period)
-        found = bind.execute(sa.select(m.ngr, m.ftds).where(month)).first()
-        if found is not None:  # a month never booked counts its inputs from scratch when it is
-            bind.execute(sa.update(_MONTHS).where(month).values(ngr=found.ngr - ngr, ftds=found.ftds - ftds))
-            # Its booked RevShare is corrected by the server's settle job (the docstring).
-            due = {"affiliate_id": affiliate_id, "offer_id": offer_id, "period": period}
-            cause = last[affiliate_id, offer_id, period]
-            bind.execute(sa.insert(_DUE).values(**due, conversion_id=cause, why=WHY))
-
-
-def downgrade() -> None:
-    # The months' inputs stay without the claims: the code before this counts them again only as
-    # they change. Dropped in place (SQLite 3.35+ and PostgreSQL), as it was added. Months not yet
-    # recomputed stay as booked, as before this.
-    op.drop_table("revshare_due")
-    op.execute("ALTER TABLE conversions DROP COLUMN confirmed")
+    return held, last
