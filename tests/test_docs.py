@@ -78,3 +78,13 @@ def test_report_guide_names_the_events_each_vertical_counts_as_activity() -> Non
     for vertical, events in expected.items():
         named = set(re.findall(r"`([a-z_]+)`", rows[vertical].split("|")[2]))
         assert named == events, vertical
+
+
+def test_the_query_for_reports_0029_left_mixed_is_the_one_its_tests_run() -> None:
+    from clickback.store.mixed_months import LEFT_AS_THEY_WERE
+
+    guide = (DOCS / "commissions.md").read_text()
+    found = re.search(r"\n  ```sql\n(.*?)\n  ```\n", guide, re.DOTALL)
+    assert found is not None, "docs/commissions.md (Known limits) quotes it"
+    quoted = "\n".join(line.removeprefix("  ") for line in found.group(1).splitlines())
+    assert quoted == LEFT_AS_THEY_WERE.strip()
