@@ -17,8 +17,8 @@ from clickback.store import fx, mixed_months
 from clickback.store.db import connect
 from clickback.store.migrate import upgrade
 from clickback.store.tables import conversions, fx_rates, revshare_due, revshare_periods
-from tests.conftest import BACKENDS
-from tests.store.test_migrations import as_at_0027, database
+from tests.conftest import BACKENDS, scratch_database
+from tests.store.test_migrations import as_at_0027
 
 AT = datetime(2026, 9, 1, tzinfo=UTC)
 OCTOBER = "2026-10"
@@ -75,7 +75,7 @@ def test_0029_prices_each_mixed_report_again_into_its_months_currency_once(
     backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(mixed_months, "BATCH", 2)  # read in several batches
-    with database(backend, tmp_path) as url:
+    with scratch_database(backend, tmp_path) as url:
         migrated, again, after_again = asyncio.run(migrated_twice(url))
 
     priced, ngr, due, left = migrated
@@ -182,7 +182,7 @@ def test_rates_are_found_as_store_fx_finds_them(backend: str, tmp_path: Path) ->
         finally:
             await db.close()
 
-    with database(backend, tmp_path) as url:
+    with scratch_database(backend, tmp_path) as url:
         answers = asyncio.run(scenario())
 
     assert [mine for mine, _ in answers] == [theirs for _, theirs in answers]

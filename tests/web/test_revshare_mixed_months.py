@@ -33,8 +33,8 @@ from clickback.store.tables import (
     revshare_due,
     revshare_periods,
 )
-from tests.conftest import API_KEY, BACKENDS, Client, World, serve, settings_for
-from tests.store.test_migrations import as_at_0027, database
+from tests.conftest import API_KEY, BACKENDS, Client, World, scratch_database, serve, settings_for
+from tests.store.test_migrations import as_at_0027
 from tests.web.test_commissions import THIS_MONTH, deal, ledger, month
 from tests.web.test_outbound import eventually
 from tests.web.test_revshare_currency import (
@@ -109,7 +109,7 @@ IDS = {"A": 1, "B": 2, "R": 3, "C": 4, "D": 5, "BOB-EUR": 6, "BOB-GBP": 7}
 def test_a_month_mixed_before_adr_24_books_what_adr_24_books_after_0029_and_the_settle_job(
     backend: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with database(backend, tmp_path) as url:
+    with scratch_database(backend, tmp_path) as url:
         with caplog.at_level(logging.WARNING, logger="clickback.store.mixed_months"):
             asyncio.run(booked_at_0028_then_migrated(url))
         priced, due, left, from_scratch = asyncio.run(after_migration(url))
