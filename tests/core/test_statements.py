@@ -1,10 +1,11 @@
-"""CSV cells (core.statements.csv_cell): no text a spreadsheet would run as a formula."""
+"""CSV cells (core.statements.csv_cell): no text a spreadsheet would run as a formula. A player's
+values by currency (core.statements.by_currency): never added across currencies."""
 
 from decimal import Decimal
 
 import pytest
 
-from clickback.core.statements import csv_cell
+from clickback.core.statements import PlayerValue, by_currency, csv_cell
 
 
 @pytest.mark.parametrize(
@@ -56,3 +57,26 @@ def test_text_a_spreadsheet_would_run_gets_an_apostrophe(value: str) -> None:
 )
 def test_other_values_are_written_as_they_are(value: object, cell: str) -> None:
     assert csv_cell(value) == cell
+
+
+EUR_40 = PlayerValue("EUR", deposits=Decimal(40), ngr=Decimal(-15), commission=Decimal(100))
+USD_50 = PlayerValue("USD", deposits=Decimal(50))
+GBP_5 = PlayerValue("GBP", ngr=Decimal(5))
+
+
+@pytest.mark.parametrize(
+    ("deal", "given", "listed"),
+    [
+        ("EUR", [EUR_40], [EUR_40]),  # one currency: as before deals could change currency
+        ("EUR", [], [PlayerValue("EUR")]),  # nothing priced yet: zero in the deal's currency
+        ("USD", [EUR_40, USD_50], [USD_50, EUR_40]),  # the deal's currency first
+        ("USD", [EUR_40], [PlayerValue("USD"), EUR_40]),  # nothing priced since the change
+        ("USD", [GBP_5, EUR_40, USD_50], [USD_50, EUR_40, GBP_5]),  # then the others by code
+        (None, [], []),  # no deal, nothing priced
+        (None, [GBP_5, EUR_40], [EUR_40, GBP_5]),
+    ],
+)
+def test_a_players_values_are_listed_per_currency_the_deals_first(
+    deal: str | None, given: list[PlayerValue], listed: list[PlayerValue]
+) -> None:
+    assert by_currency(deal, given) == listed

@@ -3,7 +3,7 @@
 import csv
 import io
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import astuple, dataclass, fields
 from decimal import Decimal
 
@@ -76,6 +76,28 @@ def line_cells(line: StatementLine) -> list[str]:
         else csv_cell(value)
         for column, value in zip(COLUMNS, values, strict=True)
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerValue:
+    """What a player brought in one currency: deposits net of chargebacks, NGR, and the CPA
+    commission booked for them."""
+
+    currency: str
+    deposits: Decimal = Decimal(0)
+    ngr: Decimal = Decimal(0)
+    commission: Decimal = Decimal(0)
+
+
+def by_currency(deal_currency: str | None, values: Iterable[PlayerValue]) -> list[PlayerValue]:
+    """A player's values, one per currency and never added across currencies (a deal that changed
+    currency priced the player's earlier conversions and commissions in the old one): the deal's
+    currency first, zero where nothing was priced in it yet, so the list opens with the figures
+    shown beside the deal's currency; then every other currency in code order."""
+    given = {value.currency: value for value in values}
+    if deal_currency is not None:
+        given.setdefault(deal_currency, PlayerValue(deal_currency))
+    return sorted(given.values(), key=lambda value: (value.currency != deal_currency, value.currency))
 
 
 def csv_cell(value: object) -> str:

@@ -1,17 +1,29 @@
 """Reading the ledger back: monthly statements per affiliate, and what players are worth."""
 
 from collections import defaultdict
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, case, distinct, func, select, type_coerce
+from sqlalchemy import (
+    BigInteger,
+    Label,
+    Select,
+    case,
+    cast,
+    distinct,
+    func,
+    null,
+    select,
+    type_coerce,
+    union_all,
+)
 
 from clickback.core.commission import DEPOSIT_EVENTS, Deal, DealKind, period_bounds
 from clickback.core.spans import Span
-from clickback.core.statements import StatementLine
+from clickback.core.statements import PlayerValue, StatementLine, by_currency
 from clickback.store import paging
 from clickback.store.db import Database, utc_month
 from clickback.store.ledger import NOT_A_CLAIM
@@ -178,13 +190,19 @@ def _terms_percent(deal: Deal | None) -> Decimal | None:
     return deal.revshare.percent if deal is not None and deal.revshare is not None else ZERO
 
 
-# What a player is worth: cumulative deposits (net of chargebacks) and NGR in the deal's currency,
-# from their pending and approved conversions, and the CPA commission booked for them. RevShare is
-# earned per affiliate-month, not per player. Sums of raw 1/10,000 integers, converted once at
-# the end (sums of a TypeDecorator are ambiguous).
+# What a player is worth: cumulative deposits (net of chargebacks) and NGR from their pending and
+# approved conversions, and the CPA commission booked for them, each in the currency it was priced
+# or booked in (a conversion's deal_currency, an entry's currency). A deal that changed currency
+# left the earlier ones in the old currency, and amounts in different currencies are never added.
+# RevShare is earned per affiliate-month, not per player. Sums of raw 1/10,000 integers, converted
+# once at the end (sums of a TypeDecorator are ambiguous).
 _C = conversions.c
 _AMOUNT = type_coerce(_C.deal_amount, BigInteger)
 _COUNTED = _C.status.in_(PAYABLE_STATUSES) & ~_C.test
+# The conversions a player's amounts come from: priced ones only (a currency to be counted in).
+_PRICED = (
+    _COUNTED & _C.event.in_((*DEPOSIT_EVENTS, "chargeback", "net_revenue")) & _C.deal_amount.is_not(None)
+)
 _DEPOSITS = func.coalesce(
     func.sum(case((_C.event.in_(DEPOSIT_EVENTS), _AMOUNT), (_C.event == "chargeback", -_AMOUNT), else_=0)), 0
 )
@@ -192,7 +210,7 @@ _NGR = func.coalesce(func.sum(case((_C.event == "net_revenue", _AMOUNT), else_=0
 _CPA = func.coalesce(func.sum(type_coerce(commissions.c.amount, BigInteger)), 0)
 # A player's cohort: the month they registered, else the month of their first postback.
 _COHORT_AT = func.coalesce(players.c.registered_at, players.c.first_seen_at)
-# The currency of the player's values: that of the deal in force for their offer and affiliate (the
+# The deal's currency: that of the deal in force for the player's offer and affiliate (the
 # affiliate's own deal, else the offer's default), as in the catalog. None without a deal.
 _OWN_DEAL, _DEFAULT_DEAL = deals.alias("own_deal"), deals.alias("default_deal")
 _WITH_DEALS = players.outerjoin(
@@ -202,6 +220,7 @@ _WITH_DEALS = players.outerjoin(
     _DEFAULT_DEAL, (_DEFAULT_DEAL.c.offer_id == players.c.offer_id) & (_DEFAULT_DEAL.c.affiliate_id == 0)
 )
 _CURRENCY = func.coalesce(_OWN_DEAL.c.currency, _DEFAULT_DEAL.c.currency)
+_MONEY = ("deposits", "ngr", "commission")
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,75 +253,163 @@ def _players_of(query: Select[Any], f: PlayerFilter) -> Select[Any]:
 
 
 async def player_values(db: Database, f: PlayerFilter, cursor: str | None, limit: int) -> paging.Page:
-    """Each player's worth, oldest player first. Correlated subqueries: an index lookup each, so a
-    page costs what its rows cost."""
-    theirs = (_C.advertiser_id == players.c.advertiser_id) & (_C.player_id == players.c.player_id) & _COUNTED
-    cpa = (commissions.c.player == players.c.id) & (commissions.c.kind == "cpa")
-    query = select(
-        players,
-        select(_DEPOSITS).where(theirs).scalar_subquery().label("deposits"),
-        select(_NGR).where(theirs).scalar_subquery().label("ngr"),
-        select(_CPA).where(cpa).scalar_subquery().label("commission"),
-        utc_month(_COHORT_AT).label("cohort"),
-        _CURRENCY.label("currency"),
-    ).select_from(_WITH_DEALS)
+    """Each player's worth, oldest player first: a page of players, then what they brought in each
+    currency. `by_currency` lists it (core.statements.by_currency); deposits, ngr and commission
+    beside the deal's currency are those in it."""
+    query = select(players, utc_month(_COHORT_AT).label("cohort"), _CURRENCY.label("currency")).select_from(
+        _WITH_DEALS
+    )
     page = await paging.page(db, _players_of(query, f), [paging.Key(players.c.id)], cursor, limit)
-    return replace(page, rows=[row | _in_money(row) for row in page.rows])
+    found = await _values_of(db, [row["id"] for row in page.rows])
+    return replace(page, rows=[_valued(row, found.get(row["id"], [])) for row in page.rows])
+
+
+async def _values_of(db: Database, ids: Sequence[int]) -> dict[int, list[PlayerValue]]:
+    """What each of these players brought, per currency. Looked up by the page's ids: an index
+    lookup each (conversions by player_id, commissions by player), so a page costs what its rows
+    cost."""
+    if not ids:
+        return {}
+    p, c = players.c, commissions.c
+    theirs = (_C.advertiser_id == p.advertiser_id) & (_C.player_id == p.player_id)
+    priced = (
+        select(
+            p.id.label("player"),
+            _C.deal_currency.label("currency"),
+            _DEPOSITS.label("deposits"),
+            _NGR.label("ngr"),
+            _nothing("commission"),
+        )
+        .select_from(players.join(conversions, theirs))
+        .where(p.id.in_(ids) & _PRICED)
+        .group_by(p.id, _C.deal_currency)
+    )
+    booked = (
+        select(c.player, c.currency, _nothing("deposits"), _nothing("ngr"), _CPA.label("commission"))
+        .where(c.player.in_(ids) & (c.kind == "cpa"))
+        .group_by(c.player, c.currency)
+    )
+    both = union_all(priced, booked).subquery()
+    sums = (func.sum(both.c[name]).label(name) for name in _MONEY)
+    query = select(both.c.player, both.c.currency, *sums).group_by(both.c.player, both.c.currency)
+    async with db.read() as conn:
+        rows = (await conn.execute(query)).all()
+    found: dict[int, list[PlayerValue]] = defaultdict(list)
+    for row in rows:
+        found[row.player].append(PlayerValue(row.currency, **_in_money(row._mapping)))
+    return found
+
+
+def _valued(row: dict[str, Any], values: list[PlayerValue]) -> dict[str, Any]:
+    """The player's row with their values by currency, and beside the deal's currency the amounts
+    in it."""
+    each = by_currency(row["currency"], values)
+    shown = each[0] if each and each[0].currency == row["currency"] else PlayerValue("")
+    return row | {
+        "deposits": shown.deposits,
+        "ngr": shown.ngr,
+        "commission": shown.commission,
+        "by_currency": [asdict(value) for value in each],
+    }
 
 
 async def cohorts(db: Database, f: PlayerFilter) -> list[dict[str, Any]]:
-    """Players' worth summed by cohort; a cohort's FTDs are its players whose first deposit still
-    counts (pending or approved); one row per cohort and currency, as amounts in different
-    currencies are never added. Per-player sums joined rather than player_values' correlated
-    subqueries: over 100,000 players with 4 conversions each, 1.5-2.0 s instead of 3.1-3.6 s on
-    PostgreSQL (SQLite: 1.2-1.4 s against 1.0-1.2 s)."""
+    """Players' worth summed by cohort and currency: one row per cohort and currency, each amount
+    on the row of the currency it was priced or booked in, as amounts in different currencies are
+    never added. A cohort's players, and its FTDs (its players whose first deposit still counts:
+    pending or approved), are counted once, on the row of their deal's currency. Per-player sums
+    joined rather than player_values' lookups: over 100,000 players with 4 conversions each,
+    1.5-2.0 s instead of 3.1-3.6 s on PostgreSQL (SQLite: 1.2-1.4 s against 1.0-1.2 s; measured
+    before the sums were split by currency)."""
+    p, c = players.c, commissions.c
+    ftd = conversions.alias("ftd")
+    chosen = _players_of(
+        select(
+            p.id,
+            p.advertiser_id,
+            p.player_id,
+            utc_month(_COHORT_AT).label("cohort"),
+            _CURRENCY.label("currency"),
+            ftd.c.id.label("ftd"),
+        ).select_from(
+            _WITH_DEALS.outerjoin(ftd, (ftd.c.id == p.ftd_conversion_id) & ftd.c.status.in_(PAYABLE_STATUSES))
+        ),
+        f,
+    ).cte("chosen")
     sums = (
-        select(_C.advertiser_id, _C.player_id, _DEPOSITS.label("deposits"), _NGR.label("ngr"))
-        .where(_COUNTED & (_C.player_id != ""))
-        .group_by(_C.advertiser_id, _C.player_id)
+        select(
+            _C.advertiser_id, _C.player_id, _C.deal_currency, _DEPOSITS.label("deposits"), _NGR.label("ngr")
+        )
+        .where(_PRICED & (_C.player_id != ""))
+        .group_by(_C.advertiser_id, _C.player_id, _C.deal_currency)
         .subquery()
     )
     cpa = (
-        select(commissions.c.player, _CPA.label("commission"))
-        .where(commissions.c.kind == "cpa")
-        .group_by(commissions.c.player)
+        select(c.player, c.currency, _CPA.label("commission"))
+        .where(c.kind == "cpa")
+        .group_by(c.player, c.currency)
         .subquery()
     )
-    ftd = conversions.alias("ftd")
-    joined = (
-        _WITH_DEALS.outerjoin(
-            sums,
-            (sums.c.advertiser_id == players.c.advertiser_id) & (sums.c.player_id == players.c.player_id),
+    counted = select(
+        chosen.c.cohort,
+        chosen.c.currency,
+        func.count().label("players"),
+        func.count(chosen.c.ftd).label("ftds"),
+        *(_nothing(name) for name in _MONEY),
+    ).group_by(chosen.c.cohort, chosen.c.currency)
+    theirs = (sums.c.advertiser_id == chosen.c.advertiser_id) & (sums.c.player_id == chosen.c.player_id)
+    priced = (
+        select(
+            chosen.c.cohort,
+            sums.c.deal_currency,
+            _nothing("players"),
+            _nothing("ftds"),
+            func.sum(sums.c.deposits).label("deposits"),
+            func.sum(sums.c.ngr).label("ngr"),
+            _nothing("commission"),
         )
-        .outerjoin(cpa, cpa.c.player == players.c.id)
-        .outerjoin(ftd, (ftd.c.id == players.c.ftd_conversion_id) & ftd.c.status.in_(PAYABLE_STATUSES))
+        .select_from(chosen.join(sums, theirs))
+        .group_by(chosen.c.cohort, sums.c.deal_currency)
     )
-    each = select(
-        utc_month(_COHORT_AT).label("cohort"),
-        _CURRENCY.label("currency"),
-        ftd.c.id.label("ftd"),
-        sums.c.deposits,
-        sums.c.ngr,
-        cpa.c.commission,
-    ).select_from(joined)
-    per_player = _players_of(each, f).subquery()
+    booked = (
+        select(
+            chosen.c.cohort,
+            cpa.c.currency,
+            *(_nothing(name) for name in ("players", "ftds", "deposits", "ngr")),
+            func.sum(cpa.c.commission).label("commission"),
+        )
+        .select_from(chosen.join(cpa, cpa.c.player == chosen.c.id))
+        .group_by(chosen.c.cohort, cpa.c.currency)
+    )
+    rows = union_all(counted, priced, booked).subquery()
     query = (
         select(
-            per_player.c.cohort,
-            per_player.c.currency,
-            func.count().label("players"),
-            func.count(per_player.c.ftd).label("ftds"),
-            func.sum(per_player.c.deposits).label("deposits"),
-            func.sum(per_player.c.ngr).label("ngr"),
-            func.sum(per_player.c.commission).label("commission"),
+            rows.c.cohort,
+            rows.c.currency,
+            *(func.sum(rows.c[name]).label(name) for name in ("players", "ftds", *_MONEY)),
         )
-        .group_by(per_player.c.cohort, per_player.c.currency)
-        .order_by(per_player.c.cohort, func.coalesce(per_player.c.currency, ""))
+        .group_by(rows.c.cohort, rows.c.currency)
+        .order_by(rows.c.cohort, func.coalesce(rows.c.currency, ""))
     )
     async with db.read() as conn:
-        rows = (await conn.execute(query)).all()
-    return [dict(row._mapping) | _in_money(row._mapping) for row in rows]
+        found = (await conn.execute(query)).all()
+    return [
+        {
+            "cohort": row.cohort,
+            "currency": row.currency,
+            "players": int(row.players or 0),
+            "ftds": int(row.ftds or 0),
+        }
+        | _in_money(row._mapping)
+        for row in found
+    ]
 
 
 def _in_money(row: Mapping[Any, Any]) -> dict[str, Decimal]:
-    return {key: Decimal(row[key] or 0) / MONEY_SCALE for key in ("deposits", "ngr", "commission")}
+    return {key: Decimal(row[key] or 0) / MONEY_SCALE for key in _MONEY}
+
+
+def _nothing(name: str) -> Label[Any]:
+    """A column a branch of a UNION has nothing for. Typed: PostgreSQL resolves the untyped NULLs
+    of the first two branches as text, which a later branch's numeric sum cannot be added to."""
+    return cast(null(), BigInteger).label(name)

@@ -1073,15 +1073,17 @@ def create_api(runtime: Runtime) -> FastAPI:
 
     @api.get("/players", tags=["players"])
     async def list_players(q: Annotated[s.PlayersQuery, Query()], who: Who) -> s.Page[s.PlayerOut]:
-        """Player value: deposits, NGR and CPA commission per player, in the deal's currency; oldest
-        player first. `from` and `to` select by first_seen_at."""
+        """Player value: deposits, NGR and CPA commission per player, in the deal's currency and, in
+        `by_currency`, in each currency they were priced or booked in (never added across
+        currencies); oldest player first. `from` and `to` select by first_seen_at."""
         f = statements.PlayerFilter(**scoped(who, q.values()), span=q.span())
         return page_out(await statements.player_values(db, f, q.cursor, q.limit), s.PlayerOut.model_validate)
 
     @api.get("/players/cohorts", tags=["players"])
     async def player_cohorts(q: Annotated[s.PlayerFilters, Query()], who: Who) -> list[s.CohortOut]:
-        """Player value by registration month (else first postback's), of the players the filters
-        of /players select; FTDs count first deposits still pending or approved."""
+        """Player value by registration month (else first postback's) and currency, of the players
+        the filters of /players select: each amount in the currency it was priced or booked in,
+        players and FTDs (first deposits still pending or approved) on their deal's currency."""
         f = statements.PlayerFilter(**scoped(who, q.values()), span=q.span())
         rows = await statements.cohorts(db, f)
         return [s.CohortOut(**r) for r in rows]

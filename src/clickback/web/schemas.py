@@ -989,6 +989,19 @@ class StatementOut(BaseModel):
         return _per_currency(totals)
 
 
+class PlayerValueOut(BaseModel):
+    """What the player brought in one currency."""
+
+    currency: str
+    deposits: Decimal = Field(description="Deposits net of chargebacks, priced in this currency.")
+    ngr: Decimal = Field(description="NGR priced in this currency.")
+    commission: Decimal = Field(description="CPA commission booked in this currency, net of reversals.")
+
+    @field_serializer("deposits", "ngr", "commission")
+    def _money(self, amount: Decimal) -> str:
+        return money_text(amount, self.currency)
+
+
 class PlayerOut(BaseModel):
     id: int
     advertiser_id: int
@@ -1004,12 +1017,19 @@ class PlayerOut(BaseModel):
     qualified_at: datetime | None
     cohort: str
     currency: str | None = Field(
-        description="The currency of the deal in force for the player's offer and affiliate, which "
-        "deposits, ngr and commission are in; null without a deal."
+        description="The currency of the deal in force for the player's offer and affiliate; null "
+        "without a deal. deposits, ngr and commission are the player's amounts in it."
     )
-    deposits: Decimal
-    ngr: Decimal
-    commission: Decimal = Field(description="CPA commission booked for the player, net of reversals.")
+    deposits: Decimal = Field(description="Deposits net of chargebacks, in `currency`.")
+    ngr: Decimal = Field(description="NGR, in `currency`.")
+    commission: Decimal = Field(
+        description="CPA commission booked for the player, net of reversals, in `currency`."
+    )
+    by_currency: list[PlayerValueOut] = Field(
+        description="The player's amounts per currency, never added across currencies: those in "
+        "`currency` first (zero if none), then those priced or booked in any other (the deal "
+        "changed currency), by currency code. Empty without a deal and amounts."
+    )
 
     @field_serializer("deposits", "ngr", "commission")
     def _money(self, amount: Decimal) -> str:
@@ -1018,7 +1038,11 @@ class PlayerOut(BaseModel):
 
 class CohortOut(BaseModel):
     cohort: str
-    currency: str | None = Field(description="As in /api/players: a cohort has a row per currency.")
+    currency: str | None = Field(
+        description="A cohort has a row per currency: each amount is on the row of the currency it "
+        "was priced or booked in; players and ftds are counted once, on the row of their deal's "
+        "currency (null: players without a deal)."
+    )
     players: int
     ftds: int
     deposits: Decimal
