@@ -8,9 +8,6 @@ destination with that many in flight already, so a destination that answers slow
 all, until the timeout) only ever holds its own share of the `concurrency` slots, and its backlog
 stays in the database. Outcomes are written in groups (service/group_commit.py): one transaction
 for however many attempts ended together.
-
-Order: a conversion's deliveries to one template are claimed one at a time, in the order they were
-made (store.claim), so a tracker that keeps the last status it hears ends with the latest.
 """
 
 import asyncio
@@ -187,11 +184,6 @@ class Dispatcher:
         self.attempts += len(done)
         for r in done:
             OUTBOUND_DELIVERIES.labels(worker(), _label(r.outcome.state)).inc()
-        # A delivery that ended may have held back the next one of its conversion and template
-        # (store.claim sends those in order), which is claimable only now that this commit is
-        # in: look again rather than at the next poll. Once a group, not once an attempt.
-        if any(r.outcome.state != store.WAITING for r in done):
-            self._kick.set()
         return [paused] * len(done)
 
     async def stop(self) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, bindparam, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clickback.core import audit as trail
@@ -159,19 +159,6 @@ class Claimed:
 
 _paused = select(outbound_destinations.c.destination).where(outbound_destinations.c.paused_at.is_not(None))
 
-_earlier = outbound_deliveries.alias("earlier")
-# An earlier delivery of the same conversion to the same template that is still waiting (due,
-# leased and in flight, or retrying): the later one is not claimed until it has ended. A tracker
-# keeps the last status it hears, so "approved" then "rejected" must not arrive the other way
-# round. Ended ones (delivered, failed, dead) do not hold it back. Served by the index on
-# conversion_id: a conversion has a handful of deliveries.
-_behind_an_earlier = exists().where(
-    _earlier.c.conversion_id == outbound_deliveries.c.conversion_id,
-    _earlier.c.template_id == outbound_deliveries.c.template_id,
-    _earlier.c.state == WAITING,
-    _earlier.c.id < outbound_deliveries.c.id,
-)
-
 
 async def claim(
     db: Database,
@@ -183,10 +170,7 @@ async def claim(
     busy: Sequence[str],
 ) -> list[Claimed]:
     """Up to `limit` due deliveries, at most `per_destination` of any one destination, leased to
-    `owner` until now + lease: none of a paused destination, nor of the `busy` ones, nor one
-    behind an earlier delivery of its conversion and template still waiting (so those go one at a
-    time, in the order they were made; the order of their ids, which follows the commits of the
-    conversion's changes since each locks the conversion's row). Dispatchers
+    `owner` until now + lease: none of a paused destination, nor of the `busy` ones. Dispatchers
     on one PostgreSQL skip each other's locked rows (SKIP LOCKED); on SQLite the UPDATE runs under
     the database's write lock, so two claims never take the same row either. A lease that ran out
     (its dispatcher died) makes the row due again."""
@@ -198,7 +182,6 @@ async def claim(
             d.c.next_at <= now,
             or_(d.c.leased_until.is_(None), d.c.leased_until < now),
             d.c.destination.not_in(_paused),
-            ~_behind_an_earlier,
         )
         .order_by(d.c.next_at)
         .limit(limit)
