@@ -41,7 +41,6 @@ from click_vs_nginx import (
     API_KEY,
     CLICKBACK,
     HOST,
-    RATE_LUA,
     BenchError,
     api_post,
     find_tool,
@@ -54,6 +53,25 @@ from postbacks import Connection, Database, percentile, take_clicks
 
 SENDERS = 16
 WAIT_S = 120.0
+# wrk's script for clicks at about a rate, the background traffic of the throughput phase.
+RATE_LUA = """\
+-- written by benchmarks/outbound.py: about {rate:g} requests/s over {connections} connections
+local interval_ms = {interval_ms!r}
+local threads = 0
+
+function setup(thread)
+    threads = threads + 1
+    thread:set("seed", threads)
+end
+
+function init(args)
+    math.randomseed(os.time() * 1000 + seed)
+end
+
+function delay()
+    return math.floor(interval_ms * (0.5 + math.random()) + math.random())
+end
+"""
 
 
 # --- the receiver: an affiliate's tracker that answers at once -------------------------------------
