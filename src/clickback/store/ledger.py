@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, select, update
+from sqlalchemy import ColumnElement, Connection, Row, delete, func, select, update
 
 from clickback.core.commission import (
     Deal,
@@ -84,18 +84,7 @@ def booked_currencies(conn: Connection, affiliate_id: int, offer_id: int) -> dic
 def reported_currencies(conn: Connection, affiliate_id: int, offer_id: int) -> frozenset[str]:
     """Every currency an NGR report of the affiliate on the offer was priced in (whatever its
     status now): each may pin a month without a row (reports_currency)."""
-    c = conversions.c
-    query = (
-        select(c.deal_currency)
-        .where(
-            (c.affiliate_id == affiliate_id)
-            & (c.offer_id == offer_id)
-            & (c.event == "net_revenue")
-            & c.deal_currency.is_not(None)
-            & ~c.test
-        )
-        .distinct()
-    )
+    query = select(conversions.c.deal_currency).where(_priced_reports(affiliate_id, offer_id)).distinct()
     return frozenset(conn.execute(query).scalars())
 
 
@@ -105,19 +94,24 @@ def reports_currency(conn: Connection, affiliate_id: int, offer_id: int, period:
     c = conversions.c
     query = (
         select(c.deal_currency)
-        .where(
-            (c.affiliate_id == affiliate_id)
-            & (c.offer_id == offer_id)
-            & (c.event == "net_revenue")
-            & (c.period == period)
-            & c.deal_currency.is_not(None)
-            & ~c.test
-        )
+        .where(_priced_reports(affiliate_id, offer_id) & (c.period == period))
         .order_by(c.id)
         .limit(1)
     )
     found: str | None = conn.execute(query).scalar_one_or_none()
     return found
+
+
+def _priced_reports(affiliate_id: int, offer_id: int) -> ColumnElement[bool]:
+    """The affiliate's NGR reports on the offer that were priced (a test's count nowhere)."""
+    c = conversions.c
+    return (
+        (c.affiliate_id == affiliate_id)
+        & (c.offer_id == offer_id)
+        & (c.event == "net_revenue")
+        & c.deal_currency.is_not(None)
+        & ~c.test
+    )
 
 
 def lock_months(conn: Connection, affiliate_id: int, offer_id: int, first: str) -> dict[str, Row[Any]]:

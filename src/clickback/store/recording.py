@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Table, bindparam, delete, select, update
 
@@ -82,10 +82,20 @@ class Player:
 _PLAYER_COLUMNS = [f.name for f in fields(Player)]
 # (affiliate_id, offer_id, period): a RevShare month.
 MonthKey = tuple[int, int, str]
-# (affiliate, offer) → the catalog version, the booked RevShare months with their currencies,
-# and the currencies any NGR report was priced in, as a process last read them under that version
-# (Recording.booked_months): kept by service.postbacks across groups.
-KnownMonths = dict[tuple[int, int], tuple[int, dict[str, str], frozenset[str]]]
+
+
+class Known(NamedTuple):
+    """What a process last read of an affiliate's RevShare months on an offer, under a catalog
+    version: the booked months with their currencies, and the currencies any NGR report was
+    priced in (Recording.booked_months)."""
+
+    version: int
+    months: dict[str, str]
+    reported: frozenset[str]
+
+
+# By (affiliate, offer): kept by service.postbacks across groups.
+KnownMonths = dict[tuple[int, int], Known]
 
 
 @dataclass(slots=True)
@@ -311,20 +321,20 @@ class Recording:
                 # catalog version no report is priced in a currency none of these is in, nor
                 # the deal's: read once a version.
                 reported = (
-                    known[2]
-                    if known is not None and known[0] == version
+                    known.reported
+                    if known is not None and known.version == version
                     else ledger.reported_currencies(self.conn, affiliate_id, offer_id)
                 )
-                self._known_months[key] = (version, booked, reported)
+                self._known_months[key] = Known(version, booked, reported)
         return self._booked_months[key]
 
-    def _known(self, affiliate_id: int, offer_id: int) -> tuple[dict[str, str], frozenset[str]] | None:
+    def _known(self, affiliate_id: int, offer_id: int) -> Known | None:
         """What this process last read of the months, if under this group's catalog version (a
         test's wipe, a deal's change: another version)."""
         known = self._known_months.get((affiliate_id, offer_id))
-        if known is None or self.catalog is None or known[0] != self.catalog.version:
+        if known is None or self.catalog is None or known.version != self.catalog.version:
             return None
-        return known[1], known[2]
+        return known
 
     def in_one_currency(self, affiliate_id: int, offer_id: int, period: str, currency: str) -> bool:
         """Whether `period` and every other booked month of the affiliate on the offer are in
@@ -337,15 +347,15 @@ class Recording:
         known = self._known(affiliate_id, offer_id)
         if known is None:
             return False
-        months, reported = known
-        return period in months and all(c == currency for c in months.values()) and reported <= {currency}
+        in_it = all(c == currency for c in known.months.values()) and known.reported <= {currency}
+        return period in known.months and in_it
 
     def month_currency(self, affiliate_id: int, offer_id: int, period: str) -> str | None:
         """The currency a RevShare month is priced in: its row's, else its first NGR report's;
         None before anything of it was priced."""
         known = self._known(affiliate_id, offer_id)
-        if known is not None and period in known[0]:
-            return known[0][period]  # booked: its currency for good
+        if known is not None and period in known.months:
+            return known.months[period]  # booked: its currency for good
         booked = self.booked_months(affiliate_id, offer_id)
         if period in booked:
             return booked[period]
