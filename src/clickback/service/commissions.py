@@ -342,11 +342,8 @@ def recompute_months(rec: Recording, catalog: Catalog, now: datetime) -> None:
         by_offer.setdefault((affiliate_id, offer_id), {})[period] = change
     for (affiliate_id, offer_id), changes in sorted(by_offer.items()):
         deal = catalog.deal_for(offer_id, affiliate_id)
-        if deal is not None and deal.revshare is not None and deal.kind is not DealKind.CPA:
-            _cascade(rec, affiliate_id, offer_id, changes, deal, now)
-            continue
-        for period, change in sorted(changes.items()):
-            ledger.add_to_month(rec.conn, affiliate_id, offer_id, period, change.ngr, change.ftds)
+        pays = deal is not None and deal.revshare is not None and deal.kind is not DealKind.CPA
+        _cascade(rec, affiliate_id, offer_id, changes, deal if pays else None, now)
     rec.months.clear()
 
 
@@ -368,17 +365,23 @@ def _cascade(
     affiliate_id: int,
     offer_id: int,
     changes: Mapping[str, MonthChange],
-    deal: Deal,
+    deal: Deal | None,
     now: datetime,
 ) -> None:
-    terms = deal.revshare
-    assert terms is not None
+    """`deal`: the deal in force if it pays RevShare, else None (CPA-only, or no deal). Without
+    one, no month is booked for the first time, and only the months that have ended with terms
+    kept are recomputed, by those terms: what was booked under them follows their inputs (a
+    report rejected late, a claim a migration took out) whatever the deal pays now. The others'
+    inputs are kept current, should RevShare be paid again."""
+    terms = deal.revshare if deal is not None else None
     conn = rec.conn
     first, last = min(changes), max(changes)
     booked = ledger.lock_months(conn, affiliate_id, offer_id, first)
     # A month's first row counts its inputs from scratch, this group's own conversions included.
     counted: dict[str, tuple[Decimal, int]] = {}
     for period in sorted(set(changes) - set(booked)):
+        if deal is None or terms is None:
+            break  # a month without a row books nothing under a deal paying no RevShare
         currency = month_currency(rec, deal, affiliate_id, offer_id, period)
         inputs = ledger.month_inputs(conn, affiliate_id, offer_id, period, currency)
         created = ledger.new_month(rec.db, conn, affiliate_id, offer_id, period, currency, terms, inputs, now)
@@ -399,8 +402,19 @@ def _cascade(
         ended = period_bounds(period)[1] <= now and period not in counted
         stored = ledger.month_terms(row) if ended else None
         # Kept terms are in the month's currency; the deal's are in its own.
-        terms_currency = row.currency if stored is not None else deal.currency
-        converted = in_month_currency(row.currency, period, stored or terms, terms_currency, *carry, rec.rate)
+        if stored is not None:
+            priced_under, terms_currency = stored, row.currency
+        elif deal is not None and terms is not None:
+            priced_under, terms_currency = terms, deal.currency
+        else:
+            # Priced under no terms now: what it booked stays, and its carry-out with it.
+            if change is not None:
+                ledger.add_to_month(conn, affiliate_id, offer_id, period, change.ngr, change.ftds)
+            elif period > last:
+                return
+            carry = (row.carry_out, row.currency)
+            continue
+        converted = in_month_currency(row.currency, period, priced_under, terms_currency, *carry, rec.rate)
         carry_in = converted.carry_in if converted.terms.negative_carryover else Decimal(0)
         if change is None and row.carry_in == carry_in:
             if period > last:
