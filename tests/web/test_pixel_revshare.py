@@ -9,9 +9,20 @@ from typing import Any
 import httpx
 import pytest
 
+from clickback.core.commission import period_bounds
 from tests.conftest import Client, World
-from tests.web.test_commissions import THIS_MONTH, deal, register, send, statement
+from tests.web.test_commissions import (
+    LONG_AGO,
+    THIS_MONTH,
+    deal,
+    month,
+    old_click,
+    register,
+    send,
+    statement,
+)
 from tests.web.test_pixel import click, told
+from tests.web.test_revshare_currency import rate
 
 # 20% of the month's NGR, 40% once the month has two first deposits.
 BY_FTDS = {
@@ -167,3 +178,36 @@ def test_pixel_registration_claims_add_no_player_to_the_statement(
 
     (line,) = statement(client, world.alice)["lines"]
     assert line["players"] == 1
+
+
+def test_a_confirmation_stating_another_month_is_converted_at_the_rate_of_the_claims_month(
+    client: Client, world: World, pixel: str, browser: httpx.Client
+) -> None:
+    """The pixel claimed NGR for two months ago; the advertiser's server confirms it with its own
+    amount, in USD, for last month. The report counts in the month it was recorded for, so its
+    amount is that month's: at the rate of its last day (EUR→USD 1.25: 400 EUR), not of the month
+    the confirmation stated (2: 250 EUR)."""
+    claimed, stated = month(-2), month(-1)
+    rate(client, "EUR", "USD", "1.25")
+    rate(client, "EUR", "USD", "2", period_bounds(stated)[0].date())
+    deal(client, world.casino, {"kind": "revshare", "revshare": {"percent": "20"}})
+    click_id = old_click(client, world.alice_casino, LONG_AGO)
+    fields = {"event": "net_revenue", "txn_id": "X-1", "payout": "9000", "period": claimed}
+    assert told(browser.get(pixel, params={"click_id": click_id, **fields})) == (200, "accepted", None)
+
+    confirmed = send(
+        client,
+        world,
+        click_id=click_id,
+        event="ngr",
+        txn_id="X-1",
+        payout="500",
+        currency="USD",
+        period=stated,
+    )
+
+    assert confirmed.json()["result"] == "updated", confirmed.text
+    (found,) = client.items("/conversions", click_id=click_id)
+    assert (found["period"], found["deal_amount"], found["deal_currency"]) == (claimed, "400.00", "EUR")
+    (line,) = statement(client, world.alice, claimed)["lines"]
+    assert (line["ngr"], line["revshare_earnings"]) == ("400.00", "80.00")

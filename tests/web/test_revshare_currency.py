@@ -415,3 +415,37 @@ def test_a_month_is_priced_in_its_own_currency_after_the_database_is_emptied(
 
     assert conversion(client, reply) == ("125.00", "USD")
     assert month_row(client, THIS_MONTH)[0] == "USD"
+
+
+def test_a_month_booked_in_the_currency_a_report_pinned_is_seen_by_the_processs_memory(
+    client: Client, world: World
+) -> None:
+    """A report rejected while the deal was in EUR pinned three months ago to EUR. The deal moved
+    to USD; the process read last month booked in USD and remembers it. A late report then books
+    the euro month in EUR, under the same catalog version: the process must not take every month
+    to be in USD still. A report for last month, whose carry-in from the euro month needs a rate
+    no longer on record, is refused rather than booked without the deficit."""
+    euros, dollars = month(-3), month(-1)
+    rate(client, "EUR", "USD", "1.25")
+    revshare_deal_then_usd(client, world)
+    ngr(client, world, "A0", "10", period=euros, status="rejected")
+    deal(client, world.casino, {"currency": "USD"})
+    ngr(client, world, "B", "1000", currency="USD", period=dollars)
+    ngr(client, world, "B1", "1", currency="USD", period=dollars)  # read with it booked: remembered
+    ngr(client, world, "A", "-400", period=euros)
+    assert month_row(client, euros)[0] == "EUR"
+    assert month_row(client, dollars) == ("USD", Decimal(1001), Decimal(-500), Decimal("125.25"))
+
+    async def forget_rates() -> None:
+        async with client.node.runtime.db.write() as conn:
+            await conn.execute(delete(fx_rates))
+
+    client.node.call(forget_rates)
+
+    late = send(
+        client, world, event="ngr", player_id="P", payout="100", currency="USD", txn_id="B2", period=dollars
+    )
+
+    assert (late.status_code, late.json().get("reason")) == (422, "missing_exchange_rate"), late.text
+    assert "the deficit carried into RevShare month " + dollars in late.json()["detail"]
+    assert month_row(client, dollars) == ("USD", Decimal(1001), Decimal(-500), Decimal("125.25"))
