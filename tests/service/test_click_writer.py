@@ -76,13 +76,42 @@ def test_unique_means_first_click_of_a_visitor_on_a_link_within_the_window(
     for batch in batches:
         client.node.call(lambda b=batch: write_batch(db, b, {}, WINDOW_MS))
 
-    async def unique_ids() -> set[str]:
-        async with db.read() as conn:
+    assert unique_ids(client) == {"1", "3", "4", "7", "8", "10"}
+    assert counts(client) == (10, 10, 6)
+
+
+def unique_ids(client: Client) -> set[str]:
+    """The stored clicks marked unique, by their number in `make`."""
+
+    async def read() -> set[str]:
+        async with client.node.runtime.db.read() as conn:
             rows = await conn.execute(select(clicks.c.click_id).where(clicks.c.is_unique))
             return {str(int(r.click_id[4:])) for r in rows}
 
-    assert client.node.call(unique_ids) == {"1", "3", "4", "7", "8", "10"}
-    assert counts(client) == (10, 10, 6)
+    return client.node.call(read)
+
+
+def test_a_visitors_clicks_in_one_millisecond_written_by_two_processes_count_one_unique(
+    client: Client, world: World
+) -> None:
+    # A double click (or a prefetch and the click) answered by two worker processes: each
+    # process's writer has one of the two clicks, of the same visitor, link and millisecond.
+    db = client.node.runtime.db
+    same_ms = T0 + timedelta(microseconds=123)
+    first, second = make(1, link_id=1, at=same_ms), make(2, link_id=1, at=T0 + timedelta(microseconds=456))
+
+    for batch in ([first], [second]):
+        client.node.call(lambda b=batch: write_batch(db, b, {}, WINDOW_MS))
+
+    assert unique_ids(client) == {"1"}
+    assert counts(client) == (2, 2, 1)
+
+    # Either batch written again (a retried flush, a replayed spool) stores and counts nothing.
+    for batch in ([second], [first], [first, second]):
+        client.node.call(lambda b=batch: write_batch(db, b, {}, WINDOW_MS))
+
+    assert unique_ids(client) == {"1"}
+    assert counts(client) == (2, 2, 1)
 
 
 def test_a_batch_written_twice_is_stored_and_counted_once(client: Client, world: World) -> None:

@@ -402,3 +402,53 @@ async def claims_migrated(
         return [(i, bool(v)) for i, v in confirmed], (kept_now.ngr, kept_now.ftds), due
     finally:
         await db.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_0032_keeps_every_visitor_up_and_down(backend: str, tmp_path: Path) -> None:
+    """0032 adds the winning click's ID to the visitors' rows: the rows there stay, their winner
+    unknown (null), and a downgrade takes the column away again with the rows kept."""
+    with scratch_database(backend, tmp_path) as url:
+        upgraded, downgraded, again = asyncio.run(visitors_migrated(url))
+
+    assert upgraded == [(1, "v1", 2_000, 1_000, None), (2, "v2", 4_000, 3_000, None)]
+    assert downgraded == [(1, "v1", 2_000, 1_000, "gone"), (2, "v2", 4_000, 3_000, "gone")]
+    assert again == upgraded
+
+
+async def visitors_migrated(url: str) -> list[list[tuple[Any, ...]]]:
+    db = connect(url)
+    try:
+        await upgrade(db, "0029")
+        async with db.write() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO visitors (link_id, visitor, last_seen, unique_at)"
+                    " VALUES (1, 'v1', 2000, 1000), (2, 'v2', 4000, 3000)"
+                )
+            )
+        seen = []
+        for revision in ("head", "0029", "head"):
+            if revision == "head":
+                await upgrade(db)
+            else:
+                async with db.write() as conn:
+                    await conn.run_sync(downgrade, revision)
+            async with db.read() as conn:
+                # The columns named, not *: PostgreSQL refuses a prepared statement whose result's
+                # type the migration changed.
+                found = await conn.execute(
+                    text("SELECT link_id, visitor, last_seen, unique_at FROM visitors ORDER BY link_id")
+                )
+                kept = [tuple(row) for row in found]
+                columns = await conn.run_sync(
+                    lambda c: [col["name"] for col in inspect(c).get_columns("visitors")]
+                )
+                winners: list[Any] = ["gone"] * len(kept)
+                if "unique_click" in columns:
+                    found = await conn.execute(text("SELECT unique_click FROM visitors ORDER BY link_id"))
+                    winners = [row[0] for row in found]
+            seen.append([(*row, winner) for row, winner in zip(kept, winners, strict=True)])
+        return seen
+    finally:
+        await db.close()

@@ -44,13 +44,16 @@ VISITOR_COLUMNS = [c.name for c in visitors.columns]
 _UPSERT_VISITOR = (
     " ON CONFLICT (link_id, visitor) DO UPDATE SET"
     # unique_at moves to this batch's first click only if the visitor's previous click is older
-    # than the window; a replayed (older) click never moves last_seen back in time.
+    # than the window, and unique_click with it (the old row's values on both sides of SET); a
+    # replayed (older) click never moves last_seen back in time.
     " unique_at = CASE WHEN visitors.last_seen <= excluded.unique_at - :window"
     " THEN excluded.unique_at ELSE visitors.unique_at END,"
+    " unique_click = CASE WHEN visitors.last_seen <= excluded.unique_at - :window"
+    " THEN excluded.unique_click ELSE visitors.unique_click END,"
     " last_seen = CASE WHEN excluded.last_seen > visitors.last_seen"
     " THEN excluded.last_seen ELSE visitors.last_seen END"
 )
-_RETURNING_VISITOR = " RETURNING link_id, visitor, unique_at"
+_RETURNING_VISITOR = " RETURNING link_id, visitor, unique_click"
 
 
 class ClickBulk:
@@ -64,10 +67,10 @@ class ClickBulk:
         raise NotImplementedError
 
     def upsert_visitors(
-        self, rows: Sequence[tuple[int, str, int, int]], window_ms: int
-    ) -> list[tuple[int, str, int]]:
-        """Upsert one row per (link, visitor, last click, first click); return each visitor's
-        unique_at after it."""
+        self, rows: Sequence[tuple[int, str, int, int, str]], window_ms: int
+    ) -> list[tuple[int, str, str | None]]:
+        """Upsert one row per (link, visitor, last click, first click, first click's ID); return
+        each visitor's unique_click after it."""
         select, params = self._select(VISITOR_COLUMNS, rows)
         sql = f"INSERT INTO visitors ({', '.join(VISITOR_COLUMNS)}) {select}" + _UPSERT_VISITOR
         result = self._conn.execute(text(sql + _RETURNING_VISITOR), params | {"window": window_ms})
@@ -126,17 +129,18 @@ class _Sqlite(ClickBulk):
         }
 
     def upsert_visitors(
-        self, rows: Sequence[tuple[int, str, int, int]], window_ms: int
-    ) -> list[tuple[int, str, int]]:
+        self, rows: Sequence[tuple[int, str, int, int, str]], window_ms: int
+    ) -> list[tuple[int, str, str | None]]:
         # By INSERTs of many rows, as the rollups (add_rows): a JSON parameter cost three times
         # as much a row.
         driver: Any = self._conn.connection.driver_connection
+        windows = [window_ms] * _UPSERT_VISITOR.count(":window")  # one "?" each (_sqlite_visitors)
         start, size = 0, SQLITE_ROWS_PER_INSERT
         while start < len(rows):
             while start + size > len(rows):
                 size //= 2
             chunk = rows[start : start + size]
-            driver.execute(_sqlite_visitors(size), [*chain.from_iterable(chunk), window_ms])
+            driver.execute(_sqlite_visitors(size), [*chain.from_iterable(chunk), *windows])
             start += size
         # Read back as one JSON value: one step, where RETURNING takes a step a row.
         keys = json.dumps([row[:2] for row in rows], ensure_ascii=False)
@@ -177,7 +181,7 @@ class _Sqlite(ClickBulk):
 
 
 _SQLITE_VISITORS_AFTER = (
-    "SELECT json_group_array(json_array(v.link_id, v.visitor, v.unique_at))"
+    "SELECT json_group_array(json_array(v.link_id, v.visitor, v.unique_click))"
     " FROM json_each(:keys) k JOIN visitors v"
     " ON v.link_id = json_extract(k.value, '$[0]') AND v.visitor = json_extract(k.value, '$[1]')"
 )

@@ -105,19 +105,22 @@ def _unique(bulk: ClickBulk, stamped: Sequence[tuple[int, Click]], window_ms: in
     """Click IDs whose visitor had not clicked the same link within the window before them.
 
     One upsert per (link, visitor) decides the batch's first click of each atomically, also
-    against other processes' batches; later clicks of the same visitor in the batch (a spool
-    drained after a long outage can span hours) are judged against the one before them."""
+    against other processes' batches: the first click is unique if the visitor's row names it
+    after the upsert. Its ID, not its time: another process's click of the same visitor in the
+    same millisecond would find its own time there too. Later clicks of the same visitor in the
+    batch (a spool drained after a long outage can span hours) are judged against the one before
+    them."""
     # (ms, click) pairs in time order within each run.
     runs: dict[tuple[int, str], list[tuple[int, Click]]] = {}
     for pair in sorted(stamped, key=itemgetter(0)):
         runs.setdefault((pair[1].link_id, pair[1].visitor), []).append(pair)
     # In key order, as the rollups' rows (store.rollups.click_rows): SQLite walks its B-tree in
     # order, and two PostgreSQL processes lock the rows they share alike.
-    rows = sorted((key[0], key[1], run[-1][0], run[0][0]) for key, run in runs.items())
-    unique_at = {(link, visitor): at for link, visitor, at in bulk.upsert_visitors(rows, window_ms)}
+    rows = sorted((key[0], key[1], run[-1][0], run[0][0], run[0][1].click_id) for key, run in runs.items())
+    won = {(link, visitor): click_id for link, visitor, click_id in bulk.upsert_visitors(rows, window_ms)}
     unique = set()
     for key, run in runs.items():
-        if unique_at.get(key) == run[0][0]:
+        if won.get(key) == run[0][1].click_id:
             unique.add(run[0][1].click_id)
         unique.update(b.click_id for (a_ms, _), (b_ms, b) in pairwise(run) if b_ms - a_ms >= window_ms)
     return unique
