@@ -11,8 +11,10 @@ from sqlalchemy import select
 
 from clickback.service import clickwriter
 from clickback.store.tables import clicks
-from tests.conftest import Client, Node, World, make_world, private_node, serve, settings_for
+from tests.conftest import BROWSER_UA, Client, Node, World, make_world, private_node, serve, settings_for
+from tests.web.test_hostile_input import port_of
 from tests.web.test_metrics import growth, samples
+from tests.web.test_server import exchange
 
 
 def recorded(client: Client) -> list[dict[str, object]]:
@@ -121,6 +123,20 @@ def test_invalid_utf8_and_nul_in_click_parameters_still_redirect(client: Client,
 
     assert response.status_code == 302
     assert len(recorded(client)) == 1
+
+
+def test_a_click_with_raw_utf8_in_its_url_is_recorded_with_the_value(client: Client, world: World) -> None:
+    # Not percent-encoded (as httpx would send it): some apps and servers build links so. Raw
+    # bytes that are not UTF-8 are read as escaped ones are, with U+FFFD.
+    target = f"/c/{world.alice_casino}?sub1=Jürgen&source=".encode() + b"caf\xe9"
+    head = b"GET %s HTTP/1.1\r\nHost: t\r\nUser-Agent: %s\r\n\r\n" % (target, BROWSER_UA.encode())
+
+    (reply,) = exchange(port_of(client), head, 1)
+
+    assert reply.status == 302
+    assert "&s1=J%C3%BCrgen&src=caf%EF%BF%BD" in reply.headers["location"]
+    [row] = recorded(client)
+    assert (row["sub1"], row["source"]) == ("Jürgen", "caf\ufffd")
 
 
 def test_a_link_created_through_the_api_works_at_once(client: Client, world: World) -> None:

@@ -12,6 +12,8 @@ import pytest
 from clickback.core.clickids import ClickIdCodec
 from clickback.core.reasons import BY_CODE
 from tests.conftest import Client, Node, World, forget_connections
+from tests.web.test_hostile_input import port_of
+from tests.web.test_server import exchange
 
 
 def reply_of(response: httpx.Response) -> tuple[int, str, str | None]:
@@ -55,6 +57,41 @@ def test_each_refusal_reason_reaches_the_sender_and_the_log(
 
     log = client.items("/postbacks", result="rejected", limit=100)
     assert sorted(row["reason"] for row in log) == sorted(cases)
+    assert client.items("/conversions") == []
+
+
+def raw_postback(client: Client, query: bytes) -> tuple[int, dict[str, Any]]:
+    """GET /postback with `query` sent as it is (httpx would percent-encode it): the reply."""
+    (reply,) = exchange(port_of(client), b"GET /postback?%s HTTP/1.1\r\nHost: t\r\n\r\n" % query, 1)
+    return reply.status, json.loads(reply.body)
+
+
+def test_a_postback_with_raw_utf8_in_its_url_is_recorded_with_the_value(
+    client: Client, world: World, click_id: str
+) -> None:
+    # Some advertisers' servers send values as UTF-8 without percent-encoding them.
+    query = f"click_id={click_id}&event=registration&token={world.token}&player=Jürgen_€"
+
+    status, reply = raw_postback(client, query.encode())
+
+    assert (status, reply["result"]) == (200, "accepted")
+    conversion = client.api("GET", f"/conversions/{reply['conversion_id']}")
+    assert conversion["player_id"] == "Jürgen_€"
+    [logged] = client.items("/postbacks")
+    assert (logged["result"], logged["conversion_id"]) == ("accepted", reply["conversion_id"])
+
+
+def test_a_postback_with_raw_bytes_that_are_not_utf8_is_refused_with_a_reason_and_logged(
+    client: Client, world: World, click_id: str
+) -> None:
+    # Latin-1, not UTF-8: refused as the same bytes percent-encoded are, saying why.
+    query = f"click_id={click_id}&event=registration&token={world.token}&player=J".encode() + b"\xfcrgen"
+
+    status, reply = raw_postback(client, query)
+
+    assert (status, reply["result"], reply["reason"]) == (400, "rejected", "invalid_characters")
+    [logged] = client.items("/postbacks")
+    assert (logged["result"], logged["reason"]) == ("rejected", "invalid_characters")
     assert client.items("/conversions") == []
 
 

@@ -29,6 +29,8 @@ class StubApp:
 
     answered: list[tuple[str, str, bytes, bytes, str]] = field(default_factory=list)
     through_asgi: list[tuple[str, str]] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)  # of /upload
+    queries: list[bytes] = field(default_factory=list)  # of what came through ASGI
 
     def answer_click(
         self, method: str, path: str, query: bytes, headers: Iterable[tuple[bytes, bytes]], peer: str
@@ -49,13 +51,18 @@ class StubApp:
             await send({"type": "lifespan.shutdown.complete"})
             return
         self.through_asgi.append((scope["method"], scope["path"]))
+        self.queries.append(scope["query_string"])
         if scope["path"] == "/slow":  # a handler busy for longer than the keep-alive timeout
             await asyncio.sleep(KEEP_ALIVE_S * 1.5)
         if scope["path"] == "/upload":  # a handler reading the body before it answers
-            while (message := await receive())["type"] == "http.request" and message["more_body"]:
-                pass
+            chunks = []
+            while (message := await receive())["type"] == "http.request":
+                chunks.append(message["body"])
+                if not message["more_body"]:
+                    break
             if message["type"] == "http.disconnect":
                 return
+            self.bodies.append(b"".join(chunks))
         body = f"asgi {scope['method']} {scope['path']}".encode()
         headers = [(b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -273,59 +280,114 @@ def test_a_head_just_under_the_limit_is_served(stub: tuple[StubApp, int]) -> Non
 
 
 @pytest.mark.parametrize(
-    ("target", "expected"),
+    ("target", "path", "query"),
     [
-        # Not ASCII (browsers percent-encode it): refused by the parser, as any request to Uvicorn.
-        (b"/c/\xff\xfe", 400),
-        (b"/c/one?sub1=\xff", 400),
-        (b"/c/one?sub1=%zz%", 302),
-        (b"/c/%ff%00", 302),
+        # Not ASCII (browsers percent-encode it; some servers do not): escaped before parsing.
+        (b"/c/\xff\xfe", "/c/\ufffd\ufffd", b""),
+        (b"/c/one?sub1=\xff", "/c/one", b"sub1=%FF"),
+        (b"/c/J\xc3\xbc?sub1=J\xc3\xbcrgen&s=\xe2\x82\xac", "/c/J\xfc", b"sub1=J%C3%BCrgen&s=%E2%82%AC"),
+        (b"/c/one?sub1=%zz%", "/c/one", b"sub1=%zz%"),
+        (b"/c/%ff%00", "/c/\ufffd\x00", b""),
     ],
 )
-def test_raw_bytes_in_a_click_url_get_an_answer_not_a_crash(
-    stub: tuple[StubApp, int], target: bytes, expected: int
+def test_raw_bytes_in_a_click_url_reach_the_click_escaped(
+    stub: tuple[StubApp, int], target: bytes, path: str, query: bytes
 ) -> None:
     app, port = stub
 
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-        conn.sendall(get(target) + get(b"/c/after"))
-        stream = conn.makefile("rb")
-        first = read_reply(stream, head=False)
-        # After a 302 the same connection serves the next click; after a 400 it is closed.
-        second = read_reply(stream, head=False) if expected == 302 else None
-        assert stream.read() == b"" if second is None else True
+    first, second = exchange(port, get(target) + get(b"/c/after"), 2)
 
-    assert first.status == expected
-    assert second is None or second.body == b"parser /c/after"
+    assert first.status == second.status == 302
+    assert [(a[1], a[2]) for a in app.answered] == [(path, query), ("/c/after", b"")]
     assert app.through_asgi == []
+
+
+class Transport(asyncio.Transport):
+    """A socket's transport as ClickProtocol uses it, for tests that choose what each read holds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
+
+
+def read_in(reads: Iterable[bytes]) -> tuple[StubApp, Transport]:
+    """A connection whose socket gives `reads`, one read each: what the app saw, what was sent."""
+
+    async def run() -> tuple[StubApp, Transport]:
+        app = StubApp()
+        config = uvicorn.Config(app, log_level="warning", **server_options(Settings()))
+        protocol = ClickProtocol(config=config, server_state=ServerState(), app_state={})
+        transport = Transport()
+        protocol.connection_made(transport)
+        for data in reads:
+            protocol.data_received(data)
+        await asyncio.sleep(0)  # the parser's replies go out on the loop's next turn
+        while protocol.tasks:
+            await asyncio.gather(*protocol.tasks)
+        protocol.connection_lost(None)
+        return app, transport
+
+    return asyncio.run(run())
+
+
+RAW_CLICK = (
+    b"GET /c/one?sub1=J\xc3\xbcrgen&sub2=caf\xc3\xa9 HTTP/1.1\r\nHost: t\r\n"
+    b"User-Agent: J\xc3\xbcrgen's app\r\n\r\n"
+)
+RAW_CLICK_SEEN = ("GET", "/c/one", b"sub1=J%C3%BCrgen&sub2=caf%C3%A9", b"J\xc3\xbcrgen's app", "127.0.0.1")
+
+
+def test_raw_bytes_in_a_url_are_escaped_wherever_the_reads_split_it_and_a_headers_are_not() -> None:
+    # A long URL spans TCP segments: the bytes to escape may come reads after the request line
+    # began, and a header's raw bytes reads after it ended.
+    splits = [[RAW_CLICK], [RAW_CLICK[n : n + 1] for n in range(len(RAW_CLICK))]]
+    splits += [[RAW_CLICK[:n], RAW_CLICK[n:]] for n in range(1, len(RAW_CLICK))]
+
+    for reads in splits:
+        app, transport = read_in(reads)
+
+        assert app.answered == [RAW_CLICK_SEEN], reads
+        assert b"".join(transport.written).startswith(b"HTTP/1.1 302 "), reads
+
+
+def test_raw_bytes_in_a_body_reach_the_app_as_they_came() -> None:
+    # A body that looks like a request line, raw bytes and all, then (pipelined behind it, so
+    # served through ASGI) a click with raw bytes.
+    body = b"GET /c/one?sub1=\xc3\xa9 HTTP/1.1\r\n\xff"
+    upload = b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    pipelined = upload + RAW_CLICK
+
+    for reads in ([pipelined], [pipelined[n : n + 1] for n in range(len(pipelined))]):
+        app, transport = read_in(reads)
+
+        assert app.bodies == [body]
+        assert app.through_asgi == [("POST", "/upload"), ("GET", "/c/one")]
+        assert app.queries == [b"", RAW_CLICK_SEEN[2]]
+        assert b"".join(transport.written).count(b"HTTP/1.1 200 ") == 2
 
 
 def test_a_click_for_a_client_not_reading_its_replies_waits_on_the_asgi_path() -> None:
     """Flow control: once the transport's buffer is over its high-water mark, clicks go where
     Uvicorn waits for it to drain and stops reading pipelined requests."""
-
-    class Transport(asyncio.Transport):
-        def __init__(self) -> None:
-            super().__init__()
-            self.written: list[bytes] = []
-
-        def write(self, data: bytes | bytearray | memoryview) -> None:
-            self.written.append(bytes(data))
-
-        def is_closing(self) -> bool:
-            return False
-
-        def close(self) -> None:
-            pass
-
-        def pause_reading(self) -> None:
-            pass
-
-        def resume_reading(self) -> None:
-            pass
-
-        def get_extra_info(self, name: str, default: Any = None) -> Any:
-            return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
 
     async def run() -> tuple[StubApp, ClickProtocol]:
         app = StubApp()

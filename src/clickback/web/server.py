@@ -13,6 +13,7 @@ import ctypes
 import logging
 import math
 import os
+import re
 import resource
 from functools import partial
 from typing import Any, NamedTuple
@@ -49,6 +50,37 @@ def _refusal(status: int, sentence: bytes) -> bytes:
 # A URL over the limit is a 414 (RFC 9110 15.5.15), not a 431, which names the header fields.
 _URL_TOO_LONG = _refusal(414, b"The URL is longer than %d bytes.\n" % MAX_HEAD_BYTES)
 _HEAD_TOO_LARGE = _refusal(431, b"The request's URL and headers are larger than %d bytes.\n" % MAX_HEAD_BYTES)
+
+
+# Bytes a request line may not hold raw (RFC 9112 3.2), which llhttp refuses there: a run of them.
+_NOT_ASCII = re.compile(rb"[\x80-\xff]+")
+
+
+def _percent_encoded(raw: bytes) -> bytes:
+    return b"%" + raw.hex("%").upper().encode("ascii")
+
+
+# Where a line of a request's head has got to: nowhere yet, in what may be a method, in the
+# request target (past the method's space, short of the version's), or anywhere else (the
+# version, a header). A header line never reaches the target: a field name holds no space, so a
+# header's colon comes before its first space.
+_START, _METHOD, _TARGET, _ELSEWHERE = range(4)
+
+
+def _line_after(where: int, more: bytes) -> int:
+    """Where a head's line has got to after `more` (no line end in it), from `where`."""
+    if where in (_START, _METHOD):
+        space = more.find(b" ")
+        if b":" in (more if space < 0 else more[:space]):
+            return _ELSEWHERE
+        if space < 0:
+            return _METHOD if more else where
+        if space == 0 and where == _START:
+            return _ELSEWHERE  # a line beginning with a space: a folded header's
+        where, more = _TARGET, more[space + 1 :]
+    if where == _TARGET and b" " not in more:
+        return _TARGET
+    return _ELSEWHERE
 
 
 # What a connection is waiting for from its client: a request (its first, or the next), the rest
@@ -90,6 +122,7 @@ class ClickProtocol(HttpToolsProtocol):
         self._head_reads = 0
         self._head_began_in_this_read = False
         self._head_too_large = b""  # the response refusing a head over MAX_HEAD_BYTES, once found
+        self._line = _START  # where the last read left a head's line (data_received)
         self._unsent: list[bytes] = []
         # The wait for the client (see "Waiting for the client" below): what for, since when,
         # for how long at most; and the one timer that checks it.
@@ -121,8 +154,13 @@ class ClickProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         self._now = self.loop.time()
-        super().data_received(data)
+        if data.isascii():  # nearly every read: checked at C speed, nothing more to do
+            super().data_received(data)
+        else:
+            self._feed_escaping_targets(data)
         if self._reading == _HEAD and not self.transport.is_closing():
+            # Where the next read begins, should it bring bytes to escape.
+            self._line = self._line_at(data, len(data))
             # httptools hands a header over only once its line has ended, so a head that never
             # ends is also counted here, by the reads it spans whole: those after the one it began
             # in (which may hold other requests too) that end with it still unfinished. Counted
@@ -134,6 +172,43 @@ class ClickProtocol(HttpToolsProtocol):
                 self._head_reads += len(data)
                 if self._head_reads > MAX_HEAD_BYTES:
                     self._close_with(_HEAD_TOO_LARGE)
+
+    # Raw bytes >= 0x80 in a URL: some advertisers' servers send a postback's values as UTF-8
+    # without percent-encoding them (`&player=Jürgen`), some clicks come so too. llhttp refuses
+    # them, and Uvicorn answered a bare 400: a postback lost without a reason its sender could
+    # read, none in the postback log. Such bytes inside a request target are percent-encoded
+    # before the parser sees them, as a browser would have sent them: the value is then read as
+    # UTF-8 like any escaped one (a postback's invalid UTF-8 refused as `invalid_characters`, a
+    # click's read with U+FFFD: a click is never refused for its parameters). A header's or a
+    # body's bytes reach the parser as they came. Only a read holding such a byte pays for this.
+
+    def _feed_escaping_targets(self, data: bytes) -> None:
+        """Feed `data` to the parser, its runs of bytes >= 0x80 inside a request target
+        percent-encoded. The parser is fed up to each run first: its state then says whether
+        the run is in a head (_reading), and the line it is in whether in the target."""
+        fed = 0
+        for run in _NOT_ASCII.finditer(data):
+            start, end = run.span()
+            if start > fed:
+                super().data_received(data[fed:start])
+                if self.transport.is_closing():
+                    return
+            raw = run.group()
+            in_target = self._reading == _HEAD and self._line_at(data, start) == _TARGET
+            super().data_received(_percent_encoded(raw) if in_target else raw)
+            if self.transport.is_closing():
+                return
+            fed = end
+        if fed < len(data):
+            super().data_received(data[fed:])
+
+    def _line_at(self, data: bytes, at: int) -> int:
+        """Where the line of data[at], in a head being read, has got to."""
+        line = data.rfind(b"\n", 0, at) + 1
+        # From where an earlier read left it, or from its start in this read (after the bytes
+        # of earlier requests in this read, if any: a body need not end with a line end).
+        where = self._line if line == 0 and not self._head_began_in_this_read else _START
+        return _line_after(where, data[line:at])
 
     def _close_with(self, response: bytes) -> None:
         """A last response (after any reply still unsent), then the connection closes."""
