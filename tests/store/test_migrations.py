@@ -405,8 +405,8 @@ async def claims_migrated(
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_0032_keeps_every_visitor_up_and_down(backend: str, tmp_path: Path) -> None:
-    """0032 adds the winning click's ID to the visitors' rows: the rows there stay, their winner
+def test_0030_keeps_every_visitor_up_and_down(backend: str, tmp_path: Path) -> None:
+    """0030 adds the winning click's ID to the visitors' rows: the rows there stay, their winner
     unknown (null), and a downgrade takes the column away again with the rows kept."""
     with scratch_database(backend, tmp_path) as url:
         upgraded, downgraded, again = asyncio.run(visitors_migrated(url))

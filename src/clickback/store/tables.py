@@ -360,7 +360,7 @@ visitors = Table(
     Column("unique_at", BigInteger, nullable=False),
     # The click that unique_at is the time of: two processes' clicks of one visitor in the same
     # millisecond (a double click, a prefetch) both found their own time there, and both counted
-    # as unique. Null on rows from before 0032, whose unique click is stored already.
+    # as unique. Null on rows from before 0030, whose unique click is stored already.
     Column("unique_click", String(32), nullable=True),
     Index(None, "last_seen"),
 )

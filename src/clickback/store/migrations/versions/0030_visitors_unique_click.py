@@ -1,6 +1,6 @@
 """visitors: `unique_click`, the click that the visitor's unique_at is the time of
 
-Revision ID: 0032
+Revision ID: 0030
 Revises: 0029
 Create Date: 2026-12-06
 
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0032"
+revision: str = "0030"
 down_revision: str | Sequence[str] | None = "0029"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
