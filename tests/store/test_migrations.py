@@ -19,7 +19,7 @@ from clickback.core.limits import MAX_PARAM_NAME_LEN
 from clickback.core.model import Advertiser, Catalog
 from clickback.core.redact import known_secrets, mask_known, redact_body, redact_query, redact_text
 from clickback.store import logmask
-from clickback.store.db import connect
+from clickback.store.db import Database, connect
 from clickback.store.migrate import alembic_config, upgrade
 from clickback.store.tables import (
     conversion_history,
@@ -55,6 +55,15 @@ def downgrade(conn: Connection, revision: str) -> None:
     command.downgrade(alembic_config(conn), revision)
 
 
+async def move_to(db: Database, revision: str) -> None:
+    """Upgraded to `revision` "head", else downgraded to it."""
+    if revision == "head":
+        await upgrade(db)
+    else:
+        async with db.write() as conn:
+            await conn.run_sync(downgrade, revision)
+
+
 def test_downgrade_to_empty_and_upgrade_again(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'roundtrip.db'}"
 
@@ -62,11 +71,7 @@ def test_downgrade_to_empty_and_upgrade_again(tmp_path: Path) -> None:
         db = connect(url)
         try:
             for step in steps:
-                if step == "head":
-                    await upgrade(db)
-                else:
-                    async with db.write() as conn:
-                        await conn.run_sync(downgrade, step)
+                await move_to(db, step)
             async with db.read() as conn:
                 return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
         finally:
@@ -276,11 +281,7 @@ def log_rows(url: str, before: str, rows: list[Logged], *after: str) -> list[lis
                     await conn.execute(LOGGED, {"id": n, "at": WHEN} | asdict(r))
             seen = []
             for revision in after:
-                if revision == "head":
-                    await upgrade(db)
-                else:
-                    async with db.write() as conn:
-                        await conn.run_sync(downgrade, revision)
+                await move_to(db, revision)
                 async with db.read() as conn:
                     found = await conn.execute(READ_BACK)
                     seen.append([Logged(*r) for r in found])
@@ -429,11 +430,7 @@ async def visitors_migrated(url: str) -> list[list[tuple[Any, ...]]]:
             )
         seen = []
         for revision in ("head", "0029", "head"):
-            if revision == "head":
-                await upgrade(db)
-            else:
-                async with db.write() as conn:
-                    await conn.run_sync(downgrade, revision)
+            await move_to(db, revision)
             async with db.read() as conn:
                 # The columns named, not *: PostgreSQL refuses a prepared statement whose result's
                 # type the migration changed.

@@ -65,6 +65,21 @@ def booked(client: Client, period: str) -> dict[str, Decimal]:
     return sums
 
 
+def correct_month(client: Client, world: World, period: str, ngr: Decimal, cause: int) -> None:
+    """Alice's casino month corrected to `ngr` as a migration does: its kept NGR changed and the
+    month listed in revshare_due for the settle job."""
+
+    async def corrected() -> None:
+        async with client.node.runtime.db.write() as conn:
+            r = revshare_periods.c
+            await conn.execute(update(revshare_periods).where(r.period == period).values(ngr=ngr))
+            due = {"conversion_id": cause, "why": "recomputed: a test's correction"}
+            keys = {"affiliate_id": world.alice["id"], "offer_id": world.casino["id"], "period": period}
+            await conn.execute(insert(revshare_due).values(**keys, **due))
+
+    client.node.call(corrected)
+
+
 def line_of(client: Client, world: World, period: str) -> dict[str, Any]:
     (line,) = statement(client, world.alice, period)["lines"]
     return line
@@ -284,15 +299,7 @@ def test_a_month_the_settle_job_recomputes_after_the_change_books_in_its_currenc
     first = ngr(client, world, "N1", "1000", period=ended)
     deal(client, world.casino, {"currency": "USD"})
 
-    async def corrected() -> None:
-        async with client.node.runtime.db.write() as conn:
-            r = revshare_periods.c
-            await conn.execute(update(revshare_periods).where(r.period == ended).values(ngr=Decimal(800)))
-            due = {"conversion_id": first["conversion_id"], "why": "recomputed: a test's correction"}
-            keys = {"affiliate_id": world.alice["id"], "offer_id": world.casino["id"], "period": ended}
-            await conn.execute(insert(revshare_due).values(**keys, **due))
-
-    client.node.call(corrected)
+    correct_month(client, world, ended, Decimal(800), first["conversion_id"])
     assert client.api("POST", "/commissions/settle")["recomputed"] == 1
 
     correction, _ = ledger(client, kind="revshare", period=ended)

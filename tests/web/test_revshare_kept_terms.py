@@ -4,12 +4,9 @@ migration listed, and the carry-in of the months after it, also once the deal is
 
 from decimal import Decimal
 
-from sqlalchemy import insert, update
-
-from clickback.store.tables import revshare_due, revshare_periods
 from tests.conftest import Client, World
 from tests.web.test_commissions import LONG_AGO, THIS_MONTH, deal, ledger, month, register
-from tests.web.test_revshare_currency import booked, month_row, ngr
+from tests.web.test_revshare_currency import booked, correct_month, month_row, ngr
 
 REVSHARE_25 = {"kind": "revshare", "revshare": {"percent": "25", "negative_carryover": True}}
 CPA_ONLY = {"kind": "cpa", "cpa": {"amount": "50", "ftd_min": "10"}, "revshare": None}
@@ -58,15 +55,7 @@ def test_a_correction_listed_for_an_ended_month_is_booked_after_the_deal_became_
     first = ngr(client, world, "N1", "1000", period=ended)
     deal(client, world.casino, CPA_ONLY)
 
-    async def corrected() -> None:
-        async with client.node.runtime.db.write() as conn:
-            r = revshare_periods.c
-            await conn.execute(update(revshare_periods).where(r.period == ended).values(ngr=Decimal(800)))
-            due = {"conversion_id": first["conversion_id"], "why": "recomputed: a test's correction"}
-            keys = {"affiliate_id": world.alice["id"], "offer_id": world.casino["id"], "period": ended}
-            await conn.execute(insert(revshare_due).values(**keys, **due))
-
-    client.node.call(corrected)
+    correct_month(client, world, ended, Decimal(800), first["conversion_id"])
     assert client.api("POST", "/commissions/settle")["recomputed"] == 1
 
     correction, _ = ledger(client, kind="revshare", period=ended)
