@@ -285,12 +285,11 @@ def outbound_status() -> None:
 
     counts, destinations = with_db(load_settings(), read)
     console.print("  ".join(f"{state} {n}" for state, n in counts.items()))
-    table = Table("destination", "failures in a row", "paused since", "waiting", "reason")
+    table = Table("destination", "failures in a row", "paused since", "waiting", "held", "reason")
     for d in destinations:
         paused = d["paused_at"].isoformat(timespec="seconds") if d["paused_at"] else ""
-        table.add_row(
-            escape(d["destination"]), str(d["failures"]), paused, str(d["waiting"]), escape(d["reason"])
-        )
+        counted = (str(d["waiting"]), str(d["held"]))
+        table.add_row(escape(d["destination"]), str(d["failures"]), paused, *counted, escape(d["reason"]))
     console.print(table)
 
 

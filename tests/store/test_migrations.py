@@ -449,3 +449,42 @@ async def visitors_migrated(url: str) -> list[list[tuple[Any, ...]]]:
         return seen
     finally:
         await db.close()
+
+
+# --- 0031: held deliveries ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_0031_downgraded_leaves_held_deliveries_waiting_to_be_sent(backend: str, tmp_path: Path) -> None:
+    """The code before 0031 sends waiting deliveries only: a held one would never go."""
+    with scratch_database(backend, tmp_path) as url:
+        assert asyncio.run(held_then_downgraded(url)) == [(1, "waiting"), (2, "waiting"), (3, "delivered")]
+        assert schema_diff(url) == []  # upgraded again
+
+
+SENT = text(
+    "INSERT INTO outbound_deliveries (delivery_id, template_id, affiliate_id, conversion_id, event,"
+    " status, method, url, body, content_type, destination, state, attempts, next_at, last_error,"
+    " created_at, updated_at) VALUES (:d, 1, 1, 1, 'sale', 'approved', 'GET', 'https://x.example/',"
+    " '', '', 'x.example', :state, 0, :at, '', :at, :at)"
+)
+
+
+async def held_then_downgraded(url: str) -> list[tuple[Any, ...]]:
+    """Deliveries waiting, held and delivered at head, read after a downgrade to 0030; then
+    upgraded to head again."""
+    db = connect(url)
+    try:
+        await upgrade(db)
+        async with db.write() as conn:
+            for n, state in enumerate(("waiting", "held", "delivered"), 1):
+                await conn.execute(SENT, {"d": f"d{n}", "state": state, "at": WHEN})
+        async with db.write() as conn:
+            await conn.run_sync(downgrade, "0030")
+        async with db.read() as conn:
+            rows = await conn.execute(text("SELECT id, state FROM outbound_deliveries ORDER BY id"))
+            found = [tuple(r) for r in rows]
+        await upgrade(db)
+        return found
+    finally:
+        await db.close()

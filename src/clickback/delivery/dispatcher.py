@@ -8,6 +8,10 @@ destination with that many in flight already, so a destination that answers slow
 all, until the timeout) only ever holds its own share of the `concurrency` slots, and its backlog
 stays in the database. Outcomes are written in groups (service/group_commit.py): one transaction
 for however many attempts ended together.
+
+Order: a conversion's deliveries to one destination go one at a time, in the order they were
+made (store/outbound.py: the rest are held until the one before ends, and released in the same
+transaction that records its end).
 """
 
 import asyncio
@@ -36,6 +40,9 @@ log = logging.getLogger(__name__)
 # leaves its rows to others once that runs out.
 LEASE_MARGIN = timedelta(seconds=5)
 MAX_GROUP = 500
+# How often a dispatcher looks for held deliveries with nothing ahead of them (none should be:
+# store.outbound.release_stranded), a read of the held rows alone.
+SWEEP_EVERY = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +71,10 @@ class Dispatcher:
         self._in_flight: Counter[str] = Counter()
         self._sending: dict[str, asyncio.Semaphore] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._recorder: GroupCommit[store.Recorded, set[str]] = GroupCommit(self._record_group, MAX_GROUP)
+        self._recorder: GroupCommit[store.Recorded, frozenset[str]] = GroupCommit(
+            self._record_group, MAX_GROUP
+        )
+        self._swept: datetime | None = None
         self._stopping = False
         self._failures = Repeated(log, "outbound dispatcher cannot reach the database")
         self.attempts = 0
@@ -76,6 +86,7 @@ class Dispatcher:
     async def run(self) -> None:
         while not self._stopping:
             try:
+                await self._sweep()
                 more = await self._round()
                 self._failures.succeeded()
             except self._db.errors as exc:
@@ -104,6 +115,15 @@ class Dispatcher:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return bool(claimed)
+
+    async def _sweep(self) -> None:
+        now = self._clock()
+        if self._swept is not None and now - self._swept < SWEEP_EVERY:
+            return
+        self._swept = now
+        released = await store.release_stranded(self._db, now)
+        if released:
+            log.warning("outbound: %d held deliveries had nothing ahead of them; made due", released)
 
     async def _idle(self) -> None:
         """Until woken, an attempt ends, or the next delivery falls due (polling other processes'
@@ -179,12 +199,14 @@ class Dispatcher:
         )
         return store.Recorded(row, attempt, outcome)
 
-    async def _record_group(self, done: Sequence[store.Recorded]) -> list[set[str]]:
-        paused = await store.record_attempts(self._db, self.owner, done, self.policy.pause_after)
+    async def _record_group(self, done: Sequence[store.Recorded]) -> list[frozenset[str]]:
+        moved = await store.record_attempts(self._db, self.owner, done, self.policy.pause_after)
         self.attempts += len(done)
         for r in done:
             OUTBOUND_DELIVERIES.labels(worker(), _label(r.outcome.state)).inc()
-        return [paused] * len(done)
+        if moved.released:
+            self._kick.set()  # their turn came: due now, not at the next poll
+        return [moved.paused] * len(done)
 
     async def stop(self) -> None:
         """Stop claiming; attempts in flight finish (each bounded by the timeout)."""

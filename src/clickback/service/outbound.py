@@ -158,7 +158,7 @@ def enqueue(rec: Recording, catalog: Catalog, clicks: Mapping[str, Click], now: 
                 "body": body,
                 "content_type": t.content_type,
                 "destination": t.host,
-                "state": WAITING,
+                "state": WAITING,  # or held behind an earlier one: outbox.in_turn
                 "attempts": 0,
                 "next_at": now,
                 "last_error": "",
@@ -166,6 +166,7 @@ def enqueue(rec: Recording, catalog: Catalog, clicks: Mapping[str, Click], now: 
                 "updated_at": now,
             }
         )
+    outbox.in_turn(rec.conn, rec.outbound, rec.created)
     rec.flush()
     rec.enqueued += len(fired)
     return len(fired)

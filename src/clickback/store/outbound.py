@@ -1,13 +1,32 @@
 """Outbound postbacks' rows: templates (part of the catalog), the outbox of deliveries that
-dispatchers claim, the attempt log, and destinations paused after failing in a row."""
+dispatchers claim, the attempt log, and destinations paused after failing in a row.
+
+A conversion's deliveries to one destination form a queue, sent one at a time in the order they
+were made: a tracker keeps the last status it hears, so "rejected" must not overtake "approved".
+The queue's head is `waiting` (claimed when due, retried); the rest are `held` behind it, never
+claimed, and the oldest is made due when the head ends (delivered, failed, dead). The claim
+itself looks at waiting rows only: a condition over each row's predecessors made its plan
+quadratic on a table grown since PostgreSQL last analyzed it (docs/benchmarks.md)."""
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, bindparam, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    Update,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clickback.core import audit as trail
@@ -15,7 +34,6 @@ from clickback.core.audit import Actor
 from clickback.core.outbound import mask_url
 from clickback.store import audit, paging
 from clickback.store.admin import NotFound
-from clickback.store.bulk import insert_rows
 from clickback.store.catalog import bump_version
 from clickback.store.db import Database
 from clickback.store.tables import (
@@ -25,8 +43,10 @@ from clickback.store.tables import (
     outbound_templates,
 )
 
-WAITING, DELIVERED, FAILED, DEAD = "waiting", "delivered", "failed", "dead"
-STATES = (WAITING, DELIVERED, FAILED, DEAD)
+WAITING, HELD, DELIVERED, FAILED, DEAD = "waiting", "held", "delivered", "failed", "dead"
+STATES = (WAITING, HELD, DELIVERED, FAILED, DEAD)
+# A conversion's deliveries to one destination: (conversion_id, destination), sent in turn.
+Queue = tuple[int, str]
 
 
 # --- templates ----------------------------------------------------------------------------------
@@ -136,8 +156,84 @@ async def list_templates(
 # --- the outbox, inside the transaction that causes it -------------------------------------------
 
 
-def add_deliveries(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    insert_rows(conn, outbound_deliveries, rows)
+def in_turn(conn: Connection, rows: Sequence[dict[str, Any]], created: Collection[int] = ()) -> None:
+    """Each new delivery's state, set before the rows are written in the same transaction:
+    `waiting` if its queue has nothing else to send, else `held` behind what it has (the rows
+    stored, and those before it in `rows`, which are in the order the changes were made).
+    Conversions `created` in this transaction have nothing stored: not looked for (most of a
+    postback group's are new ones, and then the group makes no extra round trip).
+
+    The queues' unsent rows are read locked (PostgreSQL). A dispatcher ending the head moves it
+    and then, in a later statement of its transaction, releases the oldest held row: had this
+    read the head as waiting without the lock while that dispatcher's transaction was open, the
+    row held here would be invisible to its release, and held for good. With the lock, either
+    the dispatcher's move waits for this transaction (and its release then sees this row), or
+    this read waits for the dispatcher and reads the rows as it left them."""
+    if not rows:
+        return
+    wanted = {(r["conversion_id"], r["destination"]) for r in rows if r["conversion_id"] not in created}
+    busy: set[Queue] = set()
+    for chunk in _chunks(sorted(wanted)):
+        busy |= {(c, dst) for c, dst in conn.execute(_unsent(chunk))} & wanted
+    for row in rows:
+        queue = (row["conversion_id"], row["destination"])
+        row["state"] = HELD if queue in busy else WAITING
+        busy.add(queue)
+
+
+def _unsent(queues: Collection[Queue]) -> Select[int, str]:
+    """The queues' waiting and held rows, locked in id order: every transaction that locks
+    several of them (this, a dispatcher recording outcomes, a resume, a replay) takes them in
+    that order, so two do not wait for each other (were they to, PostgreSQL fails one, and a
+    postback group runs again: store.db.lost_race)."""
+    d = outbound_deliveries
+    return (
+        select(d.c.conversion_id, d.c.destination)
+        .where(
+            # The index on conversion_id finds the few rows of each conversion.
+            d.c.conversion_id.in_(sorted({c for c, _ in queues})),
+            tuple_(d.c.conversion_id, d.c.destination).in_(sorted(queues)),
+            d.c.state.in_((WAITING, HELD)),
+        )
+        .order_by(d.c.id)
+        .with_for_update()
+    )
+
+
+def _release(now: datetime, queues: Collection[Queue] | None) -> Update:
+    """The oldest held row of each queue with nothing waiting made due (of `queues`, or of all:
+    the sweep). Oldest by id: ids follow the order of a conversion's changes, made under its
+    row's lock, a group's rows inserted in order. Served by the partial index on held rows; the
+    waiting ahead of them by the index on conversion_id."""
+    d = outbound_deliveries
+    held, ahead = d.alias("held"), d.alias("ahead")
+    first = select(func.min(held.c.id)).where(held.c.state == HELD)
+    if queues is not None:
+        first = first.where(
+            held.c.conversion_id.in_(sorted({c for c, _ in queues})),
+            tuple_(held.c.conversion_id, held.c.destination).in_(sorted(queues)),
+        )
+    first = first.group_by(held.c.conversion_id, held.c.destination)
+    waiting = exists().where(
+        ahead.c.conversion_id == d.c.conversion_id,
+        ahead.c.destination == d.c.destination,
+        ahead.c.state == WAITING,
+    )
+    return (
+        update(d)
+        # state: read again on PostgreSQL if another transaction changed the row meanwhile.
+        .where(d.c.id.in_(first), d.c.state == HELD, ~waiting)
+        .values(state=WAITING, next_at=now, updated_at=now)
+    )
+
+
+async def release_stranded(db: Database, now: datetime) -> int:
+    """Held rows with nothing waiting ahead of them made due, the oldest of each queue; returns
+    how many. Nothing should leave a row so (a release follows every end of a head, in its
+    transaction); this keeps a case nobody foresaw from holding a delivery for good. Dispatchers
+    run it now and then: it reads the held rows only, through their partial index."""
+    async with db.write() as conn:
+        return int((await conn.execute(_release(now, None))).rowcount)
 
 
 # --- dispatchers -----------------------------------------------------------------------------------
@@ -173,7 +269,7 @@ async def claim(
     `owner` until now + lease: none of a paused destination, nor of the `busy` ones. Dispatchers
     on one PostgreSQL skip each other's locked rows (SKIP LOCKED); on SQLite the UPDATE runs under
     the database's write lock, so two claims never take the same row either. A lease that ran out
-    (its dispatcher died) makes the row due again."""
+    (its dispatcher died) makes the row due again. Held rows wait for their turn (in_turn)."""
     d = outbound_deliveries
     due = (
         select(d.c.id, d.c.destination, d.c.next_at)
@@ -281,19 +377,32 @@ _MOVE = (
 )
 
 
-async def record_attempts(db: Database, owner: str, done: Sequence[Recorded], pause_after: int) -> set[str]:
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """What recording a group of outcomes did besides: destinations it paused, and how many held
+    deliveries it made due (their turn came)."""
+
+    paused: frozenset[str]
+    released: int
+
+
+async def record_attempts(db: Database, owner: str, done: Sequence[Recorded], pause_after: int) -> Moved:
     """Attempts logged and their deliveries moved on, in one transaction for however many ended
     together (one commit, a statement a kind: at hundreds a second, a transaction each was the
     dispatcher's bottleneck). Only rows this dispatcher still holds: one whose lease ran out
-    belongs to whoever took it since. Each destination's run of failures is counted, and a
-    destination paused at `pause_after`. Returns the destinations this paused."""
+    belongs to whoever took it since. A delivery that ended lets the next of its queue go, in
+    the same transaction. Each destination's run of failures is counted, and a destination
+    paused at `pause_after`."""
     d = outbound_deliveries
     async with db.write() as conn:
-        held_ids = select(d.c.id).where(d.c.id.in_([r.claimed.id for r in done]), d.c.lease_owner == owner)
-        held = set((await conn.execute(held_ids)).scalars())
-        mine = [r for r in done if r.claimed.id in held]
+        held_ids = select(d.c.id, d.c.conversion_id).where(
+            d.c.id.in_([r.claimed.id for r in done]), d.c.lease_owner == owner
+        )
+        conversion_of = {i: c for i, c in await conn.execute(held_ids)}
+        # In id order, as in_turn locks them.
+        mine = sorted((r for r in done if r.claimed.id in conversion_of), key=lambda r: r.claimed.id)
         if not mine:
-            return set()
+            return Moved(frozenset(), 0)
         await conn.execute(
             _MOVE,
             [
@@ -326,14 +435,23 @@ async def record_attempts(db: Database, owner: str, done: Sequence[Recorded], pa
                 for r in mine
             ],
         )
+        # After the moves: a postback's transaction that holds a head locked (in_turn) has
+        # committed by now, so its held row is seen here.
+        ended = [r for r in mine if r.outcome.state != WAITING]
+        released = 0
+        if ended:
+            queues = {(conversion_of[r.claimed.id], r.claimed.destination) for r in ended}
+            at = max(r.outcome.next_at for r in ended)
+            released = int((await conn.execute(_release(at, queues))).rowcount)
         paused = set()
         by_destination: dict[str, list[Recorded]] = {}
-        for r in mine:
-            by_destination.setdefault(r.claimed.destination, []).append(r)
-        for destination, ended in sorted(by_destination.items()):
-            if await _count_failures(db, conn, destination, ended, pause_after):
+        for r in done:
+            if r.claimed.id in conversion_of:
+                by_destination.setdefault(r.claimed.destination, []).append(r)
+        for destination, in_order in sorted(by_destination.items()):
+            if await _count_failures(db, conn, destination, in_order, pause_after):
                 paused.add(destination)
-    return paused
+    return Moved(frozenset(paused), released)
 
 
 async def _count_failures(
@@ -385,15 +503,15 @@ async def _count_failures(
 
 
 async def destinations(db: Database, paused_only: bool) -> list[dict[str, Any]]:
-    """Destinations with failures on record, each with how many deliveries wait for it."""
+    """Destinations with failures on record, each with how many deliveries wait for it, and how
+    many are held behind those."""
     dest, d = outbound_destinations, outbound_deliveries
-    waiting = (
-        select(func.count())
-        .where(d.c.destination == dest.c.destination, d.c.state == WAITING)
-        .scalar_subquery()
-        .label("waiting")
-    )
-    query = select(dest, waiting).order_by(dest.c.destination)
+
+    def count(state: str) -> Any:
+        found = select(func.count()).where(d.c.destination == dest.c.destination, d.c.state == state)
+        return found.scalar_subquery().label(state)
+
+    query = select(dest, count(WAITING), count(HELD)).order_by(dest.c.destination)
     if paused_only:
         query = query.where(dest.c.paused_at.is_not(None))
     async with db.read() as conn:
@@ -439,10 +557,13 @@ async def resume(db: Database, destination: str, now: datetime, by: Actor = trai
         # transaction that updates them and then this destination's row, the other way round
         # from this one, and PostgreSQL broke the deadlock by failing the resume (a 500). Their
         # next attempt follows from that attempt, as for any other destination.
-        free = or_(d.c.leased_until.is_(None), d.c.leased_until < now)
-        due = await conn.execute(
-            update(d).where(d.c.destination == destination, d.c.state == WAITING, free).values(next_at=now)
-        )
+        # Locked in id order first, as a postback's in_turn locks them: else each could hold a
+        # row the other waits for.
+        w = d.alias("w")
+        free = or_(w.c.leased_until.is_(None), w.c.leased_until < now)
+        rows = select(w.c.id).where(w.c.destination == destination, w.c.state == WAITING, free)
+        locked = rows.order_by(w.c.id).with_for_update()
+        due = await conn.execute(update(d).where(d.c.id.in_(locked.scalar_subquery())).values(next_at=now))
     return int(due.rowcount)
 
 
@@ -474,38 +595,68 @@ async def replay(
     """Deliveries sent again from their first attempt, with their delivery ID (receivers that
     had them deduplicate): those named, or every one in `state` (e.g. dead); of `affiliate_id`
     only when given (an affiliate's own). Each is recorded in the audit log with its state and
-    attempts before. Returns how many."""
+    attempts before. Returns how many.
+
+    A replayed delivery takes its turn in its queue: due at once if the queue has nothing else to
+    send, else held, released (as every held row) in id order, so replaying a conversion's dead
+    deliveries sends them in the order they were made. Held ones are left alone: they are
+    queued already, and sending one now would overtake those before it."""
     d = outbound_deliveries
-    where: list[ColumnElement[bool]] = [or_(d.c.state != WAITING, d.c.leased_until.is_(None))]
+    where: list[ColumnElement[bool]] = [
+        d.c.state != HELD,
+        or_(d.c.state != WAITING, d.c.leased_until.is_(None)),
+    ]
     if ids is not None:
         where.append(d.c.id.in_(list(ids)))
     if state is not None:
         where.append(d.c.state == state)
     if affiliate_id is not None:
         where.append(d.c.affiliate_id == affiliate_id)
-    again = {"state": WAITING, "attempts": 0}
     async with db.write() as conn:
         # Read locked, then changed by id: the audit log's "before" is the row this replay moved.
-        found = (
-            await conn.execute(select(d.c.id, d.c.state, d.c.attempts).where(*where).with_for_update())
-        ).all()
+        chosen = select(d.c.id, d.c.state, d.c.attempts, d.c.conversion_id, d.c.destination)
+        found = (await conn.execute(chosen.where(*where).order_by(d.c.id).with_for_update())).all()
         if not found:
             return 0
-        picked = [r.id for r in found]
-        for chunk in range(0, len(picked), 1000):
-            await conn.execute(
-                update(d)
-                .where(d.c.id.in_(picked[chunk : chunk + 1000]))
-                .values(next_at=now, leased_until=None, lease_owner=None, updated_at=now, **again)
-            )
+        # A waiting one stays its queue's head; an ended one queues behind what is unsent.
+        wanted = {(r.conversion_id, r.destination) for r in found}
+        busy: set[Queue] = set()
+        for chunk in _chunks(sorted(wanted)):
+            busy |= {(c, dst) for c, dst in await conn.execute(_unsent(chunk))} & wanted
+        again: dict[int, dict[str, Any]] = {}
+        for r in found:
+            queue = (r.conversion_id, r.destination)
+            turn = WAITING if r.state == WAITING or queue not in busy else HELD
+            again[r.id] = {"state": turn, "attempts": 0}
+            busy.add(queue)
+        for to in (WAITING, HELD):
+            picked = [i for i, values in again.items() if values["state"] == to]
+            for chunk in _chunks(picked):
+                await conn.execute(
+                    update(d)
+                    .where(d.c.id.in_(chunk))
+                    .values(
+                        state=to, attempts=0, next_at=now, leased_until=None, lease_owner=None, updated_at=now
+                    )
+                )
         changes = [
             trail.change(
-                by, trail.Kind.DELIVERY, r.id, "replay", {"state": r.state, "attempts": r.attempts}, again
+                by,
+                trail.Kind.DELIVERY,
+                r.id,
+                "replay",
+                {"state": r.state, "attempts": r.attempts},
+                again[r.id],
             )
             for r in found
         ]
         await audit.record(conn, changes, now)
     return len(found)
+
+
+def _chunks(items: Sequence[Any]) -> list[Sequence[Any]]:
+    """Short enough for a statement's parameters."""
+    return [items[start : start + 1000] for start in range(0, len(items), 1000)]
 
 
 async def list_deliveries(

@@ -170,6 +170,8 @@ class Recording:
         self.revshare: dict[int, dict[str, Decimal]] = {}
         self.outbound: list[dict[str, Any]] = []
         self.enqueued = 0
+        # Conversions this transaction made: nothing of theirs is in the outbox before it.
+        self.created: set[int] = set()
 
     # --- reads, for a whole group at once ---------------------------------------------------
 
@@ -422,6 +424,7 @@ class Recording:
         added = {"over_cap": False, "confirmed": False, **row, "id": self._next_id(conversions)}
         self._moved(None, _share(added), added["id"])
         self._new_conversions.append(added)
+        self.created.add(added["id"])
         self.notify(added)
         self._by_id[added["id"]] = added
         self._by_key[_key_of(added)] = added

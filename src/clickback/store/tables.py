@@ -710,7 +710,8 @@ outbound_deliveries = Table(
     Column("content_type", String(64), nullable=False),
     # host[:port]: what is limited, counted and paused together.
     Column("destination", String(300), nullable=False),
-    # waiting, delivered, failed (a 4xx: permanent), dead (every retry failed).
+    # waiting, held (behind an earlier delivery of its conversion to its destination, until that
+    # one ends: store/outbound.py), delivered, failed (a 4xx: permanent), dead (every retry failed).
     Column("state", String(16), nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("next_at", UtcDateTime, nullable=False),
@@ -731,6 +732,15 @@ outbound_deliveries = Table(
     ),
     Index(None, "destination", "state"),
     Index(None, "state", "id"),
+    # The next of a queue once its head ended, and the sweep's scan: held rows only, few.
+    Index(
+        "ix_outbound_deliveries_held",
+        "conversion_id",
+        "destination",
+        "id",
+        sqlite_where=text("state = 'held'"),
+        postgresql_where=text("state = 'held'"),
+    ),
 )
 
 outbound_attempts = Table(

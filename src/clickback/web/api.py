@@ -1188,8 +1188,9 @@ def create_api(runtime: Runtime) -> FastAPI:
     @api.post("/outbound/deliveries/{item_id}/replay", tags=["outbound postbacks"])
     async def replay_delivery(item_id: s.Id, who: Who) -> s.ReplayOut:
         """Send it again from its first attempt, with the same delivery ID (any state: a dead
-        letter, a failure, or one delivered to a tracker that lost it). An affiliate their own;
-        recorded in the audit log."""
+        letter, a failure, or one delivered to a tracker that lost it; not a held one, queued
+        already), in its turn after what its conversion has unsent to that destination. An
+        affiliate their own; recorded in the audit log."""
         owned(who, await outbound.get_delivery(db, item_id), f"delivery {item_id}", tenant="affiliate_id")
         count = await outbound.replay(db, [item_id], None, utcnow(), who.affiliate_id, actor_of(who))
         wake()
@@ -1206,14 +1207,15 @@ def create_api(runtime: Runtime) -> FastAPI:
     @api.get("/outbound/destinations", tags=["outbound postbacks"])
     async def list_destinations(paused: bool = False) -> list[s.DestinationOut]:
         """Destinations that have failed: failures in a row, paused since when and why, how many
-        deliveries wait for each."""
+        deliveries wait for each, and how many are held behind those."""
         return [s.DestinationOut(**r) for r in await outbound.destinations(db, paused)]
 
     @api.post("/outbound/destinations/{destination}/resume", tags=["outbound postbacks"])
     async def resume_destination(
         destination: Annotated[str, Path(max_length=300, pattern=s.PRINTABLE)], who: Who
     ) -> s.ResumeOut:
-        """Send to it again: its waiting deliveries are due at once. In the audit log."""
+        """Send to it again: its waiting deliveries are due at once (held ones each after the
+        one before it). In the audit log."""
         due = await outbound.resume(db, destination, utcnow(), actor_of(who))
         wake()
         return s.ResumeOut(destination=destination, due=due)

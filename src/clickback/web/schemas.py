@@ -1329,7 +1329,9 @@ class OutboundTemplatesQuery(CatalogQuery):
     offer_id: Id | None = None
 
 
-DeliveryState = Literal["waiting", "delivered", "failed", "dead"]
+# held: queued behind an earlier delivery of its conversion to its destination, sent once that
+# one has ended (docs/outbound.md).
+DeliveryState = Literal["waiting", "held", "delivered", "failed", "dead"]
 
 
 class AttemptOut(BaseModel):
@@ -1377,7 +1379,9 @@ class DeliveriesQuery(Paged):
 
 class ReplayIn(Strict):
     ids: list[Id] | None = Field(
-        default=None, max_length=1000, description="These deliveries, whatever their state."
+        default=None,
+        max_length=1000,
+        description="These deliveries, whatever their state (but held: they are queued already).",
     )
     state: Literal["dead", "failed", "delivered"] | None = Field(
         default=None, description="Every delivery in this state (with ids: those of them in it)."
@@ -1473,6 +1477,7 @@ class DestinationOut(BaseModel):
     paused_at: datetime | None = Field(description="Paused since; null: sending.")
     reason: str
     waiting: int = Field(description="Deliveries waiting for it.")
+    held: int = Field(description="Deliveries held behind earlier ones of their conversions.")
     updated_at: datetime
 
 
