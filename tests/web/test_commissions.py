@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from clickback.core.clicks import ClickRequest, ClickTaken, take_click
 from clickback.core.commission import RevShareTerms, period_bounds, revshare_period
 from clickback.store import ledger as store_ledger
-from clickback.store.tables import deals, revshare_periods
+from clickback.store.tables import deals, players, revshare_periods
 from tests.conftest import BROWSER_UA, Client, World, make_world
 
 THIS_MONTH = datetime.now(UTC).strftime("%Y-%m")
@@ -238,10 +238,31 @@ def test_a_first_deposit_rejected_then_approved_again_takes_its_place_back(
     assert (line["ftds"], line["cpa_earnings"]) == (1, "100.00")
 
 
-def test_a_player_qualifying_again_after_the_deal_changed_is_shown_at_the_amount_booked(
+def test_a_player_qualifying_again_after_the_deal_changed_is_paid_the_amount_they_qualified_for(
     client: Client, world: World
 ) -> None:
     reversed_by_the_rules(client, world)
+    deal(client, world.casino, {"kind": "cpa", "cpa": {"amount": "120", "ftd_min": "20"}})
+
+    t1(client, world, "approved")
+
+    assert cpa_total(client) == Decimal(100)  # +100, -100, +100: the terms kept when they qualified
+    (qualified,) = client.items("/conversions", event="qualified_cpa")
+    assert (qualified["status"], qualified["payout"]) == ("approved", "100.00")
+
+
+def test_a_player_qualified_before_terms_were_kept_qualifies_again_under_the_deal_and_shows_it(
+    client: Client, world: World
+) -> None:
+    """Qualified before 0033 under a deal holding no CPA terms at the upgrade: none kept, so
+    qualifying again takes the deal as it is then, and reports show what the ledger holds."""
+    reversed_by_the_rules(client, world)
+
+    async def as_qualified_before_0033() -> None:
+        async with client.node.runtime.db.write() as conn:
+            await conn.execute(update(players).values(cpa_terms=None, cpa_currency=None))
+
+    client.node.call(as_qualified_before_0033)
     deal(client, world.casino, {"kind": "cpa", "cpa": {"amount": "120", "ftd_min": "20"}})
 
     t1(client, world, "approved")
@@ -250,6 +271,11 @@ def test_a_player_qualifying_again_after_the_deal_changed_is_shown_at_the_amount
     (qualified,) = client.items("/conversions", event="qualified_cpa")
     assert (qualified["status"], qualified["payout"]) == ("approved", "120.00")
     assert client.report(group_by="day")["rows"][0]["cpa_commission"] == {"EUR": "120.00"}
+    # Qualified again, the player keeps these terms from now on.
+    deal(client, world.casino, {"kind": "cpa", "cpa": {"amount": "150", "ftd_min": "20"}})
+    t1(client, world, "rejected")
+    t1(client, world, "approved")
+    assert cpa_total(client) == Decimal(120)
 
 
 def test_a_cpa_cancelled_by_hand_after_the_rules_reversed_it_is_not_booked_again(

@@ -95,9 +95,10 @@ def test_a_cpa_reversed_after_the_change_nets_out_in_the_currency_it_was_booked_
     client: Client, world: World
 ) -> None:
     """The EUR first deposit is rejected once the deal pays in USD: its 100 EUR CPA is reversed in
-    EUR. A USD deposit is then the first deposit and qualifies for the 120 USD CPA. Before, the
-    player showed -15.00 "USD" of NGR, reported in EUR, and 120.00 "USD" of commission from
-    100 EUR - 100 EUR + 120 USD."""
+    EUR. A USD deposit is then the first deposit and qualifies the player again, for the 100 EUR
+    CPA they qualified for (the terms kept when they first qualified, not the deal's 120 USD).
+    Before, the player showed -15.00 "USD" of NGR, reported in EUR, and 120.00 "USD" of
+    commission from 100 EUR - 100 EUR + 120 USD."""
     deal(client, world.casino, CPA_100)
     register(client, world, world.alice_casino, "R")
     send(client, world, event="ftd", player_id="R", payout="40", txn_id="R-D1")
@@ -113,10 +114,10 @@ def test_a_cpa_reversed_after_the_change_nets_out_in_the_currency_it_was_booked_
     assert sorted((e["amount"], e["currency"]) for e in entries) == [
         ("-100.00", "EUR"),
         ("100.00", "EUR"),
-        ("120.00", "USD"),
+        ("100.00", "EUR"),
     ]
-    assert shown(player) == ("USD", "50.00", "0.00", "120.00")
-    assert values(player) == [("USD", "50.00", "0.00", "120.00"), ("EUR", "0.00", "-15.00", "0.00")]
+    assert shown(player) == ("USD", "50.00", "0.00", "0.00")
+    assert values(player) == [("USD", "50.00", "0.00", "0.00"), ("EUR", "0.00", "-15.00", "100.00")]
     assert as_listed(player) == from_the_records(client, player)
 
 

@@ -55,23 +55,38 @@ def player_changed(
     follows by itself.)"""
     if player.affiliate_id is None or player.offer_id is None:
         return  # click still in flight: decided when it lands
-    deal = catalog.deal_for(player.offer_id, player.affiliate_id)
+    deal = _cpa_deal(catalog, player)
     if deal is None:
         return
-    pays_cpa = deal.cpa is not None and deal.kind in (DealKind.CPA, DealKind.HYBRID)
-    if pays_cpa and cause["event"] == CAPPED_EVENT and not arrived:
+    if cause["event"] == CAPPED_EVENT and not arrived:
         _cpa_decided_by_hand(rec, player, deal, cause, now)
-    elif pays_cpa and cpa_may_change(cause["event"], arrived, player.qualified_at is not None):
+    elif cpa_may_change(cause["event"], arrived, player.qualified_at is not None):
         _cpa(rec, player, deal, cause["id"], now)
+
+
+def _cpa_deal(catalog: Catalog, player: Player) -> Deal | None:
+    """The CPA terms a player is judged by. Once they qualified, those they qualified under, kept
+    on their row: a booked CPA keeps its rules and amount whatever the deal is now (a rejection
+    after the deal became RevShare-only reverses it; a minimum raised since does not), as a
+    RevShare month that has ended keeps its terms. Before, the deal in force if it pays CPA."""
+    if player.cpa_terms is not None and player.cpa_currency is not None:
+        kept = ledger.kept_cpa_deal(player.cpa_currency, player.cpa_terms)
+        if kept is not None:
+            return kept
+    assert player.offer_id is not None and player.affiliate_id is not None
+    deal = catalog.deal_for(player.offer_id, player.affiliate_id)
+    if deal is None or deal.cpa is None or deal.kind not in (DealKind.CPA, DealKind.HYBRID):
+        return None
+    return deal
 
 
 def approval_refused(rec: Recording, catalog: Catalog, qualified: Mapping[str, Any], new: Status) -> str:
     """Why a conversion may not move to `new` now ('' if it may), by a person or by an
-    advertiser's status postback: a `qualified_cpa` approved is a CPA paid, so under a deal
-    paying CPAs its status and the ledger agree only while the rules hold. (One the rules
-    reversed is approved again by them once they hold; one disallowed by hand, by a person then.)
-    Without such a deal the conversion is the advertiser's own report, which no rule of
-    clickback's decides."""
+    advertiser's status postback: a `qualified_cpa` approved is a CPA paid, so under CPA terms
+    (those the player qualified under, whatever the deal is now: _cpa_deal) its status and the
+    ledger agree only while their rules hold. (One the rules reversed is approved again by them
+    once they hold; one disallowed by hand, by a person then.) Without such terms the conversion
+    is the advertiser's own report, which no rule of clickback's decides."""
     approving = new in PAYABLE and Status(qualified["status"]) not in PAYABLE
     if (
         qualified["event"] != "qualified_cpa"
@@ -83,8 +98,8 @@ def approval_refused(rec: Recording, catalog: Catalog, qualified: Mapping[str, A
     player = rec.player((qualified["advertiser_id"], qualified["player_id"]))
     if player is None or player.offer_id is None or player.affiliate_id is None:
         return ""
-    deal = catalog.deal_for(player.offer_id, player.affiliate_id)
-    if deal is None or deal.cpa is None or deal.kind not in (DealKind.CPA, DealKind.HYBRID):
+    deal = _cpa_deal(catalog, player)
+    if deal is None or deal.cpa is None:
         return ""
     events = rec.player_events(player)
     if qualify(deal.cpa, events, deal.currency) is not None:
@@ -154,9 +169,11 @@ def _qualified_key(player: Player) -> Key:
 
 def _book_cpa(rec: Recording, player: Player, deal: Deal, q: Qualified, now: datetime) -> None:
     """A player qualifies once at a time: qualified_at is set under the player's row lock, and
-    cleared only when the rules stop holding (_cpa)."""
+    cleared only when the rules stop holding (_cpa). The terms they first qualify under are
+    kept with it, for good: qualifying again is the same qualification (as its cap slot is)."""
     assert deal.cpa is not None
-    rec.change_player(player, qualified_at=q.at)
+    kept = ledger.kept_cpa_values(deal) if player.cpa_terms is None else {}
+    rec.change_player(player, qualified_at=q.at, **kept)
     amount = deal.cpa_amount(player.country)
     source = rec.conversion(q.by)
     again = rec.conversion_by_key(_qualified_key(player))
@@ -170,7 +187,8 @@ def _book_cpa(rec: Recording, player: Player, deal: Deal, q: Qualified, now: dat
         if not again.get("over_cap"):
             _append_cpa(rec, player, deal, q, source, now)
             if (again["payout"], again["currency"]) != (amount, deal.currency):
-                # Reports show what the ledger now holds (the deal may have changed since).
+                # Reports show what the ledger now holds (a player who qualified before their
+                # terms were kept, 0033, qualifies again under the deal as it is now).
                 rec.recount(
                     again,
                     payout=amount,

@@ -5,6 +5,7 @@ RevShare months they sum to. What to book is decided in service/commissions.py.
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, delete, func, select, update
@@ -51,6 +52,24 @@ def booked_cpa(conn: Connection, player: int) -> Row[Any] | None:
 def mark_reversed(conn: Connection, entry: int, now: datetime) -> None:
     stmt = update(commissions).where(commissions.c.id == entry)
     conn.execute(stmt.values(status=REVERSED, updated_at=now))
+
+
+def kept_cpa_values(deal: Deal) -> dict[str, str]:
+    """The player row's values keeping the CPA terms of `deal` (a deal paying CPA), which the
+    player qualifies under: later decisions on their CPA are judged by them (kept_cpa_deal)."""
+    assert deal.cpa is not None, "a deal without CPA terms books no CPA"
+    return {
+        "cpa_terms": terms_to_json(Deal(DealKind.CPA, deal.currency, cpa=deal.cpa)),
+        "cpa_currency": deal.currency,
+    }
+
+
+# The same few terms are kept on many players: each text is parsed once.
+@lru_cache(maxsize=256)
+def kept_cpa_deal(currency: str, terms: str) -> Deal | None:
+    """The CPA terms a player row keeps, as a CPA deal in the currency they were booked in."""
+    deal = deal_from_row(DealKind.CPA.value, currency, terms)
+    return deal if deal.cpa is not None else None
 
 
 # --- RevShare months ----------------------------------------------------------------------------

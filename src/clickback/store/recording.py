@@ -77,6 +77,8 @@ class Player:
     ftd_conversion_id: int | None = None
     ftd_at: datetime | None = None
     qualified_at: datetime | None = None
+    cpa_terms: str | None = None
+    cpa_currency: str | None = None
 
 
 _PLAYER_COLUMNS = [f.name for f in fields(Player)]

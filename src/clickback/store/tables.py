@@ -591,6 +591,12 @@ players = Table(
     Column("ftd_conversion_id", Integer, nullable=True),
     Column("ftd_at", UtcDateTime, nullable=True),
     Column("qualified_at", UtcDateTime, nullable=True),
+    # The CPA terms (store/catalog.terms_to_json) and currency the player first qualified under:
+    # every later decision on their CPA is judged by them, whatever the deal is now. NULL: never
+    # qualified (judged by the deal in force), or qualified before 0033 under a deal that holds
+    # no CPA terms since.
+    Column("cpa_terms", Text, nullable=True),
+    Column("cpa_currency", String(3), nullable=True),
     UniqueConstraint("advertiser_id", "player_id"),
     Index(None, "affiliate_id", "first_seen_at"),
 )
