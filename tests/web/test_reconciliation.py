@@ -792,6 +792,40 @@ def test_a_cpa_the_operator_paid_is_approved_again_and_one_the_rules_never_grant
     assert client.items("/conversions", player_id="P-small", event="qualified_cpa") == []
 
 
+def test_a_cpa_disputed_after_the_deal_raised_its_minimum_is_judged_by_the_rules_it_was_booked_under(
+    client: Client, world: World
+) -> None:
+    """P-again qualified on a first deposit of 25 against a minimum of 20; a person rejected the
+    CPA; the deal now asks 100. The operator paid it: the evidence checks the rules the CPA was
+    booked under (both held), and accepting it books it again at the amount it was booked at."""
+    client.api("PUT", f"/offers/{world.casino['id']}/deal", json=CPA_100)
+    today = datetime.now(UTC).date()
+    day, month = today.strftime("%d.%m.%Y"), today.strftime("%Y-%m")
+    again = player(client, world, "P-again", world.alice_casino, "25")
+    (cpa,) = client.items("/conversions", player_id="P-again", event="qualified_cpa")
+    body = {"status": "rejected", "reason": "fraud check"}
+    assert (
+        client.http.post(f"/api/conversions/{cpa['id']}/status", json=body, headers=client.auth).status_code
+        == 200
+    )
+    client.api("PUT", f"/offers/{world.casino['id']}/deal", json={"cpa": {"amount": "150", "ftd_min": "100"}})
+
+    data = myaffiliates_csv([["P-again", again, day, day, "25,00", "", "100,00", "", "EUR"]])
+    rec = imported(client, data, "paid.csv", world.northstar["id"], period=month)["reconciliation"]
+
+    (item,) = items_by_player(client, rec["id"]).values()
+    assert item["kind"] == "cpa_disagrees"
+    assert item["evidence"]["qualification"]["rules"] == "CPA 100.00 EUR; registration; first deposit ≥ 20.00"
+    assert [(c["rule"], c["held"]) for c in item["evidence"]["rule_checks"]] == [
+        ("registration", True),
+        ("first deposit ≥ 20.00 EUR", True),
+    ]
+    paid = client.http.post(f"/api/reconciliations/items/{item['id']}/accept", headers=client.auth)
+    assert paid.status_code == 200, paid.text
+    (after,) = client.api("GET", f"/statements/{world.alice['id']}/{month}")["lines"]
+    assert Decimal(after["cpa_earnings"]) == 100
+
+
 def test_a_report_saved_again_compares_the_lines_imported_before_and_changes_nothing(
     client: Client, world: World
 ) -> None:

@@ -273,8 +273,8 @@ class Reason(Enum):
         409,
         "The postback approves a qualified CPA whose rules do not hold now: the ledger would pay"
         " nothing for it.",
-        "Approve it once the player meets the deal's CPA rules again (the detail names the rules"
-        " missing); the CPA is then booked and approved by clickback itself.",
+        "Approve it once the player meets the rules the CPA was booked under again (the detail"
+        " names the rules missing); the CPA is then booked and approved by clickback itself.",
     )
     TRANSACTION_CONFLICT = (
         "transaction_conflict",

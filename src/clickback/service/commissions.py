@@ -69,10 +69,8 @@ def _cpa_deal(catalog: Catalog, player: Player) -> Deal | None:
     on their row: a booked CPA keeps its rules and amount whatever the deal is now (a rejection
     after the deal became RevShare-only reverses it; a minimum raised since does not), as a
     RevShare month that has ended keeps its terms. Before, the deal in force if it pays CPA."""
-    if player.cpa_terms is not None and player.cpa_currency is not None:
-        kept = ledger.kept_cpa_deal(player.cpa_currency, player.cpa_terms)
-        if kept is not None:
-            return kept
+    if (kept := ledger.kept_cpa_deal(player.cpa_currency, player.cpa_terms)) is not None:
+        return kept
     assert player.offer_id is not None and player.affiliate_id is not None
     deal = catalog.deal_for(player.offer_id, player.affiliate_id)
     if deal is None or deal.cpa is None or deal.kind not in (DealKind.CPA, DealKind.HYBRID):

@@ -436,11 +436,11 @@ def _with_evidence(conn: Connection, catalog: Catalog, advertiser_id: int, items
 
 
 def _rule_checks(catalog: Catalog, history: store.CpaHistory) -> list[dict[str, object]]:
-    """The deal's CPA rules in force for the player, each checked on their events (none without
-    a CPA in the deal)."""
+    """The CPA rules that judge the player (those they qualified under, else the deal's in
+    force), each checked on their events (none without CPA rules)."""
     if history.offer_id is None or history.affiliate_id is None:
         return []
-    deal = catalog.deal_for(history.offer_id, history.affiliate_id)
+    deal = history.kept or catalog.deal_for(history.offer_id, history.affiliate_id)
     if deal is None or deal.cpa is None:
         return []
     return [c.as_json() for c in check_rules(deal.cpa, history.events, deal.currency)]

@@ -64,10 +64,17 @@ def kept_cpa_values(deal: Deal) -> dict[str, str]:
     }
 
 
+def kept_cpa_deal(currency: str | None, terms: str | None) -> Deal | None:
+    """The CPA terms a player row keeps (cpa_currency, cpa_terms), as a CPA deal in the currency
+    they were booked in; None if it keeps none (the player never qualified)."""
+    if currency is None or terms is None:
+        return None
+    return _kept_cpa_deal(currency, terms)
+
+
 # The same few terms are kept on many players: each text is parsed once.
 @lru_cache(maxsize=256)
-def kept_cpa_deal(currency: str, terms: str) -> Deal | None:
-    """The CPA terms a player row keeps, as a CPA deal in the currency they were booked in."""
+def _kept_cpa_deal(currency: str, terms: str) -> Deal | None:
     deal = deal_from_row(DealKind.CPA.value, currency, terms)
     return deal if deal.cpa is not None else None
 

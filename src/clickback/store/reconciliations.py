@@ -28,7 +28,7 @@ from clickback.core.model import Catalog
 from clickback.core.money import money_text
 from clickback.core.reconcile import BadRow, ColumnMapping, ReportRow
 from clickback.core.reconcile_compare import ClickbackFigures, Item, Rates, Refusal, Summary, rate_note
-from clickback.store import paging
+from clickback.store import ledger, paging
 from clickback.store.bulk import insert_rows
 from clickback.store.db import Database
 from clickback.store.fx import rate_on
@@ -373,11 +373,13 @@ def qualified_cpa(conn: Connection, advertiser_id: int, player_id: str) -> dict[
 
 @dataclass(frozen=True, slots=True)
 class CpaHistory:
-    """A player's attribution and the events CPA rules read: payable, in the deal's currency."""
+    """A player's attribution and the events CPA rules read: payable, in the deal's currency;
+    `kept`: the CPA terms they qualified under, which judge them whatever the deal is now."""
 
     offer_id: int | None
     affiliate_id: int | None
     events: list[PlayerEvent]
+    kept: Deal | None = None
 
 
 def cpa_histories(conn: Connection, advertiser_id: int, player_ids: Collection[str]) -> dict[str, CpaHistory]:
@@ -386,11 +388,11 @@ def cpa_histories(conn: Connection, advertiser_id: int, player_ids: Collection[s
     p, c = players.c, conversions.c
     out: dict[str, CpaHistory] = {}
     for batch in chunks(sorted(player_ids)):
-        query = select(p.player_id, p.offer_id, p.affiliate_id).where(
+        query = select(p.player_id, p.offer_id, p.affiliate_id, p.cpa_currency, p.cpa_terms).where(
             p.advertiser_id == advertiser_id, p.player_id.in_(batch)
         )
-        for player, offer, affiliate in conn.execute(query):
-            out[player] = CpaHistory(offer, affiliate, [])
+        for player, offer, affiliate, currency, terms in conn.execute(query):
+            out[player] = CpaHistory(offer, affiliate, [], ledger.kept_cpa_deal(currency, terms))
         query = select(c.id, c.player_id, c.event, c.event_at, c.deal_amount).where(
             c.advertiser_id == advertiser_id,
             c.player_id.in_(batch),
@@ -701,10 +703,11 @@ def _add_rules(
         if row is None or row["affiliate_id"] is None or row["offer_id"] is None:
             continue
         deal = catalog.deal_for(row["offer_id"], row["affiliate_id"])
-        if deal is not None and deal.cpa is not None:
-            f.cpa_rules = describe_rules(deal, deal.cpa)
-            f.ledger_currency = f.ledger_currency or deal.currency
-        elif deal is not None:
+        # The rules that judge the player: those they qualified under, whatever the deal is now.
+        judged = ledger.kept_cpa_deal(row["cpa_currency"], row["cpa_terms"]) or deal
+        if judged is not None and judged.cpa is not None:
+            f.cpa_rules = describe_rules(judged, judged.cpa)
+        if deal is not None:
             f.ledger_currency = f.ledger_currency or deal.currency
 
 
