@@ -254,15 +254,15 @@ def test_a_player_qualifying_again_after_the_deal_changed_is_paid_the_amount_the
 def test_a_player_qualified_before_terms_were_kept_qualifies_again_under_the_deal_and_shows_it(
     client: Client, world: World
 ) -> None:
-    """Qualified before 0033 under a deal holding no CPA terms at the upgrade: none kept, so
+    """Qualified before 0032 under a deal holding no CPA terms at the upgrade: none kept, so
     qualifying again takes the deal as it is then, and reports show what the ledger holds."""
     reversed_by_the_rules(client, world)
 
-    async def as_qualified_before_0033() -> None:
+    async def as_qualified_before_0032() -> None:
         async with client.node.runtime.db.write() as conn:
             await conn.execute(update(players).values(cpa_terms=None, cpa_currency=None))
 
-    client.node.call(as_qualified_before_0033)
+    client.node.call(as_qualified_before_0032)
     deal(client, world.casino, {"kind": "cpa", "cpa": {"amount": "120", "ftd_min": "20"}})
 
     t1(client, world, "approved")

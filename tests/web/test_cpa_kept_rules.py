@@ -115,10 +115,10 @@ def test_a_qualified_cpa_approved_by_hand_again_is_judged_by_the_rules_it_was_bo
     assert (cpa_total(client), qualified_status(client)) == (Decimal(100), "approved")
 
 
-def test_0033_keeps_the_deal_in_force_for_the_players_who_qualified_before_it(
+def test_0032_keeps_the_deal_in_force_for_the_players_who_qualified_before_it(
     client: Client, world: World
 ) -> None:
-    """Before 0033 no terms were kept: the players who qualified take the CPA terms of the deal in
+    """Before 0032 no terms were kept: the players who qualified take the CPA terms of the deal in
     force at the upgrade (the affiliate's own, else the offer's default), so a deal changed after
     it no longer reaches them; a player who never qualified takes none (the deal in force judges
     them, as it did)."""
@@ -133,7 +133,7 @@ def test_0033_keeps_the_deal_in_force_for_the_players_who_qualified_before_it(
 
     async def downgraded() -> None:
         async with db.write() as conn:
-            await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "0029"))
+            await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "0031"))
 
     async def kept() -> dict[str, tuple[str | None, bool]]:
         async with db.read() as conn:

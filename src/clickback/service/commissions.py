@@ -186,7 +186,7 @@ def _book_cpa(rec: Recording, player: Player, deal: Deal, q: Qualified, now: dat
             _append_cpa(rec, player, deal, q, source, now)
             if (again["payout"], again["currency"]) != (amount, deal.currency):
                 # Reports show what the ledger now holds (a player who qualified before their
-                # terms were kept, 0033, qualifies again under the deal as it is now).
+                # terms were kept, 0032, qualifies again under the deal as it is now).
                 rec.recount(
                     again,
                     payout=amount,

@@ -593,7 +593,7 @@ players = Table(
     Column("qualified_at", UtcDateTime, nullable=True),
     # The CPA terms (store/catalog.terms_to_json) and currency the player first qualified under:
     # every later decision on their CPA is judged by them, whatever the deal is now. NULL: never
-    # qualified (judged by the deal in force), or qualified before 0033 under a deal that holds
+    # qualified (judged by the deal in force), or qualified before 0032 under a deal that holds
     # no CPA terms since.
     Column("cpa_terms", Text, nullable=True),
     Column("cpa_currency", String(3), nullable=True),

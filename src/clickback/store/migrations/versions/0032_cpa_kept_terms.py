@@ -1,8 +1,8 @@
 """players: the CPA terms and currency each player first qualified under, so that a booked CPA is
 judged by them (a rejection, a chargeback, a person's reject or approve) whatever the deal is now
 
-Revision ID: 0033
-Revises: 0029
+Revision ID: 0032
+Revises: 0031
 Create Date: 2026-12-06
 
 The terms a CPA was booked under were not kept before: the players who qualified before take the
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0033"
-down_revision: str | Sequence[str] | None = "0029"
+revision: str = "0032"
+down_revision: str | Sequence[str] | None = "0031"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
