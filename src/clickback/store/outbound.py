@@ -200,25 +200,28 @@ def _unsent(queues: Collection[Queue]) -> Select[int, str]:
     )
 
 
-def _release(now: datetime, queues: Collection[Queue] | None) -> Update:
-    """The oldest held row of each queue with nothing waiting made due (of `queues`, or of all:
-    the sweep). Oldest by id: ids follow the order of a conversion's changes, made under its
-    row's lock, a group's rows inserted in order. Served by the partial index on held rows; the
-    waiting ahead of them by the index on conversion_id."""
+def _release(of_conversions: bool) -> Update:
+    """The oldest held row of each queue with nothing waiting made due (`:now`): of the
+    conversions in `:conversions` if `of_conversions`, else of all (the sweep). Oldest by id: ids
+    follow the order of a conversion's changes, made under its row's lock, a group's rows
+    inserted in order. Served by the partial index on held rows; the waiting ahead of them by the
+    index on conversion_id. A conversion's queue to another destination than the one that ended
+    may go too: only if nothing of it waits, when it was stranded anyway.
+
+    Built once, with the conversions as one expanding parameter: built per call with a tuple of
+    (conversion, destination) per queue, the statement took longer to make than to run."""
     d = outbound_deliveries
     held, ahead = d.alias("held"), d.alias("ahead")
     first = select(func.min(held.c.id)).where(held.c.state == HELD)
-    if queues is not None:
-        first = first.where(
-            held.c.conversion_id.in_(sorted({c for c, _ in queues})),
-            tuple_(held.c.conversion_id, held.c.destination).in_(sorted(queues)),
-        )
+    if of_conversions:
+        first = first.where(held.c.conversion_id.in_(bindparam("conversions", expanding=True)))
     first = first.group_by(held.c.conversion_id, held.c.destination)
     waiting = exists().where(
         ahead.c.conversion_id == d.c.conversion_id,
         ahead.c.destination == d.c.destination,
         ahead.c.state == WAITING,
     )
+    now = bindparam("now", type_=d.c.next_at.type)
     return (
         update(d)
         # state: read again on PostgreSQL if another transaction changed the row meanwhile.
@@ -227,13 +230,16 @@ def _release(now: datetime, queues: Collection[Queue] | None) -> Update:
     )
 
 
+_RELEASE_NEXT, _RELEASE_STRANDED = _release(True), _release(False)
+
+
 async def release_stranded(db: Database, now: datetime) -> int:
     """Held rows with nothing waiting ahead of them made due, the oldest of each queue; returns
     how many. Nothing should leave a row so (a release follows every end of a head, in its
     transaction); this keeps a case nobody foresaw from holding a delivery for good. Dispatchers
     run it now and then: it reads the held rows only, through their partial index."""
     async with db.write() as conn:
-        return int((await conn.execute(_release(now, None))).rowcount)
+        return int((await conn.execute(_RELEASE_STRANDED, {"now": now})).rowcount)
 
 
 # --- dispatchers -----------------------------------------------------------------------------------
@@ -440,9 +446,9 @@ async def record_attempts(db: Database, owner: str, done: Sequence[Recorded], pa
         ended = [r for r in mine if r.outcome.state != WAITING]
         released = 0
         if ended:
-            queues = {(conversion_of[r.claimed.id], r.claimed.destination) for r in ended}
-            at = max(r.outcome.next_at for r in ended)
-            released = int((await conn.execute(_release(at, queues))).rowcount)
+            at = {"now": max(r.outcome.next_at for r in ended)}
+            of = {"conversions": sorted({conversion_of[r.claimed.id] for r in ended})}
+            released = int((await conn.execute(_RELEASE_NEXT, at | of)).rowcount)
         paused = set()
         by_destination: dict[str, list[Recorded]] = {}
         for r in done:
