@@ -21,6 +21,7 @@ from clickback.store.bulk import insert_rows
 from clickback.store.tables import outbound_deliveries
 from tests.conftest import BACKENDS, scratch_database
 from tests.receiver import Answer, Got, Receiver, receiving
+from tests.store.test_outbound_queue import made as queued
 from tests.store.test_outbound_queue import opened
 from tests.web.test_outbound import query_of
 
@@ -28,27 +29,11 @@ CONVERSIONS = 1000
 
 
 def made(n: int, conversion_id: int, status: str, receiver: Receiver) -> dict[str, Any]:
-    now = datetime.now(UTC)
+    """Delivery n to the receiver, due now."""
     url = receiver.url(f"/pb?c={conversion_id}&st={status}")
-    return {
-        "delivery_id": f"00000000-0000-0000-0000-{n:012d}",
-        "template_id": 1,
-        "affiliate_id": 1,
-        "conversion_id": conversion_id,
-        "event": "sale",
-        "status": status,
-        "method": "GET",
-        "url": url,
-        "body": "",
-        "content_type": "",
-        "destination": destination_of(url),
-        "state": outbound.WAITING,
-        "attempts": 0,
-        "next_at": now,
-        "last_error": "",
-        "created_at": now,
-        "updated_at": now,
-    }
+    now = datetime.now(UTC)
+    row = queued(n, conversion_id, status, destination_of(url))
+    return row | {"url": url, "next_at": now, "created_at": now, "updated_at": now}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -174,9 +174,14 @@ def cpa_total(client: Client) -> Decimal:
     return sum((Decimal(e["amount"]) for e in ledger(client, kind="cpa")), Decimal(0))
 
 
-def qualified_status(client: Client) -> str:
+def qualified_cpa(client: Client) -> dict[str, Any]:
+    """The one qualified_cpa conversion."""
     (qualified,) = client.items("/conversions", event="qualified_cpa")
-    return str(qualified["status"])
+    return qualified
+
+
+def qualified_status(client: Client) -> str:
+    return str(qualified_cpa(client)["status"])
 
 
 def test_the_deposit_after_a_cancelled_first_one_is_the_first_deposit_and_qualifies(

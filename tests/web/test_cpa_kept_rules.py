@@ -16,6 +16,7 @@ from tests.web.test_commissions import (
     cpa_total,
     deal,
     ledger,
+    qualified_cpa,
     qualified_status,
     register,
     send,
@@ -28,8 +29,7 @@ FTD_20 = {"kind": "cpa", "cpa": {"amount": "100", "ftd_min": "20"}}
 
 
 def qualified_id(client: Client) -> int:
-    (qualified,) = client.items("/conversions", event="qualified_cpa")
-    return int(qualified["id"])
+    return int(qualified_cpa(client)["id"])
 
 
 def test_a_first_deposit_rejected_after_the_deal_became_revshare_only_reverses_the_cpa(
