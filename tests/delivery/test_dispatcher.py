@@ -25,7 +25,7 @@ from tests.store.test_outbound_queue import made as queued
 from tests.store.test_outbound_queue import opened
 from tests.web.test_outbound import query_of
 
-CONVERSIONS = 1000
+CONVERSIONS = 500
 
 
 def made(n: int, conversion_id: int, status: str, receiver: Receiver) -> dict[str, Any]:
