@@ -139,6 +139,22 @@ def test_a_click_with_raw_utf8_in_its_url_is_recorded_with_the_value(client: Cli
     assert (row["sub1"], row["source"]) == ("Jürgen", "caf\ufffd")
 
 
+def test_a_click_with_raw_spaces_and_control_bytes_in_its_url_is_recorded(
+    client: Client, world: World
+) -> None:
+    # Spaces not encoded, as some apps build links: read as encoded ones are (a control byte
+    # removed from a click's value, as an escaped one is).
+    target = f"/c/{world.alice_casino}?sub1=summer sale&source=tik\x01 tok".encode()
+    head = b"GET %s HTTP/1.1\r\nHost: t\r\nUser-Agent: %s\r\n\r\n" % (target, BROWSER_UA.encode())
+
+    (reply,) = exchange(port_of(client), head, 1)
+
+    assert reply.status == 302
+    assert "&s1=summer%20sale&src=tik%20tok" in reply.headers["location"]
+    [row] = recorded(client)
+    assert (row["sub1"], row["source"]) == ("summer sale", "tik tok")
+
+
 def test_a_link_created_through_the_api_works_at_once(client: Client, world: World) -> None:
     code = client.api(
         "POST", "/links", json={"affiliate_id": world.bob["id"], "offer_id": world.sportsbook["id"]}

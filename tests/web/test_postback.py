@@ -95,6 +95,40 @@ def test_a_postback_with_raw_bytes_that_are_not_utf8_is_refused_with_a_reason_an
     assert client.items("/conversions") == []
 
 
+def test_a_postback_with_raw_spaces_in_a_value_is_recorded_with_them(
+    client: Client, world: World, click_id: str
+) -> None:
+    # A common mistake of advertisers' servers: a value sent with its spaces not encoded.
+    query = f"click_id={click_id}&event=registration&player=John  Smith&token={world.token}"
+
+    status, reply = raw_postback(client, query.encode())
+
+    assert (status, reply["result"]) == (200, "accepted")
+    conversion = client.api("GET", f"/conversions/{reply['conversion_id']}")
+    assert conversion["player_id"] == "John  Smith"
+    [logged] = client.items("/postbacks")
+    assert (logged["result"], logged["conversion_id"]) == ("accepted", reply["conversion_id"])
+
+
+@pytest.mark.parametrize("control", [b"\x01", b"\t", b"\x7f"])
+def test_a_postback_with_a_raw_control_byte_is_refused_with_a_reason_and_logged(
+    client: Client, world: World, click_id: str, control: bytes
+) -> None:
+    # With a raw space too: both are escaped, and the control byte refused as an escaped one is.
+    query = b"click_id=%s&event=registration&token=%s&player=J%sohn Smith" % (
+        click_id.encode(),
+        world.token.encode(),
+        control,
+    )
+
+    status, reply = raw_postback(client, query)
+
+    assert (status, reply["result"], reply["reason"]) == (400, "rejected", "invalid_characters")
+    [logged] = client.items("/postbacks")
+    assert (logged["result"], logged["reason"]) == ("rejected", "invalid_characters")
+    assert client.items("/conversions") == []
+
+
 def test_unknown_click_when_a_genuine_id_is_older_than_the_in_flight_window(
     client: Client, world: World
 ) -> None:

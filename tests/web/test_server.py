@@ -385,6 +385,70 @@ def test_raw_bytes_in_a_body_reach_the_app_as_they_came() -> None:
         assert b"".join(transport.written).count(b"HTTP/1.1 200 ") == 2
 
 
+SPACED_CLICK = (
+    b"GET /c/one?sub1=summer sale&sub2=a\x01b HTTP/1.1\r\nHost: t\r\n"
+    b"User-Agent: Mozilla/5.0 (X11; Linux) HTTP/1.1\r\nX-Note: GET /c/two?a=b c HTTP/1.1\r\n\r\n"
+)
+SPACED_CLICK_SEEN = (
+    "GET",
+    "/c/one",
+    b"sub1=summer%20sale&sub2=a%01b",
+    b"Mozilla/5.0 (X11; Linux) HTTP/1.1",
+    "127.0.0.1",
+)
+
+
+def test_raw_spaces_in_a_url_are_escaped_wherever_the_reads_split_it_and_a_headers_are_not() -> None:
+    # Headers with spaces (one that looks like a spaced request line) reach the app as sent; an
+    # ordinary request line behind it is read as before, however the reads split it.
+    pipelined = SPACED_CLICK + get(b"/c/two?sub1=a%20b")
+    splits = [[pipelined], [pipelined[n : n + 1] for n in range(len(pipelined))]]
+    splits += [[pipelined[:n], pipelined[n:]] for n in range(1, len(pipelined))]
+
+    for reads in splits:
+        app, transport = read_in(reads)
+
+        assert app.answered == [
+            SPACED_CLICK_SEEN,
+            ("GET", "/c/two", b"sub1=a%20b", b"Mozilla/5.0 test", "127.0.0.1"),
+        ]
+        assert b"".join(transport.written).count(b"HTTP/1.1 302 ") == 2, reads
+
+
+def test_a_request_line_held_back_is_still_limited_to_the_url_limit() -> None:
+    # Never ended, it is refused as an over-long URL is, not kept growing.
+    line = b"GET /c/one?note=a b" + b"c" * MAX_HEAD_BYTES
+
+    app, transport = read_in([line[:100], line[100:]])
+
+    assert app.answered == [] and transport.closed
+    assert b"".join(transport.written).startswith(b"HTTP/1.1 414 ")
+
+
+def test_raw_spaces_in_a_body_reach_the_app_as_they_came() -> None:
+    # A body read on its own, beginning with what looks like a spaced request line, then a
+    # spaced click read on its own.
+    body = b"GET /c/one?sub1=a b\x01 HTTP/1.1\r\n"
+    head = b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body)
+
+    app, transport = read_in([head, body, SPACED_CLICK])
+
+    assert b"".join(transport.written).count(b"HTTP/1.1 200 ") == 2
+    assert app.bodies == [body]
+    # The click waits behind the upload's response: served through ASGI.
+    assert app.through_asgi == [("POST", "/upload"), ("GET", "/c/one")]
+    assert app.queries == [b"", SPACED_CLICK_SEEN[2]]
+
+
+def test_raw_spaces_in_a_url_on_a_real_socket(stub: tuple[StubApp, int]) -> None:
+    app, port = stub
+
+    first, second = exchange(port, SPACED_CLICK + get(b"/c/after"), 2)
+
+    assert first.status == second.status == 302
+    assert app.answered[0] == SPACED_CLICK_SEEN
+
+
 def test_a_click_for_a_client_not_reading_its_replies_waits_on_the_asgi_path() -> None:
     """Flow control: once the transport's buffer is over its high-water mark, clicks go where
     Uvicorn waits for it to drain and stops reading pipelined requests."""

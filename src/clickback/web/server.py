@@ -52,8 +52,13 @@ _URL_TOO_LONG = _refusal(414, b"The URL is longer than %d bytes.\n" % MAX_HEAD_B
 _HEAD_TOO_LARGE = _refusal(431, b"The request's URL and headers are larger than %d bytes.\n" % MAX_HEAD_BYTES)
 
 
-# Bytes a request line may not hold raw (RFC 9112 3.2), which llhttp refuses there: a run of them.
-_NOT_ASCII = re.compile(rb"[\x80-\xff]+")
+# Bytes a request target may not hold raw (RFC 9112 3.2), which llhttp refuses there: a run of
+# them. Control bytes and DEL, then anything above 0x7F; CR and LF end the line, so are not
+# among them.
+_RAW = re.compile(rb"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\xff]+")
+# Each byte, but those of _RAW made 0x80: one isascii() then says whether a read holds any.
+_RAW_MARKED = bytes(0x80 if _RAW.fullmatch(bytes((b,))) else b for b in range(256))
+_HTTP_1 = (b" HTTP/1.1", b" HTTP/1.0")
 
 
 def _percent_encoded(raw: bytes) -> bytes:
@@ -81,6 +86,29 @@ def _line_after(where: int, more: bytes) -> int:
     if where == _TARGET and b" " not in more:
         return _TARGET
     return _ELSEWHERE
+
+
+def _target_start(where: int, data: bytes, end: int) -> int:
+    """Where the target begins in data[:end], a request line's bytes continuing it from `where`
+    (_START, _METHOD or _TARGET); -1 if not there: still in the method, or a header's line."""
+    if where == _TARGET:
+        return 0
+    space = data.find(b" ", 0, end)
+    if space < 0 or (space == 0 and where == _START) or b":" in data[:space]:
+        return -1
+    return space + 1
+
+
+def _target_spaces_escaped(data: bytes, where: int, line_end: int) -> bytes:
+    """`data`, a request line's bytes from `where` to its end at data[line_end] (its LF) and
+    what follows, with the spaces inside the line's target percent-encoded when the line ends
+    with an HTTP/1 version (whose space is the target's end)."""
+    target = _target_start(where, data, line_end)
+    end = line_end - 1 if data[line_end - 1 : line_end] == b"\r" else line_end
+    version = end - len(_HTTP_1[0])
+    if target < 0 or version < target or not data.endswith(_HTTP_1, 0, end):
+        return data
+    return b"".join((data[:target], data[target:version].replace(b" ", b"%20"), data[version:]))
 
 
 # What a connection is waiting for from its client: a request (its first, or the next), the rest
@@ -123,6 +151,8 @@ class ClickProtocol(HttpToolsProtocol):
         self._head_began_in_this_read = False
         self._head_too_large = b""  # the response refusing a head over MAX_HEAD_BYTES, once found
         self._line = _START  # where the last read left a head's line (data_received)
+        self._held_line: list[bytes] = []  # an unfinished request line's end (_spaces_escaped)
+        self._held_bytes = 0
         self._unsent: list[bytes] = []
         # The wait for the client (see "Waiting for the client" below): what for, since when,
         # for how long at most; and the one timer that checks it.
@@ -154,7 +184,20 @@ class ClickProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         self._now = self.loop.time()
-        if data.isascii():  # nearly every read: checked at C speed, nothing more to do
+        if self._held_line or (self._reading == _HEAD and self._line in (_METHOD, _TARGET)):
+            # Rare: a read continuing a request line that an earlier one began.
+            to_feed = self._spaces_escaped(data, self._line)
+        elif self._reading == _IDLE:  # the read begins a request: its first line is a request line
+            line_end = data.find(b"\n")
+            # Found and counted at C speed: an ordinary request line has two spaces.
+            odd = data.count(b" ") > 1 if line_end < 0 else data.count(b" ", 0, line_end) > 2
+            to_feed = self._spaces_escaped(data, _START) if odd else data
+        else:
+            to_feed = data
+        if to_feed is None:  # held back
+            return
+        data = to_feed
+        if data.translate(_RAW_MARKED).isascii():  # nearly every read: at C speed, nothing to do
             super().data_received(data)
         else:
             self._feed_escaping_targets(data)
@@ -173,21 +216,56 @@ class ClickProtocol(HttpToolsProtocol):
                 if self._head_reads > MAX_HEAD_BYTES:
                     self._close_with(_HEAD_TOO_LARGE)
 
-    # Raw bytes >= 0x80 in a URL: some advertisers' servers send a postback's values as UTF-8
-    # without percent-encoding them (`&player=Jürgen`), some clicks come so too. llhttp refuses
-    # them, and Uvicorn answered a bare 400: a postback lost without a reason its sender could
-    # read, none in the postback log. Such bytes inside a request target are percent-encoded
-    # before the parser sees them, as a browser would have sent them: the value is then read as
-    # UTF-8 like any escaped one (a postback's invalid UTF-8 refused as `invalid_characters`, a
-    # click's read with U+FFFD: a click is never refused for its parameters). A header's or a
-    # body's bytes reach the parser as they came. Only a read holding such a byte pays for this.
+    # Raw bytes in a URL: some advertisers' servers send a postback's values without
+    # percent-encoding them (`&player=Jürgen` as UTF-8, `&note=first deposit`, a stray control
+    # byte), some clicks come so too. llhttp refuses them, and Uvicorn answered a bare 400: a
+    # postback lost without a reason its sender could read, none in the postback log. So bytes
+    # above 0x7F, control bytes and DEL inside a request target are percent-encoded before the
+    # parser sees them, as a browser would have sent them, and so are the spaces inside the
+    # target of a request line with more than two that ends with ` HTTP/1.0` or ` HTTP/1.1` (the
+    # target lies between the first space and the last). A value is then read as an escaped one
+    # is: a postback's invalid UTF-8 or control character is refused as `invalid_characters`, a
+    # click's read with U+FFFD or removed (a click is never refused for its parameters). A
+    # header's or a body's bytes reach the parser as they came, and CR and LF, which end a line.
+    # An ordinary read pays for a translate() and an isascii(), and, when it begins a request,
+    # a find() of its first line's end and a count() of that line's spaces.
+
+    def _spaces_escaped(self, data: bytes, where: int) -> bytes | None:
+        """What to feed the parser of `data`, which begins a request line or continues it from
+        `where`, after what earlier reads held back: with the spaces inside the line's target
+        escaped once the line has ended; None when all of it is held back. Until the line ends,
+        whether a space after the target's first byte is the version's or one inside the target
+        cannot be told, and the parser would refuse the line at the next byte that does not
+        begin `HTTP/`: the line is held back from that space to its end (an ordinary line only
+        when a read ends in its version)."""
+        line_end = data.find(b"\n")
+        if self._held_line:
+            self._held_line.append(data)
+            self._held_bytes += len(data)
+            if line_end >= 0:
+                data = b"".join(self._held_line)
+                self._held_line.clear()
+                return _target_spaces_escaped(data, _TARGET, data.find(b"\n"))
+            # Not yet the parser's to measure: the URL's limit is kept here meanwhile.
+            if self._held_bytes > MAX_HEAD_BYTES:
+                self._close_with(_URL_TOO_LONG)
+            return None
+        if line_end >= 0:
+            return _target_spaces_escaped(data, where, line_end)
+        target = _target_start(where, data, len(data))
+        space = data.find(b" ", target) if target >= 0 else -1
+        if space < 0:
+            return data
+        self._held_line.append(data[space:])
+        self._held_bytes = len(data) - space
+        return data[:space] or None
 
     def _feed_escaping_targets(self, data: bytes) -> None:
-        """Feed `data` to the parser, its runs of bytes >= 0x80 inside a request target
+        """Feed `data` to the parser, its runs of _RAW bytes inside a request target
         percent-encoded. The parser is fed up to each run first: its state then says whether
         the run is in a head (_reading), and the line it is in whether in the target."""
         fed = 0
-        for run in _NOT_ASCII.finditer(data):
+        for run in _RAW.finditer(data):
             start, end = run.span()
             if start > fed:
                 super().data_received(data[fed:start])
