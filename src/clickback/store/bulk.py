@@ -11,12 +11,12 @@ through insert_rows: the table's INSERT compiled once, each value made what the 
 import functools
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import chain
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from asyncpg.exceptions import UniqueViolationError  # type: ignore[import-untyped]
 from sqlalchemy import Connection, String, Table, text
@@ -338,6 +338,23 @@ def sqlite_time(moment: datetime) -> str:
     hand read back the same; isoformat cut before its "+00:00" is that text at half strftime's
     cost."""
     return moment.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+
+
+T = TypeVar("T")
+# Rows per IN (...) list: well under SQLite's bound on a statement's parameters.
+CHUNK = 500
+
+
+def chunks(values: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
+    """`values` in lists of at most `size`: one statement's IN (...) list each."""
+    batch: list[T] = []
+    for value in values:
+        batch.append(value)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def insert_rows(

@@ -34,6 +34,7 @@ from clickback.core.audit import Actor
 from clickback.core.outbound import mask_url
 from clickback.store import audit, paging
 from clickback.store.admin import NotFound
+from clickback.store.bulk import chunks
 from clickback.store.catalog import bump_version
 from clickback.store.db import Database
 from clickback.store.tables import (
@@ -171,14 +172,18 @@ def in_turn(conn: Connection, rows: Sequence[dict[str, Any]], created: Collectio
     this read waits for the dispatcher and reads the rows as it left them."""
     if not rows:
         return
-    wanted = {(r["conversion_id"], r["destination"]) for r in rows if r["conversion_id"] not in created}
-    busy: set[Queue] = set()
-    for chunk in _chunks(sorted(wanted)):
-        busy |= {(c, dst) for c, dst in conn.execute(_unsent(chunk))} & wanted
+    stored = {(r["conversion_id"], r["destination"]) for r in rows if r["conversion_id"] not in created}
+    busy = _busy(conn, stored)
     for row in rows:
         queue = (row["conversion_id"], row["destination"])
         row["state"] = HELD if queue in busy else WAITING
         busy.add(queue)
+
+
+def _busy(conn: Connection, queues: Collection[Queue]) -> set[Queue]:
+    """Those of `queues` with a delivery waiting or held, their rows locked (_unsent)."""
+    found = (conn.execute(_unsent(chunk)) for chunk in chunks(sorted(queues)))
+    return {(c, dst) for rows in found for c, dst in rows} & set(queues)
 
 
 def _unsent(queues: Collection[Queue]) -> Select[int, str]:
@@ -626,9 +631,7 @@ async def replay(
             return 0
         # A waiting one stays its queue's head; an ended one queues behind what is unsent.
         wanted = {(r.conversion_id, r.destination) for r in found}
-        busy: set[Queue] = set()
-        for chunk in _chunks(sorted(wanted)):
-            busy |= {(c, dst) for c, dst in await conn.execute(_unsent(chunk))} & wanted
+        busy = await conn.run_sync(_busy, wanted)
         again: dict[int, dict[str, Any]] = {}
         for r in found:
             queue = (r.conversion_id, r.destination)
@@ -637,7 +640,7 @@ async def replay(
             busy.add(queue)
         for to in (WAITING, HELD):
             picked = [i for i, values in again.items() if values["state"] == to]
-            for chunk in _chunks(picked):
+            for chunk in chunks(picked):
                 await conn.execute(
                     update(d)
                     .where(d.c.id.in_(chunk))
@@ -658,11 +661,6 @@ async def replay(
         ]
         await audit.record(conn, changes, now)
     return len(found)
-
-
-def _chunks(items: Sequence[Any]) -> list[Sequence[Any]]:
-    """Short enough for a statement's parameters."""
-    return [items[start : start + 1000] for start in range(0, len(items), 1000)]
 
 
 async def list_deliveries(

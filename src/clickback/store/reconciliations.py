@@ -3,11 +3,11 @@ names: their conversions, commission entries, RevShare months and refused postba
 for core/reconcile_compare.py in a few queries per thousand players."""
 
 import json
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qsl
 
 from sqlalchemy import Connection, and_, func, or_, select, update
@@ -29,7 +29,7 @@ from clickback.core.money import money_text
 from clickback.core.reconcile import BadRow, ColumnMapping, ReportRow
 from clickback.core.reconcile_compare import ClickbackFigures, Item, Rates, Refusal, Summary, rate_note
 from clickback.store import ledger, paging
-from clickback.store.bulk import insert_rows
+from clickback.store.bulk import chunks, insert_rows
 from clickback.store.db import Database
 from clickback.store.fx import rate_on
 from clickback.store.tables import (
@@ -45,29 +45,15 @@ from clickback.store.tables import (
     revshare_periods,
 )
 
-T = TypeVar("T")
 # One encoder for every row: json.dumps with options builds a new encoder a call, which cost
 # more than the encoding at 100,000 lines.
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
-# Rows per IN (...) list: well under SQLite's bound on a statement's parameters.
-CHUNK = 500
 # Refused postbacks looked through for evidence of missing players, at most (the newest).
 MAX_REFUSALS_READ = 50_000
 # Evidence kept per item: a player's month has a handful of each; a runaway sender's are cut.
 MAX_EVIDENCE = 20
 _PAYABLE = sorted(s.value for s in PAYABLE)
 MONEY_EVENTS = ("registration", "first_deposit", "deposit", "chargeback", "net_revenue")
-
-
-def chunks(values: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
-    batch: list[T] = []
-    for value in values:
-        batch.append(value)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 # --- mappings ------------------------------------------------------------------------------------
