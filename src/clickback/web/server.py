@@ -75,28 +75,32 @@ _START, _METHOD, _TARGET, _ELSEWHERE = range(4)
 def _line_after(where: int, more: bytes) -> int:
     """Where a head's line has got to after `more` (no line end in it), from `where`."""
     if where in (_START, _METHOD):
-        space = more.find(b" ")
-        if b":" in (more if space < 0 else more[:space]):
-            return _ELSEWHERE
-        if space < 0:
+        start = _target_start(where, more, len(more))
+        if start == _NO_SPACE_YET:
             return _METHOD if more else where
-        if space == 0 and where == _START:
-            return _ELSEWHERE  # a line beginning with a space: a folded header's
-        where, more = _TARGET, more[space + 1 :]
+        if start < 0:
+            return _ELSEWHERE
+        where, more = _TARGET, more[start:]
     if where == _TARGET and b" " not in more:
         return _TARGET
     return _ELSEWHERE
 
 
+# _target_start's answers when the target does not begin in what it was given.
+_NO_SPACE_YET, _NOT_A_REQUEST_LINE = -1, -2
+
+
 def _target_start(where: int, data: bytes, end: int) -> int:
     """Where the target begins in data[:end], a request line's bytes continuing it from `where`
-    (_START, _METHOD or _TARGET); -1 if not there: still in the method, or a header's line."""
+    (_START, _METHOD or _TARGET); else _NO_SPACE_YET (still in what may be the method) or
+    _NOT_A_REQUEST_LINE (a header's line: a colon before the first space, or a folded header's
+    leading space)."""
     if where == _TARGET:
         return 0
     space = data.find(b" ", 0, end)
-    if space < 0 or (space == 0 and where == _START) or b":" in data[:space]:
-        return -1
-    return space + 1
+    if b":" in data[: end if space < 0 else space] or (space == 0 and where == _START):
+        return _NOT_A_REQUEST_LINE
+    return _NO_SPACE_YET if space < 0 else space + 1
 
 
 def _target_spaces_escaped(data: bytes, where: int, line_end: int) -> bytes:
