@@ -103,3 +103,12 @@ def check_destination(host: str, addresses: Sequence[str], allow: Allowlist) -> 
             named = host if host.strip("[]") == text else f"{host} ({text})"
             return f"{named} is a {why} address: outbound postbacks go to public addresses only"
     return None
+
+
+def is_address(host: str) -> bool:
+    """Whether `host` is an IP address literal (not a name to resolve)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

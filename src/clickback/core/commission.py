@@ -9,7 +9,7 @@ deal's currency) and a period's NGR, these decide. Rounding rules (docs/commissi
 """
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from enum import StrEnum
@@ -115,7 +115,7 @@ class RevShareTerms:
         if not self.ngr_tiers:
             return self
         tiers = tuple(Tier(at_rate(t.threshold, rate), t.percent) for t in self.tiers)
-        return RevShareTerms(self.percent, tiers, self.tier_basis, self.negative_carryover)
+        return replace(self, tiers=tiers)
 
     def percent_for(self, ngr: Decimal, ftds: int) -> Decimal:
         basis = ngr if self.tier_basis is TierBasis.NGR else Decimal(ftds)
@@ -132,6 +132,12 @@ class Deal:
     currency: str
     cpa: CpaRules | None = None
     revshare: RevShareTerms | None = None
+
+    @property
+    def pays_revshare(self) -> bool:
+        """Whether the deal pays RevShare now: terms it holds under a CPA-only kind are kept
+        for when it does again, and pay nothing meanwhile."""
+        return self.revshare is not None and self.kind is not DealKind.CPA
 
     def cpa_amount(self, country: str) -> Decimal:
         """What a CPA books for a player from `country`. A deal refuses amounts finer than its
@@ -437,7 +443,7 @@ def in_month_currency(
         found = rate(terms_currency, currency, day)
         if found is None:
             terms, dropped = (
-                RevShareTerms(terms.percent, (), terms.tier_basis, terms.negative_carryover),
+                replace(terms, tiers=()),
                 True,
             )
             terms_note = (

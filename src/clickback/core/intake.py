@@ -102,6 +102,13 @@ _WORD_AT_END = re.compile(r"[A-Za-z0-9_-]+$")
 S2S, PIXEL, RECON = "s2s", "pixel", "recon"
 
 
+def is_claim(channel: str, confirmed: bool) -> bool:
+    """Whether a conversion is a pixel's claim no server or person has confirmed: any visitor
+    can fire the pixel, so such a claim counts in no commission (store.ledger.NOT_A_CLAIM is
+    the same rule in SQL)."""
+    return channel == PIXEL and not confirmed
+
+
 @dataclass(frozen=True, slots=True)
 class RawPostback:
     """The request as the web adapter saw it; parsing it is the domain's job."""

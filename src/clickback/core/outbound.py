@@ -12,7 +12,6 @@ never the advertiser's amount, which only `{advertiser_payout}` gives.
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -23,6 +22,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from clickback.core.addresses import is_address
 from clickback.core.caps import cap_status
 from clickback.core.digits import is_digits
 from clickback.core.lifecycle import Status
@@ -325,7 +325,7 @@ def template(
         raise OutboundError("the URL is malformed: check its host") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise OutboundError("the URL must start with http:// or https:// and name a host")
-    if "[" in parts.netloc and not _is_address(parts.hostname.split("%", 1)[0]):
+    if "[" in parts.netloc and not is_address(parts.hostname.split("%", 1)[0]):
         # An IPvFuture ([v1.x:y]): no tracker has one, and the sender refuses it (a host with a
         # colon is connected to as an address, without the SSRF guard's resolver).
         raise OutboundError("the URL is malformed: check its host (in brackets, an IPv6 address)")
@@ -520,11 +520,3 @@ def notice(
 
 def _text(value: object) -> str:
     return "" if value is None else str(value)
-
-
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

@@ -21,7 +21,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.helpers import is_ip_address
 from yarl import URL
 
-from clickback.core.addresses import Allowlist, check_destination
+from clickback.core.addresses import Allowlist, check_destination, is_address
 from clickback.core.outbound import (
     DELIVERY_HEADER,
     MAX_ERROR_LEN,
@@ -30,7 +30,7 @@ from clickback.core.outbound import (
     redirect_error,
     signature,
 )
-from clickback.delivery.sender import Reply, Request, error_text, is_address
+from clickback.delivery.sender import Reply, Request, error_text
 
 USER_AGENT = "clickback-postback/1"
 

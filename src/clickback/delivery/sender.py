@@ -8,14 +8,13 @@ and a postback that moved is the affiliate's to fix.
 """
 
 import asyncio
-import ipaddress
 import socket
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from clickback.core.addresses import Allowlist, check_destination
+from clickback.core.addresses import Allowlist, check_destination, is_address
 from clickback.core.outbound import MAX_ERROR_LEN
 
 if TYPE_CHECKING:
@@ -66,14 +65,6 @@ class Sender:
     async def close(self) -> None:
         if self._http is not None:
             await self._http.close()
-
-
-def is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 async def _resolve(host: str, port: int) -> list[str]:

@@ -323,15 +323,17 @@ def month_refused(
     the months never lack one later, but for what nothing could refuse (a conversion attributed
     when its click lands)."""
     deal = catalog.deal_for(offer_id, affiliate_id)
-    if deal is None or deal.revshare is None or deal.kind is DealKind.CPA:
+    if deal is None or not deal.pays_revshare:
         return None
     terms = deal.revshare
+    assert terms is not None
     if not (terms.negative_carryover or terms.ngr_tiers):
         return None  # no month of these terms converts anything
     if rec.in_one_currency(affiliate_id, offer_id, period, deal.currency):
         return None  # nothing to convert: no rate to miss
     months = dict(rec.booked_months(affiliate_id, offer_id))
-    months.setdefault(period, month_currency(rec, deal, affiliate_id, offer_id, period))
+    if period not in months:  # month_currency may read the month's reports
+        months[period] = month_currency(rec, deal, affiliate_id, offer_id, period)
     previous = ""
     for month, currency in sorted(months.items()):
         needed = []
@@ -358,8 +360,8 @@ def recompute_months(rec: Recording, catalog: Catalog, now: datetime) -> None:
         by_offer.setdefault((affiliate_id, offer_id), {})[period] = change
     for (affiliate_id, offer_id), changes in sorted(by_offer.items()):
         deal = catalog.deal_for(offer_id, affiliate_id)
-        pays = deal is not None and deal.revshare is not None and deal.kind is not DealKind.CPA
-        _cascade(rec, affiliate_id, offer_id, changes, deal if pays else None, now)
+        paying = deal if deal is not None and deal.pays_revshare else None
+        _cascade(rec, affiliate_id, offer_id, changes, paying, now)
     rec.months.clear()
 
 

@@ -45,6 +45,7 @@ from clickback.core.intake import (
     StatusChange,
     attribute,
     check_offer,
+    is_claim,
     on_repeat,
     price,
     read_postback,
@@ -595,7 +596,7 @@ def _change_status(
     """A conversion's status changes (a postback or a person): history, counters, its player's CPA.
     The same status: only its amount changed (a pixel's, as the server states it), and with it
     perhaps its player's CPA."""
-    if new is Status.APPROVED and existing["channel"] == PIXEL and not existing["confirmed"]:
+    if new is Status.APPROVED and is_claim(existing["channel"], existing["confirmed"]):
         # Approved (by a person, a reconciliation), a pixel's claim counts in commissions.
         rec.change_conversion(existing, confirmed=True)
     if Status(existing["status"]) is not new:

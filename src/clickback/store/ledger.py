@@ -31,7 +31,7 @@ CPA, REVSHARE = EntryKind.CPA, EntryKind.REVSHARE
 PENDING, APPROVED, REVERSED = EntryStatus.PENDING, EntryStatus.APPROVED, EntryStatus.REVERSED
 ZERO = Decimal(0)
 # A conversion counts in a commission unless it is a pixel's claim that no one has confirmed
-# (core.commission.month_share, which keeps the months' figures: the two must agree).
+# (core.intake.is_claim, as core.commission.month_share keeps the months' figures: they must agree).
 NOT_A_CLAIM = (conversions.c.channel != PIXEL) | conversions.c.confirmed
 
 

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, Table, bindparam, delete, select, update
 
 from clickback.core.commission import MonthShare, PlayerEvent, month_share
-from clickback.core.intake import PIXEL, S2S, RawPostback
+from clickback.core.intake import S2S, RawPostback, is_claim
 from clickback.core.lifecycle import PAYABLE, Status
 from clickback.core.limits import MAX_RAW_LOG_LEN
 from clickback.core.metrics import Contribution, conversion_contributions, ledger_contribution
@@ -123,7 +123,7 @@ def _share(row: Mapping[str, Any]) -> MonthShare | None:
         row["period"],
         row["event_at"],
         row["deal_amount"],
-        claim=row["channel"] == PIXEL and not row["confirmed"],
+        claim=is_claim(row["channel"], row["confirmed"]),
     )
 
 

@@ -22,7 +22,7 @@ from starlette.routing import Route
 from clickback.core.accounts import MAX_LOGIN_LEN, MAX_PASSWORD_LEN, MAX_TOKEN_LEN, new_token
 from clickback.service.accounts import Limited, Refused, Session
 from clickback.service.runtime import Runtime
-from clickback.web.tracking import forwarded_ip, read_capped
+from clickback.web.tracking import client_ip, read_capped
 
 SESSION_COOKIE = "cb_session"
 LOGIN_CSRF_COOKIE = "cb_login_csrf"
@@ -196,4 +196,4 @@ def from_elsewhere(request: Request) -> bool:
 def person_ip(request: Request, proxy_hops: int) -> str:
     """The address a person signs in (or gives a password) from, as the sign-in limit counts it."""
     peer = request.client.host if request.client else ""
-    return forwarded_ip(peer, ",".join(request.headers.getlist("x-forwarded-for")), proxy_hops)[:45]
+    return client_ip(peer, request.headers.raw, proxy_hops)[:45]

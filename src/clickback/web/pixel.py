@@ -8,7 +8,7 @@ from clickback.core.pixel import PIXEL_CODE_LEN, click_id_from_cookie, without_s
 from clickback.service.clock import utcnow
 from clickback.service.runtime import Runtime
 from clickback.web.headers import NOSNIFF
-from clickback.web.tracking import forwarded_for_header, forwarded_ip
+from clickback.web.tracking import client_ip
 
 # A transparent 1x1 GIF: the reply to every pixel, recorded or not (a browser shows nothing
 # else of it); what happened is in the status, the X-Clickback-* headers and the postback log.
@@ -81,7 +81,7 @@ def pixel_endpoint(runtime: Runtime) -> ASGIApp:
         peer = scope["client"][0] if scope.get("client") else ""
         raw = RawPostback(
             received_at=utcnow(),
-            ip=forwarded_ip(peer, forwarded_for_header(scope["headers"]), proxy_hops),
+            ip=client_ip(peer, scope["headers"], proxy_hops),
             method="GET",
             query=without_secrets(scope["query_string"]),
             channel=PIXEL,

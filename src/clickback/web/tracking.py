@@ -68,6 +68,12 @@ def forwarded_for_header(headers: Iterable[tuple[bytes, bytes]]) -> str:
     return ",".join([value.decode("latin-1") for name, value in headers if name == b"x-forwarded-for"])
 
 
+def client_ip(peer: str, headers: Iterable[tuple[bytes, bytes]], proxy_hops: int) -> str:
+    """The client's address from the peer's and the request's headers (forwarded_ip): the
+    headers are read only behind proxies."""
+    return forwarded_ip(peer, forwarded_for_header(headers), proxy_hops) if proxy_hops else unmapped(peer)
+
+
 class ClickReply(NamedTuple):
     status: int
     headers: list[tuple[bytes, bytes]]
@@ -80,7 +86,7 @@ def click_request(
     """A click from the parts of an HTTP request as ASGI gives them: `path` (`/c/{code}`) decoded,
     header names in lower case."""
     wanted = dict(headers)
-    ip = forwarded_ip(peer, forwarded_for_header(headers), proxy_hops) if proxy_hops else unmapped(peer)
+    ip = client_ip(peer, headers, proxy_hops)
     # Positional (code, params, ip, user_agent, referrer, method): see take_click's Click.
     return ClickRequest(
         path[3 : 3 + MAX_LINK_CODE_LEN],
@@ -222,7 +228,7 @@ def postback_endpoint(runtime: Runtime) -> ASGIApp:
         peer = scope["client"][0] if scope.get("client") else ""
         raw = RawPostback(
             received_at=utcnow(),
-            ip=forwarded_ip(peer, forwarded_for_header(scope["headers"]), proxy_hops),
+            ip=client_ip(peer, scope["headers"], proxy_hops),
             method=method,
             query=scope["query_string"],
             body=body.data,
